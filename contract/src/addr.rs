@@ -1,0 +1,140 @@
+//! Parsing of the address notations the contract uses: CIDR, IP literals and MAC addresses.
+//!
+//! Errors are sentences meant to follow "<json path>: ", naming what was expected.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An address with its prefix length, e.g. `192.0.2.10/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+
+    /// True for `0.0.0.0/0` and `::/0`.
+    pub fn is_default(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parses `ADDR/PREFIX`. An address with a ':' is taken to be IPv6, any other IPv4, so the
+/// error names the family the user meant.
+pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let v6 = s.contains(':');
+    let (family, max, example) = if v6 {
+        ("IPv6", 128u8, "2001:db8::10/64")
+    } else {
+        ("IPv4", 32u8, "192.0.2.10/24")
+    };
+    let bad = || format!("'{s}' is not an {family} CIDR (expected e.g. '{example}')");
+    let (addr, prefix) = s.split_once('/').ok_or_else(|| {
+        format!("'{s}' has no prefix length (expected e.g. '{example}')")
+    })?;
+    let addr: IpAddr = if v6 {
+        addr.parse::<Ipv6Addr>().map_err(|_| bad())?.into()
+    } else {
+        addr.parse::<Ipv4Addr>().map_err(|_| bad())?.into()
+    };
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= max && !prefix.starts_with('+'))
+        .ok_or_else(|| format!("'{s}': the prefix length must be 0 to {max} for {family}"))?;
+    Ok(Cidr { addr, prefix })
+}
+
+/// Parses an IPv4 or IPv6 literal.
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    s.parse::<IpAddr>().map_err(|_| {
+        if s.contains(':') {
+            format!("'{s}' is not an IPv6 address (expected e.g. '2001:db8::1')")
+        } else {
+            format!("'{s}' is not an IPv4 address (expected e.g. '192.0.2.1')")
+        }
+    })
+}
+
+/// Parses a unicast MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("'{s}' is not a MAC address (expected six hex pairs, e.g. '02:00:00:00:00:01')");
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in out.iter_mut() {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if out[0] & 1 == 1 {
+        return Err(format!(
+            "'{s}' is a multicast MAC address; the first byte must be even (e.g. '02:...')"
+        ));
+    }
+    Ok(out)
+}
+
+/// Netmask (`255.255.255.0`) to prefix length; `None` if the mask is not contiguous.
+pub fn netmask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_accepts_both_families() {
+        let c = parse_cidr("192.0.2.10/24").unwrap();
+        assert_eq!(c.prefix, 24);
+        assert!(!c.is_ipv6());
+        let c = parse_cidr("2001:db8::10/64").unwrap();
+        assert!(c.is_ipv6());
+        assert_eq!(c.to_string(), "2001:db8::10/64");
+    }
+
+    #[test]
+    fn cidr_errors_name_the_family() {
+        assert_eq!(
+            parse_cidr("10.0.0.300/24").unwrap_err(),
+            "'10.0.0.300/24' is not an IPv4 CIDR (expected e.g. '192.0.2.10/24')"
+        );
+        assert!(parse_cidr("2001:db8::g/64").unwrap_err().contains("IPv6"));
+        assert!(parse_cidr("10.0.0.1").unwrap_err().contains("no prefix length"));
+        assert!(parse_cidr("10.0.0.1/33").unwrap_err().contains("0 to 32"));
+        assert!(parse_cidr("::1/129").unwrap_err().contains("0 to 128"));
+    }
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:00:5e:10:00:01").unwrap(), [2, 0, 0x5e, 0x10, 0, 1]);
+        assert!(parse_mac("02:00:5e:10:00").is_err());
+        assert!(parse_mac("02:00:5e:10:00:01:02").is_err());
+        assert!(parse_mac("01:00:5e:10:00:01").unwrap_err().contains("multicast"));
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(netmask_to_prefix("255.255.255.0".parse().unwrap()), Some(24));
+        assert_eq!(netmask_to_prefix("0.0.0.0".parse().unwrap()), Some(0));
+        assert_eq!(netmask_to_prefix("255.255.255.255".parse().unwrap()), Some(32));
+        assert_eq!(netmask_to_prefix("255.0.255.0".parse().unwrap()), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The host contract: everything that makes one appliance VM different from another, as
+//! versioned types, their validation and their wire encodings.
+//!
+//! This crate does no I/O and makes no OS calls, so the host (`host-launch`), the guest
+//! (`guest-init`) and third-party image builders can all use it.
+//!
+//! Data flows one way: JSON text → [`parse_json`] (shape, unknown fields, version) →
+//! [`validate`] (meaning) → a [`Contract`] that the encodings carry to the guest.
+
+pub mod addr;
+pub mod names;
+pub mod v1;
+pub mod validate;
+
+pub use v1::*;
+pub use validate::{validate, Problem, Problems};
+
+use base64::Engine;
+use std::fmt;
+
+/// Why a contract could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractError {
+    /// Not JSON at all, or not an object.
+    Syntax(String),
+    /// The `version` field is missing or names a version this crate does not speak.
+    Version(String),
+    /// Valid JSON of the wrong shape (unknown field, wrong type, missing field), at a JSON path.
+    Shape { path: String, message: String },
+    /// Well-formed but wrong in meaning; every problem is listed.
+    Invalid(Problems),
+}
+
+impl fmt::Display for ContractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContractError::Syntax(m) => write!(f, "contract is not valid JSON: {m}"),
+            ContractError::Version(m) => write!(f, "version: {m}"),
+            ContractError::Shape { path, message } => write!(f, "{path}: {message}"),
+            ContractError::Invalid(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+impl ContractError {
+    /// Each problem as its own `path: message` line, for consoles and status events.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ContractError::Invalid(p) => p.0.iter().map(|p| p.to_string()).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// Parses and validates a contract from JSON text.
+pub fn parse_json(text: &[u8]) -> Result<Contract, ContractError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| ContractError::Syntax(e.to_string()))?;
+    check_version(&value)?;
+    let contract: Contract = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ContractError::Shape {
+            path: if path == "." { "(top level)".into() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    validate(&contract).map_err(ContractError::Invalid)?;
+    Ok(contract)
+}
+
+/// Checks the version before the shape, so that a newer contract is reported as a version
+/// mismatch rather than as a list of unknown fields.
+fn check_version(value: &serde_json::Value) -> Result<(), ContractError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ContractError::Syntax("the top level must be a JSON object".into()))?;
+    match obj.get("version") {
+        None => Err(ContractError::Version(format!(
+            "missing; add \"version\": {VERSION}"
+        ))),
+        Some(v) if v.as_u64() == Some(VERSION as u64) => Ok(()),
+        Some(v) => Err(ContractError::Version(format!(
+            "{v} is not supported; this software speaks contract version {VERSION}"
+        ))),
+    }
+}
+
+/// The contract as compact JSON (the form both encodings carry).
+pub fn to_json(c: &Contract) -> String {
+    // Serialising plain data structs with string keys cannot fail.
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+/// The bytes a [`File`] entry stands for, decoding base64 content.
+pub fn file_content(f: &File) -> Result<Vec<u8>, String> {
+    match f.encoding {
+        FileEncoding::Utf8 => Ok(f.content.clone().into_bytes()),
+        FileEncoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(f.content.as_bytes())
+            .map_err(|e| e.to_string()),
+    }
+}
