@@ -8,7 +8,11 @@
 //! [`validate`] (meaning) → a [`Contract`] that the encodings carry to the guest.
 
 pub mod addr;
+pub mod blockdev;
+pub mod cmdline;
+pub mod ipconfig;
 pub mod names;
+pub mod schema;
 pub mod v1;
 pub mod validate;
 

@@ -1,0 +1,9 @@
+//! guest-init: PID 1 of a one-service appliance.
+//!
+//! Each module has one job; `main.rs` runs them in boot order.
+
+pub mod console;
+pub mod load;
+pub mod logsink;
+pub mod net;
+pub mod power;
