@@ -3,7 +3,9 @@
 //! Each module has one job; `main.rs` runs them in boot order.
 
 pub mod console;
+pub mod kmod;
 pub mod load;
 pub mod logsink;
 pub mod net;
 pub mod power;
+pub mod service;
