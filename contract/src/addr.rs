@@ -39,9 +39,9 @@ pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
         ("IPv4", 32u8, "192.0.2.10/24")
     };
     let bad = || format!("'{s}' is not an {family} CIDR (expected e.g. '{example}')");
-    let (addr, prefix) = s.split_once('/').ok_or_else(|| {
-        format!("'{s}' has no prefix length (expected e.g. '{example}')")
-    })?;
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' has no prefix length (expected e.g. '{example}')"))?;
     let addr: IpAddr = if v6 {
         addr.parse::<Ipv6Addr>().map_err(|_| bad())?.into()
     } else {
@@ -68,7 +68,8 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
 
 /// Parses a unicast MAC address `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let bad = || format!("'{s}' is not a MAC address (expected six hex pairs, e.g. '02:00:00:00:00:01')");
+    let bad =
+        || format!("'{s}' is not a MAC address (expected six hex pairs, e.g. '02:00:00:00:00:01')");
     let mut out = [0u8; 6];
     let mut parts = s.split(':');
     for byte in out.iter_mut() {
@@ -117,24 +118,37 @@ mod tests {
             "'10.0.0.300/24' is not an IPv4 CIDR (expected e.g. '192.0.2.10/24')"
         );
         assert!(parse_cidr("2001:db8::g/64").unwrap_err().contains("IPv6"));
-        assert!(parse_cidr("10.0.0.1").unwrap_err().contains("no prefix length"));
+        assert!(parse_cidr("10.0.0.1")
+            .unwrap_err()
+            .contains("no prefix length"));
         assert!(parse_cidr("10.0.0.1/33").unwrap_err().contains("0 to 32"));
         assert!(parse_cidr("::1/129").unwrap_err().contains("0 to 128"));
     }
 
     #[test]
     fn mac_parsing() {
-        assert_eq!(parse_mac("02:00:5e:10:00:01").unwrap(), [2, 0, 0x5e, 0x10, 0, 1]);
+        assert_eq!(
+            parse_mac("02:00:5e:10:00:01").unwrap(),
+            [2, 0, 0x5e, 0x10, 0, 1]
+        );
         assert!(parse_mac("02:00:5e:10:00").is_err());
         assert!(parse_mac("02:00:5e:10:00:01:02").is_err());
-        assert!(parse_mac("01:00:5e:10:00:01").unwrap_err().contains("multicast"));
+        assert!(parse_mac("01:00:5e:10:00:01")
+            .unwrap_err()
+            .contains("multicast"));
     }
 
     #[test]
     fn netmasks() {
-        assert_eq!(netmask_to_prefix("255.255.255.0".parse().unwrap()), Some(24));
+        assert_eq!(
+            netmask_to_prefix("255.255.255.0".parse().unwrap()),
+            Some(24)
+        );
         assert_eq!(netmask_to_prefix("0.0.0.0".parse().unwrap()), Some(0));
-        assert_eq!(netmask_to_prefix("255.255.255.255".parse().unwrap()), Some(32));
+        assert_eq!(
+            netmask_to_prefix("255.255.255.255".parse().unwrap()),
+            Some(32)
+        );
         assert_eq!(netmask_to_prefix("255.0.255.0".parse().unwrap()), None);
     }
 }

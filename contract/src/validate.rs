@@ -69,7 +69,10 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
     if c.version != VERSION {
         ck.push(
             "version",
-            format!("contract version {} is not supported; this software speaks version {VERSION}", c.version),
+            format!(
+                "contract version {} is not supported; this software speaks version {VERSION}",
+                c.version
+            ),
         );
     }
     ck.check("hostname", check_hostname(&c.hostname));
@@ -108,15 +111,23 @@ pub fn check_hostname(name: &str) -> Result<(), String> {
 
 fn check_label(name: &str, label: &str) -> Result<(), String> {
     if label.is_empty() || label.len() > 63 {
-        return Err(format!("'{name}' has a label of {} characters; each dot-separated label must have 1 to 63", label.len()));
+        return Err(format!(
+            "'{name}' has a label of {} characters; each dot-separated label must have 1 to 63",
+            label.len()
+        ));
     }
-    if let Some(ch) = label.chars().find(|ch| !ch.is_ascii_alphanumeric() && *ch != '-') {
+    if let Some(ch) = label
+        .chars()
+        .find(|ch| !ch.is_ascii_alphanumeric() && *ch != '-')
+    {
         return Err(format!(
             "'{name}' contains {ch:?}; use only letters, digits and '-' (RFC 1123)"
         ));
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(format!("'{name}': a label may not start or end with '-' (RFC 1123)"));
+        return Err(format!(
+            "'{name}': a label may not start or end with '-' (RFC 1123)"
+        ));
     }
     Ok(())
 }
@@ -124,7 +135,9 @@ fn check_label(name: &str, label: &str) -> Result<(), String> {
 fn check_domain(name: &str) -> Result<(), String> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() || trimmed.len() > 253 {
-        return Err(format!("'{name}' is not a domain name (1 to 253 characters)"));
+        return Err(format!(
+            "'{name}' is not a domain name (1 to 253 characters)"
+        ));
     }
     trimmed.split('.').try_for_each(|l| check_label(name, l))
 }
@@ -135,7 +148,13 @@ fn check_network(ck: &mut Checker, net: &Network) {
         let at = format!("network.interfaces[{i}]");
         ck.check(&format!("{at}.name"), check_ifname(&iface.name));
         if !names.insert(iface.name.as_str()) {
-            ck.push(format!("{at}.name"), format!("interface '{}' is listed twice; merge its settings into one entry", iface.name));
+            ck.push(
+                format!("{at}.name"),
+                format!(
+                    "interface '{}' is listed twice; merge its settings into one entry",
+                    iface.name
+                ),
+            );
         }
         if let Some(mac) = &iface.mac {
             ck.check(&format!("{at}.mac"), parse_mac(mac).map(|_| ()));
@@ -150,7 +169,17 @@ fn check_network(ck: &mut Checker, net: &Network) {
         if let Some(mtu) = iface.mtu {
             let min = if has_v6 { 1280 } else { 68 };
             if !(min..=65535).contains(&mtu) {
-                ck.push(format!("{at}.mtu"), format!("{mtu} is out of range; use {min} to 65535{}", if has_v6 { " (IPv6 needs at least 1280)" } else { "" }));
+                ck.push(
+                    format!("{at}.mtu"),
+                    format!(
+                        "{mtu} is out of range; use {min} to 65535{}",
+                        if has_v6 {
+                            " (IPv6 needs at least 1280)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
             }
         }
     }
@@ -158,13 +187,25 @@ fn check_network(ck: &mut Checker, net: &Network) {
         check_route(ck, &format!("network.routes[{i}]"), r, &names);
     }
     if net.dns_servers.len() > 3 {
-        ck.push("network.dns_servers", format!("{} servers given; resolv.conf uses at most 3, so list the 3 preferred", net.dns_servers.len()));
+        ck.push(
+            "network.dns_servers",
+            format!(
+                "{} servers given; resolv.conf uses at most 3, so list the 3 preferred",
+                net.dns_servers.len()
+            ),
+        );
     }
     for (i, s) in net.dns_servers.iter().enumerate() {
-        ck.check(&format!("network.dns_servers[{i}]"), parse_ip(s).map(|_| ()));
+        ck.check(
+            &format!("network.dns_servers[{i}]"),
+            parse_ip(s).map(|_| ()),
+        );
     }
     if net.search_domains.len() > 6 {
-        ck.push("network.search_domains", "at most 6 search domains are allowed (resolv.conf limit)");
+        ck.push(
+            "network.search_domains",
+            "at most 6 search domains are allowed (resolv.conf limit)",
+        );
     }
     for (i, d) in net.search_domains.iter().enumerate() {
         ck.check(&format!("network.search_domains[{i}]"), check_domain(d));
@@ -176,7 +217,9 @@ fn check_ifname(name: &str) -> Result<(), String> {
         && name.len() <= 15
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
     if ok {
         Ok(())
     } else {
@@ -188,21 +231,26 @@ fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
     let dest = match parse_cidr(&r.destination) {
         Ok(d) => Some(d),
         Err(m) => {
-            ck.push(format!("{at}.destination"), format!("{m}; use '0.0.0.0/0' or '::/0' for a default route"));
+            ck.push(
+                format!("{at}.destination"),
+                format!("{m}; use '0.0.0.0/0' or '::/0' for a default route"),
+            );
             None
         }
     };
     match (&r.gateway, dest) {
-        (Some(gw), dest) => match parse_ip(gw) {
-            Ok(ip) => {
-                if let Some(d) = dest {
-                    if ip.is_ipv6() != d.is_ipv6() {
-                        ck.push(format!("{at}.gateway"), format!("gateway '{gw}' and destination '{}' are of different IP families", r.destination));
+        (Some(gw), dest) => {
+            match parse_ip(gw) {
+                Ok(ip) => {
+                    if let Some(d) = dest {
+                        if ip.is_ipv6() != d.is_ipv6() {
+                            ck.push(format!("{at}.gateway"), format!("gateway '{gw}' and destination '{}' are of different IP families", r.destination));
+                        }
                     }
                 }
+                Err(m) => ck.push(format!("{at}.gateway"), m),
             }
-            Err(m) => ck.push(format!("{at}.gateway"), m),
-        },
+        }
         (None, _) if r.interface.is_none() => {
             ck.push(at, "a route needs a gateway, an interface, or both");
         }
@@ -210,19 +258,36 @@ fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
     }
     if let Some(i) = &r.interface {
         if !ifaces.contains(i.as_str()) {
-            ck.push(format!("{at}.interface"), format!("'{i}' is not one of network.interfaces; add it there or fix the name"));
+            ck.push(
+                format!("{at}.interface"),
+                format!("'{i}' is not one of network.interfaces; add it there or fix the name"),
+            );
         }
     }
 }
 
 fn check_logging(ck: &mut Checker, l: &Logging) {
     let Some(r) = &l.remote else { return };
-    ck.check("logging.remote.host", parse_ip(&r.host).map(|_| ()).map_err(|m| format!("{m}; the syslog host must be an IP address")));
+    ck.check(
+        "logging.remote.host",
+        parse_ip(&r.host)
+            .map(|_| ())
+            .map_err(|m| format!("{m}; the syslog host must be an IP address")),
+    );
     if r.port == 0 {
-        ck.push("logging.remote.port", "port 0 is not a valid destination; syslog normally uses 514");
+        ck.push(
+            "logging.remote.port",
+            "port 0 is not a valid destination; syslog normally uses 514",
+        );
     }
     if facility_number(&r.facility).is_none() {
-        ck.push("logging.remote.facility", format!("'{}' is not a syslog facility; use e.g. 'daemon', 'user' or 'local0' to 'local7'", r.facility));
+        ck.push(
+            "logging.remote.facility",
+            format!(
+                "'{}' is not a syslog facility; use e.g. 'daemon', 'user' or 'local0' to 'local7'",
+                r.facility
+            ),
+        );
     }
 }
 
@@ -234,15 +299,22 @@ fn check_service(ck: &mut Checker, s: &Service) {
         }
     }
     match s.argv.first() {
-        None => ck.push("service.argv", "is empty; give at least the program's absolute path"),
-        Some(a0) if !a0.starts_with('/') => {
-            ck.push("service.argv[0]", format!("'{a0}' must be an absolute path in the image (no PATH lookup is done)"))
-        }
+        None => ck.push(
+            "service.argv",
+            "is empty; give at least the program's absolute path",
+        ),
+        Some(a0) if !a0.starts_with('/') => ck.push(
+            "service.argv[0]",
+            format!("'{a0}' must be an absolute path in the image (no PATH lookup is done)"),
+        ),
         _ => {}
     }
     for (i, a) in s.argv.iter().enumerate() {
         if a.contains('\0') {
-            ck.push(format!("service.argv[{i}]"), "contains a NUL character, which a program argument cannot hold");
+            ck.push(
+                format!("service.argv[{i}]"),
+                "contains a NUL character, which a program argument cannot hold",
+            );
         }
     }
     for (k, v) in &s.env {
@@ -254,30 +326,52 @@ fn check_service(ck: &mut Checker, s: &Service) {
     let mut seen = BTreeSet::new();
     for (i, cap) in s.capabilities.iter().enumerate() {
         match capability_number(cap) {
-            Some(n) if !seen.insert(n) => ck.push(format!("service.capabilities[{i}]"), format!("'{cap}' is listed twice")),
+            Some(n) if !seen.insert(n) => ck.push(
+                format!("service.capabilities[{i}]"),
+                format!("'{cap}' is listed twice"),
+            ),
             Some(_) => {}
-            None => ck.push(format!("service.capabilities[{i}]"), format!("'{cap}' is not a Linux capability; use a name such as 'CAP_NET_BIND_SERVICE'")),
+            None => ck.push(
+                format!("service.capabilities[{i}]"),
+                format!(
+                    "'{cap}' is not a Linux capability; use a name such as 'CAP_NET_BIND_SERVICE'"
+                ),
+            ),
         }
     }
     let r = &s.restart;
     if r.backoff_min_ms == 0 {
-        ck.push("service.restart.backoff_min_ms", "must be at least 1 so that a crashing service cannot spin");
+        ck.push(
+            "service.restart.backoff_min_ms",
+            "must be at least 1 so that a crashing service cannot spin",
+        );
     }
     if r.backoff_min_ms > r.backoff_max_ms {
-        ck.push("service.restart.backoff_max_ms", format!("{} is below backoff_min_ms ({}); raise it or lower the minimum", r.backoff_max_ms, r.backoff_min_ms));
+        ck.push(
+            "service.restart.backoff_max_ms",
+            format!(
+                "{} is below backoff_min_ms ({}); raise it or lower the minimum",
+                r.backoff_max_ms, r.backoff_min_ms
+            ),
+        );
     }
     if signal_number(&s.stop_signal).is_none() {
         ck.push("service.stop_signal", format!("'{}' is not a signal a service can be stopped with; use e.g. 'SIGTERM', 'SIGINT' or 'SIGQUIT'", s.stop_signal));
     }
     if s.stop_timeout_ms > 3_600_000 {
-        ck.push("service.stop_timeout_ms", "must be at most 3600000 (one hour)");
+        ck.push(
+            "service.stop_timeout_ms",
+            "must be at most 3600000 (one hour)",
+        );
     }
     check_readiness(ck, &s.readiness);
 }
 
 fn check_env(key: &str, value: &str) -> Result<(), String> {
     let mut chars = key.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("'{key}' is not a valid variable name (letters, digits and '_', not starting with a digit)"));
     }
@@ -314,42 +408,91 @@ pub fn check_abs_path(p: &str) -> Result<(), String> {
     if p.contains('\0') {
         return Err(format!("'{p}' contains a NUL character"));
     }
-    if p.len() > 1 && p[1..].split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(format!("'{p}' must be normalised: no '//', '.', '..' or trailing '/'"));
+    if p.len() > 1
+        && p[1..]
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "'{p}' must be normalised: no '//', '.', '..' or trailing '/'"
+        ));
     }
     Ok(())
 }
 
-const SYSTEM_DIRS: &[&str] = &["/", "/proc", "/sys", "/dev", "/run", "/tmp", RESERVED_RUN_DIR];
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",
+    RESERVED_RUN_DIR,
+];
 
 fn check_mounts(ck: &mut Checker, m: &Mounts) {
     let mut points = BTreeSet::new();
     let mut devices = BTreeSet::new();
     for (i, d) in m.disks.iter().enumerate() {
         let at = format!("mounts.disks[{i}]");
-        check_mount_point(ck, &format!("{at}.mount_point"), &d.mount_point, &mut points);
+        check_mount_point(
+            ck,
+            &format!("{at}.mount_point"),
+            &d.mount_point,
+            &mut points,
+        );
         match check_abs_path(&d.device) {
             Err(m) => ck.push(format!("{at}.device"), m),
-            Ok(()) if !d.device.starts_with("/dev/") => ck.push(format!("{at}.device"), format!("'{}' must be a device under /dev/, e.g. '/dev/ubdb'", d.device)),
-            Ok(()) if !devices.insert(d.device.as_str()) => ck.push(format!("{at}.device"), format!("'{}' is used by two disks", d.device)),
+            Ok(()) if !d.device.starts_with("/dev/") => ck.push(
+                format!("{at}.device"),
+                format!(
+                    "'{}' must be a device under /dev/, e.g. '/dev/ubdb'",
+                    d.device
+                ),
+            ),
+            Ok(()) if !devices.insert(d.device.as_str()) => ck.push(
+                format!("{at}.device"),
+                format!("'{}' is used by two disks", d.device),
+            ),
             Ok(()) => {}
         }
         if d.fs_type.is_empty() || !d.fs_type.chars().all(|c| c.is_ascii_alphanumeric()) {
-            ck.push(format!("{at}.fs_type"), format!("'{}' is not a filesystem type; use e.g. 'ext4'", d.fs_type));
+            ck.push(
+                format!("{at}.fs_type"),
+                format!("'{}' is not a filesystem type; use e.g. 'ext4'", d.fs_type),
+            );
         } else if d.format_if_blank && !matches!(d.fs_type.as_str(), "ext2" | "ext3" | "ext4") {
-            ck.push(format!("{at}.format_if_blank"), format!("the guest can only create ext2, ext3 or ext4 filesystems, not '{}'", d.fs_type));
+            ck.push(
+                format!("{at}.format_if_blank"),
+                format!(
+                    "the guest can only create ext2, ext3 or ext4 filesystems, not '{}'",
+                    d.fs_type
+                ),
+            );
         }
         for (j, o) in d.options.iter().enumerate() {
-            if o.is_empty() || o.contains(',') || o.chars().any(|c| c.is_whitespace() || c == '\0') {
-                ck.push(format!("{at}.options[{j}]"), format!("'{o}' is not one mount option; give each option as its own list item"));
+            if o.is_empty() || o.contains(',') || o.chars().any(|c| c.is_whitespace() || c == '\0')
+            {
+                ck.push(
+                    format!("{at}.options[{j}]"),
+                    format!("'{o}' is not one mount option; give each option as its own list item"),
+                );
             }
         }
     }
     for (i, t) in m.tmpfs.iter().enumerate() {
         let at = format!("mounts.tmpfs[{i}]");
-        check_mount_point(ck, &format!("{at}.mount_point"), &t.mount_point, &mut points);
+        check_mount_point(
+            ck,
+            &format!("{at}.mount_point"),
+            &t.mount_point,
+            &mut points,
+        );
         if t.size_mib == Some(0) {
-            ck.push(format!("{at}.size_mib"), "must be at least 1, or left out for the kernel default");
+            ck.push(
+                format!("{at}.size_mib"),
+                "must be at least 1, or left out for the kernel default",
+            );
         }
         if let Some(mode) = &t.mode {
             ck.check(&format!("{at}.mode"), parse_mode(mode).map(|_| ()));
@@ -360,7 +503,11 @@ fn check_mounts(ck: &mut Checker, m: &Mounts) {
 fn check_mount_point<'a>(ck: &mut Checker, path: &str, p: &'a str, seen: &mut BTreeSet<&'a str>) {
     if let Err(m) = check_abs_path(p) {
         ck.push(path, m);
-    } else if SYSTEM_DIRS.contains(&p) || p.starts_with("/proc/") || p.starts_with("/sys/") || p.starts_with("/dev/") {
+    } else if SYSTEM_DIRS.contains(&p)
+        || p.starts_with("/proc/")
+        || p.starts_with("/sys/")
+        || p.starts_with("/dev/")
+    {
         ck.push(path, format!("'{p}' is a system directory that guest-init mounts itself; choose another, e.g. '/data'"));
     } else if !seen.insert(p) {
         ck.push(path, format!("'{p}' is used by two mounts"));
@@ -371,7 +518,9 @@ fn check_mount_point<'a>(ck: &mut Checker, path: &str, p: &'a str, seen: &mut BT
 pub fn parse_mode(mode: &str) -> Result<u32, String> {
     let ok = !mode.is_empty() && mode.len() <= 4 && mode.chars().all(|c| ('0'..='7').contains(&c));
     if !ok {
-        return Err(format!("'{mode}' is not an octal mode; use 3 or 4 octal digits, e.g. '0644'"));
+        return Err(format!(
+            "'{mode}' is not an octal mode; use 3 or 4 octal digits, e.g. '0644'"
+        ));
     }
     u32::from_str_radix(mode, 8).map_err(|e| e.to_string())
 }
@@ -391,7 +540,10 @@ fn check_files(ck: &mut Checker, files: &[File]) {
         }
         ck.check(&format!("{at}.mode"), parse_mode(&f.mode).map(|_| ()));
         if f.encoding == FileEncoding::Base64 && crate::file_content(f).is_err() {
-            ck.push(format!("{at}.content"), "is not valid base64 (standard alphabet, with padding)");
+            ck.push(
+                format!("{at}.content"),
+                "is not valid base64 (standard alphabet, with padding)",
+            );
         }
     }
 }
@@ -399,9 +551,13 @@ fn check_files(ck: &mut Checker, files: &[File]) {
 fn check_sysctl(key: &str, value: &str) -> Result<(), String> {
     let key_ok = !key.is_empty()
         && key.split(['.', '/']).all(|c| !c.is_empty() && c != "..")
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
     if !key_ok {
-        return Err(format!("'{key}' is not a sysctl name; use the dotted form, e.g. 'net.ipv4.ip_forward'"));
+        return Err(format!(
+            "'{key}' is not a sysctl name; use the dotted form, e.g. 'net.ipv4.ip_forward'"
+        ));
     }
     if value.is_empty() || value.contains(['\n', '\0']) {
         return Err("the value must be non-empty and on one line".into());
