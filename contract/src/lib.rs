@@ -66,7 +66,11 @@ pub fn parse_json(text: &[u8]) -> Result<Contract, ContractError> {
     let contract: Contract = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ContractError::Shape {
-            path: if path == "." { "(top level)".into() } else { path },
+            path: if path == "." {
+                "(top level)".into()
+            } else {
+                path
+            },
             message: e.into_inner().to_string(),
         }
     })?;
