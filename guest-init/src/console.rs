@@ -1,1 +1,92 @@
-//! (being written)
+//! The console: making sure PID 1 has one on fds 0, 1 and 2, and printing to it.
+//!
+//! Printing never panics (unlike `println!`, which panics when the write fails): messages are
+//! written with plain `write(2)` calls and errors are ignored, since there is nowhere else to
+//! report them.
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::dup2;
+use std::os::fd::RawFd;
+use std::path::Path;
+
+/// Every line guest-init prints starts with this.
+pub const PREFIX: &str = "guest-init: ";
+
+/// Gives the process a console on fds 0, 1 and 2.
+///
+/// The kernel normally opens `/dev/console` for init (it mounts devtmpfs on `/dev` first when
+/// built with `DEVTMPFS_MOUNT`). If `/dev/console` is missing, devtmpfs is mounted on `/dev`
+/// here (the root file system is read-only, so no device node can be created). Any of fds 0, 1
+/// and 2 that is not open is then pointed at `/dev/console`.
+///
+/// Returns a description of what went wrong, if the console could not be set up; the caller
+/// can still try to print it (a partly set up console may work).
+pub fn setup() -> Result<(), String> {
+    if !Path::new("/dev/console").exists() {
+        match mount(
+            Some("devtmpfs"),
+            "/dev",
+            Some("devtmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0755"),
+        ) {
+            Ok(()) | Err(Errno::EBUSY) => {}
+            Err(e) => return Err(format!("cannot mount devtmpfs on /dev: {e}")),
+        }
+    }
+    let missing: Vec<RawFd> = (0..=2).filter(|fd| !is_open(*fd)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let fd = open(
+        "/dev/console",
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open /dev/console: {e}"))?;
+    for target in missing {
+        if target != fd {
+            dup2(fd, target).map_err(|e| format!("cannot dup /dev/console to fd {target}: {e}"))?;
+        }
+    }
+    if fd > 2 {
+        let _ = nix::unistd::close(fd);
+    }
+    Ok(())
+}
+
+fn is_open(fd: RawFd) -> bool {
+    fcntl(fd, FcntlArg::F_GETFD).is_ok()
+}
+
+/// Prints `guest-init: MESSAGE` on the console.
+pub fn say(message: &str) {
+    write_line(&format!("{PREFIX}{message}\n"));
+}
+
+/// Prints `guest-init: fatal: MESSAGE` on the console.
+pub fn fatal(message: &str) {
+    say(&format!("fatal: {message}"));
+}
+
+/// Writes all of `text` to fd 1, retrying on `EINTR` and short writes, ignoring errors.
+fn write_line(text: &str) {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: writing from a valid buffer of the given length to a file descriptor.
+        let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        rest = rest.get(n as usize..).unwrap_or_default();
+    }
+}
