@@ -1,0 +1,404 @@
+//! File systems: the system mounts every guest needs, the contract's data disks and tmpfs
+//! mounts, and taking the data disks down cleanly at shutdown.
+//!
+//! A data disk is formatted only when the contract allows it and the disk is blank (its first
+//! MiB is all zeroes, as a freshly created sparse file is); a disk holding anything is never
+//! reformatted.
+
+use contract::{Disk, Tmpfs};
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+/// A mount step that failed, with the contract path (or system directory) at fault.
+#[derive(Debug)]
+pub struct MountError {
+    /// JSON path in the contract (`mounts.disks[0]`) or the system mount point.
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for MountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+impl std::error::Error for MountError {}
+
+fn err(at: impl Into<String>, message: impl Into<String>) -> MountError {
+    MountError {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+/// One system mount: (source, target, fstype, flags, data).
+type SystemMount = (
+    &'static str,
+    &'static str,
+    &'static str,
+    MsFlags,
+    &'static str,
+);
+
+fn system_mounts() -> [SystemMount; 7] {
+    let hard = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    [
+        ("proc", "/proc", "proc", hard, ""),
+        ("sysfs", "/sys", "sysfs", hard, ""),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MsFlags::MS_NOSUID,
+            "mode=0755",
+        ),
+        (
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            "mode=0620,gid=5,ptmxmode=0666",
+        ),
+        (
+            "tmpfs",
+            "/dev/shm",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=1777",
+        ),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=0755",
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=1777",
+        ),
+    ]
+}
+
+/// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /run and /tmp; the root stays read-only.
+/// A file system the kernel (or an earlier step) already mounted there is kept.
+pub fn mount_system() -> Result<(), MountError> {
+    for (source, target, fstype, flags, data) in system_mounts() {
+        if target.starts_with("/dev/") {
+            // /dev is a devtmpfs by now, so its subdirectories can be created.
+            let _ = std::fs::create_dir(target);
+        }
+        if !Path::new(target).is_dir() {
+            return Err(err(
+                target,
+                format!(
+                    "the image has no {target} directory to mount on; image builders: create it"
+                ),
+            ));
+        }
+        match mount(Some(source), target, Some(fstype), flags, Some(data)) {
+            Ok(()) => {}
+            Err(Errno::EBUSY) if is_mounted(target) => {}
+            Err(e) => return Err(err(target, format!("cannot mount {fstype}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// True if something is mounted exactly at `target` (per /proc/self/mounts, or, before /proc
+/// exists, assumed true since EBUSY on a mount point means it is in use).
+fn is_mounted(target: &str) -> bool {
+    match std::fs::read_to_string("/proc/self/mounts") {
+        Ok(text) => text.lines().any(|l| l.split(' ').nth(1) == Some(target)),
+        Err(_) => true,
+    }
+}
+
+/// What happened to a data disk, for the status channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    pub device: String,
+    pub mount_point: String,
+    pub formatted: bool,
+    pub checked: bool,
+}
+
+/// Checks, formats if allowed and blank, and mounts each data disk, in order.
+pub fn mount_disks(disks: &[Disk]) -> Result<Vec<DiskReport>, MountError> {
+    disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| mount_disk(&format!("mounts.disks[{i}]"), d))
+        .collect()
+}
+
+fn mount_disk(at: &str, d: &Disk) -> Result<DiskReport, MountError> {
+    let blank = is_blank(&d.device).map_err(|m| err(format!("{at}.device"), m))?;
+    let mut formatted = false;
+    let mut checked = false;
+    if blank {
+        if !d.format_if_blank {
+            return Err(err(format!("{at}.format_if_blank"), format!("{} is blank (no file system); set format_if_blank to true to create one, or attach the disk that holds the data", d.device)));
+        }
+        make_fs(at, d)?;
+        formatted = true;
+    } else if let Some(fsck) =
+        find_tool(&["/sbin/e2fsck", "/usr/sbin/e2fsck"]).filter(|_| is_ext(&d.fs_type))
+    {
+        check_fs(at, d, fsck)?;
+        checked = true;
+    }
+    if !Path::new(&d.mount_point).is_dir() {
+        return Err(err(format!("{at}.mount_point"), format!("{} does not exist in the image; image builders: create the directory (the root is read-only)", d.mount_point)));
+    }
+    let (flags, data) = split_options(&d.options);
+    mount(
+        Some(d.device.as_str()),
+        d.mount_point.as_str(),
+        Some(d.fs_type.as_str()),
+        flags,
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        err(
+            at,
+            format!(
+                "cannot mount {} ({}) on {}: {e}",
+                d.device, d.fs_type, d.mount_point
+            ),
+        )
+    })?;
+    Ok(DiskReport {
+        device: d.device.clone(),
+        mount_point: d.mount_point.clone(),
+        formatted,
+        checked,
+    })
+}
+
+fn is_ext(fs_type: &str) -> bool {
+    matches!(fs_type, "ext2" | "ext3" | "ext4")
+}
+
+/// Bytes that must be zero for a disk to count as blank: every file system we know keeps its
+/// signature in the first MiB.
+const BLANK_PROBE: usize = 1 << 20;
+
+/// True if the first MiB of the device (or all of it, if smaller) is zero.
+fn is_blank(device: &str) -> Result<bool, String> {
+    let mut f = File::open(device).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{device} does not exist: attach the disk on the host (e.g. ubd1=FILE) or remove it from the contract"),
+        _ => format!("cannot open {device}: {e}"),
+    })?;
+    let mut buf = vec![0u8; BLANK_PROBE];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(rest) = buf.get_mut(filled..) else {
+            break;
+        };
+        match f.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read {device}: {e}")),
+        }
+    }
+    if filled == 0 {
+        return Err(format!(
+            "{device} is empty (0 bytes); give the disk a size on the host"
+        ));
+    }
+    Ok(buf.iter().take(filled).all(|b| *b == 0))
+}
+
+fn find_tool(candidates: &[&'static str]) -> Option<&'static str> {
+    candidates.iter().copied().find(|p| Path::new(p).exists())
+}
+
+fn make_fs(at: &str, d: &Disk) -> Result<(), MountError> {
+    let tool = find_tool(&["/sbin/mke2fs", "/usr/sbin/mke2fs"]).ok_or_else(|| {
+        err(format!("{at}.format_if_blank"), format!("{} is blank, but the image has no /sbin/mke2fs to create a file system; image builders: include e2fsprogs' mke2fs, or format the disk on the host", d.device))
+    })?;
+    let out = Command::new(tool)
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            &d.fs_type,
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1",
+            &d.device,
+        ])
+        .env_clear()
+        .output()
+        .map_err(|e| err(at, format!("cannot run {tool}: {e}")))?;
+    if !out.status.success() {
+        return Err(err(
+            at,
+            format!(
+                "{tool} failed on {} ({}): {}",
+                d.device,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `e2fsck -p` (preen): fixes what is safe to fix alone. Exit codes 0 to 3 mean the file system
+/// is usable; 4 and above mean it needs a person.
+fn check_fs(at: &str, d: &Disk, tool: &str) -> Result<(), MountError> {
+    let out = Command::new(tool)
+        .args(["-p", &d.device])
+        .env_clear()
+        .output()
+        .map_err(|e| err(at, format!("cannot run {tool}: {e}")))?;
+    match out.status.code() {
+        Some(0..=3) => Ok(()),
+        _ => Err(err(at, format!("{} has file system errors that `e2fsck -p` could not fix ({}): {}; repair the disk file on the host with `e2fsck -f FILE`", d.device, out.status, String::from_utf8_lossy(&out.stdout).trim()))),
+    }
+}
+
+/// Splits contract mount options into kernel flags and the file-system specific data string.
+pub fn split_options(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    for o in options {
+        match flag_for(o) {
+            Some(f) => flags |= f,
+            None if o == "rw" || o == "defaults" => {}
+            None => data.push(o),
+        }
+    }
+    (flags, data.join(","))
+}
+
+fn flag_for(option: &str) -> Option<MsFlags> {
+    Some(match option {
+        "ro" => MsFlags::MS_RDONLY,
+        "nosuid" => MsFlags::MS_NOSUID,
+        "nodev" => MsFlags::MS_NODEV,
+        "noexec" => MsFlags::MS_NOEXEC,
+        "sync" => MsFlags::MS_SYNCHRONOUS,
+        "dirsync" => MsFlags::MS_DIRSYNC,
+        "noatime" => MsFlags::MS_NOATIME,
+        "nodiratime" => MsFlags::MS_NODIRATIME,
+        "relatime" => MsFlags::MS_RELATIME,
+        "strictatime" => MsFlags::MS_STRICTATIME,
+        "lazytime" => MsFlags::MS_LAZYTIME,
+        _ => return None,
+    })
+}
+
+/// Mounts the contract's tmpfs file systems.
+pub fn mount_tmpfs(list: &[Tmpfs]) -> Result<(), MountError> {
+    for (i, t) in list.iter().enumerate() {
+        let at = format!("mounts.tmpfs[{i}]");
+        if !Path::new(&t.mount_point).is_dir() {
+            return Err(err(
+                format!("{at}.mount_point"),
+                format!(
+                    "{} does not exist in the image; image builders: create the directory",
+                    t.mount_point
+                ),
+            ));
+        }
+        let mut data = Vec::new();
+        if let Some(size) = t.size_mib {
+            data.push(format!("size={size}m"));
+        }
+        if let Some(mode) = &t.mode {
+            data.push(format!("mode={mode}"));
+        }
+        mount(
+            Some("tmpfs"),
+            t.mount_point.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(data.join(",").as_str()),
+        )
+        .map_err(|e| err(&at, format!("cannot mount tmpfs on {}: {e}", t.mount_point)))?;
+    }
+    Ok(())
+}
+
+/// How a data disk was taken down at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmounted {
+    Unmounted,
+    /// Still busy: remounted read-only, so the file system is clean on disk.
+    RemountedReadOnly,
+    Failed(Errno),
+}
+
+/// Unmounts data disks in reverse order; a busy one is remounted read-only instead.
+pub fn unmount_disks(disks: &[Disk]) -> Vec<(String, Unmounted)> {
+    disks
+        .iter()
+        .rev()
+        .map(|d| (d.mount_point.clone(), unmount(&d.mount_point)))
+        .collect()
+}
+
+fn unmount(target: &str) -> Unmounted {
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) => Unmounted::Unmounted,
+        Err(_) => {
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            match mount(None::<&str>, target, None::<&str>, flags, None::<&str>) {
+                Ok(()) => Unmounted::RemountedReadOnly,
+                Err(e) => Unmounted::Failed(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let opts: Vec<String> = [
+            "noatime",
+            "nodev",
+            "data=journal",
+            "rw",
+            "errors=remount-ro",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (flags, data) = split_options(&opts);
+        assert_eq!(flags, MsFlags::MS_NOATIME | MsFlags::MS_NODEV);
+        assert_eq!(data, "data=journal,errors=remount-ro");
+    }
+
+    #[test]
+    fn blank_detection_reads_the_first_mib() {
+        let dir = std::env::temp_dir().join(format!("gi-blank-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let blank = dir.join("blank.img");
+        let used = dir.join("used.img");
+        let f = File::create(&blank).expect("create");
+        f.set_len(4 << 20).expect("len");
+        let mut bytes = vec![0u8; 4 << 20];
+        bytes[1080] = 0x53; // where an ext superblock's magic lives
+        std::fs::write(&used, &bytes).expect("write");
+        assert_eq!(is_blank(blank.to_str().expect("utf8")), Ok(true));
+        assert_eq!(is_blank(used.to_str().expect("utf8")), Ok(false));
+        let missing = is_blank("/dev/ubdz-nope").expect_err("missing");
+        assert!(missing.contains("does not exist"), "{missing}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,171 @@
+//! The status channel to the host: one JSON object per line on a second console.
+//!
+//! The host wires the guest's `/dev/tty1` (UML `con1=`) to a pipe or file and reads lifecycle
+//! events from it: contract loaded, network up, disk mounted, service started, ready, exited,
+//! restarting, shutting down, fatal. Every event carries three clocks:
+//! `ts_us` (host wall clock, µs since the Unix epoch), `boot_us` (CLOCK_MONOTONIC: time since the
+//! kernel booted) and `init_us` (time since guest-init started), so the host can tell the
+//! kernel's share of a boot from guest-init's.
+//!
+//! Writes never block PID 1: the tty is opened non-blocking, and an event the host does not
+//! drain in time is dropped rather than stalling supervision.
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::sys::termios;
+use serde_json::Value;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the host expects status events.
+pub const STATUS_TTY: &str = "/dev/tty1";
+
+/// The status channel; events are silently skipped when the host wired no channel.
+pub struct Status {
+    out: Option<OwnedFd>,
+    started_us: u64,
+}
+
+impl Status {
+    /// A channel that writes nowhere, for before `/dev` exists or when there is no tty1.
+    pub fn disabled(started_us: u64) -> Self {
+        Status {
+            out: None,
+            started_us,
+        }
+    }
+
+    /// Opens the status tty in raw mode (no `\n` → `\r\n` translation, no echo).
+    pub fn open(path: &str, started_us: u64) -> Self {
+        let flags = OFlag::O_WRONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let out = open(path, flags, Mode::empty()).ok().map(|fd| {
+            // SAFETY: `open` just returned this descriptor and nothing else owns it.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            make_raw(&fd);
+            fd
+        });
+        Status { out, started_us }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Emits `{"event": NAME, "ts_us": .., "boot_us": .., "init_us": .., ...fields}`.
+    pub fn emit(&self, event: &str, fields: Value) {
+        let Some(fd) = &self.out else { return };
+        let line = render(event, fields, now_clocks(self.started_us));
+        write_all_nonblocking(fd, line.as_bytes());
+    }
+}
+
+/// The three clocks of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    pub ts_us: u64,
+    pub boot_us: u64,
+    pub init_us: u64,
+}
+
+/// Reads the clocks now; `started_us` is [`monotonic_us`] at guest-init's start.
+pub fn now_clocks(started_us: u64) -> Clocks {
+    let boot_us = monotonic_us();
+    Clocks {
+        ts_us: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        boot_us,
+        init_us: boot_us.saturating_sub(started_us),
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds (time since the kernel booted).
+pub fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1_000)
+        .unwrap_or(0)
+}
+
+/// One event line: the event name and clocks first (for people reading the stream), then the
+/// event's own fields.
+pub fn render(event: &str, fields: Value, clocks: Clocks) -> String {
+    let mut line = format!(
+        "{{\"event\":{},\"ts_us\":{},\"boot_us\":{},\"init_us\":{}",
+        Value::from(event),
+        clocks.ts_us,
+        clocks.boot_us,
+        clocks.init_us
+    );
+    if let Value::Object(extra) = fields {
+        for (key, value) in extra {
+            line.push_str(&format!(",{}:{}", Value::from(key), value));
+        }
+    }
+    line.push_str("}\n");
+    line
+}
+
+fn make_raw(fd: &OwnedFd) {
+    if let Ok(mut t) = termios::tcgetattr(fd) {
+        termios::cfmakeraw(&mut t);
+        let _ = termios::tcsetattr(fd, termios::SetArg::TCSANOW, &t);
+    }
+}
+
+/// Writes what fits now; a full channel drops the rest of the line (the host is not reading).
+fn write_all_nonblocking(fd: &OwnedFd, mut rest: &[u8]) {
+    let mut spins = 0;
+    while !rest.is_empty() && spins < 100 {
+        // SAFETY: writing from a valid buffer of the given length to an open descriptor.
+        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+        if n > 0 {
+            rest = rest.get(n as usize..).unwrap_or_default();
+            continue;
+        }
+        let errno = nix::errno::Errno::last();
+        if n < 0 && errno == nix::errno::Errno::EINTR {
+            continue;
+        }
+        if n < 0 && errno == nix::errno::Errno::EAGAIN {
+            // A tty drains in small bursts: give it a moment, bounded, before giving up.
+            spins += 1;
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            continue;
+        }
+        return;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_are_one_json_object_per_line_with_clocks_first() {
+        let clocks = Clocks {
+            ts_us: 1,
+            boot_us: 2,
+            init_us: 3,
+        };
+        let line = render("service_started", json!({"pid": 42}), clocks);
+        assert_eq!(
+            line,
+            "{\"event\":\"service_started\",\"ts_us\":1,\"boot_us\":2,\"init_us\":3,\"pid\":42}\n"
+        );
+        let parsed: Value = serde_json::from_str(line.trim_end()).expect("json");
+        assert_eq!(parsed["pid"], 42);
+    }
+
+    #[test]
+    fn newlines_inside_fields_stay_escaped() {
+        let clocks = Clocks {
+            ts_us: 0,
+            boot_us: 0,
+            init_us: 0,
+        };
+        let line = render("fatal", json!({"reason": "a\nb"}), clocks);
+        assert_eq!(line.matches('\n').count(), 1);
+    }
+}
