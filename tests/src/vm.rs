@@ -1,0 +1,468 @@
+//! Booting a User-Mode Linux VM and capturing its console.
+
+use crate::error::{Context, Error, Result};
+use crate::tempdir::TempDir;
+use contract::{blockdev, cmdline, Contract};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The UML kernel used unless `UML_KERNEL` names another.
+pub const DEFAULT_KERNEL: &str = "/usr/bin/linux.uml";
+
+/// The kernel to boot: `$UML_KERNEL` or [`DEFAULT_KERNEL`].
+pub fn kernel_path() -> PathBuf {
+    std::env::var_os("UML_KERNEL")
+        .filter(|k| !k.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL))
+}
+
+/// The guest name of UML block device number `index`: 0 → `/dev/ubda` (the root image),
+/// 1 → `/dev/ubdb`, ...
+pub fn guest_disk(index: usize) -> String {
+    let letter = char::from(b'a' + (index % 26) as u8);
+    format!("/dev/ubd{letter}")
+}
+
+/// Smallest config device [`Vm::contract_device`] attaches (16 sectors, what the kernel's
+/// partition scan reads).
+pub const MIN_CONFIG_DEVICE: usize = 16 * 512;
+
+static VM_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Debug, Clone)]
+struct Disk {
+    path: PathBuf,
+    read_only: bool,
+}
+
+/// A VM to boot: a read-only root image, optional extra disks, the contract on the command
+/// line and/or on a config device, memory, extra kernel arguments and a timeout.
+///
+/// Block devices are numbered in this order: the root image (`/dev/ubda`), the extra disks
+/// in the order added (`/dev/ubdb`, ...), then the config device, if any.
+#[derive(Debug, Clone)]
+pub struct Vm {
+    kernel: PathBuf,
+    root: PathBuf,
+    disks: Vec<Disk>,
+    cmdline_token: Option<String>,
+    config_device: Option<Vec<u8>>,
+    mem: String,
+    args: Vec<String>,
+    timeout: Duration,
+    kernel_log: bool,
+}
+
+impl Vm {
+    /// A VM booting `root_image` read-only, with 64M of memory and a 30 s timeout.
+    pub fn new(root_image: impl Into<PathBuf>) -> Vm {
+        Vm {
+            kernel: kernel_path(),
+            root: root_image.into(),
+            disks: Vec::new(),
+            cmdline_token: None,
+            config_device: None,
+            mem: "64M".into(),
+            args: Vec::new(),
+            timeout: Duration::from_secs(30),
+            kernel_log: false,
+        }
+    }
+
+    /// Boots this kernel instead of `$UML_KERNEL` / [`DEFAULT_KERNEL`].
+    pub fn kernel(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kernel = path.into();
+        self
+    }
+
+    /// Attaches a disk image; see [`Vm::disk_name`] for its guest name.
+    pub fn disk(mut self, path: impl Into<PathBuf>, read_only: bool) -> Self {
+        let path = path.into();
+        self.disks.push(Disk { path, read_only });
+        self
+    }
+
+    /// The guest device of the `n`-th disk added with [`Vm::disk`] (0 → `/dev/ubdb`).
+    pub fn disk_name(&self, n: usize) -> String {
+        guest_disk(n + 1)
+    }
+
+    /// The guest device of the config device (after the extra disks).
+    pub fn config_device_name(&self) -> String {
+        guest_disk(self.disks.len() + 1)
+    }
+
+    /// Puts the contract on the kernel command line (`hostcontract=...`).
+    pub fn contract_cmdline(self, c: &Contract) -> Self {
+        self.cmdline_token(cmdline::encode(c))
+    }
+
+    /// Puts a raw token on the command line in place of an encoded contract, e.g.
+    /// `hostcontract=<base64url of invalid JSON>` to test the guest's error handling.
+    pub fn cmdline_token(mut self, token: impl Into<String>) -> Self {
+        self.cmdline_token = Some(token.into());
+        self
+    }
+
+    /// Attaches the contract as a read-only config device and names it with
+    /// `hostcontract_dev=`.
+    ///
+    /// The image is padded with zeros to at least [`MIN_CONFIG_DEVICE`] bytes: the kernel's
+    /// partition scan reads the first sectors of every disk and logs an error for a shorter
+    /// one ("unable to read RDB block").
+    pub fn contract_device(self, c: &Contract) -> Self {
+        let mut bytes = blockdev::encode(c);
+        if bytes.len() < MIN_CONFIG_DEVICE {
+            bytes.resize(MIN_CONFIG_DEVICE, 0);
+        }
+        self.config_device_bytes(bytes)
+    }
+
+    /// Attaches these raw bytes as the config device (e.g. a corrupted image).
+    pub fn config_device_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.config_device = Some(bytes.into());
+        self
+    }
+
+    /// Guest memory, UML syntax (default `64M`).
+    pub fn mem(mut self, mem: &str) -> Self {
+        self.mem = mem.into();
+        self
+    }
+
+    /// Appends a kernel command line argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// How long the VM may run before it is killed (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Shows the kernel's informational messages on the console (default off: `quiet`,
+    /// which still shows warnings, errors and panics).
+    pub fn kernel_log(mut self, on: bool) -> Self {
+        self.kernel_log = on;
+        self
+    }
+
+    /// The kernel arguments for a run whose state lives in `dir` (UML's `uml_dir`) under the
+    /// name `umid`, with the config device image at `config_image`.
+    pub fn command_line(&self, dir: &Path, umid: &str, config_image: &Path) -> Result<Vec<String>> {
+        let mut args = vec![format!("mem={}", self.mem)];
+        args.push(format!("ubd0r={}", ubd_path(&self.root)?));
+        for (i, d) in self.disks.iter().enumerate() {
+            let flag = if d.read_only { "r" } else { "" };
+            args.push(format!("ubd{}{flag}={}", i + 1, ubd_path(&d.path)?));
+        }
+        if self.config_device.is_some() {
+            let n = self.disks.len() + 1;
+            args.push(format!("ubd{n}r={}", ubd_path(config_image)?));
+        }
+        args.extend(
+            [
+                "root=/dev/ubda",
+                "ro",
+                "init=/sbin/init",
+                "con=null",
+                "con0=null,fd:1",
+                "ssl=null",
+            ]
+            .map(String::from),
+        );
+        args.push(format!("umid={umid}"));
+        args.push(format!("uml_dir={}", ubd_path(dir)?));
+        if !self.kernel_log {
+            args.push("quiet".into());
+        }
+        args.extend(self.args.iter().cloned());
+        if self.config_device.is_some() {
+            args.push(format!(
+                "{}={}",
+                cmdline::DEVICE_PARAM,
+                self.config_device_name()
+            ));
+        }
+        if let Some(token) = &self.cmdline_token {
+            args.push(token.clone());
+        }
+        let len = args.iter().map(|a| a.len() + 1).sum::<usize>();
+        if len > cmdline::UML_COMMAND_LINE_SIZE {
+            return Err(Error::new(
+                "building the UML command line",
+                format!(
+                    "{len} bytes with its terminating NUL; UML aborts above {}; use the config \
+                     device for a large contract",
+                    cmdline::UML_COMMAND_LINE_SIZE
+                ),
+            ));
+        }
+        Ok(args)
+    }
+
+    /// Boots the VM, waits until it exits or the timeout kills it, and returns its console.
+    pub fn run(&self) -> Result<VmOutcome> {
+        if !self.kernel.is_file() {
+            return Err(Error::new(
+                format!("looking for the UML kernel {}", self.kernel.display()),
+                format!("not found; {} (or set UML_KERNEL)", crate::SETUP_HINT),
+            ));
+        }
+        if !self.root.is_file() {
+            return Err(Error::new(
+                "starting a VM",
+                format!("root image {} does not exist", self.root.display()),
+            ));
+        }
+        let dir = TempDir::new("vm")?;
+        let umid = format!(
+            "e2e{}x{}",
+            std::process::id(),
+            VM_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let uml_dir = dir.join("uml");
+        let tmp = dir.join("tmp");
+        for d in [&uml_dir, &tmp] {
+            std::fs::create_dir(d).context(|| format!("creating {}", d.display()))?;
+        }
+        let config_image = dir.join("config.img");
+        if let Some(bytes) = &self.config_device {
+            std::fs::write(&config_image, bytes)
+                .context(|| format!("writing {}", config_image.display()))?;
+        }
+        let args = self.command_line(&uml_dir, &umid, &config_image)?;
+        let mut cmd = Command::new(&self.kernel);
+        cmd.args(&args)
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let shown = format!("{} {}", self.kernel.display(), args.join(" "));
+        let start = Instant::now();
+        let mut child = cmd.spawn().context(|| format!("starting {shown}"))?;
+        let echo = std::env::var_os("E2E_ECHO").is_some_and(|v| v == "1");
+        let console = Capture::start(child.stdout.take(), echo);
+        let stderr = Capture::start(child.stderr.take(), false);
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(status) = child
+                .try_wait()
+                .context(|| format!("waiting for {shown}"))?
+            {
+                break status;
+            }
+            if start.elapsed() >= self.timeout {
+                timed_out = true;
+                // The child has not been reaped, so its process group still exists: kill
+                // UML and every process it started.
+                // SAFETY: kill(2) with a negative pid signals that process group.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                }
+                break child.wait().context(|| format!("waiting for {shown}"))?;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let duration = start.elapsed();
+        Ok(VmOutcome {
+            console: console.finish(),
+            status,
+            timed_out,
+            duration,
+            command_line: shown,
+            host_stderr: stderr.finish(),
+        })
+    }
+}
+
+/// UML splits ubd arguments at ',' and ':' (copy-on-write syntax) and the command line at
+/// whitespace, so such paths cannot be passed.
+fn ubd_path(path: &Path) -> Result<String> {
+    let s = path.to_str().ok_or_else(|| {
+        Error::new(
+            "building the UML command line",
+            format!("{} is not UTF-8", path.display()),
+        )
+    })?;
+    if s.contains([',', ':']) || s.contains(char::is_whitespace) {
+        return Err(Error::new(
+            "building the UML command line",
+            format!("path {s:?} contains ',', ':' or whitespace, which UML cannot take"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Reads a pipe on a thread until EOF.
+struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Capture {
+    fn start(pipe: Option<impl Read + Send + 'static>, echo: bool) -> Capture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let shared = Arc::clone(&buf);
+        std::thread::spawn(move || {
+            if let Some(mut pipe) = pipe {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    if echo {
+                        eprint!("{}", String::from_utf8_lossy(&chunk[..n]));
+                    }
+                    shared
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]);
+                }
+            }
+            let _ = tx.send(());
+        });
+        Capture { buf, done }
+    }
+
+    /// The text read so far, waiting up to 5 s for EOF (a process that escaped the process
+    /// group could keep the pipe open).
+    fn finish(self) -> String {
+        let _ = self.done.recv_timeout(Duration::from_secs(5));
+        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+    }
+}
+
+/// How a VM run ended.
+#[derive(Debug)]
+pub struct VmOutcome {
+    /// Everything the guest console showed (kernel messages and guest-init's lines), with
+    /// `\r\n` turned into `\n`.
+    pub console: String,
+    /// The exit status of the `linux` process (success after a clean power-off).
+    pub status: ExitStatus,
+    /// Whether the VM was killed after the timeout.
+    pub timed_out: bool,
+    /// Wall-clock time from start to exit.
+    pub duration: Duration,
+    /// The command that was run.
+    pub command_line: String,
+    /// What UML itself printed on the host (its start-up checks).
+    pub host_stderr: String,
+}
+
+impl VmOutcome {
+    /// Exit status 0, not killed by the timeout, no kernel panic on the console.
+    pub fn powered_off_cleanly(&self) -> bool {
+        self.status.success() && !self.timed_out && !self.console.contains("Kernel panic")
+    }
+
+    /// Panics with [`VmOutcome::report`] unless [`VmOutcome::powered_off_cleanly`].
+    #[track_caller]
+    pub fn assert_clean_poweroff(&self) {
+        assert!(
+            self.powered_off_cleanly(),
+            "the VM did not power off cleanly\n{}",
+            self.report()
+        );
+    }
+
+    /// Panics with [`VmOutcome::report`] unless the console contains `needle`.
+    #[track_caller]
+    pub fn assert_console_contains(&self, needle: &str) {
+        assert!(
+            self.console.contains(needle),
+            "the console does not show {needle:?}\n{}",
+            self.report()
+        );
+    }
+
+    /// The console lines guest-init printed, without the `guest-init: ` prefix.
+    pub fn guest_init_lines(&self) -> Vec<&str> {
+        self.console
+            .lines()
+            .filter_map(|l| l.strip_prefix("guest-init: "))
+            .collect()
+    }
+
+    /// Everything known about the run, for a failing test's message.
+    pub fn report(&self) -> String {
+        format!(
+            "command: {}\nstatus: {} timed out: {} duration: {:?}\n--- console ---\n{}\n--- \
+             host stderr ---\n{}",
+            self.command_line,
+            self.status,
+            self.timed_out,
+            self.duration,
+            self.console,
+            self.host_stderr
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_names() {
+        assert_eq!(guest_disk(0), "/dev/ubda");
+        assert_eq!(guest_disk(2), "/dev/ubdc");
+        let vm = Vm::new("/r.img").disk("/d.img", false);
+        assert_eq!(vm.disk_name(0), "/dev/ubdb");
+        assert_eq!(vm.config_device_name(), "/dev/ubdc");
+    }
+
+    #[test]
+    fn command_line_layout() {
+        let vm = Vm::new("/r.img")
+            .disk("/d.img", false)
+            .disk("/e.img", true)
+            .config_device_bytes(vec![0; 512])
+            .cmdline_token("hostcontract=abc")
+            .arg("loglevel=3");
+        let args = vm
+            .command_line(Path::new("/u"), "id", Path::new("/c.img"))
+            .unwrap();
+        let joined = args.join(" ");
+        for part in [
+            "ubd0r=/r.img",
+            "ubd1=/d.img",
+            "ubd2r=/e.img",
+            "ubd3r=/c.img",
+            "root=/dev/ubda ro",
+            "umid=id uml_dir=/u quiet loglevel=3",
+            "hostcontract_dev=/dev/ubdd hostcontract=abc",
+        ] {
+            assert!(joined.contains(part), "{part:?} not in {joined}");
+        }
+    }
+
+    #[test]
+    fn too_long_a_command_line_is_refused() {
+        let vm = Vm::new("/r.img").cmdline_token(format!("hostcontract={}", "a".repeat(4096)));
+        let err = vm
+            .command_line(Path::new("/u"), "id", Path::new("/c"))
+            .unwrap_err();
+        assert!(err.detail.contains("UML aborts above 4096"), "{err}");
+    }
+
+    #[test]
+    fn unusable_paths_are_refused() {
+        let vm = Vm::new("/a,b.img");
+        assert!(vm
+            .command_line(Path::new("/u"), "id", Path::new("/c"))
+            .is_err());
+    }
+}
