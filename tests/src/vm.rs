@@ -57,6 +57,7 @@ pub struct Vm {
     args: Vec<String>,
     timeout: Duration,
     kernel_log: bool,
+    echo: bool,
 }
 
 impl Vm {
@@ -72,6 +73,7 @@ impl Vm {
             args: Vec::new(),
             timeout: Duration::from_secs(30),
             kernel_log: false,
+            echo: std::env::var_os("E2E_ECHO").is_some_and(|v| v == "1"),
         }
     }
 
@@ -152,6 +154,12 @@ impl Vm {
     /// which still shows warnings, errors and panics).
     pub fn kernel_log(mut self, on: bool) -> Self {
         self.kernel_log = on;
+        self
+    }
+
+    /// Copies the console to stderr while the VM runs (default: on if `E2E_ECHO=1`).
+    pub fn echo(mut self, on: bool) -> Self {
+        self.echo = on;
         self
     }
 
@@ -250,8 +258,7 @@ impl Vm {
         let shown = format!("{} {}", self.kernel.display(), args.join(" "));
         let start = Instant::now();
         let mut child = cmd.spawn().context(|| format!("starting {shown}"))?;
-        let echo = std::env::var_os("E2E_ECHO").is_some_and(|v| v == "1");
-        let console = Capture::start(child.stdout.take(), echo);
+        let console = Capture::start(child.stdout.take(), self.echo);
         let stderr = Capture::start(child.stderr.take(), false);
         let mut timed_out = false;
         let status = loop {
