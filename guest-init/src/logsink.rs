@@ -797,7 +797,7 @@ impl Path {
                         return Err(self.timeout(deadline, now));
                     }
                     msg = back;
-                    thread::sleep(FLUSH_RETRY.min(deadline - now));
+                    thread::sleep(FLUSH_RETRY.min(deadline.saturating_duration_since(now)));
                 }
             }
         }
