@@ -124,9 +124,14 @@ pub fn spawn(svc: &Service, opts: &SpawnOptions) -> Result<Child, SpawnError> {
     if pid == 0 {
         run_child(&plan, &raw);
     }
+    // Taken before restoring the signal mask, which could overwrite errno.
+    let fork_errno = Errno::last();
     drop(mask);
     if pid < 0 {
-        return Err(setup_err("fork"));
+        return Err(SpawnError::Setup {
+            step: "fork",
+            errno: fork_errno,
+        });
     }
     let pid = Pid::from_raw(pid);
     // The parent must not hold the child's ends: the report pipe would never reach end of
@@ -160,13 +165,6 @@ pub fn spawn(svc: &Service, opts: &SpawnOptions) -> Result<Child, SpawnError> {
 /// (`waitpid(-1)`) may have collected it already (ECHILD), which is just as good.
 fn reap(pid: Pid) {
     let _ = nix::sys::wait::waitpid(pid, None);
-}
-
-fn setup_err(step: &'static str) -> SpawnError {
-    SpawnError::Setup {
-        step,
-        errno: Errno::last(),
-    }
 }
 
 fn config_err(field: impl Into<String>, message: impl Into<String>) -> SpawnError {
@@ -248,8 +246,6 @@ struct Plan {
     umask: libc::mode_t,
     /// Upper bound for the close() loop on kernels without close_range(2).
     fd_limit: RawFd,
-    default_action: libc::sigaction,
-    empty_mask: libc::sigset_t,
 }
 
 impl Plan {
@@ -292,8 +288,6 @@ impl Plan {
             notify_fd: notify_fd(&svc.readiness)?,
             umask: opts.umask as libc::mode_t,
             fd_limit: fd_limit(),
-            default_action: default_action(),
-            empty_mask: empty_sigset(),
         })
     }
 
@@ -403,23 +397,6 @@ fn fd_limit() -> RawFd {
         lim.rlim_cur.min(CAP) as RawFd
     } else {
         1024
-    }
-}
-
-fn default_action() -> libc::sigaction {
-    // SAFETY: sigaction is a plain C struct for which all-zero is valid (SIG_DFL = 0).
-    let mut sa: libc::sigaction = unsafe { mem::zeroed() };
-    sa.sa_sigaction = libc::SIG_DFL;
-    sa.sa_mask = empty_sigset();
-    sa
-}
-
-fn empty_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset fully initialises the set it is given.
-    unsafe {
-        let mut set: libc::sigset_t = mem::zeroed();
-        libc::sigemptyset(&mut set);
-        set
     }
 }
 
@@ -750,7 +727,7 @@ fn run_child(plan: &Plan, fds: &ChildRawFds) -> ! {
 }
 
 fn child_setup(plan: &Plan, fds: &ChildRawFds) -> Result<Infallible, (Step, libc::c_int)> {
-    reset_signals(plan)?;
+    reset_signals()?;
     // SAFETY: setsid has no preconditions; the child of fork is never a group leader.
     check(Step::Setsid, unsafe { libc::setsid() })?;
     place_fds(fds)?;
@@ -782,21 +759,52 @@ fn child_setup(plan: &Plan, fds: &ChildRawFds) -> Result<Infallible, (Step, libc
     Err((Step::Exec, Errno::last_raw()))
 }
 
+/// Size of the kernel's signal set, the `sigsetsize` argument of rt_sigaction and
+/// rt_sigprocmask: 64 signals everywhere except MIPS (128).
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const KERNEL_SIGSET_SIZE: usize = 8;
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const KERNEL_SIGSET_SIZE: usize = 16;
+
+/// Highest signal number of the kernel (`_NSIG`).
+const KERNEL_NSIG: libc::c_int = (KERNEL_SIGSET_SIZE * 8) as libc::c_int;
+
+/// An all-zero kernel `struct sigaction` (handler SIG_DFL, no flags, empty mask) or an
+/// all-zero kernel signal set, large enough for every architecture's layout. All-zero is
+/// what we want in every field, so the per-architecture field order does not matter.
+const ZERO_KERNEL_STRUCT: [u64; 8] = [0; 8];
+
 /// Default disposition for every signal, then an empty mask (see `SignalsBlocked`).
 ///
 /// Handlers would be reset by execve anyway, but *ignored* signals survive exec (PID 1
-/// ignores some, and the Rust runtime ignores SIGPIPE), and until exec a handler of PID 1
-/// could run in the child. Errors are expected and ignored: SIGKILL and SIGSTOP cannot be
-/// changed, and libc refuses the two or three real-time signals it reserves for itself,
-/// which nobody ignores and which exec resets.
-fn reset_signals(plan: &Plan) -> ChildResult {
-    for sig in 1..=64 {
-        // SAFETY: sigaction is async-signal-safe; the action was prepared before fork.
-        unsafe { libc::sigaction(sig, &plan.default_action, std::ptr::null_mut()) };
+/// ignores some, the Rust runtime ignores SIGPIPE, and whoever started us may have ignored
+/// more), and until exec a handler of PID 1 could run in the child. Raw system calls rather
+/// than libc's sigaction/sigprocmask: libc refuses to touch the real-time signals it reserves
+/// for itself (32 and 33 in glibc), and an ignored signal 32 would then reach the service.
+/// Errors of rt_sigaction are expected and ignored: SIGKILL and SIGSTOP cannot be changed.
+fn reset_signals() -> ChildResult {
+    let zero = ZERO_KERNEL_STRUCT;
+    for sig in 1..=KERNEL_NSIG {
+        // SAFETY: rt_sigaction reads a zeroed buffer larger than any kernel sigaction.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig as libc::c_long,
+                zero.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
     }
-    // SAFETY: as above; the empty set was prepared before fork.
+    // SAFETY: rt_sigprocmask reads a zeroed set of at least KERNEL_SIGSET_SIZE bytes.
     check(Step::SigMask, unsafe {
-        libc::sigprocmask(libc::SIG_SETMASK, &plan.empty_mask, std::ptr::null_mut())
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as libc::c_long,
+            zero.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_SIZE,
+        )
     })
 }
 
