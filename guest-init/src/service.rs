@@ -830,8 +830,9 @@ fn close_other_fds(plan: &Plan, fds: &ChildRawFds) -> ChildResult {
     let mut from: RawFd = 3;
     for k in keep {
         if k >= from {
-            close_range(from, k - 1, plan.fd_limit)?;
-            from = k + 1;
+            // Saturating: a panic (debug overflow check) in the forked child must be impossible.
+            close_range(from, k.saturating_sub(1), plan.fd_limit)?;
+            from = k.saturating_add(1);
         }
     }
     close_range(from, RawFd::MAX, plan.fd_limit)
