@@ -13,3 +13,4 @@ pub mod runfs;
 pub mod service;
 pub mod settings;
 pub mod status;
+pub mod supervise;
