@@ -196,6 +196,21 @@ pub struct Service {
     pub readiness: Readiness,
 }
 
+impl Service {
+    /// The name used in logs: `name`, or else the basename of `argv[0]`.
+    pub fn app_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        self.argv
+            .first()
+            .and_then(|a| a.rsplit('/').next())
+            .filter(|b| !b.is_empty())
+            .unwrap_or("service")
+            .to_string()
+    }
+}
+
 fn default_stop_signal() -> String {
     "SIGTERM".to_string()
 }

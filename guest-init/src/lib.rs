@@ -2,6 +2,7 @@
 //!
 //! Each module has one job; `main.rs` runs them in boot order.
 
+pub mod boot;
 pub mod console;
 pub mod kmod;
 pub mod load;

@@ -132,16 +132,8 @@ pub struct DiskReport {
     pub checked: bool,
 }
 
-/// Checks, formats if allowed and blank, and mounts each data disk, in order.
-pub fn mount_disks(disks: &[Disk]) -> Result<Vec<DiskReport>, MountError> {
-    disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| mount_disk(&format!("mounts.disks[{i}]"), d))
-        .collect()
-}
-
-fn mount_disk(at: &str, d: &Disk) -> Result<DiskReport, MountError> {
+/// Checks, formats if allowed and blank, and mounts one data disk; `at` is its JSON path.
+pub fn mount_disk(at: &str, d: &Disk) -> Result<DiskReport, MountError> {
     let blank = is_blank(&d.device).map_err(|m| err(format!("{at}.device"), m))?;
     let mut formatted = false;
     let mut checked = false;

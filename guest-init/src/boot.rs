@@ -1,0 +1,339 @@
+//! The boot sequence: each step in order, reported on the console and the status channel,
+//! then supervision, then a clean shutdown. Any fatal error is reported with the contract
+//! field at fault and ends in the same clean shutdown, so PID 1 never exits and never hangs.
+
+use crate::logsink::{LogSink, Record, Severity, SinkConfig, Stream};
+use crate::mounts::{self, Unmounted};
+use crate::service::SpawnOptions;
+use crate::status::{Status, STATUS_TTY};
+use crate::supervise::{self, End, Observer, Supervisor};
+use crate::{console, kmod, load, net, power, runfs, settings};
+use contract::{cmdline, ipconfig, Contract, Disk, Network};
+use nix::sys::signal::{sigprocmask, SigmaskHow};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::path::Path;
+use std::time::Duration;
+
+/// A boot step that failed: the contract field at fault (if one is) and what to print.
+#[derive(Debug)]
+pub struct Fatal {
+    pub field: Option<String>,
+    pub lines: Vec<String>,
+}
+
+impl Fatal {
+    fn new(field: Option<&str>, line: impl ToString) -> Fatal {
+        Fatal {
+            field: field.map(str::to_string),
+            lines: vec![line.to_string()],
+        }
+    }
+}
+
+/// Reports to the console, the status channel and (once started) the log sink.
+pub struct Reporter {
+    status: Status,
+    sink: RefCell<Option<LogSink>>,
+    /// The sink copies lines to the console itself; init messages then go through it only.
+    sink_has_console: bool,
+    app: String,
+}
+
+impl Reporter {
+    fn new(status: Status) -> Reporter {
+        Reporter {
+            status,
+            sink: RefCell::new(None),
+            sink_has_console: false,
+            app: String::from("service"),
+        }
+    }
+
+    /// A guest-init message for people: console and remote log.
+    pub fn say(&self, severity: Severity, text: &str) {
+        let sink = self.sink.borrow();
+        if !(self.sink_has_console && sink.is_some()) {
+            console::say(text);
+        }
+        if let Some(s) = sink.as_ref() {
+            s.log(Record::init(severity, text));
+        }
+    }
+
+    fn fatal(&self, f: &Fatal) {
+        self.status.emit(
+            "fatal",
+            json!({"field": f.field, "reason": f.lines.join("; ")}),
+        );
+        for line in &f.lines {
+            self.say(Severity::Error, &format!("fatal: {line}"));
+        }
+    }
+
+    fn flush_logs(&self) {
+        if let Some(s) = self.sink.borrow().as_ref() {
+            let _ = s.flush(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Observer for Reporter {
+    fn event(&self, name: &str, fields: Value) {
+        self.status.emit(name, fields.clone());
+        let severity = match name {
+            "fatal" => Severity::Error,
+            "exited" | "restarting" | "stop_timeout" | "warning" => Severity::Warning,
+            _ => Severity::Notice,
+        };
+        self.say(severity, &human(name, &fields));
+    }
+
+    fn output(&self, pid: Pid, stderr: bool, line: &str) {
+        let stream = if stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        match self.sink.borrow().as_ref() {
+            Some(s) => s.log(Record::service(
+                stream,
+                &self.app,
+                Some(pid.as_raw() as u32),
+                line,
+            )),
+            None => console::say(&format!("{}: {line}", self.app)),
+        }
+    }
+}
+
+/// `service_started {"pid":42}` → `service started: pid=42`.
+fn human(name: &str, fields: &Value) -> String {
+    let mut text = name.replace('_', " ");
+    if let Value::Object(map) = fields {
+        let parts: Vec<String> = map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        if !parts.is_empty() {
+            text.push_str(": ");
+            text.push_str(&parts.join(" "));
+        }
+    }
+    text
+}
+
+/// What is up once boot succeeded.
+struct Up {
+    contract: Contract,
+}
+
+/// PID 1's whole life. Never returns.
+pub fn run(started_us: u64) -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        console::fatal(&format!("internal error: {info}"));
+        power::power_off();
+    }));
+    // Before any thread exists, so every thread inherits the mask and the signals wait in the
+    // supervisor's signalfd instead of hitting PID 1's (ignored) default handlers.
+    let _ = sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&supervise::handled_signals()),
+        None,
+    );
+    // Ctrl-Alt-Del (UML mconsole `cad`) then reaches PID 1 as SIGINT instead of rebooting.
+    disable_cad();
+    if let Err(e) = console::setup() {
+        console::fatal(&e);
+        power::power_off();
+    }
+    console::say(concat!("starting, version ", env!("CARGO_PKG_VERSION")));
+    if let Err(e) = mounts::mount_system() {
+        console::fatal(&e.to_string());
+        power::power_off();
+    }
+    let mut rep = Reporter::new(Status::open(STATUS_TTY, started_us));
+    let mut disks: Vec<Disk> = Vec::new();
+    let outcome = match bring_up(&mut rep, &mut disks) {
+        Ok(up) => {
+            let mut sup = match Supervisor::new(&up.contract.service, &rep, SpawnOptions::default())
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    rep.fatal(&Fatal::new(
+                        None,
+                        format!("cannot create the signalfd: {e}"),
+                    ));
+                    shutdown(&rep, &disks, json!({"reason": "fatal"}));
+                }
+            };
+            let end = sup.run();
+            end_fields(&end)
+        }
+        Err(f) => {
+            rep.fatal(&f);
+            json!({"reason": "fatal", "field": f.field})
+        }
+    };
+    shutdown(&rep, &disks, outcome)
+}
+
+fn disable_cad() {
+    // SAFETY: reboot(2) with the CAD_OFF command only changes what Ctrl-Alt-Del does.
+    unsafe {
+        libc::reboot(libc::LINUX_REBOOT_CMD_CAD_OFF);
+    }
+}
+
+fn end_fields(end: &End) -> Value {
+    match end {
+        End::ServiceEnded(kind) => {
+            let (code, signal) = match kind {
+                crate::service::ExitKind::Exited(c) => (Some(*c), None),
+                crate::service::ExitKind::Signaled(s) => (None, Some(*s)),
+            };
+            json!({"reason": "service ended", "status": kind.to_string(), "code": code, "signal": signal})
+        }
+        End::Requested(why) => json!({"reason": "requested", "signal": why}),
+        End::SpawnFailed(e) => json!({"reason": "fatal", "field": "service", "error": e}),
+    }
+}
+
+/// Steps 2 to 6 of the boot: contract, network, settings, disks, files, logging.
+fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
+    let cmdline_text = load::kernel_cmdline().map_err(|e| Fatal {
+        field: None,
+        lines: e.lines(),
+    })?;
+    let loaded = load::load(&cmdline_text).map_err(|e| Fatal {
+        field: Some("contract".into()),
+        lines: e.lines(),
+    })?;
+    let mut contract = loaded.contract.clone();
+    let network_from = fill_network_from_ip_param(&mut contract, &cmdline_text)?;
+    rep.app = contract.service.app_name();
+    let sources: Vec<String> = loaded.sources.iter().map(|s| s.to_string()).collect();
+    rep.event("contract_loaded", json!({"hostname": contract.hostname, "service": rep.app, "sources": sources, "network": network_from}));
+    runfs::write_contract(&contract).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    settings::set_hostname(&contract.hostname).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    bring_up_network(rep, &contract)?;
+    settings::apply_sysctls(&contract.sysctl).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    for report in mount_disks(&contract, disks)? {
+        rep.event("disk_mounted", json!({"device": report.device, "mount_point": report.mount_point, "formatted": report.formatted, "checked": report.checked}));
+    }
+    mounts::mount_tmpfs(&contract.mounts.tmpfs).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    runfs::write_files(&contract.files).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    start_logging(rep, &contract)?;
+    Ok(Up { contract })
+}
+
+/// When the contract has no network section, the kernel's `ip=` parameter (if any) gives it.
+fn fill_network_from_ip_param(c: &mut Contract, cmdline_text: &str) -> Result<&'static str, Fatal> {
+    if c.network.is_some() {
+        return Ok("contract");
+    }
+    let Some(value) =
+        cmdline::find(cmdline_text, "ip").or_else(|| cmdline::find(cmdline_text, "nfsaddrs"))
+    else {
+        return Ok("none");
+    };
+    let parsed = ipconfig::parse(value).and_then(|p| p.to_network());
+    match parsed {
+        Ok(net) => {
+            c.network = net;
+            Ok("ip= parameter")
+        }
+        Err(e) => Err(Fatal::new(Some("ip="), e)),
+    }
+}
+
+fn bring_up_network(rep: &Reporter, c: &Contract) -> Result<(), Fatal> {
+    let empty = Network::default();
+    let net = c.network.as_ref().unwrap_or(&empty);
+    if kmod::needs_ipv6(net) {
+        kmod::ensure_ipv6(Path::new(kmod::MODULES_DIR))
+            .map_err(|e| Fatal::new(Some("network"), e))?;
+    }
+    let report = match &c.network {
+        Some(net) => net::configure(net).map_err(|e| Fatal::new(e.path(), &e))?,
+        None => {
+            net::loopback_up().map_err(|e| Fatal::new(e.path(), &e))?;
+            net::Report::default()
+        }
+    };
+    runfs::write_resolv_conf(&net::resolv_conf(net)).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    let own: Vec<std::net::IpAddr> = net
+        .interfaces
+        .iter()
+        .flat_map(|i| i.addresses.iter())
+        .filter_map(|a| contract::addr::parse_cidr(a).ok())
+        .map(|c| c.addr)
+        .collect();
+    runfs::write_hosts(&runfs::hosts_text(&c.hostname, &own))
+        .map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    rep.event(
+        "network_up",
+        json!({"links": report.links, "addresses": report.addresses, "routes": report.routes}),
+    );
+    Ok(())
+}
+
+fn mount_disks(c: &Contract, mounted: &mut Vec<Disk>) -> Result<Vec<mounts::DiskReport>, Fatal> {
+    let mut reports = Vec::new();
+    for (i, d) in c.mounts.disks.iter().enumerate() {
+        let at = format!("mounts.disks[{i}]");
+        let report = mounts::mount_disk(&at, d).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+        mounted.push(d.clone());
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn start_logging(rep: &mut Reporter, c: &Contract) -> Result<(), Fatal> {
+    let console: Box<dyn std::io::Write + Send> =
+        match std::fs::OpenOptions::new().write(true).open("/dev/console") {
+            Ok(f) => Box::new(f),
+            Err(_) => Box::new(std::io::sink()),
+        };
+    let cfg = SinkConfig::from_contract(&c.logging, &c.hostname, console)
+        .map_err(|e| Fatal::new(Some("logging.remote"), e))?;
+    let sink = LogSink::start(cfg).map_err(|e| Fatal::new(Some("logging"), e))?;
+    rep.sink_has_console = c.logging.console;
+    *rep.sink.borrow_mut() = Some(sink);
+    if let Some(r) = &c.logging.remote {
+        rep.event("logging", json!({"remote": format!("{:?} {}:{} {:?}", r.transport, r.host, r.port, r.format).to_lowercase()}));
+    }
+    Ok(())
+}
+
+/// Kills what is left, takes the data disks down cleanly, reports, and powers off.
+fn shutdown(rep: &Reporter, disks: &[Disk], outcome: Value) -> ! {
+    let reaped = supervise::kill_and_reap_all(Duration::from_secs(5));
+    nix::unistd::sync();
+    let unmounted: Vec<Value> = mounts::unmount_disks(disks)
+        .into_iter()
+        .map(|(point, how)| {
+            let how = match how {
+                Unmounted::Unmounted => "unmounted".to_string(),
+                Unmounted::RemountedReadOnly => "remounted read-only".to_string(),
+                Unmounted::Failed(e) => format!("failed: {e}"),
+            };
+            json!({"mount_point": point, "result": how})
+        })
+        .collect();
+    if !unmounted.is_empty() {
+        rep.event("disks_unmounted", json!({"disks": unmounted}));
+    }
+    let mut fields = outcome;
+    if let Value::Object(map) = &mut fields {
+        map.insert("processes_killed".into(), json!(reaped));
+    }
+    rep.event("power_off", fields);
+    rep.flush_logs();
+    power::power_off()
+}
