@@ -131,8 +131,8 @@ pub fn kernel_cmdline() -> Result<String, LoadError> {
             Err(e) => return Err(LoadError::Cmdline(format!("cannot mount /proc: {e}"))),
         }
     }
-    std::fs::read_to_string("/proc/cmdline")
-        .map(|s| s.trim_end().to_string())
+    std::fs::read("/proc/cmdline")
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
         .map_err(|e| LoadError::Cmdline(format!("/proc/cmdline: {e}")))
 }
 
@@ -142,8 +142,19 @@ pub fn load(kernel_cmdline: &str) -> Result<Loaded, LoadError> {
     let from_cmdline = cmdline::find(kernel_cmdline, cmdline::PARAM)
         .map(|v| (Source::Cmdline, cmdline::decode(v).map_err(|e| e.lines())));
     let from_device = cmdline::find(kernel_cmdline, cmdline::DEVICE_PARAM)
-        .map(|dev| (Source::Device(dev.to_string()), read_device(dev)));
+        .map(device_path)
+        .map(|dev| (Source::Device(dev.clone()), read_device(&dev)));
     merge(from_cmdline, from_device)
+}
+
+/// The device path for a `hostcontract_dev=` value: absolute as given, or a bare name under
+/// /dev (`ubdb` → `/dev/ubdb`).
+pub fn device_path(value: &str) -> String {
+    if value.starts_with('/') {
+        value.to_string()
+    } else {
+        format!("/dev/{value}")
+    }
 }
 
 /// Combines what the sources gave: every source error is reported; with two good contracts,
@@ -167,11 +178,11 @@ pub fn merge(
     let Some((first_source, contract)) = good.next() else {
         return Err(LoadError::NoSource);
     };
-    let mut sources = vec![first_source];
+    let mut sources = vec![first_source.clone()];
     for (source, other) in good {
         if other != contract {
             return Err(LoadError::Mismatch {
-                first: sources.swap_remove(0),
+                first: first_source,
                 second: source,
             });
         }
@@ -307,6 +318,27 @@ mod tests {
         )
         .expect_err("error");
         assert!(matches!(err, LoadError::Sources(ref v) if v.len() == 1 && v[0].source == dev()));
+    }
+
+    #[test]
+    fn device_paths() {
+        assert_eq!(device_path("/dev/ubdc"), "/dev/ubdc");
+        assert_eq!(device_path("ubdc"), "/dev/ubdc");
+    }
+
+    #[test]
+    fn load_reads_the_command_line_token() {
+        let c = contract("tok");
+        let cmdline = format!("root=/dev/ubda ro {} quiet", contract::cmdline::encode(&c));
+        let got = load(&cmdline).expect("loads");
+        assert_eq!(got.contract, c);
+        assert_eq!(got.sources, vec![Source::Cmdline]);
+        assert_eq!(load("root=/dev/ubda ro"), Err(LoadError::NoSource));
+        let err = load("hostcontract_dev=/nonexistent/dev").expect_err("no device");
+        assert!(
+            err.lines()[1].contains("cannot open /nonexistent/dev"),
+            "{err}"
+        );
     }
 
     #[test]
