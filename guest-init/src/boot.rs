@@ -218,7 +218,8 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     let network_from = fill_network_from_ip_param(&mut contract, &cmdline_text)?;
     rep.app = contract.service.app_name();
     let sources: Vec<String> = loaded.sources.iter().map(|s| s.to_string()).collect();
-    rep.event("contract_loaded", json!({"hostname": contract.hostname, "service": rep.app, "sources": sources, "network": network_from}));
+    rep.say(Severity::Notice, &loaded.summary());
+    rep.status.emit("contract_loaded", json!({"hostname": contract.hostname, "service": rep.app, "sources": sources, "network": network_from}));
     runfs::write_contract(&contract).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     settings::set_hostname(&contract.hostname).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     bring_up_network(rep, &contract)?;
