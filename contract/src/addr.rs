@@ -17,6 +17,28 @@ impl Cidr {
         self.addr.is_ipv6()
     }
 
+    /// The network this prefix names: the address with its host bits cleared.
+    pub fn network(&self) -> Cidr {
+        let addr = match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        Cidr {
+            addr,
+            prefix: self.prefix,
+        }
+    }
+
     /// True for `0.0.0.0/0` and `::/0`.
     pub fn is_default(&self) -> bool {
         self.prefix == 0
@@ -136,6 +158,24 @@ mod tests {
         assert!(parse_mac("01:00:5e:10:00:01")
             .unwrap_err()
             .contains("multicast"));
+    }
+
+    #[test]
+    fn network_clears_host_bits() {
+        let c = parse_cidr("198.51.100.5/24").unwrap();
+        assert_eq!(c.network().to_string(), "198.51.100.0/24");
+        assert_eq!(
+            parse_cidr("10.1.2.3/0").unwrap().network().to_string(),
+            "0.0.0.0/0"
+        );
+        assert_eq!(
+            parse_cidr("10.1.2.3/32").unwrap().network().to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::1/64").unwrap().network().to_string(),
+            "2001:db8::/64"
+        );
     }
 
     #[test]

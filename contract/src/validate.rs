@@ -229,6 +229,17 @@ fn check_ifname(name: &str) -> Result<(), String> {
 
 fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
     let dest = match parse_cidr(&r.destination) {
+        Ok(d) if d.network() != d => {
+            ck.push(
+                format!("{at}.destination"),
+                format!(
+                    "'{}' has host bits set; write the network, '{}'",
+                    r.destination,
+                    d.network()
+                ),
+            );
+            Some(d)
+        }
         Ok(d) => Some(d),
         Err(m) => {
             ck.push(

@@ -59,6 +59,14 @@ fn cidr(v6: bool) -> impl Strategy<Value = String> {
     (ip(v6), 0..=max).prop_map(|(a, p)| format!("{a}/{p}"))
 }
 
+/// A route destination: a CIDR with its host bits cleared, as validation requires.
+fn network_cidr(v6: bool) -> impl Strategy<Value = String> {
+    cidr(v6).prop_map(|c| match contract::addr::parse_cidr(&c) {
+        Ok(parsed) => parsed.network().to_string(),
+        Err(_) => c,
+    })
+}
+
 fn mac() -> impl Strategy<Value = String> {
     (any::<[u8; 6]>(), any::<bool>()).prop_map(|(mut b, upper)| {
         b[0] &= 0xfe;
@@ -108,7 +116,7 @@ fn route(ifaces: Vec<String>) -> impl Strategy<Value = Route> {
             } else {
                 Just(None).boxed()
             };
-            (cidr(v6), gateway).prop_map(move |(destination, gateway)| Route {
+            (network_cidr(v6), gateway).prop_map(move |(destination, gateway)| Route {
                 destination,
                 gateway,
                 interface: interface.clone(),
