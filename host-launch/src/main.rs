@@ -1,1 +1,146 @@
-fn main() {}
+//! `host-launch`: the operator's command line. See `host-launch --help` and the crate docs;
+//! exit statuses are listed in `host_launch::exit`.
+
+use clap::{Parser, Subcommand};
+use host_launch::{cli, exit, run};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "host-launch",
+    version,
+    about = "Run one-service appliances as User-Mode Linux VMs",
+    args_conflicts_with_subcommands = true,
+    after_help = "`host-launch SPEC` is `host-launch run SPEC`.\n\nExit status: 0 clean stop or \
+                  service exit 0; 1-119 the service's exit code; 120 invalid spec/manifest; \
+                  121 already running / in use; 122 host setup failed; 123 guest fatal error; \
+                  124 kernel crash; 125 killed after the stop timeout; 126 no such appliance; \
+                  128+N service killed by signal N."
+)]
+struct Cli {
+    /// The spec to run in the foreground (same as `run SPEC`).
+    spec: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run an appliance in the foreground until it powers off; Ctrl-C stops it cleanly.
+    Run {
+        spec: PathBuf,
+        /// Show the kernel's boot messages in the console log.
+        #[arg(long)]
+        kernel_log: bool,
+        /// Do not print status events.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Validate a spec against its image; print the contract and the UML command line.
+    Check {
+        spec: PathBuf,
+        /// Print only the merged contract (JSON).
+        #[arg(long)]
+        contract: bool,
+    },
+    /// Start an appliance in the background.
+    Start {
+        spec: PathBuf,
+        /// Wait until the service is ready, at most this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait_ready: Option<u64>,
+    },
+    /// Stop a running appliance gracefully.
+    Stop {
+        name: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Show an appliance's state (all when no name is given).
+    Status {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the appliances this host knows.
+    List,
+    /// Print the status events of an appliance's last run.
+    Logs {
+        name: String,
+        /// Raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the guest console of an appliance's last run.
+    Console { name: String },
+    /// Print the JSON Schema of the spec or of the image manifest.
+    Schema {
+        #[arg(value_parser = ["spec", "manifest"])]
+        which: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match (cli.command, cli.spec) {
+        (Some(cmd), _) => dispatch(cmd),
+        (None, Some(spec)) => run_fg(&spec, false, false),
+        (None, None) => {
+            eprintln!("host-launch: give a SPEC to run, or a subcommand; see --help");
+            Ok(2)
+        }
+    };
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.message.lines() {
+                eprintln!("host-launch: {line}");
+            }
+            exit::for_error(e.kind)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run_fg(spec: &std::path::Path, kernel_log: bool, quiet: bool) -> host_launch::Result<i32> {
+    let opts = run::Options { kernel_log, quiet };
+    run::run(spec, &opts).map(|o| o.code())
+}
+
+fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
+    match cmd {
+        Cmd::Run {
+            spec,
+            kernel_log,
+            quiet,
+        } => run_fg(&spec, kernel_log, quiet),
+        Cmd::Check { spec, contract } => {
+            let r = cli::check(&spec)?;
+            if contract {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.loaded.merged.contract).unwrap_or_default()
+                );
+            } else {
+                print!("{}", r.text);
+            }
+            Ok(0)
+        }
+        Cmd::Start { spec, wait_ready } => cli::start(&spec, wait_ready.map(Duration::from_secs)),
+        Cmd::Stop { name, timeout } => cli::stop(&name, Duration::from_secs(timeout)),
+        Cmd::Status { name, json } => cli::status(name.as_deref(), json),
+        Cmd::List => cli::list(),
+        Cmd::Logs { name, json } => cli::logs(&name, json),
+        Cmd::Console { name } => cli::console(&name),
+        Cmd::Schema { which } => {
+            if which == "spec" {
+                print!("{}", host_launch::schema::spec_v1_text());
+            } else {
+                print!("{}", host_launch::schema::manifest_v1_text());
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! host-launch: runs one-service appliances as User-Mode Linux VMs.
+//!
+//! The operator writes a spec (`spec`); the image builder ships a manifest beside the image
+//! (`manifest`); `merge` turns both into a host contract. `load` reads and checks them from
+//! files, `disks`, `tap` and `state` prepare the host, `uml` builds the UML command line,
+//! `run` boots and supervises the VM, `mconsole` talks to UML's management console to stop
+//! it, and `exit` maps how it ended to the launcher's exit status.
+
+pub mod cli;
+pub mod disks;
+pub mod error;
+pub mod events;
+pub mod exit;
+pub mod load;
+pub mod manifest;
+pub mod mconsole;
+pub mod merge;
+pub mod privs;
+pub mod run;
+pub mod schema;
+pub mod spec;
+pub mod state;
+pub mod tap;
+pub mod uml;
+
+pub use error::{Error, Kind, Result};

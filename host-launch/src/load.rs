@@ -1,0 +1,149 @@
+//! Reading a spec file and its image's manifest, resolving paths, merging: everything `check`
+//! does, without touching the host.
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, Manifest};
+use crate::merge::{self, Merged};
+use crate::spec::{self, Spec};
+use std::path::{Path, PathBuf};
+
+/// The UML kernel used unless the spec or `UML_KERNEL` names another.
+pub const DEFAULT_KERNEL: &str = "/usr/bin/linux.uml";
+
+/// A spec with everything it refers to, checked.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub spec_path: PathBuf,
+    pub spec: Spec,
+    pub image: PathBuf,
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+    pub merged: Merged,
+    /// The data disks' host files, absolute, in the order of `merged.disks`.
+    pub disk_files: Vec<PathBuf>,
+    pub kernel: PathBuf,
+}
+
+/// `path` relative to `base` unless absolute.
+pub fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Makes a path absolute against the current directory (without resolving symlinks).
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The manifest's default place: `<image>.manifest.json`.
+pub fn default_manifest_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_os_string();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+fn lines(file: &Path, problems: impl IntoIterator<Item = String>) -> String {
+    problems
+        .into_iter()
+        .map(|p| format!("{}: {p}", file.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and parses the spec file only.
+pub fn read_spec(spec_path: &Path) -> Result<Spec> {
+    let text = std::fs::read(spec_path).map_err(|e| {
+        Error::invalid(format!(
+            "{}: cannot read the spec: {e}",
+            spec_path.display()
+        ))
+    })?;
+    spec::parse(&text).map_err(|p| Error::invalid(lines(spec_path, p)))
+}
+
+/// Reads the spec, the image's manifest, and merges them. Touches nothing.
+pub fn load(spec_path: &Path) -> Result<Loaded> {
+    let spec_path = absolute(spec_path);
+    let spec = read_spec(&spec_path)?;
+    let base = spec_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let image = resolve(&base, &spec.image);
+    match std::fs::metadata(&image) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "{}: image: {} is not a regular file; give the root image file",
+                spec_path.display(),
+                image.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "{}: image: {} cannot be used ({e}); check the path (relative paths are taken \
+                 from the spec file's directory)",
+                spec_path.display(),
+                image.display()
+            )))
+        }
+    }
+    let manifest_path = match &spec.manifest {
+        Some(m) => resolve(&base, m),
+        None => default_manifest_path(&image),
+    };
+    let text = std::fs::read(&manifest_path).map_err(|e| {
+        let how = if spec.manifest.is_some() {
+            "check the spec's \"manifest\" path"
+        } else {
+            "the image builder ships it beside the image; or name it with \"manifest\" in the spec"
+        };
+        Error::invalid(format!(
+            "{}: manifest: cannot read {} ({e}); {how}",
+            spec_path.display(),
+            manifest_path.display()
+        ))
+    })?;
+    let manifest = manifest::parse(&text)
+        .map_err(|p| Error::invalid(format!("{}: {p}", manifest_path.display())))?;
+    let merged = merge::merge(&spec, &manifest)
+        .map_err(|p| Error::invalid(lines(&spec_path, p.0.iter().map(|p| p.to_string()))))?;
+    let disk_files = merged
+        .disks
+        .iter()
+        .map(|d| resolve(&base, &d.file))
+        .collect::<Vec<_>>();
+    for (d, f) in merged.disks.iter().zip(&disk_files) {
+        let shown = f.to_string_lossy();
+        spec::check_uml_path(&shown).map_err(|m| {
+            Error::invalid(format!(
+                "{}: disks[{}].file: {m}",
+                spec_path.display(),
+                d.spec_index
+            ))
+        })?;
+    }
+    spec::check_uml_path(&image.to_string_lossy())
+        .map_err(|m| Error::invalid(format!("{}: image: {m}", spec_path.display())))?;
+    let kernel = match &spec.kernel {
+        Some(k) => resolve(&base, k),
+        None => std::env::var_os("UML_KERNEL")
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL)),
+    };
+    Ok(Loaded {
+        spec_path,
+        spec,
+        image,
+        manifest_path,
+        manifest,
+        merged,
+        disk_files,
+        kernel,
+    })
+}

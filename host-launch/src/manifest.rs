@@ -1,0 +1,175 @@
+//! The image manifest: what an image builder declares about its image, in a JSON file beside
+//! it (`<image>.manifest.json`). The contract version the image's guest-init speaks, the
+//! default service, the data disks it expects and the ports it serves. Pure: no I/O.
+
+use contract::{Service, Tmpfs};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What an image declares about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The host contract version the image's guest-init speaks (1).
+    pub contract_version: u32,
+    /// The image's name, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the image is, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The default service: program, user, capabilities, readiness, restart, stop signal and
+    /// timeout, environment (the contract's `service` section).
+    pub service: Service,
+    /// Data disks the image expects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<ManifestDisk>,
+    /// Memory-backed filesystems the image needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<Tmpfs>,
+    /// Ports the service listens on (documentation for the operator; shown by `check`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Default kernel settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    /// Default image-specific settings (the contract's `extra`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<serde_json::Value>,
+    /// The least memory the image runs in, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_memory_mib: Option<u32>,
+}
+
+/// A data disk the image expects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDisk {
+    /// Where the guest mounts it; a directory that exists in the image.
+    pub mount_point: String,
+    /// The guest device the image expects it on (e.g. `/dev/ubdb`); default the next free one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Filesystem type; default `ext4`.
+    #[serde(default = "default_fs_type")]
+    pub fs_type: String,
+    /// Mount options.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// Let the guest create the filesystem on a blank disk.
+    #[serde(default)]
+    pub format_if_blank: bool,
+    /// Whether the spec must provide this disk (default true).
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// The smallest disk the service works with, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size_mib: Option<u64>,
+}
+
+fn default_fs_type() -> String {
+    "ext4".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A port the service serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// Parses a manifest. The contract version is checked before the shape, so an image built for
+/// a newer contract is refused as such rather than as a list of unknown fields.
+pub fn parse(text: &[u8]) -> Result<Manifest, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| "the top level must be a JSON object".to_string())?;
+    match obj.get("contract_version") {
+        None => {
+            return Err(format!(
+                "contract_version: missing; the image builder must declare the host contract \
+                 version its guest-init speaks (this host-launch speaks {})",
+                contract::VERSION
+            ))
+        }
+        Some(v) if v.as_u64() == Some(contract::VERSION as u64) => {}
+        Some(v) => {
+            return Err(format!(
+                "contract_version: the image speaks host contract version {v}, but this \
+                 host-launch speaks version {}; use a host-launch that supports it or an image \
+                 built for version {}",
+                contract::VERSION,
+                contract::VERSION
+            ))
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(top level)".into()
+        } else {
+            path
+        };
+        format!("{path}: {}", e.into_inner())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{"contract_version":1,"service":{"argv":["/bin/x"]}}"#;
+
+    #[test]
+    fn minimal_manifest() {
+        let m = parse(MINIMAL.as_bytes()).unwrap();
+        assert_eq!(m.service.argv, ["/bin/x"]);
+        assert!(m.disks.is_empty());
+    }
+
+    #[test]
+    fn disk_defaults() {
+        let m = parse(
+            br#"{"contract_version":1,"service":{"argv":["/bin/x"]},
+                 "disks":[{"mount_point":"/data"}],"ports":[{"port":53,"protocol":"udp"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.disks[0].fs_type, "ext4");
+        assert!(m.disks[0].required);
+        assert!(!m.disks[0].format_if_blank);
+        assert_eq!(m.ports[0].protocol, Protocol::Udp);
+    }
+
+    #[test]
+    fn wrong_contract_version_is_refused_first() {
+        let e = parse(br#"{"contract_version":2,"whatever":true}"#).unwrap_err();
+        assert!(e.contains("speaks host contract version 2"), "{e}");
+        let e = parse(br#"{"service":{"argv":["/x"]}}"#).unwrap_err();
+        assert!(e.starts_with("contract_version: missing"), "{e}");
+    }
+
+    #[test]
+    fn shape_errors_have_paths() {
+        let e = parse(br#"{"contract_version":1,"service":{"argv":["/x"],"usr":1}}"#).unwrap_err();
+        assert!(e.starts_with("service.usr: unknown field `usr`"), "{e}");
+    }
+}

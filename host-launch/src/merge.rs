@@ -1,0 +1,466 @@
+//! Spec + manifest → host contract, plus where each data disk is attached. Pure: no I/O.
+//!
+//! The manifest gives the defaults (service, disks, tmpfs, sysctl, extra); the spec gives the
+//! instance (hostname, network, logging, disks' files) and overrides (env, extra, sysctl, stop
+//! timeout, a disk's fs type and options). The result is checked with [`contract::validate`],
+//! and every way the spec fails to meet the image's needs is reported at once.
+
+use crate::manifest::Manifest;
+use crate::spec::Spec;
+use contract::{Contract, Disk, Interface, Logging, Mounts, Network, Problem, Problems};
+use std::collections::BTreeSet;
+
+/// UML attaches at most 16 block devices (ubd0 to ubd15).
+pub const MAX_UBD: usize = 16;
+
+/// A data disk with its place on the UML command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedDisk {
+    /// Index in the spec's `disks`.
+    pub spec_index: usize,
+    /// The host file as the spec gives it.
+    pub file: String,
+    /// `N` of `ubdN=`.
+    pub ubd: usize,
+    /// The guest device, `/dev/ubdb` for `ubd == 1`.
+    pub device: String,
+}
+
+/// What the launcher needs to boot the appliance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub contract: Contract,
+    pub disks: Vec<AttachedDisk>,
+    /// `N` of the config device's `ubdNr=`.
+    pub config_ubd: usize,
+}
+
+/// The guest device of ubd number `n`: 0 → `/dev/ubda`.
+pub fn ubd_device(n: usize) -> String {
+    format!("/dev/ubd{}", char::from(b'a' + (n % 26) as u8))
+}
+
+/// The ubd number of a guest device `/dev/ubdX`, if it names one.
+pub fn ubd_number(device: &str) -> Option<usize> {
+    let rest = device.strip_prefix("/dev/ubd")?;
+    let mut chars = rest.chars();
+    let c = chars.next()?;
+    if chars.next().is_some() || !c.is_ascii_lowercase() {
+        return None;
+    }
+    Some((c as u8 - b'a') as usize)
+}
+
+/// Merges a spec and a manifest into a validated contract and a disk layout.
+pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
+    let mut problems = Vec::new();
+    let mut problem = |path: &str, message: String| {
+        problems.push(Problem {
+            path: path.to_string(),
+            message,
+        })
+    };
+    if manifest.contract_version != contract::VERSION {
+        problem(
+            "manifest.contract_version",
+            format!(
+                "the image speaks host contract version {}, this host-launch speaks {}",
+                manifest.contract_version,
+                contract::VERSION
+            ),
+        );
+    }
+    if let Some(min) = manifest.min_memory_mib {
+        if spec.memory_mib < min {
+            problem(
+                "memory_mib",
+                format!(
+                    "{} MiB is less than the {min} MiB the image needs (manifest min_memory_mib); \
+                     raise memory_mib",
+                    spec.memory_mib
+                ),
+            );
+        }
+    }
+
+    // Match the spec's disks to the manifest's.
+    let mut matched: Vec<Option<usize>> = Vec::new();
+    let mut taken = BTreeSet::new();
+    for (i, d) in spec.disks.iter().enumerate() {
+        let found = match &d.mount_point {
+            Some(mp) => manifest.disks.iter().position(|m| &m.mount_point == mp),
+            None => {
+                let next = (0..manifest.disks.len()).find(|j| !taken.contains(j));
+                if next.is_none() {
+                    problem(
+                        &format!("disks[{i}].mount_point"),
+                        "missing: the image's manifest declares no further data disk, so say \
+                         where the guest mounts this one (e.g. \"mount_point\": \"/data\")"
+                            .into(),
+                    );
+                }
+                next
+            }
+        };
+        if let Some(j) = found {
+            if !taken.insert(j) {
+                problem(
+                    &format!("disks[{i}].mount_point"),
+                    format!(
+                        "'{}' is given a disk twice; give each mount point one disk",
+                        manifest.disks[j].mount_point
+                    ),
+                );
+            }
+            if let (Some(min), Some(size)) = (manifest.disks[j].min_size_mib, d.size_mib) {
+                if size < min {
+                    problem(
+                        &format!("disks[{i}].size_mib"),
+                        format!(
+                            "{size} MiB is less than the {min} MiB the image needs at {}",
+                            manifest.disks[j].mount_point
+                        ),
+                    );
+                }
+            }
+        }
+        matched.push(found);
+    }
+    for (j, m) in manifest.disks.iter().enumerate() {
+        if m.required && !taken.contains(&j) {
+            problem(
+                "disks",
+                format!(
+                    "the image needs a data disk at {} ({}); add {{\"file\": \"<host file>\", \
+                     \"size_mib\": <size>, \"mount_point\": \"{}\"}} to disks",
+                    m.mount_point, m.fs_type, m.mount_point
+                ),
+            );
+        }
+    }
+
+    // Assign ubd numbers: first the devices the manifest asks for, then the next free ones.
+    let mut ubd: Vec<Option<usize>> = vec![None; spec.disks.len()];
+    let mut used = BTreeSet::from([0usize]);
+    for (i, found) in matched.iter().enumerate() {
+        let Some(dev) = found.and_then(|j| manifest.disks[j].device.as_deref()) else {
+            continue;
+        };
+        match ubd_number(dev) {
+            Some(n) if (1..MAX_UBD - 1).contains(&n) && used.insert(n) => ubd[i] = Some(n),
+            Some(n) if (1..MAX_UBD - 1).contains(&n) => problem(
+                &format!("disks[{i}]"),
+                format!("the manifest puts two disks on {dev}; the image is inconsistent"),
+            ),
+            _ => problem(
+                &format!("disks[{i}]"),
+                format!(
+                    "the manifest expects this disk on '{dev}', which host-launch cannot \
+                     attach; use /dev/ubdb to /dev/ubdo"
+                ),
+            ),
+        }
+    }
+    for slot in ubd.iter_mut().filter(|s| s.is_none()) {
+        if let Some(n) = (1..MAX_UBD).find(|n| !used.contains(n)) {
+            used.insert(n);
+            *slot = Some(n);
+        }
+    }
+    let config_ubd = used.iter().max().copied().unwrap_or(0) + 1;
+    if config_ubd >= MAX_UBD || ubd.iter().any(|u| u.is_none()) {
+        problem(
+            "disks",
+            format!(
+                "too many disks: UML attaches at most {} data disks besides the root image and \
+                 the config device",
+                MAX_UBD - 2
+            ),
+        );
+    }
+
+    let mut disks = Vec::new();
+    let mut contract_disks = Vec::new();
+    for (i, d) in spec.disks.iter().enumerate() {
+        let Some(n) = ubd[i] else { continue };
+        let from = matched[i].map(|j| &manifest.disks[j]);
+        let mount_point = d
+            .mount_point
+            .clone()
+            .or_else(|| from.map(|m| m.mount_point.clone()))
+            .unwrap_or_default();
+        let device = ubd_device(n);
+        contract_disks.push(Disk {
+            device: device.clone(),
+            mount_point,
+            fs_type: d
+                .fs_type
+                .clone()
+                .or_else(|| from.map(|m| m.fs_type.clone()))
+                .unwrap_or_else(|| "ext4".into()),
+            options: d
+                .options
+                .clone()
+                .or_else(|| from.map(|m| m.options.clone()))
+                .unwrap_or_default(),
+            format_if_blank: d
+                .format_if_blank
+                .or(from.map(|m| m.format_if_blank))
+                .unwrap_or(false),
+        });
+        disks.push(AttachedDisk {
+            spec_index: i,
+            file: d.file.clone(),
+            ubd: n,
+            device,
+        });
+    }
+
+    let mut service = manifest.service.clone();
+    service
+        .env
+        .extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(t) = spec.stop_timeout_ms {
+        service.stop_timeout_ms = t;
+    }
+    let network = spec.network.as_ref().map(|n| Network {
+        interfaces: vec![Interface {
+            name: n.guest_interface.clone(),
+            mac: n.mac.clone(),
+            addresses: n.addresses.clone(),
+            mtu: n.mtu,
+        }],
+        routes: n.routes.clone(),
+        dns_servers: n.dns_servers.clone(),
+        search_domains: n.search_domains.clone(),
+    });
+    let mut sysctl = manifest.sysctl.clone();
+    sysctl.extend(spec.sysctl.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let contract = Contract {
+        version: contract::VERSION,
+        hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
+        network,
+        logging: Logging {
+            remote: spec.syslog.clone(),
+            console: true,
+        },
+        service,
+        mounts: Mounts {
+            disks: contract_disks,
+            tmpfs: manifest.tmpfs.clone(),
+        },
+        files: spec.files.clone(),
+        sysctl,
+        extra: merge_extra(manifest.extra.as_ref(), spec.extra.as_ref()),
+    };
+    if let Err(found) = contract::validate(&contract) {
+        for p in found.0 {
+            problems.push(Problem {
+                path: contract_path_to_source(&p.path, spec, &disks),
+                message: p.message,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(Merged {
+            contract,
+            disks,
+            config_ubd,
+        })
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// Objects merge key by key (the spec wins); anything else from the spec replaces the default.
+fn merge_extra(
+    default: Option<&serde_json::Value>,
+    over: Option<&serde_json::Value>,
+) -> Option<serde_json::Value> {
+    match (default, over) {
+        (Some(serde_json::Value::Object(d)), Some(serde_json::Value::Object(o))) => {
+            let mut m = d.clone();
+            m.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Some(serde_json::Value::Object(m))
+        }
+        (d, o) => o.or(d).cloned(),
+    }
+}
+
+/// Names a contract problem by where the operator wrote the value: `network.interfaces[0]
+/// .addresses[1]` → `network.addresses[1]`, `service.env.X` → `env.X`, and so on. Paths that
+/// come from the manifest are prefixed `manifest:`.
+fn contract_path_to_source(path: &str, spec: &Spec, disks: &[AttachedDisk]) -> String {
+    let spec_net = [
+        ("network.interfaces[0].addresses", "network.addresses"),
+        ("network.interfaces[0].mac", "network.mac"),
+        ("network.interfaces[0].mtu", "network.mtu"),
+        ("network.interfaces[0].name", "network.guest_interface"),
+        ("network.routes", "network.routes"),
+        ("network.dns_servers", "network.dns_servers"),
+        ("network.search_domains", "network.search_domains"),
+        ("logging.remote", "syslog"),
+        ("hostname", "hostname"),
+        ("files", "files"),
+        ("extra", "extra"),
+    ];
+    for (from, to) in spec_net {
+        if let Some(rest) = path.strip_prefix(from) {
+            if from == "hostname" && spec.hostname.is_none() {
+                return format!("name (used as the hostname){rest}");
+            }
+            return format!("{to}{rest}");
+        }
+    }
+    if let Some(key) = path.strip_prefix("service.env.") {
+        if spec.env.contains_key(key) {
+            return format!("env.{key}");
+        }
+    }
+    if path == "service.stop_timeout_ms" && spec.stop_timeout_ms.is_some() {
+        return "stop_timeout_ms".into();
+    }
+    if let Some(key) = path.strip_prefix("sysctl.") {
+        if spec.sysctl.contains_key(key) {
+            return path.to_string();
+        }
+    }
+    if let Some(rest) = path.strip_prefix("mounts.disks[") {
+        if let Some((n, field)) = rest.split_once(']') {
+            if let Some(d) = n.parse::<usize>().ok().and_then(|n| disks.get(n)) {
+                return format!(
+                    "disks[{}]{field} (as merged with the manifest)",
+                    d.spec_index
+                );
+            }
+        }
+    }
+    format!("manifest: {path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        crate::spec::parse(json.as_bytes()).unwrap()
+    }
+
+    fn manifest(json: &str) -> Manifest {
+        crate::manifest::parse(json.as_bytes()).unwrap()
+    }
+
+    const M_DATA: &str = r#"{"contract_version":1,
+        "service":{"argv":["/bin/httpd"],"env":{"A":"1","B":"2"},"stop_timeout_ms":3000},
+        "disks":[{"mount_point":"/data","format_if_blank":true,"options":["noatime"]}],
+        "extra":{"zone":"example.net","ttl":60}}"#;
+
+    #[test]
+    fn disks_network_env_and_extra_merge() {
+        let s = spec(
+            r#"{"name":"web1","image":"r.img","disks":[{"file":"d.img","size_mib":8}],
+                "env":{"B":"x","C":"3"},"extra":{"ttl":30},"stop_timeout_ms":1000,
+                "network":{"tap":"tap0","host_address":"192.0.2.1/24",
+                           "addresses":["192.0.2.10/24"],
+                           "routes":[{"destination":"0.0.0.0/0","gateway":"192.0.2.1"}],
+                           "dns_servers":["192.0.2.53"]}}"#,
+        );
+        let m = merge(&s, &manifest(M_DATA)).unwrap();
+        let c = &m.contract;
+        assert_eq!(c.hostname, "web1");
+        assert_eq!(m.disks.len(), 1);
+        assert_eq!(m.disks[0].device, "/dev/ubdb");
+        assert_eq!(m.disks[0].ubd, 1);
+        assert_eq!(m.config_ubd, 2);
+        assert_eq!(c.mounts.disks[0].mount_point, "/data");
+        assert!(c.mounts.disks[0].format_if_blank);
+        assert_eq!(c.mounts.disks[0].options, ["noatime"]);
+        assert_eq!(c.service.env["A"], "1");
+        assert_eq!(c.service.env["B"], "x");
+        assert_eq!(c.service.env["C"], "3");
+        assert_eq!(c.service.stop_timeout_ms, 1000);
+        assert_eq!(
+            c.extra,
+            Some(serde_json::json!({"zone":"example.net","ttl":30}))
+        );
+        let net = c.network.as_ref().unwrap();
+        assert_eq!(net.interfaces[0].name, "vec0");
+        assert_eq!(net.interfaces[0].addresses, ["192.0.2.10/24"]);
+        assert_eq!(net.dns_servers, ["192.0.2.53"]);
+    }
+
+    #[test]
+    fn a_missing_required_disk_is_refused() {
+        let s = spec(r#"{"name":"web1","image":"r.img"}"#);
+        let e = merge(&s, &manifest(M_DATA)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("disks: the image needs a data disk at /data (ext4)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn manifest_devices_are_honoured() {
+        let m = manifest(
+            r#"{"contract_version":1,"service":{"argv":["/x"]},
+                "disks":[{"mount_point":"/a"},{"mount_point":"/b","device":"/dev/ubdb"}]}"#,
+        );
+        let s = spec(
+            r#"{"name":"x","image":"r","disks":[{"file":"a"},{"file":"b","mount_point":"/b"}]}"#,
+        );
+        let out = merge(&s, &m).unwrap();
+        assert_eq!(out.disks[0].device, "/dev/ubdc");
+        assert_eq!(out.disks[1].device, "/dev/ubdb");
+        assert_eq!(out.config_ubd, 3);
+    }
+
+    #[test]
+    fn extra_disk_without_mount_point_is_refused() {
+        let m = manifest(r#"{"contract_version":1,"service":{"argv":["/x"]}}"#);
+        let s = spec(r#"{"name":"x","image":"r","disks":[{"file":"a"}]}"#);
+        let e = merge(&s, &m).unwrap_err().to_string();
+        assert!(e.starts_with("disks[0].mount_point: missing"), "{e}");
+        let s = spec(r#"{"name":"x","image":"r","disks":[{"file":"a","mount_point":"/srv"}]}"#);
+        let out = merge(&s, &m).unwrap();
+        assert_eq!(out.contract.mounts.disks[0].fs_type, "ext4");
+    }
+
+    #[test]
+    fn contract_problems_name_the_spec_field() {
+        let m = manifest(r#"{"contract_version":1,"service":{"argv":["/x"]}}"#);
+        let s = spec(
+            r#"{"name":"x","image":"r","env":{"1BAD":"v"},
+                "network":{"tap":"t","dns_servers":["not-an-ip"]}}"#,
+        );
+        let e = merge(&s, &m).unwrap_err().to_string();
+        assert!(e.contains("network.dns_servers[0]: 'not-an-ip'"), "{e}");
+        assert!(
+            e.contains("env.1BAD: '1BAD' is not a valid variable name"),
+            "{e}"
+        );
+        let m = manifest(r#"{"contract_version":1,"service":{"argv":["relative"]}}"#);
+        let s = spec(r#"{"name":"x","image":"r"}"#);
+        let e = merge(&s, &m).unwrap_err().to_string();
+        assert!(e.starts_with("manifest: service.argv[0]"), "{e}");
+    }
+
+    #[test]
+    fn memory_below_the_image_minimum() {
+        let m =
+            manifest(r#"{"contract_version":1,"service":{"argv":["/x"]},"min_memory_mib":128}"#);
+        let s = spec(r#"{"name":"x","image":"r"}"#);
+        let e = merge(&s, &m).unwrap_err().to_string();
+        assert!(
+            e.starts_with("memory_mib: 64 MiB is less than the 128 MiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ubd_names() {
+        assert_eq!(ubd_device(1), "/dev/ubdb");
+        assert_eq!(ubd_number("/dev/ubdc"), Some(2));
+        assert_eq!(ubd_number("/dev/sda"), None);
+        assert_eq!(ubd_number("/dev/ubdbb"), None);
+    }
+}

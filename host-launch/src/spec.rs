@@ -1,0 +1,449 @@
+//! The operator's spec: one appliance to run (name, image, memory, disks, network, logging,
+//! overrides of the image's defaults). Parsed strictly: an unknown field, a wrong type or a
+//! missing field is an error at its JSON path, and [`check`] reports every host-side problem
+//! (names, addresses, sizes) at once.
+
+use contract::addr::{parse_cidr, parse_mac};
+use contract::{Problem, Problems, RemoteSyslog, Route};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The spec version these types describe.
+pub const SPEC_VERSION: u32 = 1;
+
+/// Memory the VM gets unless the spec says otherwise.
+pub const DEFAULT_MEMORY_MIB: u32 = 64;
+
+/// One appliance: which image to boot and everything that makes this instance different.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Always 1 for this version of the spec format (may be left out).
+    #[serde(default = "default_spec_version")]
+    pub spec_version: u32,
+    /// The appliance's name: 1 to 32 lowercase letters, digits and '-', starting with a letter
+    /// or digit. Names its state directory and its UML instance; unique on the host.
+    pub name: String,
+    /// The read-only root image (ext4), relative to the spec file's directory or absolute.
+    pub image: String,
+    /// The image's manifest; default `<image>.manifest.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// Guest memory in MiB (16 to 65536); default 64.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    /// Data disks, attached in order as /dev/ubdb, /dev/ubdc, ... unless the manifest names
+    /// the device a mount point expects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSpec>,
+    /// The VM's one network interface: a TAP device on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+    /// The guest's hostname; default the appliance's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// A remote syslog receiver for the service's output and the init's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<RemoteSyslog>,
+    /// Environment variables added to (and overriding) the image's service environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Image-specific settings handed to the service. An object is merged key by key over
+    /// the manifest's default `extra`; anything else replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<serde_json::Value>,
+    /// Small files written under /run in the guest before the service starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<contract::File>,
+    /// Kernel settings added to (and overriding) the image's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    /// How long the service may take to stop, overriding the image's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_ms: Option<u64>,
+    /// Host user the UML process runs as when the launcher is root: a user name, a numeric
+    /// `uid` or `uid:gid`; default `nobody`. `root` must be asked for explicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// The UML kernel; default `$UML_KERNEL` or /usr/bin/linux.uml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+}
+
+fn default_spec_version() -> u32 {
+    SPEC_VERSION
+}
+
+fn default_memory_mib() -> u32 {
+    DEFAULT_MEMORY_MIB
+}
+
+/// A data disk: a host file attached read-write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// The host file, relative to the spec file's directory or absolute. Created sparse with
+    /// `size_mib` when absent; never overwritten or resized when present.
+    pub file: String,
+    /// Size of the file to create when it does not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mib: Option<u64>,
+    /// Where the guest mounts it; default the next disk the image's manifest declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_point: Option<String>,
+    /// Filesystem type; default the manifest's, else `ext4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    /// Mount options; default the manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    /// Let the guest create a filesystem on a blank disk; default the manifest's, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_if_blank: Option<bool>,
+}
+
+/// The VM's network interface and its host side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The host TAP device (1 to 15 characters). Created (owned by the VM's user) when the
+    /// launcher is root and it does not exist; removed again when the VM ends.
+    pub tap: String,
+    /// A named network namespace (`ip netns`) holding the TAP device and the UML process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Address of the host side of the TAP device, CIDR (e.g. `192.0.2.1/24`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_address: Option<String>,
+    /// A bridge the TAP device joins instead of getting an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// The interface name inside the guest; default `vec0`.
+    #[serde(default = "default_guest_interface")]
+    pub guest_interface: String,
+    /// The guest's MAC address; default the kernel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The guest's addresses, CIDR.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The guest interface's MTU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The guest's routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    /// The guest's resolvers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<String>,
+    /// The guest's resolver search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_domains: Vec<String>,
+}
+
+fn default_guest_interface() -> String {
+    "vec0".to_string()
+}
+
+/// Parses a spec from JSON text: syntax, version, then shape (with the JSON path of the first
+/// problem), then [`check`].
+pub fn parse(text: &[u8]) -> Result<Spec, Vec<String>> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| vec!["the top level must be a JSON object".to_string()])?;
+    if let Some(v) = obj.get("spec_version") {
+        if v.as_u64() != Some(SPEC_VERSION as u64) {
+            return Err(vec![format!(
+                "spec_version: {v} is not supported; this host-launch reads spec version {SPEC_VERSION}"
+            )]);
+        }
+    }
+    let spec: Spec = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(top level)".into()
+        } else {
+            path
+        };
+        vec![format!("{path}: {}", e.into_inner())]
+    })?;
+    check(&spec).map_err(|p| p.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    Ok(spec)
+}
+
+/// A valid appliance name: 1 to 32 of `[a-z0-9-]`, not starting with '-'.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not an appliance name; use 1 to 32 lowercase letters, digits and '-', \
+             not starting with '-' (e.g. 'dns1')"
+        ))
+    }
+}
+
+/// A host interface or namespace name the `ip` tool and the kernel accept.
+fn check_host_ifname(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a usable {what} name; use 1 to 15 letters, digits, '-', '_' or '.' \
+             (e.g. 'tap-dns1')"
+        ))
+    }
+}
+
+fn check_netns(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a network namespace name; use letters, digits, '-', '_' and '.' \
+             (as `ip netns add` does)"
+        ))
+    }
+}
+
+/// A path UML can take on its command line (no ',', ':' or whitespace, UTF-8, not empty).
+pub fn check_uml_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("is empty; give a file path".into());
+    }
+    if p.contains([',', ':', '=']) || p.contains(char::is_whitespace) || p.contains('\0') {
+        return Err(format!(
+            "'{p}' contains ',', ':', '=' or whitespace, which the UML command line cannot \
+             carry; rename or move the file"
+        ));
+    }
+    Ok(())
+}
+
+/// `run_as`: a user name, `uid` or `uid:gid`.
+pub fn check_run_as(s: &str) -> Result<(), String> {
+    let numeric = |t: &str| {
+        !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) && t.parse::<u32>().is_ok()
+    };
+    let ok = match s.split_once(':') {
+        Some((u, g)) => numeric(u) && numeric(g),
+        None => {
+            numeric(s)
+                || (!s.is_empty()
+                    && s.len() <= 32
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && !s.starts_with('-'))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{s}' is not a user; give a user name (e.g. 'nobody'), a uid or 'uid:gid'"
+        ))
+    }
+}
+
+/// Every host-side problem of a spec at once. The guest-side settings (addresses, routes,
+/// env, ...) are checked again by [`contract::validate`] after the merge.
+pub fn check(s: &Spec) -> Result<(), Problems> {
+    let mut p = Vec::new();
+    let mut push = |path: &str, r: Result<(), String>| {
+        if let Err(message) = r {
+            p.push(Problem {
+                path: path.to_string(),
+                message,
+            });
+        }
+    };
+    push("name", check_name(&s.name));
+    push("image", check_uml_path(&s.image));
+    if let Some(m) = &s.manifest {
+        push(
+            "manifest",
+            if m.is_empty() {
+                Err("is empty; leave it out to use '<image>.manifest.json'".into())
+            } else {
+                Ok(())
+            },
+        );
+    }
+    push(
+        "memory_mib",
+        if (16..=65536).contains(&s.memory_mib) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is out of range; give 16 to 65536 MiB (a small service needs about 64)",
+                s.memory_mib
+            ))
+        },
+    );
+    let mut files = BTreeSet::new();
+    for (i, d) in s.disks.iter().enumerate() {
+        let at = format!("disks[{i}]");
+        push(&format!("{at}.file"), check_uml_path(&d.file));
+        if !files.insert(d.file.as_str()) {
+            push(
+                &format!("{at}.file"),
+                Err(format!(
+                    "'{}' is attached twice; each disk needs its own file",
+                    d.file
+                )),
+            );
+        }
+        if d.size_mib == Some(0) {
+            push(
+                &format!("{at}.size_mib"),
+                Err("must be at least 1 (MiB)".into()),
+            );
+        }
+        if let Some(n) = d.size_mib {
+            if n > 16 * 1024 * 1024 {
+                push(
+                    &format!("{at}.size_mib"),
+                    Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
+                );
+            }
+        }
+    }
+    if let Some(n) = &s.network {
+        push("network.tap", check_host_ifname("TAP device", &n.tap));
+        if let Some(ns) = &n.netns {
+            push("network.netns", check_netns(ns));
+        }
+        if let Some(b) = &n.bridge {
+            push("network.bridge", check_host_ifname("bridge", b));
+            if n.host_address.is_some() {
+                push(
+                    "network.bridge",
+                    Err(
+                        "give either host_address or bridge, not both: a TAP device that \
+                         joins a bridge has no address of its own"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        if let Some(a) = &n.host_address {
+            push("network.host_address", parse_cidr(a).map(|_| ()));
+        }
+        if let Some(m) = &n.mac {
+            push("network.mac", parse_mac(m).map(|_| ()));
+        }
+        for (i, a) in n.addresses.iter().enumerate() {
+            push(
+                &format!("network.addresses[{i}]"),
+                parse_cidr(a).map(|_| ()),
+            );
+        }
+    }
+    if let Some(h) = &s.hostname {
+        push("hostname", contract::validate::check_hostname(h));
+    }
+    if let Some(r) = &s.run_as {
+        push("run_as", check_run_as(r));
+    }
+    if let Some(k) = &s.kernel {
+        push(
+            "kernel",
+            if k.is_empty() {
+                Err("is empty; leave it out to use /usr/bin/linux.uml".into())
+            } else {
+                Ok(())
+            },
+        );
+    }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        r#"{"name":"dns1","image":"root.img"}"#
+    }
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let s = parse(minimal().as_bytes()).unwrap();
+        assert_eq!(s.memory_mib, 64);
+        assert_eq!(s.spec_version, 1);
+        assert!(s.disks.is_empty() && s.network.is_none());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let e =
+            parse(br#"{"name":"a","image":"r","network":{"tap":"t","adresses":[]}}"#).unwrap_err();
+        assert!(
+            e[0].starts_with("network.adresses: unknown field `adresses`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let e = parse(
+            br#"{"name":"Bad Name","image":"a,b","memory_mib":4,
+                 "network":{"tap":"this-name-is-far-too-long","host_address":"192.0.2.1"}}"#,
+        )
+        .unwrap_err();
+        let text = e.join("\n");
+        for part in [
+            "name: 'Bad Name'",
+            "image: 'a,b'",
+            "memory_mib: 4",
+            "network.tap:",
+            "network.host_address: '192.0.2.1' has no prefix length",
+        ] {
+            assert!(text.contains(part), "{part} not in {text}");
+        }
+    }
+
+    #[test]
+    fn future_spec_version_is_a_version_error() {
+        let e = parse(br#"{"spec_version":2,"name":"a","image":"r","new":1}"#).unwrap_err();
+        assert!(
+            e[0].starts_with("spec_version: 2 is not supported"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn run_as_forms() {
+        for ok in ["nobody", "1000", "1000:1000", "root", "svc-dns"] {
+            assert!(check_run_as(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1000:", ":1", "a b", "-x"] {
+            assert!(check_run_as(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The state directory of each appliance: `$HOST_LAUNCH_STATE_DIR/NAME/` (default
+//! `/run/host-launch/NAME/`), holding
+//!
+//! | file            | what                                                          |
+//! |-----------------|---------------------------------------------------------------|
+//! | `lock`          | flock'ed by the running launcher: the appliance is up         |
+//! | `state.json`    | [`State`]: phase, pids, uptime, readiness, last events        |
+//! | `events.jsonl`  | every status event of the current run, one JSON per line      |
+//! | `console.log`   | the guest console (kernel and guest-init) and UML's own output|
+//! | `config.img`    | the config block device carrying the contract                 |
+//! | `uml/UMID/`     | UML's `uml_dir`: pid file and the `mconsole` socket           |
+//! | `tmp/`          | UML's TMPDIR (its memory file) when the directory is a tmpfs  |
+//! | `launcher.log`  | output of a launcher started in the background (`start`)      |
+//!
+//! A launcher holds `lock` for its whole life, so a second launch of a running name fails to
+//! take it; a launcher that died loses it, and the next launch cleans what it left.
+
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Environment variable overriding the base directory (for tests and unprivileged use).
+pub const STATE_DIR_ENV: &str = "HOST_LAUNCH_STATE_DIR";
+/// The base directory unless [`STATE_DIR_ENV`] is set.
+pub const DEFAULT_STATE_DIR: &str = "/run/host-launch";
+/// How many recent events `state.json` keeps.
+pub const LAST_EVENTS: usize = 8;
+
+/// The base directory holding one directory per appliance.
+pub fn base_dir() -> PathBuf {
+    std::env::var_os(STATE_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// Where an appliance's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dir {
+    pub path: PathBuf,
+}
+
+impl Dir {
+    pub fn new(base: &Path, name: &str) -> Dir {
+        Dir {
+            path: base.join(name),
+        }
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.path.join("lock")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+    pub fn events(&self) -> PathBuf {
+        self.path.join("events.jsonl")
+    }
+    pub fn console(&self) -> PathBuf {
+        self.path.join("console.log")
+    }
+    pub fn config_image(&self) -> PathBuf {
+        self.path.join("config.img")
+    }
+    pub fn uml_dir(&self) -> PathBuf {
+        self.path.join("uml")
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.path.join("tmp")
+    }
+    pub fn launcher_log(&self) -> PathBuf {
+        self.path.join("launcher.log")
+    }
+}
+
+/// Where the appliance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The launcher is preparing the host.
+    Starting,
+    /// UML runs; the service is not ready yet.
+    Booting,
+    /// The service reported ready.
+    Ready,
+    /// A stop was requested.
+    Stopping,
+    /// The VM ended (see `outcome` and `exit_code`).
+    Exited,
+}
+
+/// A TAP device the launcher uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Whether this launcher created it (and so removes it).
+    pub created: bool,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
+    pub spec: String,
+    pub phase: Phase,
+    pub launcher_pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uml_pid: Option<u32>,
+    pub umid: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_after_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<TapRecord>,
+    /// The data disks' host files.
+    #[serde(default)]
+    pub disks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub last_events: Vec<serde_json::Value>,
+}
+
+impl State {
+    /// Writes `state.json` atomically (temporary file, then rename).
+    pub fn save(&self, dir: &Dir) -> Result<()> {
+        let tmp = dir.path.join("state.json.tmp");
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(&tmp, text + "\n").io_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.state())
+            .io_context(|| format!("writing {}", dir.state().display()))
+    }
+
+    /// Reads `state.json`, if there is one that parses.
+    pub fn load(dir: &Dir) -> Option<State> {
+        let text = std::fs::read(dir.state()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Keeps the event among the last few.
+    pub fn push_event(&mut self, event: serde_json::Value) {
+        self.last_events.push(event);
+        let extra = self.last_events.len().saturating_sub(LAST_EVENTS);
+        self.last_events.drain(..extra);
+    }
+}
+
+/// The running launcher's hold on an appliance name.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Takes the appliance's lock without waiting; `Ok(None)` when another launcher holds it.
+pub fn try_lock(dir: &Dir) -> Result<Option<Lock>> {
+    let path = dir.lock();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .io_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(Some(Lock { _file: file }))
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(Error::host(format!("locking {}: {e}", path.display())))
+        }
+    }
+}
+
+/// Whether a launcher holds the appliance's lock now.
+pub fn is_locked(dir: &Dir) -> bool {
+    let Ok(file) = File::open(dir.lock()) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; a shared lock is dropped with it.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Whether a process with this pid exists.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+/// Whether `pid` is a UML process started with `umid=UMID` (so a recycled pid is not killed).
+pub fn is_uml_with_umid(pid: u32, umid: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = format!("umid={umid}");
+    cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes())
+}
+
+/// One appliance as `status` and `list` show it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub dir: Dir,
+    pub state: Option<State>,
+    /// A launcher holds the lock.
+    pub running: bool,
+}
+
+/// Every appliance with a state directory, by name.
+pub fn list(base: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if crate::spec::check_name(&name).is_err() || !e.path().is_dir() {
+            continue;
+        }
+        out.push(entry(base, &name));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// One appliance's entry.
+pub fn entry(base: &Path, name: &str) -> Entry {
+    let dir = Dir::new(base, name);
+    Entry {
+        name: name.to_string(),
+        state: State::load(&dir),
+        running: is_locked(&dir),
+        dir,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_is_exclusive_and_visible() {
+        let base = std::env::temp_dir().join(format!("hl-state-{}", std::process::id()));
+        let dir = Dir::new(&base, "a1");
+        std::fs::create_dir_all(&dir.path).unwrap();
+        assert!(!is_locked(&dir));
+        let held = try_lock(&dir).unwrap().expect("first lock");
+        assert!(is_locked(&dir));
+        assert!(try_lock(&dir).unwrap().is_none());
+        drop(held);
+        assert!(!is_locked(&dir));
+        let mut s = State {
+            name: "a1".into(),
+            spec: "/s.json".into(),
+            phase: Phase::Booting,
+            launcher_pid: 1,
+            uml_pid: None,
+            umid: "a1-x".into(),
+            started_at_ms: 0,
+            ready: false,
+            ready_after_ms: None,
+            tap: None,
+            disks: vec![],
+            outcome: None,
+            exit_code: None,
+            last_events: vec![],
+        };
+        for i in 0..20 {
+            s.push_event(serde_json::json!({"n": i}));
+        }
+        assert_eq!(s.last_events.len(), LAST_EVENTS);
+        assert_eq!(s.last_events[0]["n"], 12);
+        s.save(&dir).unwrap();
+        assert_eq!(State::load(&dir).unwrap(), s);
+        let l = list(&base);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].name, "a1");
+        std::fs::remove_dir_all(&base).unwrap();
+        assert!(pid_alive(std::process::id()));
+    }
+}
