@@ -47,7 +47,10 @@ pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
                     path.display()
                 )),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
                 let Some(size) = size_mib else {
                     problems.push(format!(
                         "{at}.size_mib: {} does not exist, and without size_mib host-launch \
@@ -73,7 +76,12 @@ pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
                             at: at.clone(),
                         });
                     }
-                    _ => problems.push(format!(
+                    Ok(_) => problems.push(format!(
+                        "{at}.file: cannot create {}: {} is not a directory; fix the path",
+                        path.display(),
+                        parent.display()
+                    )),
+                    Err(_) => problems.push(format!(
                         "{at}.file: cannot create {}: the directory {} does not exist; create \
                          it first or fix the path",
                         path.display(),
