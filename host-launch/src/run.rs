@@ -168,13 +168,15 @@ pub fn preflight(l: &Loaded, who: &RunAs) -> Result<Vec<Planned>> {
             };
             if bad {
                 problems.push(format!(
-                    "{}.file: {} is not readable and writable by user {} (uid {}); chown {} it \
-                     or change run_as",
+                    "{}.file: {} is not readable and writable by user {} (uid {}); `chown {}:{} \
+                     {}` or change run_as",
                     p.at,
                     p.path.display(),
                     who.name,
                     who.uid,
-                    who.uid
+                    who.uid,
+                    who.gid,
+                    p.path.display()
                 ));
             }
             if let Some(d) = privs::may_traverse(&p.path, who) {
