@@ -209,18 +209,18 @@ pub fn preflight(l: &Loaded, who: &RunAs) -> Result<Vec<Planned>> {
 pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(pid) = st.uml_pid {
-        if state::pid_alive(pid) && state::is_uml_with_umid(pid, &st.umid) {
-            // SAFETY: killpg on the process group UML leads (it called setsid).
-            unsafe {
-                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-            }
+        let killed = state::kill_uml_group(pid, &st.umid);
+        if killed > 0 {
             for _ in 0..100 {
-                if !state::pid_alive(pid) {
+                if state::kill_uml_group(pid, &st.umid) == 0 {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            notes.push(format!("killed the orphaned UML (pid {pid})"));
+            notes.push(format!(
+                "killed {killed} leftover UML process(es) of umid {}",
+                st.umid
+            ));
         }
     }
     if let Some(t) = &st.tap {

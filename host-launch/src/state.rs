@@ -214,6 +214,42 @@ pub fn is_uml_with_umid(pid: u32, umid: &str) -> bool {
     cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes())
 }
 
+/// Kills every process of UML's process group (UML calls setsid, so the group id is its pid)
+/// that still carries `umid=UMID` on its command line: UML itself and its helper processes,
+/// which outlive a killed UML and keep its data disks locked. Returns how many were killed.
+pub fn kill_uml_group(pgid: u32, umid: &str) -> usize {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": the command may hold spaces and parentheses.
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<u32>().ok());
+        if pgrp == Some(pgid) && is_uml_with_umid(pid, umid) {
+            if let Ok(p) = i32::try_from(pid) {
+                if nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .is_ok()
+                {
+                    killed += 1;
+                }
+            }
+        }
+    }
+    killed
+}
+
 /// One appliance as `status` and `list` show it.
 #[derive(Debug, Clone)]
 pub struct Entry {

@@ -79,13 +79,23 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[test]
-fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
+/// What a test appliance needs: its directory, namespace, TAP name, spec and data disk.
+struct Setup {
+    dir: TempDir,
+    ns: Netns,
+    tap: String,
+    spec: std::path::PathBuf,
+    data: std::path::PathBuf,
+}
+
+/// Builds the busybox httpd image, its manifest, a formatted data disk, a namespace and the
+/// spec of appliance `name`.
+fn setup(name: &str) -> Setup {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test needs root (network namespace and TAP device)"
     );
-    let dir = TempDir::new("hl").expect("tempdir");
+    let dir = TempDir::new(name).expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let image = dir.join("root.img");
     RootFs::new()
@@ -115,7 +125,7 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
         .expect("mkfs.ext4")
         .success();
     assert!(ok);
-    let ns = Netns::new(&format!("hl-e2e-{}", std::process::id()));
+    let ns = Netns::new(&format!("hl-{name}-{}", std::process::id()));
     let tap = format!("hlt{}", std::process::id() % 100_000);
     // Unprivileged UML needs to open /dev/net/tun (mode 0666 on Debian); else run as root.
     let tun_open = std::fs::metadata("/dev/net/tun")
@@ -129,7 +139,7 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
     std::fs::write(
         &spec,
         format!(
-            r#"{{"name":"web","image":"root.img","memory_mib":64,"run_as":"{run_as}",
+            r#"{{"name":"{name}","image":"root.img","memory_mib":64,"run_as":"{run_as}",
                 "disks":[{{"file":"data.img"}}],
                 "network":{{"tap":"{tap}","netns":"{}","host_address":"192.0.2.1/24",
                             "addresses":["{GUEST}/24"],
@@ -138,6 +148,24 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
         ),
     )
     .unwrap();
+    Setup {
+        dir,
+        ns,
+        tap,
+        spec,
+        data,
+    }
+}
+
+#[test]
+fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
+    let Setup {
+        dir,
+        ns,
+        tap,
+        spec,
+        data,
+    } = setup("web");
     let state = dir.join("state");
     let exe = env!("CARGO_BIN_EXE_host-launch");
     let started = Instant::now();
@@ -244,4 +272,59 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("ready: "));
+}
+
+#[test]
+fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
+    let Setup {
+        dir, ns, tap, spec, ..
+    } = setup("kill");
+    let state = dir.join("state");
+    let exe = env!("CARGO_BIN_EXE_host-launch");
+    let hl = |args: &[&str]| {
+        let out = Command::new(exe)
+            .args(args)
+            .env("HOST_LAUNCH_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let spec_s = spec.to_str().unwrap();
+    let (code, out) = hl(&["start", spec_s, "--wait-ready", "30"]);
+    assert_eq!(code, Some(0), "{out}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("kill/state.json")).unwrap()).unwrap();
+    let launcher = st["launcher_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, out) = hl(&["status", "kill"]);
+    assert!(out.contains("dead (stale state)"), "{out}");
+    assert!(
+        tap_exists(&ns.0, &tap),
+        "the dead launcher's TAP device is still there"
+    );
+    // The next launch cleans up (leftover UML processes, TAP device) and comes up.
+    let (code, out) = hl(&["start", spec_s, "--wait-ready", "30"]);
+    assert_eq!(code, Some(0), "{out}");
+    let log = std::fs::read_to_string(state.join("kill/launcher.log")).unwrap();
+    assert!(log.contains("previous launcher"), "{log}");
+    let body = http_get(&ns.0, &format!("{GUEST}:8080")).expect("HTTP from the guest");
+    assert!(body.contains("hello from the appliance"), "{body}");
+    let (code, out) = hl(&["stop", "kill"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("clean power-off"), "{out}");
+    assert!(!tap_exists(&ns.0, &tap));
+    let (_, out) = hl(&["list"]);
+    assert!(out.contains("kill") && out.contains("exited"), "{out}");
 }
