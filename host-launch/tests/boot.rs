@@ -95,6 +95,11 @@ fn setup(name: &str) -> Setup {
         nix::unistd::geteuid().is_root(),
         "this test needs root (network namespace and TAP device)"
     );
+    assert!(
+        Path::new("/bin/busybox").is_file(),
+        "/bin/busybox is missing: install the Debian package busybox-static (the test \
+         appliance's service)"
+    );
     let dir = TempDir::new(name).expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let image = dir.join("root.img");
