@@ -39,7 +39,13 @@ pub struct Reporter {
     /// The sink copies lines to the console itself; init messages then go through it only.
     sink_has_console: bool,
     app: String,
+    /// guest-init's messages from before the sink started, replayed to the log host once it
+    /// does (bounded: boot says little).
+    early: RefCell<Vec<Record>>,
 }
+
+/// At most this many early messages are kept for the log host.
+const MAX_EARLY: usize = 128;
 
 impl Reporter {
     fn new(status: Status) -> Reporter {
@@ -48,6 +54,7 @@ impl Reporter {
             sink: RefCell::new(None),
             sink_has_console: false,
             app: String::from("service"),
+            early: RefCell::new(Vec::new()),
         }
     }
 
@@ -57,8 +64,14 @@ impl Reporter {
         if !(self.sink_has_console && sink.is_some()) {
             console::say(text);
         }
-        if let Some(s) = sink.as_ref() {
-            s.log(Record::init(severity, text));
+        match sink.as_ref() {
+            Some(s) => s.log(Record::init(severity, text)),
+            None => {
+                let mut early = self.early.borrow_mut();
+                if early.len() < MAX_EARLY {
+                    early.push(Record::init(severity, text));
+                }
+            }
         }
     }
 
@@ -305,6 +318,9 @@ fn start_logging(rep: &mut Reporter, c: &Contract) -> Result<(), Fatal> {
         .map_err(|e| Fatal::new(Some("logging.remote"), e))?;
     let sink = LogSink::start(cfg).map_err(|e| Fatal::new(Some("logging"), e))?;
     rep.sink_has_console = c.logging.console;
+    for rec in rep.early.borrow_mut().drain(..) {
+        sink.log_remote_only(rec);
+    }
     *rep.sink.borrow_mut() = Some(sink);
     if let Some(r) = &c.logging.remote {
         rep.event("logging", json!({"remote": format!("{:?} {}:{} {:?}", r.transport, r.host, r.port, r.format).to_lowercase()}));

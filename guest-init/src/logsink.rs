@@ -870,6 +870,14 @@ impl LogSink {
         }
     }
 
+    /// Queues a line for the remote destination only: for messages the console has shown
+    /// already (guest-init's boot messages from before the sink started).
+    pub fn log_remote_only(&self, mut rec: Record) {
+        let Some(remote) = &self.remote else { return };
+        truncate_utf8(&mut rec.text, MAX_TEXT);
+        remote.offer(&Arc::new(rec), &self.counters);
+    }
+
     /// Gives queued lines up to `timeout` to get out (used at shutdown). Errors say which
     /// destination did not drain in time, or how many lines the log host did not take.
     pub fn flush(&self, timeout: Duration) -> Result<(), LogError> {

@@ -541,6 +541,30 @@ fn console_gets_app_prefixed_lines() {
 }
 
 #[test]
+fn remote_only_records_skip_the_console() {
+    let rx = udp_receiver("127.0.0.1:0").expect("bind");
+    let console = SharedConsole::default();
+    let sink = LogSink::start(SinkConfig {
+        hostname: "vm1".to_string(),
+        remote: Some(target(
+            rx.local_addr().expect("addr"),
+            Transport::Udp,
+            SyslogFormat::Rfc5424,
+        )),
+        console: Some(Box::new(console.clone())),
+        tuning: fast(),
+    })
+    .expect("start");
+    sink.log_remote_only(Record::init(Severity::Notice, "network up (replayed)"));
+    sink.log(Record::init(Severity::Notice, "service started"));
+    assert!(sink.flush(WAIT).is_ok());
+    assert_eq!(msg_5424(&recv_datagram(&rx)), "network up (replayed)");
+    assert_eq!(msg_5424(&recv_datagram(&rx)), "service started");
+    let text = String::from_utf8(console.0.lock().expect("lock").clone()).expect("UTF-8");
+    assert_eq!(text, "guest-init: service started\n");
+}
+
+#[test]
 fn a_stuck_console_blocks_neither_the_caller_nor_the_remote_copy() {
     let rx = udp_receiver("127.0.0.1:0").expect("bind");
     let addr = rx.local_addr().expect("addr");
