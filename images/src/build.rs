@@ -1,0 +1,784 @@
+//! Building an image from a recipe: check everything (packages, programs, libraries, files),
+//! then stage a directory tree, turn it into a read-only ext4 image with `mkfs.ext4 -d` (no
+//! root, no loop mounts), make it reproducible, and write the manifest beside it.
+//!
+//! Nothing is written until every check has passed. The same inputs give a byte-identical
+//! image: fixed UUID and directory hash seed, one fixed time for every inode and the
+//! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
+
+use crate::closure::{self, Root};
+use crate::recipe::{self, Recipe};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where Debian's user-mode-linux package keeps the kernel's modules.
+pub const UML_MODULES: &str = "/usr/lib/uml/modules";
+/// The modules IPv6 needs, relative to the modules directory of one kernel release.
+pub const IPV6_MODULES: &[&str] = &["kernel/net/ipv6/ipv6.ko", "kernel/lib/crc-ccitt.ko"];
+/// The image time when neither `--epoch` nor `SOURCE_DATE_EPOCH` says otherwise
+/// (2024-01-01T00:00:00Z).
+pub const DEFAULT_EPOCH: u64 = 1_704_067_200;
+/// The disk tools guest-init runs, and the package they come from.
+pub const DISK_TOOLS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
+pub const DISK_TOOLS_PACKAGE: &str = "e2fsprogs";
+
+/// A build that could not be done: every problem, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub Vec<String>);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    fn one(line: impl Into<String>) -> Error {
+        Error(vec![line.into()])
+    }
+}
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The image to write; the manifest goes to `<output>.manifest.json`.
+    pub output: PathBuf,
+    /// The static guest-init executable, installed as `/sbin/init`.
+    pub init: PathBuf,
+    /// The UML kernel's modules for one release (e.g. `/usr/lib/uml/modules/6.1.176`).
+    pub modules_dir: PathBuf,
+    /// Base of relative `source` paths in the recipe (its directory).
+    pub base_dir: PathBuf,
+    /// Install missing packages with apt-get instead of failing.
+    pub install_packages: bool,
+    /// The time of every inode and of the file system (seconds since 1970, not 0).
+    pub epoch: u64,
+    /// The file system UUID (also the directory hash seed); default derived from the name.
+    pub uuid: Option<String>,
+}
+
+impl Options {
+    /// Options with the defaults: the only release under [`UML_MODULES`] (or `$UML_MODULES`),
+    /// `SOURCE_DATE_EPOCH` or [`DEFAULT_EPOCH`].
+    pub fn new(output: impl Into<PathBuf>, init: impl Into<PathBuf>) -> Options {
+        Options {
+            output: output.into(),
+            init: init.into(),
+            modules_dir: default_modules_dir(),
+            base_dir: PathBuf::from("."),
+            install_packages: false,
+            epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&e| e > 0)
+                .unwrap_or(DEFAULT_EPOCH),
+            uuid: None,
+        }
+    }
+
+    /// Where the manifest is written.
+    pub fn manifest_path(&self) -> PathBuf {
+        manifest_path(&self.output)
+    }
+}
+
+/// `<image>.manifest.json`, where host-launch looks for an image's manifest.
+pub fn manifest_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+/// `$UML_MODULES`, else the newest release directory under [`UML_MODULES`].
+pub fn default_modules_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("UML_MODULES").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let mut releases: Vec<PathBuf> = std::fs::read_dir(UML_MODULES)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    releases.sort();
+    releases
+        .pop()
+        .unwrap_or_else(|| Path::new(UML_MODULES).join("6.1.176"))
+}
+
+/// What the image holds at one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// A copy of a host file.
+    Host(PathBuf),
+    Bytes(Vec<u8>),
+    Dir,
+    Symlink(String),
+}
+
+/// One entry of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub content: Content,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Where it comes from, for messages about conflicts.
+    pub origin: String,
+}
+
+/// Everything that goes into the image, by image path (sorted, so the order is fixed).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub entries: BTreeMap<String, Entry>,
+    /// The ELF objects (programs, plugins, libraries, loaders) and why each is there.
+    pub closure: closure::Closure,
+}
+
+impl Plan {
+    fn add(&mut self, path: &str, entry: Entry, problems: &mut Vec<String>) {
+        if let Some(old) = self.entries.get(path) {
+            if old.content != entry.content {
+                problems.push(format!(
+                    "{}: {path} is already provided by {}",
+                    entry.origin, old.origin
+                ));
+            }
+            return;
+        }
+        self.entries.insert(path.to_string(), entry);
+    }
+
+    fn dir(&mut self, path: &str, mode: u32, origin: &str, problems: &mut Vec<String>) {
+        let e = Entry {
+            content: Content::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+            origin: origin.into(),
+        };
+        self.add(path, e, problems);
+    }
+
+    /// Adds the missing parent directories (root-owned, 0755) of every entry, and refuses
+    /// entries below something that is not a directory.
+    fn add_parents(&mut self, problems: &mut Vec<String>) {
+        let paths: Vec<String> = self.entries.keys().cloned().collect();
+        for path in paths {
+            let mut parent = Path::new(&path).parent();
+            while let Some(p) = parent.filter(|p| *p != Path::new("/")) {
+                let ps = p.to_string_lossy().into_owned();
+                match self.entries.get(&ps) {
+                    Some(e) if e.content == Content::Dir => {}
+                    Some(e) => problems.push(format!(
+                        "{}: {path} is below {ps}, which {} makes a file or symlink",
+                        self.entries[&path].origin, e.origin
+                    )),
+                    None => {
+                        let origin = format!("parent of {path}");
+                        self.dir(&ps, 0o755, &origin, problems);
+                    }
+                }
+                parent = p.parent();
+            }
+        }
+    }
+}
+
+/// Checks that each package is installed (`dpkg-query`); installs the missing ones with
+/// apt-get when `install` is set.
+pub fn check_packages(packages: &[String], install: bool) -> Result<(), Error> {
+    let missing = |pkgs: &[String]| -> Vec<String> {
+        pkgs.iter()
+            .filter(|p| !package_installed(p))
+            .cloned()
+            .collect()
+    };
+    let mut absent = missing(packages);
+    if absent.is_empty() {
+        return Ok(());
+    }
+    if install {
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(absent.iter().map(String::as_str));
+        if !apt(&args) {
+            // A stale or absent package list is the usual cause: refresh once, then retry.
+            let _ = apt(&["update", "-qq"]);
+            apt(&args);
+        }
+        absent = missing(&absent);
+        if absent.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(Error(
+        absent
+            .iter()
+            .map(|p| {
+                format!(
+                    "package {p} is not installed{}; install it with `apt-get install {p}` \
+                     or run the builder with --install-packages (as root)",
+                    if install { " (apt-get failed)" } else { "" }
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Whether dpkg records the package as installed.
+pub fn package_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Status}", package])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout == b"installed")
+}
+
+fn fixed_uuid(name: &str) -> String {
+    // FNV-1a, twice with different offsets: a stable per-name UUID (version 4 layout).
+    let fnv = |seed: u64| {
+        name.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// The user and group files: root first, then the recipe's lines.
+fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
+    let mut text = String::from(first);
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+/// Checks everything and lists what goes into the image, without writing anything.
+pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
+    let mut problems = Vec::new();
+    let mut plan = Plan::default();
+    let base = |origin: &str| origin.to_string();
+    for d in ["/dev", "/proc", "/sys", "/run", "/etc", "/sbin"] {
+        plan.dir(
+            d,
+            0o755,
+            "the builder (guest-init's mount points)",
+            &mut problems,
+        );
+    }
+    plan.dir("/tmp", 0o1777, "the builder", &mut problems);
+    // guest-init writes these under /run (the root is read-only).
+    for (link, target) in [
+        ("/etc/resolv.conf", "/run/resolv.conf"),
+        ("/etc/hosts", "/run/hosts"),
+    ] {
+        let e = Entry {
+            content: Content::Symlink(target.into()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            origin: base("the builder"),
+        };
+        plan.add(link, e, &mut problems);
+    }
+    for (path, first, lines) in [
+        ("/etc/passwd", "root:x:0:0:root:/:/sbin/nologin\n", &r.users),
+        ("/etc/group", "root:x:0:\n", &r.groups),
+    ] {
+        let e = Entry {
+            content: Content::Bytes(account_file(first, lines)),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            origin: base("the builder (users/groups)"),
+        };
+        plan.add(path, e, &mut problems);
+    }
+    // guest-init as /sbin/init: it must be static, the image has no loader for it.
+    match std::fs::read(&opts.init) {
+        Err(e) => problems.push(format!("--init {}: cannot read: {e}", opts.init.display())),
+        Ok(bytes) => match crate::elf::parse(&bytes) {
+            Ok(d) if d.is_static() => {
+                let e = Entry {
+                    content: Content::Host(opts.init.clone()),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    origin: base("the builder (guest-init)"),
+                };
+                plan.add("/sbin/init", e, &mut problems);
+            }
+            Ok(_) => problems.push(format!(
+                "--init {}: guest-init must be statically linked (build it for \
+                 x86_64-unknown-linux-musl)",
+                opts.init.display()
+            )),
+            Err(e) => problems.push(format!("--init {}: {e}", opts.init.display())),
+        },
+    }
+    if r.ipv6 {
+        let release = opts
+            .modules_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for m in IPV6_MODULES {
+            let host = opts.modules_dir.join(m);
+            if host.is_file() {
+                let e = Entry {
+                    content: Content::Host(host),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    origin: base("ipv6"),
+                };
+                plan.add(&format!("/lib/modules/{release}/{m}"), e, &mut problems);
+            } else {
+                problems.push(format!(
+                    "ipv6: the kernel module {} does not exist (install user-mode-linux, set \
+                     UML_MODULES, or set \"ipv6\": false)",
+                    host.display()
+                ));
+            }
+        }
+    }
+    // Programs, disk tools and plugins with their libraries.
+    let mut roots: Vec<(String, Root)> = r
+        .programs
+        .iter()
+        .map(|p| (p.clone(), Root::Program))
+        .collect();
+    if r.wants_disk_tools() {
+        roots.extend(DISK_TOOLS.iter().map(|p| (p.to_string(), Root::Program)));
+    }
+    roots.extend(r.libraries.iter().map(|p| (p.clone(), Root::Plugin)));
+    let before = problems.len();
+    for (path, _) in &roots {
+        if !Path::new(path).exists() {
+            let hint = if r.packages.is_empty() {
+                "; list the Debian package it comes from in `packages`".to_string()
+            } else {
+                format!(
+                    "; is it shipped by one of the recipe's packages ({})? `dpkg -S {}` \
+                     tells which package has it",
+                    r.packages.join(", "),
+                    Path::new(path)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                )
+            };
+            problems.push(format!("{path}: no such file on this host{hint}"));
+        }
+    }
+    if problems.len() == before {
+        match closure::resolve(&roots, Path::new("/")) {
+            Ok(c) => plan.closure = c,
+            Err(p) => problems.extend(p),
+        }
+    }
+    for (path, obj) in &plan.closure.clone() {
+        let origin = match &obj.needed_by {
+            None => format!("program or library {path}"),
+            Some(by) => format!("library of {by}"),
+        };
+        let e = Entry {
+            content: Content::Host(obj.source.clone()),
+            mode: if obj.executable { 0o755 } else { 0o644 },
+            uid: 0,
+            gid: 0,
+            origin,
+        };
+        plan.add(path, e, &mut problems);
+    }
+    for (i, f) in r.files.iter().enumerate() {
+        let content = match (&f.content, &f.source) {
+            (Some(text), _) => Content::Bytes(text.clone().into_bytes()),
+            (None, Some(src)) => {
+                let host = opts.base_dir.join(src);
+                if !host.is_file() {
+                    problems.push(format!(
+                        "files[{i}].source: {} is not a readable file",
+                        host.display()
+                    ));
+                }
+                Content::Host(host)
+            }
+            (None, None) => continue,
+        };
+        let e = Entry {
+            content,
+            mode: recipe::parse_mode(&f.mode).unwrap_or(0o644),
+            uid: f.uid,
+            gid: f.gid,
+            origin: format!("files[{i}]"),
+        };
+        plan.add(&f.path, e, &mut problems);
+    }
+    for (i, d) in r.dirs.iter().enumerate() {
+        let e = Entry {
+            content: Content::Dir,
+            mode: recipe::parse_mode(&d.mode).unwrap_or(0o755),
+            uid: d.uid,
+            gid: d.gid,
+            origin: format!("dirs[{i}]"),
+        };
+        plan.add(d.path.trim_end_matches('/'), e, &mut problems);
+    }
+    for (i, s) in r.symlinks.iter().enumerate() {
+        let e = Entry {
+            content: Content::Symlink(s.target.clone()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            origin: format!("symlinks[{i}]"),
+        };
+        plan.add(&s.path, e, &mut problems);
+    }
+    let m = &r.manifest;
+    let mounts = m
+        .disks
+        .iter()
+        .map(|d| &d.mount_point)
+        .chain(m.tmpfs.iter().map(|t| &t.mount_point));
+    for (i, mp) in mounts.enumerate() {
+        let mp = mp.trim_end_matches('/');
+        match plan.entries.get(mp) {
+            Some(e) if e.content != Content::Dir => problems.push(format!(
+                "manifest: mount point {mp} is not a directory (made by {})",
+                e.origin
+            )),
+            Some(_) => {}
+            None => plan.dir(
+                mp,
+                0o755,
+                &format!("manifest mount point {i}"),
+                &mut problems,
+            ),
+        }
+    }
+    plan.add_parents(&mut problems);
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Error(problems))
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image: PathBuf,
+    pub manifest: PathBuf,
+    /// Size of the image file in bytes.
+    pub size: u64,
+    /// Bytes of file content in it.
+    pub content_bytes: u64,
+    /// Number of entries (files, directories, symlinks).
+    pub entries: usize,
+}
+
+/// Checks the recipe's packages and everything else, then builds the image and writes the
+/// manifest beside it.
+pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
+    let mut packages = r.packages.clone();
+    if r.wants_disk_tools() && !packages.iter().any(|p| p == DISK_TOOLS_PACKAGE) {
+        packages.push(DISK_TOOLS_PACKAGE.to_string());
+    }
+    check_packages(&packages, opts.install_packages)?;
+    if opts.epoch == 0 {
+        return Err(Error::one(
+            "the image time (SOURCE_DATE_EPOCH / --epoch) must not be 0",
+        ));
+    }
+    let plan = plan(r, opts)?;
+    let mkfs = find_tool("mkfs.ext4")?;
+    let debugfs = find_tool("debugfs")?;
+    let uuid = opts.uuid.clone().unwrap_or_else(|| fixed_uuid(&r.name));
+    let out_dir = match opts.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Error::one(format!("creating {}: {e}", out_dir.display())))?;
+    let file_name = opts
+        .output
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::one(format!("{} is not a file path", opts.output.display())))?;
+    let pid = std::process::id();
+    let staging = out_dir.join(format!(".{file_name}.staging.{pid}"));
+    let partial = out_dir.join(format!(".{file_name}.partial.{pid}"));
+    let script = out_dir.join(format!(".{file_name}.debugfs.{pid}"));
+    let cleanup = Cleanup(vec![staging.clone(), partial.clone(), script.clone()]);
+    let content_bytes = stage(&staging, &plan, opts.epoch)?;
+    let (size_kib, inodes) = image_size(&plan, content_bytes);
+    let epoch = opts.epoch.to_string();
+    let mut cmd = Command::new(mkfs);
+    cmd.env("E2FSPROGS_FAKE_TIME", &epoch)
+        .env("MKE2FS_DEVICE_SECTSIZE", "512")
+        .args([
+            "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-m", "0",
+        ])
+        .args(["-N", &inodes.to_string()])
+        .args(["-O", "^has_journal"])
+        .args(["-L", &r.name, "-U", &uuid])
+        .arg("-E")
+        .arg(format!("root_owner=0:0,hash_seed={uuid},nodiscard"))
+        .arg("-d")
+        .arg(&staging)
+        .arg(&partial)
+        .arg(format!("{size_kib}k"));
+    run(&mut cmd)?;
+    // Owners and every time stamp, set the same way whoever runs the builder (mkfs -d takes
+    // them from the staged files, and ctime cannot be set there).
+    let mut text = String::new();
+    let all = ["/".to_string(), "/lost+found".to_string()];
+    let owners = all
+        .iter()
+        .map(|p| (p, 0, 0))
+        .chain(plan.entries.iter().map(|(p, e)| (p, e.uid, e.gid)));
+    for (path, uid, gid) in owners {
+        let quoted = path.replace('\\', "\\\\").replace('"', "\\\"");
+        text.push_str(&format!(
+            "sif \"{quoted}\" uid {uid}\nsif \"{quoted}\" gid {gid}\n"
+        ));
+        for field in ["atime", "mtime", "ctime", "crtime"] {
+            text.push_str(&format!("sif \"{quoted}\" {field} @{epoch}\n"));
+        }
+    }
+    std::fs::write(&script, text)
+        .map_err(|e| Error::one(format!("writing {}: {e}", script.display())))?;
+    let mut cmd = Command::new(debugfs);
+    cmd.env("E2FSPROGS_FAKE_TIME", &epoch)
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(&partial);
+    let out = run(&mut cmd)?;
+    // debugfs exits 0 even when a command fails; its only expected stderr line is its banner.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let bad: Vec<String> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
+        .map(|l| format!("debugfs: {l}"))
+        .collect();
+    if !bad.is_empty() {
+        return Err(Error(bad));
+    }
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::one(format!("chmod {}: {e}", partial.display())))?;
+    std::fs::rename(&partial, &opts.output)
+        .map_err(|e| Error::one(format!("renaming to {}: {e}", opts.output.display())))?;
+    let manifest = opts.manifest_path();
+    let mut json = serde_json::to_string_pretty(&r.manifest)
+        .map_err(|e| Error::one(format!("encoding the manifest: {e}")))?;
+    json.push('\n');
+    std::fs::write(&manifest, json)
+        .map_err(|e| Error::one(format!("writing {}: {e}", manifest.display())))?;
+    drop(cleanup);
+    let size = std::fs::metadata(&opts.output)
+        .map(|m| m.len())
+        .map_err(|e| Error::one(format!("{}: {e}", opts.output.display())))?;
+    Ok(Built {
+        image: opts.output.clone(),
+        manifest,
+        size,
+        content_bytes,
+        entries: plan.entries.len(),
+    })
+}
+
+/// Removes temporary paths when dropped (also on errors).
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if p.is_dir() {
+                make_writable(p);
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Staged directories may be read-only (e.g. 0555); make them removable.
+fn make_writable(dir: &Path) {
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+fn staged(staging: &Path, guest: &str) -> PathBuf {
+    staging.join(guest.trim_start_matches('/'))
+}
+
+/// Writes the plan into `staging` (created fresh) and returns the bytes of file content.
+fn stage(staging: &Path, plan: &Plan, epoch: u64) -> Result<u64, Error> {
+    let io = |what: String| move |e: std::io::Error| Error::one(format!("{what}: {e}"));
+    if staging.exists() {
+        make_writable(staging);
+        std::fs::remove_dir_all(staging).map_err(io(format!("removing {}", staging.display())))?;
+    }
+    std::fs::create_dir(staging).map_err(io(format!("creating {}", staging.display())))?;
+    let mut bytes = 0u64;
+    // Sorted: a parent comes before its children.
+    for (guest, e) in &plan.entries {
+        let path = staged(staging, guest);
+        match &e.content {
+            Content::Dir => std::fs::create_dir_all(&path).map_err(io(format!("mkdir {guest}")))?,
+            Content::Host(src) => {
+                bytes += std::fs::copy(src, &path)
+                    .map_err(io(format!("copying {} to {guest}", src.display())))?;
+            }
+            Content::Bytes(b) => {
+                std::fs::write(&path, b).map_err(io(format!("writing {guest}")))?;
+                bytes += b.len() as u64;
+            }
+            Content::Symlink(t) => std::os::unix::fs::symlink(t, &path)
+                .map_err(io(format!("symlink {guest} -> {t}")))?,
+        }
+        if !matches!(e.content, Content::Symlink(_) | Content::Dir) {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(e.mode))
+                .map_err(io(format!("chmod {guest}")))?;
+        }
+    }
+    // Directory modes and all times last, deepest first, so that filling a directory or
+    // making it read-only does not disturb what was set before.
+    for (guest, e) in plan.entries.iter().rev() {
+        let path = staged(staging, guest);
+        if e.content == Content::Dir {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(e.mode))
+                .map_err(io(format!("chmod {guest}")))?;
+        }
+        set_times(&path, epoch).map_err(io(format!("setting the times of {guest}")))?;
+    }
+    set_times(staging, epoch).map_err(io("setting the times of /".into()))?;
+    Ok(bytes)
+}
+
+/// Sets atime and mtime of `path` (not following a symlink).
+fn set_times(path: &Path, epoch: u64) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let t = libc::timespec {
+        tv_sec: epoch as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: a valid NUL-terminated path and a two-element timespec array, as utimensat(2)
+    // requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Image size in KiB and inode count: the content rounded to 4 KiB blocks plus a block per
+/// entry, an eighth more for ext4's metadata, 1 MiB to spare; at least 4 MiB.
+fn image_size(plan: &Plan, _content: u64) -> (u64, u64) {
+    let mut bytes = 0u64;
+    for e in plan.entries.values() {
+        let len = match &e.content {
+            Content::Host(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Content::Bytes(b) => b.len() as u64,
+            Content::Symlink(t) => t.len() as u64,
+            Content::Dir => 0,
+        };
+        // Extent tree blocks for big files: one per 128 MiB is plenty; a block each.
+        bytes += len.div_ceil(4096) * 4096 + 4096;
+    }
+    let kib = bytes / 1024 + bytes / 1024 / 8 + 1024;
+    let kib = kib.div_ceil(1024) * 1024;
+    let inodes = (plan.entries.len() as u64 + 16).div_ceil(64) * 64;
+    (kib.max(4096), inodes)
+}
+
+/// Finds an administration tool in `PATH`, then in /usr/sbin and /sbin.
+fn find_tool(name: &str) -> Result<PathBuf, Error> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::one(format!(
+                "{name} not found in PATH, /usr/sbin or /sbin; install e2fsprogs"
+            ))
+        })
+}
+
+fn run(cmd: &mut Command) -> Result<std::process::Output, Error> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| Error::one(format!("running {shown}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::one(format!(
+            "{shown} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_stable_and_well_formed() {
+        let u = fixed_uuid("dns");
+        assert_eq!(u, fixed_uuid("dns"));
+        assert_ne!(u, fixed_uuid("web"));
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+    }
+
+    #[test]
+    fn manifest_beside_the_image() {
+        assert_eq!(
+            manifest_path(Path::new("build/dns.img")),
+            Path::new("build/dns.img.manifest.json")
+        );
+    }
+}

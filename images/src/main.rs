@@ -1,0 +1,128 @@
+//! `build-image RECIPE.json -o IMAGE`: builds an appliance root image and its manifest.
+
+use clap::Parser;
+use image_builder::{build, recipe, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Builds a read-only ext4 root image for a one-service appliance from a recipe, and writes
+/// its manifest beside it as IMAGE.manifest.json.
+#[derive(Parser, Debug)]
+#[command(name = "build-image", version)]
+struct Args {
+    /// The recipe (JSON; schema in images/schema/recipe-v1.schema.json).
+    recipe: Option<PathBuf>,
+    /// The image to write.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The static guest-init to install as /sbin/init; default: build it with cargo.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// The UML kernel's modules of one release; default $UML_MODULES or the newest under
+    /// /usr/lib/uml/modules.
+    #[arg(long)]
+    modules_dir: Option<PathBuf>,
+    /// Install the recipe's missing Debian packages with apt-get (needs root).
+    #[arg(long)]
+    install_packages: bool,
+    /// The time of every inode (seconds since 1970); default $SOURCE_DATE_EPOCH or 2024-01-01.
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// The file system UUID; default one derived from the recipe's name.
+    #[arg(long)]
+    uuid: Option<String>,
+    /// Check the recipe, packages, programs and libraries, print the plan, write nothing.
+    #[arg(long)]
+    check: bool,
+    /// Print the recipe's JSON Schema and exit.
+    #[arg(long)]
+    schema: bool,
+}
+
+fn fail(lines: &[String]) -> ExitCode {
+    for l in lines {
+        eprintln!("build-image: {l}");
+    }
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.schema {
+        print!("{}", recipe::schema_v1_text());
+        return ExitCode::SUCCESS;
+    }
+    let Some(recipe_path) = args.recipe else {
+        return fail(&["a recipe is needed: build-image RECIPE.json -o IMAGE".into()]);
+    };
+    let text = match std::fs::read(&recipe_path) {
+        Ok(t) => t,
+        Err(e) => return fail(&[format!("{}: {e}", recipe_path.display())]),
+    };
+    let recipe = match recipe::parse(&text) {
+        Ok(r) => r,
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {p}", recipe_path.display()))
+                .collect();
+            return fail(&lines);
+        }
+    };
+    let output = match (&args.output, args.check) {
+        (Some(o), _) => o.clone(),
+        (None, true) => PathBuf::from("/nonexistent/check-only.img"),
+        (None, false) => return fail(&["-o IMAGE is needed".into()]),
+    };
+    let init = match args.init {
+        Some(p) => p,
+        None => match image_builder::build_guest_init() {
+            Ok(p) => p,
+            Err(e) => return fail(&e.0),
+        },
+    };
+    let mut opts = Options::new(output, init);
+    if let Some(d) = args.modules_dir {
+        opts.modules_dir = d;
+    }
+    opts.base_dir = recipe_path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    opts.install_packages = args.install_packages;
+    if let Some(e) = args.epoch {
+        opts.epoch = e;
+    }
+    opts.uuid = args.uuid;
+    if args.check {
+        if let Err(e) =
+            image_builder::build::check_packages(&recipe.packages, opts.install_packages)
+        {
+            return fail(&e.0);
+        }
+        return match image_builder::plan(&recipe, &opts) {
+            Ok(plan) => {
+                for (path, e) in &plan.entries {
+                    println!("{path}\t{:o}\t{}:{}\t{}", e.mode, e.uid, e.gid, e.origin);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.0),
+        };
+    }
+    match build(&recipe, &opts) {
+        Ok(b) => {
+            println!(
+                "build-image: wrote {} ({} bytes, {:.1} MiB; {} entries, {:.1} MiB of files) and {}",
+                b.image.display(),
+                b.size,
+                b.size as f64 / 1048576.0,
+                b.entries,
+                b.content_bytes as f64 / 1048576.0,
+                b.manifest.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.0),
+    }
+}

@@ -1,0 +1,443 @@
+//! The recipe: what goes into an appliance image. Parsed strictly (unknown fields are errors,
+//! reported with their JSON path), then checked as a whole by [`check`], which reports every
+//! problem at once. Pure: no I/O.
+
+use host_launch::manifest::Manifest;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The recipe version these types describe.
+pub const RECIPE_VERSION: u32 = 1;
+
+/// Everything the builder needs to know to build one appliance image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Always 1 for this version of the recipe format.
+    pub recipe_version: u32,
+    /// Short name of the image, e.g. `dns`; used as the ext4 volume label (at most 16 bytes).
+    pub name: String,
+    /// Debian packages the programs and libraries come from. The builder checks with
+    /// `dpkg-query` that each is installed (and installs the missing ones with `apt-get` when
+    /// run with `--install-packages`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// Executables to copy, by absolute host path (the same path in the image), each with the
+    /// shared libraries it needs (`DT_NEEDED`, recursively) and its dynamic loader.
+    pub programs: Vec<String>,
+    /// Shared objects the programs load at run time with `dlopen` (plugins such as rsyslog's
+    /// `imudp.so`), by absolute host path (the same path in the image), with their own
+    /// libraries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<String>,
+    /// Files the image ships (configuration, content).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+    /// Directories to create (mount points, empty state directories). The mount points of
+    /// the manifest's disks and tmpfs are created without being listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirEntry>,
+    /// Symbolic links to create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<SymlinkEntry>,
+    /// Lines of `/etc/passwd` (`name:x:uid:gid:gecos:home:shell`); `root` is always there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Lines of `/etc/group` (`name:x:gid:members`); `root` is always there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Ship the UML kernel's IPv6 modules (`ipv6.ko` and `crc-ccitt.ko`, about 2.7 MB) so
+    /// guest-init can load them for IPv6 addresses; default true.
+    #[serde(default = "default_true")]
+    pub ipv6: bool,
+    /// Ship `/sbin/mke2fs` and `/sbin/e2fsck` (and their libraries) so guest-init can format
+    /// a blank data disk and check one before mounting it. Default: when the manifest
+    /// declares a disk with an ext2/3/4 file system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_tools: Option<bool>,
+    /// The manifest written beside the image as `<image>.manifest.json`: the default service
+    /// (argv, user, capabilities, readiness), the data disks it expects and its ports. Its
+    /// format is host-launch's (`host-launch/schema/manifest-v1.schema.json`).
+    pub manifest: Manifest,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A file in the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The file's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// A host file to copy instead, absolute or relative to the recipe's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Octal permissions, e.g. `"0644"` (the default).
+    #[serde(default = "default_file_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+fn default_file_mode() -> String {
+    "0644".to_string()
+}
+
+/// A directory in the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirEntry {
+    /// Absolute path in the image.
+    pub path: String,
+    /// Octal permissions, e.g. `"0755"` (the default).
+    #[serde(default = "default_dir_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+fn default_dir_mode() -> String {
+    "0755".to_string()
+}
+
+/// A symbolic link in the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SymlinkEntry {
+    /// Absolute path of the link in the image.
+    pub path: String,
+    /// What it points to (not checked: it may point into /run, which exists only at run time).
+    pub target: String,
+}
+
+/// Parses a recipe from JSON text: syntax, version, shape (with the JSON path of the first
+/// problem), then [`check`] (every problem, one per line).
+pub fn parse(text: &[u8]) -> Result<Recipe, Vec<String>> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| vec!["(top level): the recipe must be a JSON object".to_string()])?;
+    match obj.get("recipe_version") {
+        None => {
+            return Err(vec![
+                "recipe_version: missing (this builder reads version 1)".into(),
+            ])
+        }
+        Some(v) if v.as_u64() == Some(RECIPE_VERSION as u64) => {}
+        Some(v) => {
+            return Err(vec![format!(
+                "recipe_version: {v} is not supported; this builder reads version {RECIPE_VERSION}"
+            )])
+        }
+    }
+    let recipe: Recipe = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(top level)".into()
+        } else {
+            path
+        };
+        vec![format!("{path}: {}", e.into_inner())]
+    })?;
+    check(&recipe)?;
+    Ok(recipe)
+}
+
+/// An absolute, normalised path: starts with '/', no empty, `.` or `..` components, no NUL.
+pub fn check_abs_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err(format!("'{p}' is not an absolute path"));
+    }
+    if p.contains('\0') {
+        return Err(format!("'{p}' contains a NUL byte"));
+    }
+    if p == "/" {
+        return Err("'/' cannot be an entry".into());
+    }
+    let rest = p.trim_start_matches('/').trim_end_matches('/');
+    if rest
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "'{p}' is not normalised (empty, '.' or '..' components)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an octal mode such as `"0644"` or `"1777"`.
+pub fn parse_mode(mode: &str) -> Result<u32, String> {
+    let ok = (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c));
+    if !ok {
+        return Err(format!(
+            "'{mode}' is not an octal mode of 3 or 4 digits, e.g. \"0644\""
+        ));
+    }
+    u32::from_str_radix(mode, 8).map_err(|e| e.to_string())
+}
+
+/// A Debian package name (policy §5.6.1): lowercase letters, digits, `+ - .`, at least two
+/// characters, starting with a letter or digit; an `:arch` qualifier is allowed.
+pub fn check_package(name: &str) -> Result<(), String> {
+    let base = name.split_once(':').map_or(name, |(b, _)| b);
+    let ok = base.len() >= 2
+        && base.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && base
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{name}' is not a Debian package name"))
+    }
+}
+
+/// The fields of a passwd (7) or group (4) line, checked: a name, a numeric id.
+fn check_account_line(line: &str, fields: usize) -> Result<(String, u32), String> {
+    let parts: Vec<&str> = line.split(':').collect();
+    if parts.len() != fields {
+        return Err(format!(
+            "'{line}' has {} ':'-separated fields, expected {fields}",
+            parts.len()
+        ));
+    }
+    let name = parts[0];
+    let name_ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !name.starts_with('-');
+    if !name_ok {
+        return Err(format!("'{name}' is not a user or group name"));
+    }
+    let id = parts[2]
+        .parse::<u32>()
+        .map_err(|_| format!("'{}' in '{line}' is not a numeric id", parts[2]))?;
+    if fields == 7 {
+        parts[3]
+            .parse::<u32>()
+            .map_err(|_| format!("'{}' in '{line}' is not a numeric group id", parts[3]))?;
+    }
+    Ok((name.to_string(), id))
+}
+
+/// Every problem in a parsed recipe, one line each, starting with its JSON path.
+pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let mut p = |at: String, what: String| problems.push(format!("{at}: {what}"));
+    if r.name.is_empty()
+        || r.name.len() > 16
+        || !r
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        p(
+            "name".into(),
+            format!(
+                "'{}' is not an image name: 1 to 16 letters, digits, '-' or '_'",
+                r.name
+            ),
+        );
+    }
+    for (i, pkg) in r.packages.iter().enumerate() {
+        if let Err(e) = check_package(pkg) {
+            p(format!("packages[{i}]"), e);
+        }
+    }
+    if r.programs.is_empty() {
+        p(
+            "programs".into(),
+            "at least one program is needed (the service)".into(),
+        );
+    }
+    // Every path the recipe puts into the image, to find duplicates.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut claim = |at: String, path: &str, p: &mut dyn FnMut(String, String)| {
+        if let Err(e) = check_abs_path(path) {
+            p(at, e);
+        } else if !seen.insert(path.trim_end_matches('/').to_string()) {
+            p(at, format!("'{path}' is already in the recipe"));
+        }
+    };
+    for (i, prog) in r.programs.iter().enumerate() {
+        claim(format!("programs[{i}]"), prog, &mut p);
+    }
+    for (i, lib) in r.libraries.iter().enumerate() {
+        claim(format!("libraries[{i}]"), lib, &mut p);
+    }
+    for (i, f) in r.files.iter().enumerate() {
+        claim(format!("files[{i}].path"), &f.path, &mut p);
+        if let Err(e) = parse_mode(&f.mode) {
+            p(format!("files[{i}].mode"), e);
+        }
+        match (&f.content, &f.source) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => p(
+                format!("files[{i}]"),
+                "give exactly one of `content` and `source`".into(),
+            ),
+        }
+        if matches!(f.path.as_str(), "/etc/passwd" | "/etc/group" | "/sbin/init") {
+            p(
+                format!("files[{i}].path"),
+                format!(
+                    "{} is written by the builder (use `users`/`groups` for accounts)",
+                    f.path
+                ),
+            );
+        }
+    }
+    for (i, d) in r.dirs.iter().enumerate() {
+        claim(format!("dirs[{i}].path"), &d.path, &mut p);
+        if let Err(e) = parse_mode(&d.mode) {
+            p(format!("dirs[{i}].mode"), e);
+        }
+    }
+    for (i, s) in r.symlinks.iter().enumerate() {
+        claim(format!("symlinks[{i}].path"), &s.path, &mut p);
+        if s.target.is_empty() || s.target.contains('\0') {
+            p(
+                format!("symlinks[{i}].target"),
+                "must be a non-empty path".into(),
+            );
+        }
+    }
+    let mut names = BTreeSet::from(["root".to_string()]);
+    for (i, line) in r.users.iter().enumerate() {
+        match check_account_line(line, 7) {
+            Ok((name, _)) if !names.insert(name.clone()) => p(
+                format!("users[{i}]"),
+                format!("user '{name}' is defined twice"),
+            ),
+            Ok(_) => {}
+            Err(e) => p(format!("users[{i}]"), e),
+        }
+    }
+    let mut names = BTreeSet::from(["root".to_string()]);
+    for (i, line) in r.groups.iter().enumerate() {
+        match check_account_line(line, 4) {
+            Ok((name, _)) if !names.insert(name.clone()) => p(
+                format!("groups[{i}]"),
+                format!("group '{name}' is defined twice"),
+            ),
+            Ok(_) => {}
+            Err(e) => p(format!("groups[{i}]"), e),
+        }
+    }
+    let m = &r.manifest;
+    if m.contract_version != contract::VERSION {
+        p(
+            "manifest.contract_version".into(),
+            format!(
+                "{} is not the contract version guest-init speaks ({})",
+                m.contract_version,
+                contract::VERSION
+            ),
+        );
+    }
+    match m.service.argv.first() {
+        None => p(
+            "manifest.service.argv".into(),
+            "must name the program to run".into(),
+        ),
+        Some(argv0) => {
+            let shipped = r.programs.contains(argv0) || r.symlinks.iter().any(|s| &s.path == argv0);
+            if !shipped {
+                p(
+                    "manifest.service.argv[0]".into(),
+                    format!("'{argv0}' is not one of the recipe's programs"),
+                );
+            }
+        }
+    }
+    for (i, d) in m.disks.iter().enumerate() {
+        if let Err(e) = check_abs_path(&d.mount_point) {
+            p(format!("manifest.disks[{i}].mount_point"), e);
+        }
+    }
+    for (i, t) in m.tmpfs.iter().enumerate() {
+        if let Err(e) = check_abs_path(&t.mount_point) {
+            p(format!("manifest.tmpfs[{i}].mount_point"), e);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+impl Recipe {
+    /// Whether the image gets mke2fs and e2fsck: `disk_tools`, or else whether the manifest
+    /// declares an ext2/3/4 disk.
+    pub fn wants_disk_tools(&self) -> bool {
+        self.disk_tools.unwrap_or_else(|| {
+            self.manifest
+                .disks
+                .iter()
+                .any(|d| matches!(d.fs_type.as_str(), "ext2" | "ext3" | "ext4"))
+        })
+    }
+}
+
+/// The JSON Schema of recipe v1, generated from the types.
+pub fn schema_v1_text() -> String {
+    let mut schema = schemars::schema_for!(Recipe);
+    schema.schema.metadata().id = Some(SCHEMA_ID.to_string());
+    // A schema is plain data; serialising it cannot fail.
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// File name (and `$id`) of the recipe schema in `images/schema/`.
+pub const SCHEMA_ID: &str = "recipe-v1.schema.json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_modes() {
+        assert!(check_abs_path("/etc/x").is_ok());
+        assert!(check_abs_path("etc/x").is_err());
+        assert!(check_abs_path("/etc/../x").is_err());
+        assert!(check_abs_path("/").is_err());
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert_eq!(parse_mode("1777"), Ok(0o1777));
+        assert!(parse_mode("644x").is_err());
+        assert!(parse_mode("99").is_err());
+    }
+
+    #[test]
+    fn package_names() {
+        assert!(check_package("dnsmasq-base").is_ok());
+        assert!(check_package("libc6:amd64").is_ok());
+        assert!(check_package("g++").is_ok());
+        assert!(check_package("Dnsmasq").is_err());
+        assert!(check_package("a").is_err());
+        assert!(check_package("-x").is_err());
+    }
+
+    #[test]
+    fn account_lines() {
+        assert!(check_account_line("dns:x:101:101::/:/bin/false", 7).is_ok());
+        assert!(check_account_line("dns:x:101:", 4).is_ok());
+        assert!(check_account_line("dns:x:abc:", 4).is_err());
+        assert!(check_account_line("dns:x:101", 4).is_err());
+    }
+}
