@@ -375,9 +375,38 @@ pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
         }
     }
     if problems.is_empty() {
+        problems.extend(check_manifest_as_contract(m));
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// What host-launch would make of the manifest with the simplest spec (one file per declared
+/// disk, no network): the contract guest-init gets must be valid, so a manifest that
+/// guest-init would refuse (e.g. a tmpfs on /tmp, a bad capability name) fails the build.
+fn check_manifest_as_contract(m: &Manifest) -> Vec<String> {
+    let disks: Vec<serde_json::Value> = (0..m.disks.len())
+        .map(|i| serde_json::json!({ "file": format!("disk{i}.img") }))
+        .collect();
+    let spec = serde_json::json!({ "name": "image", "image": "image.img", "disks": disks });
+    let spec = match host_launch::spec::parse(spec.to_string().as_bytes()) {
+        Ok(s) => s,
+        Err(e) => return e.into_iter().map(|l| format!("manifest: {l}")).collect(),
+    };
+    let merged = match host_launch::merge::merge(&spec, m) {
+        Ok(merged) => merged,
+        Err(p) => return p.0.iter().map(|p| format!("manifest: {p}")).collect(),
+    };
+    match contract::validate(&merged.contract) {
+        Ok(()) => Vec::new(),
+        Err(p) => {
+            p.0.iter()
+                .map(|p| format!("manifest (as the contract guest-init gets): {p}"))
+                .collect()
+        }
     }
 }
 

@@ -114,6 +114,24 @@ fn every_problem_is_reported_with_its_path() {
 }
 
 #[test]
+fn a_manifest_guest_init_would_refuse_is_refused() {
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":1,"service":{"argv":["/bin/true"],"capabilities":["CAP_FLY"]},
+            "tmpfs":[{"mount_point":"/tmp"}]}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|l| l.contains("service.capabilities[0]") && l.contains("CAP_FLY")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|l| l.contains("mounts.tmpfs[0].mount_point")),
+        "{e:#?}"
+    );
+}
+
+#[test]
 fn a_program_is_needed() {
     let e = errors(&with("programs", "[]"));
     assert!(
