@@ -187,3 +187,17 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
     assert!(common::recipe("syslog").wants_disk_tools());
     assert!(!common::recipe("dns").wants_disk_tools());
 }
+
+#[test]
+fn example_specs_are_valid_host_launch_specs_for_these_images() {
+    let examples = image_builder::workspace_root().join("examples");
+    for (spec, image) in [("dns", "dns"), ("web", "web"), ("syslog", "syslog")] {
+        let path = examples.join(format!("{spec}.json"));
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let s = host_launch::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
+        assert_eq!(s.image, format!("../build/{image}.img"));
+        let m = common::recipe(image).manifest;
+        host_launch::merge::merge(&s, &m)
+            .unwrap_or_else(|e| panic!("{spec}: spec and manifest do not merge: {e:?}"));
+    }
+}
