@@ -313,6 +313,13 @@ pub struct Disk {
     /// holds anything is never formatted.
     #[serde(default)]
     pub format_if_blank: bool,
+    /// Owner (uid) of the new file system's root directory when guest-init creates it, so a
+    /// service that does not run as root can write to its disk; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_uid: Option<u32>,
+    /// Group (gid) of the new file system's root directory; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_gid: Option<u32>,
 }
 
 fn default_fs_type() -> String {

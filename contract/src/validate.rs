@@ -481,6 +481,12 @@ fn check_mounts(ck: &mut Checker, m: &Mounts) {
                 ),
             );
         }
+        if !d.format_if_blank && (d.owner_uid.is_some() || d.owner_gid.is_some()) {
+            ck.push(
+                format!("{at}.owner_uid"),
+                "an owner applies only to a file system guest-init creates; set format_if_blank to true or remove the owner",
+            );
+        }
         for (j, o) in d.options.iter().enumerate() {
             if o.is_empty() || o.contains(',') || o.chars().any(|c| c.is_whitespace() || c == '\0')
             {

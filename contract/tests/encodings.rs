@@ -279,8 +279,9 @@ fn disk(mount_point: String, letter: char) -> impl Strategy<Value = Disk> {
         "[a-z0-9]{1,8}",
         prop_oneof![Just("ext2"), Just("ext3"), Just("ext4")],
         vec("[a-z0-9=_.-]{1,12}", 0..4),
+        option::of((any::<u32>(), any::<u32>())),
     )
-        .prop_map(move |(format_if_blank, any_fs, ext, options)| Disk {
+        .prop_map(move |(format_if_blank, any_fs, ext, options, owner)| Disk {
             device: format!("/dev/ubd{letter}"),
             mount_point: mount_point.clone(),
             // Only ext2/3/4 can be created by the guest.
@@ -291,6 +292,9 @@ fn disk(mount_point: String, letter: char) -> impl Strategy<Value = Disk> {
             },
             options,
             format_if_blank,
+            // An owner applies only to a file system the guest creates.
+            owner_uid: owner.filter(|_| format_if_blank).map(|o| o.0),
+            owner_gid: owner.filter(|_| format_if_blank).map(|o| o.1),
         })
 }
 

@@ -220,16 +220,14 @@ fn make_fs(at: &str, d: &Disk) -> Result<(), MountError> {
     let tool = find_tool(&["/sbin/mke2fs", "/usr/sbin/mke2fs"]).ok_or_else(|| {
         err(format!("{at}.format_if_blank"), format!("{} is blank, but the image has no /sbin/mke2fs to create a file system; image builders: include e2fsprogs' mke2fs, or format the disk on the host", d.device))
     })?;
+    // The root directory belongs to the service's user, so it can write to its own disk.
+    let extended = format!(
+        "lazy_itable_init=1,lazy_journal_init=1,root_owner={}:{}",
+        d.owner_uid.unwrap_or(0),
+        d.owner_gid.unwrap_or(0)
+    );
     let out = Command::new(tool)
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            &d.fs_type,
-            "-E",
-            "lazy_itable_init=1,lazy_journal_init=1",
-            &d.device,
-        ])
+        .args(["-q", "-F", "-t", &d.fs_type, "-E", &extended, &d.device])
         .env_clear()
         .output()
         .map_err(|e| err(at, format!("cannot run {tool}: {e}")))?;

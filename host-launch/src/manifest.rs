@@ -60,6 +60,12 @@ pub struct ManifestDisk {
     /// Let the guest create the filesystem on a blank disk.
     #[serde(default)]
     pub format_if_blank: bool,
+    /// Owner uid of the root directory of a file system the guest creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_uid: Option<u32>,
+    /// Owner gid of the root directory of a file system the guest creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_gid: Option<u32>,
     /// Whether the spec must provide this disk (default true).
     #[serde(default = "default_true")]
     pub required: bool,

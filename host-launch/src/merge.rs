@@ -207,6 +207,8 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
                 .format_if_blank
                 .or(from.map(|m| m.format_if_blank))
                 .unwrap_or(false),
+            owner_uid: from.and_then(|m| m.owner_uid),
+            owner_gid: from.and_then(|m| m.owner_gid),
         });
         disks.push(AttachedDisk {
             spec_index: i,
