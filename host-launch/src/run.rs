@@ -39,6 +39,22 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 /// How long a halted VM may take to exit before it is killed.
 pub const HALT_GRACE: Duration = Duration::from_secs(5);
 
+/// UML is started with host address-space randomization off (`setarch -R`,
+/// `personality(ADDR_NO_RANDOMIZE)`).
+///
+/// UML's physical memory starts at its own binary, and at boot it adds the gap between the end
+/// of the binary and the host's (randomized) start of its heap to the memory it manages ("Adding
+/// N bytes to physical memory to account for exec-shield gap"). On x86-64 the host randomizes
+/// the heap start over 1 GiB, and the kernel's page array for the gap (64 bytes per 4 KiB page,
+/// up to 16 MiB) is taken out of `mem=`. With `mem=32M` the kernel then had between 21 MiB and
+/// under 8 MiB left, and about every second boot ended in "Kernel panic - not syncing: System
+/// is deadlocked on memory" during the kernel's own initcalls. Without randomization the gap is
+/// empty and every boot has the same 21 MiB (32 MiB minus the kernel's ~11 MiB image and page
+/// array) — and the host keeps that page array's memory too. The binary itself is not
+/// position-independent, so its text is at a fixed address anyway; the guest's processes are
+/// laid out by the UML kernel, not by this host setting.
+const NO_RANDOMIZE: libc::c_int = libc::ADDR_NO_RANDOMIZE;
+
 /// Options of a foreground run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -524,6 +540,11 @@ fn spawn(l: &Loaded, p: &Prepared, status_w: &OwnedFd) -> Result<Child> {
     // calls on descriptors and ids prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
+            // See [`NO_RANDOMIZE`]: without it a small VM fails to boot at random.
+            let persona = libc::personality(0xffff_ffff);
+            if persona >= 0 && persona & NO_RANDOMIZE == 0 {
+                libc::personality((persona | NO_RANDOMIZE) as libc::c_ulong);
+            }
             if let Some(fd) = netns_fd {
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());

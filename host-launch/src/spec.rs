@@ -30,7 +30,8 @@ pub struct Spec {
     /// The image's manifest; default `<image>.manifest.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
-    /// Guest memory in MiB (16 to 65536); default 64.
+    /// Guest memory in MiB (24 to 65536); default 64. The kernel itself takes about 11 MiB of
+    /// it, and Debian's UML kernel does not finish booting with less than about 24 MiB.
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u32,
     /// Data disks, attached in order as /dev/ubdb, /dev/ubdc, ... unless the manifest names
@@ -74,6 +75,10 @@ pub struct Spec {
 fn default_spec_version() -> u32 {
     SPEC_VERSION
 }
+
+/// The least `memory_mib`: UML's kernel image and page array take about 11 MiB of the guest's
+/// memory, and at 20 MiB Debian's UML kernel runs out of memory in its own initcalls.
+pub const MIN_MEMORY_MIB: u32 = 24;
 
 fn default_memory_mib() -> u32 {
     DEFAULT_MEMORY_MIB
@@ -292,11 +297,13 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
     }
     push(
         "memory_mib",
-        if (16..=65536).contains(&s.memory_mib) {
+        if (MIN_MEMORY_MIB..=65536).contains(&s.memory_mib) {
             Ok(())
         } else {
             Err(format!(
-                "{} is out of range; give 16 to 65536 MiB (a small service needs about 64)",
+                "{} is out of range; give {MIN_MEMORY_MIB} to 65536 MiB (the kernel alone takes \
+                 about 11 MiB and does not finish booting below {MIN_MEMORY_MIB}; a small service \
+                 runs in 32)",
                 s.memory_mib
             ))
         },
