@@ -35,7 +35,9 @@ fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             // Not a skip: a test that cannot run must not look green. CI runs as root.
             let e = Errno::last();
-            panic!("unshare(CLONE_NEWNET) failed: {e}; these tests need root (run them as CI does)");
+            panic!(
+                "unshare(CLONE_NEWNET) failed: {e}; these tests need root (run them as CI does)"
+            );
         }
         assert_ne!(
             std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
