@@ -20,6 +20,8 @@
 mod builds;
 mod elf;
 mod error;
+pub mod events;
+pub mod netns;
 mod rootfs;
 mod tempdir;
 mod vm;
@@ -27,9 +29,13 @@ mod vm;
 pub use builds::{build_static, guest_init, target_dir, workspace_root, MUSL_TARGET};
 pub use elf::elf_has_interpreter;
 pub use error::{Error, Result};
-pub use rootfs::{RootFs, ROOT_UUID};
+pub use events::{Event, EventLog};
+pub use netns::NetNs;
+pub use rootfs::{uml_modules_dir, RootFs, BUSYBOX, IPV6_MODULES, ROOT_UUID};
 pub use tempdir::TempDir;
-pub use vm::{guest_disk, kernel_path, Vm, VmOutcome, DEFAULT_KERNEL, MIN_CONFIG_DEVICE};
+pub use vm::{
+    guest_disk, kernel_path, RunningVm, Vm, VmOutcome, DEFAULT_KERNEL, MIN_CONFIG_DEVICE,
+};
 
 /// What to tell a developer whose machine lacks a tool the tests need.
 pub const SETUP_HINT: &str = "run scripts/setup (as root) to install user-mode-linux, e2fsprogs \

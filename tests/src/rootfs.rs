@@ -90,6 +90,64 @@ impl RootFs {
         self.entry(guest_path, Kind::Symlink { target })
     }
 
+    /// Copies a dynamically linked host program to `guest_path` with everything it needs to
+    /// run: each shared library `ldd` lists, at the same path in the guest, and the dynamic
+    /// loader. Errors if `ldd` cannot resolve a library.
+    pub fn program_with_libs(self, host_path: impl AsRef<Path>, guest_path: &str) -> Result<Self> {
+        let host_path = host_path.as_ref();
+        let libs = shared_libraries(host_path)?;
+        let mut r = self.file(guest_path, host_path, 0o755);
+        for lib in libs {
+            let guest = lib.to_str().ok_or_else(|| {
+                Error::new(
+                    "copying shared libraries",
+                    format!("{} is not UTF-8", lib.display()),
+                )
+            })?;
+            r = r.file(guest, &lib, 0o755);
+        }
+        Ok(r)
+    }
+
+    /// The host's static busybox ([`BUSYBOX`]) as `/bin/busybox`, with `/bin/APPLET` links
+    /// for each of `applets` (e.g. `sh`).
+    pub fn busybox(self, applets: &[&str]) -> Self {
+        let r = self.file("/bin/busybox", BUSYBOX, 0o755);
+        applets
+            .iter()
+            .fold(r, |r, a| r.symlink(&format!("/bin/{a}"), "busybox"))
+    }
+
+    /// Kernel modules of the UML kernel, copied from [`uml_modules_dir`]`/RELEASE/PATH` to
+    /// `/lib/modules/RELEASE/PATH` (e.g. `kernel/net/ipv6/ipv6.ko`).
+    pub fn uml_modules(self, paths: &[&str]) -> Result<Self> {
+        let (release, dir) = uml_modules_release()?;
+        let mut r = self;
+        for p in paths {
+            let host = dir.join(p);
+            if !host.is_file() {
+                return Err(Error::new(
+                    "adding UML kernel modules",
+                    format!("{} does not exist", host.display()),
+                ));
+            }
+            r = r.file(&format!("/lib/modules/{release}/{p}"), host, 0o644);
+        }
+        Ok(r)
+    }
+
+    /// What IPv6 needs under Debian's UML kernel: `ipv6.ko` and its dependency `crc-ccitt.ko`.
+    pub fn ipv6_modules(self) -> Result<Self> {
+        self.uml_modules(&IPV6_MODULES)
+    }
+
+    /// `/etc/resolv.conf` → `/run/resolv.conf` and `/etc/hosts` → `/run/hosts`, the files
+    /// guest-init writes from the contract.
+    pub fn resolver_links(self) -> Self {
+        self.symlink("/etc/resolv.conf", "/run/resolv.conf")
+            .symlink("/etc/hosts", "/run/hosts")
+    }
+
     /// Sets the owner of an entry added before (ignored for unknown paths).
     pub fn owner(mut self, guest_path: &str, uid: u32, gid: u32) -> Self {
         if let Some(e) = self.entries.get_mut(&normalize(guest_path)) {
@@ -152,6 +210,71 @@ impl RootFs {
         }
         Ok(())
     }
+}
+
+/// The static busybox of Debian's busybox-static package.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Where Debian's user-mode-linux package keeps the kernel's modules, one directory per
+/// release (override with `UML_MODULES`).
+pub fn uml_modules_dir() -> PathBuf {
+    std::env::var_os("UML_MODULES")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/uml/modules"))
+}
+
+/// The IPv6 stack and its dependency, relative to the release directory.
+pub const IPV6_MODULES: [&str; 2] = ["kernel/net/ipv6/ipv6.ko", "kernel/lib/crc-ccitt.ko"];
+
+/// The one release under [`uml_modules_dir`] and its directory.
+fn uml_modules_release() -> Result<(String, PathBuf)> {
+    let base = uml_modules_dir();
+    let mut releases: Vec<String> = std::fs::read_dir(&base)
+        .context(|| format!("reading {}; {}", base.display(), crate::SETUP_HINT))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    releases.sort();
+    match releases.as_slice() {
+        [one] => Ok((one.clone(), base.join(one))),
+        other => Err(Error::new(
+            format!("finding the UML kernel's modules in {}", base.display()),
+            format!("expected one release directory, found {other:?}; set UML_MODULES"),
+        )),
+    }
+}
+
+/// The shared libraries and loader `ldd` lists for `program` (absolute host paths).
+fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
+    let out = run_command(Command::new("ldd").arg(program))?;
+    parse_ldd(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| Error::new(format!("ldd {}", program.display()), e))
+}
+
+/// Parses `ldd` output: `libx.so => /path (0x..)` and `/lib64/ld-linux-x86-64.so.2 (0x..)`
+/// lines; the vDSO has no file and is skipped.
+fn parse_ldd(text: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let mut libs = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = match line.split_once("=>") {
+            Some((name, rest)) => {
+                let rest = rest.trim();
+                if rest.starts_with("not found") {
+                    return Err(format!("{} not found", name.trim()));
+                }
+                rest.split_whitespace().next().unwrap_or("")
+            }
+            None => line.split_whitespace().next().unwrap_or(""),
+        };
+        if path.starts_with('/') {
+            libs.push(PathBuf::from(path));
+        } else if !line.starts_with("linux-vdso") && !line.contains("statically linked") {
+            return Err(format!("cannot read the ldd line {line:?}"));
+        }
+    }
+    Ok(libs)
 }
 
 fn normalize(guest_path: &str) -> String {
@@ -301,6 +424,22 @@ mod tests {
     fn paths_are_normalized() {
         assert_eq!(normalize("etc/motd"), "/etc/motd");
         assert_eq!(normalize("/etc/"), "/etc");
+    }
+
+    #[test]
+    fn ldd_output_is_parsed() {
+        let text =
+            "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 \
+                    (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        let libs = parse_ldd(text).unwrap();
+        assert_eq!(
+            libs,
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd("\tlibfoo.so => not found\n").is_err());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Booting a User-Mode Linux VM and capturing its console.
 
 use crate::error::{Context, Error, Result};
+use crate::events::{Event, EventLog};
+use crate::netns::NetNs;
 use crate::tempdir::TempDir;
 use contract::{blockdev, cmdline, Contract};
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +61,8 @@ pub struct Vm {
     timeout: Duration,
     kernel_log: bool,
     echo: bool,
+    /// The network namespace to run in: (name, `/run/netns/NAME`).
+    netns: Option<(String, PathBuf)>,
 }
 
 impl Vm {
@@ -74,6 +79,7 @@ impl Vm {
             timeout: Duration::from_secs(30),
             kernel_log: false,
             echo: std::env::var_os("E2E_ECHO").is_some_and(|v| v == "1"),
+            netns: None,
         }
     }
 
@@ -163,6 +169,24 @@ impl Vm {
         self
     }
 
+    /// Runs the VM inside this network namespace (UML's host-side sockets and taps live
+    /// there); the namespace must outlive the VM.
+    pub fn netns(mut self, ns: &NetNs) -> Self {
+        self.netns = Some((ns.name().to_string(), ns.path()));
+        self
+    }
+
+    /// Gives the guest the interface `vec<index>` on the host tap device `tap` (which must
+    /// exist in the VM's network namespace, see [`Vm::netns`]).
+    pub fn tap(self, index: u32, tap: &str) -> Self {
+        self.arg(format!("vec{index}:transport=tap,ifname={tap}"))
+    }
+
+    /// [`Vm::netns`] plus `vec0` on the namespace's `tap0` (as [`NetNs::with_tap`] makes).
+    pub fn network(self, ns: &NetNs) -> Self {
+        self.netns(ns).tap(0, "tap0")
+    }
+
     /// The kernel arguments for a run whose state lives in `dir` (UML's `uml_dir`) under the
     /// name `umid`, with the config device image at `config_image`.
     pub fn command_line(&self, dir: &Path, umid: &str, config_image: &Path) -> Result<Vec<String>> {
@@ -183,6 +207,7 @@ impl Vm {
                 "init=/sbin/init",
                 "con=null",
                 "con0=null,fd:1",
+                STATUS_CHANNEL,
                 "ssl=null",
             ]
             .map(String::from),
@@ -219,6 +244,13 @@ impl Vm {
 
     /// Boots the VM, waits until it exits or the timeout kills it, and returns its console.
     pub fn run(&self) -> Result<VmOutcome> {
+        self.spawn()?.wait(self.timeout)
+    }
+
+    /// Boots the VM in the background: the returned [`RunningVm`] reads the console and the
+    /// status channel while the VM runs, can send mconsole commands, and kills the VM when
+    /// dropped. [`Vm::timeout`] does not apply; give [`RunningVm::wait`] its own.
+    pub fn spawn(&self) -> Result<RunningVm> {
         if !self.kernel.is_file() {
             return Err(Error::new(
                 format!("looking for the UML kernel {}", self.kernel.display()),
@@ -255,11 +287,197 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let shown = format!("{} {}", self.kernel.display(), args.join(" "));
+        let (status_read, status_write) = pipe()?;
+        let netns = match &self.netns {
+            Some((name, path)) => Some((
+                name.clone(),
+                std::fs::File::open(path)
+                    .context(|| format!("opening the network namespace {}", path.display()))?,
+            )),
+            None => None,
+        };
+        let ns_fd = netns.as_ref().map(|(_, f)| f.as_raw_fd());
+        let status_fd = status_write.as_raw_fd();
+        // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
+        // (setns, dup2, fcntl) on descriptors the parent keeps open until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = ns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                // The status channel's write end becomes fd 3 (`con1=null,fd:3`), without
+                // close-on-exec.
+                if status_fd == STATUS_FD {
+                    if libc::fcntl(status_fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(status_fd, STATUS_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let where_ = netns
+            .as_ref()
+            .map(|(n, _)| format!("ip netns exec {n} "))
+            .unwrap_or_default();
+        let shown = format!("{where_}{} {}", self.kernel.display(), args.join(" "));
         let start = Instant::now();
-        let mut child = cmd.spawn().context(|| format!("starting {shown}"))?;
+        let spawned = cmd.spawn().context(|| format!("starting {shown}"));
+        // Only the child may hold the write end, or the channel never reaches EOF.
+        drop(status_write);
+        drop(netns);
+        let mut child = spawned?;
         let console = Capture::start(child.stdout.take(), self.echo);
         let stderr = Capture::start(child.stderr.take(), false);
+        let events = EventLog::new();
+        events.read_from(std::fs::File::from(status_read), self.echo);
+        Ok(RunningVm {
+            child: Some(child),
+            start,
+            shown,
+            console,
+            stderr,
+            events,
+            mconsole_socket: uml_dir.join(&umid).join("mconsole"),
+            dir,
+        })
+    }
+}
+
+/// The guest's `/dev/tty1` (UML `con1`) is wired to this host fd of the UML process.
+const STATUS_FD: libc::c_int = 3;
+/// The kernel argument that wires the status channel.
+const STATUS_CHANNEL: &str = "con1=null,fd:3";
+
+/// A pipe with close-on-exec on both ends: (read, write).
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::new(
+            "creating the status pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// A VM running in the background (see [`Vm::spawn`]); killed, with every process it
+/// started, when dropped.
+pub struct RunningVm {
+    child: Option<Child>,
+    start: Instant,
+    shown: String,
+    console: Capture,
+    stderr: Capture,
+    events: EventLog,
+    mconsole_socket: PathBuf,
+    dir: TempDir,
+}
+
+impl RunningVm {
+    /// The host pid of the UML kernel process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The status events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.events()
+    }
+
+    /// The live status channel (to wait with custom conditions).
+    pub fn event_log(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The first status event called `name`, waiting for it up to `timeout`; an error (with
+    /// the events and the console so far) if the VM exits first or the time runs out.
+    pub fn wait_for_event(&self, name: &str, timeout: Duration) -> Result<Event> {
+        self.events
+            .wait_for(name, timeout)
+            .map_err(|e| self.with_console(e))
+    }
+
+    /// The first `count` status events called `name`, waiting up to `timeout`.
+    pub fn wait_for_events(
+        &self,
+        name: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Event>> {
+        self.events
+            .wait_for_n(name, count, timeout)
+            .map_err(|e| self.with_console(e))
+    }
+
+    /// The console so far.
+    pub fn console(&self) -> String {
+        self.console.snapshot()
+    }
+
+    /// Waits until the console shows `needle` (checked every 20 ms).
+    pub fn wait_for_console(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.console().contains(needle) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline || self.console.is_done() {
+                return Err(self.with_console(Error::new(
+                    format!("waiting for {needle:?} on the console"),
+                    format!("not there after {:?}", self.start.elapsed()),
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn with_console(&self, mut e: Error) -> Error {
+        e.detail
+            .push_str(&format!("\n--- console ---\n{}", self.console()));
+        e
+    }
+
+    /// Sends a management console command (e.g. `cad`, `version`) with host-launch's
+    /// mconsole client, and returns the reply's text. Its client socket is a path (in the VM's
+    /// temporary directory), which UML can answer from any network namespace.
+    pub fn mconsole(&self, command: &str) -> Result<String> {
+        let what = format!("mconsole {command:?} to {}", self.mconsole_socket.display());
+        let reply = host_launch::mconsole::send(
+            self.dir.path(),
+            &self.mconsole_socket,
+            command,
+            Duration::from_secs(10),
+        )
+        .map_err(|e| Error::new(&what, e))?;
+        if reply.err {
+            return Err(Error::new(
+                what,
+                format!("UML answered an error: {}", reply.text),
+            ));
+        }
+        Ok(reply.text)
+    }
+
+    /// Whether the VM is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits until the VM exits, killing it after `timeout`, and returns how it ended.
+    pub fn wait(mut self, timeout: Duration) -> Result<VmOutcome> {
+        let Some(mut child) = self.child.take() else {
+            return Err(Error::new("waiting for a VM", "it was already waited for"));
+        };
+        let shown = self.shown.clone();
+        let deadline = Instant::now() + timeout;
         let mut timed_out = false;
         let status = loop {
             if let Some(status) = child
@@ -268,27 +486,46 @@ impl Vm {
             {
                 break status;
             }
-            if start.elapsed() >= self.timeout {
+            if Instant::now() >= deadline {
                 timed_out = true;
-                // The child has not been reaped, so its process group still exists: kill
-                // UML and every process it started.
-                // SAFETY: kill(2) with a negative pid signals that process group.
-                unsafe {
-                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-                }
+                kill_group(&child);
                 break child.wait().context(|| format!("waiting for {shown}"))?;
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let duration = start.elapsed();
+        let duration = self.start.elapsed();
+        // The status channel closes with the VM; give its reader a moment to finish.
+        let _ = self
+            .events
+            .wait_until(Duration::from_secs(5), |_| None::<()>);
         Ok(VmOutcome {
-            console: console.finish(),
+            console: self.console.finish(),
             status,
             timed_out,
             duration,
             command_line: shown,
-            host_stderr: stderr.finish(),
+            host_stderr: self.stderr.finish(),
+            events: self.events.events(),
+            status_text: self.events.raw(),
         })
+    }
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&child);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Kills the UML process and every process it started (its process group). The child must not
+/// have been reaped yet, so that the group still exists.
+fn kill_group(child: &Child) {
+    // SAFETY: kill(2) with a negative pid signals that process group.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
     }
 }
 
@@ -314,6 +551,7 @@ fn ubd_path(path: &Path) -> Result<String> {
 struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     done: mpsc::Receiver<()>,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Capture {
@@ -339,15 +577,39 @@ impl Capture {
             }
             let _ = tx.send(());
         });
-        Capture { buf, done }
+        Capture {
+            buf,
+            done,
+            finished: Default::default(),
+        }
+    }
+
+    /// The text read so far.
+    fn snapshot(&self) -> String {
+        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+    }
+
+    /// Whether the pipe reached EOF.
+    fn is_done(&self) -> bool {
+        if self.finished.load(Ordering::Relaxed) {
+            return true;
+        }
+        let done = !matches!(self.done.try_recv(), Err(mpsc::TryRecvError::Empty));
+        if done {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        done
     }
 
     /// The text read so far, waiting up to 5 s for EOF (a process that escaped the process
     /// group could keep the pipe open).
-    fn finish(self) -> String {
-        let _ = self.done.recv_timeout(Duration::from_secs(5));
-        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+    fn finish(&self) -> String {
+        if !self.finished.load(Ordering::Relaxed) {
+            let _ = self.done.recv_timeout(Duration::from_secs(5));
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        self.snapshot()
     }
 }
 
@@ -367,6 +629,10 @@ pub struct VmOutcome {
     pub command_line: String,
     /// What UML itself printed on the host (its start-up checks).
     pub host_stderr: String,
+    /// The status events guest-init sent on `/dev/tty1`, in order.
+    pub events: Vec<Event>,
+    /// The raw text of the status channel.
+    pub status_text: String,
 }
 
 impl VmOutcome {
@@ -403,16 +669,56 @@ impl VmOutcome {
             .collect()
     }
 
+    /// The status events, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The first status event called `name`.
+    pub fn event(&self, name: &str) -> Option<&Event> {
+        self.events.iter().find(|e| e.name == name)
+    }
+
+    /// Every status event called `name`, in order.
+    pub fn events_named(&self, name: &str) -> Vec<&Event> {
+        self.events.iter().filter(|e| e.name == name).collect()
+    }
+
+    /// The names of the status events, in order.
+    pub fn event_names(&self) -> Vec<&str> {
+        crate::events::names(&self.events)
+    }
+
+    /// The first event called `name`; panics with [`VmOutcome::report`] if there is none.
+    #[track_caller]
+    pub fn expect_event(&self, name: &str) -> &Event {
+        self.event(name).unwrap_or_else(|| {
+            panic!("no status event {name:?}\n{}", self.report());
+        })
+    }
+
+    /// Panics with [`VmOutcome::report`] unless the events `names` occur in this order
+    /// (other events may come between them).
+    #[track_caller]
+    pub fn assert_events_in_order(&self, names: &[&str]) {
+        assert!(
+            crate::events::in_order(&self.events, names),
+            "the status events do not include {names:?} in this order\n{}",
+            self.report()
+        );
+    }
+
     /// Everything known about the run, for a failing test's message.
     pub fn report(&self) -> String {
         format!(
             "command: {}\nstatus: {} timed out: {} duration: {:?}\n--- console ---\n{}\n--- \
-             host stderr ---\n{}",
+             status channel ---\n{}\n--- host stderr ---\n{}",
             self.command_line,
             self.status,
             self.timed_out,
             self.duration,
             self.console,
+            self.status_text.trim_end(),
             self.host_stderr
         )
     }
