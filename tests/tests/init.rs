@@ -10,8 +10,10 @@
 use contract::Contract;
 use e2e::{Event, NetNs, RootFs, RunningVm, TempDir, Vm, VmOutcome};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// How long a boot may take to reach an event (generous: CI machines are slow and the tests
 /// run in parallel).
@@ -246,4 +248,476 @@ fn hostname_resolver_and_identity_seen_by_the_service() {
     }
     let off = outcome.expect_event("power_off");
     assert_eq!(off.i64("code"), Some(0), "{:?}", off.json);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Remote syslog
+// ---------------------------------------------------------------------------------------------
+
+/// The service of the syslog tests: one line on each pipe, then it exits (and the VM powers
+/// off, flushing the log sink first).
+fn syslog_contract(remote: Value) -> Contract {
+    contract(json!({
+        "version": 1,
+        "hostname": "logger1",
+        "network": network(json!({})),
+        "logging": {"console": true, "remote": remote},
+        "service": {
+            "name": "chatty",
+            "argv": ["/bin/sh", "-c", "echo marker-out; echo marker-err >&2; sleep 0.3"],
+            "restart": {"policy": "never"}
+        }
+    }))
+}
+
+/// Parses one RFC 5424 message: (pri, hostname, app-name, procid, msg).
+fn parse_5424(m: &str) -> Option<(u32, String, String, String, String)> {
+    let rest = m.strip_prefix('<')?;
+    let (pri, rest) = rest.split_once('>')?;
+    let mut parts = rest.splitn(7, ' ');
+    let version = parts.next()?;
+    let _timestamp = parts.next()?;
+    let host = parts.next()?;
+    let app = parts.next()?;
+    let procid = parts.next()?;
+    let msgid = parts.next()?;
+    let rest = parts.next()?;
+    if version != "1" || msgid != "-" {
+        return None;
+    }
+    let msg = rest.strip_prefix("- ").or(rest.strip_prefix('-'))?;
+    Some((
+        pri.parse().ok()?,
+        host.into(),
+        app.into(),
+        procid.into(),
+        msg.trim_start().into(),
+    ))
+}
+
+/// Parses one RFC 3164 message: (pri, hostname, tag with pid, msg).
+fn parse_3164(m: &str) -> Option<(u32, String, String, String)> {
+    let rest = m.strip_prefix('<')?;
+    let (pri, rest) = rest.split_once('>')?;
+    // "Mmm dd hh:mm:ss" is 15 characters (day padded with a space).
+    let stamp = rest.get(..15)?;
+    if stamp.as_bytes().get(9) != Some(&b':') {
+        return None;
+    }
+    let rest = rest.get(15..)?.strip_prefix(' ')?;
+    let (host, rest) = rest.split_once(' ')?;
+    let (tag, msg) = rest.split_once(": ")?;
+    Some((pri.parse().ok()?, host.into(), tag.into(), msg.into()))
+}
+
+/// Splits RFC 6587 octet-counted frames (`LEN SP MSG`); returns the messages and the bytes
+/// of an incomplete last frame.
+fn split_frames(mut data: &[u8]) -> (Vec<String>, Vec<u8>) {
+    let mut out = Vec::new();
+    while let Some(sp) = data.iter().position(|b| *b == b' ') {
+        let Some(len) = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            panic!(
+                "bad octet-counting frame at {:?}",
+                String::from_utf8_lossy(data)
+            );
+        };
+        let Some(msg) = data.get(sp + 1..sp + 1 + len) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(msg).into_owned());
+        data = &data[sp + 1 + len..];
+    }
+    (out, data.to_vec())
+}
+
+#[test]
+fn syslog_udp_rfc5424() {
+    let (_dir, image) = image("sys-udp");
+    let ns = NetNs::with_tap("tap0").expect("test network");
+    let sock = ns
+        .bind_udp("192.0.2.1:5514".parse().unwrap())
+        .expect("UDP receiver");
+    let c = syslog_contract(json!({
+        "transport": "udp", "host": "192.0.2.1", "port": 5514,
+        "format": "rfc5424", "facility": "local3"
+    }));
+    let outcome = run(Vm::new(&image).network(&ns).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let all = messages.join("\n");
+    let parsed: Vec<_> = messages.iter().filter_map(|m| parse_5424(m)).collect();
+    assert_eq!(parsed.len(), messages.len(), "not all RFC 5424:\n{all}");
+    for (text, severity) in [("marker-out", 6), ("marker-err", 4)] {
+        let (pri, host, app, procid, _) = parsed
+            .iter()
+            .find(|p| p.4 == text)
+            .unwrap_or_else(|| panic!("no message {text:?} among\n{all}\n{}", outcome.report()));
+        assert_eq!(
+            *pri,
+            19 * 8 + severity,
+            "PRI of {text}: local3 and its severity"
+        );
+        assert_eq!(host, "logger1");
+        assert_eq!(app, "chatty");
+        let pid = outcome.expect_event("service_started").u64("pid");
+        assert_eq!(
+            procid.parse::<u64>().ok(),
+            pid,
+            "PROCID is the service's pid"
+        );
+    }
+    assert!(
+        parsed
+            .iter()
+            .any(|p| p.2 == "guest-init" && p.4.starts_with("service started")),
+        "guest-init's own messages go to the log host too:\n{all}"
+    );
+}
+
+#[test]
+fn syslog_tcp_rfc3164_octet_counting() {
+    let (_dir, image) = image("sys-tcp");
+    let ns = NetNs::with_tap("tap0").expect("test network");
+    let listener = ns
+        .bind_tcp("192.0.2.1:5515".parse().unwrap())
+        .expect("TCP receiver");
+    let receiver = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + BOOT;
+        let mut data = Vec::new();
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("no connection from the guest: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(_) => {
+                    let text = String::from_utf8_lossy(&data);
+                    if text.contains("power off") {
+                        break;
+                    }
+                }
+            }
+        }
+        data
+    });
+    let c = syslog_contract(json!({
+        "transport": "tcp", "host": "192.0.2.1", "port": 5515, "format": "rfc3164"
+    }));
+    let outcome = run(Vm::new(&image).network(&ns).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let data = receiver.join().expect("receiver");
+    let (messages, rest) = split_frames(&data);
+    let all = messages.join("\n");
+    assert!(
+        rest.is_empty(),
+        "an incomplete frame at the end: {rest:?}\n{all}"
+    );
+    let pid = outcome
+        .expect_event("service_started")
+        .u64("pid")
+        .expect("pid");
+    for (text, severity) in [("marker-out", 6), ("marker-err", 4)] {
+        let m = messages
+            .iter()
+            .find(|m| m.ends_with(&format!(": {text}")))
+            .unwrap_or_else(|| panic!("no message {text:?} among\n{all}\n{}", outcome.report()));
+        let (pri, host, tag, msg) = parse_3164(m).unwrap_or_else(|| panic!("not RFC 3164: {m:?}"));
+        assert_eq!(
+            pri,
+            3 * 8 + severity,
+            "PRI of {m:?}: daemon and its severity"
+        );
+        assert_eq!(host, "logger1");
+        assert_eq!(tag, format!("chatty[{pid}]"));
+        assert_eq!(msg, text);
+    }
+    assert!(
+        messages
+            .iter()
+            .filter_map(|m| parse_3164(m))
+            .any(|(_, _, tag, msg)| tag == "guest-init[1]" && msg.starts_with("service started")),
+        "guest-init's own messages go to the log host too:\n{all}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4.-9. Supervision
+// ---------------------------------------------------------------------------------------------
+
+/// A contract without network for the supervision tests.
+fn service_contract(service: Value) -> Contract {
+    contract(json!({"version": 1, "hostname": "svc1", "service": service}))
+}
+
+#[test]
+fn crash_loop_backs_off_exponentially_up_to_the_cap() {
+    let (_dir, image) = image("crash");
+    let c = service_contract(json!({
+        "name": "crasher",
+        "argv": ["/bin/sh", "-c", "echo crash; exit 3"],
+        "restart": {"policy": "on-failure", "backoff_min_ms": 50, "backoff_max_ms": 400}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    let restarting = vm
+        .wait_for_events("restarting", 6, BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let delays: Vec<u64> = restarting
+        .iter()
+        .map(|e| e.u64("delay_ms").expect("delay_ms"))
+        .collect();
+    assert_eq!(delays[..6], [50, 100, 200, 400, 400, 400], "{delays:?}");
+    let exited = outcome.events_named("exited");
+    assert!(exited.len() >= 6, "{}", outcome.report());
+    for e in &exited {
+        if e.i64("code") != Some(3) {
+            // The last run may have been stopped by the shutdown.
+            assert!(std::ptr::eq(*e, *exited.last().unwrap()), "{:?}", e.json);
+        }
+    }
+    // Each restart came no sooner than its delay after the exit before it.
+    let evs = outcome.events();
+    for (i, r) in evs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == "restarting")
+    {
+        let exit = evs[..i].iter().rev().find(|e| e.name == "exited").unwrap();
+        let Some(next) = evs[i..].iter().find(|e| e.name == "service_started") else {
+            continue;
+        };
+        let waited_ms = (next.boot_us - exit.boot_us) / 1000;
+        let delay = r.u64("delay_ms").unwrap();
+        assert!(
+            waited_ms + 1 >= delay,
+            "restart {} came {waited_ms} ms after the exit, before its {delay} ms delay",
+            r.u64("restarts").unwrap_or(0)
+        );
+    }
+    assert!(service_lines(&outcome, "crasher").contains(&"crash"));
+}
+
+#[test]
+fn orphans_are_reaped() {
+    let (_dir, image) = image("orphans");
+    // 20 subshells each leave a `sleep` behind, re-parented to PID 1; once they have exited,
+    // no process may be left a zombie.
+    let script = r#"
+        i=0
+        while [ $i -lt 20 ]; do (sleep 1 &); i=$((i+1)); done
+        n=0
+        for f in /proc/[0-9]*/stat; do
+            { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
+            [ "$c" = "(sleep)" ] && [ "$pp" = 1 ] && n=$((n+1))
+        done
+        echo orphans=$n
+        sleep 2
+        z=0
+        for f in /proc/[0-9]*/stat; do
+            { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
+            [ "$s" = Z ] && z=$((z+1))
+        done
+        echo zombies=$z
+    "#;
+    let c = service_contract(json!({
+        "name": "spawner",
+        "argv": ["/bin/sh", "-c", script],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let lines = service_lines(&outcome, "spawner");
+    assert!(lines.contains(&"orphans=20"), "{lines:?}");
+    assert!(lines.contains(&"zombies=0"), "{lines:?}");
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.i64("code"), Some(0), "{:?}", off.json);
+}
+
+/// The data disk of the power-off test: a sparse file, blank, so the guest formats it.
+fn blank_disk(path: &Path, mib: u64) {
+    let f = std::fs::File::create(path).expect("disk file");
+    f.set_len(mib << 20).expect("disk size");
+}
+
+fn disk_contract(service: Value) -> Contract {
+    contract(json!({
+        "version": 1,
+        "hostname": "store1",
+        "mounts": {"disks": [
+            {"device": "/dev/ubdb", "mount_point": "/data", "format_if_blank": true}
+        ]},
+        "service": service
+    }))
+}
+
+#[test]
+fn ctrl_alt_del_powers_off_cleanly_with_the_data_on_disk() {
+    let (dir, image) = image("cad");
+    let disk = dir.join("data.img");
+    blank_disk(&disk, 64);
+    let c = disk_contract(json!({
+        "name": "writer",
+        "argv": ["/bin/sh", "-c",
+                 "echo persisted-data > /data/file; echo written; exec sleep 1000"]
+    }));
+    let vm = spawn(Vm::new(&image).disk(&disk, false).contract_cmdline(&c));
+    let mounted = wait_event(&vm, "disk_mounted", BOOT);
+    assert_eq!(
+        mounted.field("formatted"),
+        &json!(true),
+        "{:?}",
+        mounted.json
+    );
+    vm.wait_for_console("writer: written", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&[
+        "disk_mounted",
+        "service_started",
+        "shutting_down",
+        "exited",
+        "disks_unmounted",
+        "power_off",
+    ]);
+    let down = outcome.expect_event("shutting_down");
+    assert_eq!(down.str("reason"), Some("SIGINT (ctrl-alt-del)"));
+    let exited = outcome.expect_event("exited");
+    assert_eq!(exited.i64("signal"), Some(15), "{:?}", exited.json);
+    let unmounted = outcome.expect_event("disks_unmounted");
+    assert_eq!(
+        unmounted.field("disks"),
+        &json!([{"mount_point": "/data", "result": "unmounted"}])
+    );
+    // The file system is clean and holds the data.
+    let fsck = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&disk)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn: {}\n{}{}",
+        fsck.status,
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let cat = Command::new("debugfs")
+        .args(["-R", "cat /file"])
+        .arg(&disk)
+        .output()
+        .expect("debugfs");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "persisted-data\n");
+
+    // A second boot checks the disk (e2fsck in the guest) instead of formatting it.
+    let c = disk_contract(json!({
+        "name": "reader",
+        "argv": ["/bin/cat", "/data/file"],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).disk(&disk, false).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let mounted = outcome.expect_event("disk_mounted");
+    assert_eq!(
+        mounted.field("formatted"),
+        &json!(false),
+        "{:?}",
+        mounted.json
+    );
+    assert_eq!(mounted.field("checked"), &json!(true), "{:?}", mounted.json);
+    assert!(service_lines(&outcome, "reader").contains(&"persisted-data"));
+}
+
+#[test]
+fn restart_never_powers_off_with_the_exit_code() {
+    let (_dir, image) = image("never");
+    let c = service_contract(json!({
+        "argv": ["/bin/sh", "-c", "echo bye; exit 7"],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&["service_started", "exited", "power_off"]);
+    assert!(
+        outcome.event("restarting").is_none(),
+        "{}",
+        outcome.report()
+    );
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.i64("code"), Some(7), "{:?}", off.json);
+    assert_eq!(off.str("reason"), Some("service ended"), "{:?}", off.json);
+    assert_eq!(outcome.expect_event("exited").i64("code"), Some(7));
+}
+
+#[test]
+fn a_service_ignoring_the_stop_signal_is_killed_after_the_stop_timeout() {
+    let (_dir, image) = image("stubborn");
+    let c = service_contract(json!({
+        "name": "stubborn",
+        "argv": ["/bin/sh", "-c", "trap '' TERM; echo trapped; sleep 1000"],
+        "stop_timeout_ms": 1000
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_console("stubborn: trapped", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&["shutting_down", "stop_timeout", "exited", "power_off"]);
+    let asked = outcome.expect_event("shutting_down");
+    let killed = outcome.expect_event("stop_timeout");
+    let waited_ms = (killed.boot_us - asked.boot_us) / 1000;
+    assert!(
+        (1000..2500).contains(&waited_ms),
+        "killed {waited_ms} ms after the stop signal; stop_timeout_ms is 1000"
+    );
+    let exited = outcome.expect_event("exited");
+    assert_eq!(exited.i64("signal"), Some(9), "{:?}", exited.json);
+}
+
+#[test]
+fn readiness_by_notification() {
+    let (_dir, image) = image("notify");
+    let c = service_contract(json!({
+        "argv": ["/bin/sh", "-c", "sleep 0.3; echo >&3; sleep 100"],
+        "readiness": {"type": "notify", "fd": 3}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    let ready = wait_event(&vm, "ready", BOOT);
+    let started = vm
+        .events()
+        .into_iter()
+        .find(|e| e.name == "service_started")
+        .expect("service_started before ready");
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    assert_eq!(ready.str("via"), Some("notify"), "{:?}", ready.json);
+    let after = ready.u64("after_ms").expect("after_ms");
+    assert!(
+        after >= 300,
+        "ready after {after} ms, before the notification"
+    );
+    assert!(ready.boot_us - started.boot_us >= 300_000);
 }
