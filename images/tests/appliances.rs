@@ -1,65 +1,35 @@
-//! End to end: each appliance image, built from its recipe, run by `host-launch run` inside a
-//! test network namespace with a TAP device, answering real clients from the namespace:
-//! `dig` over UDP and TCP (the configured record, NXDOMAIN for an unknown name), `curl` (a
-//! page from the web appliance's data disk), `logger` over UDP and TCP (the messages land on
-//! the syslog appliance's data disk). Each then stops cleanly on SIGTERM.
+//! End to end: the appliance images, built from their recipes, run by `host-launch` inside a
+//! test network namespace with TAP devices, answering real clients from the namespace:
 //!
-//! Needs root (network namespace, TAP device) and dig, curl and logger; fails, rather than
-//! skips, without them.
+//! - each alone: `dig` over UDP and TCP (the configured record, NXDOMAIN for an unknown
+//!   name), `curl` (a page from the web appliance's data disk), `logger` over UDP and TCP
+//!   (the messages land on the syslog appliance's data disk, written by a non-root rsyslog);
+//! - the DNS appliance's query log lines, forwarded by guest-init, arrive in a real rsyslogd
+//!   on the host side of the namespace (over UDP as RFC 3164, over TCP as RFC 5424), and on
+//!   the syslog collector appliance's data disk, read back after both stopped;
+//! - the three example specs (`examples/*.json`) run at once, on one bridge, through
+//!   `host-launch start`, answer, and all stop cleanly with fsck-clean disks.
+//!
+//! Needs root (network namespaces, TAP devices) and dig, curl, logger and rsyslogd; fails,
+//! rather than skips, without them.
 
 mod common;
 
 use e2e::TempDir;
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A network namespace removed on drop.
-struct Netns(String);
+/// The host side of every test network.
+const HOST: &str = "192.0.2.1";
 
-impl Netns {
-    fn new(name: &str) -> Netns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name} failed (this test needs root)");
-        Command::new("ip")
-            .args(["-n", name, "link", "set", "lo", "up"])
-            .status()
-            .expect("ip");
-        Netns(name.to_string())
-    }
-
-    /// Runs a command inside the namespace and returns its standard output.
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({}): {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// The launcher's "service ready" line: `[<time>] ready: ...`.
+fn is_ready_line(l: &str) -> bool {
+    l.contains("] ") && l.contains(" ready: ")
 }
 
 /// The host-launch executable, built once with cargo for the host.
@@ -79,18 +49,253 @@ fn host_launch() -> PathBuf {
     .clone()
 }
 
-/// A running appliance: the launcher, its output so far, its namespace.
-struct Running {
+/// Who UML runs as: `nobody` when it can open /dev/net/tun (0666 on Debian), else root.
+fn run_as() -> &'static str {
+    let tun_open = std::fs::metadata("/dev/net/tun")
+        .map(|m| m.permissions().mode() & 0o006 == 0o006)
+        .unwrap_or(false);
+    if tun_open {
+        "nobody"
+    } else {
+        "root"
+    }
+}
+
+/// Hands a data disk file to the VM's user.
+fn give_to_vm(disk: &Path) {
+    if run_as() == "nobody" {
+        std::os::unix::fs::chown(disk, Some(65534), Some(65534)).unwrap();
+    }
+}
+
+/// A test network: a temporary directory (images, disks, specs, host-launch's state), a
+/// network namespace whose host side is 192.0.2.1/24, either on each appliance's TAP device
+/// or on a bridge all of them join. Appliances started with `host-launch start` through it
+/// are stopped, and the namespace removed, on drop.
+struct Lab {
+    dir: TempDir,
+    ns: String,
+    bridge: Option<String>,
+    started: RefCell<Vec<String>>,
+}
+
+impl Lab {
+    fn new(label: &str, bridge: Option<&str>) -> Lab {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0,
+            "this test needs root (network namespace and TAP device)"
+        );
+        let dir = TempDir::new(&format!("appliance-{label}")).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ns = format!("img-{label}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {ns} failed (this test needs root)");
+        let lab = Lab {
+            dir,
+            ns,
+            bridge: bridge.map(str::to_string),
+            started: RefCell::new(Vec::new()),
+        };
+        lab.ip(&["link", "set", "lo", "up"]);
+        if let Some(b) = bridge {
+            lab.ip(&["link", "add", b, "type", "bridge"]);
+            lab.ip(&["addr", "add", &format!("{HOST}/24"), "dev", b]);
+            lab.ip(&["link", "set", b, "up"]);
+        }
+        lab
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let ok = Command::new("ip")
+            .args(["-n", &self.ns])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip -n {} {args:?} failed", self.ns);
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Builds a checked-in recipe into the lab directory; returns the image.
+    fn image(&self, recipe: &str) -> PathBuf {
+        common::build(recipe, self.dir.path()).image
+    }
+
+    /// A command run inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, program]);
+        c
+    }
+
+    /// Runs a command inside the namespace and returns its standard output.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self
+            .command(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// The `network` of a spec: the guest's address, its TAP device on the lab's bridge or
+    /// with the host address, a default route to the host side.
+    fn network(&self, tap: &str, guest: &str) -> serde_json::Value {
+        let mut n = serde_json::json!({
+            "tap": tap, "netns": self.ns,
+            "addresses": [format!("{guest}/24")],
+            "routes": [{"destination": "0.0.0.0/0", "gateway": HOST}]
+        });
+        match &self.bridge {
+            Some(b) => n["bridge"] = b.as_str().into(),
+            None => n["host_address"] = format!("{HOST}/24").into(),
+        }
+        n
+    }
+
+    /// Writes a spec into the lab directory; returns its path.
+    fn write_spec(&self, spec: &serde_json::Value) -> PathBuf {
+        let name = spec["name"].as_str().expect("spec name");
+        let path = self.join(&format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();
+        path
+    }
+
+    /// `host-launch ARGS` with the lab's state directory.
+    fn host_launch(&self, args: &[&str]) -> Output {
+        Command::new(host_launch())
+            .args(args)
+            .env("HOST_LAUNCH_STATE_DIR", self.state_dir())
+            .output()
+            .expect("running host-launch")
+    }
+
+    /// `host-launch run SPEC` as a child of the test, once the service is ready.
+    fn run_appliance(&self, spec: &serde_json::Value) -> Launcher {
+        let path = self.write_spec(spec);
+        Launcher::run(&path, &self.state_dir())
+    }
+
+    /// `host-launch start SPEC --wait-ready 60`; the appliance is stopped on drop.
+    fn start(&self, spec: &Path) {
+        let name = serde_json::from_slice::<serde_json::Value>(&std::fs::read(spec).unwrap())
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.started.borrow_mut().push(name.clone());
+        let out = self.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
+        assert!(
+            out.status.success(),
+            "host-launch start {name}: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `host-launch stop NAME`; returns the exit code of the appliance's launcher and its
+    /// output.
+    fn stop(&self, name: &str) -> (Option<i64>, String) {
+        let out = self.host_launch(&["stop", name, "--timeout", "40"]);
+        assert!(
+            out.status.success(),
+            "host-launch stop {name}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.started.borrow_mut().retain(|n| n != name);
+        let status = self.host_launch(&["status", name, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let log = std::fs::read_to_string(self.state_dir().join(name).join("launcher.log"))
+            .unwrap_or_default();
+        (v[0]["state"]["exit_code"].as_i64(), log)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for name in self.started.take() {
+            let _ = self.host_launch(&["stop", &name, "--timeout", "30"]);
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// A `host-launch run SPEC` child of the test and what it printed.
+struct Launcher {
     child: Child,
     lines: Vec<String>,
     rx: mpsc::Receiver<String>,
-    ns: Netns,
-    dir: Option<TempDir>,
 }
 
-impl Running {
+impl Launcher {
+    /// Starts the launcher and waits until the service is ready (40 s).
+    fn run(spec: &Path, state: &Path) -> Launcher {
+        let mut child = Command::new(host_launch())
+            .arg("run")
+            .arg(spec)
+            .env("HOST_LAUNCH_STATE_DIR", state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("host-launch");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = tx.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(40)) {
+                Ok(l) => {
+                    let ready = is_ready_line(&l);
+                    lines.push(l);
+                    if ready {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let mut err = String::new();
+                    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                    panic!(
+                        "{}: not ready within 40 s:\n{}\n{err}",
+                        spec.display(),
+                        lines.join("\n")
+                    );
+                }
+            }
+        }
+        Launcher { child, lines, rx }
+    }
+
     /// SIGTERM to the launcher; returns its exit code and everything it printed.
-    fn stop(mut self) -> (Option<i32>, String, TempDir) {
+    fn stop(mut self) -> (Option<i32>, String) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -99,111 +304,14 @@ impl Running {
         while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(2)) {
             self.lines.push(l);
         }
-        let dir = self.dir.take().expect("stopped once");
-        (code, self.lines.join("\n"), dir)
+        (code, self.lines.join("\n"))
     }
 }
 
-impl Drop for Running {
+impl Drop for Launcher {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Builds the appliance's image from its recipe, writes a spec (the example's files, a data
-/// disk file per manifest disk made by `data_disk`), starts `host-launch run` in a fresh
-/// namespace and waits until the service is ready.
-fn start(
-    recipe: &str,
-    guest: &str,
-    files: serde_json::Value,
-    data_disk: impl Fn(&Path),
-) -> Running {
-    assert!(
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() } == 0,
-        "this test needs root (network namespace and TAP device)"
-    );
-    let pid = std::process::id();
-    let dir = TempDir::new(&format!("appliance-{recipe}")).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let built = common::build(recipe, dir.path());
-    // Unprivileged UML needs to open /dev/net/tun (0666 on Debian); else run it as root.
-    let tun_open = std::fs::metadata("/dev/net/tun")
-        .map(|m| m.permissions().mode() & 0o006 == 0o006)
-        .unwrap_or(false);
-    let run_as = if tun_open { "nobody" } else { "root" };
-    let mut disks = Vec::new();
-    for i in 0..common::recipe(recipe).manifest.disks.len() {
-        let file = dir.join(format!("data{i}.img"));
-        data_disk(&file);
-        if run_as == "nobody" {
-            std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
-        }
-        disks.push(serde_json::json!({ "file": file }));
-    }
-    let ns = Netns::new(&format!("img-{recipe}-{pid}"));
-    let name = format!("img-{recipe}");
-    let tap = format!("it{}{}", &recipe[..1], pid % 100_000);
-    let spec = serde_json::json!({
-        "name": name,
-        "image": built.image,
-        "memory_mib": 64,
-        "run_as": run_as,
-        "disks": disks,
-        "files": files,
-        "network": {
-            "tap": tap, "netns": ns.0, "host_address": "192.0.2.1/24",
-            "addresses": [format!("{guest}/24")],
-            "routes": [{"destination": "0.0.0.0/0", "gateway": "192.0.2.1"}]
-        }
-    });
-    let spec_path = dir.join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).unwrap();
-    let mut child = Command::new(host_launch())
-        .arg("run")
-        .arg(&spec_path)
-        .env("HOST_LAUNCH_STATE_DIR", dir.join("state"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("host-launch");
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(40)) {
-            Ok(l) => {
-                let ready = l.contains("] ") && l.contains(" ready: ");
-                lines.push(l);
-                if ready {
-                    break;
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!(
-                    "{recipe}: not ready within 40 s:\n{}\n{err}",
-                    lines.join("\n")
-                );
-            }
-        }
-    }
-    Running {
-        child,
-        lines,
-        rx,
-        ns,
-        dir: Some(dir),
     }
 }
 
@@ -213,19 +321,99 @@ fn assert_clean_stop(code: Option<i32>, all: &str) {
     assert!(all.contains("reason=requested"), "{all}");
 }
 
-fn blank_disk(mib: u64) -> impl Fn(&Path) {
-    move |p: &Path| {
-        let f = std::fs::File::create(p).unwrap();
-        f.set_len(mib << 20).unwrap();
+/// `e2fsck -fn`: the file system is consistent (nothing to fix).
+#[track_caller]
+fn assert_fsck_clean(disk: &Path) {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(disk)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        out.status.success(),
+        "e2fsck -fn {}: {}\n{}{}",
+        disk.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A blank (all zeroes, sparse) data disk.
+fn blank_disk(path: &Path, mib: u64) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(mib << 20).unwrap();
+    give_to_vm(path);
+}
+
+/// A data disk made on the host the way an operator would: the site under `www/`.
+fn web_disk(path: &Path, page: &str) {
+    let content = path.with_extension("content");
+    std::fs::create_dir_all(content.join("www")).unwrap();
+    std::fs::write(content.join("www/index.html"), page).unwrap();
+    let ok = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
+        .arg(&content)
+        .arg(path)
+        .arg("16M")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfs.ext4 -d");
+    give_to_vm(path);
+}
+
+/// The example spec `examples/<name>.json`.
+fn example(name: &str) -> serde_json::Value {
+    let path = e2e::workspace_root().join(format!("examples/{name}.json"));
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap()
+}
+
+/// The DNS example's records (with `log-queries`), as the spec's files.
+fn dns_files() -> serde_json::Value {
+    let files = example("dns")["files"].clone();
+    let conf = files[0]["content"].as_str().unwrap();
+    assert!(
+        conf.lines().any(|l| l == "log-queries"),
+        "examples/dns.json logs queries: {conf}"
+    );
+    files
+}
+
+/// A DNS appliance spec at 192.0.2.53 with the example's records.
+fn dns_spec(lab: &Lab, name: &str, syslog: Option<serde_json::Value>) -> serde_json::Value {
+    let mut spec = serde_json::json!({
+        "name": name,
+        "hostname": "dns1",
+        "image": lab.image("dns"),
+        "memory_mib": 48,
+        "run_as": run_as(),
+        "files": dns_files(),
+        "network": lab.network("tdns", "192.0.2.53"),
+    });
+    if let Some(s) = syslog {
+        spec["syslog"] = s;
+    }
+    spec
+}
+
+/// Polls `read` until its text contains every needle (or `limit` passes); returns the text.
+fn wait_for(limit: Duration, needles: &[&str], read: impl Fn() -> String) -> String {
+    let end = Instant::now() + limit;
+    loop {
+        let text = read();
+        if needles.iter().all(|n| text.contains(n)) || Instant::now() >= end {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 #[test]
 fn dns_appliance_answers_over_udp_and_tcp() {
-    let conf = std::fs::read(e2e::workspace_root().join("examples/dns.json")).unwrap();
-    let example: serde_json::Value = serde_json::from_slice(&conf).unwrap();
-    let up = start("dns", "192.0.2.53", example["files"].clone(), |_: &Path| {});
-    let udp = up.ns.run(&[
+    let lab = Lab::new("dns", None);
+    let up = lab.run_appliance(&dns_spec(&lab, "img-dns", None));
+    let udp = lab.run(&[
         "dig",
         "@192.0.2.53",
         "+short",
@@ -233,53 +421,39 @@ fn dns_appliance_answers_over_udp_and_tcp() {
         "www.example.net",
     ]);
     assert_eq!(udp.trim(), "192.0.2.80");
-    let tcp = up
-        .ns
-        .run(&["dig", "@192.0.2.53", "+tcp", "+short", "www.example.net"]);
+    let tcp = lab.run(&["dig", "@192.0.2.53", "+tcp", "+short", "www.example.net"]);
     assert_eq!(tcp.trim(), "192.0.2.80");
-    let mx = up
-        .ns
-        .run(&["dig", "@192.0.2.53", "+short", "MX", "example.net"]);
+    let mx = lab.run(&["dig", "@192.0.2.53", "+short", "MX", "example.net"]);
     assert_eq!(mx.trim(), "10 mail.example.net.");
     for transport in ["+notcp", "+tcp"] {
-        let unknown = up
-            .ns
-            .run(&["dig", "@192.0.2.53", transport, "nope.example.net"]);
+        let unknown = lab.run(&["dig", "@192.0.2.53", transport, "nope.example.net"]);
         assert!(unknown.contains("status: NXDOMAIN"), "{unknown}");
     }
-    let (code, all, dir) = up.stop();
+    let (code, all) = up.stop();
     assert_clean_stop(code, &all);
     // dnsmasq logs to stderr (--log-facility=-), which guest-init copies to the console.
-    let console = std::fs::read_to_string(dir.join("state/img-dns/console.log")).unwrap();
+    let console = std::fs::read_to_string(lab.state_dir().join("img-dns/console.log")).unwrap();
     assert!(console.contains("]: started, version 2."), "{console}");
+    assert!(console.contains("query[A] www.example.net"), "{console}");
     assert!(!console.contains("unknown user"), "{console}");
 }
 
 #[test]
 fn web_appliance_serves_its_data_disk() {
-    let up = start("web", "192.0.2.80", serde_json::json!([]), |disk: &Path| {
-        // The operator's content: a data disk made on the host with the site under www/.
-        let content = disk.with_extension("content");
-        std::fs::create_dir_all(content.join("www")).unwrap();
-        std::fs::write(
-            content.join("www/index.html"),
-            "<h1>hello from the web appliance</h1>\n",
-        )
-        .unwrap();
-        let ok = Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
-            .arg(&content)
-            .arg(disk)
-            .arg("16M")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mkfs.ext4 -d");
-    });
-    let page = up
-        .ns
-        .run(&["curl", "-sS", "--max-time", "5", "http://192.0.2.80/"]);
+    let lab = Lab::new("web", None);
+    let disk = lab.join("data0.img");
+    web_disk(&disk, "<h1>hello from the web appliance</h1>\n");
+    let up = lab.run_appliance(&serde_json::json!({
+        "name": "img-web",
+        "image": lab.image("web"),
+        "memory_mib": 48,
+        "run_as": run_as(),
+        "disks": [{"file": disk}],
+        "network": lab.network("tweb", "192.0.2.80"),
+    }));
+    let page = lab.run(&["curl", "-sS", "--max-time", "5", "http://192.0.2.80/"]);
     assert_eq!(page, "<h1>hello from the web appliance</h1>\n");
-    let missing = up.ns.run(&[
+    let missing = lab.run(&[
         "curl",
         "-s",
         "-o",
@@ -291,20 +465,46 @@ fn web_appliance_serves_its_data_disk() {
         "http://192.0.2.80/nope.html",
     ]);
     assert_eq!(missing, "404");
-    let (code, all, _dir) = up.stop();
+    let (code, all) = up.stop();
     assert_clean_stop(code, &all);
+    assert_fsck_clean(&disk);
+}
+
+/// The syslog collector appliance at 192.0.2.14 with a data disk.
+fn syslog_spec(lab: &Lab, name: &str, disk: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "image": lab.image("syslog"),
+        "memory_mib": 64,
+        "run_as": run_as(),
+        "disks": [{"file": disk}],
+        "network": lab.network("tlogs", "192.0.2.14"),
+    })
+}
+
+/// The collector writes as its own user (102, the recipe's `syslog`), not as root: the
+/// guest formatted the blank disk with its root directory owned by that user.
+#[track_caller]
+fn assert_written_by_syslog_user(disk: &Path) {
+    let recipe = common::recipe("syslog");
+    assert_eq!(recipe.manifest.service.uid, 102);
+    for path in ["/", "/log", "/log/messages"] {
+        let stat = common::debugfs(disk, &format!("stat {path}"));
+        assert!(
+            stat.contains("User:   102   Group:   102"),
+            "{path} is not syslog's:\n{stat}"
+        );
+    }
 }
 
 #[test]
 fn syslog_appliance_writes_what_it_receives_to_its_data_disk() {
-    let up = start(
-        "syslog",
-        "192.0.2.14",
-        serde_json::json!([]),
-        blank_disk(32),
-    );
+    let lab = Lab::new("syslog", None);
+    let disk = lab.join("data0.img");
+    blank_disk(&disk, 32);
+    let up = lab.run_appliance(&syslog_spec(&lab, "img-syslog", &disk));
     for (flag, text) in [("--udp", "hello over udp"), ("--tcp", "hello over tcp")] {
-        up.ns.run(&[
+        lab.run(&[
             "logger",
             flag,
             "--server",
@@ -319,9 +519,9 @@ fn syslog_appliance_writes_what_it_receives_to_its_data_disk() {
     }
     // rsyslog writes as the messages arrive; give it a moment before stopping.
     std::thread::sleep(Duration::from_millis(500));
-    let (code, all, dir) = up.stop();
+    let (code, all) = up.stop();
     assert_clean_stop(code, &all);
-    let disk = dir.join("data0.img");
+    assert_fsck_clean(&disk);
     let messages = common::debugfs(&disk, "cat /log/messages");
     for text in ["hello over udp", "hello over tcp"] {
         assert!(
@@ -331,4 +531,254 @@ fn syslog_appliance_writes_what_it_receives_to_its_data_disk() {
     }
     let hosts = common::ls(&disk, "/log/hosts");
     assert!(!hosts.is_empty(), "no per-host log: {hosts:?}");
+    assert_written_by_syslog_user(&disk);
+}
+
+/// A real rsyslogd on the host side of the lab's namespace, listening on 192.0.2.1:514 (UDP
+/// and TCP) and writing `HOSTNAME APP-NAME MSG` lines to a file; stopped on drop.
+struct HostRsyslog {
+    child: Child,
+    file: PathBuf,
+}
+
+impl HostRsyslog {
+    fn start(lab: &Lab) -> HostRsyslog {
+        let file = lab.join("host-syslog.log");
+        let conf = lab.join("host-rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "module(load=\"imudp\")\n\
+                 input(type=\"imudp\" address=\"{HOST}\" port=\"514\")\n\
+                 module(load=\"imtcp\")\n\
+                 input(type=\"imtcp\" address=\"{HOST}\" port=\"514\")\n\
+                 template(name=\"E2E\" type=\"string\" string=\"%HOSTNAME% %APP-NAME% %msg%\\n\")\n\
+                 *.* action(type=\"omfile\" file=\"{}\" template=\"E2E\")\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let child = lab
+            .command("/usr/sbin/rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(lab.join("host-rsyslog.pid"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("rsyslogd (package rsyslog)");
+        let r = HostRsyslog { child, file };
+        // Listening on both transports before the appliance starts sending.
+        let listening = wait_for(Duration::from_secs(10), &["udp", "tcp"], || {
+            lab.run(&["ss", "-Hlntu", "sport", "=", ":514"])
+        });
+        assert!(
+            listening.contains("udp") && listening.contains("tcp"),
+            "rsyslogd is not listening on {HOST}:514: {listening:?}"
+        );
+        r
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
+impl Drop for HostRsyslog {
+    fn drop(&mut self) {
+        // `ip netns exec` execs rsyslogd: the child is rsyslogd itself.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The DNS appliance's remote syslog target is rsyslogd on the host side; the lines of its
+/// service (APP-NAME `dnsmasq`, the appliance's hostname) and of guest-init arrive there.
+fn dns_logs_reach_host_rsyslog(transport: &str, format: &str) {
+    let lab = Lab::new(&format!("hostlog-{transport}"), Some("br0"));
+    let rsyslog = HostRsyslog::start(&lab);
+    let syslog = serde_json::json!({"transport": transport, "host": HOST, "format": format});
+    let up = lab.run_appliance(&dns_spec(&lab, "img-dns-log", Some(syslog)));
+    let answer = lab.run(&["dig", "@192.0.2.53", "+short", "www.example.net"]);
+    assert_eq!(answer.trim(), "192.0.2.80");
+    let mx = lab.run(&["dig", "@192.0.2.53", "+tcp", "+short", "MX", "example.net"]);
+    assert_eq!(mx.trim(), "10 mail.example.net.");
+    let wanted = [
+        "query[A] www.example.net from 192.0.2.1",
+        "query[MX] example.net from 192.0.2.1",
+    ];
+    let text = wait_for(Duration::from_secs(10), &wanted, || rsyslog.read());
+    let (code, all) = up.stop();
+    assert_clean_stop(code, &all);
+    for w in wanted {
+        let line = text.lines().find(|l| l.contains(w));
+        let line = line.unwrap_or_else(|| panic!("{w:?} not in rsyslog's file:\n{text}"));
+        assert!(
+            line.starts_with("dns1 dnsmasq "),
+            "hostname dns1 and APP-NAME dnsmasq: {line:?}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("dns1 dnsmasq ") && l.contains("started, version 2.")),
+        "dnsmasq's start-up line:\n{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("dns1 guest-init ")),
+        "guest-init's own lines:\n{text}"
+    );
+    drop(rsyslog);
+}
+
+#[test]
+fn dns_log_lines_reach_rsyslog_on_the_host_over_udp() {
+    dns_logs_reach_host_rsyslog("udp", "rfc3164");
+}
+
+#[test]
+fn dns_log_lines_reach_rsyslog_on_the_host_over_tcp() {
+    dns_logs_reach_host_rsyslog("tcp", "rfc5424");
+}
+
+/// The collector and the DNS appliance on one bridge, the DNS appliance logging to the
+/// collector over TCP: after both stopped, the collector's data disk holds dnsmasq's lines.
+#[test]
+fn dns_log_lines_land_on_the_collectors_data_disk() {
+    let lab = Lab::new("collect", Some("br0"));
+    let disk = lab.join("logs.img");
+    blank_disk(&disk, 32);
+    let collector = lab.run_appliance(&syslog_spec(&lab, "img-collector", &disk));
+    let syslog = serde_json::json!({"transport": "tcp", "host": "192.0.2.14", "format": "rfc5424"});
+    let dns = lab.run_appliance(&dns_spec(&lab, "img-dns-send", Some(syslog)));
+    let answer = lab.run(&["dig", "@192.0.2.53", "+short", "logs.example.net"]);
+    assert_eq!(answer.trim(), "192.0.2.14");
+    let unknown = lab.run(&["dig", "@192.0.2.53", "+tcp", "nope.example.net"]);
+    assert!(unknown.contains("status: NXDOMAIN"), "{unknown}");
+    // The DNS appliance flushes its log lines as it powers off; then the collector stops.
+    let (code, dns_out) = dns.stop();
+    assert_clean_stop(code, &dns_out);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, collector_out) = collector.stop();
+    assert_clean_stop(code, &collector_out);
+    assert_fsck_clean(&disk);
+    let per_host = common::debugfs(&disk, "cat /log/hosts/dns1.log");
+    let messages = common::debugfs(&disk, "cat /log/messages");
+    for w in [
+        "query[A] logs.example.net from 192.0.2.1",
+        "query[A] nope.example.net from 192.0.2.1",
+    ] {
+        for (file, text) in [("hosts/dns1.log", &per_host), ("messages", &messages)] {
+            let line = text.lines().find(|l| l.contains(w));
+            let line = line.unwrap_or_else(|| {
+                panic!("{w:?} not in /log/{file} on the collector's disk:\n{text}")
+            });
+            // rsyslog's file format: "TIMESTAMP HOSTNAME TAG MSG" (TAG = APP-NAME[PROCID]).
+            assert!(line.contains(" dns1 dnsmasq["), "{line:?}");
+        }
+    }
+    // dnsmasq's last words and guest-init's power-off notice made it before the VM ended.
+    assert!(
+        per_host.contains("exiting on receipt of SIGTERM"),
+        "{per_host}"
+    );
+    assert_written_by_syslog_user(&disk);
+}
+
+/// `examples/dns.json`, `web.json` and `syslog.json`, unchanged but for where the images,
+/// the disks and the namespace are: all three at once on the examples' bridge, started with
+/// `host-launch start`, each answering its client; all stop cleanly, the disks fsck-clean,
+/// and the DNS and web appliances' log lines are on the collector's disk.
+#[test]
+fn the_three_examples_run_at_once_and_stop_cleanly() {
+    let examples: Vec<(&str, serde_json::Value)> = ["syslog", "dns", "web"]
+        .into_iter()
+        .map(|n| (n, example(n)))
+        .collect();
+    let bridge = examples[0].1["network"]["bridge"].as_str().unwrap();
+    for (_, e) in &examples {
+        assert_eq!(e["network"]["bridge"], bridge, "one bridge for all");
+    }
+    let lab = Lab::new("examples", Some(bridge));
+    let mut disks = Vec::new();
+    let mut names = Vec::new();
+    for (recipe, mut spec) in examples {
+        let name = spec["name"].as_str().unwrap().to_string();
+        spec["image"] = lab.image(recipe).to_str().unwrap().into();
+        spec["network"]["netns"] = lab.ns.as_str().into();
+        if run_as() == "root" {
+            spec["run_as"] = "root".into();
+        }
+        if let Some(list) = spec.get_mut("disks").and_then(|d| d.as_array_mut()) {
+            for (i, d) in list.iter_mut().enumerate() {
+                let file = lab.join(&format!("{name}-data{i}.img"));
+                if recipe == "web" {
+                    web_disk(&file, "<h1>web1</h1>\n");
+                }
+                // The syslog disk is created (sparse, size_mib) by host-launch.
+                d["file"] = file.to_str().unwrap().into();
+                disks.push(file);
+            }
+        }
+        let path = lab.write_spec(&spec);
+        lab.start(&path);
+        names.push(name);
+    }
+    assert_eq!(names, ["logs1", "dns1", "web1"]);
+    let out = lab.host_launch(&["list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    for n in &names {
+        assert!(list.contains(n.as_str()), "{n} not listed:\n{list}");
+    }
+
+    let a = lab.run(&["dig", "@192.0.2.53", "+short", "www.example.net"]);
+    assert_eq!(a.trim(), "192.0.2.80");
+    let page = lab.run(&["curl", "-sS", "--max-time", "5", "http://192.0.2.80/"]);
+    assert_eq!(page, "<h1>web1</h1>\n");
+    lab.run(&[
+        "logger",
+        "--tcp",
+        "--server",
+        "192.0.2.14",
+        "--port",
+        "514",
+        "-t",
+        "e2e",
+        "hello collector",
+    ]);
+    // The query's log line travels dns1 -> logs1 over UDP; give the collector a moment.
+    std::thread::sleep(Duration::from_millis(300));
+
+    for name in ["dns1", "web1", "logs1"] {
+        let (code, log) = lab.stop(name);
+        assert_eq!(code, Some(0), "{name}:\n{log}");
+        assert!(log.contains("reason=requested"), "{name}:\n{log}");
+    }
+    for d in &disks {
+        assert_fsck_clean(d);
+    }
+    let logs = lab.join("logs1-data0.img");
+    let messages = common::debugfs(&logs, "cat /log/messages");
+    for w in [
+        "hello collector",
+        "dns1 dnsmasq[",
+        "query[A] www.example.net from 192.0.2.1",
+        "web1 lighttpd[",
+    ] {
+        assert!(
+            messages.contains(w),
+            "{w:?} not on logs1's disk:\n{messages}"
+        );
+    }
+    let hosts = common::ls(&logs, "/log/hosts");
+    for h in ["dns1.log", "web1.log"] {
+        assert!(hosts.iter().any(|x| x == h), "{h} not in {hosts:?}");
+    }
 }

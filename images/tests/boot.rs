@@ -32,6 +32,8 @@ fn contract(name: &str, argv: &[&str], files: serde_json::Value) -> Contract {
                 "fs_type": d.fs_type,
                 "options": d.options,
                 "format_if_blank": d.format_if_blank,
+                "owner_uid": d.owner_uid,
+                "owner_gid": d.owner_gid,
             })
         })
         .collect();
