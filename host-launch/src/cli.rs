@@ -39,6 +39,7 @@ pub fn check(spec: &Path) -> Result<CheckReport> {
         umid: format!("{}-XXXXXX", l.spec.name),
         uml_dir: dir.uml_dir(),
         kernel_log: false,
+        needs_raid6: uml::needs_raid6(&l.merged.contract),
     };
     let args = uml::command_line(&cfg).map_err(Error::invalid)?;
     let mut t = String::new();

@@ -488,6 +488,7 @@ fn prepare_locked(
         umid,
         uml_dir: dir.uml_dir(),
         kernel_log: opts.kernel_log,
+        needs_raid6: uml::needs_raid6(&l.merged.contract),
     };
     let args = uml::command_line(&cfg).map_err(Error::invalid)?;
     let tmpdir = if is_tmpfs(&dir.path) || !Path::new("/dev/shm").is_dir() {
