@@ -100,7 +100,12 @@ impl Observer for Reporter {
             "exited" | "restarting" | "stop_timeout" | "warning" => Severity::Warning,
             _ => Severity::Notice,
         };
-        self.say(severity, &human(name, &fields));
+        // A fatal error reads like the boot's own: `fatal: service.argv[0] '/x': ...`.
+        let text = match (name, fields.get("reason").and_then(Value::as_str)) {
+            ("fatal", Some(reason)) => format!("fatal: {reason}"),
+            _ => human(name, &fields),
+        };
+        self.say(severity, &text);
     }
 
     fn output(&self, pid: Pid, stderr: bool, line: &str) {
@@ -213,7 +218,9 @@ fn end_fields(end: &End) -> Value {
             json!({"reason": "service ended", "status": kind.to_string(), "code": code, "signal": signal})
         }
         End::Requested(why) => json!({"reason": "requested", "signal": why}),
-        End::SpawnFailed(e) => json!({"reason": "fatal", "field": "service", "error": e}),
+        End::SpawnFailed { field, error } => {
+            json!({"reason": "fatal", "field": field, "error": error})
+        }
     }
 }
 

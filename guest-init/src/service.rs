@@ -102,6 +102,23 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+impl SpawnError {
+    /// The contract field at fault as a JSON path (e.g. `service.argv[0]`), when the error
+    /// concerns one.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            SpawnError::Config { field, .. } => Some(field.clone()),
+            SpawnError::Setup { .. } => None,
+            // The context starts with the path: "service.argv[0] '/usr/bin/nope'".
+            SpawnError::Exec { context, .. } => context
+                .split([' ', ':'])
+                .next()
+                .filter(|f| f.starts_with("service."))
+                .map(str::to_string),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // spawn
 // ---------------------------------------------------------------------------------------------
@@ -1344,5 +1361,18 @@ mod tests {
             e.to_string(),
             "service.argv[0] '/usr/bin/nope': No such file or directory (ENOENT)"
         );
+        assert_eq!(e.field().as_deref(), Some("service.argv[0]"));
+        let uid = SpawnError::Exec {
+            step: "setresuid",
+            errno: Errno::EPERM,
+            context: "service.uid 7: setresuid".into(),
+        };
+        assert_eq!(uid.field().as_deref(), Some("service.uid"));
+        let other = SpawnError::Exec {
+            step: "setsid",
+            errno: Errno::EPERM,
+            context: "starting the service: setsid".into(),
+        };
+        assert_eq!(other.field(), None);
     }
 }

@@ -53,8 +53,9 @@ pub enum End {
     ServiceEnded(ExitKind),
     /// The host asked for a shutdown (the signal's name).
     Requested(&'static str),
-    /// The service could not be started.
-    SpawnFailed(String),
+    /// The service could not be started: the contract field at fault (`service` if no
+    /// narrower one) and the error.
+    SpawnFailed { field: String, error: String },
 }
 
 /// Longest line taken from the service in one piece; longer ones are split.
@@ -146,11 +147,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         match service::spawn(self.svc, &self.opts) {
             Ok(child) => self.started(child),
             Err(e) => {
-                self.obs.event(
-                    "fatal",
-                    json!({"field": "service", "reason": e.to_string()}),
-                );
-                self.end = Some(End::SpawnFailed(e.to_string()));
+                let field = e.field().unwrap_or_else(|| "service".to_string());
+                let error = e.to_string();
+                self.obs
+                    .event("fatal", json!({"field": field, "reason": error}));
+                self.end = Some(End::SpawnFailed { field, error });
             }
         }
     }
