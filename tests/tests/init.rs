@@ -7,6 +7,7 @@
 //! device (host side 192.0.2.1/24 and 2001:db8::1/64, guest 192.0.2.10 and 2001:db8::10), so
 //! nothing leaves the machine and tests can run in parallel.
 
+use base64::Engine;
 use contract::Contract;
 use e2e::{Event, NetNs, RootFs, RunningVm, TempDir, Vm, VmOutcome};
 use serde_json::{json, Value};
@@ -720,4 +721,185 @@ fn readiness_by_notification() {
         "ready after {after} ms, before the notification"
     );
     assert!(ready.boot_us - started.boot_us >= 300_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10.-11. Fatal paths
+// ---------------------------------------------------------------------------------------------
+
+/// A `hostcontract=` token carrying raw JSON text, valid or not.
+fn raw_token(json: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    format!("{}={b64}", contract::cmdline::PARAM)
+}
+
+/// What every fatal boot must show: a `fatal` status event (then `power_off` with reason
+/// fatal), no service started, and a clean power-off. Returns the fatal event.
+fn check_fatal(outcome: &VmOutcome) -> Result<&Event, String> {
+    if !outcome.powered_off_cleanly() {
+        return Err("the VM did not power off cleanly".into());
+    }
+    if !e2e::events::in_order(outcome.events(), &["fatal", "power_off"]) {
+        return Err(format!("events {:?}", outcome.event_names()));
+    }
+    let off = outcome.event("power_off").ok_or("no power_off")?;
+    if off.str("reason") != Some("fatal") {
+        return Err(format!("power_off reason: {:?}", off.json));
+    }
+    if outcome.event("service_started").is_some() {
+        return Err("the service was started".into());
+    }
+    if !outcome.console.contains("guest-init: powering off") {
+        return Err("no 'powering off' line".into());
+    }
+    outcome
+        .event("fatal")
+        .ok_or_else(|| "no fatal event".into())
+}
+
+/// Whether the console has a `guest-init: fatal: ` line containing `message`.
+fn has_fatal_line(outcome: &VmOutcome, message: &str) -> bool {
+    outcome
+        .guest_init_lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("fatal: "))
+        .any(|l| l.contains(message))
+}
+
+/// How many corpus VMs boot at once (the machine may have only 2 cores, shared with the
+/// other tests).
+const CORPUS_JOBS: usize = 2;
+
+#[test]
+fn every_bad_contract_in_the_corpus_is_fatal_with_its_message() {
+    let (_dir, image) = image("corpus");
+    let bad = e2e::workspace_root().join("contract/tests/bad");
+    let mut cases: Vec<(String, Vec<u8>, String)> = std::fs::read_dir(&bad)
+        .expect("contract/tests/bad")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let json = std::fs::read(&p).expect("case");
+            let expect = std::fs::read_to_string(p.with_extension("expect"))
+                .unwrap_or_else(|e| panic!("{name}.expect: {e}"));
+            (name, json, expect.trim().to_string())
+        })
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 35, "only {} cases", cases.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..CORPUS_JOBS {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((name, json, expect)) = cases.get(i) else {
+                    return;
+                };
+                let vm = Vm::new(&image).cmdline_token(raw_token(json)).timeout(BOOT);
+                let problem = match vm.run() {
+                    Err(e) => Some(format!("running the VM: {e}")),
+                    Ok(outcome) => match check_fatal(&outcome) {
+                        Err(why) => Some(format!("{why}\n{}", outcome.report())),
+                        Ok(fatal) => {
+                            let reason = fatal.str("reason").unwrap_or("");
+                            if !has_fatal_line(&outcome, expect) {
+                                Some(format!(
+                                    "no fatal line with {expect:?}\n{}",
+                                    outcome.report()
+                                ))
+                            } else if !reason.contains(expect.as_str()) {
+                                Some(format!(
+                                    "the fatal event's reason lacks {expect:?}: {reason}"
+                                ))
+                            } else if fatal.str("field") != Some("contract") {
+                                Some(format!("fatal field: {:?}", fatal.json))
+                            } else {
+                                None
+                            }
+                        }
+                    },
+                };
+                if let Some(p) = problem {
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!("=== {name}: {p}"));
+                }
+            });
+        }
+    });
+    eprintln!(
+        "{} bad contracts booted in {:?}",
+        cases.len(),
+        started.elapsed()
+    );
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// Boots a contract that fails at runtime and checks the fatal event names `field` and the
+/// console says `message`.
+#[track_caller]
+fn assert_runtime_fatal(outcome: &VmOutcome, field: &str, message: &str) {
+    let fatal = check_fatal(outcome).unwrap_or_else(|why| panic!("{why}\n{}", outcome.report()));
+    assert_eq!(
+        fatal.str("field"),
+        Some(field),
+        "{:?}\n{}",
+        fatal.json,
+        outcome.report()
+    );
+    assert!(
+        has_fatal_line(outcome, message),
+        "no fatal line with {message:?}\n{}",
+        outcome.report()
+    );
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.str("field"), Some(field), "{:?}", off.json);
+}
+
+#[test]
+fn a_missing_data_disk_is_fatal() {
+    let (_dir, image) = image("nodisk");
+    let c = disk_contract(json!({"argv": ["/bin/true"]}));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    assert_runtime_fatal(
+        &outcome,
+        "mounts.disks[0].device",
+        "mounts.disks[0].device: /dev/ubdb does not exist",
+    );
+}
+
+#[test]
+fn a_missing_interface_is_fatal() {
+    let (_dir, image) = image("noif");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "noif",
+        "network": {"interfaces": [{"name": "eth9", "addresses": ["192.0.2.10/24"]}]},
+        "service": {"argv": ["/bin/true"]}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    assert_runtime_fatal(&outcome, "network.interfaces[0].name", "eth9");
+}
+
+#[test]
+fn a_missing_program_is_fatal() {
+    let (_dir, image) = image("noprog");
+    let c = service_contract(json!({"argv": ["/usr/bin/nope", "--flag"]}));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    assert_runtime_fatal(
+        &outcome,
+        "service.argv[0]",
+        "service.argv[0] '/usr/bin/nope': No such file or directory",
+    );
 }
