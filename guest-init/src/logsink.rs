@@ -723,6 +723,9 @@ enum Msg {
     Flush {
         dropped_before: u64,
         ack: mpsc::Sender<usize>,
+        /// When the caller stops waiting; the remote path waits up to then for the kernel to
+        /// have really sent what it was given.
+        deadline: Instant,
     },
 }
 
@@ -778,6 +781,7 @@ impl Path {
         let mut msg = Msg::Flush {
             dropped_before: self.pending_drops.swap(0, Ordering::AcqRel),
             ack,
+            deadline,
         };
         loop {
             match self.tx.try_send(msg) {
@@ -967,6 +971,7 @@ impl ConsoleWorker {
                 Msg::Flush {
                     dropped_before,
                     ack,
+                    ..
                 } => {
                     self.notice(dropped_before);
                     let _ = self.out.flush();
@@ -1215,9 +1220,13 @@ impl RemoteWorker {
                 Ok(Msg::Flush {
                     dropped_before,
                     ack,
+                    deadline,
                 }) => {
                     self.backlog.trailing = self.backlog.trailing.saturating_add(dropped_before);
                     self.pump(true);
+                    if self.backlog.is_idle() {
+                        self.wait_sent(deadline);
+                    }
                     let _ = ack.send(self.backlog.len());
                 }
                 Err(RecvTimeoutError::Timeout) => self.pump(false),
@@ -1227,6 +1236,27 @@ impl RemoteWorker {
                     return;
                 }
             }
+        }
+    }
+
+    /// Waits until the socket's send queue is empty (TCP: every byte acknowledged by the log
+    /// host; UDP: every datagram handed to the network), or the deadline. A write only puts
+    /// lines in the kernel's queue; at power-off the VM halts right after the flush, and what
+    /// still sits in the queue would be lost.
+    fn wait_sent(&self, deadline: Instant) {
+        let Some(conn) = &self.conn else { return };
+        let fd = match conn {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Udp(s) => s.as_raw_fd(),
+        };
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ (SIOCOUTQ on sockets) writes one int through the pointer.
+            let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+            if rc != 0 || queued == 0 || Instant::now() >= deadline {
+                return;
+            }
+            thread::sleep(Duration::from_millis(2));
         }
     }
 
