@@ -524,24 +524,30 @@ fn crash_loop_backs_off_exponentially_up_to_the_cap() {
 #[test]
 fn orphans_are_reaped() {
     let (_dir, image) = image("orphans");
-    // 20 subshells each leave a `sleep` behind, re-parented to PID 1; once they have exited,
-    // no process may be left a zombie.
+    // 20 subshells each leave a `sleep` behind, re-parented to PID 1; once they have all
+    // exited, no process may be left a zombie. (Sleeps of 4 s, so that all 20 still live when
+    // counted even on a loaded machine.)
     let script = r#"
+        count() {
+            n=0
+            for f in /proc/[0-9]*/stat; do
+                { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
+                if [ "$1" = zombies ]; then
+                    [ "$s" = Z ] && n=$((n+1))
+                else
+                    [ "$c" = "(sleep)" ] && [ "$pp" = 1 ] && [ "$s" != Z ] && n=$((n+1))
+                fi
+            done
+            echo $n
+        }
         i=0
-        while [ $i -lt 20 ]; do (sleep 1 &); i=$((i+1)); done
-        n=0
-        for f in /proc/[0-9]*/stat; do
-            { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
-            [ "$c" = "(sleep)" ] && [ "$pp" = 1 ] && n=$((n+1))
-        done
-        echo orphans=$n
-        sleep 2
-        z=0
-        for f in /proc/[0-9]*/stat; do
-            { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
-            [ "$s" = Z ] && z=$((z+1))
-        done
-        echo zombies=$z
+        while [ $i -lt 20 ]; do (sleep 4 &); i=$((i+1)); done
+        echo orphans=$(count orphans)
+        t=0
+        while [ "$(count orphans)" -gt 0 ] && [ $t -lt 100 ]; do sleep 0.2; t=$((t+1)); done
+        echo left=$(count orphans)
+        sleep 0.5
+        echo zombies=$(count zombies)
     "#;
     let c = service_contract(json!({
         "name": "spawner",
@@ -552,6 +558,7 @@ fn orphans_are_reaped() {
     outcome.assert_clean_poweroff();
     let lines = service_lines(&outcome, "spawner");
     assert!(lines.contains(&"orphans=20"), "{lines:?}");
+    assert!(lines.contains(&"left=0"), "{lines:?}");
     assert!(lines.contains(&"zombies=0"), "{lines:?}");
     let off = outcome.expect_event("power_off");
     assert_eq!(off.i64("code"), Some(0), "{:?}", off.json);
