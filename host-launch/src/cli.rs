@@ -18,7 +18,12 @@ pub struct CheckReport {
 
 /// Validates a spec against its image without touching the host, and describes the launch.
 pub fn check(spec: &Path) -> Result<CheckReport> {
-    let l = load::load(spec)?;
+    check_image(spec, None)
+}
+
+/// [`check`] with `image` in place of the spec's (see [`load::load_for_launch`]).
+pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
+    let l = load::load_for_launch(spec, image)?;
     let who =
         privs::resolve(l.spec.run_as.as_deref()).map_err(|e| e.context(l.spec_path.display()))?;
     let planned = run::preflight(&l, &who)?;
@@ -114,38 +119,8 @@ pub fn check(spec: &Path) -> Result<CheckReport> {
 pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
     let report = check(spec)?;
     let l = &report.loaded;
-    let base = state::base_dir();
-    let dir = Dir::new(&base, &l.spec.name);
-    if state::is_locked(&dir) {
-        return Err(Error::busy(format!(
-            "appliance '{}' is already running; stop it first with `host-launch stop {}`",
-            l.spec.name, l.spec.name
-        )));
-    }
-    std::fs::create_dir_all(&dir.path).io_context(|| format!("creating {}", dir.path.display()))?;
-    let log = std::fs::File::create(dir.launcher_log())
-        .io_context(|| format!("creating {}", dir.launcher_log().display()))?;
-    let log2 = log
-        .try_clone()
-        .io_context(|| "duplicating a descriptor".to_string())?;
-    let exe = std::env::current_exe().io_context(|| "finding this program".to_string())?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("run").arg(&l.spec_path);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2));
-    // SAFETY: setsid between fork and exec is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .io_context(|| "starting the background launcher".to_string())?;
+    let dir = Dir::new(&state::base_dir(), &l.spec.name);
+    let mut child = spawn_background(l, None)?;
     let pid = child.id();
     let limit = Instant::now() + wait_ready.unwrap_or(Duration::from_secs(30));
     loop {
@@ -181,6 +156,45 @@ pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts `host-launch run SPEC [--image IMAGE]` in a new session, its output in the state
+/// directory's `launcher.log`. Refused (121) while a launcher runs the appliance.
+pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process::Child> {
+    let base = state::base_dir();
+    let dir = Dir::new(&base, &l.spec.name);
+    if state::is_locked(&dir) {
+        return Err(Error::busy(format!(
+            "appliance '{}' is already running; stop it first with `host-launch stop {}`",
+            l.spec.name, l.spec.name
+        )));
+    }
+    std::fs::create_dir_all(&dir.path).io_context(|| format!("creating {}", dir.path.display()))?;
+    let log = std::fs::File::create(dir.launcher_log())
+        .io_context(|| format!("creating {}", dir.launcher_log().display()))?;
+    let log2 = log
+        .try_clone()
+        .io_context(|| "duplicating a descriptor".to_string())?;
+    let exe = std::env::current_exe().io_context(|| "finding this program".to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg(&l.spec_path);
+    if let Some(i) = image {
+        cmd.arg("--image").arg(i);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    // SAFETY: setsid between fork and exec is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .io_context(|| "starting the background launcher".to_string())
 }
 
 fn known(name: &str) -> Result<state::Entry> {
@@ -295,6 +309,9 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                 .unwrap_or_else(|| "-".into())
         );
         let _ = writeln!(out, "  umid:     {}", st.umid);
+        if let Some(i) = &st.image {
+            let _ = writeln!(out, "  image:    {i}");
+        }
         if e.running {
             let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));
         }

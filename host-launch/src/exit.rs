@@ -11,6 +11,7 @@
 //! |     124 | the kernel crashed: UML ended without powering off, or the console shows a panic |
 //! |     125 | killed: the VM did not stop in time and was halted, or UML was killed     |
 //! |     126 | no such appliance (`stop`, `status`, `logs`, `console`)                   |
+//! |     127 | `upgrade`: the new image did not become ready; rolled back to the old one |
 //! |  128+N  | the service was killed by signal N                                        |
 //!
 //! A command-line usage error exits with 2 (clap's convention).
@@ -27,6 +28,9 @@ pub const GUEST_FATAL: i32 = 123;
 pub const CRASH: i32 = 124;
 pub const KILLED: i32 = 125;
 pub const NOT_FOUND: i32 = 126;
+/// `upgrade` only: the new image failed (fatal, ended, or not ready in time) and the old one
+/// was put back (running again if it ran before). A failed rollback is [`HOST`].
+pub const ROLLED_BACK: i32 = 127;
 
 /// The exit status for a launcher error.
 pub fn for_error(kind: Kind) -> i32 {

@@ -4,7 +4,8 @@
 //! (`manifest`); `merge` turns both into a host contract. `load` reads and checks them from
 //! files, `disks`, `tap` and `state` prepare the host, `uml` builds the UML command line,
 //! `run` boots and supervises the VM, `mconsole` talks to UML's management console to stop
-//! it, and `exit` maps how it ended to the launcher's exit status.
+//! it, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
+//! appliance's image on the same data disks, rolling back when the new one fails.
 
 pub mod cli;
 pub mod disks;
@@ -22,5 +23,6 @@ pub mod spec;
 pub mod state;
 pub mod tap;
 pub mod uml;
+pub mod upgrade;
 
 pub use error::{Error, Kind, Result};

@@ -67,8 +67,30 @@ pub fn read_spec(spec_path: &Path) -> Result<Spec> {
 
 /// Reads the spec, the image's manifest, and merges them. Touches nothing.
 pub fn load(spec_path: &Path) -> Result<Loaded> {
+    load_with_image(spec_path, None)
+}
+
+/// What a launch boots: the spec with `image` in place of its image when given, else with
+/// the image an earlier `upgrade` put in place of the spec's ([`crate::upgrade::pinned_image`]).
+pub fn load_for_launch(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
+    match image {
+        Some(i) => load_with_image(spec_path, Some(i)),
+        None => {
+            let pinned = crate::upgrade::pinned_image(spec_path)?;
+            load_with_image(spec_path, pinned.as_deref())
+        }
+    }
+}
+
+/// Like [`load`], but boots `image` (its manifest beside it, `<image>.manifest.json`) instead
+/// of the spec's image and manifest.
+pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
     let spec_path = absolute(spec_path);
-    let spec = read_spec(&spec_path)?;
+    let mut spec = read_spec(&spec_path)?;
+    if let Some(i) = image {
+        spec.image = absolute(i).to_string_lossy().into_owned();
+        spec.manifest = None;
+    }
     let base = spec_path
         .parent()
         .map(Path::to_path_buf)

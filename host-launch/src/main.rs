@@ -16,7 +16,7 @@ use std::time::Duration;
                   service exit 0; 1-119 the service's exit code; 120 invalid spec/manifest; \
                   121 already running / in use; 122 host setup failed; 123 guest fatal error; \
                   124 kernel crash; 125 killed after the stop timeout; 126 no such appliance; \
-                  128+N service killed by signal N."
+                  127 upgrade failed and was rolled back; 128+N service killed by signal N."
 )]
 struct Cli {
     /// The spec to run in the foreground (same as `run SPEC`).
@@ -36,6 +36,9 @@ enum Cmd {
         /// Do not print status events.
         #[arg(long, short)]
         quiet: bool,
+        /// Boot this root image (manifest beside it) instead of the spec's; used by `upgrade`.
+        #[arg(long, value_name = "IMAGE", hide = true)]
+        image: Option<PathBuf>,
     },
     /// Validate a spec against its image; print the contract and the UML command line.
     Check {
@@ -50,6 +53,20 @@ enum Cmd {
         /// Wait until the service is ready, at most this many seconds.
         #[arg(long, value_name = "SECONDS")]
         wait_ready: Option<u64>,
+    },
+    /// Replace the appliance's root image, keeping its data disks: stop it, boot the new image,
+    /// wait until it is ready; if it is not, boot the old image again (exit status 127).
+    Upgrade {
+        spec: PathBuf,
+        /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
+        #[arg(long, value_name = "IMAGE")]
+        image: PathBuf,
+        /// How long the new image may take to become ready.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+        /// How long the graceful stop of the running appliance may take.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        stop_timeout: u64,
     },
     /// Stop a running appliance gracefully.
     Stop {
@@ -86,7 +103,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match (cli.command, cli.spec) {
         (Some(cmd), _) => dispatch(cmd),
-        (None, Some(spec)) => run_fg(&spec, false, false),
+        (None, Some(spec)) => run_fg(&spec, false, false, None),
         (None, None) => {
             eprintln!("host-launch: give a SPEC to run, or a subcommand; see --help");
             Ok(2)
@@ -104,8 +121,17 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run_fg(spec: &std::path::Path, kernel_log: bool, quiet: bool) -> host_launch::Result<i32> {
-    let opts = run::Options { kernel_log, quiet };
+fn run_fg(
+    spec: &std::path::Path,
+    kernel_log: bool,
+    quiet: bool,
+    image: Option<PathBuf>,
+) -> host_launch::Result<i32> {
+    let opts = run::Options {
+        kernel_log,
+        quiet,
+        image,
+    };
     run::run(spec, &opts).map(|o| o.code())
 }
 
@@ -115,7 +141,8 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             spec,
             kernel_log,
             quiet,
-        } => run_fg(&spec, kernel_log, quiet),
+            image,
+        } => run_fg(&spec, kernel_log, quiet, image),
         Cmd::Check { spec, contract } => {
             let r = cli::check(&spec)?;
             if contract {
@@ -129,6 +156,19 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             Ok(0)
         }
         Cmd::Start { spec, wait_ready } => cli::start(&spec, wait_ready.map(Duration::from_secs)),
+        Cmd::Upgrade {
+            spec,
+            image,
+            timeout,
+            stop_timeout,
+        } => host_launch::upgrade::upgrade(
+            &spec,
+            &host_launch::upgrade::Options {
+                image,
+                ready_timeout: Duration::from_secs(timeout),
+                stop_timeout: Duration::from_secs(stop_timeout),
+            },
+        ),
         Cmd::Stop { name, timeout } => cli::stop(&name, Duration::from_secs(timeout)),
         Cmd::Status { name, json } => cli::status(name.as_deref(), json),
         Cmd::List => cli::list(),

@@ -55,6 +55,35 @@ pub const HALT_GRACE: Duration = Duration::from_secs(5);
 /// laid out by the UML kernel, not by this host setting.
 const NO_RANDOMIZE: libc::c_int = libc::ADDR_NO_RANDOMIZE;
 
+/// How often a boot is tried when the kernel runs out of memory before init starts.
+///
+/// At 32 MiB (of which UML's kernel image takes 11) a boot still fails now and then in the
+/// kernel itself: at the peak of boot-time kernel threads and allocations (the crypto
+/// self-test threads, sysfs nodes of the serial lines, btrfs's 3 MiB of zstd workspaces) and
+/// with the page allocator's watermark raised by a boost of one 4 MiB page block, an
+/// allocation finds nothing to reclaim and the kernel panics ("System is deadlocked on memory",
+/// or the root file system fails to mount with error -12). Nothing of the guest has run then —
+/// the root image is read-only and the data disks are mounted later by guest-init — so booting
+/// again is safe; the failed attempt's console is kept as `console.bootN.log`.
+pub const BOOT_ATTEMPTS: u32 = 3;
+
+/// The kernel's own out-of-memory failure while booting, from the console: a short reason, or
+/// `None` for anything else (a kernel panic for other reasons is not retried).
+pub fn kernel_boot_oom(console: &str) -> Option<&'static str> {
+    if !console.contains("Kernel panic") {
+        return None;
+    }
+    if console.contains("System is deadlocked on memory") {
+        Some("System is deadlocked on memory")
+    } else if console.contains("Unable to mount root fs") && console.contains("error -12") {
+        Some("no memory to mount the root file system")
+    } else if console.contains("Out of memory") {
+        Some("out of memory")
+    } else {
+        None
+    }
+}
+
 /// Options of a foreground run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -62,6 +91,10 @@ pub struct Options {
     pub kernel_log: bool,
     /// Do not print status events (they still go to the events log).
     pub quiet: bool,
+    /// Boot this root image instead of the spec's (its manifest beside it); `upgrade` uses it.
+    /// Without it, an image put in place by an earlier `upgrade` is used (see
+    /// [`crate::upgrade::pinned_image`]).
+    pub image: Option<PathBuf>,
 }
 
 /// Signals that ask the launcher to stop the appliance.
@@ -406,6 +439,7 @@ fn prepare_locked(
         launcher_pid: std::process::id(),
         uml_pid: None,
         umid: umid.clone(),
+        image: Some(l.image.display().to_string()),
         started_at_ms: state::now_ms(),
         ready: false,
         ready_after_ms: None,
@@ -601,7 +635,7 @@ fn read_status(r: OwnedFd) -> mpsc::Receiver<String> {
 /// Runs the appliance in the foreground until the VM ends. `Err` means it never booted (and
 /// the host is as it was); `Ok` says how the VM ended.
 pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
-    let l = load::load(spec_path)?;
+    let l = load::load_for_launch(spec_path, opts.image.as_deref())?;
     // Block the stop signals before any thread starts, so they wait in the signalfd.
     let sigs = stop_signals();
     let _ = sigs.thread_block();
@@ -626,8 +660,6 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )
     .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;
-    let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::host(format!("creating the status pipe: {e}")))?;
     // Tap and new disks now belong to the run: on a failed spawn they are undone by the caller.
     if let Some(t) = &p.state.tap {
         if t.created {
@@ -635,114 +667,43 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
         }
     }
     let started = Instant::now();
-    let mut child = spawn(l, p, &status_w)?;
-    drop(status_w);
-    let uml_pid = child.id();
-    p.state.uml_pid = Some(uml_pid);
-    p.state.phase = Phase::Booting;
-    p.state.save(&p.dir)?;
-    // From here on the disks hold the guest's data: never remove them.
-    p.undo.created_disks.clear();
-    if !opts.quiet {
-        say(
-            &name,
-            &format!(
-                "booting (umid {}, pid {uml_pid}, state {})",
-                p.state.umid,
-                p.dir.path.display()
-            ),
-        );
-    }
-    let lines = read_status(status_r);
     let mut events_log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(p.dir.events())
         .io_context(|| format!("opening {}", p.dir.events().display()))?;
-    let socket = uml::mconsole_socket(&p.dir.uml_dir(), &p.state.umid);
-    let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
-    let mut seen = Seen::default();
     let mut stop_deadline: Option<Instant> = None;
-    let mut cad_sent = false;
-    let mut halt_deadline: Option<Instant> = None;
-    let status = loop {
-        // Status events.
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match lines.recv_timeout(wait) {
-                Ok(line) => {
-                    wait = Duration::ZERO;
-                    handle_line(&name, &line, started, p, &mut seen, &mut events_log, opts);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // The channel ended before UML did: keep the loop's pace.
-                    std::thread::sleep(wait);
-                    break;
-                }
-            }
+    let mut attempt = 1;
+    let (status, mut seen) = loop {
+        let (status, seen, events) = boot_once(
+            l,
+            p,
+            opts,
+            &sfd,
+            started,
+            &mut events_log,
+            &mut stop_deadline,
+        )?;
+        if attempt >= BOOT_ATTEMPTS || events > 0 || stop_deadline.is_some() {
+            break (status, seen);
         }
-        // Stop requests.
-        while let Ok(Some(info)) = sfd.read_signal() {
-            let sig = Signal::try_from(info.ssi_signo as i32)
-                .map(|s| s.as_str())
-                .unwrap_or("signal");
-            if stop_deadline.is_none() {
-                if !opts.quiet {
-                    say(
-                        &name,
-                        &format!("{sig}: stopping (ctrl-alt-del to the guest)"),
-                    );
-                }
-                stop_deadline = Some(Instant::now() + stop_after);
-                p.state.phase = Phase::Stopping;
-                let _ = p.state.save(&p.dir);
-            } else if halt_deadline.is_none() {
-                say(&name, &format!("{sig} again: halting the VM now"));
-                stop_deadline = Some(Instant::now());
-            }
-        }
-        if stop_deadline.is_some() && !cad_sent && socket.exists() {
-            match mconsole::send(&p.dir.uml_dir(), &socket, "cad", Duration::from_secs(2)) {
-                Ok(_) => cad_sent = true,
-                Err(e) => say(&name, &format!("mconsole cad: {e}; retrying")),
-            }
-        }
-        if let Some(deadline) = stop_deadline {
-            if halt_deadline.is_none() && Instant::now() >= deadline {
-                seen.forced = Some(format!(
-                    "the guest did not power off within {} s of the stop request; halted",
-                    stop_after.as_secs()
-                ));
-                let _ = mconsole::send(&p.dir.uml_dir(), &socket, "halt", Duration::from_secs(2));
-                halt_deadline = Some(Instant::now() + HALT_GRACE);
-            }
-        }
-        if let Some(deadline) = halt_deadline {
-            if Instant::now() >= deadline {
-                seen.forced = Some("the VM did not halt; killed".into());
-                // SAFETY: UML leads its own process group (setsid in spawn).
-                unsafe {
-                    libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
-                }
-            }
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(Error::host(format!("waiting for UML: {e}"))),
-        }
+        let console = std::fs::read(p.dir.console()).unwrap_or_default();
+        let Some(why) = kernel_boot_oom(&String::from_utf8_lossy(&console)) else {
+            break (status, seen);
+        };
+        let kept = p.dir.path.join(format!("console.boot{attempt}.log"));
+        let _ = std::fs::rename(p.dir.console(), &kept);
+        let _ = std::fs::remove_dir_all(p.dir.uml_dir().join(&p.state.umid));
+        attempt += 1;
+        say(
+            &name,
+            &format!(
+                "the kernel ran out of memory while booting, before init started ({why}; console \
+                 in {}); booting again (attempt {attempt} of {BOOT_ATTEMPTS})",
+                kept.display()
+            ),
+        );
     };
-    // UML's helpers share its process group; none may outlive it.
-    // SAFETY: as above; the group is gone or holds only UML's own processes.
-    unsafe {
-        libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
-    }
-    // The rest of the status lines (EOF comes once every writer is gone).
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while let Ok(line) = lines.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
-        handle_line(&name, &line, started, p, &mut seen, &mut events_log, opts);
-    }
     seen.uml_code = status.code();
     seen.uml_signal = status.signal();
     let console = std::fs::read(p.dir.console()).unwrap_or_default();
@@ -776,6 +737,127 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// One boot of UML, followed until it ends: its exit status, what was seen and how many
+/// status events came.
+#[allow(clippy::too_many_arguments)]
+fn boot_once(
+    l: &Loaded,
+    p: &mut Prepared,
+    opts: &Options,
+    sfd: &SignalFd,
+    started: Instant,
+    events_log: &mut File,
+    stop_deadline: &mut Option<Instant>,
+) -> Result<(std::process::ExitStatus, Seen, usize)> {
+    let name = l.spec.name.clone();
+    let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::host(format!("creating the status pipe: {e}")))?;
+    let mut child = spawn(l, p, &status_w)?;
+    drop(status_w);
+    let uml_pid = child.id();
+    p.state.uml_pid = Some(uml_pid);
+    p.state.phase = Phase::Booting;
+    p.state.save(&p.dir)?;
+    // From here on the disks hold the guest's data: never remove them.
+    p.undo.created_disks.clear();
+    if !opts.quiet {
+        say(
+            &name,
+            &format!(
+                "booting (umid {}, pid {uml_pid}, state {})",
+                p.state.umid,
+                p.dir.path.display()
+            ),
+        );
+    }
+    let lines = read_status(status_r);
+    let socket = uml::mconsole_socket(&p.dir.uml_dir(), &p.state.umid);
+    let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
+    let mut seen = Seen::default();
+    let mut events = 0;
+    let mut cad_sent = false;
+    let mut halt_deadline: Option<Instant> = None;
+    let status = loop {
+        // Status events.
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match lines.recv_timeout(wait) {
+                Ok(line) => {
+                    wait = Duration::ZERO;
+                    events += handle_line(&name, &line, started, p, &mut seen, events_log, opts);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // The channel ended before UML did: keep the loop's pace.
+                    std::thread::sleep(wait);
+                    break;
+                }
+            }
+        }
+        // Stop requests.
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let sig = Signal::try_from(info.ssi_signo as i32)
+                .map(|s| s.as_str())
+                .unwrap_or("signal");
+            if stop_deadline.is_none() {
+                if !opts.quiet {
+                    say(
+                        &name,
+                        &format!("{sig}: stopping (ctrl-alt-del to the guest)"),
+                    );
+                }
+                *stop_deadline = Some(Instant::now() + stop_after);
+                p.state.phase = Phase::Stopping;
+                let _ = p.state.save(&p.dir);
+            } else if halt_deadline.is_none() {
+                say(&name, &format!("{sig} again: halting the VM now"));
+                *stop_deadline = Some(Instant::now());
+            }
+        }
+        if stop_deadline.is_some() && !cad_sent && socket.exists() {
+            match mconsole::send(&p.dir.uml_dir(), &socket, "cad", Duration::from_secs(2)) {
+                Ok(_) => cad_sent = true,
+                Err(e) => say(&name, &format!("mconsole cad: {e}; retrying")),
+            }
+        }
+        if let Some(deadline) = *stop_deadline {
+            if halt_deadline.is_none() && Instant::now() >= deadline {
+                seen.forced = Some(format!(
+                    "the guest did not power off within {} s of the stop request; halted",
+                    stop_after.as_secs()
+                ));
+                let _ = mconsole::send(&p.dir.uml_dir(), &socket, "halt", Duration::from_secs(2));
+                halt_deadline = Some(Instant::now() + HALT_GRACE);
+            }
+        }
+        if let Some(deadline) = halt_deadline {
+            if Instant::now() >= deadline {
+                seen.forced = Some("the VM did not halt; killed".into());
+                // SAFETY: UML leads its own process group (setsid in spawn).
+                unsafe {
+                    libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(Error::host(format!("waiting for UML: {e}"))),
+        }
+    };
+    // UML's helpers share its process group; none may outlive it.
+    // SAFETY: as above; the group is gone or holds only UML's own processes.
+    unsafe {
+        libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
+    }
+    // The rest of the status lines (EOF comes once every writer is gone).
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = lines.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
+        events += handle_line(&name, &line, started, p, &mut seen, events_log, opts);
+    }
+    Ok((status, seen, events))
+}
+
 fn handle_line(
     name: &str,
     line: &str,
@@ -784,12 +866,12 @@ fn handle_line(
     seen: &mut Seen,
     log: &mut File,
     opts: &Options,
-) {
+) -> usize {
     let Some(ev) = events::parse(line) else {
         if !line.trim().is_empty() && !opts.quiet {
             say(name, &format!("(status channel) {line}"));
         }
-        return;
+        return 0;
     };
     let _ = writeln!(log, "{}", ev);
     let after = started.elapsed();
@@ -814,6 +896,7 @@ fn handle_line(
             &format!("{:>7.3}s {}", after.as_secs_f64(), events::human(&ev)),
         );
     }
+    1
 }
 
 /// Removes the TAP device this run created and UML's runtime files, and records the end.
@@ -833,4 +916,31 @@ fn finish(p: &mut Prepared, outcome: &Outcome) {
     p.state.outcome = Some(outcome.describe());
     p.state.exit_code = Some(outcome.code());
     let _ = p.state.save(&p.dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_oom_is_recognized_and_nothing_else() {
+        let oom = "swapper invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL)\nOut of memory and no \
+                   killable processes...\nKernel panic - not syncing: System is deadlocked on memory\n";
+        assert_eq!(kernel_boot_oom(oom), Some("System is deadlocked on memory"));
+        let root =
+            "VFS: Cannot open root device \"ubda\" or unknown-block(98,0): error -12\nKernel \
+                    panic - not syncing: VFS: Unable to mount root fs on unknown-block(98,0)\n";
+        assert_eq!(
+            kernel_boot_oom(root),
+            Some("no memory to mount the root file system")
+        );
+        let no_root =
+            "VFS: Cannot open root device \"ubda\" or unknown-block(0,0): error -6\nKernel \
+                       panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n";
+        assert_eq!(kernel_boot_oom(no_root), None);
+        assert_eq!(
+            kernel_boot_oom("Out of memory: Killed process 42 (x)\n"),
+            None
+        );
+    }
 }

@@ -11,6 +11,7 @@
 //! | `uml/UMID/`     | UML's `uml_dir`: pid file and the `mconsole` socket           |
 //! | `tmp/`          | UML's TMPDIR (its memory file) when the directory is a tmpfs  |
 //! | `launcher.log`  | output of a launcher started in the background (`start`)      |
+//! | `upgraded.json` | the image `upgrade` put in place of the spec's (see `upgrade`) |
 //!
 //! A launcher holds `lock` for its whole life, so a second launch of a running name fails to
 //! take it; a launcher that died loses it, and the next launch cleans what it left.
@@ -72,6 +73,9 @@ impl Dir {
     pub fn launcher_log(&self) -> PathBuf {
         self.path.join("launcher.log")
     }
+    pub fn upgraded(&self) -> PathBuf {
+        self.path.join("upgraded.json")
+    }
 }
 
 /// Where the appliance is in its life.
@@ -110,6 +114,9 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uml_pid: Option<u32>,
     pub umid: String,
+    /// The root image this run boots (the spec's, or the one `upgrade` put in its place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub started_at_ms: u64,
     pub ready: bool,
@@ -320,6 +327,7 @@ mod tests {
             launcher_pid: 1,
             uml_pid: None,
             umid: "a1-x".into(),
+            image: Some("/i/root.img".into()),
             started_at_ms: 0,
             ready: false,
             ready_after_ms: None,
