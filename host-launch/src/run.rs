@@ -420,6 +420,9 @@ fn prepare_locked(
     for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
         let _ = std::fs::remove_file(f);
     }
+    for n in 1..BOOT_ATTEMPTS {
+        let _ = std::fs::remove_file(dir.path.join(format!("console.boot{n}.log")));
+    }
     let _ = std::fs::remove_dir_all(dir.uml_dir());
     let _ = std::fs::remove_dir_all(dir.tmp());
     for d in [dir.uml_dir(), dir.tmp()] {

@@ -7,6 +7,7 @@
 //! | `state.json`    | [`State`]: phase, pids, uptime, readiness, last events        |
 //! | `events.jsonl`  | every status event of the current run, one JSON per line      |
 //! | `console.log`   | the guest console (kernel and guest-init) and UML's own output|
+//! | `console.bootN.log` | the console of a boot repeated after the kernel ran out of memory |
 //! | `config.img`    | the config block device carrying the contract                 |
 //! | `uml/UMID/`     | UML's `uml_dir`: pid file and the `mconsole` socket           |
 //! | `tmp/`          | UML's TMPDIR (its memory file) when the directory is a tmpfs  |
