@@ -1,0 +1,196 @@
+//! Downtime of `host-launch upgrade` with the DNS appliance (root): the appliance runs v1 on a
+//! data disk; from inside its network namespace `dig @192.0.2.53 +tries=1 +time=1 TXT
+//! version.example.net` is started every 20 ms (each dig on its own, so a query lost while
+//! the appliance is down does not hold up the next ones); then `host-launch upgrade` moves it
+//! to v2 (and the next round back to v1). The downtime is the time between the last answer of
+//! the old image and the first answer of the new one (when the answers arrived), with a
+//! resolution of the 20 ms period.
+//!
+//! ```sh
+//! cargo bench -p image-builder --bench upgrade [-- --rounds 5 --period-ms 20]
+//! ```
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use lab::{dns_recipe, shown, Lab, GUEST};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+struct Args {
+    rounds: usize,
+    period: Duration,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 5,
+        period: Duration::from_millis(20),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--period-ms" => {
+                a.period = Duration::from_millis(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--period-ms N"),
+                )
+            }
+            _ => {} // cargo passes --bench
+        }
+    }
+    a
+}
+
+/// One dig: when it was started, when it ended, what it answered ("" for nothing).
+struct Answer {
+    sent: Instant,
+    done: Instant,
+    text: String,
+}
+
+/// Starts a dig every `period` from a thread inside the namespace until `stop` is set; the
+/// answers come on the returned channel.
+fn probe(ns: &str, period: Duration, stop: Arc<AtomicBool>) -> mpsc::Receiver<Answer> {
+    let (tx, rx) = mpsc::channel();
+    let netns = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only; children it spawns inherit the namespace.
+        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let child = Command::new("dig")
+                .args([
+                    &format!("@{GUEST}"),
+                    "+short",
+                    "+tries=1",
+                    "+time=1",
+                    "TXT",
+                    "version.example.net",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dig");
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let out = child.wait_with_output().expect("dig");
+                let text = String::from_utf8_lossy(&out.stdout).trim().replace('"', "");
+                let _ = tx.send(Answer {
+                    sent,
+                    done: Instant::now(),
+                    text: if text.starts_with(";;") {
+                        String::new()
+                    } else {
+                        text
+                    },
+                });
+            });
+            next += period;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    rx
+}
+
+struct Round {
+    from: String,
+    to: String,
+    downtime: Duration,
+    command: Duration,
+    lost: usize,
+    queries: usize,
+}
+
+fn main() {
+    let a = args();
+    let lab = Lab::new("bench");
+    let v1 = lab.build(&dns_recipe("v1", |_| {}));
+    let v2 = lab.build(&dns_recipe("v2", |_| {}));
+    let disk = lab.data_disk("data.img");
+    let tap = format!("tub{}", std::process::id() % 100_000);
+    let spec = lab.spec("bdns", &v1, &disk, &tap);
+    let spec_s = spec.to_str().unwrap();
+    let o = lab.hl(&["start", spec_s, "--wait-ready", "60"]);
+    assert!(o.status.success(), "start: {}", shown(&o));
+    let mut rounds = Vec::new();
+    for i in 0..a.rounds {
+        let (from, to, image) = if i % 2 == 0 {
+            ("v1", "v2", &v2)
+        } else {
+            ("v2", "v1", &v1)
+        };
+        assert_eq!(lab.version(), from, "round {i}: before the upgrade");
+        let stop = Arc::new(AtomicBool::new(false));
+        let rx = probe(&lab.ns, a.period, stop.clone());
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let o = lab.hl(&["upgrade", spec_s, "--image", image.to_str().unwrap()]);
+        let command = t.elapsed();
+        assert!(o.status.success(), "round {i}: upgrade: {}", shown(&o));
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1500)); // the last digs time out
+        let mut answers: Vec<Answer> = rx.try_iter().collect();
+        answers.sort_by_key(|x| x.sent);
+        let last_old = answers
+            .iter()
+            .filter(|x| x.text == from)
+            .map(|x| x.done)
+            .max()
+            .expect("answers from the old image");
+        let first_new = answers
+            .iter()
+            .filter(|x| x.text == to)
+            .map(|x| x.done)
+            .min()
+            .expect("answers from the new image");
+        let lost = answers.iter().filter(|x| x.text.is_empty()).count();
+        let r = Round {
+            from: from.into(),
+            to: to.into(),
+            downtime: first_new.saturating_duration_since(last_old),
+            command,
+            lost,
+            queries: answers.len(),
+        };
+        println!(
+            "round {}: {} -> {}: downtime {:.3} s (last answer of {} to first answer of {}), \
+             upgrade command {:.2} s, {} of {} queries unanswered",
+            i + 1,
+            r.from,
+            r.to,
+            r.downtime.as_secs_f64(),
+            r.from,
+            r.to,
+            r.command.as_secs_f64(),
+            r.lost,
+            r.queries
+        );
+        rounds.push(r);
+    }
+    let o = lab.hl(&["stop", "bdns"]);
+    assert!(o.status.success(), "stop: {}", shown(&o));
+    lab::assert_fsck_clean(&disk);
+    let mut d: Vec<f64> = rounds.iter().map(|r| r.downtime.as_secs_f64()).collect();
+    d.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let mut c: Vec<f64> = rounds.iter().map(|r| r.command.as_secs_f64()).collect();
+    c.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    println!(
+        "upgrade downtime over {} rounds (dig every {} ms): median {:.3} s, min {:.3} s, max \
+         {:.3} s; upgrade command median {:.2} s",
+        d.len(),
+        a.period.as_millis(),
+        d[d.len() / 2],
+        d[0],
+        d[d.len() - 1],
+        c[c.len() / 2]
+    );
+}
