@@ -209,6 +209,8 @@ impl Vm {
                 "con0=null,fd:1",
                 STATUS_CHANNEL,
                 "ssl=null",
+                // No test disk is btrfs: skip the kernel's RAID-6 benchmark (most of a second).
+                host_launch::uml::SKIP_RAID6_BENCHMARK,
             ]
             .map(String::from),
         );
