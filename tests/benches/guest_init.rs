@@ -52,6 +52,7 @@ fn run(boots: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut ready_us = Vec::new();
     let mut kernel_us = Vec::new();
     let mut rss = String::new();
+    let mut steps: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for i in 0..boots {
         let vm = Vm::new(&image).contract_cmdline(&contract).spawn()?;
         let started = vm.wait_for_event("service_started", Duration::from_secs(30))?;
@@ -65,6 +66,13 @@ fn run(boots: usize) -> Result<(), Box<dyn std::error::Error>> {
                 format!("boot {i} did not power off cleanly:\n{}", outcome.report()).into(),
             );
         }
+        for e in outcome
+            .events()
+            .iter()
+            .take_while(|e| e.name != "service_started")
+        {
+            steps.entry(e.name.clone()).or_default().push(e.init_us);
+        }
         exec_us.push(started.init_us);
         ready_us.push(ready.init_us);
         kernel_us.push(started.boot_us.saturating_sub(started.init_us));
@@ -77,6 +85,9 @@ fn run(boots: usize) -> Result<(), Box<dyn std::error::Error>> {
     row("guest-init start -> service exec (ms)", &mut exec_us);
     row("guest-init start -> service ready (ms)", &mut ready_us);
     row("kernel boot -> guest-init start (ms)", &mut kernel_us);
+    for (name, values) in steps.iter_mut() {
+        row(&format!("  guest-init start -> {name} (ms)"), values);
+    }
     println!(
         "static binary size: {size} bytes ({:.2} MiB)",
         size as f64 / 1048576.0
