@@ -265,6 +265,17 @@ pub fn stop(name: &str, timeout: Duration) -> Result<i32> {
     Ok(0)
 }
 
+/// Cleans what a dead launcher left, holding the appliance's lock meanwhile (so a launch
+/// that starts now is not disturbed); `None` when there was nothing to clean.
+fn clean_if_stale(e: &state::Entry) -> Option<Vec<String>> {
+    let st = e.state.as_ref().filter(|s| s.phase != Phase::Exited)?;
+    if e.running {
+        return None;
+    }
+    let _lock = state::try_lock(&e.dir).ok().flatten()?;
+    Some(run::clean_stale(&e.dir, st))
+}
+
 fn uptime(ms: u64) -> String {
     let s = state::now_ms().saturating_sub(ms) / 1000;
     format!("{}h{:02}m{:02}s", s / 3600, (s / 60) % 60, s % 60)
@@ -280,11 +291,38 @@ fn status_word(e: &state::Entry) -> &'static str {
 }
 
 /// `status [NAME]`: details of one appliance, or of all.
+///
+/// An appliance whose launcher died (SIGKILL, a crash) is cleaned up on the way, as `stop` and
+/// the next launch would: leftover UML processes of its umid, its TAP device, UML's runtime
+/// directory (mconsole socket); the VM itself died with its launcher (PR_SET_PDEATHSIG).
 pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
     let entries = match name {
         Some(n) => vec![known(n)?],
         None => state::list(&state::base_dir()),
     };
+    let mut cleaned = Vec::new();
+    for e in &entries {
+        if let Some(notes) = clean_if_stale(e) {
+            cleaned.push((e.name.clone(), notes));
+        }
+    }
+    let entries: Vec<state::Entry> = if cleaned.is_empty() {
+        entries
+    } else {
+        let base = state::base_dir();
+        entries
+            .iter()
+            .map(|e| state::entry(&base, &e.name))
+            .collect()
+    };
+    if !json {
+        for (n, notes) in &cleaned {
+            println!("'{n}': its launcher died; cleaned up");
+            for note in notes {
+                println!("  {note}");
+            }
+        }
+    }
     if json {
         let v: Vec<serde_json::Value> = entries
             .iter()

@@ -285,7 +285,8 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
     let mut st = st.clone();
     if st.phase != Phase::Exited {
         st.phase = Phase::Exited;
-        st.outcome = Some("the launcher died; cleaned up by a later launcher".into());
+        st.outcome =
+            Some("the launcher died, and its VM with it (killed); cleaned up afterwards".into());
         st.exit_code = None;
         let _ = st.save(dir);
     }

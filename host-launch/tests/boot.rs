@@ -284,23 +284,47 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("kill/state.json")).unwrap()).unwrap();
     let launcher = st["launcher_pid"].as_i64().unwrap() as i32;
+    let uml = st["uml_pid"].as_u64().unwrap() as u32;
+    let umid = st["umid"].as_str().unwrap().to_string();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(launcher),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (_, out) = hl(&["status", "kill"]);
-    assert!(out.contains("dead (stale state)"), "{out}");
+    // The VM died with its launcher (PR_SET_PDEATHSIG on UML): it does not run on unseen.
+    let state_of = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim().chars().next()))
+            .flatten()
+    };
     assert!(
-        tap_exists(&ns.0, &tap),
-        "the dead launcher's TAP device is still there"
+        matches!(state_of(uml), None | Some('Z') | Some('X')),
+        "UML outlived its launcher: state {:?}",
+        state_of(uml)
     );
-    // The next launch cleans up (leftover UML processes, TAP device) and comes up.
+    let helpers = common::uml_processes(uml)
+        .into_iter()
+        .filter(|p| host_launch::state::is_uml_with_umid(*p, &umid) && state_of(*p) != Some('Z'))
+        .count();
+    eprintln!("after SIGKILL of the launcher: UML main dead, {helpers} helper process(es) left");
+    // `status` says so and cleans what is left: UML's helper processes, the TAP device, the
+    // mconsole socket.
+    let (_, out) = hl(&["status", "kill"]);
+    assert!(out.contains("its launcher died; cleaned up"), "{out}");
+    assert!(out.contains("kill: exited"), "{out}");
+    assert!(
+        !tap_exists(&ns.0, &tap),
+        "the dead launcher's TAP device is still there after status"
+    );
+    assert!(common::uml_processes(uml)
+        .iter()
+        .all(|p| !host_launch::state::is_uml_with_umid(*p, &umid)));
+    assert!(!state.join("kill/uml").exists(), "UML's runtime directory");
+    // The next launch comes up.
     let (code, out) = hl(&["start", spec_s, "--wait-ready", "30"]);
     assert_eq!(code, Some(0), "{out}");
-    let log = std::fs::read_to_string(state.join("kill/launcher.log")).unwrap();
-    assert!(log.contains("previous launcher"), "{log}");
     let body = http_get(&ns.0, &format!("{GUEST}:8080")).expect("HTTP from the guest");
     assert!(body.contains("hello from the appliance"), "{body}");
     let (code, out) = hl(&["stop", "kill"]);
