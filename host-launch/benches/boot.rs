@@ -3,7 +3,7 @@
 //!
 //! 1. reliability: N launches in a row at 32 MiB (default 50), each waited on until "ready",
 //!    answering HTTP, stopped with SIGTERM, exit status 0; also counts the kernel boots
-//!    host-launch repeated because the kernel ran out of memory before init
+//!    host-launch repeated because the kernel panicked before init
 //!    (`run::BOOT_ATTEMPTS`);
 //! 2. timing: M boots at 64 MiB (default 20): launcher start → "ready", split into the host's
 //!    share (start → the guest kernel's clock starts), the kernel's (→ PID 1, the ready event's
@@ -61,7 +61,7 @@ struct Timing {
     init: u64,
     /// guest-init start → the contract loaded.
     contract: u64,
-    /// Boots host-launch repeated after the kernel ran out of memory before init.
+    /// Boots host-launch repeated after the kernel panicked before init.
     retries: usize,
 }
 
@@ -167,7 +167,7 @@ fn boots(bed: &Bed, n: usize, memory_mib: u32, label: &str) -> (usize, Vec<Timin
                     t.total as f64 / 1e6,
                     t.kernel() as f64 / 1e6,
                     if t.retries > 0 {
-                        format!(", after {} kernel boot(s) out of memory", t.retries)
+                        format!(", after {} kernel boot(s) that panicked", t.retries)
                     } else {
                         String::new()
                     }
@@ -265,8 +265,8 @@ fn main() {
         let retries: usize = t.iter().map(|t| t.retries).sum();
         println!(
             "\nreliability: {passed}/{} launches at 32 MiB reached ready, answered HTTP and exited \
-             0 on SIGTERM; {retries} kernel boot(s) ran out of memory before init and were \
-             repeated by host-launch ({} boots in all)",
+             0 on SIGTERM; {retries} kernel boot(s) panicked before init and were repeated by \
+             host-launch ({} boots in all)",
             args.boots,
             t.len() + retries
         );
