@@ -315,6 +315,7 @@ fn main() {
             }
         }
     }
+    drop(bed); // the namespace and the files: exit skips destructors
     if failures > 0 {
         eprintln!("{failures} failure(s)");
         std::process::exit(1);
