@@ -199,6 +199,60 @@ fn network_as_the_contract_says() {
     }
 }
 
+#[test]
+fn kernel_ip_parameter_configures_the_network_when_the_contract_has_none() {
+    let (_dir, image) = image("ip-param");
+    let ns = NetNs::with_tap("tap0").expect("test network");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "web2",
+        "service": {
+            "name": "web",
+            "argv": ["/bin/sh", "-c", "ip -4 route; exec httpd -f -p 8080 -h /www"],
+            "readiness": {"type": "tcp", "port": 8080}
+        }
+    }));
+    let vm = spawn(
+        Vm::new(&image)
+            .network(&ns)
+            .arg("ip=192.0.2.10::192.0.2.1:255.255.255.0::vec0:off")
+            .contract_cmdline(&c),
+    );
+    wait_event(&vm, "ready", BOOT);
+    let out = ns
+        .output(
+            "curl",
+            &[
+                "-sS",
+                "--max-time",
+                "10",
+                "http://192.0.2.10:8080/index.html",
+            ],
+        )
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "GET failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        vm.console()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), PAGE);
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let loaded = outcome.expect_event("contract_loaded");
+    assert_eq!(
+        loaded.str("network"),
+        Some("ip= parameter"),
+        "{:?}",
+        loaded.json
+    );
+    let routes = service_lines(&outcome, "web").join("\n");
+    assert!(
+        routes.contains("default via 192.0.2.1 dev vec0"),
+        "no default route from ip= in\n{routes}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. What the service sees
 // ---------------------------------------------------------------------------------------------
@@ -519,6 +573,52 @@ fn crash_loop_backs_off_exponentially_up_to_the_cap() {
         );
     }
     assert!(service_lines(&outcome, "crasher").contains(&"crash"));
+}
+
+/// PID 1's open descriptors and resident memory, as one restarted service run reports them.
+fn pid1_footprint(line: &str) -> Option<(u64, u64)> {
+    let mut words = line.split_whitespace();
+    let fds = words.next()?.strip_prefix("fds=")?.parse().ok()?;
+    let rss = words.next()?.strip_prefix("rss_kb=")?.parse().ok()?;
+    Some((fds, rss))
+}
+
+#[test]
+fn a_crash_loop_costs_no_growing_memory_or_descriptors() {
+    let (_dir, image) = image("crash-loop");
+    // Each run reports PID 1's open descriptors and resident memory, then fails at once.
+    let c = service_contract(json!({
+        "name": "looper",
+        "argv": ["/bin/sh", "-c",
+                 "echo fds=$(ls /proc/1/fd | wc -l) rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/1/status); exit 1"],
+        "restart": {"policy": "on-failure", "backoff_min_ms": 1, "backoff_max_ms": 2}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_events("restarting", 300, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let runs: Vec<(u64, u64)> = service_lines(&outcome, "looper")
+        .iter()
+        .filter_map(|l| pid1_footprint(l))
+        .collect();
+    assert!(runs.len() >= 300, "only {} runs reported", runs.len());
+    // After warming up (the log threads, the first allocations), nothing may grow.
+    let settled = &runs[10..];
+    let (first_fds, first_rss) = settled[0];
+    let max_fds = settled.iter().map(|r| r.0).max().unwrap_or(0);
+    let max_rss = settled.iter().map(|r| r.1).max().unwrap_or(0);
+    assert_eq!(
+        max_fds,
+        first_fds,
+        "PID 1's descriptors grew over {} restarts: {runs:?}",
+        runs.len()
+    );
+    assert!(
+        max_rss <= first_rss + 64,
+        "PID 1's memory grew from {first_rss} kB to {max_rss} kB over {} restarts",
+        runs.len()
+    );
 }
 
 #[test]
