@@ -183,4 +183,11 @@ mod tests {
         assert_eq!(libc.soname.as_deref(), Some("libc.so.6"));
         assert!(libc.interpreter.is_some() || libc.needed.iter().any(|n| n.starts_with("ld-")));
     }
+
+    #[test]
+    fn a_static_program_has_no_loader() {
+        // busybox-static, which scripts/setup installs.
+        let bb = parse(&std::fs::read("/bin/busybox").unwrap()).unwrap();
+        assert!(bb.is_static(), "{bb:?}");
+    }
 }
