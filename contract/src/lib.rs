@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod ipconfig;
 pub mod names;
 pub mod schema;
+pub mod status;
 pub mod v1;
 pub mod validate;
 

@@ -103,7 +103,7 @@ impl Observer for Reporter {
         // A fatal error reads like the boot's own: `fatal: service.argv[0] '/x': ...`.
         let text = match (name, fields.get("reason").and_then(Value::as_str)) {
             ("fatal", Some(reason)) => format!("fatal: {reason}"),
-            _ => human(name, &fields),
+            _ => contract::status::human(name, &fields),
         };
         self.say(severity, &text);
     }
@@ -124,26 +124,6 @@ impl Observer for Reporter {
             None => console::say(&format!("{}: {line}", self.app)),
         }
     }
-}
-
-/// `service_started {"pid":42}` → `service started: pid=42`.
-fn human(name: &str, fields: &Value) -> String {
-    let mut text = name.replace('_', " ");
-    if let Value::Object(map) = fields {
-        let parts: Vec<String> = map
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect();
-        if !parts.is_empty() {
-            text.push_str(": ");
-            text.push_str(&parts.join(" "));
-        }
-    }
-    text
 }
 
 /// What is up once boot succeeded.

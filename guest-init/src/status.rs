@@ -10,6 +10,7 @@
 //! Writes never block PID 1: the tty is opened non-blocking, and an event the host does not
 //! drain in time is dropped rather than stalling supervision.
 
+pub use contract::status::Clocks;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::sys::termios;
@@ -54,17 +55,9 @@ impl Status {
     /// Emits `{"event": NAME, "ts_us": .., "boot_us": .., "init_us": .., ...fields}`.
     pub fn emit(&self, event: &str, fields: Value) {
         let Some(fd) = &self.out else { return };
-        let line = render(event, fields, now_clocks(self.started_us));
+        let line = contract::status::render(event, now_clocks(self.started_us), &fields);
         write_all_nonblocking(fd, line.as_bytes());
     }
-}
-
-/// The three clocks of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Clocks {
-    pub ts_us: u64,
-    pub boot_us: u64,
-    pub init_us: u64,
 }
 
 /// Reads the clocks now; `started_us` is [`monotonic_us`] at guest-init's start.
@@ -85,25 +78,6 @@ pub fn monotonic_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1_000)
         .unwrap_or(0)
-}
-
-/// One event line: the event name and clocks first (for people reading the stream), then the
-/// event's own fields.
-pub fn render(event: &str, fields: Value, clocks: Clocks) -> String {
-    let mut line = format!(
-        "{{\"event\":{},\"ts_us\":{},\"boot_us\":{},\"init_us\":{}",
-        Value::from(event),
-        clocks.ts_us,
-        clocks.boot_us,
-        clocks.init_us
-    );
-    if let Value::Object(extra) = fields {
-        for (key, value) in extra {
-            line.push_str(&format!(",{}:{}", Value::from(key), value));
-        }
-    }
-    line.push_str("}\n");
-    line
 }
 
 fn make_raw(fd: &OwnedFd) {
@@ -134,38 +108,5 @@ fn write_all_nonblocking(fd: &OwnedFd, mut rest: &[u8]) {
             continue;
         }
         return;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn events_are_one_json_object_per_line_with_clocks_first() {
-        let clocks = Clocks {
-            ts_us: 1,
-            boot_us: 2,
-            init_us: 3,
-        };
-        let line = render("service_started", json!({"pid": 42}), clocks);
-        assert_eq!(
-            line,
-            "{\"event\":\"service_started\",\"ts_us\":1,\"boot_us\":2,\"init_us\":3,\"pid\":42}\n"
-        );
-        let parsed: Value = serde_json::from_str(line.trim_end()).expect("json");
-        assert_eq!(parsed["pid"], 42);
-    }
-
-    #[test]
-    fn newlines_inside_fields_stay_escaped() {
-        let clocks = Clocks {
-            ts_us: 0,
-            boot_us: 0,
-            init_us: 0,
-        };
-        let line = render("fatal", json!({"reason": "a\nb"}), clocks);
-        assert_eq!(line.matches('\n').count(), 1);
     }
 }

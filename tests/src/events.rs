@@ -28,14 +28,13 @@ pub struct Event {
 impl Event {
     /// Parses one status line; `None` for anything that is not an event object.
     pub fn parse(line: &str) -> Option<Event> {
-        let json: Value = serde_json::from_str(line.trim()).ok()?;
-        let name = json.get("event")?.as_str()?.to_string();
-        let clock = |k: &str| json.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let json = contract::status::parse(line)?;
+        let clocks = contract::status::clocks(&json);
         Some(Event {
-            name,
-            ts_us: clock("ts_us"),
-            boot_us: clock("boot_us"),
-            init_us: clock("init_us"),
+            name: contract::status::name(&json).to_string(),
+            ts_us: clocks.ts_us,
+            boot_us: clocks.boot_us,
+            init_us: clocks.init_us,
             json,
         })
     }
