@@ -21,7 +21,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{http_get, Appliance, Launch, Netns};
+use common::{http_get, launch, Appliance, Launch};
+use e2e::NetNs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ impl Timing {
 /// A test network and image for `n` appliances at once (on a bridge).
 struct Bed {
     dir: e2e::TempDir,
-    ns: Netns,
+    ns: NetNs,
     image: PathBuf,
     run_as: &'static str,
     state: PathBuf,
@@ -88,7 +89,7 @@ impl Bed {
         common::require_root_and_busybox();
         let dir = common::temp_dir("bench");
         let image = common::build_image(dir.path(), "hello from the appliance\n");
-        let ns = Netns::new(&format!("hl-bench-{}", std::process::id())).with_bridge();
+        let ns = common::netns(true);
         let state = dir.join("state");
         Bed {
             dir,
@@ -111,7 +112,7 @@ impl Bed {
             image: self.image.clone(),
             data,
             tap: common::tap_name(&i.to_string()),
-            netns: self.ns.0.clone(),
+            netns: self.ns.name().to_string(),
             bridge: true,
             address: format!("192.0.2.{}", 10 + i),
             run_as: self.run_as,
@@ -123,7 +124,7 @@ impl Bed {
 
 /// One boot to "ready", an HTTP answer, SIGTERM and exit 0; the clocks, or what went wrong.
 fn boot_once(bed: &Bed, spec: &Path, a: &Appliance) -> Result<Timing, String> {
-    let mut run = Launch::start(spec, &a.name, &bed.state);
+    let mut run = launch(spec, &a.name, &bed.state);
     let total = run.wait_ready(READY_TIMEOUT)?;
     let ready = run.event("ready").ok_or("no ready event in events.jsonl")?;
     let contract = run
@@ -141,7 +142,7 @@ fn boot_once(bed: &Bed, spec: &Path, a: &Appliance) -> Result<Timing, String> {
         init: ready["init_us"].as_u64().unwrap_or(0),
         contract: contract["init_us"].as_u64().unwrap_or(0),
     };
-    let http = http_get(&bed.ns.0, &format!("{}:8080", a.address));
+    let http = http_get(&bed.ns, &format!("{}:8080", a.address));
     let console = run.console_tail(400);
     let (code, out) = run.stop();
     match http {
@@ -220,7 +221,7 @@ fn memory(bed: &Bed, count: usize, memory_mib: u32) -> Result<(common::Memory, u
     let apps: Vec<_> = (0..count).map(|i| bed.appliance(i, memory_mib)).collect();
     let mut runs: Vec<Launch> = apps
         .iter()
-        .map(|(a, spec)| Launch::start(spec, &a.name, &bed.state))
+        .map(|(a, spec)| launch(spec, &a.name, &bed.state))
         .collect();
     let mut failed = None;
     for r in &mut runs {

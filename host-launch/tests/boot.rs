@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{http_get, tap_exists, Appliance, Launch, Netns};
-use std::path::Path;
-use std::process::Command;
+use common::{host_launch, http_get, launch, Appliance, Launch};
+use e2e::host::{assert_fsck_clean, output_text};
+use e2e::NetNs;
 use std::time::Duration;
 
 const GUEST: &str = "192.0.2.10";
@@ -17,7 +17,7 @@ const GUEST: &str = "192.0.2.10";
 /// What a test appliance needs: its directory, namespace, TAP name, spec and data disk.
 struct Setup {
     dir: e2e::TempDir,
-    ns: Netns,
+    ns: NetNs,
     tap: String,
     spec: std::path::PathBuf,
     data: std::path::PathBuf,
@@ -32,7 +32,7 @@ fn setup(name: &str, memory_mib: u32) -> Setup {
     let run_as = common::run_as();
     let data = dir.join("data.img");
     common::data_disk(&data, run_as);
-    let ns = Netns::new(&format!("hl-{name}-{}", std::process::id()));
+    let ns = common::netns(false);
     let tap = common::tap_name("");
     let spec = Appliance {
         name: name.to_string(),
@@ -40,7 +40,7 @@ fn setup(name: &str, memory_mib: u32) -> Setup {
         image,
         data: data.clone(),
         tap: tap.clone(),
-        netns: ns.0.clone(),
+        netns: ns.name().to_string(),
         bridge: false,
         address: GUEST.to_string(),
         run_as,
@@ -55,20 +55,6 @@ fn setup(name: &str, memory_mib: u32) -> Setup {
     }
 }
 
-fn e2fsck_clean(disk: &Path) {
-    let fsck = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(disk)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "e2fsck {}: {}",
-        disk.display(),
-        String::from_utf8_lossy(&fsck.stdout)
-    );
-}
-
 #[test]
 fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
     let Setup {
@@ -79,27 +65,17 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
         data,
     } = setup("web", 64);
     let state = dir.join("state");
-    let exe = common::EXE;
-    let mut run = Launch::start(&spec, "web", &state);
+    let mut run = launch(&spec, "web", &state);
     let ready = run.wait_ready(Duration::from_secs(30)).unwrap();
-    let body = http_get(&ns.0, &format!("{GUEST}:8080")).expect("HTTP from the guest");
+    let body = http_get(&ns, &format!("{GUEST}:8080")).expect("HTTP from the guest");
     assert!(body.contains("hello from the appliance"), "{body}");
 
     // Status, and a second launch refused.
-    let status = Command::new(exe)
-        .args(["status", "web"])
-        .env("HOST_LAUNCH_STATE_DIR", &state)
-        .output()
-        .unwrap();
+    let status = host_launch(&state, &["status", "web"]).output().unwrap();
     let status_text = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(status_text.contains("web: running"), "{status_text}");
     assert!(status_text.contains("ready:    yes"), "{status_text}");
-    let second = Command::new(exe)
-        .arg("run")
-        .arg(&spec)
-        .env("HOST_LAUNCH_STATE_DIR", &state)
-        .output()
-        .unwrap();
+    let second = host_launch(&state, &["run"]).arg(&spec).output().unwrap();
     assert_eq!(second.status.code(), Some(121));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
     let st = run.state_json();
@@ -123,17 +99,13 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
         "{all}"
     );
     assert!(all.contains("disks unmounted"), "{all}");
-    assert!(!tap_exists(&ns.0, &tap), "the TAP device was left behind");
+    assert!(!ns.has_link(&tap), "the TAP device was left behind");
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("web/state.json")).unwrap()).unwrap();
     assert_eq!(st["phase"], "exited");
     assert_eq!(st["exit_code"], 0);
-    e2fsck_clean(&data);
-    let logs = Command::new(exe)
-        .args(["logs", "web"])
-        .env("HOST_LAUNCH_STATE_DIR", &state)
-        .output()
-        .unwrap();
+    assert_fsck_clean(&data);
+    let logs = host_launch(&state, &["logs", "web"]).output().unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("ready: "));
 }
 
@@ -152,18 +124,18 @@ fn boots_at_32_mib_five_times_in_a_row() {
     } = setup("m32", 32);
     let state = dir.join("state");
     for i in 1..=5 {
-        let mut run = Launch::start(&spec, "m32", &state);
+        let mut run = launch(&spec, "m32", &state);
         if let Err(e) = run.wait_ready(Duration::from_secs(30)) {
             panic!("boot {i} of 5 at 32 MiB: {e}");
         }
-        let body = http_get(&ns.0, &format!("{GUEST}:8080")).expect("HTTP from the guest");
+        let body = http_get(&ns, &format!("{GUEST}:8080")).expect("HTTP from the guest");
         assert!(body.contains("hello from the appliance"), "{body}");
         let console = run.console_tail(200);
         let (code, all) = run.stop();
         assert_eq!(code, Some(0), "boot {i} of 5 at 32 MiB:\n{all}\n{console}");
-        assert!(!tap_exists(&ns.0, &tap));
+        assert!(!ns.has_link(&tap));
     }
-    e2fsck_clean(&data);
+    assert_fsck_clean(&data);
 }
 
 /// Two appliances from one root image at once: the image shared read-only, each with its own
@@ -176,7 +148,7 @@ fn two_appliances_from_one_image_run_at_once() {
     let image = common::build_image(dir.path(), "hello from the shared image\n");
     let image_before = std::fs::read(&image).unwrap();
     let run_as = common::run_as();
-    let ns = Netns::new(&format!("hl-two-{}", std::process::id())).with_bridge();
+    let ns = common::netns(true);
     let state = dir.join("state");
     let apps: Vec<Appliance> = ["a", "b"]
         .iter()
@@ -190,7 +162,7 @@ fn two_appliances_from_one_image_run_at_once() {
                 image: image.clone(),
                 data,
                 tap: common::tap_name(n),
-                netns: ns.0.clone(),
+                netns: ns.name().to_string(),
                 bridge: true,
                 address: format!("192.0.2.{}", 11 + i),
                 run_as,
@@ -199,26 +171,22 @@ fn two_appliances_from_one_image_run_at_once() {
         .collect();
     let mut runs: Vec<Launch> = apps
         .iter()
-        .map(|a| Launch::start(&a.write_spec(dir.path()), &a.name, &state))
+        .map(|a| launch(&a.write_spec(dir.path()), &a.name, &state))
         .collect();
     for r in &mut runs {
         r.wait_ready(Duration::from_secs(60)).unwrap();
     }
     // Both up at once, each at its own address, with its own disk and TAP device.
     for a in &apps {
-        let body = http_get(&ns.0, &format!("{}:8080", a.address)).expect("HTTP");
+        let body = http_get(&ns, &format!("{}:8080", a.address)).expect("HTTP");
         assert!(
             body.contains("hello from the shared image"),
             "{}: {body}",
             a.name
         );
-        assert!(tap_exists(&ns.0, &a.tap));
+        assert!(ns.has_link(&a.tap));
     }
-    let list = Command::new(common::EXE)
-        .arg("list")
-        .env("HOST_LAUNCH_STATE_DIR", &state)
-        .output()
-        .unwrap();
+    let list = host_launch(&state, &["list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout).to_string();
     for a in &apps {
         let row = list.lines().find(|l| l.starts_with(&a.name)).unwrap_or("");
@@ -247,8 +215,8 @@ fn two_appliances_from_one_image_run_at_once() {
         let (code, all) = r.stop();
         assert_eq!(code, Some(0), "{}: {all}", a.name);
         assert!(all.contains("power off: processes_killed=0"), "{all}");
-        assert!(!tap_exists(&ns.0, &a.tap));
-        e2fsck_clean(&a.data);
+        assert!(!ns.has_link(&a.tap));
+        assert_fsck_clean(&a.data);
     }
     assert!(
         std::fs::read(&image).unwrap() == image_before,
@@ -262,25 +230,11 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
         dir, ns, tap, spec, ..
     } = setup("kill", 64);
     let state = dir.join("state");
-    let exe = common::EXE;
-    let hl = |args: &[&str]| {
-        let out = Command::new(exe)
-            .args(args)
-            .env("HOST_LAUNCH_STATE_DIR", &state)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    // Exit code (-1 for a signal) and output.
+    let hl = |args: &[&str]| output_text(&mut host_launch(&state, args));
     let spec_s = spec.to_str().unwrap();
     let (code, out) = hl(&["start", spec_s, "--wait-ready", "30"]);
-    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(code, 0, "{out}");
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("kill/state.json")).unwrap()).unwrap();
     let launcher = st["launcher_pid"].as_i64().unwrap() as i32;
@@ -315,7 +269,7 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
     assert!(out.contains("its launcher died; cleaned up"), "{out}");
     assert!(out.contains("kill: exited"), "{out}");
     assert!(
-        !tap_exists(&ns.0, &tap),
+        !ns.has_link(&tap),
         "the dead launcher's TAP device is still there after status"
     );
     assert!(common::uml_processes(uml)
@@ -324,13 +278,13 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
     assert!(!state.join("kill/uml").exists(), "UML's runtime directory");
     // The next launch comes up.
     let (code, out) = hl(&["start", spec_s, "--wait-ready", "30"]);
-    assert_eq!(code, Some(0), "{out}");
-    let body = http_get(&ns.0, &format!("{GUEST}:8080")).expect("HTTP from the guest");
+    assert_eq!(code, 0, "{out}");
+    let body = http_get(&ns, &format!("{GUEST}:8080")).expect("HTTP from the guest");
     assert!(body.contains("hello from the appliance"), "{body}");
     let (code, out) = hl(&["stop", "kill"]);
-    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains("clean power-off"), "{out}");
-    assert!(!tap_exists(&ns.0, &tap));
+    assert!(!ns.has_link(&tap));
     let (_, out) = hl(&["list"]);
     assert!(out.contains("kill") && out.contains("exited"), "{out}");
 }

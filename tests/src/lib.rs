@@ -21,6 +21,8 @@ mod builds;
 mod elf;
 mod error;
 pub mod events;
+pub mod host;
+pub mod launch;
 pub mod netns;
 mod rootfs;
 mod tempdir;

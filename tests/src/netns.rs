@@ -1,5 +1,6 @@
 //! Test networks: a network namespace of the test's own, with a tap device the VM attaches to
-//! (UML `vec0:transport=tap,ifname=tap0`), so nothing a test sends leaves the namespace.
+//! (UML `vec0:transport=tap,ifname=tap0`) or a bridge that `host-launch` puts the appliances'
+//! TAP devices on, so nothing a test sends leaves the namespace.
 //!
 //! Needs root (CAP_NET_ADMIN / CAP_SYS_ADMIN) and `ip` from iproute2.
 
@@ -69,6 +70,26 @@ impl NetNs {
             }
         }
         self.ip(&["link", "set", tap, "up"])
+    }
+
+    /// Adds a bridge with these host-side (IPv4) addresses and brings it up; appliances whose
+    /// spec names it (`network.bridge`) join it, several in one subnet.
+    pub fn add_bridge(&self, bridge: &str, addresses: &[&str]) -> Result<()> {
+        self.ip(&["link", "add", bridge, "type", "bridge"])?;
+        for a in addresses {
+            self.ip(&["addr", "add", a, "dev", bridge])?;
+        }
+        self.ip(&["link", "set", bridge, "up"])
+    }
+
+    /// Whether the namespace has a network device `dev` (`ip -n NAME link show dev DEV`).
+    pub fn has_link(&self, dev: &str) -> bool {
+        ip().is_ok_and(|ip| {
+            Command::new(ip)
+                .args(["-n", &self.name, "link", "show", "dev", dev])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
     }
 
     /// Runs `ip -n NAME ARGS...`.

@@ -6,74 +6,33 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
-use e2e::{RootFs, TempDir};
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+pub use e2e::launch::{run_as, Launch};
+use e2e::{NetNs, RootFs, TempDir};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_host-launch");
 
 /// The host side of every test network.
 pub const HOST_ADDRESS: &str = "192.0.2.1/24";
 
-/// A network namespace removed on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    pub fn new(name: &str) -> Netns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .expect("ip")
-            .success();
-        assert!(ok, "ip netns add {name} failed (this test needs root)");
-        ip(name, &["link", "set", "lo", "up"]);
-        Netns(name.to_string())
+/// A test network namespace; with `bridge`, a bridge `br0` with the host address in it, for
+/// several appliances in one subnet.
+pub fn netns(bridge: bool) -> NetNs {
+    let ns = NetNs::new().expect("ip netns add (this test needs root)");
+    if bridge {
+        ns.add_bridge("br0", &[HOST_ADDRESS]).expect("bridge br0");
     }
-
-    /// A bridge `br0` with the host address, for several appliances in one subnet.
-    pub fn with_bridge(self) -> Netns {
-        ip(&self.0, &["link", "add", "br0", "type", "bridge"]);
-        ip(&self.0, &["addr", "add", HOST_ADDRESS, "dev", "br0"]);
-        ip(&self.0, &["link", "set", "br0", "up"]);
-        self
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(ns: &str, args: &[&str]) {
-    let ok = Command::new("ip")
-        .args(["-n", ns])
-        .args(args)
-        .status()
-        .expect("ip")
-        .success();
-    assert!(ok, "ip -n {ns} {} failed", args.join(" "));
+    ns
 }
 
 /// An HTTP GET from inside the namespace (on a thread that enters it).
-pub fn http_get(netns: &str, addr: &str) -> std::io::Result<String> {
-    let ns = std::fs::File::open(Path::new("/run/netns").join(netns))?;
+pub fn http_get(ns: &NetNs, addr: &str) -> std::io::Result<String> {
     let addr: std::net::SocketAddr = addr.parse().expect("addr");
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on this thread only, with a descriptor that stays open.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    ns.enter(move || {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         s.set_read_timeout(Some(Duration::from_secs(3)))?;
         s.write_all(b"GET / HTTP/1.0\r\nHost: appliance\r\n\r\n")?;
@@ -81,16 +40,19 @@ pub fn http_get(netns: &str, addr: &str) -> std::io::Result<String> {
         s.read_to_string(&mut body)?;
         Ok(body)
     })
-    .join()
-    .expect("thread")
+    .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
-pub fn tap_exists(netns: &str, tap: &str) -> bool {
-    Command::new("ip")
-        .args(["-n", netns, "link", "show", "dev", tap])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+/// `host-launch ARGS` with the state base directory `state`.
+pub fn host_launch(state: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(EXE);
+    c.args(args).env("HOST_LAUNCH_STATE_DIR", state);
+    c
+}
+
+/// `host-launch run SPEC` for appliance `name`, its output collected (see [`Launch`]).
+pub fn launch(spec: &Path, name: &str, state: &Path) -> Launch {
+    Launch::start(Path::new(EXE), spec, name, state)
 }
 
 /// Fails the test without root or busybox.
@@ -104,19 +66,6 @@ pub fn require_root_and_busybox() {
         "/bin/busybox is missing: install the Debian package busybox-static (the test \
          appliance's service)"
     );
-}
-
-/// The user UML runs as: `nobody` when it may open /dev/net/tun (mode 0666 on Debian), else
-/// root.
-pub fn run_as() -> &'static str {
-    let tun_open = std::fs::metadata("/dev/net/tun")
-        .map(|m| m.permissions().mode() & 0o006 == 0o006)
-        .unwrap_or(false);
-    if tun_open {
-        "nobody"
-    } else {
-        "root"
-    }
 }
 
 /// Builds the busybox httpd root image `DIR/root.img` and its manifest. The image serves
@@ -145,16 +94,7 @@ pub fn build_image(dir: &Path, text: &str) -> PathBuf {
 
 /// A formatted 16 MiB data disk (the image has no mke2fs: the operator formats it).
 pub fn data_disk(path: &Path, owner: &str) {
-    let ok = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(path)
-        .arg("16M")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("mkfs.ext4")
-        .success();
-    assert!(ok, "mkfs.ext4 {}", path.display());
+    e2e::host::mkfs_ext4(path, "16M");
     if owner == "nobody" {
         std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
     }
@@ -200,130 +140,6 @@ impl Appliance {
         let path = dir.join(format!("{}.json", self.name));
         std::fs::write(&path, text).unwrap();
         path
-    }
-}
-
-/// A `host-launch run SPEC` in the foreground, its output lines collected on a thread.
-pub struct Launch {
-    pub child: Child,
-    pub name: String,
-    pub state: PathBuf,
-    pub started: Instant,
-    rx: mpsc::Receiver<String>,
-    pub lines: Vec<String>,
-}
-
-impl Launch {
-    /// Starts `host-launch run SPEC` with the state base directory `state`.
-    pub fn start(spec: &Path, name: &str, state: &Path) -> Launch {
-        let started = Instant::now();
-        let mut child = Command::new(EXE)
-            .arg("run")
-            .arg(spec)
-            .env("HOST_LAUNCH_STATE_DIR", state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("host-launch");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("(stderr) {line}"));
-            }
-        });
-        Launch {
-            child,
-            name: name.to_string(),
-            state: state.to_path_buf(),
-            started,
-            rx,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Waits for the "ready" line; returns the time since the start, or the output so far.
-    pub fn wait_ready(&mut self, timeout: Duration) -> Result<Duration, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(l) => {
-                    let ready = l.starts_with('[') && l.contains(" ready: ");
-                    self.lines.push(l);
-                    if ready {
-                        return Ok(self.started.elapsed());
-                    }
-                }
-                Err(e) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    self.drain(Duration::from_millis(500));
-                    return Err(format!(
-                        "no ready event within {} s ({e:?}):\n{}\n--- console:\n{}",
-                        timeout.as_secs(),
-                        self.lines.join("\n"),
-                        self.console_tail(40)
-                    ));
-                }
-            }
-        }
-    }
-
-    fn drain(&mut self, quiet_for: Duration) {
-        while let Ok(l) = self.rx.recv_timeout(quiet_for) {
-            self.lines.push(l);
-        }
-    }
-
-    /// SIGTERM, then waits for the launcher; returns its exit code and all its output.
-    pub fn stop(mut self) -> (Option<i32>, String) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let code = self.child.wait().unwrap().code();
-        self.drain(Duration::from_millis(500));
-        (code, self.lines.join("\n"))
-    }
-
-    pub fn state_json(&self) -> Value {
-        let p = self.state.join(&self.name).join("state.json");
-        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-    }
-
-    /// The status events of the run so far.
-    pub fn events(&self) -> Vec<Value> {
-        let p = self.state.join(&self.name).join("events.jsonl");
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// The first event called `name`.
-    pub fn event(&self, name: &str) -> Option<Value> {
-        self.events().into_iter().find(|e| e["event"] == name)
-    }
-
-    pub fn uml_pid(&self) -> u32 {
-        self.state_json()["uml_pid"].as_u64().expect("uml_pid") as u32
-    }
-
-    pub fn console_tail(&self, n: usize) -> String {
-        let p = self.state.join(&self.name).join("console.log");
-        let text = std::fs::read_to_string(p).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }
 
