@@ -13,8 +13,10 @@
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
-use lab::{dns_recipe, shown, Lab, GUEST};
+use lab::dns::{dns_recipe, GUEST};
+use lab::{shown, Lab};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -56,9 +58,9 @@ struct Answer {
 
 /// Starts a dig every `period` from a thread inside the namespace until `stop` is set; the
 /// answers come on the returned channel.
-fn probe(ns: &str, period: Duration, stop: Arc<AtomicBool>) -> mpsc::Receiver<Answer> {
+fn probe(ns: &Path, period: Duration, stop: Arc<AtomicBool>) -> mpsc::Receiver<Answer> {
     let (tx, rx) = mpsc::channel();
-    let netns = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    let netns = std::fs::File::open(ns).expect("netns");
     std::thread::spawn(move || {
         // SAFETY: setns on this thread only; children it spawns inherit the namespace.
         let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
@@ -111,14 +113,14 @@ struct Round {
 
 fn main() {
     let a = args();
-    let lab = Lab::new("bench");
+    let lab = Lab::new("bench", None);
     let v1 = lab.build(&dns_recipe("v1", |_| {}));
     let v2 = lab.build(&dns_recipe("v2", |_| {}));
     let disk = lab.data_disk("data.img");
     let tap = format!("tub{}", std::process::id() % 100_000);
     let spec = lab.spec("bdns", &v1, &disk, &tap);
     let spec_s = spec.to_str().unwrap();
-    let o = lab.hl(&["start", spec_s, "--wait-ready", "60"]);
+    let o = lab.host_launch(&["start", spec_s, "--wait-ready", "60"]);
     assert!(o.status.success(), "start: {}", shown(&o));
     let mut rounds = Vec::new();
     for i in 0..a.rounds {
@@ -129,10 +131,10 @@ fn main() {
         };
         assert_eq!(lab.version(), from, "round {i}: before the upgrade");
         let stop = Arc::new(AtomicBool::new(false));
-        let rx = probe(&lab.ns, a.period, stop.clone());
+        let rx = probe(&lab.ns.path(), a.period, stop.clone());
         std::thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
-        let o = lab.hl(&["upgrade", spec_s, "--image", image.to_str().unwrap()]);
+        let o = lab.host_launch(&["upgrade", spec_s, "--image", image.to_str().unwrap()]);
         let command = t.elapsed();
         assert!(o.status.success(), "round {i}: upgrade: {}", shown(&o));
         std::thread::sleep(Duration::from_millis(500));
@@ -176,7 +178,7 @@ fn main() {
         );
         rounds.push(r);
     }
-    let o = lab.hl(&["stop", "bdns"]);
+    let o = lab.host_launch(&["stop", "bdns"]);
     assert!(o.status.success(), "stop: {}", shown(&o));
     lab::assert_fsck_clean(&disk);
     let mut d: Vec<f64> = rounds.iter().map(|r| r.downtime.as_secs_f64()).collect();

@@ -14,329 +14,17 @@
 //! rather than skips, without them.
 
 mod common;
+mod lab;
 
-use e2e::TempDir;
-use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
+use lab::{assert_fsck_clean, give_to_vm, run_as, Lab, HOST};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// The host side of every test network.
-const HOST: &str = "192.0.2.1";
-
-/// The launcher's "service ready" line: `[<time>] ready: ...`.
-fn is_ready_line(l: &str) -> bool {
-    l.contains("] ") && l.contains(" ready: ")
-}
-
-/// The host-launch executable, built once with cargo for the host.
-fn host_launch() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let ok = Command::new(cargo)
-            .current_dir(e2e::workspace_root())
-            .env("CARGO_TARGET_DIR", e2e::target_dir())
-            .args(["build", "-p", "host-launch", "--bin", "host-launch"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building host-launch failed");
-        e2e::target_dir().join("debug/host-launch")
-    })
-    .clone()
-}
-
-/// Who UML runs as: `nobody` when it can open /dev/net/tun (0666 on Debian), else root.
-fn run_as() -> &'static str {
-    let tun_open = std::fs::metadata("/dev/net/tun")
-        .map(|m| m.permissions().mode() & 0o006 == 0o006)
-        .unwrap_or(false);
-    if tun_open {
-        "nobody"
-    } else {
-        "root"
-    }
-}
-
-/// Hands a data disk file to the VM's user.
-fn give_to_vm(disk: &Path) {
-    if run_as() == "nobody" {
-        std::os::unix::fs::chown(disk, Some(65534), Some(65534)).unwrap();
-    }
-}
-
-/// A test network: a temporary directory (images, disks, specs, host-launch's state), a
-/// network namespace whose host side is 192.0.2.1/24, either on each appliance's TAP device
-/// or on a bridge all of them join. Appliances started with `host-launch start` through it
-/// are stopped, and the namespace removed, on drop.
-struct Lab {
-    dir: TempDir,
-    ns: String,
-    bridge: Option<String>,
-    started: RefCell<Vec<String>>,
-}
-
-impl Lab {
-    fn new(label: &str, bridge: Option<&str>) -> Lab {
-        assert!(
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() } == 0,
-            "this test needs root (network namespace and TAP device)"
-        );
-        let dir = TempDir::new(&format!("appliance-{label}")).unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let ns = format!("img-{label}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {ns} failed (this test needs root)");
-        let lab = Lab {
-            dir,
-            ns,
-            bridge: bridge.map(str::to_string),
-            started: RefCell::new(Vec::new()),
-        };
-        lab.ip(&["link", "set", "lo", "up"]);
-        if let Some(b) = bridge {
-            lab.ip(&["link", "add", b, "type", "bridge"]);
-            lab.ip(&["addr", "add", &format!("{HOST}/24"), "dev", b]);
-            lab.ip(&["link", "set", b, "up"]);
-        }
-        lab
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let ok = Command::new("ip")
-            .args(["-n", &self.ns])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip -n {} {args:?} failed", self.ns);
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
-    /// Builds a checked-in recipe into the lab directory; returns the image.
-    fn image(&self, recipe: &str) -> PathBuf {
-        common::build(recipe, self.dir.path()).image
-    }
-
-    /// A command run inside the namespace.
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, program]);
-        c
-    }
-
-    /// Runs a command inside the namespace and returns its standard output.
-    fn run(&self, args: &[&str]) -> String {
-        let out = self
-            .command(args[0])
-            .args(&args[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({}): {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// The `network` of a spec: the guest's address, its TAP device on the lab's bridge or
-    /// with the host address, a default route to the host side.
-    fn network(&self, tap: &str, guest: &str) -> serde_json::Value {
-        let mut n = serde_json::json!({
-            "tap": tap, "netns": self.ns,
-            "addresses": [format!("{guest}/24")],
-            "routes": [{"destination": "0.0.0.0/0", "gateway": HOST}]
-        });
-        match &self.bridge {
-            Some(b) => n["bridge"] = b.as_str().into(),
-            None => n["host_address"] = format!("{HOST}/24").into(),
-        }
-        n
-    }
-
-    /// Writes a spec into the lab directory; returns its path.
-    fn write_spec(&self, spec: &serde_json::Value) -> PathBuf {
-        let name = spec["name"].as_str().expect("spec name");
-        let path = self.join(&format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();
-        path
-    }
-
-    /// `host-launch ARGS` with the lab's state directory.
-    fn host_launch(&self, args: &[&str]) -> Output {
-        Command::new(host_launch())
-            .args(args)
-            .env("HOST_LAUNCH_STATE_DIR", self.state_dir())
-            .output()
-            .expect("running host-launch")
-    }
-
-    /// `host-launch run SPEC` as a child of the test, once the service is ready.
-    fn run_appliance(&self, spec: &serde_json::Value) -> Launcher {
-        let path = self.write_spec(spec);
-        Launcher::run(&path, &self.state_dir())
-    }
-
-    /// `host-launch start SPEC --wait-ready 60`; the appliance is stopped on drop.
-    fn start(&self, spec: &Path) {
-        let name = serde_json::from_slice::<serde_json::Value>(&std::fs::read(spec).unwrap())
-            .unwrap()["name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        self.started.borrow_mut().push(name.clone());
-        let out = self.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
-        assert!(
-            out.status.success(),
-            "host-launch start {name}: {}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `host-launch stop NAME`; returns the exit code of the appliance's launcher and its
-    /// output.
-    fn stop(&self, name: &str) -> (Option<i64>, String) {
-        let out = self.host_launch(&["stop", name, "--timeout", "40"]);
-        assert!(
-            out.status.success(),
-            "host-launch stop {name}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.started.borrow_mut().retain(|n| n != name);
-        let status = self.host_launch(&["status", name, "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-        let log = std::fs::read_to_string(self.state_dir().join(name).join("launcher.log"))
-            .unwrap_or_default();
-        (v[0]["state"]["exit_code"].as_i64(), log)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for name in self.started.take() {
-            let _ = self.host_launch(&["stop", &name, "--timeout", "30"]);
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-/// A `host-launch run SPEC` child of the test and what it printed.
-struct Launcher {
-    child: Child,
-    lines: Vec<String>,
-    rx: mpsc::Receiver<String>,
-}
-
-impl Launcher {
-    /// Starts the launcher and waits until the service is ready (40 s).
-    fn run(spec: &Path, state: &Path) -> Launcher {
-        let mut child = Command::new(host_launch())
-            .arg("run")
-            .arg(spec)
-            .env("HOST_LAUNCH_STATE_DIR", state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("host-launch");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                let _ = tx.send(line);
-            }
-        });
-        let mut lines = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(40)) {
-                Ok(l) => {
-                    let ready = is_ready_line(&l);
-                    lines.push(l);
-                    if ready {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let mut err = String::new();
-                    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                    panic!(
-                        "{}: not ready within 40 s:\n{}\n{err}",
-                        spec.display(),
-                        lines.join("\n")
-                    );
-                }
-            }
-        }
-        Launcher { child, lines, rx }
-    }
-
-    /// SIGTERM to the launcher; returns its exit code and everything it printed.
-    fn stop(mut self) -> (Option<i32>, String) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let code = self.child.wait().unwrap().code();
-        while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(2)) {
-            self.lines.push(l);
-        }
-        (code, self.lines.join("\n"))
-    }
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[track_caller]
 fn assert_clean_stop(code: Option<i32>, all: &str) {
     assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("reason=requested"), "{all}");
-}
-
-/// `e2fsck -fn`: the file system is consistent (nothing to fix).
-#[track_caller]
-fn assert_fsck_clean(disk: &Path) {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(disk)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        out.status.success(),
-        "e2fsck -fn {}: {}\n{}{}",
-        disk.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A blank (all zeroes, sparse) data disk.
@@ -351,15 +39,7 @@ fn web_disk(path: &Path, page: &str) {
     let content = path.with_extension("content");
     std::fs::create_dir_all(content.join("www")).unwrap();
     std::fs::write(content.join("www/index.html"), page).unwrap();
-    let ok = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
-        .arg(&content)
-        .arg(path)
-        .arg("16M")
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mkfs.ext4 -d");
-    give_to_vm(path);
+    lab::disk_from_dir(path, &content);
 }
 
 /// The example spec `examples/<name>.json`.
@@ -586,7 +266,7 @@ impl HostRsyslog {
 
 impl Drop for HostRsyslog {
     fn drop(&mut self) {
-        // `ip netns exec` execs rsyslogd: the child is rsyslogd itself.
+        // The child is rsyslogd itself (it enters the namespace between fork and exec).
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -713,7 +393,7 @@ fn the_three_examples_run_at_once_and_stop_cleanly() {
     for (recipe, mut spec) in examples {
         let name = spec["name"].as_str().unwrap().to_string();
         spec["image"] = lab.image(recipe).to_str().unwrap().into();
-        spec["network"]["netns"] = lab.ns.as_str().into();
+        spec["network"]["netns"] = lab.ns.name().into();
         if run_as() == "root" {
             spec["run_as"] = "root".into();
         }

@@ -12,13 +12,14 @@
 
 mod lab;
 
-use lab::{assert_fsck_clean, dns_recipe, shown, Lab, DATA_ADDRESS, DATA_NAME};
+use lab::dns::{dns_recipe, DATA_ADDRESS, DATA_NAME};
+use lab::{assert_fsck_clean, shown, Lab};
 use serde_json::json;
 use std::process::Command;
 
 #[test]
 fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
-    let lab = Lab::new("dns");
+    let lab = Lab::new("upgrade", None);
     let v1 = lab.build(&dns_recipe("v1", |_| {}));
     let v2 = lab.build(&dns_recipe("v2", |_| {}));
     let broken = lab.build(&dns_recipe("broken", |r| {
@@ -36,7 +37,7 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
     let spec = lab.spec("updns", &v1, &disk, &tap);
     let spec_s = spec.to_str().unwrap();
     let ok = |args: &[&str]| {
-        let o = lab.hl(args);
+        let o = lab.host_launch(args);
         assert!(o.status.success(), "host-launch {args:?}: {}", shown(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
@@ -62,7 +63,7 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
     assert_eq!(lab.state("updns")["image"], v2.to_str().unwrap());
 
     // Other data disks: refused before anything stops.
-    let o = lab.hl(&["upgrade", spec_s, "--image", other_disks.to_str().unwrap()]);
+    let o = lab.host_launch(&["upgrade", spec_s, "--image", other_disks.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(120), "{}", shown(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("disks:"),
@@ -72,7 +73,7 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
     assert_eq!(lab.version(), "v2");
 
     // A service that exits at once: rolled back to v2.
-    let o = lab.hl(&["upgrade", spec_s, "--image", broken.to_str().unwrap()]);
+    let o = lab.host_launch(&["upgrade", spec_s, "--image", broken.to_str().unwrap()]);
     let text = shown(&o);
     assert_eq!(o.status.code(), Some(127), "{text}");
     assert!(
@@ -88,7 +89,7 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
     assert!(failed.contains("bad command line options"), "{failed}");
 
     // A service that never becomes ready: rolled back after the timeout.
-    let o = lab.hl(&[
+    let o = lab.host_launch(&[
         "upgrade",
         spec_s,
         "--image",

@@ -1,110 +1,60 @@
-//! The DNS appliance on a data disk, in versions, for the upgrade test and benchmark: images
-//! built from modified copies of `recipes/dns.json`, a test network namespace, and
-//! `host-launch` (start, upgrade, stop, status) with a state directory of the lab's own.
+//! A test network for the appliance images (the appliance tests, the upgrade test and its
+//! benchmark): a temporary directory (images, disks, specs, host-launch's state) and a network
+//! namespace whose host side is 192.0.2.1/24, either on each appliance's TAP device or on a
+//! bridge all of them join; appliances run through `host-launch` with the lab's state
+//! directory, and those started with `host-launch start` or `upgrade` are stopped, and the
+//! namespace removed, on drop. `dns` adds the DNS appliance in versions on a data disk.
 //!
-//! Needs root (network namespace, TAP device) and dig.
-#![allow(dead_code)]
+//! Needs root (network namespace, TAP devices).
+#![allow(dead_code)] // each test binary uses a part
 
-use e2e::TempDir;
-use serde_json::{json, Value};
+pub mod dns;
+
+use e2e::launch::{host_launch_exe, Launch};
+use e2e::{NetNs, TempDir};
+use serde_json::Value;
+use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-/// The host side of the lab's TAP device and the appliance's address.
+pub use e2e::host::assert_fsck_clean;
+pub use e2e::launch::{give_to_vm, run_as};
+
+/// The host side of every test network.
 pub const HOST: &str = "192.0.2.1";
-pub const GUEST: &str = "192.0.2.53";
-/// The name the data disk's hosts file answers, and its address.
-pub const DATA_NAME: &str = "data.example.net";
-pub const DATA_ADDRESS: &str = "192.0.2.99";
 
-/// The host-launch executable, built once with cargo for the host.
-pub fn host_launch_exe() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let ok = Command::new(cargo)
-            .current_dir(e2e::workspace_root())
-            .env("CARGO_TARGET_DIR", e2e::target_dir())
-            .args(["build", "-p", "host-launch", "--bin", "host-launch"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building host-launch failed");
-        e2e::target_dir().join("debug/host-launch")
-    })
-    .clone()
-}
-
-/// Who UML runs as: `nobody` when it can open /dev/net/tun (0666 on Debian), else root.
-pub fn run_as() -> &'static str {
-    let tun_open = std::fs::metadata("/dev/net/tun")
-        .map(|m| m.permissions().mode() & 0o006 == 0o006)
-        .unwrap_or(false);
-    if tun_open {
-        "nobody"
-    } else {
-        "root"
-    }
-}
-
-/// The checked-in DNS recipe with a data disk on `/data` and `/etc/version.conf` answering
-/// `version.example.net TXT "<version>"`; `tweak` changes it further.
-pub fn dns_recipe(version: &str, tweak: impl FnOnce(&mut Value)) -> Value {
-    let path = e2e::workspace_root().join("images/recipes/dns.json");
-    let mut r: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    r["name"] = format!("dns-{version}").into();
-    r["files"] = json!([{
-        "path": "/etc/version.conf",
-        "content": format!("txt-record=version.example.net,\"{version}\"\n")
-    }]);
-    r["manifest"]["disks"] = json!([{"mount_point": "/data", "format_if_blank": false}]);
-    tweak(&mut r);
-    r
-}
-
-/// The spec's records: the example zone, the image's version record, the data disk's hosts.
-pub fn dnsmasq_conf() -> String {
-    "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n\
-     conf-file=/etc/version.conf\naddn-hosts=/data/hosts\n"
-        .to_string()
-}
-
-/// A test network namespace and directory; appliances started through it are stopped and
-/// the namespace removed on drop.
 pub struct Lab {
     pub dir: TempDir,
-    pub ns: String,
-    pub names: std::cell::RefCell<Vec<String>>,
+    pub ns: NetNs,
+    /// The bridge in the namespace the appliances join, if any.
+    pub bridge: Option<String>,
+    /// Appliances started through the lab, stopped on drop.
+    started: RefCell<Vec<String>>,
 }
 
 impl Lab {
-    pub fn new(label: &str) -> Lab {
+    /// A lab whose host address is on `bridge` (created in the namespace), or else on each
+    /// appliance's TAP device.
+    pub fn new(label: &str, bridge: Option<&str>) -> Lab {
         assert!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() } == 0,
             "this test needs root (network namespace and TAP device)"
         );
-        let dir = TempDir::new(&format!("upgrade-{label}")).unwrap();
+        let dir = TempDir::new(&format!("lab-{label}")).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let ns = format!("up-{label}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {ns} failed (this test needs root)");
-        let ok = Command::new("ip")
-            .args(["-n", &ns, "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok);
+        let ns = NetNs::new().unwrap_or_else(|e| panic!("{e} (this test needs root)"));
+        if let Some(b) = bridge {
+            ns.add_bridge(b, &[&format!("{HOST}/24")])
+                .unwrap_or_else(|e| panic!("bridge {b}: {e}"));
+        }
         Lab {
             dir,
             ns,
-            names: Default::default(),
+            bridge: bridge.map(str::to_string),
+            started: RefCell::new(Vec::new()),
         }
     }
 
@@ -116,71 +66,77 @@ impl Lab {
         self.dir.join("state")
     }
 
+    /// Builds the checked-in recipe `images/recipes/<name>.json` into `DIR/<name>.img`;
+    /// returns the image.
+    pub fn image(&self, name: &str) -> PathBuf {
+        let path = recipes_dir().join(format!("{name}.json"));
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        self.build_recipe(name, &text)
+    }
+
     /// Builds a recipe (JSON) into `DIR/<name>.img`; returns the image.
     pub fn build(&self, recipe: &Value) -> PathBuf {
         let name = recipe["name"].as_str().unwrap();
+        self.build_recipe(name, recipe.to_string().as_bytes())
+    }
+
+    fn build_recipe(&self, name: &str, text: &[u8]) -> PathBuf {
         let out = self.join(&format!("{name}.img"));
-        let r = image_builder::parse(recipe.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("recipe {name}: {e:#?}"));
+        let r = image_builder::parse(text).unwrap_or_else(|e| panic!("recipe {name}: {e:#?}"));
         let init = e2e::guest_init().unwrap_or_else(|e| panic!("building guest-init: {e}"));
         let mut o = image_builder::Options::new(&out, init);
-        o.base_dir = e2e::workspace_root().join("images/recipes");
+        o.base_dir = recipes_dir();
         image_builder::build(&r, &o).unwrap_or_else(|e| panic!("building {name}: {e}"));
         out
     }
 
-    /// An ext4 data disk made on the host holding `/hosts` (the data the service answers).
-    pub fn data_disk(&self, file: &str) -> PathBuf {
-        let path = self.join(file);
-        let content = self.join(&format!("{file}.content"));
-        std::fs::create_dir_all(&content).unwrap();
-        std::fs::write(
-            content.join("hosts"),
-            format!("{DATA_ADDRESS} {DATA_NAME}\n"),
-        )
-        .unwrap();
-        let ok = Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
-            .arg(&content)
-            .arg(&path)
-            .arg("16M")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mkfs.ext4 -d");
-        if run_as() == "nobody" {
-            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-        }
-        path
+    /// A command run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        self.ns
+            .command(program)
+            .unwrap_or_else(|e| panic!("{program} in the lab's namespace: {e}"))
     }
 
-    /// Writes the spec of DNS appliance `name` on `image` with the data disk; returns its path.
-    pub fn spec(&self, name: &str, image: &Path, disk: &Path, tap: &str) -> PathBuf {
-        let spec = json!({
-            "name": name,
-            "image": image,
-            "memory_mib": 48,
-            "run_as": run_as(),
-            "disks": [{"file": disk}],
-            "files": [{"path": "/run/dnsmasq.conf", "mode": "0644", "content": dnsmasq_conf()}],
-            "network": {
-                "tap": tap, "netns": self.ns, "host_address": format!("{HOST}/24"),
-                "addresses": [format!("{GUEST}/24")],
-                "routes": [{"destination": "0.0.0.0/0", "gateway": HOST}]
-            }
+    /// Runs a command inside the namespace and returns its standard output; it must exit 0.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self
+            .ns
+            .run(args[0], &args[1..])
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The `network` of a spec: the guest's address, its TAP device on the lab's bridge or
+    /// with the host address, a default route to the host side.
+    pub fn network(&self, tap: &str, guest: &str) -> Value {
+        let mut n = serde_json::json!({
+            "tap": tap, "netns": self.ns.name(),
+            "addresses": [format!("{guest}/24")],
+            "routes": [{"destination": "0.0.0.0/0", "gateway": HOST}]
         });
+        match &self.bridge {
+            Some(b) => n["bridge"] = b.as_str().into(),
+            None => n["host_address"] = format!("{HOST}/24").into(),
+        }
+        n
+    }
+
+    /// Writes a spec into the lab directory; returns its path.
+    pub fn write_spec(&self, spec: &Value) -> PathBuf {
+        let name = spec["name"].as_str().expect("spec name");
         let path = self.join(&format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();
         path
     }
 
-    /// `host-launch ARGS` with the lab's state directory.
-    pub fn hl(&self, args: &[&str]) -> Output {
+    /// `host-launch ARGS` with the lab's state directory; the appliance of a `start` or
+    /// `upgrade` is stopped on drop.
+    pub fn host_launch(&self, args: &[&str]) -> Output {
         if let ["start" | "upgrade", spec, ..] = args {
-            let v: Value = serde_json::from_slice(&std::fs::read(spec).unwrap()).unwrap();
-            let name = v["name"].as_str().unwrap().to_string();
-            let mut names = self.names.borrow_mut();
-            if !names.contains(&name) {
-                names.push(name);
+            let name = spec_name(Path::new(spec));
+            let mut started = self.started.borrow_mut();
+            if !started.contains(&name) {
+                started.push(name);
             }
         }
         Command::new(host_launch_exe())
@@ -190,36 +146,46 @@ impl Lab {
             .expect("running host-launch")
     }
 
-    /// A command run inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, program]);
-        c
+    /// `host-launch run SPEC` as a child of the test, once the service is ready (40 s).
+    pub fn run_appliance(&self, spec: &Value) -> Launch {
+        let path = self.write_spec(spec);
+        let name = spec["name"].as_str().expect("spec name");
+        let mut run = Launch::start(&host_launch_exe(), &path, name, &self.state_dir());
+        if let Err(e) = run.wait_ready(Duration::from_secs(40)) {
+            panic!("{}: {e}", path.display());
+        }
+        run
     }
 
-    /// `dig +short` of one name and type at the appliance (one try, one second).
-    pub fn dig(&self, name: &str, rtype: &str) -> String {
-        let out = self
-            .command("dig")
-            .args([
-                &format!("@{GUEST}"),
-                "+short",
-                "+tries=1",
-                "+time=1",
-                rtype,
-                name,
-            ])
-            .output()
-            .expect("dig");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    /// `host-launch start SPEC --wait-ready 60`; the appliance is stopped on drop.
+    pub fn start(&self, spec: &Path) {
+        let out = self.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
+        assert!(
+            out.status.success(),
+            "host-launch start {}: {}",
+            spec_name(spec),
+            shown(&out)
+        );
     }
 
-    /// The version the appliance answers (`""` when it does not answer).
-    pub fn version(&self) -> String {
-        self.dig("version.example.net", "TXT").replace('"', "")
+    /// `host-launch stop NAME`; returns the exit code of the appliance's launcher and its
+    /// output.
+    pub fn stop(&self, name: &str) -> (Option<i64>, String) {
+        let out = self.host_launch(&["stop", name, "--timeout", "40"]);
+        assert!(
+            out.status.success(),
+            "host-launch stop {name}: {}",
+            shown(&out)
+        );
+        self.started.borrow_mut().retain(|n| n != name);
+        let status = self.host_launch(&["status", name, "--json"]);
+        let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+        let log = std::fs::read_to_string(self.state_dir().join(name).join("launcher.log"))
+            .unwrap_or_default();
+        (v[0]["state"]["exit_code"].as_i64(), log)
     }
 
-    /// `state.json` of an appliance.
+    /// `state.json` of an appliance (null when there is none).
     pub fn state(&self, name: &str) -> Value {
         let p = self.state_dir().join(name).join("state.json");
         serde_json::from_slice(&std::fs::read(&p).unwrap_or_default()).unwrap_or(Value::Null)
@@ -228,11 +194,34 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for name in self.names.take() {
-            let _ = self.hl(&["stop", &name, "--timeout", "30"]);
+        for name in self.started.take() {
+            let _ = self.host_launch(&["stop", &name, "--timeout", "30"]);
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
+}
+
+fn recipes_dir() -> PathBuf {
+    e2e::workspace_root().join("images/recipes")
+}
+
+/// The `name` of a spec file.
+fn spec_name(spec: &Path) -> String {
+    let v: Value = serde_json::from_slice(&std::fs::read(spec).unwrap()).unwrap();
+    v["name"].as_str().expect("spec name").to_string()
+}
+
+/// An ext4 data disk of 16 MiB made on the host the way an operator would, holding what is
+/// in `content`, handed to the VM's user.
+pub fn disk_from_dir(disk: &Path, content: &Path) {
+    let ok = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
+        .arg(content)
+        .arg(disk)
+        .arg("16M")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfs.ext4 -d");
+    give_to_vm(disk);
 }
 
 /// Text of a host-launch run, for messages.
@@ -243,20 +232,4 @@ pub fn shown(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// `e2fsck -fn` passes (nothing to fix).
-#[track_caller]
-pub fn assert_fsck_clean(disk: &Path) {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(disk)
-        .output()
-        .expect("e2fsck");
-    assert!(
-        out.status.success(),
-        "e2fsck -fn {}: {}",
-        disk.display(),
-        shown(&out)
-    );
 }
