@@ -10,24 +10,24 @@
 //!   unmounted before the power-off (`disks_unmounted`), and it is clean under `e2fsck -fn`
 //!   with every acknowledged record on it.
 
+mod writer;
+
+use e2e::host::{assert_fsck_clean, mkfs_ext4, output_text};
 use e2e::{RootFs, TempDir, Vm, VmOutcome};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use writer::numbers;
 
 const BOOT: Duration = Duration::from_secs(30);
-
-fn writer() -> PathBuf {
-    e2e::build_static("e2e", "fsync-writer").unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// guest-init, busybox sh, the writer, /data, and e2fsck (so guest-init checks the disk).
 fn image(dir: &TempDir) -> PathBuf {
     let image = dir.join("root.img");
     RootFs::new()
         .busybox(&["sh"])
-        .file("/bin/fsync-writer", writer(), 0o755)
+        .file("/bin/fsync-writer", writer::exe(), 0o755)
         .dir("/data", 0o755)
         .program_with_libs("/sbin/e2fsck", "/sbin/e2fsck")
         .and_then(|r| r.build(&image))
@@ -36,66 +36,16 @@ fn image(dir: &TempDir) -> PathBuf {
 }
 
 fn contract(service: Value, format_if_blank: bool) -> contract::Contract {
-    let v = json!({
-        "version": 1,
-        "hostname": "faults1",
-        "mounts": {"disks": [
-            {"device": "/dev/ubdb", "mount_point": "/data", "format_if_blank": format_if_blank}
-        ]},
-        "service": service
-    });
-    contract::parse_json(v.to_string().as_bytes()).unwrap()
-}
-
-fn sh(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().expect("running a host tool");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn mkfs(disk: &Path, size: &str) {
-    let (code, out) = sh(Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(disk)
-        .arg(size));
-    assert_eq!(code, 0, "mkfs.ext4: {out}");
-}
-
-#[track_caller]
-fn assert_fsck_clean(disk: &Path) {
-    let (code, out) = sh(Command::new("e2fsck").arg("-fn").arg(disk));
-    assert_eq!(code, 0, "e2fsck -fn {}: {out}", disk.display());
+    writer::contract("faults1", service, format_if_blank)
 }
 
 fn sha256(path: &Path) -> String {
-    let (code, out) = sh(Command::new("sha256sum").arg(path));
+    let (code, out) = output_text(Command::new("sha256sum").arg(path));
     assert_eq!(code, 0, "{out}");
     out.split_whitespace()
         .next()
         .unwrap_or_default()
         .to_string()
-}
-
-/// The numbers after `writer: <word> ` on the console.
-fn numbers(console: &str, word: &str) -> Vec<u64> {
-    let prefix = format!("writer: {word} ");
-    console
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|n| {
-            n.split_whitespace()
-                .next()?
-                .trim_end_matches(':')
-                .parse()
-                .ok()
-        })
-        .collect()
 }
 
 /// The records file on a (stopped) disk: how many valid records it starts with.
@@ -133,17 +83,21 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(dir: PathBuf, size: &str) -> Tmpfs {
         std::fs::create_dir_all(&dir).unwrap();
-        let (code, out) = sh(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir));
+        let (code, out) = output_text(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir),
+        );
         assert_eq!(code, 0, "mount -t tmpfs (this test needs root): {out}");
         Tmpfs(dir)
     }
 
     fn resize(&self, size: &str) {
-        let (code, out) = sh(Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0));
+        let (code, out) = output_text(
+            Command::new("mount")
+                .args(["-o", &format!("remount,size={size}")])
+                .arg(&self.0),
+        );
         assert_eq!(code, 0, "remount: {out}");
     }
 }
@@ -160,9 +114,9 @@ fn a_full_host_disk_gives_write_errors_not_hangs_and_keeps_what_was_written() {
     let image = image(&dir);
     let small = Tmpfs::mount(dir.join("small"), "64m");
     let disk = small.0.join("data.img");
-    mkfs(&disk, "128M");
+    mkfs_ext4(&disk, "128M");
     // Room for what mkfs wrote plus 3 MiB: the guest's 128 MiB file system does not fit.
-    let (_, du) = sh(Command::new("du").args(["-k"]).arg(&disk));
+    let (_, du) = output_text(Command::new("du").args(["-k"]).arg(&disk));
     let used_kib: u64 = du.split_whitespace().next().unwrap().parse().unwrap();
     small.resize(&format!("{}k", used_kib + 3 * 1024));
     let c = contract(
@@ -171,11 +125,7 @@ fn a_full_host_disk_gives_write_errors_not_hangs_and_keeps_what_was_written() {
                "stop_timeout_ms": 2000}),
         false,
     );
-    let vm = Vm::new(&image)
-        .disk(&disk, false)
-        .contract_device(&c)
-        .spawn()
-        .unwrap();
+    let vm = writer::vm(&image, &disk, &c).spawn().unwrap();
     vm.wait_for_console("writer: error", Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("no write error: {e}"));
     // The service goes on (it reports each failure and retries): more lines come.
@@ -210,11 +160,7 @@ fn a_full_host_disk_gives_write_errors_not_hangs_and_keeps_what_was_written() {
         json!({"name": "writer", "argv": ["/bin/fsync-writer", "/data/records"]}),
         false,
     );
-    let vm = Vm::new(&image)
-        .disk(&disk, false)
-        .contract_device(&c2)
-        .spawn()
-        .unwrap();
+    let vm = writer::vm(&image, &disk, &c2).spawn().unwrap();
     vm.wait_for_console("writer: synced", BOOT)
         .unwrap_or_else(|e| panic!("second boot: {e}"));
     let second = cad(vm, Duration::from_secs(30));
@@ -264,7 +210,7 @@ fn a_missing_or_unreadable_config_device_or_data_disk_is_fatal_and_changes_no_di
     let dir = TempDir::new("bootfaults").unwrap();
     let image = image(&dir);
     let disk = dir.join("data.img");
-    mkfs(&disk, "16M");
+    mkfs_ext4(&disk, "16M");
     let c = contract(
         json!({"argv": ["/bin/fsync-writer", "/data/records"]}),
         true,
@@ -316,7 +262,7 @@ fn a_service_ignoring_stop_is_killed_in_time_and_the_disk_is_unmounted_clean() {
     let dir = TempDir::new("stubborn").unwrap();
     let image = image(&dir);
     let disk = dir.join("data.img");
-    mkfs(&disk, "16M");
+    mkfs_ext4(&disk, "16M");
     let c = contract(
         json!({"name": "writer",
                "argv": ["/bin/sh", "-c",
@@ -324,11 +270,7 @@ fn a_service_ignoring_stop_is_killed_in_time_and_the_disk_is_unmounted_clean() {
                "stop_timeout_ms": 1500}),
         false,
     );
-    let vm = Vm::new(&image)
-        .disk(&disk, false)
-        .contract_device(&c)
-        .spawn()
-        .unwrap();
+    let vm = writer::vm(&image, &disk, &c).spawn().unwrap();
     vm.wait_for_console("writer: synced 20", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     let asked = Instant::now();

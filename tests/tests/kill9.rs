@@ -13,54 +13,23 @@
 //! At the end the VM is stopped cleanly and the original disk, recovered only by the guest,
 //! is clean under `e2fsck -fn`.
 
-use e2e::{RootFs, TempDir, Vm};
+mod writer;
+
+use e2e::host::output_text;
+use e2e::{RootFs, TempDir};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use writer::numbers;
 
 const ITERATIONS: u64 = 20;
 const BOOT: Duration = Duration::from_secs(30);
 
-fn contract() -> contract::Contract {
-    let v = json!({
-        "version": 1,
-        "hostname": "writer1",
-        "mounts": {"disks": [
-            {"device": "/dev/ubdb", "mount_point": "/data", "format_if_blank": false}
-        ]},
-        "service": {"name": "writer", "argv": ["/bin/fsync-writer", "/data/records"]}
-    });
-    contract::parse_json(v.to_string().as_bytes()).unwrap()
-}
-
-/// The numbers after `writer: <word> ` on the console.
-fn numbers(console: &str, word: &str) -> Vec<u64> {
-    let prefix = format!("writer: {word} ");
-    console
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|n| n.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
-#[track_caller]
-fn run_ok(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().expect("running a host tool");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// The host's journal recovery on a copy, then a full read-only check of the copy.
 fn recovered_copy_is_clean(disk: &Path, dir: &TempDir) -> Result<(), String> {
     let copy = dir.join("check.img");
-    let (code, out) = run_ok(
+    let (code, out) = output_text(
         Command::new("cp")
             .arg("--sparse=always")
             .arg(disk)
@@ -69,11 +38,11 @@ fn recovered_copy_is_clean(disk: &Path, dir: &TempDir) -> Result<(), String> {
     if code != 0 {
         return Err(format!("cp: {out}"));
     }
-    let (code, p) = run_ok(Command::new("e2fsck").arg("-p").arg(&copy));
+    let (code, p) = output_text(Command::new("e2fsck").arg("-p").arg(&copy));
     if code > 1 {
         return Err(format!("e2fsck -p exit {code}: {p}"));
     }
-    let (code, n) = run_ok(Command::new("e2fsck").arg("-fn").arg(&copy));
+    let (code, n) = output_text(Command::new("e2fsck").arg("-fn").arg(&copy));
     if code != 0 {
         return Err(format!(
             "e2fsck -fn after -p: exit {code}: {n}\n(-p said: {p})"
@@ -84,24 +53,21 @@ fn recovered_copy_is_clean(disk: &Path, dir: &TempDir) -> Result<(), String> {
 
 #[test]
 fn every_fsynced_record_survives_kill_9_of_uml_20_times() {
-    let writer = e2e::build_static("e2e", "fsync-writer").unwrap_or_else(|e| panic!("{e}"));
     let dir = TempDir::new("kill9").unwrap();
     let image = dir.join("root.img");
     RootFs::new()
-        .file("/bin/fsync-writer", &writer, 0o755)
+        .file("/bin/fsync-writer", writer::exe(), 0o755)
         .dir("/data", 0o755)
         .build(&image)
         .unwrap_or_else(|e| panic!("root image: {e}"));
     let disk = dir.join("data.img");
-    let (code, out) = run_ok(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&disk)
-            .arg("32M"),
+    e2e::host::mkfs_ext4(&disk, "32M");
+    let c = writer::contract(
+        "writer1",
+        json!({"name": "writer", "argv": ["/bin/fsync-writer", "/data/records"]}),
+        false,
     );
-    assert_eq!(code, 0, "mkfs.ext4: {out}");
-    let c = contract();
-    let vm = || Vm::new(&image).disk(&disk, false).contract_device(&c);
+    let vm = || writer::vm(&image, &disk, &c);
 
     let started = Instant::now();
     let mut acknowledged = 0u64; // the last `synced N` seen before a kill
@@ -163,12 +129,12 @@ fn every_fsynced_record_survives_kill_9_of_uml_20_times() {
     outcome.assert_clean_poweroff();
     let verified = *numbers(&outcome.console, "verified").first().unwrap();
     assert!(verified >= acknowledged, "{}", outcome.console);
-    let (code, out) = run_ok(Command::new("e2fsck").arg("-fn").arg(&disk));
+    let (code, out) = output_text(Command::new("e2fsck").arg("-fn").arg(&disk));
     assert_eq!(
         code, 0,
         "e2fsck -fn after the guest's own recoveries: {out}"
     );
-    let (_, records) = run_ok(
+    let (_, records) = output_text(
         Command::new("debugfs")
             .args(["-R", "stat /records"])
             .arg(&disk),
