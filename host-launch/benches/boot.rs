@@ -234,7 +234,7 @@ fn memory(bed: &Bed, count: usize, memory_mib: u32) -> Result<(common::Memory, u
     let mut launcher_pss = 0;
     if failed.is_none() {
         for r in &runs {
-            let m = common::memory_of(&common::uml_processes(r.uml_pid()));
+            let m = common::memory_of(&host_launch::state::process_group(r.uml_pid()));
             vm.processes += m.processes;
             vm.address_spaces += m.address_spaces;
             vm.rss_kib += m.rss_kib;

@@ -222,14 +222,13 @@ pub fn is_uml_with_umid(pid: u32, umid: &str) -> bool {
     cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes())
 }
 
-/// Kills every process of UML's process group (UML calls setsid, so the group id is its pid)
-/// that still carries `umid=UMID` on its command line: UML itself and its helper processes,
-/// which outlive a killed UML and keep its data disks locked. Returns how many were killed.
-pub fn kill_uml_group(pgid: u32, umid: &str) -> usize {
+/// The processes of process group `pgid`, from /proc. UML leads its own group (its id is UML's
+/// pid): its helpers and the host processes of the guest's address spaces stay in it.
+pub fn process_group(pgid: u32) -> Vec<u32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
-    let mut killed = 0;
+    let mut pids = Vec::new();
     for e in rd.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
@@ -242,7 +241,20 @@ pub fn kill_uml_group(pgid: u32, umid: &str) -> usize {
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(2))
             .and_then(|g| g.parse::<u32>().ok());
-        if pgrp == Some(pgid) && is_uml_with_umid(pid, umid) {
+        if pgrp == Some(pgid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills every process of UML's process group (UML calls setsid, so the group id is its pid)
+/// that still carries `umid=UMID` on its command line: UML itself and its helper processes,
+/// which outlive a killed UML and keep its data disks locked. Returns how many were killed.
+pub fn kill_uml_group(pgid: u32, umid: &str) -> usize {
+    let mut killed = 0;
+    for pid in process_group(pgid) {
+        if is_uml_with_umid(pid, umid) {
             if let Ok(p) = i32::try_from(pid) {
                 if nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(p),

@@ -79,7 +79,7 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
     assert_eq!(second.status.code(), Some(121));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
     let st = run.state_json();
-    let mem = common::memory_of(&common::uml_processes(run.uml_pid()));
+    let mem = common::memory_of(&host_launch::state::process_group(run.uml_pid()));
     eprintln!(
         "measured: ready {:.2} s after launch (ready_after_ms {}), UML: {} processes ({} \
          address spaces), RSS {} KiB, PSS {} KiB",
@@ -258,7 +258,7 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
         "UML outlived its launcher: state {:?}",
         state_of(uml)
     );
-    let helpers = common::uml_processes(uml)
+    let helpers = host_launch::state::process_group(uml)
         .into_iter()
         .filter(|p| host_launch::state::is_uml_with_umid(*p, &umid) && state_of(*p) != Some('Z'))
         .count();
@@ -272,7 +272,7 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
         !ns.has_link(&tap),
         "the dead launcher's TAP device is still there after status"
     );
-    assert!(common::uml_processes(uml)
+    assert!(host_launch::state::process_group(uml)
         .iter()
         .all(|p| !host_launch::state::is_uml_with_umid(*p, &umid)));
     assert!(!state.join("kill/uml").exists(), "UML's runtime directory");

@@ -198,28 +198,6 @@ pub fn memory_of(pids: &[u32]) -> Memory {
     m
 }
 
-/// Every process of the VM whose UML main process is `uml_pid`: UML leads its own process
-/// group, and its helpers and the host processes of guest address spaces stay in it.
-pub fn uml_processes(uml_pid: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let pgrp = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-            .and_then(|g| g.parse::<u32>().ok());
-        if pgrp == Some(uml_pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// A temporary directory the VM's user may enter.
 pub fn temp_dir(label: &str) -> TempDir {
     let dir = TempDir::new(label).expect("tempdir");
