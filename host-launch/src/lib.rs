@@ -8,6 +8,7 @@
 //! appliance's image on the same data disks, rolling back when the new one fails.
 
 pub mod cli;
+pub mod cpu;
 pub mod disks;
 pub mod error;
 pub mod events;

@@ -117,6 +117,16 @@ pub fn shown(kernel: &Path, args: &[String]) -> String {
     s
 }
 
+/// The host's name for a running UML kernel's processes (`comm`: the executable's file name,
+/// cut to 15 bytes as the kernel does).
+pub fn comm(kernel: &std::path::Path) -> String {
+    let name = kernel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.chars().take(15).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

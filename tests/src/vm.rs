@@ -300,14 +300,19 @@ impl Vm {
         };
         let ns_fd = netns.as_ref().map(|(_, f)| f.as_raw_fd());
         let status_fd = status_write.as_raw_fd();
+        // Like host-launch: all of the VM's processes on one core (see host_launch::cpu).
+        let cpu = host_launch::cpu::pick(&host_launch::uml::comm(&self.kernel));
         // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
-        // (setns, dup2, fcntl) on descriptors the parent keeps open until spawn returns.
+        // (setns, sched_setaffinity, dup2, fcntl) on descriptors the parent keeps open until spawn returns.
         unsafe {
             cmd.pre_exec(move || {
                 if let Some(fd) = ns_fd {
                     if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                if let Some(cpu) = cpu {
+                    host_launch::cpu::pin_self(cpu)?;
                 }
                 // The status channel's write end becomes fd 3 (`con1=null,fd:3`), without
                 // close-on-exec.
