@@ -28,24 +28,7 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
         privs::resolve(l.spec.run_as.as_deref()).map_err(|e| e.context(l.spec_path.display()))?;
     let planned = run::preflight(&l, &who)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
-    let cfg = uml::UmlConfig {
-        image: l.image.clone(),
-        disks: l
-            .merged
-            .disks
-            .iter()
-            .zip(&l.disk_files)
-            .map(|(d, f)| (d.ubd, f.clone()))
-            .collect(),
-        config_ubd: l.merged.config_ubd,
-        config_image: dir.config_image(),
-        tap: l.spec.network.as_ref().map(|n| n.tap.clone()),
-        memory_mib: l.spec.memory_mib,
-        umid: format!("{}-XXXXXX", l.spec.name),
-        uml_dir: dir.uml_dir(),
-        kernel_log: false,
-        needs_raid6: uml::needs_raid6(&l.merged.contract),
-    };
+    let cfg = run::uml_config(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
     let args = uml::command_line(&cfg).map_err(Error::invalid)?;
     let mut t = String::new();
     let mut line = |s: String| {

@@ -326,6 +326,28 @@ fn collisions(l: &Loaded, base: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The UML command line's settings for a loaded spec, its state directory and umid.
+pub fn uml_config(l: &Loaded, dir: &Dir, umid: String, kernel_log: bool) -> UmlConfig {
+    UmlConfig {
+        image: l.image.clone(),
+        disks: l
+            .merged
+            .disks
+            .iter()
+            .zip(&l.disk_files)
+            .map(|(d, f)| (d.ubd, f.clone()))
+            .collect(),
+        config_ubd: l.merged.config_ubd,
+        config_image: dir.config_image(),
+        tap: l.spec.network.as_ref().map(|n| n.tap.clone()),
+        memory_mib: l.spec.memory_mib,
+        umid,
+        uml_dir: dir.uml_dir(),
+        kernel_log,
+        needs_raid6: uml::needs_raid6(&l.merged.contract),
+    }
+}
+
 fn is_tmpfs(p: &Path) -> bool {
     nix::sys::statfs::statfs(p)
         .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
@@ -507,24 +529,7 @@ fn prepare_locked(
         .io_context(|| format!("writing {}", dir.config_image().display()))?;
     let _ = std::fs::set_permissions(dir.config_image(), std::fs::Permissions::from_mode(0o644));
 
-    let cfg = UmlConfig {
-        image: l.image.clone(),
-        disks: l
-            .merged
-            .disks
-            .iter()
-            .zip(&l.disk_files)
-            .map(|(d, f)| (d.ubd, f.clone()))
-            .collect(),
-        config_ubd: l.merged.config_ubd,
-        config_image: dir.config_image(),
-        tap: l.spec.network.as_ref().map(|n| n.tap.clone()),
-        memory_mib: l.spec.memory_mib,
-        umid,
-        uml_dir: dir.uml_dir(),
-        kernel_log: opts.kernel_log,
-        needs_raid6: uml::needs_raid6(&l.merged.contract),
-    };
+    let cfg = uml_config(l, &dir, umid, opts.kernel_log);
     let args = uml::command_line(&cfg).map_err(Error::invalid)?;
     let tmpdir = if is_tmpfs(&dir.path) || !Path::new("/dev/shm").is_dir() {
         dir.tmp()
