@@ -215,16 +215,7 @@ impl fmt::Display for DecodeError {
                  stored {stored:08x}); write the image again"
             ),
             DecodeError::Contract(e) => {
-                write!(f, "the contract on the config device was rejected: ")?;
-                let lines = e.lines();
-                if lines.len() == 1 {
-                    write!(f, "{e}")
-                } else {
-                    for line in lines {
-                        write!(f, "\n  {line}")?;
-                    }
-                    Ok(())
-                }
+                crate::write_rejected(f, "the contract on the config device", e)
             }
         }
     }

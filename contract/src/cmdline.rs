@@ -234,21 +234,11 @@ impl fmt::Display for DecodeError {
                  URL-safe alphabet A-Z a-z 0-9 - _, no padding): {detail}; re-encode the \
                  contract's JSON on the host"
             ),
-            DecodeError::Contract(e) => {
-                write!(
-                    f,
-                    "the contract in {PARAM}= on the kernel command line was rejected: "
-                )?;
-                let lines = e.lines();
-                if lines.len() == 1 {
-                    write!(f, "{e}")
-                } else {
-                    for line in lines {
-                        write!(f, "\n  {line}")?;
-                    }
-                    Ok(())
-                }
-            }
+            DecodeError::Contract(e) => crate::write_rejected(
+                f,
+                &format!("the contract in {PARAM}= on the kernel command line"),
+                e,
+            ),
         }
     }
 }

@@ -49,6 +49,24 @@ impl fmt::Display for ContractError {
 
 impl std::error::Error for ContractError {}
 
+/// `WHERE was rejected: PROBLEM`, or with several problems one per indented line; shared by
+/// the encodings' decode errors.
+pub(crate) fn write_rejected(
+    f: &mut fmt::Formatter<'_>,
+    whence: &str,
+    e: &ContractError,
+) -> fmt::Result {
+    write!(f, "{whence} was rejected: ")?;
+    let lines = e.lines();
+    if lines.len() == 1 {
+        return write!(f, "{e}");
+    }
+    for line in lines {
+        write!(f, "\n  {line}")?;
+    }
+    Ok(())
+}
+
 impl ContractError {
     /// Each problem as its own `path: message` line, for consoles and status events.
     pub fn lines(&self) -> Vec<String> {
