@@ -59,18 +59,30 @@ fn pinned_counts(comm: &str) -> BTreeMap<usize, usize> {
 /// The least used allowed CPU, counting processes named `comm` (the UML kernel's executable
 /// name, e.g. `linux.uml`) already pinned; `None` when there is only one CPU or none is known.
 pub fn pick(comm: &str) -> Option<usize> {
-    choose(&allowed_cpus(), &pinned_counts(comm))
+    // VMs started at the same moment all see the same counts; the salt (this process and how
+    // many VMs it started) spreads their ties instead of piling them onto the first core.
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let salt = (std::process::id() as usize)
+        .wrapping_add(STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    choose(&allowed_cpus(), &pinned_counts(comm), salt)
 }
 
-/// The pure part of [`pick`]: fewest pinned processes first, lowest number on a tie.
-pub fn choose(allowed: &[usize], pinned: &BTreeMap<usize, usize>) -> Option<usize> {
+/// The pure part of [`pick`]: fewest pinned processes first; among equals, the one `salt`
+/// points at (counting round from it).
+pub fn choose(allowed: &[usize], pinned: &BTreeMap<usize, usize>, salt: usize) -> Option<usize> {
     if allowed.len() < 2 {
         return None;
     }
+    let n = allowed.len();
     allowed
         .iter()
         .copied()
-        .min_by_key(|c| (pinned.get(c).copied().unwrap_or(0), *c))
+        .enumerate()
+        .min_by_key(|(i, c)| {
+            let count = pinned.get(c).copied().unwrap_or(0);
+            (count, (i + n - salt % n) % n)
+        })
+        .map(|(_, c)| c)
 }
 
 /// Pins the calling process (and so everything it starts) to `cpu`. Async-signal-safe: meant
@@ -98,17 +110,28 @@ mod tests {
     #[test]
     fn the_least_used_cpu_wins() {
         let pinned = BTreeMap::from([(0, 6), (1, 6), (2, 1)]);
-        assert_eq!(choose(&[0, 1, 2, 3], &pinned), Some(3));
-        assert_eq!(choose(&[0, 1, 2], &pinned), Some(2));
-        assert_eq!(choose(&[0, 1], &BTreeMap::new()), Some(0));
-        assert_eq!(choose(&[0, 1], &BTreeMap::from([(0, 1)])), Some(1));
+        assert_eq!(choose(&[0, 1, 2, 3], &pinned, 0), Some(3));
+        assert_eq!(choose(&[0, 1, 2], &pinned, 0), Some(2));
+        assert_eq!(choose(&[0, 1], &BTreeMap::from([(0, 1)]), 0), Some(1));
         assert_eq!(
-            choose(&[5], &BTreeMap::new()),
+            choose(&[5], &BTreeMap::new(), 0),
             None,
             "one CPU: nothing to choose"
         );
         assert_eq!(single_cpu("3\n"), Some(3));
         assert_eq!(single_cpu("0-1"), None);
+    }
+
+    #[test]
+    fn ties_are_spread_by_the_salt() {
+        let none = BTreeMap::new();
+        let picks: Vec<_> = (0..4)
+            .map(|salt| choose(&[0, 1, 2, 3], &none, salt))
+            .collect();
+        assert_eq!(picks, [Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(choose(&[4, 6], &none, 3), Some(6));
+        // A less used core still wins whatever the salt.
+        assert_eq!(choose(&[0, 1], &BTreeMap::from([(1, 2)]), 1), Some(0));
     }
 
     #[test]
