@@ -55,6 +55,19 @@ pub const HALT_GRACE: Duration = Duration::from_secs(5);
 /// laid out by the UML kernel, not by this host setting.
 const NO_RANDOMIZE: libc::c_int = libc::ADDR_NO_RANDOMIZE;
 
+/// Turns host address-space randomization off for the calling process and what it executes
+/// (see [`NO_RANDOMIZE`]). Async-signal-safe: meant for `pre_exec`, between fork and exec.
+pub fn no_address_randomization() {
+    // SAFETY: personality(2) with 0xffffffff only reads the persona; setting it changes only
+    // how the next exec lays out memory.
+    unsafe {
+        let persona = libc::personality(0xffff_ffff);
+        if persona >= 0 && persona & NO_RANDOMIZE == 0 {
+            libc::personality((persona | NO_RANDOMIZE) as libc::c_ulong);
+        }
+    }
+}
+
 /// How often a boot is tried when the kernel panics before init starts.
 ///
 /// At 32 MiB (of which UML's kernel image takes 11) a boot still fails now and then in the
@@ -583,10 +596,7 @@ fn spawn(l: &Loaded, p: &Prepared, status_w: &OwnedFd) -> Result<Child> {
     unsafe {
         cmd.pre_exec(move || {
             // See [`NO_RANDOMIZE`]: without it a small VM fails to boot at random.
-            let persona = libc::personality(0xffff_ffff);
-            if persona >= 0 && persona & NO_RANDOMIZE == 0 {
-                libc::personality((persona | NO_RANDOMIZE) as libc::c_ulong);
-            }
+            no_address_randomization();
             if let Some(fd) = netns_fd {
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());

@@ -245,8 +245,24 @@ impl Vm {
     }
 
     /// Boots the VM, waits until it exits or the timeout kills it, and returns its console.
+    ///
+    /// A kernel that panics while booting, before guest-init ran, is booted again like
+    /// host-launch does (up to `host_launch::run::BOOT_ATTEMPTS` times): Debian's UML kernel
+    /// fails about one boot in a few hundred on its own, and nothing of the guest has run then.
     pub fn run(&self) -> Result<VmOutcome> {
-        self.spawn()?.wait(self.timeout)
+        let mut attempt = 1;
+        loop {
+            let outcome = self.spawn()?.wait(self.timeout)?;
+            let panic = host_launch::run::kernel_boot_panic(&outcome.console);
+            let before_init = outcome.guest_init_lines().is_empty();
+            match panic {
+                Some(why) if before_init && attempt < host_launch::run::BOOT_ATTEMPTS => {
+                    eprintln!("e2e: the kernel panicked before init ({why}); booting again");
+                    attempt += 1;
+                }
+                _ => return Ok(outcome),
+            }
+        }
     }
 
     /// Boots the VM in the background: the returned [`RunningVm`] reads the console and the
@@ -314,6 +330,8 @@ impl Vm {
                 if let Some(cpu) = cpu {
                     host_launch::cpu::pin_self(cpu)?;
                 }
+                // Like host-launch: a fixed host layout leaves the guest all its memory.
+                host_launch::run::no_address_randomization();
                 // The status channel's write end becomes fd 3 (`con1=null,fd:3`), without
                 // close-on-exec.
                 if status_fd == STATUS_FD {
