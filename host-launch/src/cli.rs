@@ -3,7 +3,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::load::{self, Loaded};
 use crate::state::{self, Dir, Phase, State};
-use crate::{events, mconsole, privs, run, uml};
+use crate::{events, run, vm};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,12 +24,14 @@ pub fn check(spec: &Path) -> Result<CheckReport> {
 /// [`check`] with `image` in place of the spec's (see [`load::load_for_launch`]).
 pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
     let l = load::load_for_launch(spec, image)?;
-    let who =
-        privs::resolve(l.spec.run_as.as_deref()).map_err(|e| e.context(l.spec_path.display()))?;
-    let planned = run::preflight(&l, &who)?;
+    let planned = run::preflight(&l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
-    let cfg = run::uml_config(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
-    let args = uml::command_line(&cfg).map_err(Error::invalid)?;
+    let machine = vm::machine(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
+    let args = vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let recorded = State::load(&dir).and_then(|s| s.uid);
+    let uid = vm::assign_uid(&state::base_dir(), &l.spec.name, recorded)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|e| format!("none: {e}"));
     let mut t = String::new();
     let mut line = |s: String| {
         t.push_str(&s);
@@ -39,9 +41,10 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
     line(format!("image:    {}", l.image.display()));
     line(format!("manifest: {}", l.manifest_path.display()));
     line(format!("state:    {}", dir.path.display()));
+    line(format!("kernel:   {}", run::describe_kernel(&l.kernel)));
     line(format!(
-        "run as:   {} (uid {}, gid {})",
-        who.name, who.uid, who.gid
+        "run as:   uid {uid} (the VM's own, in a jail: {} MiB /tmp, no capabilities)",
+        l.spec.memory_mib + 4
     ));
     for (d, p) in l.merged.disks.iter().zip(&planned) {
         let what = match p.action {
@@ -92,7 +95,7 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
     line("contract:".into());
     line(serde_json::to_string_pretty(&l.merged.contract).unwrap_or_default());
     line("UML command line:".into());
-    line(uml::shown(&l.kernel, &args));
+    line(vmm::cmdline::shown(&l.kernel, &args));
     Ok(CheckReport { loaded: l, text: t })
 }
 
@@ -227,8 +230,15 @@ pub fn stop(name: &str, timeout: Duration) -> Result<i32> {
     while state::is_locked(&e.dir) {
         if Instant::now() >= limit {
             // Last resort: halt the VM directly.
-            let socket = uml::mconsole_socket(&e.dir.uml_dir(), &st.umid);
-            let _ = mconsole::send(&e.dir.uml_dir(), &socket, "halt", Duration::from_secs(2));
+            if let (Some(pid), Some(uid)) = (st.uml_pid, st.uid) {
+                let netns = st
+                    .tap
+                    .as_ref()
+                    .and_then(|t| t.netns.as_ref())
+                    .map(|ns| Path::new("/run/netns").join(ns));
+                let target = vmm::mconsole::Target::jailed(pid, &st.umid, netns, uid);
+                let _ = vmm::mconsole::send(&target, "halt", Duration::from_secs(2));
+            }
             return Err(Error::host(format!(
                 "'{name}' did not stop within {} s; sent halt to the VM; check `host-launch \
                  status {name}`",

@@ -2,20 +2,17 @@
 //!
 //! The operator writes a spec (`spec`); the image builder ships a manifest beside the image
 //! (`manifest`); `merge` turns both into a host contract. `load` reads and checks them from
-//! files, `disks`, `tap` and `state` prepare the host, `uml` builds the UML command line,
-//! `run` boots and supervises the VM, `mconsole` talks to UML's management console to stop
-//! it, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
+//! files, `disks`, `tap` and `state` prepare the host, `vm` describes the VM (command line,
+//! uid, jail) for the `vmm` crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
 //! appliance's image on the same data disks, rolling back when the new one fails.
 
 pub mod cli;
-pub mod cpu;
 pub mod disks;
 pub mod error;
 pub mod events;
 pub mod exit;
 pub mod load;
 pub mod manifest;
-pub mod mconsole;
 pub mod merge;
 pub mod privs;
 pub mod run;
@@ -23,7 +20,7 @@ pub mod schema;
 pub mod spec;
 pub mod state;
 pub mod tap;
-pub mod uml;
 pub mod upgrade;
+pub mod vm;
 
 pub use error::{Error, Kind, Result};

@@ -10,24 +10,20 @@ use crate::disks::{self, Planned};
 use crate::error::{Error, IoContext, Result};
 use crate::exit::{self, Outcome, Seen};
 use crate::load::{self, Loaded};
-use crate::privs::{self, RunAs};
 use crate::state::{self, Dir, Phase, State, TapRecord};
-use crate::uml::{self, UmlConfig};
-use crate::{events, mconsole, tap};
+use crate::{events, privs, tap, vm};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use vmm::channel::{self, CappedLog, Dropped, LineReader};
 
-/// The TUN/TAP clone device UML opens.
-const TUN: &str = "/dev/net/tun";
+pub use vmm::boot::{kernel_boot_panic, BOOT_ATTEMPTS};
 
 /// Smallest config device written (the kernel's partition scan reads the first sectors).
 pub const MIN_CONFIG_DEVICE: usize = 16 * 512;
@@ -38,61 +34,6 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// How long a halted VM may take to exit before it is killed.
 pub const HALT_GRACE: Duration = Duration::from_secs(5);
-
-/// UML is started with host address-space randomization off (`setarch -R`,
-/// `personality(ADDR_NO_RANDOMIZE)`).
-///
-/// UML's physical memory starts at its own binary, and at boot it adds the gap between the end
-/// of the binary and the host's (randomized) start of its heap to the memory it manages ("Adding
-/// N bytes to physical memory to account for exec-shield gap"). On x86-64 the host randomizes
-/// the heap start over 1 GiB, and the kernel's page array for the gap (64 bytes per 4 KiB page,
-/// up to 16 MiB) is taken out of `mem=`. With `mem=32M` the kernel then had between 21 MiB and
-/// under 8 MiB left, and about every second boot ended in "Kernel panic - not syncing: System
-/// is deadlocked on memory" during the kernel's own initcalls. Without randomization the gap is
-/// empty and every boot has the same 21 MiB (32 MiB minus the kernel's ~11 MiB image and page
-/// array) — and the host keeps that page array's memory too. The binary itself is not
-/// position-independent, so its text is at a fixed address anyway; the guest's processes are
-/// laid out by the UML kernel, not by this host setting.
-const NO_RANDOMIZE: libc::c_int = libc::ADDR_NO_RANDOMIZE;
-
-/// Turns host address-space randomization off for the calling process and what it executes
-/// (see [`NO_RANDOMIZE`]). Async-signal-safe: meant for `pre_exec`, between fork and exec.
-pub fn no_address_randomization() {
-    // SAFETY: personality(2) with 0xffffffff only reads the persona; setting it changes only
-    // how the next exec lays out memory.
-    unsafe {
-        let persona = libc::personality(0xffff_ffff);
-        if persona >= 0 && persona & NO_RANDOMIZE == 0 {
-            libc::personality((persona | NO_RANDOMIZE) as libc::c_ulong);
-        }
-    }
-}
-
-/// How often a boot is tried when the kernel panics before init starts.
-///
-/// At 32 MiB (of which UML's kernel image takes 11) a boot still fails now and then in the
-/// kernel itself, about 1 in 50: at the peak of boot-time kernel threads and allocations (the
-/// crypto self-test threads, sysfs nodes of the serial lines, btrfs's 3 MiB of zstd
-/// workspaces), with the page allocator's watermark raised by a boost of one 4 MiB page
-/// block, an allocation finds nothing to reclaim and the kernel panics ("System is deadlocked
-/// on memory"), or a crypto self-test thread cannot start and the root file system then fails
-/// to mount. The second kind was seen once in about 200 boots at 64 MiB too. Nothing of the
-/// guest has run then — the root image is read-only and guest-init mounts the data disks
-/// later — so booting again is safe; the failed attempt's console is kept as
-/// `console.bootN.log`. A panic that repeats (a broken image, say) ends the run as before.
-pub const BOOT_ATTEMPTS: u32 = 3;
-
-/// The kernel's panic message when it panicked while booting, before init ran: `None` if it
-/// did not panic, or init was running (the panic then is about init, not the boot).
-pub fn kernel_boot_panic(console: &str) -> Option<&str> {
-    let line = console
-        .lines()
-        .find(|l| l.contains("Kernel panic - not syncing"))?;
-    if line.contains("Attempted to kill init") {
-        return None;
-    }
-    Some(line.trim())
-}
 
 /// Options of a foreground run.
 #[derive(Debug, Clone, Default)]
@@ -147,7 +88,7 @@ impl Undo {
 }
 
 /// Checks that do not touch the host, beyond those of [`load::load`].
-pub fn preflight(l: &Loaded, who: &RunAs) -> Result<Vec<Planned>> {
+pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
     let spec = &l.spec;
     let mut problems = Vec::new();
     if !l.kernel.is_file() {
@@ -171,31 +112,20 @@ pub fn preflight(l: &Loaded, who: &RunAs) -> Result<Vec<Planned>> {
             }
         }
     }
-    if who.switch && spec.network.is_some() && !privs::may_access(Path::new(TUN), who, true) {
+    if let Some(r) = &spec.run_as {
         problems.push(format!(
-            "network: user {} (uid {}) cannot open {TUN}, which UML needs to attach to the TAP \
-             device; give it Debian's usual mode (chmod 0666 {TUN}) or set \"run_as\": \"root\"",
-            who.name, who.uid
+            "run_as: {r:?} is no longer used: every VM now runs as its own unprivileged uid \
+             from the VM id range, in a jail (see host-launch/README.md, Isolation); remove \
+             the field"
         ));
     }
-    if who.switch {
-        if !privs::may_access(&l.image, who, false) {
+    for (what, path) in [("kernel", &l.kernel), ("image", &l.image)] {
+        if let Some(p) = privs::not_world_readable(path) {
             problems.push(format!(
-                "image: {} is not readable by user {} (uid {}); make it world-readable (chmod \
-                 a+r) or change run_as",
-                l.image.display(),
-                who.name,
-                who.uid
-            ));
-        }
-        if let Some(d) = privs::may_traverse(&l.image, who) {
-            problems.push(format!(
-                "image: user {} (uid {}) cannot reach {} because it may not enter {}; chmod a+x \
-                 that directory or change run_as",
-                who.name,
-                who.uid,
-                l.image.display(),
-                d.display()
+                "{what}: {} is not readable by other users, and the VM runs as its own uid; \
+                 `chmod a+r {}`",
+                p.display(),
+                p.display()
             ));
         }
     }
@@ -219,36 +149,6 @@ pub fn preflight(l: &Loaded, who: &RunAs) -> Result<Vec<Planned>> {
             Vec::new()
         }
     };
-    if who.switch {
-        for p in &planned {
-            let bad = match p.action {
-                disks::Action::Use => !privs::may_access(&p.path, who, true),
-                disks::Action::Create(_) => false,
-            };
-            if bad {
-                problems.push(format!(
-                    "{}.file: {} is not readable and writable by user {} (uid {}); `chown {}:{} \
-                     {}` or change run_as",
-                    p.at,
-                    p.path.display(),
-                    who.name,
-                    who.uid,
-                    who.uid,
-                    who.gid,
-                    p.path.display()
-                ));
-            }
-            if let Some(d) = privs::may_traverse(&p.path, who) {
-                problems.push(format!(
-                    "{}.file: user {} (uid {}) may not enter {}; chmod a+x it or change run_as",
-                    p.at,
-                    who.name,
-                    who.uid,
-                    d.display()
-                ));
-            }
-        }
-    }
     if problems.is_empty() {
         Ok(planned)
     } else {
@@ -290,8 +190,7 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(dir.uml_dir());
-    let _ = std::fs::remove_dir_all(dir.tmp());
+    let _ = std::fs::remove_dir_all(dir.jail());
     let mut st = st.clone();
     if st.phase != Phase::Exited {
         st.phase = Phase::Exited;
@@ -339,43 +238,13 @@ fn collisions(l: &Loaded, base: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The UML command line's settings for a loaded spec, its state directory and umid.
-pub fn uml_config(l: &Loaded, dir: &Dir, umid: String, kernel_log: bool) -> UmlConfig {
-    UmlConfig {
-        image: l.image.clone(),
-        disks: l
-            .merged
-            .disks
-            .iter()
-            .zip(&l.disk_files)
-            .map(|(d, f)| (d.ubd, f.clone()))
-            .collect(),
-        config_ubd: l.merged.config_ubd,
-        config_image: dir.config_image(),
-        tap: l.spec.network.as_ref().map(|n| n.tap.clone()),
-        memory_mib: l.spec.memory_mib,
-        umid,
-        uml_dir: dir.uml_dir(),
-        kernel_log,
-        needs_raid6: uml::needs_raid6(&l.merged.contract),
-    }
-}
-
-fn is_tmpfs(p: &Path) -> bool {
-    nix::sys::statfs::statfs(p)
-        .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-        .unwrap_or(false)
-}
-
 /// Everything prepared for the boot.
 struct Prepared {
     dir: Dir,
     _lock: state::Lock,
     state: State,
-    args: Vec<String>,
-    tmpdir: PathBuf,
-    netns_file: Option<File>,
-    who: RunAs,
+    machine: vmm::cmdline::Machine,
+    jail: vmm::jail::Jail,
     undo: Undo,
 }
 
@@ -386,9 +255,15 @@ fn say(name: &str, text: &str) {
 }
 
 fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
-    let who =
-        privs::resolve(l.spec.run_as.as_deref()).map_err(|e| e.context(l.spec_path.display()))?;
-    let planned = preflight(l, &who)?;
+    let planned = preflight(l)?;
+    if !privs::is_root() {
+        return Err(Error::host(
+            "host-launch run needs root: it builds each VM's jail (namespaces, its own uid, \
+             no capabilities) before UML starts, as Firecracker's jailer does; run it with \
+             sudo or from systemd"
+                .to_string(),
+        ));
+    }
     let name = &l.spec.name;
     let base = state::base_dir();
     let mut undo = Undo::default();
@@ -405,7 +280,10 @@ fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::host(format!("creating {}: {e}", dir.path.display()))),
     }
-    let result = prepare_locked(l, opts, &who, &planned, dir, &mut undo);
+    // Private: the contract may hold secrets; nothing of a VM's state is another user's.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o700))
+        .io_context(|| format!("making {} private", dir.path.display()))?;
+    let result = prepare_locked(l, opts, &planned, dir, &mut undo);
     if result.is_err() {
         undo.run();
     }
@@ -418,7 +296,6 @@ fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
 fn prepare_locked(
     l: &Loaded,
     opts: &Options,
-    who: &RunAs,
     planned: &[Planned],
     dir: Dir,
     undo: &mut Undo,
@@ -439,9 +316,10 @@ fn prepare_locked(
              stop {name}`, or give this one another name"
         )));
     };
-    if let Some(old) = State::load(&dir) {
+    let old = State::load(&dir);
+    if let Some(old) = &old {
         if old.phase != Phase::Exited {
-            for note in clean_stale(&dir, &old) {
+            for note in clean_stale(&dir, old) {
                 say(
                     name,
                     &format!("previous launcher (pid {}) died: {note}", old.launcher_pid),
@@ -450,22 +328,17 @@ fn prepare_locked(
         }
     }
     collisions(l, &state::base_dir())?;
+    let uid = vm::assign_uid(&state::base_dir(), name, old.as_ref().and_then(|o| o.uid))?;
+    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
+        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
+    }
     for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
-        let _ = std::fs::remove_file(f);
+        let _ = std::fs::remove_file(&f);
+        let _ = std::fs::remove_file(channel::rotated(&f));
     }
     for n in 1..BOOT_ATTEMPTS {
         let _ = std::fs::remove_file(dir.path.join(format!("console.boot{n}.log")));
     }
-    let _ = std::fs::remove_dir_all(dir.uml_dir());
-    let _ = std::fs::remove_dir_all(dir.tmp());
-    for d in [dir.uml_dir(), dir.tmp()] {
-        std::fs::create_dir(&d).io_context(|| format!("creating {}", d.display()))?;
-        if who.switch {
-            std::os::unix::fs::chown(&d, Some(who.uid), Some(who.gid))
-                .io_context(|| format!("giving {} to uid {}", d.display(), who.uid))?;
-        }
-    }
-    let _ = std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755));
 
     let umid = new_umid(name);
     let mut st = State {
@@ -488,6 +361,9 @@ fn prepare_locked(
         outcome: None,
         exit_code: None,
         last_events: Vec::new(),
+        uid: Some(uid),
+        kernel: Some(describe_kernel(&l.kernel)),
+        dropped: Default::default(),
     };
     st.save(&dir)?;
 
@@ -505,7 +381,7 @@ fn prepare_locked(
                 created: false,
             });
         } else if privs::is_root() {
-            tap::create(n, who.uid, who.gid)?;
+            tap::create(n, uid, uid)?;
             undo.tap = Some((n.tap.clone(), n.netns.clone()));
             st.tap = Some(TapRecord {
                 name: n.tap.clone(),
@@ -514,17 +390,15 @@ fn prepare_locked(
             });
         } else {
             return Err(Error::host(format!(
-                "network.tap: the TAP device {} does not exist, and creating it needs root; run \
-                 as root, or create it first: `ip tuntap add dev {} mode tap user {}`",
-                n.tap, n.tap, who.uid
+                "network.tap: the TAP device {} does not exist, and creating it needs root",
+                n.tap
             )));
         }
         st.save(&dir)?;
     }
 
     // The disks.
-    let owner = who.switch.then_some((who.uid, who.gid));
-    undo.created_disks = disks::create(planned, owner)?;
+    undo.created_disks = disks::create(planned, Some((uid, uid)))?;
     for p in &undo.created_disks {
         say(
             name,
@@ -538,114 +412,117 @@ fn prepare_locked(
     if img.len() < MIN_CONFIG_DEVICE {
         img.resize(MIN_CONFIG_DEVICE, 0);
     }
-    std::fs::write(dir.config_image(), &img)
-        .io_context(|| format!("writing {}", dir.config_image().display()))?;
-    let _ = std::fs::set_permissions(dir.config_image(), std::fs::Permissions::from_mode(0o644));
+    write_private(&dir.config_image(), &img)?;
+    // The data disks and the config device become the VM's: UML opens them as its uid.
+    vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400).map_err(Error::host)?;
+    for f in &l.disk_files {
+        vmm::jail::hand_over(f, uid, uid, 0o600).map_err(Error::host)?;
+    }
 
-    let cfg = uml_config(l, &dir, umid, opts.kernel_log);
-    let args = uml::command_line(&cfg).map_err(Error::invalid)?;
-    let tmpdir = if is_tmpfs(&dir.path) || !Path::new("/dev/shm").is_dir() {
-        dir.tmp()
-    } else {
-        PathBuf::from("/dev/shm")
-    };
-    let netns_file = match l.spec.network.as_ref().and_then(|n| n.netns.as_ref()) {
-        Some(ns) => {
-            let p = Path::new("/run/netns").join(ns);
-            Some(File::open(&p).io_context(|| format!("network.netns: opening {}", p.display()))?)
-        }
-        None => None,
-    };
+    let machine = vm::machine(l, &dir, umid, opts.kernel_log);
+    vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let jail = vm::jail(l, &dir, uid, &machine)?;
     Ok(Prepared {
         dir,
         _lock: lock,
         state: st,
-        args,
-        tmpdir,
-        netns_file,
-        who: who.clone(),
+        machine,
+        jail,
         undo: Undo::default(),
     })
 }
 
-/// Starts UML: in the namespace, as the VM's user, in its own session, dying with the
-/// launcher, with the console on fd 1/2 and the status pipe on [`uml::STATUS_FD`].
-fn spawn(l: &Loaded, p: &Prepared, status_w: &OwnedFd) -> Result<Child> {
-    let console = std::fs::OpenOptions::new()
+/// Writes a root-only file (mode 0600 from its creation, never briefly readable).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
-        .open(p.dir.console())
-        .io_context(|| format!("opening {}", p.dir.console().display()))?;
-    let console2 = console
-        .try_clone()
-        .io_context(|| "duplicating the console log descriptor".to_string())?;
-    let mut cmd = Command::new(&l.kernel);
-    cmd.args(&p.args)
-        .env("TMPDIR", &p.tmpdir)
-        .current_dir(&p.dir.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(console))
-        .stderr(Stdio::from(console2));
-    let netns_fd = p.netns_file.as_ref().map(|f| f.as_raw_fd());
-    let w = status_w.as_raw_fd();
-    let ids = p.who.switch.then_some((p.who.uid, p.who.gid));
-    let status_fd = uml::STATUS_FD;
-    let cpu = crate::cpu::pick(&uml::comm(&l.kernel));
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls on descriptors and ids prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // See [`NO_RANDOMIZE`]: without it a small VM fails to boot at random.
-            no_address_randomization();
-            if let Some(fd) = netns_fd {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // See crate::cpu: a VM on one core runs its guest's system calls faster.
-            if let Some(cpu) = cpu {
-                crate::cpu::pin_self(cpu)?;
-            }
-            if w == status_fd {
-                let flags = libc::fcntl(w, libc::F_GETFD);
-                libc::fcntl(w, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(w, status_fd) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some((uid, gid)) = ids {
-                let groups = [gid as libc::gid_t];
-                if libc::setgroups(1, groups.as_ptr()) != 0
-                    || libc::setgid(gid as libc::gid_t) != 0
-                    || libc::setuid(uid as libc::uid_t) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .map_err(|e| Error::host(format!("starting {}: {e}", uml::shown(&l.kernel, &p.args))))
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .io_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads status lines on a thread until EOF.
-fn read_status(r: OwnedFd) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
+/// The kernel and its version, as `check` and `status` show them.
+pub fn describe_kernel(kernel: &Path) -> String {
+    let which = if kernel == Path::new(vmm::kernel::DEBIAN_KERNEL) {
+        "Debian's"
+    } else {
+        "named"
+    };
+    match vmm::kernel::version(kernel) {
+        Some(v) => format!("{} ({which}, {v})", kernel.display()),
+        None => format!("{} ({which})", kernel.display()),
+    }
+}
+
+/// The bounds on what the guest makes the host hold.
+pub struct Bounds {
+    pub console_bytes: u64,
+    pub events_bytes: u64,
+    pub status_line: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds {
+            console_bytes: channel::DEFAULT_CONSOLE_CAP,
+            events_bytes: channel::DEFAULT_EVENTS_CAP,
+            status_line: channel::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// How many status lines may wait between the reader and the loop: a guest that floods the
+/// channel then waits on its own pipe instead of growing the launcher's memory.
+const STATUS_QUEUE: usize = 256;
+
+/// A booted VM: its process, and the threads reading its console and status channel.
+struct Booted {
+    process: vmm::spawn::Process,
+    lines: mpsc::Receiver<String>,
+    console: std::thread::JoinHandle<()>,
+    mconsole: vmm::mconsole::Target,
+}
+
+/// Starts UML in its jail, with the console going to the capped console log and the status
+/// channel to a bounded reader.
+fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>) -> Result<Booted> {
+    let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, dropped.clone())
+        .io_context(|| format!("opening {}", p.dir.console().display()))?;
+    let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
+    let console = channel::pump_console(File::from(started.console), log, |_| {});
+    let lines = read_status(started.status, bounds.status_line, dropped.clone());
+    let mconsole = vmm::mconsole::Target::jailed(
+        started.process.pid(),
+        &p.machine.umid,
+        p.jail.netns.clone(),
+        p.jail.uid,
+    );
+    Ok(Booted {
+        process: started.process,
+        lines,
+        console,
+        mconsole,
+    })
+}
+
+/// Reads bounded status lines on a thread until EOF.
+fn read_status(
+    r: std::os::fd::OwnedFd,
+    max: usize,
+    dropped: Arc<Dropped>,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::sync_channel(STATUS_QUEUE);
     std::thread::spawn(move || {
-        let reader = BufReader::new(File::from(r));
-        for line in reader.split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if tx.send(text).is_err() {
+        let mut reader = LineReader::new(File::from(r), max, dropped);
+        while let Some(line) = reader.next_line() {
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
                 break;
             }
         }
@@ -688,34 +565,36 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
         }
     }
     let started = Instant::now();
-    let mut events_log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p.dir.events())
-        .io_context(|| format!("opening {}", p.dir.events().display()))?;
-    let mut stop_deadline: Option<Instant> = None;
+    let bounds = Bounds::default();
+    let dropped = Arc::new(Dropped::default());
+    let events_dropped = Arc::new(Dropped::default());
+    let mut events_log =
+        CappedLog::open(&p.dir.events(), bounds.events_bytes, events_dropped.clone())
+            .io_context(|| format!("opening {}", p.dir.events().display()))?;
+    let mut run = Run {
+        name: name.clone(),
+        started,
+        seen: Seen::default(),
+        events: 0,
+        stop_deadline: None,
+        printer: Printer::default(),
+        dropped: dropped.clone(),
+        events_dropped,
+    };
     let mut attempt = 1;
-    let (status, mut seen) = loop {
-        let (status, seen, events) = boot_once(
-            l,
-            p,
-            opts,
-            &sfd,
-            started,
-            &mut events_log,
-            &mut stop_deadline,
-        )?;
-        if attempt >= BOOT_ATTEMPTS || events > 0 || stop_deadline.is_some() {
-            break (status, seen);
+    let status = loop {
+        run.events = 0;
+        let status = boot_once(l, p, opts, &sfd, &bounds, &mut run, &mut events_log)?;
+        if attempt >= BOOT_ATTEMPTS || run.events > 0 || run.stop_deadline.is_some() {
+            break status;
         }
         let console = std::fs::read(p.dir.console()).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
         let Some(why) = kernel_boot_panic(&console) else {
-            break (status, seen);
+            break status;
         };
         let kept = p.dir.path.join(format!("console.boot{attempt}.log"));
         let _ = std::fs::rename(p.dir.console(), &kept);
-        let _ = std::fs::remove_dir_all(p.dir.uml_dir().join(&p.state.umid));
         attempt += 1;
         say(
             &name,
@@ -726,12 +605,14 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
             ),
         );
     };
+    let mut seen = std::mem::take(&mut run.seen);
     seen.uml_code = status.code();
     seen.uml_signal = status.signal();
     let console = std::fs::read(p.dir.console()).unwrap_or_default();
     let console = String::from_utf8_lossy(&console);
     seen.panic = console.contains("Kernel panic");
     let outcome = exit::decide(&seen);
+    run.record_dropped(&mut p.state);
     finish(p, &outcome);
     if !opts.quiet || outcome.code() != 0 {
         say(
@@ -752,31 +633,111 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
                 &format!("last console lines ({}):", p.dir.console().display()),
             );
             for line in tail.iter().rev() {
-                say(&name, &format!("  {line}"));
+                say(&name, &format!("  {}", shown_line(line)));
             }
         }
     }
     Ok(outcome)
 }
 
-/// One boot of UML, followed until it ends: its exit status, what was seen and how many
-/// status events came.
-#[allow(clippy::too_many_arguments)]
+/// A console or status line as the launcher prints it: bounded, control characters escaped
+/// (a guest must not drive the operator's terminal).
+fn shown_line(line: &str) -> String {
+    let mut out: String = line
+        .chars()
+        .take(300)
+        .flat_map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if line.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+/// Rate limit on what a guest makes the launcher print: a burst, then one line a second.
+/// Each line costs a write to the launcher's output (a file under `start`), so a guest
+/// flooding valid events must not turn into an unbounded log.
+struct Printer {
+    tokens: f64,
+    last: Instant,
+    skipped: u64,
+}
+
+const PRINT_BURST: f64 = 200.0;
+const PRINT_PER_SECOND: f64 = 1.0;
+
+impl Default for Printer {
+    fn default() -> Printer {
+        Printer {
+            tokens: PRINT_BURST,
+            last: Instant::now(),
+            skipped: 0,
+        }
+    }
+}
+
+impl Printer {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * PRINT_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(PRINT_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.skipped += 1;
+            false
+        }
+    }
+}
+
+/// What one run (all its boot attempts) has seen.
+struct Run {
+    name: String,
+    started: Instant,
+    seen: Seen,
+    events: usize,
+    stop_deadline: Option<Instant>,
+    printer: Printer,
+    /// Console rotation and long status lines.
+    dropped: Arc<Dropped>,
+    /// Events log rotation.
+    events_dropped: Arc<Dropped>,
+}
+
+impl Run {
+    fn record_dropped(&self, st: &mut State) {
+        st.dropped.status_lines = self.dropped.long_lines();
+        st.dropped.console_bytes = self.dropped.rotated_bytes();
+        st.dropped.events_bytes = self.events_dropped.rotated_bytes();
+        st.dropped.unprinted_events = self.printer.skipped;
+    }
+}
+
+/// How often the state file is refreshed while nothing changes phase (the last events and
+/// the dropped counts for `status`).
+const STATE_REFRESH: Duration = Duration::from_secs(1);
+
+/// One boot of UML, followed until it ends: its exit status.
 fn boot_once(
     l: &Loaded,
     p: &mut Prepared,
     opts: &Options,
     sfd: &SignalFd,
-    started: Instant,
-    events_log: &mut File,
-    stop_deadline: &mut Option<Instant>,
-) -> Result<(std::process::ExitStatus, Seen, usize)> {
-    let name = l.spec.name.clone();
-    let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::host(format!("creating the status pipe: {e}")))?;
-    let mut child = spawn(l, p, &status_w)?;
-    drop(status_w);
-    let uml_pid = child.id();
+    bounds: &Bounds,
+    run: &mut Run,
+    events_log: &mut CappedLog,
+) -> Result<std::process::ExitStatus> {
+    let name = run.name.clone();
+    let mut vm = spawn(p, bounds, &run.dropped)?;
+    let uml_pid = vm.process.pid();
     p.state.uml_pid = Some(uml_pid);
     p.state.phase = Phase::Booting;
     p.state.save(&p.dir)?;
@@ -786,27 +747,25 @@ fn boot_once(
         say(
             &name,
             &format!(
-                "booting (umid {}, pid {uml_pid}, state {})",
+                "booting (umid {}, pid {uml_pid}, uid {}, state {})",
                 p.state.umid,
+                p.jail.uid,
                 p.dir.path.display()
             ),
         );
     }
-    let lines = read_status(status_r);
-    let socket = uml::mconsole_socket(&p.dir.uml_dir(), &p.state.umid);
     let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
-    let mut seen = Seen::default();
-    let mut events = 0;
     let mut cad_sent = false;
     let mut halt_deadline: Option<Instant> = None;
+    let mut saved = Instant::now();
     let status = loop {
         // Status events.
         let mut wait = Duration::from_millis(50);
         loop {
-            match lines.recv_timeout(wait) {
+            match vm.lines.recv_timeout(wait) {
                 Ok(line) => {
                     wait = Duration::ZERO;
-                    events += handle_line(&name, &line, started, p, &mut seen, events_log, opts);
+                    handle_line(&line, p, run, events_log, opts, &mut saved);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -821,107 +780,116 @@ fn boot_once(
             let sig = Signal::try_from(info.ssi_signo as i32)
                 .map(|s| s.as_str())
                 .unwrap_or("signal");
-            if stop_deadline.is_none() {
+            if run.stop_deadline.is_none() {
                 if !opts.quiet {
                     say(
                         &name,
                         &format!("{sig}: stopping (ctrl-alt-del to the guest)"),
                     );
                 }
-                *stop_deadline = Some(Instant::now() + stop_after);
+                run.stop_deadline = Some(Instant::now() + stop_after);
                 p.state.phase = Phase::Stopping;
                 let _ = p.state.save(&p.dir);
             } else if halt_deadline.is_none() {
                 say(&name, &format!("{sig} again: halting the VM now"));
-                *stop_deadline = Some(Instant::now());
+                run.stop_deadline = Some(Instant::now());
             }
         }
-        if stop_deadline.is_some() && !cad_sent && socket.exists() {
-            match mconsole::send(&p.dir.uml_dir(), &socket, "cad", Duration::from_secs(2)) {
+        if run.stop_deadline.is_some() && !cad_sent && vm.mconsole.socket.exists() {
+            match vmm::mconsole::send(&vm.mconsole, "cad", Duration::from_secs(2)) {
                 Ok(_) => cad_sent = true,
                 Err(e) => say(&name, &format!("mconsole cad: {e}; retrying")),
             }
         }
-        if let Some(deadline) = *stop_deadline {
+        if let Some(deadline) = run.stop_deadline {
             if halt_deadline.is_none() && Instant::now() >= deadline {
-                seen.forced = Some(format!(
+                run.seen.forced = Some(format!(
                     "the guest did not power off within {} s of the stop request; halted",
                     stop_after.as_secs()
                 ));
-                let _ = mconsole::send(&p.dir.uml_dir(), &socket, "halt", Duration::from_secs(2));
+                let _ = vmm::mconsole::send(&vm.mconsole, "halt", Duration::from_secs(2));
                 halt_deadline = Some(Instant::now() + HALT_GRACE);
             }
         }
         if let Some(deadline) = halt_deadline {
             if Instant::now() >= deadline {
-                seen.forced = Some("the VM did not halt; killed".into());
-                // SAFETY: UML leads its own process group (setsid in spawn).
-                unsafe {
-                    libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
-                }
+                run.seen.forced = Some("the VM did not halt; killed".into());
+                let _ = vm.process.kill();
             }
         }
-        match child.try_wait() {
+        match vm.process.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => return Err(Error::host(format!("waiting for UML: {e}"))),
         }
     };
-    // UML's helpers share its process group; none may outlive it.
-    // SAFETY: as above; the group is gone or holds only UML's own processes.
-    unsafe {
-        libc::killpg(uml_pid as libc::pid_t, libc::SIGKILL);
-    }
-    // The rest of the status lines (EOF comes once every writer is gone).
+    // The rest of the status lines (EOF comes once every writer is gone: UML was PID 1 of
+    // its namespace, so its helpers are gone with it).
     let drain_until = Instant::now() + Duration::from_secs(2);
-    while let Ok(line) = lines.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
-        events += handle_line(&name, &line, started, p, &mut seen, events_log, opts);
+    while let Ok(line) = vm
+        .lines
+        .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
+    {
+        handle_line(&line, p, run, events_log, opts, &mut saved);
     }
-    Ok((status, seen, events))
+    let _ = vm.console.join();
+    Ok(status)
 }
 
 fn handle_line(
-    name: &str,
     line: &str,
-    started: Instant,
     p: &mut Prepared,
-    seen: &mut Seen,
-    log: &mut File,
+    run: &mut Run,
+    log: &mut CappedLog,
     opts: &Options,
-) -> usize {
+    saved: &mut Instant,
+) {
     let Some(ev) = events::parse(line) else {
-        if !line.trim().is_empty() && !opts.quiet {
-            say(name, &format!("(status channel) {line}"));
+        if !line.trim().is_empty() && !opts.quiet && run.printer.allow() {
+            say(&run.name, &format!("(status channel) {}", shown_line(line)));
         }
-        return 0;
+        return;
     };
-    let _ = writeln!(log, "{}", ev);
-    let after = started.elapsed();
+    let _ = log.write(format!("{ev}\n").as_bytes());
+    run.events += 1;
+    let after = run.started.elapsed();
+    let before = (p.state.phase, p.state.ready);
     match events::name(&ev) {
         "ready" => {
             p.state.ready = true;
-            p.state.ready_after_ms = Some(after.as_millis() as u64);
+            if p.state.ready_after_ms.is_none() {
+                p.state.ready_after_ms = Some(after.as_millis() as u64);
+            }
             if p.state.phase == Phase::Booting {
                 p.state.phase = Phase::Ready;
             }
         }
         "exited" | "restarting" => p.state.ready = false,
-        "fatal" => seen.fatal = ev["reason"].as_str().map(str::to_string),
-        "power_off" => seen.power_off = Some(ev.clone()),
+        "fatal" => run.seen.fatal = ev["reason"].as_str().map(str::to_string),
+        "power_off" => run.seen.power_off = Some(ev.clone()),
         _ => {}
     }
     p.state.push_event(ev.clone());
-    let _ = p.state.save(&p.dir);
-    if !opts.quiet {
+    // The state file changes with the phase; the rest (last events, counts) at most once a
+    // second, so a guest flooding events does not turn into a flood of writes.
+    if (p.state.phase, p.state.ready) != before || saved.elapsed() >= STATE_REFRESH {
+        run.record_dropped(&mut p.state);
+        let _ = p.state.save(&p.dir);
+        *saved = Instant::now();
+    }
+    if !opts.quiet && run.printer.allow() {
         say(
-            name,
-            &format!("{:>7.3}s {}", after.as_secs_f64(), events::human(&ev)),
+            &run.name,
+            &format!(
+                "{:>7.3}s {}",
+                after.as_secs_f64(),
+                shown_line(&events::human(&ev))
+            ),
         );
     }
-    1
 }
 
-/// Removes the TAP device this run created and UML's runtime files, and records the end.
+/// Removes the TAP device this run created and the jail's mount point, and records the end.
 fn finish(p: &mut Prepared, outcome: &Outcome) {
     if let Some(t) = &p.state.tap {
         if t.created {
@@ -931,8 +899,7 @@ fn finish(p: &mut Prepared, outcome: &Outcome) {
         }
     }
     p.undo = Undo::default();
-    let _ = std::fs::remove_dir_all(p.dir.uml_dir());
-    let _ = std::fs::remove_dir_all(p.dir.tmp());
+    let _ = std::fs::remove_dir_all(p.dir.jail());
     p.state.phase = Phase::Exited;
     p.state.ready = false;
     p.state.outcome = Some(outcome.describe());
@@ -945,20 +912,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn boot_panics_are_recognized_but_not_init_dying() {
-        let oom = "swapper invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL)\nOut of memory and no \
-                   killable processes...\nKernel panic - not syncing: System is deadlocked on memory\n";
-        assert_eq!(
-            kernel_boot_panic(oom),
-            Some("Kernel panic - not syncing: System is deadlocked on memory")
-        );
-        let root = "zswap: pool creation failed\nKernel panic - not syncing: VFS: Unable to mount \
-                    root fs on unknown-block(98,0)\nCPU: 0 PID: 1 Comm: swapper\n";
-        assert!(kernel_boot_panic(root)
-            .unwrap()
-            .ends_with("unknown-block(98,0)"));
-        let init = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n";
-        assert_eq!(kernel_boot_panic(init), None);
-        assert_eq!(kernel_boot_panic("guest-init: ready\n"), None);
+    fn printed_guest_lines_are_escaped_and_bounded() {
+        assert_eq!(shown_line("a\u{1b}[2Jb\0c"), "a\\u{1b}[2Jb\\u{0}c");
+        let long = "x".repeat(1000);
+        assert_eq!(shown_line(&long).chars().count(), 301);
+    }
+
+    #[test]
+    fn printing_is_rate_limited() {
+        let mut p = Printer::default();
+        let allowed = (0..1000).filter(|_| p.allow()).count();
+        assert_eq!(allowed, PRINT_BURST as usize);
+        assert_eq!(p.skipped, 1000 - PRINT_BURST as u64);
     }
 }

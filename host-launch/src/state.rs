@@ -8,11 +8,15 @@
 //! | `events.jsonl`  | every status event of the current run, one JSON per line      |
 //! | `console.log`   | the guest console (kernel and guest-init) and UML's own output|
 //! | `console.bootN.log` | the console of a boot repeated after the kernel ran out of memory |
-//! | `config.img`    | the config block device carrying the contract                 |
-//! | `uml/UMID/`     | UML's `uml_dir`: pid file and the `mconsole` socket           |
-//! | `tmp/`          | UML's TMPDIR (its memory file) when the directory is a tmpfs  |
+//! | `config.img`    | the config block device carrying the contract (the VM's uid, 0400) |
+//! | `jail/`         | where the VM's jail root is mounted, in the VM's own mount namespace only |
 //! | `launcher.log`  | output of a launcher started in the background (`start`)      |
 //! | `upgraded.json` | the image `upgrade` put in place of the spec's (see `upgrade`) |
+//!
+//! The directory is root's, mode 0700, and its files 0600 (the config device: root and the
+//! VM's uid): a contract may hold secrets, and no other host user reads any of it. The
+//! console and events logs are size-capped (see `vmm::channel`), with one rotated
+//! predecessor each (`console.log.1`, `events.jsonl.1`).
 //!
 //! A launcher holds `lock` for its whole life, so a second launch of a running name fails to
 //! take it; a launcher that died loses it, and the next launch cleans what it left.
@@ -65,11 +69,8 @@ impl Dir {
     pub fn config_image(&self) -> PathBuf {
         self.path.join("config.img")
     }
-    pub fn uml_dir(&self) -> PathBuf {
-        self.path.join("uml")
-    }
-    pub fn tmp(&self) -> PathBuf {
-        self.path.join("tmp")
+    pub fn jail(&self) -> PathBuf {
+        self.path.join("jail")
     }
     pub fn launcher_log(&self) -> PathBuf {
         self.path.join("launcher.log")
@@ -134,14 +135,46 @@ pub struct State {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub last_events: Vec<serde_json::Value>,
+    /// The VM's own host uid (and gid), see `vmm::ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The UML kernel and its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// What the guest sent that was not kept: status lines over the length bound, and log
+    /// bytes rotated away.
+    #[serde(default)]
+    pub dropped: Dropped,
+}
+
+/// What the bounds on a guest's output dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Status lines longer than the bound.
+    pub status_lines: u64,
+    /// Bytes of console rotated out (older than the kept ones).
+    pub console_bytes: u64,
+    /// Bytes of the events log rotated out.
+    pub events_bytes: u64,
+    /// Events not printed to the launcher's output (rate-limited).
+    pub unprinted_events: u64,
 }
 
 impl State {
     /// Writes `state.json` atomically (temporary file, then rename).
     pub fn save(&self, dir: &Dir) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = dir.path.join("state.json.tmp");
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        std::fs::write(&tmp, text + "\n").io_context(|| format!("writing {}", tmp.display()))?;
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all((text + "\n").as_bytes()))
+            .io_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, dir.state())
             .io_context(|| format!("writing {}", dir.state().display()))
     }
@@ -169,10 +202,12 @@ pub struct Lock {
 /// Takes the appliance's lock without waiting; `Ok(None)` when another launcher holds it.
 pub fn try_lock(dir: &Dir) -> Result<Option<Lock>> {
     let path = dir.lock();
+    use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .io_context(|| format!("opening {}", path.display()))?;
     // SAFETY: flock on a descriptor this function owns.
@@ -349,6 +384,9 @@ mod tests {
             outcome: None,
             exit_code: None,
             last_events: vec![],
+            uid: Some(7),
+            kernel: None,
+            dropped: Default::default(),
         };
         for i in 0..20 {
             s.push_event(serde_json::json!({"n": i}));
@@ -357,6 +395,9 @@ mod tests {
         assert_eq!(s.last_events[0]["n"], 12);
         s.save(&dir).unwrap();
         assert_eq!(State::load(&dir).unwrap(), s);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.state()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "state files are root's alone");
         let l = list(&base);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].name, "a1");

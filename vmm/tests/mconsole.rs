@@ -1,9 +1,10 @@
 //! The mconsole client against a fake UML: a Unix datagram server that checks the request
 //! layout and answers in several parts, as UML does for long replies.
 
-use host_launch::mconsole::{self, Client, MAGIC, MAX_DATA, REQUEST_LEN, VERSION};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
+use vmm::mconsole::{self, Client, Target, MAGIC, MAX_DATA, REQUEST_LEN, VERSION};
 
 fn reply(err: u32, more: u32, text: &str) -> Vec<u8> {
     let mut b = Vec::new();
@@ -34,18 +35,19 @@ fn requests_and_multi_part_replies() {
             let len = word(8) as usize;
             assert!(len < MAX_DATA);
             let cmd = String::from_utf8(buf[12..12 + len].to_vec()).unwrap();
-            let to = from
-                .as_pathname()
-                .expect("the client binds a path")
-                .to_path_buf();
+            assert!(
+                from.as_abstract_name().is_some(),
+                "the client binds an abstract address"
+            );
+            let to = from;
             match cmd.as_str() {
                 "version" => {
-                    server.send_to(&reply(0, 1, "Linux 6.1"), &to).unwrap();
-                    server.send_to(&reply(0, 0, ".176"), &to).unwrap();
+                    server.send_to_addr(&reply(0, 1, "Linux 6.1"), &to).unwrap();
+                    server.send_to_addr(&reply(0, 0, ".176"), &to).unwrap();
                 }
                 _ => {
                     server
-                        .send_to(&reply(1, 0, "Unknown command"), &to)
+                        .send_to_addr(&reply(1, 0, "Unknown command"), &to)
                         .unwrap();
                 }
             }
@@ -53,18 +55,23 @@ fn requests_and_multi_part_replies() {
         }
         seen
     });
-    let client = Client::bind(&dir).unwrap();
+    let target = Target {
+        socket: server_path.clone(),
+        netns: None,
+        uid: Some(nix_uid()),
+    };
+    let client = Client::new(&target).unwrap();
     let r = client
         .command(&server_path, "version", Duration::from_secs(5))
         .unwrap();
     assert!(!r.err);
     assert_eq!(r.text, "Linux 6.1.176");
-    let r = mconsole::send(&dir, &server_path, "frobnicate", Duration::from_secs(5)).unwrap();
+    let r = mconsole::send(&target, "frobnicate", Duration::from_secs(5)).unwrap();
     assert!(r.err);
     assert_eq!(r.text, "Unknown command");
     assert_eq!(fake.join().unwrap(), ["version", "frobnicate"]);
     drop(client);
-    // Client sockets are removed when dropped; only the server's remains.
+    // Client sockets are abstract: nothing but the server's is in the directory.
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert_eq!(left.len(), 1, "{left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -77,9 +84,43 @@ fn no_answer_times_out() {
     std::fs::create_dir_all(&dir).unwrap();
     let server_path = dir.join("mconsole");
     let _server = UnixDatagram::bind(&server_path).unwrap();
-    let e = mconsole::send(&dir, &server_path, "cad", Duration::from_millis(200)).unwrap_err();
+    let mut target = Target {
+        socket: server_path.clone(),
+        netns: None,
+        uid: None,
+    };
+    let e = mconsole::send(&target, "cad", Duration::from_millis(200)).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
-    let e = mconsole::send(&dir, &dir.join("absent"), "cad", Duration::from_millis(200));
-    assert!(e.is_err());
+    target.socket = dir.join("absent");
+    assert!(mconsole::send(&target, "cad", Duration::from_millis(200)).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn nix_uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// A reply from a sender with another uid than the VM's is not taken as the answer.
+#[test]
+fn replies_from_another_uid_are_ignored() {
+    let dir = std::env::temp_dir().join(format!("hl-mc3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server_path = dir.join("mconsole");
+    let server = UnixDatagram::bind(&server_path).unwrap();
+    let fake = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to_addr(&reply(0, 0, "forged"), &from).unwrap();
+    });
+    let target = Target {
+        socket: server_path,
+        netns: None,
+        uid: Some(nix_uid() + 1),
+    };
+    let e = mconsole::send(&target, "version", Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+    fake.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,132 @@
+//! The VM of a loaded spec, in [`vmm`]'s terms: its command line ([`machine`]), its own uid
+//! ([`assign_uid`]) and its jail ([`jail`]).
+
+use crate::error::{Error, IoContext, Result};
+use crate::load::Loaded;
+use crate::state::{self, Dir};
+use std::path::Path;
+use vmm::cmdline::{Disk, Machine};
+use vmm::jail::{Access, Jail};
+
+/// Whether the guest may need the kernel's RAID-6 code: a btrfs data disk.
+pub fn needs_raid6(c: &contract::Contract) -> bool {
+    c.mounts.disks.iter().any(|d| d.fs_type == "btrfs")
+}
+
+/// The UML machine for a loaded spec, its state directory and umid.
+pub fn machine(l: &Loaded, dir: &Dir, umid: String, kernel_log: bool) -> Machine {
+    let mut disks: Vec<Disk> = l
+        .merged
+        .disks
+        .iter()
+        .zip(&l.disk_files)
+        .map(|(d, f)| Disk {
+            ubd: d.ubd,
+            path: f.clone(),
+            read_only: false,
+        })
+        .collect();
+    disks.push(Disk {
+        ubd: l.merged.config_ubd,
+        path: dir.config_image(),
+        read_only: true,
+    });
+    Machine {
+        kernel: l.kernel.clone(),
+        root: l.image.clone(),
+        disks,
+        config_ubd: Some(l.merged.config_ubd),
+        tap: l.spec.network.as_ref().map(|n| n.tap.clone()),
+        memory_mib: l.spec.memory_mib,
+        umid,
+        kernel_log,
+        needs_raid6: needs_raid6(&l.merged.contract),
+        extra: Vec::new(),
+    }
+}
+
+/// The uids other appliances' state directories record.
+fn recorded_uids(base: &Path, except: &str) -> Vec<u32> {
+    state::list(base)
+        .into_iter()
+        .filter(|e| e.name != except)
+        .filter_map(|e| e.state.and_then(|s| s.uid))
+        .collect()
+}
+
+/// The VM's own uid (also its gid): the one its state directory records if it is still its
+/// own, else a new one from the configured range (see [`vmm::ids`]).
+pub fn assign_uid(base: &Path, name: &str, recorded: Option<u32>) -> Result<u32> {
+    let (range, source) = vmm::ids::configured_range().map_err(Error::invalid)?;
+    let others = recorded_uids(base, name);
+    let free = |id: u32| !others.contains(&id) && !vmm::ids::host_account_exists(id);
+    if let Some(id) = recorded.filter(|&id| range.contains(id) && free(id)) {
+        return Ok(id);
+    }
+    vmm::ids::pick(name, range, |id| !free(id)).ok_or_else(|| {
+        Error::host(format!(
+            "no free VM uid left in {}..{} ({source}); widen the range",
+            range.start,
+            u64::from(range.start) + u64::from(range.count)
+        ))
+    })
+}
+
+/// A data disk that another VM's uid owns belongs to that appliance: refuse it rather than
+/// take it over.
+pub fn check_disk_owner(at: &str, path: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let owner = meta.uid();
+    let in_range = vmm::ids::configured_range()
+        .map(|(r, _)| r.contains(owner))
+        .unwrap_or(false);
+    if in_range && owner != uid {
+        return Err(Error::busy(format!(
+            "{at}.file: {} belongs to another appliance's VM (uid {owner}; this one's is \
+             {uid}); a data disk belongs to one appliance: give it another file, or `chown \
+             root {}` if it is meant to move here",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The jail of a VM: its files, its namespace and TAP device, its core and limits.
+pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
+    let largest = m
+        .disks
+        .iter()
+        .filter_map(|d| std::fs::metadata(&d.path).ok())
+        .map(|meta| meta.len())
+        .max()
+        .unwrap_or(0);
+    let jail_dir = dir.jail();
+    let _ = std::fs::remove_dir_all(&jail_dir);
+    std::fs::create_dir(&jail_dir).io_context(|| format!("creating {}", jail_dir.display()))?;
+    let mut j = Jail::sized(jail_dir, uid, uid, m.memory_mib, largest);
+    j.files = vmm::elf::runtime_files(&m.kernel)
+        .map_err(|e| Error::host(format!("kernel: {e}")))?
+        .into_iter()
+        .map(|f| (f, Access::Exec))
+        .collect();
+    j.files.push((m.root.clone(), Access::ReadOnly));
+    for d in &m.disks {
+        let access = if d.read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        j.files.push((d.path.clone(), access));
+    }
+    if let Some(n) = &l.spec.network {
+        j.netns = n.netns.as_ref().map(|ns| Path::new("/run/netns").join(ns));
+        j.taps = vec![n.tap.clone()];
+    }
+    // See vmm::cpu: a VM on one core runs its guest's system calls faster.
+    j.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&m.kernel));
+    Ok(j)
+}

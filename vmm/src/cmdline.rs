@@ -1,0 +1,244 @@
+//! The UML command line of a [`Machine`]. Pure: the same machine gives the same arguments, so
+//! `host-launch check` can show exactly what `run` will start.
+//!
+//! Block devices: `ubd0r=` the root image (read-only, so many VMs share one image), the data
+//! disks at their numbers, then the config device read-only, named to the guest by
+//! `hostcontract_dev=`. Consoles: everything off (`con=null`), then `con0` (the kernel and
+//! guest-init console) writes to fd 1 and `con1` (the guest's /dev/tty1, the status channel)
+//! to [`STATUS_FD`]; both are pipes the launcher reads. Inside the jail every file keeps its
+//! host path, UML's runtime directory (`uml_dir`, the mconsole socket) and its memory file
+//! (`TMPDIR`) are the jail's private [`JAIL_TMP`].
+//!
+//! Boot time: Debian's UML kernel has btrfs built in, which pulls in the RAID-6 P/Q library,
+//! and that benchmarks five algorithms at every boot (about 170 ms each: 0.85 s of a 1.4 s
+//! kernel boot). Appliances never use RAID-6 — only a multi-device btrfs would — so unless a
+//! data disk is btrfs the command line skips that initcall ([`SKIP_RAID6_BENCHMARK`]); a
+//! kernel without it ignores the parameter.
+
+use contract::cmdline as wire;
+use std::path::{Path, PathBuf};
+
+/// The descriptor UML's status console writes to (the write end of the launcher's pipe).
+pub const STATUS_FD: i32 = 3;
+
+/// The jail's private, VM-sized tmpfs: UML's memory file and its runtime directory (a name
+/// no host file the VM is given lives under).
+pub const JAIL_TMP: &str = "/.vmm";
+
+/// Skips the RAID-6 algorithm benchmark (see the module documentation). Its function table
+/// stays empty, so it is only given when no disk is btrfs, the one user of RAID-6 in a guest.
+pub const SKIP_RAID6_BENCHMARK: &str = "initcall_blacklist=raid6_select_algo";
+
+/// A block device after the root image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// The ubd number (1 → `/dev/ubdb`).
+    pub ubd: usize,
+    pub path: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything a VM's command line depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub root: PathBuf,
+    /// Data disks and, last, the config device (read-only).
+    pub disks: Vec<Disk>,
+    /// The ubd number of the config device among `disks`, named by `hostcontract_dev=`.
+    pub config_ubd: Option<usize>,
+    /// The host TAP device that becomes the guest's `vec0`.
+    pub tap: Option<String>,
+    pub memory_mib: u32,
+    /// UML's instance name (its mconsole directory under [`JAIL_TMP`]).
+    pub umid: String,
+    /// Show the kernel's informational messages (default: `quiet`).
+    pub kernel_log: bool,
+    /// A data disk may need RAID-6 (btrfs): keep the kernel's RAID-6 set-up.
+    pub needs_raid6: bool,
+    /// More kernel arguments, after the standard ones (tests: `ip=`, `hostcontract=`).
+    pub extra: Vec<String>,
+}
+
+/// The guest name of UML block device number `index`: 0 → `/dev/ubda`, 1 → `/dev/ubdb`, ...
+pub fn guest_disk(index: usize) -> String {
+    let letter = char::from(b'a' + (index % 26) as u8);
+    format!("/dev/ubd{letter}")
+}
+
+/// UML splits ubd arguments at ',' and ':' (copy-on-write syntax) and its command line at
+/// whitespace, so such paths cannot be passed.
+pub fn ubd_path(path: &Path) -> Result<String, String> {
+    let s = path
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8, which UML cannot take", path.display()))?;
+    if s.contains([',', ':']) || s.contains(char::is_whitespace) {
+        return Err(format!(
+            "path {s:?} contains ',', ':' or whitespace, which UML cannot take; move the file"
+        ));
+    }
+    if !path.is_absolute() {
+        return Err(format!("path {s:?} is not absolute"));
+    }
+    Ok(s.to_string())
+}
+
+/// The kernel arguments, checked against UML's command line limit.
+pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
+    let mut a = vec![format!("mem={}M", m.memory_mib)];
+    a.push(format!("ubd0r={}", ubd_path(&m.root)?));
+    for d in &m.disks {
+        let flag = if d.read_only { "r" } else { "" };
+        a.push(format!("ubd{}{flag}={}", d.ubd, ubd_path(&d.path)?));
+    }
+    if let Some(tap) = &m.tap {
+        a.push(format!("vec0:transport=tap,ifname={tap}"));
+    }
+    a.extend(
+        [
+            "root=/dev/ubda",
+            "ro",
+            "init=/sbin/init",
+            "con=null",
+            "con0=null,fd:1",
+        ]
+        .map(String::from),
+    );
+    a.push(format!("con1=null,fd:{STATUS_FD}"));
+    a.push("ssl=null".into());
+    a.push(format!("umid={}", m.umid));
+    a.push(format!("uml_dir={JAIL_TMP}"));
+    if !m.kernel_log {
+        a.push("quiet".into());
+    }
+    if !m.needs_raid6 {
+        a.push(SKIP_RAID6_BENCHMARK.into());
+    }
+    a.extend(m.extra.iter().cloned());
+    if let Some(n) = m.config_ubd {
+        a.push(format!("{}={}", wire::DEVICE_PARAM, guest_disk(n)));
+    }
+    let len = a.iter().map(|x| x.len() + 1).sum::<usize>();
+    if len > wire::UML_COMMAND_LINE_SIZE {
+        return Err(format!(
+            "the UML command line would be {len} bytes; UML aborts above {}: use shorter paths, \
+             or the config device for a large contract",
+            wire::UML_COMMAND_LINE_SIZE
+        ));
+    }
+    Ok(a)
+}
+
+/// The mconsole socket inside the jail.
+pub fn mconsole_in_jail(umid: &str) -> PathBuf {
+    Path::new(JAIL_TMP).join(umid).join("mconsole")
+}
+
+/// A shell-like rendering of a command line, for people.
+pub fn shown(kernel: &Path, args: &[String]) -> String {
+    let mut s = kernel.display().to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}
+
+/// The host's name for a running UML kernel's processes (`comm`: the executable's file name,
+/// cut to 15 bytes as the kernel does).
+pub fn comm(kernel: &Path) -> String {
+    let name = kernel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.chars().take(15).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> Machine {
+        Machine {
+            kernel: "/usr/bin/linux.uml".into(),
+            root: "/img/root.img".into(),
+            disks: vec![
+                Disk {
+                    ubd: 1,
+                    path: "/d/data.img".into(),
+                    read_only: false,
+                },
+                Disk {
+                    ubd: 2,
+                    path: "/d/logs.img".into(),
+                    read_only: false,
+                },
+                Disk {
+                    ubd: 3,
+                    path: "/run/host-launch/dns1/config.img".into(),
+                    read_only: true,
+                },
+            ],
+            config_ubd: Some(3),
+            tap: Some("tap-dns1".into()),
+            memory_mib: 96,
+            umid: "dns1-ab12".into(),
+            kernel_log: false,
+            needs_raid6: false,
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn layout() {
+        let args = command_line(&machine()).unwrap();
+        assert_eq!(
+            args.join(" "),
+            "mem=96M ubd0r=/img/root.img ubd1=/d/data.img ubd2=/d/logs.img \
+             ubd3r=/run/host-launch/dns1/config.img vec0:transport=tap,ifname=tap-dns1 \
+             root=/dev/ubda ro init=/sbin/init con=null con0=null,fd:1 con1=null,fd:3 ssl=null \
+             umid=dns1-ab12 uml_dir=/.vmm quiet \
+             initcall_blacklist=raid6_select_algo hostcontract_dev=/dev/ubdd"
+        );
+        assert_eq!(mconsole_in_jail("x-1"), Path::new("/.vmm/x-1/mconsole"));
+    }
+
+    #[test]
+    fn no_network_no_vec_and_extra_arguments_last() {
+        let mut m = machine();
+        m.tap = None;
+        m.kernel_log = true;
+        m.config_ubd = None;
+        m.extra = vec!["hostcontract=abc".into()];
+        let args = command_line(&m).unwrap().join(" ");
+        assert!(!args.contains("vec0") && !args.contains("quiet"), "{args}");
+        assert!(args.ends_with("hostcontract=abc"), "{args}");
+    }
+
+    #[test]
+    fn raid6_kept_for_btrfs() {
+        let mut m = machine();
+        assert!(command_line(&m)
+            .unwrap()
+            .contains(&SKIP_RAID6_BENCHMARK.to_string()));
+        m.needs_raid6 = true;
+        assert!(!command_line(&m).unwrap().join(" ").contains("raid6"));
+    }
+
+    #[test]
+    fn too_long_and_unusable_paths() {
+        let mut m = machine();
+        m.root = PathBuf::from(format!("/{}", "a".repeat(5000)));
+        assert!(command_line(&m).unwrap_err().contains("aborts above 4096"));
+        m.root = "/a,b.img".into();
+        assert!(command_line(&m).unwrap_err().contains("','"));
+        m.root = "rel.img".into();
+        assert!(command_line(&m).unwrap_err().contains("not absolute"));
+    }
+
+    #[test]
+    fn disk_names() {
+        assert_eq!(guest_disk(0), "/dev/ubda");
+        assert_eq!(guest_disk(3), "/dev/ubdd");
+    }
+}

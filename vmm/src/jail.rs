@@ -1,0 +1,274 @@
+//! What a VM's jail holds and the limits it runs under, and the plan [`crate::spawn`] follows
+//! to build it.
+//!
+//! The jail is Firecracker's jailer's idea without its need for KVM or a root VMM: the
+//! launcher, root, prepares; UML starts as the VM's own unprivileged uid in new mount, PID,
+//! IPC and UTS namespaces, and sees only this:
+//!
+//! | path in the jail | what | how |
+//! | --- | --- | --- |
+//! | the kernel's host path (and its loader and libraries, if dynamic) | UML | read-only bind |
+//! | the root image's host path | the image | read-only bind, noexec |
+//! | each data disk's host path | the VM's disks | read-write bind, noexec |
+//! | the config device's host path | the contract | read-only bind, noexec |
+//! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
+//! | `/dev/null`, `/dev/urandom`, `/dev/net/tun` | devices | nodes made in the jail, the tun node owned by the VM's uid |
+//!
+//! Everything else is an empty, read-only tmpfs: after `pivot_root` the host's root is
+//! detached, so no path — hostfs included, which resolves host paths in UML's own mount
+//! namespace — reaches anything of the host. Files keep their host paths inside so that
+//! UML's messages name the files the operator knows.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// How UML may use a file bound into its jail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The kernel binary and its libraries: read-only, executable.
+    Exec,
+    /// The root image and the config device.
+    ReadOnly,
+    /// The data disks.
+    ReadWrite,
+}
+
+/// Resource limits of the VM's host processes (all of them share its uid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+    /// RLIMIT_NPROC: UML runs one host process per guest address space, so this bounds what
+    /// a guest fork bomb costs the host.
+    pub processes: u64,
+    /// RLIMIT_FSIZE: at least the largest disk and the memory file.
+    pub file_size: u64,
+}
+
+/// The default limits: ample for UML (measured: under 40 descriptors, a few dozen processes),
+/// small next to the host's.
+pub const DEFAULT_OPEN_FILES: u64 = 512;
+pub const DEFAULT_PROCESSES: u64 = 1024;
+
+/// Room above the guest's memory in the private tmpfs: UML's memory file is exactly the
+/// guest's memory; the runtime directory holds a pid file and a socket.
+pub const TMP_SLACK_BYTES: u64 = 4 << 20;
+
+/// A VM's jail.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    /// An empty host directory the jail's root is mounted on (in the jail's own mount
+    /// namespace only; the host sees it stay empty).
+    pub dir: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    /// The network namespace to run in (`/run/netns/NAME`); the host's when `None`.
+    pub netns: Option<PathBuf>,
+    /// Persistent TAP devices (in that namespace) handed to the VM's uid before UML opens them.
+    pub taps: Vec<String>,
+    /// The host core to pin the VM to.
+    pub cpu: Option<usize>,
+    /// Size of the private [`crate::cmdline::JAIL_TMP`].
+    pub tmp_bytes: u64,
+    pub limits: Limits,
+    /// Files bound in at their host paths.
+    pub files: Vec<(PathBuf, Access)>,
+}
+
+impl Jail {
+    /// A jail for a VM of `memory_mib` whose largest disk is `largest_disk` bytes.
+    pub fn sized(dir: PathBuf, uid: u32, gid: u32, memory_mib: u32, largest_disk: u64) -> Jail {
+        let tmp_bytes = (u64::from(memory_mib) << 20) + TMP_SLACK_BYTES;
+        Jail {
+            dir,
+            uid,
+            gid,
+            netns: None,
+            taps: Vec::new(),
+            cpu: None,
+            tmp_bytes,
+            limits: Limits {
+                open_files: DEFAULT_OPEN_FILES,
+                processes: DEFAULT_PROCESSES,
+                file_size: tmp_bytes.max(largest_disk),
+            },
+            files: Vec::new(),
+        }
+    }
+}
+
+/// A file to bind: its real host path, its mount point relative to the jail's root, and the
+/// remount flags. The source is a path, not a descriptor opened here: a bind mount's source
+/// must be in the mount namespace of the caller, and the child has its own by then. The
+/// paths are the operator's (kernel, image, disks), never a guest's.
+pub(crate) struct Bind {
+    pub(crate) source: CString,
+    pub(crate) target: CString,
+    pub(crate) flags: libc::c_ulong,
+}
+
+/// Everything the child needs, prepared before the clone: it may then only make system calls.
+pub(crate) struct Plan {
+    pub(crate) root: CString,
+    pub(crate) root_options: CString,
+    pub(crate) tmp: CString,
+    pub(crate) tmp_options: CString,
+    pub(crate) dirs: Vec<CString>,
+    pub(crate) binds: Vec<Bind>,
+    pub(crate) netns: Option<OwnedFd>,
+    pub(crate) taps: Vec<[u8; libc::IFNAMSIZ]>,
+}
+
+pub(crate) fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, String> {
+    CString::new(s.as_ref().to_vec()).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+fn relative(p: &Path) -> Result<&Path, String> {
+    p.strip_prefix("/")
+        .map_err(|_| format!("{} is not an absolute path", p.display()))
+}
+
+fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(p)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("opening {} for the VM's jail: {e}", p.display()))
+}
+
+fn flags_for(access: Access) -> libc::c_ulong {
+    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+    match access {
+        Access::Exec => base | libc::MS_RDONLY,
+        Access::ReadOnly => base | libc::MS_RDONLY | libc::MS_NOEXEC,
+        Access::ReadWrite => base | libc::MS_NOEXEC,
+    }
+}
+
+/// Every ancestor directory of `rel`, outermost first.
+fn ancestors(rel: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = rel
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The plan for `jail`: descriptors opened, every string made.
+pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
+    let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
+    let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
+    let mut binds = Vec::new();
+    for (path, access) in &jail.files {
+        // A symbolic link (e.g. /lib64/ld-linux-x86-64.so.2) is bound as the file it names.
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
+        let rel = relative(path)?;
+        if rel.starts_with(tmp) || rel.starts_with("dev") {
+            return Err(format!(
+                "{} cannot be given to a VM: {} and /dev are the jail's own; move the file",
+                path.display(),
+                crate::cmdline::JAIL_TMP
+            ));
+        }
+        for a in ancestors(rel) {
+            if !dirs.contains(&a) {
+                dirs.push(a);
+            }
+        }
+        let source = cstring(real.as_os_str().as_bytes(), "a path")?;
+        binds.push(Bind {
+            source,
+            target: cstring(rel.as_os_str().as_bytes(), "a path")?,
+            flags: flags_for(*access),
+        });
+    }
+    let netns = match &jail.netns {
+        Some(p) => Some(open_path(p, libc::O_RDONLY | libc::O_CLOEXEC)?),
+        None => None,
+    };
+    let mut taps = Vec::new();
+    for name in &jail.taps {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+            return Err(format!("TAP device name {name:?} is not 1 to 15 bytes"));
+        }
+        let mut b = [0u8; libc::IFNAMSIZ];
+        b[..name.len()].copy_from_slice(name.as_bytes());
+        taps.push(b);
+    }
+    Ok(Plan {
+        root: cstring(jail.dir.as_os_str().as_bytes(), "the jail directory")?,
+        root_options: cstring("size=1m,nr_inodes=4096,mode=0755", "options")?,
+        tmp: cstring(tmp.as_os_str().as_bytes(), "a path")?,
+        tmp_options: cstring(
+            format!(
+                "size={},nr_inodes=1024,mode=0700,uid={},gid={}",
+                jail.tmp_bytes, jail.uid, jail.gid
+            ),
+            "options",
+        )?,
+        dirs: dirs
+            .iter()
+            .map(|d| cstring(d.as_os_str().as_bytes(), "a path"))
+            .collect::<Result<_, _>>()?,
+        binds,
+        netns,
+        taps,
+    })
+}
+
+/// Gives a host file to the VM's uid with `mode` (its disks 0600, its config device 0400):
+/// UML opens them as that uid, and no other VM's uid or host user can.
+pub fn hand_over(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("giving {} to the VM's uid {uid}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_outermost_first() {
+        assert_eq!(
+            ancestors(Path::new("usr/lib/x/libc.so")),
+            [
+                PathBuf::from("usr"),
+                PathBuf::from("usr/lib"),
+                PathBuf::from("usr/lib/x")
+            ]
+        );
+        assert!(ancestors(Path::new("file")).is_empty());
+    }
+
+    #[test]
+    fn a_plan_refuses_what_the_jail_owns() {
+        let mut j = Jail::sized("/nonexistent".into(), 7, 7, 32, 0);
+        j.files.push(("/dev/null".into(), Access::ReadOnly));
+        assert!(plan(&j).err().unwrap().contains("jail's own"));
+
+        j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
+        assert!(plan(&j).err().unwrap().contains("/no/such/file"));
+        j.files = vec![("/bin/sh".into(), Access::Exec)];
+        j.taps = vec!["a-name-far-too-long".into()];
+        assert!(plan(&j).err().unwrap().contains("1 to 15 bytes"));
+    }
+
+    #[test]
+    fn limits_cover_the_disks_and_memory() {
+        let j = Jail::sized("/j".into(), 7, 7, 32, 1 << 30);
+        assert_eq!(j.limits.file_size, 1 << 30);
+        assert_eq!(j.tmp_bytes, (32 << 20) + TMP_SLACK_BYTES);
+        let j = Jail::sized("/j".into(), 7, 7, 32, 0);
+        assert_eq!(j.limits.file_size, j.tmp_bytes);
+    }
+}

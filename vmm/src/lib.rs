@@ -1,0 +1,27 @@
+//! vmm: the one place that starts User-Mode Linux.
+//!
+//! host-launch and the test harness both boot VMs through [`spawn::spawn`], so a test VM is
+//! jailed exactly like a production one. The parts, in the order a start uses them:
+//!
+//! - [`cmdline`]: the UML kernel command line for a [`cmdline::Machine`] (pure);
+//! - [`ids`]: the VM's own uid and gid, from a configurable range;
+//! - [`jail`]: what the VM's private root holds and the limits it runs under;
+//! - [`spawn`]: clone into new namespaces, build the jail, drop every privilege, exec UML;
+//!   the returned [`spawn::Process`] waits for and kills the VM through a pidfd;
+//! - [`channel`]: bounded readers and size-capped logs for the console and status channel,
+//!   because every byte from a guest is hostile;
+//! - [`mconsole`]: UML's management console, reached inside the jail;
+//! - [`cpu`]: which core the VM is pinned to;
+//! - [`boot`]: telling a kernel that panicked before init from one that ran;
+//! - [`kernel`]: which UML kernel to boot.
+
+pub mod boot;
+pub mod channel;
+pub mod cmdline;
+pub mod cpu;
+pub mod elf;
+pub mod ids;
+pub mod jail;
+pub mod kernel;
+pub mod mconsole;
+pub mod spawn;

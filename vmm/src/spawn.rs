@@ -1,0 +1,637 @@
+//! Starting UML in its jail, and the handle that waits for it and kills it.
+//!
+//! The launcher clones a child straight into new mount, PID, IPC and UTS namespaces
+//! (`clone3`, with a pidfd). The child becomes PID 1 of its PID namespace, so when UML exits
+//! or is killed the kernel kills every helper process UML started: nothing of a VM outlives
+//! it. The child then builds the jail ([`crate::jail`]), drops every capability and becomes
+//! the VM's uid, and executes UML. Between the clone and the exec it only makes system calls
+//! on what [`crate::jail::plan`] prepared (the launcher has threads; allocating there could
+//! deadlock). A step that fails writes its number and errno to a close-on-exec pipe, so the
+//! launcher learns which step failed and why; the pipe's end-of-file means UML is running.
+
+use crate::cmdline::{self, Machine, STATUS_FD};
+use crate::jail::{self, cstring, Jail, Plan};
+use std::ffi::{c_char, CString};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// The steps of the child, named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Step {
+    NetNs = 1,
+    Tap,
+    Cpu,
+    Private,
+    Root,
+    Dirs,
+    Bind,
+    Remount,
+    Tmp,
+    Devices,
+    ReadOnlyRoot,
+    PivotRoot,
+    Limits,
+    Capabilities,
+    Ids,
+    Stdio,
+    Exec,
+}
+
+const STEPS: [(Step, &str); 17] = [
+    (Step::NetNs, "entering the network namespace"),
+    (Step::Tap, "handing the TAP device to the VM's uid"),
+    (Step::Cpu, "pinning to a CPU"),
+    (Step::Private, "making the mount namespace private"),
+    (Step::Root, "mounting the jail's root tmpfs"),
+    (Step::Dirs, "making the jail's directories"),
+    (Step::Bind, "binding a file into the jail"),
+    (Step::Remount, "making a bound file read-only"),
+    (Step::Tmp, "mounting the jail's /tmp"),
+    (Step::Devices, "making the jail's device nodes"),
+    (Step::ReadOnlyRoot, "making the jail's root read-only"),
+    (Step::PivotRoot, "entering the jail (pivot_root)"),
+    (Step::Limits, "setting resource limits"),
+    (Step::Capabilities, "dropping capabilities"),
+    (Step::Ids, "becoming the VM's uid and gid"),
+    (Step::Stdio, "wiring the console and status channel"),
+    (Step::Exec, "executing the kernel"),
+];
+
+fn step_name(n: u32) -> &'static str {
+    STEPS
+        .iter()
+        .find(|(s, _)| *s as u32 == n)
+        .map(|(_, t)| *t)
+        .unwrap_or("an unknown step")
+}
+
+// Linux's TUN ioctls (include/uapi/linux/if_tun.h).
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOWNER: libc::c_ulong = 0x4004_54cc;
+const TUNSETGROUP: libc::c_ulong = 0x4004_54ce;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// What the child uses besides the plan: all made before the clone.
+struct Child<'a> {
+    plan: &'a Plan,
+    jail: &'a Jail,
+    kernel: &'a CString,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    console: RawFd,
+    status: RawFd,
+    report: RawFd,
+}
+
+type Failure = (Step, i32);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn check(step: Step, rc: libc::c_long) -> Result<(), Failure> {
+    if rc < 0 {
+        Err((step, errno()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Hands the persistent TAP device to the VM's uid: attach as root, set owner and group.
+///
+/// # Safety
+/// Called in the child only; makes system calls on its own buffers.
+unsafe fn give_tap(name: &[u8; libc::IFNAMSIZ], uid: u32, gid: u32) -> Result<(), Failure> {
+    let fd = libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+    check(Step::Tap, fd as libc::c_long)?;
+    let mut ifr = [0u8; 40];
+    ifr[..libc::IFNAMSIZ].copy_from_slice(name);
+    ifr[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
+    let r = (|| {
+        check(
+            Step::Tap,
+            libc::ioctl(fd, TUNSETIFF, ifr.as_mut_ptr()) as libc::c_long,
+        )?;
+        check(
+            Step::Tap,
+            libc::ioctl(fd, TUNSETOWNER, uid as libc::c_ulong) as libc::c_long,
+        )?;
+        check(
+            Step::Tap,
+            libc::ioctl(fd, TUNSETGROUP, gid as libc::c_ulong) as libc::c_long,
+        )
+    })();
+    libc::close(fd);
+    r
+}
+
+/// Builds the jail at the plan's root and enters it.
+///
+/// # Safety
+/// Called in the child only, between clone and exec.
+unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
+    let p = c.plan;
+    let none = std::ptr::null::<c_char>();
+    check(
+        Step::Private,
+        libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) as libc::c_long,
+    )?;
+    check(
+        Step::Root,
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            p.root.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID,
+            p.root_options.as_ptr().cast(),
+        ) as libc::c_long,
+    )?;
+    check(Step::Root, libc::chdir(p.root.as_ptr()) as libc::c_long)?;
+    libc::umask(0o022);
+    for d in &p.dirs {
+        check(Step::Dirs, libc::mkdir(d.as_ptr(), 0o755) as libc::c_long)?;
+    }
+    for b in &p.binds {
+        let mp = libc::mknod(b.target.as_ptr(), libc::S_IFREG | 0o600, 0);
+        check(Step::Bind, mp as libc::c_long)?;
+        let rc = libc::mount(
+            b.source.as_ptr(),
+            b.target.as_ptr(),
+            none,
+            libc::MS_BIND,
+            std::ptr::null(),
+        );
+        check(Step::Bind, rc as libc::c_long)?;
+        let rc = libc::mount(none, b.target.as_ptr(), none, b.flags, std::ptr::null());
+        check(Step::Remount, rc as libc::c_long)?;
+    }
+    let tmp_flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let rc = libc::mount(
+        c"tmpfs".as_ptr(),
+        p.tmp.as_ptr(),
+        c"tmpfs".as_ptr(),
+        tmp_flags,
+        p.tmp_options.as_ptr().cast(),
+    );
+    check(Step::Tmp, rc as libc::c_long)?;
+    make_devices(c.jail.uid, c.jail.gid)?;
+    let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
+    let rc = libc::mount(none, c".".as_ptr(), none, ro, std::ptr::null());
+    check(Step::ReadOnlyRoot, rc as libc::c_long)?;
+    // pivot_root(".", "."): the old root ends up on top of the new one and is detached at
+    // once, so no directory for it is needed in the (read-only) jail.
+    let rc = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr());
+    check(Step::PivotRoot, rc)?;
+    check(
+        Step::PivotRoot,
+        libc::umount2(c".".as_ptr(), libc::MNT_DETACH) as libc::c_long,
+    )?;
+    check(Step::PivotRoot, libc::chdir(c"/".as_ptr()) as libc::c_long)
+}
+
+/// `/dev/null`, `/dev/urandom` and a `/dev/net/tun` that only the VM's uid may open.
+///
+/// # Safety
+/// Called in the child only, with the jail's root as the working directory.
+unsafe fn make_devices(uid: u32, gid: u32) -> Result<(), Failure> {
+    let nodes: [(&std::ffi::CStr, libc::mode_t, u32, u32); 3] = [
+        (c"dev/null", 0o666, 1, 3),
+        (c"dev/urandom", 0o444, 1, 9),
+        (c"dev/net/tun", 0o600, 10, 200),
+    ];
+    // The modes as given: the inherited umask would take /dev/null's write bits.
+    let old = libc::umask(0);
+    for (path, mode, major, minor) in nodes {
+        let dev = libc::makedev(major, minor);
+        check(
+            Step::Devices,
+            libc::mknod(path.as_ptr(), libc::S_IFCHR | mode, dev) as libc::c_long,
+        )?;
+    }
+    libc::umask(old);
+    check(
+        Step::Devices,
+        libc::chown(c"dev/net/tun".as_ptr(), uid, gid) as libc::c_long,
+    )
+}
+
+/// Limits at the jail's values, never above the hard limits this process has (raising them
+/// needs CAP_SYS_RESOURCE, which a host may not give).
+///
+/// # Safety
+/// Called in the child only.
+unsafe fn set_limits(l: &jail::Limits) -> Result<(), Failure> {
+    let wanted = [
+        (libc::RLIMIT_NOFILE, l.open_files),
+        (libc::RLIMIT_NPROC, l.processes),
+        (libc::RLIMIT_FSIZE, l.file_size),
+        (libc::RLIMIT_CORE, 0),
+    ];
+    for (res, value) in wanted {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        check(Step::Limits, libc::getrlimit(res, &mut cur) as libc::c_long)?;
+        let v = value.min(cur.rlim_max);
+        let new = libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        };
+        check(Step::Limits, libc::setrlimit(res, &new) as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// Every capability out of the bounding and ambient sets, then the VM's ids (which empties
+/// the permitted and effective sets), then no_new_privs.
+///
+/// # Safety
+/// Called in the child only.
+unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
+    for cap in 0..=63 {
+        if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno() != libc::EINVAL {
+            return Err((Step::Capabilities, errno()));
+        }
+    }
+    check(
+        Step::Capabilities,
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) as libc::c_long,
+    )?;
+    let groups = [gid];
+    check(
+        Step::Ids,
+        libc::setgroups(1, groups.as_ptr()) as libc::c_long,
+    )?;
+    check(Step::Ids, libc::setresgid(gid, gid, gid) as libc::c_long)?;
+    check(Step::Ids, libc::setresuid(uid, uid, uid) as libc::c_long)?;
+    // The parent-death signal is cleared by a change of uid, so it is set after it.
+    check(
+        Step::Ids,
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as libc::c_long,
+    )?;
+    check(
+        Step::Capabilities,
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
+    )
+}
+
+/// fd 0 is /dev/null, 1 and 2 the console pipe, 3 the status pipe; nothing else survives
+/// the exec.
+///
+/// # Safety
+/// Called in the child only, inside the jail.
+unsafe fn wire_stdio(c: &Child) -> Result<(), Failure> {
+    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+    check(Step::Stdio, null as libc::c_long)?;
+    for (from, to) in [
+        (null, 0),
+        (c.console, 1),
+        (c.console, 2),
+        (c.status, STATUS_FD),
+    ] {
+        check(Step::Stdio, libc::dup2(from, to) as libc::c_long)?;
+    }
+    let rc = libc::syscall(
+        libc::SYS_close_range,
+        STATUS_FD as libc::c_uint + 1,
+        libc::c_uint::MAX,
+        CLOSE_RANGE_CLOEXEC,
+    );
+    check(Step::Stdio, rc)?;
+    let mut none: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut none);
+    libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    // Rust ignores SIGPIPE; UML expects the default, as any program does.
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    Ok(())
+}
+
+/// The child's whole life: set up, execute UML, or report the failed step and exit.
+///
+/// # Safety
+/// Called in the child only, right after clone3; never returns.
+unsafe fn child_main(c: &Child) -> ! {
+    let failure = (|| -> Result<(), Failure> {
+        if let Some(ns) = &c.plan.netns {
+            check(
+                Step::NetNs,
+                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) as libc::c_long,
+            )?;
+        }
+        for tap in &c.plan.taps {
+            give_tap(tap, c.jail.uid, c.jail.gid)?;
+        }
+        if let Some(cpu) = c.jail.cpu {
+            crate::cpu::pin_self(cpu).map_err(|e| (Step::Cpu, e.raw_os_error().unwrap_or(0)))?;
+        }
+        no_address_randomization();
+        libc::setsid();
+        enter_jail(c)?;
+        set_limits(&c.jail.limits)?;
+        drop_privileges(c.jail.uid, c.jail.gid)?;
+        wire_stdio(c)?;
+        libc::execve(c.kernel.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr());
+        Err((Step::Exec, errno()))
+    })();
+    let (step, err) = failure.err().unwrap_or((Step::Exec, 0));
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    msg[4..].copy_from_slice(&err.to_ne_bytes());
+    libc::write(c.report, msg.as_ptr().cast(), msg.len());
+    libc::_exit(127)
+}
+
+/// UML is started with host address-space randomization off (`personality(ADDR_NO_RANDOMIZE)`).
+///
+/// UML's physical memory starts at its own binary, and at boot it adds the gap between the end
+/// of the binary and the host's (randomized) start of its heap to the memory it manages. On
+/// x86-64 the host randomizes the heap start over 1 GiB, and the kernel's page array for the
+/// gap (64 bytes per 4 KiB page, up to 16 MiB) is taken out of `mem=`. With `mem=32M` about
+/// every second boot then ended in "Kernel panic - not syncing: System is deadlocked on
+/// memory". Without randomization the gap is empty and every boot has the same memory. The
+/// binary is not position-independent, so its text is at a fixed address anyway; the guest's
+/// processes are laid out by the UML kernel, not by this host setting.
+fn no_address_randomization() {
+    // SAFETY: personality(0xffffffff) only reads the persona; setting it changes only how the
+    // next exec lays out memory.
+    unsafe {
+        let persona = libc::personality(0xffff_ffff);
+        if persona >= 0 && persona & libc::ADDR_NO_RANDOMIZE == 0 {
+            libc::personality((persona | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+        }
+    }
+}
+
+/// A pipe whose ends are both close-on-exec and numbered above the standard descriptors and
+/// [`STATUS_FD`], so the child's `dup2`s onto 0–3 never overwrite one it still needs.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are open and owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((high(r)?, high(w)?))
+}
+
+fn high(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that only this OwnedFd owns.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// A started VM: its handle and the read ends of its console and status channel.
+pub struct Started {
+    pub process: Process,
+    pub console: OwnedFd,
+    pub status: OwnedFd,
+    /// The command line, for people.
+    pub shown: String,
+}
+
+/// Starts `machine` in `jail`. `Err` means UML never ran (and nothing of it is left).
+pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
+    let args = cmdline::command_line(machine)?;
+    let shown = cmdline::shown(&machine.kernel, &args);
+    let plan = jail::plan(jail)?;
+    let kernel = cstring(machine.kernel.as_os_str().as_bytes(), "the kernel path")?;
+    let mut argv_c = vec![kernel.clone()];
+    for a in &args {
+        argv_c.push(cstring(a, "a kernel argument")?);
+    }
+    let envp_c = [cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
+    let argv: Vec<*const c_char> = argv_c
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const c_char> = envp_c
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let (console_r, console_w) = pipe().map_err(|e| io("creating the console pipe", e))?;
+    let (status_r, status_w) = pipe().map_err(|e| io("creating the status pipe", e))?;
+    let (report_r, report_w) = pipe().map_err(|e| io("creating the set-up pipe", e))?;
+    let child = Child {
+        plan: &plan,
+        jail,
+        kernel: &kernel,
+        argv: &argv,
+        envp: &envp,
+        console: console_w.as_raw_fd(),
+        status: status_w.as_raw_fd(),
+        report: report_w.as_raw_fd(),
+    };
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+    };
+    // SAFETY: clone3 without CLONE_VM copies the address space like fork; the child runs only
+    // child_main, which never returns and makes system calls on data prepared above.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        // SAFETY: this is the child, right after the clone.
+        unsafe { child_main(&child) }
+    }
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "starting the VM in new namespaces (clone3): {e}{}",
+            if e.raw_os_error() == Some(libc::EPERM) {
+                "; making a VM's jail needs root"
+            } else {
+                ""
+            }
+        ));
+    }
+    drop((console_w, status_w, report_w));
+    // SAFETY: clone3 stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let mut process = Process {
+        pid: pid as u32,
+        pidfd,
+        status: None,
+    };
+    let mut msg = Vec::new();
+    let _ = std::fs::File::from(report_r).read_to_end(&mut msg);
+    if msg.len() >= 8 {
+        let step = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+        let err = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        let _ = process.wait();
+        return Err(format!(
+            "starting {}: {} failed: {}{}",
+            machine.kernel.display(),
+            step_name(step),
+            std::io::Error::from_raw_os_error(err),
+            hint(step, err)
+        ));
+    }
+    Ok(Started {
+        process,
+        console: console_r,
+        status: status_r,
+        shown,
+    })
+}
+
+fn hint(step: u32, err: i32) -> &'static str {
+    if err == libc::EPERM && step <= Step::PivotRoot as u32 {
+        "; making a VM's jail needs root"
+    } else if step == Step::Tap as u32 && err == libc::EBUSY {
+        "; another program has the TAP device open"
+    } else if step == Step::Tap as u32 && err == libc::ENODEV {
+        "; the TAP device does not exist in the VM's network namespace"
+    } else {
+        ""
+    }
+}
+
+/// A running VM: UML as PID 1 of its own PID namespace. Dropping it kills and reaps the VM.
+pub struct Process {
+    pid: u32,
+    pidfd: OwnedFd,
+    status: Option<ExitStatus>,
+}
+
+impl Process {
+    /// UML's host pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Readable once the VM has exited (for poll).
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> std::io::Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        let mut raw: libc::c_int = 0;
+        // SAFETY: waitpid on our own child, writing its status into `raw`.
+        let rc = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut raw, flags) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        let s = ExitStatus::from_raw(raw);
+        self.status = Some(s);
+        Ok(Some(s))
+    }
+
+    /// The exit status, if the VM has exited.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    /// Waits until the VM exits.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            match self.reap(0) {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `signal` to UML (SIGKILL: the VM and every process of its namespace die).
+    pub fn signal(&self, signal: libc::c_int) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal on our own pidfd with no siginfo.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            // Exited but not reaped yet.
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Kills the VM (all of its processes).
+    pub fn kill(&self) -> std::io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.kill();
+            let _ = self.wait();
+        }
+    }
+}
