@@ -80,7 +80,6 @@ struct Bed {
     dir: e2e::TempDir,
     ns: NetNs,
     image: PathBuf,
-    run_as: &'static str,
     state: PathBuf,
 }
 
@@ -95,7 +94,6 @@ impl Bed {
             dir,
             ns,
             image,
-            run_as: common::run_as(),
             state,
         }
     }
@@ -104,7 +102,7 @@ impl Bed {
     fn appliance(&self, i: usize, memory_mib: u32) -> (Appliance, PathBuf) {
         let data = self.dir.join(format!("data{i}.img"));
         if !data.exists() {
-            common::data_disk(&data, self.run_as);
+            common::data_disk(&data);
         }
         let a = Appliance {
             name: format!("bench{i}"),
@@ -115,7 +113,6 @@ impl Bed {
             netns: self.ns.name().to_string(),
             bridge: true,
             address: format!("192.0.2.{}", 10 + i),
-            run_as: self.run_as,
         };
         let spec = a.write_spec(self.dir.path());
         (a, spec)

@@ -96,7 +96,7 @@ fn cases() -> Vec<Case> {
         c(
             "missing-netns",
             r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
-                "run_as":"root","network":{"tap":"hlbad3","netns":"hl-no-such-ns"}}"#,
+                "network":{"tap":"hlbad3","netns":"hl-no-such-ns"}}"#,
             "network.netns: namespace 'hl-no-such-ns' does not exist",
         ),
         c(

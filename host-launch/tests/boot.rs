@@ -29,9 +29,8 @@ fn setup(name: &str, memory_mib: u32) -> Setup {
     common::require_root_and_busybox();
     let dir = common::temp_dir(name);
     let image = common::build_image(dir.path(), "hello from the appliance\n");
-    let run_as = common::run_as();
     let data = dir.join("data.img");
-    common::data_disk(&data, run_as);
+    common::data_disk(&data);
     let ns = common::netns(false);
     let tap = common::tap_name("");
     let spec = Appliance {
@@ -43,7 +42,6 @@ fn setup(name: &str, memory_mib: u32) -> Setup {
         netns: ns.name().to_string(),
         bridge: false,
         address: GUEST.to_string(),
-        run_as,
     }
     .write_spec(dir.path());
     Setup {
@@ -147,7 +145,6 @@ fn two_appliances_from_one_image_run_at_once() {
     let dir = common::temp_dir("two");
     let image = common::build_image(dir.path(), "hello from the shared image\n");
     let image_before = std::fs::read(&image).unwrap();
-    let run_as = common::run_as();
     let ns = common::netns(true);
     let state = dir.join("state");
     let apps: Vec<Appliance> = ["a", "b"]
@@ -155,7 +152,7 @@ fn two_appliances_from_one_image_run_at_once() {
         .enumerate()
         .map(|(i, n)| {
             let data = dir.join(format!("data-{n}.img"));
-            common::data_disk(&data, run_as);
+            common::data_disk(&data);
             Appliance {
                 name: format!("two-{n}"),
                 memory_mib: 32,
@@ -165,7 +162,6 @@ fn two_appliances_from_one_image_run_at_once() {
                 netns: ns.name().to_string(),
                 bridge: true,
                 address: format!("192.0.2.{}", 11 + i),
-                run_as,
             }
         })
         .collect();

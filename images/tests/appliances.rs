@@ -16,7 +16,7 @@
 mod common;
 mod lab;
 
-use lab::{assert_fsck_clean, give_to_vm, run_as, Lab, HOST};
+use lab::{assert_fsck_clean, Lab, HOST};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -31,7 +31,6 @@ fn assert_clean_stop(code: Option<i32>, all: &str) {
 fn blank_disk(path: &Path, mib: u64) {
     let f = std::fs::File::create(path).unwrap();
     f.set_len(mib << 20).unwrap();
-    give_to_vm(path);
 }
 
 /// A data disk made on the host the way an operator would: the site under `www/`.
@@ -67,7 +66,6 @@ fn dns_spec(lab: &Lab, name: &str, syslog: Option<serde_json::Value>) -> serde_j
         "hostname": "dns1",
         "image": lab.image("dns"),
         "memory_mib": 48,
-        "run_as": run_as(),
         "files": dns_files(),
         "network": lab.network("tdns", "192.0.2.53"),
     });
@@ -127,7 +125,6 @@ fn web_appliance_serves_its_data_disk() {
         "name": "img-web",
         "image": lab.image("web"),
         "memory_mib": 48,
-        "run_as": run_as(),
         "disks": [{"file": disk}],
         "network": lab.network("tweb", "192.0.2.80"),
     }));
@@ -156,7 +153,6 @@ fn syslog_spec(lab: &Lab, name: &str, disk: &Path) -> serde_json::Value {
         "name": name,
         "image": lab.image("syslog"),
         "memory_mib": 64,
-        "run_as": run_as(),
         "disks": [{"file": disk}],
         "network": lab.network("tlogs", "192.0.2.14"),
     })
@@ -394,9 +390,6 @@ fn the_three_examples_run_at_once_and_stop_cleanly() {
         let name = spec["name"].as_str().unwrap().to_string();
         spec["image"] = lab.image(recipe).to_str().unwrap().into();
         spec["network"]["netns"] = lab.ns.name().into();
-        if run_as() == "root" {
-            spec["run_as"] = "root".into();
-        }
         if let Some(list) = spec.get_mut("disks").and_then(|d| d.as_array_mut()) {
             for (i, d) in list.iter_mut().enumerate() {
                 let file = lab.join(&format!("{name}-data{i}.img"));

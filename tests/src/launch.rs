@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -26,26 +25,6 @@ pub fn host_launch_exe() -> PathBuf {
         crate::target_dir().join("debug/host-launch")
     })
     .clone()
-}
-
-/// The user UML runs as: `nobody` when it may open /dev/net/tun (mode 0666 on Debian), else
-/// root.
-pub fn run_as() -> &'static str {
-    let tun_open = std::fs::metadata("/dev/net/tun")
-        .map(|m| m.permissions().mode() & 0o006 == 0o006)
-        .unwrap_or(false);
-    if tun_open {
-        "nobody"
-    } else {
-        "root"
-    }
-}
-
-/// Hands a data disk file to the user UML runs as ([`run_as`]).
-pub fn give_to_vm(disk: &Path) {
-    if run_as() == "nobody" {
-        std::os::unix::fs::chown(disk, Some(65534), Some(65534)).unwrap();
-    }
 }
 
 /// A `host-launch run SPEC` in the foreground, its output lines (standard error's marked

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
-pub use e2e::launch::{run_as, Launch};
+pub use e2e::launch::Launch;
 use e2e::{NetNs, RootFs, TempDir};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -93,11 +93,8 @@ pub fn build_image(dir: &Path, text: &str) -> PathBuf {
 }
 
 /// A formatted 16 MiB data disk (the image has no mke2fs: the operator formats it).
-pub fn data_disk(path: &Path, owner: &str) {
+pub fn data_disk(path: &Path) {
     e2e::host::mkfs_ext4(path, "16M");
-    if owner == "nobody" {
-        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
-    }
 }
 
 /// One appliance's spec.
@@ -111,7 +108,6 @@ pub struct Appliance {
     /// Joins the namespace's `br0` instead of giving the TAP device the host address.
     pub bridge: bool,
     pub address: String,
-    pub run_as: &'static str,
 }
 
 impl Appliance {
@@ -132,7 +128,6 @@ impl Appliance {
             "name": self.name,
             "image": self.image,
             "memory_mib": self.memory_mib,
-            "run_as": self.run_as,
             "disks": [{"file": self.data}],
             "network": network,
         })

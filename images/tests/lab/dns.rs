@@ -58,7 +58,6 @@ impl Lab {
             "name": name,
             "image": image,
             "memory_mib": 48,
-            "run_as": super::run_as(),
             "disks": [{"file": disk}],
             "files": [{"path": "/run/dnsmasq.conf", "mode": "0644", "content": dnsmasq_conf()}],
             "network": self.network(tap, GUEST),

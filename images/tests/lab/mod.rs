@@ -20,7 +20,6 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 pub use e2e::host::assert_fsck_clean;
-pub use e2e::launch::{give_to_vm, run_as};
 
 /// The host side of every test network.
 pub const HOST: &str = "192.0.2.1";
@@ -221,7 +220,6 @@ pub fn disk_from_dir(disk: &Path, content: &Path) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "mkfs.ext4 -d");
-    give_to_vm(disk);
 }
 
 /// Text of a host-launch run, for messages.
