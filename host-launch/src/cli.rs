@@ -343,6 +343,23 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         if let Some(i) = &st.image {
             let _ = writeln!(out, "  image:    {i}");
         }
+        if let Some(k) = &st.kernel {
+            let _ = writeln!(out, "  kernel:   {k}");
+        }
+        if let Some(u) = st.uid {
+            let _ = writeln!(out, "  VM uid:   {u} (jailed, no capabilities)");
+        }
+        let d = &st.dropped;
+        let _ = writeln!(
+            out,
+            "  dropped:  {} status lines over {} bytes, {} console bytes and {} event bytes \
+             rotated out, {} events not printed",
+            d.status_lines,
+            vmm::channel::DEFAULT_MAX_LINE,
+            d.console_bytes,
+            d.events_bytes,
+            d.unprinted_events
+        );
         if e.running {
             let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));
         }

@@ -817,6 +817,14 @@ fn boot_once(
                 let _ = vm.process.kill();
             }
         }
+        if saved.elapsed() >= STATE_REFRESH {
+            let before = p.state.dropped.clone();
+            run.record_dropped(&mut p.state);
+            if p.state.dropped != before {
+                let _ = p.state.save(&p.dir);
+            }
+            saved = Instant::now();
+        }
         match vm.process.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}

@@ -216,7 +216,7 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
     );
     assert!(out.contains("Operation not permitted"), "{out}");
     let environ = format!("/proc/{n_pid}/environ");
-    let (ok, out) = as_vm_uid(uid, None, "cat", &[environ.clone()]);
+    let (ok, out) = as_vm_uid(uid, None, "cat", std::slice::from_ref(&environ));
     assert!(
         !ok,
         "the attacker's uid may read (ptrace-read) the neighbour's UML: {out}"

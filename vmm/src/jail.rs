@@ -171,6 +171,13 @@ pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
         let real = std::fs::canonicalize(path)
             .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
         let rel = relative(path)?;
+        if jail.files.iter().filter(|(p, _)| p == path).count() > 1 {
+            return Err(format!(
+                "{} is given to the VM twice (say, as its image and as a data disk); each disk \
+                 needs a file of its own",
+                path.display()
+            ));
+        }
         if rel.starts_with(tmp) || rel.starts_with("dev") {
             return Err(format!(
                 "{} cannot be given to a VM: {} and /dev are the jail's own; move the file",
@@ -258,6 +265,11 @@ mod tests {
 
         j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
         assert!(plan(&j).err().unwrap().contains("/no/such/file"));
+        j.files = vec![
+            ("/bin/sh".into(), Access::Exec),
+            ("/bin/sh".into(), Access::ReadWrite),
+        ];
+        assert!(plan(&j).err().unwrap().contains("twice"));
         j.files = vec![("/bin/sh".into(), Access::Exec)];
         j.taps = vec!["a-name-far-too-long".into()];
         assert!(plan(&j).err().unwrap().contains("1 to 15 bytes"));

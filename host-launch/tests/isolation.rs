@@ -1,0 +1,236 @@
+//! What a hostile guest can make the host hold, and who may read an appliance's state, with
+//! real host-launch runs:
+//!
+//! - a guest root service floods the console and the status channel (with over-long lines and
+//!   with valid events) for 20 s: the launcher's memory and the files on the host stay under
+//!   their caps, `status` shows what was dropped, the neighbour appliance keeps answering, and
+//!   the hostile VM still stops cleanly;
+//! - the state directory, its files and the config device are unreadable to another host
+//!   user, and a contract secret is on no command line.
+//!
+//! Needs root; fails, rather than skips, without it.
+
+mod common;
+
+use common::{host_launch, http_get, launch, Appliance};
+use e2e::RootFs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FLOOD: &str = r#"
+[ -e /dev/tty1 ] && s=/dev/tty1 || { mknod /dev/st c 4 1; s=/dev/st; }
+long=$(head -c 100000 /dev/zero | tr '\0' x)
+( while :; do echo "$long" > $s; echo '{"event":"ready","ts_us":1,"boot_us":1,"init_us":1}' > $s; done ) &
+( while :; do echo "flood flood flood flood flood flood flood flood flood flood flood" > /dev/console; done ) &
+exec httpd -f -p 8080 -h /www
+"#;
+
+/// A busybox image whose service is guest root with every capability, running the contract
+/// file `/run/flood.sh` from the spec.
+fn hostile_image(dir: &Path) -> PathBuf {
+    let image = dir.join("hostile.img");
+    let applets = ["sh", "mknod", "head", "tr", "httpd"];
+    RootFs::new()
+        .busybox(&applets)
+        .bytes("/www/index.html", b"hostile\n".to_vec(), 0o644)
+        .dir("/data", 0o755)
+        .build(&image)
+        .expect("root image");
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let caps = contract::names::CAPABILITIES;
+    let manifest = serde_json::json!({
+        "contract_version": 1, "name": "hostile",
+        "service": {"argv": ["/bin/sh", "/run/flood.sh"], "uid": 0, "gid": 0,
+                    "capabilities": caps, "readiness": {"type": "tcp", "port": 8080},
+                    "stop_timeout_ms": 3000},
+        "disks": [{"mount_point": "/data"}],
+    });
+    std::fs::write(dir.join("hostile.img.manifest.json"), manifest.to_string()).unwrap();
+    image
+}
+
+fn spec_with_files(path: &Path, files: serde_json::Value) {
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    spec["files"] = files;
+    std::fs::write(path, spec.to_string()).unwrap();
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Reads `path` as user nobody (65534): whether it worked.
+fn readable_by_nobody(path: &Path) -> bool {
+    let mut cmd = Command::new("cat");
+    cmd.arg(path);
+    // SAFETY: between fork and exec only setgroups/setgid/setuid are called.
+    unsafe {
+        cmd.pre_exec(|| {
+            let g = [65534];
+            if libc::setgroups(1, g.as_ptr()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_flooding_guest_is_bounded_and_its_state_is_private() {
+    common::require_root_and_busybox();
+    let dir = common::temp_dir("flood");
+    let state = dir.join("state");
+    let ns = common::netns(true);
+    let good_image = common::build_image(dir.path(), "neighbour\n");
+    let bad_image = hostile_image(dir.path());
+    let mut specs = Vec::new();
+    for (name, image, address) in [
+        ("neighbour", &good_image, "192.0.2.20"),
+        ("hostile", &bad_image, "192.0.2.21"),
+    ] {
+        let data = dir.join(format!("{name}-data.img"));
+        common::data_disk(&data);
+        let spec = Appliance {
+            name: name.to_string(),
+            memory_mib: 64,
+            image: image.clone(),
+            data,
+            tap: common::tap_name(&name[..1]),
+            netns: ns.name().to_string(),
+            bridge: true,
+            address: address.to_string(),
+        }
+        .write_spec(dir.path());
+        specs.push(spec);
+    }
+    let secret = "contract-secret-71c0f3";
+    spec_with_files(
+        &specs[1],
+        serde_json::json!([
+            {"path": "/run/flood.sh", "content": FLOOD, "mode": "0755"},
+            {"path": "/run/token", "content": secret, "mode": "0600"}
+        ]),
+    );
+    let mut neighbour = launch(&specs[0], "neighbour", &state);
+    neighbour.wait_ready(Duration::from_secs(60)).unwrap();
+    let mut hostile = launch(&specs[1], "hostile", &state);
+    hostile.wait_ready(Duration::from_secs(60)).unwrap();
+    let launcher = hostile.child.id();
+    let uml = hostile.uml_pid();
+    let vm_dir = state.join("hostile");
+
+    // 20 s of flood: bounded memory and files, the neighbour answering.
+    let start_rss = vm_rss_kib(launcher);
+    let mut peak_rss = start_rss;
+    let mut peak_files = 0;
+    let until = Instant::now() + Duration::from_secs(20);
+    let caps = vmm::channel::DEFAULT_CONSOLE_CAP.max(vmm::channel::DEFAULT_EVENTS_CAP);
+    while Instant::now() < until {
+        peak_rss = peak_rss.max(vm_rss_kib(launcher));
+        for f in [
+            "console.log",
+            "console.log.1",
+            "events.jsonl",
+            "events.jsonl.1",
+        ] {
+            let s = size(&vm_dir.join(f));
+            peak_files = peak_files.max(s);
+            assert!(s <= caps, "{f} is {s} bytes, over its cap {caps}");
+        }
+        let body = http_get(&ns, "192.0.2.20:8080").expect("the neighbour stopped answering");
+        assert!(body.contains("neighbour"), "{body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "launcher RSS {start_rss} → at most {peak_rss} KiB; largest log file {peak_files} bytes"
+    );
+    assert!(
+        peak_rss < start_rss + 16 * 1024,
+        "the launcher grew from {start_rss} to {peak_rss} KiB under the flood"
+    );
+    assert!(
+        size(&vm_dir.join("console.log.1")) > 0,
+        "the console was not flooded enough to rotate: the test would prove nothing"
+    );
+    let status = host_launch(&state, &["status", "hostile"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    eprintln!("{status}");
+    assert!(status.contains("dropped:"), "{status}");
+    let st = hostile.state_json();
+    assert!(
+        st["dropped"]["status_lines"].as_u64().unwrap_or(0) > 0,
+        "no over-long status line was counted: {st}"
+    );
+
+    // Private state, and the secret on no command line.
+    let meta = std::fs::metadata(&vm_dir).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    for f in [
+        "state.json",
+        "events.jsonl",
+        "console.log",
+        "config.img",
+        "lock",
+    ] {
+        let p = vm_dir.join(f);
+        let m = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        assert_eq!(m & 0o077, 0, "{f} is mode {m:o}");
+        assert!(
+            !readable_by_nobody(&p),
+            "another user reads {}",
+            p.display()
+        );
+    }
+    let config = std::fs::metadata(vm_dir.join("config.img")).unwrap();
+    assert_eq!(
+        config.uid(),
+        st["uid"].as_u64().unwrap() as u32,
+        "the config device is the VM's"
+    );
+    for pid in [uml, launcher] {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(secret),
+            "the contract secret is on the command line of {pid}"
+        );
+    }
+    // The VM runs as its own uid, not root and not the neighbour's.
+    let uml_uid = std::fs::metadata(format!("/proc/{uml}")).unwrap().uid();
+    assert_ne!(uml_uid, 0);
+    assert_ne!(
+        uml_uid,
+        std::fs::metadata(format!("/proc/{}", neighbour.uml_pid()))
+            .unwrap()
+            .uid()
+    );
+
+    let (code, all) = hostile.stop();
+    assert_eq!(
+        code,
+        Some(0),
+        "the flooding VM did not stop cleanly:\n{all}"
+    );
+    let (code, all) = neighbour.stop();
+    assert_eq!(code, Some(0), "{all}");
+}
