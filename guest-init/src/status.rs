@@ -45,6 +45,12 @@ impl Status {
             make_raw(&fd);
             fd
         });
+        // The channel is PID 1's alone: with its node gone, a service cannot open it (a
+        // service with CAP_MKNOD could make one again; the host trusts the channel only for
+        // this VM's own status either way, see host-launch/README.md).
+        if out.is_some() {
+            let _ = nix::unistd::unlink(path);
+        }
         Status { out, started_us }
     }
 

@@ -65,6 +65,9 @@ fn attack_script(reads: &[&Path], writes: &[&Path]) -> String {
              else echo 'ATTACK write {p}=no'; fi\n"
         ));
     }
+    s.push_str(
+        "if [ -e /dev/tty1 ]; then echo 'ATTACK tty1=present'; else echo 'ATTACK tty1=gone'; fi\n",
+    );
     s.push_str("echo 'ATTACK done'\nsleep 600\n");
     s
 }
@@ -201,6 +204,10 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
         }
         assert!(lines.contains(&want), "{want} missing: {report}");
     }
+    assert!(
+        lines.iter().any(|l| l == "tty1=gone"),
+        "the status channel's node is still there for the service: {report}"
+    );
     for p in &writes {
         let want = format!("write {}=no", p.display());
         assert!(lines.contains(&want), "{want} missing: {report}");
