@@ -2,7 +2,7 @@
 //! then supervision, then a clean shutdown. Any fatal error is reported with the contract
 //! field at fault and ends in the same clean shutdown, so PID 1 never exits and never hangs.
 
-use crate::logsink::{LogSink, Record, Severity, SinkConfig, Stream};
+use crate::log::{LogSink, Record, Severity, SinkConfig, Stream};
 use crate::mounts::{self, Unmounted};
 use crate::service::SpawnOptions;
 use crate::status::{Status, STATUS_TTY};

@@ -2,11 +2,12 @@
 //!
 //! Each module has one job; `main.rs` runs them in boot order.
 
+pub mod backoff;
 pub mod boot;
 pub mod console;
 pub mod kmod;
 pub mod load;
-pub mod logsink;
+pub mod log;
 pub mod mounts;
 pub mod net;
 pub mod power;

@@ -3,7 +3,7 @@
 //! hanging it.
 
 use contract::{Logging, RemoteSyslog, SyslogFormat, Transport};
-use guest_init::logsink::{
+use guest_init::log::{
     dropped_notice, LineBuffer, LogSink, Record, RemoteTarget, Severity, SinkConfig, Stream,
     Tuning, INIT_APP,
 };
