@@ -2,6 +2,12 @@
 //!
 //! Each module has one job; `main.rs` runs them in boot order.
 
+// PID 1 must not panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod backoff;
 pub mod boot;
 pub mod console;

@@ -216,11 +216,14 @@ pub(super) fn reset_signals() -> ChildResult {
 /// stdin, stdout, stderr and the notify fd onto their numbers. The sources are all above
 /// the targets (see `Fds::new`), and dup2 clears close-on-exec on the new fd.
 pub(super) fn place_fds(fds: &ChildRawFds) -> ChildResult {
-    // SAFETY (all four): dup2 on fds that are open in this process.
+    // SAFETY: dup2 on fds that are open in this process.
     check(Step::Stdin, unsafe { libc::dup2(fds.stdin, 0) })?;
+    // SAFETY: as above.
     check(Step::Stdout, unsafe { libc::dup2(fds.stdout, 1) })?;
+    // SAFETY: as above.
     check(Step::Stderr, unsafe { libc::dup2(fds.stderr, 2) })?;
     if let Some((source, target)) = fds.notify {
+        // SAFETY: as above; `target` is the contract's notify fd, above 2.
         check(Step::NotifyFd, unsafe { libc::dup2(source, target) })?;
     }
     Ok(())
