@@ -1,8 +1,9 @@
 //! host-launch: runs one-service appliances as User-Mode Linux VMs.
 //!
-//! The operator writes a spec (`spec`); the image builder ships a manifest beside the image
-//! (`manifest`); `merge` turns both into a host contract. `load` reads and checks them from
-//! files, `disks`, `tap` and `state` prepare the host, `uml` builds the UML command line,
+//! The operator writes a spec; the image builder ships a manifest beside the image; the
+//! `appliance` crate parses both and merges them into a host contract. `load` reads and
+//! checks them from files (and follows `upgrade`'s pin record), `disks`, `tap` and `state`
+//! prepare the host, `uml` builds the UML command line,
 //! `run` boots and supervises the VM, `mconsole` talks to UML's management console to stop
 //! it, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
 //! appliance's image on the same data disks, rolling back when the new one fails.
@@ -17,16 +18,16 @@ pub mod error;
 pub mod events;
 pub mod exit;
 pub mod load;
-pub mod manifest;
 pub mod mconsole;
-pub mod merge;
 pub mod privs;
 pub mod run;
-pub mod schema;
-pub mod spec;
 pub mod state;
 pub mod tap;
 pub mod uml;
 pub mod upgrade;
 
 pub use error::{Error, Kind, Result};
+
+// The pure appliance types live in their own crate; they stay reachable under the paths they
+// had here.
+pub use appliance::{manifest, merge, schema, spec};

@@ -1,7 +1,7 @@
 //! image-builder: builds read-only ext4 root images for one-service appliances.
 //!
 //! A [`recipe`] names the service's programs and the Debian packages they come from, plugins
-//! loaded with `dlopen`, config files, accounts and the image [manifest](host_launch::manifest).
+//! loaded with `dlopen`, config files, accounts and the image [manifest](appliance::manifest).
 //! [`build`] checks it all, copies each program with its shared-library [`closure`] (found
 //! from the [`elf`] dynamic sections), adds guest-init as `/sbin/init`, and writes a
 //! reproducible image with `mkfs.ext4 -d` plus `<image>.manifest.json` beside it.
