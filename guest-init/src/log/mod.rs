@@ -42,7 +42,12 @@
 //! - it would bring the `time` crate (and its local-offset lookup, which refuses to run in a
 //!   multi-threaded process) into the static PID 1 for what are ~100 lines of formatting here.
 //!
-//! guest-init's own messages reach the sink as [`Record::init`] records.
+//! guest-init's own messages reach the sink as [`Record::init`] records, from the boot's
+//! [`crate::boot::Reporter`], which also sends their status events. The `log` crate is the
+//! facade for what guest-init prints where no reporter is at hand (the first boot lines,
+//! the power-off; [`crate::console::install_logger`]); the service's lines do not go through
+//! it, because they carry the service's APP-NAME and PROCID, which `log::Record` has no place
+//! for, and must never wait for a global logger's lock.
 
 mod console;
 pub mod format;
