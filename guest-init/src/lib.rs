@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod boot;
 pub mod console;
+pub mod errno;
 pub mod kmod;
 pub mod load;
 pub mod log;

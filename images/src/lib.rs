@@ -23,13 +23,20 @@ pub fn workspace_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// The cargo target directory: `$CARGO_TARGET_DIR` (relative to the workspace root if
+/// relative) or `<workspace>/target`.
+pub fn target_dir() -> std::path::PathBuf {
+    let root = workspace_root();
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
 /// Builds the static guest-init with cargo (release, musl) and returns its path.
 pub fn build_guest_init() -> Result<std::path::PathBuf, Error> {
     let root = workspace_root();
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root.join(d),
-        _ => root.join("target"),
-    };
+    let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
         .current_dir(&root)

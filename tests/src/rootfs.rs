@@ -3,6 +3,7 @@
 
 use crate::error::{run_command, Context, Error, Result};
 use crate::tempdir::TempDir;
+use image_builder::closure::Root;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -91,20 +92,21 @@ impl RootFs {
     }
 
     /// Copies a dynamically linked host program to `guest_path` with everything it needs to
-    /// run: each shared library `ldd` lists, at the same path in the guest, and the dynamic
-    /// loader. Errors if `ldd` cannot resolve a library.
+    /// run: its shared-library closure as the image builder finds it
+    /// ([`image_builder::closure`]: `DT_NEEDED` recursively, each library at its host path in
+    /// the guest) and the dynamic loader. Errors if a library cannot be found.
     pub fn program_with_libs(self, host_path: impl AsRef<Path>, guest_path: &str) -> Result<Self> {
         let host_path = host_path.as_ref();
-        let libs = shared_libraries(host_path)?;
+        let what = format!("finding the shared libraries of {}", host_path.display());
+        let program = host_path
+            .to_str()
+            .ok_or_else(|| Error::new(what.clone(), "the path is not UTF-8"))?;
+        let roots = [(program.to_string(), Root::Program)];
+        let closure = image_builder::closure::resolve(&roots, Path::new("/"))
+            .map_err(|problems| Error::new(what, problems.join("\n")))?;
         let mut r = self.file(guest_path, host_path, 0o755);
-        for lib in libs {
-            let guest = lib.to_str().ok_or_else(|| {
-                Error::new(
-                    "copying shared libraries",
-                    format!("{} is not UTF-8", lib.display()),
-                )
-            })?;
-            r = r.file(guest, &lib, 0o755);
+        for (guest, object) in closure.into_iter().filter(|(p, _)| p != program) {
+            r = r.file(&guest, object.source, 0o755);
         }
         Ok(r)
     }
@@ -138,7 +140,7 @@ impl RootFs {
 
     /// What IPv6 needs under Debian's UML kernel: `ipv6.ko` and its dependency `crc-ccitt.ko`.
     pub fn ipv6_modules(self) -> Result<Self> {
-        self.uml_modules(&IPV6_MODULES)
+        self.uml_modules(IPV6_MODULES)
     }
 
     /// `/etc/resolv.conf` → `/run/resolv.conf` and `/etc/hosts` → `/run/hosts`, the files
@@ -221,11 +223,12 @@ pub fn uml_modules_dir() -> PathBuf {
     std::env::var_os("UML_MODULES")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/uml/modules"))
+        .unwrap_or_else(|| PathBuf::from(image_builder::build::UML_MODULES))
 }
 
-/// The IPv6 stack and its dependency, relative to the release directory.
-pub const IPV6_MODULES: [&str; 2] = ["kernel/net/ipv6/ipv6.ko", "kernel/lib/crc-ccitt.ko"];
+/// The IPv6 stack and its dependency, relative to the release directory: the image
+/// builder's list.
+pub use image_builder::build::IPV6_MODULES;
 
 /// The one release under [`uml_modules_dir`] and its directory.
 fn uml_modules_release() -> Result<(String, PathBuf)> {
@@ -244,37 +247,6 @@ fn uml_modules_release() -> Result<(String, PathBuf)> {
             format!("expected one release directory, found {other:?}; set UML_MODULES"),
         )),
     }
-}
-
-/// The shared libraries and loader `ldd` lists for `program` (absolute host paths).
-fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
-    let out = run_command(Command::new("ldd").arg(program))?;
-    parse_ldd(&String::from_utf8_lossy(&out.stdout))
-        .map_err(|e| Error::new(format!("ldd {}", program.display()), e))
-}
-
-/// Parses `ldd` output: `libx.so => /path (0x..)` and `/lib64/ld-linux-x86-64.so.2 (0x..)`
-/// lines; the vDSO has no file and is skipped.
-fn parse_ldd(text: &str) -> std::result::Result<Vec<PathBuf>, String> {
-    let mut libs = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let path = match line.split_once("=>") {
-            Some((name, rest)) => {
-                let rest = rest.trim();
-                if rest.starts_with("not found") {
-                    return Err(format!("{} not found", name.trim()));
-                }
-                rest.split_whitespace().next().unwrap_or("")
-            }
-            None => line.split_whitespace().next().unwrap_or(""),
-        };
-        if path.starts_with('/') {
-            libs.push(PathBuf::from(path));
-        } else if !line.starts_with("linux-vdso") && !line.contains("statically linked") {
-            return Err(format!("cannot read the ldd line {line:?}"));
-        }
-    }
-    Ok(libs)
 }
 
 fn normalize(guest_path: &str) -> String {
@@ -424,22 +396,6 @@ mod tests {
     fn paths_are_normalized() {
         assert_eq!(normalize("etc/motd"), "/etc/motd");
         assert_eq!(normalize("/etc/"), "/etc");
-    }
-
-    #[test]
-    fn ldd_output_is_parsed() {
-        let text =
-            "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 \
-                    (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
-        let libs = parse_ldd(text).unwrap();
-        assert_eq!(
-            libs,
-            [
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
-            ]
-        );
-        assert!(parse_ldd("\tlibfoo.so => not found\n").is_err());
     }
 
     #[test]

@@ -79,16 +79,15 @@ impl NetError {
     }
 }
 
-/// "Permission denied (EACCES)": the sentence for people, the name for searching.
-fn errno_text(e: Errno) -> String {
-    format!("{} ({e:?})", e.desc())
-}
-
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetError::Socket { op, errno } => {
-                write!(f, "netlink socket {op} failed: {}", errno_text(*errno))
+                write!(
+                    f,
+                    "netlink socket {op} failed: {}",
+                    crate::errno::text(*errno)
+                )
             }
             NetError::Protocol { what } => write!(f, "unexpected netlink reply: {what}"),
             NetError::NoSuchInterface {
@@ -110,7 +109,11 @@ impl fmt::Display for NetError {
                 if let Some(p) = path {
                     write!(f, "{p} ")?;
                 }
-                write!(f, "{what}: the kernel refused: {}", errno_text(*errno))?;
+                write!(
+                    f,
+                    "{what}: the kernel refused: {}",
+                    crate::errno::text(*errno)
+                )?;
                 if let Some(d) = detail {
                     write!(f, ": {d}")?;
                 }

@@ -66,11 +66,11 @@ impl fmt::Display for SpawnError {
             SpawnError::Config { field, message } => write!(f, "{field}: {message}"),
             SpawnError::Setup { step, errno } => write!(
                 f,
-                "cannot start the service: {step} failed in guest-init: {} ({errno:?})",
-                errno.desc()
+                "cannot start the service: {step} failed in guest-init: {}",
+                crate::errno::text(*errno)
             ),
             SpawnError::Exec { errno, context, .. } => {
-                write!(f, "{context}: {} ({errno:?})", errno.desc())
+                write!(f, "{context}: {}", crate::errno::text(*errno))
             }
         }
     }
