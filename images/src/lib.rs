@@ -9,6 +9,7 @@
 pub mod build;
 pub mod closure;
 pub mod elf;
+pub mod ext4;
 pub mod recipe;
 
 pub use build::{build, plan, Built, Error, Options};
