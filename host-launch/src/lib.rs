@@ -2,7 +2,7 @@
 //!
 //! The operator writes a spec; the image builder ships a manifest beside the image; the
 //! `appliance` crate parses both and merges them into a host contract. `load` reads and
-//! checks them from files (and follows `upgrade`'s pin record), `disks`, `tap` and `state`
+//! checks them from files (and follows `upgrade`'s pin record, `pin`), `disks`, `tap` and `state`
 //! prepare the host, `uml` builds the UML command line,
 //! `run` boots and supervises the VM, `mconsole` talks to UML's management console to stop
 //! it, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
@@ -19,6 +19,7 @@ pub mod events;
 pub mod exit;
 pub mod load;
 pub mod mconsole;
+pub mod pin;
 pub mod privs;
 pub mod run;
 pub mod state;
