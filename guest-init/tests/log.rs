@@ -140,6 +140,28 @@ fn close_wait_to(peer: SocketAddr) -> bool {
     })
 }
 
+/// A sink with the console only.
+fn console_sink(console: &SharedConsole) -> LogSink {
+    LogSink::start(SinkConfig {
+        hostname: "vm1".to_string(),
+        remote: None,
+        console: Some(Box::new(console.clone())),
+        tuning: Tuning::default(),
+    })
+    .expect("start")
+}
+
+/// Logs 100,000 service lines (`text(i)`) from another thread; they must all return (see
+/// [`returns`]).
+fn log_100k(sink: &Arc<LogSink>, text: impl Fn(u64) -> String + Send + 'static) {
+    let caller = Arc::clone(sink);
+    returns("100k log() calls", move || {
+        for i in 0..100_000 {
+            caller.log(Record::service(Stream::Stdout, "web", None, text(i)));
+        }
+    });
+}
+
 /// Says on the terminal (not captured by the test harness) that part of a test did not run.
 fn skip(test: &str, why: &str) {
     let _ = writeln!(io::stderr(), "SKIPPED {test}: {why}");
@@ -376,17 +398,7 @@ fn absent_tcp_host_never_blocks_and_the_gap_is_reported() {
         tuning,
     ));
 
-    let caller = Arc::clone(&sink);
-    returns("100k log() calls", move || {
-        for i in 0..100_000 {
-            caller.log(Record::service(
-                Stream::Stdout,
-                "web",
-                None,
-                format!("line {i}"),
-            ));
-        }
-    });
+    log_100k(&sink, |i| format!("line {i}"));
     let stats = sink.stats();
     // Only the queue (64 lines) and the 16 KiB backlog can hold lines: memory stays bounded.
     assert!(stats.remote_dropped > 99_000, "{stats:?}");
@@ -470,13 +482,8 @@ fn slow_tcp_host_never_blocks() {
         tuning,
     ));
 
-    let caller = Arc::clone(&sink);
-    returns("100k log() calls", move || {
-        let line = "y".repeat(1000);
-        for _ in 0..100_000 {
-            caller.log(Record::service(Stream::Stdout, "web", None, line.clone()));
-        }
-    });
+    let line = "y".repeat(1000);
+    log_100k(&sink, move |_| line.clone());
     // 100 MB cannot fit in loopback socket buffers plus a 64 KiB backlog.
     assert!(sink.stats().remote_dropped > 0, "{:?}", sink.stats());
     // flush is bounded even though the host never reads. (It may even succeed: each
@@ -564,13 +571,7 @@ fn udp_to_a_closed_port_keeps_working() {
 #[test]
 fn console_gets_app_prefixed_lines() {
     let console = SharedConsole::default();
-    let sink = LogSink::start(SinkConfig {
-        hostname: "vm1".to_string(),
-        remote: None,
-        console: Some(Box::new(console.clone())),
-        tuning: Tuning::default(),
-    })
-    .expect("start");
+    let sink = console_sink(&console);
     sink.log(Record::service(Stream::Stdout, "web", Some(3), "hello\r"));
     sink.log(Record::service(
         Stream::Stderr,
@@ -672,13 +673,7 @@ fn flush_with_an_absent_host_is_bounded() {
 #[test]
 fn line_buffer_feeds_the_sink() {
     let console = SharedConsole::default();
-    let sink = LogSink::start(SinkConfig {
-        hostname: "vm1".to_string(),
-        remote: None,
-        console: Some(Box::new(console.clone())),
-        tuning: Tuning::default(),
-    })
-    .expect("start");
+    let sink = console_sink(&console);
     let mut lines = LineBuffer::new(sink.max_line());
     for chunk in [&b"first li"[..], b"ne\r\nsecond", b" line\npartial"] {
         for line in lines.push(chunk) {
