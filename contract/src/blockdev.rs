@@ -37,6 +37,11 @@ pub const MAGIC: [u8; 8] = *b"HOSTCTRT";
 /// The format version this module writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Smallest config device a host attaches: an image shorter than this is padded with zeros
+/// to it (16 sectors, what the kernel's partition scan reads; the guest reads only the
+/// header's payload length).
+pub const MIN_DEVICE_BYTES: usize = 16 * SECTOR;
+
 /// Length of the header: one sector.
 pub const HEADER_LEN: usize = SECTOR;
 

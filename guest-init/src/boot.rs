@@ -2,7 +2,7 @@
 //! then supervision, then a clean shutdown. Any fatal error is reported with the contract
 //! field at fault and ends in the same clean shutdown, so PID 1 never exits and never hangs.
 
-use crate::logsink::{LogSink, Record, Severity, SinkConfig, Stream};
+use crate::log::{LogSink, Record, Severity, SinkConfig, Stream};
 use crate::mounts::{self, Unmounted};
 use crate::service::SpawnOptions;
 use crate::status::{Status, STATUS_TTY};
@@ -133,6 +133,7 @@ struct Up {
 
 /// PID 1's whole life. Never returns.
 pub fn run(started_us: u64) -> ! {
+    console::install_logger();
     std::panic::set_hook(Box::new(|info| {
         console::fatal(&format!("internal error: {info}"));
         power::power_off();
@@ -147,12 +148,12 @@ pub fn run(started_us: u64) -> ! {
     // Ctrl-Alt-Del (UML mconsole `cad`) then reaches PID 1 as SIGINT instead of rebooting.
     disable_cad();
     if let Err(e) = console::setup() {
-        console::fatal(&e);
+        ::log::error!("{e}");
         power::power_off();
     }
-    console::say(concat!("starting, version ", env!("CARGO_PKG_VERSION")));
+    ::log::info!("starting, version {}", env!("CARGO_PKG_VERSION"));
     if let Err(e) = mounts::mount_system() {
-        console::fatal(&e.to_string());
+        ::log::error!("{e}");
         power::power_off();
     }
     let mut rep = Reporter::new(Status::open(STATUS_TTY, started_us));

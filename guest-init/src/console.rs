@@ -3,6 +3,10 @@
 //! Printing never panics (unlike `println!`, which panics when the write fails): messages are
 //! written with plain `write(2)` calls and errors are ignored, since there is nowhere else to
 //! report them.
+//!
+//! It is also the backend of the `log` facade ([`install_logger`]): code that has no
+//! [`crate::boot::Reporter`] at hand (the first boot lines, the power-off) logs with
+//! `::log::info!` and `::log::error!`.
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
@@ -88,5 +92,40 @@ fn write_line(text: &str) {
             return;
         }
         rest = rest.get(n as usize..).unwrap_or_default();
+    }
+}
+
+/// The `log` facade's backend: `info!` and above are printed like [`say`]; `error!` like
+/// [`fatal`], because every error guest-init logs that way ends the VM. Records do not go to
+/// the remote log: the boot's [`crate::boot::Reporter`] does that for the messages it says,
+/// with their status events.
+struct ConsoleLogger;
+
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+impl ::log::Log for ConsoleLogger {
+    fn enabled(&self, metadata: &::log::Metadata<'_>) -> bool {
+        metadata.level() <= ::log::Level::Info
+    }
+
+    fn log(&self, record: &::log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string();
+        if record.level() == ::log::Level::Error {
+            fatal(&text);
+        } else {
+            say(&text);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Makes the console the `log` facade's backend. A second call keeps the first logger.
+pub fn install_logger() {
+    if ::log::set_logger(&LOGGER).is_ok() {
+        ::log::set_max_level(::log::LevelFilter::Info);
     }
 }

@@ -69,7 +69,7 @@ pub enum KmodError {
 impl fmt::Display for KmodError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KmodError::Release { errno } => write!(f, "uname failed: {}", errno_text(*errno)),
+            KmodError::Release { errno } => write!(f, "uname failed: {}", crate::errno::text(*errno)),
             KmodError::Missing {
                 module,
                 dir,
@@ -109,14 +109,14 @@ impl fmt::Display for KmodError {
                 path.display()
             ),
             KmodError::Open { path, errno } => {
-                write!(f, "cannot open {}: {}", path.display(), errno_text(*errno))
+                write!(f, "cannot open {}: {}", path.display(), crate::errno::text(*errno))
             }
             KmodError::Load { path, errno } => {
                 write!(
                     f,
                     "the kernel refused to load {}: {}",
                     path.display(),
-                    errno_text(*errno)
+                    crate::errno::text(*errno)
                 )?;
                 match *errno {
                     Errno::ENOEXEC => write!(f, " (built for another kernel release?)"),
@@ -129,11 +129,6 @@ impl fmt::Display for KmodError {
 }
 
 impl std::error::Error for KmodError {}
-
-/// "Permission denied (EACCES)": the sentence for people, the name for searching.
-fn errno_text(e: Errno) -> String {
-    format!("{} ({e:?})", e.desc())
-}
 
 /// Loads one module file with `finit_module(2)`, which takes the file itself, so nothing is
 /// read into our memory. A module that is already loaded (EEXIST) counts as success.

@@ -2,11 +2,19 @@
 //!
 //! Each module has one job; `main.rs` runs them in boot order.
 
+// PID 1 must not panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod backoff;
 pub mod boot;
 pub mod console;
+pub mod errno;
 pub mod kmod;
 pub mod load;
-pub mod logsink;
+pub mod log;
 pub mod mounts;
 pub mod net;
 pub mod power;

@@ -1,17 +1,16 @@
 //! Ending the VM: flush file systems and power off. Under User-Mode Linux a power-off makes
 //! the `linux` process on the host exit.
 
-use crate::console;
 use nix::sys::reboot::{reboot, RebootMode};
 
 /// Syncs file systems and powers the VM off. Never returns: if the power-off call fails, the
 /// failure is printed and PID 1 sleeps forever (PID 1 must not exit, or the kernel panics).
 pub fn power_off() -> ! {
-    console::say("powering off");
+    ::log::info!("powering off");
     nix::unistd::sync();
     match reboot(RebootMode::RB_POWER_OFF) {
         Ok(never) => match never {},
-        Err(e) => console::fatal(&format!("power off failed: {e}; halting here")),
+        Err(e) => ::log::error!("power off failed: {e}; halting here"),
     }
     halt_forever()
 }

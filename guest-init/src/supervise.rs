@@ -9,7 +9,7 @@
 //! Nothing here grows with the number of restarts: each run's pipes are owned by its
 //! [`Running`] and closed when it ends.
 
-use crate::logsink::LineBuffer;
+use crate::log::LineBuffer;
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
 use contract::{Readiness, Service};
 use nix::errno::Errno;
@@ -106,7 +106,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             obs,
             opts,
             signals,
-            backoff: Backoff::new(&svc.restart),
+            backoff: Backoff::for_restart(&svc.restart),
             probe: service::tcp_probe_addr(&svc.readiness),
             next_probe: Instant::now(),
             running: None,

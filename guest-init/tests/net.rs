@@ -14,7 +14,7 @@
 //! The interface is one end of a veth pair whose other end stays in the same namespace, so
 //! nothing sent can leave it; addresses come from the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32). Needs root
 //! (CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2's `ip`; without the privilege the tests
-//! say so and pass vacuously.
+//! fail and say why (a test that cannot run must not look green).
 
 use contract::{Interface, Network, Route};
 use guest_init::net::{self, NetError};

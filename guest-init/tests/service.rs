@@ -9,6 +9,7 @@ use guest_init::service::{
     read_notify, spawn, tcp_ready, tcp_ready_within, Child, Notify, SpawnError, SpawnOptions,
 };
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use serde_json::json;
@@ -66,12 +67,20 @@ fn collect(child: Child) -> Output {
         if err_open {
             err_open = drain(&child.stderr, &mut err);
         }
-        if Instant::now() > deadline {
+        // Wait for output or end of file on what is still open (an event), not for a while.
+        let open: Vec<_> = [(out_open, &child.stdout), (err_open, &child.stderr)]
+            .into_iter()
+            .filter(|(o, _)| *o)
+            .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let mut fds = open;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+        if !fds.is_empty() && poll(&mut fds, timeout) == Ok(0) {
             let _ = kill(child.pid, Signal::SIGKILL);
             let _ = waitpid(child.pid, None);
             panic!("child did not finish");
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
     let status = waitpid(child.pid, None).expect("waitpid");
     Output {
@@ -380,26 +389,99 @@ fn the_notify_fd_is_the_only_extra_fd() {
     assert!(l7.starts_with("pipe:"), "{l7}");
 }
 
-/// Polls `read_notify` until it says something other than Pending.
+/// Waits (poll) for the notify pipe to say something, then asks `read_notify` what; gives up
+/// with what it says after 20 s.
 fn wait_notify(fd: &OwnedFd) -> Notify {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let n = read_notify(fd.as_fd());
-        if n != Notify::Pending || Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if n != Notify::Pending || left.is_zero() {
             return n;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO),
+        );
+    }
+}
+
+/// A FIFO in a fresh directory that any user may open: the test writes to it when the
+/// service may go on (an event instead of a sleep in the service's script).
+struct Gate {
+    dir: std::path::PathBuf,
+}
+
+impl Gate {
+    fn new(name: &str) -> Gate {
+        let dir = std::env::temp_dir().join(format!("gi-gate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("gate dir");
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod gate dir");
+        nix::unistd::mkfifo(
+            &dir.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .expect("mkfifo");
+        std::fs::set_permissions(
+            dir.join("fifo"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .expect("chmod fifo");
+        Gate { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.join("fifo").display().to_string()
+    }
+
+    /// Lets the service go on, once it has the FIFO open for reading (until then, a
+    /// non-blocking open for writing fails with ENXIO); panics after 20 s.
+    fn open(&self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(self.dir.join("fifo"))
+            {
+                Ok(mut f) => {
+                    f.write_all(b"go\n").expect("write the gate");
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("the service never opened the gate: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[test]
 fn a_newline_on_the_notify_fd_means_ready() {
+    let gate = Gate::new("notify");
+    let script = format!(
+        "read go < {}; printf 'starting...\\n' >&3; exec sleep 30",
+        gate.path()
+    );
     let child = start(&service(json!({
-        "argv": sh("sleep 0.2; printf 'starting...\\n' >&3; exec sleep 30"),
+        "argv": sh(&script),
         "readiness": {"type": "notify", "fd": 3},
     })));
     let ready = child.ready.as_ref().expect("ready fd");
     assert_eq!(read_notify(ready.as_fd()), Notify::Pending);
+    gate.open();
     assert_eq!(wait_notify(ready), Notify::Ready);
     stop(child);
 }

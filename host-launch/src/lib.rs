@@ -1,10 +1,12 @@
 //! host-launch: runs one-service appliances as User-Mode Linux VMs.
 //!
-//! The operator writes a spec (`spec`); the image builder ships a manifest beside the image
-//! (`manifest`); `merge` turns both into a host contract. `load` reads and checks them from
-//! files, `disks`, `tap` and `state` prepare the host, `vm` describes the VM (command line,
-//! uid, jail) for the `vmm` crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to the launcher's exit status. `upgrade` replaces an
-//! appliance's image on the same data disks, rolling back when the new one fails.
+//! The operator writes a spec; the image builder ships a manifest beside the image; the
+//! `appliance` crate parses both and merges them into a host contract. `load` reads and
+//! checks them from files (and follows `upgrade`'s pin record, `pin`), `disks`, `tap` and
+//! `state` prepare the host, `vm` describes the VM (command line, uid, jail) for the `vmm`
+//! crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to
+//! the launcher's exit status. `upgrade` replaces an appliance's image on the same data disks,
+//! rolling back when the new one fails.
 
 pub mod cli;
 pub mod disks;
@@ -12,15 +14,16 @@ pub mod error;
 pub mod events;
 pub mod exit;
 pub mod load;
-pub mod manifest;
-pub mod merge;
+pub mod pin;
 pub mod privs;
 pub mod run;
-pub mod schema;
-pub mod spec;
 pub mod state;
 pub mod tap;
 pub mod upgrade;
 pub mod vm;
 
 pub use error::{Error, Kind, Result};
+
+// The pure appliance types live in their own crate; they stay reachable under the paths they
+// had here.
+pub use appliance::{manifest, merge, schema, spec};

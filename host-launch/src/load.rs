@@ -70,13 +70,31 @@ pub fn load(spec_path: &Path) -> Result<Loaded> {
     load_with_image(spec_path, None)
 }
 
+/// The spec's name and its image (absolute), from the spec file only.
+pub fn spec_name_and_image(spec_path: &Path) -> Result<(String, PathBuf)> {
+    let spec_path = absolute(spec_path);
+    let spec = read_spec(&spec_path)?;
+    let base = spec_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok((spec.name.clone(), resolve(&base, &spec.image)))
+}
+
+/// The image an earlier `upgrade` put in place of the spec's image, while the spec still
+/// names the image it replaced (its record: [`crate::pin`]).
+pub fn pinned_image(spec_path: &Path) -> Result<Option<PathBuf>> {
+    let (name, spec_image) = spec_name_and_image(spec_path)?;
+    Ok(crate::pin::image_for(&name, &spec_image))
+}
+
 /// What a launch boots: the spec with `image` in place of its image when given, else with
-/// the image an earlier `upgrade` put in place of the spec's ([`crate::upgrade::pinned_image`]).
+/// the image an earlier `upgrade` put in place of the spec's ([`pinned_image`]).
 pub fn load_for_launch(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
     match image {
         Some(i) => load_with_image(spec_path, Some(i)),
         None => {
-            let pinned = crate::upgrade::pinned_image(spec_path)?;
+            let pinned = pinned_image(spec_path)?;
             load_with_image(spec_path, pinned.as_deref())
         }
     }

@@ -20,13 +20,17 @@
 //!    upgrade); the exit status is 127 ([`crate::exit::ROLLED_BACK`]). If the old image does
 //!    not come back either, the exit status is 122 and the message says so.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::exit;
 use crate::load::{self, Loaded};
+use crate::pin;
 use crate::state::{self, Dir, Phase, State};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// What a launch of a spec boots after an upgrade (moved to [`crate::load`], which no longer
+/// calls into this module).
+pub use crate::load::pinned_image;
 
 /// Options of `upgrade`.
 #[derive(Debug, Clone)]
@@ -37,71 +41,6 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// How long the graceful stop of the running appliance may take.
     pub stop_timeout: Duration,
-}
-
-/// `upgraded.json`: the image that replaces the spec's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pin {
-    /// The spec's own image (absolute) when the upgrade happened: a spec that names another
-    /// image since then wins over the pin.
-    pub spec_image: String,
-    /// The image in use instead.
-    pub image: String,
-    /// The image it replaced.
-    pub previous: String,
-    /// When, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-}
-
-fn spec_image_and_name(spec_path: &Path) -> Result<(String, PathBuf)> {
-    let spec_path = load::absolute(spec_path);
-    let spec = load::read_spec(&spec_path)?;
-    let base = spec_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    Ok((spec.name.clone(), load::resolve(&base, &spec.image)))
-}
-
-fn read_pin(dir: &Dir) -> Option<Pin> {
-    let text = std::fs::read(dir.upgraded()).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
-/// The image an earlier `upgrade` put in place of the spec's image, while the spec still
-/// names the image it replaced.
-pub fn pinned_image(spec_path: &Path) -> Result<Option<PathBuf>> {
-    let (name, spec_image) = spec_image_and_name(spec_path)?;
-    if crate::spec::check_name(&name).is_err() {
-        return Ok(None); // load reports the bad name
-    }
-    let dir = Dir::new(&state::base_dir(), &name);
-    Ok(read_pin(&dir)
-        .filter(|p| Path::new(&p.spec_image) == spec_image)
-        .map(|p| PathBuf::from(p.image)))
-}
-
-fn write_pin(dir: &Dir, spec_image: &Path, image: &Path, previous: &Path) -> Result<()> {
-    if image == spec_image {
-        return match std::fs::remove_file(dir.upgraded()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::host(format!(
-                "removing {}: {e}",
-                dir.upgraded().display()
-            ))),
-            _ => Ok(()),
-        };
-    }
-    let pin = Pin {
-        spec_image: spec_image.display().to_string(),
-        image: image.display().to_string(),
-        previous: previous.display().to_string(),
-        at_ms: state::now_ms(),
-    };
-    let tmp = dir.path.join("upgraded.json.tmp");
-    let text = serde_json::to_string_pretty(&pin).unwrap_or_default() + "\n";
-    std::fs::write(&tmp, text).io_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.upgraded())
-        .io_context(|| format!("writing {}", dir.upgraded().display()))
 }
 
 /// One data disk as an image expects it: host file, guest device, mount point, file system.
@@ -253,7 +192,7 @@ fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
 /// `host-launch upgrade SPEC --image NEW`; returns the exit status (0, or
 /// [`exit::ROLLED_BACK`] when the new image failed and the old one was put back).
 pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
-    let (name, spec_image) = spec_image_and_name(spec)?;
+    let (name, spec_image) = load::spec_name_and_image(spec)?;
     crate::spec::check_name(&name).map_err(Error::invalid)?;
     let base = state::base_dir();
     let entry = state::entry(&base, &name);
@@ -268,7 +207,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         .map(PathBuf::from);
     let old_image = match recorded {
         Some(i) => i,
-        None => pinned_image(spec)?.unwrap_or_else(|| spec_image.clone()),
+        None => load::pinned_image(spec)?.unwrap_or_else(|| spec_image.clone()),
     };
     let new_image = load::absolute(&o.image);
     let old = load::load_with_image(spec, Some(&old_image))
@@ -311,7 +250,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     }
     let failure = match boot(&new, &new_image, o)? {
         Boot::Ready { after } => {
-            write_pin(&dir, &spec_image, &new_image, &old_image)?;
+            pin::write(&dir, &spec_image, &new_image, &old_image)?;
             say(
                 &name,
                 &format!(
@@ -340,7 +279,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
             ),
         );
     }
-    write_pin(&dir, &spec_image, &old_image, &old_image)?;
+    pin::write(&dir, &spec_image, &old_image, &old_image)?;
     if !was_running {
         say(
             &name,
@@ -374,37 +313,5 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
             old_image.display(),
             e.message
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pin_round_trip_and_reset() {
-        let base = std::env::temp_dir().join(format!("hl-pin-{}", std::process::id()));
-        let dir = Dir::new(&base, "p1");
-        std::fs::create_dir_all(&dir.path).unwrap();
-        write_pin(
-            &dir,
-            Path::new("/i/v1.img"),
-            Path::new("/i/v2.img"),
-            Path::new("/i/v1.img"),
-        )
-        .unwrap();
-        let p = read_pin(&dir).unwrap();
-        assert_eq!(p.image, "/i/v2.img");
-        assert_eq!(p.previous, "/i/v1.img");
-        // Back to the spec's own image: no pin.
-        write_pin(
-            &dir,
-            Path::new("/i/v1.img"),
-            Path::new("/i/v1.img"),
-            Path::new("/i/v2.img"),
-        )
-        .unwrap();
-        assert!(read_pin(&dir).is_none());
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

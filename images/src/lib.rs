@@ -1,7 +1,7 @@
 //! image-builder: builds read-only ext4 root images for one-service appliances.
 //!
 //! A [`recipe`] names the service's programs and the Debian packages they come from, plugins
-//! loaded with `dlopen`, config files, accounts and the image [manifest](host_launch::manifest).
+//! loaded with `dlopen`, config files, accounts and the image [manifest](appliance::manifest).
 //! [`build`] checks it all, copies each program with its shared-library [`closure`] (found
 //! from the [`elf`] dynamic sections), adds guest-init as `/sbin/init`, and writes a
 //! reproducible image with `mkfs.ext4 -d` plus `<image>.manifest.json` beside it.
@@ -9,6 +9,7 @@
 pub mod build;
 pub mod closure;
 pub mod elf;
+pub mod ext4;
 pub mod recipe;
 
 pub use build::{build, plan, Built, Error, Options};
@@ -23,13 +24,20 @@ pub fn workspace_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// The cargo target directory: `$CARGO_TARGET_DIR` (relative to the workspace root if
+/// relative) or `<workspace>/target`.
+pub fn target_dir() -> std::path::PathBuf {
+    let root = workspace_root();
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
 /// Builds the static guest-init with cargo (release, musl) and returns its path.
 pub fn build_guest_init() -> Result<std::path::PathBuf, Error> {
     let root = workspace_root();
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root.join(d),
-        _ => root.join("target"),
-    };
+    let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
         .current_dir(&root)

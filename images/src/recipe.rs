@@ -2,7 +2,7 @@
 //! reported with their JSON path), then checked as a whole by [`check`], which reports every
 //! problem at once. Pure: no I/O.
 
-use host_launch::manifest::Manifest;
+use appliance::manifest::Manifest;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -58,7 +58,7 @@ pub struct Recipe {
     pub disk_tools: Option<bool>,
     /// The manifest written beside the image as `<image>.manifest.json`: the default service
     /// (argv, user, capabilities, readiness), the data disks it expects and its ports. Its
-    /// format is host-launch's (`host-launch/schema/manifest-v1.schema.json`).
+    /// format is the appliance crate's (`appliance/schema/manifest-v1.schema.json`).
     pub manifest: Manifest,
 }
 
@@ -392,11 +392,11 @@ fn check_manifest_as_contract(m: &Manifest) -> Vec<String> {
         .map(|i| serde_json::json!({ "file": format!("disk{i}.img") }))
         .collect();
     let spec = serde_json::json!({ "name": "image", "image": "image.img", "disks": disks });
-    let spec = match host_launch::spec::parse(spec.to_string().as_bytes()) {
+    let spec = match appliance::spec::parse(spec.to_string().as_bytes()) {
         Ok(s) => s,
         Err(e) => return e.into_iter().map(|l| format!("manifest: {l}")).collect(),
     };
-    let merged = match host_launch::merge::merge(&spec, m) {
+    let merged = match appliance::merge::merge(&spec, m) {
         Ok(merged) => merged,
         Err(p) => return p.0.iter().map(|p| format!("manifest: {p}")).collect(),
     };

@@ -286,6 +286,6 @@ fn image_layout_and_manifest() {
         built.manifest,
         Path::new(&format!("{}.manifest.json", built.image.display()))
     );
-    let m = host_launch::manifest::parse(&std::fs::read(&built.manifest).unwrap()).unwrap();
+    let m = appliance::manifest::parse(&std::fs::read(&built.manifest).unwrap()).unwrap();
     assert_eq!(m, common::recipe("syslog").manifest);
 }

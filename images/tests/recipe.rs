@@ -178,7 +178,7 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
         let r = common::recipe(name);
         assert_eq!(r.name, name);
         let json = serde_json::to_vec(&r.manifest).unwrap();
-        let back = host_launch::manifest::parse(&json)
+        let back = appliance::manifest::parse(&json)
             .unwrap_or_else(|e| panic!("{name}: host-launch refuses the manifest: {e}"));
         assert_eq!(back, r.manifest);
         assert!(!r.manifest.ports.is_empty(), "{name} declares its ports");
@@ -194,10 +194,10 @@ fn example_specs_are_valid_host_launch_specs_for_these_images() {
     for (spec, image) in [("dns", "dns"), ("web", "web"), ("syslog", "syslog")] {
         let path = examples.join(format!("{spec}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let s = host_launch::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
+        let s = appliance::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
         assert_eq!(s.image, format!("../build/{image}.img"));
         let m = common::recipe(image).manifest;
-        host_launch::merge::merge(&s, &m)
+        appliance::merge::merge(&s, &m)
             .unwrap_or_else(|e| panic!("{spec}: spec and manifest do not merge: {e:?}"));
     }
 }

@@ -3,27 +3,13 @@
 use crate::elf::elf_has_interpreter;
 use crate::error::{run_command, Context, Error, Result};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-/// The Rust target guest binaries are built for (static with musl).
-pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
-
-/// The workspace root (the parent of this crate's directory).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR` (relative to the workspace root if
-/// relative) or `<workspace>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
-        _ => workspace_root().join("target"),
-    }
-}
+/// The Rust target guest binaries are built for, the workspace root and cargo's target
+/// directory: the image builder's, which builds guest-init the same way.
+pub use image_builder::{target_dir, workspace_root, MUSL_TARGET};
 
 type Builds = Mutex<HashMap<(String, String), std::result::Result<PathBuf, String>>>;
 

@@ -229,7 +229,7 @@ fn a_missing_or_unreadable_config_device_or_data_disk_is_fatal_and_changes_no_di
     fatal_and_untouched(
         Vm::new(&image)
             .disk(&disk, false)
-            .config_device_bytes(vec![0x5a; e2e::MIN_CONFIG_DEVICE]),
+            .config_device_bytes(vec![0x5a; contract::blockdev::MIN_DEVICE_BYTES]),
         &[&image, &disk],
         "contract",
         "magic",

@@ -1,5 +1,5 @@
 //! JSON Schemas of the spec and the manifest, generated from the types so they cannot drift.
-//! Checked-in copies live in `host-launch/schema/`; a test fails when they differ.
+//! Checked-in copies live in `appliance/schema/`; a test fails when they differ.
 
 use crate::manifest::Manifest;
 use crate::spec::Spec;

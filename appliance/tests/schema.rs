@@ -1,5 +1,5 @@
 //! The checked-in JSON Schemas must match the types. Regenerate with
-//! `UPDATE_SCHEMA=1 cargo test -p host-launch --test schema`.
+//! `UPDATE_SCHEMA=1 cargo test -p appliance --test schema`.
 
 use std::path::PathBuf;
 
@@ -13,35 +13,35 @@ fn check(file: &str, generated: String) {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == generated,
-        "host-launch/schema/{file} is out of date with the types; run `UPDATE_SCHEMA=1 cargo \
-         test -p host-launch --test schema` and commit the file"
+        "appliance/schema/{file} is out of date with the types; run `UPDATE_SCHEMA=1 cargo \
+         test -p appliance --test schema` and commit the file"
     );
 }
 
 #[test]
 fn spec_schema_matches_the_types() {
     check(
-        host_launch::schema::SPEC_SCHEMA_ID,
-        host_launch::schema::spec_v1_text(),
+        appliance::schema::SPEC_SCHEMA_ID,
+        appliance::schema::spec_v1_text(),
     );
 }
 
 #[test]
 fn manifest_schema_matches_the_types() {
     check(
-        host_launch::schema::MANIFEST_SCHEMA_ID,
-        host_launch::schema::manifest_v1_text(),
+        appliance::schema::MANIFEST_SCHEMA_ID,
+        appliance::schema::manifest_v1_text(),
     );
 }
 
 #[test]
 fn schemas_reject_unknown_fields_and_require_the_essentials() {
     let spec: serde_json::Value =
-        serde_json::from_str(&host_launch::schema::spec_v1_text()).expect("json");
+        serde_json::from_str(&appliance::schema::spec_v1_text()).expect("json");
     assert_eq!(spec["additionalProperties"], serde_json::json!(false));
     assert_eq!(spec["required"], serde_json::json!(["image", "name"]));
     let m: serde_json::Value =
-        serde_json::from_str(&host_launch::schema::manifest_v1_text()).expect("json");
+        serde_json::from_str(&appliance::schema::manifest_v1_text()).expect("json");
     assert_eq!(m["additionalProperties"], serde_json::json!(false));
     assert_eq!(
         m["required"],

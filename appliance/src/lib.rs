@@ -1,0 +1,16 @@
+//! appliance: what one appliance is, above the host contract and below the programs that
+//! launch and build it.
+//!
+//! The operator writes a spec ([`spec`]); the image builder ships a manifest beside the image
+//! ([`manifest`]); [`merge`] turns both into a host contract. [`schema`] gives the JSON
+//! Schemas of the spec and the manifest. Pure: no I/O, nothing of the host (paths are not
+//! resolved, files are not read, `upgrade`'s pin record is host-launch's business); the
+//! callers read the files and hand the bytes in.
+//!
+//! Used by host-launch (which re-exports the modules under its old paths) and by the image
+//! builder (`images/`), which therefore does not depend on host-launch.
+
+pub mod manifest;
+pub mod merge;
+pub mod schema;
+pub mod spec;

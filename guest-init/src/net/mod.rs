@@ -1,0 +1,402 @@
+//! Network setup from the contract's `network` section, over rtnetlink.
+//!
+//! The netlink messages are written by hand (the [`nl`] submodule, a few hundred lines): the
+//! four requests we need do not justify a netlink crate tree in a PID 1 that has a size budget.
+//! Every request asks for an ACK, so a setting the kernel refuses comes back as an error that
+//! names the contract's JSON path, the value, and the kernel's errno (plus its extended-ACK
+//! message when it gives one, e.g. "Nexthop has invalid gateway").
+//!
+//! Order matters and follows what drivers need: MAC (while the link is down), MTU, addresses,
+//! link up, and only then routes, whose gateways the kernel checks against the connected
+//! prefixes that exist only once the links are up.
+
+use contract::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
+use contract::{Interface, Network, Route};
+use nix::errno::Errno;
+use std::fmt;
+use std::net::IpAddr;
+
+mod netlink;
+use netlink as nl;
+
+/// What [`configure`] set, as short lines for the status event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Links brought up, e.g. `vec0 mtu 1400 mac 02:00:00:00:00:01`.
+    pub links: Vec<String>,
+    /// Addresses, e.g. `vec0 192.0.2.10/24`.
+    pub addresses: Vec<String>,
+    /// Routes, e.g. `0.0.0.0/0 via 192.0.2.1 dev vec0 metric 100`.
+    pub routes: Vec<String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "links: [{}]; addresses: [{}]; routes: [{}]",
+            self.links.join(", "),
+            self.addresses.join(", "),
+            self.routes.join(", ")
+        )
+    }
+}
+
+/// Why the network could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// The netlink socket itself failed (`op` is e.g. "open", "send", "receive").
+    Socket { op: &'static str, errno: Errno },
+    /// The kernel's reply did not have the expected shape.
+    Protocol { what: String },
+    /// The contract names an interface the kernel does not have.
+    NoSuchInterface {
+        path: String,
+        name: String,
+        existing: Vec<String>,
+    },
+    /// A contract value does not parse. Validation should have caught it; we still do not
+    /// panic on it.
+    BadValue { path: String, message: String },
+    /// The kernel refused a request. `path` is `None` for the loopback, which the contract
+    /// does not describe.
+    Refused {
+        path: Option<String>,
+        what: String,
+        errno: Errno,
+        detail: Option<String>,
+    },
+}
+
+impl NetError {
+    /// The contract JSON path of the setting at fault, if the error is about one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            NetError::NoSuchInterface { path, .. } | NetError::BadValue { path, .. } => Some(path),
+            NetError::Refused { path, .. } => path.as_deref(),
+            NetError::Socket { .. } | NetError::Protocol { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Socket { op, errno } => {
+                write!(
+                    f,
+                    "netlink socket {op} failed: {}",
+                    crate::errno::text(*errno)
+                )
+            }
+            NetError::Protocol { what } => write!(f, "unexpected netlink reply: {what}"),
+            NetError::NoSuchInterface {
+                path,
+                name,
+                existing,
+            } => write!(
+                f,
+                "{path}: the guest has no interface '{name}' (it has: {})",
+                existing.join(", ")
+            ),
+            NetError::BadValue { path, message } => write!(f, "{path}: {message}"),
+            NetError::Refused {
+                path,
+                what,
+                errno,
+                detail,
+            } => {
+                if let Some(p) = path {
+                    write!(f, "{p} ")?;
+                }
+                write!(
+                    f,
+                    "{what}: the kernel refused: {}",
+                    crate::errno::text(*errno)
+                )?;
+                if let Some(d) = detail {
+                    write!(f, ": {d}")?;
+                }
+                if *errno == Errno::EAFNOSUPPORT {
+                    write!(f, " (is the ipv6 module loaded?)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// Turns a netlink failure into a [`NetError`] naming the setting the request was for.
+fn refused(path: Option<&str>, what: &str) -> impl FnOnce(nl::Failure) -> NetError {
+    let path = path.map(str::to_string);
+    let what = what.to_string();
+    move |failure| match failure {
+        nl::Failure::Socket { op, errno } => NetError::Socket { op, errno },
+        nl::Failure::Protocol(what) => NetError::Protocol { what },
+        nl::Failure::Kernel { errno, detail } => NetError::Refused {
+            path,
+            what,
+            errno,
+            detail,
+        },
+    }
+}
+
+/// Brings the loopback up; for guests whose contract has no network section (services still
+/// talk to themselves over 127.0.0.1).
+pub fn loopback_up() -> Result<(), NetError> {
+    let mut sock = nl::Socket::open().map_err(refused(None, "opening"))?;
+    let links = list_links(&mut sock)?;
+    loopback_up_on(&mut sock, &links)
+}
+
+fn loopback_up_on(sock: &mut nl::Socket, links: &[Link]) -> Result<(), NetError> {
+    let lo = find_link(links, "lo", "loopback")?;
+    let req = nl::link_flags(lo.index, libc::IFF_UP as u32);
+    sock.request(req).map_err(refused(None, "link up on lo"))
+}
+
+/// Configures interfaces and routes as the (validated) contract says. Every interface is
+/// looked up before anything changes, so a misnamed interface leaves the guest untouched.
+pub fn configure(net: &Network) -> Result<Report, NetError> {
+    let mut sock = nl::Socket::open().map_err(refused(None, "opening"))?;
+    let links = list_links(&mut sock)?;
+    loopback_up_on(&mut sock, &links)?;
+    let mut found = Vec::with_capacity(net.interfaces.len());
+    for (i, iface) in net.interfaces.iter().enumerate() {
+        found.push(find_link(
+            &links,
+            &iface.name,
+            &format!("network.interfaces[{i}].name"),
+        )?);
+    }
+    let mut report = Report::default();
+    for (i, (iface, link)) in net.interfaces.iter().zip(found).enumerate() {
+        let at = format!("network.interfaces[{i}]");
+        configure_interface(&mut sock, &at, iface, link, &mut report)?;
+    }
+    for (i, route) in net.routes.iter().enumerate() {
+        let at = format!("network.routes[{i}]");
+        add_route(&mut sock, &at, route, &links, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// One kernel link, from the RTM_GETLINK dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Link {
+    index: u32,
+    name: String,
+    up: bool,
+}
+
+fn list_links(sock: &mut nl::Socket) -> Result<Vec<Link>, NetError> {
+    let replies = sock
+        .dump(nl::link_dump())
+        .map_err(refused(None, "listing interfaces"))?;
+    Ok(replies
+        .iter()
+        .filter_map(|payload| nl::parse_link(payload))
+        .map(|(index, flags, name)| Link {
+            index,
+            name,
+            up: flags & libc::IFF_UP as u32 != 0,
+        })
+        .collect())
+}
+
+fn find_link<'a>(links: &'a [Link], name: &str, path: &str) -> Result<&'a Link, NetError> {
+    links
+        .iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| NetError::NoSuchInterface {
+            path: path.to_string(),
+            name: name.to_string(),
+            existing: links.iter().map(|l| l.name.clone()).collect(),
+        })
+}
+
+fn configure_interface(
+    sock: &mut nl::Socket,
+    at: &str,
+    iface: &Interface,
+    link: &Link,
+    report: &mut Report,
+) -> Result<(), NetError> {
+    let name = &iface.name;
+    let mut line = name.clone();
+    if let Some(mac) = &iface.mac {
+        set_mac(sock, &format!("{at}.mac"), link, mac)?;
+        line.push_str(&format!(" mac {mac}"));
+    }
+    if let Some(mtu) = iface.mtu {
+        let what = format!("{mtu} on {name}");
+        let req = nl::link_mtu(link.index, mtu);
+        sock.request(req)
+            .map_err(refused(Some(&format!("{at}.mtu")), &what))?;
+        line.push_str(&format!(" mtu {mtu}"));
+    }
+    for (j, addr) in iface.addresses.iter().enumerate() {
+        let path = format!("{at}.addresses[{j}]");
+        let cidr = parse_cidr(addr).map_err(|message| bad(&path, message))?;
+        let what = format!("{cidr} on {name}");
+        sock.request(nl::new_address(link.index, cidr))
+            .map_err(refused(Some(&path), &what))?;
+        report.addresses.push(format!("{name} {cidr}"));
+    }
+    let req = nl::link_flags(link.index, libc::IFF_UP as u32);
+    sock.request(req)
+        .map_err(refused(Some(at), &format!("link up on {name}")))?;
+    report.links.push(line);
+    Ok(())
+}
+
+/// Sets the MAC address. Many drivers (UML's vector among them, via `eth_mac_addr`) refuse a
+/// new address on a running link with EBUSY, so a link that is already up is taken down
+/// first; `configure_interface` brings it up again afterwards.
+fn set_mac(sock: &mut nl::Socket, path: &str, link: &Link, mac: &str) -> Result<(), NetError> {
+    let bytes = parse_mac(mac).map_err(|message| bad(path, message))?;
+    let what = format!("{mac} on {}", link.name);
+    if link.up {
+        sock.request(nl::link_flags(link.index, 0))
+            .map_err(refused(Some(path), &format!("link down on {}", link.name)))?;
+    }
+    sock.request(nl::link_mac(link.index, bytes))
+        .map_err(refused(Some(path), &what))
+}
+
+fn add_route(
+    sock: &mut nl::Socket,
+    at: &str,
+    route: &Route,
+    links: &[Link],
+    report: &mut Report,
+) -> Result<(), NetError> {
+    let dest = parse_cidr(&route.destination).map_err(|m| bad(&format!("{at}.destination"), m))?;
+    let gateway = match &route.gateway {
+        Some(g) => Some(parse_ip(g).map_err(|m| bad(&format!("{at}.gateway"), m))?),
+        None => None,
+    };
+    let oif = match &route.interface {
+        Some(name) => Some(find_link(links, name, &format!("{at}.interface"))?.index),
+        None => None,
+    };
+    let what = describe_route(dest, gateway, route.interface.as_deref(), route.metric);
+    let spec = nl::RouteSpec {
+        dest,
+        gateway,
+        oif,
+        metric: route.metric,
+    };
+    sock.request(nl::new_route(&spec))
+        .map_err(refused(Some(at), &what))?;
+    report.routes.push(what);
+    Ok(())
+}
+
+/// `ip route`-like text, used both in errors and in the report.
+fn describe_route(
+    dest: Cidr,
+    gateway: Option<IpAddr>,
+    dev: Option<&str>,
+    metric: Option<u32>,
+) -> String {
+    let mut s = dest.to_string();
+    if let Some(g) = gateway {
+        s.push_str(&format!(" via {g}"));
+    }
+    if let Some(d) = dev {
+        s.push_str(&format!(" dev {d}"));
+    }
+    if let Some(m) = metric {
+        s.push_str(&format!(" metric {m}"));
+    }
+    s
+}
+
+fn bad(path: &str, message: String) -> NetError {
+    NetError::BadValue {
+        path: path.to_string(),
+        message,
+    }
+}
+
+/// The text of /etc/resolv.conf: one `nameserver` line per server, in the contract's order of
+/// preference, and a `search` line if there are search domains. Nothing else: the libc
+/// defaults are right for a one-service guest. Empty when the contract gives neither.
+pub fn resolv_conf(net: &Network) -> String {
+    let mut out = String::new();
+    for server in &net.dns_servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    if !net.search_domains.is_empty() {
+        out.push_str(&format!("search {}\n", net.search_domains.join(" ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(servers: &[&str], search: &[&str]) -> Network {
+        Network {
+            dns_servers: servers.iter().map(|s| s.to_string()).collect(),
+            search_domains: search.iter().map(|s| s.to_string()).collect(),
+            ..Network::default()
+        }
+    }
+
+    #[test]
+    fn resolv_conf_lists_servers_in_order_then_search() {
+        let n = net(
+            &["192.0.2.53", "2001:db8::53"],
+            &["example.org", "corp.example"],
+        );
+        assert_eq!(
+            resolv_conf(&n),
+            "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.org corp.example\n"
+        );
+    }
+
+    #[test]
+    fn resolv_conf_omits_what_is_not_given() {
+        assert_eq!(
+            resolv_conf(&net(&["192.0.2.53"], &[])),
+            "nameserver 192.0.2.53\n"
+        );
+        assert_eq!(
+            resolv_conf(&net(&[], &["example.org"])),
+            "search example.org\n"
+        );
+        assert_eq!(resolv_conf(&net(&[], &[])), "");
+    }
+
+    #[test]
+    fn refusal_names_path_value_and_errno() {
+        let e = NetError::Refused {
+            path: Some("network.interfaces[0].addresses[1]".into()),
+            what: "2001:db8::10/64 on vec0".into(),
+            errno: Errno::EACCES,
+            detail: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "network.interfaces[0].addresses[1] 2001:db8::10/64 on vec0: the kernel refused: \
+             Permission denied (EACCES)"
+        );
+        assert_eq!(e.path(), Some("network.interfaces[0].addresses[1]"));
+    }
+
+    #[test]
+    fn route_description_reads_like_ip_route() {
+        let d = parse_cidr("198.51.100.0/24").unwrap();
+        let g = parse_ip("192.0.2.254").ok();
+        assert_eq!(
+            describe_route(d, g, Some("vec0"), Some(50)),
+            "198.51.100.0/24 via 192.0.2.254 dev vec0 metric 50"
+        );
+    }
+}

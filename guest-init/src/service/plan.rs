@@ -1,0 +1,238 @@
+//! The plan: everything the child needs, allocated and checked before `fork`.
+
+use super::spawn::*;
+use contract::names::capability_number;
+use contract::{Readiness, Service};
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two 32-bit halves.
+pub(super) const CAP_V3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CapHeader {
+    pub(super) version: u32,
+    pub(super) pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h); v3 uses two of them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CapData {
+    pub(super) effective: u32,
+    pub(super) permitted: u32,
+    pub(super) inheritable: u32,
+}
+
+/// The prepared program: no field is allocated, resized or freed after fork.
+pub(super) struct Plan {
+    pub(super) path: CString,
+    // Owners of the strings `argv_ptrs` and `env_ptrs` point into; never read directly.
+    pub(super) _argv: Vec<CString>,
+    pub(super) argv_ptrs: Vec<*const libc::c_char>,
+    pub(super) _env: Vec<CString>,
+    pub(super) env_ptrs: Vec<*const libc::c_char>,
+    pub(super) workdir: CString,
+    pub(super) uid: libc::uid_t,
+    pub(super) gid: libc::gid_t,
+    pub(super) groups: Vec<libc::gid_t>,
+    /// Bit n set: keep capability n.
+    pub(super) caps: u64,
+    pub(super) cap_last_cap: u32,
+    pub(super) notify_fd: Option<RawFd>,
+    pub(super) umask: libc::mode_t,
+    /// Upper bound for the close() loop on kernels without close_range(2).
+    pub(super) fd_limit: RawFd,
+}
+
+impl Plan {
+    pub(super) fn new(svc: &Service, opts: &SpawnOptions) -> Result<Plan, SpawnError> {
+        let argv = svc
+            .argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| c_string(&format!("service.argv[{i}]"), a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let path = match argv.first() {
+            Some(p) if p.as_bytes().starts_with(b"/") => p.clone(),
+            Some(_) => return Err(config_err("service.argv[0]", "must be an absolute path")),
+            None => return Err(config_err("service.argv", "is empty")),
+        };
+        let env = svc
+            .env
+            .iter()
+            .map(|(k, v)| env_entry(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let workdir = c_string("service.workdir", svc.workdir.as_deref().unwrap_or("/"))?;
+        let cap_last_cap = match opts.cap_last_cap {
+            Some(n) => n,
+            None => read_cap_last_cap(),
+        }
+        .min(63);
+        let caps = capability_mask(&svc.capabilities, cap_last_cap)?;
+        Ok(Plan {
+            argv_ptrs: null_terminated(&argv),
+            env_ptrs: null_terminated(&env),
+            path,
+            _argv: argv,
+            _env: env,
+            workdir,
+            uid: svc.uid,
+            gid: svc.gid,
+            groups: svc.groups.clone(),
+            caps,
+            cap_last_cap,
+            notify_fd: notify_fd(&svc.readiness)?,
+            umask: opts.umask as libc::mode_t,
+            fd_limit: fd_limit(),
+        })
+    }
+
+    /// The v3 capset data: permitted = effective = inheritable = the kept capabilities.
+    /// Inheritable is needed because the kernel only allows ambient capabilities that are
+    /// both permitted and inheritable.
+    pub(super) fn cap_data(&self) -> [CapData; 2] {
+        let half = |bits: u32| CapData {
+            effective: bits,
+            permitted: bits,
+            inheritable: bits,
+        };
+        [half(self.caps as u32), half((self.caps >> 32) as u32)]
+    }
+}
+
+pub(super) fn c_string(field: &str, s: &str) -> Result<CString, SpawnError> {
+    CString::new(s).map_err(|_| config_err(field, "contains a NUL character"))
+}
+
+pub(super) fn env_entry(key: &str, value: &str) -> Result<CString, SpawnError> {
+    if key.is_empty() || key.contains('=') {
+        return Err(config_err(
+            format!("service.env.{key}"),
+            "a variable name must be non-empty and cannot contain '='",
+        ));
+    }
+    c_string(&format!("service.env.{key}"), &format!("{key}={value}"))
+}
+
+/// The pointer array `execve` wants; the pointers stay valid as long as `strings` lives
+/// (moving the Vec does not move the heap buffers of the CStrings).
+pub(super) fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Capability names to a bit mask, refusing names this kernel does not know.
+pub(super) fn capability_mask(names: &[String], cap_last_cap: u32) -> Result<u64, SpawnError> {
+    let mut mask = 0u64;
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("service.capabilities[{i}]");
+        let n = capability_number(name)
+            .ok_or_else(|| config_err(&field, format!("'{name}' is not a Linux capability")))?;
+        if n > cap_last_cap {
+            return Err(config_err(
+                &field,
+                format!(
+                    "'{name}' is unknown to this kernel (its last capability is {cap_last_cap})"
+                ),
+            ));
+        }
+        mask |= 1u64.checked_shl(n).unwrap_or(0);
+    }
+    Ok(mask)
+}
+
+/// The highest capability number of the running kernel. Read before fork (file I/O
+/// allocates). Without /proc, ask the kernel: PR_CAPBSET_READ fails with EINVAL for numbers
+/// it does not know.
+pub(super) fn read_cap_last_cap() -> u32 {
+    if let Some(n) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        return n;
+    }
+    let mut last = 0;
+    for cap in 0..64u32 {
+        // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if rc < 0 {
+            break;
+        }
+        last = cap;
+    }
+    last
+}
+
+pub(super) fn notify_fd(readiness: &Readiness) -> Result<Option<RawFd>, SpawnError> {
+    match readiness {
+        Readiness::Notify { fd } => match RawFd::try_from(*fd) {
+            // 0 to 2 are the service's stdio; validation refuses them too.
+            Ok(n) if n >= 3 => Ok(Some(n)),
+            _ => Err(config_err(
+                "service.readiness.fd",
+                format!("{fd} is not usable; use 3 or above"),
+            )),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The soft RLIMIT_NOFILE, capped so that the fallback close() loop stays short even when
+/// the limit is huge; fds above the cap are close-on-exec anyway in guest-init.
+pub(super) fn fd_limit() -> RawFd {
+    const CAP: libc::rlim_t = 65_536;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(CAP) as RawFd
+    } else {
+        1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: &str) -> Service {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn capability_masks() {
+        let caps = vec!["CAP_NET_BIND_SERVICE".to_string(), "chown".to_string()];
+        assert_eq!(capability_mask(&caps, 40).unwrap(), (1 << 10) | 1);
+        let err = capability_mask(&["CAP_BPF".to_string()], 38).unwrap_err();
+        assert!(err.to_string().contains("unknown to this kernel"), "{err}");
+        assert!(capability_mask(&["CAP_FLY".to_string()], 40).is_err());
+    }
+
+    #[test]
+    fn plan_rejects_what_cannot_be_executed() {
+        let opts = SpawnOptions::default();
+        let empty = service(r#"{"argv": []}"#);
+        assert!(matches!(
+            Plan::new(&empty, &opts),
+            Err(SpawnError::Config { .. })
+        ));
+        let relative = service(r#"{"argv": ["sh"]}"#);
+        assert!(matches!(
+            Plan::new(&relative, &opts),
+            Err(SpawnError::Config { .. })
+        ));
+        let low_fd = service(r#"{"argv": ["/bin/sh"], "readiness": {"type": "notify", "fd": 2}}"#);
+        assert!(matches!(
+            Plan::new(&low_fd, &opts),
+            Err(SpawnError::Config { .. })
+        ));
+    }
+}
