@@ -718,7 +718,7 @@ mod tests {
             "ubd2r=/e.img",
             "ubd3r=/c.img",
             "root=/dev/ubda ro",
-            "umid=id uml_dir=/tmp quiet",
+            "umid=id uml_dir=/.vmm quiet",
             "loglevel=3 hostcontract=abc hostcontract_dev=/dev/ubdd",
         ] {
             assert!(joined.contains(part), "{part:?} not in {joined}");
