@@ -63,10 +63,14 @@ pub struct Spec {
     /// How long the service may take to stop, overriding the image's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
-    /// Host user the UML process runs as when the launcher is root: a user name, a numeric
-    /// `uid` or `uid:gid`; default `nobody`. `root` must be asked for explicitly.
+    /// No longer used: every VM runs jailed as a host uid of its own (host-launch/README.md,
+    /// Isolation). Kept in the format so that a spec that still has it gets a clear error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+    /// Bounds on what the guest can make the host hold and on the VM's host processes;
+    /// what is left out keeps host-launch's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<HostLimits>,
     /// The UML kernel; default `$UML_KERNEL` or /usr/bin/linux.uml.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
@@ -246,29 +250,53 @@ pub fn check_uml_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `run_as`: a user name, `uid` or `uid:gid`.
-pub fn check_run_as(s: &str) -> Result<(), String> {
-    let numeric = |t: &str| {
-        !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) && t.parse::<u32>().is_ok()
-    };
-    let ok = match s.split_once(':') {
-        Some((u, g)) => numeric(u) && numeric(g),
-        None => {
-            numeric(s)
-                || (!s.is_empty()
-                    && s.len() <= 32
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    && !s.starts_with('-'))
+/// The message for a spec that still names `run_as`.
+pub const RUN_AS_GONE: &str = "is no longer used: every VM now runs jailed as an unprivileged \
+     uid of its own, from the VM id range (see host-launch/README.md, Isolation); remove the \
+     field";
+
+/// Bounds on what one VM can make the host hold (see host-launch/README.md, Isolation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostLimits {
+    /// Size cap of `console.log` (and of its one rotated predecessor), bytes; 4096 to 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_log_bytes: Option<u64>,
+    /// Size cap of `events.jsonl` (and of its predecessor), bytes; 4096 to 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_log_bytes: Option<u64>,
+    /// Longest status line accepted, bytes; 256 to 65536. Longer ones are dropped and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_line_bytes: Option<u32>,
+    /// RLIMIT_NOFILE of the VM's host processes; 64 to 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// RLIMIT_NPROC of the VM's uid (one host process per guest address space); 16 to 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+}
+
+fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>)) {
+    let mut range = |field: &str, v: Option<u64>, lo: u64, hi: u64| {
+        if let Some(v) = v {
+            let r = if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{v} is out of range; give {lo} to {hi}"))
+            };
+            push(&format!("limits.{field}"), r);
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{s}' is not a user; give a user name (e.g. 'nobody'), a uid or 'uid:gid'"
-        ))
-    }
+    range("console_log_bytes", l.console_log_bytes, 4096, 1 << 30);
+    range("events_log_bytes", l.events_log_bytes, 4096, 1 << 30);
+    range(
+        "status_line_bytes",
+        l.status_line_bytes.map(u64::from),
+        256,
+        65536,
+    );
+    range("open_files", l.open_files, 64, 65536);
+    range("processes", l.processes, 16, 65536);
 }
 
 /// Every host-side problem of a spec at once. The guest-side settings (addresses, routes,
@@ -370,8 +398,11 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
     if let Some(h) = &s.hostname {
         push("hostname", contract::validate::check_hostname(h));
     }
-    if let Some(r) = &s.run_as {
-        push("run_as", check_run_as(r));
+    if s.run_as.is_some() {
+        push("run_as", Err(RUN_AS_GONE.to_string()));
+    }
+    if let Some(l) = &s.limits {
+        check_limits(l, &mut push);
     }
     if let Some(k) = &s.kernel {
         push(
@@ -445,12 +476,24 @@ mod tests {
     }
 
     #[test]
-    fn run_as_forms() {
-        for ok in ["nobody", "1000", "1000:1000", "root", "svc-dns"] {
-            assert!(check_run_as(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "1000:", ":1", "a b", "-x"] {
-            assert!(check_run_as(bad).is_err(), "{bad}");
-        }
+    fn run_as_is_refused_and_limits_are_checked() {
+        let e = parse(br#"{"name":"a","image":"r","run_as":"root"}"#).unwrap_err();
+        assert!(
+            e.iter().any(|m| m.starts_with("run_as: is no longer used")),
+            "{e:?}"
+        );
+        let e =
+            parse(br#"{"name":"a","image":"r","limits":{"status_line_bytes":10,"processes":4}}"#)
+                .unwrap_err();
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("limits.status_line_bytes: 10 is out of range")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("limits.processes: 4")),
+            "{e:?}"
+        );
+        assert!(parse(br#"{"name":"a","image":"r","limits":{"console_log_bytes":65536}}"#).is_ok());
     }
 }

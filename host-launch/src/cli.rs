@@ -352,13 +352,9 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let d = &st.dropped;
         let _ = writeln!(
             out,
-            "  dropped:  {} status lines over {} bytes, {} console bytes and {} event bytes \
-             rotated out, {} events not printed",
-            d.status_lines,
-            vmm::channel::DEFAULT_MAX_LINE,
-            d.console_bytes,
-            d.events_bytes,
-            d.unprinted_events
+            "  dropped:  {} status lines over the length bound, {} console bytes and {} event \
+             bytes rotated out, {} events not printed",
+            d.status_lines, d.console_bytes, d.events_bytes, d.unprinted_events
         );
         if e.running {
             let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));

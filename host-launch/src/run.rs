@@ -112,13 +112,6 @@ pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
             }
         }
     }
-    if let Some(r) = &spec.run_as {
-        problems.push(format!(
-            "run_as: {r:?} is no longer used: every VM now runs as its own unprivileged uid \
-             from the VM id range, in a jail (see host-launch/README.md, Isolation); remove \
-             the field"
-        ));
-    }
     for (what, path) in [("kernel", &l.kernel), ("image", &l.image)] {
         if let Some(p) = privs::not_world_readable(path) {
             problems.push(format!(
@@ -465,12 +458,17 @@ pub struct Bounds {
     pub status_line: usize,
 }
 
-impl Default for Bounds {
-    fn default() -> Bounds {
+impl Bounds {
+    /// The spec's `limits`, each left out at its default.
+    pub fn of(l: Option<&appliance::spec::HostLimits>) -> Bounds {
+        let l = l.cloned().unwrap_or_default();
         Bounds {
-            console_bytes: channel::DEFAULT_CONSOLE_CAP,
-            events_bytes: channel::DEFAULT_EVENTS_CAP,
-            status_line: channel::DEFAULT_MAX_LINE,
+            console_bytes: l.console_log_bytes.unwrap_or(channel::DEFAULT_CONSOLE_CAP),
+            events_bytes: l.events_log_bytes.unwrap_or(channel::DEFAULT_EVENTS_CAP),
+            status_line: l
+                .status_line_bytes
+                .map(|n| n as usize)
+                .unwrap_or(channel::DEFAULT_MAX_LINE),
         }
     }
 }
@@ -565,7 +563,7 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
         }
     }
     let started = Instant::now();
-    let bounds = Bounds::default();
+    let bounds = Bounds::of(l.spec.limits.as_ref());
     let dropped = Arc::new(Dropped::default());
     let events_dropped = Arc::new(Dropped::default());
     let mut events_log =

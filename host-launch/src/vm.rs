@@ -126,6 +126,10 @@ pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
         j.netns = n.netns.as_ref().map(|ns| Path::new("/run/netns").join(ns));
         j.taps = vec![n.tap.clone()];
     }
+    if let Some(lim) = &l.spec.limits {
+        j.limits.open_files = lim.open_files.unwrap_or(j.limits.open_files);
+        j.limits.processes = lim.processes.unwrap_or(j.limits.processes);
+    }
     // See vmm::cpu: a VM on one core runs its guest's system calls faster.
     j.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&m.kernel));
     Ok(j)

@@ -52,10 +52,14 @@ fn hostile_image(dir: &Path) -> PathBuf {
     image
 }
 
+/// The spec's console cap: smaller than the default, so the override is what is tested.
+const CONSOLE_CAP: u64 = 256 * 1024;
+
 fn spec_with_files(path: &Path, files: serde_json::Value) {
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     spec["files"] = files;
+    spec["limits"] = serde_json::json!({"console_log_bytes": CONSOLE_CAP});
     std::fs::write(path, spec.to_string()).unwrap();
 }
 
@@ -143,18 +147,18 @@ fn a_flooding_guest_is_bounded_and_its_state_is_private() {
     let mut peak_rss = start_rss;
     let mut peak_files = 0;
     let until = Instant::now() + Duration::from_secs(20);
-    let caps = vmm::channel::DEFAULT_CONSOLE_CAP.max(vmm::channel::DEFAULT_EVENTS_CAP);
+    let caps = [
+        ("console.log", CONSOLE_CAP),
+        ("console.log.1", CONSOLE_CAP),
+        ("events.jsonl", vmm::channel::DEFAULT_EVENTS_CAP),
+        ("events.jsonl.1", vmm::channel::DEFAULT_EVENTS_CAP),
+    ];
     while Instant::now() < until {
         peak_rss = peak_rss.max(vm_rss_kib(launcher));
-        for f in [
-            "console.log",
-            "console.log.1",
-            "events.jsonl",
-            "events.jsonl.1",
-        ] {
+        for (f, cap) in caps {
             let s = size(&vm_dir.join(f));
             peak_files = peak_files.max(s);
-            assert!(s <= caps, "{f} is {s} bytes, over its cap {caps}");
+            assert!(s <= cap, "{f} is {s} bytes, over its cap {cap}");
         }
         let body = http_get(&ns, "192.0.2.20:8080").expect("the neighbour stopped answering");
         assert!(body.contains("neighbour"), "{body}");
@@ -178,6 +182,10 @@ fn a_flooding_guest_is_bounded_and_its_state_is_private() {
     eprintln!("{status}");
     assert!(status.contains("dropped:"), "{status}");
     let st = hostile.state_json();
+    assert!(
+        st["dropped"]["console_bytes"].as_u64().unwrap_or(0) > 0,
+        "the console never rotated past its cap twice: {st}"
+    );
     assert!(
         st["dropped"]["status_lines"].as_u64().unwrap_or(0) > 0,
         "no over-long status line was counted: {st}"

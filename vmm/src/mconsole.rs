@@ -251,7 +251,7 @@ impl Client {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cmsg);
+        msg.msg_controllen = std::mem::size_of_val(&cmsg) as _;
         // SAFETY: recvmsg writes within the iovec and control buffer given.
         let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
         if n < 0 {

@@ -129,15 +129,15 @@ unsafe fn give_tap(name: &[u8; libc::IFNAMSIZ], uid: u32, gid: u32) -> Result<()
     let r = (|| {
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETIFF, ifr.as_mut_ptr()) as libc::c_long,
+            libc::ioctl(fd, TUNSETIFF as _, ifr.as_mut_ptr()) as libc::c_long,
         )?;
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETOWNER, uid as libc::c_ulong) as libc::c_long,
+            libc::ioctl(fd, TUNSETOWNER as _, uid as libc::c_ulong) as libc::c_long,
         )?;
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETGROUP, gid as libc::c_ulong) as libc::c_long,
+            libc::ioctl(fd, TUNSETGROUP as _, gid as libc::c_ulong) as libc::c_long,
         )
     })();
     libc::close(fd);
