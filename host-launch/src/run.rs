@@ -583,12 +583,12 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
     let status = loop {
         run.events = 0;
         let status = boot_once(l, p, opts, &sfd, &bounds, &mut run, &mut events_log)?;
-        if attempt >= BOOT_ATTEMPTS || run.events > 0 || run.stop_deadline.is_some() {
+        if run.stop_deadline.is_some() {
             break status;
         }
         let console = std::fs::read(p.dir.console()).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
-        let Some(why) = kernel_boot_panic(&console) else {
+        let Some(why) = vmm::boot::retry_reason(attempt, &console, run.events > 0) else {
             break status;
         };
         let kept = p.dir.path.join(format!("console.boot{attempt}.log"));

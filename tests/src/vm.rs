@@ -254,10 +254,9 @@ impl Vm {
         let mut attempt = 1;
         loop {
             let outcome = self.spawn()?.wait(self.timeout)?;
-            let panic = vmm::boot::kernel_boot_panic(&outcome.console);
-            let before_init = outcome.guest_init_lines().is_empty();
-            match panic {
-                Some(why) if before_init && attempt < vmm::boot::BOOT_ATTEMPTS => {
+            let init_ran = !outcome.guest_init_lines().is_empty();
+            match vmm::boot::retry_reason(attempt, &outcome.console, init_ran) {
+                Some(why) => {
                     eprintln!("e2e: the kernel panicked before init ({why}); booting again");
                     attempt += 1;
                 }
@@ -382,6 +381,11 @@ impl RunningVm {
     /// The host uid the VM's UML runs as (its own, see [`vmm::ids`]).
     pub fn uid(&self) -> u32 {
         self.uid
+    }
+
+    /// The host file of the config device (present when the VM has one).
+    pub fn config_device_path(&self) -> PathBuf {
+        self._dir.join("config.img")
     }
 
     /// The status events so far.

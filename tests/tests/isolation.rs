@@ -155,8 +155,12 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
     let image = image(&dir);
     let secret = dir.join("host-secret.txt");
     std::fs::write(&secret, "host-secret-5c2a").unwrap();
-    let (neighbour, n_disk) = neighbour(&dir, &image);
+    let n_image = dir.join("neighbour-root.img");
+    std::fs::copy(&image, &n_image).unwrap();
+    let (neighbour, n_disk) = neighbour(&dir, &n_image);
     let n_pid = neighbour.pid().expect("neighbour pid");
+    let n_config = neighbour.config_device_path();
+    assert!(n_config.is_file());
 
     let reads: Vec<&Path> = vec![
         Path::new("/etc/shadow"),
@@ -164,6 +168,8 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
         Path::new("/root"),
         &secret,
         &n_disk,
+        &n_config,
+        &n_image,
         &image,
     ];
     let writes: Vec<&Path> = vec![Path::new("/"), dir.path(), Path::new("/dev")];
@@ -228,7 +234,16 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
         !ok,
         "the attacker's uid may read (ptrace-read) the neighbour's UML: {out}"
     );
-    let (ok, out) = as_vm_uid(uid, None, "cat", &[n_disk.display().to_string()]);
+    for f in [&n_disk, &n_config] {
+        let (ok, out) = as_vm_uid(uid, None, "cat", &[f.display().to_string()]);
+        assert!(!ok, "the attacker's uid may read {}: {out}", f.display());
+    }
+    let attach = ptrace_attach_as(uid, n_pid);
+    assert_eq!(
+        attach.as_ref().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EPERM)),
+        "ptrace attach of the neighbour's UML as the attacker's uid"
+    );
     assert!(
         !ok,
         "the attacker's uid may read the neighbour's disk: {out}"
@@ -248,6 +263,30 @@ fn a_root_guest_with_every_capability_reaches_nothing_of_the_host_or_its_neighbo
     assert!(!Path::new("/pwned").exists());
     let outcome = neighbour_stop(neighbour);
     assert!(outcome, "the neighbour did not power off cleanly");
+}
+
+/// PTRACE_ATTACH to `pid` from a process running as `uid` (no capabilities): the spawn
+/// fails with the attach's error, or succeeds if the attach did.
+fn ptrace_attach_as(uid: u32, pid: u32) -> std::io::Result<()> {
+    let mut cmd = Command::new("true");
+    // SAFETY: between fork and exec only setgroups/setgid/setuid and ptrace are called.
+    unsafe {
+        cmd.pre_exec(move || {
+            let g = [uid];
+            if libc::setgroups(1, g.as_ptr()) != 0
+                || libc::setgid(uid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let null = std::ptr::null_mut::<libc::c_void>();
+            if libc::ptrace(libc::PTRACE_ATTACH, pid as libc::pid_t, null, null) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.status().map(|_| ())
 }
 
 fn neighbour_stop(vm: RunningVm) -> bool {

@@ -25,6 +25,17 @@ pub fn kernel_boot_panic(console: &str) -> Option<&str> {
     Some(line.trim())
 }
 
+/// Whether boot number `attempt` (from 1) should be followed by another, and why: its kernel
+/// panicked before init ran (`init_ran`: the guest sent anything on the status channel or
+/// printed a guest-init line), and attempts are left. The one policy host-launch and the
+/// test harness both follow.
+pub fn retry_reason(attempt: u32, console: &str, init_ran: bool) -> Option<&str> {
+    if attempt >= BOOT_ATTEMPTS || init_ran {
+        return None;
+    }
+    kernel_boot_panic(console)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +56,16 @@ mod tests {
         let init = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n";
         assert_eq!(kernel_boot_panic(init), None);
         assert_eq!(kernel_boot_panic("guest-init: ready\n"), None);
+        assert!(retry_reason(1, oom, false).is_some());
+        assert_eq!(
+            retry_reason(1, oom, true),
+            None,
+            "init ran: not a boot failure"
+        );
+        assert_eq!(
+            retry_reason(BOOT_ATTEMPTS, oom, false),
+            None,
+            "no attempts left"
+        );
     }
 }
