@@ -1,0 +1,409 @@
+//! Preparing the host for a run, before UML starts: every check that needs no change to the
+//! host, then, under the appliance's lock, the VM's uid, the TAP device, the disks and the
+//! config device, and the VM's command line and jail.
+//!
+//! Order matters for "nothing lost, nothing left behind": everything that can be checked is
+//! checked before anything is created; the state directory is locked before the host is
+//! touched; what a failed launch created (TAP device, new disk files, a new state directory)
+//! is removed again ([`Undo`]); existing disks are never written by the host.
+
+use crate::disks::{self, Planned};
+use crate::error::{Error, IoContext, Result};
+use crate::load::Loaded;
+use crate::output::say;
+use crate::run::{Options, BOOT_ATTEMPTS};
+use crate::state::{self, Dir, Phase, State, TapRecord};
+use crate::{privs, tap, vm};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vmm::channel;
+
+/// A unique instance id: `NAME-xxxx` (UML's umid, also the mconsole directory's name).
+fn new_umid(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix = (std::process::id() as u64) << 32 ^ nanos as u64;
+    format!("{name}-{:06x}", (mix ^ (mix >> 17)) & 0xff_ffff)
+}
+
+/// What a failed launch must undo.
+#[derive(Default)]
+pub(crate) struct Undo {
+    pub(crate) created_dir: Option<PathBuf>,
+    pub(crate) created_disks: Vec<PathBuf>,
+    pub(crate) tap: Option<(String, Option<String>)>,
+}
+
+impl Undo {
+    pub(crate) fn run(&mut self) {
+        if let Some((name, ns)) = self.tap.take() {
+            let _ = tap::delete(&name, ns.as_deref());
+        }
+        disks::remove_created(&std::mem::take(&mut self.created_disks));
+        if let Some(d) = self.created_dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Checks that do not touch the host, beyond those of [`load::load`].
+pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
+    let spec = &l.spec;
+    let mut problems = Vec::new();
+    if !l.kernel.is_file() {
+        problems.push(format!(
+            "kernel: {} not found; install user-mode-linux, or name the kernel with \"kernel\" \
+             in the spec or UML_KERNEL",
+            l.kernel.display()
+        ));
+    }
+    if let Some(n) = &spec.network {
+        if let Some(ns) = &n.netns {
+            if !privs::is_root() {
+                problems.push(format!(
+                    "network.netns: entering namespace '{ns}' needs a root launcher"
+                ));
+            } else if !tap::netns_exists(ns) {
+                problems.push(format!(
+                    "network.netns: namespace '{ns}' does not exist; create it with `ip netns \
+                     add {ns}`"
+                ));
+            }
+        }
+    }
+    for (what, path) in [("kernel", &l.kernel), ("image", &l.image)] {
+        if let Some(p) = privs::not_world_readable(path) {
+            problems.push(format!(
+                "{what}: {} is not readable by other users, and the VM runs as its own uid; \
+                 `chmod a+r {}`",
+                p.display(),
+                p.display()
+            ));
+        }
+    }
+    let files: Vec<(String, PathBuf, Option<u64>)> = l
+        .merged
+        .disks
+        .iter()
+        .zip(&l.disk_files)
+        .map(|(d, f)| {
+            (
+                format!("disks[{}]", d.spec_index),
+                f.clone(),
+                spec.disks[d.spec_index].size_mib,
+            )
+        })
+        .collect();
+    let planned = match disks::plan(&files) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(e.message);
+            Vec::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok(planned)
+    } else {
+        let shown = l.spec_path.display();
+        Err(Error::invalid(
+            problems
+                .iter()
+                .map(|p| format!("{shown}: {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ))
+    }
+}
+
+/// Cleans what a dead launcher left: its UML (if still running under the same umid), its TAP
+/// device, UML's runtime directory. Returns notes for the operator.
+pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(pid) = st.uml_pid {
+        let killed = state::kill_uml_group(pid, &st.umid);
+        if killed > 0 {
+            for _ in 0..100 {
+                if state::kill_uml_group(pid, &st.umid) == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            notes.push(format!(
+                "killed {killed} leftover UML process(es) of umid {}",
+                st.umid
+            ));
+        }
+    }
+    if let Some(t) = &st.tap {
+        if t.created && tap::exists(&t.name, t.netns.as_deref()) {
+            match tap::delete(&t.name, t.netns.as_deref()) {
+                Ok(()) => notes.push(format!("removed the TAP device {}", t.name)),
+                Err(e) => notes.push(format!("could not remove the TAP device: {e}")),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir.jail());
+    let mut st = st.clone();
+    if st.phase != Phase::Exited {
+        st.phase = Phase::Exited;
+        st.outcome =
+            Some("the launcher died, and its VM with it (killed); cleaned up afterwards".into());
+        st.exit_code = None;
+        let _ = st.save(dir);
+    }
+    notes
+}
+
+/// Is the TAP device or a data disk used by another running appliance?
+fn collisions(l: &Loaded, base: &Path) -> Result<()> {
+    let ours: Vec<_> = l
+        .disk_files
+        .iter()
+        .filter_map(|f| disks::identity(f))
+        .collect();
+    for e in state::list(base) {
+        if e.name == l.spec.name || !e.running {
+            continue;
+        }
+        let Some(st) = &e.state else { continue };
+        if let (Some(n), Some(t)) = (&l.spec.network, &st.tap) {
+            if n.tap == t.name && n.netns == t.netns {
+                return Err(Error::busy(format!(
+                    "network.tap: the TAP device {} is used by the running appliance '{}'; give \
+                     this one its own TAP device",
+                    t.name, e.name
+                )));
+            }
+        }
+        for d in &st.disks {
+            if let Some(id) = disks::identity(Path::new(d)) {
+                if ours.contains(&id) {
+                    return Err(Error::busy(format!(
+                        "disks: {d} is attached to the running appliance '{}'; a disk may be \
+                         used by one VM at a time",
+                        e.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Everything prepared for the boot.
+pub(crate) struct Prepared {
+    pub(crate) dir: Dir,
+    _lock: state::Lock,
+    pub(crate) state: State,
+    pub(crate) machine: vmm::cmdline::Machine,
+    pub(crate) jail: vmm::jail::Jail,
+    pub(crate) undo: Undo,
+}
+
+pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
+    let planned = preflight(l)?;
+    if !privs::is_root() {
+        return Err(Error::host(
+            "host-launch run needs root: it builds each VM's jail (namespaces, its own uid, \
+             no capabilities) before UML starts, as Firecracker's jailer does; run it with \
+             sudo or from systemd"
+                .to_string(),
+        ));
+    }
+    let name = &l.spec.name;
+    let base = state::base_dir();
+    let mut undo = Undo::default();
+    std::fs::create_dir_all(&base).io_context(|| {
+        format!(
+            "creating the state directory {} (set {} to use another)",
+            base.display(),
+            state::STATE_DIR_ENV
+        )
+    })?;
+    let dir = Dir::new(&base, name);
+    match std::fs::create_dir(&dir.path) {
+        Ok(()) => undo.created_dir = Some(dir.path.clone()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::host(format!("creating {}: {e}", dir.path.display()))),
+    }
+    // Private: the contract may hold secrets; nothing of a VM's state is another user's.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o700))
+        .io_context(|| format!("making {} private", dir.path.display()))?;
+    let result = prepare_locked(l, opts, &planned, dir, &mut undo);
+    if result.is_err() {
+        undo.run();
+    }
+    result.map(|mut p| {
+        p.undo = undo;
+        p
+    })
+}
+
+fn prepare_locked(
+    l: &Loaded,
+    opts: &Options,
+    planned: &[Planned],
+    dir: Dir,
+    undo: &mut Undo,
+) -> Result<Prepared> {
+    let name = &l.spec.name;
+    let Some(lock) = state::try_lock(&dir)? else {
+        let st = State::load(&dir);
+        let detail = st
+            .map(|s| {
+                format!(
+                    " (launcher pid {}, phase {:?}, umid {})",
+                    s.launcher_pid, s.phase, s.umid
+                )
+            })
+            .unwrap_or_default();
+        return Err(Error::busy(format!(
+            "appliance '{name}' is already running{detail}; stop it first with `host-launch \
+             stop {name}`, or give this one another name"
+        )));
+    };
+    let old = State::load(&dir);
+    if let Some(old) = &old {
+        if old.phase != Phase::Exited {
+            for note in clean_stale(&dir, old) {
+                say(
+                    name,
+                    &format!("previous launcher (pid {}) died: {note}", old.launcher_pid),
+                );
+            }
+        }
+    }
+    collisions(l, &state::base_dir())?;
+    let uid = vm::assign_uid(&state::base_dir(), name, old.as_ref().and_then(|o| o.uid))?;
+    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
+        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
+    }
+    for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
+        let _ = std::fs::remove_file(&f);
+        let _ = std::fs::remove_file(channel::rotated(&f));
+    }
+    for n in 1..BOOT_ATTEMPTS {
+        let _ = std::fs::remove_file(dir.path.join(format!("console.boot{n}.log")));
+    }
+
+    let umid = new_umid(name);
+    let mut st = State {
+        name: name.clone(),
+        spec: l.spec_path.display().to_string(),
+        phase: Phase::Starting,
+        launcher_pid: std::process::id(),
+        uml_pid: None,
+        umid: umid.clone(),
+        image: Some(l.image.display().to_string()),
+        started_at_ms: state::now_ms(),
+        ready: false,
+        ready_after_ms: None,
+        tap: None,
+        disks: l
+            .disk_files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
+        outcome: None,
+        exit_code: None,
+        last_events: Vec::new(),
+        uid: Some(uid),
+        kernel: Some(describe_kernel(&l.kernel)),
+        dropped: Default::default(),
+    };
+    st.save(&dir)?;
+
+    // The network.
+    if let Some(n) = &l.spec.network {
+        let ns = n.netns.as_deref();
+        if tap::exists(&n.tap, ns) {
+            say(
+                name,
+                &format!("using the existing TAP device {} as it is", n.tap),
+            );
+            st.tap = Some(TapRecord {
+                name: n.tap.clone(),
+                netns: n.netns.clone(),
+                created: false,
+            });
+        } else if privs::is_root() {
+            tap::create(n, uid, uid)?;
+            undo.tap = Some((n.tap.clone(), n.netns.clone()));
+            st.tap = Some(TapRecord {
+                name: n.tap.clone(),
+                netns: n.netns.clone(),
+                created: true,
+            });
+        } else {
+            return Err(Error::host(format!(
+                "network.tap: the TAP device {} does not exist, and creating it needs root",
+                n.tap
+            )));
+        }
+        st.save(&dir)?;
+    }
+
+    // The disks.
+    undo.created_disks = disks::create(planned, Some((uid, uid)))?;
+    for p in &undo.created_disks {
+        say(
+            name,
+            &format!("created the data disk {} (sparse)", p.display()),
+        );
+    }
+
+    // The config device: the contract, read-only to the guest.
+    let mut img = contract::blockdev::encode_checked(&l.merged.contract)
+        .map_err(|e| Error::invalid(format!("the merged contract: {e}")))?;
+    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
+        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
+    }
+    write_private(&dir.config_image(), &img)?;
+    // The data disks and the config device become the VM's: UML opens them as its uid.
+    vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400).map_err(Error::host)?;
+    for f in &l.disk_files {
+        vmm::jail::hand_over(f, uid, uid, 0o600).map_err(Error::host)?;
+    }
+
+    let machine = vm::machine(l, &dir, umid, opts.kernel_log);
+    vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let jail = vm::jail(l, &dir, uid, &machine)?;
+    Ok(Prepared {
+        dir,
+        _lock: lock,
+        state: st,
+        machine,
+        jail,
+        undo: Undo::default(),
+    })
+}
+
+/// Writes a root-only file (mode 0600 from its creation, never briefly readable).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .io_context(|| format!("writing {}", path.display()))
+}
+
+/// The kernel and its version, as `check` and `status` show them.
+pub fn describe_kernel(kernel: &Path) -> String {
+    let which = if kernel == Path::new(vmm::kernel::DEBIAN_KERNEL) {
+        "Debian's"
+    } else {
+        "named"
+    };
+    match vmm::kernel::version(kernel) {
+        Some(v) => format!("{} ({which}, {v})", kernel.display()),
+        None => format!("{} ({which})", kernel.display()),
+    }
+}
