@@ -12,11 +12,12 @@ use crate::{events, tap};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vmm::channel::{self, CappedLog, Dropped, LineReader};
+use vmm::channel::{self, CappedLog, Dropped, LineSplitter};
 
 pub use crate::prepare::{clean_stale, describe_kernel, preflight};
 
@@ -73,26 +74,21 @@ impl Bounds {
     }
 }
 
-/// How many status lines may wait between the reader and the loop: a guest that floods the
-/// channel then waits on its own pipe instead of growing the launcher's memory.
-const STATUS_QUEUE: usize = 256;
-
-/// A booted VM: its process, and the threads reading its console and status channel.
+/// A booted VM: its process, its status channel and the thread copying its console.
 struct Booted {
     process: vmm::spawn::Process,
-    lines: mpsc::Receiver<String>,
+    status: OwnedFd,
     console: std::thread::JoinHandle<()>,
     mconsole: vmm::mconsole::Target,
 }
 
-/// Starts UML in its jail, with the console going to the capped console log and the status
-/// channel to a bounded reader.
+/// Starts UML in its jail, with the console going to the capped console log.
 fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>) -> Result<Booted> {
     let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, dropped.clone())
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
     let console = channel::pump_console(File::from(started.console), log, |_| {});
-    let lines = read_status(started.status, bounds.status_line, dropped.clone());
+    set_nonblocking(&started.status)?;
     let mconsole = vmm::mconsole::Target::jailed(
         started.process.pid(),
         &p.machine.umid,
@@ -101,31 +97,66 @@ fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>) -> Result<Booted
     );
     Ok(Booted {
         process: started.process,
-        lines,
+        status: started.status,
         console,
         mconsole,
     })
 }
 
-/// Reads bounded status lines on a thread until EOF.
-fn read_status(
-    r: std::os::fd::OwnedFd,
-    max: usize,
-    dropped: Arc<Dropped>,
-) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::sync_channel(STATUS_QUEUE);
-    std::thread::spawn(move || {
-        let mut reader = LineReader::new(File::from(r), max, dropped);
-        while let Some(line) = reader.next_line() {
-            if tx
-                .send(String::from_utf8_lossy(&line).into_owned())
-                .is_err()
-            {
-                break;
-            }
+fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::host(format!(
+            "making the status pipe non-blocking: {}",
+            std::io::Error::last_os_error()
+        )))
+    }
+}
+
+/// What a read of the status pipe found.
+#[derive(PartialEq, Eq)]
+enum Channel {
+    Open,
+    Closed,
+}
+
+/// Reads what the status pipe holds now (at most 1 MiB, so that signals and deadlines are
+/// still seen while a guest floods it), split into bounded lines.
+fn read_status(fd: &OwnedFd, split: &mut LineSplitter, lines: &mut Vec<String>) -> Channel {
+    let mut buf = [0u8; 16384];
+    for _ in 0..64 {
+        // SAFETY: read into a buffer we own, within its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            let bytes = buf.get(..n as usize).unwrap_or_default();
+            split.feed(bytes, &mut |l| {
+                lines.push(String::from_utf8_lossy(l).into_owned())
+            });
+            continue;
         }
-    });
-    rx
+        let e = std::io::Error::last_os_error();
+        if n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
+            return Channel::Open;
+        }
+        split.finish(&mut |l| lines.push(String::from_utf8_lossy(l).into_owned()));
+        return Channel::Closed;
+    }
+    Channel::Open
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes; the ready ones' `revents` are set.
+fn wait(fds: &mut [libc::pollfd], timeout: Duration) {
+    let ms = timeout.as_millis().min(60_000) as libc::c_int;
+    // SAFETY: poll on descriptors we own, within the slice's length.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
 }
 
 /// Runs the appliance in the foreground until the VM ends. `Err` means it never booted (and
@@ -298,21 +329,35 @@ fn boot_once(
     let mut cad_sent = false;
     let mut halt_deadline: Option<Instant> = None;
     let mut saved = Instant::now();
+    let mut split = LineSplitter::new(bounds.status_line, run.dropped.clone());
+    let mut channel = Channel::Open;
+    let mut lines = Vec::new();
+    // One loop waits on the stop signals, the status pipe and UML's exit together; it wakes
+    // early only for a deadline: a cad to retry, a halt or kill due, the state to refresh.
     let status = loop {
-        // Status events.
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match vm.lines.recv_timeout(wait) {
-                Ok(line) => {
-                    wait = Duration::ZERO;
-                    handle_line(&line, p, run, events_log, opts, &mut saved);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // The channel ended before UML did: keep the loop's pace.
-                    std::thread::sleep(wait);
-                    break;
-                }
+        let mut next = STATE_REFRESH.saturating_sub(saved.elapsed());
+        if run.stop_deadline.is_some() && !cad_sent {
+            next = next.min(CAD_RETRY);
+        }
+        for d in [run.stop_deadline, halt_deadline].into_iter().flatten() {
+            next = next.min(d.saturating_duration_since(Instant::now()));
+        }
+        let status_fd = if channel == Channel::Open {
+            vm.status.as_raw_fd()
+        } else {
+            -1 // poll ignores it
+        };
+        let mut fds =
+            [sfd.as_raw_fd(), vm.process.pidfd().as_raw_fd(), status_fd].map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        wait(&mut fds, next);
+        if fds[2].revents != 0 {
+            channel = read_status(&vm.status, &mut split, &mut lines);
+            for line in lines.drain(..) {
+                handle_line(&line, p, run, events_log, opts, &mut saved);
             }
         }
         // Stop requests.
@@ -371,18 +416,30 @@ fn boot_once(
             Err(e) => return Err(Error::host(format!("waiting for UML: {e}"))),
         }
     };
-    // The rest of the status lines (EOF comes once every writer is gone: UML was PID 1 of
-    // its namespace, so its helpers are gone with it).
+    // The rest of the status lines: EOF comes once every writer is gone, and UML was PID 1
+    // of its namespace, so its helpers are gone with it.
     let drain_until = Instant::now() + Duration::from_secs(2);
-    while let Ok(line) = vm
-        .lines
-        .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
-    {
-        handle_line(&line, p, run, events_log, opts, &mut saved);
+    while channel == Channel::Open && Instant::now() < drain_until {
+        let mut fds = [libc::pollfd {
+            fd: vm.status.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        wait(
+            &mut fds,
+            drain_until.saturating_duration_since(Instant::now()),
+        );
+        channel = read_status(&vm.status, &mut split, &mut lines);
+        for line in lines.drain(..) {
+            handle_line(&line, p, run, events_log, opts, &mut saved);
+        }
     }
     let _ = vm.console.join();
     Ok(status)
 }
+
+/// How often a `cad` that could not be sent is tried again while stopping.
+const CAD_RETRY: Duration = Duration::from_millis(200);
 
 fn handle_line(
     line: &str,

@@ -1,8 +1,8 @@
 //! Reading what a guest writes, with bounds: every byte from a guest is hostile.
 //!
-//! - [`LineReader`] splits a channel into lines of at most a set length. A longer line is
-//!   dropped and counted, never buffered: whatever the guest sends, the reader holds one
-//!   line buffer and one read buffer.
+//! - [`LineSplitter`] splits a channel, fed as it arrives, into lines of at most a set length.
+//!   A longer line is dropped and counted, never buffered: whatever the guest sends, it holds
+//!   one line buffer.
 //! - [`CappedLog`] appends to a file that never grows past its cap: when the next write would
 //!   pass it, the file becomes `NAME.1` (replacing the older one) and a new one starts, so
 //!   the newest bytes are kept and at most twice the cap is on disk.
@@ -39,63 +39,52 @@ impl Dropped {
     }
 }
 
-/// Splits a byte stream into bounded lines (without their `\n`, a trailing `\r` removed).
-pub struct LineReader<R> {
-    src: R,
+/// Splits a byte stream, fed in pieces as it arrives, into bounded lines (without their
+/// `\n`, a trailing `\r` removed).
+pub struct LineSplitter {
     max: usize,
     line: Vec<u8>,
     discarding: bool,
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
     dropped: Arc<Dropped>,
 }
 
-impl<R: Read> LineReader<R> {
-    pub fn new(src: R, max: usize, dropped: Arc<Dropped>) -> LineReader<R> {
-        LineReader {
-            src,
+impl LineSplitter {
+    pub fn new(max: usize, dropped: Arc<Dropped>) -> LineSplitter {
+        LineSplitter {
             max,
             line: Vec::with_capacity(max.min(4096)),
             discarding: false,
-            buf: vec![0u8; 8192].into_boxed_slice(),
-            start: 0,
-            end: 0,
             dropped,
         }
     }
 
-    /// The next line, `None` at end of stream (a last line without `\n` is returned too).
-    pub fn next_line(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if self.start == self.end {
-                match self.src.read(&mut self.buf) {
-                    Ok(0) | Err(_) => return self.finish(),
-                    Ok(n) => {
-                        self.start = 0;
-                        self.end = n;
-                    }
-                }
-            }
-            let chunk = &self.buf[self.start..self.end];
-            let nl = chunk.iter().position(|b| *b == b'\n');
-            let take = nl.map_or(chunk.len(), |i| i);
-            self.append(take);
-            self.start += take;
+    /// Feeds the next bytes of the stream; `each` gets every line they complete.
+    pub fn feed(&mut self, mut bytes: &[u8], each: &mut impl FnMut(&[u8])) {
+        while !bytes.is_empty() {
+            let nl = bytes.iter().position(|b| *b == b'\n');
+            let (part, rest) = match nl {
+                Some(i) => (&bytes[..i], &bytes[i + 1..]),
+                None => (bytes, &[][..]),
+            };
+            self.append(part);
             if nl.is_some() {
-                self.start += 1;
-                if let Some(line) = self.complete() {
-                    return Some(line);
-                }
+                self.complete(each);
             }
+            bytes = rest;
         }
     }
 
-    fn append(&mut self, n: usize) {
+    /// The end of the stream: a last line without `\n` counts too.
+    pub fn finish(&mut self, each: &mut impl FnMut(&[u8])) {
+        if self.discarding || !self.line.is_empty() {
+            self.complete(each);
+        }
+    }
+
+    fn append(&mut self, part: &[u8]) {
         if self.discarding {
             return;
         }
-        let part = &self.buf[self.start..self.start + n];
         if self.line.len() + part.len() > self.max {
             self.discarding = true;
             self.line.clear();
@@ -104,29 +93,17 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// At a newline: the line, or `None` if it was too long (counted).
-    fn complete(&mut self) -> Option<Vec<u8>> {
+    /// At a newline: the line, unless it was too long (then counted).
+    fn complete(&mut self, each: &mut impl FnMut(&[u8])) {
         if std::mem::take(&mut self.discarding) {
             self.dropped.long_lines.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return;
         }
-        let mut line = std::mem::take(&mut self.line);
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
         }
-        Some(line)
-    }
-
-    fn finish(&mut self) -> Option<Vec<u8>> {
-        if self.discarding {
-            self.discarding = false;
-            self.dropped.long_lines.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        if self.line.is_empty() {
-            return None;
-        }
-        self.complete()
+        each(&self.line);
+        self.line.clear();
     }
 }
 
@@ -227,14 +204,23 @@ pub fn pump_console(
 mod tests {
     use super::*;
 
+    /// Splits `input` fed in pieces of `piece` bytes.
     fn lines(input: &[u8], max: usize) -> (Vec<String>, u64) {
-        let dropped = Arc::new(Dropped::default());
-        let mut r = LineReader::new(input, max, dropped.clone());
-        let mut out = Vec::new();
-        while let Some(l) = r.next_line() {
-            out.push(String::from_utf8_lossy(&l).into_owned());
+        let mut all = None;
+        for piece in [1, 3, 8192] {
+            let dropped = Arc::new(Dropped::default());
+            let mut split = LineSplitter::new(max, dropped.clone());
+            let mut out = Vec::new();
+            let mut each = |l: &[u8]| out.push(String::from_utf8_lossy(l).into_owned());
+            for chunk in input.chunks(piece) {
+                split.feed(chunk, &mut each);
+            }
+            split.finish(&mut each);
+            let got = (out, dropped.long_lines());
+            assert!(all.as_ref().is_none_or(|a| *a == got), "pieces of {piece}");
+            all = Some(got);
         }
-        (out, dropped.long_lines())
+        all.unwrap_or_default()
     }
 
     #[test]
