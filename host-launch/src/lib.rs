@@ -5,14 +5,16 @@
 //! checks them from files (and follows `upgrade`'s pin record, `pin`), `disks`, `tap` and
 //! `state` prepare the host, `vm` describes the VM (command line, uid, jail) for the `vmm`
 //! crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to
-//! the launcher's exit status. `upgrade` replaces an appliance's image on the same data disks,
-//! rolling back when the new one fails.
+//! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
+//! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
+//! one fails.
 
-pub mod cli;
+pub mod cmd;
 pub mod disks;
 pub mod error;
 pub mod events;
 pub mod exit;
+pub mod lifecycle;
 pub mod load;
 pub mod output;
 pub mod pin;
@@ -21,9 +23,9 @@ pub mod privs;
 pub mod run;
 pub mod state;
 pub mod tap;
-pub mod upgrade;
 pub mod vm;
 
+pub use cmd::upgrade;
 pub use error::{Error, Kind, Result};
 
 // The pure appliance types live in their own crate; they stay reachable under the paths they

@@ -2,7 +2,7 @@
 //! exit statuses are listed in `host_launch::exit`.
 
 use clap::{Parser, Subcommand};
-use host_launch::{cli, exit, run};
+use host_launch::{cmd, exit, run};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -143,19 +143,10 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             quiet,
             image,
         } => run_fg(&spec, kernel_log, quiet, image),
-        Cmd::Check { spec, contract } => {
-            let r = cli::check(&spec)?;
-            if contract {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&r.loaded.merged.contract).unwrap_or_default()
-                );
-            } else {
-                print!("{}", r.text);
-            }
-            Ok(0)
+        Cmd::Check { spec, contract } => cmd::check::check(&spec, contract),
+        Cmd::Start { spec, wait_ready } => {
+            cmd::start::start(&spec, wait_ready.map(Duration::from_secs))
         }
-        Cmd::Start { spec, wait_ready } => cli::start(&spec, wait_ready.map(Duration::from_secs)),
         Cmd::Upgrade {
             spec,
             image,
@@ -169,11 +160,11 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
                 stop_timeout: Duration::from_secs(stop_timeout),
             },
         ),
-        Cmd::Stop { name, timeout } => cli::stop(&name, Duration::from_secs(timeout)),
-        Cmd::Status { name, json } => cli::status(name.as_deref(), json),
-        Cmd::List => cli::list(),
-        Cmd::Logs { name, json } => cli::logs(&name, json),
-        Cmd::Console { name } => cli::console(&name),
+        Cmd::Stop { name, timeout } => cmd::stop::stop(&name, Duration::from_secs(timeout)),
+        Cmd::Status { name, json } => cmd::status::status(name.as_deref(), json),
+        Cmd::List => cmd::list::list(),
+        Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
+        Cmd::Console { name } => cmd::console::console(&name),
         Cmd::Schema { which } => {
             if which == "spec" {
                 print!("{}", host_launch::schema::spec_v1_text());

@@ -233,14 +233,30 @@ pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
     // Private: the contract may hold secrets; nothing of a VM's state is another user's.
     std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o700))
         .io_context(|| format!("making {} private", dir.path.display()))?;
-    let result = prepare_locked(l, opts, &planned, dir, &mut undo);
-    if result.is_err() {
+    let result = prepare_locked(l, opts, &planned, dir.clone(), &mut undo);
+    if let Err(e) = &result {
         undo.run();
+        record_refusal(&dir, e);
     }
     result.map(|mut p| {
         p.undo = undo;
         p
     })
+}
+
+/// A launch refused after this launcher wrote its state says so in the state, so that
+/// `status` reads "refused" and why, not "its launcher died".
+fn record_refusal(dir: &Dir, e: &Error) {
+    let Some(mut st) = State::load(dir) else {
+        return;
+    };
+    if st.launcher_pid != std::process::id() || st.phase == Phase::Exited {
+        return;
+    }
+    st.phase = Phase::Exited;
+    st.outcome = Some(format!("refused before boot: {e}"));
+    st.exit_code = Some(crate::exit::for_error(e.kind));
+    let _ = st.save(dir);
 }
 
 fn prepare_locked(
@@ -277,11 +293,6 @@ fn prepare_locked(
             }
         }
     }
-    collisions(l, &state::base_dir())?;
-    let uid = vm::assign_uid(&state::base_dir(), name, old.as_ref().and_then(|o| o.uid))?;
-    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
-        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
-    }
     for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
         let _ = std::fs::remove_file(&f);
         let _ = std::fs::remove_file(channel::rotated(&f));
@@ -289,7 +300,7 @@ fn prepare_locked(
     for n in 1..BOOT_ATTEMPTS {
         let _ = std::fs::remove_file(dir.path.join(format!("console.boot{n}.log")));
     }
-
+    // The state says "starting" from here on, so that a refusal below is recorded as one.
     let umid = new_umid(name);
     let mut st = State {
         name: name.clone(),
@@ -311,10 +322,17 @@ fn prepare_locked(
         outcome: None,
         exit_code: None,
         last_events: Vec::new(),
-        uid: Some(uid),
+        uid: None,
         kernel: Some(describe_kernel(&l.kernel)),
         dropped: Default::default(),
     };
+    st.save(&dir)?;
+    collisions(l, &state::base_dir())?;
+    let uid = vm::assign_uid(&state::base_dir(), name, old.as_ref().and_then(|o| o.uid))?;
+    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
+        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
+    }
+    st.uid = Some(uid);
     st.save(&dir)?;
 
     // The network.

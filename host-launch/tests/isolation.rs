@@ -242,3 +242,44 @@ fn a_flooding_guest_is_bounded_and_its_state_is_private() {
     let (code, all) = neighbour.stop();
     assert_eq!(code, Some(0), "{all}");
 }
+
+/// A data disk that another VM's uid owns belongs to that appliance: the launch is refused,
+/// naming the disk, and `status` says it was refused and why (not that a launcher died).
+#[test]
+fn a_disk_of_another_vm_is_refused_and_status_says_so() {
+    common::require_root_and_busybox();
+    let dir = common::temp_dir("owned");
+    let state = dir.join("state");
+    let image = common::build_image(dir.path(), "x\n");
+    let data = dir.join("data.img");
+    common::data_disk(&data);
+    let (range, _) = vmm::ids::configured_range().unwrap();
+    let ours = vmm::ids::pick("owned", range, vmm::ids::host_account_exists).unwrap();
+    let other = if ours == range.start + 5 {
+        range.start + 6
+    } else {
+        range.start + 5
+    };
+    std::os::unix::fs::chown(&data, Some(other), Some(other)).unwrap();
+    let spec = dir.join("owned.json");
+    let text = serde_json::json!({"name": "owned", "image": image, "disks": [{"file": data}]});
+    std::fs::write(&spec, text.to_string()).unwrap();
+    let out = host_launch(&state, &["start", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(host_launch::exit::BUSY), "{err}");
+    assert!(
+        err.contains("disks[0].file") && err.contains(&other.to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().uid(),
+        other,
+        "the disk was taken over"
+    );
+    let status = host_launch(&state, &["status", "owned"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("refused before boot"), "{status}");
+    assert!(!status.contains("died"), "{status}");
+}

@@ -128,7 +128,7 @@ fn boot(l: &Loaded, image: &Path, o: &Options) -> Result<Boot> {
     let name = &l.spec.name;
     let dir = Dir::new(&state::base_dir(), name);
     let started = Instant::now();
-    let mut child = crate::cli::spawn_background(l, Some(image))?;
+    let mut child = crate::lifecycle::spawn_background(l, Some(image))?;
     let pid = child.id();
     let deadline = started + o.ready_timeout;
     loop {
@@ -164,7 +164,7 @@ fn boot(l: &Loaded, image: &Path, o: &Options) -> Result<Boot> {
                 st.map(|s| format!("{:?}", s.phase).to_lowercase())
                     .unwrap_or_else(|| "unknown".into())
             );
-            let _ = crate::cli::stop(name, o.stop_timeout);
+            let _ = crate::lifecycle::stop(name, o.stop_timeout);
             let _ = child.wait();
             return Ok(Boot::Failed(why));
         }
@@ -212,7 +212,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     let new_image = load::absolute(&o.image);
     let old = load::load_with_image(spec, Some(&old_image))
         .map_err(|e| e.context(format!("the old image {}", old_image.display())))?;
-    let report = crate::cli::check_image(spec, Some(&new_image))?;
+    let report = crate::lifecycle::check_image(spec, Some(&new_image))?;
     let new = report.loaded;
     if let Err(problems) = compatible(&old, &new) {
         return Err(Error::invalid(
@@ -234,8 +234,8 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     );
     let t0 = Instant::now();
     if was_running {
-        let code = crate::cli::stop(&name, o.stop_timeout)?;
-        if code != 0 || state::is_locked(&dir) {
+        crate::lifecycle::stop(&name, o.stop_timeout)?;
+        if state::is_locked(&dir) {
             return Err(Error::host(format!(
                 "'{name}' did not stop; the upgrade did not start"
             )));

@@ -1,0 +1,12 @@
+//! One file per subcommand (`run` is [`crate::run`], the foreground launcher itself). They
+//! call the lifecycle code below them ([`crate::lifecycle`], [`crate::run`]); none calls
+//! another, except `list`, which shows what `status` does, shorter.
+
+pub mod check;
+pub mod console;
+pub mod list;
+pub mod logs;
+pub mod start;
+pub mod status;
+pub mod stop;
+pub mod upgrade;

@@ -1,0 +1,52 @@
+//! `start SPEC`: the appliance in the background, waiting until UML runs (or is ready).
+
+use crate::error::{Error, Result};
+use crate::lifecycle::{check, spawn_background};
+use crate::state::{self, Dir, Phase, State};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Starts the appliance in the background: re-runs this program as `run SPEC` in a new
+/// session with its output in the state directory's `launcher.log`, and waits until UML runs
+/// (or, with `wait_ready`, until the service is ready).
+pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
+    let report = check(spec)?;
+    let l = &report.loaded;
+    let dir = Dir::new(&state::base_dir(), &l.spec.name);
+    let mut child = spawn_background(l, None)?;
+    let pid = child.id();
+    let limit = Instant::now() + wait_ready.unwrap_or(Duration::from_secs(30));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.launcher_log()).unwrap_or_default();
+            eprint!("{log}");
+            return Ok(status.code().unwrap_or(crate::exit::HOST));
+        }
+        if let Some(st) = State::load(&dir).filter(|s| s.launcher_pid == pid) {
+            let up = match wait_ready {
+                Some(_) => st.phase == Phase::Ready,
+                None => matches!(st.phase, Phase::Booting | Phase::Ready),
+            };
+            if up {
+                println!(
+                    "started '{}' (launcher pid {pid}, UML pid {}){}; logs: {}",
+                    st.name,
+                    st.uml_pid.map(|p| p.to_string()).unwrap_or_default(),
+                    st.ready_after_ms
+                        .map(|ms| format!(", ready after {ms} ms"))
+                        .unwrap_or_default(),
+                    dir.launcher_log().display()
+                );
+                return Ok(0);
+            }
+        }
+        if Instant::now() >= limit {
+            return Err(Error::host(format!(
+                "the appliance did not come up in time; see {} and `host-launch status {}`",
+                dir.launcher_log().display(),
+                l.spec.name
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

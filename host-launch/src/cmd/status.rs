@@ -1,0 +1,135 @@
+//! `status [NAME]` (with `--json`): the details of one appliance, or of all.
+
+use crate::error::Result;
+use crate::events;
+use crate::lifecycle::{clean_if_stale, known};
+use crate::state::{self, Phase};
+use std::io::Write;
+
+pub(crate) fn uptime(ms: u64) -> String {
+    let s = state::now_ms().saturating_sub(ms) / 1000;
+    format!("{}h{:02}m{:02}s", s / 3600, (s / 60) % 60, s % 60)
+}
+
+pub(crate) fn status_word(e: &state::Entry) -> &'static str {
+    match (&e.state, e.running) {
+        (_, true) => "running",
+        (Some(st), false) if st.phase != Phase::Exited => "dead (stale state)",
+        (Some(_), false) => "exited",
+        (None, false) => "unknown",
+    }
+}
+
+/// `status [NAME]`: details of one appliance, or of all.
+///
+/// An appliance whose launcher died (SIGKILL, a crash) is cleaned up on the way, as `stop` and
+/// the next launch would: leftover UML processes of its umid, its TAP device, UML's runtime
+/// directory (mconsole socket); the VM itself died with its launcher (PR_SET_PDEATHSIG).
+pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
+    let entries = match name {
+        Some(n) => vec![known(n)?],
+        None => state::list(&state::base_dir()),
+    };
+    let mut cleaned = Vec::new();
+    for e in &entries {
+        if let Some(notes) = clean_if_stale(e) {
+            cleaned.push((e.name.clone(), notes));
+        }
+    }
+    let entries: Vec<state::Entry> = if cleaned.is_empty() {
+        entries
+    } else {
+        let base = state::base_dir();
+        entries
+            .iter()
+            .map(|e| state::entry(&base, &e.name))
+            .collect()
+    };
+    if !json {
+        for (n, notes) in &cleaned {
+            println!("'{n}': its launcher died; cleaned up");
+            for note in notes {
+                println!("  {note}");
+            }
+        }
+    }
+    if json {
+        let v: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "state": e.state})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    for e in &entries {
+        let _ = writeln!(out, "{}: {}", e.name, status_word(e));
+        let Some(st) = &e.state else { continue };
+        let _ = writeln!(out, "  phase:    {:?}", st.phase);
+        let _ = writeln!(
+            out,
+            "  pids:     launcher {}, UML {}",
+            st.launcher_pid,
+            st.uml_pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+        let _ = writeln!(out, "  umid:     {}", st.umid);
+        if let Some(i) = &st.image {
+            let _ = writeln!(out, "  image:    {i}");
+        }
+        if let Some(k) = &st.kernel {
+            let _ = writeln!(out, "  kernel:   {k}");
+        }
+        if let Some(u) = st.uid {
+            let _ = writeln!(out, "  VM uid:   {u} (jailed, no capabilities)");
+        }
+        let d = &st.dropped;
+        let _ = writeln!(
+            out,
+            "  dropped:  {} status lines over the length bound, {} console bytes and {} event \
+             bytes rotated out, {} events not printed",
+            d.status_lines, d.console_bytes, d.events_bytes, d.unprinted_events
+        );
+        if e.running {
+            let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));
+        }
+        let _ = writeln!(
+            out,
+            "  ready:    {}{}",
+            if st.ready { "yes" } else { "no" },
+            st.ready_after_ms
+                .map(|ms| format!(" (after {ms} ms)"))
+                .unwrap_or_default()
+        );
+        if let Some(t) = &st.tap {
+            let _ = writeln!(
+                out,
+                "  tap:      {}{}",
+                t.name,
+                t.netns
+                    .as_ref()
+                    .map(|n| format!(" (netns {n})"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(o) = &st.outcome {
+            let _ = writeln!(
+                out,
+                "  outcome:  {o} (exit status {})",
+                st.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        if name.is_some() {
+            let _ = writeln!(out, "  last events:");
+            for ev in &st.last_events {
+                let _ = writeln!(out, "    {}", events::human(ev));
+            }
+        }
+    }
+    Ok(0)
+}

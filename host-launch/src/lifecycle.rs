@@ -1,0 +1,238 @@
+//! What the subcommands share, below them: describing a launch without touching the host
+//! (`check`, also before an upgrade), starting a launcher in the background, stopping a
+//! running appliance through its launcher, and finding an appliance's state.
+
+use crate::error::{Error, IoContext, Result};
+use crate::load::{self, Loaded};
+use crate::state::{self, Dir, Phase, State};
+use crate::{run, vm};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What `check` found: the merged contract and the command line `run` would use.
+pub struct CheckReport {
+    pub loaded: Loaded,
+    pub text: String,
+}
+
+/// Validates a spec against its image without touching the host, and describes the launch.
+pub fn check(spec: &Path) -> Result<CheckReport> {
+    check_image(spec, None)
+}
+
+/// [`check`] with `image` in place of the spec's (see [`load::load_for_launch`]).
+pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
+    let l = load::load_for_launch(spec, image)?;
+    let planned = run::preflight(&l)?;
+    let dir = Dir::new(&state::base_dir(), &l.spec.name);
+    let machine = vm::machine(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
+    let args = vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let recorded = State::load(&dir).and_then(|s| s.uid);
+    let uid = vm::assign_uid(&state::base_dir(), &l.spec.name, recorded)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|e| format!("none: {e}"));
+    let mut t = String::new();
+    let mut line = |s: String| {
+        t.push_str(&s);
+        t.push('\n');
+    };
+    line(format!("spec:     {}", l.spec_path.display()));
+    line(format!("image:    {}", l.image.display()));
+    line(format!("manifest: {}", l.manifest_path.display()));
+    line(format!("state:    {}", dir.path.display()));
+    line(format!("kernel:   {}", run::describe_kernel(&l.kernel)));
+    line(format!(
+        "run as:   uid {uid} (the VM's own, in a jail: {} MiB /tmp, no capabilities)",
+        l.spec.memory_mib + 4
+    ));
+    for (d, p) in l.merged.disks.iter().zip(&planned) {
+        let what = match p.action {
+            crate::disks::Action::Use => "exists, used as it is".to_string(),
+            crate::disks::Action::Create(n) => format!("will be created sparse, {} MiB", n >> 20),
+        };
+        let mp = l
+            .merged
+            .contract
+            .mounts
+            .disks
+            .iter()
+            .find(|c| c.device == d.device)
+            .map(|c| c.mount_point.clone())
+            .unwrap_or_default();
+        line(format!(
+            "disk:     {} -> {} at {mp} ({what})",
+            p.path.display(),
+            d.device
+        ));
+    }
+    if let Some(n) = &l.spec.network {
+        line(format!(
+            "network:  TAP {}{}{}",
+            n.tap,
+            n.netns
+                .as_ref()
+                .map(|s| format!(" in netns {s}"))
+                .unwrap_or_default(),
+            n.host_address
+                .as_ref()
+                .map(|a| format!(", host side {a}"))
+                .or_else(|| n.bridge.as_ref().map(|b| format!(", bridge {b}")))
+                .unwrap_or_default()
+        ));
+    }
+    for p in &l.manifest.ports {
+        line(format!(
+            "port:     {}/{:?}{}",
+            p.port,
+            p.protocol,
+            p.description
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ));
+    }
+    line("contract:".into());
+    line(serde_json::to_string_pretty(&l.merged.contract).unwrap_or_default());
+    line("UML command line:".into());
+    line(vmm::cmdline::shown(&l.kernel, &args));
+    Ok(CheckReport { loaded: l, text: t })
+}
+
+/// Starts `host-launch run SPEC [--image IMAGE]` in a new session, its output in the state
+/// directory's `launcher.log`. Refused (121) while a launcher runs the appliance.
+pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process::Child> {
+    let base = state::base_dir();
+    let dir = Dir::new(&base, &l.spec.name);
+    if state::is_locked(&dir) {
+        return Err(Error::busy(format!(
+            "appliance '{}' is already running; stop it first with `host-launch stop {}`",
+            l.spec.name, l.spec.name
+        )));
+    }
+    std::fs::create_dir_all(&dir.path).io_context(|| format!("creating {}", dir.path.display()))?;
+    let log = std::fs::File::create(dir.launcher_log())
+        .io_context(|| format!("creating {}", dir.launcher_log().display()))?;
+    let log2 = log
+        .try_clone()
+        .io_context(|| "duplicating a descriptor".to_string())?;
+    let exe = std::env::current_exe().io_context(|| "finding this program".to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg(&l.spec_path);
+    if let Some(i) = image {
+        cmd.arg("--image").arg(i);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    // SAFETY: setsid between fork and exec is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .io_context(|| "starting the background launcher".to_string())
+}
+
+pub fn known(name: &str) -> Result<state::Entry> {
+    crate::spec::check_name(name).map_err(Error::invalid)?;
+    let base = state::base_dir();
+    let e = state::entry(&base, name);
+    if !e.dir.path.is_dir() {
+        return Err(Error::not_found(format!(
+            "no appliance '{name}' (nothing in {}); `host-launch list` shows the known ones",
+            base.display()
+        )));
+    }
+    Ok(e)
+}
+
+/// Cleans what a dead launcher left, holding the appliance's lock meanwhile (so a launch
+/// that starts now is not disturbed); `None` when there was nothing to clean.
+pub fn clean_if_stale(e: &state::Entry) -> Option<Vec<String>> {
+    let st = e.state.as_ref().filter(|s| s.phase != Phase::Exited)?;
+    if e.running {
+        return None;
+    }
+    let _lock = state::try_lock(&e.dir).ok().flatten()?;
+    Some(run::clean_stale(&e.dir, st))
+}
+
+/// How a stop request ended.
+pub enum Stopped {
+    /// It was not running; what was cleaned up of a dead launcher, if anything.
+    NotRunning(Vec<String>),
+    /// It stopped; its outcome.
+    Stopped(String),
+}
+
+/// Stops a running appliance through its launcher (which sends ctrl-alt-del to the guest
+/// and halts it after the stop timeout), waiting up to `timeout`.
+pub fn stop(name: &str, timeout: Duration) -> Result<Stopped> {
+    let e = known(name)?;
+    if !e.running {
+        let notes = match &e.state {
+            Some(st) if st.phase != Phase::Exited => {
+                let mut n = vec!["its launcher had died; cleaned up".to_string()];
+                n.extend(run::clean_stale(&e.dir, st));
+                n
+            }
+            Some(st) => vec![format!(
+                "last run: {}",
+                st.outcome.as_deref().unwrap_or("unknown")
+            )],
+            None => Vec::new(),
+        };
+        return Ok(Stopped::NotRunning(notes));
+    }
+    let Some(st) = e.state.clone() else {
+        return Err(Error::host(format!(
+            "'{name}' is locked by a launcher but has no state file; wait for it to start"
+        )));
+    };
+    // SAFETY: kill(2) on the launcher pid recorded by the launcher that holds the lock.
+    unsafe {
+        libc::kill(st.launcher_pid as libc::pid_t, libc::SIGTERM);
+    }
+    let limit = Instant::now() + timeout;
+    while state::is_locked(&e.dir) {
+        if Instant::now() >= limit {
+            // Last resort: halt the VM directly.
+            if let (Some(pid), Some(uid)) = (st.uml_pid, st.uid) {
+                let netns = st
+                    .tap
+                    .as_ref()
+                    .and_then(|t| t.netns.as_ref())
+                    .map(|ns| Path::new("/run/netns").join(ns));
+                let target = vmm::mconsole::Target::jailed(pid, &st.umid, netns, uid);
+                let _ = vmm::mconsole::send(&target, "halt", Duration::from_secs(2));
+            }
+            return Err(Error::host(format!(
+                "'{name}' did not stop within {} s; sent halt to the VM; check `host-launch \
+                 status {name}`",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = State::load(&e.dir);
+    Ok(Stopped::Stopped(
+        after
+            .and_then(|s| s.outcome)
+            .unwrap_or_else(|| "ended".into()),
+    ))
+}
+
+/// A state file's text; empty when there is none yet.
+pub fn read(p: &Path) -> Result<String> {
+    match std::fs::read(p) {
+        Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(Error::host(format!("reading {}: {e}", p.display()))),
+    }
+}
