@@ -20,8 +20,8 @@
 //! | part | job |
 //! | --- | --- |
 //! | [`record`] | one line before formatting: severity, stream, APP-NAME, PROCID |
-//! | [`format`] | RFC 5424 / RFC 3164 messages, octet-counting framing, the UTC calendar |
-//! | [`line`] | the byte stream of a pipe cut into bounded lines (the supervisor's buffer) |
+//! | [`format`](mod@format) | RFC 5424 / RFC 3164 messages, octet-counting framing, the UTC calendar |
+//! | [`line`](mod@line) | the byte stream of a pipe cut into bounded lines (the supervisor's buffer) |
 //! | [`sink`] | the caller side: configuration, errors, bounded channels, [`LogSink`] |
 //! | `console` | the console thread |
 //! | `remote` | the remote thread: socket, backlog, reconnection |

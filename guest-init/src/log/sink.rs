@@ -425,7 +425,7 @@ impl LogSink {
     }
 
     /// The longest line the remote target carries without truncation; the supervisor uses it
-    /// as the [`LineBuffer`] limit so long lines are split rather than cut.
+    /// as the [`LineBuffer`](super::LineBuffer) limit so long lines are split rather than cut.
     pub fn max_line(&self) -> usize {
         self.max_line
     }

@@ -3,7 +3,7 @@
 //!
 //! # How a service is started
 //!
-//! [`spawn`] does everything that can fail in an interesting way, or that allocates, *before*
+//! [`spawn`](fn@spawn) does everything that can fail in an interesting way, or that allocates, *before*
 //! `fork`: C strings for argv, env and workdir, the capability masks, the pipes, `/dev/null`.
 //! Between `fork` and `execve` the child then only makes raw system calls. That is not a matter
 //! of taste: PID 1 may have other threads (and the tests certainly do), and a forked child of a

@@ -40,7 +40,7 @@ pub struct Child {
     /// Read end of the service's stderr (non-blocking, close-on-exec).
     pub stderr: OwnedFd,
     /// Read end of the readiness pipe when the contract asks for `notify` readiness
-    /// (non-blocking, close-on-exec); see [`read_notify`].
+    /// (non-blocking, close-on-exec); see [`read_notify`](super::read_notify).
     pub ready: Option<OwnedFd>,
 }
 
