@@ -1,5 +1,5 @@
 //! What the log sink costs its caller, PID 1's supervisor: the timings that the tests in
-//! `tests/log.rs` used to assert, measured here instead (the tests check that the calls
+//! `tests/log/` used to assert, measured here instead (the tests check that the calls
 //! return; how fast they do depends on the machine).
 //!
 //! - 100,000 `log()` calls while the TCP log host is absent (total and slowest call);

@@ -11,7 +11,6 @@ use crate::ext4;
 pub use crate::ext4::{Content, Entry};
 use crate::recipe::{self, Recipe};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,23 +25,7 @@ pub const DEFAULT_EPOCH: u64 = 1_704_067_200;
 pub const DISK_TOOLS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
 pub const DISK_TOOLS_PACKAGE: &str = "e2fsprogs";
 
-/// A build that could not be done: every problem, one line each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub Vec<String>);
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("\n"))
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl Error {
-    pub(crate) fn one(line: impl Into<String>) -> Error {
-        Error(vec![line.into()])
-    }
-}
+pub use crate::error::Error;
 
 /// How to build.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! builder ([`crate::build`]) and the test harness's root images (`tests/src/rootfs.rs`)
 //! both write their images here.
 
-use crate::build::Error;
+use crate::error::Error;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

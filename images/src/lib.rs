@@ -9,6 +9,7 @@
 pub mod build;
 pub mod closure;
 pub mod elf;
+pub mod error;
 pub mod ext4;
 pub mod recipe;
 

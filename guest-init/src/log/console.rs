@@ -1,8 +1,8 @@
 //! The console thread: writes `APP: text` lines, and a notice of lines it had to drop.
 
+use super::channel::Msg;
 use super::format::{console_dropped_notice, sanitize_text};
 use super::record::INIT_APP;
-use super::sink::Msg;
 use std::io::Write;
 use std::sync::mpsc::Receiver;
 

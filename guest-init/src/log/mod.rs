@@ -20,16 +20,18 @@
 //! | part | job |
 //! | --- | --- |
 //! | [`record`] | one line before formatting: severity, stream, APP-NAME, PROCID |
-//! | [`format`] | RFC 5424 / RFC 3164 messages, octet-counting framing, the UTC calendar |
-//! | [`line`] | the byte stream of a pipe cut into bounded lines (the supervisor's buffer) |
-//! | [`sink`] | the caller side: configuration, errors, bounded channels, [`LogSink`] |
+//! | [`format`](mod@format) | RFC 5424 / RFC 3164 messages, octet-counting framing, the UTC calendar |
+//! | [`line`](mod@line) | the byte stream of a pipe cut into bounded lines (the supervisor's buffer) |
+//! | [`config`] | queue sizes and timers ([`Tuning`]), errors ([`LogError`]) |
+//! | `channel` | the messages of a destination's channel, the shared counters |
+//! | [`sink`] | the caller side: [`SinkConfig`], bounded channels, [`LogSink`] |
 //! | `console` | the console thread |
 //! | `remote` | the remote thread: socket, backlog, reconnection |
 //!
 //! # Why not the `syslog` crate
 //!
 //! The workspace's design card named the `syslog` crate (version 7) for the two formats; it
-//! cannot produce the wire format the receivers and tests (`guest-init/tests/log.rs`,
+//! cannot produce the wire format the receivers and tests (`guest-init/tests/log/`,
 //! `tests/tests/init.rs`) expect, so it is not used:
 //! - its RFC 3164 formatter writes the day zero-padded (`Feb 09`, where RFC 3164 4.1.2 and
 //!   the tests want `Feb  9`), always writes `[pid]` (our records without a PROCID have
@@ -49,6 +51,8 @@
 //! it, because they carry the service's APP-NAME and PROCID, which `log::Record` has no place
 //! for, and must never wait for a global logger's lock.
 
+mod channel;
+pub mod config;
 mod console;
 pub mod format;
 pub mod line;
@@ -56,6 +60,7 @@ pub mod record;
 mod remote;
 pub mod sink;
 
+pub use config::{LogError, Tuning};
 pub use format::{
     civil_from_days, dropped_notice, format_3164, format_5424, frame_octet_counting, sanitize_text,
     UtcTime,
@@ -63,4 +68,4 @@ pub use format::{
 pub use line::LineBuffer;
 pub use record::{Record, Severity, Stream, INIT_APP};
 pub use remote::{RemoteTarget, TCP_MAX_MESSAGE, UDP_MAX_3164, UDP_MAX_5424};
-pub use sink::{LogError, LogSink, SinkConfig, SinkStats, Tuning, MAX_TEXT};
+pub use sink::{LogSink, SinkConfig, SinkStats, MAX_TEXT};

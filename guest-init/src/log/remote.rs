@@ -1,9 +1,10 @@
 //! The remote thread: owns the socket to the log host, keeps a byte-bounded backlog while it
 //! is unreachable, reconnects with [`Backoff`], and sends a notice where lines were lost.
 
+use super::channel::{Counters, Msg};
+use super::config::{LogError, Tuning};
 use super::format::{dropped_notice, format_3164, format_5424, frame_octet_counting};
 use super::record::{Record, Severity};
-use super::sink::{Counters, LogError, Msg, Tuning};
 use crate::backoff::Backoff;
 use contract::names::facility_number;
 use contract::{RemoteSyslog, SyslogFormat, Transport};

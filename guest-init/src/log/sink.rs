@@ -1,16 +1,18 @@
 //! The caller side of the log sink: configuration, errors, the bounded channels to the
 //! destination threads, and [`LogSink`] itself.
 
+use super::channel::{Counters, Msg};
+use super::config::{LogError, Tuning};
 use super::console::ConsoleWorker;
 use super::format::truncate_utf8;
 use super::record::Record;
 use super::remote::{RemoteTarget, RemoteWorker};
 use contract::Logging;
 use std::fmt;
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,123 +25,8 @@ pub const MAX_TEXT: usize = 8192;
 /// APP-NAME/PROCID fit in it.
 const HEADER_ROOM: usize = 512;
 
-/// Longest back-off [`Tuning`] accepts; keeps `Instant` arithmetic far from overflow.
-const BACKOFF_CEILING: Duration = Duration::from_secs(3600);
-
 /// How long [`LogSink::flush`] sleeps between attempts to queue its marker into a full channel.
 const FLUSH_RETRY: Duration = Duration::from_millis(2);
-
-/// Why the log sink could not be set up, or could not finish flushing.
-#[derive(Debug)]
-pub enum LogError {
-    /// The syslog host is not an IP literal (the contract validator should have caught it).
-    BadHost { host: String },
-    /// The facility name is unknown (the contract validator should have caught it).
-    UnknownFacility { name: String },
-    /// A sender thread could not be started.
-    Spawn {
-        thread: &'static str,
-        source: io::Error,
-    },
-    /// `flush` ran out of time before a destination confirmed.
-    FlushTimeout {
-        destination: &'static str,
-        waited: Duration,
-    },
-    /// `flush` finished, but lines are still waiting for the log host.
-    Undelivered { lines: usize },
-    /// A sender thread is gone (cannot happen unless it panicked).
-    SenderGone { destination: &'static str },
-}
-
-impl fmt::Display for LogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LogError::BadHost { host } => {
-                write!(f, "syslog host '{host}' is not an IP address")
-            }
-            LogError::UnknownFacility { name } => {
-                write!(f, "'{name}' is not a syslog facility")
-            }
-            LogError::Spawn { thread, source } => {
-                write!(f, "cannot start the {thread} log thread: {source}")
-            }
-            LogError::FlushTimeout {
-                destination,
-                waited,
-            } => write!(
-                f,
-                "the {destination} log did not drain within {} ms",
-                waited.as_millis()
-            ),
-            LogError::Undelivered { lines } => {
-                write!(f, "{lines} log lines could not be sent to the log host")
-            }
-            LogError::SenderGone { destination } => {
-                write!(f, "the {destination} log thread has stopped")
-            }
-        }
-    }
-}
-
-impl std::error::Error for LogError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LogError::Spawn { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-/// Queue sizes and timers. The defaults suit the VM; tests shorten the timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tuning {
-    /// Capacity of each destination's channel, in lines (at least 1).
-    pub queue_lines: usize,
-    /// Bytes of lines the remote thread keeps while the log host is unreachable.
-    pub backlog_bytes: usize,
-    /// TCP connect timeout.
-    pub connect_timeout: Duration,
-    /// How long one write may wait for a slow log host before the connection is dropped.
-    pub write_timeout: Duration,
-    /// First reconnection delay; doubled after every failure.
-    pub backoff_initial: Duration,
-    /// Largest reconnection delay (capped at one hour).
-    pub backoff_max: Duration,
-    /// A connection that lived this long resets the delay to `backoff_initial` when it fails.
-    pub stable_after: Duration,
-}
-
-impl Default for Tuning {
-    fn default() -> Tuning {
-        Tuning {
-            queue_lines: 512,
-            backlog_bytes: 256 * 1024,
-            connect_timeout: Duration::from_secs(3),
-            write_timeout: Duration::from_secs(5),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(30),
-            stable_after: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Tuning {
-    /// Clamps values that would break the sockets or the timer arithmetic.
-    pub(super) fn sane(self) -> Tuning {
-        let min = Duration::from_millis(1);
-        let backoff_max = self.backoff_max.clamp(min, BACKOFF_CEILING);
-        Tuning {
-            queue_lines: self.queue_lines.max(1),
-            backlog_bytes: self.backlog_bytes,
-            connect_timeout: self.connect_timeout.clamp(min, BACKOFF_CEILING),
-            write_timeout: self.write_timeout.clamp(min, BACKOFF_CEILING),
-            backoff_initial: self.backoff_initial.clamp(min, backoff_max),
-            backoff_max,
-            stable_after: self.stable_after,
-        }
-    }
-}
 
 /// Everything [`LogSink::start`] needs.
 pub struct SinkConfig {
@@ -197,50 +84,6 @@ pub struct SinkStats {
     pub remote_connected: bool,
     /// The last connection or send error, for diagnostics.
     pub remote_last_error: Option<String>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) remote_sent: AtomicU64,
-    pub(super) remote_dropped: AtomicU64,
-    pub(super) console_dropped: AtomicU64,
-    pub(super) remote_connected: AtomicBool,
-    remote_last_error: Mutex<Option<String>>,
-}
-
-impl Counters {
-    pub(super) fn set_error(&self, why: Option<String>) {
-        // Nothing panics while holding the lock, but take the value even if it were poisoned.
-        let mut slot = self
-            .remote_last_error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = why;
-    }
-
-    fn last_error(&self) -> Option<String> {
-        self.remote_last_error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-/// What goes down a destination's channel.
-pub(super) enum Msg {
-    /// A line, with the number of lines dropped just before it on the caller side.
-    Line {
-        rec: Arc<Record>,
-        dropped_before: u64,
-    },
-    /// Try to get everything out now, then answer with the number of lines still waiting.
-    Flush {
-        dropped_before: u64,
-        ack: mpsc::Sender<usize>,
-        /// When the caller stops waiting; the remote path waits up to then for the kernel to
-        /// have really sent what it was given.
-        deadline: Instant,
-    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -425,7 +268,7 @@ impl LogSink {
     }
 
     /// The longest line the remote target carries without truncation; the supervisor uses it
-    /// as the [`LineBuffer`] limit so long lines are split rather than cut.
+    /// as the [`LineBuffer`](super::LineBuffer) limit so long lines are split rather than cut.
     pub fn max_line(&self) -> usize {
         self.max_line
     }

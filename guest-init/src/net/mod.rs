@@ -1,6 +1,6 @@
 //! Network setup from the contract's `network` section, over rtnetlink.
 //!
-//! The netlink messages are written by hand (the [`nl`] submodule, a few hundred lines): the
+//! The netlink messages are written by hand (the `netlink` submodule, `netlink.rs`): the
 //! four requests we need do not justify a netlink crate tree in a PID 1 that has a size budget.
 //! Every request asks for an ACK, so a setting the kernel refuses comes back as an error that
 //! names the contract's JSON path, the value, and the kernel's errno (plus its extended-ACK

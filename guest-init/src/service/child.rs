@@ -1,88 +1,11 @@
 //! The child, between `fork` and `execve`: raw system calls only, no allocation, no locks,
 //! no panics (see the module documentation of [`crate::service`]).
 
-use super::plan::*;
-use super::spawn::*;
+use super::plan::{CapHeader, ChildRawFds, Plan, CAP_V3};
+use super::report::{encode_report, Step};
 use nix::errno::Errno;
 use std::convert::Infallible;
 use std::os::fd::RawFd;
-
-/// The steps of the child, in order; the number goes through the report pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(super) enum Step {
-    SigMask = 0,
-    Setsid,
-    Stdin,
-    Stdout,
-    Stderr,
-    NotifyFd,
-    CloseFds,
-    BoundingDrop,
-    KeepCaps,
-    SetGroups,
-    SetResGid,
-    SetResUid,
-    CapSet,
-    AmbientClear,
-    AmbientRaise,
-    Chdir,
-    NoNewPrivs,
-    Exec,
-    Unknown,
-}
-
-impl Step {
-    pub(super) const ALL: [Step; 19] = [
-        Step::SigMask,
-        Step::Setsid,
-        Step::Stdin,
-        Step::Stdout,
-        Step::Stderr,
-        Step::NotifyFd,
-        Step::CloseFds,
-        Step::BoundingDrop,
-        Step::KeepCaps,
-        Step::SetGroups,
-        Step::SetResGid,
-        Step::SetResUid,
-        Step::CapSet,
-        Step::AmbientClear,
-        Step::AmbientRaise,
-        Step::Chdir,
-        Step::NoNewPrivs,
-        Step::Exec,
-        Step::Unknown,
-    ];
-
-    pub(super) fn from_u32(n: u32) -> Step {
-        Step::ALL.get(n as usize).copied().unwrap_or(Step::Unknown)
-    }
-
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Step::SigMask => "sigprocmask",
-            Step::Setsid => "setsid",
-            Step::Stdin => "dup2 /dev/null to stdin",
-            Step::Stdout => "dup2 stdout pipe",
-            Step::Stderr => "dup2 stderr pipe",
-            Step::NotifyFd => "dup2 readiness fd",
-            Step::CloseFds => "close_range",
-            Step::BoundingDrop => "PR_CAPBSET_DROP",
-            Step::KeepCaps => "PR_SET_KEEPCAPS",
-            Step::SetGroups => "setgroups",
-            Step::SetResGid => "setresgid",
-            Step::SetResUid => "setresuid",
-            Step::CapSet => "capset",
-            Step::AmbientClear => "PR_CAP_AMBIENT_CLEAR_ALL",
-            Step::AmbientRaise => "PR_CAP_AMBIENT_RAISE",
-            Step::Chdir => "chdir",
-            Step::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
-            Step::Exec => "execve",
-            Step::Unknown => "unknown step",
-        }
-    }
-}
 
 pub(super) type ChildResult = Result<(), (Step, libc::c_int)>;
 

@@ -3,7 +3,7 @@
 //!
 //! # How a service is started
 //!
-//! [`spawn`] does everything that can fail in an interesting way, or that allocates, *before*
+//! [`spawn`](fn@spawn) does everything that can fail in an interesting way, or that allocates, *before*
 //! `fork`: C strings for argv, env and workdir, the capability masks, the pipes, `/dev/null`.
 //! Between `fork` and `execve` the child then only makes raw system calls. That is not a matter
 //! of taste: PID 1 may have other threads (and the tests certainly do), and a forked child of a
@@ -20,24 +20,30 @@
 //! | part | job |
 //! | --- | --- |
 //! | [`spawn`](mod@spawn) | fork/exec plumbing: pipes, the report of a failed step |
+//! | [`error`] | why the service could not be started |
 //! | `plan` | what the child needs, allocated and checked before `fork` |
+//! | `report` | the report pipe's message: the failed step and its errno |
 //! | `child` | the child between `fork` and `execve` |
 //! | [`restart`] | exit kinds, the restart policy, its [`Backoff`] |
 //! | [`stop`] | the stop signal |
 //! | [`readiness`] | `tcp` and `notify` readiness |
 
 mod child;
+pub mod error;
 mod plan;
 pub mod readiness;
+mod report;
 pub mod restart;
 pub mod spawn;
 pub mod stop;
 
 pub use crate::backoff::Backoff;
+pub use error::SpawnError;
+pub use plan::SpawnOptions;
 pub use readiness::{
     notify_chunk_is_ready, read_notify, tcp_probe_addr, tcp_ready, tcp_ready_within, Notify,
     TCP_PROBE_TIMEOUT,
 };
 pub use restart::{should_restart, ExitKind};
-pub use spawn::{spawn, Child, SpawnError, SpawnOptions};
+pub use spawn::{spawn, Child};
 pub use stop::stop_signal;

@@ -1,10 +1,40 @@
 //! The plan: everything the child needs, allocated and checked before `fork`.
 
-use super::spawn::*;
+use super::error::{config_err, SpawnError};
 use contract::names::capability_number;
 use contract::{Readiness, Service};
 use std::ffi::CString;
 use std::os::fd::RawFd;
+
+/// Settings of [`spawn`](super::spawn()) that are not part of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// The highest capability number the running kernel knows. `None`: read
+    /// `/proc/sys/kernel/cap_last_cap` (or, without /proc, ask the kernel cap by cap).
+    pub cap_last_cap: Option<u32>,
+    /// File mode creation mask of the service. Set explicitly so that whatever umask PID 1
+    /// happens to run with never leaks into the service.
+    pub umask: u32,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            cap_last_cap: None,
+            umask: 0o022,
+        }
+    }
+}
+
+/// The child's view: plain numbers, since the child must not run destructors.
+pub(super) struct ChildRawFds {
+    pub(super) stdin: RawFd,
+    pub(super) stdout: RawFd,
+    pub(super) stderr: RawFd,
+    /// (source, target) of the notify pipe's write end.
+    pub(super) notify: Option<(RawFd, RawFd)>,
+    pub(super) report: RawFd,
+}
 
 /// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two 32-bit halves.
 pub(super) const CAP_V3: u32 = 0x2008_0522;

@@ -1,35 +1,16 @@
 //! [`spawn`]: the fork/exec plumbing (see the module documentation of [`crate::service`]),
 //! the pipes and the report of a failed step.
 
-use super::child::*;
-use super::plan::*;
+use super::child::run_child;
+use super::error::SpawnError;
+use super::plan::{ChildRawFds, Plan, SpawnOptions};
+use super::report::{read_report, Step};
 use contract::Service;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use std::fmt;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// Settings of [`spawn`] that are not part of the contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpawnOptions {
-    /// The highest capability number the running kernel knows. `None`: read
-    /// `/proc/sys/kernel/cap_last_cap` (or, without /proc, ask the kernel cap by cap).
-    pub cap_last_cap: Option<u32>,
-    /// File mode creation mask of the service. Set explicitly so that whatever umask PID 1
-    /// happens to run with never leaks into the service.
-    pub umask: u32,
-}
-
-impl Default for SpawnOptions {
-    fn default() -> Self {
-        SpawnOptions {
-            cap_last_cap: None,
-            umask: 0o022,
-        }
-    }
-}
 
 /// A started service.
 #[derive(Debug)]
@@ -40,59 +21,8 @@ pub struct Child {
     /// Read end of the service's stderr (non-blocking, close-on-exec).
     pub stderr: OwnedFd,
     /// Read end of the readiness pipe when the contract asks for `notify` readiness
-    /// (non-blocking, close-on-exec); see [`read_notify`].
+    /// (non-blocking, close-on-exec); see [`read_notify`](super::read_notify).
     pub ready: Option<OwnedFd>,
-}
-
-/// Why the service could not be started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpawnError {
-    /// The contract asks for something that cannot be done (normally caught by validation).
-    Config { field: String, message: String },
-    /// A preparation step in guest-init itself failed (pipe, /dev/null, fork, ...).
-    Setup { step: &'static str, errno: Errno },
-    /// A step in the child, between fork and exec (or the exec itself), failed.
-    Exec {
-        step: &'static str,
-        errno: Errno,
-        /// What the step was about, e.g. "service.argv[0] '/usr/bin/nope'".
-        context: String,
-    },
-}
-
-impl fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpawnError::Config { field, message } => write!(f, "{field}: {message}"),
-            SpawnError::Setup { step, errno } => write!(
-                f,
-                "cannot start the service: {step} failed in guest-init: {}",
-                crate::errno::text(*errno)
-            ),
-            SpawnError::Exec { errno, context, .. } => {
-                write!(f, "{context}: {}", crate::errno::text(*errno))
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpawnError {}
-
-impl SpawnError {
-    /// The contract field at fault as a JSON path (e.g. `service.argv[0]`), when the error
-    /// concerns one.
-    pub fn field(&self) -> Option<String> {
-        match self {
-            SpawnError::Config { field, .. } => Some(field.clone()),
-            SpawnError::Setup { .. } => None,
-            // The context starts with the path: "service.argv[0] '/usr/bin/nope'".
-            SpawnError::Exec { context, .. } => context
-                .split([' ', ':'])
-                .next()
-                .filter(|f| f.starts_with("service."))
-                .map(str::to_string),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,13 +90,6 @@ pub(super) fn reap(pid: Pid) {
     let _ = nix::sys::wait::waitpid(pid, None);
 }
 
-pub(super) fn config_err(field: impl Into<String>, message: impl Into<String>) -> SpawnError {
-    SpawnError::Config {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 /// Builds the error for a failure the child reported, with the contract value it concerned.
 pub(super) fn exec_error(svc: &Service, plan: &Plan, step: Step, errno: Errno) -> SpawnError {
     let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
@@ -207,16 +130,6 @@ pub(super) struct Fds {
     pub(super) stderr: (OwnedFd, OwnedFd),
     pub(super) notify: Option<(OwnedFd, OwnedFd, RawFd)>,
     pub(super) report: (OwnedFd, OwnedFd),
-}
-
-/// The child's view: plain numbers, since the child must not run destructors.
-pub(super) struct ChildRawFds {
-    pub(super) stdin: RawFd,
-    pub(super) stdout: RawFd,
-    pub(super) stderr: RawFd,
-    /// (source, target) of the notify pipe's write end.
-    pub(super) notify: Option<(RawFd, RawFd)>,
-    pub(super) report: RawFd,
 }
 
 /// The parent's ends, once the child's ends are closed.
@@ -360,58 +273,9 @@ impl Drop for SignalsBlocked {
     }
 }
 
-/// Waits for the child's verdict: `None` once the exec succeeded (end of file, the kernel
-/// closed the close-on-exec write end), or the failing step and its errno.
-pub(super) fn read_report(fd: &OwnedFd) -> Result<Option<(Step, Errno)>, Errno> {
-    let mut buf = [0u8; 8];
-    let mut got = 0;
-    while got < buf.len() {
-        let rest = buf.get_mut(got..).unwrap_or_default();
-        match nix::unistd::read(fd.as_raw_fd(), rest) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    match got {
-        0 => Ok(None),
-        8 => {
-            let (step, errno) = decode_report(buf);
-            Ok(Some((step, errno)))
-        }
-        // Writes of 8 bytes to a pipe are atomic, so this means a broken child.
-        _ => Err(Errno::EIO),
-    }
-}
-
-pub(super) fn encode_report(step: Step, errno: libc::c_int) -> [u8; 8] {
-    let mut buf = [0u8; 8];
-    let (a, b) = buf.split_at_mut(4);
-    a.copy_from_slice(&(step as u32).to_ne_bytes());
-    b.copy_from_slice(&errno.to_ne_bytes());
-    buf
-}
-
-pub(super) fn decode_report(buf: [u8; 8]) -> (Step, Errno) {
-    let [a, b, c, d, e, f, g, h] = buf;
-    let step = Step::from_u32(u32::from_ne_bytes([a, b, c, d]));
-    let errno = Errno::from_raw(i32::from_ne_bytes([e, f, g, h]));
-    (step, errno)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn report_round_trip() {
-        for step in Step::ALL {
-            let (s, e) = decode_report(encode_report(step, libc::EPERM));
-            assert_eq!((s, e), (step, Errno::EPERM));
-        }
-        assert_eq!(Step::from_u32(999), Step::Unknown);
-    }
 
     #[test]
     fn exec_error_names_the_path() {
