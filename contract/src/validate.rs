@@ -20,7 +20,13 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        // Paths and messages quote the contract's strings: print control characters escaped.
+        write!(
+            f,
+            "{}: {}",
+            crate::json::printable(&self.path),
+            crate::json::printable(&self.message)
+        )
     }
 }
 

@@ -46,10 +46,11 @@ pub fn default_manifest_path(image: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// One `FILE: PROBLEM` line each, control characters escaped (problems quote the input).
 fn lines(file: &Path, problems: impl IntoIterator<Item = String>) -> String {
     problems
         .into_iter()
-        .map(|p| format!("{}: {p}", file.display()))
+        .map(|p| format!("{}: {}", file.display(), contract::json::printable(&p)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -130,8 +131,8 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
             manifest_path.display()
         ))
     })?;
-    let manifest = manifest::parse(&text)
-        .map_err(|p| Error::invalid(format!("{}: {p}", manifest_path.display())))?;
+    let manifest =
+        manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
     let merged = merge::merge(&spec, &manifest)
         .map_err(|p| Error::invalid(lines(&spec_path, p.0.iter().map(|p| p.to_string()))))?;
     let disk_files = merged

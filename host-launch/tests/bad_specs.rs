@@ -151,6 +151,32 @@ fn cases() -> Vec<Case> {
             r#"{"name":"bad","image":"root.img","run_as":"hl-no-such-user","disks":[{"file":"data.img","size_mib":8}]}"#,
             "run_as:",
         ),
+        c(
+            "duplicate-spec-key",
+            r#"{"name":"bad","image":"root.img","memory_mib":64,"memory_mib":32,"disks":[{"file":"data.img","size_mib":8}]}"#,
+            "spec.json: memory_mib: the key \"memory_mib\" appears twice in one object",
+        ),
+        Case {
+            manifest: Some(
+                r#"{"contract_version":1,"service":{"argv":["/x"],"argv":["/y"]},
+                "disks":[{"mount_point":"/data","format_if_blank":true}]}"#,
+            ),
+            ..c(
+                "duplicate-manifest-key",
+                r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+                "root.img.manifest.json: service.argv: the key \"argv\" appears twice",
+            )
+        },
+        c(
+            "spec-with-a-bom",
+            "\u{feff}{\"name\":\"bad\",\"image\":\"root.img\"}",
+            "spec.json: the text starts with a UTF-8 byte-order mark",
+        ),
+        c(
+            "nul-in-a-name-prints-escaped",
+            r#"{"name":"a\u0000b","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+            "name: 'a\\u{0}b' is not an appliance name",
+        ),
         Case {
             code: 121,
             ..c(
