@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod blockdev;
+pub mod budget;
 pub mod cmdline;
 pub mod ipconfig;
 pub mod json;

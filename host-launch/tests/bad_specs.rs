@@ -19,6 +19,11 @@ struct Case {
     code: i32,
 }
 
+/// A spec built at run time, kept for the whole test like the literal ones.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 fn cases() -> Vec<Case> {
     let c = |name, spec, expect| Case {
         name,
@@ -176,6 +181,25 @@ fn cases() -> Vec<Case> {
             "nul-in-a-name-prints-escaped",
             r#"{"name":"a\u0000b","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
             "name: 'a\\u{0}b' is not an appliance name",
+        ),
+        c(
+            "too-many-files",
+            leak(format!(
+                r#"{{"name":"bad","image":"root.img","disks":[{{"file":"data.img","size_mib":8}}],"files":[{}]}}"#,
+                (0..1100)
+                    .map(|i| format!(r#"{{"path":"/run/f{i}","content":"x"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+            "files: 1100 files; at most 1024 can be written to /run",
+        ),
+        c(
+            "files-bigger-than-memory",
+            leak(format!(
+                r#"{{"name":"bad","image":"root.img","memory_mib":32,"disks":[{{"file":"data.img","size_mib":8}}],"files":[{{"path":"/run/big","content":"{}"}}]}}"#,
+                "x".repeat(3 << 20)
+            )),
+            "files[0].content: 1 file take 16 MiB of guest memory",
         ),
         Case {
             code: 121,
