@@ -201,6 +201,19 @@ fn cases() -> Vec<Case> {
             )),
             "files[0].content: 1 file take 16 MiB of guest memory",
         ),
+        c(
+            "gateway-on-no-subnet",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.10/24"],
+                "routes":[{"destination":"0.0.0.0/0","gateway":"198.51.100.1"}]}}"#,
+            "network.routes[0].gateway: '198.51.100.1' is on none of the subnets",
+        ),
+        c(
+            "guest-address-is-the-broadcast",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.255/24"]}}"#,
+            "network.addresses[0]: '192.0.2.255/24' is the broadcast address of 192.0.2.0/24",
+        ),
         Case {
             code: 121,
             ..c(
