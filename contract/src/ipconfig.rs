@@ -350,6 +350,34 @@ pub fn parse(value: &str) -> Result<IpConfig, IpParamError> {
             ));
         }
     }
+    // The contract's own rule for interface addresses (network, broadcast, ...), so that what
+    // ip= configures is what a contract could say (found by fuzzing: ip=192.0.22.0:).
+    if let Some(client) = cfg.client {
+        let prefix = cfg
+            .effective_netmask()
+            .and_then(netmask_to_prefix)
+            .unwrap_or(32);
+        let cidr_text = format!("{client}/{prefix}");
+        let cidr = crate::addr::Cidr {
+            addr: client.into(),
+            prefix,
+        };
+        if let Err(m) = crate::validate::check_host_address(&cidr_text, cidr) {
+            let problem = m
+                .strip_prefix(&format!("'{cidr_text}' "))
+                .unwrap_or(&m)
+                .to_string();
+            let text = fields
+                .get(Field::ClientIp as usize)
+                .copied()
+                .unwrap_or_default();
+            return Err(field_error(
+                Field::ClientIp,
+                text,
+                format!("{problem} (netmask from ip= or the address class)"),
+            ));
+        }
+    }
     Ok(cfg)
 }
 
@@ -905,5 +933,29 @@ mod tests {
             }
             crate::validate(&c).unwrap_or_else(|p| panic!("{v}: {p}"));
         }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/ipconfig.rs): a client address that is its
+    /// network's own address was accepted here and refused by the contract's validation.
+    #[test]
+    fn fuzz_regression_network_or_broadcast_client_address() {
+        for (value, what) in [
+            ("192.0.22.0:", "network"),
+            ("192.0.2.255::::::off", "broadcast"),
+            ("10.0.0.0:::255.255.0.0", "network"),
+        ] {
+            let e = parse(value).unwrap_err().to_string();
+            assert!(e.starts_with("ip=: field 1 (client-ip)"), "{value}: {e}");
+            assert!(
+                e.contains(&format!("is the {what} address")),
+                "{value}: {e}"
+            );
+        }
+        assert!(parse("192.0.2.0::::::off:").is_err());
+        assert!(parse("192.0.2.1::::::off").is_ok());
+        assert!(
+            parse("10.0.0.0:::255.255.255.254").is_ok(),
+            "a /31 has no network address"
+        );
     }
 }

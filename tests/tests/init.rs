@@ -1084,3 +1084,27 @@ fn run_and_tmpfs_mounts_have_size_and_inode_limits() {
         "{data}"
     );
 }
+
+/// A config device near its 16 MiB limit cannot be read, let alone parsed, in a 32 MiB VM:
+/// guest-init refuses it from the header's length, before allocating the payload.
+#[test]
+fn a_contract_too_big_for_the_vm_is_refused_before_it_is_read() {
+    let (_dir, image) = image("bigcontract");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "big",
+        "service": {"argv": ["/bin/true"]},
+        "extra": {"blob": "x".repeat(12 << 20)}
+    }));
+    let outcome = run(Vm::new(&image).mem("32M").contract_device(&c));
+    assert!(
+        !outcome.console.contains("Kernel panic"),
+        "{}",
+        outcome.report()
+    );
+    assert_runtime_fatal(
+        &outcome,
+        "contract",
+        "a VM of 32 MiB takes a contract of at most",
+    );
+}
