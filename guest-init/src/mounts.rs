@@ -308,8 +308,8 @@ fn flag_for(option: &str) -> Option<MsFlags> {
 pub fn memory_mib(cmdline: &str, meminfo: &str) -> Option<u32> {
     let from_cmdline = cmdline
         .split_ascii_whitespace()
-        .filter_map(|a| a.strip_prefix("mem="))
-        .last()
+        .rev()
+        .find_map(|a| a.strip_prefix("mem="))
         .and_then(parse_size_mib);
     from_cmdline.or_else(|| {
         let kib: u64 = meminfo
