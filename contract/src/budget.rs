@@ -157,15 +157,19 @@ pub fn check(c: &Contract, memory_mib: u32) -> Result<(), Problems> {
             (
                 "files",
                 match c.files.len() {
-                    1 => "1 file".to_string(),
-                    n => format!("{n} files"),
+                    1 => "1 file takes".to_string(),
+                    n => format!("{n} files take"),
                 },
                 claim.files,
             ),
-            ("mounts.tmpfs", "the tmpfs mounts".to_string(), claim.tmpfs),
+            (
+                "mounts.tmpfs",
+                "the tmpfs mounts take".to_string(),
+                claim.tmpfs,
+            ),
             (
                 "(contract)",
-                "the contract itself".to_string(),
+                "the contract itself takes".to_string(),
                 claim.contract,
             ),
         ]
@@ -187,6 +191,15 @@ pub fn check(c: &Contract, memory_mib: u32) -> Result<(), Problems> {
                     }
                 })
                 .unwrap_or_else(|| path.to_string()),
+            // The contract's bulk besides files is most often `extra`: name it when it is.
+            "(contract)" => {
+                let extra = c.extra.as_ref().map_or(0, |e| e.to_string().len() as u64);
+                if extra.saturating_mul(CONTRACT_COPIES) * 2 > claim.contract {
+                    "extra".to_string()
+                } else {
+                    path.to_string()
+                }
+            }
             // One file too big on its own is named; many small ones are `files`.
             "files" => c
                 .files
@@ -202,7 +215,7 @@ pub fn check(c: &Contract, memory_mib: u32) -> Result<(), Problems> {
         problems.push(Problem {
             path,
             message: format!(
-                "{what} take {} of guest memory, and the contract in all {} (contract {}, files {}, \
+                "{what} {} of guest memory, and the contract in all {} (contract {}, files {}, \
                  tmpfs {}), but {rule}; give the VM more memory or the contract less",
                 kib(bytes),
                 kib(claim.total()),
@@ -286,6 +299,20 @@ mod tests {
         let p = check(&c, 64).unwrap_err();
         assert_eq!(p.0[0].path, "mounts.tmpfs[1].size_mib", "{p}");
         assert!(check(&c, 96).is_ok());
+    }
+
+    #[test]
+    fn a_big_extra_is_named() {
+        let mut c = base();
+        c.extra = Some(serde_json::json!({"blob": "x".repeat(4 << 20)}));
+        let p = check(&c, 32).unwrap_err();
+        assert_eq!(p.0[0].path, "extra", "{p}");
+        assert!(
+            p.0[0]
+                .message
+                .starts_with("the contract itself takes 17 MiB"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -199,7 +199,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"name":"bad","image":"root.img","memory_mib":32,"disks":[{{"file":"data.img","size_mib":8}}],"files":[{{"path":"/run/big","content":"{}"}}]}}"#,
                 "x".repeat(3 << 20)
             )),
-            "files[0].content: 1 file take 16 MiB of guest memory",
+            "files[0].content: 1 file takes 16 MiB of guest memory",
         ),
         c(
             "gateway-on-no-subnet",
