@@ -213,6 +213,7 @@ fn check_network(ck: &mut Checker, net: &Network) {
     for (i, r) in net.routes.iter().enumerate() {
         check_route(ck, &format!("network.routes[{i}]"), r, &names, &subnets);
     }
+    check_duplicate_routes(ck, &net.routes);
     if net.dns_servers.len() > 3 {
         ck.push(
             "network.dns_servers",
@@ -350,6 +351,33 @@ fn check_route(
                 format!("{at}.interface"),
                 format!("'{i}' is not one of network.interfaces; add it there or fix the name"),
             );
+        }
+    }
+}
+
+/// A second route to the same destination with the same metric is refused by the kernel at
+/// boot ("File exists"); for IPv6 one with another next hop is a multipath route, so only an
+/// identical one is.
+fn check_duplicate_routes(ck: &mut Checker, routes: &[Route]) {
+    let mut seen: Vec<(Cidr, Option<u32>, Option<&str>, Option<&str>, usize)> = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let Ok(dest) = parse_cidr(&r.destination) else {
+            continue;
+        };
+        let dest = dest.network();
+        let (gw, dev) = (r.gateway.as_deref(), r.interface.as_deref());
+        let first = seen.iter().find(|(d, m, g, i, _)| {
+            *d == dest && *m == r.metric && (!dest.is_ipv6() || (*g == gw && *i == dev))
+        });
+        match first {
+            Some((_, _, _, _, j)) => ck.push(
+                format!("network.routes[{i}]"),
+                format!(
+                    "a route to {dest} with {} is already network.routes[{j}]; the kernel would refuse this one at boot (give it another metric or remove it)",
+                    r.metric.map_or("the default metric".to_string(), |m| format!("metric {m}"))
+                ),
+            ),
+            None => seen.push((dest, r.metric, gw, dev, i)),
         }
     }
 }
@@ -550,6 +578,19 @@ pub fn check_abs_path(p: &str) -> Result<(), String> {
             "'{p}' must be normalised: no '//', '.', '..' or trailing '/'"
         ));
     }
+    // The kernel's limits (PATH_MAX, NAME_MAX), which would otherwise fail only at boot.
+    if p.len() >= 4096 {
+        return Err(format!(
+            "is {} bytes long; a path must be shorter than 4096 bytes",
+            p.len()
+        ));
+    }
+    if let Some(c) = p.split('/').find(|c| c.len() > 255) {
+        return Err(format!(
+            "'{p}' has a component of {} bytes; each may have at most 255",
+            c.len()
+        ));
+    }
     Ok(())
 }
 
@@ -677,6 +718,32 @@ fn check_files(ck: &mut Checker, files: &[File]) {
             Ok(()) if !seen.insert(f.path.as_str()) => ck.push(format!("{at}.path"), format!("'{}' is written twice", f.path)),
             Ok(()) => {}
         }
+    }
+    // A file cannot also be the directory of another one: guest-init would fail at boot.
+    let index: std::collections::BTreeMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_str(), i))
+        .rev()
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let mut p = f.path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            if let Some(j) = index.get(parent) {
+                ck.push(
+                    format!("files[{i}].path"),
+                    format!("'{}' is inside '{parent}', which files[{j}] writes as a file; a path cannot be both", f.path),
+                );
+                break;
+            }
+            p = parent;
+        }
+    }
+    for (i, f) in files.iter().enumerate() {
+        let at = format!("files[{i}]");
         ck.check(&format!("{at}.mode"), parse_mode(&f.mode).map(|_| ()));
         if f.encoding == FileEncoding::Base64 && crate::file_content(f).is_err() {
             ck.push(

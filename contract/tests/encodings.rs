@@ -399,6 +399,14 @@ fn files() -> impl Strategy<Value = Vec<File>> {
         "/run/(app|svc|cfg)[a-z0-9]{0,6}(/[a-z0-9][a-z0-9._-]{0,7}){0,2}",
         0..4,
     )
+    .prop_map(|paths| {
+        // A file cannot also be another one's directory: keep the deepest paths.
+        let all = paths.clone();
+        paths
+            .into_iter()
+            .filter(|p| !all.iter().any(|o| o.starts_with(&format!("{p}/"))))
+            .collect::<Vec<_>>()
+    })
     .prop_flat_map(|paths| paths.into_iter().map(file).collect::<Vec<_>>())
 }
 
