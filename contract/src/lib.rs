@@ -4,8 +4,10 @@
 //! This crate does no I/O and makes no OS calls, so the host (`host-launch`), the guest
 //! (`guest-init`) and third-party image builders can all use it.
 //!
-//! Data flows one way: JSON text → [`parse_json`] (shape, unknown fields, version) →
-//! [`validate`] (meaning) → a [`Contract`] that the encodings carry to the guest.
+//! Data flows one way: JSON text → [`parse_json`] (one reading of the text by [`json`]: no
+//! duplicate keys, no BOM; then shape, unknown fields, version) → [`validate`] (meaning) → a
+//! [`Contract`] that the encodings carry to the guest. [`budget::check`] says whether it fits
+//! a VM of a given memory.
 
 pub mod addr;
 pub mod blockdev;
