@@ -689,6 +689,9 @@ fn check_mount_point<'a>(ck: &mut Checker, path: &str, p: &'a str, seen: &mut BT
         || p.starts_with("/dev/")
     {
         ck.push(path, format!("'{p}' is a system directory that guest-init mounts itself; choose another, e.g. '/data'"));
+    } else if p.starts_with("/run/") || p.starts_with("/tmp/") {
+        // Fresh tmpfs mounts at boot: no directory of the image is there to mount on.
+        ck.push(path, format!("'{p}' is inside {}, which guest-init mounts empty at boot, so nothing can be mounted there; choose a directory of the image, e.g. '/data'", &p[..4]));
     } else if !seen.insert(p) {
         ck.push(path, format!("'{p}' is used by two mounts"));
     }
