@@ -359,7 +359,9 @@ fn check_route(
 /// boot ("File exists"); for IPv6 one with another next hop is a multipath route, so only an
 /// identical one is.
 fn check_duplicate_routes(ck: &mut Checker, routes: &[Route]) {
-    let mut seen: Vec<(Cidr, Option<u32>, Option<&str>, Option<&str>, usize)> = Vec::new();
+    // (destination, metric, gateway, interface, index) of each route kept.
+    type Seen<'a> = (Cidr, Option<u32>, Option<&'a str>, Option<&'a str>, usize);
+    let mut seen: Vec<Seen> = Vec::new();
     for (i, r) in routes.iter().enumerate() {
         let Ok(dest) = parse_cidr(&r.destination) else {
             continue;

@@ -214,6 +214,11 @@ fn cases() -> Vec<Case> {
                 "network":{"tap":"hlbad1","addresses":["192.0.2.255/24"]}}"#,
             "network.addresses[0]: '192.0.2.255/24' is the broadcast address of 192.0.2.0/24",
         ),
+        c(
+            "escape-in-the-image-path-prints-escaped",
+            r#"{"name":"bad","image":"root\u001b[2J.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+            "image: DIR/root\\u{1b}[2J.img cannot be used",
+        ),
         Case {
             code: 121,
             ..c(
