@@ -104,8 +104,7 @@ pub enum Protocol {
 /// Parses a manifest. The contract version is checked before the shape, so an image built for
 /// a newer contract is refused as such rather than as a list of unknown fields.
 pub fn parse(text: &[u8]) -> Result<Manifest, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value = contract::json::parse_value(text).map_err(|e| e.to_string())?;
     let obj = value
         .as_object()
         .ok_or_else(|| "the top level must be a JSON object".to_string())?;

@@ -255,7 +255,13 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
         sysctl,
         extra: merge_extra(manifest.extra.as_ref(), spec.extra.as_ref()),
     };
-    if let Err(found) = contract::validate(&contract) {
+    // Also what it makes the guest hold must fit the VM's memory (see contract::budget).
+    let budget = contract::budget::check(&contract, spec.memory_mib);
+    let found = contract::validate(&contract)
+        .err()
+        .into_iter()
+        .chain(budget.err());
+    for found in found {
         for p in found.0 {
             problems.push(Problem {
                 path: contract_path_to_source(&p.path, spec, &disks),

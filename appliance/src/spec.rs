@@ -158,8 +158,7 @@ fn default_guest_interface() -> String {
 /// Parses a spec from JSON text: syntax, version, then shape (with the JSON path of the first
 /// problem), then [`check`].
 pub fn parse(text: &[u8]) -> Result<Spec, Vec<String>> {
-    let value: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+    let value = contract::json::parse_value(text).map_err(|e| vec![e.to_string()])?;
     let obj = value
         .as_object()
         .ok_or_else(|| vec!["the top level must be a JSON object".to_string()])?;

@@ -39,6 +39,17 @@ impl Cidr {
         }
     }
 
+    /// Whether `ip` is on this prefix's network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv6() == self.is_ipv6()
+            && Cidr {
+                addr: ip,
+                prefix: self.prefix,
+            }
+            .network()
+                == self.network()
+    }
+
     /// True for `0.0.0.0/0` and `::/0`.
     pub fn is_default(&self) -> bool {
         self.prefix == 0

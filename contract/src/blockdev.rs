@@ -580,4 +580,14 @@ mod tests {
             Err(DecodeError::Contract(ContractError::Syntax(_)))
         ));
     }
+    #[test]
+    fn a_payload_with_a_duplicate_key_is_refused_with_its_path() {
+        let json = br#"{"version":1,"hostname":"a","hostname":"b","service":{"argv":["/x"]}}"#;
+        let e = decode(&encode_payload(json)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#"hostname: the key "hostname" appears twice"#),
+            "{e}"
+        );
+    }
 }

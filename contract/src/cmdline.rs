@@ -447,4 +447,14 @@ mod tests {
         let e = decode(&B64.encode(r#"{"version":2}"#)).unwrap_err();
         assert!(e.to_string().contains("version"), "{e}");
     }
+    #[test]
+    fn a_token_with_a_duplicate_key_is_refused_with_its_path() {
+        let json = br#"{"version":1,"hostname":"a","service":{"argv":["/x"],"argv":["/y"]}}"#;
+        let e = decode(&B64.encode(json)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#"service.argv: the key "argv" appears twice"#),
+            "{e}"
+        );
+    }
 }

@@ -4,13 +4,17 @@
 //! This crate does no I/O and makes no OS calls, so the host (`host-launch`), the guest
 //! (`guest-init`) and third-party image builders can all use it.
 //!
-//! Data flows one way: JSON text → [`parse_json`] (shape, unknown fields, version) →
-//! [`validate`] (meaning) → a [`Contract`] that the encodings carry to the guest.
+//! Data flows one way: JSON text → [`parse_json`] (one reading of the text by [`json`]: no
+//! duplicate keys, no BOM; then shape, unknown fields, version) → [`validate`] (meaning) → a
+//! [`Contract`] that the encodings carry to the guest. [`budget::check`] says whether it fits
+//! a VM of a given memory.
 
 pub mod addr;
 pub mod blockdev;
+pub mod budget;
 pub mod cmdline;
 pub mod ipconfig;
+pub mod json;
 pub mod names;
 pub mod schema;
 pub mod status;
@@ -21,6 +25,7 @@ pub use v1::*;
 pub use validate::{validate, Problem, Problems};
 
 use base64::Engine;
+use json::printable;
 use std::fmt;
 
 /// Why a contract could not be accepted.
@@ -39,9 +44,11 @@ pub enum ContractError {
 impl fmt::Display for ContractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ContractError::Syntax(m) => write!(f, "contract is not valid JSON: {m}"),
-            ContractError::Version(m) => write!(f, "version: {m}"),
-            ContractError::Shape { path, message } => write!(f, "{path}: {message}"),
+            ContractError::Syntax(m) => write!(f, "contract is not valid JSON: {}", printable(m)),
+            ContractError::Version(m) => write!(f, "version: {}", printable(m)),
+            ContractError::Shape { path, message } => {
+                write!(f, "{}: {}", printable(path), printable(message))
+            }
             ContractError::Invalid(p) => write!(f, "{p}"),
         }
     }
@@ -79,8 +86,17 @@ impl ContractError {
 
 /// Parses and validates a contract from JSON text.
 pub fn parse_json(text: &[u8]) -> Result<Contract, ContractError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| ContractError::Syntax(e.to_string()))?;
+    let value = json::parse_value(text).map_err(|e| match e.path() {
+        Some(path) => ContractError::Shape {
+            path: path.to_string(),
+            message: e.detail(),
+        },
+        // Syntax errors say "not valid JSON" themselves; the BOM message says what it is.
+        None => ContractError::Syntax(match e {
+            json::JsonError::Syntax(m) => m,
+            other => other.detail(),
+        }),
+    })?;
     check_version(&value)?;
     let contract: Contract = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();

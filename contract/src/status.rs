@@ -38,9 +38,10 @@ pub fn render(event: &str, clocks: Clocks, fields: &Value) -> String {
     line
 }
 
-/// Parses one status line; `None` for anything that is not a JSON object with an `event`.
+/// Parses one status line; `None` for anything that is not a JSON object with an `event`, or
+/// that names a field twice (the guest writes these bytes: read them one way only).
 pub fn parse(line: &str) -> Option<Value> {
-    let v: Value = serde_json::from_str(line.trim()).ok()?;
+    let v = crate::json::parse_value(line.trim().as_bytes()).ok()?;
     v.get("event")?.as_str()?;
     Some(v)
 }
@@ -61,7 +62,8 @@ pub fn clocks(v: &Value) -> Clocks {
 }
 
 /// `service_started` with `{"pid":42,...}` → `service started: pid=42 ...`, leaving out the
-/// name, the clocks and null fields.
+/// name, the clocks and null fields. Control characters print escaped: the guest chose the
+/// text, and the operator's terminal must not take it for commands.
 pub fn human(event: &str, fields: &Value) -> String {
     let mut text = event.replace('_', " ");
     if let Value::Object(map) = fields {
@@ -80,7 +82,7 @@ pub fn human(event: &str, fields: &Value) -> String {
             text.push_str(&parts.join(" "));
         }
     }
-    text
+    crate::json::printable(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -139,5 +141,16 @@ mod tests {
         );
         assert!(parse("garbage").is_none());
         assert!(parse(r#"{"no_event":1}"#).is_none());
+    }
+
+    #[test]
+    fn hostile_lines_print_as_one_escaped_line() {
+        let v =
+            parse("{\"event\":\"fatal\\u001b[2J\",\"reason\":\"a\\nb\\u0000\"}").expect("event");
+        assert_eq!(
+            human(name(&v), &v),
+            "fatal\\u{1b}[2J: reason=a\\u{a}b\\u{0}"
+        );
+        assert!(parse(r#"{"event":"ready","event":"fatal"}"#).is_none());
     }
 }

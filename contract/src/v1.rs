@@ -31,7 +31,8 @@ pub struct Contract {
     /// Data disks and tmpfs mounts.
     #[serde(default, skip_serializing_if = "Mounts::is_empty")]
     pub mounts: Mounts,
-    /// Small files written under /run before the service starts.
+    /// Small files written under /run before the service starts: at most 1024, and with the
+    /// rest of the contract within what it may claim of the VM's memory (contract::budget).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<File>,
     /// Kernel settings, e.g. `"net.ipv4.ip_forward": "1"`.
@@ -331,7 +332,8 @@ fn default_fs_type() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Tmpfs {
     pub mount_point: String,
-    /// Size limit in MiB; absent: the kernel default (half the memory).
+    /// Size limit in MiB; absent: a quarter of what the contract may claim of the VM's memory
+    /// (see contract::budget). Counts in full against that claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_mib: Option<u32>,
     /// Octal permissions of the root directory, e.g. `"1777"`.

@@ -1,11 +1,12 @@
 //! Semantic validation of a v1 contract: every problem at once, each with its JSON path and a
 //! sentence that says what to change.
 
-use crate::addr::{parse_cidr, parse_ip, parse_mac};
+use crate::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
 use crate::names::{capability_number, facility_number, signal_number};
 use crate::v1::*;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Directory under /run that guest-init keeps for itself (the contract and `extra`).
 pub const RESERVED_RUN_DIR: &str = "/run/contract";
@@ -20,7 +21,13 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        // Paths and messages quote the contract's strings: print control characters escaped.
+        write!(
+            f,
+            "{}: {}",
+            crate::json::printable(&self.path),
+            crate::json::printable(&self.message)
+        )
     }
 }
 
@@ -144,6 +151,9 @@ fn check_domain(name: &str) -> Result<(), String> {
 
 fn check_network(ck: &mut Checker, net: &Network) {
     let mut names = BTreeSet::new();
+    // Every good address once, with where it was first given, and the subnets they are on.
+    let mut seen_addresses: Vec<(IpAddr, String)> = Vec::new();
+    let mut subnets: Vec<(&str, Cidr)> = Vec::new();
     for (i, iface) in net.interfaces.iter().enumerate() {
         let at = format!("network.interfaces[{i}]");
         ck.check(&format!("{at}.name"), check_ifname(&iface.name));
@@ -161,9 +171,20 @@ fn check_network(ck: &mut Checker, net: &Network) {
         }
         let mut has_v6 = false;
         for (j, a) in iface.addresses.iter().enumerate() {
-            match parse_cidr(a) {
-                Ok(c) => has_v6 |= c.is_ipv6(),
-                Err(m) => ck.push(format!("{at}.addresses[{j}]"), m),
+            let path = format!("{at}.addresses[{j}]");
+            match parse_cidr(a).and_then(|c| check_host_address(a, c).map(|()| c)) {
+                Ok(c) => {
+                    has_v6 |= c.is_ipv6();
+                    match seen_addresses.iter().find(|(ip, _)| *ip == c.addr) {
+                        Some((_, first)) => ck.push(
+                            &path,
+                            format!("'{a}': the address {} is already given at {first}; give each address once", c.addr),
+                        ),
+                        None => seen_addresses.push((c.addr, path.clone())),
+                    }
+                    subnets.push((iface.name.as_str(), c.network()));
+                }
+                Err(m) => ck.push(path, m),
             }
         }
         if let Some(mtu) = iface.mtu {
@@ -183,9 +204,16 @@ fn check_network(ck: &mut Checker, net: &Network) {
             }
         }
     }
-    for (i, r) in net.routes.iter().enumerate() {
-        check_route(ck, &format!("network.routes[{i}]"), r, &names);
+    // Routes without a gateway put their destination on the link: a later gateway may be there.
+    for r in &net.routes {
+        if let (None, Some(i), Ok(d)) = (&r.gateway, &r.interface, parse_cidr(&r.destination)) {
+            subnets.push((i.as_str(), d.network()));
+        }
     }
+    for (i, r) in net.routes.iter().enumerate() {
+        check_route(ck, &format!("network.routes[{i}]"), r, &names, &subnets);
+    }
+    check_duplicate_routes(ck, &net.routes);
     if net.dns_servers.len() > 3 {
         ck.push(
             "network.dns_servers",
@@ -227,7 +255,51 @@ fn check_ifname(name: &str) -> Result<(), String> {
     }
 }
 
-fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
+/// An address an interface can have: not loopback, multicast or unspecified, and (IPv4 with a
+/// prefix under 31) neither its subnet's network nor its broadcast address.
+pub fn check_host_address(text: &str, c: Cidr) -> Result<(), String> {
+    let what = match c.addr {
+        a if a.is_loopback() => Some("a loopback address (the guest's lo has it already)"),
+        a if a.is_multicast() => Some("a multicast address"),
+        a if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the limited broadcast address"),
+        _ => None,
+    };
+    if let Some(what) = what {
+        return Err(format!(
+            "'{text}' is {what}, which an interface cannot have; give a unicast address, e.g. '192.0.2.10/24'"
+        ));
+    }
+    if let IpAddr::V4(a) = c.addr {
+        if c.prefix < 31 {
+            let net = c.network();
+            let host_mask = u32::MAX >> c.prefix;
+            if c.addr == net.addr {
+                return Err(format!(
+                    "'{text}' is the network address of {net}; a host needs one with host bits set, e.g. '{}/{}'",
+                    Ipv4Addr::from(u32::from(a) | 1),
+                    c.prefix
+                ));
+            }
+            if u32::from(a) & host_mask == host_mask {
+                return Err(format!(
+                    "'{text}' is the broadcast address of {net}; give a host address, e.g. '{}/{}'",
+                    Ipv4Addr::from(u32::from(a) - 1),
+                    c.prefix
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_route(
+    ck: &mut Checker,
+    at: &str,
+    r: &Route,
+    ifaces: &BTreeSet<&str>,
+    subnets: &[(&str, Cidr)],
+) {
     let dest = match parse_cidr(&r.destination) {
         Ok(d) if d.network() != d => {
             ck.push(
@@ -250,18 +322,24 @@ fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
         }
     };
     match (&r.gateway, dest) {
-        (Some(gw), dest) => {
-            match parse_ip(gw) {
-                Ok(ip) => {
-                    if let Some(d) = dest {
-                        if ip.is_ipv6() != d.is_ipv6() {
-                            ck.push(format!("{at}.gateway"), format!("gateway '{gw}' and destination '{}' are of different IP families", r.destination));
-                        }
-                    }
+        (Some(gw), dest) => match parse_ip(gw) {
+            Ok(ip) => {
+                let family_ok = dest.is_none_or(|d| ip.is_ipv6() == d.is_ipv6());
+                if !family_ok {
+                    ck.push(
+                        format!("{at}.gateway"),
+                        format!(
+                            "gateway '{gw}' and destination '{}' are of different IP families",
+                            r.destination
+                        ),
+                    );
+                } else if let Some(m) = unreachable_gateway(gw, ip, r.interface.as_deref(), subnets)
+                {
+                    ck.push(format!("{at}.gateway"), m);
                 }
-                Err(m) => ck.push(format!("{at}.gateway"), m),
             }
-        }
+            Err(m) => ck.push(format!("{at}.gateway"), m),
+        },
         (None, _) if r.interface.is_none() => {
             ck.push(at, "a route needs a gateway, an interface, or both");
         }
@@ -275,6 +353,80 @@ fn check_route(ck: &mut Checker, at: &str, r: &Route, ifaces: &BTreeSet<&str>) {
             );
         }
     }
+}
+
+/// A second route to the same destination with the same metric is refused by the kernel at
+/// boot ("File exists"); for IPv6 one with another next hop is a multipath route, so only an
+/// identical one is.
+fn check_duplicate_routes(ck: &mut Checker, routes: &[Route]) {
+    // (destination, metric, gateway, interface, index) of each route kept.
+    type Seen<'a> = (Cidr, Option<u32>, Option<&'a str>, Option<&'a str>, usize);
+    let mut seen: Vec<Seen> = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let Ok(dest) = parse_cidr(&r.destination) else {
+            continue;
+        };
+        let dest = dest.network();
+        let (gw, dev) = (r.gateway.as_deref(), r.interface.as_deref());
+        let first = seen.iter().find(|(d, m, g, i, _)| {
+            *d == dest && *m == r.metric && (!dest.is_ipv6() || (*g == gw && *i == dev))
+        });
+        match first {
+            Some((_, _, _, _, j)) => ck.push(
+                format!("network.routes[{i}]"),
+                format!(
+                    "a route to {dest} with {} is already network.routes[{j}]; the kernel would refuse this one at boot (give it another metric or remove it)",
+                    r.metric.map_or("the default metric".to_string(), |m| format!("metric {m}"))
+                ),
+            ),
+            None => seen.push((dest, r.metric, gw, dev, i)),
+        }
+    }
+}
+
+/// Why the kernel would refuse `gw` as a next hop ("Nexthop has invalid gateway"): it is on
+/// none of the subnets of the guest's addresses (of `interface`, when the route names one) or
+/// of its on-link routes. An IPv6 link-local gateway is on every link, given the interface.
+fn unreachable_gateway(
+    gw: &str,
+    ip: IpAddr,
+    interface: Option<&str>,
+    subnets: &[(&str, Cidr)],
+) -> Option<String> {
+    if let IpAddr::V6(v6) = ip {
+        if v6.segments()[0] & 0xffc0 == 0xfe80 {
+            return interface.is_none().then(|| {
+                format!("'{gw}' is link-local; name the route's interface, which link it is on")
+            });
+        }
+    }
+    let candidates: Vec<&Cidr> = subnets
+        .iter()
+        .filter(|(name, _)| interface.is_none_or(|i| i == *name))
+        .map(|(_, c)| c)
+        .collect();
+    if candidates.iter().any(|c| c.contains(ip)) {
+        return None;
+    }
+    let on: Vec<String> = candidates
+        .iter()
+        .filter(|c| c.is_ipv6() == ip.is_ipv6())
+        .map(|c| c.to_string())
+        .collect();
+    let whose = match interface {
+        Some(i) => format!("of interface '{i}'"),
+        None => "of the guest's".to_string(),
+    };
+    Some(if on.is_empty() {
+        format!(
+            "'{gw}' cannot be reached: no address {whose} is of its family; the kernel would refuse the route at boot"
+        )
+    } else {
+        format!(
+            "'{gw}' is on none of the subnets {whose} ({}); the kernel would refuse the route at boot: use a gateway on one of them",
+            on.join(", ")
+        )
+    })
 }
 
 fn check_logging(ck: &mut Checker, l: &Logging) {
@@ -428,6 +580,19 @@ pub fn check_abs_path(p: &str) -> Result<(), String> {
             "'{p}' must be normalised: no '//', '.', '..' or trailing '/'"
         ));
     }
+    // The kernel's limits (PATH_MAX, NAME_MAX), which would otherwise fail only at boot.
+    if p.len() >= 4096 {
+        return Err(format!(
+            "is {} bytes long; a path must be shorter than 4096 bytes",
+            p.len()
+        ));
+    }
+    if let Some(c) = p.split('/').find(|c| c.len() > 255) {
+        return Err(format!(
+            "'{p}' has a component of {} bytes; each may have at most 255",
+            c.len()
+        ));
+    }
     Ok(())
 }
 
@@ -526,6 +691,9 @@ fn check_mount_point<'a>(ck: &mut Checker, path: &str, p: &'a str, seen: &mut BT
         || p.starts_with("/dev/")
     {
         ck.push(path, format!("'{p}' is a system directory that guest-init mounts itself; choose another, e.g. '/data'"));
+    } else if p.starts_with("/run/") || p.starts_with("/tmp/") {
+        // Fresh tmpfs mounts at boot: no directory of the image is there to mount on.
+        ck.push(path, format!("'{p}' is inside {}, which guest-init mounts empty at boot, so nothing can be mounted there; choose a directory of the image, e.g. '/data'", &p[..4]));
     } else if !seen.insert(p) {
         ck.push(path, format!("'{p}' is used by two mounts"));
     }
@@ -555,6 +723,32 @@ fn check_files(ck: &mut Checker, files: &[File]) {
             Ok(()) if !seen.insert(f.path.as_str()) => ck.push(format!("{at}.path"), format!("'{}' is written twice", f.path)),
             Ok(()) => {}
         }
+    }
+    // A file cannot also be the directory of another one: guest-init would fail at boot.
+    let index: std::collections::BTreeMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_str(), i))
+        .rev()
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let mut p = f.path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            if let Some(j) = index.get(parent) {
+                ck.push(
+                    format!("files[{i}].path"),
+                    format!("'{}' is inside '{parent}', which files[{j}] writes as a file; a path cannot be both", f.path),
+                );
+                break;
+            }
+            p = parent;
+        }
+    }
+    for (i, f) in files.iter().enumerate() {
+        let at = format!("files[{i}]");
         ck.check(&format!("{at}.mode"), parse_mode(&f.mode).map(|_| ()));
         if f.encoding == FileEncoding::Base64 && crate::file_content(f).is_err() {
             ck.push(

@@ -137,14 +137,54 @@ fn network() -> impl Strategy<Value = Network> {
                 vec(domain(), 0..=6),
             )
         })
-        .prop_map(
-            |(interfaces, routes, dns_servers, search_domains)| Network {
+        .prop_map(|(interfaces, routes, dns_servers, search_domains)| {
+            make_reachable(Network {
                 interfaces,
                 routes,
                 dns_servers,
                 search_domains,
-            },
-        )
+            })
+        })
+}
+
+/// Keeps what validation accepts of random addresses and gateways: each interface address a
+/// host address given once, each gateway on a subnet of the route's interface (an address of
+/// that interface stands in for it), else the route on-link or left out.
+fn make_reachable(mut net: Network) -> Network {
+    use contract::addr::parse_cidr;
+    let mut seen = std::collections::BTreeSet::new();
+    for iface in &mut net.interfaces {
+        iface.addresses.retain(|a| {
+            parse_cidr(a).is_ok_and(|c| {
+                contract::validate::check_host_address(a, c).is_ok() && seen.insert(c.addr)
+            })
+        });
+    }
+    let ifaces = net.interfaces.clone();
+    net.routes.retain_mut(|r| {
+        let Some(gw) = r.gateway.as_deref() else {
+            return true;
+        };
+        let v6 = gw.contains(':');
+        let on = ifaces
+            .iter()
+            .filter(|i| r.interface.as_deref().is_none_or(|n| n == i.name))
+            .flat_map(|i| i.addresses.iter())
+            .filter_map(|a| parse_cidr(a).ok())
+            .find(|c| c.is_ipv6() == v6);
+        match on {
+            Some(c) => {
+                r.gateway = Some(c.addr.to_string());
+                true
+            }
+            None if r.interface.is_some() => {
+                r.gateway = None;
+                true
+            }
+            None => false,
+        }
+    });
+    net
 }
 
 fn logging() -> impl Strategy<Value = Logging> {
@@ -359,6 +399,14 @@ fn files() -> impl Strategy<Value = Vec<File>> {
         "/run/(app|svc|cfg)[a-z0-9]{0,6}(/[a-z0-9][a-z0-9._-]{0,7}){0,2}",
         0..4,
     )
+    .prop_map(|paths| {
+        // A file cannot also be another one's directory: keep the deepest paths.
+        let all = paths.clone();
+        paths
+            .into_iter()
+            .filter(|p| !all.iter().any(|o| o.starts_with(&format!("{p}/"))))
+            .collect::<Vec<_>>()
+    })
     .prop_flat_map(|paths| paths.into_iter().map(file).collect::<Vec<_>>())
 }
 

@@ -217,6 +217,12 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     })?;
     let mut contract = loaded.contract.clone();
     let network_from = fill_network_from_ip_param(&mut contract, &cmdline_text)?;
+    // A contract from any host must fit this VM (contract::budget) before anything is written.
+    let memory_mib = mounts::this_vm_memory_mib();
+    contract::budget::check(&contract, memory_mib).map_err(|p| Fatal {
+        field: p.0.first().map(|p| p.path.clone()),
+        lines: p.0.iter().map(|p| p.to_string()).collect(),
+    })?;
     rep.app = contract.service.app_name();
     let sources: Vec<String> = loaded.sources.iter().map(|s| s.to_string()).collect();
     rep.say(Severity::Notice, &loaded.summary());
@@ -228,7 +234,8 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     for report in mount_disks(&contract, disks)? {
         rep.event("disk_mounted", json!({"device": report.device, "mount_point": report.mount_point, "formatted": report.formatted, "checked": report.checked}));
     }
-    mounts::mount_tmpfs(&contract.mounts.tmpfs).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    mounts::mount_tmpfs(&contract.mounts.tmpfs, memory_mib)
+        .map_err(|e| Fatal::new(Some(&e.at), &e))?;
     runfs::write_files(&contract.files).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     start_logging(rep, &contract)?;
     Ok(Up { contract })

@@ -4,7 +4,7 @@
 //! Every error names the source it came from, so that the console tells the operator which of
 //! the two places to fix.
 
-use contract::{blockdev, cmdline, Contract};
+use contract::{blockdev, budget, cmdline, Contract};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use std::fmt;
@@ -201,6 +201,16 @@ pub fn read_device(path: &str) -> Result<Contract, Vec<String>> {
     if len > MAX_DEVICE_PAYLOAD {
         return Err(vec![format!(
             "the header announces {len} bytes of payload; at most {MAX_DEVICE_PAYLOAD} are accepted"
+        )]);
+    }
+    // Reading and parsing it must not exhaust the VM either (contract::budget): refuse before
+    // allocating what could never be accepted.
+    let memory_mib = crate::mounts::this_vm_memory_mib();
+    let fits = budget::claimable_bytes(memory_mib) / budget::CONTRACT_COPIES;
+    if len as u64 > fits {
+        return Err(vec![format!(
+            "the header announces {len} bytes of payload, but a VM of {memory_mib} MiB takes a \
+             contract of at most {fits} bytes (contract::budget); give the VM more memory"
         )]);
     }
     bytes.resize(blockdev::SECTOR.saturating_add(len), 0);

@@ -5,7 +5,7 @@
 //! MiB is all zeroes, as a freshly created sparse file is); a disk holding anything is never
 //! reformatted.
 
-use contract::{Disk, Tmpfs};
+use contract::{budget, Disk, Tmpfs};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::fmt;
@@ -38,53 +38,56 @@ fn err(at: impl Into<String>, message: impl Into<String>) -> MountError {
 }
 
 /// One system mount: (source, target, fstype, flags, data).
-type SystemMount = (
-    &'static str,
-    &'static str,
-    &'static str,
-    MsFlags,
-    &'static str,
-);
+type SystemMount = (&'static str, &'static str, &'static str, MsFlags, String);
+
+/// The mount options of /run: the contract's files go there, so it holds at most what the
+/// contract may claim of a `memory_mib` VM, in at most [`budget::RUN_INODES`] inodes (see
+/// contract::budget: a full /run then ends in ENOSPC at a file, not in a kernel deadlock).
+pub fn run_options(memory_mib: u32) -> String {
+    let size = budget::claimable_bytes(memory_mib).max(1 << 20);
+    format!("mode=0755,size={size},nr_inodes={}", budget::RUN_INODES)
+}
 
 fn system_mounts() -> [SystemMount; 7] {
     let hard = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     [
-        ("proc", "/proc", "proc", hard, ""),
-        ("sysfs", "/sys", "sysfs", hard, ""),
+        ("proc", "/proc", "proc", hard, String::new()),
+        ("sysfs", "/sys", "sysfs", hard, String::new()),
         (
             "devtmpfs",
             "/dev",
             "devtmpfs",
             MsFlags::MS_NOSUID,
-            "mode=0755",
+            "mode=0755".into(),
         ),
         (
             "devpts",
             "/dev/pts",
             "devpts",
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            "mode=0620,gid=5,ptmxmode=0666",
+            "mode=0620,gid=5,ptmxmode=0666".into(),
         ),
         (
             "tmpfs",
             "/dev/shm",
             "tmpfs",
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            "mode=1777",
+            "mode=1777".into(),
         ),
         (
             "tmpfs",
             "/run",
             "tmpfs",
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            "mode=0755",
+            // Sized in mount_system once /proc can tell the VM's memory.
+            String::new(),
         ),
         (
             "tmpfs",
             "/tmp",
             "tmpfs",
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            "mode=1777",
+            "mode=1777".into(),
         ),
     ]
 }
@@ -92,7 +95,11 @@ fn system_mounts() -> [SystemMount; 7] {
 /// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /run and /tmp; the root stays read-only.
 /// A file system the kernel (or an earlier step) already mounted there is kept.
 pub fn mount_system() -> Result<(), MountError> {
-    for (source, target, fstype, flags, data) in system_mounts() {
+    for (source, target, fstype, flags, mut data) in system_mounts() {
+        if target == "/run" {
+            // /proc is mounted by now: size /run from the VM's memory.
+            data = run_options(this_vm_memory_mib());
+        }
         if target.starts_with("/dev/") {
             // /dev is a devtmpfs by now, so its subdirectories can be created.
             let _ = std::fs::create_dir(target);
@@ -105,7 +112,13 @@ pub fn mount_system() -> Result<(), MountError> {
                 ),
             ));
         }
-        match mount(Some(source), target, Some(fstype), flags, Some(data)) {
+        match mount(
+            Some(source),
+            target,
+            Some(fstype),
+            flags,
+            Some(data.as_str()),
+        ) {
             Ok(()) => {}
             Err(Errno::EBUSY) if is_mounted(target) => {}
             Err(e) => return Err(err(target, format!("cannot mount {fstype}: {e}"))),
@@ -290,8 +303,57 @@ fn flag_for(option: &str) -> Option<MsFlags> {
     })
 }
 
-/// Mounts the contract's tmpfs file systems.
-pub fn mount_tmpfs(list: &[Tmpfs]) -> Result<(), MountError> {
+/// The VM's memory in MiB as the host gave it (`mem=` on the kernel command line), else what
+/// the kernel reports plus what it keeps for itself; `None` if neither can be read.
+pub fn memory_mib(cmdline: &str, meminfo: &str) -> Option<u32> {
+    let from_cmdline = cmdline
+        .split_ascii_whitespace()
+        .rev()
+        .find_map(|a| a.strip_prefix("mem="))
+        .and_then(parse_size_mib);
+    from_cmdline.or_else(|| {
+        let kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        u32::try_from(kib / 1024)
+            .ok()?
+            .checked_add(budget::KERNEL_MIB)
+    })
+}
+
+/// `64M`, `1G`, `65536K` or bytes, as UML's `mem=` takes them, in MiB.
+fn parse_size_mib(s: &str) -> Option<u32> {
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = num.parse().ok()?;
+    let bytes = match unit {
+        "" => n,
+        "K" | "k" => n.checked_mul(1 << 10)?,
+        "M" | "m" => n.checked_mul(1 << 20)?,
+        "G" | "g" => n.checked_mul(1 << 30)?,
+        _ => return None,
+    };
+    u32::try_from(bytes >> 20).ok()
+}
+
+/// The VM's memory (see [`memory_mib`]) read from /proc, which [`mount_system`] mounts first;
+/// 24 MiB (the least a UML guest boots with) when it cannot be read, so limits err small.
+pub fn this_vm_memory_mib() -> u32 {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    memory_mib(&cmdline, &meminfo).unwrap_or(24)
+}
+
+/// Mounts the contract's tmpfs file systems, each with a size (its own, else
+/// [`budget::default_tmpfs_mib`]) and an inode limit, so none can fill the VM's memory.
+pub fn mount_tmpfs(list: &[Tmpfs], memory_mib: u32) -> Result<(), MountError> {
     for (i, t) in list.iter().enumerate() {
         let at = format!("mounts.tmpfs[{i}]");
         if !Path::new(&t.mount_point).is_dir() {
@@ -303,10 +365,13 @@ pub fn mount_tmpfs(list: &[Tmpfs]) -> Result<(), MountError> {
                 ),
             ));
         }
-        let mut data = Vec::new();
-        if let Some(size) = t.size_mib {
-            data.push(format!("size={size}m"));
-        }
+        let size = t
+            .size_mib
+            .unwrap_or_else(|| budget::default_tmpfs_mib(memory_mib));
+        let mut data = vec![
+            format!("size={size}m"),
+            format!("nr_inodes={}", budget::tmpfs_inodes(size)),
+        ];
         if let Some(mode) = &t.mode {
             data.push(format!("mode={mode}"));
         }
@@ -390,5 +455,32 @@ mod tests {
         let missing = is_blank("/dev/ubdz-nope").expect_err("missing");
         assert!(missing.contains("does not exist"), "{missing}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_vm_memory_comes_from_mem_or_meminfo() {
+        let meminfo = "MemTotal:          21504 kB\nMemFree: 1 kB\n";
+        assert_eq!(
+            memory_mib("ubd0r=/x mem=48M root=/dev/ubda", meminfo),
+            Some(48)
+        );
+        assert_eq!(memory_mib("mem=1G", ""), Some(1024));
+        assert_eq!(memory_mib("mem=65536K", ""), Some(64));
+        assert_eq!(memory_mib("mem=33554432", ""), Some(32));
+        assert_eq!(memory_mib("root=/dev/ubda", meminfo), Some(33));
+        assert_eq!(memory_mib("mem=lots", "MemTotal: x kB"), None);
+    }
+
+    #[test]
+    fn run_is_limited() {
+        assert_eq!(
+            run_options(32),
+            format!(
+                "mode=0755,size={},nr_inodes={}",
+                10 << 20,
+                budget::RUN_INODES
+            )
+        );
+        assert!(run_options(0).contains("size=1048576"));
     }
 }

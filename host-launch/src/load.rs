@@ -46,22 +46,24 @@ pub fn default_manifest_path(image: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// A path as messages show it: control characters (a spec may put them in its paths) escaped.
+fn shown(p: &Path) -> String {
+    contract::json::printable(&p.to_string_lossy()).into_owned()
+}
+
+/// One `FILE: PROBLEM` line each, control characters escaped (problems quote the input).
 fn lines(file: &Path, problems: impl IntoIterator<Item = String>) -> String {
     problems
         .into_iter()
-        .map(|p| format!("{}: {p}", file.display()))
+        .map(|p| format!("{}: {}", shown(file), contract::json::printable(&p)))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 /// Reads and parses the spec file only.
 pub fn read_spec(spec_path: &Path) -> Result<Spec> {
-    let text = std::fs::read(spec_path).map_err(|e| {
-        Error::invalid(format!(
-            "{}: cannot read the spec: {e}",
-            spec_path.display()
-        ))
-    })?;
+    let text = std::fs::read(spec_path)
+        .map_err(|e| Error::invalid(format!("{}: cannot read the spec: {e}", shown(spec_path))))?;
     spec::parse(&text).map_err(|p| Error::invalid(lines(spec_path, p)))
 }
 
@@ -119,16 +121,16 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         Ok(_) => {
             return Err(Error::invalid(format!(
                 "{}: image: {} is not a regular file; give the root image file",
-                spec_path.display(),
-                image.display()
+                shown(&spec_path),
+                shown(&image)
             )))
         }
         Err(e) => {
             return Err(Error::invalid(format!(
                 "{}: image: {} cannot be used ({e}); check the path (relative paths are taken \
                  from the spec file's directory)",
-                spec_path.display(),
-                image.display()
+                shown(&spec_path),
+                shown(&image)
             )))
         }
     }
@@ -144,12 +146,12 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         };
         Error::invalid(format!(
             "{}: manifest: cannot read {} ({e}); {how}",
-            spec_path.display(),
-            manifest_path.display()
+            shown(&spec_path),
+            shown(&manifest_path)
         ))
     })?;
-    let manifest = manifest::parse(&text)
-        .map_err(|p| Error::invalid(format!("{}: {p}", manifest_path.display())))?;
+    let manifest =
+        manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
     let merged = merge::merge(&spec, &manifest)
         .map_err(|p| Error::invalid(lines(&spec_path, p.0.iter().map(|p| p.to_string()))))?;
     let disk_files = merged
@@ -158,17 +160,16 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         .map(|d| resolve(&base, &d.file))
         .collect::<Vec<_>>();
     for (d, f) in merged.disks.iter().zip(&disk_files) {
-        let shown = f.to_string_lossy();
-        spec::check_uml_path(&shown).map_err(|m| {
+        spec::check_uml_path(&f.to_string_lossy()).map_err(|m| {
             Error::invalid(format!(
                 "{}: disks[{}].file: {m}",
-                spec_path.display(),
+                shown(&spec_path),
                 d.spec_index
             ))
         })?;
     }
     spec::check_uml_path(&image.to_string_lossy())
-        .map_err(|m| Error::invalid(format!("{}: image: {m}", spec_path.display())))?;
+        .map_err(|m| Error::invalid(format!("{}: image: {m}", shown(&spec_path))))?;
     let kernel = match &spec.kernel {
         Some(k) => resolve(&base, k),
         None => std::env::var_os("UML_KERNEL")

@@ -19,6 +19,11 @@ struct Case {
     code: i32,
 }
 
+/// A spec built at run time, kept for the whole test like the literal ones.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 fn cases() -> Vec<Case> {
     let c = |name, spec, expect| Case {
         name,
@@ -150,6 +155,69 @@ fn cases() -> Vec<Case> {
             "unknown-user",
             r#"{"name":"bad","image":"root.img","run_as":"hl-no-such-user","disks":[{"file":"data.img","size_mib":8}]}"#,
             "run_as:",
+        ),
+        c(
+            "duplicate-spec-key",
+            r#"{"name":"bad","image":"root.img","memory_mib":64,"memory_mib":32,"disks":[{"file":"data.img","size_mib":8}]}"#,
+            "spec.json: memory_mib: the key \"memory_mib\" appears twice in one object",
+        ),
+        Case {
+            manifest: Some(
+                r#"{"contract_version":1,"service":{"argv":["/x"],"argv":["/y"]},
+                "disks":[{"mount_point":"/data","format_if_blank":true}]}"#,
+            ),
+            ..c(
+                "duplicate-manifest-key",
+                r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+                "root.img.manifest.json: service.argv: the key \"argv\" appears twice",
+            )
+        },
+        c(
+            "spec-with-a-bom",
+            "\u{feff}{\"name\":\"bad\",\"image\":\"root.img\"}",
+            "spec.json: the text starts with a UTF-8 byte-order mark",
+        ),
+        c(
+            "nul-in-a-name-prints-escaped",
+            r#"{"name":"a\u0000b","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+            "name: 'a\\u{0}b' is not an appliance name",
+        ),
+        c(
+            "too-many-files",
+            leak(format!(
+                r#"{{"name":"bad","image":"root.img","disks":[{{"file":"data.img","size_mib":8}}],"files":[{}]}}"#,
+                (0..1100)
+                    .map(|i| format!(r#"{{"path":"/run/f{i}","content":"x"}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
+            "files: 1100 files; at most 1024 can be written to /run",
+        ),
+        c(
+            "files-bigger-than-memory",
+            leak(format!(
+                r#"{{"name":"bad","image":"root.img","memory_mib":32,"disks":[{{"file":"data.img","size_mib":8}}],"files":[{{"path":"/run/big","content":"{}"}}]}}"#,
+                "x".repeat(3 << 20)
+            )),
+            "files[0].content: 1 file takes 16 MiB of guest memory",
+        ),
+        c(
+            "gateway-on-no-subnet",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.10/24"],
+                "routes":[{"destination":"0.0.0.0/0","gateway":"198.51.100.1"}]}}"#,
+            "network.routes[0].gateway: '198.51.100.1' is on none of the subnets",
+        ),
+        c(
+            "guest-address-is-the-broadcast",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.255/24"]}}"#,
+            "network.addresses[0]: '192.0.2.255/24' is the broadcast address of 192.0.2.0/24",
+        ),
+        c(
+            "escape-in-the-image-path-prints-escaped",
+            r#"{"name":"bad","image":"root\u001b[2J.img","disks":[{"file":"data.img","size_mib":8}]}"#,
+            "image: DIR/root\\u{1b}[2J.img cannot be used",
         ),
         Case {
             code: 121,

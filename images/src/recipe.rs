@@ -123,8 +123,7 @@ pub struct SymlinkEntry {
 /// Parses a recipe from JSON text: syntax, version, shape (with the JSON path of the first
 /// problem), then [`check`] (every problem, one per line).
 pub fn parse(text: &[u8]) -> Result<Recipe, Vec<String>> {
-    let value: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+    let value = contract::json::parse_value(text).map_err(|e| vec![e.to_string()])?;
     let obj = value
         .as_object()
         .ok_or_else(|| vec!["(top level): the recipe must be a JSON object".to_string()])?;

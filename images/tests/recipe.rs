@@ -70,6 +70,24 @@ fn wrong_types_and_versions() {
 }
 
 #[test]
+fn duplicate_keys_and_a_bom_are_refused() {
+    let dup = MINIMAL.replace(r#""name": "t","#, r#""name": "t", "name": "u","#);
+    let e = errors(&dup);
+    assert!(
+        e[0].starts_with(r#"name: the key "name" appears twice in one object"#),
+        "{e:?}"
+    );
+    let nested = MINIMAL.replace(
+        r#""service": {"#,
+        r#""service": { "argv": ["/bin/false"], "#,
+    );
+    let e = errors(&nested);
+    assert!(e[0].starts_with("manifest.service.argv: the key"), "{e:?}");
+    let e = errors(&format!("\u{feff}{MINIMAL}"));
+    assert!(e[0].contains("byte-order mark"), "{e:?}");
+}
+
+#[test]
 fn every_problem_is_reported_with_its_path() {
     let text = r#"{
       "recipe_version": 1,

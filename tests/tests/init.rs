@@ -1016,3 +1016,95 @@ fn a_missing_program_is_fatal() {
         "service.argv[0] '/usr/bin/nope': No such file or directory",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Resources: what a contract makes the guest hold is bounded (contract::budget)
+// ---------------------------------------------------------------------------------------------
+
+/// 20,000 small files in a 48 MiB guest once ended in "Kernel panic - not syncing: System is
+/// deadlocked on memory" while they were written to /run. A host that skipped the check
+/// (the config device carries it unchecked) must now get a fatal at `files` and a clean
+/// power-off.
+#[test]
+fn twenty_thousand_files_in_48_mib_are_fatal_not_a_kernel_panic() {
+    let (_dir, image) = image("manyfiles");
+    let files: Vec<Value> = (0..20_000)
+        .map(|i| json!({"path": format!("/run/many/f{i}"), "content": "small\n"}))
+        .collect();
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "many",
+        "service": {"argv": ["/bin/true"]},
+        "files": files
+    }));
+    let outcome = run(Vm::new(&image).memory_mib(48).contract_device(&c));
+    assert!(
+        !outcome.console.contains("Kernel panic"),
+        "{}",
+        outcome.report()
+    );
+    assert_runtime_fatal(&outcome, "files", "files: 20000 files; at most 1024");
+}
+
+/// /run and the contract's tmpfs mounts carry size and inode limits, a tmpfs without
+/// `size_mib` included, so a full one is ENOSPC for its writer, not a kernel deadlock.
+#[test]
+fn run_and_tmpfs_mounts_have_size_and_inode_limits() {
+    let (_dir, image) = image("tmpfslimits");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "limits",
+        "service": {
+            "argv": ["/bin/sh", "-c", "grep -E ' /(run|data) ' /proc/mounts"],
+            "restart": {"policy": "never"}
+        },
+        "mounts": {"tmpfs": [{"mount_point": "/data"}]}
+    }));
+    let outcome = run(Vm::new(&image).memory_mib(64).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let lines = service_lines(&outcome, "sh");
+    let mount = |point: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!(" {point} tmpfs ")))
+            .unwrap_or_else(|| panic!("no {point} in {lines:?}\n{}", outcome.report()))
+            .to_string()
+    };
+    // 64 MiB: the contract may claim (64 - 12) / 2 = 26 MiB; a tmpfs without a size gets a
+    // quarter of that, 6 MiB, and one inode per page.
+    let run = mount("/run");
+    assert!(run.contains("size=26624k"), "{run}");
+    assert!(
+        run.contains(&format!("nr_inodes={}", contract::budget::RUN_INODES)),
+        "{run}"
+    );
+    let data = mount("/data");
+    assert!(
+        data.contains("size=6144k") && data.contains("nr_inodes=1536"),
+        "{data}"
+    );
+}
+
+/// A config device near its 16 MiB limit cannot be read, let alone parsed, in a 32 MiB VM:
+/// guest-init refuses it from the header's length, before allocating the payload.
+#[test]
+fn a_contract_too_big_for_the_vm_is_refused_before_it_is_read() {
+    let (_dir, image) = image("bigcontract");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "big",
+        "service": {"argv": ["/bin/true"]},
+        "extra": {"blob": "x".repeat(12 << 20)}
+    }));
+    let outcome = run(Vm::new(&image).memory_mib(32).contract_device(&c));
+    assert!(
+        !outcome.console.contains("Kernel panic"),
+        "{}",
+        outcome.report()
+    );
+    assert_runtime_fatal(
+        &outcome,
+        "contract",
+        "a VM of 32 MiB takes a contract of at most",
+    );
+}

@@ -350,6 +350,34 @@ pub fn parse(value: &str) -> Result<IpConfig, IpParamError> {
             ));
         }
     }
+    // The contract's own rule for interface addresses (network, broadcast, ...), so that what
+    // ip= configures is what a contract could say (found by fuzzing: ip=192.0.22.0:).
+    if let Some(client) = cfg.client {
+        let prefix = cfg
+            .effective_netmask()
+            .and_then(netmask_to_prefix)
+            .unwrap_or(32);
+        let cidr_text = format!("{client}/{prefix}");
+        let cidr = crate::addr::Cidr {
+            addr: client.into(),
+            prefix,
+        };
+        if let Err(m) = crate::validate::check_host_address(&cidr_text, cidr) {
+            let problem = m
+                .strip_prefix(&format!("'{cidr_text}' "))
+                .unwrap_or(&m)
+                .to_string();
+            let text = fields
+                .get(Field::ClientIp as usize)
+                .copied()
+                .unwrap_or_default();
+            return Err(field_error(
+                Field::ClientIp,
+                text,
+                format!("{problem} (netmask from ip= or the address class)"),
+            ));
+        }
+    }
     Ok(cfg)
 }
 

@@ -345,3 +345,27 @@ fn resulting_network_passes_contract_validation() {
         crate::validate(&c).unwrap_or_else(|p| panic!("{v}: {p}"));
     }
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/ipconfig.rs): a client address that is its
+/// network's own address was accepted here and refused by the contract's validation.
+#[test]
+fn fuzz_regression_network_or_broadcast_client_address() {
+    for (value, what) in [
+        ("192.0.22.0:", "network"),
+        ("192.0.2.255::::::off", "broadcast"),
+        ("10.0.0.0:::255.255.0.0", "network"),
+    ] {
+        let e = parse(value).unwrap_err().to_string();
+        assert!(e.starts_with("ip=: field 1 (client-ip)"), "{value}: {e}");
+        assert!(
+            e.contains(&format!("is the {what} address")),
+            "{value}: {e}"
+        );
+    }
+    assert!(parse("192.0.2.0::::::off:").is_err());
+    assert!(parse("192.0.2.1::::::off").is_ok());
+    assert!(
+        parse("10.0.0.0:::255.255.255.254").is_ok(),
+        "a /31 has no network address"
+    );
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora (fuzz/seeds/TARGET/) from the project's examples and
+test corpora. Run from the repository root after they change; the output is checked in."""
+import base64, glob, hashlib, json, os, re, struct, zlib
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+out = os.path.join(root, "fuzz", "seeds")
+
+def put(target, data):
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+
+def read(p):
+    with open(os.path.join(root, p), "rb") as f:
+        return f.read()
+
+contracts = sorted(glob.glob(os.path.join(root, "contract/examples/*.json"))) + sorted(
+    glob.glob(os.path.join(root, "contract/tests/bad/*.json")))
+for p in contracts:
+    text = open(p, "rb").read()
+    put("contract", text)
+    token = base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+    put("cmdline", f"hostcontract={token}")
+    # The config device image of contract/src/blockdev.rs.
+    header = b"HOSTCTRT" + struct.pack("<IIQI", 1, 512, len(text), zlib.crc32(text))
+    header += struct.pack("<I", zlib.crc32(header))
+    image = header.ljust(512, b"\0") + text
+    image = image.ljust(512 + -(-len(text) // 512) * 512, b"\0")
+    put("blockdev", image)
+for p in glob.glob(os.path.join(root, "contract/examples/*.json")):
+    compact = json.dumps(json.load(open(p)), separators=(",", ":")).encode()
+    token = base64.urlsafe_b64encode(compact).rstrip(b"=").decode()
+    put("cmdline", f"mem=64M ubd0r=/img/root.img root=/dev/ubda ro hostcontract={token} hostcontract_dev=/dev/ubdc con1=fd:3 -- x")
+put("cmdline", 'quiet "hostcontract=e30" hostcontract= hostcontract_dev="/dev/ubd b"')
+
+ip_values = set(re.findall(r'parse\("([^"]*)"\)', read("contract/src/ipconfig.rs").decode()))
+ip_values |= {"192.0.2.10::192.0.2.1:255.255.255.0:dns1:vec0:off:192.0.2.53:192.0.2.54:192.0.2.123",
+              "dhcp", "off", "", "10.0.0.2:10.0.0.1:10.0.0.1:255.0.0.0:host.example.net:eth0:none",
+              "dhcp,01,00:11:22:33:44:55"}
+for v in sorted(ip_values):
+    put("ipconfig", v)
+
+manifests = []
+for p in sorted(glob.glob(os.path.join(root, "images/recipes/*.json"))):
+    text = open(p, "rb").read()
+    put("recipe", text)
+    manifests.append(json.dumps(json.load(open(p))["manifest"]).encode())
+for p in sorted(glob.glob(os.path.join(root, "examples/*.json"))):
+    spec = open(p, "rb").read()
+    put("spec_merge", spec)
+    for m in manifests:
+        put("spec_merge", spec + b"\0" + m)
+
+for line in [
+    '{"event":"contract_loaded","ts_us":1,"boot_us":2,"init_us":3,"hostname":"dns1","service":"dnsmasq","sources":["kernel command line (hostcontract=)"],"network":"contract"}',
+    '{"event":"service_started","ts_us":1,"boot_us":2,"init_us":3,"pid":42}',
+    '{"event":"ready","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"after_ms":12}',
+    '{"event":"fatal","ts_us":1,"boot_us":2,"init_us":3,"field":"files","reason":"files: 20000 files"}',
+    '{"event":"power_off","ts_us":1,"boot_us":2,"init_us":3,"reason":"fatal","field":null}\n{"event":"exited","code":7,"signal":null}',
+    'guest-init: starting\n{"event":"disk_mounted","device":"/dev/ubdb","mount_point":"/data","formatted":true,"checked":false}',
+]:
+    put("status", line)
