@@ -17,6 +17,7 @@
 
 pub mod boot;
 pub mod channel;
+mod child;
 pub mod cmdline;
 pub mod cpu;
 pub mod elf;
@@ -24,4 +25,5 @@ pub mod ids;
 pub mod jail;
 pub mod kernel;
 pub mod mconsole;
+pub mod process;
 pub mod spawn;
