@@ -18,12 +18,14 @@
 //! `scripts/setup`.
 
 mod builds;
+mod capture;
 mod elf;
 mod error;
 pub mod events;
 pub mod host;
 pub mod launch;
 pub mod netns;
+mod outcome;
 mod rootfs;
 mod tempdir;
 mod vm;

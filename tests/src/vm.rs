@@ -1,16 +1,16 @@
 //! Booting a User-Mode Linux VM and capturing its console.
 
+use crate::capture::Capture;
 use crate::error::{Context, Error, Result};
 use crate::events::{Event, EventLog};
 use crate::netns::NetNs;
+pub use crate::outcome::VmOutcome;
 use crate::tempdir::TempDir;
 use contract::{blockdev, cmdline, Contract};
-use std::io::Read;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The UML kernel used unless `UML_KERNEL` names another.
@@ -513,183 +513,6 @@ impl RunningVm {
 impl Drop for RunningVm {
     fn drop(&mut self) {
         self.child.take();
-    }
-}
-
-/// Reads a pipe on a thread until EOF.
-struct Capture {
-    buf: Arc<Mutex<Vec<u8>>>,
-    done: mpsc::Receiver<()>,
-    finished: std::sync::atomic::AtomicBool,
-}
-
-impl Capture {
-    fn start(pipe: Option<impl Read + Send + 'static>, echo: bool) -> Capture {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let (tx, done) = mpsc::channel();
-        let shared = Arc::clone(&buf);
-        std::thread::spawn(move || {
-            if let Some(mut pipe) = pipe {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    if echo {
-                        eprint!("{}", String::from_utf8_lossy(&chunk[..n]));
-                    }
-                    shared
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .extend_from_slice(&chunk[..n]);
-                }
-            }
-            let _ = tx.send(());
-        });
-        Capture {
-            buf,
-            done,
-            finished: Default::default(),
-        }
-    }
-
-    /// The text read so far.
-    fn snapshot(&self) -> String {
-        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
-    }
-
-    /// Whether the pipe reached EOF.
-    fn is_done(&self) -> bool {
-        if self.finished.load(Ordering::Relaxed) {
-            return true;
-        }
-        let done = !matches!(self.done.try_recv(), Err(mpsc::TryRecvError::Empty));
-        if done {
-            self.finished.store(true, Ordering::Relaxed);
-        }
-        done
-    }
-
-    /// The text read so far, waiting up to 5 s for EOF (a process that escaped the process
-    /// group could keep the pipe open).
-    fn finish(&self) -> String {
-        if !self.finished.load(Ordering::Relaxed) {
-            let _ = self.done.recv_timeout(Duration::from_secs(5));
-            self.finished.store(true, Ordering::Relaxed);
-        }
-        self.snapshot()
-    }
-}
-
-/// How a VM run ended.
-#[derive(Debug)]
-pub struct VmOutcome {
-    /// Everything the guest console showed (kernel messages and guest-init's lines), with
-    /// `\r\n` turned into `\n`.
-    pub console: String,
-    /// The exit status of the `linux` process (success after a clean power-off).
-    pub status: ExitStatus,
-    /// Whether the VM was killed after the timeout.
-    pub timed_out: bool,
-    /// Wall-clock time from start to exit.
-    pub duration: Duration,
-    /// The command that was run.
-    pub command_line: String,
-    /// What UML itself printed on the host (its start-up checks).
-    pub host_stderr: String,
-    /// The status events guest-init sent on `/dev/tty1`, in order.
-    pub events: Vec<Event>,
-    /// The raw text of the status channel.
-    pub status_text: String,
-}
-
-impl VmOutcome {
-    /// Exit status 0, not killed by the timeout, no kernel panic on the console.
-    pub fn powered_off_cleanly(&self) -> bool {
-        self.status.success() && !self.timed_out && !self.console.contains("Kernel panic")
-    }
-
-    /// Panics with [`VmOutcome::report`] unless [`VmOutcome::powered_off_cleanly`].
-    #[track_caller]
-    pub fn assert_clean_poweroff(&self) {
-        assert!(
-            self.powered_off_cleanly(),
-            "the VM did not power off cleanly\n{}",
-            self.report()
-        );
-    }
-
-    /// Panics with [`VmOutcome::report`] unless the console contains `needle`.
-    #[track_caller]
-    pub fn assert_console_contains(&self, needle: &str) {
-        assert!(
-            self.console.contains(needle),
-            "the console does not show {needle:?}\n{}",
-            self.report()
-        );
-    }
-
-    /// The console lines guest-init printed, without the `guest-init: ` prefix.
-    pub fn guest_init_lines(&self) -> Vec<&str> {
-        self.console
-            .lines()
-            .filter_map(|l| l.strip_prefix("guest-init: "))
-            .collect()
-    }
-
-    /// The status events, in order.
-    pub fn events(&self) -> &[Event] {
-        &self.events
-    }
-
-    /// The first status event called `name`.
-    pub fn event(&self, name: &str) -> Option<&Event> {
-        self.events.iter().find(|e| e.name == name)
-    }
-
-    /// Every status event called `name`, in order.
-    pub fn events_named(&self, name: &str) -> Vec<&Event> {
-        self.events.iter().filter(|e| e.name == name).collect()
-    }
-
-    /// The names of the status events, in order.
-    pub fn event_names(&self) -> Vec<&str> {
-        crate::events::names(&self.events)
-    }
-
-    /// The first event called `name`; panics with [`VmOutcome::report`] if there is none.
-    #[track_caller]
-    pub fn expect_event(&self, name: &str) -> &Event {
-        self.event(name).unwrap_or_else(|| {
-            panic!("no status event {name:?}\n{}", self.report());
-        })
-    }
-
-    /// Panics with [`VmOutcome::report`] unless the events `names` occur in this order
-    /// (other events may come between them).
-    #[track_caller]
-    pub fn assert_events_in_order(&self, names: &[&str]) {
-        assert!(
-            crate::events::in_order(&self.events, names),
-            "the status events do not include {names:?} in this order\n{}",
-            self.report()
-        );
-    }
-
-    /// Everything known about the run, for a failing test's message.
-    pub fn report(&self) -> String {
-        format!(
-            "command: {}\nstatus: {} timed out: {} duration: {:?}\n--- console ---\n{}\n--- \
-             status channel ---\n{}\n--- host stderr ---\n{}",
-            self.command_line,
-            self.status,
-            self.timed_out,
-            self.duration,
-            self.console,
-            self.status_text.trim_end(),
-            self.host_stderr
-        )
     }
 }
 
