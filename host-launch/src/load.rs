@@ -7,8 +7,9 @@ use crate::merge::{self, Merged};
 use crate::spec::{self, Spec};
 use std::path::{Path, PathBuf};
 
-/// The UML kernel used unless the spec or `UML_KERNEL` names another.
-pub const DEFAULT_KERNEL: &str = "/usr/bin/linux.uml";
+/// Debian's UML kernel, used when nothing names a kernel and the project's is not built (see
+/// `vmm::kernel::default_kernel`).
+pub const DEFAULT_KERNEL: &str = vmm::kernel::DEBIAN_KERNEL;
 
 /// A spec with everything it refers to, checked.
 #[derive(Debug, Clone)]
@@ -172,10 +173,7 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         .map_err(|m| Error::invalid(format!("{}: image: {m}", shown(&spec_path))))?;
     let kernel = match &spec.kernel {
         Some(k) => resolve(&base, k),
-        None => std::env::var_os("UML_KERNEL")
-            .filter(|k| !k.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL)),
+        None => vmm::kernel::default_kernel(),
     };
     Ok(Loaded {
         spec_path,

@@ -1,23 +1,53 @@
-//! Which UML kernel to boot: the one named (a spec's `kernel`, `UML_KERNEL`), else Debian's.
-//! A start says which it used, so `host-launch check` and `status` can show it.
+//! Which UML kernel to boot: the one named (a spec's `kernel`, then `UML_KERNEL`), else the
+//! project's own (`kernel/`: installed, or built in this checkout), else Debian's. A start
+//! says which it used, so `host-launch check` and `status` can show it.
 
 use std::path::{Path, PathBuf};
 
 /// Debian's UML kernel (package user-mode-linux).
 pub const DEBIAN_KERNEL: &str = "/usr/bin/linux.uml";
 
+/// Where `kernel/build --install` puts the project's kernel.
+pub const INSTALLED_KERNEL: &str = "/usr/local/lib/host-launch/linux";
+
 /// The environment variable that names another kernel.
 pub const KERNEL_ENV: &str = "UML_KERNEL";
 
-/// The kernel to boot when nothing names one: `$UML_KERNEL`, else [`DEBIAN_KERNEL`].
+/// The project's kernel as `kernel/build` leaves it in the checkout this was built from.
+pub fn built_kernel() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/kernel/linux")
+}
+
+/// The kernel to boot when the spec names none: `$UML_KERNEL`, else the project's kernel
+/// when it is installed or built, else [`DEBIAN_KERNEL`].
 pub fn default_kernel() -> PathBuf {
-    std::env::var_os(KERNEL_ENV)
-        .filter(|k| !k.is_empty())
-        .map(PathBuf::from)
+    if let Some(k) = std::env::var_os(KERNEL_ENV).filter(|k| !k.is_empty()) {
+        return PathBuf::from(k);
+    }
+    [PathBuf::from(INSTALLED_KERNEL), built_kernel()]
+        .into_iter()
+        .find(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from(DEBIAN_KERNEL))
 }
 
-/// The kernel's version as UML prints it (`linux.uml --version`), for people.
+/// Whose kernel this is, for people.
+pub fn whose(kernel: &Path) -> &'static str {
+    let same = |other: &Path| {
+        std::fs::canonicalize(kernel)
+            .ok()
+            .zip(std::fs::canonicalize(other).ok())
+            .is_some_and(|(a, b)| a == b)
+    };
+    if same(Path::new(DEBIAN_KERNEL)) {
+        "Debian's"
+    } else if same(Path::new(INSTALLED_KERNEL)) || same(&built_kernel()) {
+        "the project's"
+    } else {
+        "named"
+    }
+}
+
+/// The kernel's version as UML prints it (`linux --version`), for people.
 pub fn version(kernel: &Path) -> Option<String> {
     let out = std::process::Command::new(kernel)
         .arg("--version")
@@ -27,4 +57,17 @@ pub fn version(kernel: &Path) -> Option<String> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().next().map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whose_kernel() {
+        assert_eq!(whose(Path::new("/bin/sh")), "named");
+        if Path::new(DEBIAN_KERNEL).is_file() {
+            assert_eq!(whose(Path::new(DEBIAN_KERNEL)), "Debian's");
+        }
+    }
 }
