@@ -1,0 +1,302 @@
+//! Supervision: restart back-off, a crash loop's flat footprint, orphan reaping, clean
+//! power-off with the data on disk, restart policy `never`, the stop timeout and readiness by
+//! notification.
+
+use super::*;
+
+#[test]
+fn crash_loop_backs_off_exponentially_up_to_the_cap() {
+    let (_dir, image) = image("crash");
+    let c = service_contract(json!({
+        "name": "crasher",
+        "argv": ["/bin/sh", "-c", "echo crash; exit 3"],
+        "restart": {"policy": "on-failure", "backoff_min_ms": 50, "backoff_max_ms": 400}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    let restarting = vm
+        .wait_for_events("restarting", 6, BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let delays: Vec<u64> = restarting
+        .iter()
+        .map(|e| e.u64("delay_ms").expect("delay_ms"))
+        .collect();
+    assert_eq!(delays[..6], [50, 100, 200, 400, 400, 400], "{delays:?}");
+    let exited = outcome.events_named("exited");
+    assert!(exited.len() >= 6, "{}", outcome.report());
+    for e in &exited {
+        if e.i64("code") != Some(3) {
+            // The last run may have been stopped by the shutdown.
+            assert!(std::ptr::eq(*e, *exited.last().unwrap()), "{:?}", e.json);
+        }
+    }
+    // Each restart came no sooner than its delay after the exit before it.
+    let evs = outcome.events();
+    for (i, r) in evs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == "restarting")
+    {
+        let exit = evs[..i].iter().rev().find(|e| e.name == "exited").unwrap();
+        let Some(next) = evs[i..].iter().find(|e| e.name == "service_started") else {
+            continue;
+        };
+        let waited_ms = (next.boot_us - exit.boot_us) / 1000;
+        let delay = r.u64("delay_ms").unwrap();
+        assert!(
+            waited_ms + 1 >= delay,
+            "restart {} came {waited_ms} ms after the exit, before its {delay} ms delay",
+            r.u64("restarts").unwrap_or(0)
+        );
+    }
+    assert!(service_lines(&outcome, "crasher").contains(&"crash"));
+}
+
+/// PID 1's open descriptors and resident memory, as one restarted service run reports them.
+fn pid1_footprint(line: &str) -> Option<(u64, u64)> {
+    let mut words = line.split_whitespace();
+    let fds = words.next()?.strip_prefix("fds=")?.parse().ok()?;
+    let rss = words.next()?.strip_prefix("rss_kb=")?.parse().ok()?;
+    Some((fds, rss))
+}
+
+#[test]
+fn a_crash_loop_costs_no_growing_memory_or_descriptors() {
+    let (_dir, image) = image("crash-loop");
+    // Each run reports PID 1's open descriptors and resident memory, then fails at once.
+    let c = service_contract(json!({
+        "name": "looper",
+        "argv": ["/bin/sh", "-c",
+                 "echo fds=$(ls /proc/1/fd | wc -l) rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/1/status); exit 1"],
+        "restart": {"policy": "on-failure", "backoff_min_ms": 1, "backoff_max_ms": 2}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_events("restarting", 300, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let runs: Vec<(u64, u64)> = service_lines(&outcome, "looper")
+        .iter()
+        .filter_map(|l| pid1_footprint(l))
+        .collect();
+    assert!(runs.len() >= 300, "only {} runs reported", runs.len());
+    // A run may look at PID 1 while it is still inside spawn, holding the new run's pipe ends
+    // for a moment, so single readings vary; what a leak would raise is the floor. After
+    // warming up (the log threads, the first allocations), the floor of the last runs must be
+    // that of the first ones.
+    let floor = |window: &[(u64, u64)]| {
+        let fds = window.iter().map(|r| r.0).min().unwrap_or(0);
+        let rss = window.iter().map(|r| r.1).min().unwrap_or(0);
+        (fds, rss)
+    };
+    let (early_fds, early_rss) = floor(&runs[10..60]);
+    let (late_fds, late_rss) = floor(&runs[runs.len() - 50..]);
+    assert_eq!(
+        late_fds,
+        early_fds,
+        "PID 1's descriptors grew over {} restarts: {runs:?}",
+        runs.len()
+    );
+    assert!(
+        late_rss <= early_rss + 64,
+        "PID 1's memory grew from {early_rss} kB to {late_rss} kB over {} restarts",
+        runs.len()
+    );
+}
+
+#[test]
+fn orphans_are_reaped() {
+    let (_dir, image) = image("orphans");
+    // 20 subshells each leave a `sleep` behind, re-parented to PID 1; once they have all
+    // exited, no process may be left a zombie. (Sleeps of 4 s, so that all 20 still live when
+    // counted even on a loaded machine.)
+    let script = r#"
+        count() {
+            n=0
+            for f in /proc/[0-9]*/stat; do
+                { read -r p c s pp rest < "$f"; } 2>/dev/null || continue
+                if [ "$1" = zombies ]; then
+                    [ "$s" = Z ] && n=$((n+1))
+                else
+                    [ "$c" = "(sleep)" ] && [ "$pp" = 1 ] && [ "$s" != Z ] && n=$((n+1))
+                fi
+            done
+            echo $n
+        }
+        i=0
+        while [ $i -lt 20 ]; do (sleep 4 &); i=$((i+1)); done
+        echo orphans=$(count orphans)
+        t=0
+        while [ "$(count orphans)" -gt 0 ] && [ $t -lt 100 ]; do sleep 0.2; t=$((t+1)); done
+        echo left=$(count orphans)
+        sleep 0.5
+        echo zombies=$(count zombies)
+    "#;
+    let c = service_contract(json!({
+        "name": "spawner",
+        "argv": ["/bin/sh", "-c", script],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let lines = service_lines(&outcome, "spawner");
+    assert!(lines.contains(&"orphans=20"), "{lines:?}");
+    assert!(lines.contains(&"left=0"), "{lines:?}");
+    assert!(lines.contains(&"zombies=0"), "{lines:?}");
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.i64("code"), Some(0), "{:?}", off.json);
+}
+
+#[test]
+fn ctrl_alt_del_powers_off_cleanly_with_the_data_on_disk() {
+    let (dir, image) = image("cad");
+    let disk = dir.join("data.img");
+    blank_disk(&disk, 64);
+    let c = disk_contract(json!({
+        "name": "writer",
+        "argv": ["/bin/sh", "-c",
+                 "echo persisted-data > /data/file; echo written; exec sleep 1000"]
+    }));
+    let vm = spawn(Vm::new(&image).disk(&disk, false).contract_cmdline(&c));
+    let mounted = wait_event(&vm, "disk_mounted", BOOT);
+    assert_eq!(
+        mounted.field("formatted"),
+        &json!(true),
+        "{:?}",
+        mounted.json
+    );
+    vm.wait_for_console("writer: written", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&[
+        "disk_mounted",
+        "service_started",
+        "shutting_down",
+        "exited",
+        "disks_unmounted",
+        "power_off",
+    ]);
+    let down = outcome.expect_event("shutting_down");
+    assert_eq!(down.str("reason"), Some("SIGINT (ctrl-alt-del)"));
+    let exited = outcome.expect_event("exited");
+    assert_eq!(exited.i64("signal"), Some(15), "{:?}", exited.json);
+    let unmounted = outcome.expect_event("disks_unmounted");
+    assert_eq!(
+        unmounted.field("disks"),
+        &json!([{"mount_point": "/data", "result": "unmounted"}])
+    );
+    // The file system is clean and holds the data.
+    let fsck = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&disk)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn: {}\n{}{}",
+        fsck.status,
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let cat = Command::new("debugfs")
+        .args(["-R", "cat /file"])
+        .arg(&disk)
+        .output()
+        .expect("debugfs");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "persisted-data\n");
+
+    // A second boot checks the disk (e2fsck in the guest) instead of formatting it.
+    let c = disk_contract(json!({
+        "name": "reader",
+        "argv": ["/bin/cat", "/data/file"],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).disk(&disk, false).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let mounted = outcome.expect_event("disk_mounted");
+    assert_eq!(
+        mounted.field("formatted"),
+        &json!(false),
+        "{:?}",
+        mounted.json
+    );
+    assert_eq!(mounted.field("checked"), &json!(true), "{:?}", mounted.json);
+    assert!(service_lines(&outcome, "reader").contains(&"persisted-data"));
+}
+
+#[test]
+fn restart_never_powers_off_with_the_exit_code() {
+    let (_dir, image) = image("never");
+    let c = service_contract(json!({
+        "argv": ["/bin/sh", "-c", "echo bye; exit 7"],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&["service_started", "exited", "power_off"]);
+    assert!(
+        outcome.event("restarting").is_none(),
+        "{}",
+        outcome.report()
+    );
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.i64("code"), Some(7), "{:?}", off.json);
+    assert_eq!(off.str("reason"), Some("service ended"), "{:?}", off.json);
+    assert_eq!(outcome.expect_event("exited").i64("code"), Some(7));
+}
+
+#[test]
+fn a_service_ignoring_the_stop_signal_is_killed_after_the_stop_timeout() {
+    let (_dir, image) = image("stubborn");
+    let c = service_contract(json!({
+        "name": "stubborn",
+        "argv": ["/bin/sh", "-c", "trap '' TERM; echo trapped; sleep 1000"],
+        "stop_timeout_ms": 1000
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_console("stubborn: trapped", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    outcome.assert_events_in_order(&["shutting_down", "stop_timeout", "exited", "power_off"]);
+    let asked = outcome.expect_event("shutting_down");
+    let killed = outcome.expect_event("stop_timeout");
+    let waited_ms = (killed.boot_us - asked.boot_us) / 1000;
+    assert!(
+        (1000..2500).contains(&waited_ms),
+        "killed {waited_ms} ms after the stop signal; stop_timeout_ms is 1000"
+    );
+    let exited = outcome.expect_event("exited");
+    assert_eq!(exited.i64("signal"), Some(9), "{:?}", exited.json);
+}
+
+#[test]
+fn readiness_by_notification() {
+    let (_dir, image) = image("notify");
+    let c = service_contract(json!({
+        "argv": ["/bin/sh", "-c", "sleep 0.3; echo >&3; sleep 100"],
+        "readiness": {"type": "notify", "fd": 3}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    let ready = wait_event(&vm, "ready", BOOT);
+    let started = vm
+        .events()
+        .into_iter()
+        .find(|e| e.name == "service_started")
+        .expect("service_started before ready");
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    assert_eq!(ready.str("via"), Some("notify"), "{:?}", ready.json);
+    let after = ready.u64("after_ms").expect("after_ms");
+    assert!(
+        after >= 300,
+        "ready after {after} ms, before the notification"
+    );
+    assert!(ready.boot_us - started.boot_us >= 300_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10.-11. Fatal paths
+// ---------------------------------------------------------------------------------------------
