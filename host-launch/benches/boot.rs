@@ -214,7 +214,7 @@ fn timing_table(title: &str, t: &[Timing]) {
 }
 
 /// Boots `count` appliances at once at `memory_mib`, lets them idle, and measures them.
-fn memory(bed: &Bed, count: usize, memory_mib: u32) -> Result<(common::Memory, u64), String> {
+fn memory(bed: &Bed, count: usize, memory_mib: u32) -> Result<(e2e::host::Memory, u64), String> {
     let apps: Vec<_> = (0..count).map(|i| bed.appliance(i, memory_mib)).collect();
     let mut runs: Vec<Launch> = apps
         .iter()
@@ -227,7 +227,7 @@ fn memory(bed: &Bed, count: usize, memory_mib: u32) -> Result<(common::Memory, u
         }
     }
     std::thread::sleep(Duration::from_secs(3));
-    let mut vm = common::Memory::default();
+    let mut vm = e2e::host::Memory::default();
     let mut launcher_pss = 0;
     if failed.is_none() {
         for r in &runs {

@@ -13,13 +13,10 @@
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
-use lab::dns::{dns_recipe, GUEST};
+use lab::dns::{dns_recipe, probe, Answer};
 use lab::{shown, Lab};
-use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -47,59 +44,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// One dig: when it was started, when it ended, what it answered ("" for nothing).
-struct Answer {
-    sent: Instant,
-    done: Instant,
-    text: String,
-}
-
-/// Starts a dig every `period` from a thread inside the namespace until `stop` is set; the
-/// answers come on the returned channel.
-fn probe(ns: &Path, period: Duration, stop: Arc<AtomicBool>) -> mpsc::Receiver<Answer> {
-    let (tx, rx) = mpsc::channel();
-    let netns = std::fs::File::open(ns).expect("netns");
-    std::thread::spawn(move || {
-        // SAFETY: setns on this thread only; children it spawns inherit the namespace.
-        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut next = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let sent = Instant::now();
-            let child = Command::new("dig")
-                .args([
-                    &format!("@{GUEST}"),
-                    "+short",
-                    "+tries=1",
-                    "+time=1",
-                    "TXT",
-                    "version.example.net",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dig");
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let out = child.wait_with_output().expect("dig");
-                let text = String::from_utf8_lossy(&out.stdout).trim().replace('"', "");
-                let _ = tx.send(Answer {
-                    sent,
-                    done: Instant::now(),
-                    text: if text.starts_with(";;") {
-                        String::new()
-                    } else {
-                        text
-                    },
-                });
-            });
-            next += period;
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        }
-    });
-    rx
 }
 
 struct Round {
@@ -131,7 +75,12 @@ fn main() {
         };
         assert_eq!(lab.version(), from, "round {i}: before the upgrade");
         let stop = Arc::new(AtomicBool::new(false));
-        let rx = probe(&lab.ns.path(), a.period, stop.clone());
+        let rx = probe(
+            &lab.ns.path(),
+            a.period,
+            stop.clone(),
+            &["TXT", "version.example.net"],
+        );
         std::thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
         let o = lab.host_launch(&["upgrade", spec_s, "--image", image.to_str().unwrap()]);

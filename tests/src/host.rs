@@ -1,5 +1,6 @@
 //! Host tools the tests run on disk images: `mkfs.ext4` for a data disk and `e2fsck -fn` after
-//! the VM stopped, with their output in the test's failure message.
+//! the VM stopped, with their output in the test's failure message; and the host memory of a
+//! running VM's processes, for the benchmarks.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,4 +36,76 @@ pub fn mkfs_ext4(disk: &Path, size: &str) {
 pub fn assert_fsck_clean(disk: &Path) {
     let (code, out) = output_text(Command::new("e2fsck").arg("-fn").arg(disk));
     assert_eq!(code, 0, "e2fsck -fn {}: {out}", disk.display());
+}
+
+/// Host memory of a set of processes, KiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub processes: usize,
+    /// Distinct address spaces: UML's helper threads are processes sharing its memory.
+    pub address_spaces: usize,
+    pub rss_kib: u64,
+    pub pss_kib: u64,
+}
+
+fn rollup_field(text: &str, field: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether two processes share one address space (`kcmp(KCMP_VM)`).
+fn same_mm(a: u32, b: u32) -> bool {
+    const KCMP_VM: libc::c_long = 1;
+    // SAFETY: kcmp only compares kernel objects of the two processes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            a as libc::c_long,
+            b as libc::c_long,
+            KCMP_VM,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+/// Every host process of the VM whose UML has host pid `uml_pid`: each VM runs as a uid of
+/// its own (see `vmm::ids`), so they are the processes of UML's uid.
+pub fn vm_processes(uml_pid: u32) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(format!("/proc/{uml_pid}")).map(|m| m.uid()) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|p| (p, e)))
+        .filter(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// RSS and PSS (`/proc/PID/smaps_rollup`) summed over the distinct address spaces of `pids`
+/// (UML starts its I/O helpers with `clone(CLONE_VM)`: each shows the whole VM's memory).
+pub fn memory_of(pids: &[u32]) -> Memory {
+    let mut m = Memory::default();
+    let mut seen: Vec<u32> = Vec::new();
+    for &pid in pids {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+            continue;
+        };
+        m.processes += 1;
+        if seen.iter().any(|&s| same_mm(s, pid)) {
+            continue;
+        }
+        seen.push(pid);
+        m.address_spaces += 1;
+        m.rss_kib += rollup_field(&text, "Rss:");
+        m.pss_kib += rollup_field(&text, "Pss:");
+    }
+    m
 }

@@ -232,8 +232,19 @@ fn root_image_is_attached_read_only() {
 
 #[test]
 fn a_vm_past_its_timeout_is_killed() {
-    let (_dir, image) = root_image("timeout");
-    let outcome = run(Vm::new(&image).timeout(Duration::from_millis(200)));
+    let dir = TempDir::new("timeout").expect("temporary directory");
+    let image = dir.join("root.img");
+    RootFs::new()
+        .busybox(&["sleep"])
+        .build(&image)
+        .unwrap_or_else(|e| panic!("building the root image: {e}"));
+    // A service that outlives the timeout: a fatal boot powers off within 200 ms on a fast
+    // kernel.
+    let mut c = example("minimal.json");
+    c.service.argv = vec!["/bin/sleep".into(), "60".into()];
+    let outcome = run(Vm::new(&image)
+        .contract_cmdline(&c)
+        .timeout(Duration::from_millis(200)));
     assert!(outcome.timed_out, "{}", outcome.report());
     assert!(!outcome.status.success());
     assert!(!outcome.powered_off_cleanly());

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+#[allow(unused_imports)] // the boot benchmark uses it
+pub use e2e::host::memory_of;
 pub use e2e::launch::Launch;
 use e2e::{NetNs, RootFs, TempDir};
 use std::io::{Read, Write};
@@ -136,61 +138,6 @@ impl Appliance {
         std::fs::write(&path, text).unwrap();
         path
     }
-}
-
-/// Host memory of a set of processes, KiB.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Memory {
-    pub processes: usize,
-    /// Distinct address spaces: UML's helper threads are processes sharing its memory.
-    pub address_spaces: usize,
-    pub rss_kib: u64,
-    pub pss_kib: u64,
-}
-
-fn rollup_field(text: &str, field: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Whether two processes share one address space (`kcmp(KCMP_VM)`).
-fn same_mm(a: u32, b: u32) -> bool {
-    const KCMP_VM: libc::c_long = 1;
-    // SAFETY: kcmp only compares kernel objects of the two processes.
-    unsafe {
-        libc::syscall(
-            libc::SYS_kcmp,
-            a as libc::c_long,
-            b as libc::c_long,
-            KCMP_VM,
-            0,
-            0,
-        ) == 0
-    }
-}
-
-/// RSS and PSS (`/proc/PID/smaps_rollup`) summed over the distinct address spaces of `pids`
-/// (UML starts its I/O helpers with `clone(CLONE_VM)`: each shows the whole VM's memory).
-pub fn memory_of(pids: &[u32]) -> Memory {
-    let mut m = Memory::default();
-    let mut seen: Vec<u32> = Vec::new();
-    for &pid in pids {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
-            continue;
-        };
-        m.processes += 1;
-        if seen.iter().any(|&s| same_mm(s, pid)) {
-            continue;
-        }
-        seen.push(pid);
-        m.address_spaces += 1;
-        m.rss_kib += rollup_field(&text, "Rss:");
-        m.pss_kib += rollup_field(&text, "Pss:");
-    }
-    m
 }
 
 /// A temporary directory the VM's user may enter.

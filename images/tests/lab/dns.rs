@@ -6,7 +6,12 @@
 
 use super::{disk_from_dir, Lab};
 use serde_json::{json, Value};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 /// The appliance's address.
 pub const GUEST: &str = "192.0.2.53";
@@ -85,4 +90,58 @@ impl Lab {
     pub fn version(&self) -> String {
         self.dig("version.example.net", "TXT").replace('"', "")
     }
+}
+
+/// One dig (of [`probe`]): when it was started, when it ended, what it answered ("" for nothing).
+pub struct Answer {
+    pub sent: Instant,
+    pub done: Instant,
+    pub text: String,
+}
+
+/// Starts `dig @GUEST +short +tries=1 +time=1 QUERY` every `period` from a thread inside the
+/// namespace `ns` until `stop` is set, each dig on its own (so a query lost while the appliance
+/// is down does not hold up the next ones); the answers come on the returned channel.
+pub fn probe(
+    ns: &Path,
+    period: Duration,
+    stop: Arc<AtomicBool>,
+    query: &[&str],
+) -> mpsc::Receiver<Answer> {
+    let query: Vec<String> = query.iter().map(|q| q.to_string()).collect();
+    let (tx, rx) = mpsc::channel();
+    let netns = std::fs::File::open(ns).expect("netns");
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only; children it spawns inherit the namespace.
+        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let child = Command::new("dig")
+                .args([&format!("@{GUEST}"), "+short", "+tries=1", "+time=1"])
+                .args(&query)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dig");
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let out = child.wait_with_output().expect("dig");
+                let text = String::from_utf8_lossy(&out.stdout).trim().replace('"', "");
+                let _ = tx.send(Answer {
+                    sent,
+                    done: Instant::now(),
+                    text: if text.starts_with(";;") {
+                        String::new()
+                    } else {
+                        text
+                    },
+                });
+            });
+            next += period;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    rx
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+#[allow(unused_imports)] // not every binary that includes the lab checks a disk
 pub use e2e::host::assert_fsck_clean;
 
 /// The host side of every test network.

@@ -125,7 +125,7 @@ fn every_bad_contract_in_the_corpus_is_fatal_with_its_message() {
 /// Boots a contract that fails at runtime and checks the fatal event names `field` and the
 /// console says `message`.
 #[track_caller]
-fn assert_runtime_fatal(outcome: &VmOutcome, field: &str, message: &str) {
+pub(super) fn assert_runtime_fatal(outcome: &VmOutcome, field: &str, message: &str) {
     let fatal = check_fatal(outcome).unwrap_or_else(|why| panic!("{why}\n{}", outcome.report()));
     assert_eq!(
         fatal.str("field"),

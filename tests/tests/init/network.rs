@@ -91,6 +91,83 @@ fn network_as_the_contract_says() {
     }
 }
 
+/// Whether the kernel under test has IPv6 as a module: Debian's user-mode-linux package ships
+/// `ipv6.ko` for its kernel's release; a kernel with no such module (the project's,
+/// kernel/build) has IPv6 built in.
+fn ipv6_is_a_module() -> bool {
+    let kernel = e2e::kernel_path();
+    let out = Command::new(&kernel)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} --version: {e}", kernel.display()));
+    let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !release.is_empty(),
+        "{} --version printed nothing",
+        kernel.display()
+    );
+    e2e::uml_modules_dir()
+        .join(&release)
+        .join(e2e::IPV6_MODULES[0])
+        .exists()
+}
+
+#[test]
+fn ipv6_in_an_image_without_modules_needs_a_kernel_with_ipv6_built_in() {
+    let dir = TempDir::new("noipv6ko").expect("temporary directory");
+    let image = dir.join("root.img");
+    RootFs::new()
+        .busybox(&APPLETS)
+        .bytes("/www/index.html", PAGE, 0o644)
+        .build(&image)
+        .unwrap_or_else(|e| panic!("building the root image: {e}"));
+    let ns = NetNs::with_tap("tap0").expect("test network");
+    let c = contract(json!({
+        "version": 1,
+        "hostname": "v6",
+        "network": network(json!({})),
+        "service": {
+            "name": "web",
+            "argv": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
+            "readiness": {"type": "tcp", "port": 8080}
+        }
+    }));
+    let vm = Vm::new(&image).network(&ns).contract_cmdline(&c);
+    if ipv6_is_a_module() {
+        // Debian's kernel: guest-init must say which module the image lacks.
+        let outcome = run(vm);
+        super::fatal::assert_runtime_fatal(&outcome, "network", "ipv6.ko");
+        return;
+    }
+    let vm = spawn(vm);
+    wait_event(&vm, "ready", BOOT);
+    let out = ns
+        .output(
+            "curl",
+            &[
+                "-sS",
+                "-g",
+                "--max-time",
+                "10",
+                "http://[2001:db8::10]:8080/index.html",
+            ],
+        )
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "GET over IPv6 failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        vm.console()
+    );
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    assert!(
+        !outcome.console.contains("ipv6.ko"),
+        "guest-init looked for a module:\n{}",
+        outcome.report()
+    );
+}
+
 #[test]
 fn kernel_ip_parameter_configures_the_network_when_the_contract_has_none() {
     let (_dir, image) = image("ip-param");
