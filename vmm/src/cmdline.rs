@@ -83,8 +83,40 @@ pub fn ubd_path(path: &Path) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// `path` with `.` and `..` resolved by the text alone (`/a/b/../c` → `/a/c`). Inside the jail
+/// a file has its host path and no other: a `..` would need the directory it climbs out of.
+pub fn normalized(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+impl Machine {
+    /// The machine with every path [`normalized`].
+    pub fn normalized(&self) -> Machine {
+        let mut m = self.clone();
+        m.kernel = normalized(&m.kernel);
+        m.root = normalized(&m.root);
+        for d in &mut m.disks {
+            d.path = normalized(&d.path);
+        }
+        m
+    }
+}
+
 /// The kernel arguments, checked against UML's command line limit.
 pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
+    let normal = m.normalized();
+    let m = &normal;
     let mut a = vec![format!("mem={}M", m.memory_mib)];
     a.push(format!("ubd0r={}", ubd_path(&m.root)?));
     for d in &m.disks {
@@ -234,6 +266,16 @@ mod tests {
         assert!(command_line(&m).unwrap_err().contains("','"));
         m.root = "rel.img".into();
         assert!(command_line(&m).unwrap_err().contains("not absolute"));
+    }
+
+    #[test]
+    fn paths_are_normalized() {
+        assert_eq!(normalized(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        let mut m = machine();
+        m.root = "/x/examples/../build/dns.img".into();
+        assert!(command_line(&m)
+            .unwrap()
+            .contains(&"ubd0r=/x/build/dns.img".to_string()));
     }
 
     #[test]

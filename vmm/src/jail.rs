@@ -166,12 +166,17 @@ pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
     let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
     let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
     let mut binds = Vec::new();
-    for (path, access) in &jail.files {
+    let files: Vec<(PathBuf, Access)> = jail
+        .files
+        .iter()
+        .map(|(p, a)| (crate::cmdline::normalized(p), *a))
+        .collect();
+    for (path, access) in &files {
         // A symbolic link (e.g. /lib64/ld-linux-x86-64.so.2) is bound as the file it names.
         let real = std::fs::canonicalize(path)
             .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
         let rel = relative(path)?;
-        if jail.files.iter().filter(|(p, _)| p == path).count() > 1 {
+        if files.iter().filter(|(p, _)| p == path).count() > 1 {
             return Err(format!(
                 "{} is given to the VM twice (say, as its image and as a data disk); each disk \
                  needs a file of its own",

@@ -65,6 +65,7 @@ pub struct Started {
 
 /// Starts `machine` in `jail`. `Err` means UML never ran (and nothing of it is left).
 pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
+    let machine = &machine.normalized();
     let args = cmdline::command_line(machine)?;
     let shown = cmdline::shown(&machine.kernel, &args);
     let plan = jail::plan(jail)?;
