@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
         if let Some(read) = host_launch::events::parse(line) {
-            // The typed event shows as the object it came as, or tighter.
+            // The typed reading is shown too (guest-init's own console lines): as safe.
             let typed = read.event.human();
             assert!(
                 !typed.chars().any(char::is_control),
