@@ -3,9 +3,14 @@
 //!
 //! `ts_us` is the guest's wall clock (µs since the Unix epoch), `boot_us` its CLOCK_MONOTONIC
 //! (µs since the kernel booted), `init_us` the time since guest-init started. guest-init
-//! writes these lines; host-launch and the tests read them. Pure: no I/O.
+//! writes these lines as [`Event`]s; host-launch and the tests read them back as [`Line`]s.
+//! A line comes from the guest and is hostile input: it is read by the strict reader
+//! ([`crate::json`]), an event whose name or fields this crate does not know becomes
+//! [`Event::Other`] (another init may emit events of its own), and nothing in it is trusted
+//! beyond that VM's own status. Pure: no I/O.
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The clocks every event carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,30 +22,233 @@ pub struct Clocks {
 
 const CLOCK_KEYS: [&str; 3] = ["ts_us", "boot_us", "init_us"];
 
+/// One status event, with its fields; the wire name is the variant's in snake case
+/// (`ServiceStarted` is `service_started`). Fields that are `null` on the wire are `Option`s.
+/// The events the host acts on (`ready`, `exited`, `restarting`, `fatal`, `power_off`) read
+/// with defaults for absent fields, so another init's `{"event":"ready"}` still counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The contract was read and validated.
+    ContractLoaded {
+        hostname: String,
+        service: String,
+        /// Where it came from (`cmdline`, `device /dev/ubdc`).
+        sources: Vec<String>,
+        /// Where the network section came from: `contract`, `ip= parameter` or `none`.
+        network: String,
+    },
+    /// Links, addresses and routes are configured.
+    NetworkUp {
+        links: Vec<String>,
+        addresses: Vec<String>,
+        routes: Vec<String>,
+    },
+    /// One data disk is mounted.
+    DiskMounted {
+        device: String,
+        mount_point: String,
+        formatted: bool,
+        checked: bool,
+    },
+    /// Remote logging is on (`udp 192.0.2.14:514 rfc5424`).
+    Logging { remote: String },
+    /// The service was started (again, after `restarts` restarts).
+    ServiceStarted {
+        pid: i32,
+        argv0: Option<String>,
+        restarts: u64,
+    },
+    /// The service is ready, `after_ms` after its start; `via` the probe (`notify`,
+    /// `tcp ADDR`), absent when the service has no readiness check.
+    Ready {
+        #[serde(default)]
+        pid: i32,
+        #[serde(default)]
+        after_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
+    },
+    /// The service ended: `status` in words, its exit code or the signal that ended it.
+    Exited {
+        #[serde(default)]
+        pid: i32,
+        #[serde(default)]
+        status: String,
+        code: Option<i32>,
+        signal: Option<i32>,
+        #[serde(default)]
+        ran_ms: u64,
+    },
+    /// The service is started again after `delay_ms`.
+    Restarting {
+        #[serde(default)]
+        delay_ms: u64,
+        #[serde(default)]
+        restarts: u64,
+    },
+    /// A stop was requested: the stop signal goes out, SIGKILL after `stop_timeout_ms`.
+    ShuttingDown {
+        reason: String,
+        stop_timeout_ms: u64,
+    },
+    /// The stop timeout passed.
+    StopTimeout { action: String },
+    /// Something went wrong that does not end the VM.
+    Warning { reason: String },
+    /// guest-init cannot go on; `field` is the contract's JSON path at fault, if any.
+    Fatal {
+        field: Option<String>,
+        #[serde(default)]
+        reason: String,
+    },
+    /// The data disks are down, one result each.
+    DisksUnmounted { disks: Vec<Unmount> },
+    /// The last event: why the VM powers off.
+    PowerOff {
+        #[serde(flatten)]
+        why: PowerOff,
+        #[serde(default)]
+        processes_killed: u64,
+    },
+    /// An event this crate does not know, or whose fields it cannot read (another init's);
+    /// `fields` is the whole object, name and clocks included. Never written by guest-init.
+    #[serde(skip)]
+    Other { name: String, fields: Value },
+}
+
+/// How one data disk was taken down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmount {
+    pub mount_point: String,
+    /// `unmounted`, `remounted read-only` or `failed: WHY`.
+    pub result: String,
+}
+
+/// The reason of a `power_off`, tagged by `"reason"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason")]
+pub enum PowerOff {
+    /// The service ended and its restart policy says not to restart it.
+    #[serde(rename = "service ended")]
+    ServiceEnded {
+        status: String,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// The host asked (the signal, e.g. `SIGINT (ctrl-alt-del)`).
+    #[serde(rename = "requested")]
+    Requested { signal: String },
+    /// guest-init could not go on: the contract field at fault, and the error when the
+    /// service could not be started.
+    #[serde(rename = "fatal")]
+    Fatal {
+        field: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Another reason (another init's).
+    #[serde(other)]
+    Other,
+}
+
+impl Event {
+    /// The wire name, e.g. `service_started`.
+    pub fn name(&self) -> String {
+        match self {
+            Event::Other { name, .. } => name.clone(),
+            known => fields_of(known)
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// The event's own fields as JSON (no name, no clocks).
+    pub fn fields(&self) -> Map<String, Value> {
+        let mut map = fields_of(self);
+        map.remove("event");
+        for k in CLOCK_KEYS {
+            map.remove(k);
+        }
+        map
+    }
+
+    /// Reads an event from a parsed status object (one that has a string `event`).
+    fn from_value(v: &Value) -> Event {
+        Event::deserialize(v).unwrap_or_else(|_| Event::Other {
+            name: name(v).to_string(),
+            fields: v.clone(),
+        })
+    }
+
+    /// `service_started` with `{"pid":42,...}` → `service started: pid=42 ...`, see [`human`].
+    pub fn human(&self) -> String {
+        human(&self.name(), &Value::Object(self.fields()))
+    }
+}
+
+/// The object of an event, its name under `event` (an `Other`'s fields as they came).
+fn fields_of(ev: &Event) -> Map<String, Value> {
+    let v = match ev {
+        Event::Other { name, fields } => {
+            let mut map = match fields {
+                Value::Object(m) => m.clone(),
+                _ => Map::new(),
+            };
+            map.insert("event".into(), Value::from(name.as_str()));
+            return map;
+        }
+        // Serializing these plain types into a `Value` cannot fail (no maps with non-string
+        // keys, no floats); an empty object would be the answer if it ever did.
+        known => serde_json::to_value(known).unwrap_or_default(),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// One event as read from the channel: the event, its clocks and the object as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub event: Event,
+    pub clocks: Clocks,
+    /// The whole object, name and clocks included (what the host records).
+    pub value: Value,
+}
+
 /// One event line, newline included: the name and clocks first (for people reading the
-/// stream), then the event's own fields (an object; anything else adds nothing).
-pub fn render(event: &str, clocks: Clocks, fields: &Value) -> String {
+/// stream), then the event's own fields in key order.
+pub fn render(event: &Event, clocks: Clocks) -> String {
     let mut line = format!(
         "{{\"event\":{},\"ts_us\":{},\"boot_us\":{},\"init_us\":{}",
-        Value::from(event),
+        Value::from(event.name()),
         clocks.ts_us,
         clocks.boot_us,
         clocks.init_us
     );
-    if let Value::Object(map) = fields {
-        for (key, value) in map {
-            if key != "event" && !CLOCK_KEYS.contains(&key.as_str()) {
-                line.push_str(&format!(",{}:{}", Value::from(key.as_str()), value));
-            }
-        }
+    for (key, value) in &event.fields() {
+        line.push_str(&format!(",{}:{}", Value::from(key.as_str()), value));
     }
     line.push_str("}\n");
     line
 }
 
-/// Parses one status line; `None` for anything that is not a JSON object with an `event`, or
-/// that names a field twice (the guest writes these bytes: read them one way only).
-pub fn parse(line: &str) -> Option<Value> {
+/// Parses one status line; `None` for anything that is not a JSON object with a string
+/// `event`, or that names a field twice (the guest writes these bytes: read them one way only).
+pub fn parse(line: &str) -> Option<Line> {
+    let value = parse_value(line)?;
+    Some(Line {
+        event: Event::from_value(&value),
+        clocks: clocks(&value),
+        value,
+    })
+}
+
+/// Parses one status line to its JSON object, as [`parse`] does, without reading the event.
+pub fn parse_value(line: &str) -> Option<Value> {
     let v = crate::json::parse_value(line.trim().as_bytes()).ok()?;
     v.get("event")?.as_str()?;
     Some(v)
@@ -90,48 +298,188 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const AT: Clocks = Clocks {
+        ts_us: 1,
+        boot_us: 2,
+        init_us: 3,
+    };
+
     #[test]
     fn an_event_is_one_line_with_name_and_clocks_first() {
-        let at = Clocks {
-            ts_us: 1,
-            boot_us: 2,
-            init_us: 3,
+        let ev = Event::ServiceStarted {
+            pid: 42,
+            argv0: Some("/bin/a\nb".into()),
+            restarts: 0,
         };
-        let line = render("service_started", at, &json!({"pid": 42, "note": "a\nb"}));
+        let line = render(&ev, AT);
         assert_eq!(
             line,
-            "{\"event\":\"service_started\",\"ts_us\":1,\"boot_us\":2,\"init_us\":3,\"note\":\"a\\nb\",\"pid\":42}\n"
+            "{\"event\":\"service_started\",\"ts_us\":1,\"boot_us\":2,\"init_us\":3,\"argv0\":\"/bin/a\\nb\",\"pid\":42,\"restarts\":0}\n"
         );
-        let v = parse(&line).expect("parses back");
-        assert_eq!(name(&v), "service_started");
+        let read = parse(&line).expect("parses back");
+        assert_eq!(read.event, ev);
+        assert_eq!(read.clocks, AT);
+        assert_eq!(read.value["pid"], 42);
+        assert_eq!(name(&read.value), "service_started");
+    }
+
+    /// The lines guest-init wrote before the events were typed, byte for byte.
+    #[test]
+    fn the_wire_format_is_what_it_was() {
+        let cases: Vec<(Event, &str)> = vec![
+            (
+                Event::Ready {
+                    pid: 7,
+                    after_ms: 0,
+                    via: None,
+                },
+                r#""pid":7,"after_ms":0"#,
+            ),
+            (
+                Event::Ready {
+                    pid: 7,
+                    after_ms: 5,
+                    via: Some("notify".into()),
+                },
+                r#""pid":7,"after_ms":5,"via":"notify""#,
+            ),
+            (
+                Event::Exited {
+                    pid: 7,
+                    status: "exited with code 3".into(),
+                    code: Some(3),
+                    signal: None,
+                    ran_ms: 9,
+                },
+                r#""pid":7,"status":"exited with code 3","code":3,"signal":null,"ran_ms":9"#,
+            ),
+            (
+                Event::Fatal {
+                    field: None,
+                    reason: "r".into(),
+                },
+                r#""field":null,"reason":"r""#,
+            ),
+            (
+                Event::DisksUnmounted {
+                    disks: vec![Unmount {
+                        mount_point: "/data".into(),
+                        result: "unmounted".into(),
+                    }],
+                },
+                r#""disks":[{"mount_point":"/data","result":"unmounted"}]"#,
+            ),
+            (
+                Event::PowerOff {
+                    why: PowerOff::ServiceEnded {
+                        status: "s".into(),
+                        code: None,
+                        signal: Some(9),
+                    },
+                    processes_killed: 2,
+                },
+                r#""reason":"service ended","status":"s","code":null,"signal":9,"processes_killed":2"#,
+            ),
+            (
+                Event::PowerOff {
+                    why: PowerOff::Requested {
+                        signal: "SIGTERM".into(),
+                    },
+                    processes_killed: 0,
+                },
+                r#""reason":"requested","signal":"SIGTERM","processes_killed":0"#,
+            ),
+            (
+                Event::PowerOff {
+                    why: PowerOff::Fatal {
+                        field: Some("contract".into()),
+                        error: None,
+                    },
+                    processes_killed: 0,
+                },
+                r#""reason":"fatal","field":"contract","processes_killed":0"#,
+            ),
+        ];
+        for (ev, fields) in cases {
+            let line = render(&ev, AT);
+            let name = ev.name();
+            // What the untyped writer made of the same fields (keys sorted, as serde_json's
+            // map keeps them).
+            let old: Value = serde_json::from_str(&format!("{{{fields}}}")).expect("fields");
+            let mut want =
+                format!("{{\"event\":\"{name}\",\"ts_us\":1,\"boot_us\":2,\"init_us\":3");
+            for (k, v) in old.as_object().expect("object") {
+                want.push_str(&format!(",{}:{}", Value::from(k.as_str()), v));
+            }
+            want.push_str("}\n");
+            assert_eq!(line, want);
+            assert_eq!(parse(&line).expect("parses").event, ev, "{line}");
+        }
+    }
+
+    #[test]
+    fn events_of_other_inits_are_kept_as_they_came() {
+        let line = r#"{"event":"booted","ts_us":1,"custom":[1]}"#;
+        let read = parse(line).expect("parses");
+        assert_eq!(read.event.name(), "booted");
+        assert!(
+            matches!(&read.event, Event::Other { fields, .. } if fields["custom"] == json!([1]))
+        );
+        assert_eq!(read.clocks.ts_us, 1);
+        assert_eq!(read.event.human(), "booted: custom=[1]");
+        // A known name whose fields do not fit is another init's event too.
+        let read = parse(r#"{"event":"ready","pid":"x"}"#).expect("parses");
+        assert!(matches!(read.event, Event::Other { ref name, .. } if name == "ready"));
+        let read = parse(r#"{"event":"ready"}"#).expect("parses");
         assert_eq!(
-            clocks(&v),
-            Clocks {
-                ts_us: 1,
-                boot_us: 2,
-                init_us: 3
+            read.event,
+            Event::Ready {
+                pid: 0,
+                after_ms: 0,
+                via: None
             }
         );
-        assert_eq!(v["pid"], 42);
+        let read = parse(r#"{"event":"contract_loaded"}"#).expect("parses");
+        assert!(matches!(read.event, Event::Other { ref name, .. } if name == "contract_loaded"));
+        // Unknown fields are ignored; an unknown power-off reason still is a power-off.
+        let read = parse(r#"{"event":"ready","pid":1,"after_ms":2,"extra":true}"#).expect("ok");
+        assert_eq!(
+            read.event,
+            Event::Ready {
+                pid: 1,
+                after_ms: 2,
+                via: None
+            }
+        );
+        let read =
+            parse(r#"{"event":"power_off","reason":"halt","processes_killed":0}"#).expect("parses");
+        assert!(matches!(
+            read.event,
+            Event::PowerOff {
+                why: PowerOff::Other,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn fields_cannot_override_the_name_or_clocks() {
-        let line = render(
-            "ready",
-            Clocks::default(),
-            &json!({"event": "x", "ts_us": 9}),
-        );
-        let v = parse(&line).expect("parses");
-        assert_eq!(name(&v), "ready");
-        assert_eq!(clocks(&v).ts_us, 0);
+        let ev = Event::Other {
+            name: "ready".into(),
+            fields: json!({"event": "x", "ts_us": 9}),
+        };
+        let read = parse(&render(&ev, Clocks::default())).expect("parses");
+        assert_eq!(name(&read.value), "ready");
+        assert_eq!(read.clocks.ts_us, 0);
     }
 
     #[test]
     fn people_read_events_without_clocks_or_nulls() {
-        let v = parse(r#"{"event":"ready","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"x":null}"#)
-            .expect("parses");
-        assert_eq!(human(name(&v), &v), "ready: pid=42");
+        let read =
+            parse(r#"{"event":"ready","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"x":null}"#)
+                .expect("parses");
+        assert_eq!(human(name(&read.value), &read.value), "ready: pid=42");
+        assert_eq!(read.event.human(), "ready: after_ms=0 pid=42");
         assert_eq!(
             human(
                 "power_off",
@@ -145,12 +493,9 @@ mod tests {
 
     #[test]
     fn hostile_lines_print_as_one_escaped_line() {
-        let v =
+        let read =
             parse("{\"event\":\"fatal\\u001b[2J\",\"reason\":\"a\\nb\\u0000\"}").expect("event");
-        assert_eq!(
-            human(name(&v), &v),
-            "fatal\\u{1b}[2J: reason=a\\u{a}b\\u{0}"
-        );
+        assert_eq!(read.event.human(), "fatal\\u{1b}[2J: reason=a\\u{a}b\\u{0}");
         assert!(parse(r#"{"event":"ready","event":"fatal"}"#).is_none());
     }
 }

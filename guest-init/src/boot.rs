@@ -8,10 +8,10 @@ use crate::service::SpawnOptions;
 use crate::status::{Status, STATUS_TTY};
 use crate::supervise::{self, End, Observer, Supervisor};
 use crate::{console, kmod, load, net, power, runfs, settings};
+use contract::status::{Event, PowerOff, Unmount};
 use contract::{cmdline, ipconfig, Contract, Disk, Network};
 use nix::sys::signal::{sigprocmask, SigmaskHow};
 use nix::unistd::Pid;
-use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
@@ -76,10 +76,10 @@ impl Reporter {
     }
 
     fn fatal(&self, f: &Fatal) {
-        self.status.emit(
-            "fatal",
-            json!({"field": f.field, "reason": f.lines.join("; ")}),
-        );
+        self.status.emit(&Event::Fatal {
+            field: f.field.clone(),
+            reason: f.lines.join("; "),
+        });
         for line in &f.lines {
             self.say(Severity::Error, &format!("fatal: {line}"));
         }
@@ -93,17 +93,20 @@ impl Reporter {
 }
 
 impl Observer for Reporter {
-    fn event(&self, name: &str, fields: Value) {
-        self.status.emit(name, fields.clone());
-        let severity = match name {
-            "fatal" => Severity::Error,
-            "exited" | "restarting" | "stop_timeout" | "warning" => Severity::Warning,
+    fn event(&self, event: Event) {
+        self.status.emit(&event);
+        let severity = match event {
+            Event::Fatal { .. } => Severity::Error,
+            Event::Exited { .. }
+            | Event::Restarting { .. }
+            | Event::StopTimeout { .. }
+            | Event::Warning { .. } => Severity::Warning,
             _ => Severity::Notice,
         };
         // A fatal error reads like the boot's own: `fatal: service.argv[0] '/x': ...`.
-        let text = match (name, fields.get("reason").and_then(Value::as_str)) {
-            ("fatal", Some(reason)) => format!("fatal: {reason}"),
-            _ => contract::status::human(name, &fields),
+        let text = match &event {
+            Event::Fatal { reason, .. } => format!("fatal: {reason}"),
+            _ => event.human(),
         };
         self.say(severity, &text);
     }
@@ -168,7 +171,11 @@ pub fn run(started_us: u64) -> ! {
                         None,
                         format!("cannot create the signalfd: {e}"),
                     ));
-                    shutdown(&rep, &disks, json!({"reason": "fatal"}));
+                    let why = PowerOff::Fatal {
+                        field: None,
+                        error: None,
+                    };
+                    shutdown(&rep, &disks, why);
                 }
             };
             let end = sup.run();
@@ -176,7 +183,10 @@ pub fn run(started_us: u64) -> ! {
         }
         Err(f) => {
             rep.fatal(&f);
-            json!({"reason": "fatal", "field": f.field})
+            PowerOff::Fatal {
+                field: f.field,
+                error: None,
+            }
         }
     };
     shutdown(&rep, &disks, outcome)
@@ -189,19 +199,26 @@ fn disable_cad() {
     }
 }
 
-fn end_fields(end: &End) -> Value {
+fn end_fields(end: &End) -> PowerOff {
     match end {
         End::ServiceEnded(kind) => {
             let (code, signal) = match kind {
                 crate::service::ExitKind::Exited(c) => (Some(*c), None),
                 crate::service::ExitKind::Signaled(s) => (None, Some(*s)),
             };
-            json!({"reason": "service ended", "status": kind.to_string(), "code": code, "signal": signal})
+            PowerOff::ServiceEnded {
+                status: kind.to_string(),
+                code,
+                signal,
+            }
         }
-        End::Requested(why) => json!({"reason": "requested", "signal": why}),
-        End::SpawnFailed { field, error } => {
-            json!({"reason": "fatal", "field": field, "error": error})
-        }
+        End::Requested(why) => PowerOff::Requested {
+            signal: why.to_string(),
+        },
+        End::SpawnFailed { field, error } => PowerOff::Fatal {
+            field: Some(field.clone()),
+            error: Some(error.clone()),
+        },
     }
 }
 
@@ -226,13 +243,23 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     rep.app = contract.service.app_name();
     let sources: Vec<String> = loaded.sources.iter().map(|s| s.to_string()).collect();
     rep.say(Severity::Notice, &loaded.summary());
-    rep.status.emit("contract_loaded", json!({"hostname": contract.hostname, "service": rep.app, "sources": sources, "network": network_from}));
+    rep.status.emit(&Event::ContractLoaded {
+        hostname: contract.hostname.clone(),
+        service: rep.app.clone(),
+        sources,
+        network: network_from.to_string(),
+    });
     runfs::write_contract(&contract).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     settings::set_hostname(&contract.hostname).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     bring_up_network(rep, &contract)?;
     settings::apply_sysctls(&contract.sysctl).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     for report in mount_disks(&contract, disks)? {
-        rep.event("disk_mounted", json!({"device": report.device, "mount_point": report.mount_point, "formatted": report.formatted, "checked": report.checked}));
+        rep.event(Event::DiskMounted {
+            device: report.device,
+            mount_point: report.mount_point,
+            formatted: report.formatted,
+            checked: report.checked,
+        });
     }
     mounts::mount_tmpfs(&contract.mounts.tmpfs, memory_mib)
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
@@ -285,10 +312,11 @@ fn bring_up_network(rep: &Reporter, c: &Contract) -> Result<(), Fatal> {
         .collect();
     runfs::write_hosts(&runfs::hosts_text(&c.hostname, &own))
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    rep.event(
-        "network_up",
-        json!({"links": report.links, "addresses": report.addresses, "routes": report.routes}),
-    );
+    rep.event(Event::NetworkUp {
+        links: report.links,
+        addresses: report.addresses,
+        routes: report.routes,
+    });
     Ok(())
 }
 
@@ -318,16 +346,19 @@ fn start_logging(rep: &mut Reporter, c: &Contract) -> Result<(), Fatal> {
     }
     *rep.sink.borrow_mut() = Some(sink);
     if let Some(r) = &c.logging.remote {
-        rep.event("logging", json!({"remote": format!("{:?} {}:{} {:?}", r.transport, r.host, r.port, r.format).to_lowercase()}));
+        let remote = format!("{:?} {}:{} {:?}", r.transport, r.host, r.port, r.format);
+        rep.event(Event::Logging {
+            remote: remote.to_lowercase(),
+        });
     }
     Ok(())
 }
 
 /// Kills what is left, takes the data disks down cleanly, reports, and powers off.
-fn shutdown(rep: &Reporter, disks: &[Disk], outcome: Value) -> ! {
+fn shutdown(rep: &Reporter, disks: &[Disk], why: PowerOff) -> ! {
     let reaped = supervise::kill_and_reap_all(Duration::from_secs(5));
     nix::unistd::sync();
-    let unmounted: Vec<Value> = mounts::unmount_disks(disks)
+    let unmounted: Vec<Unmount> = mounts::unmount_disks(disks)
         .into_iter()
         .map(|(point, how)| {
             let how = match how {
@@ -335,17 +366,19 @@ fn shutdown(rep: &Reporter, disks: &[Disk], outcome: Value) -> ! {
                 Unmounted::RemountedReadOnly => "remounted read-only".to_string(),
                 Unmounted::Failed(e) => format!("failed: {e}"),
             };
-            json!({"mount_point": point, "result": how})
+            Unmount {
+                mount_point: point,
+                result: how,
+            }
         })
         .collect();
     if !unmounted.is_empty() {
-        rep.event("disks_unmounted", json!({"disks": unmounted}));
+        rep.event(Event::DisksUnmounted { disks: unmounted });
     }
-    let mut fields = outcome;
-    if let Value::Object(map) = &mut fields {
-        map.insert("processes_killed".into(), json!(reaped));
-    }
-    rep.event("power_off", fields);
+    rep.event(Event::PowerOff {
+        why,
+        processes_killed: reaped,
+    });
     rep.flush_logs();
     power::power_off()
 }

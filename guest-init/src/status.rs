@@ -10,11 +10,10 @@
 //! Writes never block PID 1: the tty is opened non-blocking, and an event the host does not
 //! drain in time is dropped rather than stalling supervision.
 
-pub use contract::status::Clocks;
+pub use contract::status::{Clocks, Event};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::sys::termios;
-use serde_json::Value;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,9 +58,9 @@ impl Status {
     }
 
     /// Emits `{"event": NAME, "ts_us": .., "boot_us": .., "init_us": .., ...fields}`.
-    pub fn emit(&self, event: &str, fields: Value) {
+    pub fn emit(&self, event: &Event) {
         let Some(fd) = &self.out else { return };
-        let line = contract::status::render(event, now_clocks(self.started_us), &fields);
+        let line = contract::status::render(event, now_clocks(self.started_us));
         write_all_nonblocking(fd, line.as_bytes());
     }
 }

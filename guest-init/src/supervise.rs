@@ -11,6 +11,7 @@
 
 use crate::log::LineBuffer;
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
+use crate::status::Event;
 use contract::{Readiness, Service};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -18,7 +19,6 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ pub fn handled_signals() -> SigSet {
 /// Where the supervisor reports what happens.
 pub trait Observer {
     /// A lifecycle event for the status channel (and a human line for the console/log).
-    fn event(&self, name: &str, fields: serde_json::Value);
+    fn event(&self, event: Event);
     /// One line of the service's output.
     fn output(&self, pid: Pid, stderr: bool, line: &str);
 }
@@ -149,8 +149,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             Err(e) => {
                 let field = e.field().unwrap_or_else(|| "service".to_string());
                 let error = e.to_string();
-                self.obs
-                    .event("fatal", json!({"field": field, "reason": error}));
+                self.obs.event(Event::Fatal {
+                    field: Some(field.clone()),
+                    reason: error.clone(),
+                });
                 self.end = Some(End::SpawnFailed { field, error });
             }
         }
@@ -163,10 +165,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             stderr,
             ready,
         } = child;
-        self.obs.event(
-            "service_started",
-            json!({"pid": pid.as_raw(), "argv0": self.svc.argv.first(), "restarts": self.restarts}),
-        );
+        self.obs.event(Event::ServiceStarted {
+            pid: pid.as_raw(),
+            argv0: self.svc.argv.first().cloned(),
+            restarts: self.restarts,
+        });
         let pipe = |fd| Pipe {
             fd,
             lines: LineBuffer::new(MAX_LINE),
@@ -182,8 +185,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         };
         if matches!(self.svc.readiness, Readiness::None) {
             run.ready = true;
-            self.obs
-                .event("ready", json!({"pid": pid.as_raw(), "after_ms": 0}));
+            self.obs.event(Event::Ready {
+                pid: pid.as_raw(),
+                after_ms: 0,
+                via: None,
+            });
         }
         self.next_probe = Instant::now();
         self.running = Some(run);
@@ -229,9 +235,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => self
-                    .obs
-                    .event("warning", json!({"reason": format!("poll failed: {e}")})),
+                Err(e) => self.obs.event(Event::Warning {
+                    reason: format!("poll failed: {e}"),
+                }),
             }
             let ready = |i: Option<usize>| {
                 i.and_then(|i| fds.get(i))
@@ -282,10 +288,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 if !run.ready {
                     run.ready = true;
                     let after = run.started.elapsed().as_millis() as u64;
-                    self.obs.event(
-                        "ready",
-                        json!({"pid": run.pid.as_raw(), "after_ms": after, "via": "notify"}),
-                    );
+                    self.obs.event(Event::Ready {
+                        pid: run.pid.as_raw(),
+                        after_ms: after,
+                        via: Some("notify".into()),
+                    });
                 }
             }
             Notify::Never => run.notify = None,
@@ -337,7 +344,13 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             ExitKind::Exited(c) => (Some(c), None),
             ExitKind::Signaled(s) => (None, Some(s)),
         };
-        self.obs.event("exited", json!({"pid": pid.as_raw(), "status": kind.to_string(), "code": code, "signal": signal, "ran_ms": ran.as_millis() as u64}));
+        self.obs.event(Event::Exited {
+            pid: pid.as_raw(),
+            status: kind.to_string(),
+            code,
+            signal,
+            ran_ms: ran.as_millis() as u64,
+        });
         if self.end.is_some() {
             return; // stopping: this was the expected end
         }
@@ -348,10 +361,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         self.backoff.record_run(ran);
         let delay = self.backoff.next_delay();
         self.restarts += 1;
-        self.obs.event(
-            "restarting",
-            json!({"delay_ms": delay.as_millis() as u64, "restarts": self.restarts}),
-        );
+        self.obs.event(Event::Restarting {
+            delay_ms: delay.as_millis() as u64,
+            restarts: self.restarts,
+        });
         self.restart_at = Some(Instant::now() + delay);
     }
 
@@ -363,10 +376,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         self.end = Some(End::Requested(reason));
         self.restart_at = None;
         let timeout = Duration::from_millis(self.svc.stop_timeout_ms);
-        self.obs.event(
-            "shutting_down",
-            json!({"reason": reason, "stop_timeout_ms": self.svc.stop_timeout_ms}),
-        );
+        self.obs.event(Event::ShuttingDown {
+            reason: reason.to_string(),
+            stop_timeout_ms: self.svc.stop_timeout_ms,
+        });
         if let Some(run) = &self.running {
             let sig = service::stop_signal(self.svc);
             // The service leads its own session and process group: signal the whole group,
@@ -381,10 +394,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         let now = Instant::now();
         if self.kill_at.is_some_and(|t| t <= now) {
             self.kill_at = None;
-            self.obs.event(
-                "stop_timeout",
-                json!({"action": "SIGKILL to every process"}),
-            );
+            self.obs.event(Event::StopTimeout {
+                action: "SIGKILL to every process".into(),
+            });
             kill_everything(Signal::SIGKILL);
         }
         if self.restart_at.is_some_and(|t| t <= now) && self.end.is_none() {
@@ -404,10 +416,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         if service::tcp_ready(addr) {
             run.ready = true;
             let after = run.started.elapsed().as_millis() as u64;
-            self.obs.event(
-                "ready",
-                json!({"pid": run.pid.as_raw(), "after_ms": after, "via": format!("tcp {addr}")}),
-            );
+            self.obs.event(Event::Ready {
+                pid: run.pid.as_raw(),
+                after_ms: after,
+                via: Some(format!("tcp {addr}")),
+            });
         } else {
             // Probe often right after start, then back off so an idle wait costs little.
             let since = run.started.elapsed();

@@ -3,12 +3,13 @@
 //! and say how it ended.
 
 use crate::error::{Error, IoContext, Result};
+use crate::events::{self, Event};
 use crate::exit::{self, Outcome, Seen};
 use crate::load::{self, Loaded};
 use crate::output::{say, shown_line, Printer};
 use crate::prepare::{prepare, Prepared, Undo};
 use crate::state::{Phase, State};
-use crate::{events, tap};
+use crate::tap;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::fs::File;
@@ -449,7 +450,10 @@ fn handle_line(
     opts: &Options,
     saved: &mut Instant,
 ) {
-    let Some(ev) = events::parse(line) else {
+    let Some(events::Line {
+        event, value: ev, ..
+    }) = events::parse(line)
+    else {
         if !line.trim().is_empty() && !opts.quiet && run.printer.allow() {
             say(&run.name, &format!("(status channel) {}", shown_line(line)));
         }
@@ -459,8 +463,8 @@ fn handle_line(
     run.events += 1;
     let after = run.started.elapsed();
     let before = (p.state.phase, p.state.ready);
-    match events::name(&ev) {
-        "ready" => {
+    match event {
+        Event::Ready { .. } => {
             p.state.ready = true;
             if p.state.ready_after_ms.is_none() {
                 p.state.ready_after_ms = Some(after.as_millis() as u64);
@@ -469,9 +473,9 @@ fn handle_line(
                 p.state.phase = Phase::Ready;
             }
         }
-        "exited" | "restarting" => p.state.ready = false,
-        "fatal" => run.seen.fatal = ev["reason"].as_str().map(str::to_string),
-        "power_off" => run.seen.power_off = Some(ev.clone()),
+        Event::Exited { .. } | Event::Restarting { .. } => p.state.ready = false,
+        Event::Fatal { reason, .. } => run.seen.fatal = Some(reason),
+        Event::PowerOff { .. } => run.seen.power_off = Some(ev.clone()),
         _ => {}
     }
     p.state.push_event(ev.clone());

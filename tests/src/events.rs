@@ -23,19 +23,25 @@ pub struct Event {
     pub init_us: u64,
     /// The whole object, clocks and name included.
     pub json: Value,
+    /// The event as the contract types it (`Other` for one it does not know).
+    pub kind: contract::status::Event,
 }
 
 impl Event {
     /// Parses one status line; `None` for anything that is not an event object.
     pub fn parse(line: &str) -> Option<Event> {
-        let json = contract::status::parse(line)?;
-        let clocks = contract::status::clocks(&json);
+        let contract::status::Line {
+            event,
+            clocks,
+            value,
+        } = contract::status::parse(line)?;
         Some(Event {
-            name: contract::status::name(&json).to_string(),
+            name: event.name(),
             ts_us: clocks.ts_us,
             boot_us: clocks.boot_us,
             init_us: clocks.init_us,
-            json,
+            json: value,
+            kind: event,
         })
     }
 
@@ -262,6 +268,26 @@ mod tests {
         assert_eq!(log.junk(), ["not json"]);
         assert!(in_order(&evs, &["a", "c"]));
         assert!(!in_order(&evs, &["c", "a"]));
+    }
+
+    #[test]
+    fn events_read_through_the_contract_type() {
+        let e = Event::parse(
+            r#"{"event":"ready","ts_us":1,"boot_us":2,"init_us":3,"after_ms":0,"pid":7}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.kind,
+            contract::status::Event::Ready {
+                pid: 7,
+                after_ms: 0,
+                via: None
+            }
+        );
+        assert_eq!(e.i64("pid"), Some(7));
+        let other = Event::parse(r#"{"event":"x","n":1}"#).unwrap();
+        assert!(matches!(other.kind, contract::status::Event::Other { .. }));
+        assert_eq!(other.u64("n"), Some(1));
     }
 
     #[test]

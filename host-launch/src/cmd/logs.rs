@@ -13,7 +13,7 @@ pub fn logs(name: &str, json: bool) -> Result<i32> {
     for line in text.lines() {
         if json {
             let _ = writeln!(out, "{line}");
-        } else if let Some(ev) = events::parse(line) {
+        } else if let Some(ev) = events::parse_value(line) {
             let _ = writeln!(out, "{}", events::human(&ev));
         }
     }
