@@ -112,8 +112,16 @@ pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process
         )));
     }
     std::fs::create_dir_all(&dir.path).io_context(|| format!("creating {}", dir.path.display()))?;
-    let log = std::fs::File::create(dir.launcher_log())
-        .io_context(|| format!("creating {}", dir.launcher_log().display()))?;
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.launcher_log())
+    }
+    .io_context(|| format!("creating {}", dir.launcher_log().display()))?;
     let log2 = log
         .try_clone()
         .io_context(|| "duplicating a descriptor".to_string())?;
