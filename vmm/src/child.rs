@@ -268,13 +268,17 @@ unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
             0,
         ) as libc::c_long,
     )?;
+    // The system calls themselves, not glibc's wrappers: those change the ids of every thread
+    // glibc believes the process has (setxid broadcast, under its thread-list lock), and the
+    // cloned child inherited the parent's list without its threads; a lock held at clone time
+    // hung the child for good (seen once in a test run).
     let groups = [gid];
     check(
         Step::Ids,
-        libc::setgroups(1, groups.as_ptr()) as libc::c_long,
+        libc::syscall(libc::SYS_setgroups, 1 as libc::c_long, groups.as_ptr()),
     )?;
-    check(Step::Ids, libc::setresgid(gid, gid, gid) as libc::c_long)?;
-    check(Step::Ids, libc::setresuid(uid, uid, uid) as libc::c_long)?;
+    check(Step::Ids, libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+    check(Step::Ids, libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
     // The parent-death signal is cleared by a change of uid, so it is set after it.
     check(
         Step::Ids,
