@@ -146,8 +146,15 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
         pidfd,
         status: None,
     };
-    let mut msg = Vec::new();
-    let _ = std::fs::File::from(report_r).read_to_end(&mut msg);
+    let Some(msg) = set_up_report(report_r, SET_UP_TIMEOUT) else {
+        let _ = process.kill();
+        let _ = process.wait();
+        return Err(format!(
+            "starting {}: the VM's jail was not set up within {} s; killed it",
+            machine.kernel.display(),
+            SET_UP_TIMEOUT.as_secs()
+        ));
+    };
     if msg.len() >= 8 {
         let step = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
         let err = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
@@ -168,6 +175,44 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     })
 }
 
+/// How long the child may take from the clone to the exec: a few milliseconds normally (see
+/// `benches/jail.rs`); past this it is stuck, and killed rather than waited for.
+const SET_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the child wrote on the set-up pipe before its end of file (empty: UML runs), or `None`
+/// if the pipe stayed open past `timeout`.
+fn set_up_report(r: OwnedFd, timeout: std::time::Duration) -> Option<Vec<u8>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut file = std::fs::File::from(r);
+    let mut msg = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one descriptor we own.
+        let n = unsafe { libc::poll(&mut fd, 1, left.as_millis().min(60_000) as libc::c_int) };
+        if n == 0 {
+            return None;
+        }
+        if n < 0 {
+            continue; // interrupted: poll again until the deadline
+        }
+        let mut buf = [0u8; 64];
+        match file.read(&mut buf) {
+            Ok(0) => return Some(msg),
+            Ok(k) => msg.extend_from_slice(buf.get(..k).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(msg),
+        }
+        if msg.len() > 64 {
+            return Some(msg);
+        }
+    }
+}
+
 fn hint(step: u32, err: i32) -> &'static str {
     if err == libc::EPERM && step <= Step::PivotRoot as u32 {
         "; making a VM's jail needs root"
@@ -177,5 +222,31 @@ fn hint(step: u32, err: i32) -> &'static str {
         "; the TAP device does not exist in the VM's network namespace"
     } else {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_set_up_that_never_ends_is_noticed() {
+        let (r, w) = pipe().unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(
+            set_up_report(r, std::time::Duration::from_millis(100)),
+            None
+        );
+        assert!(t.elapsed() >= std::time::Duration::from_millis(100));
+        drop(w);
+        let (r, w) = pipe().unwrap();
+        std::fs::File::from(w)
+            .write_all(&[1, 0, 0, 0, 2, 0, 0, 0])
+            .unwrap();
+        assert_eq!(
+            set_up_report(r, std::time::Duration::from_secs(5)),
+            Some(vec![1, 0, 0, 0, 2, 0, 0, 0])
+        );
     }
 }
