@@ -233,12 +233,10 @@ mod tests {
     #[test]
     fn a_set_up_that_never_ends_is_noticed() {
         let (r, w) = pipe().unwrap();
-        let t = std::time::Instant::now();
         assert_eq!(
             set_up_report(r, std::time::Duration::from_millis(100)),
             None
         );
-        assert!(t.elapsed() >= std::time::Duration::from_millis(100));
         drop(w);
         let (r, w) = pipe().unwrap();
         std::fs::File::from(w)
