@@ -48,7 +48,7 @@ fn attack_script(reads: &[&Path], writes: &[&Path]) -> String {
     let mut s = String::from(
         "mkdir -p /run/h\n\
          if mount -t hostfs none /run/h -o /; then echo 'ATTACK hostfs=mounted'; \
-         else echo 'ATTACK hostfs=refused'; fi\n\
+         else echo 'ATTACK hostfs=refused'; rmdir /run/h; fi\n\
          echo \"ATTACK root=$(ls -a /run/h | tr '\\n' ' ')\"\n",
     );
     for p in reads {
