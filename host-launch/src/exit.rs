@@ -107,7 +107,9 @@ pub fn decide(s: &Seen) -> Outcome {
     if let Some(why) = &s.forced {
         return Outcome::Killed(why.clone());
     }
-    if let Some(sig) = s.uml_signal {
+    // Once the guest has powered off, how the UML process then ended (Debian's kernel now and
+    // then aborts or hangs after "System halted", and is killed) is not the guest's outcome.
+    if let (Some(sig), None) = (s.uml_signal, &s.power_off) {
         return Outcome::Killed(format!("UML was killed by signal {sig}"));
     }
     if let Some(p) = &s.power_off {

@@ -399,9 +399,16 @@ fn boot_once(
         }
         if let Some(deadline) = halt_deadline {
             if Instant::now() >= deadline {
-                run.seen.forced = Some("the VM did not halt; killed".into());
+                if run.seen.power_off.is_none() {
+                    run.seen.forced = Some("the VM did not halt; killed".into());
+                }
                 let _ = vm.process.kill();
             }
+        }
+        // The guest powered off, but UML did not exit: kill it after a grace period (the
+        // guest's outcome stands, see exit::decide).
+        if run.seen.power_off.is_some() && halt_deadline.is_none() {
+            halt_deadline = Some(Instant::now() + HALT_GRACE);
         }
         if saved.elapsed() >= STATE_REFRESH {
             let before = p.state.dropped.clone();

@@ -476,12 +476,24 @@ impl RunningVm {
         let shown = self.shown.clone();
         let deadline = Instant::now() + timeout;
         let mut timed_out = false;
+        let mut halted_at: Option<Instant> = None;
+        let mut killed_after_power_off = false;
         let status = loop {
             if let Some(status) = child
                 .try_wait()
                 .context(|| format!("waiting for {shown}"))?
             {
                 break status;
+            }
+            // Like host-launch: a guest that powered off but whose UML does not exit (Debian's
+            // kernel now and then hangs after "System halted") is killed after a grace period.
+            if halted_at.is_none() && self.events.events().iter().any(|e| e.name == "power_off") {
+                halted_at = Some(Instant::now());
+            }
+            if halted_at.is_some_and(|t| t.elapsed() >= AFTER_POWER_OFF) {
+                killed_after_power_off = true;
+                let _ = child.kill();
+                break child.wait().context(|| format!("waiting for {shown}"))?;
             }
             if Instant::now() >= deadline {
                 timed_out = true;
@@ -499,6 +511,7 @@ impl RunningVm {
             console: self.console.finish(),
             status,
             timed_out,
+            killed_after_power_off,
             duration,
             command_line: shown,
             host_stderr: String::new(),
@@ -507,6 +520,10 @@ impl RunningVm {
         })
     }
 }
+
+/// How long UML may take to exit once the guest reported its power-off (host-launch gives
+/// `HALT_GRACE`, 5 s).
+const AFTER_POWER_OFF: Duration = Duration::from_secs(5);
 
 /// Dropping the VM's process handle kills it: UML is PID 1 of its own PID namespace, so every
 /// process it started dies with it.
