@@ -22,7 +22,7 @@ use vmm::channel::{self, CappedLog, Dropped, LineSplitter};
 
 pub use crate::prepare::{clean_stale, describe_kernel, preflight};
 
-pub use vmm::boot::{kernel_boot_panic, BOOT_ATTEMPTS};
+pub use vmm::boot::BOOT_ATTEMPTS;
 
 /// Time added to the service's stop timeout before the VM is halted: guest-init's own
 /// shutdown (kill the rest, sync, unmount) and a boot that is not yet far enough to stop.

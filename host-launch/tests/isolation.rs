@@ -15,7 +15,6 @@ mod common;
 use common::{host_launch, http_get, launch, Appliance};
 use e2e::RootFs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -82,19 +81,7 @@ fn size(p: &Path) -> u64 {
 fn readable_by_nobody(path: &Path) -> bool {
     let mut cmd = Command::new("cat");
     cmd.arg(path);
-    // SAFETY: between fork and exec only setgroups/setgid/setuid are called.
-    unsafe {
-        cmd.pre_exec(|| {
-            let g = [65534];
-            if libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    e2e::host::as_uid(&mut cmd, 65534);
     cmd.output().is_ok_and(|o| o.status.success())
 }
 

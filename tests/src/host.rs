@@ -109,3 +109,25 @@ pub fn memory_of(pids: &[u32]) -> Memory {
     }
     m
 }
+
+/// Becomes `uid` (gid the same number, no supplementary groups): a non-root uid, so no
+/// capabilities either. Only system calls, for a `pre_exec` between fork and exec.
+pub fn become_uid(uid: u32) -> std::io::Result<()> {
+    let g = [uid];
+    // SAFETY: setgroups reads one gid from `g`; setgid and setuid take plain numbers.
+    let failed = unsafe {
+        libc::setgroups(1, g.as_ptr()) != 0 || libc::setgid(uid) != 0 || libc::setuid(uid) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `cmd` run as `uid` (see [`become_uid`]): how the tests act as a VM's escaped UML
+/// process or as another host user.
+pub fn as_uid(cmd: &mut std::process::Command, uid: u32) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: become_uid only makes system calls, as pre_exec requires.
+    unsafe { cmd.pre_exec(move || become_uid(uid)) }
+}

@@ -124,19 +124,7 @@ fn as_vm_uid(uid: u32, ns_of: Option<u32>, program: &str, args: &[String]) -> (b
         }
         None => {
             let mut c = Command::new(program);
-            // SAFETY: between fork and exec only setgroups/setgid/setuid are called.
-            unsafe {
-                c.pre_exec(move || {
-                    let g = [uid];
-                    if libc::setgroups(1, g.as_ptr()) != 0
-                        || libc::setgid(uid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            e2e::host::as_uid(&mut c, uid);
             c
         }
     };
@@ -272,13 +260,7 @@ fn ptrace_attach_as(uid: u32, pid: u32) -> std::io::Result<()> {
     // SAFETY: between fork and exec only setgroups/setgid/setuid and ptrace are called.
     unsafe {
         cmd.pre_exec(move || {
-            let g = [uid];
-            if libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(uid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
+            e2e::host::become_uid(uid)?;
             let null = std::ptr::null_mut::<libc::c_void>();
             if libc::ptrace(libc::PTRACE_ATTACH, pid as libc::pid_t, null, null) != 0 {
                 return Err(std::io::Error::last_os_error());
