@@ -8,6 +8,8 @@
 //! project's own, `kernel/`) needs nothing more.
 
 use rootfs::closure::{self, Root};
+use rootfs::elf;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Every file the kernel binary needs to start, itself first.
@@ -15,6 +17,9 @@ pub fn runtime_files(kernel: &Path) -> Result<Vec<PathBuf>, String> {
     let name = kernel.to_string_lossy().into_owned();
     if !kernel.is_absolute() {
         return Err(format!("{name}: the kernel's path must be absolute"));
+    }
+    if is_static(kernel)? {
+        return Ok(vec![kernel.to_path_buf()]);
     }
     let found = closure::resolve(&[(name.clone(), Root::Program)], Path::new("/"))
         .map_err(|problems| problems.join("; "))?;
@@ -26,6 +31,17 @@ pub fn runtime_files(kernel: &Path) -> Result<Vec<PathBuf>, String> {
             .map(PathBuf::from),
     );
     Ok(files)
+}
+
+/// Whether the program headers (in the file's first 64 KiB) name no loader and no dynamic
+/// section: then nothing else is needed, and the multi-MiB kernel is not read whole.
+fn is_static(program: &Path) -> Result<bool, String> {
+    let mut head = Vec::new();
+    std::fs::File::open(program)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| format!("reading {}: {e}", program.display()))?;
+    // A dynamic file's section may lie past the head: parse errors there mean "not static".
+    Ok(elf::parse(&head).is_ok_and(|d| d.is_static()))
 }
 
 #[cfg(test)]
