@@ -44,9 +44,18 @@ impl Lab {
     ) -> Result<Lab, String> {
         let dir = TempDir::new("conformance").map_err(|e| e.to_string())?;
         let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the kit needs root)"))?;
-        ns.ip(&["addr", "add", &format!("{FAR_V4}/32"), "dev", "lo"]).map_err(|e| e.to_string())?;
-        ns.ip(&["-6", "addr", "add", &format!("{FAR_V6}/128"), "dev", "lo", "nodad"])
+        ns.ip(&["addr", "add", &format!("{FAR_V4}/32"), "dev", "lo"])
             .map_err(|e| e.to_string())?;
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{FAR_V6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ])
+        .map_err(|e| e.to_string())?;
         let memory_mib = manifest.min_memory_mib.unwrap_or(64).max(64);
         Ok(Lab {
             dir,
@@ -109,11 +118,18 @@ impl Lab {
     pub fn filled_disk(&self, name: &str, owner: (u32, u32)) -> Result<PathBuf, String> {
         let content = self.dir.join(format!("{name}.content"));
         std::fs::create_dir_all(&content).map_err(|e| e.to_string())?;
-        std::fs::write(content.join("kit-marker"), "made by the kit\n").map_err(|e| e.to_string())?;
+        std::fs::write(content.join("kit-marker"), "made by the kit\n")
+            .map_err(|e| e.to_string())?;
         let path = self.dir.join(name);
         let _ = std::fs::remove_file(&path);
         let root_owner = format!("root_owner={}:{}", owner.0, owner.1);
-        tool(Command::new("mkfs.ext4").args(["-q", "-F", "-E", &root_owner, "-d"]).arg(&content).arg(&path).arg("16M"))?;
+        tool(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-E", &root_owner, "-d"])
+                .arg(&content)
+                .arg(&path)
+                .arg("16M"),
+        )?;
         Ok(path)
     }
 }
@@ -142,14 +158,26 @@ pub fn tool(cmd: &mut Command) -> Result<String, String> {
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!("{cmd:?}: {}{}", text, String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{cmd:?}: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
 /// `debugfs -R REQUEST IMAGE`'s output (read-only; no mount).
 pub fn debugfs(image: &Path, request: &str) -> Result<String, String> {
-    let out = Command::new("debugfs").args(["-R", request]).arg(image).output().map_err(|e| format!("debugfs: {e}"))?;
-    Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new("debugfs")
+        .args(["-R", request])
+        .arg(image)
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// A field of `dumpe2fs -h` (e.g. `Filesystem state`), or the error.

@@ -40,21 +40,37 @@ pub fn default_manifest(image: &Path) -> PathBuf {
 /// no probe); a non-conforming image is a report with failures.
 pub fn run(o: &Options) -> Result<Report, String> {
     let mut results = Results::default();
-    let manifest_path = o.manifest.clone().unwrap_or_else(|| default_manifest(&o.image));
-    let text = std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest_path = o
+        .manifest
+        .clone()
+        .unwrap_or_else(|| default_manifest(&o.image));
+    let text =
+        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let manifest = match appliance::manifest::parse(&text) {
         Ok(m) => {
-            results.check("C-MAN-1", true, format!("{}: manifest v1", manifest_path.display()));
+            results.check(
+                "C-MAN-1",
+                true,
+                format!("{}: manifest v1", manifest_path.display()),
+            );
             m
         }
         Err(e) => {
-            results.check("C-MAN-1", false, format!("{}: {e}", manifest_path.display()));
-            return Ok(Report { image: o.image.display().to_string(), rows: results.rows() });
+            results.check(
+                "C-MAN-1",
+                false,
+                format!("{}: {e}", manifest_path.display()),
+            );
+            return Ok(Report {
+                image: o.image.display().to_string(),
+                rows: results.rows(),
+            });
         }
     };
     let probe_path = match &o.probe {
         Some(p) => p.clone(),
-        None => e2e::build_static("conformance-probe", "conformance-probe").map_err(|e| e.to_string())?,
+        None => e2e::build_static("conformance-probe", "conformance-probe")
+            .map_err(|e| e.to_string())?,
     };
     let probe = std::fs::read(&probe_path).map_err(|e| format!("{}: {e}", probe_path.display()))?;
     let files = match &o.spec_files {
@@ -63,8 +79,11 @@ pub fn run(o: &Options) -> Result<Report, String> {
     };
     let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
     let lab = lab::Lab::new(&o.image, manifest, kernel, &probe, files)?;
-    checks::run_all(&lab, &mut results);
-    Ok(Report { image: o.image.display().to_string(), rows: results.rows() })
+    checks::run_all(&lab, &mut results)?;
+    Ok(Report {
+        image: o.image.display().to_string(),
+        rows: results.rows(),
+    })
 }
 
 /// The `files` of an operator spec.
@@ -74,6 +93,9 @@ fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, String> {
     match v.get("files") {
         None => Ok(Vec::new()),
         Some(serde_json::Value::Array(a)) => Ok(a.clone()),
-        Some(_) => Err(format!("{}: files: must be a list of contract files", path.display())),
+        Some(_) => Err(format!(
+            "{}: files: must be a list of contract files",
+            path.display()
+        )),
     }
 }

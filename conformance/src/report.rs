@@ -34,14 +34,23 @@ pub struct Results {
 impl Results {
     /// A check of `id`: passed when `ok`, with what was seen.
     pub fn check(&mut self, id: &'static str, ok: bool, evidence: impl Into<String>) {
-        debug_assert!(crate::requirements::get(id).is_some(), "unknown requirement {id}");
+        debug_assert!(
+            crate::requirements::get(id).is_some(),
+            "unknown requirement {id}"
+        );
         let status = if ok { Status::Pass } else { Status::Fail };
-        self.found.entry(id).or_default().push((status, evidence.into()));
+        self.found
+            .entry(id)
+            .or_default()
+            .push((status, evidence.into()));
     }
 
     /// `id` could not be checked in this run, and why.
     pub fn skip(&mut self, id: &'static str, why: impl Into<String>) {
-        self.found.entry(id).or_default().push((Status::Skipped, why.into()));
+        self.found
+            .entry(id)
+            .or_default()
+            .push((Status::Skipped, why.into()));
     }
 
     /// The result of each requirement, in the spec's order.
@@ -51,10 +60,18 @@ impl Results {
 
     fn row(&self, req: &'static Requirement) -> Row {
         if let How::Not(why) = req.how {
-            return Row { req, status: Status::NotCheckable, evidence: why.to_string() };
+            return Row {
+                req,
+                status: Status::NotCheckable,
+                evidence: why.to_string(),
+            };
         }
         let Some(found) = self.found.get(req.id) else {
-            return Row { req, status: Status::Skipped, evidence: "not run".into() };
+            return Row {
+                req,
+                status: Status::Skipped,
+                evidence: "not run".into(),
+            };
         };
         let pick = |s: Status| found.iter().filter(move |(st, _)| *st == s);
         let (status, items): (Status, Vec<&String>) = if pick(Status::Fail).next().is_some() {
@@ -62,10 +79,21 @@ impl Results {
         } else if pick(Status::Pass).next().is_some() {
             (Status::Pass, pick(Status::Pass).map(|(_, e)| e).collect())
         } else {
-            (Status::Skipped, pick(Status::Skipped).map(|(_, e)| e).collect())
+            (
+                Status::Skipped,
+                pick(Status::Skipped).map(|(_, e)| e).collect(),
+            )
         };
-        let evidence = items.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ");
-        Row { req, status, evidence }
+        let evidence = items
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Row {
+            req,
+            status,
+            evidence,
+        }
     }
 }
 
@@ -100,8 +128,14 @@ impl Report {
 
     /// The table for people: requirement, level, result, evidence.
     pub fn table(&self) -> String {
-        let mut out = format!("conformance of {} to host contract v1 (docs/contract-v1.md)\n", self.image);
-        out.push_str(&format!("{:<11} {:<6} {:<13} {}\n", "requirement", "level", "result", "evidence"));
+        let mut out = format!(
+            "conformance of {} to host contract v1 (docs/contract-v1.md)\n",
+            self.image
+        );
+        out.push_str(&format!(
+            "{:<11} {:<6} {:<13} {}\n",
+            "requirement", "level", "result", "evidence"
+        ));
         for r in &self.rows {
             out.push_str(&format!(
                 "{:<11} {:<6} {:<13} {}: {}\n",
@@ -142,7 +176,10 @@ impl Report {
 
 /// Evidence on one line, bounded (it may quote what the guest wrote).
 pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if flat.chars().count() <= max {
         flat
     } else {

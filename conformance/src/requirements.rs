@@ -42,13 +42,19 @@ pub struct Requirement {
 }
 
 const fn r(id: &'static str, level: Level, title: &'static str, how: How) -> Requirement {
-    Requirement { id, level, title, how }
+    Requirement {
+        id,
+        level,
+        title,
+        how,
+    }
 }
 
 use How::{Not, Outside, Probe};
 use Level::{May, Must, Should};
 
-const HOST: &str = "a requirement on the host: the kit is such a host (the vmm crate), an image cannot show it";
+const HOST: &str =
+    "a requirement on the host: the kit is such a host (the vmm crate), an image cannot show it";
 
 /// Every requirement, in the order of the spec.
 pub const ALL: &[Requirement] = &[

@@ -90,20 +90,34 @@ enum Frame {
 fn split_frame(buf: &[u8]) -> Frame {
     let Some(sp) = buf.iter().take(8).position(|&b| b == b' ') else {
         return if buf.len() >= 8 || buf.iter().any(|b| !b.is_ascii_digit()) {
-            Frame::Bad(format!("not octet counting: {:?}", String::from_utf8_lossy(&buf[..buf.len().min(40)])))
+            Frame::Bad(format!(
+                "not octet counting: {:?}",
+                String::from_utf8_lossy(&buf[..buf.len().min(40)])
+            ))
         } else {
             Frame::Partial
         };
     };
-    let len: usize = match std::str::from_utf8(&buf[..sp]).ok().and_then(|s| s.parse().ok()) {
+    let len: usize = match std::str::from_utf8(&buf[..sp])
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(l) if l > 0 && l <= MAX_MESSAGE * 8 => l,
-        _ => return Frame::Bad(format!("bad frame length {:?}", String::from_utf8_lossy(&buf[..sp]))),
+        _ => {
+            return Frame::Bad(format!(
+                "bad frame length {:?}",
+                String::from_utf8_lossy(&buf[..sp])
+            ))
+        }
     };
     if buf.len() < sp + 1 + len {
         return Frame::Partial;
     }
     let msg = &buf[sp + 1..sp + 1 + len];
-    Frame::Whole(String::from_utf8_lossy(&msg[..msg.len().min(MAX_MESSAGE)]).into_owned(), sp + 1 + len)
+    Frame::Whole(
+        String::from_utf8_lossy(&msg[..msg.len().min(MAX_MESSAGE)]).into_owned(),
+        sp + 1 + len,
+    )
 }
 
 /// The fields of one message that the contract determines.
@@ -119,7 +133,7 @@ pub struct Message {
 pub fn parse_5424(m: &str) -> Option<Message> {
     let (pri, rest) = pri(m)?;
     let rest = rest.strip_prefix("1 ")?;
-    let mut f = rest.splitn(7, ' ');
+    let mut f = rest.splitn(6, ' ');
     let _ts = f.next()?;
     let hostname = f.next()?.to_string();
     let app = f.next()?.to_string();
@@ -128,16 +142,26 @@ pub fn parse_5424(m: &str) -> Option<Message> {
     // Structured data is `-` here or `[...]`; the message follows.
     let text = match tail.strip_prefix("- ") {
         Some(t) => t.to_string(),
-        None => tail.split_once("] ").map(|(_, t)| t.to_string()).unwrap_or_default(),
+        None => tail
+            .split_once("] ")
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default(),
     };
-    Some(Message { facility: pri >> 3, hostname, app, text: text.trim_start_matches('\u{feff}').to_string() })
+    Some(Message {
+        facility: pri >> 3,
+        hostname,
+        app,
+        text: text.trim_start_matches('\u{feff}').to_string(),
+    })
 }
 
 /// An RFC 3164 message: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`.
 pub fn parse_3164(m: &str) -> Option<Message> {
     let (pri, rest) = pri(m)?;
     let ts = rest.get(..15)?;
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     if !months.contains(&ts.get(..3)?) || ts.as_bytes().get(9) != Some(&b':') {
         return None;
     }
@@ -145,7 +169,12 @@ pub fn parse_3164(m: &str) -> Option<Message> {
     let (hostname, rest) = rest.split_once(' ')?;
     let (tag, text) = rest.split_once(": ")?;
     let app = tag.split('[').next()?.to_string();
-    Some(Message { facility: pri >> 3, hostname: hostname.to_string(), app, text: text.to_string() })
+    Some(Message {
+        facility: pri >> 3,
+        hostname: hostname.to_string(),
+        app,
+        text: text.to_string(),
+    })
 }
 
 fn pri(m: &str) -> Option<(u32, &str)> {
@@ -164,11 +193,20 @@ mod tests {
 
     #[test]
     fn both_formats_read_back() {
-        let m = parse_5424("<158>1 2026-12-02T01:00:00.000000Z conf-probe probe 31 - - =probe= start 1").unwrap();
-        assert_eq!((m.facility, m.hostname.as_str(), m.app.as_str()), (19, "conf-probe", "probe"));
+        let m = parse_5424(
+            "<158>1 2026-12-02T01:00:00.000000Z conf-probe probe 31 - - =probe= start 1",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.facility, m.hostname.as_str(), m.app.as_str()),
+            (19, "conf-probe", "probe")
+        );
         assert_eq!(m.text, "=probe= start 1");
         let m = parse_3164("<30>Dec  2 01:00:00 conf-restart probe[31]: =probe= start 2").unwrap();
-        assert_eq!((m.facility, m.hostname.as_str(), m.app.as_str()), (3, "conf-restart", "probe"));
+        assert_eq!(
+            (m.facility, m.hostname.as_str(), m.app.as_str()),
+            (3, "conf-restart", "probe")
+        );
         assert_eq!(m.text, "=probe= start 2");
         assert!(parse_3164("<30>1 2026-12-02T01:00:00Z h a - - - x").is_none());
         assert!(parse_5424("<999>1 x").is_none());

@@ -34,9 +34,22 @@ fn env_u64(name: &str) -> u64 {
 fn report() {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for l in status.lines() {
-            let keep = ["Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:"];
+            let keep = [
+                "Uid:",
+                "Gid:",
+                "Groups:",
+                "CapInh:",
+                "CapPrm:",
+                "CapEff:",
+                "CapBnd:",
+                "CapAmb:",
+                "NoNewPrivs:",
+            ];
             if keep.iter().any(|k| l.starts_with(k)) {
-                say(&format!("status {}", l.split_whitespace().collect::<Vec<_>>().join(" ")));
+                say(&format!(
+                    "status {}",
+                    l.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
             }
         }
     }
@@ -47,25 +60,44 @@ fn report() {
     say(&format!("hostname {}", read("/proc/sys/kernel/hostname")));
     say(&format!("resolv {}", read("/etc/resolv.conf")));
     say(&format!("hosts {}", read("/etc/hosts")));
-    for name in env("PROBE_SYSCTLS").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+    for name in env("PROBE_SYSCTLS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
         let path = format!("/proc/sys/{}", name.replace('.', "/"));
         say(&format!("sysctl {name}={}", read(&path)));
     }
     if let Some(path) = env("PROBE_FILE") {
         use std::os::unix::fs::MetadataExt;
         match std::fs::metadata(&path) {
-            Ok(m) => say(&format!("file {path} mode={:o} uid={} gid={} content={}", m.mode() & 0o7777, m.uid(), m.gid(), read(&path))),
+            Ok(m) => say(&format!(
+                "file {path} mode={:o} uid={} gid={} content={}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid(),
+                read(&path)
+            )),
             Err(e) => say(&format!("file {path} error {e}")),
         }
     }
     let mut keys: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
     keys.sort();
     say(&format!("env {}", keys.join(",")));
-    say(&format!("cwd {}", std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()));
+    say(&format!(
+        "cwd {}",
+        std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    ));
     let argv: Vec<String> = std::env::args().collect();
     say(&format!("argv {}", argv.join(" ")));
     say(&format!("extra {}", read("/run/contract/extra.json")));
-    let wanted: Vec<String> = env("PROBE_MOUNTS").unwrap_or_default().split(',').map(str::to_string).collect();
+    let wanted: Vec<String> = env("PROBE_MOUNTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
     if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
         for l in mounts.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -79,16 +111,30 @@ fn report() {
 /// Counts this start in /tmp (which outlives the service's runs) and returns its number.
 fn count_start() -> u64 {
     let path = "/tmp/conformance-probe-starts";
-    let n = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0) + 1;
+    let n = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+        + 1;
     let _ = std::fs::write(path, n.to_string());
     n
 }
 
 fn install_handlers() {
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
-            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
         }
     }
 }
@@ -96,7 +142,8 @@ fn install_handlers() {
 /// Writes a marker file on the data disk and syncs it, so the kit can find it afterwards.
 fn write_marker() {
     if let Some(path) = env("PROBE_WRITE") {
-        let r = std::fs::write(&path, b"written by the probe\n").and_then(|_| std::fs::File::open(&path)?.sync_all());
+        let r = std::fs::write(&path, b"written by the probe\n")
+            .and_then(|_| std::fs::File::open(&path)?.sync_all());
         match r {
             Ok(()) => say(&format!("wrote {path}")),
             Err(e) => say(&format!("write {path} error {e}")),

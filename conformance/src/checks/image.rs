@@ -40,24 +40,52 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     }
     let c = contract(&lab.contract("conf-image", more))?;
     let on_cmdline = contract::cmdline::encode_within(&c, 1024).is_ok();
-    vm = if on_cmdline { vm.contract_cmdline(&c) } else { vm.contract_device(&c) };
+    vm = if on_cmdline {
+        vm.contract_cmdline(&c)
+    } else {
+        vm.contract_device(&c)
+    };
     if !on_cmdline {
-        r.skip("C-WIRE-1", "the image's own contract is too long for the command line");
+        r.skip(
+            "C-WIRE-1",
+            "the image's own contract is too long for the command line",
+        );
     }
     let running = spawn(&vm)?;
     let ready = running.wait_for_event("ready", BOOT);
     let label = "image service";
     match &ready {
         Ok(e) => {
-            r.check("C-EV-2", true, format!("{label}: ready after {} ms", e.u64("after_ms").unwrap_or(0)));
-            r.check("C-IMG-7", true, format!("{label}: ready on a read-only root"));
+            r.check(
+                "C-EV-2",
+                true,
+                format!("{label}: ready after {} ms", e.u64("after_ms").unwrap_or(0)),
+            );
+            r.check(
+                "C-IMG-7",
+                true,
+                format!("{label}: ready on a read-only root"),
+            );
             if on_cmdline {
-                r.check("C-WIRE-1", true, format!("{label}: contract on the command line, service ready"));
+                r.check(
+                    "C-WIRE-1",
+                    true,
+                    format!("{label}: contract on the command line, service ready"),
+                );
             }
             if let Readiness::Tcp { port, .. } = m.service.readiness {
-                let addr = format!("{GUEST_V4}:{port}").parse().map_err(|e| format!("{e}"))?;
+                let addr = format!("{GUEST_V4}:{port}")
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
                 let ok = connects(lab, addr);
-                r.check("C-RDY-1", ok, format!("{label}: at ready, {addr} {}", if ok { "accepts" } else { "refuses" }));
+                r.check(
+                    "C-RDY-1",
+                    ok,
+                    format!(
+                        "{label}: at ready, {addr} {}",
+                        if ok { "accepts" } else { "refuses" }
+                    ),
+                );
             }
             let (ok, ev) = ping(lab, None, GUEST_V4);
             r.check("C-NET-1", ok, format!("{label}: {ev}"));
@@ -78,27 +106,63 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let names = o.event_names();
     let wanted = ["contract_loaded", "service_started", "shutting_down"];
     let missing: Vec<_> = wanted.iter().filter(|w| !names.contains(w)).collect();
-    r.check("C-EV-4", missing.is_empty(), format!("{label}: missing {missing:?}"));
+    r.check(
+        "C-EV-4",
+        missing.is_empty(),
+        format!("{label}: missing {missing:?}"),
+    );
     for (path, d) in &disks {
         if !d.format_if_blank {
             continue;
         }
         let state = superblock(path, "Filesystem state");
-        r.check("C-DISK-1", state.is_ok(), format!("{label}: blank {} for {}: {}", path.display(), d.mount_point, match &state { Ok(_) => "now a file system".into(), Err(e) => e.clone() }));
+        r.check(
+            "C-DISK-1",
+            state.is_ok(),
+            format!(
+                "{label}: blank {} for {}: {}",
+                path.display(),
+                d.mount_point,
+                match &state {
+                    Ok(_) => "now a file system".into(),
+                    Err(e) => e.clone(),
+                }
+            ),
+        );
         let want = (d.owner_uid.unwrap_or(0), d.owner_gid.unwrap_or(0));
         let root = debugfs(path, "stat /").unwrap_or_default();
         let owner = owner_of(&root);
-        r.check("C-DISK-4", owner == Some(want), format!("{label}: {} root owned by {owner:?}, wanted {want:?}", d.mount_point));
+        r.check(
+            "C-DISK-4",
+            owner == Some(want),
+            format!(
+                "{label}: {} root owned by {owner:?}, wanted {want:?}",
+                d.mount_point
+            ),
+        );
     }
     if !disks.iter().any(|(_, d)| d.format_if_blank) {
-        r.skip("C-DISK-1", "the manifest declares no disk the guest formats");
-        r.skip("C-DISK-4", "the manifest declares no disk the guest formats");
+        r.skip(
+            "C-DISK-1",
+            "the manifest declares no disk the guest formats",
+        );
+        r.skip(
+            "C-DISK-4",
+            "the manifest declares no disk the guest formats",
+        );
     }
     Ok(())
 }
 
 /// `User: N Group: M` of a debugfs stat.
 fn owner_of(stat: &str) -> Option<(u32, u32)> {
-    let after = |k: &str| stat.split(k).nth(1)?.split_whitespace().next()?.parse().ok();
+    let after = |k: &str| {
+        stat.split(k)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
     Some((after("User:")?, after("Group:")?))
 }

@@ -2,7 +2,7 @@
 //! `always` and `never`, notify readiness; with remote syslog in the other formats and
 //! transports (TCP RFC 3164, TCP RFC 5424, UDP RFC 3164).
 
-use super::{after, connects, contract, spawn, stop, BOOT};
+use super::{after, connects, contract, probe_lines, probe_value, spawn, stop, BOOT};
 use crate::lab::{Lab, GUEST_V4, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog::{self, Received};
@@ -15,52 +15,123 @@ const MAX_MS: u64 = 500;
 const STOP_TIMEOUT_MS: u64 = 1500;
 
 fn starts(console: &str) -> usize {
-    console.lines().filter(|l| l.contains("=probe= start ")).count()
+    console
+        .lines()
+        .filter(|l| l.contains("=probe= start "))
+        .count()
 }
 
 /// The probe fails twice (exit 3), then ignores the stop signal.
+/// A tmpfs goes on a mount point the manifest names (a tmpfs's, else a disk's).
 pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let label = "restarts";
+    let m = &lab.manifest;
+    let tmpfs_mp = m
+        .tmpfs
+        .first()
+        .map(|t| t.mount_point.clone())
+        .or_else(|| m.disks.first().map(|d| d.mount_point.clone()));
     let service = lab.probe_service(
-        json!({"PROBE_FAIL_TIMES": "2", "PROBE_EXIT_CODE": "3", "PROBE_IGNORE_STOP": "1"}),
+        json!({"PROBE_FAIL_TIMES": "2", "PROBE_EXIT_CODE": "3", "PROBE_IGNORE_STOP": "1",
+               "PROBE_MOUNTS": tmpfs_mp.clone().unwrap_or_default()}),
         json!({"restart": {"policy": "on-failure", "backoff_min_ms": MIN_MS, "backoff_max_ms": MAX_MS},
                "stop_signal": "SIGTERM", "stop_timeout_ms": STOP_TIMEOUT_MS}),
     );
-    let c = contract(&lab.contract("conf-restart", json!({
+    let mut more = json!({
         "service": service, "files": [lab.probe_file()],
         "logging": {"remote": {"transport": "tcp", "host": "192.0.2.1", "port": 5515, "format": "rfc3164"}},
-    })))?;
-    let log = syslog::tcp(&lab.ns, "192.0.2.1:5515".parse().map_err(|e| format!("{e}"))?)?;
+    });
+    if let Some(mp) = &tmpfs_mp {
+        more["mounts"] = json!({"tmpfs": [{"mount_point": mp, "size_mib": 4, "mode": "1777"}]});
+    }
+    let c = contract(&lab.contract("conf-restart", more))?;
+    let log = syslog::tcp(
+        &lab.ns,
+        "192.0.2.1:5515".parse().map_err(|e| format!("{e}"))?,
+    )?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     let third = running.wait_for_console("=probe= start 3", BOOT);
     let (o, took) = stop(running, BOOT)?;
     after(r, label, &o, &[]);
     let n = starts(&o.console);
-    r.check("C-RST-1", third.is_ok() && n == 3, format!("{label}: exit 3 twice: {n} starts"));
+    r.check(
+        "C-RST-1",
+        third.is_ok() && n == 3,
+        format!("{label}: exit 3 twice: {n} starts"),
+    );
     backoff(r, label, &o);
     let ignored = o.console.contains("=probe= signal 15 ignored");
     let ok = ignored && o.powered_off_cleanly() && took >= Duration::from_millis(STOP_TIMEOUT_MS);
     r.check("C-STOP-2", ok, format!("{label}: SIGTERM {}, powered off {:.2} s after the request (stop_timeout_ms {STOP_TIMEOUT_MS})", if ignored { "ignored" } else { "not seen" }, took.as_secs_f64()));
     let names = o.event_names();
-    let missing: Vec<_> = ["exited", "restarting"].iter().filter(|w| !names.contains(w)).collect();
-    r.check("C-EV-4", missing.is_empty(), format!("{label}: missing {missing:?}"));
+    let missing: Vec<_> = ["exited", "restarting"]
+        .iter()
+        .filter(|w| !names.contains(w))
+        .collect();
+    r.check(
+        "C-EV-4",
+        missing.is_empty(),
+        format!("{label}: missing {missing:?}"),
+    );
     logged(r, label, &log, (false, true), "conf-restart", 3);
+    match &tmpfs_mp {
+        Some(mp) => {
+            let seen = probe_value(&probe_lines(&o.console), "mount", &format!("{mp} "));
+            let ok = seen
+                .as_deref()
+                .is_some_and(|s| s.starts_with("tmpfs ") && s.contains("size=4096k"));
+            r.check(
+                "C-TMPFS-1",
+                ok,
+                format!(
+                    "{label}: {mp}: {}",
+                    seen.unwrap_or_else(|| "not reported by the probe".into())
+                ),
+            );
+        }
+        None => r.skip(
+            "C-TMPFS-1",
+            "the manifest declares no disk or tmpfs (no mount point to use)",
+        ),
+    }
     Ok(())
 }
 
 /// C-RST-2 from the guest's own clock: each restart no sooner than its delay after the exit.
 fn backoff(r: &mut Results, label: &str, o: &e2e::VmOutcome) {
     let ev = o.events();
-    let exits: Vec<u64> = ev.iter().filter(|e| e.name == "exited").map(|e| e.boot_us).collect();
-    let starts: Vec<u64> = ev.iter().filter(|e| e.name == "service_started").map(|e| e.boot_us).collect();
+    let exits: Vec<u64> = ev
+        .iter()
+        .filter(|e| e.name == "exited")
+        .map(|e| e.boot_us)
+        .collect();
+    let starts: Vec<u64> = ev
+        .iter()
+        .filter(|e| e.name == "service_started")
+        .map(|e| e.boot_us)
+        .collect();
     if exits.len() < 2 || starts.len() < 3 {
-        r.check("C-RST-2", false, format!("{label}: {} exited and {} service_started events, wanted 2 and 3", exits.len(), starts.len()));
+        r.check(
+            "C-RST-2",
+            false,
+            format!(
+                "{label}: {} exited and {} service_started events, wanted 2 and 3",
+                exits.len(),
+                starts.len()
+            ),
+        );
         return;
     }
-    let waited: Vec<u64> = (0..2).map(|i| starts[i + 1].saturating_sub(exits[i]) / 1000).collect();
+    let waited: Vec<u64> = (0..2)
+        .map(|i| starts[i + 1].saturating_sub(exits[i]) / 1000)
+        .collect();
     let want = [MIN_MS, (2 * MIN_MS).min(MAX_MS)];
     let ok = waited.iter().zip(want).all(|(w, d)| w + 1 >= d);
-    r.check("C-RST-2", ok, format!("{label}: restarts {waited:?} ms after the exits, at least {want:?} wanted"));
+    r.check(
+        "C-RST-2",
+        ok,
+        format!("{label}: restarts {waited:?} ms after the exits, at least {want:?} wanted"),
+    );
 }
 
 /// The `always` policy with notify readiness, then the `never` policy.
@@ -81,11 +152,16 @@ fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
         "service": service, "files": [lab.probe_file()],
         "logging": {"remote": {"transport": "tcp", "host": "192.0.2.1", "port": 5517, "format": "rfc5424", "facility": "local0"}},
     })))?;
-    let log = syslog::tcp(&lab.ns, "192.0.2.1:5517".parse().map_err(|e| format!("{e}"))?)?;
+    let log = syslog::tcp(
+        &lab.ns,
+        "192.0.2.1:5517".parse().map_err(|e| format!("{e}"))?,
+    )?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     match running.wait_for_event("ready", BOOT) {
         Ok(_) => {
-            let addr = format!("{GUEST_V4}:{PROBE_PORT}").parse().map_err(|e| format!("{e}"))?;
+            let addr = format!("{GUEST_V4}:{PROBE_PORT}")
+                .parse()
+                .map_err(|e| format!("{e}"))?;
             let ok = connects(lab, addr);
             r.check("C-RDY-2", ok, format!("{label}: at ready, {addr} {} (the probe notifies once it listens, 1 s after its start)", if ok { "accepts" } else { "refuses" }));
         }
@@ -94,46 +170,106 @@ fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let (o, _) = stop(running, BOOT)?;
     after(r, label, &o, &[]);
     let n = starts(&o.console);
-    r.check("C-RST-3", n >= 2, format!("{label}: exit 0, then {n} starts"));
+    r.check(
+        "C-RST-3",
+        n >= 2,
+        format!("{label}: exit 0, then {n} starts"),
+    );
     logged(r, label, &log, (true, true), "conf-always", 16);
     Ok(())
 }
 
 fn never(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let label = "never";
-    let service = lab.probe_service(json!({"PROBE_EXIT_AT_ONCE": "1"}), json!({"restart": {"policy": "never"}}));
+    let service = lab.probe_service(
+        json!({"PROBE_EXIT_AT_ONCE": "1"}),
+        json!({"restart": {"policy": "never"}}),
+    );
     let c = contract(&lab.contract("conf-never", json!({
         "service": service, "files": [lab.probe_file()],
         "logging": {"remote": {"transport": "udp", "host": "192.0.2.1", "port": 5518, "format": "rfc3164", "facility": "local7"}},
     })))?;
-    let log = syslog::udp(&lab.ns, "192.0.2.1:5518".parse().map_err(|e| format!("{e}"))?)?;
+    let log = syslog::udp(
+        &lab.ns,
+        "192.0.2.1:5518".parse().map_err(|e| format!("{e}"))?,
+    )?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     let o = running.wait(BOOT).map_err(|e| e.to_string())?;
     after(r, label, &o, &[]);
-    let reason = o.events.iter().rev().find(|e| e.name == "power_off").and_then(|e| e.str("reason").map(str::to_string));
+    let reason = o
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.name == "power_off")
+        .and_then(|e| e.str("reason").map(str::to_string));
     let n = starts(&o.console);
     let ok = o.powered_off_cleanly() && n == 1;
-    r.check("C-RST-4", ok, format!("{label}: {n} start(s), the VM powered off by itself ({reason:?})"));
+    r.check(
+        "C-RST-4",
+        ok,
+        format!("{label}: {n} start(s), the VM powered off by itself ({reason:?})"),
+    );
     logged(r, label, &log, (false, false), "conf-never", 23);
     Ok(())
 }
 
 /// The service's lines at a receiver: RFC 5424 or 3164, with the contract's facility and
 /// hostname and the service's name.
-fn logged(r: &mut Results, label: &str, log: &Received, (rfc5424, tcp): (bool, bool), host: &str, facility: u32) {
+fn logged(
+    r: &mut Results,
+    label: &str,
+    log: &Received,
+    (rfc5424, tcp): (bool, bool),
+    host: &str,
+    facility: u32,
+) {
     let msgs = log.messages();
-    let (fmt, transport) = (if rfc5424 { "C-LOG-2" } else { "C-LOG-3" }, if tcp { "C-LOG-5" } else { "C-LOG-4" });
-    let ours: Vec<&String> = msgs.iter().filter(|m| m.contains("=probe= start")).collect();
+    let (fmt, transport) = (
+        if rfc5424 { "C-LOG-2" } else { "C-LOG-3" },
+        if tcp { "C-LOG-5" } else { "C-LOG-4" },
+    );
+    let ours: Vec<&String> = msgs
+        .iter()
+        .filter(|m| m.contains("=probe= start"))
+        .collect();
     let Some(m) = ours.first() else {
-        let ev = format!("{label}: none of the service's lines arrived ({} messages{})", msgs.len(), msgs.first().map(|m| format!(", e.g. {}", one_line(m, 120))).unwrap_or_default());
+        let ev = format!(
+            "{label}: none of the service's lines arrived ({} messages{})",
+            msgs.len(),
+            msgs.first()
+                .map(|m| format!(", e.g. {}", one_line(m, 120)))
+                .unwrap_or_default()
+        );
         r.check(fmt, false, &ev);
         r.check(transport, false, ev);
         return;
     };
-    let parsed = if rfc5424 { syslog::parse_5424(m) } else { syslog::parse_3164(m) };
-    r.check(fmt, parsed.is_some(), format!("{label}: {}", one_line(m, 200)));
+    let parsed = if rfc5424 {
+        syslog::parse_5424(m)
+    } else {
+        syslog::parse_3164(m)
+    };
+    r.check(
+        fmt,
+        parsed.is_some(),
+        format!("{label}: {}", one_line(m, 200)),
+    );
     let framing = !msgs.iter().any(|m| m.starts_with("ERROR:"));
-    r.check(transport, framing, format!("{label}: {} messages{}", msgs.len(), if framing { "" } else { ", bad framing" }));
-    let ok = parsed.as_ref().is_some_and(|p| p.facility == facility && p.hostname == host && p.app == "probe");
-    r.check("C-LOG-6", ok, format!("{label}: {parsed:?}, wanted facility {facility}, host {host}, app probe"));
+    r.check(
+        transport,
+        framing,
+        format!(
+            "{label}: {} messages{}",
+            msgs.len(),
+            if framing { "" } else { ", bad framing" }
+        ),
+    );
+    let ok = parsed
+        .as_ref()
+        .is_some_and(|p| p.facility == facility && p.hostname == host && p.app == "probe");
+    r.check(
+        "C-LOG-6",
+        ok,
+        format!("{label}: {parsed:?}, wanted facility {facility}, host {host}, app probe"),
+    );
 }
