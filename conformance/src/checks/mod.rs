@@ -17,11 +17,14 @@ use std::time::{Duration, Instant};
 /// How long a boot may take to reach an event the kit waits for.
 pub const BOOT: Duration = Duration::from_secs(30);
 
+/// One boot (or a few) of the battery.
+type Step = fn(&Lab, &mut Results) -> Result<(), String>;
+
 /// Runs every check of the battery against the lab's image; an error is a boot the kit could
 /// not run (a problem of the host, not of the image).
 pub fn run_all(lab: &Lab, r: &mut Results) -> Result<(), String> {
     files::check(lab, r);
-    let steps: [(&str, fn(&Lab, &mut Results) -> Result<(), String>); 5] = [
+    let steps: [(&str, Step); 5] = [
         ("the image's own service", image::check),
         ("the probe", inside::check),
         ("restarts and stop timeout", lifecycle::check),
