@@ -28,6 +28,28 @@ impl Received {
     }
 }
 
+/// Where the receivers listen: the host side of the run's tap.
+pub const LOG_HOST: &str = "192.0.2.1";
+
+/// A receiver on the host side at `port`, and the contract's `logging.remote` that points at
+/// it.
+pub fn receiver(
+    ns: &NetNs,
+    transport: &str,
+    port: u16,
+    format: &str,
+    facility: &str,
+) -> Result<(Received, serde_json::Value), String> {
+    let addr = SocketAddr::from((std::net::Ipv4Addr::new(192, 0, 2, 1), port));
+    let got = if transport == "tcp" {
+        tcp(ns, addr)?
+    } else {
+        udp(ns, addr)?
+    };
+    let remote = serde_json::json!({"transport": transport, "host": LOG_HOST, "port": port, "format": format, "facility": facility});
+    Ok((got, remote))
+}
+
 /// A UDP receiver on `addr`: one message per datagram.
 pub fn udp(ns: &NetNs, addr: SocketAddr) -> Result<Received, String> {
     let sock: UdpSocket = ns.bind_udp(addr).map_err(|e| e.to_string())?;

@@ -12,29 +12,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `build-image`, built once for the host.
-fn build_image_exe() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let ok = Command::new(cargo)
-            .current_dir(e2e::workspace_root())
-            .env("CARGO_TARGET_DIR", e2e::target_dir())
-            .args(["build", "-p", "image-builder", "--bin", "build-image"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building build-image failed");
-        e2e::target_dir().join("debug/build-image")
-    })
-    .clone()
-}
-
 /// Builds `images/recipes/NAME.json` into DIR/NAME.img (and its manifest beside it).
 fn build_appliance(name: &str, dir: &Path) -> PathBuf {
     let recipe = e2e::workspace_root().join(format!("images/recipes/{name}.json"));
     let image = dir.join(format!("{name}.img"));
     let init = e2e::guest_init().unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(build_image_exe())
+    let out = Command::new(e2e::build_host("image-builder", "build-image"))
         .arg(&recipe)
         .arg("-o")
         .arg(&image)

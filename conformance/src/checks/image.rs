@@ -2,7 +2,7 @@
 //! command-line encoding when it fits: it must boot read-only, become ready only once it
 //! listens, format its blank disks, and stop cleanly with the disks unmounted.
 
-use super::{after, connects, contract, ping, spawn, stop, BOOT};
+use super::{after, contract, listening_at_ready, ping, spawn, stop, BOOT};
 use crate::lab::{debugfs, superblock, Lab, GUEST_V4};
 use crate::report::Results;
 use contract::Readiness;
@@ -74,18 +74,8 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
                 );
             }
             if let Readiness::Tcp { port, .. } = m.service.readiness {
-                let addr = format!("{GUEST_V4}:{port}")
-                    .parse()
-                    .map_err(|e| format!("{e}"))?;
-                let ok = connects(lab, addr);
-                r.check(
-                    "C-RDY-1",
-                    ok,
-                    format!(
-                        "{label}: at ready, {addr} {}",
-                        if ok { "accepts" } else { "refuses" }
-                    ),
-                );
+                let (ok, ev) = listening_at_ready(lab, label, port, "");
+                r.check("C-RDY-1", ok, ev);
             }
             let (ok, ev) = ping(lab, None, GUEST_V4);
             r.check("C-NET-1", ok, format!("{label}: {ev}"));

@@ -3,7 +3,9 @@
 //! file system, user, groups, capabilities, workdir, environment, tcp readiness, a
 //! stop signal of its own and remote syslog (UDP, RFC 5424, facility local3).
 
-use super::{after, connects, contract, ping, probe_lines, probe_value, spawn, stop, BOOT};
+use super::{
+    after, contract, listening_at_ready, ping, probe_lines, probe_value, spawn, stop, BOOT,
+};
 use crate::lab::{debugfs, superblock, Lab, FAR_V4, FAR_V6, GUEST_V4, GUEST_V6, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog;
@@ -43,6 +45,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         }
         None => None,
     };
+    let (log, remote) = syslog::receiver(&lab.ns, "udp", 5514, "rfc5424", "local3")?;
     let uuid_before = disk.as_ref().map(|d| superblock(d, "Filesystem UUID"));
     let c = contract(&lab.contract(HOSTNAME, json!({
         "network": {
@@ -52,17 +55,13 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
             "dns_servers": ["192.0.2.1", "2001:db8::1"],
             "search_domains": ["example.test", "corp.example.test"]
         },
-        "logging": {"remote": {"transport": "udp", "host": "192.0.2.1", "port": 5514, "format": "rfc5424", "facility": "local3"}},
+        "logging": {"remote": remote},
         "service": service,
         "files": [lab.probe_file(), {"path": NOTE, "mode": "0640", "uid": 1234, "gid": 1235, "content": "note for the probe\n"}],
         "sysctl": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"},
         "extra": extra,
         "mounts": mounts_json,
     })))?;
-    let log = syslog::udp(
-        &lab.ns,
-        "192.0.2.1:5514".parse().map_err(|e| format!("{e}"))?,
-    )?;
     let running = spawn(&vm.contract_device(&c))?;
     let label = "probe";
     r.check(
@@ -72,18 +71,13 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     );
     match running.wait_for_event("ready", BOOT) {
         Ok(_) => {
-            let addr = format!("{GUEST_V4}:{PROBE_PORT}")
-                .parse()
-                .map_err(|e| format!("{e}"))?;
-            let ok = connects(lab, addr);
-            r.check(
-                "C-RDY-1",
-                ok,
-                format!(
-                    "{label}: at ready, {addr} {} (the probe listens 1.5 s after its start)",
-                    if ok { "accepts" } else { "refuses" }
-                ),
+            let (ok, ev) = listening_at_ready(
+                lab,
+                label,
+                PROBE_PORT,
+                " (the probe listens 1.5 s after its start)",
             );
+            r.check("C-RDY-1", ok, ev);
             r.check("C-EV-2", true, format!("{label}: ready"));
         }
         Err(e) => {
@@ -116,7 +110,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         &extra,
         disk_mp.as_deref(),
     );
-    remote(r, &logged, !lines.is_empty());
+    arrived(r, &logged, !lines.is_empty());
     if let (Some(d), Some(mp)) = (&disk, &disk_mp) {
         let marker = debugfs(d, "cat /kit-marker").unwrap_or_default();
         let uuid = superblock(d, "Filesystem UUID");
@@ -361,7 +355,7 @@ fn inside_view(
 }
 
 /// What arrived at the UDP RFC 5424 receiver.
-fn remote(r: &mut Results, logged: &[String], probe_ran: bool) {
+fn arrived(r: &mut Results, logged: &[String], probe_ran: bool) {
     let label = "probe, udp rfc5424 local3";
     let first = logged.iter().find(|m| m.contains("=probe= start 1"));
     match first {

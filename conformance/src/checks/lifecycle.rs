@@ -2,8 +2,11 @@
 //! `always` and `never`, notify readiness; with remote syslog in the other formats and
 //! transports (TCP RFC 3164, TCP RFC 5424, UDP RFC 3164).
 
-use super::{after, connects, contract, probe_lines, probe_value, spawn, stop, BOOT};
-use crate::lab::{Lab, GUEST_V4, PROBE_PORT};
+use super::{
+    after, contract, listening_at_ready, power_off_reason, probe_lines, probe_value, spawn, stop,
+    BOOT,
+};
+use crate::lab::{Lab, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog::{self, Received};
 use serde_json::json;
@@ -37,18 +40,13 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         json!({"restart": {"policy": "on-failure", "backoff_min_ms": MIN_MS, "backoff_max_ms": MAX_MS},
                "stop_signal": "SIGTERM", "stop_timeout_ms": STOP_TIMEOUT_MS}),
     );
-    let mut more = json!({
-        "service": service, "files": [lab.probe_file()],
-        "logging": {"remote": {"transport": "tcp", "host": "192.0.2.1", "port": 5515, "format": "rfc3164"}},
-    });
+    let (log, remote) = syslog::receiver(&lab.ns, "tcp", 5515, "rfc3164", "daemon")?;
+    let mut more =
+        json!({"service": service, "files": [lab.probe_file()], "logging": {"remote": remote}});
     if let Some(mp) = &tmpfs_mp {
         more["mounts"] = json!({"tmpfs": [{"mount_point": mp, "size_mib": 4, "mode": "1777"}]});
     }
     let c = contract(&lab.contract("conf-restart", more))?;
-    let log = syslog::tcp(
-        &lab.ns,
-        "192.0.2.1:5515".parse().map_err(|e| format!("{e}"))?,
-    )?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     let third = running.wait_for_console("=probe= start 3", BOOT);
     let (o, took) = stop(running, BOOT)?;
@@ -148,22 +146,21 @@ fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
         json!({"restart": {"policy": "always", "backoff_min_ms": 100, "backoff_max_ms": 200},
                "readiness": {"type": "notify", "fd": 3}}),
     );
-    let c = contract(&lab.contract("conf-always", json!({
-        "service": service, "files": [lab.probe_file()],
-        "logging": {"remote": {"transport": "tcp", "host": "192.0.2.1", "port": 5517, "format": "rfc5424", "facility": "local0"}},
-    })))?;
-    let log = syslog::tcp(
-        &lab.ns,
-        "192.0.2.1:5517".parse().map_err(|e| format!("{e}"))?,
-    )?;
+    let (log, remote) = syslog::receiver(&lab.ns, "tcp", 5517, "rfc5424", "local0")?;
+    let c = contract(&lab.contract(
+        "conf-always",
+        json!({"service": service, "files": [lab.probe_file()], "logging": {"remote": remote}}),
+    ))?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     match running.wait_for_event("ready", BOOT) {
         Ok(_) => {
-            let addr = format!("{GUEST_V4}:{PROBE_PORT}")
-                .parse()
-                .map_err(|e| format!("{e}"))?;
-            let ok = connects(lab, addr);
-            r.check("C-RDY-2", ok, format!("{label}: at ready, {addr} {} (the probe notifies once it listens, 1 s after its start)", if ok { "accepts" } else { "refuses" }));
+            let (ok, ev) = listening_at_ready(
+                lab,
+                label,
+                PROBE_PORT,
+                " (the probe notifies once it listens, 1 s after its start)",
+            );
+            r.check("C-RDY-2", ok, ev);
         }
         Err(e) => r.check("C-RDY-2", false, format!("{label}: {e}")),
     }
@@ -185,23 +182,15 @@ fn never(lab: &Lab, r: &mut Results) -> Result<(), String> {
         json!({"PROBE_EXIT_AT_ONCE": "1"}),
         json!({"restart": {"policy": "never"}}),
     );
-    let c = contract(&lab.contract("conf-never", json!({
-        "service": service, "files": [lab.probe_file()],
-        "logging": {"remote": {"transport": "udp", "host": "192.0.2.1", "port": 5518, "format": "rfc3164", "facility": "local7"}},
-    })))?;
-    let log = syslog::udp(
-        &lab.ns,
-        "192.0.2.1:5518".parse().map_err(|e| format!("{e}"))?,
-    )?;
+    let (log, remote) = syslog::receiver(&lab.ns, "udp", 5518, "rfc3164", "local7")?;
+    let c = contract(&lab.contract(
+        "conf-never",
+        json!({"service": service, "files": [lab.probe_file()], "logging": {"remote": remote}}),
+    ))?;
     let running = spawn(&lab.vm().contract_device(&c))?;
     let o = running.wait(BOOT).map_err(|e| e.to_string())?;
     after(r, label, &o, &[]);
-    let reason = o
-        .events
-        .iter()
-        .rev()
-        .find(|e| e.name == "power_off")
-        .and_then(|e| e.str("reason").map(str::to_string));
+    let reason = power_off_reason(&o);
     let n = starts(&o.console);
     let ok = o.powered_off_cleanly() && n == 1;
     r.check(

@@ -123,12 +123,7 @@ pub fn after(r: &mut Results, label: &str, o: &VmOutcome, disks: &[PathBuf]) {
         ),
     );
     let last = o.events.last().map(|e| e.name.as_str());
-    let reason = o
-        .events
-        .iter()
-        .rev()
-        .find(|e| e.name == "power_off")
-        .and_then(|e| e.str("reason").map(str::to_string));
+    let reason = power_off_reason(o);
     r.check(
         "C-EV-3",
         last == Some("power_off") && reason.is_some(),
@@ -213,6 +208,33 @@ pub fn ping(lab: &Lab, from: Option<&str>, to: &str) -> (bool, String) {
         }
         Err(e) => (false, format!("ping {to}: {e}")),
     }
+}
+
+/// Whether the guest's `port` accepts a connection now (when `ready` came), with the evidence.
+pub fn listening_at_ready(lab: &Lab, label: &str, port: u16, note: &str) -> (bool, String) {
+    let addr = std::net::SocketAddr::from((
+        crate::lab::GUEST_V4
+            .parse::<std::net::Ipv4Addr>()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        port,
+    ));
+    let ok = connects(lab, addr);
+    (
+        ok,
+        format!(
+            "{label}: at ready, {addr} {}{note}",
+            if ok { "accepts" } else { "refuses" }
+        ),
+    )
+}
+
+/// The `reason` of the last `power_off` event.
+pub fn power_off_reason(o: &VmOutcome) -> Option<String> {
+    o.events
+        .iter()
+        .rev()
+        .find(|e| e.name == "power_off")
+        .and_then(|e| e.str("reason").map(str::to_string))
 }
 
 /// Whether a TCP connection from the namespace to `addr` succeeds now.
