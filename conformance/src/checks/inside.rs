@@ -3,9 +3,7 @@
 //! file system, user, groups, capabilities, workdir, environment, tcp readiness, a
 //! stop signal of its own and remote syslog (UDP, RFC 5424, facility local3).
 
-use super::{
-    after, contract, listening_at_ready, ping, probe_lines, probe_value, spawn, stop, BOOT,
-};
+use super::{after, contract, ping, probe_lines, probe_value, ready_listening, spawn, stop, BOOT};
 use crate::lab::{debugfs, superblock, Lab, FAR_V4, FAR_V6, GUEST_V4, GUEST_V6, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog;
@@ -69,25 +67,19 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         true,
         format!("{label}: contract on the config device"),
     );
-    match running.wait_for_event("ready", BOOT) {
-        Ok(_) => {
-            let (ok, ev) = listening_at_ready(
-                lab,
-                label,
-                PROBE_PORT,
-                " (the probe listens 1.5 s after its start)",
-            );
-            r.check("C-RDY-1", ok, ev);
-            r.check("C-EV-2", true, format!("{label}: ready"));
-        }
-        Err(e) => {
-            r.check("C-EV-2", false, format!("{label}: {e}"));
-            r.check(
-                "C-WIRE-2",
-                false,
-                format!("{label}: never ready on the config device"),
-            );
-        }
+    if !ready_listening(
+        lab,
+        r,
+        &running,
+        "C-RDY-1",
+        label,
+        " (the probe listens 1.5 s after its start)",
+    ) {
+        r.check(
+            "C-WIRE-2",
+            false,
+            format!("{label}: never ready on the config device"),
+        );
     }
     for (id, from, to) in [
         ("C-NET-1", None, GUEST_V4),

@@ -3,8 +3,7 @@
 //! transports (TCP RFC 3164, TCP RFC 5424, UDP RFC 3164).
 
 use super::{
-    after, contract, listening_at_ready, power_off_reason, probe_lines, probe_value, spawn, stop,
-    BOOT,
+    after, contract, power_off_reason, probe_lines, probe_value, ready_listening, spawn, stop, BOOT,
 };
 use crate::lab::{Lab, PROBE_PORT};
 use crate::report::{one_line, Results};
@@ -152,18 +151,14 @@ fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
         json!({"service": service, "files": [lab.probe_file()], "logging": {"remote": remote}}),
     ))?;
     let running = spawn(&lab.vm().contract_device(&c))?;
-    match running.wait_for_event("ready", BOOT) {
-        Ok(_) => {
-            let (ok, ev) = listening_at_ready(
-                lab,
-                label,
-                PROBE_PORT,
-                " (the probe notifies once it listens, 1 s after its start)",
-            );
-            r.check("C-RDY-2", ok, ev);
-        }
-        Err(e) => r.check("C-RDY-2", false, format!("{label}: {e}")),
-    }
+    ready_listening(
+        lab,
+        r,
+        &running,
+        "C-RDY-2",
+        label,
+        " (the probe notifies once it listens, 1 s after its start)",
+    );
     let (o, _) = stop(running, BOOT)?;
     after(r, label, &o, &[]);
     let n = starts(&o.console);

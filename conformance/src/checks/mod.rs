@@ -228,6 +228,31 @@ pub fn listening_at_ready(lab: &Lab, label: &str, port: u16, note: &str) -> (boo
     )
 }
 
+/// Waits for `ready` (C-EV-2) and checks requirement `id`: the probe's port accepts then.
+/// Whether `ready` came.
+pub fn ready_listening(
+    lab: &Lab,
+    r: &mut Results,
+    vm: &RunningVm,
+    id: &'static str,
+    label: &str,
+    note: &str,
+) -> bool {
+    match vm.wait_for_event("ready", BOOT) {
+        Ok(_) => {
+            let (ok, ev) = listening_at_ready(lab, label, crate::lab::PROBE_PORT, note);
+            r.check(id, ok, ev);
+            r.check("C-EV-2", true, format!("{label}: ready"));
+            true
+        }
+        Err(e) => {
+            r.check(id, false, format!("{label}: {e}"));
+            r.check("C-EV-2", false, format!("{label}: {e}"));
+            false
+        }
+    }
+}
+
 /// The `reason` of the last `power_off` event.
 pub fn power_off_reason(o: &VmOutcome) -> Option<String> {
     o.events
