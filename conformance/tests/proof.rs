@@ -146,3 +146,42 @@ fn an_image_without_the_resolver_links_fails_on_them() {
         "the rest still conforms"
     );
 }
+
+/// A third-party init (a busybox shell script) that reports `ready` at once, before anything
+/// listens, configures nothing and powers off a second later whatever it was asked: the
+/// kit names readiness and the fatal path among what it breaks.
+#[test]
+fn an_init_that_reports_ready_before_the_service_listens_fails() {
+    let dir = TempDir::new("proof-early").unwrap();
+    let image = dir.join("early.img");
+    let init = "#!/bin/sh\n\
+        # Not conforming: ready before anything listens, nothing configured, power-off after 1 s.\n\
+        mount -t proc proc /proc\n\
+        mount -t devtmpfs dev /dev\n\
+        echo '{\"event\":\"ready\",\"ts_us\":1,\"boot_us\":1,\"init_us\":1}' > /dev/tty1\n\
+        sleep 1\n\
+        echo '{\"event\":\"power_off\",\"ts_us\":2,\"boot_us\":2,\"init_us\":2,\"reason\":\"requested\",\"signal\":\"none\"}' > /dev/tty1\n\
+        poweroff -f\n";
+    let script = dir.join("init.sh");
+    std::fs::write(&script, init).unwrap();
+    RootFs::new()
+        .init(&script)
+        .busybox(&["sh", "mount", "sleep", "poweroff"])
+        .resolver_links()
+        .dir("/data", 0o755)
+        .build(&image)
+        .unwrap();
+    let manifest = r#"{"contract_version": 1, "name": "early-ready",
+        "service": {"argv": ["/bin/sleep", "3600"], "readiness": {"type": "tcp", "port": 80}},
+        "disks": [{"mount_point": "/data"}]}"#;
+    std::fs::write(dir.join("early.img.manifest.json"), manifest).unwrap();
+    let (code, report) = kit(&image, &[]);
+    assert_eq!(code, 1, "a MUST failed: exit 1\n{report:#}");
+    let failed = with_status(&report, "fail");
+    for id in ["C-RDY-1", "C-FATAL-1", "C-WIRE-4"] {
+        assert!(
+            failed.contains(id),
+            "{id} not named: failed {failed:?}\n{report:#}"
+        );
+    }
+}

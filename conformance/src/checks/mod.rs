@@ -69,12 +69,21 @@ pub fn probe_value(lines: &[(String, String)], key: &str, prefix: &str) -> Optio
         .map(|(_, v)| v[prefix.len()..].trim().to_string())
 }
 
-/// Asks for a stop (ctrl-alt-del through mconsole) and waits for the VM to end.
+/// Asks for a stop (ctrl-alt-del through mconsole) and waits for the VM to end. A VM that
+/// ended before it was asked (its mconsole socket is gone) is the guest's doing, not the
+/// kit's: its outcome is checked like any other.
 pub fn stop(vm: RunningVm, limit: Duration) -> Result<(VmOutcome, Duration), String> {
     let asked = Instant::now();
-    vm.mconsole("cad")
-        .map_err(|e| format!("mconsole cad: {e}"))?;
+    let request = vm.mconsole("cad");
     let outcome = vm.wait(limit).map_err(|e| e.to_string())?;
+    if let Err(e) = request {
+        if !outcome.events.iter().any(|e| e.name == "power_off")
+            && !outcome.timed_out
+            && outcome.duration < limit
+        {
+            eprintln!("conformance: the stop request did not reach a running VM ({e})");
+        }
+    }
     Ok((outcome, asked.elapsed()))
 }
 
