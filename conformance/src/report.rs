@@ -187,3 +187,54 @@ pub fn one_line(s: &str, max: usize) -> String {
         format!("{cut}…")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_anywhere_fails_the_requirement_and_counts_when_it_is_a_must() {
+        let mut r = Results::default();
+        r.check("C-NET-1", true, "boot a: ping ok");
+        r.check("C-NET-1", false, "boot b: no reply");
+        r.check("C-SVC-6", false, "NoNewPrivs 0");
+        r.skip("C-TMPFS-1", "no mount point");
+        let report = Report {
+            image: "x.img".into(),
+            rows: r.rows(),
+        };
+        let row = |id| report.row(id).unwrap();
+        assert_eq!(row("C-NET-1").status, Status::Fail);
+        assert_eq!(row("C-NET-1").evidence, "boot b: no reply");
+        assert_eq!(row("C-SVC-6").status, Status::Fail);
+        assert_eq!(row("C-TMPFS-1").status, Status::Skipped);
+        assert_eq!(row("C-HOST-1").evidence, "not run");
+        assert_eq!(row("C-REAP-1").status, Status::NotCheckable);
+        // C-SVC-6 is a SHOULD: only C-NET-1 makes the kit exit non-zero.
+        let must: Vec<_> = report.must_failures().iter().map(|r| r.req.id).collect();
+        assert_eq!(must, ["C-NET-1"]);
+        assert_eq!(
+            report.json()["must_failures"],
+            serde_json::json!(["C-NET-1"])
+        );
+        assert!(
+            report.table().contains("C-NET-1     MUST   fail"),
+            "{}",
+            report.table()
+        );
+    }
+
+    #[test]
+    fn passes_keep_every_evidence_and_guest_text_is_bounded() {
+        let mut r = Results::default();
+        r.check("C-OFF-1", true, "a");
+        r.check("C-OFF-1", true, "b");
+        let report = Report {
+            image: "x.img".into(),
+            rows: r.rows(),
+        };
+        assert_eq!(report.row("C-OFF-1").unwrap().evidence, "a; b");
+        assert_eq!(one_line("x\u{1b}[2J\ny", 10), "x [2J y");
+        assert_eq!(one_line(&"z".repeat(20), 5), "zzzzz…");
+    }
+}
