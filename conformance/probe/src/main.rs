@@ -90,6 +90,16 @@ fn report() {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     ));
+    if let Some(iface) = env("PROBE_IFACE") {
+        let sys = |f: &str| read(&format!("/sys/class/net/{iface}/{f}"));
+        say(&format!(
+            "iface {iface} mtu={} address={}",
+            sys("mtu"),
+            sys("address")
+        ));
+    }
+    // One line on stderr: both streams go to the log.
+    eprintln!("=probe= stderr ok");
     let argv: Vec<String> = std::env::args().collect();
     say(&format!("argv {}", argv.join(" ")));
     say(&format!("extra {}", read("/run/contract/extra.json")));

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 const HOSTNAME: &str = "conf-probe";
 const NOTE: &str = "/run/conformance/note.txt";
+/// The guest's MAC address: the host side sees it in its neighbour table after a ping.
+const MAC: &str = "52:54:00:c0:ff:ee";
 /// Only CAP_NET_BIND_SERVICE (bit 10).
 const ONE_CAP: &str = "0000000000000400";
 
@@ -20,7 +22,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let mut env = json!({
         "PROBE_PORT": PROBE_PORT.to_string(), "PROBE_LISTEN_DELAY_MS": "1500",
         "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding",
-        "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","),
+        "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","), "PROBE_IFACE": "vec0",
     });
     if let Some(mp) = &disk_mp {
         env["PROBE_WRITE"] = format!("{mp}/probe-wrote").into();
@@ -47,7 +49,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let uuid_before = disk.as_ref().map(|d| superblock(d, "Filesystem UUID"));
     let c = contract(&lab.contract(HOSTNAME, json!({
         "network": {
-            "interfaces": [{"name": "vec0", "addresses": [format!("{GUEST_V4}/24"), format!("{GUEST_V6}/64")]}],
+            "interfaces": [{"name": "vec0", "mac": MAC, "mtu": 1400, "addresses": [format!("{GUEST_V4}/24"), format!("{GUEST_V6}/64")]}],
             "routes": [{"destination": "198.51.100.0/24", "gateway": "192.0.2.1"},
                        {"destination": "2001:db8:5::/64", "gateway": "2001:db8::1"}],
             "dns_servers": ["192.0.2.1", "2001:db8::1"],
@@ -90,6 +92,17 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         let (ok, ev) = ping(lab, from, to);
         r.check(id, ok, format!("{label}: {ev}"));
     }
+    // The MAC from outside: the neighbour entry the pings left on the host side.
+    let neigh = lab
+        .ns
+        .output("ip", &["neigh", "show", GUEST_V4])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    r.check(
+        "C-NET-1",
+        neigh.contains(MAC),
+        format!("{label}: host side: {}", one_line(&neigh, 120)),
+    );
     let (o, _) = stop(running, BOOT)?;
     after(r, label, &o, disk.as_slice());
     let lines = probe_lines(&o.console);
@@ -188,10 +201,23 @@ fn inside_view(
         true,
         "probe: a base64 contract file of mode 0755 ran as the service",
     );
+    let stderr = lines.iter().any(|(k, v)| k == "stderr" && v == "ok");
     r.check(
         "C-LOG-1",
+        stderr,
+        format!(
+            "probe: {} of its lines on the console, its stderr line {}",
+            lines.len(),
+            if stderr { "too" } else { "missing" }
+        ),
+    );
+    let iface = v("iface", "vec0 ");
+    ck(
+        r,
+        "C-NET-1",
+        iface == format!("mtu=1400 address={MAC}"),
+        format!("vec0 {iface}"),
         true,
-        format!("probe: {} of its lines on the console", lines.len()),
     );
     let host = v("hostname", "");
     ck(
