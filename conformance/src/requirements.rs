@@ -133,6 +133,7 @@ pub const ALL: &[Requirement] = &[
     // Stop and power-off.
     r("C-STOP-1", Must, "a stop request sends stop_signal to the service", Probe),
     r("C-STOP-2", Must, "after stop_timeout_ms the service is killed and the VM powers off, not sooner", Outside),
+    r("C-STOP-3", Should, "SIGTERM and SIGPWR for PID 1 are stop requests too", Not("the host reaches PID 1 only through the kernel's ctrl-alt-del; it cannot send it SIGTERM or SIGPWR")),
     r("C-OFF-1", Must, "a clean power-off (UML exits 0), no panic", Outside),
     r("C-OFF-2", Must, "data disks are unmounted (clean, no journal to replay)", Outside),
     r("C-PID1-1", Must, "PID 1 never exits (no 'Attempted to kill init')", Outside),
