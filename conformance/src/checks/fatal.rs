@@ -1,6 +1,7 @@
 //! Contracts an image must refuse: another version, two encodings that differ, a key twice,
-//! an unknown field, and one it cannot honour (a mount point the image lacks). Each must end
-//! in a `fatal` event and a clean power-off, with the service never started.
+//! an unknown field, a config device that fails its checksum, and one it cannot honour (a
+//! mount point the image lacks). Each must end in a `fatal` event and a clean power-off, with
+//! the service never started.
 
 use super::{contract, status_lines, BOOT};
 use crate::lab::{Lab, PROBE_PATH};
@@ -102,6 +103,17 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         "C-WIRE-3",
         "two encodings that differ",
         lab.vm().contract_cmdline(&a).contract_device(&b),
+        None,
+    )?;
+    // A config device whose payload no longer matches its CRC (one byte of the JSON changed).
+    let mut bytes = contract::blockdev::encode(&a);
+    bytes[contract::blockdev::HEADER_LEN + 2] ^= 0x20;
+    bytes.resize(bytes.len().max(contract::blockdev::MIN_DEVICE_BYTES), 0);
+    refused(
+        r,
+        "C-WIRE-2",
+        "a config device with a bad payload CRC",
+        lab.vm().config_device_bytes(bytes),
         None,
     )?;
     let vm = lab.vm();
