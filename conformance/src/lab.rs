@@ -42,6 +42,7 @@ impl Lab {
         probe: &[u8],
         service_files: Vec<Value>,
     ) -> Result<Lab, String> {
+        host_tools()?;
         let dir = TempDir::new("conformance").map_err(|e| e.to_string())?;
         let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the kit needs root)"))?;
         ns.ip(&["addr", "add", &format!("{FAR_V4}/32"), "dev", "lo"])
@@ -132,6 +133,21 @@ impl Lab {
         )?;
         Ok(path)
     }
+}
+
+/// The host's tools the checks use: a missing one is the host's problem, never the image's.
+fn host_tools() -> Result<(), String> {
+    let hint = "run scripts/setup (busybox-static, e2fsprogs, iproute2)";
+    if !Path::new("/bin/busybox").is_file() {
+        return Err(format!("/bin/busybox (for ping) is missing; {hint}"));
+    }
+    for t in ["debugfs", "dumpe2fs", "mkfs.ext4", "ip"] {
+        let found = Command::new(t).arg("-V").output().is_ok();
+        if !found {
+            return Err(format!("{t} is missing; {hint}"));
+        }
+    }
+    Ok(())
 }
 
 /// Merges object `more` into `base`, key by key (objects recursively).
