@@ -1,0 +1,293 @@
+//! The liveness check (`service.liveness`): once the service is ready, a check every
+//! `interval_ms`; `failure_threshold` failures in a row and the supervisor restarts the
+//! service. Readiness says when a service first works; liveness whether it still does.
+//!
+//! A `tcp` check is a connect bounded by `timeout_ms` (at most 10 s, validation's bound) in the
+//! supervisor's own loop; an `exec` check is a child process, run as the service's uid and
+//! gid with only `PATH` set, reaped by the supervisor's `waitpid(-1)` and SIGKILLed at its
+//! timeout, so a hanging check never holds the loop.
+
+use contract::{Liveness, LivenessCheck};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a check found, when it is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Failed, and how (`timed out after 2000 ms`, `exited with code 1`, `connect: ...`).
+    Failed(String),
+}
+
+/// What the supervisor is to do after a check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing (passed, or failed below the threshold).
+    Fine,
+    /// Failed `failures` times in a row; `restart` when that reaches the threshold.
+    Failed {
+        error: String,
+        failures: u32,
+        restart: bool,
+    },
+}
+
+/// A running `exec` check.
+#[derive(Debug)]
+struct Probe {
+    pid: Pid,
+    deadline: Instant,
+}
+
+/// The check's state for one run of the service.
+#[derive(Debug)]
+pub struct Checker {
+    cfg: Liveness,
+    uid: u32,
+    gid: u32,
+    next_at: Option<Instant>,
+    probe: Option<Probe>,
+    failures: u32,
+}
+
+impl Checker {
+    /// The service's check, run as `uid`/`gid`; disarmed until [`Checker::arm`].
+    pub fn new(cfg: Liveness, uid: u32, gid: u32) -> Self {
+        Checker {
+            cfg,
+            uid,
+            gid,
+            next_at: None,
+            probe: None,
+            failures: 0,
+        }
+    }
+
+    /// `exec /bin/check` or `tcp 127.0.0.1:53`, for events.
+    pub fn describe(&self) -> String {
+        match &self.cfg.check {
+            LivenessCheck::Exec { argv } => format!("exec {}", argv.join(" ")),
+            LivenessCheck::Tcp { .. } => match self.tcp_addr() {
+                Some(a) => format!("tcp {a}"),
+                None => "tcp".into(),
+            },
+        }
+    }
+
+    pub fn threshold(&self) -> u32 {
+        self.cfg.failure_threshold
+    }
+
+    /// The service is ready: the first check comes one interval from now.
+    pub fn arm(&mut self, now: Instant) {
+        self.failures = 0;
+        self.next_at = Some(now + self.interval());
+    }
+
+    /// The service ended or is stopping: no more checks (a running probe is killed).
+    pub fn disarm(&mut self) {
+        self.next_at = None;
+        if let Some(p) = self.probe.take() {
+            let _ = kill(p.pid, Signal::SIGKILL);
+        }
+        self.failures = 0;
+    }
+
+    /// When the supervisor must wake for the check: its start, or a running probe's deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.probe {
+            Some(p) => Some(p.deadline),
+            None => self.next_at,
+        }
+    }
+
+    /// Whether `pid` is the running `exec` probe.
+    pub fn is_probe(&self, pid: Pid) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.pid == pid)
+    }
+
+    /// Starts a due check, or times out a running one; a check that ended gives its verdict.
+    pub fn tick(&mut self, now: Instant) -> Option<Verdict> {
+        if let Some(p) = &self.probe {
+            if now < p.deadline {
+                return None;
+            }
+            let _ = kill(p.pid, Signal::SIGKILL);
+            // Its exit (reaped later) no longer counts: the timeout decided.
+            self.probe = None;
+            let ms = self.cfg.timeout_ms;
+            return Some(self.ended(now, Outcome::Failed(format!("timed out after {ms} ms"))));
+        }
+        if self.next_at.is_none_or(|t| t > now) {
+            return None;
+        }
+        self.next_at = None;
+        match self.cfg.check.clone() {
+            LivenessCheck::Tcp { .. } => {
+                let outcome = match self.tcp_addr() {
+                    Some(a) => tcp_check(a, self.timeout()),
+                    None => Outcome::Failed("the address does not parse".into()),
+                };
+                Some(self.ended(Instant::now(), outcome))
+            }
+            LivenessCheck::Exec { argv } => match self.spawn(&argv) {
+                Ok(pid) => {
+                    self.probe = Some(Probe {
+                        pid,
+                        deadline: now + self.timeout(),
+                    });
+                    None
+                }
+                Err(e) => Some(self.ended(now, Outcome::Failed(e))),
+            },
+        }
+    }
+
+    /// The `exec` probe was reaped: `code` its exit code, or `None` when a signal ended it.
+    pub fn probe_exited(&mut self, now: Instant, status: &str, code: Option<i32>) -> Verdict {
+        self.probe = None;
+        let outcome = if code == Some(0) {
+            Outcome::Passed
+        } else {
+            Outcome::Failed(status.to_string())
+        };
+        self.ended(now, outcome)
+    }
+
+    fn ended(&mut self, now: Instant, outcome: Outcome) -> Verdict {
+        self.next_at = Some(now + self.interval());
+        match outcome {
+            Outcome::Passed => {
+                self.failures = 0;
+                Verdict::Fine
+            }
+            Outcome::Failed(error) => {
+                self.failures = self.failures.saturating_add(1);
+                Verdict::Failed {
+                    error,
+                    failures: self.failures,
+                    restart: self.failures >= self.cfg.failure_threshold,
+                }
+            }
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.cfg.interval_ms)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.timeout_ms.max(1))
+    }
+
+    fn tcp_addr(&self) -> Option<SocketAddr> {
+        let LivenessCheck::Tcp { port, address } = &self.cfg.check else {
+            return None;
+        };
+        let ip = match address {
+            Some(a) => a.parse::<IpAddr>().ok()?,
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        Some(SocketAddr::new(ip, *port))
+    }
+
+    fn spawn(&self, argv: &[String]) -> Result<Pid, String> {
+        let (prog, args) = argv.split_first().ok_or("no program to run")?;
+        // std's spawn is safe in a threaded process (no allocation between fork and exec);
+        // the child is reaped by the supervisor's waitpid(-1), never by std.
+        let child = Command::new(prog)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .uid(self.uid)
+            .gid(self.gid)
+            .spawn()
+            .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_string())?;
+        Ok(Pid::from_raw(pid))
+    }
+}
+
+/// One TCP check: a connection within `timeout`, closed at once.
+fn tcp_check(addr: SocketAddr, timeout: Duration) -> Outcome {
+    match std::net::TcpStream::connect_timeout(&addr, timeout) {
+        Ok(_) => Outcome::Passed,
+        Err(e) => Outcome::Failed(format!("connect to {addr}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker(threshold: u32) -> Checker {
+        let cfg: Liveness = serde_json::from_str(&format!(
+            r#"{{"check":{{"type":"tcp","port":1}},"interval_ms":100,"timeout_ms":50,"failure_threshold":{threshold}}}"#
+        ))
+        .unwrap();
+        Checker::new(cfg, 0, 0)
+    }
+
+    #[test]
+    fn failures_in_a_row_reach_the_threshold_and_a_pass_resets_them() {
+        let mut c = checker(2);
+        let t = Instant::now();
+        assert_eq!(c.deadline(), None, "disarmed until ready");
+        c.arm(t);
+        assert_eq!(c.deadline(), Some(t + Duration::from_millis(100)));
+        let fail = |c: &mut Checker| c.ended(t, Outcome::Failed("x".into()));
+        assert!(matches!(
+            fail(&mut c),
+            Verdict::Failed {
+                failures: 1,
+                restart: false,
+                ..
+            }
+        ));
+        assert_eq!(c.ended(t, Outcome::Passed), Verdict::Fine);
+        assert!(matches!(
+            fail(&mut c),
+            Verdict::Failed {
+                failures: 1,
+                restart: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            fail(&mut c),
+            Verdict::Failed {
+                failures: 2,
+                restart: true,
+                ..
+            }
+        ));
+        c.disarm();
+        assert_eq!(c.deadline(), None);
+    }
+
+    #[test]
+    fn a_tcp_check_of_a_closed_port_fails_and_names_the_address() {
+        let mut c = checker(1);
+        let t = Instant::now();
+        c.arm(t - Duration::from_millis(200));
+        match c.tick(t) {
+            Some(Verdict::Failed {
+                error,
+                restart: true,
+                ..
+            }) => {
+                assert!(error.contains("127.0.0.1:1"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.describe(), "tcp 127.0.0.1:1");
+    }
+}
