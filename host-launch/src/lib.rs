@@ -16,6 +16,7 @@ pub mod events;
 pub mod exit;
 pub mod lifecycle;
 pub mod load;
+pub mod notify;
 pub mod output;
 pub mod pin;
 pub mod prepare;

@@ -81,8 +81,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List the appliances this host knows.
-    List,
+    /// List the appliances this host knows, in natural order of names.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget an appliance that is not running (its state directory: logs, last outcome);
+    /// data disks are never touched.
+    Forget {
+        #[arg(required_unless_present = "all_exited", conflicts_with = "all_exited")]
+        name: Option<String>,
+        /// Forget every appliance that is not running.
+        #[arg(long)]
+        all_exited: bool,
+    },
     /// Print the status events of an appliance's last run.
     Logs {
         name: String,
@@ -162,7 +174,11 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
         ),
         Cmd::Stop { name, timeout } => cmd::stop::stop(&name, Duration::from_secs(timeout)),
         Cmd::Status { name, json } => cmd::status::status(name.as_deref(), json),
-        Cmd::List => cmd::list::list(),
+        Cmd::List { json } => cmd::list::list(json),
+        Cmd::Forget { name, all_exited } => match name {
+            Some(n) if !all_exited => cmd::forget::forget(&n),
+            _ => cmd::forget::forget_all_exited(),
+        },
         Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
         Cmd::Console { name } => cmd::console::console(&name),
         Cmd::Schema { which } => {

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod console;
+pub mod forget;
 pub mod list;
 pub mod logs;
 pub mod start;
