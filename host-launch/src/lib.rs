@@ -23,6 +23,7 @@ pub mod prepare;
 pub mod privs;
 pub mod run;
 pub mod state;
+pub mod systemd;
 pub mod tap;
 pub mod vm;
 

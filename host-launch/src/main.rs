@@ -104,6 +104,26 @@ enum Cmd {
     },
     /// Print the guest console of an appliance's last run.
     Console { name: String },
+    /// Install the systemd template unit host-launch@.service and its generator (specs in
+    /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
+    InstallSystemd {
+        /// Install under this root instead of / (no reload then).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// The systemd generator (systemd.generator(7)); run by systemd, not by people.
+    #[command(hide = true)]
+    SystemdGenerator {
+        /// Where the specs are (default /etc/host-launch).
+        #[arg(long)]
+        spec_dir: Option<PathBuf>,
+        /// The template unit the .wants links point to.
+        #[arg(long)]
+        template: PathBuf,
+        /// systemd's normal, early and late generator directories.
+        #[arg(required = true, num_args = 1..=3)]
+        dirs: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of the spec or of the image manifest.
     Schema {
         #[arg(value_parser = ["spec", "manifest"])]
@@ -181,6 +201,12 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
         },
         Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
         Cmd::Console { name } => cmd::console::console(&name),
+        Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
+        Cmd::SystemdGenerator {
+            spec_dir,
+            template,
+            dirs,
+        } => cmd::systemd::generate(spec_dir.as_deref(), &template, &dirs[0]),
         Cmd::Schema { which } => {
             if which == "spec" {
                 print!("{}", host_launch::schema::spec_v1_text());

@@ -10,4 +10,5 @@ pub mod logs;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod systemd;
 pub mod upgrade;
