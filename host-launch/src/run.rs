@@ -91,7 +91,7 @@ fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> R
     let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, dropped.clone())
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
-    let tee = console_echo(echo, &p.state.name, bounds.status_line, dropped);
+    let tee = crate::output::console_echo(echo, &p.state.name, bounds.status_line, dropped);
     let console = channel::pump_console(File::from(started.console), log, tee);
     set_nonblocking(&started.status)?;
     let mconsole = vmm::mconsole::Target::jailed(
@@ -106,31 +106,6 @@ fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> R
         console,
         mconsole,
     })
-}
-
-/// What the console thread does with each chunk besides logging it: under systemd, whole
-/// lines printed as `[NAME] console: LINE`, escaped, bounded and rate-limited like events.
-fn console_echo(
-    echo: bool,
-    name: &str,
-    max_line: usize,
-    dropped: &Arc<Dropped>,
-) -> impl FnMut(&[u8]) + Send + 'static {
-    let name = name.to_string();
-    let mut split = LineSplitter::new(max_line, dropped.clone());
-    let mut printer = Printer::default();
-    move |bytes: &[u8]| {
-        if !echo {
-            return;
-        }
-        split.feed(bytes, &mut |l| {
-            let line = String::from_utf8_lossy(l);
-            let line = line.trim_end_matches('\r');
-            if !line.trim().is_empty() && printer.allow() {
-                say(&name, &format!("console: {}", shown_line(line)));
-            }
-        });
-    }
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
