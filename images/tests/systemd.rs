@@ -1,7 +1,8 @@
 //! Appliances under a real systemd: a Debian 12 root file system (debootstrap, cached by
 //! `scripts/systemd-rootfs`) booted with `systemd-nspawn --boot`, its own network namespace
-//! (`--private-network`), every capability (the VMs' jails need namespaces, ptrace and
-//! capability changes), `/dev/net/tun`, host-launch, the project's kernel and the DNS and web
+//! (`--private-network`, which also gives it CAP_NET_ADMIN), nspawn's default capabilities
+//! (enough for the VMs' jails: CAP_SYS_ADMIN for the namespaces and mounts, CAP_SYS_PTRACE,
+//! CAP_SETPCAP, CAP_SETUID/GID), `/dev/net/tun`, host-launch, the project's kernel and the DNS and web
 //! images bound in. Inside it: `host-launch install-systemd`, then the DNS appliance as
 //! `host-launch@dns1` answering `dig`, `systemctl status` with READY and the phase, the
 //! guest's lines in `journalctl -u`, a SIGKILLed UML restarted, a stopped (SIGSTOP) guest
@@ -39,11 +40,7 @@ impl Container {
             "--keep-unit",
             "--volatile=overlay",
         ])
-        .args([
-            "--private-network",
-            "--capability=all",
-            "--bind=/dev/net/tun",
-        ])
+        .args(["--private-network", "--bind=/dev/net/tun"])
         .arg(format!("--machine=hl-systemd-{}", std::process::id()))
         .arg("-D")
         .arg(rootfs);
