@@ -241,11 +241,8 @@ fn spec(example: &str, image: &str, change: impl FnOnce(&mut Value)) -> String {
 #[test]
 fn appliances_run_as_systemd_services() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (systemd-nspawn)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (systemd-nspawn)");
     let rootfs = rootfs();
     let dir = TempDir::new("systemd").expect("temporary directory");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
