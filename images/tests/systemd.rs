@@ -288,9 +288,23 @@ fn appliances_run_as_systemd_services() {
         status.contains("50-host-launch-spec.conf"),
         "the generator's drop-in: {status}"
     );
-    assert_eq!(
-        c.prop("host-launch@dns1", "MemoryMax"),
-        (112u64 << 20).to_string()
+    // The generator's drop-in (properties only: the container's cgroup v1 controllers are
+    // mounted read-only, so its systemd cannot enforce them) and its link from
+    // multi-user.target (started at boot).
+    let dns1 = |p: &str| c.prop("host-launch@dns1", p);
+    assert_eq!(dns1("MemoryMax"), (112u64 << 20).to_string());
+    assert_eq!(dns1("TasksMax"), "1056");
+    let wanted_by = dns1("WantedBy");
+    let wanted_by: Vec<&str> = wanted_by.split(' ').collect();
+    assert!(
+        wanted_by.contains(&"multi-user.target") && wanted_by.contains(&"host-launch@web1.service"),
+        "{wanted_by:?}"
+    );
+    assert_eq!(dns1("UnitFileState"), "enabled-runtime");
+    let after = c.prop("host-launch@web1", "After");
+    assert!(
+        after.split(' ').any(|u| u == "host-launch@dns1.service"),
+        "{after}"
     );
     let st = c.ok("host-launch status dns1");
     assert!(
