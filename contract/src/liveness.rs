@@ -51,7 +51,7 @@ fn default_failure_threshold() -> u32 {
 }
 
 /// Bounds of the settings: a check at most every 100 ms, so it cannot eat the guest; one check
-/// at most 10 s (guest-init waits for a TCP connect in its loop) and never longer than the
+/// at most 10 s (a check that takes longer is as good as failed) and never longer than the
 /// interval; at most 100 failures in a row.
 pub const MIN_INTERVAL_MS: u64 = 100;
 pub const MAX_INTERVAL_MS: u64 = 3_600_000;

@@ -2,15 +2,19 @@
 //! `interval_ms`; `failure_threshold` failures in a row and the supervisor restarts the
 //! service. Readiness says when a service first works; liveness whether it still does.
 //!
-//! A `tcp` check is a connect bounded by `timeout_ms` (at most 10 s, validation's bound) in the
-//! supervisor's own loop; an `exec` check is a child process, run as the service's uid and
-//! gid with only `PATH` set, reaped by the supervisor's `waitpid(-1)` and SIGKILLed at its
-//! timeout, so a hanging check never holds the loop.
+//! Neither kind holds the supervisor's loop: a `tcp` check is a non-blocking connect, looked
+//! at every [`TCP_POLL`] until it completes or `timeout_ms` passes; an `exec` check is a child
+//! process, run as the service's uid and gid with only `PATH` set, reaped by the supervisor's
+//! `waitpid(-1)` and SIGKILLed at its timeout.
 
 use contract::{Liveness, LivenessCheck};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use nix::unistd::Pid;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,10 +40,19 @@ pub enum Verdict {
     },
 }
 
-/// A running `exec` check.
+/// How often a TCP check in flight is looked at (a wake-up of the loop only while one is).
+pub const TCP_POLL: Duration = Duration::from_millis(20);
+
+/// A check in flight: an `exec` child, or a TCP connect.
+#[derive(Debug)]
+enum Running {
+    Exec(Pid),
+    Tcp(OwnedFd, SocketAddr),
+}
+
 #[derive(Debug)]
 struct Probe {
-    pid: Pid,
+    running: Running,
     deadline: Instant,
 }
 
@@ -91,15 +104,24 @@ impl Checker {
     /// The service ended or is stopping: no more checks (a running probe is killed).
     pub fn disarm(&mut self) {
         self.next_at = None;
-        if let Some(p) = self.probe.take() {
-            let _ = kill(p.pid, Signal::SIGKILL);
+        if let Some(Probe {
+            running: Running::Exec(pid),
+            ..
+        }) = self.probe.take()
+        {
+            let _ = kill(pid, Signal::SIGKILL);
         }
         self.failures = 0;
     }
 
-    /// When the supervisor must wake for the check: its start, or a running probe's deadline.
+    /// When the supervisor must wake for the check: its start, a running probe's deadline,
+    /// or the next look at a TCP connect in flight.
     pub fn deadline(&self) -> Option<Instant> {
         match &self.probe {
+            Some(Probe {
+                running: Running::Tcp(..),
+                deadline,
+            }) => Some((Instant::now() + TCP_POLL).min(*deadline)),
             Some(p) => Some(p.deadline),
             None => self.next_at,
         }
@@ -107,17 +129,26 @@ impl Checker {
 
     /// Whether `pid` is the running `exec` probe.
     pub fn is_probe(&self, pid: Pid) -> bool {
-        self.probe.as_ref().is_some_and(|p| p.pid == pid)
+        matches!(&self.probe, Some(Probe { running: Running::Exec(p), .. }) if *p == pid)
     }
 
-    /// Starts a due check, or times out a running one; a check that ended gives its verdict.
+    /// Starts a due check, looks at a TCP one in flight, or times out a running one; a check
+    /// that ended gives its verdict.
     pub fn tick(&mut self, now: Instant) -> Option<Verdict> {
         if let Some(p) = &self.probe {
+            if let Running::Tcp(fd, addr) = &p.running {
+                if let Some(outcome) = tcp_result(fd, *addr) {
+                    self.probe = None;
+                    return Some(self.ended(now, outcome));
+                }
+            }
             if now < p.deadline {
                 return None;
             }
-            let _ = kill(p.pid, Signal::SIGKILL);
-            // Its exit (reaped later) no longer counts: the timeout decided.
+            if let Running::Exec(pid) = p.running {
+                // Its exit (reaped later) no longer counts: the timeout decided.
+                let _ = kill(pid, Signal::SIGKILL);
+            }
             self.probe = None;
             let ms = self.cfg.timeout_ms;
             return Some(self.ended(now, Outcome::Failed(format!("timed out after {ms} ms"))));
@@ -126,24 +157,23 @@ impl Checker {
             return None;
         }
         self.next_at = None;
-        match self.cfg.check.clone() {
-            LivenessCheck::Tcp { .. } => {
-                let outcome = match self.tcp_addr() {
-                    Some(a) => tcp_check(a, self.timeout()),
-                    None => Outcome::Failed("the address does not parse".into()),
-                };
-                Some(self.ended(Instant::now(), outcome))
-            }
-            LivenessCheck::Exec { argv } => match self.spawn(&argv) {
-                Ok(pid) => {
-                    self.probe = Some(Probe {
-                        pid,
-                        deadline: now + self.timeout(),
-                    });
-                    None
-                }
-                Err(e) => Some(self.ended(now, Outcome::Failed(e))),
+        let started = match self.cfg.check.clone() {
+            LivenessCheck::Tcp { .. } => match self.tcp_addr() {
+                Some(a) => tcp_start(a).map(|fd| Running::Tcp(fd, a)),
+                None => Err("the address does not parse".into()),
             },
+            LivenessCheck::Exec { argv } => self.spawn(&argv).map(Running::Exec),
+        };
+        match started {
+            Ok(running) => {
+                self.probe = Some(Probe {
+                    running,
+                    deadline: now + self.timeout(),
+                });
+                // A local connect is often complete at once.
+                self.tick(now)
+            }
+            Err(e) => Some(self.ended(now, Outcome::Failed(e))),
         }
     }
 
@@ -216,11 +246,38 @@ impl Checker {
     }
 }
 
-/// One TCP check: a connection within `timeout`, closed at once.
-fn tcp_check(addr: SocketAddr, timeout: Duration) -> Outcome {
-    match std::net::TcpStream::connect_timeout(&addr, timeout) {
-        Ok(_) => Outcome::Passed,
-        Err(e) => Outcome::Failed(format!("connect to {addr}: {e}")),
+/// Starts a non-blocking connect to `addr` (the socket is closed when the check ends).
+fn tcp_start(addr: SocketAddr) -> Result<OwnedFd, String> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)
+        .map_err(|e| format!("socket for {addr}: {e}"))?;
+    match socket::connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    ) {
+        Ok(()) | Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => Ok(fd),
+        Err(e) => Err(format!("connect to {addr}: {e}")),
+    }
+}
+
+/// What a connect in flight came to, if it is over (a zero-timeout poll: never waits).
+fn tcp_result(fd: &OwnedFd, addr: SocketAddr) -> Option<Outcome> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => {}
+        _ => return None,
+    }
+    match socket::getsockopt(fd, sockopt::SocketError) {
+        Ok(0) => Some(Outcome::Passed),
+        Ok(e) => Some(Outcome::Failed(format!(
+            "connect to {addr}: {}",
+            Errno::from_raw(e).desc()
+        ))),
+        Err(e) => Some(Outcome::Failed(format!("connect to {addr}: {e}"))),
     }
 }
 
@@ -289,5 +346,31 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(c.describe(), "tcp 127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_tcp_check_of_a_listening_port_passes_without_blocking() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg: Liveness = serde_json::from_str(&format!(
+            r#"{{"check":{{"type":"tcp","port":{port}}},"interval_ms":100,"timeout_ms":1000}}"#
+        ))
+        .unwrap();
+        let mut c = Checker::new(cfg, 0, 0);
+        let t = Instant::now();
+        c.arm(t - Duration::from_millis(200));
+        let mut verdict = c.tick(t);
+        for _ in 0..100 {
+            if verdict.is_some() {
+                break;
+            }
+            assert!(
+                c.deadline().is_some(),
+                "a connect in flight is looked at again"
+            );
+            std::thread::sleep(TCP_POLL);
+            verdict = c.tick(Instant::now());
+        }
+        assert_eq!(verdict, Some(Verdict::Fine));
     }
 }

@@ -362,3 +362,34 @@ fn the_liveness_check_restarts_a_service_that_hangs_without_exiting() {
         "heartbeats go to the host only"
     );
 }
+
+/// A `tcp` liveness check: the service's listener goes away (its helper is killed) while the
+/// service itself hangs on; the connect is refused, and at the threshold guest-init restarts
+/// the service, whose new run listens again and passes.
+#[test]
+fn a_tcp_liveness_check_restarts_a_service_whose_port_closed() {
+    let (_dir, image) = image("liveness-tcp");
+    let c = service_contract(json!({
+        "name": "closer",
+        "argv": ["/bin/sh", "-c",
+                 "httpd -p 8080 -h /www; sleep 2; kill $(cat /proc/*/stat | awk '$2 == \"(httpd)\" {print $1}'); echo closed; exec sleep 1000"],
+        "readiness": {"type": "tcp", "port": 8080},
+        "restart": {"policy": "on-failure", "backoff_min_ms": 50, "backoff_max_ms": 50},
+        "liveness": {"check": {"type": "tcp", "port": 8080},
+                     "interval_ms": 300, "timeout_ms": 250, "failure_threshold": 2}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_events("ready", 2, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let failed = outcome.events_named("liveness_failed");
+    assert!(failed.len() >= 2, "{}", outcome.report());
+    assert_eq!(failed[0].json["check"], "tcp 127.0.0.1:8080");
+    let error = failed[0].json["error"].as_str().unwrap_or("");
+    assert!(error.contains("refused"), "{error}");
+    assert_eq!(failed[1].u64("failures"), Some(2));
+    let started = outcome.events_named("service_started");
+    assert!(started.len() >= 2 && started[1].u64("restarts") == Some(1));
+    assert!(service_lines(&outcome, "closer").contains(&"closed"));
+}
