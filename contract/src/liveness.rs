@@ -6,6 +6,7 @@
 use crate::addr::parse_ip;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// `service.liveness`: a check repeated every `interval_ms` once the service is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -48,6 +49,27 @@ fn default_timeout_ms() -> u64 {
 
 fn default_failure_threshold() -> u32 {
     3
+}
+
+/// The check as guest-init runs it, its address typed (see [`crate::checked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Tcp(SocketAddr),
+    Exec(Vec<String>),
+}
+
+/// The typed target of a check; the error is the address's problem (validation reports it).
+pub fn target(l: &Liveness) -> Result<Target, String> {
+    match &l.check {
+        LivenessCheck::Exec { argv } => Ok(Target::Exec(argv.clone())),
+        LivenessCheck::Tcp { port, address } => {
+            let ip = match address {
+                Some(a) => parse_ip(a)?,
+                None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            };
+            Ok(Target::Tcp(SocketAddr::new(ip, *port)))
+        }
+    }
 }
 
 /// Bounds of the settings: a check at most every 100 ms, so it cannot eat the guest; one check

@@ -6,26 +6,20 @@
 //! image: fixed UUID and directory hash seed, one fixed time for every inode and the
 //! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
 
-use crate::closure::{self, Root};
-use crate::ext4;
-pub use crate::ext4::{Content, Entry};
 use crate::recipe::{self, Recipe};
-use std::collections::BTreeMap;
+use rootfs::closure::{self, Root};
+use rootfs::ext4;
+pub use rootfs::ext4::{Content, Entry};
+pub use rootfs::plan::Plan;
+pub use rootfs::{DEFAULT_EPOCH, IPV6_MODULES, UML_MODULES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where Debian's user-mode-linux package keeps the kernel's modules.
-pub const UML_MODULES: &str = "/usr/lib/uml/modules";
-/// The modules IPv6 needs, relative to the modules directory of one kernel release.
-pub const IPV6_MODULES: &[&str] = &["kernel/net/ipv6/ipv6.ko", "kernel/lib/crc-ccitt.ko"];
-/// The image time when neither `--epoch` nor `SOURCE_DATE_EPOCH` says otherwise
-/// (2024-01-01T00:00:00Z).
-pub const DEFAULT_EPOCH: u64 = 1_704_067_200;
 /// The disk tools guest-init runs, and the package they come from.
 pub const DISK_TOOLS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
 pub const DISK_TOOLS_PACKAGE: &str = "e2fsprogs";
 
-pub use crate::error::Error;
+pub use rootfs::Error;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -90,64 +84,6 @@ pub fn default_modules_dir() -> PathBuf {
     releases
         .pop()
         .unwrap_or_else(|| Path::new(UML_MODULES).join("6.1.176"))
-}
-
-/// Everything that goes into the image, by image path (sorted, so the order is fixed).
-#[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub entries: BTreeMap<String, Entry>,
-    /// The ELF objects (programs, plugins, libraries, loaders) and why each is there.
-    pub closure: closure::Closure,
-}
-
-impl Plan {
-    fn add(&mut self, path: &str, entry: Entry, problems: &mut Vec<String>) {
-        if let Some(old) = self.entries.get(path) {
-            if old.content != entry.content {
-                problems.push(format!(
-                    "{}: {path} is already provided by {}",
-                    entry.origin, old.origin
-                ));
-            }
-            return;
-        }
-        self.entries.insert(path.to_string(), entry);
-    }
-
-    fn dir(&mut self, path: &str, mode: u32, origin: &str, problems: &mut Vec<String>) {
-        let e = Entry {
-            content: Content::Dir,
-            mode,
-            uid: 0,
-            gid: 0,
-            origin: origin.into(),
-        };
-        self.add(path, e, problems);
-    }
-
-    /// Adds the missing parent directories (root-owned, 0755) of every entry, and refuses
-    /// entries below something that is not a directory.
-    pub fn add_parents(&mut self, problems: &mut Vec<String>) {
-        let paths: Vec<String> = self.entries.keys().cloned().collect();
-        for path in paths {
-            let mut parent = Path::new(&path).parent();
-            while let Some(p) = parent.filter(|p| *p != Path::new("/")) {
-                let ps = p.to_string_lossy().into_owned();
-                match self.entries.get(&ps) {
-                    Some(e) if e.content == Content::Dir => {}
-                    Some(e) => problems.push(format!(
-                        "{}: {path} is below {ps}, which {} makes a file or symlink",
-                        self.entries[&path].origin, e.origin
-                    )),
-                    None => {
-                        let origin = format!("parent of {path}");
-                        self.dir(&ps, 0o755, &origin, problems);
-                    }
-                }
-                parent = p.parent();
-            }
-        }
-    }
 }
 
 /// Checks that each package is installed (`dpkg-query`); installs the missing ones with
@@ -278,7 +214,7 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
     // guest-init as /sbin/init: it must be static, the image has no loader for it.
     match std::fs::read(&opts.init) {
         Err(e) => problems.push(format!("--init {}: cannot read: {e}", opts.init.display())),
-        Ok(bytes) => match crate::elf::parse(&bytes) {
+        Ok(bytes) => match rootfs::elf::parse(&bytes) {
             Ok(d) if d.is_static() => {
                 let e = Entry {
                     content: Content::Host(opts.init.clone()),

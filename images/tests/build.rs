@@ -5,7 +5,8 @@ mod common;
 
 use common::{debugfs, ls, options, sha256};
 use e2e::TempDir;
-use image_builder::{build, elf, parse, Recipe};
+use image_builder::{build, parse, Recipe};
+use rootfs::elf;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;

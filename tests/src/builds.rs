@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// The Rust target guest binaries are built for, the workspace root and cargo's target
 /// directory: the image builder's, which builds guest-init the same way.
-pub use image_builder::{target_dir, workspace_root, MUSL_TARGET};
+pub use ::rootfs::{target_dir, workspace_root, MUSL_TARGET};
 
 type Builds = Mutex<HashMap<(String, String), std::result::Result<PathBuf, String>>>;
 

@@ -7,13 +7,14 @@
 //! process, run as the service's uid and gid with only `PATH` set, reaped by the supervisor's
 //! `waitpid(-1)` and SIGKILLed at its timeout.
 
-use contract::{Liveness, LivenessCheck};
+use contract::liveness::Target;
+use contract::Liveness;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use nix::unistd::Pid;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -60,6 +61,7 @@ struct Probe {
 #[derive(Debug)]
 pub struct Checker {
     cfg: Liveness,
+    target: Target,
     uid: u32,
     gid: u32,
     next_at: Option<Instant>,
@@ -68,10 +70,12 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// The service's check, run as `uid`/`gid`; disarmed until [`Checker::arm`].
-    pub fn new(cfg: Liveness, uid: u32, gid: u32) -> Self {
+    /// The service's check (`target` typed by `contract::checked`), run as `uid`/`gid`;
+    /// disarmed until [`Checker::arm`].
+    pub fn new(cfg: Liveness, target: Target, uid: u32, gid: u32) -> Self {
         Checker {
             cfg,
+            target,
             uid,
             gid,
             next_at: None,
@@ -82,12 +86,9 @@ impl Checker {
 
     /// `exec /bin/check` or `tcp 127.0.0.1:53`, for events.
     pub fn describe(&self) -> String {
-        match &self.cfg.check {
-            LivenessCheck::Exec { argv } => format!("exec {}", argv.join(" ")),
-            LivenessCheck::Tcp { .. } => match self.tcp_addr() {
-                Some(a) => format!("tcp {a}"),
-                None => "tcp".into(),
-            },
+        match &self.target {
+            Target::Exec(argv) => format!("exec {}", argv.join(" ")),
+            Target::Tcp(a) => format!("tcp {a}"),
         }
     }
 
@@ -157,12 +158,9 @@ impl Checker {
             return None;
         }
         self.next_at = None;
-        let started = match self.cfg.check.clone() {
-            LivenessCheck::Tcp { .. } => match self.tcp_addr() {
-                Some(a) => tcp_start(a).map(|fd| Running::Tcp(fd, a)),
-                None => Err("the address does not parse".into()),
-            },
-            LivenessCheck::Exec { argv } => self.spawn(&argv).map(Running::Exec),
+        let started = match &self.target {
+            Target::Tcp(a) => tcp_start(*a).map(|fd| Running::Tcp(fd, *a)),
+            Target::Exec(argv) => self.spawn(argv).map(Running::Exec),
         };
         match started {
             Ok(running) => {
@@ -212,17 +210,6 @@ impl Checker {
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.cfg.timeout_ms.max(1))
-    }
-
-    fn tcp_addr(&self) -> Option<SocketAddr> {
-        let LivenessCheck::Tcp { port, address } = &self.cfg.check else {
-            return None;
-        };
-        let ip = match address {
-            Some(a) => a.parse::<IpAddr>().ok()?,
-            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        };
-        Some(SocketAddr::new(ip, *port))
     }
 
     fn spawn(&self, argv: &[String]) -> Result<Pid, String> {
@@ -290,7 +277,8 @@ mod tests {
             r#"{{"check":{{"type":"tcp","port":1}},"interval_ms":100,"timeout_ms":50,"failure_threshold":{threshold}}}"#
         ))
         .unwrap();
-        Checker::new(cfg, 0, 0)
+        let target = contract::liveness::target(&cfg).unwrap();
+        Checker::new(cfg, target, 0, 0)
     }
 
     #[test]
@@ -356,7 +344,8 @@ mod tests {
             r#"{{"check":{{"type":"tcp","port":{port}}},"interval_ms":100,"timeout_ms":1000}}"#
         ))
         .unwrap();
-        let mut c = Checker::new(cfg, 0, 0);
+        let target = contract::liveness::target(&cfg).unwrap();
+        let mut c = Checker::new(cfg, target, 0, 0);
         let t = Instant::now();
         c.arm(t - Duration::from_millis(200));
         let mut verdict = c.tick(t);
