@@ -225,6 +225,9 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     if let Some(t) = spec.stop_timeout_ms {
         service.stop_timeout_ms = t;
     }
+    if let Some(l) = &spec.liveness {
+        service.liveness = Some(l.clone());
+    }
     let network = spec.network.as_ref().map(|n| Network {
         interfaces: vec![Interface {
             name: n.guest_interface.clone(),
@@ -327,6 +330,11 @@ fn contract_path_to_source(path: &str, spec: &Spec, disks: &[AttachedDisk]) -> S
     }
     if path == "service.stop_timeout_ms" && spec.stop_timeout_ms.is_some() {
         return "stop_timeout_ms".into();
+    }
+    if let Some(rest) = path.strip_prefix("service.liveness") {
+        if spec.liveness.is_some() {
+            return format!("liveness{rest}");
+        }
     }
     if let Some(key) = path.strip_prefix("sysctl.") {
         if spec.sysctl.contains_key(key) {

@@ -74,6 +74,18 @@ pub struct Spec {
     /// The UML kernel; default `$UML_KERNEL` or /usr/bin/linux.uml.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// The service's liveness check, replacing the image's (`service.liveness` of the
+    /// manifest): repeated while it runs; failing it restarts the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<contract::Liveness>,
+    /// Appliances (names) this one needs: under systemd, host-launch's generator makes their
+    /// units `Wants=` and `After=` of this one's, so they are started first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The appliance's share of CPU time against other units under systemd (`CPUWeight=`,
+    /// 1 to 10000, systemd's default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight: Option<u32>,
 }
 
 fn default_spec_version() -> u32 {
@@ -298,6 +310,37 @@ fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>))
     range("processes", l.processes, 16, 65536);
 }
 
+/// `needs` and `cpu_weight`, what the systemd generator reads.
+fn check_systemd_fields(s: &Spec, push: &mut impl FnMut(&str, Result<(), String>)) {
+    let mut seen = BTreeSet::new();
+    for (i, n) in s.needs.iter().enumerate() {
+        let at = format!("needs[{i}]");
+        push(&at, check_name(n));
+        if n == &s.name {
+            push(
+                &at,
+                Err(format!(
+                    "'{n}' is this appliance itself; an appliance cannot need itself"
+                )),
+            );
+        } else if !seen.insert(n.as_str()) {
+            push(&at, Err(format!("'{n}' is listed twice")));
+        }
+    }
+    if let Some(w) = s.cpu_weight {
+        push(
+            "cpu_weight",
+            if (1..=10000).contains(&w) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{w} is out of range; give 1 to 10000 (systemd's CPUWeight=, default 100)"
+                ))
+            },
+        );
+    }
+}
+
 /// Every host-side problem of a spec at once. The guest-side settings (addresses, routes,
 /// env, ...) are checked again by [`contract::validate`] after the merge.
 pub fn check(s: &Spec) -> Result<(), Problems> {
@@ -403,6 +446,7 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
     if let Some(l) = &s.limits {
         check_limits(l, &mut push);
     }
+    check_systemd_fields(s, &mut push);
     if let Some(k) = &s.kernel {
         push(
             "kernel",

@@ -91,6 +91,8 @@ pub struct Service {
     pub stop_signal: Signal,
     pub capabilities: Vec<Capability>,
     pub readiness: Readiness,
+    /// `service.liveness`'s target, when there is a liveness check.
+    pub liveness: Option<crate::liveness::Target>,
 }
 
 /// A validated contract and its typed values.
@@ -271,10 +273,19 @@ fn typed_service(s: &crate::v1::Service, problems: &mut Vec<Problem>) -> Option<
             Readiness::Tcp(SocketAddr::new(ip?, *port))
         }
     };
+    let liveness = match &s.liveness {
+        None => None,
+        Some(l) => Some(take(
+            problems,
+            "service.liveness.check.address".into(),
+            crate::liveness::target(l),
+        )?),
+    };
     Some(Service {
         stop_signal: stop_signal?,
         capabilities,
         readiness,
+        liveness,
     })
 }
 

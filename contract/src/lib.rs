@@ -17,12 +17,14 @@ pub mod checked;
 pub mod cmdline;
 pub mod ipconfig;
 pub mod json;
+pub mod liveness;
 pub mod names;
 pub mod schema;
 pub mod status;
 pub mod v1;
 pub mod validate;
 
+pub use liveness::{Liveness, LivenessCheck};
 pub use v1::*;
 pub use validate::{validate, Problem, Problems};
 

@@ -20,6 +20,10 @@ pub struct Clocks {
     pub init_us: u64,
 }
 
+/// How often guest-init sends a [`Event::Heartbeat`]: one ~100-byte line a second costs the
+/// guest and the host next to nothing, and lets a host watchdog of a few seconds notice a hang.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
+
 const CLOCK_KEYS: [&str; 3] = ["ts_us", "boot_us", "init_us"];
 
 /// One status event, with its fields; the wire name is the variant's in snake case
@@ -86,6 +90,26 @@ pub enum Event {
         delay_ms: u64,
         #[serde(default)]
         restarts: u64,
+    },
+    /// PID 1 is alive: sent every [`HEARTBEAT_INTERVAL_MS`] while it supervises, so the host
+    /// can tell a hung guest (kernel or PID 1) from a quiet one. `restarts` is the service's.
+    Heartbeat {
+        #[serde(default)]
+        restarts: u64,
+    },
+    /// The liveness check failed `failures` times in a row (`threshold` restarts the
+    /// service); `check` says which check (`exec /bin/x`, `tcp ADDR`), `error` how it failed.
+    LivenessFailed {
+        #[serde(default)]
+        pid: i32,
+        #[serde(default)]
+        check: String,
+        #[serde(default)]
+        error: String,
+        #[serde(default)]
+        failures: u32,
+        #[serde(default)]
+        threshold: u32,
     },
     /// A stop was requested: the stop signal goes out, SIGKILL after `stop_timeout_ms`.
     ShuttingDown {

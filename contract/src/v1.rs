@@ -195,6 +195,10 @@ pub struct Service {
     pub stop_timeout_ms: u64,
     #[serde(default)]
     pub readiness: Readiness,
+    /// Checked for as long as the service runs, once it is ready; failing it restarts the
+    /// service (see [`crate::liveness`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<crate::liveness::Liveness>,
 }
 
 impl Service {

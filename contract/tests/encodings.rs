@@ -304,6 +304,7 @@ fn service() -> impl Strategy<Value = Service> {
                     stop_signal,
                     stop_timeout_ms,
                     readiness,
+                    liveness: None,
                 }
             },
         )

@@ -37,7 +37,9 @@ for p in glob.glob(os.path.join(root, "contract/examples/*.json")):
     put("cmdline", f"mem=64M ubd0r=/img/root.img root=/dev/ubda ro hostcontract={token} hostcontract_dev=/dev/ubdc con1=fd:3 -- x")
 put("cmdline", 'quiet "hostcontract=e30" hostcontract= hostcontract_dev="/dev/ubd b"')
 
-ip_values = set(re.findall(r'parse\("([^"]*)"\)', read("contract/src/ipconfig.rs").decode()))
+ip_values = set()
+for p in sorted(glob.glob(os.path.join(root, "contract/src/ipconfig/*.rs"))):
+    ip_values |= set(re.findall(r'parse\("([^"]*)"\)', open(p, encoding="utf-8").read()))
 ip_values |= {"192.0.2.10::192.0.2.1:255.255.255.0:dns1:vec0:off:192.0.2.53:192.0.2.54:192.0.2.123",
               "dhcp", "off", "", "10.0.0.2:10.0.0.1:10.0.0.1:255.0.0.0:host.example.net:eth0:none",
               "dhcp,01,00:11:22:33:44:55"}
@@ -62,5 +64,7 @@ for line in [
     '{"event":"fatal","ts_us":1,"boot_us":2,"init_us":3,"field":"files","reason":"files: 20000 files"}',
     '{"event":"power_off","ts_us":1,"boot_us":2,"init_us":3,"reason":"fatal","field":null}\n{"event":"exited","code":7,"signal":null}',
     'guest-init: starting\n{"event":"disk_mounted","device":"/dev/ubdb","mount_point":"/data","formatted":true,"checked":false}',
+    '{"event":"heartbeat","ts_us":1,"boot_us":2,"init_us":3,"restarts":4}',
+    '{"event":"liveness_failed","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"check":"exec /bin/test -e /tmp/alive","error":"exited with code 1","failures":2,"threshold":2}',
 ]:
     put("status", line)

@@ -96,9 +96,15 @@ impl Reporter {
 impl Observer for Reporter {
     fn event(&self, event: Event) {
         self.status.emit(&event);
+        // Heartbeats are for the host alone: once a second on the console and the remote log
+        // would drown the service's own lines.
+        if matches!(event, Event::Heartbeat { .. }) {
+            return;
+        }
         let severity = match event {
             Event::Fatal { .. } => Severity::Error,
             Event::Exited { .. }
+            | Event::LivenessFailed { .. }
             | Event::Restarting { .. }
             | Event::StopTimeout { .. }
             | Event::Warning { .. } => Severity::Warning,

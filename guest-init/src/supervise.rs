@@ -10,6 +10,7 @@
 //! [`Running`] and closed when it ends.
 
 use crate::log::LineBuffer;
+use crate::service::liveness::{Checker, Verdict};
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
 use crate::status::Event;
 use contract::checked;
@@ -95,7 +96,14 @@ pub struct Supervisor<'a, O: Observer> {
     end: Option<End>,
     restarts: u64,
     orphans_reaped: u64,
+    /// The liveness check, if the contract has one.
+    liveness: Option<Checker>,
+    /// When the next [`Event::Heartbeat`] is due.
+    next_heartbeat: Instant,
 }
+
+/// How often PID 1 tells the host it is alive (see `contract::status`).
+const HEARTBEAT: Duration = Duration::from_millis(contract::status::HEARTBEAT_INTERVAL_MS);
 
 impl<'a, O: Observer> Supervisor<'a, O> {
     /// Takes over the (already blocked) [`handled_signals`] through a signalfd.
@@ -127,6 +135,12 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             end: None,
             restarts: 0,
             orphans_reaped: 0,
+            liveness: svc
+                .liveness
+                .clone()
+                .zip(typed.liveness.clone())
+                .map(|(l, target)| Checker::new(l, target, svc.uid, svc.gid)),
+            next_heartbeat: Instant::now(),
         })
     }
 
@@ -202,6 +216,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 after_ms: 0,
                 via: None,
             });
+            self.arm_liveness();
         }
         self.next_probe = Instant::now();
         self.running = Some(run);
@@ -217,6 +232,8 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.restart_at,
             self.kill_at,
             probing.then_some(self.next_probe),
+            Some(self.next_heartbeat),
+            self.liveness.as_ref().and_then(Checker::deadline),
         ];
         match deadlines.iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -305,6 +322,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                         after_ms: after,
                         via: Some("notify".into()),
                     });
+                    self.arm_liveness();
                 }
             }
             Notify::Never => run.notify = None,
@@ -333,8 +351,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 Ok(status) => {
                     let Some(pid) = status.pid() else { continue };
                     let is_service = self.running.as_ref().is_some_and(|r| r.pid == pid);
+                    let is_probe = self.liveness.as_ref().is_some_and(|l| l.is_probe(pid));
                     match ExitKind::from_wait_status(status) {
                         Some(kind) if is_service => self.service_ended(kind),
+                        Some(kind) if is_probe => self.probe_exited(kind),
                         Some(_) => self.orphans_reaped += 1,
                         None => {}
                     }
@@ -347,6 +367,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         let Some(mut run) = self.running.take() else {
             return;
         };
+        if let Some(l) = self.liveness.as_mut() {
+            l.disarm();
+        }
         // The last output may still sit in the pipes.
         let pid = run.pid;
         drain_pipe(&mut run.out, |line| self.obs.output(pid, false, line));
@@ -387,6 +410,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         }
         self.end = Some(End::Requested(reason));
         self.restart_at = None;
+        if let Some(l) = self.liveness.as_mut() {
+            l.disarm();
+        }
         let timeout = Duration::from_millis(self.svc.stop_timeout_ms);
         self.obs.event(Event::ShuttingDown {
             reason: reason.to_string(),
@@ -415,6 +441,66 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.start();
         }
         self.probe_tcp(now);
+        if self.next_heartbeat <= now {
+            self.obs.event(Event::Heartbeat {
+                restarts: self.restarts,
+            });
+            self.next_heartbeat = now + HEARTBEAT;
+        }
+        let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
+        if let Some(v) = verdict {
+            self.liveness_verdict(v);
+        }
+    }
+
+    fn arm_liveness(&mut self) {
+        if let Some(l) = self.liveness.as_mut() {
+            l.arm(Instant::now());
+        }
+    }
+
+    fn probe_exited(&mut self, kind: ExitKind) {
+        let code = match kind {
+            ExitKind::Exited(c) => Some(c),
+            ExitKind::Signaled(_) => None,
+        };
+        let status = kind.to_string();
+        let verdict = self
+            .liveness
+            .as_mut()
+            .map(|l| l.probe_exited(Instant::now(), &status, code));
+        if let Some(v) = verdict {
+            self.liveness_verdict(v);
+        }
+    }
+
+    /// A failed check is reported; at the threshold the service is killed (SIGKILL to its
+    /// process group: a hung service may not heed its stop signal), and its end then goes
+    /// through the restart policy like any death by signal.
+    fn liveness_verdict(&mut self, v: Verdict) {
+        let Verdict::Failed {
+            error,
+            failures,
+            restart,
+        } = v
+        else {
+            return;
+        };
+        let (Some(l), Some(run)) = (self.liveness.as_mut(), self.running.as_ref()) else {
+            return;
+        };
+        self.obs.event(Event::LivenessFailed {
+            pid: run.pid.as_raw(),
+            check: l.describe(),
+            error,
+            failures,
+            threshold: l.threshold(),
+        });
+        if restart && self.end.is_none() {
+            l.disarm();
+            let _ = kill(Pid::from_raw(-run.pid.as_raw()), Signal::SIGKILL);
+            let _ = kill(run.pid, Signal::SIGKILL);
+        }
     }
 
     fn probe_tcp(&mut self, now: Instant) {
@@ -433,6 +519,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 after_ms: after,
                 via: Some(format!("tcp {addr}")),
             });
+            self.arm_liveness();
         } else {
             // Probe often right after start, then back off so an idle wait costs little.
             let since = run.started.elapsed();

@@ -16,12 +16,14 @@ pub mod events;
 pub mod exit;
 pub mod lifecycle;
 pub mod load;
+pub mod notify;
 pub mod output;
 pub mod pin;
 pub mod prepare;
 pub mod privs;
 pub mod run;
 pub mod state;
+pub mod systemd;
 pub mod tap;
 pub mod vm;
 

@@ -81,8 +81,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List the appliances this host knows.
-    List,
+    /// List the appliances this host knows, in natural order of names.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget an appliance that is not running (its state directory: logs, last outcome);
+    /// data disks are never touched.
+    Forget {
+        #[arg(required_unless_present = "all_exited", conflicts_with = "all_exited")]
+        name: Option<String>,
+        /// Forget every appliance that is not running.
+        #[arg(long)]
+        all_exited: bool,
+    },
     /// Print the status events of an appliance's last run.
     Logs {
         name: String,
@@ -92,6 +104,26 @@ enum Cmd {
     },
     /// Print the guest console of an appliance's last run.
     Console { name: String },
+    /// Install the systemd template unit host-launch@.service and its generator (specs in
+    /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
+    InstallSystemd {
+        /// Install under this root instead of / (no reload then).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// The systemd generator (systemd.generator(7)); run by systemd, not by people.
+    #[command(hide = true)]
+    SystemdGenerator {
+        /// Where the specs are (default /etc/host-launch).
+        #[arg(long)]
+        spec_dir: Option<PathBuf>,
+        /// The template unit the .wants links point to.
+        #[arg(long)]
+        template: PathBuf,
+        /// systemd's normal, early and late generator directories.
+        #[arg(required = true, num_args = 1..=3)]
+        dirs: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of the spec or of the image manifest.
     Schema {
         #[arg(value_parser = ["spec", "manifest"])]
@@ -162,9 +194,19 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
         ),
         Cmd::Stop { name, timeout } => cmd::stop::stop(&name, Duration::from_secs(timeout)),
         Cmd::Status { name, json } => cmd::status::status(name.as_deref(), json),
-        Cmd::List => cmd::list::list(),
+        Cmd::List { json } => cmd::list::list(json),
+        Cmd::Forget { name, all_exited } => match name {
+            Some(n) if !all_exited => cmd::forget::forget(&n),
+            _ => cmd::forget::forget_all_exited(),
+        },
         Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
         Cmd::Console { name } => cmd::console::console(&name),
+        Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
+        Cmd::SystemdGenerator {
+            spec_dir,
+            template,
+            dirs,
+        } => cmd::systemd::generate(spec_dir.as_deref(), &template, &dirs[0]),
         Cmd::Schema { which } => {
             if which == "spec" {
                 print!("{}", host_launch::schema::spec_v1_text());

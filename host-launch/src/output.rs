@@ -3,7 +3,9 @@
 //! grow the launcher's log without bound).
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
+use vmm::channel::{Dropped, LineSplitter};
 
 /// Prints `[NAME] text` on standard output.
 pub fn say(name: &str, text: &str) {
@@ -67,6 +69,31 @@ impl Printer {
             self.skipped += 1;
             false
         }
+    }
+}
+
+/// What the console thread does with each chunk besides logging it: under systemd, whole
+/// lines printed as `[NAME] console: LINE`, escaped, bounded and rate-limited like events.
+pub fn console_echo(
+    echo: bool,
+    name: &str,
+    max_line: usize,
+    dropped: &Arc<Dropped>,
+) -> impl FnMut(&[u8]) + Send + 'static {
+    let name = name.to_string();
+    let mut split = LineSplitter::new(max_line, dropped.clone());
+    let mut printer = Printer::default();
+    move |bytes: &[u8]| {
+        if !echo {
+            return;
+        }
+        split.feed(bytes, &mut |l| {
+            let line = String::from_utf8_lossy(l);
+            let line = line.trim_end_matches('\r');
+            if !line.trim().is_empty() && printer.allow() {
+                say(&name, &format!("console: {}", shown_line(line)));
+            }
+        });
     }
 }
 

@@ -338,6 +338,7 @@ fn prepare_locked(
         uid: None,
         kernel: Some(describe_kernel(&l.kernel)),
         dropped: Default::default(),
+        systemd: state::Systemd::detect(),
     };
     st.save(&dir)?;
     collisions(l, &state::base_dir())?;

@@ -6,6 +6,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::events::{self, Event};
 use crate::exit::{self, Outcome, Seen};
 use crate::load::{self, Loaded};
+use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::prepare::{prepare, Prepared, Undo};
 use crate::state::{Phase, State};
@@ -16,6 +17,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vmm::channel::{self, CappedLog, Dropped, LineSplitter};
@@ -70,12 +72,14 @@ struct Booted {
     mconsole: vmm::mconsole::Target,
 }
 
-/// Starts UML in its jail, with the console going to the capped console log.
-fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>) -> Result<Booted> {
+/// Starts UML in its jail, with the console going to the capped console log (and, under
+/// systemd, also to the launcher's output, so the journal has the guest's lines).
+fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> Result<Booted> {
     let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, dropped.clone())
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
-    let console = channel::pump_console(File::from(started.console), log, |_| {});
+    let tee = crate::output::console_echo(echo, &p.state.name, bounds.status_line, dropped);
+    let console = channel::pump_console(File::from(started.console), log, tee);
     set_nonblocking(&started.status)?;
     let mconsole = vmm::mconsole::Target::jailed(
         started.process.pid(),
@@ -150,12 +154,25 @@ fn wait(fds: &mut [libc::pollfd], timeout: Duration) {
 /// Runs the appliance in the foreground until the VM ends. `Err` means it never booted (and
 /// the host is as it was); `Ok` says how the VM ended.
 pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
+    // Before any thread starts: it edits the environment.
+    let notify = Rc::new(Notifier::from_env());
+    let r = run_notifying(spec_path, opts, &notify);
+    if let Err(e) = &r {
+        // `systemctl status` shows this line: the field at fault and what to change.
+        notify.status(&format!("failed: {}", e.message.replace('\n', "; ")));
+    }
+    r
+}
+
+fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
+    notify.status("checking the spec");
     let l = load::load_for_launch(spec_path, opts.image.as_deref())?;
     // Block the stop signals before any thread starts, so they wait in the signalfd.
     let sigs = stop_signals();
     let _ = sigs.thread_block();
+    notify.status("preparing the host");
     let mut p = prepare(&l, opts)?;
-    match boot(&l, &mut p, opts) {
+    match boot(&l, &mut p, opts, notify) {
         Ok(o) => Ok(o),
         Err(e) => {
             p.undo.run();
@@ -168,7 +185,7 @@ pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
     }
 }
 
-fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
+fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
     let name = l.spec.name.clone();
     let sfd = SignalFd::with_flags(
         &stop_signals(),
@@ -197,6 +214,8 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
         printer: Printer::default(),
         dropped: dropped.clone(),
         events_dropped,
+        notify: notify.clone(),
+        echo_console: notify.active() || p.state.systemd.is_some(),
     };
     let mut attempt = 1;
     let status = loop {
@@ -231,6 +250,11 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options) -> Result<Outcome> {
     let outcome = exit::decide(&seen);
     run.record_dropped(&mut p.state);
     finish(p, &outcome);
+    run.notify.status(&format!(
+        "ended: {} (exit status {})",
+        outcome.describe(),
+        outcome.code()
+    ));
     if !opts.quiet || outcome.code() != 0 {
         say(
             &name,
@@ -269,6 +293,10 @@ struct Run {
     dropped: Arc<Dropped>,
     /// Events log rotation.
     events_dropped: Arc<Dropped>,
+    /// systemd's notification socket (or nothing).
+    notify: Rc<Notifier>,
+    /// Copy the console to the launcher's output (under systemd: into the journal).
+    echo_console: bool,
 }
 
 impl Run {
@@ -295,11 +323,12 @@ fn boot_once(
     events_log: &mut CappedLog,
 ) -> Result<std::process::ExitStatus> {
     let name = run.name.clone();
-    let mut vm = spawn(p, bounds, &run.dropped)?;
+    let mut vm = spawn(p, bounds, &run.dropped, run.echo_console)?;
     let uml_pid = vm.process.pid();
     p.state.uml_pid = Some(uml_pid);
     p.state.phase = Phase::Booting;
     p.state.save(&p.dir)?;
+    run.notify.status(&format!("booting (UML pid {uml_pid})"));
     // From here on the disks hold the guest's data: never remove them.
     p.undo.created_disks.clear();
     if !opts.quiet {
@@ -363,6 +392,8 @@ fn boot_once(
                 run.stop_deadline = Some(Instant::now() + stop_after);
                 p.state.phase = Phase::Stopping;
                 let _ = p.state.save(&p.dir);
+                run.notify
+                    .stopping(&format!("stopping ({sig}: ctrl-alt-del to the guest)"));
             } else if halt_deadline.is_none() {
                 say(&name, &format!("{sig} again: halting the VM now"));
                 run.stop_deadline = Some(Instant::now());
@@ -453,8 +484,14 @@ fn handle_line(
         }
         return;
     };
-    let _ = log.write(format!("{ev}\n").as_bytes());
+    // Any event shows the guest alive; heartbeats say nothing else, and are not kept (one a
+    // second would push every other event out of the logs).
+    run.notify.alive(Instant::now());
     run.events += 1;
+    if matches!(event, Event::Heartbeat { .. }) {
+        return;
+    }
+    let _ = log.write(format!("{ev}\n").as_bytes());
     let after = run.started.elapsed();
     let before = (p.state.phase, p.state.ready);
     match event {
@@ -466,8 +503,21 @@ fn handle_line(
             if p.state.phase == Phase::Booting {
                 p.state.phase = Phase::Ready;
             }
+            run.notify.ready(&format!(
+                "ready (the guest's service, {} ms after the start)",
+                after.as_millis()
+            ));
         }
-        Event::Exited { .. } | Event::Restarting { .. } => p.state.ready = false,
+        Event::Exited { .. } | Event::Restarting { .. } => {
+            p.state.ready = false;
+            if p.state.phase != Phase::Stopping {
+                run.notify.status(&format!(
+                    "running, service not ready: {}",
+                    events::human(&ev)
+                ));
+            }
+        }
+        Event::LivenessFailed { .. } => run.notify.status(&events::human(&ev)),
         Event::Fatal { reason, .. } => run.seen.fatal = Some(reason),
         Event::PowerOff { .. } => run.seen.power_off = Some(ev.clone()),
         _ => {}

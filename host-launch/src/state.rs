@@ -145,6 +145,42 @@ pub struct State {
     /// bytes rotated away.
     #[serde(default)]
     pub dropped: Dropped,
+    /// The systemd unit running this launcher, when it was started by systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<Systemd>,
+}
+
+/// Which systemd unit (and which start of it) runs the launcher; read at start from
+/// `INVOCATION_ID` (set by systemd for every service it starts) and `/proc/self/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Systemd {
+    pub unit: String,
+    pub invocation_id: String,
+}
+
+impl Systemd {
+    /// This process's unit, if systemd started it.
+    pub fn detect() -> Option<Systemd> {
+        let invocation_id = std::env::var("INVOCATION_ID")
+            .ok()
+            .filter(|v| !v.is_empty())?;
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Some(Systemd {
+            unit: unit_of_cgroup(&cgroup).unwrap_or_else(|| "?".into()),
+            invocation_id,
+        })
+    }
+}
+
+/// The service unit in a `/proc/PID/cgroup` text: the last `*.service` component of the
+/// systemd (v1 `name=systemd`, or v2 `0::`) hierarchy's path.
+pub fn unit_of_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+        .filter_map(|l| l.rsplit(':').next())
+        .flat_map(|path| path.rsplit('/'))
+        .find(|c| c.ends_with(".service"))
+        .map(str::to_string)
 }
 
 /// What the bounds on a guest's output dropped.
@@ -330,8 +366,37 @@ pub fn list(base: &Path) -> Vec<Entry> {
         }
         out.push(entry(base, &name));
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     out
+}
+
+/// Natural order: runs of digits compare as numbers, so d1, d2, d10 (not d1, d10, d2).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let b = s.as_bytes();
+        for i in 1..=b.len() {
+            if i == b.len() || b[i].is_ascii_digit() != b[start].is_ascii_digit() {
+                out.push((b[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for ((da, xa), (db, xb)) in pa.iter().zip(pb.iter()) {
+        let o = if *da && *db {
+            let (ta, tb) = (xa.trim_start_matches('0'), xb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then(ta.cmp(tb))
+        } else {
+            xa.cmp(xb)
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len()).then(a.cmp(b))
 }
 
 /// One appliance's entry.
@@ -356,6 +421,28 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_in_natural_order() {
+        let mut v = vec!["d10", "d2", "web1", "d1", "d100", "d02", "dns1", "a"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["a", "d1", "d02", "d2", "d10", "d100", "dns1", "web1"]);
+    }
+
+    #[test]
+    fn the_unit_is_read_from_the_cgroup() {
+        let v1 = "9:name=systemd:/system.slice/system-host\\x2dlaunch.slice/host-launch@dns1.service\n8:pids:/x\n";
+        assert_eq!(
+            unit_of_cgroup(v1).as_deref(),
+            Some("host-launch@dns1.service")
+        );
+        let v2 = "0::/system.slice/host-launch@web1.service\n";
+        assert_eq!(
+            unit_of_cgroup(v2).as_deref(),
+            Some("host-launch@web1.service")
+        );
+        assert_eq!(unit_of_cgroup("0::/user.slice/session-1.scope\n"), None);
+    }
 
     #[test]
     fn lock_is_exclusive_and_visible() {
@@ -387,6 +474,7 @@ mod tests {
             uid: Some(7),
             kernel: None,
             dropped: Default::default(),
+            systemd: None,
         };
         for i in 0..20 {
             s.push_event(serde_json::json!({"n": i}));

@@ -227,6 +227,21 @@ fn cases() -> Vec<Case> {
                 "appliance 'busy' is already running",
             )
         },
+        c(
+            "needs-itself",
+            r#"{"name":"bad","image":"root.img","needs":["dns1","bad"],"disks":[{"file":"data.img","size_mib":8}]}"#,
+            "needs[1]: 'bad' is this appliance itself",
+        ),
+        c(
+            "cpu-weight-zero",
+            r#"{"name":"bad","image":"root.img","cpu_weight":0,"disks":[{"file":"data.img","size_mib":8}]}"#,
+            "cpu_weight: 0 is out of range; give 1 to 10000",
+        ),
+        c(
+            "liveness-timeout",
+            r#"{"name":"bad","image":"root.img","liveness":{"check":{"type":"tcp","port":53},"timeout_ms":60000},"disks":[{"file":"data.img","size_mib":8}]}"#,
+            "liveness.timeout_ms: 60000 is out of range; use 1 to 10000",
+        ),
     ]
 }
 

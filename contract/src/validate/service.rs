@@ -106,6 +106,11 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
         );
     }
     check_readiness(ck, &s.readiness);
+    if let Some(l) = &s.liveness {
+        for (path, message) in crate::liveness::problems(l, "service.liveness") {
+            ck.push(path, message);
+        }
+    }
 }
 
 fn check_env(key: &str, value: &str) -> Result<(), String> {

@@ -27,9 +27,11 @@
 //! | [`restart`] | exit kinds, the restart policy, its [`Backoff`] |
 //! | [`stop`] | the stop signal |
 //! | [`readiness`] | `tcp` and `notify` readiness |
+//! | [`liveness`] | the liveness check while the service runs |
 
 mod child;
 pub mod error;
+pub mod liveness;
 mod plan;
 pub mod readiness;
 mod report;

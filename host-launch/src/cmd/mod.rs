@@ -4,9 +4,11 @@
 
 pub mod check;
 pub mod console;
+pub mod forget;
 pub mod list;
 pub mod logs;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod systemd;
 pub mod upgrade;

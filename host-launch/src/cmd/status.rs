@@ -20,6 +20,14 @@ pub(crate) fn status_word(e: &state::Entry) -> &'static str {
     }
 }
 
+/// Who started the launcher: `systemd (UNIT)` or `host-launch` (run/start by hand).
+pub(crate) fn managed_by(e: &state::Entry) -> String {
+    match e.state.as_ref().and_then(|s| s.systemd.as_ref()) {
+        Some(s) => format!("systemd ({})", s.unit),
+        None => "host-launch".into(),
+    }
+}
+
 /// `status [NAME]`: details of one appliance, or of all.
 ///
 /// An appliance whose launcher died (SIGKILL, a crash) is cleaned up on the way, as `stop` and
@@ -57,7 +65,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let v: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
-                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "state": e.state})
+                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "state": e.state})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -68,6 +76,18 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let _ = writeln!(out, "{}: {}", e.name, status_word(e));
         let Some(st) = &e.state else { continue };
         let _ = writeln!(out, "  phase:    {:?}", st.phase);
+        match &st.systemd {
+            Some(s) => {
+                let _ = writeln!(
+                    out,
+                    "  managed:  by systemd: {} (invocation {}); use systemctl to start and stop it",
+                    s.unit, s.invocation_id
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  managed:  by host-launch (not systemd)");
+            }
+        }
         let _ = writeln!(
             out,
             "  pids:     launcher {}, UML {}",

@@ -25,9 +25,9 @@ const OFF: Duration = Duration::from_secs(20);
 const PAGE: &str = "<h1>hello from the appliance</h1>\n";
 
 /// The applets the test services use, linked to /bin/busybox.
-const APPLETS: [&str; 16] = [
+const APPLETS: [&str; 19] = [
     "sh", "cat", "echo", "sleep", "hostname", "id", "ip", "ps", "grep", "awk", "sync", "wc", "ls",
-    "httpd", "true", "false",
+    "httpd", "true", "false", "test", "touch", "rm",
 ];
 
 /// The test appliance image: guest-init, busybox, a web page, the IPv6 modules, the resolver

@@ -1,6 +1,6 @@
 //! Supervision: restart back-off, a crash loop's flat footprint, orphan reaping, clean
 //! power-off with the data on disk, restart policy `never`, the stop timeout and readiness by
-//! notification.
+//! notification, the liveness check restarting a hung service, the heartbeat.
 
 use super::*;
 
@@ -300,3 +300,96 @@ fn readiness_by_notification() {
 // ---------------------------------------------------------------------------------------------
 // 10.-11. Fatal paths
 // ---------------------------------------------------------------------------------------------
+
+/// A service that stops working without exiting (its liveness file goes, then it sleeps
+/// forever): the exec check fails `failure_threshold` times in a row, guest-init says so and
+/// kills it, the restart policy starts it again; meanwhile PID 1's heartbeat keeps coming.
+#[test]
+fn the_liveness_check_restarts_a_service_that_hangs_without_exiting() {
+    let (_dir, image) = image("liveness");
+    let c = service_contract(json!({
+        "name": "hanger",
+        "argv": ["/bin/sh", "-c",
+                 "touch /tmp/alive; echo working; sleep 2; rm /tmp/alive; echo hung; exec sleep 1000"],
+        "restart": {"policy": "on-failure", "backoff_min_ms": 50, "backoff_max_ms": 50},
+        "liveness": {"check": {"type": "exec", "argv": ["/bin/test", "-e", "/tmp/alive"]},
+                     "interval_ms": 300, "timeout_ms": 200, "failure_threshold": 2}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    let started = vm
+        .wait_for_events("service_started", 2, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(started[1].u64("restarts"), Some(1));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let evs = outcome.events();
+    let failed: Vec<_> = evs.iter().filter(|e| e.name == "liveness_failed").collect();
+    assert!(failed.len() >= 2, "{}", outcome.report());
+    assert_eq!(failed[0].u64("failures"), Some(1));
+    assert_eq!(failed[1].u64("failures"), Some(2));
+    assert_eq!(failed[1].u64("threshold"), Some(2));
+    assert_eq!(
+        failed[0].json["check"], "exec /bin/test -e /tmp/alive",
+        "{:?}",
+        failed[0].json
+    );
+    assert!(failed[0].json["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("code 1"));
+    // While the file was there (2 s), every check passed.
+    let first = evs.iter().find(|e| e.name == "service_started").unwrap();
+    assert!(
+        failed[0].boot_us - first.boot_us >= 2_000_000,
+        "a check failed while the service worked: {}",
+        outcome.report()
+    );
+    // The hung run ended by SIGKILL after the second failure, and was restarted.
+    let i = evs.iter().position(|e| std::ptr::eq(e, failed[1])).unwrap();
+    let exited = evs[i..]
+        .iter()
+        .find(|e| e.name == "exited")
+        .expect("exited");
+    assert_eq!(exited.i64("signal"), Some(9), "{:?}", exited.json);
+    assert!(evs[i..].iter().any(|e| e.name == "restarting"));
+    assert!(service_lines(&outcome, "hanger").contains(&"hung"));
+    // The heartbeat: about one a second while PID 1 supervised, never on the console.
+    let beats = outcome.events_named("heartbeat");
+    assert!(beats.len() >= 3, "{}", outcome.report());
+    assert!(beats.windows(2).all(|w| w[1].boot_us > w[0].boot_us));
+    assert!(
+        !outcome.console.contains("heartbeat"),
+        "heartbeats go to the host only"
+    );
+}
+
+/// A `tcp` liveness check: the service's listener goes away (its helper is killed) while the
+/// service itself hangs on; the connect is refused, and at the threshold guest-init restarts
+/// the service, whose new run listens again and passes.
+#[test]
+fn a_tcp_liveness_check_restarts_a_service_whose_port_closed() {
+    let (_dir, image) = image("liveness-tcp");
+    let c = service_contract(json!({
+        "name": "closer",
+        "argv": ["/bin/sh", "-c",
+                 "httpd -p 8080 -h /www; sleep 2; kill $(cat /proc/*/stat | awk '$2 == \"(httpd)\" {print $1}'); echo closed; exec sleep 1000"],
+        "readiness": {"type": "tcp", "port": 8080},
+        "restart": {"policy": "on-failure", "backoff_min_ms": 50, "backoff_max_ms": 50},
+        "liveness": {"check": {"type": "tcp", "port": 8080},
+                     "interval_ms": 300, "timeout_ms": 250, "failure_threshold": 2}
+    }));
+    let vm = spawn(Vm::new(&image).contract_cmdline(&c));
+    vm.wait_for_events("ready", 2, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let failed = outcome.events_named("liveness_failed");
+    assert!(failed.len() >= 2, "{}", outcome.report());
+    assert_eq!(failed[0].json["check"], "tcp 127.0.0.1:8080");
+    let error = failed[0].json["error"].as_str().unwrap_or("");
+    assert!(error.contains("refused"), "{error}");
+    assert_eq!(failed[1].u64("failures"), Some(2));
+    let started = outcome.events_named("service_started");
+    assert!(started.len() >= 2 && started[1].u64("restarts") == Some(1));
+    assert!(service_lines(&outcome, "closer").contains(&"closed"));
+}

@@ -1,0 +1,27 @@
+//! Appliances as systemd services: the template unit `host-launch@.service` (shipped in
+//! `host-launch/systemd/`), its installation ([`install`]) and the generator
+//! ([`generator`], systemd.generator(7)) that turns each `/etc/host-launch/NAME.json` into a
+//! drop-in of `host-launch@NAME.service` ([`dropin`]: `needs` → `Wants=`/`After=`, memory
+//! and CPU → `MemoryMax=`/`TasksMax=`/`CPUWeight=`) and enables it at boot. The
+//! notification protocol itself is [`crate::notify`].
+
+pub mod dropin;
+pub mod generator;
+pub mod install;
+
+/// Where the operator's specs are: `host-launch@NAME` runs `SPEC_DIR/NAME.json`.
+pub const SPEC_DIR: &str = "/etc/host-launch";
+/// The template unit, with `@HOST_LAUNCH@` for the launcher's path.
+pub const TEMPLATE: &str = include_str!("../../systemd/host-launch@.service");
+/// The template's file name.
+pub const TEMPLATE_NAME: &str = "host-launch@.service";
+
+/// `host-launch@NAME.service`.
+pub fn unit_name(name: &str) -> String {
+    format!("host-launch@{name}.service")
+}
+
+/// The template with the launcher's path in `ExecStart=`.
+pub fn template_unit(host_launch: &str) -> String {
+    TEMPLATE.replace("@HOST_LAUNCH@", host_launch)
+}
