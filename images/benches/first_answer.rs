@@ -16,7 +16,7 @@
 mod lab;
 
 use lab::dns::{probe, GUEST};
-use lab::{shown, Lab};
+use lab::{bench_kernels, release_host_launch, shown, Lab};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,26 +52,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// host-launch's release build (the lab's own is the debug build).
-fn release_host_launch() -> std::path::PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let ok = Command::new(cargo)
-        .current_dir(e2e::workspace_root())
-        .env("CARGO_TARGET_DIR", e2e::target_dir())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "host-launch",
-            "--bin",
-            "host-launch",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "building host-launch failed");
-    e2e::target_dir().join("release/host-launch")
 }
 
 /// The guest clock (µs since the guest kernel started) of the appliance's `ready` event.
