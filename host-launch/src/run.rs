@@ -332,6 +332,9 @@ fn boot_once(
     let mut halt_deadline: Option<Instant> = None;
     let mut saver = Saver::new(Instant::now());
     let mut dropped_checked = Instant::now();
+    // When the console first showed a boot panic (UML is killed if it does not end).
+    let mut panicked: Option<Instant> = None;
+    let mut panic_killed = false;
     let mut split = LineSplitter::new(bounds.status_line, run.dropped.clone());
     let mut channel = Channel::Open;
     let mut lines = Vec::new();
@@ -342,6 +345,9 @@ fn boot_once(
         let mut next = DROPPED_CHECK.saturating_sub(now.saturating_duration_since(dropped_checked));
         if let Some(d) = saver.due(now) {
             next = next.min(d);
+        }
+        if run.events == 0 {
+            next = next.min(vmm::boot::PANIC_WATCH);
         }
         if run.stop_deadline.is_some() && !cad_sent {
             next = next.min(CAD_RETRY);
@@ -425,6 +431,17 @@ fn boot_once(
             dropped_checked = Instant::now();
         }
         saver.tick(&p.state, &p.dir, Instant::now());
+        if run.events == 0 && panicked.is_none() && boot_panicked(&p.dir) {
+            panicked = Some(Instant::now());
+        }
+        if !panic_killed && panicked.is_some_and(|t| t.elapsed() >= vmm::boot::PANIC_EXIT_GRACE) {
+            say(
+                &name,
+                "the kernel panicked while booting and UML did not end; killing it",
+            );
+            let _ = vm.process.kill();
+            panic_killed = true;
+        }
         match vm.process.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
@@ -451,6 +468,12 @@ fn boot_once(
     }
     let _ = vm.console.join();
     Ok(status)
+}
+
+/// Whether the console (so far, at most its cap) shows a panic of the booting kernel.
+fn boot_panicked(dir: &crate::state::Dir) -> bool {
+    let console = std::fs::read(dir.console()).unwrap_or_default();
+    vmm::boot::kernel_boot_panic(&String::from_utf8_lossy(&console)).is_some()
 }
 
 /// How often a `cad` that could not be sent is tried again while stopping.
