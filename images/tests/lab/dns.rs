@@ -295,13 +295,10 @@ pub fn first_answer(
             sent = sent.wrapping_add(1);
             let next = Instant::now() + period;
             while Instant::now() < next {
-                match sock.recv_from(&mut buf) {
-                    Ok((n, from)) if from == server => {
-                        if answers_a(buf.get(..n).unwrap_or_default(), sent, want) {
-                            return Ok(Some(Instant::now()));
-                        }
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if from == server && answers_a(buf.get(..n).unwrap_or_default(), sent, want) {
+                        return Ok(Some(Instant::now()));
                     }
-                    _ => {}
                 }
             }
         }
