@@ -176,6 +176,8 @@ fn cores() -> u64 {
 #[derive(Default)]
 struct Figures {
     started: usize,
+    /// When the last `start` returned (UML running).
+    all_started: Duration,
     all_ready: Option<Duration>,
     ready: usize,
     memory_per_kib: i64,
@@ -227,6 +229,7 @@ fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) 
     let starts = parallel(&members, a.parallel, |m| {
         host_launch(exe, &state, &["start", m.spec.to_str().unwrap()])
     });
+    fig.all_started = t.elapsed();
     for (m, o) in members.iter().zip(&starts) {
         if o.status.success() {
             fig.started += 1;
@@ -382,11 +385,12 @@ fn main() {
             let f = fleet(&lab, &exe, kernel, label, n, &a);
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
             println!(
-                "kernel {label}, N={n}: started {}/{n}, all ready after {}, ready {}/{n}; host \
+                "kernel {label}, N={n}: started {}/{n} (the last after {:.1} s), all ready after {}, ready {}/{n}; host \
                  memory per appliance {:.1} MiB (MemAvailable drop), PSS {:.1} MiB (VM and launcher); idle fleet CPU {:.1}% of \
                  the machine over {} s; answered dig {}/{n}; stop all {:.1} s, clean {}/{n} \
                  (load average after: {})",
                 f.started,
+                f.all_started.as_secs_f64(),
                 f.all_ready
                     .map(|d| format!("{:.1} s", d.as_secs_f64()))
                     .unwrap_or_else(|| "- (not all)".into()),
