@@ -4,7 +4,7 @@
 //! `appliance` crate parses both and merges them into a host contract. `load` reads and
 //! checks them from files (and follows `upgrade`'s pin record, `pin`), `disks`, `tap` and
 //! `state` prepare the host, `vm` describes the VM (command line, uid, jail) for the `vmm`
-//! crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to
+//! crate that starts it, `run` boots and supervises the VM (`saver`: when its `state.json` is written), and `exit` maps how it ended to
 //! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
 //! one fails.
@@ -22,6 +22,7 @@ pub mod pin;
 pub mod prepare;
 pub mod privs;
 pub mod run;
+pub mod saver;
 pub mod state;
 pub mod systemd;
 pub mod tap;

@@ -226,7 +226,8 @@ pub fn stop(name: &str, timeout: Duration) -> Result<Stopped> {
                 timeout.as_secs()
             )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Short: an upgrade's downtime includes this wait.
+        std::thread::sleep(Duration::from_millis(10));
     }
     let after = State::load(&e.dir);
     Ok(Stopped::Stopped(

@@ -172,13 +172,13 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
 }
 
 /// Is the TAP device or a data disk used by another running appliance?
-fn collisions(l: &Loaded, base: &Path) -> Result<()> {
+fn collisions(l: &Loaded, entries: &[state::Entry]) -> Result<()> {
     let ours: Vec<_> = l
         .disk_files
         .iter()
         .filter_map(|f| disks::identity(f))
         .collect();
-    for e in state::list(base) {
+    for e in entries {
         if e.name == l.spec.name || !e.running {
             continue;
         }
@@ -341,8 +341,10 @@ fn prepare_locked(
         systemd: state::Systemd::detect(),
     };
     st.save(&dir)?;
-    collisions(l, &state::base_dir())?;
-    let uid = vm::assign_uid(&state::base_dir(), name, old.as_ref().and_then(|o| o.uid))?;
+    // One read of every other appliance's state for both checks.
+    let others = state::list(&state::base_dir());
+    collisions(l, &others)?;
+    let uid = vm::assign_uid_among(&others, name, old.as_ref().and_then(|o| o.uid))?;
     for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
         vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
     }

@@ -9,6 +9,7 @@ use crate::load::{self, Loaded};
 use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::prepare::{prepare, Prepared, Undo};
+use crate::saver::Saver;
 use crate::state::{Phase, State};
 use crate::tap;
 use nix::sys::signal::{SigSet, Signal};
@@ -308,9 +309,9 @@ impl Run {
     }
 }
 
-/// How often the state file is refreshed while nothing changes phase (the last events and
-/// the dropped counts for `status`).
-const STATE_REFRESH: Duration = Duration::from_secs(1);
+/// How often the dropped counts are looked at while the status channel is quiet (the
+/// console thread counts its rotations on its own): rare, so an idle launcher sleeps.
+const DROPPED_CHECK: Duration = Duration::from_secs(10);
 
 /// One boot of UML, followed until it ends: its exit status.
 fn boot_once(
@@ -345,14 +346,25 @@ fn boot_once(
     let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
     let mut cad_sent = false;
     let mut halt_deadline: Option<Instant> = None;
-    let mut saved = Instant::now();
+    let mut saver = Saver::new(Instant::now());
+    let mut dropped_checked = Instant::now();
+    // When the console first showed a boot panic (UML is killed if it does not end).
+    let mut panicked: Option<Instant> = None;
+    let mut panic_killed = false;
     let mut split = LineSplitter::new(bounds.status_line, run.dropped.clone());
     let mut channel = Channel::Open;
     let mut lines = Vec::new();
     // One loop waits on the stop signals, the status pipe and UML's exit together; it wakes
     // early only for a deadline: a cad to retry, a halt or kill due, the state to refresh.
     let status = loop {
-        let mut next = STATE_REFRESH.saturating_sub(saved.elapsed());
+        let now = Instant::now();
+        let mut next = DROPPED_CHECK.saturating_sub(now.saturating_duration_since(dropped_checked));
+        if let Some(d) = saver.due(now) {
+            next = next.min(d);
+        }
+        if run.events == 0 {
+            next = next.min(vmm::boot::PANIC_WATCH);
+        }
         if run.stop_deadline.is_some() && !cad_sent {
             next = next.min(CAD_RETRY);
         }
@@ -374,7 +386,7 @@ fn boot_once(
         if fds[2].revents != 0 {
             channel = read_status(&vm.status, &mut split, &mut lines);
             for line in lines.drain(..) {
-                handle_line(&line, p, run, events_log, opts, &mut saved);
+                handle_line(&line, p, run, events_log, opts, &mut saver);
             }
         }
         // Stop requests.
@@ -391,7 +403,7 @@ fn boot_once(
                 }
                 run.stop_deadline = Some(Instant::now() + stop_after);
                 p.state.phase = Phase::Stopping;
-                let _ = p.state.save(&p.dir);
+                saver.changed(&p.state, &p.dir, true, Instant::now());
                 run.notify
                     .stopping(&format!("stopping ({sig}: ctrl-alt-del to the guest)"));
             } else if halt_deadline.is_none() {
@@ -428,13 +440,25 @@ fn boot_once(
         if run.seen.power_off.is_some() && halt_deadline.is_none() {
             halt_deadline = Some(Instant::now() + HALT_GRACE);
         }
-        if saved.elapsed() >= STATE_REFRESH {
+        if dropped_checked.elapsed() >= DROPPED_CHECK {
             let before = p.state.dropped.clone();
             run.record_dropped(&mut p.state);
             if p.state.dropped != before {
-                let _ = p.state.save(&p.dir);
+                saver.changed(&p.state, &p.dir, false, Instant::now());
             }
-            saved = Instant::now();
+            dropped_checked = Instant::now();
+        }
+        saver.tick(&p.state, &p.dir, Instant::now());
+        if run.events == 0 && panicked.is_none() && boot_panicked(&p.dir) {
+            panicked = Some(Instant::now());
+        }
+        if !panic_killed && panicked.is_some_and(|t| t.elapsed() >= vmm::boot::PANIC_EXIT_GRACE) {
+            say(
+                &name,
+                "the kernel panicked while booting and UML did not end; killing it",
+            );
+            let _ = vm.process.kill();
+            panic_killed = true;
         }
         match vm.process.try_wait() {
             Ok(Some(status)) => break status,
@@ -457,11 +481,17 @@ fn boot_once(
         );
         channel = read_status(&vm.status, &mut split, &mut lines);
         for line in lines.drain(..) {
-            handle_line(&line, p, run, events_log, opts, &mut saved);
+            handle_line(&line, p, run, events_log, opts, &mut saver);
         }
     }
     let _ = vm.console.join();
     Ok(status)
+}
+
+/// Whether the console (so far, at most its cap) shows a panic of the booting kernel.
+fn boot_panicked(dir: &crate::state::Dir) -> bool {
+    let console = std::fs::read(dir.console()).unwrap_or_default();
+    vmm::boot::kernel_boot_panic(&String::from_utf8_lossy(&console)).is_some()
 }
 
 /// How often a `cad` that could not be sent is tried again while stopping.
@@ -473,7 +503,7 @@ fn handle_line(
     run: &mut Run,
     log: &mut CappedLog,
     opts: &Options,
-    saved: &mut Instant,
+    saver: &mut Saver,
 ) {
     let Some(events::Line {
         event, value: ev, ..
@@ -525,11 +555,9 @@ fn handle_line(
     p.state.push_event(ev.clone());
     // The state file changes with the phase; the rest (last events, counts) at most once a
     // second, so a guest flooding events does not turn into a flood of writes.
-    if (p.state.phase, p.state.ready) != before || saved.elapsed() >= STATE_REFRESH {
-        run.record_dropped(&mut p.state);
-        let _ = p.state.save(&p.dir);
-        *saved = Instant::now();
-    }
+    run.record_dropped(&mut p.state);
+    let urgent = (p.state.phase, p.state.ready) != before;
+    saver.changed(&p.state, &p.dir, urgent, Instant::now());
     if !opts.quiet && run.printer.allow() {
         say(
             &run.name,

@@ -201,7 +201,7 @@ impl State {
     pub fn save(&self, dir: &Dir) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let tmp = dir.path.join("state.json.tmp");
+        let tmp = temp_path(dir);
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
         OpenOptions::new()
             .create(true)
@@ -227,6 +227,14 @@ impl State {
         let extra = self.last_events.len().saturating_sub(LAST_EVENTS);
         self.last_events.drain(..extra);
     }
+}
+
+/// The temporary file [`State::save`] renames over `state.json`: one per process, so that
+/// two writers (a launcher, and `status` cleaning up after a dead one) never write into each
+/// other's file and rename a mix, or find theirs gone.
+pub fn temp_path(dir: &Dir) -> PathBuf {
+    dir.path
+        .join(format!("state.json.tmp.{}", std::process::id()))
 }
 
 /// The running launcher's hold on an appliance name.

@@ -53,34 +53,79 @@ pub fn exists(name: &str, netns: Option<&str>) -> bool {
         .unwrap_or(false)
 }
 
-/// Creates the TAP device for `uid`/`gid`, gives it its address or bridge and sets it up.
-/// A half-configured device is removed again.
+/// Creates the TAP device for `uid`/`gid`, gives it its address or bridge and sets it up, in
+/// one `ip -batch` (each `ip` run costs about 10 ms of a start; this was four of them). A
+/// half-configured device is removed again.
 pub fn create(net: &NetworkSpec, uid: u32, gid: u32) -> Result<()> {
     let ns = net.netns.as_deref();
-    let (u, g) = (uid.to_string(), gid.to_string());
-    ip(
-        ns,
-        &[
-            "tuntap", "add", "dev", &net.tap, "mode", "tap", "user", &u, "group", &g,
-        ],
-    )
-    .map_err(|e| e.context("network.tap: creating the TAP device"))?;
-    let configure = || -> Result<()> {
-        if let Some(a) = &net.host_address {
-            ip(ns, &["addr", "add", a, "dev", &net.tap])
-                .map_err(|e| e.context("network.host_address"))?;
+    let tap = &net.tap;
+    let mut lines = vec![format!(
+        "tuntap add dev {tap} mode tap user {uid} group {gid}"
+    )];
+    if let Some(a) = &net.host_address {
+        lines.push(format!("addr add {a} dev {tap}"));
+    }
+    match &net.bridge {
+        Some(b) => lines.push(format!("link set dev {tap} master {b} up")),
+        None => lines.push(format!("link set dev {tap} up")),
+    }
+    if let Err(e) = ip_batch(ns, &lines) {
+        if exists(tap, ns) {
+            let _ = delete(tap, ns);
         }
-        if let Some(b) = &net.bridge {
-            ip(ns, &["link", "set", "dev", &net.tap, "master", b])
-                .map_err(|e| e.context("network.bridge: joining the bridge"))?;
-        }
-        ip(ns, &["link", "set", "dev", &net.tap, "up"])
-    };
-    if let Err(e) = configure() {
-        let _ = delete(&net.tap, ns);
-        return Err(e);
+        let field = field_of(net, &e.message);
+        return Err(e.context(field));
     }
     Ok(())
+}
+
+/// `ip [-n NS] -batch -` of `lines`, failing with its stderr.
+fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
+    use std::io::Write;
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let shown = format!(
+        "ip {}-batch ({})",
+        netns.map(|n| format!("-n {n} ")).unwrap_or_default(),
+        lines.join("; ")
+    );
+    let mut child = cmd
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::host(format!("running `{shown}`: {e} (is iproute2 installed?)")))?;
+    let input = lines.join("\n") + "\n";
+    let wrote = child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(input.as_bytes()));
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::host(format!("running `{shown}`: {e}")))?;
+    if out.status.success() && matches!(wrote, Some(Ok(()))) {
+        Ok(())
+    } else {
+        Err(Error::host(format!(
+            "`{shown}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The spec field a failed `ip -batch` of [`create`] is about: ip names no line, but it
+/// quotes a bridge that does not exist.
+fn field_of(net: &NetworkSpec, message: &str) -> &'static str {
+    match &net.bridge {
+        Some(b) if message.contains(&format!("\"{b}\"")) => "network.bridge: joining the bridge",
+        _ if net.host_address.is_some() => {
+            "network.tap, network.host_address: setting up the TAP device"
+        }
+        _ => "network.tap: setting up the TAP device",
+    }
 }
 
 /// Removes the TAP device.

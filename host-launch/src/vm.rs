@@ -46,19 +46,29 @@ pub fn machine(l: &Loaded, dir: &Dir, umid: String, kernel_log: bool) -> Machine
 }
 
 /// The uids other appliances' state directories record.
-fn recorded_uids(base: &Path, except: &str) -> Vec<u32> {
-    state::list(base)
-        .into_iter()
+fn recorded_uids(entries: &[state::Entry], except: &str) -> Vec<u32> {
+    entries
+        .iter()
         .filter(|e| e.name != except)
-        .filter_map(|e| e.state.and_then(|s| s.uid))
+        .filter_map(|e| e.state.as_ref().and_then(|s| s.uid))
         .collect()
 }
 
 /// The VM's own uid (also its gid): the one its state directory records if it is still its
 /// own, else a new one from the configured range (see [`vmm::ids`]).
 pub fn assign_uid(base: &Path, name: &str, recorded: Option<u32>) -> Result<u32> {
+    assign_uid_among(&state::list(base), name, recorded)
+}
+
+/// [`assign_uid`] among the appliances `entries` (`state::list`), read once by a launch that
+/// also checks them for collisions: at 500 appliances each list is 500 state files.
+pub fn assign_uid_among(
+    entries: &[state::Entry],
+    name: &str,
+    recorded: Option<u32>,
+) -> Result<u32> {
     let (range, source) = vmm::ids::configured_range().map_err(Error::invalid)?;
-    let others = recorded_uids(base, name);
+    let others = recorded_uids(entries, name);
     let free = |id: u32| !others.contains(&id) && !vmm::ids::host_account_exists(id);
     if let Some(id) = recorded.filter(|&id| range.contains(id) && free(id)) {
         return Ok(id);

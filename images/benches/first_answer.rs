@@ -1,42 +1,46 @@
-//! Time from `host-launch start` to the DNS appliance's first answer (root), for the kernel
-//! `UML_KERNEL` names (default: host-launch's): the checked-in DNS image at 32 MiB on a TAP
-//! device in a network namespace; the clock starts when `host-launch start SPEC` is started,
-//! and from then `dig @192.0.2.53 +short www.example.net` is started every 10 ms (each on its
-//! own) until one answers 192.0.2.80; then the appliance is stopped, and that N times. Prints
-//! the median and the worst, and of the guest's share (the `ready` event's `boot_us`: guest
-//! kernel start to dnsmasq listening); then the host memory of the idle appliance (PSS and
-//! RSS of all of the VM's host processes, 3 s after it became ready). The timed `start` is
-//! host-launch's release build, as an operator runs it.
+//! Time from `host-launch start` to the DNS appliance's first answer (root), for both
+//! kernels side by side (the project's and Debian's; `--kernels` picks): the checked-in DNS
+//! image at 32 MiB on a TAP device in a network namespace; the clock starts when
+//! `host-launch start SPEC` is started, and from then one UDP socket of the benchmark's, in
+//! the namespace, sends an A query for www.example.net to 192.0.2.53 every 5 ms until an
+//! answer 192.0.2.80 comes; then the appliance is stopped, and that N times per kernel
+//! (alternating kernels round by round, so both see the same load). Prints the median and
+//! the worst, and of the guest's share (the `ready` event's `boot_us`: guest kernel start to
+//! dnsmasq listening); then the host memory of the idle appliance (PSS and RSS of all of the
+//! VM's host processes, 3 s after it became ready). The timed `start` is host-launch's
+//! release build, as an operator runs it.
 //!
 //! ```sh
-//! cargo bench -p image-builder --bench first_answer [-- --rounds 20 --memory-mib 32]
+//! cargo bench -p image-builder --bench first_answer [-- --rounds 20 --memory-mib 32 \
+//!     --kernels project,debian]
 //! ```
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
-use lab::dns::{probe, GUEST};
-use lab::{shown, Lab};
+use lab::dns::{first_answer, GUEST};
+use lab::{bench_kernels, release_host_launch, shown, Lab};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const NAME: &str = "fdns";
-const PERIOD: Duration = Duration::from_millis(10);
+const PERIOD: Duration = Duration::from_millis(5);
 /// A round that has no answer by then failed.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
 struct Args {
     rounds: usize,
     memory_mib: u32,
+    kernels: String,
 }
 
 fn args() -> Args {
     let mut a = Args {
         rounds: 20,
         memory_mib: 32,
+        kernels: "project,debian".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -48,30 +52,11 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .expect("--memory-mib N")
             }
+            "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
             _ => {} // cargo passes --bench
         }
     }
     a
-}
-
-/// host-launch's release build (the lab's own is the debug build).
-fn release_host_launch() -> std::path::PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let ok = Command::new(cargo)
-        .current_dir(e2e::workspace_root())
-        .env("CARGO_TARGET_DIR", e2e::target_dir())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "host-launch",
-            "--bin",
-            "host-launch",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "building host-launch failed");
-    e2e::target_dir().join("release/host-launch")
 }
 
 /// The guest clock (µs since the guest kernel started) of the appliance's `ready` event.
@@ -84,36 +69,29 @@ fn ready_boot_us(lab: &Lab) -> Option<u64> {
         .and_then(|e| e["boot_us"].as_u64())
 }
 
-/// One round: start, dig until the answer, stop; the time from start to the answer and the
-/// guest's share of it.
-fn round(lab: &Lab, exe: &std::path::Path, spec: &str) -> Result<(Duration, Duration), String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let t = Instant::now();
-    let rx = probe(
+/// One round: start, query until the answer, stop; the time from start to the answer and
+/// the guest's share of it.
+fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), String> {
+    let prober = first_answer(
         &lab.ns.path(),
+        GUEST,
+        "www.example.net",
+        [192, 0, 2, 80],
         PERIOD,
-        stop.clone(),
-        &["A", "www.example.net"],
-    );
+        GIVE_UP,
+    )
+    .map_err(|e| format!("the prober: {e}"))?;
+    let t = Instant::now();
     // Not waited on here: the clock runs from this start, however long the command takes.
     let mut start = Command::new(exe)
-        .args(["start", spec])
+        .arg("start")
+        .arg(spec)
         .env("HOST_LAUNCH_STATE_DIR", lab.state_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("host-launch start: {e}"))?;
-    let mut answered = None;
-    while t.elapsed() < GIVE_UP {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(a) if a.text == "192.0.2.80" => {
-                answered = Some(a.done.duration_since(t));
-                break;
-            }
-            _ => {}
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
+    let answered = prober.join().unwrap_or(Ok(None));
     let started = start
         .wait()
         .map_err(|e| format!("host-launch start: {e}"))?;
@@ -128,13 +106,15 @@ fn round(lab: &Lab, exe: &std::path::Path, spec: &str) -> Result<(Duration, Dura
     if !o.status.success() {
         return Err(format!("stop: {}", shown(&o)));
     }
-    let answered = answered.ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
-    Ok((answered, guest))
+    let answered = answered
+        .map_err(|e| format!("the prober: {e}"))?
+        .ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
+    Ok((answered.saturating_duration_since(t), guest))
 }
 
 /// Host memory of the appliance, idle, 3 s after it was ready.
-fn idle_memory(lab: &Lab, spec: &str) -> Result<e2e::host::Memory, String> {
-    let o = lab.host_launch(&["start", spec, "--wait-ready", "60"]);
+fn idle_memory(lab: &Lab, spec: &Path) -> Result<e2e::host::Memory, String> {
+    let o = lab.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
     if !o.status.success() {
         return Err(format!("start: {}", shown(&o)));
     }
@@ -153,73 +133,101 @@ fn idle_memory(lab: &Lab, spec: &str) -> Result<e2e::host::Memory, String> {
     Ok(m)
 }
 
+/// What one kernel's rounds measured.
+#[derive(Default)]
+struct Series {
+    times: Vec<Duration>,
+    guest: Vec<Duration>,
+    failures: usize,
+}
+
 fn main() {
     let a = args();
-    let kernel = std::env::var("UML_KERNEL").unwrap_or_else(|_| "host-launch's default".into());
+    let kernels = bench_kernels(&a.kernels);
     let lab = Lab::new("first", None);
     let image = lab.image("dns");
     let tap = format!("tfa{}", std::process::id() % 100_000);
-    let spec = lab.write_spec(&json!({
-        "name": NAME,
-        "image": image,
-        "memory_mib": a.memory_mib,
-        "files": [{"path": "/run/dnsmasq.conf", "mode": "0644",
-                   "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}],
-        "network": lab.network(&tap, GUEST),
-    }));
-    let spec = spec.to_str().unwrap();
+    let specs: Vec<PathBuf> = kernels
+        .iter()
+        .map(|(label, kernel)| {
+            let spec = lab.write_spec(&json!({
+                "name": NAME,
+                "image": image,
+                "kernel": kernel,
+                "memory_mib": a.memory_mib,
+                "files": [{"path": "/run/dnsmasq.conf", "mode": "0644",
+                           "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}],
+                "network": lab.network(&tap, GUEST),
+            }));
+            let path = lab.join(&format!("{NAME}-{label}.json"));
+            std::fs::rename(&spec, &path).unwrap();
+            path
+        })
+        .collect();
     let exe = release_host_launch();
-    let mut times = Vec::new();
-    let mut guest = Vec::new();
-    let mut failures = 0;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("first answer: load average before: {}", load.trim());
+    let mut series: Vec<Series> = kernels.iter().map(|_| Series::default()).collect();
     for i in 0..a.rounds {
-        match round(&lab, &exe, spec) {
-            Ok((d, g)) => {
-                eprintln!(
-                    "round {}/{}: first answer after {} ms (guest kernel start -> ready {} ms)",
-                    i + 1,
-                    a.rounds,
-                    d.as_millis(),
-                    g.as_millis()
-                );
-                times.push(d);
-                guest.push(g);
-            }
-            Err(e) => {
-                eprintln!("round {}/{}: FAILED: {e}", i + 1, a.rounds);
-                failures += 1;
+        for (k, (label, _)) in kernels.iter().enumerate() {
+            let s = &mut series[k];
+            match round(&lab, &exe, &specs[k]) {
+                Ok((d, g)) => {
+                    eprintln!(
+                        "kernel {label}: round {}/{}: first answer after {} ms (guest kernel \
+                         start -> ready {} ms)",
+                        i + 1,
+                        a.rounds,
+                        d.as_millis(),
+                        g.as_millis()
+                    );
+                    s.times.push(d);
+                    s.guest.push(g);
+                }
+                Err(e) => {
+                    eprintln!("kernel {label}: round {}/{}: FAILED: {e}", i + 1, a.rounds);
+                    s.failures += 1;
+                }
             }
         }
     }
-    times.sort();
-    guest.sort();
-    if let (Some(median), Some(worst)) = (times.get(times.len() / 2), times.last()) {
-        println!(
-            "kernel {kernel}: host-launch start -> first DNS answer at {} MiB over {} rounds \
-             (dig every {} ms): median {} ms, best {} ms, worst {} ms",
-            a.memory_mib,
-            times.len(),
-            PERIOD.as_millis(),
-            median.as_millis(),
-            times[0].as_millis(),
-            worst.as_millis()
-        );
-        println!(
-            "kernel {kernel}: of which guest kernel start -> dnsmasq ready: median {} ms, \
-             worst {} ms",
-            guest[guest.len() / 2].as_millis(),
-            guest[guest.len() - 1].as_millis()
-        );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("first answer: load average after: {}", load.trim());
+    let mut failures = 0;
+    for ((label, _), s) in kernels.iter().zip(&mut series) {
+        s.times.sort();
+        s.guest.sort();
+        failures += s.failures;
+        if let (Some(median), Some(worst)) = (s.times.get(s.times.len() / 2), s.times.last()) {
+            println!(
+                "kernel {label}: host-launch start -> first DNS answer at {} MiB over {} rounds \
+                 (a query every {} ms): median {} ms, best {} ms, worst {} ms",
+                a.memory_mib,
+                s.times.len(),
+                PERIOD.as_millis(),
+                median.as_millis(),
+                s.times[0].as_millis(),
+                worst.as_millis()
+            );
+            println!(
+                "kernel {label}: of which guest kernel start -> dnsmasq ready: median {} ms, \
+                 worst {} ms",
+                s.guest[s.guest.len() / 2].as_millis(),
+                s.guest[s.guest.len() - 1].as_millis()
+            );
+        }
     }
-    match idle_memory(&lab, spec) {
-        Ok(m) => println!(
-            "kernel {kernel}: idle DNS appliance at {} MiB: host PSS {} KiB, RSS {} KiB \
-             ({} processes, {} address spaces)",
-            a.memory_mib, m.pss_kib, m.rss_kib, m.processes, m.address_spaces
-        ),
-        Err(e) => {
-            eprintln!("memory: FAILED: {e}");
-            failures += 1;
+    for ((label, _), spec) in kernels.iter().zip(&specs) {
+        match idle_memory(&lab, spec) {
+            Ok(m) => println!(
+                "kernel {label}: idle DNS appliance at {} MiB: host PSS {} KiB, RSS {} KiB \
+                 ({} processes, {} address spaces)",
+                a.memory_mib, m.pss_kib, m.rss_kib, m.processes, m.address_spaces
+            ),
+            Err(e) => {
+                eprintln!("kernel {label}: memory: FAILED: {e}");
+                failures += 1;
+            }
         }
     }
     if failures > 0 {

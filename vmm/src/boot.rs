@@ -13,6 +13,16 @@
 /// How often a boot is tried when the kernel panics before init starts.
 pub const BOOT_ATTEMPTS: u32 = 3;
 
+/// How often a launcher reads the console while the kernel boots (until init's first status
+/// event), to see a boot panic.
+pub const PANIC_WATCH: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a UML whose console shows a boot panic may take to end on its own before it is
+/// killed (and booted again): a panicking UML aborts within milliseconds, but Debian's kernel
+/// now and then stays hung after the panic (2 of about 120 boots of 100 VMs at once here),
+/// and the launcher then waited for it forever.
+pub const PANIC_EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The kernel's panic message when it panicked while booting, before init ran: `None` if it
 /// did not panic, or init was running (the panic then is about init, not the boot).
 pub fn kernel_boot_panic(console: &str) -> Option<&str> {

@@ -1,8 +1,9 @@
 //! `start SPEC`: the appliance in the background, waiting until UML runs (or is ready).
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{check, spawn_background};
+use crate::lifecycle::spawn_background;
 use crate::state::{self, Dir, Phase, State};
+use crate::{load, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,10 @@ use std::time::{Duration, Instant};
 /// session with its output in the state directory's `launcher.log`, and waits until UML runs
 /// (or, with `wait_ready`, until the service is ready).
 pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
-    let report = check(spec)?;
-    let l = &report.loaded;
+    // The checks `run` makes before it touches the host, so that a bad spec fails here with
+    // its message; not `check`'s whole description (it runs the kernel for its version).
+    let l = &load::load_for_launch(spec, None)?;
+    run::preflight(l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
     let mut child = spawn_background(l, None)?;
     let pid = child.id();
@@ -47,6 +50,6 @@ pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
                 l.spec.name
             )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

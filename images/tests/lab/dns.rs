@@ -145,3 +145,163 @@ pub fn probe(
     });
     rx
 }
+
+/// A DNS query for `name` type A with id `id` (RFC 1035: header, one question, class IN).
+pub fn a_query(id: u16, name: &str) -> Vec<u8> {
+    query(id, name, 1)
+}
+
+/// A DNS query for `name` of type `qtype` (1 A, 16 TXT) with id `id`, class IN.
+pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = Vec::with_capacity(32);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; 1 question
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0); // the root
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]); // class IN
+    q
+}
+
+/// Like [`probe`] for a TXT name, from one UDP socket of this process instead of a `dig` per
+/// query (dig processes every 20 ms took CPU from the boot being measured): an [`Answer`]
+/// per query, its text the one of `texts` whose TXT string ends the reply ("" when there was
+/// no answer within a second).
+pub fn txt_probe(
+    ns: &Path,
+    server: &str,
+    name: &str,
+    texts: &[&str],
+    period: Duration,
+    stop: Arc<AtomicBool>,
+) -> mpsc::Receiver<Answer> {
+    let (tx, rx) = mpsc::channel();
+    let netns = std::fs::File::open(ns).expect("netns");
+    let server: std::net::SocketAddr = format!("{server}:53").parse().expect("address");
+    let name = name.to_string();
+    let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, which then only uses its own socket.
+        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+        sock.set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let mut sent: Vec<Instant> = Vec::new();
+        let mut answered: Vec<bool> = Vec::new();
+        let mut next = Instant::now();
+        let mut buf = [0u8; 512];
+        let mut stopped_at = None;
+        loop {
+            let now = Instant::now();
+            if stopped_at.is_none() && stop.load(Ordering::Relaxed) {
+                stopped_at = Some(now);
+            }
+            if stopped_at.is_some_and(|t| now.duration_since(t) > Duration::from_secs(1)) {
+                break;
+            }
+            if stopped_at.is_none() && now >= next && sent.len() < usize::from(u16::MAX) {
+                let _ = sock.send_to(&query(sent.len() as u16, &name, 16), server);
+                sent.push(now);
+                answered.push(false);
+                next += period;
+            }
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let reply = buf.get(..n).unwrap_or_default();
+            let Some(id) = reply
+                .get(..2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            else {
+                continue;
+            };
+            if from != server
+                || id >= sent.len()
+                || answered[id]
+                || reply.get(3).is_none_or(|f| f & 0x0f != 0)
+            {
+                continue;
+            }
+            let text = texts.iter().find(|t| {
+                let mut tail = vec![t.len() as u8];
+                tail.extend_from_slice(t.as_bytes());
+                reply.ends_with(&tail)
+            });
+            if let Some(t) = text {
+                answered[id] = true;
+                let _ = tx.send(Answer {
+                    sent: sent[id],
+                    done: Instant::now(),
+                    text: t.clone(),
+                });
+            }
+        }
+        for (i, s) in sent.iter().enumerate() {
+            if !answered[i] {
+                let _ = tx.send(Answer {
+                    sent: *s,
+                    done: *s,
+                    text: String::new(),
+                });
+            }
+        }
+    });
+    rx
+}
+
+/// Whether `reply` answers one of our queries (id below `sent`) with no error and ends with
+/// the A record's address `want` (the appliance's answer is the question, then one A record).
+pub fn answers_a(reply: &[u8], sent: u16, want: [u8; 4]) -> bool {
+    let id = reply.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let is_answer = reply.get(2).is_some_and(|f| f & 0x80 != 0);
+    let no_error = reply.get(3).is_some_and(|f| f & 0x0f == 0);
+    let answers = reply.get(6..8).is_some_and(|c| c != [0, 0]);
+    id.is_some_and(|i| i < sent) && is_answer && no_error && answers && reply.ends_with(&want)
+}
+
+/// Sends an A query for `name` to `server` every `period` from one UDP socket inside the
+/// namespace `ns` until one answers `want` or `limit` passes, on a thread of its own; the
+/// thread returns when the answer came (`None`: no answer within `limit`).
+/// One socket in the benchmark's own process, not a `dig` per query: dozens of dig processes
+/// starting during a boot took CPU from it on this 2-core machine.
+pub fn first_answer(
+    ns: &Path,
+    server: &str,
+    name: &str,
+    want: [u8; 4],
+    period: Duration,
+    limit: Duration,
+) -> std::io::Result<std::thread::JoinHandle<std::io::Result<Option<Instant>>>> {
+    let netns = std::fs::File::open(ns)?;
+    let server: std::net::SocketAddr = format!("{server}:53").parse().expect("address");
+    let name = name.to_string();
+    Ok(std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, which then only uses its own socket.
+        if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        sock.set_read_timeout(Some(period))?;
+        let start = Instant::now();
+        let mut buf = [0u8; 512];
+        let mut sent = 0u16;
+        while start.elapsed() < limit {
+            // Unreachable while the TAP device is not there yet: try again next period.
+            let _ = sock.send_to(&a_query(sent, &name), server);
+            sent = sent.wrapping_add(1);
+            let next = Instant::now() + period;
+            while Instant::now() < next {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if from == server && answers_a(buf.get(..n).unwrap_or_default(), sent, want) {
+                        return Ok(Some(Instant::now()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }))
+}

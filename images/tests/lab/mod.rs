@@ -232,3 +232,46 @@ pub fn shown(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// host-launch's release build, as an operator runs it (the lab's own is the debug build).
+pub fn release_host_launch() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let ok = Command::new(cargo)
+        .current_dir(e2e::workspace_root())
+        .env("CARGO_TARGET_DIR", e2e::target_dir())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "host-launch",
+            "--bin",
+            "host-launch",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "building host-launch failed");
+    e2e::target_dir().join("release/host-launch")
+}
+
+/// The kernels a benchmark compares, side by side in one run: the project's (`kernel/build`)
+/// and Debian's `linux.uml`, as (label, path); `--kernels project,debian` (the default) picks.
+/// A kernel that is asked for but missing is an error, not a silent skip.
+pub fn bench_kernels(wanted: &str) -> Vec<(String, PathBuf)> {
+    wanted
+        .split(',')
+        .map(|k| {
+            let path = match k {
+                "project" => e2e::workspace_root().join("build/kernel/linux"),
+                "debian" => PathBuf::from("/usr/bin/linux.uml"),
+                other => PathBuf::from(other),
+            };
+            assert!(
+                path.is_file(),
+                "kernel {k}: {} is missing (kernel/build builds the project's; scripts/setup \
+                 installs Debian's)",
+                path.display()
+            );
+            (k.to_string(), path)
+        })
+        .collect()
+}
