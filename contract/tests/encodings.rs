@@ -169,12 +169,17 @@ fn make_reachable(mut net: Network) -> Network {
         let on = ifaces
             .iter()
             .filter(|i| r.interface.as_deref().is_none_or(|n| n == i.name))
-            .flat_map(|i| i.addresses.iter())
-            .filter_map(|a| parse_cidr(a).ok())
-            .find(|c| c.is_ipv6() == v6);
+            .flat_map(|i| i.addresses.iter().map(move |a| (i, a)))
+            .filter_map(|(i, a)| parse_cidr(a).ok().map(|c| (i, c)))
+            .find(|(_, c)| c.is_ipv6() == v6);
         match on {
-            Some(c) => {
+            Some((iface, c)) => {
                 r.gateway = Some(c.addr.to_string());
+                // A link-local gateway is on every link: the route must say which.
+                let link_local = matches!(c.addr, std::net::IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80);
+                if link_local {
+                    r.interface = Some(iface.name.clone());
+                }
                 true
             }
             None if r.interface.is_some() => {
@@ -183,6 +188,13 @@ fn make_reachable(mut net: Network) -> Network {
             }
             None => false,
         }
+    });
+    // The kernel refuses a second route to one destination with one metric (validation says
+    // so); keep the first of each.
+    let mut routes_seen = std::collections::BTreeSet::new();
+    net.routes.retain(|r| {
+        parse_cidr(&r.destination)
+            .is_ok_and(|c| routes_seen.insert((c.network().addr, c.prefix, r.metric)))
     });
     net
 }
