@@ -87,7 +87,7 @@ pub fn open(r: &Reference, scratch: &Path) -> Result<Image, Error> {
     let index: Index = parse_json(&store.small("index.json", r)?, r, "index.json")?;
     let desc = pick_manifest(&index, r)?;
     let manifest: Manifest =
-        parse_json(&store.blob(&desc, r, "the image manifest")?, r, "manifest")?;
+        parse_json(&store.blob(desc, r, "the image manifest")?, r, "manifest")?;
     let config_blob = store.blob(&manifest.config, r, "the image config")?;
     let config: Config = parse_json(&config_blob, r, "config")?;
     check_platform(&config, r)?;

@@ -274,11 +274,14 @@ fn hostile_layers_are_refused() {
     }
 }
 
+/// Makes a bad image in a directory.
+type Maker<'a> = Box<dyn Fn(&Path) -> Reference + 'a>;
+
 /// Each bad image is refused with its reason by `cache::root`, and the cache stays empty.
 #[test]
 fn bad_images_are_refused_and_leave_the_cache_empty() {
     let good = || layer(&[("etc/", "dir/"), ("etc/a", "a")]);
-    let cases: Vec<(&str, Box<dyn Fn(&Path) -> Reference>, &str)> = vec![
+    let cases: Vec<(&str, Maker, &str)> = vec![
         (
             "no-label",
             Box::new(|d| Reference::Layout(layout(d, &[good()], None, "amd64"))),
