@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/seeds/TARGET/) from the project's examples and
 test corpora. Run from the repository root after they change; the output is checked in."""
-import base64, glob, hashlib, json, os, re, struct, zlib
+import base64, glob, hashlib, io, json, os, re, struct, tarfile, zlib
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 out = os.path.join(root, "fuzz", "seeds")
@@ -37,7 +37,7 @@ for p in glob.glob(os.path.join(root, "contract/examples/*.json")):
     put("cmdline", f"mem=64M ubd0r=/img/root.img root=/dev/ubda ro hostcontract={token} hostcontract_dev=/dev/ubdc con1=fd:3 -- x")
 put("cmdline", 'quiet "hostcontract=e30" hostcontract= hostcontract_dev="/dev/ubd b"')
 
-ip_values = set(re.findall(r'parse\("([^"]*)"\)', read("contract/src/ipconfig.rs").decode()))
+ip_values = set(re.findall(r'parse\("([^"]*)"\)', read("contract/src/ipconfig/tests.rs").decode()))
 ip_values |= {"192.0.2.10::192.0.2.1:255.255.255.0:dns1:vec0:off:192.0.2.53:192.0.2.54:192.0.2.123",
               "dhcp", "off", "", "10.0.0.2:10.0.0.1:10.0.0.1:255.0.0.0:host.example.net:eth0:none",
               "dhcp,01,00:11:22:33:44:55"}
@@ -64,3 +64,26 @@ for line in [
     'guest-init: starting\n{"event":"disk_mounted","device":"/dev/ubdb","mount_point":"/data","formatted":true,"checked":false}',
 ]:
     put("status", line)
+
+# OCI layers: files, a directory, links, whiteouts and an opaque directory (fixed times and
+# owners, so the seeds are the same each run).
+def layer(items):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, kind, data in items:
+            i = tarfile.TarInfo(name)
+            i.mtime, i.uid, i.gid, i.mode = 1, 0, 0, 0o644
+            if kind == "dir":
+                i.type, i.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "sym":
+                i.type, i.linkname = tarfile.SYMTYPE, data
+            elif kind == "hard":
+                i.type, i.linkname = tarfile.LNKTYPE, data
+            else:
+                i.size = len(data)
+            t.addfile(i, io.BytesIO(data.encode()) if kind == "file" else None)
+    return buf.getvalue()
+
+put("oci_layer", layer([("etc/", "dir", ""), ("etc/b", "file", "b"), ("etc/.wh.a", "file", ""),
+                        ("bin", "sym", "usr/bin"), ("etc/c", "hard", "etc/b")]))
+put("oci_layer", layer([("etc/.wh..wh..opq", "file", ""), ("etc/x", "file", "x"), ("./", "dir", "")]))
