@@ -147,12 +147,7 @@ fn read_layer(
         let content = match h.entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = e.size();
-                if size > *budget {
-                    return Err(Error(format!(
-                        "the root holds more than {MAX_ROOT_BYTES} bytes of files"
-                    )));
-                }
-                *budget -= size;
+                take(budget, size)?;
                 let mut data = Vec::with_capacity(size as usize);
                 e.read_to_end(&mut data).map_err(bad)?;
                 Content::Bytes(data)
@@ -167,7 +162,11 @@ fn read_layer(
                 let target = clean_path(&t)?.unwrap_or_default();
                 let found = layer.entries.get(&target).or_else(|| lower.get(&target));
                 match found.map(|f| &f.content) {
-                    Some(c @ Content::Bytes(_)) => c.clone(),
+                    // A copy in memory (and in the ext4 root): it counts against the budget.
+                    Some(Content::Bytes(b)) => {
+                        take(budget, b.len() as u64)?;
+                        Content::Bytes(b.clone())
+                    }
                     _ => {
                         return Err(Error(format!(
                             "{path}: hard link to {target}, which is not a file of this or a \
@@ -195,6 +194,16 @@ fn read_layer(
         }
     }
     Ok(layer)
+}
+
+/// Takes `size` bytes from what the root may still hold.
+fn take(budget: &mut u64, size: u64) -> Result<(), Error> {
+    *budget = budget.checked_sub(size).ok_or_else(|| {
+        Error(format!(
+            "the root holds more than {MAX_ROOT_BYTES} bytes of files"
+        ))
+    })?;
+    Ok(())
 }
 
 /// Removes what is below `dir` (not `dir` itself); `""` is the root.

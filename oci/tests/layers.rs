@@ -368,3 +368,41 @@ fn the_cache_builds_once() {
         .collect();
     assert_eq!(names.len(), 1, "one entry, no temporary left: {names:?}");
 }
+
+/// Hard links are copies in the root: each counts against the size bound, so a layer of one
+/// file and many links to it cannot make the reader hold more than the bound.
+#[test]
+fn hard_links_count_against_the_size_bound() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    h.set_size(1000);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "big", &[7u8; 1000][..]).unwrap();
+    for i in 0..5 {
+        let mut l = tar::Header::new_gnu();
+        l.set_mode(0o644);
+        l.set_uid(0);
+        l.set_gid(0);
+        l.set_mtime(1);
+        l.set_size(0);
+        l.set_entry_type(tar::EntryType::Link);
+        b.append_link(&mut l, format!("link{i}"), "big").unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut root = BTreeMap::new();
+    let mut budget = 3500;
+    let e = apply::apply_tar(&mut root, &tar[..], &mut budget, 0).unwrap_err();
+    assert!(e.0.contains("bytes of files"), "{e}");
+    let mut root = BTreeMap::new();
+    let mut budget = 6000;
+    apply::apply_tar(&mut root, &tar[..], &mut budget, 0).unwrap();
+    assert_eq!(
+        file(&root, "/link4").as_deref(),
+        Some(&*String::from_utf8(vec![7; 1000]).unwrap())
+    );
+    assert_eq!(budget, 0);
+}
