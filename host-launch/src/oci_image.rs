@@ -1,5 +1,5 @@
 //! A spec whose `image` is an OCI image (`oci:DIR`, `oci-archive:FILE`,
-//! `containers-storage:NAME`; see `appliance::image_ref`): its read-only root comes from the
+//! `containers-storage:NAME`, or a layout directory's plain path; see `appliance::image_ref`): its read-only root comes from the
 //! `oci` crate's cache (`$HOST_LAUNCH_CACHE_DIR`, default `/var/cache/host-launch/oci`),
 //! built there from the layers on first use, and its manifest from the config's label.
 
@@ -13,6 +13,10 @@ use std::path::Path;
 /// stderr whether it was built (and how long that took) or found in the cache.
 pub fn root(spec_path: &Path, base: &Path, image: &str) -> Result<Option<oci::cache::Root>> {
     let reference = match image_ref::parse(image) {
+        // A directory holding `oci-layout` is a layout, named with or without `oci:`.
+        ImageRef::Root(p) if resolve(base, p).join("oci-layout").is_file() => {
+            Reference::Layout(resolve(base, p))
+        }
         ImageRef::Root(_) => return Ok(None),
         ImageRef::OciLayout(p) => Reference::Layout(resolve(base, p)),
         ImageRef::OciArchive(p) => Reference::Archive(resolve(base, p)),
