@@ -2,7 +2,7 @@
 //! launch and build it.
 //!
 //! The operator writes a spec ([`spec`]); the image builder ships a manifest beside the image
-//! ([`manifest`]); [`merge`] turns both into a host contract. [`schema`] gives the JSON
+//! ([`manifest`]); a spec's image may also be an OCI image ([`image_ref`]); [`merge`] turns both into a host contract. [`schema`] gives the JSON
 //! Schemas of the spec and the manifest. Pure: no I/O, nothing of the host (paths are not
 //! resolved, files are not read, `upgrade`'s pin record is host-launch's business); the
 //! callers read the files and hand the bytes in.
@@ -10,6 +10,7 @@
 //! Used by host-launch (which re-exports the modules under its old paths) and by the image
 //! builder (`images/`), which therefore does not depend on host-launch.
 
+pub mod image_ref;
 pub mod manifest;
 pub mod merge;
 pub mod schema;

@@ -25,7 +25,8 @@ pub struct Spec {
     /// The appliance's name: 1 to 32 lowercase letters, digits and '-', starting with a letter
     /// or digit. Names its state directory and its UML instance; unique on the host.
     pub name: String,
-    /// The read-only root image (ext4), relative to the spec file's directory or absolute.
+    /// The read-only root image (ext4), relative to the spec file's directory or absolute; or
+    /// an OCI image: `oci:DIR`, `oci-archive:FILE`, `containers-storage:NAME`.
     pub image: String,
     /// The image's manifest; default `<image>.manifest.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,7 +355,7 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
         }
     };
     push("name", check_name(&s.name));
-    push("image", check_uml_path(&s.image));
+    push("image", crate::image_ref::check(&s.image));
     if let Some(m) = &s.manifest {
         push(
             "manifest",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/seeds/TARGET/) from the project's examples and
 test corpora. Run from the repository root after they change; the output is checked in."""
-import base64, glob, hashlib, json, os, re, struct, zlib
+import base64, glob, hashlib, io, json, os, re, struct, tarfile, zlib
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 out = os.path.join(root, "fuzz", "seeds")
@@ -68,3 +68,26 @@ for line in [
     '{"event":"liveness_failed","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"check":"exec /bin/test -e /tmp/alive","error":"exited with code 1","failures":2,"threshold":2}',
 ]:
     put("status", line)
+
+# OCI layers: files, a directory, links, whiteouts and an opaque directory (fixed times and
+# owners, so the seeds are the same each run).
+def layer(items):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, kind, data in items:
+            i = tarfile.TarInfo(name)
+            i.mtime, i.uid, i.gid, i.mode = 1, 0, 0, 0o644
+            if kind == "dir":
+                i.type, i.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "sym":
+                i.type, i.linkname = tarfile.SYMTYPE, data
+            elif kind == "hard":
+                i.type, i.linkname = tarfile.LNKTYPE, data
+            else:
+                i.size = len(data)
+            t.addfile(i, io.BytesIO(data.encode()) if kind == "file" else None)
+    return buf.getvalue()
+
+put("oci_layer", layer([("etc/", "dir", ""), ("etc/b", "file", "b"), ("etc/.wh.a", "file", ""),
+                        ("bin", "sym", "usr/bin"), ("etc/c", "hard", "etc/b")]))
+put("oci_layer", layer([("etc/.wh..wh..opq", "file", ""), ("etc/x", "file", "x"), ("./", "dir", "")]))

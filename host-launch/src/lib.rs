@@ -2,7 +2,8 @@
 //!
 //! The operator writes a spec; the image builder ships a manifest beside the image; the
 //! `appliance` crate parses both and merges them into a host contract. `load` reads and
-//! checks them from files (and follows `upgrade`'s pin record, `pin`), `disks`, `tap` and
+//! checks them from files (and follows `upgrade`'s pin record, `pin`; an OCI image's root and
+//! manifest come from `oci_image`), `disks`, `tap` and
 //! `state` prepare the host, `vm` describes the VM (command line, uid, jail) for the `vmm`
 //! crate that starts it, `run` boots and supervises the VM (`saver`: when its `state.json` is written), and `exit` maps how it ended to
 //! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
@@ -17,6 +18,7 @@ pub mod exit;
 pub mod lifecycle;
 pub mod load;
 pub mod notify;
+pub mod oci_image;
 pub mod output;
 pub mod pin;
 pub mod prepare;

@@ -116,41 +116,14 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let image = resolve(&base, &spec.image);
-    match std::fs::metadata(&image) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => {
-            return Err(Error::invalid(format!(
-                "{}: image: {} is not a regular file; give the root image file",
-                shown(&spec_path),
-                shown(&image)
-            )))
+    let (image, manifest_path, text) = match crate::oci_image::root(&spec_path, &base, &spec.image)?
+    {
+        Some(r) => {
+            let m = r.image.with_file_name("manifest.json");
+            (r.image, m, r.manifest)
         }
-        Err(e) => {
-            return Err(Error::invalid(format!(
-                "{}: image: {} cannot be used ({e}); check the path (relative paths are taken \
-                 from the spec file's directory)",
-                shown(&spec_path),
-                shown(&image)
-            )))
-        }
-    }
-    let manifest_path = match &spec.manifest {
-        Some(m) => resolve(&base, m),
-        None => default_manifest_path(&image),
+        None => root_file(&spec_path, &base, &spec)?,
     };
-    let text = std::fs::read(&manifest_path).map_err(|e| {
-        let how = if spec.manifest.is_some() {
-            "check the spec's \"manifest\" path"
-        } else {
-            "the image builder ships it beside the image; or name it with \"manifest\" in the spec"
-        };
-        Error::invalid(format!(
-            "{}: manifest: cannot read {} ({e}); {how}",
-            shown(&spec_path),
-            shown(&manifest_path)
-        ))
-    })?;
     let manifest =
         manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
     let merged = merge::merge(&spec, &manifest)
@@ -185,4 +158,44 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         disk_files,
         kernel,
     })
+}
+
+/// A root image file named by the spec, its manifest's path and text.
+fn root_file(spec_path: &Path, base: &Path, spec: &Spec) -> Result<(PathBuf, PathBuf, Vec<u8>)> {
+    let image = resolve(base, &spec.image);
+    match std::fs::metadata(&image) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "{}: image: {} is not a regular file; give the root image file",
+                shown(spec_path),
+                shown(&image)
+            )))
+        }
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "{}: image: {} cannot be used ({e}); check the path (relative paths are taken \
+                 from the spec file's directory)",
+                shown(spec_path),
+                shown(&image)
+            )))
+        }
+    }
+    let manifest_path = match &spec.manifest {
+        Some(m) => resolve(base, m),
+        None => default_manifest_path(&image),
+    };
+    let text = std::fs::read(&manifest_path).map_err(|e| {
+        let how = if spec.manifest.is_some() {
+            "check the spec's \"manifest\" path"
+        } else {
+            "the image builder ships it beside the image; or name it with \"manifest\" in the spec"
+        };
+        Error::invalid(format!(
+            "{}: manifest: cannot read {} ({e}); {how}",
+            shown(spec_path),
+            shown(&manifest_path)
+        ))
+    })?;
+    Ok((image, manifest_path, text))
 }

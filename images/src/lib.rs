@@ -4,9 +4,11 @@
 //! loaded with `dlopen`, config files, accounts and the image [manifest](appliance::manifest).
 //! [`build`] checks it all, copies each program with its shared-library closure (the
 //! `rootfs` crate: found from the ELF dynamic sections), adds guest-init as `/sbin/init`, and writes a
-//! reproducible image with `rootfs::ext4` (`mkfs.ext4 -d`) plus `<image>.manifest.json` beside it.
+//! reproducible image with `rootfs::ext4` (`mkfs.ext4 -d`) plus `<image>.manifest.json` beside it;
+//! [`oci_out`] also writes it as an OCI image (layout directory and `oci-archive`).
 
 pub mod build;
+pub mod oci_out;
 pub mod recipe;
 
 pub use build::{build, plan, Built, Error, Options};

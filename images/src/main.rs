@@ -1,6 +1,7 @@
 //! `build-image RECIPE.json -o IMAGE`: builds an appliance root image and its manifest.
 
 use clap::Parser;
+use image_builder::oci_out::OciOutput;
 use image_builder::{build, recipe, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,15 @@ struct Args {
     /// Check the recipe, packages, programs and libraries, print the plan, write nothing.
     #[arg(long)]
     check: bool,
+    /// Also write the image as an OCI image layout directory (see images/README.md, OCI images).
+    #[arg(long, value_name = "DIR")]
+    oci_layout: Option<PathBuf>,
+    /// Also write the image as an oci-archive (a tar of the layout; `podman load -i FILE`).
+    #[arg(long, value_name = "FILE")]
+    oci_archive: Option<PathBuf>,
+    /// Compress the OCI layer with gzip.
+    #[arg(long)]
+    oci_gzip: bool,
     /// Print the recipe's JSON Schema and exit.
     #[arg(long)]
     schema: bool,
@@ -110,6 +120,11 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.0),
         };
     }
+    let out = OciOutput {
+        layout: args.oci_layout,
+        archive: args.oci_archive,
+        gzip: args.oci_gzip,
+    };
     match build(&recipe, &opts) {
         Ok(b) => {
             println!(
@@ -121,8 +136,22 @@ fn main() -> ExitCode {
                 b.content_bytes as f64 / 1048576.0,
                 b.manifest.display()
             );
+            write_oci(&recipe, &opts, out)
+        }
+        Err(e) => fail(&e.0),
+    }
+}
+
+fn write_oci(recipe: &image_builder::Recipe, opts: &Options, out: OciOutput) -> ExitCode {
+    match image_builder::oci_out::write(recipe, opts, &out) {
+        Ok(Some(w)) => {
+            println!(
+                "build-image: wrote the OCI image (manifest {}, config {})",
+                w.manifest, w.config
+            );
             ExitCode::SUCCESS
         }
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => fail(&e.0),
     }
 }

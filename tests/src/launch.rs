@@ -29,11 +29,23 @@ pub struct Launch {
 impl Launch {
     /// Starts `EXE run SPEC` for appliance `name` with the state base directory `state`.
     pub fn start(exe: &Path, spec: &Path, name: &str, state: &Path) -> Launch {
+        Launch::start_with_env(exe, spec, name, state, &[])
+    }
+
+    /// [`Launch::start`] with more environment (e.g. `HOST_LAUNCH_CACHE_DIR`).
+    pub fn start_with_env(
+        exe: &Path,
+        spec: &Path,
+        name: &str,
+        state: &Path,
+        env: &[(&str, &Path)],
+    ) -> Launch {
         let started = Instant::now();
         let mut child = Command::new(exe)
             .arg("run")
             .arg(spec)
             .env("HOST_LAUNCH_STATE_DIR", state)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
