@@ -7,7 +7,7 @@
 //! crate that starts it, `run` boots and supervises the VM, and `exit` maps how it ended to
 //! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
-//! one fails.
+//! one fails. `trust` checks an image's signature against the host's policy before each boot.
 
 pub mod cmd;
 pub mod disks;
@@ -23,6 +23,7 @@ pub mod privs;
 pub mod run;
 pub mod state;
 pub mod tap;
+pub mod trust;
 pub mod vm;
 
 pub use cmd::upgrade;
