@@ -77,6 +77,9 @@ mod tests {
         assert_ne!(d, digest(&b"image"[..], 5, b"{ }").unwrap());
         assert!(digest(&b"image"[..], 6, b"{}").is_err());
         let t = signed_text(&d);
-        assert!(t.starts_with("appliance-image-v1 sha256:") && t.len() == 26 + 64 + 1, "{t}");
+        assert!(
+            t.starts_with("appliance-image-v1 sha256:") && t.len() == 26 + 64 + 1,
+            "{t}"
+        );
     }
 }

@@ -105,9 +105,8 @@ pub fn load() -> Result<Option<Trust>> {
     let mut keys = Vec::new();
     for (i, k) in p.keys.iter().enumerate() {
         let path = base.join(k);
-        let text = read_small(&path, "public key").map_err(|e| {
-            e.context(format!("{}: keys[{i}]", file.display()))
-        })?;
+        let text = read_small(&path, "public key")
+            .map_err(|e| e.context(format!("{}: keys[{i}]", file.display())))?;
         let key = PublicKey::decode(&text)
             .or_else(|_| PublicKey::from_base64(text.trim()))
             .map_err(|e| {

@@ -62,7 +62,12 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
 impl Cache {
     /// Opens (creating) the cache directory.
     pub fn open(dir: &Path) -> Result<Cache, Error> {
-        for d in ["debs", "apt/lists/partial", "apt/archives/partial", "apt/prefs.d"] {
+        for d in [
+            "debs",
+            "apt/lists/partial",
+            "apt/archives/partial",
+            "apt/prefs.d",
+        ] {
             std::fs::create_dir_all(dir.join(d)).map_err(|e| {
                 Error::one(format!(
                     "the package cache {}: cannot create it ({e}); set IMAGE_BUILDER_CACHE or \
@@ -394,7 +399,8 @@ mod tests {
         let chosen = parse_simulation(sim);
         assert_eq!(chosen.len(), 2);
         assert_eq!(chosen["libc6"], "2.36-9+deb12u14");
-        let records = "Package: libc6\nSource: glibc\nVersion: 2.36-9+deb12u14\nArchitecture: amd64\n\
+        let records =
+            "Package: libc6\nSource: glibc\nVersion: 2.36-9+deb12u14\nArchitecture: amd64\n\
                        SHA256: aa\n\nPackage: unbound\nVersion: 1.17.1-2+deb12u3\n\
                        Architecture: amd64\nSHA256: bb\n\nPackage: unbound\nVersion: 1.0\n\
                        Architecture: amd64\nSHA256: cc\n";

@@ -10,14 +10,14 @@
 //! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
 
 use crate::archive::{self, Cache};
-use sha2::Digest as _;
 use crate::closure::{self, Root};
 use crate::ext4;
+pub use crate::ext4::{Content, Entry};
 use crate::lock::{self, Lock};
+use crate::recipe::{self, Recipe};
 use crate::sbom;
 use crate::stage::{self, Staged};
-pub use crate::ext4::{Content, Entry};
-use crate::recipe::{self, Recipe};
+use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -194,9 +194,7 @@ pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, Error> {
     let requested = requested_packages(r);
     let cache = Cache::open(&opts.cache_dir)?;
     let (lock, write_lock) = match &opts.lock {
-        Some(path) if path.exists() && !opts.update_lock => {
-            (read_lock(path, &requested)?, None)
-        }
+        Some(path) if path.exists() && !opts.update_lock => (read_lock(path, &requested)?, None),
         Some(path) => (cache.resolve(&requested)?, Some(path.clone())),
         None => (cache.resolve(&requested)?, None),
     };
@@ -217,9 +215,8 @@ pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, Error> {
 fn read_lock(path: &Path, requested: &[String]) -> Result<Lock, Error> {
     let shown = path.display();
     let text = std::fs::read(path).map_err(|e| Error::one(format!("{shown}: {e}")))?;
-    let l = lock::parse(&text).map_err(|p| {
-        Error(p.into_iter().map(|p| format!("{shown}: {p}")).collect())
-    })?;
+    let l = lock::parse(&text)
+        .map_err(|p| Error(p.into_iter().map(|p| format!("{shown}: {p}")).collect()))?;
     let (mut want, mut have) = (requested.to_vec(), l.requested.clone());
     want.sort();
     have.sort();
@@ -516,7 +513,10 @@ fn add_package_records(
             plan.add(&format!("/usr/share/doc/{name}/copyright"), e, problems);
         }
         if let Some(status) = src.staged.status_entry(name) {
-            let e = file(Content::Bytes(status.into_bytes()), format!("dpkg status of {name}"));
+            let e = file(
+                Content::Bytes(status.into_bytes()),
+                format!("dpkg status of {name}"),
+            );
             plan.add(&format!("/var/lib/dpkg/status.d/{name}"), e, problems);
         }
         plan.packages.push(sbom::Package {
@@ -529,7 +529,10 @@ fn add_package_records(
     let doc = sbom::document(&r.name, &plan.packages, opts.epoch, &seed);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
-    let e = file(Content::Bytes(text.clone().into_bytes()), "the builder (SBOM)".into());
+    let e = file(
+        Content::Bytes(text.clone().into_bytes()),
+        "the builder (SBOM)".into(),
+    );
     plan.add(sbom::IMAGE_PATH, e, problems);
     plan.sbom = text;
 }

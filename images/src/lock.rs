@@ -47,9 +47,8 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 /// problem starts with its JSON path.
 pub fn parse(text: &[u8]) -> Result<Lock, Vec<String>> {
     let value = contract::json::parse_value(text).map_err(|e| vec![e.to_string()])?;
-    let lock: Lock = serde_path_to_error::deserialize(value).map_err(|e| {
-        vec![format!("{}: {}", e.path(), e.inner())]
-    })?;
+    let lock: Lock = serde_path_to_error::deserialize(value)
+        .map_err(|e| vec![format!("{}: {}", e.path(), e.inner())])?;
     let mut problems = Vec::new();
     if lock.lock_version != LOCK_VERSION {
         problems.push(format!(
@@ -62,7 +61,9 @@ pub fn parse(text: &[u8]) -> Result<Lock, Vec<String>> {
             problems.push(format!("packages[{i}].package: {e}"));
         }
         let hex = p.sha256.len() == 64
-            && p.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && p.sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex {
             problems.push(format!(
                 "packages[{i}].sha256: '{}' is not 64 lower-case hex digits",
@@ -80,8 +81,7 @@ pub fn parse(text: &[u8]) -> Result<Lock, Vec<String>> {
                 p.version
             ));
         }
-        if p.architecture.is_empty() || !p.architecture.chars().all(|c| c.is_ascii_alphanumeric())
-        {
+        if p.architecture.is_empty() || !p.architecture.chars().all(|c| c.is_ascii_alphanumeric()) {
             problems.push(format!(
                 "packages[{i}].architecture: '{}' is not an architecture",
                 p.architecture

@@ -61,7 +61,13 @@ const NAMES: &[(&str, &str)] = &[
 /// An SPDX `LicenseRef-` idstring: letters, digits, `.` and `-`.
 fn idstring(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -251,6 +257,9 @@ mod tests {
         assert_eq!(license_of(Some("This is free software")).0, "NOASSERTION");
         assert_eq!(license_of(None).0, "NOASSERTION");
         assert_eq!(expression("Odd Licence_1"), "LicenseRef-Odd-Licence-1");
-        assert_eq!(expression("GPL-2+ with OpenSSL exception"), "LicenseRef-GPL-2--with-OpenSSL-exception");
+        assert_eq!(
+            expression("GPL-2+ with OpenSSL exception"),
+            "LicenseRef-GPL-2--with-OpenSSL-exception"
+        );
     }
 }

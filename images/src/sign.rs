@@ -19,12 +19,14 @@ pub fn signature_path(image: &Path) -> PathBuf {
 
 /// The digest of an image file and its manifest file.
 pub fn image_digest(image: &Path, manifest: &Path) -> Result<ImageDigest, Error> {
-    let f = std::fs::File::open(image).map_err(|e| Error::one(format!("{}: {e}", image.display())))?;
+    let f =
+        std::fs::File::open(image).map_err(|e| Error::one(format!("{}: {e}", image.display())))?;
     let len = f
         .metadata()
         .map_err(|e| Error::one(format!("{}: {e}", image.display())))?
         .len();
-    let m = std::fs::read(manifest).map_err(|e| Error::one(format!("{}: {e}", manifest.display())))?;
+    let m =
+        std::fs::read(manifest).map_err(|e| Error::one(format!("{}: {e}", manifest.display())))?;
     signed::digest(f, len, &m).map_err(|e| Error::one(format!("{}: {e}", image.display())))
 }
 
@@ -55,7 +57,9 @@ pub fn new_key(prefix: &Path) -> Result<(PathBuf, PathBuf), Error> {
             .create_new(true)
             .mode(mode)
             .open(path)
-            .map_err(|e| Error::one(format!("{}: {e} (it is never overwritten)", path.display())))?;
+            .map_err(|e| {
+                Error::one(format!("{}: {e} (it is never overwritten)", path.display()))
+            })?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::one(format!("{}: {e}", path.display())))?;
     }
@@ -65,9 +69,8 @@ pub fn new_key(prefix: &Path) -> Result<(PathBuf, PathBuf), Error> {
 /// Signs `image` with its `manifest` using the secret key file `key`; writes and returns
 /// `<image>.minisig`.
 pub fn sign(image: &Path, manifest: &Path, key: &Path) -> Result<(ImageDigest, PathBuf), Error> {
-    let text = std::fs::read_to_string(key).map_err(|e| {
-        Error::one(format!("--sign-key {}: cannot read it: {e}", key.display()))
-    })?;
+    let text = std::fs::read_to_string(key)
+        .map_err(|e| Error::one(format!("--sign-key {}: cannot read it: {e}", key.display())))?;
     let sk = minisign::SecretKeyBox::from_string(&text)
         .and_then(|b| b.into_secret_key(None))
         .map_err(|e| {

@@ -60,7 +60,10 @@ pub fn unpack(lock: &Lock, debs: &BTreeMap<String, PathBuf>, tmp: &Path) -> Resu
             .get(&p.package)
             .ok_or_else(|| Error::one(format!("package {}: no .deb fetched", p.package)))?;
         let what = format!("unpacking {} ({})", p.package, deb.display());
-        let listing = run(Command::new("dpkg-deb").arg("-X").arg(deb).arg(&s.root), &what)?;
+        let listing = run(
+            Command::new("dpkg-deb").arg("-X").arg(deb).arg(&s.root),
+            &what,
+        )?;
         for line in String::from_utf8_lossy(&listing).lines() {
             let path = line.trim_start_matches('.').trim_end_matches('/');
             if !path.is_empty() {
@@ -68,8 +71,10 @@ pub fn unpack(lock: &Lock, debs: &BTreeMap<String, PathBuf>, tmp: &Path) -> Resu
             }
         }
         let control = run(Command::new("dpkg-deb").arg("-f").arg(deb), &what)?;
-        s.control
-            .insert(p.package.clone(), String::from_utf8_lossy(&control).into_owned());
+        s.control.insert(
+            p.package.clone(),
+            String::from_utf8_lossy(&control).into_owned(),
+        );
         s.packages.insert(p.package.clone(), p.clone());
     }
     Ok(s)

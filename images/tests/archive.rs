@@ -1,9 +1,9 @@
 //! Images from Debian's archive (root for the boot; the network to the archive on a cold
 //! package cache):
 //!
-//! - an image for a server this host does not have installed (unbound) is built from the
-//!   archive with its checked-in lock, carries its SBOM and dpkg status entries, boots under
-//!   `host-launch run` and answers `dig` over UDP and TCP;
+//! - an image for a server this host does not have installed (mini-httpd, `tests/lab/`) is
+//!   built from the archive with its checked-in lock, carries its SBOM and dpkg status
+//!   entries, boots under `host-launch run` and serves its page to `curl`;
 //! - the SBOM lists every package the image took files from, as the lock has them, and
 //!   validates against the vendored SPDX 2.3 JSON Schema (which rejects a broken one);
 //! - a locked version the archive no longer offers is refused naming the package, and
@@ -23,27 +23,21 @@ fn lab_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab")
 }
 
-const UNBOUND_CONF: &str = "server:\n  interface: 0.0.0.0\n  port: 53\n  do-ip6: no\n  \
-    do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n  directory: \"/run\"\n  \
-    use-syslog: no\n  logfile: \"\"\n  num-threads: 1\n  module-config: \"iterator\"\n  \
-    access-control: 0.0.0.0/0 allow\n  local-zone: \"example.net.\" static\n  \
-    local-data: \"www.example.net. 300 IN A 192.0.2.80\"\n";
-
 #[test]
 fn an_image_for_a_server_the_host_does_not_have_boots_and_answers() {
     let status = Command::new("dpkg-query")
-        .args(["-W", "-f=${db:Status-Status}", "unbound"])
+        .args(["-W", "-f=${db:Status-Status}", "mini-httpd"])
         .output()
         .expect("dpkg-query");
     assert!(
-        status.stdout != b"installed" && !Path::new("/usr/sbin/unbound").exists(),
-        "unbound is installed on this host, so this test cannot show that images come from \
-         the archive; remove it (apt-get purge unbound) to run it"
+        status.stdout != b"installed" && !Path::new("/usr/sbin/mini_httpd").exists(),
+        "mini-httpd is installed on this host, so this test cannot show that images come from \
+         the archive; remove it (apt-get purge mini-httpd) to run it"
     );
-    let lab = Lab::new("unbound", None);
+    let lab = Lab::new("archive", None);
     let recipe: Value =
-        serde_json::from_slice(&std::fs::read(lab_dir().join("unbound.json")).unwrap()).unwrap();
-    let image = lab.build_locked(&recipe, &lab_dir().join("unbound.lock.json"));
+        serde_json::from_slice(&std::fs::read(lab_dir().join("mini-httpd.json")).unwrap()).unwrap();
+    let image = lab.build_locked(&recipe, &lab_dir().join("mini-httpd.lock.json"));
     let sbom = common::debugfs(&image, "cat /usr/share/sbom/image.spdx.json");
     let sbom: Value = serde_json::from_str(&sbom).expect("the SBOM in the image");
     assert!(
@@ -51,34 +45,28 @@ fn an_image_for_a_server_the_host_does_not_have_boots_and_answers() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["name"] == "unbound"),
+            .any(|p| p["name"] == "mini-httpd"),
         "{sbom:#}"
     );
-    let entry = common::debugfs(&image, "cat /var/lib/dpkg/status.d/unbound");
+    let entry = common::debugfs(&image, "cat /var/lib/dpkg/status.d/mini-httpd");
     assert!(
-        entry.starts_with("Package: unbound\nStatus: install ok installed\n"),
+        entry.starts_with("Package: mini-httpd\nStatus: install ok installed\n"),
         "{entry}"
     );
-    let tap = format!("tub{}", std::process::id() % 100_000);
+    let tap = format!("tmh{}", std::process::id() % 100_000);
     let spec = json!({
-        "name": "ub1", "image": image, "memory_mib": 64,
-        "files": [{"path": "/run/unbound.conf", "mode": "0644", "content": UNBOUND_CONF}],
-        "network": lab.network(&tap, "192.0.2.53"),
+        "name": "mh1", "image": image, "memory_mib": 48,
+        "network": lab.network(&tap, "192.0.2.80"),
     });
     let run = lab.run_appliance(&spec);
-    for transport in ["+notcp", "+tcp"] {
-        let out = lab.run(&[
-            "dig",
-            "@192.0.2.53",
-            transport,
-            "+short",
-            "+tries=3",
-            "+time=2",
-            "www.example.net",
-            "A",
-        ]);
-        assert_eq!(out.trim(), "192.0.2.80", "unbound over {transport}");
-    }
+    let page = lab.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "http://192.0.2.80/index.html",
+    ]);
+    assert_eq!(page, "served by mini_httpd from the archive\n");
     drop(run);
 }
 
@@ -91,19 +79,25 @@ fn the_sbom_lists_the_packages_and_validates_against_its_schema() {
     // The same document is in the image.
     let inside = common::debugfs(&built.image, "cat /usr/share/sbom/image.spdx.json");
     assert_eq!(inside.as_bytes(), text.as_slice());
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/vendor/spdx-2.3.schema.json");
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/vendor/spdx-2.3.schema.json");
     let schema: Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
     let compiled = jsonschema::JSONSchema::options()
         .with_draft(jsonschema::Draft::Draft7)
         .compile(&schema)
         .expect("the SPDX 2.3 schema compiles");
     if let Err(errors) = compiled.validate(&doc) {
-        let e: Vec<String> = errors.map(|e| format!("{}: {e}", e.instance_path)).collect();
+        let e: Vec<String> = errors
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
         panic!("the SBOM does not validate: {e:#?}");
     }
     // The schema can say no: a package without its SPDXID, a checksum of an unknown kind.
     let mut broken = doc.clone();
-    broken["packages"][0].as_object_mut().unwrap().remove("SPDXID");
+    broken["packages"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("SPDXID");
     broken["packages"][1]["checksums"][0]["algorithm"] = "CRC32".into();
     assert!(!compiled.is_valid(&broken));
     // Every package in it is locked, with the lock's version, source and SHA-256; dnsmasq's
@@ -126,7 +120,10 @@ fn the_sbom_lists_the_packages_and_validates_against_its_schema() {
         );
     }
     let names: Vec<&str> = pkgs.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"dnsmasq-base") && names.contains(&"libc6"), "{names:?}");
+    assert!(
+        names.contains(&"dnsmasq-base") && names.contains(&"libc6"),
+        "{names:?}"
+    );
     let dnsmasq = pkgs.iter().find(|p| p["name"] == "dnsmasq-base").unwrap();
     assert_eq!(dnsmasq["licenseDeclared"], "(GPL-2.0-only OR GPL-3.0-only)");
 }

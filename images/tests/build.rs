@@ -105,7 +105,9 @@ fn missing_library_fails_before_writing() {
     );
     // The loader is looked for under the root too, never on the host.
     assert!(
-        e.iter().any(|l| l.starts_with("/lib64/ld-linux-x86-64.so.2 (needed by /bin/badtrue): cannot read")),
+        e.iter()
+            .any(|l| l
+                .starts_with("/lib64/ld-linux-x86-64.so.2 (needed by /bin/badtrue): cannot read")),
         "{e:#?}"
     );
 }

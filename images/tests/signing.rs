@@ -71,7 +71,8 @@ fn signed_images_boot_and_tampered_or_unknown_ones_are_refused() {
     let text = shown(&check);
     assert!(check.status.success(), "{text}");
     assert!(
-        text.contains("digest:   sha256:") && text.contains("(signed, verified with ")
+        text.contains("digest:   sha256:")
+            && text.contains("(signed, verified with ")
             && text.contains("builder.pub"),
         "{text}"
     );
@@ -91,8 +92,16 @@ fn signed_images_boot_and_tampered_or_unknown_ones_are_refused() {
         let text = shown(&o);
         assert_eq!(o.status.code(), Some(120), "{}: {text}", image.display());
         assert!(text.contains(why), "{}: {text}", image.display());
-        assert!(text.contains(image.to_str().unwrap()), "names the file: {text}");
-        assert_eq!(lab.version(), "v1", "the old image answers after {}", image.display());
+        assert!(
+            text.contains(image.to_str().unwrap()),
+            "names the file: {text}"
+        );
+        assert_eq!(
+            lab.version(),
+            "v1",
+            "the old image answers after {}",
+            image.display()
+        );
     }
     // A proper upgrade.
     let o = lab.host_launch(&["upgrade", spec_s, "--image", v2.to_str().unwrap()]);

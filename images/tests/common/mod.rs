@@ -37,8 +37,7 @@ pub fn build(name: &str, dir: &Path) -> Built {
     let out = dir.join(format!("{name}.img"));
     let mut o = options(&out);
     o.lock = Some(lock(name));
-    image_builder::build(&recipe(name), &o)
-        .unwrap_or_else(|e| panic!("building {name}: {e}"))
+    image_builder::build(&recipe(name), &o).unwrap_or_else(|e| panic!("building {name}: {e}"))
 }
 
 /// Runs debugfs `request` on `image` and returns its standard output.

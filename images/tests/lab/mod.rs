@@ -71,7 +71,11 @@ impl Lab {
     pub fn image(&self, name: &str) -> PathBuf {
         let path = recipes_dir().join(format!("{name}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        self.build_recipe(name, &text, &recipes_dir().join(format!("{name}.lock.json")))
+        self.build_recipe(
+            name,
+            &text,
+            &recipes_dir().join(format!("{name}.lock.json")),
+        )
     }
 
     /// Builds a recipe (JSON) into `DIR/<name>.img` with the checked-in DNS recipe's lock
