@@ -117,7 +117,8 @@ fn unreadable_init_and_conflicting_entries_are_reported_together() {
     let dir = TempDir::new("img-conflict").unwrap();
     let out = dir.join("x.img");
     let text = serde_json::json!({
-        "recipe_version": 1, "name": "t", "programs": ["/bin/true"], "ipv6": false,
+        "recipe_version": 1, "name": "t", "packages": ["coreutils"], "programs": ["/bin/true"],
+        "ipv6": false,
         "files": [
             {"path": "/lib/x86_64-linux-gnu/libc.so.6", "content": "not libc"},
             {"path": "/etc/x/y", "content": ""}
