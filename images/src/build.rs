@@ -222,7 +222,8 @@ fn read_lock(path: &Path, requested: &[String]) -> Result<Lock, Error> {
     have.sort();
     if want != have {
         return Err(Error::one(format!(
-            "{shown}: the lock was made for the packages [{}], the recipe asks for [{}];              rebuild with --update-lock",
+            "{shown}: the lock was made for the packages [{}], the recipe asks for [{}]; \
+             rebuild with --update-lock",
             have.join(", "),
             want.join(", ")
         )));

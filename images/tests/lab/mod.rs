@@ -78,10 +78,12 @@ impl Lab {
         )
     }
 
-    /// Builds a recipe (JSON) into `DIR/<name>.img` with the checked-in DNS recipe's lock
-    /// (the lab's recipes are modified copies of it); returns the image.
+    /// Builds a recipe (JSON) into `DIR/<name>.img` with the lock of the lab's DNS recipes
+    /// (modified copies of `recipes/dns.json` with a data disk, so dnsmasq-base and
+    /// e2fsprogs: `tests/lab/dns-disk.lock.json`); returns the image.
     pub fn build(&self, recipe: &Value) -> PathBuf {
-        self.build_locked(recipe, &recipes_dir().join("dns.lock.json"))
+        let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/dns-disk.lock.json");
+        self.build_locked(recipe, &lock)
     }
 
     /// Builds a recipe (JSON) into `DIR/<name>.img` with the lock `lock`.
