@@ -55,6 +55,7 @@ const NAMES: &[(&str, &str)] = &[
     ("x11", "X11"),
     ("bsl-1.0", "BSL-1.0"),
     ("cc0-1.0", "CC0-1.0"),
+    ("afl-2.1", "AFL-2.1"),
     ("unicode-dfs-2016", "Unicode-DFS-2016"),
 ];
 
@@ -72,17 +73,30 @@ fn idstring(s: &str) -> String {
 }
 
 fn spdx_name(debian: &str) -> String {
-    let lower = debian.to_ascii_lowercase();
+    let mut lower = debian.to_ascii_lowercase().replace(".0+", "+");
+    // `GPL-2.0` is Debian's `GPL-2` (but `LGPL-2.1` stays).
+    if lower.contains("gpl-") && lower.ends_with(".0") {
+        lower.truncate(lower.len() - 2);
+    }
     if let Some((_, id)) = NAMES.iter().find(|(n, _)| *n == lower) {
         return id.to_string();
     }
     format!("LicenseRef-{}", idstring(debian))
 }
 
-/// One DEP-5 `License:` synopsis (`GPL-2+ or BSD-3-clause`) as an SPDX expression.
+/// One DEP-5 `License:` synopsis (`GPL-2+ or BSD-3-clause`) as an SPDX expression. A comma
+/// binds loosest (`A or B, and C` is `(A OR B) AND C`).
 fn expression(synopsis: &str) -> String {
+    if let Some((first, rest)) = synopsis.split_once(',') {
+        let rest = rest.trim_start();
+        let (op, tail) = match rest.split_once(' ') {
+            Some((w, t)) if w.eq_ignore_ascii_case("and") => ("AND", t),
+            Some((w, t)) if w.eq_ignore_ascii_case("or") => ("OR", t),
+            _ => ("AND", rest),
+        };
+        return format!("({} {op} {})", expression(first), expression(tail));
+    }
     let words: Vec<String> = synopsis
-        .replace(',', " ")
         .split_whitespace()
         .map(|w| match w.to_ascii_lowercase().as_str() {
             "or" => "OR".to_string(),
@@ -257,6 +271,12 @@ mod tests {
         assert_eq!(license_of(Some("This is free software")).0, "NOASSERTION");
         assert_eq!(license_of(None).0, "NOASSERTION");
         assert_eq!(expression("Odd Licence_1"), "LicenseRef-Odd-Licence-1");
+        assert_eq!(expression("GPL-2.0+"), "GPL-2.0-or-later");
+        assert_eq!(expression("LGPL-2.1"), "LGPL-2.1-only");
+        assert_eq!(
+            expression("GPL-2+ or AFL-2.1, and MIT"),
+            "((GPL-2.0-or-later OR AFL-2.1) AND MIT)"
+        );
         assert_eq!(
             expression("GPL-2+ with OpenSSL exception"),
             "LicenseRef-GPL-2--with-OpenSSL-exception"

@@ -1,8 +1,9 @@
 //! Signing an image: one minisign signature (`<image>.minisig`) over the digest of the image
 //! and its manifest together ([`appliance::signed`]). minisign because its format is small,
 //! well known (`minisign -V` checks it too) and has well-kept Rust crates on both sides:
-//! `minisign` here, `minisign-verify` in host-launch. The secret key is an unencrypted
-//! minisign key file (`build-image --new-key PREFIX` writes one and its public key).
+//! `minisign` here, `minisign-verify` in host-launch. The secret key is a minisign key file,
+//! unencrypted (`build-image --new-key PREFIX` writes one and its public key) or encrypted
+//! with the password in `$IMAGE_SIGN_PASSWORD`.
 
 use crate::error::Error;
 use appliance::signed::{self, ImageDigest};
@@ -39,7 +40,9 @@ pub fn new_key(prefix: &Path) -> Result<(PathBuf, PathBuf), Error> {
         PathBuf::from(s)
     };
     let (sk_path, pk_path) = (with(".key"), with(".pub"));
-    let kp = minisign::KeyPair::generate_unencrypted_keypair()
+    // "Encrypted" with an empty password: unencrypted, but with the checksum a loader checks
+    // (the crate's unencrypted generator leaves it zero).
+    let kp = minisign::KeyPair::generate_encrypted_keypair(Some(String::new()))
         .map_err(|e| Error::one(format!("generating a key: {e}")))?;
     let sk_text = kp
         .sk
@@ -72,11 +75,17 @@ pub fn sign(image: &Path, manifest: &Path, key: &Path) -> Result<(ImageDigest, P
     let text = std::fs::read_to_string(key)
         .map_err(|e| Error::one(format!("--sign-key {}: cannot read it: {e}", key.display())))?;
     let sk = minisign::SecretKeyBox::from_string(&text)
-        .and_then(|b| b.into_secret_key(None))
+        // Never a prompt (a build has no terminal): the password is $IMAGE_SIGN_PASSWORD, or
+        // none for an unencrypted key.
+        .and_then(|b| {
+            b.into_secret_key(Some(
+                std::env::var("IMAGE_SIGN_PASSWORD").unwrap_or_default(),
+            ))
+        })
         .map_err(|e| {
             Error::one(format!(
-                "--sign-key {}: not an unencrypted minisign secret key ({e}); make one with \
-                 `build-image --new-key PREFIX`",
+                "--sign-key {}: not a minisign secret key, or IMAGE_SIGN_PASSWORD is not its \
+                 password ({e}); make an unencrypted one with `build-image --new-key PREFIX`",
                 key.display()
             ))
         })?;
