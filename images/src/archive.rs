@@ -158,6 +158,9 @@ impl Cache {
     fn update(&self) -> Result<(), Error> {
         let o = self.apt("apt-get", &["update".into(), "-qq".into()], None)?;
         if o.status.success() && self.has_lists() {
+            // When the lists were last refreshed (apt leaves unchanged lists as they were).
+            let stamp = self.dir.join("apt/updated");
+            std::fs::write(&stamp, b"").map_err(io(stamp.display()))?;
             return Ok(());
         }
         Err(Error::one(format!(
@@ -168,8 +171,19 @@ impl Cache {
         )))
     }
 
-    /// Resolves the closure of `requested` in the archive as it is now: a new lock.
-    pub fn resolve(&self, requested: &[String]) -> Result<Lock, Error> {
+    /// Whether the package lists are there and were refreshed less than an hour ago.
+    fn fresh_lists(&self) -> bool {
+        let age = std::fs::metadata(self.dir.join("apt/updated"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        self.has_lists() && age.is_some_and(|a| a < std::time::Duration::from_secs(3600))
+    }
+
+    /// Resolves the closure of `requested` in the archive: a new lock. The package lists are
+    /// refreshed first when `refresh` is set (`--update-lock`), or when they are missing or
+    /// older than an hour.
+    pub fn resolve(&self, requested: &[String], refresh: bool) -> Result<Lock, Error> {
         if requested.is_empty() {
             return Ok(Lock {
                 lock_version: crate::lock::LOCK_VERSION,
@@ -178,7 +192,9 @@ impl Cache {
             });
         }
         let _held = self.lock()?;
-        self.update()?;
+        if refresh || !self.fresh_lists() {
+            self.update()?;
+        }
         let mut args: Vec<String> = ["install", "-s", "-qq"].map(String::from).to_vec();
         args.extend(requested.iter().cloned());
         let o = self.apt("apt-get", &args, None)?;

@@ -195,8 +195,8 @@ pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, Error> {
     let cache = Cache::open(&opts.cache_dir)?;
     let (lock, write_lock) = match &opts.lock {
         Some(path) if path.exists() && !opts.update_lock => (read_lock(path, &requested)?, None),
-        Some(path) => (cache.resolve(&requested)?, Some(path.clone())),
-        None => (cache.resolve(&requested)?, None),
+        Some(path) => (cache.resolve(&requested, true)?, Some(path.clone())),
+        None => (cache.resolve(&requested, opts.update_lock)?, None),
     };
     let shown = opts
         .lock
