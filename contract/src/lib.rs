@@ -7,11 +7,13 @@
 //! Data flows one way: JSON text → [`parse_json`] (one reading of the text by [`json`]: no
 //! duplicate keys, no BOM; then shape, unknown fields, version) → [`validate`] (meaning) → a
 //! [`Contract`] that the encodings carry to the guest. [`budget::check`] says whether it fits
-//! a VM of a given memory.
+//! a VM of a given memory; [`checked::check`] gives the guest its values typed (addresses,
+//! signals, capabilities, modes), parsed once.
 
 pub mod addr;
 pub mod blockdev;
 pub mod budget;
+pub mod checked;
 pub mod cmdline;
 pub mod ipconfig;
 pub mod json;

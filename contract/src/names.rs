@@ -87,6 +87,88 @@ pub fn signal_number(name: &str) -> Option<i32> {
     SIGNALS.iter().find(|(n, _)| *n == full).map(|(_, v)| *v)
 }
 
+/// A signal a contract may name as the service's stop signal ([`SIGNALS`]), by its Linux
+/// number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Hup = 1,
+    Int = 2,
+    Quit = 3,
+    Kill = 9,
+    Usr1 = 10,
+    Usr2 = 12,
+    Alrm = 14,
+    Term = 15,
+    Winch = 28,
+    Pwr = 30,
+}
+
+impl Signal {
+    /// The signal named `SIGTERM` or `TERM` (any case), if a contract may name it.
+    pub fn from_name(name: &str) -> Option<Signal> {
+        Some(match signal_number(name)? {
+            1 => Signal::Hup,
+            2 => Signal::Int,
+            3 => Signal::Quit,
+            9 => Signal::Kill,
+            10 => Signal::Usr1,
+            12 => Signal::Usr2,
+            14 => Signal::Alrm,
+            15 => Signal::Term,
+            28 => Signal::Winch,
+            30 => Signal::Pwr,
+            _ => return None,
+        })
+    }
+
+    /// Its Linux number.
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+
+    /// Its name, e.g. `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Quit => "SIGQUIT",
+            Signal::Kill => "SIGKILL",
+            Signal::Usr1 => "SIGUSR1",
+            Signal::Usr2 => "SIGUSR2",
+            Signal::Alrm => "SIGALRM",
+            Signal::Term => "SIGTERM",
+            Signal::Winch => "SIGWINCH",
+            Signal::Pwr => "SIGPWR",
+        }
+    }
+}
+
+/// A Linux capability a contract names ([`CAPABILITIES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Capability {
+    number: u32,
+    name: &'static str,
+}
+
+impl Capability {
+    /// The capability named `CAP_NET_BIND_SERVICE` or `net_bind_service`.
+    pub fn from_name(name: &str) -> Option<Capability> {
+        let number = capability_number(name)?;
+        let name = CAPABILITIES.get(number as usize)?;
+        Some(Capability { number, name })
+    }
+
+    /// Its number (`CAP_NET_BIND_SERVICE` is 10).
+    pub fn number(self) -> u32 {
+        self.number
+    }
+
+    /// Its name, e.g. `CAP_NET_BIND_SERVICE`.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+}
+
 /// Syslog facility names with their numbers (RFC 5424 section 6.2.1).
 pub const FACILITIES: &[(&str, u8)] = &[
     ("kern", 0),
@@ -127,6 +209,21 @@ mod tests {
         assert_eq!(capability_number("CAP_SYS_ADMIN"), Some(21));
         assert_eq!(capability_number("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(capability_number("CAP_FLY"), None);
+    }
+
+    #[test]
+    fn every_signal_and_capability_has_a_type() {
+        for (name, number) in SIGNALS {
+            let s = Signal::from_name(name).unwrap();
+            assert_eq!((s.name(), s.number()), (*name, *number));
+        }
+        assert_eq!(Signal::from_name("term"), Some(Signal::Term));
+        assert_eq!(Signal::from_name("SIGSEGV"), None);
+        for (n, name) in CAPABILITIES.iter().enumerate() {
+            let c = Capability::from_name(name).unwrap();
+            assert_eq!((c.number() as usize, c.name()), (n, *name));
+        }
+        assert_eq!(Capability::from_name("CAP_FLY"), None);
     }
 
     #[test]

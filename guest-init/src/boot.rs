@@ -8,8 +8,9 @@ use crate::service::SpawnOptions;
 use crate::status::{Status, STATUS_TTY};
 use crate::supervise::{self, End, Observer, Supervisor};
 use crate::{console, kmod, load, net, power, runfs, settings};
+use contract::checked::{self, Checked};
 use contract::status::{Event, PowerOff, Unmount};
-use contract::{cmdline, ipconfig, Contract, Disk, Network};
+use contract::{cmdline, ipconfig, Contract, Disk};
 use nix::sys::signal::{sigprocmask, SigmaskHow};
 use nix::unistd::Pid;
 use std::cell::RefCell;
@@ -131,7 +132,7 @@ impl Observer for Reporter {
 
 /// What is up once boot succeeded.
 struct Up {
-    contract: Contract,
+    checked: Checked,
 }
 
 /// PID 1's whole life. Never returns.
@@ -163,8 +164,9 @@ pub fn run(started_us: u64) -> ! {
     let mut disks: Vec<Disk> = Vec::new();
     let outcome = match bring_up(&mut rep, &mut disks) {
         Ok(up) => {
-            let mut sup = match Supervisor::new(&up.contract.service, &rep, SpawnOptions::default())
-            {
+            let service = &up.checked.contract.service;
+            let typed = &up.checked.service;
+            let mut sup = match Supervisor::new(service, typed, &rep, SpawnOptions::default()) {
                 Ok(s) => s,
                 Err(e) => {
                     rep.fatal(&Fatal::new(
@@ -236,10 +238,10 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     let network_from = fill_network_from_ip_param(&mut contract, &cmdline_text)?;
     // A contract from any host must fit this VM (contract::budget) before anything is written.
     let memory_mib = mounts::this_vm_memory_mib();
-    contract::budget::check(&contract, memory_mib).map_err(|p| Fatal {
-        field: p.0.first().map(|p| p.path.clone()),
-        lines: p.0.iter().map(|p| p.to_string()).collect(),
-    })?;
+    contract::budget::check(&contract, memory_mib).map_err(problems_fatal)?;
+    // Every value that travels as text is parsed here, once; the steps below take it typed.
+    let checked = checked::check(contract).map_err(problems_fatal)?;
+    let contract = &checked.contract;
     rep.app = contract.service.app_name();
     let sources: Vec<String> = loaded.sources.iter().map(|s| s.to_string()).collect();
     rep.say(Severity::Notice, &loaded.summary());
@@ -249,11 +251,11 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
         sources,
         network: network_from.to_string(),
     });
-    runfs::write_contract(&contract).map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    runfs::write_contract(contract).map_err(|e| Fatal::new(Some(&e.at), &e))?;
     settings::set_hostname(&contract.hostname).map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    bring_up_network(rep, &contract)?;
+    bring_up_network(rep, &checked)?;
     settings::apply_sysctls(&contract.sysctl).map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    for report in mount_disks(&contract, disks)? {
+    for report in mount_disks(contract, disks)? {
         rep.event(Event::DiskMounted {
             device: report.device,
             mount_point: report.mount_point,
@@ -263,9 +265,18 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     }
     mounts::mount_tmpfs(&contract.mounts.tmpfs, memory_mib)
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    runfs::write_files(&contract.files).map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    start_logging(rep, &contract)?;
-    Ok(Up { contract })
+    runfs::write_files(&contract.files, &checked.file_modes)
+        .map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    start_logging(rep, &checked)?;
+    Ok(Up { checked })
+}
+
+/// Validation problems as a fatal error naming the first one's field.
+fn problems_fatal(p: contract::Problems) -> Fatal {
+    Fatal {
+        field: p.0.first().map(|p| p.path.clone()),
+        lines: p.0.iter().map(|p| p.to_string()).collect(),
+    }
 }
 
 /// When the contract has no network section, the kernel's `ip=` parameter (if any) gives it.
@@ -288,10 +299,10 @@ fn fill_network_from_ip_param(c: &mut Contract, cmdline_text: &str) -> Result<&'
     }
 }
 
-fn bring_up_network(rep: &Reporter, c: &Contract) -> Result<(), Fatal> {
-    let empty = Network::default();
+fn bring_up_network(rep: &Reporter, c: &Checked) -> Result<(), Fatal> {
+    let empty = checked::Network::default();
     let net = c.network.as_ref().unwrap_or(&empty);
-    if kmod::needs_ipv6(net) {
+    if net.uses_ipv6() {
         kmod::ensure_ipv6(Path::new(kmod::MODULES_DIR))
             .map_err(|e| Fatal::new(Some("network"), e))?;
     }
@@ -303,14 +314,8 @@ fn bring_up_network(rep: &Reporter, c: &Contract) -> Result<(), Fatal> {
         }
     };
     runfs::write_resolv_conf(&net::resolv_conf(net)).map_err(|e| Fatal::new(Some(&e.at), &e))?;
-    let own: Vec<std::net::IpAddr> = net
-        .interfaces
-        .iter()
-        .flat_map(|i| i.addresses.iter())
-        .filter_map(|a| contract::addr::parse_cidr(a).ok())
-        .map(|c| c.addr)
-        .collect();
-    runfs::write_hosts(&runfs::hosts_text(&c.hostname, &own))
+    let own = net.own_addresses();
+    runfs::write_hosts(&runfs::hosts_text(&c.contract.hostname, &own))
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
     rep.event(Event::NetworkUp {
         links: report.links,
@@ -331,14 +336,14 @@ fn mount_disks(c: &Contract, mounted: &mut Vec<Disk>) -> Result<Vec<mounts::Disk
     Ok(reports)
 }
 
-fn start_logging(rep: &mut Reporter, c: &Contract) -> Result<(), Fatal> {
+fn start_logging(rep: &mut Reporter, checked: &Checked) -> Result<(), Fatal> {
+    let c = &checked.contract;
     let console: Box<dyn std::io::Write + Send> =
         match std::fs::OpenOptions::new().write(true).open("/dev/console") {
             Ok(f) => Box::new(f),
             Err(_) => Box::new(std::io::sink()),
         };
-    let cfg = SinkConfig::from_contract(&c.logging, &c.hostname, console)
-        .map_err(|e| Fatal::new(Some("logging.remote"), e))?;
+    let cfg = SinkConfig::from_checked(checked, console);
     let sink = LogSink::start(cfg).map_err(|e| Fatal::new(Some("logging"), e))?;
     rep.sink_has_console = c.logging.console;
     for rec in rep.early.borrow_mut().drain(..) {

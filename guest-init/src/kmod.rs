@@ -7,8 +7,6 @@
 //! only has to copy the `.ko` files. Modules must be uncompressed: reading their `.modinfo`
 //! and loading them without an in-kernel decompressor both need the plain ELF file.
 
-use contract::addr::{parse_cidr, parse_ip};
-use contract::Network;
 use nix::errno::Errno;
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -164,20 +162,6 @@ pub fn load_module(path: &Path, params: &str) -> Result<(), KmodError> {
 
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// Whether the contract uses IPv6 anywhere: an address, a route, or a DNS server.
-pub fn needs_ipv6(net: &Network) -> bool {
-    let cidr_v6 = |s: &String| parse_cidr(s).is_ok_and(|c| c.is_ipv6());
-    let ip_v6 = |s: &String| parse_ip(s).is_ok_and(|a| a.is_ipv6());
-    net.interfaces
-        .iter()
-        .any(|i| i.addresses.iter().any(cidr_v6))
-        || net
-            .routes
-            .iter()
-            .any(|r| cidr_v6(&r.destination) || r.gateway.as_ref().is_some_and(ip_v6))
-        || net.dns_servers.iter().any(ip_v6)
 }
 
 /// Makes sure the kernel has IPv6: nothing to do if it is built in or already loaded,
@@ -389,7 +373,6 @@ fn elf_section<'a>(bytes: &'a [u8], name: &[u8]) -> Result<&'a [u8], &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::{Interface, Route};
 
     /// Debian's UML modules, when the `user-mode-linux` package is installed here.
     const DEBIAN_UML: &str = "/usr/lib/uml/modules/6.1.176";
@@ -542,45 +525,5 @@ mod tests {
         let r = kernel_release().unwrap();
         let proc = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         assert_eq!(r, proc.trim());
-    }
-
-    fn iface(addresses: &[&str]) -> Interface {
-        Interface {
-            name: "vec0".into(),
-            mac: None,
-            addresses: addresses.iter().map(|s| s.to_string()).collect(),
-            mtu: None,
-        }
-    }
-
-    #[test]
-    fn ipv6_is_needed_for_any_v6_address_route_or_server() {
-        let v4 = Network {
-            interfaces: vec![iface(&["192.0.2.10/24"])],
-            routes: vec![Route {
-                destination: "0.0.0.0/0".into(),
-                gateway: Some("192.0.2.1".into()),
-                interface: None,
-                metric: None,
-            }],
-            dns_servers: vec!["192.0.2.53".into()],
-            search_domains: vec![],
-        };
-        assert!(!needs_ipv6(&v4));
-        assert!(!needs_ipv6(&Network::default()));
-
-        let mut n = v4.clone();
-        n.interfaces = vec![iface(&["192.0.2.10/24", "2001:db8::10/64"])];
-        assert!(needs_ipv6(&n));
-
-        let mut n = v4.clone();
-        n.routes[0].destination = "::/0".into();
-        n.routes[0].gateway = None;
-        n.routes[0].interface = Some("vec0".into());
-        assert!(needs_ipv6(&n));
-
-        let mut n = v4.clone();
-        n.dns_servers.push("2001:db8::53".into());
-        assert!(needs_ipv6(&n));
     }
 }

@@ -7,7 +7,7 @@
 //! - `/run/hosts`: localhost and the guest's own name (images link `/etc/hosts` here);
 //! - the contract's `files`, each with its mode and owner.
 
-use contract::validate::{parse_mode, RESERVED_RUN_DIR};
+use contract::validate::RESERVED_RUN_DIR;
 use contract::{Contract, File as ContractFile};
 use std::fmt;
 use std::io::Write;
@@ -74,16 +74,16 @@ pub fn write_contract(c: &Contract) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Writes the contract's `files`, each with its mode, uid and gid.
-pub fn write_files(files: &[ContractFile]) -> Result<(), WriteError> {
-    for (i, f) in files.iter().enumerate() {
+/// Writes the contract's `files`, each with its mode (`modes`, parsed by
+/// `contract::checked`, in the same order), uid and gid.
+pub fn write_files(files: &[ContractFile], modes: &[u32]) -> Result<(), WriteError> {
+    for (i, (f, &mode)) in files.iter().zip(modes).enumerate() {
         let at = format!("files[{i}]");
         let fail = |message: String| WriteError {
             at: at.clone(),
             message,
         };
         let content = contract::file_content(f).map_err(|e| fail(format!("content: {e}")))?;
-        let mode = parse_mode(&f.mode).map_err(fail)?;
         let path = Path::new(&f.path);
         write_file(&at, path, &content, mode)?;
         std::os::unix::fs::chown(path, Some(f.uid), Some(f.gid)).map_err(|e| {
@@ -156,7 +156,7 @@ mod tests {
             content: "aGVsbG8K".into(),
             encoding: contract::FileEncoding::Base64,
         };
-        write_files(std::slice::from_ref(&f)).expect("write");
+        write_files(std::slice::from_ref(&f), &[0o640]).expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), b"hello\n");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o7777;
         assert_eq!(mode, 0o640);

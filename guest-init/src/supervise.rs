@@ -12,6 +12,7 @@
 use crate::log::LineBuffer;
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
 use crate::status::Event;
+use contract::checked;
 use contract::{Readiness, Service};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -80,6 +81,8 @@ struct Running {
 
 pub struct Supervisor<'a, O: Observer> {
     svc: &'a Service,
+    /// The service's settings that travel as text, parsed by the contract crate.
+    typed: &'a checked::Service,
     obs: &'a O,
     opts: SpawnOptions,
     signals: SignalFd,
@@ -96,18 +99,27 @@ pub struct Supervisor<'a, O: Observer> {
 
 impl<'a, O: Observer> Supervisor<'a, O> {
     /// Takes over the (already blocked) [`handled_signals`] through a signalfd.
-    pub fn new(svc: &'a Service, obs: &'a O, opts: SpawnOptions) -> Result<Self, Errno> {
+    pub fn new(
+        svc: &'a Service,
+        typed: &'a checked::Service,
+        obs: &'a O,
+        opts: SpawnOptions,
+    ) -> Result<Self, Errno> {
         let signals = SignalFd::with_flags(
             &handled_signals(),
             SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
         )?;
         Ok(Supervisor {
             svc,
+            typed,
             obs,
             opts,
             signals,
             backoff: Backoff::for_restart(&svc.restart),
-            probe: service::tcp_probe_addr(&svc.readiness),
+            probe: match typed.readiness {
+                checked::Readiness::Tcp(addr) => Some(addr),
+                _ => None,
+            },
             next_probe: Instant::now(),
             running: None,
             restart_at: None,
@@ -144,7 +156,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
 
     fn start(&mut self) {
         self.restart_at = None;
-        match service::spawn(self.svc, &self.opts) {
+        match service::spawn(self.svc, &self.typed.capabilities, &self.opts) {
             Ok(child) => self.started(child),
             Err(e) => {
                 let field = e.field().unwrap_or_else(|| "service".to_string());
@@ -381,7 +393,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             stop_timeout_ms: self.svc.stop_timeout_ms,
         });
         if let Some(run) = &self.running {
-            let sig = service::stop_signal(self.svc);
+            let sig = service::stop_signal(self.typed.stop_signal);
             // The service leads its own session and process group: signal the whole group,
             // so helpers it started are asked too.
             let _ = kill(Pid::from_raw(-run.pid.as_raw()), sig);

@@ -28,6 +28,11 @@ const PEER: &str = "e2e1";
 const MAC: &str = "02:00:00:00:e2:01";
 
 /// Runs `f` on a new thread inside a new network namespace; `None` if we may not unshare.
+/// The section typed as guest-init gets it from `contract::checked`.
+fn typed(n: &Network) -> contract::checked::Network {
+    contract::checked::network(n).expect("a network whose values parse")
+}
+
 fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let worker = std::thread::spawn(move || {
         // SAFETY: unshare(2) has no memory-safety preconditions; with CLONE_NEWNET it only
@@ -203,7 +208,7 @@ fn check_routes() {
 fn configure_sets_everything_the_contract_asks() {
     in_fresh_netns(|| {
         add_link();
-        let report = net::configure(&full_network()).expect("configure");
+        let report = net::configure(&typed(&full_network())).expect("configure");
         check_link();
         check_addresses();
         check_routes();
@@ -223,7 +228,7 @@ fn configure_sets_everything_the_contract_asks() {
 
         // A second run (e.g. over what the kernel's ip= autoconfig set) changes nothing
         // and is not an error.
-        net::configure(&full_network()).expect("configure again");
+        net::configure(&typed(&full_network())).expect("configure again");
         check_link();
         check_addresses();
         check_routes();
@@ -244,7 +249,7 @@ fn mac_is_set_even_when_the_link_is_already_up() {
             }],
             ..Network::default()
         };
-        net::configure(&n).expect("configure");
+        net::configure(&typed(&n)).expect("configure");
         let link = &ip_json(&["link", "show", "dev", IFACE])[0];
         assert_eq!(link["address"], MAC);
         assert!(link["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
@@ -273,7 +278,7 @@ fn missing_interface_is_named_with_the_existing_ones() {
             addresses: strings(&["198.51.100.10/24"]),
             mtu: None,
         });
-        let err = net::configure(&n).unwrap_err();
+        let err = net::configure(&typed(&n)).unwrap_err();
         assert!(matches!(err, NetError::NoSuchInterface { .. }), "{err:?}");
         assert_eq!(err.path(), Some("network.interfaces[1].name"));
         let text = err.to_string();
@@ -300,7 +305,7 @@ fn unreachable_gateway_is_the_kernels_refusal_naming_the_route() {
             route("0.0.0.0/0", Some("192.0.2.1"), None, None),
             route("198.51.100.0/24", Some("198.51.100.1"), None, Some(5)),
         ];
-        let err = net::configure(&n).unwrap_err();
+        let err = net::configure(&typed(&n)).unwrap_err();
         let NetError::Refused { errno, .. } = &err else {
             panic!("not a refusal: {err:?}");
         };
@@ -328,7 +333,7 @@ fn ipv6_address_refused_on_small_mtu_names_the_address() {
         // address; here we go around it): the kernel then refuses the IPv6 address, and the
         // error must name that address, not the MTU that was accepted.
         n.interfaces[0].mtu = Some(1000);
-        let err = net::configure(&n).unwrap_err();
+        let err = net::configure(&typed(&n)).unwrap_err();
         eprintln!("kernel's refusal as reported: {err}");
         assert_eq!(
             err.path(),

@@ -19,6 +19,14 @@ use std::time::{Duration, Instant};
 
 const NOBODY: u32 = 65534;
 
+/// The service's capabilities typed, as `contract::checked` gives them to guest-init.
+fn caps(svc: &Service) -> Vec<contract::names::Capability> {
+    svc.capabilities
+        .iter()
+        .map(|n| contract::names::Capability::from_name(n).expect("a capability name"))
+        .collect()
+}
+
 fn service(v: serde_json::Value) -> Service {
     serde_json::from_value(v).expect("test contract")
 }
@@ -34,7 +42,7 @@ struct Output {
 }
 
 fn start(svc: &Service) -> Child {
-    spawn(svc, &SpawnOptions::default()).unwrap_or_else(|e| panic!("spawn failed: {e}"))
+    spawn(svc, &caps(svc), &SpawnOptions::default()).unwrap_or_else(|e| panic!("spawn failed: {e}"))
 }
 
 fn run(svc: &Service) -> Output {
@@ -500,7 +508,7 @@ fn end_of_file_before_a_newline_means_never_ready() {
 #[test]
 fn a_missing_program_is_reported_with_its_path_and_errno() {
     let svc = service(json!({"argv": ["/usr/bin/nope", "x"]}));
-    let err = spawn(&svc, &SpawnOptions::default()).expect_err("must fail");
+    let err = spawn(&svc, &caps(&svc), &SpawnOptions::default()).expect_err("must fail");
     match &err {
         SpawnError::Exec { step, errno, .. } => {
             assert_eq!(*step, "execve");
@@ -517,7 +525,7 @@ fn a_missing_program_is_reported_with_its_path_and_errno() {
 #[test]
 fn a_failing_setup_step_is_named() {
     let svc = service(json!({"argv": ["/bin/true"], "workdir": "/does/not/exist"}));
-    let err = spawn(&svc, &SpawnOptions::default()).expect_err("must fail");
+    let err = spawn(&svc, &caps(&svc), &SpawnOptions::default()).expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -538,7 +546,7 @@ fn a_failing_setup_step_is_named() {
     let svc = service(json!({
         "argv": ["/bin/true"], "workdir": dir.to_str().unwrap(), "uid": NOBODY, "gid": NOBODY,
     }));
-    let err = spawn(&svc, &SpawnOptions::default()).expect_err("must fail");
+    let err = spawn(&svc, &caps(&svc), &SpawnOptions::default()).expect_err("must fail");
     let _ = std::fs::remove_dir(&dir);
     assert!(
         matches!(

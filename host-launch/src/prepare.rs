@@ -11,14 +11,27 @@ use crate::disks::{self, Planned};
 use crate::error::{Error, IoContext, Result};
 use crate::load::Loaded;
 use crate::output::say;
-use crate::run::{Options, BOOT_ATTEMPTS};
 use crate::state::{self, Dir, Phase, State, TapRecord};
 use crate::{privs, tap, vm};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vmm::boot::BOOT_ATTEMPTS;
 use vmm::channel;
+
+/// Options of a foreground run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Show the kernel's informational boot messages in the console log.
+    pub kernel_log: bool,
+    /// Do not print status events (they still go to the events log).
+    pub quiet: bool,
+    /// Boot this root image instead of the spec's (its manifest beside it); `upgrade` uses it.
+    /// Without it, an image put in place by an earlier `upgrade` is used (see
+    /// [`crate::upgrade::pinned_image`]).
+    pub image: Option<PathBuf>,
+}
 
 /// A unique instance id: `NAME-xxxx` (UML's umid, also the mconsole directory's name).
 fn new_umid(name: &str) -> String {

@@ -15,12 +15,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vmm::channel::{self, CappedLog, Dropped, LineSplitter};
 
-pub use crate::prepare::{clean_stale, describe_kernel, preflight};
+pub use crate::prepare::{clean_stale, describe_kernel, preflight, Options};
 
 pub use vmm::boot::BOOT_ATTEMPTS;
 
@@ -30,19 +30,6 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// How long a halted VM may take to exit before it is killed.
 pub const HALT_GRACE: Duration = Duration::from_secs(5);
-
-/// Options of a foreground run.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Show the kernel's informational boot messages in the console log.
-    pub kernel_log: bool,
-    /// Do not print status events (they still go to the events log).
-    pub quiet: bool,
-    /// Boot this root image instead of the spec's (its manifest beside it); `upgrade` uses it.
-    /// Without it, an image put in place by an earlier `upgrade` is used (see
-    /// [`crate::upgrade::pinned_image`]).
-    pub image: Option<PathBuf>,
-}
 
 /// Signals that ask the launcher to stop the appliance.
 fn stop_signals() -> SigSet {

@@ -7,8 +7,8 @@
 //!
 //! The host's dpkg database (`/var/lib/dpkg`) and its installed files are never read.
 
-use crate::error::Error;
 use crate::lock::{Lock, Locked};
+use rootfs::Error;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;

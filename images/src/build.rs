@@ -10,29 +10,24 @@
 //! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
 
 use crate::archive::{self, Cache};
-use crate::closure::{self, Root};
-use crate::ext4;
-pub use crate::ext4::{Content, Entry};
 use crate::lock::{self, Lock};
 use crate::recipe::{self, Recipe};
 use crate::sbom;
 use crate::stage::{self, Staged};
+use rootfs::closure::{self, Root};
+use rootfs::ext4;
+pub use rootfs::ext4::{Content, Entry};
+pub use rootfs::plan::Plan;
+pub use rootfs::{DEFAULT_EPOCH, IPV6_MODULES, UML_MODULES};
 use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where Debian's user-mode-linux package keeps the kernel's modules.
-pub const UML_MODULES: &str = "/usr/lib/uml/modules";
-/// The modules IPv6 needs, relative to the modules directory of one kernel release.
-pub const IPV6_MODULES: &[&str] = &["kernel/net/ipv6/ipv6.ko", "kernel/lib/crc-ccitt.ko"];
-/// The image time when neither `--epoch` nor `SOURCE_DATE_EPOCH` says otherwise
-/// (2024-01-01T00:00:00Z).
-pub const DEFAULT_EPOCH: u64 = 1_704_067_200;
 /// The disk tools guest-init runs, and the package of the archive they come from.
 pub const DISK_TOOLS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
 pub const DISK_TOOLS_PACKAGE: &str = "e2fsprogs";
 
-pub use crate::error::Error;
+pub use rootfs::Error;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -107,68 +102,6 @@ pub fn default_modules_dir() -> PathBuf {
     releases
         .pop()
         .unwrap_or_else(|| Path::new(UML_MODULES).join("6.1.176"))
-}
-
-/// Everything that goes into the image, by image path (sorted, so the order is fixed).
-#[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub entries: BTreeMap<String, Entry>,
-    /// The ELF objects (programs, plugins, libraries, loaders) and why each is there.
-    pub closure: closure::Closure,
-    /// The packages the closure took files from.
-    pub packages: Vec<sbom::Package>,
-    /// The SBOM (SPDX 2.3 JSON text).
-    pub sbom: String,
-}
-
-impl Plan {
-    fn add(&mut self, path: &str, entry: Entry, problems: &mut Vec<String>) {
-        if let Some(old) = self.entries.get(path) {
-            if old.content != entry.content {
-                problems.push(format!(
-                    "{}: {path} is already provided by {}",
-                    entry.origin, old.origin
-                ));
-            }
-            return;
-        }
-        self.entries.insert(path.to_string(), entry);
-    }
-
-    fn dir(&mut self, path: &str, mode: u32, origin: &str, problems: &mut Vec<String>) {
-        let e = Entry {
-            content: Content::Dir,
-            mode,
-            uid: 0,
-            gid: 0,
-            origin: origin.into(),
-        };
-        self.add(path, e, problems);
-    }
-
-    /// Adds the missing parent directories (root-owned, 0755) of every entry, and refuses
-    /// entries below something that is not a directory.
-    pub fn add_parents(&mut self, problems: &mut Vec<String>) {
-        let paths: Vec<String> = self.entries.keys().cloned().collect();
-        for path in paths {
-            let mut parent = Path::new(&path).parent();
-            while let Some(p) = parent.filter(|p| *p != Path::new("/")) {
-                let ps = p.to_string_lossy().into_owned();
-                match self.entries.get(&ps) {
-                    Some(e) if e.content == Content::Dir => {}
-                    Some(e) => problems.push(format!(
-                        "{}: {path} is below {ps}, which {} makes a file or symlink",
-                        self.entries[&path].origin, e.origin
-                    )),
-                    None => {
-                        let origin = format!("parent of {path}");
-                        self.dir(&ps, 0o755, &origin, problems);
-                    }
-                }
-                parent = p.parent();
-            }
-        }
-    }
 }
 
 /// The recipe's packages, fetched and unpacked: the image's files come from here.
@@ -262,7 +195,7 @@ fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
 
 /// Checks everything and lists what goes into the image, without writing anything. The
 /// programs, plugins and libraries come from the unpacked packages of `src`.
-pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Plan, Error> {
+pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error> {
     let root = src.staged.root.as_path();
     let mut problems = Vec::new();
     let mut plan = Plan::default();
@@ -306,7 +239,7 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Plan, Error> {
     // guest-init as /sbin/init: it must be static, the image has no loader for it.
     match std::fs::read(&opts.init) {
         Err(e) => problems.push(format!("--init {}: cannot read: {e}", opts.init.display())),
-        Ok(bytes) => match crate::elf::parse(&bytes) {
+        Ok(bytes) => match rootfs::elf::parse(&bytes) {
             Ok(d) if d.is_static() => {
                 let e = Entry {
                     content: Content::Host(opts.init.clone()),
@@ -402,7 +335,7 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Plan, Error> {
         };
         plan.add(path, e, &mut problems);
     }
-    add_package_records(r, opts, src, &mut plan, &mut problems);
+    let (packages, sbom) = add_package_records(r, opts, src, &mut plan, &mut problems);
     for (i, f) in r.files.iter().enumerate() {
         let content = match (&f.content, &f.source) {
             (Some(text), _) => Content::Bytes(text.clone().into_bytes()),
@@ -471,7 +404,11 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Plan, Error> {
     }
     plan.add_parents(&mut problems);
     if problems.is_empty() {
-        Ok(plan)
+        Ok(Planned {
+            plan,
+            packages,
+            sbom,
+        })
     } else {
         Err(Error(problems))
     }
@@ -486,7 +423,8 @@ fn add_package_records(
     src: &Sources,
     plan: &mut Plan,
     problems: &mut Vec<String>,
-) {
+) -> (Vec<sbom::Package>, String) {
+    let mut packages = Vec::new();
     let mut used: BTreeMap<String, ()> = BTreeMap::new();
     for (path, obj) in &plan.closure {
         match src.staged.owner_of(&obj.source) {
@@ -520,14 +458,14 @@ fn add_package_records(
             );
             plan.add(&format!("/var/lib/dpkg/status.d/{name}"), e, problems);
         }
-        plan.packages.push(sbom::Package {
+        packages.push(sbom::Package {
             locked: locked.clone(),
             license,
             license_comment,
         });
     }
     let seed = archive::hex(&sha2::Sha256::digest(src.lock.to_text().as_bytes())[..8]);
-    let doc = sbom::document(&r.name, &plan.packages, opts.epoch, &seed);
+    let doc = sbom::document(&r.name, &packages, opts.epoch, &seed);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     let e = file(
@@ -535,7 +473,17 @@ fn add_package_records(
         "the builder (SBOM)".into(),
     );
     plan.add(sbom::IMAGE_PATH, e, problems);
-    plan.sbom = text;
+    (packages, text)
+}
+
+/// What goes into the image ([`Plan`]), with the packages it takes files from and its SBOM.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    /// The packages the closure took files from.
+    pub packages: Vec<sbom::Package>,
+    /// The SBOM (SPDX 2.3 JSON text).
+    pub sbom: String,
 }
 
 /// `<image>.spdx.json`, the SBOM beside the image.
@@ -577,7 +525,11 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         ));
     }
     let src = sources(r, opts)?;
-    let plan = plan(r, opts, &src)?;
+    let Planned {
+        plan,
+        packages,
+        sbom: sbom_text,
+    } = plan(r, opts, &src)?;
     let uuid = opts.uuid.clone().unwrap_or_else(|| fixed_uuid(&r.name));
     let fs = ext4::Filesystem {
         label: r.name.clone(),
@@ -593,7 +545,7 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
     std::fs::write(&manifest, json)
         .map_err(|e| Error::one(format!("writing {}: {e}", manifest.display())))?;
     let sbom = sbom_path(&opts.output);
-    std::fs::write(&sbom, &plan.sbom)
+    std::fs::write(&sbom, &sbom_text)
         .map_err(|e| Error::one(format!("writing {}: {e}", sbom.display())))?;
     let size = std::fs::metadata(&opts.output)
         .map(|m| m.len())
@@ -617,7 +569,7 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         image: opts.output.clone(),
         manifest,
         sbom,
-        packages: plan.packages.clone(),
+        packages,
         digest,
         signature,
         lock_written: src.write_lock.clone(),

@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         };
         return match image_builder::plan(&recipe, &opts, &src) {
             Ok(plan) => {
-                for (path, e) in &plan.entries {
+                for (path, e) in &plan.plan.entries {
                     println!("{path}\t{:o}\t{}:{}\t{}", e.mode, e.uid, e.gid, e.origin);
                 }
                 ExitCode::SUCCESS

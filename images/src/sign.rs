@@ -5,8 +5,8 @@
 //! unencrypted (`build-image --new-key PREFIX` writes one and its public key) or encrypted
 //! with the password in `$IMAGE_SIGN_PASSWORD`.
 
-use crate::error::Error;
 use appliance::signed::{self, ImageDigest};
+use rootfs::Error;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

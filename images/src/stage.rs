@@ -1,11 +1,11 @@
 //! The staging root: the locked `.deb` files unpacked with `dpkg-deb -X` into a private
 //! directory (no maintainer scripts run, no dpkg database written), with which package
 //! shipped which path and each package's control record. The image's programs and their
-//! library closure are taken from this root ([`crate::closure`] looks up under it).
+//! library closure are taken from this root (`rootfs::closure` looks up under it).
 
-use crate::closure;
-use crate::error::Error;
 use crate::lock::{Lock, Locked};
+use rootfs::closure;
+use rootfs::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

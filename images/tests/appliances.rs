@@ -243,7 +243,7 @@ impl HostRsyslog {
         let packages = image_builder::build::sources(&common::recipe("syslog"), &o)
             .unwrap_or_else(|e| panic!("the syslog recipe's packages: {e}"));
         let root = packages.staged.root.clone();
-        let loader = image_builder::closure::locate(&root, "/lib64/ld-linux-x86-64.so.2").unwrap();
+        let loader = rootfs::closure::locate(&root, "/lib64/ld-linux-x86-64.so.2").unwrap();
         let child = lab
             .command(loader.to_str().unwrap())
             .arg("--library-path")

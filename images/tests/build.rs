@@ -5,7 +5,8 @@ mod common;
 
 use common::{debugfs, ls, options, sha256};
 use e2e::TempDir;
-use image_builder::{build, elf, parse, Recipe};
+use image_builder::{build, parse, Recipe};
+use rootfs::elf;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -92,8 +93,8 @@ fn missing_library_fails_before_writing() {
         .unwrap()
         .needed
         .contains(&"libq.so.6".into()));
-    let e = image_builder::closure::resolve(
-        &[("/bin/badtrue".into(), image_builder::closure::Root::Program)],
+    let e = rootfs::closure::resolve(
+        &[("/bin/badtrue".into(), rootfs::closure::Root::Program)],
         dir.path(),
     )
     .expect_err("a missing library must fail");

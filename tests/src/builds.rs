@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// The Rust target guest binaries are built for, the workspace root and cargo's target
 /// directory: the image builder's, which builds guest-init the same way.
-pub use image_builder::{target_dir, workspace_root, MUSL_TARGET};
+pub use ::rootfs::{target_dir, workspace_root, MUSL_TARGET};
 
 type Builds = Mutex<HashMap<(String, String), std::result::Result<PathBuf, String>>>;
 
@@ -28,6 +28,31 @@ pub fn build_static(package: &str, bin: &str) -> Result<PathBuf> {
     result
         .clone()
         .map_err(|e| Error::new(format!("building {package}/{bin}"), e))
+}
+
+/// Builds `--bin BIN` of package `PACKAGE` for the host (debug), once per process, for the
+/// tests of other packages (a package's own have `CARGO_BIN_EXE_<bin>`); panics when cargo
+/// fails, since no test can go on without the program. Returns the executable's path.
+pub fn build_host(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    built
+        .entry((package.to_string(), bin.to_string()))
+        .or_insert_with(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let ok = Command::new(cargo)
+                .current_dir(workspace_root())
+                .env("CARGO_TARGET_DIR", target_dir())
+                .args(["build", "-p", package, "--bin", bin])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "building {package}/{bin} failed");
+            target_dir().join("debug").join(bin)
+        })
+        .clone()
 }
 
 /// The static `guest-init` executable.

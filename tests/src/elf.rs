@@ -1,4 +1,4 @@
-//! Whether an executable is static: the image builder's ELF reader says whether it names a
+//! Whether an executable is static: the `rootfs` crate's ELF reader says whether it names a
 //! loader (`PT_INTERP`), which a guest image does not have.
 
 use crate::error::{Error, Result};
@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 /// Whether the ELF64 executable in `bytes` has a program interpreter (`PT_INTERP`), i.e. is
 /// dynamically linked. Errors if `bytes` is not a well-formed little-endian ELF64 file.
 pub fn elf_has_interpreter(bytes: &[u8]) -> Result<bool> {
-    image_builder::elf::parse(bytes)
+    ::rootfs::elf::parse(bytes)
         .map(|d| d.interpreter.is_some())
         .map_err(|e| Error::new("parsing ELF", e))
 }

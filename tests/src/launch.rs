@@ -12,19 +12,7 @@ use std::time::{Duration, Instant};
 /// The host-launch executable, built once per process with cargo for the host (for the tests
 /// of other packages; host-launch's own have `CARGO_BIN_EXE_host-launch`).
 pub fn host_launch_exe() -> PathBuf {
-    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let ok = Command::new(cargo)
-            .current_dir(crate::workspace_root())
-            .env("CARGO_TARGET_DIR", crate::target_dir())
-            .args(["build", "-p", "host-launch", "--bin", "host-launch"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building host-launch failed");
-        crate::target_dir().join("debug/host-launch")
-    })
-    .clone()
+    crate::build_host("host-launch", "host-launch")
 }
 
 /// A `host-launch run SPEC` in the foreground, its output lines (standard error's marked

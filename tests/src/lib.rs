@@ -30,7 +30,7 @@ mod rootfs;
 mod tempdir;
 mod vm;
 
-pub use builds::{build_static, guest_init, target_dir, workspace_root, MUSL_TARGET};
+pub use builds::{build_host, build_static, guest_init, target_dir, workspace_root, MUSL_TARGET};
 pub use elf::elf_has_interpreter;
 pub use error::{Error, Result};
 pub use events::{Event, EventLog};

@@ -2,9 +2,11 @@
 //! which needs no root privileges.
 
 use crate::error::{Context, Error, Result};
-use image_builder::build::{Content, Entry, Plan, DEFAULT_EPOCH};
-use image_builder::closure::Root;
-use image_builder::ext4;
+use ::rootfs::closure::Root;
+use ::rootfs::ext4;
+use ::rootfs::ext4::{Content, Entry};
+use ::rootfs::plan::Plan;
+use ::rootfs::DEFAULT_EPOCH;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,7 @@ pub const ROOT_UUID: &str = "6f1c2d3e-5a4b-4c3d-8e2f-0000000000e2";
 ///
 /// Paths are absolute guest paths; missing parent directories are created with mode 0755.
 /// Everything is owned by root unless [`RootFs::owner`] says otherwise. The image is written
-/// by the image builder's [`image_builder::ext4`], as appliance images are.
+/// by the image builder's [`::rootfs::ext4`], as appliance images are.
 #[derive(Debug, Clone)]
 pub struct RootFs {
     entries: BTreeMap<String, Entry>,
@@ -71,7 +73,7 @@ impl RootFs {
 
     /// Copies a dynamically linked host program to `guest_path` with everything it needs to
     /// run: its shared-library closure as the image builder finds it
-    /// ([`image_builder::closure`]: `DT_NEEDED` recursively, each library at its host path in
+    /// ([`::rootfs::closure`]: `DT_NEEDED` recursively, each library at its host path in
     /// the guest) and the dynamic loader. Errors if a library cannot be found.
     pub fn program_with_libs(self, host_path: impl AsRef<Path>, guest_path: &str) -> Result<Self> {
         let host_path = host_path.as_ref();
@@ -80,7 +82,7 @@ impl RootFs {
             .to_str()
             .ok_or_else(|| Error::new(what.clone(), "the path is not UTF-8"))?;
         let roots = [(program.to_string(), Root::Program)];
-        let closure = image_builder::closure::resolve(&roots, Path::new("/"))
+        let closure = ::rootfs::closure::resolve(&roots, Path::new("/"))
             .map_err(|problems| Error::new(what, problems.join("\n")))?;
         let mut r = self.file(guest_path, host_path, 0o755);
         for (guest, object) in closure.into_iter().filter(|(p, _)| p != program) {
@@ -201,12 +203,12 @@ pub fn uml_modules_dir() -> PathBuf {
     std::env::var_os("UML_MODULES")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(image_builder::build::UML_MODULES))
+        .unwrap_or_else(|| PathBuf::from(::rootfs::UML_MODULES))
 }
 
 /// The IPv6 stack and its dependency, relative to the release directory: the image
 /// builder's list.
-pub use image_builder::build::IPV6_MODULES;
+pub use ::rootfs::IPV6_MODULES;
 
 /// The one release under [`uml_modules_dir`] and its directory.
 fn uml_modules_release() -> Result<(String, PathBuf)> {

@@ -1,7 +1,8 @@
 //! What the jail costs per start: `vmm::spawn::start` (clone into namespaces, build the jail,
 //! drop privileges, exec UML) beside a plain fork and exec of the same kernel with the same
 //! arguments (`std::process::Command::spawn`, which also returns once the exec happened).
-//! Each started kernel is killed at once: only the start is measured. Median, min and max of
+//! Each started kernel is killed at once: only the start is measured. Also what finding the
+//! kernel's files for the jail costs (`vmm::elf::runtime_files`). Median, min and max of
 //! 20 (`-- --runs N` for another count). Needs root.
 //!
 //! ```sh
@@ -41,6 +42,15 @@ fn main() {
     };
     let args = vmm::cmdline::command_line(&machine).expect("command line");
     let files = vmm::elf::runtime_files(&kernel).expect("kernel files");
+    // What finding the kernel's jail files costs each start (read from its ELF, no exec).
+    let lookups: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let found = vmm::elf::runtime_files(&kernel).expect("kernel files");
+            assert_eq!(found, files);
+            t.elapsed()
+        })
+        .collect();
     let (range, _) = vmm::ids::configured_range().expect("id range");
     let mut jailed = Vec::new();
     let mut plain = Vec::new();
@@ -78,4 +88,9 @@ fn main() {
     println!("| jailed (vmm::spawn::start) | {jm:.2} | {jmin:.2} | {jmax:.2} |");
     println!("| plain fork + exec | {pm:.2} | {pmin:.2} | {pmax:.2} |");
     println!("| jail set-up cost | {:.2} | | |", jm - pm);
+    let (lm, lmin, lmax) = stats(lookups);
+    println!(
+        "| finding its {} jail files (vmm::elf::runtime_files) | {lm:.3} | {lmin:.3} | {lmax:.3} |",
+        files.len()
+    );
 }

@@ -10,10 +10,6 @@ const BACKOFF_CEILING: Duration = Duration::from_secs(3600);
 /// Why the log sink could not be set up, or could not finish flushing.
 #[derive(Debug)]
 pub enum LogError {
-    /// The syslog host is not an IP literal (the contract validator should have caught it).
-    BadHost { host: String },
-    /// The facility name is unknown (the contract validator should have caught it).
-    UnknownFacility { name: String },
     /// A sender thread could not be started.
     Spawn {
         thread: &'static str,
@@ -33,12 +29,6 @@ pub enum LogError {
 impl fmt::Display for LogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LogError::BadHost { host } => {
-                write!(f, "syslog host '{host}' is not an IP address")
-            }
-            LogError::UnknownFacility { name } => {
-                write!(f, "'{name}' is not a syslog facility")
-            }
             LogError::Spawn { thread, source } => {
                 write!(f, "cannot start the {thread} log thread: {source}")
             }

@@ -2,12 +2,12 @@
 //! is unreachable, reconnects with [`Backoff`], and sends a notice where lines were lost.
 
 use super::channel::{Counters, Msg};
-use super::config::{LogError, Tuning};
+use super::config::Tuning;
 use super::format::{dropped_notice, format_3164, format_5424, frame_octet_counting};
 use super::record::{Record, Severity};
 use crate::backoff::Backoff;
-use contract::names::facility_number;
-use contract::{RemoteSyslog, SyslogFormat, Transport};
+use contract::checked::Remote;
+use contract::{SyslogFormat, Transport};
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use std::collections::VecDeque;
@@ -27,7 +27,7 @@ pub const UDP_MAX_5424: usize = 2048;
 /// Largest RFC 3164 UDP datagram: RFC 3164 4.1 limits packets to 1024 octets.
 pub const UDP_MAX_3164: usize = 1024;
 
-/// Where and how remote lines go, resolved from the contract's `RemoteSyslog`.
+/// Where and how remote lines go, from the validated contract's typed remote target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTarget {
     pub addr: SocketAddr,
@@ -37,23 +37,18 @@ pub struct RemoteTarget {
     pub facility: u8,
 }
 
-impl RemoteTarget {
-    pub fn from_contract(remote: &RemoteSyslog) -> Result<RemoteTarget, LogError> {
-        let ip: IpAddr = remote.host.parse().map_err(|_| LogError::BadHost {
-            host: remote.host.clone(),
-        })?;
-        let facility =
-            facility_number(&remote.facility).ok_or_else(|| LogError::UnknownFacility {
-                name: remote.facility.clone(),
-            })?;
-        Ok(RemoteTarget {
-            addr: SocketAddr::new(ip, remote.port),
+impl From<&Remote> for RemoteTarget {
+    fn from(remote: &Remote) -> RemoteTarget {
+        RemoteTarget {
+            addr: remote.addr,
             transport: remote.transport,
             format: remote.format,
-            facility,
-        })
+            facility: remote.facility,
+        }
     }
+}
 
+impl RemoteTarget {
     /// The largest message (before framing) this transport and format should carry.
     pub fn max_message(&self) -> usize {
         match (self.transport, self.format) {
@@ -488,35 +483,5 @@ mod tests {
         b.clear_front_gap();
         b.pop();
         assert!(b.is_idle());
-    }
-
-    #[test]
-    fn logsink_target_from_contract() {
-        let remote = RemoteSyslog {
-            transport: Transport::Udp,
-            host: "::1".to_string(),
-            port: 5514,
-            format: SyslogFormat::Rfc5424,
-            facility: "local0".to_string(),
-        };
-        let t = RemoteTarget::from_contract(&remote).unwrap();
-        assert_eq!(t.addr, "[::1]:5514".parse().unwrap());
-        assert_eq!(t.facility, 16);
-        let bad = RemoteSyslog {
-            host: "loghost".to_string(),
-            ..remote.clone()
-        };
-        assert!(matches!(
-            RemoteTarget::from_contract(&bad),
-            Err(LogError::BadHost { .. })
-        ));
-        let bad = RemoteSyslog {
-            facility: "nope".to_string(),
-            ..remote
-        };
-        assert!(matches!(
-            RemoteTarget::from_contract(&bad),
-            Err(LogError::UnknownFacility { .. })
-        ));
     }
 }

@@ -7,7 +7,7 @@ use super::console::ConsoleWorker;
 use super::format::truncate_utf8;
 use super::record::Record;
 use super::remote::{RemoteTarget, RemoteWorker};
-use contract::Logging;
+use contract::checked::Checked;
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,23 +40,15 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
-    /// The configuration the contract asks for; `console` is used only if `logging.console`.
-    pub fn from_contract(
-        logging: &Logging,
-        hostname: &str,
-        console: Box<dyn Write + Send>,
-    ) -> Result<SinkConfig, LogError> {
-        let remote = logging
-            .remote
-            .as_ref()
-            .map(RemoteTarget::from_contract)
-            .transpose()?;
-        Ok(SinkConfig {
-            hostname: hostname.to_string(),
-            remote,
-            console: logging.console.then_some(console),
+    /// The configuration a validated contract asks for; `console` is used only if
+    /// `logging.console`.
+    pub fn from_checked(c: &Checked, console: Box<dyn Write + Send>) -> SinkConfig {
+        SinkConfig {
+            hostname: c.contract.hostname.clone(),
+            remote: c.remote.as_ref().map(RemoteTarget::from),
+            console: c.contract.logging.console.then_some(console),
             tuning: Tuning::default(),
-        })
+        }
     }
 }
 

@@ -10,8 +10,8 @@
 //! link up, and only then routes, whose gateways the kernel checks against the connected
 //! prefixes that exist only once the links are up.
 
-use contract::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
-use contract::{Interface, Network, Route};
+use contract::addr::Cidr;
+use contract::checked::{Interface, Network, Route};
 use nix::errno::Errno;
 use std::fmt;
 use std::net::IpAddr;
@@ -55,9 +55,6 @@ pub enum NetError {
         name: String,
         existing: Vec<String>,
     },
-    /// A contract value does not parse. Validation should have caught it; we still do not
-    /// panic on it.
-    BadValue { path: String, message: String },
     /// The kernel refused a request. `path` is `None` for the loopback, which the contract
     /// does not describe.
     Refused {
@@ -72,7 +69,7 @@ impl NetError {
     /// The contract JSON path of the setting at fault, if the error is about one.
     pub fn path(&self) -> Option<&str> {
         match self {
-            NetError::NoSuchInterface { path, .. } | NetError::BadValue { path, .. } => Some(path),
+            NetError::NoSuchInterface { path, .. } => Some(path),
             NetError::Refused { path, .. } => path.as_deref(),
             NetError::Socket { .. } | NetError::Protocol { .. } => None,
         }
@@ -99,7 +96,6 @@ impl fmt::Display for NetError {
                 "{path}: the guest has no interface '{name}' (it has: {})",
                 existing.join(", ")
             ),
-            NetError::BadValue { path, message } => write!(f, "{path}: {message}"),
             NetError::Refused {
                 path,
                 what,
@@ -227,9 +223,10 @@ fn configure_interface(
 ) -> Result<(), NetError> {
     let name = &iface.name;
     let mut line = name.clone();
-    if let Some(mac) = &iface.mac {
-        set_mac(sock, &format!("{at}.mac"), link, mac)?;
-        line.push_str(&format!(" mac {mac}"));
+    if let Some(mac) = iface.mac {
+        let text = mac_text(mac);
+        set_mac(sock, &format!("{at}.mac"), link, mac, &text)?;
+        line.push_str(&format!(" mac {text}"));
     }
     if let Some(mtu) = iface.mtu {
         let what = format!("{mtu} on {name}");
@@ -238,9 +235,8 @@ fn configure_interface(
             .map_err(refused(Some(&format!("{at}.mtu")), &what))?;
         line.push_str(&format!(" mtu {mtu}"));
     }
-    for (j, addr) in iface.addresses.iter().enumerate() {
+    for (j, &cidr) in iface.addresses.iter().enumerate() {
         let path = format!("{at}.addresses[{j}]");
-        let cidr = parse_cidr(addr).map_err(|message| bad(&path, message))?;
         let what = format!("{cidr} on {name}");
         sock.request(nl::new_address(link.index, cidr))
             .map_err(refused(Some(&path), &what))?;
@@ -256,9 +252,14 @@ fn configure_interface(
 /// Sets the MAC address. Many drivers (UML's vector among them, via `eth_mac_addr`) refuse a
 /// new address on a running link with EBUSY, so a link that is already up is taken down
 /// first; `configure_interface` brings it up again afterwards.
-fn set_mac(sock: &mut nl::Socket, path: &str, link: &Link, mac: &str) -> Result<(), NetError> {
-    let bytes = parse_mac(mac).map_err(|message| bad(path, message))?;
-    let what = format!("{mac} on {}", link.name);
+fn set_mac(
+    sock: &mut nl::Socket,
+    path: &str,
+    link: &Link,
+    bytes: [u8; 6],
+    text: &str,
+) -> Result<(), NetError> {
+    let what = format!("{text} on {}", link.name);
     if link.up {
         sock.request(nl::link_flags(link.index, 0))
             .map_err(refused(Some(path), &format!("link down on {}", link.name)))?;
@@ -274,11 +275,8 @@ fn add_route(
     links: &[Link],
     report: &mut Report,
 ) -> Result<(), NetError> {
-    let dest = parse_cidr(&route.destination).map_err(|m| bad(&format!("{at}.destination"), m))?;
-    let gateway = match &route.gateway {
-        Some(g) => Some(parse_ip(g).map_err(|m| bad(&format!("{at}.gateway"), m))?),
-        None => None,
-    };
+    let dest = route.destination;
+    let gateway = route.gateway;
     let oif = match &route.interface {
         Some(name) => Some(find_link(links, name, &format!("{at}.interface"))?.index),
         None => None,
@@ -316,11 +314,12 @@ fn describe_route(
     s
 }
 
-fn bad(path: &str, message: String) -> NetError {
-    NetError::BadValue {
-        path: path.to_string(),
-        message,
-    }
+/// `aa:bb:cc:dd:ee:ff`, as the contract writes it.
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The text of /etc/resolv.conf: one `nameserver` line per server, in the contract's order of
@@ -343,7 +342,7 @@ mod tests {
 
     fn net(servers: &[&str], search: &[&str]) -> Network {
         Network {
-            dns_servers: servers.iter().map(|s| s.to_string()).collect(),
+            dns_servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
             search_domains: search.iter().map(|s| s.to_string()).collect(),
             ..Network::default()
         }
@@ -392,8 +391,8 @@ mod tests {
 
     #[test]
     fn route_description_reads_like_ip_route() {
-        let d = parse_cidr("198.51.100.0/24").unwrap();
-        let g = parse_ip("192.0.2.254").ok();
+        let d = contract::addr::parse_cidr("198.51.100.0/24").unwrap();
+        let g = "192.0.2.254".parse().ok();
         assert_eq!(
             describe_route(d, g, Some("vec0"), Some(50)),
             "198.51.100.0/24 via 192.0.2.254 dev vec0 metric 50"

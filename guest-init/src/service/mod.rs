@@ -41,8 +41,7 @@ pub use crate::backoff::Backoff;
 pub use error::SpawnError;
 pub use plan::SpawnOptions;
 pub use readiness::{
-    notify_chunk_is_ready, read_notify, tcp_probe_addr, tcp_ready, tcp_ready_within, Notify,
-    TCP_PROBE_TIMEOUT,
+    notify_chunk_is_ready, read_notify, tcp_ready, tcp_ready_within, Notify, TCP_PROBE_TIMEOUT,
 };
 pub use restart::{should_restart, ExitKind};
 pub use spawn::{spawn, Child};

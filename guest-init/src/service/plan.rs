@@ -1,7 +1,7 @@
 //! The plan: everything the child needs, allocated and checked before `fork`.
 
 use super::error::{config_err, SpawnError};
-use contract::names::capability_number;
+use contract::names::Capability;
 use contract::{Readiness, Service};
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -78,7 +78,11 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn new(svc: &Service, opts: &SpawnOptions) -> Result<Plan, SpawnError> {
+    pub(super) fn new(
+        svc: &Service,
+        capabilities: &[Capability],
+        opts: &SpawnOptions,
+    ) -> Result<Plan, SpawnError> {
         let argv = svc
             .argv
             .iter()
@@ -101,7 +105,7 @@ impl Plan {
             None => read_cap_last_cap(),
         }
         .min(63);
-        let caps = capability_mask(&svc.capabilities, cap_last_cap)?;
+        let caps = capability_mask(capabilities, cap_last_cap)?;
         Ok(Plan {
             argv_ptrs: null_terminated(&argv),
             env_ptrs: null_terminated(&env),
@@ -157,13 +161,12 @@ pub(super) fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-/// Capability names to a bit mask, refusing names this kernel does not know.
-pub(super) fn capability_mask(names: &[String], cap_last_cap: u32) -> Result<u64, SpawnError> {
+/// The contract's capabilities as a bit mask, refusing those this kernel does not know.
+pub(super) fn capability_mask(caps: &[Capability], cap_last_cap: u32) -> Result<u64, SpawnError> {
     let mut mask = 0u64;
-    for (i, name) in names.iter().enumerate() {
+    for (i, cap) in caps.iter().enumerate() {
         let field = format!("service.capabilities[{i}]");
-        let n = capability_number(name)
-            .ok_or_else(|| config_err(&field, format!("'{name}' is not a Linux capability")))?;
+        let (n, name) = (cap.number(), cap.name());
         if n > cap_last_cap {
             return Err(config_err(
                 &field,
@@ -239,11 +242,11 @@ mod tests {
 
     #[test]
     fn capability_masks() {
-        let caps = vec!["CAP_NET_BIND_SERVICE".to_string(), "chown".to_string()];
+        let cap = |n: &str| Capability::from_name(n).unwrap();
+        let caps = [cap("CAP_NET_BIND_SERVICE"), cap("chown")];
         assert_eq!(capability_mask(&caps, 40).unwrap(), (1 << 10) | 1);
-        let err = capability_mask(&["CAP_BPF".to_string()], 38).unwrap_err();
+        let err = capability_mask(&[cap("CAP_BPF")], 38).unwrap_err();
         assert!(err.to_string().contains("unknown to this kernel"), "{err}");
-        assert!(capability_mask(&["CAP_FLY".to_string()], 40).is_err());
     }
 
     #[test]
@@ -251,17 +254,17 @@ mod tests {
         let opts = SpawnOptions::default();
         let empty = service(r#"{"argv": []}"#);
         assert!(matches!(
-            Plan::new(&empty, &opts),
+            Plan::new(&empty, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
         let relative = service(r#"{"argv": ["sh"]}"#);
         assert!(matches!(
-            Plan::new(&relative, &opts),
+            Plan::new(&relative, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
         let low_fd = service(r#"{"argv": ["/bin/sh"], "readiness": {"type": "notify", "fd": 2}}"#);
         assert!(matches!(
-            Plan::new(&low_fd, &opts),
+            Plan::new(&low_fd, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
     }

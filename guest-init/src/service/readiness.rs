@@ -1,28 +1,12 @@
 //! Readiness probes: `tcp` (a connection succeeds) and `notify` (s6 style: a newline on a pipe).
 
-use contract::Readiness;
 use nix::errno::Errno;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 /// How long one TCP readiness attempt may take.
 pub const TCP_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// The address a `tcp` readiness probe connects to; `None` for other readiness kinds or an
-/// unparsable address (validation rejects those).
-pub fn tcp_probe_addr(readiness: &Readiness) -> Option<SocketAddr> {
-    match readiness {
-        Readiness::Tcp { port, address } => {
-            let ip = match address {
-                Some(a) => a.parse::<IpAddr>().ok()?,
-                None => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            };
-            Some(SocketAddr::new(ip, *port))
-        }
-        _ => None,
-    }
-}
 
 /// One readiness attempt: does a TCP connection to `addr` succeed within
 /// [`TCP_PROBE_TIMEOUT`]? The connection is closed right away.
@@ -77,21 +61,6 @@ pub fn notify_chunk_is_ready(chunk: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tcp_probe_address() {
-        let r = Readiness::Tcp {
-            port: 8080,
-            address: None,
-        };
-        assert_eq!(tcp_probe_addr(&r), Some("127.0.0.1:8080".parse().unwrap()));
-        let r = Readiness::Tcp {
-            port: 80,
-            address: Some("::1".into()),
-        };
-        assert_eq!(tcp_probe_addr(&r), Some("[::1]:80".parse().unwrap()));
-        assert_eq!(tcp_probe_addr(&Readiness::None), None);
-    }
 
     #[test]
     fn notify_chunks() {

@@ -5,6 +5,7 @@ use super::child::run_child;
 use super::error::SpawnError;
 use super::plan::{ChildRawFds, Plan, SpawnOptions};
 use super::report::{read_report, Step};
+use contract::names::Capability;
 use contract::Service;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -36,8 +37,12 @@ pub struct Child {
 /// capability bounding set reduced, keep-caps on, supplementary groups, gid, uid, capability
 /// sets (permitted, effective, inheritable, ambient) set to exactly the kept ones, workdir,
 /// no-new-privs, `execve` with exactly the contract's environment.
-pub fn spawn(svc: &Service, opts: &SpawnOptions) -> Result<Child, SpawnError> {
-    let plan = Plan::new(svc, opts)?;
+pub fn spawn(
+    svc: &Service,
+    capabilities: &[Capability],
+    opts: &SpawnOptions,
+) -> Result<Child, SpawnError> {
+    let plan = Plan::new(svc, capabilities, opts)?;
     let fds = Fds::new(plan.notify_fd)?;
     let raw = fds.child_raw();
     let mask = SignalsBlocked::all()?;

@@ -1,34 +1,36 @@
-//! The stop signal of the service.
+//! The stop signal of the service: the contract's typed signal as nix's.
 
-use contract::names::signal_number;
-use contract::Service;
+use contract::names::Signal as StopSignal;
 use nix::sys::signal::Signal;
 
-/// The signal that asks the service to stop. The contract is validated, so an unknown name
-/// cannot normally happen; should it anyway, SIGTERM is the conventional request.
-pub fn stop_signal(svc: &Service) -> Signal {
-    signal_number(&svc.stop_signal)
-        .and_then(|n| Signal::try_from(n).ok())
-        .unwrap_or(Signal::SIGTERM)
+/// The signal that asks the service to stop. Every signal a contract may name has its own
+/// arm, so there is no fallback.
+pub fn stop_signal(s: StopSignal) -> Signal {
+    match s {
+        StopSignal::Hup => Signal::SIGHUP,
+        StopSignal::Int => Signal::SIGINT,
+        StopSignal::Quit => Signal::SIGQUIT,
+        StopSignal::Kill => Signal::SIGKILL,
+        StopSignal::Usr1 => Signal::SIGUSR1,
+        StopSignal::Usr2 => Signal::SIGUSR2,
+        StopSignal::Alrm => Signal::SIGALRM,
+        StopSignal::Term => Signal::SIGTERM,
+        StopSignal::Winch => Signal::SIGWINCH,
+        StopSignal::Pwr => Signal::SIGPWR,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn service(json: &str) -> Service {
-        serde_json::from_str(json).unwrap()
-    }
+    use contract::names::SIGNALS;
 
     #[test]
-    fn stop_signal_from_contract_names() {
-        let mut s = service(r#"{"argv": ["/bin/true"]}"#);
-        assert_eq!(stop_signal(&s), Signal::SIGTERM);
-        s.stop_signal = "SIGQUIT".into();
-        assert_eq!(stop_signal(&s), Signal::SIGQUIT);
-        s.stop_signal = "int".into();
-        assert_eq!(stop_signal(&s), Signal::SIGINT);
-        s.stop_signal = "SIGBOGUS".into();
-        assert_eq!(stop_signal(&s), Signal::SIGTERM);
+    fn every_contract_signal_is_the_same_signal_to_nix() {
+        for (name, number) in SIGNALS {
+            let s = StopSignal::from_name(name).unwrap();
+            assert_eq!(stop_signal(s) as i32, *number, "{name}");
+            assert_eq!(stop_signal(s).as_str(), *name);
+        }
     }
 }

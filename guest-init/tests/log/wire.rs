@@ -6,18 +6,18 @@ use crate::support::*;
 fn udp_receiver_gets_rfc5424_messages() {
     let rx = udp_receiver("127.0.0.1:0").expect("bind 127.0.0.1");
     let addr = rx.local_addr().expect("addr");
-    let logging = Logging {
-        remote: Some(RemoteSyslog {
-            transport: Transport::Udp,
-            host: "127.0.0.1".to_string(),
-            port: addr.port(),
-            format: SyslogFormat::Rfc5424,
-            facility: "daemon".to_string(),
-        }),
-        console: false,
-    };
-    let cfg = SinkConfig::from_contract(&logging, "vm1", Box::new(io::sink())).expect("config");
+    let contract = format!(
+        r#"{{"version":1,"hostname":"vm1","service":{{"argv":["/bin/x"]}},
+        "logging":{{"console":false,"remote":{{"transport":"udp","host":"127.0.0.1",
+        "port":{},"format":"rfc5424","facility":"daemon"}}}}}}"#,
+        addr.port()
+    );
+    let contract = contract::parse_json(contract.as_bytes()).expect("contract");
+    let checked = contract::checked::check(contract).expect("checked");
+    let cfg = SinkConfig::from_checked(&checked, Box::new(io::sink()));
     assert!(cfg.console.is_none());
+    let remote = cfg.remote.as_ref().expect("remote");
+    assert_eq!((remote.addr, remote.facility), (addr, 3));
     let sink = LogSink::start(cfg).expect("start");
 
     sink.log(fixed(Severity::Info, "web", Some(42), "hello world\r"));

@@ -1,4 +1,4 @@
-//! The image builder's error: every problem found, one line each.
+//! The error of building a root image: every problem found, one line each.
 
 use std::fmt;
 
@@ -15,7 +15,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
-    pub(crate) fn one(line: impl Into<String>) -> Error {
+    /// An error of one line.
+    pub fn one(line: impl Into<String>) -> Error {
         Error(vec![line.into()])
     }
 }

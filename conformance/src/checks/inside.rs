@@ -1,0 +1,421 @@
+//! The probe as the service, with a contract that uses every setting: hostname, IPv4 and IPv6
+//! addresses and routes, resolver, sysctls, files, extra, a data disk that already holds a
+//! file system, user, groups, capabilities, workdir, environment, tcp readiness, a
+//! stop signal of its own and remote syslog (UDP, RFC 5424, facility local3).
+
+use super::{after, contract, ping, probe_lines, probe_value, ready_listening, spawn, stop, BOOT};
+use crate::lab::{debugfs, superblock, Lab, FAR_V4, FAR_V6, GUEST_V4, GUEST_V6, PROBE_PORT};
+use crate::report::{one_line, Results};
+use crate::syslog;
+use serde_json::{json, Value};
+
+const HOSTNAME: &str = "conf-probe";
+const NOTE: &str = "/run/conformance/note.txt";
+/// The guest's MAC address: the host side sees it in its neighbour table after a ping.
+const MAC: &str = "52:54:00:c0:ff:ee";
+/// Only CAP_NET_BIND_SERVICE (bit 10).
+const ONE_CAP: &str = "0000000000000400";
+
+pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
+    let disk_mp = lab.manifest.disks.first().map(|d| d.mount_point.clone());
+    let mounts: Vec<String> = disk_mp.iter().cloned().collect();
+    let mut env = json!({
+        "PROBE_PORT": PROBE_PORT.to_string(), "PROBE_LISTEN_DELAY_MS": "1500",
+        "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding",
+        "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","), "PROBE_IFACE": "vec0",
+    });
+    if let Some(mp) = &disk_mp {
+        env["PROBE_WRITE"] = format!("{mp}/probe-wrote").into();
+    }
+    let service = lab.probe_service(env.clone(), json!({
+        "uid": 1234, "gid": 1235, "groups": [1236, 1237], "capabilities": ["CAP_NET_BIND_SERVICE"],
+        "workdir": "/run/conformance", "stop_signal": "SIGUSR1", "stop_timeout_ms": 5000,
+        "readiness": {"type": "tcp", "port": PROBE_PORT},
+    }));
+    let extra = json!({"kit": "conformance", "list": [1, 2, 3]});
+    let mut vm = lab.vm();
+    let mut mounts_json = json!({});
+    let disk = match &disk_mp {
+        Some(mp) => {
+            let path = lab.filled_disk("probe-disk.img", (1234, 1235))?;
+            mounts_json["disks"] = json!([{"device": vm.disk_name(0), "mount_point": mp, "options": ["noatime"],
+                "format_if_blank": true, "owner_uid": 1234, "owner_gid": 1235}]);
+            vm = vm.disk(&path, false);
+            Some(path)
+        }
+        None => None,
+    };
+    let (log, remote) = syslog::receiver(&lab.ns, "udp", 5514, "rfc5424", "local3")?;
+    let uuid_before = disk.as_ref().map(|d| superblock(d, "Filesystem UUID"));
+    let c = contract(&lab.contract(HOSTNAME, json!({
+        "network": {
+            "interfaces": [{"name": "vec0", "mac": MAC, "mtu": 1400, "addresses": [format!("{GUEST_V4}/24"), format!("{GUEST_V6}/64")]}],
+            "routes": [{"destination": "198.51.100.0/24", "gateway": "192.0.2.1"},
+                       {"destination": "2001:db8:5::/64", "gateway": "2001:db8::1"}],
+            "dns_servers": ["192.0.2.1", "2001:db8::1"],
+            "search_domains": ["example.test", "corp.example.test"]
+        },
+        "logging": {"remote": remote},
+        "service": service,
+        "files": [lab.probe_file(), {"path": NOTE, "mode": "0640", "uid": 1234, "gid": 1235, "content": "note for the probe\n"}],
+        "sysctl": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"},
+        "extra": extra,
+        "mounts": mounts_json,
+    })))?;
+    let running = spawn(&vm.contract_device(&c))?;
+    let label = "probe";
+    r.check(
+        "C-WIRE-2",
+        true,
+        format!("{label}: contract on the config device"),
+    );
+    if !ready_listening(
+        lab,
+        r,
+        &running,
+        "C-RDY-1",
+        label,
+        " (the probe listens 1.5 s after its start)",
+    ) {
+        r.check(
+            "C-WIRE-2",
+            false,
+            format!("{label}: never ready on the config device"),
+        );
+    }
+    for (id, from, to) in [
+        ("C-NET-1", None, GUEST_V4),
+        ("C-NET-2", None, GUEST_V6),
+        ("C-NET-3", Some(FAR_V4), GUEST_V4),
+        ("C-NET-4", Some(FAR_V6), GUEST_V6),
+    ] {
+        let (ok, ev) = ping(lab, from, to);
+        r.check(id, ok, format!("{label}: {ev}"));
+    }
+    // The MAC from outside: the neighbour entry the pings left on the host side.
+    let neigh = lab
+        .ns
+        .output("ip", &["neigh", "show", GUEST_V4])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    r.check(
+        "C-NET-1",
+        neigh.contains(MAC),
+        format!("{label}: host side: {}", one_line(&neigh, 120)),
+    );
+    let (o, _) = stop(running, BOOT)?;
+    after(r, label, &o, disk.as_slice());
+    let lines = probe_lines(&o.console);
+    let logged = log.messages();
+    inside_view(
+        r,
+        &lines,
+        logged.iter().any(|m| m.contains("=probe= ")),
+        &env,
+        &extra,
+        disk_mp.as_deref(),
+    );
+    arrived(r, &logged, !lines.is_empty());
+    if let (Some(d), Some(mp)) = (&disk, &disk_mp) {
+        let marker = debugfs(d, "cat /kit-marker").unwrap_or_default();
+        let uuid = superblock(d, "Filesystem UUID");
+        let kept = marker.contains("made by the kit") && uuid_before.as_ref() == Some(&uuid);
+        r.check("C-DISK-2", kept, format!("{label}: {mp} with a file system and format_if_blank: marker {}, UUID {:?} before, {:?} after", if marker.contains("made by the kit") { "kept" } else { "gone" }, uuid_before, uuid));
+        let wrote = debugfs(d, "cat /probe-wrote").unwrap_or_default();
+        r.check(
+            "C-DISK-3",
+            wrote.contains("written by the probe"),
+            format!(
+                "{label}: the service's write {} on the disk after the stop",
+                if wrote.contains("written by") {
+                    "is"
+                } else {
+                    "is not"
+                }
+            ),
+        );
+    } else {
+        for id in ["C-DISK-2", "C-DISK-3"] {
+            r.skip(
+                id,
+                "the manifest declares no data disk (no mount point to use)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the probe saw inside.
+fn inside_view(
+    r: &mut Results,
+    lines: &[(String, String)],
+    probe_logged: bool,
+    env: &Value,
+    extra: &Value,
+    disk: Option<&str>,
+) {
+    const PROBED: [&str; 16] = [
+        "C-HOST-1",
+        "C-DNS-1",
+        "C-DNS-2",
+        "C-SYSCTL-1",
+        "C-FILE-1",
+        "C-FILE-2",
+        "C-EXTRA-1",
+        "C-SVC-1",
+        "C-SVC-2",
+        "C-SVC-3",
+        "C-SVC-4",
+        "C-SVC-5",
+        "C-SVC-6",
+        "C-NET-5",
+        "C-STOP-1",
+        "C-ORDER-1",
+    ];
+    if lines.is_empty() {
+        if probe_logged {
+            r.check(
+                "C-LOG-1",
+                false,
+                "probe: its lines reached the log host but not the console",
+            );
+        } else {
+            r.skip(
+                "C-LOG-1",
+                "probe: nothing of it on the console or at the log host",
+            );
+        }
+        for id in PROBED.iter().chain(["C-DISK-3"].iter()) {
+            r.skip(id, "the probe did not run or its output did not reach the console (optional for images that cannot run it)");
+        }
+        return;
+    }
+    let v = |k: &str, p: &str| probe_value(lines, k, p).unwrap_or_else(|| "(not reported)".into());
+    let mut order = true;
+    let mut ck = |r: &mut Results, id: &'static str, ok: bool, ev: String, at_start: bool| {
+        order &= !at_start || ok;
+        r.check(id, ok, format!("probe: {}", one_line(&ev, 300)));
+    };
+    r.check(
+        "C-FILE-2",
+        true,
+        "probe: a base64 contract file of mode 0755 ran as the service",
+    );
+    let stderr = lines.iter().any(|(k, v)| k == "stderr" && v == "ok");
+    r.check(
+        "C-LOG-1",
+        stderr,
+        format!(
+            "probe: {} of its lines on the console, its stderr line {}",
+            lines.len(),
+            if stderr { "too" } else { "missing" }
+        ),
+    );
+    let iface = v("iface", "vec0 ");
+    ck(
+        r,
+        "C-NET-1",
+        iface == format!("mtu=1400 address={MAC}"),
+        format!("vec0 {iface}"),
+        true,
+    );
+    let host = v("hostname", "");
+    ck(
+        r,
+        "C-HOST-1",
+        host == HOSTNAME,
+        format!("hostname {host}"),
+        true,
+    );
+    let resolv = v("resolv", "");
+    let ns4 = resolv.find("nameserver 192.0.2.1");
+    let ns6 = resolv.find("nameserver 2001:db8::1");
+    let ok = matches!((ns4, ns6), (Some(a), Some(b)) if a < b)
+        && resolv.contains("search example.test corp.example.test");
+    ck(
+        r,
+        "C-DNS-1",
+        ok,
+        format!("/etc/resolv.conf: {resolv}"),
+        true,
+    );
+    let hosts = v("hosts", "");
+    ck(
+        r,
+        "C-DNS-2",
+        hosts.contains("localhost") && hosts.contains(HOSTNAME),
+        format!("/etc/hosts: {hosts}"),
+        true,
+    );
+    let s4 = v("sysctl", "net.ipv4.ip_forward=");
+    let s6 = v("sysctl", "net.ipv6.conf.all.forwarding=");
+    ck(
+        r,
+        "C-SYSCTL-1",
+        s4 == "1" && s6 == "1",
+        format!("ip_forward={s4}, ipv6 forwarding={s6}"),
+        true,
+    );
+    let file = v("file", &format!("{NOTE} "));
+    ck(
+        r,
+        "C-FILE-1",
+        file == "mode=640 uid=1234 gid=1235 content=note for the probe",
+        format!("{NOTE}: {file}"),
+        true,
+    );
+    let got_extra = v("extra", "");
+    let same = contract::json::parse_value(got_extra.as_bytes())
+        .ok()
+        .as_ref()
+        == Some(extra);
+    ck(
+        r,
+        "C-EXTRA-1",
+        same,
+        format!("/run/contract/extra.json: {got_extra}"),
+        true,
+    );
+    let argv = v("argv", "");
+    ck(
+        r,
+        "C-SVC-1",
+        argv == crate::lab::PROBE_PATH,
+        format!("argv {argv}"),
+        false,
+    );
+    let mut want: Vec<&str> = env
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    want.sort();
+    let keys = v("env", "");
+    ck(
+        r,
+        "C-SVC-2",
+        keys == want.join(","),
+        format!("environment {keys}, contract {}", want.join(",")),
+        false,
+    );
+    let (uid, gid, groups) = (
+        v("status", "Uid:"),
+        v("status", "Gid:"),
+        v("status", "Groups:"),
+    );
+    let ok = uid == "1234 1234 1234 1234" && gid == "1235 1235 1235 1235" && groups == "1236 1237";
+    ck(
+        r,
+        "C-SVC-3",
+        ok,
+        format!("Uid {uid}, Gid {gid}, Groups {groups}"),
+        false,
+    );
+    let caps: Vec<String> = ["CapEff:", "CapPrm:", "CapBnd:"]
+        .iter()
+        .map(|k| v("status", k))
+        .collect();
+    ck(
+        r,
+        "C-SVC-4",
+        caps.iter().all(|c| c == ONE_CAP),
+        format!("effective, permitted, bounding: {caps:?}"),
+        false,
+    );
+    let cwd = v("cwd", "");
+    ck(
+        r,
+        "C-SVC-5",
+        cwd == "/run/conformance",
+        format!("cwd {cwd}"),
+        false,
+    );
+    let nnp = v("status", "NoNewPrivs:");
+    ck(r, "C-SVC-6", nnp == "1", format!("NoNewPrivs {nnp}"), false);
+    let lo = v("loopback", "");
+    ck(
+        r,
+        "C-NET-5",
+        lo == "ok",
+        format!("connect to 127.0.0.1:{PROBE_PORT}: {lo}"),
+        false,
+    );
+    let sig = v("signal", "");
+    ck(
+        r,
+        "C-STOP-1",
+        sig == "10 stopping",
+        format!("stop signal SIGUSR1 (10): the probe got {sig}"),
+        false,
+    );
+    if let Some(mp) = disk {
+        let m = v("mount", &format!("{mp} "));
+        let wrote = v("wrote", "");
+        ck(
+            r,
+            "C-DISK-3",
+            m.starts_with("ext4 ") && m.contains("noatime") && !wrote.contains("(not"),
+            format!("{mp}: {m}; wrote {wrote}"),
+            true,
+        );
+    }
+    r.check(
+        "C-ORDER-1",
+        order,
+        format!(
+            "probe: settings, files and disks {} when the service started",
+            if order {
+                "were all there"
+            } else {
+                "were not all there"
+            }
+        ),
+    );
+}
+
+/// What arrived at the UDP RFC 5424 receiver.
+fn arrived(r: &mut Results, logged: &[String], probe_ran: bool) {
+    let label = "probe, udp rfc5424 local3";
+    let first = logged.iter().find(|m| m.contains("=probe= start 1"));
+    match first {
+        None if !probe_ran && logged.is_empty() => {
+            for id in ["C-LOG-2", "C-LOG-4", "C-LOG-6", "C-ORDER-2"] {
+                r.skip(
+                    id,
+                    format!("{label}: the probe did not run and nothing arrived"),
+                );
+            }
+        }
+        None => {
+            let ev = format!(
+                "{label}: the service's first line did not arrive ({} messages, e.g. {})",
+                logged.len(),
+                one_line(logged.first().map(String::as_str).unwrap_or(""), 160)
+            );
+            for id in ["C-LOG-2", "C-LOG-4", "C-ORDER-2"] {
+                r.check(id, false, &ev);
+            }
+        }
+        Some(m) => {
+            let parsed = syslog::parse_5424(m);
+            r.check(
+                "C-LOG-2",
+                parsed.is_some(),
+                format!("{label}: {}", one_line(m, 200)),
+            );
+            r.check(
+                "C-LOG-4",
+                true,
+                format!("{label}: one datagram per message"),
+            );
+            r.check(
+                "C-ORDER-2",
+                true,
+                format!("{label}: the service's first line arrived"),
+            );
+            let ok = parsed
+                .as_ref()
+                .is_some_and(|p| p.facility == 19 && p.hostname == HOSTNAME && p.app == "probe");
+            r.check("C-LOG-6", ok, format!("{label}: {parsed:?}"));
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The conformance kit of host contract v1 (docs/contract-v1.md): boots an image (built by
+//! anyone, with any init) with a battery of contracts on the project's own host side (the
+//! `vmm` crate, through the e2e harness's `Vm` and `NetNs`) and checks from outside what the
+//! specification requires of an image. Checks that need to look inside use the probe, a static
+//! program the kit hands the image as a contract file and runs as the service.
+
+mod checks;
+mod lab;
+pub mod report;
+pub mod requirements;
+mod syslog;
+
+pub use report::{Report, Results, Row, Status};
+
+use std::path::{Path, PathBuf};
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The root image.
+    pub image: PathBuf,
+    /// Its manifest; default `IMAGE.manifest.json`.
+    pub manifest: Option<PathBuf>,
+    /// An operator spec whose `files` the image's own service needs (e.g. examples/dns.json).
+    pub spec_files: Option<PathBuf>,
+    /// The UML kernel; default `$UML_KERNEL` or Debian's.
+    pub kernel: Option<PathBuf>,
+    /// The static probe; default: built with cargo (package conformance-probe).
+    pub probe: Option<PathBuf>,
+}
+
+/// `IMAGE.manifest.json`, as the image builder writes it.
+pub fn default_manifest(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+/// Runs the whole battery. An error means the kit could not run at all (no root, no image,
+/// no probe); a non-conforming image is a report with failures.
+pub fn run(o: &Options) -> Result<Report, String> {
+    let mut results = Results::default();
+    let manifest_path = o
+        .manifest
+        .clone()
+        .unwrap_or_else(|| default_manifest(&o.image));
+    let text =
+        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest = match appliance::manifest::parse(&text) {
+        Ok(m) => {
+            results.check(
+                "C-MAN-1",
+                true,
+                format!("{}: manifest v1", manifest_path.display()),
+            );
+            m
+        }
+        Err(e) => {
+            results.check(
+                "C-MAN-1",
+                false,
+                format!("{}: {e}", manifest_path.display()),
+            );
+            return Ok(Report {
+                image: o.image.display().to_string(),
+                rows: results.rows(),
+            });
+        }
+    };
+    let probe_path = match &o.probe {
+        Some(p) => p.clone(),
+        None => e2e::build_static("conformance-probe", "conformance-probe")
+            .map_err(|e| e.to_string())?,
+    };
+    let probe = std::fs::read(&probe_path).map_err(|e| format!("{}: {e}", probe_path.display()))?;
+    let files = match &o.spec_files {
+        Some(p) => spec_files(p)?,
+        None => Vec::new(),
+    };
+    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
+    let lab = lab::Lab::new(&o.image, manifest, kernel, &probe, files)?;
+    checks::run_all(&lab, &mut results)?;
+    Ok(Report {
+        image: o.image.display().to_string(),
+        rows: results.rows(),
+    })
+}
+
+/// The `files` of an operator spec.
+fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v = contract::json::parse_value(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match v.get("files") {
+        None => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => Ok(a.clone()),
+        Some(_) => Err(format!(
+            "{}: files: must be a list of contract files",
+            path.display()
+        )),
+    }
+}

@@ -1,0 +1,142 @@
+//! The logging and service sections: the syslog target, argv, environment, accounts,
+//! capabilities, stop signal, restart and readiness.
+
+use super::{check_abs_path, Checker};
+use crate::addr::parse_ip;
+use crate::names::{capability_number, facility_number, signal_number};
+use crate::v1::*;
+use std::collections::BTreeSet;
+
+pub(super) fn check_logging(ck: &mut Checker, l: &Logging) {
+    let Some(r) = &l.remote else { return };
+    ck.check(
+        "logging.remote.host",
+        parse_ip(&r.host)
+            .map(|_| ())
+            .map_err(|m| format!("{m}; the syslog host must be an IP address")),
+    );
+    if r.port == 0 {
+        ck.push(
+            "logging.remote.port",
+            "port 0 is not a valid destination; syslog normally uses 514",
+        );
+    }
+    if facility_number(&r.facility).is_none() {
+        ck.push(
+            "logging.remote.facility",
+            format!(
+                "'{}' is not a syslog facility; use e.g. 'daemon', 'user' or 'local0' to 'local7'",
+                r.facility
+            ),
+        );
+    }
+}
+
+pub(super) fn check_service(ck: &mut Checker, s: &Service) {
+    if let Some(name) = &s.name {
+        let ok = !name.is_empty() && name.len() <= 48 && name.chars().all(|c| c.is_ascii_graphic());
+        if !ok {
+            ck.push("service.name", format!("'{name}' must be 1 to 48 printable ASCII characters without spaces (syslog APP-NAME)"));
+        }
+    }
+    match s.argv.first() {
+        None => ck.push(
+            "service.argv",
+            "is empty; give at least the program's absolute path",
+        ),
+        Some(a0) if !a0.starts_with('/') => ck.push(
+            "service.argv[0]",
+            format!("'{a0}' must be an absolute path in the image (no PATH lookup is done)"),
+        ),
+        _ => {}
+    }
+    for (i, a) in s.argv.iter().enumerate() {
+        if a.contains('\0') {
+            ck.push(
+                format!("service.argv[{i}]"),
+                "contains a NUL character, which a program argument cannot hold",
+            );
+        }
+    }
+    for (k, v) in &s.env {
+        ck.check(&format!("service.env.{k}"), check_env(k, v));
+    }
+    if let Some(w) = &s.workdir {
+        ck.check("service.workdir", check_abs_path(w));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, cap) in s.capabilities.iter().enumerate() {
+        match capability_number(cap) {
+            Some(n) if !seen.insert(n) => ck.push(
+                format!("service.capabilities[{i}]"),
+                format!("'{cap}' is listed twice"),
+            ),
+            Some(_) => {}
+            None => ck.push(
+                format!("service.capabilities[{i}]"),
+                format!(
+                    "'{cap}' is not a Linux capability; use a name such as 'CAP_NET_BIND_SERVICE'"
+                ),
+            ),
+        }
+    }
+    let r = &s.restart;
+    if r.backoff_min_ms == 0 {
+        ck.push(
+            "service.restart.backoff_min_ms",
+            "must be at least 1 so that a crashing service cannot spin",
+        );
+    }
+    if r.backoff_min_ms > r.backoff_max_ms {
+        ck.push(
+            "service.restart.backoff_max_ms",
+            format!(
+                "{} is below backoff_min_ms ({}); raise it or lower the minimum",
+                r.backoff_max_ms, r.backoff_min_ms
+            ),
+        );
+    }
+    if signal_number(&s.stop_signal).is_none() {
+        ck.push("service.stop_signal", format!("'{}' is not a signal a service can be stopped with; use e.g. 'SIGTERM', 'SIGINT' or 'SIGQUIT'", s.stop_signal));
+    }
+    if s.stop_timeout_ms > 3_600_000 {
+        ck.push(
+            "service.stop_timeout_ms",
+            "must be at most 3600000 (one hour)",
+        );
+    }
+    check_readiness(ck, &s.readiness);
+}
+
+fn check_env(key: &str, value: &str) -> Result<(), String> {
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("'{key}' is not a valid variable name (letters, digits and '_', not starting with a digit)"));
+    }
+    if value.contains('\0') {
+        return Err("the value contains a NUL character".into());
+    }
+    Ok(())
+}
+
+fn check_readiness(ck: &mut Checker, r: &Readiness) {
+    match r {
+        Readiness::None => {}
+        Readiness::Notify { fd } => {
+            if !(3..=1023).contains(fd) {
+                ck.push("service.readiness.fd", format!("{fd} is not usable; use a descriptor from 3 to 1023 (0 to 2 are stdin, stdout and stderr)"));
+            }
+        }
+        Readiness::Tcp { port, address } => {
+            if *port == 0 {
+                ck.push("service.readiness.port", "must be 1 to 65535");
+            }
+            if let Some(a) = address {
+                ck.check("service.readiness.address", parse_ip(a).map(|_| ()));
+            }
+        }
+    }
+}
