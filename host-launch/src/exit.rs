@@ -4,7 +4,7 @@
 //! |--------:|---------------------------------------------------------------------------|
 //! |       0 | clean: a requested stop, or the service exited with 0                     |
 //! |  1–119  | the service exited with this code (codes of 119 and above read 119)       |
-//! |     120 | invalid spec or manifest, or they do not fit together; nothing was done   |
+//! |     120 | invalid spec or manifest, or they do not fit together, or the image fails the trust policy; nothing was done |
 //! |     121 | refused: the appliance (or its TAP device, or a disk) is in use           |
 //! |     122 | a host step failed: disks, TAP device, state directory, starting UML     |
 //! |     123 | guest-init reported a fatal error (bad contract, mount, network, ...)     |

@@ -8,7 +8,7 @@
 //! crate that starts it, `run` boots and supervises the VM (`saver`: when its `state.json` is written), and `exit` maps how it ended to
 //! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
-//! one fails.
+//! one fails. `trust` checks an image's signature against the host's policy before each boot.
 
 pub mod cmd;
 pub mod disks;
@@ -28,6 +28,7 @@ pub mod saver;
 pub mod state;
 pub mod systemd;
 pub mod tap;
+pub mod trust;
 pub mod vm;
 
 pub use cmd::upgrade;

@@ -41,6 +41,10 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
     line(format!("spec:     {}", l.spec_path.display()));
     line(format!("image:    {}", l.image.display()));
     line(format!("manifest: {}", l.manifest_path.display()));
+    line(format!(
+        "digest:   {}",
+        crate::trust::describe(&l.image, &l.manifest_path)
+    ));
     line(format!("state:    {}", dir.path.display()));
     line(format!("kernel:   {}", run::describe_kernel(&l.kernel)));
     line(format!(

@@ -119,6 +119,8 @@ pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
         }
     };
     if problems.is_empty() {
+        // Before every launch (and `check`): the image and manifest as the policy wants them.
+        crate::trust::check(&l.image, &l.manifest_path)?;
         Ok(planned)
     } else {
         let shown = l.spec_path.display();

@@ -232,6 +232,8 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> 
         };
         let kept = p.dir.path.join(format!("console.boot{attempt}.log"));
         let _ = std::fs::rename(p.dir.console(), &kept);
+        // A boot again is a boot: the image must still pass the trust policy.
+        crate::trust::check(&l.image, &l.manifest_path)?;
         attempt += 1;
         say(
             &name,

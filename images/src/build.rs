@@ -1,21 +1,29 @@
-//! Building an image from a recipe: check everything (packages, programs, libraries, files),
-//! then stage a directory tree, turn it into a read-only ext4 image with `mkfs.ext4 -d` (no
-//! root, no loop mounts), make it reproducible, and write the manifest beside it.
+//! Building an image from a recipe: fetch the recipe's Debian packages from the archive (by
+//! the lock, [`crate::archive`]) and unpack them into a staging root ([`crate::stage`]), check
+//! everything (programs, libraries, files), take the programs and their library closure from
+//! that root, add the SBOM and dpkg status entries of the packages used, turn it all into a
+//! read-only ext4 image with `mkfs.ext4 -d` (no root, no loop mounts), make it reproducible,
+//! and write the manifest and the SBOM beside it (and, with a key, the signature).
 //!
 //! Nothing is written until every check has passed. The same inputs give a byte-identical
 //! image: fixed UUID and directory hash seed, one fixed time for every inode and the
 //! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
 
+use crate::archive::{self, Cache};
+use crate::lock::{self, Lock};
 use crate::recipe::{self, Recipe};
+use crate::sbom;
+use crate::stage::{self, Staged};
 use rootfs::closure::{self, Root};
 use rootfs::ext4;
 pub use rootfs::ext4::{Content, Entry};
 pub use rootfs::plan::Plan;
 pub use rootfs::{DEFAULT_EPOCH, IPV6_MODULES, UML_MODULES};
+use sha2::Digest as _;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// The disk tools guest-init runs, and the package they come from.
+/// The disk tools guest-init runs, and the package of the archive they come from.
 pub const DISK_TOOLS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
 pub const DISK_TOOLS_PACKAGE: &str = "e2fsprogs";
 
@@ -32,8 +40,15 @@ pub struct Options {
     pub modules_dir: PathBuf,
     /// Base of relative `source` paths in the recipe (its directory).
     pub base_dir: PathBuf,
-    /// Install missing packages with apt-get instead of failing.
-    pub install_packages: bool,
+    /// The package cache (downloaded `.deb` files by SHA-256, apt's private state).
+    pub cache_dir: PathBuf,
+    /// The lock file: read when it exists, written when it does not (or with `update_lock`);
+    /// `None` resolves the packages afresh and writes no lock.
+    pub lock: Option<PathBuf>,
+    /// Resolve the packages in the archive as it is now and rewrite the lock.
+    pub update_lock: bool,
+    /// Sign the image and manifest with this minisign secret key (`<image>.minisig`).
+    pub sign_key: Option<PathBuf>,
     /// The time of every inode and of the file system (seconds since 1970, not 0).
     pub epoch: u64,
     /// The file system UUID (also the directory hash seed); default derived from the name.
@@ -49,7 +64,10 @@ impl Options {
             init: init.into(),
             modules_dir: default_modules_dir(),
             base_dir: PathBuf::from("."),
-            install_packages: false,
+            cache_dir: archive::default_cache_dir(),
+            lock: None,
+            update_lock: false,
+            sign_key: None,
             epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|s| s.parse().ok())
@@ -86,59 +104,64 @@ pub fn default_modules_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(UML_MODULES).join("6.1.176"))
 }
 
-/// Checks that each package is installed (`dpkg-query`); installs the missing ones with
-/// apt-get when `install` is set.
-pub fn check_packages(packages: &[String], install: bool) -> Result<(), Error> {
-    let missing = |pkgs: &[String]| -> Vec<String> {
-        pkgs.iter()
-            .filter(|p| !package_installed(p))
-            .cloned()
-            .collect()
-    };
-    let mut absent = missing(packages);
-    if absent.is_empty() {
-        return Ok(());
-    }
-    if install {
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(absent.iter().map(String::as_str));
-        if !apt(&args) {
-            // A stale or absent package list is the usual cause: refresh once, then retry.
-            let _ = apt(&["update", "-qq"]);
-            apt(&args);
-        }
-        absent = missing(&absent);
-        if absent.is_empty() {
-            return Ok(());
-        }
-    }
-    Err(Error(
-        absent
-            .iter()
-            .map(|p| {
-                format!(
-                    "package {p} is not installed{}; install it with `apt-get install {p}` \
-                     or run the builder with --install-packages (as root)",
-                    if install { " (apt-get failed)" } else { "" }
-                )
-            })
-            .collect(),
-    ))
+/// The recipe's packages, fetched and unpacked: the image's files come from here.
+pub struct Sources {
+    pub lock: Lock,
+    pub staged: Staged,
+    /// Where to write the lock once the image is built (a new or updated lock).
+    pub write_lock: Option<PathBuf>,
 }
 
-/// Whether dpkg records the package as installed.
-pub fn package_installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${db:Status-Status}", package])
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout == b"installed")
+/// The packages a recipe asks for: its `packages`, plus e2fsprogs for the disk tools.
+pub fn requested_packages(r: &Recipe) -> Vec<String> {
+    let mut packages = r.packages.clone();
+    if r.wants_disk_tools() && !packages.iter().any(|p| p == DISK_TOOLS_PACKAGE) {
+        packages.push(DISK_TOOLS_PACKAGE.to_string());
+    }
+    packages
+}
+
+/// Reads the lock, or resolves the packages in the archive (no lock, or `update_lock`),
+/// fetches every `.deb` (cache or archive, SHA-256 checked) and unpacks them.
+pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, Error> {
+    let requested = requested_packages(r);
+    let cache = Cache::open(&opts.cache_dir)?;
+    let (lock, write_lock) = match &opts.lock {
+        Some(path) if path.exists() && !opts.update_lock => (read_lock(path, &requested)?, None),
+        Some(path) => (cache.resolve(&requested, true)?, Some(path.clone())),
+        None => (cache.resolve(&requested, opts.update_lock)?, None),
+    };
+    let shown = opts
+        .lock
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(no lock file)".into());
+    let debs = cache.fetch(&lock, &shown)?;
+    let staged = stage::unpack(&lock, &debs, &std::env::temp_dir())?;
+    Ok(Sources {
+        lock,
+        staged,
+        write_lock,
+    })
+}
+
+fn read_lock(path: &Path, requested: &[String]) -> Result<Lock, Error> {
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| Error::one(format!("{shown}: {e}")))?;
+    let l = lock::parse(&text)
+        .map_err(|p| Error(p.into_iter().map(|p| format!("{shown}: {p}")).collect()))?;
+    let (mut want, mut have) = (requested.to_vec(), l.requested.clone());
+    want.sort();
+    have.sort();
+    if want != have {
+        return Err(Error::one(format!(
+            "{shown}: the lock was made for the packages [{}], the recipe asks for [{}]; \
+             rebuild with --update-lock",
+            have.join(", "),
+            want.join(", ")
+        )));
+    }
+    Ok(l)
 }
 
 fn fixed_uuid(name: &str) -> String {
@@ -170,8 +193,10 @@ fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// Checks everything and lists what goes into the image, without writing anything.
-pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
+/// Checks everything and lists what goes into the image, without writing anything. The
+/// programs, plugins and libraries come from the unpacked packages of `src`.
+pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error> {
+    let root = src.staged.root.as_path();
     let mut problems = Vec::new();
     let mut plan = Plan::default();
     let base = |origin: &str| origin.to_string();
@@ -271,13 +296,13 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
     roots.extend(r.libraries.iter().map(|p| (p.clone(), Root::Plugin)));
     let before = problems.len();
     for (path, _) in &roots {
-        if !Path::new(path).exists() {
+        if closure::locate(root, path).is_err() {
             let hint = if r.packages.is_empty() {
                 "; list the Debian package it comes from in `packages`".to_string()
             } else {
                 format!(
-                    "; is it shipped by one of the recipe's packages ({})? `dpkg -S {}` \
-                     tells which package has it",
+                    "; is it shipped by one of the recipe's packages ({})? `apt-file search \
+                     {}` tells which package has it",
                     r.packages.join(", "),
                     Path::new(path)
                         .file_name()
@@ -285,11 +310,13 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
                         .unwrap_or_default()
                 )
             };
-            problems.push(format!("{path}: no such file on this host{hint}"));
+            problems.push(format!(
+                "{path}: no such file in the recipe's packages as unpacked from the archive{hint}"
+            ));
         }
     }
     if problems.len() == before {
-        match closure::resolve(&roots, Path::new("/")) {
+        match closure::resolve(&roots, root) {
             Ok(c) => plan.closure = c,
             Err(p) => problems.extend(p),
         }
@@ -308,6 +335,7 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
         };
         plan.add(path, e, &mut problems);
     }
+    let (packages, sbom) = add_package_records(r, opts, src, &mut plan, &mut problems);
     for (i, f) in r.files.iter().enumerate() {
         let content = match (&f.content, &f.source) {
             (Some(text), _) => Content::Bytes(text.clone().into_bytes()),
@@ -376,10 +404,93 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
     }
     plan.add_parents(&mut problems);
     if problems.is_empty() {
-        Ok(plan)
+        Ok(Planned {
+            plan,
+            packages,
+            sbom,
+        })
     } else {
         Err(Error(problems))
     }
+}
+
+/// The packages the closure took files from, with their licences: the SBOM (in the image at
+/// [`sbom::IMAGE_PATH`]), each package's dpkg status entry (`/var/lib/dpkg/status.d/<pkg>`)
+/// and its copyright file.
+fn add_package_records(
+    r: &Recipe,
+    opts: &Options,
+    src: &Sources,
+    plan: &mut Plan,
+    problems: &mut Vec<String>,
+) -> (Vec<sbom::Package>, String) {
+    let mut packages = Vec::new();
+    let mut used: BTreeMap<String, ()> = BTreeMap::new();
+    for (path, obj) in &plan.closure {
+        match src.staged.owner_of(&obj.source) {
+            Some(p) => {
+                used.insert(p.to_string(), ());
+            }
+            None => problems.push(format!("{path}: no package of the lock ships it")),
+        }
+    }
+    let file = |content: Content, origin: String| Entry {
+        content,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        origin,
+    };
+    for name in used.keys() {
+        let Some(locked) = src.staged.packages.get(name) else {
+            continue;
+        };
+        let copyright = src.staged.copyright(name);
+        let (license, license_comment) = sbom::license_of(copyright.as_ref().map(|c| c.1.as_str()));
+        if let Some((host, _)) = copyright {
+            let e = file(Content::Host(host), format!("copyright of {name}"));
+            plan.add(&format!("/usr/share/doc/{name}/copyright"), e, problems);
+        }
+        if let Some(status) = src.staged.status_entry(name) {
+            let e = file(
+                Content::Bytes(status.into_bytes()),
+                format!("dpkg status of {name}"),
+            );
+            plan.add(&format!("/var/lib/dpkg/status.d/{name}"), e, problems);
+        }
+        packages.push(sbom::Package {
+            locked: locked.clone(),
+            license,
+            license_comment,
+        });
+    }
+    let seed = archive::hex(&sha2::Sha256::digest(src.lock.to_text().as_bytes())[..8]);
+    let doc = sbom::document(&r.name, &packages, opts.epoch, &seed);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    let e = file(
+        Content::Bytes(text.clone().into_bytes()),
+        "the builder (SBOM)".into(),
+    );
+    plan.add(sbom::IMAGE_PATH, e, problems);
+    (packages, text)
+}
+
+/// What goes into the image ([`Plan`]), with the packages it takes files from and its SBOM.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    /// The packages the closure took files from.
+    pub packages: Vec<sbom::Package>,
+    /// The SBOM (SPDX 2.3 JSON text).
+    pub sbom: String,
+}
+
+/// `<image>.spdx.json`, the SBOM beside the image.
+pub fn sbom_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".spdx.json");
+    PathBuf::from(s)
 }
 
 /// What a build produced.
@@ -387,6 +498,16 @@ pub fn plan(r: &Recipe, opts: &Options) -> Result<Plan, Error> {
 pub struct Built {
     pub image: PathBuf,
     pub manifest: PathBuf,
+    /// The SBOM beside the image.
+    pub sbom: PathBuf,
+    /// The packages the image took files from.
+    pub packages: Vec<sbom::Package>,
+    /// The digest of image and manifest together ([`appliance::signed`]).
+    pub digest: appliance::signed::ImageDigest,
+    /// The signature, when signed.
+    pub signature: Option<PathBuf>,
+    /// The lock written by this build (new or updated), if any.
+    pub lock_written: Option<PathBuf>,
     /// Size of the image file in bytes.
     pub size: u64,
     /// Bytes of file content in it.
@@ -398,17 +519,17 @@ pub struct Built {
 /// Checks the recipe's packages and everything else, then builds the image and writes the
 /// manifest beside it.
 pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
-    let mut packages = r.packages.clone();
-    if r.wants_disk_tools() && !packages.iter().any(|p| p == DISK_TOOLS_PACKAGE) {
-        packages.push(DISK_TOOLS_PACKAGE.to_string());
-    }
-    check_packages(&packages, opts.install_packages)?;
     if opts.epoch == 0 {
         return Err(Error::one(
             "the image time (SOURCE_DATE_EPOCH / --epoch) must not be 0",
         ));
     }
-    let plan = plan(r, opts)?;
+    let src = sources(r, opts)?;
+    let Planned {
+        plan,
+        packages,
+        sbom: sbom_text,
+    } = plan(r, opts, &src)?;
     let uuid = opts.uuid.clone().unwrap_or_else(|| fixed_uuid(&r.name));
     let fs = ext4::Filesystem {
         label: r.name.clone(),
@@ -423,12 +544,35 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
     json.push('\n');
     std::fs::write(&manifest, json)
         .map_err(|e| Error::one(format!("writing {}: {e}", manifest.display())))?;
+    let sbom = sbom_path(&opts.output);
+    std::fs::write(&sbom, &sbom_text)
+        .map_err(|e| Error::one(format!("writing {}: {e}", sbom.display())))?;
     let size = std::fs::metadata(&opts.output)
         .map(|m| m.len())
         .map_err(|e| Error::one(format!("{}: {e}", opts.output.display())))?;
+    let (digest, signature) = match &opts.sign_key {
+        Some(key) => {
+            let (d, p) = crate::sign::sign(&opts.output, &manifest, key)?;
+            (d, Some(p))
+        }
+        None => {
+            // A signature of an earlier build beside this path no longer fits: remove it.
+            let _ = std::fs::remove_file(crate::sign::signature_path(&opts.output));
+            (crate::sign::image_digest(&opts.output, &manifest)?, None)
+        }
+    };
+    if let Some(path) = &src.write_lock {
+        std::fs::write(path, src.lock.to_text())
+            .map_err(|e| Error::one(format!("writing the lock {}: {e}", path.display())))?;
+    }
     Ok(Built {
         image: opts.output.clone(),
         manifest,
+        sbom,
+        packages,
+        digest,
+        signature,
+        lock_written: src.write_lock.clone(),
         size,
         content_bytes,
         entries: plan.entries.len(),

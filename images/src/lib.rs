@@ -2,14 +2,22 @@
 //!
 //! A [`recipe`] names the service's programs and the Debian packages they come from, plugins
 //! loaded with `dlopen`, config files, accounts and the image [manifest](appliance::manifest).
-//! [`build`] checks it all, copies each program with its shared-library closure (the
-//! `rootfs` crate: found from the ELF dynamic sections), adds guest-init as `/sbin/init`, and writes a
-//! reproducible image with `rootfs::ext4` (`mkfs.ext4 -d`) plus `<image>.manifest.json` beside it;
+//! [`build`] fetches the packages from Debian's archive as its [`lock`] says ([`archive`]),
+//! unpacks them into a staging root ([`stage`]), checks it all, copies each program with its
+//! shared-library closure (the `rootfs` crate: found from the ELF dynamic sections) from that root, adds
+//! guest-init as `/sbin/init`, the [`sbom`] and dpkg status entries, and writes a
+//! reproducible image with `rootfs::ext4` (`mkfs.ext4 -d`) plus `<image>.manifest.json` and
+//! `<image>.spdx.json` beside it, and with a key its [signature](sign);
 //! [`oci_out`] also writes it as an OCI image (layout directory and `oci-archive`).
 
+pub mod archive;
 pub mod build;
+pub mod lock;
 pub mod oci_out;
 pub mod recipe;
+pub mod sbom;
+pub mod sign;
+pub mod stage;
 
 pub use build::{build, plan, Built, Error, Options};
 pub use recipe::{parse, Recipe};

@@ -23,9 +23,22 @@ struct Args {
     /// /usr/lib/uml/modules.
     #[arg(long)]
     modules_dir: Option<PathBuf>,
-    /// Install the recipe's missing Debian packages with apt-get (needs root).
+    /// The lock file; default RECIPE.lock.json beside the recipe (read when it exists,
+    /// written when it does not).
     #[arg(long)]
-    install_packages: bool,
+    lock: Option<PathBuf>,
+    /// Resolve the packages in the archive as it is now and rewrite the lock.
+    #[arg(long)]
+    update_lock: bool,
+    /// The package cache; default $IMAGE_BUILDER_CACHE or /var/cache/image-builder.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Sign image and manifest with this minisign secret key (writes IMAGE.minisig).
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
+    /// Write a new minisign key pair PREFIX.key (secret) and PREFIX.pub, and exit.
+    #[arg(long, value_name = "PREFIX")]
+    new_key: Option<PathBuf>,
     /// The time of every inode (seconds since 1970); default $SOURCE_DATE_EPOCH or 2024-01-01.
     #[arg(long)]
     epoch: Option<u64>,
@@ -56,11 +69,49 @@ fn fail(lines: &[String]) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// What is in the image: its packages (the SBOM), its digest, lock and signature.
+fn summary(b: &image_builder::Built) {
+    println!(
+        "build-image: {} packages (SBOM {}):",
+        b.packages.len(),
+        b.sbom.display()
+    );
+    for p in &b.packages {
+        let l = &p.locked;
+        println!(
+            "  {:<24} {:<24} source {:<16} {}",
+            l.package, l.version, l.source, p.license
+        );
+    }
+    if let Some(l) = &b.lock_written {
+        println!("build-image: wrote the lock {}", l.display());
+    }
+    println!("build-image: digest {} (image and manifest)", b.digest);
+    match &b.signature {
+        Some(s) => println!("build-image: signed: {}", s.display()),
+        None => println!("build-image: not signed (--sign-key KEY signs it)"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.schema {
         print!("{}", recipe::schema_v1_text());
         return ExitCode::SUCCESS;
+    }
+    if let Some(prefix) = &args.new_key {
+        return match image_builder::sign::new_key(prefix) {
+            Ok((sk, pk)) => {
+                println!(
+                    "build-image: wrote the secret key {} and the public key {} (trust it in \
+                     host-launch's trust.json)",
+                    sk.display(),
+                    pk.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.0),
+        };
     }
     let Some(recipe_path) = args.recipe else {
         return fail(&["a recipe is needed: build-image RECIPE.json -o IMAGE".into()]);
@@ -99,20 +150,27 @@ fn main() -> ExitCode {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    opts.install_packages = args.install_packages;
+    opts.lock = Some(
+        args.lock
+            .unwrap_or_else(|| image_builder::lock::lock_path(&recipe_path)),
+    );
+    opts.update_lock = args.update_lock;
+    if let Some(d) = args.cache_dir {
+        opts.cache_dir = d;
+    }
+    opts.sign_key = args.sign_key;
     if let Some(e) = args.epoch {
         opts.epoch = e;
     }
     opts.uuid = args.uuid;
     if args.check {
-        if let Err(e) =
-            image_builder::build::check_packages(&recipe.packages, opts.install_packages)
-        {
-            return fail(&e.0);
-        }
-        return match image_builder::plan(&recipe, &opts) {
+        let src = match image_builder::build::sources(&recipe, &opts) {
+            Ok(s) => s,
+            Err(e) => return fail(&e.0),
+        };
+        return match image_builder::plan(&recipe, &opts, &src) {
             Ok(plan) => {
-                for (path, e) in &plan.entries {
+                for (path, e) in &plan.plan.entries {
                     println!("{path}\t{:o}\t{}:{}\t{}", e.mode, e.uid, e.gid, e.origin);
                 }
                 ExitCode::SUCCESS
@@ -127,6 +185,7 @@ fn main() -> ExitCode {
     };
     match build(&recipe, &opts) {
         Ok(b) => {
+            summary(&b);
             println!(
                 "build-image: wrote {} ({} bytes, {:.1} MiB; {} entries, {:.1} MiB of files) and {}",
                 b.image.display(),

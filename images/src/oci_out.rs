@@ -2,7 +2,7 @@
 //! same plan as the ext4 root, as one reproducible layer, with the manifest in the config's
 //! labels (the `oci` crate; format in images/README.md, "OCI images").
 
-use crate::build::{plan, Error, Options};
+use crate::build::{plan, sources, Error, Options};
 use crate::recipe::Recipe;
 use std::path::PathBuf;
 
@@ -27,11 +27,14 @@ pub fn write(r: &Recipe, opts: &Options, out: &OciOutput) -> Result<Option<Writt
     if out.layout.is_none() && out.archive.is_none() {
         return Ok(None);
     }
-    let plan = plan(r, opts)?;
+    // The same packages (from the lock and the cache) and the same plan as the ext4 root; the
+    // staging root stays until the layer is written, since entries name files in it.
+    let src = sources(r, opts)?;
+    let planned = plan(r, opts, &src)?;
     let manifest_json = serde_json::to_string(&r.manifest)
         .map_err(|e| Error::one(format!("encoding the manifest: {e}")))?;
     let src = oci::write::Source {
-        entries: &plan.entries,
+        entries: &planned.plan.entries,
         manifest_json,
         contract_version: r.manifest.contract_version,
         entrypoint: r.manifest.service.argv.clone(),

@@ -18,17 +18,19 @@ pub struct Recipe {
     pub recipe_version: u32,
     /// Short name of the image, e.g. `dns`; used as the ext4 volume label (at most 16 bytes).
     pub name: String,
-    /// Debian packages the programs and libraries come from. The builder checks with
-    /// `dpkg-query` that each is installed (and installs the missing ones with `apt-get` when
-    /// run with `--install-packages`).
+    /// Debian packages the programs and libraries come from. The builder fetches them and
+    /// their dependencies from Debian's archive as the lock beside the recipe says
+    /// (`RECIPE.lock.json`) and unpacks them into a staging root; nothing comes from the
+    /// host's installed packages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
-    /// Executables to copy, by absolute host path (the same path in the image), each with the
-    /// shared libraries it needs (`DT_NEEDED`, recursively) and its dynamic loader.
+    /// Executables to copy, by absolute path in their package (the same path in the image),
+    /// each with the shared libraries it needs (`DT_NEEDED`, recursively) and its dynamic
+    /// loader, all taken from the unpacked packages.
     pub programs: Vec<String>,
     /// Shared objects the programs load at run time with `dlopen` (plugins such as rsyslog's
-    /// `imudp.so`), by absolute host path (the same path in the image), with their own
-    /// libraries.
+    /// `imudp.so`), by absolute path in their package (the same path in the image), with their
+    /// own libraries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub libraries: Vec<String>,
     /// Files the image ships (configuration, content).

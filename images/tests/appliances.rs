@@ -10,7 +10,8 @@
 //! - the three example specs (`examples/*.json`) run at once, on one bridge, through
 //!   `host-launch start`, answer, and all stop cleanly with fsck-clean disks.
 //!
-//! Needs root (network namespaces, TAP devices) and dig, curl, logger and rsyslogd; fails,
+//! Needs root (network namespaces, TAP devices) and dig, curl and logger (rsyslogd comes
+//! from the syslog recipe's packages, unpacked from the archive); fails,
 //! rather than skips, without them.
 
 mod common;
@@ -211,10 +212,13 @@ fn syslog_appliance_writes_what_it_receives_to_its_data_disk() {
 }
 
 /// A real rsyslogd on the host side of the lab's namespace, listening on 192.0.2.1:514 (UDP
-/// and TCP) and writing `HOSTNAME APP-NAME MSG` lines to a file; stopped on drop.
+/// and TCP) and writing `HOSTNAME APP-NAME MSG` lines to a file; stopped on drop. It is the
+/// syslog recipe's rsyslog, unpacked from the archive by the builder (the host has no
+/// rsyslog package), run with the loader and libraries of those packages.
 struct HostRsyslog {
     child: Child,
     file: PathBuf,
+    _packages: image_builder::build::Sources,
 }
 
 impl HostRsyslog {
@@ -234,16 +238,34 @@ impl HostRsyslog {
             ),
         )
         .unwrap();
+        let mut o = common::options(&lab.join("unused.img"));
+        o.lock = Some(common::lock("syslog"));
+        let packages = image_builder::build::sources(&common::recipe("syslog"), &o)
+            .unwrap_or_else(|e| panic!("the syslog recipe's packages: {e}"));
+        let root = packages.staged.root.clone();
+        let loader = rootfs::closure::locate(&root, "/lib64/ld-linux-x86-64.so.2").unwrap();
         let child = lab
-            .command("/usr/sbin/rsyslogd")
+            .command(loader.to_str().unwrap())
+            .arg("--library-path")
+            .arg(format!(
+                "{0}/lib/x86_64-linux-gnu:{0}/usr/lib/x86_64-linux-gnu",
+                root.display()
+            ))
+            .arg(root.join("usr/sbin/rsyslogd"))
+            .arg("-M")
+            .arg(root.join("usr/lib/x86_64-linux-gnu/rsyslog"))
             .args(["-n", "-f"])
             .arg(&conf)
             .arg("-i")
             .arg(lab.join("host-rsyslog.pid"))
             .stdin(Stdio::null())
             .spawn()
-            .expect("rsyslogd (package rsyslog)");
-        let r = HostRsyslog { child, file };
+            .expect("rsyslogd from the syslog recipe's packages");
+        let r = HostRsyslog {
+            child,
+            file,
+            _packages: packages,
+        };
         // Listening on both transports before the appliance starts sending.
         let listening = wait_for(Duration::from_secs(10), &["udp", "tcp"], || {
             lab.run(&["ss", "-Hlntu", "sport", "=", ":514"])

@@ -9,7 +9,6 @@ use image_builder::{build, parse, Recipe};
 use rootfs::elf;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 fn recipe_for(program: &str, packages: &[&str]) -> Recipe {
     let text = serde_json::json!({
@@ -39,14 +38,16 @@ fn missing_program_fails_before_writing() {
     let dir = TempDir::new("img-noprog").unwrap();
     let out = dir.join("x.img");
     let e = build(
-        &recipe_for("/usr/sbin/no-such-daemon", &["dpkg"]),
+        &recipe_for("/usr/sbin/no-such-daemon", &["coreutils"]),
         &options(&out),
     )
     .expect_err("a missing program must fail");
     let text = e.to_string();
     assert!(
-        text.contains("/usr/sbin/no-such-daemon: no such file on this host")
-            && text.contains("dpkg -S no-such-daemon"),
+        text.contains(
+            "/usr/sbin/no-such-daemon: no such file in the recipe's packages as unpacked from \
+             the archive"
+        ) && text.contains("apt-file search no-such-daemon"),
         "{text}"
     );
     assert_nothing_written(dir.path(), &[]);
@@ -57,13 +58,12 @@ fn missing_package_fails_before_writing() {
     let dir = TempDir::new("img-nopkg").unwrap();
     let out = dir.join("x.img");
     let r = recipe_for("/bin/true", &["coreutils", "no-such-package-zz9"]);
-    let e = build(&r, &options(&out)).expect_err("a missing package must fail");
-    assert_eq!(
-        e.0,
-        [
-            "package no-such-package-zz9 is not installed; install it with `apt-get install \
-          no-such-package-zz9` or run the builder with --install-packages (as root)"
-        ]
+    let e = build(&r, &options(&out)).expect_err("a package the archive lacks must fail");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("apt cannot resolve the packages coreutils, no-such-package-zz9:")
+            && text.contains("Unable to locate package no-such-package-zz9"),
+        "{text}"
     );
     assert_nothing_written(dir.path(), &[]);
 }
@@ -85,24 +85,32 @@ fn missing_library_fails_before_writing() {
     for i in at {
         bytes[i..i + to.len()].copy_from_slice(to);
     }
-    let prog = dir.join("badtrue");
-    std::fs::write(&prog, &bytes).unwrap();
+    // The closure is looked up under a root (the builder's staging root): this one holds
+    // only the program.
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/badtrue"), &bytes).unwrap();
     assert!(elf::parse(&bytes)
         .unwrap()
         .needed
         .contains(&"libq.so.6".into()));
-    let out = dir.join("x.img");
-    let r = recipe_for(prog.to_str().unwrap(), &[]);
-    let e = build(&r, &options(&out)).expect_err("a missing library must fail");
-    let text = e.to_string();
+    let e = rootfs::closure::resolve(
+        &[("/bin/badtrue".into(), rootfs::closure::Root::Program)],
+        dir.path(),
+    )
+    .expect_err("a missing library must fail");
     assert!(
-        text.starts_with(&format!(
-            "library libq.so.6 needed by {} not found in /lib/x86_64-linux-gnu",
-            prog.display()
+        e.iter().any(|l| l.starts_with(
+            "library libq.so.6 needed by /bin/badtrue not found in /lib/x86_64-linux-gnu"
         )),
-        "{text}"
+        "{e:#?}"
     );
-    assert_nothing_written(dir.path(), &["badtrue"]);
+    // The loader is looked for under the root too, never on the host.
+    assert!(
+        e.iter()
+            .any(|l| l
+                .starts_with("/lib64/ld-linux-x86-64.so.2 (needed by /bin/badtrue): cannot read")),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -110,7 +118,8 @@ fn unreadable_init_and_conflicting_entries_are_reported_together() {
     let dir = TempDir::new("img-conflict").unwrap();
     let out = dir.join("x.img");
     let text = serde_json::json!({
-        "recipe_version": 1, "name": "t", "programs": ["/bin/true"], "ipv6": false,
+        "recipe_version": 1, "name": "t", "packages": ["coreutils"], "programs": ["/bin/true"],
+        "ipv6": false,
         "files": [
             {"path": "/lib/x86_64-linux-gnu/libc.so.6", "content": "not libc"},
             {"path": "/etc/x/y", "content": ""}
@@ -138,20 +147,32 @@ fn unreadable_init_and_conflicting_entries_are_reported_together() {
 }
 
 #[test]
-fn two_builds_are_byte_identical() {
+fn two_builds_from_one_lock_are_byte_identical() {
     let dir = TempDir::new("img-repro").unwrap();
     let a = common::build("dns", &dir.join("a").tap_mkdir());
-    let b = common::build("dns", &dir.join("b").tap_mkdir());
+    // The second build from the same lock starts from an empty package cache: apt's own
+    // lists and the .deb files downloaded again give the same bytes.
+    let mut o = options(&dir.join("b").tap_mkdir().join("dns.img"));
+    o.lock = Some(common::lock("dns"));
+    o.cache_dir = dir.join("cold-cache");
+    let b = build(&common::recipe("dns"), &o).unwrap();
+    assert!(dir.join("cold-cache/debs").read_dir().unwrap().count() > 10);
     assert_eq!(a.size, b.size);
     let (ha, hb) = (sha256(&a.image), sha256(&b.image));
     assert_eq!(ha.len(), 64);
-    assert_eq!(ha, hb, "the same recipe built twice gave different images");
+    assert_eq!(ha, hb, "the same lock built twice gave different images");
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(
+        std::fs::read(&a.sbom).unwrap(),
+        std::fs::read(&b.sbom).unwrap()
+    );
     assert_eq!(
         std::fs::read(&a.manifest).unwrap(),
         std::fs::read(&b.manifest).unwrap()
     );
     // Another time stamp gives another image: the times really are the builder's.
     let mut o = options(&dir.join("c.img"));
+    o.lock = Some(common::lock("dns"));
     o.epoch = 1_000_000_000;
     let c = build(&common::recipe("dns"), &o).unwrap();
     assert_ne!(sha256(&c.image), ha);
@@ -180,9 +201,14 @@ fn closures_are_complete() {
         let r = common::recipe(name);
         let built = common::build(name, dir.path());
         eprintln!("{name}: {} bytes", built.size);
+        // The loader's default directories in the image.
         let libdir: BTreeSet<String> = ls(&built.image, "/lib/x86_64-linux-gnu")
             .into_iter()
             .collect();
+        let usr: BTreeSet<String> = ls(&built.image, "/usr/lib/x86_64-linux-gnu")
+            .into_iter()
+            .collect();
+        let in_usr = |lib: &str| usr.contains(lib);
         assert!(libdir.contains("libc.so.6"), "{name}: {libdir:?}");
         assert!(
             ls(&built.image, "/lib64").contains(&"ld-linux-x86-64.so.2".to_string()),
@@ -208,22 +234,16 @@ fn closures_are_complete() {
                 if lib.starts_with("ld-linux") {
                     continue;
                 }
-                assert!(
-                    libdir.contains(&lib),
-                    "{name}: {lib} (needed by {obj}) is not in /lib/x86_64-linux-gnu"
-                );
-                queue.push(format!("/lib/x86_64-linux-gnu/{lib}"));
-            }
-        }
-        // ldd resolves with the host's loader and cache: every library it lists is there too.
-        for obj in &objects {
-            let out = Command::new("ldd").arg(obj).output().unwrap();
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let lib = line.split_whitespace().next().unwrap_or_default();
-                if lib.starts_with("linux-vdso") || lib.starts_with('/') || lib.is_empty() {
+                if in_usr(&lib) && !libdir.contains(&lib) {
+                    queue.push(format!("/usr/lib/x86_64-linux-gnu/{lib}"));
                     continue;
                 }
-                assert!(libdir.contains(lib), "{name}: ldd says {obj} needs {lib}");
+                assert!(
+                    libdir.contains(&lib),
+                    "{name}: {lib} (needed by {obj}) is not in /lib/x86_64-linux-gnu or \
+                     /usr/lib/x86_64-linux-gnu"
+                );
+                queue.push(format!("/lib/x86_64-linux-gnu/{lib}"));
             }
         }
         // The plugins are where the program looks for them.

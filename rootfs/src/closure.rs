@@ -2,9 +2,15 @@
 //! (`DT_NEEDED`, recursively), found the way the dynamic loader finds it (`DT_RPATH`, then
 //! `DT_RUNPATH`, then the system directories), plus each program's loader (`PT_INTERP`).
 //!
-//! The image keeps host paths: a library found at `/lib/x86_64-linux-gnu/libc.so.6` on the
-//! host is `/lib/x86_64-linux-gnu/libc.so.6` in the image (a regular file: symlinks on the
-//! host are followed), so the guest's loader finds it in its default directories without an
+//! Everything is looked up under one root: the builder's staging root of unpacked Debian
+//! packages (never the host's own files), or `/` for the test harness. Symbolic links are
+//! followed inside that root (an absolute target such as libc6's
+//! `/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2` means the
+//! root's file, not the host's).
+//!
+//! The image keeps the root's paths: a library found at `/lib/x86_64-linux-gnu/libc.so.6`
+//! under the root is `/lib/x86_64-linux-gnu/libc.so.6` in the image (a regular file: links are
+//! followed), so the guest's loader finds it in its default directories without an
 //! `ld.so.cache`.
 
 use crate::elf;
@@ -25,7 +31,7 @@ pub const SYSTEM_DIRS: &[&str] = &[
 /// One ELF object in the closure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
-    /// The host file to copy (symlinks resolved).
+    /// The file to copy, under the root (symlinks resolved inside the root).
     pub source: PathBuf,
     /// Who needed it first (a program, a plugin or another library), for messages.
     pub needed_by: Option<String>,
@@ -45,8 +51,9 @@ pub enum Root {
     Plugin,
 }
 
-/// Resolves `roots` (image path = host path) under `host_root` (`/` normally; another
-/// directory for tests). Returns every object, or every problem found.
+/// Resolves `roots` (image path = path under `host_root`) under `host_root` (the staging root
+/// of unpacked packages, or `/` for the test harness). Returns every object, or every
+/// problem found.
 pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Vec<String>> {
     let mut out = Closure::new();
     let mut problems = Vec::new();
@@ -61,11 +68,20 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
         if out.contains_key(&path) {
             continue;
         }
-        let host = host_path(host_root, &path);
         let via = needed_by
             .as_ref()
             .map(|n| format!(" (needed by {n})"))
             .unwrap_or_default();
+        let host = match locate(host_root, &path) {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(format!(
+                    "{path}{via}: cannot read {}: {e}",
+                    host_path(host_root, &path).display()
+                ));
+                continue;
+            }
+        };
         let bytes = match std::fs::read(&host) {
             Ok(b) => b,
             Err(e) => {
@@ -89,7 +105,7 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
             continue;
         }
         machine = Some(dynamic.machine);
-        let source = std::fs::canonicalize(&host).unwrap_or(host);
+        let source = host;
         if let Some(interp) = &dynamic.interpreter {
             if let Some(base) = interp.rsplit('/').next() {
                 if !loaders.iter().any(|l| l == base) {
@@ -142,6 +158,51 @@ fn host_path(host_root: &Path, guest: &str) -> PathBuf {
     host_root.join(guest.trim_start_matches('/'))
 }
 
+/// The file `guest` names under `root`, with every symbolic link on the way followed inside
+/// `root` (an absolute target is taken from `root`, `..` never leaves it). At most 40 links,
+/// as the kernel allows.
+pub fn locate(root: &Path, guest: &str) -> std::io::Result<PathBuf> {
+    let mut done: Vec<String> = Vec::new();
+    let mut todo: VecDeque<String> = guest
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let at = root.join(done.join("/")).join(&c);
+        let meta = std::fs::symlink_metadata(&at)?;
+        if !meta.file_type().is_symlink() {
+            done.push(c);
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(std::io::Error::other(format!(
+                "too many levels of symbolic links at {}",
+                at.display()
+            )));
+        }
+        let target = std::fs::read_link(&at)?;
+        let target = target.to_string_lossy();
+        if target.starts_with('/') {
+            done.clear();
+        }
+        for (i, t) in target.split('/').filter(|t| !t.is_empty()).enumerate() {
+            todo.insert(i, t.to_string());
+        }
+    }
+    Ok(root.join(done.join("/")))
+}
+
 /// The loader's search: `DT_RPATH` (only without `DT_RUNPATH`), `DT_RUNPATH`, then the
 /// system directories; `$ORIGIN` is the directory of the object. A candidate of another
 /// machine is skipped, as the loader does.
@@ -153,7 +214,7 @@ fn find_library(
     machine: u16,
 ) -> Option<String> {
     if name.contains('/') {
-        return Some(name.to_string()).filter(|p| host_path(host_root, p).is_file());
+        return Some(name.to_string()).filter(|p| locate(host_root, p).is_ok_and(|h| h.is_file()));
     }
     let mut dirs: Vec<String> = Vec::new();
     if d.runpath.is_empty() {
@@ -166,8 +227,7 @@ fn find_library(
         .chain(SYSTEM_DIRS.iter().map(|s| s.to_string()));
     for dir in dirs {
         let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
-        let host = host_path(host_root, &candidate);
-        let Ok(bytes) = std::fs::read(&host) else {
+        let Ok(bytes) = locate(host_root, &candidate).and_then(std::fs::read) else {
             continue;
         };
         if elf::parse(&bytes).is_ok_and(|o| o.machine == machine) {
@@ -212,6 +272,26 @@ mod tests {
         assert!(!c.contains_key("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
         assert!(c["/lib64/ld-linux-x86-64.so.2"].executable);
         assert!(!c["/lib/x86_64-linux-gnu/libc.so.6"].executable);
+    }
+
+    #[test]
+    fn links_are_followed_inside_the_root() {
+        let dir = std::env::temp_dir().join(format!("closure-locate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lib/x")).unwrap();
+        std::fs::create_dir_all(dir.join("lib64")).unwrap();
+        std::fs::write(dir.join("lib/x/ld.so"), b"loader").unwrap();
+        // Absolute and relative links, and a `..` that would leave the root.
+        std::os::unix::fs::symlink("/lib/x/ld.so", dir.join("lib64/ld")).unwrap();
+        std::os::unix::fs::symlink("../lib/x/ld.so", dir.join("lib64/rel")).unwrap();
+        std::os::unix::fs::symlink("../../../../lib/x/ld.so", dir.join("lib64/up")).unwrap();
+        std::os::unix::fs::symlink("loop", dir.join("lib64/loop")).unwrap();
+        for l in ["/lib64/ld", "/lib64/rel", "/lib64/up"] {
+            assert_eq!(locate(&dir, l).unwrap(), dir.join("lib/x/ld.so"), "{l}");
+        }
+        assert!(locate(&dir, "/lib64/loop").is_err());
+        assert!(locate(&dir, "/lib64/none").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

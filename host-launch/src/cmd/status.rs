@@ -65,7 +65,11 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let v: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
-                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "state": e.state})
+                let digest = e.state.as_ref().and_then(|st| st.image.as_ref()).map(|i| {
+                    let image = std::path::Path::new(i);
+                    crate::trust::describe(image, &crate::load::default_manifest_path(image))
+                });
+                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "state": e.state})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -99,6 +103,13 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let _ = writeln!(out, "  umid:     {}", st.umid);
         if let Some(i) = &st.image {
             let _ = writeln!(out, "  image:    {i}");
+            let image = std::path::Path::new(i);
+            let manifest = crate::load::default_manifest_path(image);
+            let _ = writeln!(
+                out,
+                "  digest:   {}",
+                crate::trust::describe(image, &manifest)
+            );
         }
         if let Some(k) = &st.kernel {
             let _ = writeln!(out, "  kernel:   {k}");

@@ -27,11 +27,17 @@ pub fn options(output: &Path) -> Options {
     o
 }
 
-/// Builds a checked-in recipe into `dir/<name>.img`.
+/// The checked-in lock of a checked-in recipe.
+pub fn lock(name: &str) -> PathBuf {
+    recipes_dir().join(format!("{name}.lock.json"))
+}
+
+/// Builds a checked-in recipe into `dir/<name>.img` with its checked-in lock.
 pub fn build(name: &str, dir: &Path) -> Built {
     let out = dir.join(format!("{name}.img"));
-    image_builder::build(&recipe(name), &options(&out))
-        .unwrap_or_else(|e| panic!("building {name}: {e}"))
+    let mut o = options(&out);
+    o.lock = Some(lock(name));
+    image_builder::build(&recipe(name), &o).unwrap_or_else(|e| panic!("building {name}: {e}"))
 }
 
 /// Runs debugfs `request` on `image` and returns its standard output.

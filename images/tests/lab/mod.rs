@@ -71,23 +71,42 @@ impl Lab {
     pub fn image(&self, name: &str) -> PathBuf {
         let path = recipes_dir().join(format!("{name}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        self.build_recipe(name, &text)
+        self.build_recipe(
+            name,
+            &text,
+            &recipes_dir().join(format!("{name}.lock.json")),
+        )
     }
 
-    /// Builds a recipe (JSON) into `DIR/<name>.img`; returns the image.
+    /// Builds a recipe (JSON) into `DIR/<name>.img` with the lock of the lab's DNS recipes
+    /// (modified copies of `recipes/dns.json` with a data disk, so dnsmasq-base and
+    /// e2fsprogs: `tests/lab/dns-disk.lock.json`); returns the image.
     pub fn build(&self, recipe: &Value) -> PathBuf {
-        let name = recipe["name"].as_str().unwrap();
-        self.build_recipe(name, recipe.to_string().as_bytes())
+        let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/dns-disk.lock.json");
+        self.build_locked(recipe, &lock)
     }
 
-    fn build_recipe(&self, name: &str, text: &[u8]) -> PathBuf {
+    /// Builds a recipe (JSON) into `DIR/<name>.img` with the lock `lock`.
+    pub fn build_locked(&self, recipe: &Value, lock: &Path) -> PathBuf {
+        let name = recipe["name"].as_str().unwrap();
+        self.build_recipe(name, recipe.to_string().as_bytes(), lock)
+    }
+
+    fn build_recipe(&self, name: &str, text: &[u8], lock: &Path) -> PathBuf {
         let out = self.join(&format!("{name}.img"));
         let r = image_builder::parse(text).unwrap_or_else(|e| panic!("recipe {name}: {e:#?}"));
         let init = e2e::guest_init().unwrap_or_else(|e| panic!("building guest-init: {e}"));
         let mut o = image_builder::Options::new(&out, init);
         o.base_dir = recipes_dir();
+        o.lock = Some(lock.to_path_buf());
         image_builder::build(&r, &o).unwrap_or_else(|e| panic!("building {name}: {e}"));
         out
+    }
+
+    /// The trust policy host-launch uses in this lab: `DIR/trust.json` (no such file, so no
+    /// policy, unless a test writes one), never the host's.
+    pub fn trust_file(&self) -> PathBuf {
+        self.join("trust.json")
     }
 
     /// A command run inside the namespace.
@@ -142,6 +161,7 @@ impl Lab {
         Command::new(host_launch_exe())
             .args(args)
             .env("HOST_LAUNCH_STATE_DIR", self.state_dir())
+            .env("HOST_LAUNCH_TRUST", self.trust_file())
             .output()
             .expect("running host-launch")
     }

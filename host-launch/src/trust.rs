@@ -1,0 +1,236 @@
+//! Which images this host boots: the trust policy and the check of an image's signature
+//! before every launch (`run`, `start`, `upgrade`; `check` shows the verdict).
+//!
+//! The policy is `/etc/host-launch/trust.json` (or the file `$HOST_LAUNCH_TRUST` names):
+//!
+//! ```json
+//! { "policy": "require", "keys": ["keys/builder.pub"] }
+//! ```
+//!
+//! `keys` are minisign public key files (relative to the policy's directory), as
+//! `build-image --new-key` writes them. `"require"`: an image boots only with a signature
+//! (`<image>.minisig`) by one of those keys over the digest of the image and its manifest
+//! together ([`appliance::signed`]). `"allow-unsigned"`: an image without a signature boots,
+//! one with a signature must verify. Without a policy file nothing is checked (as before
+//! signatures existed); `check` says so. Every refusal is [`Kind::Invalid`](crate::Kind)
+//! (exit 120) and names the file and the fix.
+
+use crate::error::{Error, Result};
+use appliance::signed::{self, ImageDigest};
+use minisign_verify::{PublicKey, Signature};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Where the policy is unless `HOST_LAUNCH_TRUST` names another file.
+pub const DEFAULT_POLICY: &str = "/etc/host-launch/trust.json";
+
+/// A signature or key file bigger than this is not one (they are about 300 bytes).
+const MAX_SMALL_FILE: u64 = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    Require,
+    AllowUnsigned,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    policy: Policy,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// The host's trust: the policy and its keys (by file, for messages).
+pub struct Trust {
+    pub file: PathBuf,
+    pub policy: Policy,
+    pub keys: Vec<(PathBuf, PublicKey)>,
+}
+
+/// What the check found about an image that may boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed by this trusted key file.
+    Signed(PathBuf),
+    /// No signature, and the policy allows that.
+    Unsigned,
+    /// No policy on this host: not checked.
+    NoPolicy,
+}
+
+/// `$HOST_LAUNCH_TRUST`, else [`DEFAULT_POLICY`].
+pub fn policy_path() -> PathBuf {
+    std::env::var_os("HOST_LAUNCH_TRUST")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY))
+}
+
+fn read_small(path: &Path, what: &str) -> Result<String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::invalid(format!("{}: cannot read the {what}: {e}", path.display())))?;
+    if meta.len() > MAX_SMALL_FILE {
+        return Err(Error::invalid(format!(
+            "{}: {} bytes is too big for a {what}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("{}: cannot read the {what}: {e}", path.display())))
+}
+
+/// The host's trust policy, or `None` when there is no policy file.
+pub fn load() -> Result<Option<Trust>> {
+    let file = policy_path();
+    if !file.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&file)
+        .map_err(|e| Error::invalid(format!("{}: cannot read: {e}", file.display())))?;
+    let value = contract::json::parse_value(&text)
+        .map_err(|e| Error::invalid(format!("{}: {e}", file.display())))?;
+    let p: PolicyFile = serde_path_to_error::deserialize(value).map_err(|e| {
+        Error::invalid(format!(
+            "{}: {}: {} (expected {{\"policy\": \"require\" | \"allow-unsigned\", \"keys\": \
+             [\"FILE.pub\", ...]}})",
+            file.display(),
+            e.path(),
+            e.inner()
+        ))
+    })?;
+    let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut keys = Vec::new();
+    for (i, k) in p.keys.iter().enumerate() {
+        let path = base.join(k);
+        let text = read_small(&path, "public key")
+            .map_err(|e| e.context(format!("{}: keys[{i}]", file.display())))?;
+        let key = PublicKey::decode(&text)
+            .or_else(|_| PublicKey::from_base64(text.trim()))
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "{}: keys[{i}]: {} is not a minisign public key ({e}); give the .pub file \
+                     `build-image --new-key` wrote",
+                    file.display(),
+                    path.display()
+                ))
+            })?;
+        keys.push((path, key));
+    }
+    if p.policy == Policy::Require && keys.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: keys: \"require\" with no keys refuses every image; list the builders' public \
+             key files",
+            file.display()
+        )));
+    }
+    Ok(Some(Trust {
+        file,
+        policy: p.policy,
+        keys,
+    }))
+}
+
+/// The digest of an image and its manifest (what a signature signs).
+pub fn digest(image: &Path, manifest: &Path) -> Result<ImageDigest> {
+    let f = std::fs::File::open(image)
+        .map_err(|e| Error::invalid(format!("{}: cannot read the image: {e}", image.display())))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::invalid(format!("{}: {e}", image.display())))?
+        .len();
+    let m = std::fs::read(manifest)
+        .map_err(|e| Error::invalid(format!("{}: cannot read: {e}", manifest.display())))?;
+    signed::digest(f, len, &m).map_err(|e| Error::invalid(format!("{}: {e}", image.display())))
+}
+
+/// `<image>.minisig`.
+pub fn signature_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(signed::SIGNATURE_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Checks an image and its manifest against the host's policy: `Ok` when it may boot.
+pub fn check(image: &Path, manifest: &Path) -> Result<(ImageDigest, Verdict)> {
+    let d = digest(image, manifest)?;
+    let Some(trust) = load()? else {
+        return Ok((d, Verdict::NoPolicy));
+    };
+    let verdict = trust.verify(image, manifest, &d)?;
+    Ok((d, verdict))
+}
+
+impl Trust {
+    /// The verdict for an image whose digest is `d`, or the refusal.
+    pub fn verify(&self, image: &Path, manifest: &Path, d: &ImageDigest) -> Result<Verdict> {
+        let sig_path = signature_path(image);
+        if !sig_path.exists() {
+            return match self.policy {
+                Policy::AllowUnsigned => Ok(Verdict::Unsigned),
+                Policy::Require => Err(Error::invalid(format!(
+                    "{}: not signed (no {}), and the trust policy {} requires signed images; \
+                     sign it with `build-image --sign-key KEY`, or set \"policy\": \
+                     \"allow-unsigned\" there",
+                    image.display(),
+                    sig_path.display(),
+                    self.file.display()
+                ))),
+            };
+        }
+        let text = read_small(&sig_path, "signature")?;
+        let sig = Signature::decode(&text).map_err(|e| {
+            Error::invalid(format!(
+                "{}: not a minisign signature ({e}); sign the image again with `build-image \
+                 --sign-key KEY`",
+                sig_path.display()
+            ))
+        })?;
+        let message = signed::signed_text(d);
+        let mut key_matched = false;
+        for (path, key) in &self.keys {
+            match key.verify(message.as_bytes(), &sig, false) {
+                Ok(()) => return Ok(Verdict::Signed(path.clone())),
+                Err(minisign_verify::Error::UnexpectedKeyId) => {}
+                Err(_) => key_matched = true,
+            }
+        }
+        if key_matched {
+            Err(Error::invalid(format!(
+                "{} or its manifest {} changed since they were signed: {} does not match their \
+                 digest {d}; rebuild and sign the image again, or put back the files that were \
+                 signed",
+                image.display(),
+                manifest.display(),
+                sig_path.display()
+            )))
+        } else {
+            Err(Error::invalid(format!(
+                "{}: signed by a key this host does not trust (none of the keys in {}); add \
+                 the builder's public key to its \"keys\" if you trust it",
+                sig_path.display(),
+                self.file.display()
+            )))
+        }
+    }
+}
+
+/// One line for `check` and `status`: the digest and what the policy made of it.
+pub fn describe(image: &Path, manifest: &Path) -> String {
+    match check(image, manifest) {
+        Ok((d, Verdict::Signed(k))) => format!("{d} (signed, verified with {})", k.display()),
+        Ok((d, Verdict::Unsigned)) => {
+            format!("{d} (unsigned; the trust policy allows unsigned images)")
+        }
+        Ok((d, Verdict::NoPolicy)) => format!(
+            "{d} (signature not checked: no trust policy {})",
+            policy_path().display()
+        ),
+        Err(e) => match digest(image, manifest) {
+            Ok(d) => format!("{d} (REFUSED: {e})"),
+            Err(e) => format!("unknown ({e})"),
+        },
+    }
+}
