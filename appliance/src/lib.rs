@@ -18,3 +18,4 @@ pub mod merge;
 pub mod schema;
 pub mod signed;
 pub mod spec;
+pub mod uml_path;

@@ -3,6 +3,7 @@
 //! missing field is an error at its JSON path, and [`check`] reports every host-side problem
 //! (names, addresses, sizes) at once.
 
+pub use crate::uml_path::check_uml_path;
 use contract::addr::{parse_cidr, parse_mac};
 use contract::{Problem, Problems, RemoteSyslog, Route};
 use schemars::JsonSchema;
@@ -246,20 +247,6 @@ fn check_netns(name: &str) -> Result<(), String> {
              (as `ip netns add` does)"
         ))
     }
-}
-
-/// A path UML can take on its command line (no ',', ':' or whitespace, UTF-8, not empty).
-pub fn check_uml_path(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Err("is empty; give a file path".into());
-    }
-    if p.contains([',', ':', '=']) || p.contains(char::is_whitespace) || p.contains('\0') {
-        return Err(format!(
-            "'{p}' contains ',', ':', '=' or whitespace, which the UML command line cannot \
-             carry; rename or move the file"
-        ));
-    }
-    Ok(())
 }
 
 /// The message for a spec that still names `run_as`.

@@ -20,6 +20,7 @@ pub mod load;
 pub mod notify;
 pub mod oci_image;
 pub mod output;
+pub mod paths;
 pub mod pin;
 pub mod prepare;
 pub mod privs;

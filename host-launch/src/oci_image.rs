@@ -4,7 +4,7 @@
 //! built there from the layers on first use, and its manifest from the config's label.
 
 use crate::error::{Error, Result};
-use crate::load::resolve;
+use crate::paths::resolve;
 use appliance::image_ref::{self, ImageRef};
 use oci::read::Reference;
 use std::path::Path;

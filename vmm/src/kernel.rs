@@ -15,7 +15,7 @@ pub const KERNEL_ENV: &str = "UML_KERNEL";
 
 /// The project's kernel as `kernel/build` leaves it in the checkout this was built from.
 pub fn built_kernel() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/kernel/linux")
+    rootfs::workspace_root().join("build/kernel/linux")
 }
 
 /// The kernel to boot when the spec names none: `$UML_KERNEL`, else the project's kernel

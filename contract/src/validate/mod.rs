@@ -1,10 +1,15 @@
 //! Semantic validation of a v1 contract: every problem at once, each with its JSON path and a
 //! sentence that says what to change.
 
+mod liveness;
 mod network;
 mod service;
 mod storage;
 
+pub use liveness::{
+    problems as liveness_problems, MAX_FAILURE_THRESHOLD, MAX_INTERVAL_MS, MAX_TIMEOUT_MS,
+    MIN_INTERVAL_MS,
+};
 pub use network::check_host_address;
 
 use crate::v1::*;

@@ -107,7 +107,7 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
     }
     check_readiness(ck, &s.readiness);
     if let Some(l) = &s.liveness {
-        for (path, message) in crate::liveness::problems(l, "service.liveness") {
+        for (path, message) in super::liveness::problems(l, "service.liveness") {
             ck.push(path, message);
         }
     }
