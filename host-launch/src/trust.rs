@@ -153,14 +153,13 @@ pub fn signature_path(image: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Checks an image and its manifest against the host's policy: `Ok` when it may boot.
-pub fn check(image: &Path, manifest: &Path) -> Result<(ImageDigest, Verdict)> {
-    let d = digest(image, manifest)?;
+/// Checks an image and its manifest against the host's policy: `Ok` when it may boot. Without
+/// a policy nothing is read: hashing the whole image would only slow every start.
+pub fn check(image: &Path, manifest: &Path) -> Result<Verdict> {
     let Some(trust) = load()? else {
-        return Ok((d, Verdict::NoPolicy));
+        return Ok(Verdict::NoPolicy);
     };
-    let verdict = trust.verify(image, manifest, &d)?;
-    Ok((d, verdict))
+    trust.verify(image, manifest, &digest(image, manifest)?)
 }
 
 impl Trust {
@@ -219,18 +218,23 @@ impl Trust {
 
 /// One line for `check` and `status`: the digest and what the policy made of it.
 pub fn describe(image: &Path, manifest: &Path) -> String {
-    match check(image, manifest) {
-        Ok((d, Verdict::Signed(k))) => format!("{d} (signed, verified with {})", k.display()),
-        Ok((d, Verdict::Unsigned)) => {
+    let d = match digest(image, manifest) {
+        Ok(d) => d,
+        Err(e) => return format!("unknown ({e})"),
+    };
+    let verdict = load().and_then(|trust| match trust {
+        Some(t) => t.verify(image, manifest, &d),
+        None => Ok(Verdict::NoPolicy),
+    });
+    match verdict {
+        Ok(Verdict::Signed(k)) => format!("{d} (signed, verified with {})", k.display()),
+        Ok(Verdict::Unsigned) => {
             format!("{d} (unsigned; the trust policy allows unsigned images)")
         }
-        Ok((d, Verdict::NoPolicy)) => format!(
+        Ok(Verdict::NoPolicy) => format!(
             "{d} (signature not checked: no trust policy {})",
             policy_path().display()
         ),
-        Err(e) => match digest(image, manifest) {
-            Ok(d) => format!("{d} (REFUSED: {e})"),
-            Err(e) => format!("unknown ({e})"),
-        },
+        Err(e) => format!("{d} (REFUSED: {e})"),
     }
 }

@@ -28,12 +28,12 @@ fn main() {
     o.base_dir = recipe_path.parent().unwrap().to_path_buf();
     for gzip in [false, true] {
         let archive = dir.join(format!("dns-gzip{gzip}.oci.tar"));
-        let out = image_builder::oci_out::OciOutput {
+        o.oci = image_builder::oci_out::OciOutput {
             layout: None,
             archive: Some(archive.clone()),
             gzip,
         };
-        image_builder::oci_out::write(&r, &o, &out).unwrap();
+        image_builder::build(&r, &o).unwrap();
         let size = std::fs::metadata(&archive).unwrap().len();
         let reference = Reference::Archive(archive);
         let mut first = Vec::new();

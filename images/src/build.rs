@@ -53,6 +53,8 @@ pub struct Options {
     pub epoch: u64,
     /// The file system UUID (also the directory hash seed); default derived from the name.
     pub uuid: Option<String>,
+    /// Also write the image as an OCI image (layout and/or archive); default neither.
+    pub oci: crate::oci_out::OciOutput,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
                 .filter(|&e| e > 0)
                 .unwrap_or(DEFAULT_EPOCH),
             uuid: None,
+            oci: Default::default(),
         }
     }
 
@@ -514,6 +517,8 @@ pub struct Built {
     pub content_bytes: u64,
     /// Number of entries (files, directories, symlinks).
     pub entries: usize,
+    /// The OCI image's digests, when `oci` named an output.
+    pub oci: Option<crate::oci_out::Written>,
 }
 
 /// Checks the recipe's packages and everything else, then builds the image and writes the
@@ -538,6 +543,7 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         spare_kib: 0,
     };
     let content_bytes = ext4::write(&plan.entries, &opts.output, &fs)?;
+    let oci = crate::oci_out::write(r, &plan.entries, opts.epoch, &opts.oci)?;
     let manifest = opts.manifest_path();
     let mut json = serde_json::to_string_pretty(&r.manifest)
         .map_err(|e| Error::one(format!("encoding the manifest: {e}")))?;
@@ -576,6 +582,7 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         size,
         content_bytes,
         entries: plan.entries.len(),
+        oci,
     })
 }
 

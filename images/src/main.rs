@@ -178,7 +178,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.0),
         };
     }
-    let out = OciOutput {
+    opts.oci = OciOutput {
         layout: args.oci_layout,
         archive: args.oci_archive,
         gzip: args.oci_gzip,
@@ -195,22 +195,14 @@ fn main() -> ExitCode {
                 b.content_bytes as f64 / 1048576.0,
                 b.manifest.display()
             );
-            write_oci(&recipe, &opts, out)
-        }
-        Err(e) => fail(&e.0),
-    }
-}
-
-fn write_oci(recipe: &image_builder::Recipe, opts: &Options, out: OciOutput) -> ExitCode {
-    match image_builder::oci_out::write(recipe, opts, &out) {
-        Ok(Some(w)) => {
-            println!(
-                "build-image: wrote the OCI image (manifest {}, config {})",
-                w.manifest, w.config
-            );
+            if let Some(w) = &b.oci {
+                println!(
+                    "build-image: wrote the OCI image (manifest {}, config {})",
+                    w.manifest, w.config
+                );
+            }
             ExitCode::SUCCESS
         }
-        Ok(None) => ExitCode::SUCCESS,
         Err(e) => fail(&e.0),
     }
 }

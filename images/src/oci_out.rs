@@ -2,8 +2,10 @@
 //! same plan as the ext4 root, as one reproducible layer, with the manifest in the config's
 //! labels (the `oci` crate; format in images/README.md, "OCI images").
 
-use crate::build::{plan, sources, Error, Options};
 use crate::recipe::Recipe;
+use rootfs::ext4::Entry;
+use rootfs::Error;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where to write the OCI image.
@@ -22,23 +24,26 @@ pub struct Written {
     pub config: oci::Digest,
 }
 
-/// Writes the recipe's image as an OCI image; nothing when no output is named.
-pub fn write(r: &Recipe, opts: &Options, out: &OciOutput) -> Result<Option<Written>, Error> {
+/// Writes the recipe's image as an OCI image from the entries of its ext4 root (the build
+/// calls this while the staging root those entries name still exists); nothing when no
+/// output is named.
+pub fn write(
+    r: &Recipe,
+    entries: &BTreeMap<String, Entry>,
+    epoch: u64,
+    out: &OciOutput,
+) -> Result<Option<Written>, Error> {
     if out.layout.is_none() && out.archive.is_none() {
         return Ok(None);
     }
-    // The same packages (from the lock and the cache) and the same plan as the ext4 root; the
-    // staging root stays until the layer is written, since entries name files in it.
-    let src = sources(r, opts)?;
-    let planned = plan(r, opts, &src)?;
     let manifest_json = serde_json::to_string(&r.manifest)
         .map_err(|e| Error::one(format!("encoding the manifest: {e}")))?;
     let src = oci::write::Source {
-        entries: &planned.plan.entries,
+        entries,
         manifest_json,
         contract_version: r.manifest.contract_version,
         entrypoint: r.manifest.service.argv.clone(),
-        epoch: opts.epoch,
+        epoch,
         ref_name: format!("{}:latest", r.name),
         gzip: out.gzip,
     };
@@ -48,7 +53,7 @@ pub fn write(r: &Recipe, opts: &Options, out: &OciOutput) -> Result<Option<Writt
         oci::write::write_layout(&img, dir).map_err(oci_err)?;
     }
     if let Some(file) = &out.archive {
-        oci::write::write_archive(&img, file, opts.epoch).map_err(oci_err)?;
+        oci::write::write_archive(&img, file, epoch).map_err(oci_err)?;
     }
     Ok(Some(Written {
         manifest: img.manifest,

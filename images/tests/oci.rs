@@ -32,14 +32,12 @@ fn build_oci(dir: &Path, gzip: bool) -> (PathBuf, PathBuf, image_builder::oci_ou
     let init = e2e::guest_init().unwrap_or_else(|e| panic!("building guest-init: {e}"));
     let mut o = image_builder::Options::new(dir.join("dns.img"), init);
     o.base_dir = path.parent().unwrap().to_path_buf();
-    let out = image_builder::oci_out::OciOutput {
+    o.oci = image_builder::oci_out::OciOutput {
         layout: Some(dir.join("dns.oci")),
         archive: Some(dir.join("dns.oci.tar")),
         gzip,
     };
-    let w = image_builder::oci_out::write(&r, &o, &out)
-        .unwrap()
-        .unwrap();
+    let w = image_builder::build(&r, &o).unwrap().oci.unwrap();
     (dir.join("dns.oci.tar"), dir.join("dns.oci"), w)
 }
 

@@ -209,6 +209,24 @@ impl Drop for Container {
     }
 }
 
+/// Waits until dns1 has been restarted `n` times in all and is running and ready again.
+fn restarted(c: &Container, what: &str, n: &str) {
+    c.until(what, Duration::from_secs(60), |c| {
+        let (restarts, sub) = (
+            c.prop("host-launch@dns1", "NRestarts"),
+            c.prop("host-launch@dns1", "SubState"),
+        );
+        let ready = c
+            .prop("host-launch@dns1", "StatusText")
+            .starts_with("ready");
+        if restarts == n && sub == "running" && ready {
+            Ok(())
+        } else {
+            Err(format!("{restarts} {sub}"))
+        }
+    });
+}
+
 fn rootfs() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/systemd-rootfs");
     let out = Command::new(&script)
@@ -337,44 +355,14 @@ fn appliances_run_as_systemd_services() {
     // UML killed with SIGKILL: the launcher ends with a failure, systemd starts it again.
     let uml = c.uml_pid("dns1");
     c.ok(&format!("kill -KILL {uml}"));
-    c.until("restart after SIGKILL", Duration::from_secs(60), |c| {
-        let (n, sub) = (
-            c.prop("host-launch@dns1", "NRestarts"),
-            c.prop("host-launch@dns1", "SubState"),
-        );
-        let ready = c
-            .prop("host-launch@dns1", "StatusText")
-            .starts_with("ready");
-        if n == "1" && sub == "running" && ready {
-            Ok(())
-        } else {
-            Err(format!("{n} {sub}"))
-        }
-    });
+    restarted(&c, "restart after SIGKILL", "1");
     assert_eq!(c.dig("www.example.net"), "192.0.2.80");
 
     // A guest that stops (every UML process SIGSTOPped, as a hung kernel): no heartbeats,
     // no WATCHDOG=1, systemd kills the launcher and starts the appliance again.
     let uml = c.uml_pid("dns1");
     c.ok(&format!("kill -STOP -{uml}"));
-    c.until(
-        "restart through the watchdog",
-        Duration::from_secs(60),
-        |c| {
-            let (n, sub) = (
-                c.prop("host-launch@dns1", "NRestarts"),
-                c.prop("host-launch@dns1", "SubState"),
-            );
-            let ready = c
-                .prop("host-launch@dns1", "StatusText")
-                .starts_with("ready");
-            if n == "2" && sub == "running" && ready {
-                Ok(())
-            } else {
-                Err(format!("{n} {sub}"))
-            }
-        },
-    );
+    restarted(&c, "restart through the watchdog", "2");
     let j = c.ok("journalctl -u host-launch@dns1 --no-pager");
     assert!(j.contains("Watchdog timeout"), "{j}");
     assert_eq!(c.dig("www.example.net"), "192.0.2.80");

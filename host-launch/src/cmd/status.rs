@@ -61,14 +61,16 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
             }
         }
     }
+    let mut digests = Digests::default();
     if json {
         let v: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
-                let digest = e.state.as_ref().and_then(|st| st.image.as_ref()).map(|i| {
-                    let image = std::path::Path::new(i);
-                    crate::trust::describe(image, &crate::load::default_manifest_path(image))
-                });
+                let digest = e
+                    .state
+                    .as_ref()
+                    .and_then(|st| st.image.as_ref())
+                    .map(|i| digests.of(i));
                 serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "state": e.state})
             })
             .collect();
@@ -103,13 +105,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         let _ = writeln!(out, "  umid:     {}", st.umid);
         if let Some(i) = &st.image {
             let _ = writeln!(out, "  image:    {i}");
-            let image = std::path::Path::new(i);
-            let manifest = crate::load::default_manifest_path(image);
-            let _ = writeln!(
-                out,
-                "  digest:   {}",
-                crate::trust::describe(image, &manifest)
-            );
+            let _ = writeln!(out, "  digest:   {}", digests.of(i));
         }
         if let Some(k) = &st.kernel {
             let _ = writeln!(out, "  kernel:   {k}");
@@ -163,4 +159,20 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Each image's digest line, hashed once per `status` however many appliances share it.
+#[derive(Default)]
+struct Digests(std::collections::BTreeMap<String, String>);
+
+impl Digests {
+    fn of(&mut self, image: &str) -> String {
+        self.0
+            .entry(image.to_string())
+            .or_insert_with(|| {
+                let path = std::path::Path::new(image);
+                crate::trust::describe(path, &crate::load::default_manifest_path(path))
+            })
+            .clone()
+    }
 }
