@@ -20,9 +20,43 @@ pub struct Clocks {
     pub init_us: u64,
 }
 
-/// How often guest-init sends a [`Event::Heartbeat`]: one ~100-byte line a second costs the
-/// guest and the host next to nothing, and lets a host watchdog of a few seconds notice a hang.
+/// How often guest-init sends a [`Event::Heartbeat`] when the host does not say
+/// ([`HEARTBEAT_PARAM`]): once a second lets a host watchdog of a few seconds notice a hang.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
+
+/// The kernel parameter by which a host sets guest-init's heartbeat interval in ms, `0` for
+/// none (guest-init's choice, not part of the contract: an init that does not know it ignores
+/// it, and the kernel does not hand a dotted parameter to init). Each heartbeat wakes the
+/// guest's PID 1 and the host: at hundreds of idle VMs per host that is most of their CPU, so
+/// a host asks for them only when something watches (host-launch: under a systemd watchdog).
+pub const HEARTBEAT_PARAM: &str = "guest_init.heartbeat_ms";
+
+/// The longest heartbeat interval a host may ask for (guest-init's poll wakes at least this
+/// often anyway).
+pub const HEARTBEAT_MAX_MS: u64 = 60_000;
+
+/// The heartbeat interval a `/proc/cmdline` asks for: `Ok(None)` for none (`0`), the default
+/// without the parameter, and an error naming the parameter for a value that is not a number
+/// of ms from 1 to [`HEARTBEAT_MAX_MS`] (then the caller keeps the default and says so).
+pub fn heartbeat_interval_ms(cmdline_text: &str) -> Result<Option<u64>, String> {
+    let Some(value) = crate::cmdline::find(cmdline_text, HEARTBEAT_PARAM) else {
+        return Ok(Some(HEARTBEAT_INTERVAL_MS));
+    };
+    match value.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(ms) if ms <= HEARTBEAT_MAX_MS => Ok(Some(ms)),
+        _ => Err(format!(
+            "{HEARTBEAT_PARAM}={value:?} is not 0 (no heartbeat) or a number of ms up to \
+             {HEARTBEAT_MAX_MS}; sending one every {HEARTBEAT_INTERVAL_MS} ms"
+        )),
+    }
+}
+
+/// The kernel argument that asks for a heartbeat every `interval` (`None`: none).
+pub fn heartbeat_arg(interval: Option<std::time::Duration>) -> String {
+    let ms = interval.map_or(0, |d| (d.as_millis() as u64).clamp(1, HEARTBEAT_MAX_MS));
+    format!("{HEARTBEAT_PARAM}={ms}")
+}
 
 const CLOCK_KEYS: [&str; 3] = ["ts_us", "boot_us", "init_us"];
 
@@ -521,5 +555,35 @@ mod tests {
             parse("{\"event\":\"fatal\\u001b[2J\",\"reason\":\"a\\nb\\u0000\"}").expect("event");
         assert_eq!(read.event.human(), "fatal\\u{1b}[2J: reason=a\\u{a}b\\u{0}");
         assert!(parse(r#"{"event":"ready","event":"fatal"}"#).is_none());
+    }
+
+    #[test]
+    fn the_heartbeat_interval_comes_from_the_kernel_command_line() {
+        let d = Some(HEARTBEAT_INTERVAL_MS);
+        assert_eq!(heartbeat_interval_ms("root=/dev/ubda quiet"), Ok(d));
+        assert_eq!(heartbeat_interval_ms("guest_init.heartbeat_ms=0"), Ok(None));
+        assert_eq!(
+            heartbeat_interval_ms("a guest_init.heartbeat_ms=2500 b"),
+            Ok(Some(2500))
+        );
+        for bad in ["x", "-1", "60001", ""] {
+            let e =
+                heartbeat_interval_ms(&format!("guest_init.heartbeat_ms={bad}")).expect_err(bad);
+            assert!(e.contains(HEARTBEAT_PARAM), "{e}");
+        }
+        // After `--` the arguments are init's, not the kernel's.
+        assert_eq!(heartbeat_interval_ms("-- guest_init.heartbeat_ms=0"), Ok(d));
+    }
+
+    #[test]
+    fn a_host_asks_for_the_heartbeat_it_reads_back() {
+        use std::time::Duration;
+        assert_eq!(heartbeat_arg(None), "guest_init.heartbeat_ms=0");
+        let arg = heartbeat_arg(Some(Duration::from_millis(2500)));
+        assert_eq!(heartbeat_interval_ms(&arg), Ok(Some(2500)));
+        let huge = heartbeat_arg(Some(Duration::from_secs(3600)));
+        assert_eq!(heartbeat_interval_ms(&huge), Ok(Some(HEARTBEAT_MAX_MS)));
+        let tiny = heartbeat_arg(Some(Duration::from_micros(10)));
+        assert_eq!(heartbeat_interval_ms(&tiny), Ok(Some(1)));
     }
 }

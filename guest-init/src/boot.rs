@@ -139,6 +139,8 @@ impl Observer for Reporter {
 /// What is up once boot succeeded.
 struct Up {
     checked: Checked,
+    /// The heartbeat interval the host asked for on the kernel command line.
+    heartbeat: Option<Duration>,
 }
 
 /// PID 1's whole life. Never returns.
@@ -172,7 +174,13 @@ pub fn run(started_us: u64) -> ! {
         Ok(up) => {
             let service = &up.checked.contract.service;
             let typed = &up.checked.service;
-            let mut sup = match Supervisor::new(service, typed, &rep, SpawnOptions::default()) {
+            let mut sup = match Supervisor::new(
+                service,
+                typed,
+                &rep,
+                SpawnOptions::default(),
+                up.heartbeat,
+            ) {
                 Ok(s) => s,
                 Err(e) => {
                     rep.fatal(&Fatal::new(
@@ -274,7 +282,18 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
     runfs::write_files(&contract.files, &checked.file_modes)
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
     start_logging(rep, &checked)?;
-    Ok(Up { checked })
+    let heartbeat = heartbeat_interval(rep, &cmdline_text);
+    Ok(Up { checked, heartbeat })
+}
+
+/// The heartbeat interval `/proc/cmdline` asks for; a bad value is reported, not fatal: the
+/// heartbeat only helps the host watch the guest.
+fn heartbeat_interval(rep: &Reporter, cmdline_text: &str) -> Option<Duration> {
+    let ms = contract::status::heartbeat_interval_ms(cmdline_text).unwrap_or_else(|e| {
+        rep.event(Event::Warning { reason: e });
+        Some(contract::status::HEARTBEAT_INTERVAL_MS)
+    });
+    ms.map(Duration::from_millis)
 }
 
 /// Validation problems as a fatal error naming the first one's field.

@@ -98,12 +98,10 @@ pub struct Supervisor<'a, O: Observer> {
     orphans_reaped: u64,
     /// The liveness check, if the contract has one.
     liveness: Option<Checker>,
-    /// When the next [`Event::Heartbeat`] is due.
-    next_heartbeat: Instant,
+    /// How often PID 1 tells the host it is alive (`contract::status::HEARTBEAT_PARAM`), and
+    /// when the next [`Event::Heartbeat`] is due; `None`: the host asked for none.
+    heartbeat: Option<(Duration, Instant)>,
 }
-
-/// How often PID 1 tells the host it is alive (see `contract::status`).
-const HEARTBEAT: Duration = Duration::from_millis(contract::status::HEARTBEAT_INTERVAL_MS);
 
 impl<'a, O: Observer> Supervisor<'a, O> {
     /// Takes over the (already blocked) [`handled_signals`] through a signalfd.
@@ -112,6 +110,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         typed: &'a checked::Service,
         obs: &'a O,
         opts: SpawnOptions,
+        heartbeat: Option<Duration>,
     ) -> Result<Self, Errno> {
         let signals = SignalFd::with_flags(
             &handled_signals(),
@@ -140,7 +139,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 .clone()
                 .zip(typed.liveness.clone())
                 .map(|(l, target)| Checker::new(l, target, svc.uid, svc.gid)),
-            next_heartbeat: Instant::now(),
+            heartbeat: heartbeat.map(|every| (every, Instant::now())),
         })
     }
 
@@ -232,7 +231,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.restart_at,
             self.kill_at,
             probing.then_some(self.next_probe),
-            Some(self.next_heartbeat),
+            self.heartbeat.map(|(_, next)| next),
             self.liveness.as_ref().and_then(Checker::deadline),
         ];
         match deadlines.iter().flatten().min() {
@@ -441,11 +440,13 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.start();
         }
         self.probe_tcp(now);
-        if self.next_heartbeat <= now {
-            self.obs.event(Event::Heartbeat {
-                restarts: self.restarts,
-            });
-            self.next_heartbeat = now + HEARTBEAT;
+        if let Some((every, next)) = self.heartbeat.as_mut() {
+            if *next <= now {
+                self.obs.event(Event::Heartbeat {
+                    restarts: self.restarts,
+                });
+                *next = now + *every;
+            }
         }
         let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
         if let Some(v) = verdict {

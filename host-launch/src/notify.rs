@@ -103,6 +103,14 @@ impl Notifier {
         self.send(&["STOPPING=1".into(), status_line(status)]);
     }
 
+    /// How often the guest should send a heartbeat: a quarter of the watchdog interval, so
+    /// that a lost one or two do not trip it; `None` without a watchdog, since nothing else
+    /// needs them and each one wakes the guest and the launcher.
+    pub fn heartbeat(&self) -> Option<Duration> {
+        self.watchdog
+            .map(|w| (w / 4).max(Duration::from_millis(100)))
+    }
+
     /// The guest showed it is alive (a status event arrived): `WATCHDOG=1`, at most every
     /// quarter of the interval, as sd_watchdog_enabled(3) advises half or less.
     pub fn alive(&self, now: Instant) {
@@ -192,6 +200,16 @@ mod tests {
         n.ready("x");
         n.alive(Instant::now());
         assert_eq!(n.watchdog(), None);
+        assert_eq!(n.heartbeat(), None, "no watchdog, no heartbeats asked for");
+    }
+
+    #[test]
+    fn the_guest_beats_four_times_per_watchdog_interval() {
+        let mut n = Notifier::none();
+        n.watchdog = Some(Duration::from_secs(10));
+        assert_eq!(n.heartbeat(), Some(Duration::from_millis(2500)));
+        n.watchdog = Some(Duration::from_millis(20));
+        assert_eq!(n.heartbeat(), Some(Duration::from_millis(100)));
     }
 
     #[test]

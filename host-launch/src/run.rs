@@ -173,6 +173,9 @@ fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Res
     let _ = sigs.thread_block();
     notify.status("preparing the host");
     let mut p = prepare(&l, opts)?;
+    p.machine
+        .extra
+        .push(contract::status::heartbeat_arg(notify.heartbeat()));
     match boot(&l, &mut p, opts, notify) {
         Ok(o) => Ok(o),
         Err(e) => {

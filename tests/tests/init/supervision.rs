@@ -363,6 +363,56 @@ fn the_liveness_check_restarts_a_service_that_hangs_without_exiting() {
     );
 }
 
+/// The host sets the heartbeat on the kernel command line (`contract::status::HEARTBEAT_PARAM`):
+/// `0` stops it (an idle guest then wakes less), a number of ms sets its interval, and a bad
+/// value is a warning with the default kept, never a fatal error.
+#[test]
+fn the_host_sets_or_stops_the_heartbeat_on_the_kernel_command_line() {
+    let (_dir, image) = image("heartbeat");
+    let c = service_contract(json!({
+        "name": "idle",
+        "argv": ["/bin/sh", "-c", "echo up; exec sleep 1000"]
+    }));
+    let param = contract::status::HEARTBEAT_PARAM;
+    let run = |value: &str| {
+        let vm = spawn(
+            Vm::new(&image)
+                .arg(format!("{param}={value}"))
+                .contract_cmdline(&c),
+        );
+        vm.wait_for_events("service_started", 1, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(2_500));
+        let outcome = cad_and_wait(vm);
+        outcome.assert_clean_poweroff();
+        outcome
+    };
+    let off = run("0");
+    assert!(
+        off.events_named("heartbeat").is_empty(),
+        "heartbeats although the host asked for none: {}",
+        off.report()
+    );
+    let fast = run("200");
+    let beats = fast.events_named("heartbeat");
+    assert!(beats.len() >= 8, "{} beats in 2.5 s at 200 ms", beats.len());
+    let gaps: Vec<u64> = beats
+        .windows(2)
+        .map(|w| w[1].boot_us - w[0].boot_us)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| (150_000..1_000_000).contains(g)),
+        "gaps {gaps:?} (µs) at 200 ms"
+    );
+    let bad = run("soon");
+    assert!(bad.events_named("heartbeat").len() >= 2, "{}", bad.report());
+    let warned = bad
+        .events_named("warning")
+        .iter()
+        .any(|e| e.str("reason").unwrap_or("").contains(param));
+    assert!(warned, "no warning naming {param}: {}", bad.report());
+}
+
 /// A `tcp` liveness check: the service's listener goes away (its helper is killed) while the
 /// service itself hangs on; the connect is refused, and at the threshold guest-init restarts
 /// the service, whose new run listens again and passes.
