@@ -284,3 +284,53 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
     let (_, out) = hl(&["list"]);
     assert!(out.contains("kill") && out.contains("exited"), "{out}");
 }
+
+/// The TAP device is made with the kernel's ioctls (no iproute2): a bridge that is not in
+/// the namespace is named as the spec's `network.bridge` with the fix, and the half-made TAP
+/// device is gone again; an IPv6 host address reaches the device as given.
+#[test]
+fn a_missing_bridge_is_named_and_leaves_no_tap_device() {
+    let Setup { dir, ns, tap, .. } = setup("nobridge", 64);
+    let image = common::build_image(dir.path(), "x\n");
+    let mut spec = Appliance {
+        name: "nobridge".into(),
+        memory_mib: 64,
+        image,
+        data: dir.join("data.img"),
+        tap: tap.clone(),
+        netns: ns.name().to_string(),
+        bridge: true,
+        address: GUEST.to_string(),
+    }
+    .write_spec(dir.path());
+    let state = dir.join("state");
+    let (code, out) = output_text(&mut host_launch(&state, &["run", spec.to_str().unwrap()]));
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("network.bridge"), "{out}");
+    assert!(out.contains("\"br0\" does not exist"), "{out}");
+    assert!(
+        !ns.has_link(&tap),
+        "the half-made TAP device was left: {out}"
+    );
+
+    // An IPv6 host address, set by SIOCSIFADDR on an AF_INET6 socket, is on the device while
+    // the appliance runs.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["network"].as_object_mut().unwrap().remove("bridge");
+    v["network"]["host_address"] = "2001:db8:7::1/64".into();
+    v["network"]["addresses"] = serde_json::json!(["2001:db8:7::10/64"]);
+    v["network"]["routes"] = serde_json::json!([]);
+    spec = dir.join("v6.json");
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let mut run = launch(&spec, "nobridge", &state);
+    run.wait_ready(Duration::from_secs(60)).unwrap();
+    let shown = ns
+        .output("ip", &["-6", "addr", "show", "dev", &tap])
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("2001:db8:7::1/64"), "{shown}");
+    let (code, all) = run.stop();
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!ns.has_link(&tap), "the TAP device was left behind");
+}

@@ -25,5 +25,6 @@ pub mod ids;
 pub mod jail;
 pub mod kernel;
 pub mod mconsole;
+pub mod netns;
 pub mod process;
 pub mod spawn;

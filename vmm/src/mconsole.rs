@@ -164,18 +164,7 @@ fn autobound_socket() -> std::io::Result<OwnedFd> {
 /// [`autobound_socket`] made on a thread that entered `netns` (a socket keeps the network
 /// namespace it was made in; only that thread changes namespace).
 fn socket_in(netns: &Path) -> std::io::Result<OwnedFd> {
-    let ns = std::fs::File::open(netns)?;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on this thread only, with an open namespace descriptor.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(last_error());
-            }
-            autobound_socket()
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the socket thread failed")))
-    })
+    crate::netns::on_thread_in(netns, autobound_socket)
 }
 
 impl Client {
