@@ -192,7 +192,7 @@ fn checked_in_schema_matches_the_types() {
 
 #[test]
 fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
-    for name in ["dns", "web", "syslog"] {
+    for name in ["dns", "nsd", "knot", "web", "syslog"] {
         let r = common::recipe(name);
         assert_eq!(r.name, name);
         let json = serde_json::to_vec(&r.manifest).unwrap();
@@ -209,12 +209,16 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
 #[test]
 fn example_specs_are_valid_host_launch_specs_for_these_images() {
     let examples = image_builder::workspace_root().join("examples");
-    for (spec, image) in [("dns", "dns"), ("web", "web"), ("syslog", "syslog")] {
+    for (spec, image) in [("dns", "nsd"), ("web", "web"), ("syslog", "syslog")] {
         let path = examples.join(format!("{spec}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let s = appliance::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
         assert_eq!(s.image, format!("../build/{image}.img"));
         let m = common::recipe(image).manifest;
+        if let Some(class) = &m.class {
+            appliance::class::check_spec_inputs(class, &s)
+                .unwrap_or_else(|e| panic!("{spec}: lacks the class inputs: {e}"));
+        }
         appliance::merge::merge(&s, &m)
             .unwrap_or_else(|e| panic!("{spec}: spec and manifest do not merge: {e:?}"));
     }
