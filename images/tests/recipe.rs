@@ -150,6 +150,37 @@ fn a_manifest_guest_init_would_refuse_is_refused() {
 }
 
 #[test]
+fn a_class_claim_the_manifest_cannot_honour_is_refused() {
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":1,"class":{"name":"web","version":1},
+            "service":{"argv":["/bin/true"]},"ports":[{"port":8080}]}"#,
+    ));
+    assert!(
+        e.iter().any(|l| l
+            == "manifest.ports: class web v1 serves 80/tcp; declare it in the manifest's ports"),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("manifest.disks: class web v1 keeps its data")),
+        "{e:#?}"
+    );
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":1,"class":{"name":"dns","version":9},
+            "service":{"argv":["/bin/true"]},
+            "ports":[{"port":53,"protocol":"udp"},{"port":53,"protocol":"tcp"}]}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|l| l
+                .starts_with("manifest.class.version: the image implements class dns version 9")),
+        "{e:#?}"
+    );
+}
+
+#[test]
 fn a_program_is_needed() {
     let e = errors(&with("programs", "[]"));
     assert!(
