@@ -6,7 +6,7 @@
 
 pub mod dns;
 
-use appliance::class::{Class, ClassName};
+use appliance::class::ClassName;
 use appliance::manifest::Manifest;
 use e2e::{NetNs, RunningVm, TempDir, Vm};
 use serde_json::{json, Value};
@@ -143,12 +143,6 @@ pub struct Target {
     pub image: PathBuf,
     pub manifest: Manifest,
     pub kernel: PathBuf,
-}
-
-impl Target {
-    pub fn class(&self) -> Option<Class> {
-        self.manifest.class
-    }
 }
 
 /// A booted image of a class, ready (its `ready` event seen), on a network of its own.
