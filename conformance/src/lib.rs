@@ -3,8 +3,12 @@
 //! `vmm` crate, through the e2e harness's `Vm` and `NetNs`) and checks from outside what the
 //! specification requires of an image. Checks that need to look inside use the probe, a static
 //! program the kit hands the image as a contract file and runs as the service.
+//!
+//! [`class`] holds the class suites (docs/classes/): the battery of the class an image claims,
+//! run from outside with the clients an operator uses (`conformance --class IMAGE`).
 
 mod checks;
+pub mod class;
 mod lab;
 pub mod report;
 pub mod requirements;
@@ -21,7 +25,7 @@ pub struct Options {
     pub image: PathBuf,
     /// Its manifest; default `IMAGE.manifest.json`.
     pub manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. examples/dns.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     pub spec_files: Option<PathBuf>,
     /// The UML kernel; default `$UML_KERNEL` or Debian's.
     pub kernel: Option<PathBuf>,

@@ -1,5 +1,7 @@
 //! `conformance IMAGE [--manifest M] [--spec-files SPEC] [--json]`: checks an appliance image
 //! against host contract v1 and exits 1 when a MUST fails (2 when the kit could not run).
+//! `conformance --class IMAGE [--manifest M] [--json]`: runs the suite of the class the
+//! image's manifest claims (docs/classes/) and exits 1 when a check fails.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ struct Args {
     /// The image's manifest; default IMAGE.manifest.json.
     #[arg(long)]
     manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. examples/dns.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     #[arg(long)]
     spec_files: Option<PathBuf>,
     /// The UML kernel; default $UML_KERNEL or /usr/bin/linux.uml.
@@ -27,10 +29,43 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the suite of the class the manifest claims (docs/classes/) instead of the host
+    /// contract's battery.
+    #[arg(long)]
+    class: bool,
+}
+
+fn class_suite(a: Args) -> ExitCode {
+    let opts = conformance::class::Options {
+        image: a.image,
+        manifest: a.manifest,
+        kernel: a.kernel,
+    };
+    match conformance::class::run(&opts) {
+        Ok(report) => {
+            if a.json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.table());
+            }
+            if report.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
+    if a.class {
+        return class_suite(a);
+    }
     let opts = conformance::Options {
         image: a.image,
         manifest: a.manifest,
