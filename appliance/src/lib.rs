@@ -12,6 +12,7 @@
 //! Used by host-launch (which re-exports the modules under its old paths) and by the image
 //! builder (`images/`), which therefore does not depend on host-launch.
 
+pub mod class;
 pub mod image_ref;
 pub mod manifest;
 pub mod merge;

@@ -19,6 +19,10 @@ pub struct Manifest {
     /// What the image is, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The appliance class the image implements (`docs/classes/`): its spec inputs are that
+    /// class's standard ones, and it swaps with other images of the class. None: unclassed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::class::Class>,
     /// The default service: program, user, capabilities, readiness, restart, stop signal and
     /// timeout, environment (the contract's `service` section).
     pub service: Service,

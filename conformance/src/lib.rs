@@ -5,6 +5,7 @@
 //! program the kit hands the image as a contract file and runs as the service.
 
 mod checks;
+pub mod class;
 mod lab;
 pub mod report;
 pub mod requirements;
@@ -98,4 +99,27 @@ fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, String> {
             path.display()
         )),
     }
+}
+
+/// Runs the class suite of the image's class (the manifest's `class`) against it: the
+/// battery of `docs/classes/<class>.md`, from outside, against its own service.
+pub fn run_class(o: &Options) -> Result<class::ClassReport, String> {
+    let manifest_path = o
+        .manifest
+        .clone()
+        .unwrap_or_else(|| default_manifest(&o.image));
+    let text =
+        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest = appliance::manifest::parse(&text)
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let Some(class) = manifest.class else {
+        return Err(format!(
+            "{}: the manifest claims no class (\"class\": {{\"name\": ..., \"version\": 1}}); \
+             there is no suite to run",
+            manifest_path.display()
+        ));
+    };
+    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
+    let lab = lab::Lab::new(&o.image, manifest, kernel, &[], Vec::new())?;
+    class::run_suite(class.name.as_str(), &lab, &o.image)
 }

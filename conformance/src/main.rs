@@ -27,6 +27,10 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the class suite of the manifest's class (docs/classes/) instead of the contract
+    /// battery.
+    #[arg(long)]
+    class: bool,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,9 @@ fn main() -> ExitCode {
         kernel: a.kernel,
         probe: a.probe,
     };
+    if a.class {
+        return class_suite(&opts, a.json);
+    }
     match conformance::run(&opts) {
         Ok(report) => {
             if a.json {
@@ -46,6 +53,27 @@ fn main() -> ExitCode {
                 print!("{}", report.table());
             }
             if report.must_failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn class_suite(opts: &conformance::Options, json: bool) -> ExitCode {
+    match conformance::run_class(opts) {
+        Ok(report) => {
+            if json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.table());
+            }
+            if report.failures().is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
