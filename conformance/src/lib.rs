@@ -120,7 +120,8 @@ pub fn run_class(o: &Options) -> Result<class::ClassReport, String> {
         ));
     };
     let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
-    let image = std::fs::canonicalize(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
+    let image =
+        std::fs::canonicalize(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
     let lab = lab::Lab::new(&image, manifest, kernel, &[], Vec::new())?;
     class::run_suite(class.name.as_str(), &lab, &o.image)
 }

@@ -24,9 +24,11 @@ pub struct Service {
 pub fn boot(lab: &Lab, data: &Path) -> Result<Service, String> {
     let m = &lab.manifest;
     if m.disks.is_empty() {
-        return Err("the manifest declares no data disk, which this class requires \
+        return Err(
+            "the manifest declares no data disk, which this class requires \
                     (docs/classes/): add one mounted at /data"
-            .into());
+                .into(),
+        );
     }
     let mut vm = lab.vm();
     let mut disks = Vec::new();

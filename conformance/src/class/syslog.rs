@@ -56,7 +56,11 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
     for tcp in [false, true] {
         let t = if tcp { "tcp" } else { "udp" };
         v.push(Message {
-            what: if tcp { "RFC 5424 over TCP" } else { "RFC 5424 over UDP" },
+            what: if tcp {
+                "RFC 5424 over TCP"
+            } else {
+                "RFC 5424 over UDP"
+            },
             tcp,
             wire: format!("<134>1 {iso} class-5424 suite 4242 M1 - {token} {t} rfc5424 café")
                 .into_bytes(),
@@ -67,7 +71,11 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
             msg: format!("{token} {t} rfc5424 café"),
         });
         v.push(Message {
-            what: if tcp { "RFC 3164 over TCP" } else { "RFC 3164 over UDP" },
+            what: if tcp {
+                "RFC 3164 over TCP"
+            } else {
+                "RFC 3164 over UDP"
+            },
             tcp,
             wire: format!("<11>{legacy} class-3164 legacy[77]: {token} {t} rfc3164").into_bytes(),
             host: "class-3164",
@@ -114,8 +122,16 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
 /// Sends every message from the namespace: one UDP datagram each, and over one TCP
 /// connection with octet counting (RFC 6587 3.4.1).
 fn send(lab: &Lab, msgs: &[Message]) -> Result<(), String> {
-    let udp: Vec<Vec<u8>> = msgs.iter().filter(|m| !m.tcp).map(|m| m.wire.clone()).collect();
-    let tcp: Vec<Vec<u8>> = msgs.iter().filter(|m| m.tcp).map(|m| m.wire.clone()).collect();
+    let udp: Vec<Vec<u8>> = msgs
+        .iter()
+        .filter(|m| !m.tcp)
+        .map(|m| m.wire.clone())
+        .collect();
+    let tcp: Vec<Vec<u8>> = msgs
+        .iter()
+        .filter(|m| m.tcp)
+        .map(|m| m.wire.clone())
+        .collect();
     let to = SocketAddr::from(TARGET);
     lab.ns
         .enter(move || -> Result<(), String> {
@@ -128,7 +144,8 @@ fn send(lab: &Lab, msgs: &[Message]) -> Result<(), String> {
             for m in &tcp {
                 let mut frame = format!("{} ", m.len()).into_bytes();
                 frame.extend_from_slice(m);
-                t.write_all(&frame).map_err(|e| format!("TCP to {to}: {e}"))?;
+                t.write_all(&frame)
+                    .map_err(|e| format!("TCP to {to}: {e}"))?;
             }
             t.flush().map_err(|e| e.to_string())
         })
@@ -161,7 +178,8 @@ fn parse_line(l: &str) -> Option<Line<'_>> {
 /// RFC 3339 in UTC with an optional fraction of up to 9 digits: `YYYY-MM-DDTHH:MM:SS[.f](Z|+00:00)`.
 fn utc_rfc3339(t: &str) -> bool {
     let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let shape = b.len() >= 20
         && digits(0..4)
         && b[4] == b'-'
@@ -257,15 +275,27 @@ pub fn run(lab: &Lab) -> Result<(Cases, Vec<(&'static str, u64)>), String> {
         format!("clean power-off: {}", o.status),
     );
     let state = superblock(&disk, "Filesystem state").unwrap_or_default();
-    c.check("SYSLOG-STOP", state == "clean", format!("data disk: {state}"));
+    c.check(
+        "SYSLOG-STOP",
+        state == "clean",
+        format!("data disk: {state}"),
+    );
     check_stored(&disk, &msgs, &token, &days(from, to), &mut c);
     Ok((c, figures))
 }
 
-fn check_stored(disk: &std::path::Path, msgs: &[Message], token: &str, days: &[String], c: &mut Cases) {
+fn check_stored(
+    disk: &std::path::Path,
+    msgs: &[Message],
+    token: &str,
+    days: &[String],
+    c: &mut Cases,
+) {
     for m in msgs {
         let (text, files) = stored(disk, m.host, days);
-        let line = text.lines().find(|l| l.ends_with(&m.msg) && l.contains(token));
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&m.msg) && l.contains(token));
         let id = if m.host == SENDER {
             "SYSLOG-HOST"
         } else if m.what.starts_with("control") {
@@ -325,7 +355,10 @@ mod tests {
     #[test]
     fn stored_lines_parse() {
         let l = parse_line("2026-12-02T05:36:07.698860+00:00 h 13 app 42 a b  c").unwrap();
-        assert_eq!((l.host, l.pri, l.app, l.procid, l.msg), ("h", "13", "app", "42", "a b  c"));
+        assert_eq!(
+            (l.host, l.pri, l.app, l.procid, l.msg),
+            ("h", "13", "app", "42", "a b  c")
+        );
         assert!(parse_line("2026-12-02T05:36:07Z h 13 app").is_none());
         assert!(utc_rfc3339(l.time));
         assert!(utc_rfc3339("2026-12-02T05:36:07Z"));

@@ -46,7 +46,9 @@ fn content(name: &str) -> Vec<u8> {
     if name.ends_with(".txt") || name.ends_with(".htm") {
         return format!("class suite {name}: café ✓\n").into_bytes();
     }
-    let seed = name.bytes().fold(7u32, |a, b| a.wrapping_mul(31) ^ u32::from(b));
+    let seed = name
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31) ^ u32::from(b));
     (0..600u32)
         .map(|i| (seed.wrapping_add(i.wrapping_mul(2_654_435_761)) >> 13) as u8)
         .collect()
@@ -253,12 +255,11 @@ fn finish(svc: Service, c: &mut Cases) -> Result<(), String> {
 
 /// Every request of the battery, each recorded; a request that fails is a failed case.
 fn battery(lab: &Lab, c: &mut Cases) {
-    let mut expect = |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(
-        lab, path,
-    ) {
-        Ok(r) => c.check(id, check(&r), format!("GET {path}: {}", r.shown())),
-        Err(e) => c.check(id, false, format!("GET {path}: {e}")),
-    };
+    let mut expect =
+        |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(lab, path) {
+            Ok(r) => c.check(id, check(&r), format!("GET {path}: {}", r.shown())),
+            Err(e) => c.check(id, false, format!("GET {path}: {e}")),
+        };
     let html = "text/html; charset=utf-8";
     expect("WEB-HTTP11", "/", &|r| r.version == "1.1");
     expect("WEB-INDEX", "/", &|r| {
@@ -300,7 +301,11 @@ fn battery(lab: &Lab, c: &mut Cases) {
     expect("WEB-NO-SYMLINK", "/inner-link.txt", &|r| {
         matches!(r.status, 403 | 404)
     });
-    for path in ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/sub/../../etc/passwd"] {
+    for path in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/sub/../../etc/passwd",
+    ] {
         expect("WEB-ROOT-ONLY", path, &|r| {
             r.status != 200 && !String::from_utf8_lossy(&r.body).contains("root:x:0:0")
         });
