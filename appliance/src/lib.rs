@@ -9,6 +9,9 @@
 //! resolved, files are not read, `upgrade`'s pin record is host-launch's business); the
 //! callers read the files and hand the bytes in.
 //!
+//! [`class`] knows the appliance classes (one standard interface per kind of server) and
+//! checks a spec's class inputs, an image's class claims and an upgrade's classes.
+//!
 //! Used by host-launch (which re-exports the modules under its old paths) and by the image
 //! builder (`images/`), which therefore does not depend on host-launch.
 

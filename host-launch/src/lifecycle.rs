@@ -41,6 +41,12 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
     line(format!("spec:     {}", l.spec_path.display()));
     line(format!("image:    {}", l.image.display()));
     line(format!("manifest: {}", l.manifest_path.display()));
+    if let Some(c) = &l.manifest.class {
+        line(format!(
+            "class:    {c} (docs/classes/{}.md)",
+            c.name.as_str()
+        ));
+    }
     line(format!(
         "digest:   {}",
         crate::trust::describe(&l.image, &l.manifest_path)

@@ -90,9 +90,18 @@ pub fn load_for_launch(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
     }
 }
 
-/// Like [`load`], but boots `image` (its manifest beside it, `<image>.manifest.json`) instead
-/// of the spec's image and manifest.
-pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
+/// The spec (with `image` in place of its image when given), its base directory, the root
+/// image, and the image's manifest with its path: the first half of [`load_with_image`].
+struct WithManifest {
+    spec_path: PathBuf,
+    spec: Spec,
+    base: PathBuf,
+    image: PathBuf,
+    manifest_path: PathBuf,
+    manifest: Manifest,
+}
+
+fn read_with_manifest(spec_path: &Path, image: Option<&Path>) -> Result<WithManifest> {
     let spec_path = absolute(spec_path);
     let mut spec = read_spec(&spec_path)?;
     if let Some(i) = image {
@@ -113,6 +122,35 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
     };
     let manifest =
         manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
+    Ok(WithManifest {
+        spec_path,
+        spec,
+        base,
+        image,
+        manifest_path,
+        manifest,
+    })
+}
+
+/// The manifest of `image` (or the spec's image) and its path, without checking the spec
+/// against it: `upgrade` compares classes before the new image's class inputs are checked.
+pub fn manifest_for(spec_path: &Path, image: Option<&Path>) -> Result<(PathBuf, Manifest)> {
+    let w = read_with_manifest(spec_path, image)?;
+    Ok((w.manifest_path, w.manifest))
+}
+
+/// Like [`load`], but boots `image` (its manifest beside it, `<image>.manifest.json`) instead
+/// of the spec's image and manifest.
+pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
+    let WithManifest {
+        spec_path,
+        spec,
+        base,
+        image,
+        manifest_path,
+        manifest,
+    } = read_with_manifest(spec_path, image)?;
+    check_class_inputs(&spec_path, &spec, &manifest)?;
     let merged = merge::merge(&spec, &manifest)
         .map_err(|p| Error::invalid(lines(&spec_path, p.0.iter().map(|p| p.to_string()))))?;
     let disk_files = merged
@@ -145,6 +183,16 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         disk_files,
         kernel,
     })
+}
+
+/// An image of a class needs the class's inputs in the spec (`appliance::class`), checked
+/// before the merge so that the message names the class's input rather than a contract field.
+fn check_class_inputs(spec_path: &Path, spec: &Spec, manifest: &Manifest) -> Result<()> {
+    let Some(class) = &manifest.class else {
+        return Ok(());
+    };
+    appliance::class::check_spec_inputs(class, spec)
+        .map_err(|p| Error::invalid(lines(spec_path, p.0.iter().map(|p| p.to_string()))))
 }
 
 /// A root image file named by the spec, its manifest's path and text.

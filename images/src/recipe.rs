@@ -375,6 +375,9 @@ pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
             p(format!("manifest.tmpfs[{i}].mount_point"), e);
         }
     }
+    if let Err(e) = appliance::class::check_manifest(m) {
+        problems.extend(e.0.iter().map(|p| format!("manifest.{p}")));
+    }
     if problems.is_empty() {
         problems.extend(check_manifest_as_contract(m));
     }

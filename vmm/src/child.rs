@@ -193,13 +193,17 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
     check(Step::PivotRoot, libc::chdir(c"/".as_ptr()) as libc::c_long)
 }
 
-/// `/dev/null`, `/dev/urandom` and a `/dev/net/tun` that only the VM's uid may open.
+/// `/dev/null`, `/dev/random`, `/dev/urandom` and a `/dev/net/tun` that only the VM's uid may
+/// open. UML's hwrng driver reads the host's `/dev/random`: without it the guest's random pool
+/// waits tens of seconds for entropy, and servers that seed from `getrandom()` (NSD through
+/// OpenSSL) hang that long at start.
 ///
 /// # Safety
 /// Called in the child only, with the jail's root as the working directory.
 unsafe fn make_devices(uid: u32, gid: u32) -> Result<(), Failure> {
-    let nodes: [(&std::ffi::CStr, libc::mode_t, u32, u32); 3] = [
+    let nodes: [(&std::ffi::CStr, libc::mode_t, u32, u32); 4] = [
         (c"dev/null", 0o666, 1, 3),
+        (c"dev/random", 0o444, 1, 8),
         (c"dev/urandom", 0o444, 1, 9),
         (c"dev/net/tun", 0o600, 10, 200),
     ];

@@ -12,7 +12,7 @@
 //! | each data disk's host path | the VM's disks | read-write bind, noexec |
 //! | the config device's host path | the contract | read-only bind, noexec |
 //! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
-//! | `/dev/null`, `/dev/urandom`, `/dev/net/tun` | devices | nodes made in the jail, the tun node owned by the VM's uid |
+//! | `/dev/null`, `/dev/random` (UML's hwrng reads it), `/dev/urandom`, `/dev/net/tun` | devices | nodes made in the jail, the tun node owned by the VM's uid |
 //!
 //! Everything else is an empty, read-only tmpfs: after `pivot_root` the host's root is
 //! detached, so no path — hostfs included, which resolves host paths in UML's own mount

@@ -70,7 +70,8 @@ fn disk_view(l: &Loaded) -> Vec<(String, String, String, String)> {
     v
 }
 
-/// Whether `new` can take over from `old`: the same contract version, the same data disks.
+/// Whether `new` can take over from `old`: the same contract version, the same class (or
+/// none), the same data disks.
 pub fn compatible(old: &Loaded, new: &Loaded) -> std::result::Result<(), Vec<String>> {
     let mut problems = Vec::new();
     if new.manifest.contract_version != old.manifest.contract_version
@@ -83,6 +84,11 @@ pub fn compatible(old: &Loaded, new: &Loaded) -> std::result::Result<(), Vec<Str
             old.manifest.contract_version,
             contract::VERSION
         ));
+    }
+    if let Err(e) =
+        appliance::class::check_upgrade(old.manifest.class.as_ref(), new.manifest.class.as_ref())
+    {
+        problems.push(e);
     }
     let (o, n) = (disk_view(old), disk_view(new));
     if o != n {
@@ -212,6 +218,11 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     let new_image = load::absolute(&o.image);
     let old = load::load_with_image(spec, Some(&old_image))
         .map_err(|e| e.context(format!("the old image {}", old_image.display())))?;
+    // Classes first: a spec written for the old class lacks the new class's inputs, and the
+    // reason to give is the class, not the input.
+    let (new_manifest_path, new_manifest) = load::manifest_for(spec, Some(&new_image))?;
+    appliance::class::check_upgrade(old.manifest.class.as_ref(), new_manifest.class.as_ref())
+        .map_err(|e| Error::invalid(format!("{}: {e}", new_manifest_path.display())))?;
     let report = crate::lifecycle::check_image(spec, Some(&new_image))?;
     let new = report.loaded;
     if let Err(problems) = compatible(&old, &new) {
