@@ -3,6 +3,9 @@
 //! `vmm` crate, through the e2e harness's `Vm` and `NetNs`) and checks from outside what the
 //! specification requires of an image. Checks that need to look inside use the probe, a static
 //! program the kit hands the image as a contract file and runs as the service.
+//!
+//! [`class`] holds the class suites (docs/classes/): the battery of the class an image claims,
+//! run from outside with the clients an operator uses (`conformance --class IMAGE`).
 
 mod checks;
 pub mod class;
@@ -99,29 +102,4 @@ fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, String> {
             path.display()
         )),
     }
-}
-
-/// Runs the class suite of the image's class (the manifest's `class`) against it: the
-/// battery of `docs/classes/<class>.md`, from outside, against its own service.
-pub fn run_class(o: &Options) -> Result<class::ClassReport, String> {
-    let manifest_path = o
-        .manifest
-        .clone()
-        .unwrap_or_else(|| default_manifest(&o.image));
-    let text =
-        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let manifest = appliance::manifest::parse(&text)
-        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let Some(class) = manifest.class else {
-        return Err(format!(
-            "{}: the manifest claims no class (\"class\": {{\"name\": ..., \"version\": 1}}); \
-             there is no suite to run",
-            manifest_path.display()
-        ));
-    };
-    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
-    let image =
-        std::fs::canonicalize(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
-    let lab = lab::Lab::new(&image, manifest, kernel, &[], Vec::new())?;
-    class::run_suite(class.name.as_str(), &lab, &o.image)
 }

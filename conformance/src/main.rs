@@ -1,5 +1,7 @@
 //! `conformance IMAGE [--manifest M] [--spec-files SPEC] [--json]`: checks an appliance image
 //! against host contract v1 and exits 1 when a MUST fails (2 when the kit could not run).
+//! `conformance --class IMAGE [--manifest M] [--json]`: runs the suite of the class the
+//! image's manifest claims (docs/classes/) and exits 1 when a check fails.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -27,32 +29,26 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run the class suite of the manifest's class (docs/classes/) instead of the contract
-    /// battery.
+    /// Run the suite of the class the manifest claims (docs/classes/) instead of the host
+    /// contract's battery.
     #[arg(long)]
     class: bool,
 }
 
-fn main() -> ExitCode {
-    let a = Args::parse();
-    let opts = conformance::Options {
+fn class_suite(a: Args) -> ExitCode {
+    let opts = conformance::class::Options {
         image: a.image,
         manifest: a.manifest,
-        spec_files: a.spec_files,
         kernel: a.kernel,
-        probe: a.probe,
     };
-    if a.class {
-        return class_suite(&opts, a.json);
-    }
-    match conformance::run(&opts) {
+    match conformance::class::run(&opts) {
         Ok(report) => {
             if a.json {
                 println!("{:#}", report.json());
             } else {
                 print!("{}", report.table());
             }
-            if report.must_failures().is_empty() {
+            if report.failures().is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -65,15 +61,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn class_suite(opts: &conformance::Options, json: bool) -> ExitCode {
-    match conformance::run_class(opts) {
+fn main() -> ExitCode {
+    let a = Args::parse();
+    if a.class {
+        return class_suite(a);
+    }
+    let opts = conformance::Options {
+        image: a.image,
+        manifest: a.manifest,
+        spec_files: a.spec_files,
+        kernel: a.kernel,
+        probe: a.probe,
+    };
+    match conformance::run(&opts) {
         Ok(report) => {
-            if json {
+            if a.json {
                 println!("{:#}", report.json());
             } else {
                 print!("{}", report.table());
             }
-            if report.failures().is_empty() {
+            if report.must_failures().is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -1,93 +1,231 @@
-//! Class suites (`docs/classes/`): the same battery against every image that claims a class,
-//! from outside, against the image's own service in a real booted VM. One module per class;
-//! each returns its cases, named by the IDs of its class document.
+//! The class suites (docs/classes/): the same battery run from outside against every image
+//! that claims a class, whoever built it. An image is booted with a spec of the class's
+//! standard inputs (merged with its manifest as host-launch does), in a network namespace of
+//! the run's own, and the battery talks to it with the clients an operator would use. One
+//! module per class; [`run`] picks the suite from the manifest's `class`.
 
-mod service;
 pub mod syslog;
 pub mod web;
 
-use crate::lab::Lab;
-use serde_json::json;
-use std::path::Path;
+use appliance::class::{Class, ClassName};
+use appliance::manifest::Manifest;
+use e2e::{NetNs, RunningVm, TempDir, Vm};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// One check of a class suite: the class document's ID, whether it passed, what was seen.
+/// The guest's address in every class boot (the host side is 192.0.2.1/24 on `tap0`).
+pub const GUEST_V4: &str = "192.0.2.10";
+
+/// What to check: the image, its manifest, the kernel.
 #[derive(Debug, Clone)]
-pub struct Case {
-    pub id: &'static str,
-    pub ok: bool,
-    pub evidence: String,
+pub struct Options {
+    pub image: PathBuf,
+    /// Default `IMAGE.manifest.json`.
+    pub manifest: Option<PathBuf>,
+    /// Default `$UML_KERNEL` or the project's / Debian's (as the e2e harness picks).
+    pub kernel: Option<PathBuf>,
 }
 
-/// What a suite found about one image.
+/// One check of a suite: what was asked, whether the image passed, and what was seen.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A suite's results for one image.
 #[derive(Debug, Clone)]
 pub struct ClassReport {
-    pub class: String,
     pub image: String,
-    pub cases: Vec<Case>,
-    /// Figures measured on the way (e.g. `ready_after_ms`), for benchmarks and reports.
-    pub figures: Vec<(&'static str, u64)>,
+    pub class: String,
+    pub checks: Vec<Check>,
 }
 
 impl ClassReport {
-    pub fn failures(&self) -> Vec<&Case> {
-        self.cases.iter().filter(|c| !c.ok).collect()
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks.iter().filter(|c| !c.ok).collect()
     }
 
+    /// One line per check: `pass|FAIL  name  detail`.
     pub fn table(&self) -> String {
-        let mut s = format!("class {} suite of {}\n", self.class, self.image);
-        for c in &self.cases {
-            let r = if c.ok { "pass" } else { "FAIL" };
-            s.push_str(&format!("{:<14} {r:<5} {}\n", c.id, c.evidence));
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut t = format!("class {} suite: {}\n", self.class, self.image);
+        for c in &self.checks {
+            let status = if c.ok { "pass" } else { "FAIL" };
+            t.push_str(&format!(
+                "{status}  {:width$}  {}\n",
+                c.name,
+                c.detail,
+                width = width
+            ));
         }
-        let fails = self.failures().len();
-        s.push_str(&format!(
-            "{} passed, {fails} failed\n",
-            self.cases.len() - fails
+        t.push_str(&format!(
+            "{} checks, {} failed\n",
+            self.checks.len(),
+            self.failures().len()
         ));
-        s
+        t
     }
 
-    pub fn json(&self) -> serde_json::Value {
-        let cases: Vec<_> = self
-            .cases
-            .iter()
-            .map(|c| json!({"id": c.id, "ok": c.ok, "evidence": c.evidence}))
-            .collect();
-        let figures: serde_json::Map<_, _> = self
-            .figures
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
-        json!({"class": self.class, "image": self.image, "cases": cases,
-               "failures": self.failures().len(), "figures": figures})
+    pub fn json(&self) -> Value {
+        json!({
+            "image": self.image,
+            "class": self.class,
+            "checks": self.checks.iter().map(|c| json!({
+                "name": c.name, "ok": c.ok, "detail": c.detail
+            })).collect::<Vec<_>>(),
+        })
     }
 }
 
-/// Collects a suite's cases.
+/// Collects the checks of a run.
 #[derive(Debug, Default)]
-pub struct Cases(pub Vec<Case>);
+pub struct Checks(pub Vec<Check>);
 
-impl Cases {
-    pub fn check(&mut self, id: &'static str, ok: bool, evidence: impl Into<String>) {
-        self.0.push(Case {
-            id,
+impl Checks {
+    pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        self.0.push(Check {
+            name: name.into(),
             ok,
-            evidence: crate::report::one_line(&evidence.into(), 400),
+            detail: detail.into(),
         });
     }
 }
 
-/// Runs the suite of `class` against the image in `lab`.
-pub fn run_suite(class: &str, lab: &Lab, image: &Path) -> Result<ClassReport, String> {
-    let (cases, figures) = match class {
-        "web" => web::run(lab)?,
-        "syslog" => syslog::run(lab)?,
-        other => return Err(format!("no class suite for {other:?} (web, syslog)")),
+/// Runs the suite of the class the image's manifest claims. An error means the suite could
+/// not run (no root, no manifest, an unclassed image); a failing image is a report with
+/// failures.
+pub fn run(o: &Options) -> Result<ClassReport, String> {
+    let manifest_path = o
+        .manifest
+        .clone()
+        .unwrap_or_else(|| crate::default_manifest(&o.image));
+    let text =
+        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest = appliance::manifest::parse(&text)
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let class = manifest.class.ok_or_else(|| {
+        format!(
+            "{}: the manifest claims no class (\"class\": {{\"name\": \"dns\", \"version\": 1}}); \
+             a class suite checks an image against the class it claims",
+            manifest_path.display()
+        )
+    })?;
+    appliance::class::check_version(&class).map_err(|p| p.to_string())?;
+    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
+    // The VM's jail takes absolute paths only.
+    let image = std::path::absolute(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
+    let target = Target {
+        image,
+        manifest,
+        kernel,
     };
+    let mut checks = Checks::default();
+    match class.name {
+        ClassName::Web => web::run(&target, &mut checks)?,
+        ClassName::Syslog => syslog::run(&target, &mut checks)?,
+        other => {
+            return Err(format!(
+                "class {}: this kit has no suite for it yet",
+                other.as_str()
+            ))
+        }
+    }
     Ok(ClassReport {
+        image: o.image.display().to_string(),
         class: class.to_string(),
-        image: image.display().to_string(),
-        cases: cases.0,
-        figures,
+        checks: checks.0,
     })
+}
+
+/// The image under test.
+pub struct Target {
+    pub image: PathBuf,
+    pub manifest: Manifest,
+    pub kernel: PathBuf,
+}
+
+impl Target {
+    pub fn class(&self) -> Option<Class> {
+        self.manifest.class
+    }
+}
+
+/// A booted image of a class, ready (its `ready` event seen), on a network of its own.
+pub struct Booted {
+    pub ns: NetNs,
+    pub vm: RunningVm,
+    /// From the VM's start to its `ready` event.
+    pub ready_after: Duration,
+    _dir: TempDir,
+}
+
+/// Boots `t` with `spec` (an operator spec's JSON without `name`, `image` and `network`,
+/// which this adds: guest 192.0.2.10/24 on `tap0`) merged with the manifest as host-launch
+/// merges them; `disks` are the host files of `spec.disks`, in order. Waits for `ready`.
+pub fn boot(t: &Target, mut spec: Value, disks: &[PathBuf]) -> Result<Booted, String> {
+    let dir = TempDir::new("class-suite").map_err(|e| e.to_string())?;
+    let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the suite needs root)"))?;
+    spec["name"] = json!("class-suite");
+    spec["image"] = json!(t.image);
+    spec["network"] = json!({"tap": "tap0", "addresses": [format!("{GUEST_V4}/24")]});
+    if spec.get("memory_mib").is_none() {
+        let mib = t.manifest.min_memory_mib.unwrap_or(64).max(64);
+        spec["memory_mib"] = json!(mib);
+    }
+    let spec = appliance::spec::parse(spec.to_string().as_bytes())
+        .map_err(|p| format!("the suite's spec: {}", p.join("; ")))?;
+    if let Some(class) = &t.manifest.class {
+        appliance::class::check_spec_inputs(class, &spec)
+            .map_err(|p| format!("the suite's spec lacks the class inputs: {p}"))?;
+    }
+    let merged = appliance::merge::merge(&spec, &t.manifest)
+        .map_err(|p| format!("the suite's spec does not merge with the manifest: {p}"))?;
+    let mut vm = Vm::new(&t.image)
+        .kernel(&t.kernel)
+        .network(&ns)
+        .memory_mib(spec.memory_mib)
+        .echo(std::env::var_os("CONFORMANCE_ECHO").is_some());
+    let mut attached = merged.disks.clone();
+    attached.sort_by_key(|d| appliance::merge::ubd_number(&d.device));
+    for (i, d) in attached.iter().enumerate() {
+        let file = disks
+            .get(d.spec_index)
+            .ok_or_else(|| format!("the suite gave no host file for spec disk {}", d.spec_index))?;
+        if vm.disk_name(i) != d.device {
+            return Err(format!(
+                "the image expects its disk on {}, which the suite cannot attach there",
+                d.device
+            ));
+        }
+        vm = vm.disk(file, false);
+    }
+    let vm = vm.contract_device(&merged.contract);
+    let started = Instant::now();
+    let running = vm.spawn().map_err(|e| e.to_string())?;
+    running
+        .wait_for_event("ready", Duration::from_secs(60))
+        .map_err(|e| format!("the image never reported ready: {e}"))?;
+    Ok(Booted {
+        ns,
+        vm: running,
+        ready_after: started.elapsed(),
+        _dir: dir,
+    })
+}
+
+/// A host tool's path, or an error naming the package that provides it.
+pub fn require_tool(tool: &str, package: &str) -> Result<(), String> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join(tool).is_file()))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tool} is missing: install the Debian package {package} (scripts/setup does)"
+        ))
+    }
 }

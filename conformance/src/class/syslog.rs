@@ -5,9 +5,10 @@
 //! `debugfs`: each message on its own line, in the file of its host and its UTC day of
 //! reception under `/log/` (`/data/log/` in the guest), with the fields the class says.
 
-use super::service;
-use super::Cases;
-use crate::lab::{debugfs, superblock, Lab};
+use super::{boot, require_tool, Checks, Target};
+use crate::lab::{debugfs, superblock};
+use e2e::NetNs;
+use serde_json::json;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -121,7 +122,7 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
 
 /// Sends every message from the namespace: one UDP datagram each, and over one TCP
 /// connection with octet counting (RFC 6587 3.4.1).
-fn send(lab: &Lab, msgs: &[Message]) -> Result<(), String> {
+fn send(ns: &NetNs, msgs: &[Message]) -> Result<(), String> {
     let udp: Vec<Vec<u8>> = msgs
         .iter()
         .filter(|m| !m.tcp)
@@ -133,23 +134,22 @@ fn send(lab: &Lab, msgs: &[Message]) -> Result<(), String> {
         .map(|m| m.wire.clone())
         .collect();
     let to = SocketAddr::from(TARGET);
-    lab.ns
-        .enter(move || -> Result<(), String> {
-            let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-            for m in &udp {
-                s.send_to(m, to).map_err(|e| format!("UDP to {to}: {e}"))?;
-            }
-            let mut t = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+    ns.enter(move || -> Result<(), String> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        for m in &udp {
+            s.send_to(m, to).map_err(|e| format!("UDP to {to}: {e}"))?;
+        }
+        let mut t = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+            .map_err(|e| format!("TCP to {to}: {e}"))?;
+        for m in &tcp {
+            let mut frame = format!("{} ", m.len()).into_bytes();
+            frame.extend_from_slice(m);
+            t.write_all(&frame)
                 .map_err(|e| format!("TCP to {to}: {e}"))?;
-            for m in &tcp {
-                let mut frame = format!("{} ", m.len()).into_bytes();
-                frame.extend_from_slice(m);
-                t.write_all(&frame)
-                    .map_err(|e| format!("TCP to {to}: {e}"))?;
-            }
-            t.flush().map_err(|e| e.to_string())
-        })
-        .map_err(|e| e.to_string())?
+        }
+        t.flush().map_err(|e| e.to_string())
+    })
+    .map_err(|e| e.to_string())?
 }
 
 /// One stored line's fields.
@@ -232,18 +232,34 @@ fn stored(disk: &std::path::Path, host: &str, days: &[String]) -> (String, Vec<S
     (text, files)
 }
 
-/// Runs the battery; the cases and the figures (`ready_after_ms`).
-pub fn run(lab: &Lab) -> Result<(Cases, Vec<(&'static str, u64)>), String> {
-    let mib = lab
+/// Runs the battery against `t`: a blank data disk, messages from the namespace, then the
+/// disk read back after a clean stop.
+pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
+    require_tool("debugfs", "e2fsprogs")?;
+    let dir = e2e::TempDir::new("class-syslog").map_err(|e| e.to_string())?;
+    let mib = t
         .manifest
         .disks
         .first()
         .and_then(|d| d.min_size_mib)
         .unwrap_or(16)
         .max(32);
-    let disk = lab.blank_disk("syslog-data.img", mib)?;
-    let svc = service::boot(lab, &disk)?;
-    let figures = vec![("ready_after_ms", svc.ready_after.as_millis() as u64)];
+    let disk = dir.join("syslog-data.img");
+    let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+    f.set_len(mib << 20).map_err(|e| e.to_string())?;
+    let booted = boot(
+        t,
+        json!({"disks": [{"file": disk}]}),
+        std::slice::from_ref(&disk),
+    )?;
+    c.check(
+        "SYSLOG-READY",
+        true,
+        format!(
+            "ready {} ms after the VM started",
+            booted.ready_after.as_millis()
+        ),
+    );
     let token = format!(
         "tok{}x{}",
         std::process::id(),
@@ -254,13 +270,13 @@ pub fn run(lab: &Lab) -> Result<(Cases, Vec<(&'static str, u64)>), String> {
     );
     let from = SystemTime::now();
     let msgs = messages(&token, from);
-    let sent = send(lab, &msgs);
+    let sent = send(&booted.ns, &msgs);
     // The collector writes as messages arrive; a moment before the stop lets the last land
     // (the stop itself must also flush: the class says messages survive a clean stop).
     std::thread::sleep(Duration::from_millis(700));
     let to = SystemTime::now();
-    let o = svc.stop()?;
-    let mut c = Cases::default();
+    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
+    let (o, _) = crate::checks::stop(booted.vm, limit)?;
     c.check(
         "SYSLOG-PORTS",
         sent.is_ok(),
@@ -280,8 +296,8 @@ pub fn run(lab: &Lab) -> Result<(Cases, Vec<(&'static str, u64)>), String> {
         state == "clean",
         format!("data disk: {state}"),
     );
-    check_stored(&disk, &msgs, &token, &days(from, to), &mut c);
-    Ok((c, figures))
+    check_stored(&disk, &msgs, &token, &days(from, to), c);
+    Ok(())
 }
 
 fn check_stored(
@@ -289,7 +305,7 @@ fn check_stored(
     msgs: &[Message],
     token: &str,
     days: &[String],
-    c: &mut Cases,
+    c: &mut Checks,
 ) {
     for m in msgs {
         let (text, files) = stored(disk, m.host, days);

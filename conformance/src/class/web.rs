@@ -4,11 +4,12 @@
 //! MIME types by extension, exact bodies, 404s, HEAD, the directory redirect, no listings, no
 //! symbolic links, no way out of the document root.
 
-use super::service::{self, Service};
-use super::Cases;
-use crate::lab::{tool, Lab, GUEST_V4};
+use super::{boot, require_tool, Booted, Checks, Target, GUEST_V4};
+use crate::lab::tool;
+use e2e::NetNs;
+use serde_json::json;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -82,11 +83,11 @@ fn write_site(dir: &Path) -> Result<(), String> {
 
 /// The data disk: an ext4 file system made on the host holding the site, root-owned and
 /// world-readable, as an operator makes one.
-fn site_disk(lab: &Lab) -> Result<std::path::PathBuf, String> {
-    let content = lab.dir.join("web-site");
+fn site_disk(t: &Target, dir: &Path) -> Result<PathBuf, String> {
+    let content = dir.join("web-site");
     write_site(&content)?;
-    let disk = lab.dir.join("web-data.img");
-    let mib = lab
+    let disk = dir.join("web-data.img");
+    let mib = t
         .manifest
         .disks
         .first()
@@ -164,10 +165,9 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
 }
 
 /// `curl` GET of `path` (as is: no normalising), from the namespace, redirects not followed.
-fn get(lab: &Lab, path: &str) -> Result<Response, String> {
+fn get(ns: &NetNs, path: &str) -> Result<Response, String> {
     let url = format!("http://{GUEST_V4}{path}");
-    let out = lab
-        .ns
+    let out = ns
         .output(
             "curl",
             &[
@@ -195,68 +195,73 @@ fn get(lab: &Lab, path: &str) -> Result<Response, String> {
 
 /// A raw HTTP/1.1 request over TCP from the namespace; the whole answer until the server
 /// closes (the request asks it to), bounded.
-fn raw_request(lab: &Lab, request: String) -> Result<Vec<u8>, String> {
+fn raw_request(ns: &NetNs, request: String) -> Result<Vec<u8>, String> {
     let addr = std::net::SocketAddr::from(([192, 0, 2, 10], 80));
-    lab.ns
-        .enter(move || -> Result<Vec<u8>, String> {
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                .map_err(|e| format!("connect {addr}: {e}"))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))
-                .map_err(|e| e.to_string())?;
-            s.write_all(request.as_bytes())
-                .map_err(|e| format!("send: {e}"))?;
-            let mut buf = Vec::new();
-            s.take(MAX_RESPONSE as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("read: {e}"))?;
-            Ok(buf)
-        })
-        .map_err(|e| e.to_string())?
+    ns.enter(move || -> Result<Vec<u8>, String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(request.as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = Vec::new();
+        s.take(MAX_RESPONSE as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(buf)
+    })
+    .map_err(|e| e.to_string())?
 }
 
-fn head(lab: &Lab, path: &str) -> Result<(Response, Vec<u8>), String> {
+fn head(ns: &NetNs, path: &str) -> Result<(Response, Vec<u8>), String> {
     let raw = raw_request(
-        lab,
+        ns,
         format!("HEAD {path} HTTP/1.1\r\nHost: {GUEST_V4}\r\nConnection: close\r\n\r\n"),
     )?;
     let r = parse_response(&raw)?;
     Ok((r, raw))
 }
 
-/// Runs the battery; the cases and the figures (`ready_after_ms`).
-pub fn run(lab: &Lab) -> Result<(Cases, Vec<(&'static str, u64)>), String> {
-    let disk = site_disk(lab)?;
-    let svc = service::boot(lab, &disk)?;
-    let mut c = Cases::default();
-    battery(lab, &mut c);
-    let figures = vec![("ready_after_ms", svc.ready_after.as_millis() as u64)];
-    finish(svc, &mut c)?;
-    Ok((c, figures))
+/// Runs the battery against `t`: a site disk made on the host, the image booted with it.
+pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
+    require_tool("curl", "curl")?;
+    require_tool("mkfs.ext4", "e2fsprogs")?;
+    let dir = e2e::TempDir::new("class-web").map_err(|e| e.to_string())?;
+    let disk = site_disk(t, dir.path())?;
+    let booted = boot(
+        t,
+        json!({"disks": [{"file": disk}]}),
+        std::slice::from_ref(&disk),
+    )?;
+    c.check(
+        "WEB-READY",
+        true,
+        format!(
+            "ready {} ms after the VM started",
+            booted.ready_after.as_millis()
+        ),
+    );
+    battery(&booted.ns, c);
+    finish(t, booted, &disk, c)
 }
 
-fn finish(svc: Service, c: &mut Cases) -> Result<(), String> {
-    let disks = svc.disks.clone();
-    let o = svc.stop()?;
+fn finish(t: &Target, b: Booted, disk: &Path, c: &mut Checks) -> Result<(), String> {
+    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
+    let (o, _) = crate::checks::stop(b.vm, limit)?;
     c.check(
         "WEB-STOP",
         o.powered_off_cleanly(),
         format!("clean power-off after the battery: {}", o.status),
     );
-    for d in &disks {
-        let state = crate::lab::superblock(d, "Filesystem state").unwrap_or_default();
-        c.check(
-            "WEB-STOP",
-            state == "clean",
-            format!("{}: {state}", d.display()),
-        );
-    }
+    let state = crate::lab::superblock(disk, "Filesystem state").unwrap_or_default();
+    c.check("WEB-STOP", state == "clean", format!("data disk: {state}"));
     Ok(())
 }
 
 /// Every request of the battery, each recorded; a request that fails is a failed case.
-fn battery(lab: &Lab, c: &mut Cases) {
+fn battery(ns: &NetNs, c: &mut Checks) {
     let mut expect =
-        |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(lab, path) {
+        |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(ns, path) {
             Ok(r) => c.check(id, check(&r), format!("GET {path}: {}", r.shown())),
             Err(e) => c.check(id, false, format!("GET {path}: {e}")),
         };
@@ -310,13 +315,13 @@ fn battery(lab: &Lab, c: &mut Cases) {
             r.status != 200 && !String::from_utf8_lossy(&r.body).contains("root:x:0:0")
         });
     }
-    head_cases(lab, c);
+    head_cases(ns, c);
 }
 
 /// HEAD: the GET's status and headers, and no body at all on the wire.
-fn head_cases(lab: &Lab, c: &mut Cases) {
+fn head_cases(ns: &NetNs, c: &mut Checks) {
     let notes = content("notes.txt");
-    match head(lab, "/notes.txt") {
+    match head(ns, "/notes.txt") {
         Ok((r, raw)) => {
             let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
             let ok = r.status == 200
@@ -335,7 +340,7 @@ fn head_cases(lab: &Lab, c: &mut Cases) {
         }
         Err(e) => c.check("WEB-HEAD", false, format!("HEAD /notes.txt: {e}")),
     }
-    match head(lab, "/missing.html") {
+    match head(ns, "/missing.html") {
         Ok((r, _)) => c.check(
             "WEB-HEAD",
             r.status == 404,
