@@ -13,14 +13,11 @@
 mod common;
 mod lab;
 
+use lab::classes::{downtime, poll_while, syslog_attempt, web_attempt};
 use lab::{assert_fsck_clean, shown, Lab};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The example spec `examples/<name>.json` with the lab's image, disk and network.
 fn example_spec(lab: &Lab, name: &str, image: &Path, disk: &Path, guest: &str) -> Value {
@@ -31,83 +28,6 @@ fn example_spec(lab: &Lab, name: &str, image: &Path, disk: &Path, guest: &str) -
     let tap = format!("tcu{}{}", &name[..1], std::process::id() % 10_000);
     spec["network"] = lab.network(&tap, guest);
     spec
-}
-
-/// One attempt of the poller: when, and whether the service answered.
-type Attempt = (Instant, bool);
-
-/// Polls with `attempt(n)` every 10 ms in the namespace while `during` runs; the attempts.
-fn poll_while<T>(
-    lab: &Lab,
-    attempt: fn(u64) -> bool,
-    during: impl FnOnce() -> T,
-) -> (T, Vec<Attempt>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ns = &lab.ns;
-    std::thread::scope(|s| {
-        let flag = stop.clone();
-        let poller = s.spawn(move || {
-            ns.enter(move || {
-                let mut seen = Vec::new();
-                let mut n = 0u64;
-                while !flag.load(Ordering::Relaxed) {
-                    let at = Instant::now();
-                    seen.push((at, attempt(n)));
-                    n += 1;
-                    let next = at + Duration::from_millis(10);
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                }
-                seen
-            })
-            .expect("the poller in the namespace")
-        });
-        let out = during();
-        // A moment of the new image's answers after the upgrade returned.
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-        (out, poller.join().expect("poller"))
-    })
-}
-
-/// The longest run of failed attempts: (last success before, first success after).
-fn downtime(attempts: &[Attempt]) -> Option<Duration> {
-    let mut best: Option<Duration> = None;
-    let mut last_ok: Option<Instant> = None;
-    let mut in_gap = false;
-    for &(at, ok) in attempts {
-        if ok {
-            if let (true, Some(l)) = (in_gap, last_ok) {
-                let gap = at - l;
-                best = Some(best.map_or(gap, |b| b.max(gap)));
-            }
-            last_ok = Some(at);
-            in_gap = false;
-        } else {
-            in_gap = true;
-        }
-    }
-    best
-}
-
-const WEB: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::new(192, 0, 2, 80),
-    80,
-));
-
-/// GET / over one connection: a 200 with the site's index.
-fn web_attempt(_: u64) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&WEB, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET / HTTP/1.1\r\nHost: web1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.take(64 << 10).read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.1 200") && buf.ends_with(b"<h1>class site</h1>\n")
 }
 
 /// What curl sees of one path: status, Content-Type and the body's bytes.
@@ -199,21 +119,6 @@ fn lighttpd_to_nginx_serves_the_same_site_from_the_same_disk() {
     let (code, log) = lab.stop("web1");
     assert_eq!(code, Some(0), "{log}");
     assert_fsck_clean(&disk);
-}
-
-const LOGS: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::new(192, 0, 2, 14),
-    514,
-));
-
-/// One RFC 5424 message with sequence number `n` over a new TCP connection (octet counting).
-fn syslog_attempt(n: u64) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&LOGS, Duration::from_millis(200)) else {
-        return false;
-    };
-    let msg = format!("<134>1 2026-01-01T00:00:00Z swap-client poller - - - seq {n} end");
-    s.write_all(format!("{} {msg}", msg.len()).as_bytes())
-        .is_ok()
 }
 
 #[test]
