@@ -1,8 +1,10 @@
 //! Swapping vendors within a class with `host-launch upgrade SPEC --image OTHER` (root, ~30 s):
 //!
-//! - web: `examples/web.json` (only where its image, disk and network are changed) on
+//! - web: the example without its data disk is refused by `check` (120, naming it);
+//!   `examples/web.json` (only where its image, disk and network are changed) on
 //!   lighttpd with a site on its data disk, upgraded to nginx: every page answers the same
 //!   (status, Content-Type, bytes) before and after, from the same disk;
+//!   an upgrade to the syslog image is refused (120) while lighttpd keeps serving;
 //! - syslog: `examples/syslog.json` on rsyslog, upgraded to syslog-ng: messages sent before
 //!   and after land in the same per-host, per-day file on the same disk.
 //!
@@ -74,6 +76,17 @@ fn lighttpd_to_nginx_serves_the_same_site_from_the_same_disk() {
     }
     let disk = lab.join("site.img");
     lab::disk_from_dir(&disk, &content);
+    // The class example without its data disk is refused, naming what is missing.
+    let mut bare = example_spec(&lab, "web", &lighttpd, &disk, "192.0.2.80");
+    bare.as_object_mut().unwrap().remove("disks");
+    bare["name"] = "web-bare".into();
+    let o = lab.host_launch(&["check", lab.write_spec(&bare).to_str().unwrap()]);
+    let text = shown(&o);
+    assert_eq!(o.status.code(), Some(120), "{text}");
+    assert!(
+        text.contains("disks") && text.contains("/data/www"),
+        "{text}"
+    );
     let spec = lab.write_spec(&example_spec(&lab, "web", &lighttpd, &disk, "192.0.2.80"));
     lab.start(&spec);
     let paths = [
@@ -86,6 +99,18 @@ fn lighttpd_to_nginx_serves_the_same_site_from_the_same_disk() {
     ];
     let before: Vec<String> = paths.iter().map(|p| fetch(&lab, p)).collect();
     assert!(before[0].starts_with("HTTP/1.1 200"), "{before:?}");
+    // Another class's image is refused before anything stops, naming both classes.
+    let collector = lab.image("syslog");
+    let o = lab.host_launch(&[
+        "upgrade",
+        spec.to_str().unwrap(),
+        "--image",
+        collector.to_str().unwrap(),
+    ]);
+    let text = shown(&o);
+    assert_eq!(o.status.code(), Some(120), "{text}");
+    assert!(text.contains("syslog") && text.contains("web"), "{text}");
+    assert_eq!(fetch(&lab, "/"), before[0], "still lighttpd, still serving");
     let (out, attempts) = poll_while(&lab, web_attempt, || {
         lab.host_launch(&[
             "upgrade",
