@@ -25,7 +25,7 @@ pub struct Options {
     pub image: PathBuf,
     /// Its manifest; default `IMAGE.manifest.json`.
     pub manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. examples/dns.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     pub spec_files: Option<PathBuf>,
     /// The UML kernel; default `$UML_KERNEL` or Debian's.
     pub kernel: Option<PathBuf>,

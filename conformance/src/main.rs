@@ -17,7 +17,7 @@ struct Args {
     /// The image's manifest; default IMAGE.manifest.json.
     #[arg(long)]
     manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. examples/dns.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     #[arg(long)]
     spec_files: Option<PathBuf>,
     /// The UML kernel; default $UML_KERNEL or /usr/bin/linux.uml.

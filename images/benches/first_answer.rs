@@ -10,9 +10,14 @@
 //! VM's host processes, 3 s after it became ready). The timed `start` is host-launch's
 //! release build, as an operator runs it.
 //!
+//! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
+//! dnsmasq image `dns`): the images of class dns get the example zone (examples/dns.json) as
+//! their class input, the dnsmasq image its records; each runs at least at its manifest's
+//! `min_memory_mib`; each image's size (file and blocks in use) is printed too.
+//!
 //! ```sh
 //! cargo bench -p image-builder --bench first_answer [-- --rounds 20 --memory-mib 32 \
-//!     --kernels project,debian]
+//!     --kernels project,debian --images dns,nsd,knot]
 //! ```
 
 #[path = "../tests/lab/mod.rs"]
@@ -34,6 +39,7 @@ struct Args {
     rounds: usize,
     memory_mib: u32,
     kernels: String,
+    images: String,
 }
 
 fn args() -> Args {
@@ -41,6 +47,7 @@ fn args() -> Args {
         rounds: 20,
         memory_mib: 32,
         kernels: "project,debian".into(),
+        images: "dns".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -53,6 +60,7 @@ fn args() -> Args {
                     .expect("--memory-mib N")
             }
             "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
+            "--images" => a.images = it.next().expect("--images dns,nsd,knot"),
             _ => {} // cargo passes --bench
         }
     }
@@ -141,41 +149,91 @@ struct Series {
     failures: usize,
 }
 
+/// The spec's `files` for an image: the class's zone for a dns-class image, else dnsmasq's
+/// records.
+fn service_files(manifest: &appliance::manifest::Manifest) -> serde_json::Value {
+    if manifest.class.is_some() {
+        let example = e2e::workspace_root().join("examples/dns.json");
+        let spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&example).expect("examples/dns.json"))
+                .expect("examples/dns.json");
+        return spec["files"].clone();
+    }
+    json!([{"path": "/run/dnsmasq.conf", "mode": "0644",
+            "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}])
+}
+
+/// An image's file size and the blocks it has in use (the file is sparse), in MiB.
+fn image_size(image: &Path) -> (f64, f64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(image).expect("image");
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    (mib(m.len()), mib(m.blocks() * 512))
+}
+
+/// One image on one kernel: its spec and what its rounds measured.
+struct Case {
+    image: String,
+    kernel: String,
+    memory_mib: u32,
+    spec: PathBuf,
+    series: Series,
+}
+
 fn main() {
     let a = args();
     let kernels = bench_kernels(&a.kernels);
     let lab = Lab::new("first", None);
-    let image = lab.image("dns");
     let tap = format!("tfa{}", std::process::id() % 100_000);
-    let specs: Vec<PathBuf> = kernels
-        .iter()
-        .map(|(label, kernel)| {
+    let mut cases = Vec::new();
+    for name in a.images.split(',') {
+        let image = lab.image(name);
+        let manifest_path = image.with_extension("img.manifest.json");
+        let manifest =
+            appliance::manifest::parse(&std::fs::read(&manifest_path).expect("manifest"))
+                .expect("manifest");
+        let memory_mib = a.memory_mib.max(manifest.min_memory_mib.unwrap_or(0));
+        let (size, used) = image_size(&image);
+        println!(
+            "image {name}: {size:.1} MiB, {used:.1} MiB in use{}",
+            manifest
+                .class
+                .map(|c| format!(", class {c}"))
+                .unwrap_or_default()
+        );
+        for (label, kernel) in &kernels {
             let spec = lab.write_spec(&json!({
                 "name": NAME,
                 "image": image,
                 "kernel": kernel,
-                "memory_mib": a.memory_mib,
-                "files": [{"path": "/run/dnsmasq.conf", "mode": "0644",
-                           "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}],
+                "memory_mib": memory_mib,
+                "files": service_files(&manifest),
                 "network": lab.network(&tap, GUEST),
             }));
-            let path = lab.join(&format!("{NAME}-{label}.json"));
+            let path = lab.join(&format!("{NAME}-{name}-{label}.json"));
             std::fs::rename(&spec, &path).unwrap();
-            path
-        })
-        .collect();
+            cases.push(Case {
+                image: name.to_string(),
+                kernel: label.clone(),
+                memory_mib,
+                spec: path,
+                series: Series::default(),
+            });
+        }
+    }
     let exe = release_host_launch();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("first answer: load average before: {}", load.trim());
-    let mut series: Vec<Series> = kernels.iter().map(|_| Series::default()).collect();
     for i in 0..a.rounds {
-        for (k, (label, _)) in kernels.iter().enumerate() {
-            let s = &mut series[k];
-            match round(&lab, &exe, &specs[k]) {
+        for c in cases.iter_mut() {
+            let s = &mut c.series;
+            match round(&lab, &exe, &c.spec) {
                 Ok((d, g)) => {
                     eprintln!(
-                        "kernel {label}: round {}/{}: first answer after {} ms (guest kernel \
-                         start -> ready {} ms)",
+                        "image {} kernel {}: round {}/{}: first answer after {} ms (guest \
+                         kernel start -> ready {} ms)",
+                        c.image,
+                        c.kernel,
                         i + 1,
                         a.rounds,
                         d.as_millis(),
@@ -185,7 +243,13 @@ fn main() {
                     s.guest.push(g);
                 }
                 Err(e) => {
-                    eprintln!("kernel {label}: round {}/{}: FAILED: {e}", i + 1, a.rounds);
+                    eprintln!(
+                        "image {} kernel {}: round {}/{}: FAILED: {e}",
+                        c.image,
+                        c.kernel,
+                        i + 1,
+                        a.rounds
+                    );
                     s.failures += 1;
                 }
             }
@@ -194,15 +258,18 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("first answer: load average after: {}", load.trim());
     let mut failures = 0;
-    for ((label, _), s) in kernels.iter().zip(&mut series) {
+    for c in cases.iter_mut() {
+        let s = &mut c.series;
         s.times.sort();
         s.guest.sort();
         failures += s.failures;
         if let (Some(median), Some(worst)) = (s.times.get(s.times.len() / 2), s.times.last()) {
             println!(
-                "kernel {label}: host-launch start -> first DNS answer at {} MiB over {} rounds \
-                 (a query every {} ms): median {} ms, best {} ms, worst {} ms",
-                a.memory_mib,
+                "image {} kernel {}: host-launch start -> first DNS answer at {} MiB over {} \
+                 rounds (a query every {} ms): median {} ms, best {} ms, worst {} ms",
+                c.image,
+                c.kernel,
+                c.memory_mib,
                 s.times.len(),
                 PERIOD.as_millis(),
                 median.as_millis(),
@@ -210,22 +277,26 @@ fn main() {
                 worst.as_millis()
             );
             println!(
-                "kernel {label}: of which guest kernel start -> dnsmasq ready: median {} ms, \
-                 worst {} ms",
+                "image {} kernel {}: of which guest kernel start -> server ready: median {} \
+                 ms, worst {} ms",
+                c.image,
+                c.kernel,
                 s.guest[s.guest.len() / 2].as_millis(),
                 s.guest[s.guest.len() - 1].as_millis()
             );
         }
     }
-    for ((label, _), spec) in kernels.iter().zip(&specs) {
-        match idle_memory(&lab, spec) {
-            Ok(m) => println!(
-                "kernel {label}: idle DNS appliance at {} MiB: host PSS {} KiB, RSS {} KiB \
+    for c in &cases {
+        match idle_memory(&lab, &c.spec) {
+            Ok(m) => {
+                println!(
+                "image {} kernel {}: idle DNS appliance at {} MiB: host PSS {} KiB, RSS {} KiB \
                  ({} processes, {} address spaces)",
-                a.memory_mib, m.pss_kib, m.rss_kib, m.processes, m.address_spaces
-            ),
+                c.image, c.kernel, c.memory_mib, m.pss_kib, m.rss_kib, m.processes, m.address_spaces
+            )
+            }
             Err(e) => {
-                eprintln!("kernel {label}: memory: FAILED: {e}");
+                eprintln!("image {} kernel {}: memory: FAILED: {e}", c.image, c.kernel);
                 failures += 1;
             }
         }

@@ -50,13 +50,16 @@ fn example(name: &str) -> serde_json::Value {
     serde_json::from_slice(&text).unwrap()
 }
 
-/// The DNS example's records (with `log-queries`), as the spec's files.
+/// The dnsmasq image's records (with `log-queries`), as the spec's files: the unclassed
+/// dnsmasq spec of `tests/lab/dnsmasq.json` (examples/dns.json is a class spec for NSD).
 fn dns_files() -> serde_json::Value {
-    let files = example("dns")["files"].clone();
+    let path = e2e::workspace_root().join("images/tests/lab/dnsmasq.json");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let files = serde_json::from_slice::<serde_json::Value>(&text).unwrap()["files"].clone();
     let conf = files[0]["content"].as_str().unwrap();
     assert!(
         conf.lines().any(|l| l == "log-queries"),
-        "examples/dns.json logs queries: {conf}"
+        "tests/lab/dnsmasq.json logs queries: {conf}"
     );
     files
 }
@@ -412,16 +415,18 @@ fn dns_log_lines_land_on_the_collectors_data_disk() {
     assert_written_by_syslog_user(&disk);
 }
 
-/// `examples/dns.json`, `web.json` and `syslog.json`, unchanged but for where the images,
-/// the disks and the namespace are: all three at once on the examples' bridge, started with
-/// `host-launch start`, each answering its client; all stop cleanly, the disks fsck-clean,
-/// and the DNS and web appliances' log lines are on the collector's disk.
+/// `examples/dns.json` (class dns, the NSD image), `web.json` and `syslog.json`, unchanged but
+/// for where the images, the disks and the namespace are: all three at once on the examples'
+/// bridge, started with `host-launch start`, each answering its client; all stop cleanly, the
+/// disks fsck-clean, and the DNS and web appliances' log lines are on the collector's disk.
 #[test]
 fn the_three_examples_run_at_once_and_stop_cleanly() {
-    let examples: Vec<(&str, serde_json::Value)> = ["syslog", "dns", "web"]
-        .into_iter()
-        .map(|n| (n, example(n)))
-        .collect();
+    // (recipe, example)
+    let examples: Vec<(&str, serde_json::Value)> =
+        [("syslog", "syslog"), ("nsd", "dns"), ("web", "web")]
+            .into_iter()
+            .map(|(r, n)| (r, example(n)))
+            .collect();
     let bridge = examples[0].1["network"]["bridge"].as_str().unwrap();
     for (_, e) in &examples {
         assert_eq!(e["network"]["bridge"], bridge, "one bridge for all");
@@ -485,7 +490,7 @@ fn the_three_examples_run_at_once_and_stop_cleanly() {
     let messages = all_hosts(&logs);
     for w in [
         "hello collector",
-        "query[A] www.example.net from 192.0.2.1",
+        "zone example.net read with success",
         " web1 ",
     ] {
         assert!(
@@ -494,7 +499,7 @@ fn the_three_examples_run_at_once_and_stop_cleanly() {
         );
     }
     // The class's line: "RECEIVED HOSTNAME PRI APP-NAME PROCID MSG".
-    for (host, app) in [("dns1", "dnsmasq"), ("web1", "lighttpd")] {
+    for (host, app) in [("dns1", "nsd"), ("web1", "lighttpd")] {
         let text = host_day(&logs, host);
         let found = text.lines().any(|l| {
             let f: Vec<&str> = l.splitn(6, ' ').collect();

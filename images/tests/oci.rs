@@ -200,7 +200,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn dns_spec(lab: &Lab, name: &str, image: &str, tap: &str) -> Value {
     let files = serde_json::from_slice::<Value>(
-        &std::fs::read(e2e::workspace_root().join("examples/dns.json")).unwrap(),
+        &std::fs::read(e2e::workspace_root().join("images/tests/lab/dnsmasq.json")).unwrap(),
     )
     .unwrap()["files"]
         .clone();

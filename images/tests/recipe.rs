@@ -150,6 +150,37 @@ fn a_manifest_guest_init_would_refuse_is_refused() {
 }
 
 #[test]
+fn a_class_claim_the_manifest_cannot_honour_is_refused() {
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":1,"class":{"name":"web","version":1},
+            "service":{"argv":["/bin/true"]},"ports":[{"port":8080}]}"#,
+    ));
+    assert!(
+        e.iter().any(|l| l
+            == "manifest.ports: class web v1 serves 80/tcp; declare it in the manifest's ports"),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("manifest.disks: class web v1 keeps its data")),
+        "{e:#?}"
+    );
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":1,"class":{"name":"dns","version":9},
+            "service":{"argv":["/bin/true"]},
+            "ports":[{"port":53,"protocol":"udp"},{"port":53,"protocol":"tcp"}]}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|l| l
+                .starts_with("manifest.class.version: the image implements class dns version 9")),
+        "{e:#?}"
+    );
+}
+
+#[test]
 fn a_program_is_needed() {
     let e = errors(&with("programs", "[]"));
     assert!(
@@ -192,7 +223,7 @@ fn checked_in_schema_matches_the_types() {
 
 #[test]
 fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
-    for name in ["dns", "web", "syslog", "nginx", "syslog-ng"] {
+    for name in ["dns", "nsd", "knot", "web", "syslog", "nginx", "syslog-ng"] {
         let r = common::recipe(name);
         assert_eq!(r.name, name);
         let json = serde_json::to_vec(&r.manifest).unwrap();
@@ -225,7 +256,7 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
 fn example_specs_are_valid_host_launch_specs_for_these_images() {
     let examples = image_builder::workspace_root().join("examples");
     for (spec, image) in [
-        ("dns", "dns"),
+        ("dns", "nsd"),
         ("web", "web"),
         ("syslog", "syslog"),
         ("web", "nginx"),
@@ -234,12 +265,16 @@ fn example_specs_are_valid_host_launch_specs_for_these_images() {
         let path = examples.join(format!("{spec}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let s = appliance::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
-        // The class examples name lighttpd's and rsyslog's images; the other vendor's image
-        // of the class takes the same spec (host-launch upgrade SPEC --image OTHER).
-        if spec == image {
+        // The class examples name NSD's, lighttpd's and rsyslog's images; the other
+        // vendor's image of the class takes the same spec (host-launch upgrade --image).
+        if !["nginx", "syslog-ng"].contains(&image) {
             assert_eq!(s.image, format!("../build/{image}.img"));
         }
         let m = common::recipe(image).manifest;
+        if let Some(class) = &m.class {
+            appliance::class::check_spec_inputs(class, &s)
+                .unwrap_or_else(|e| panic!("{spec}: lacks the class inputs: {e}"));
+        }
         appliance::merge::merge(&s, &m)
             .unwrap_or_else(|e| panic!("{spec}: spec and manifest do not merge: {e:?}"));
     }

@@ -4,6 +4,7 @@
 //! the run's own, and the battery talks to it with the clients an operator would use. One
 //! module per class; [`run`] picks the suite from the manifest's `class`.
 
+pub mod dns;
 pub mod syslog;
 pub mod web;
 
@@ -124,14 +125,9 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
     };
     let mut checks = Checks::default();
     match class.name {
+        ClassName::Dns => dns::run(&target, &mut checks)?,
         ClassName::Web => web::run(&target, &mut checks)?,
         ClassName::Syslog => syslog::run(&target, &mut checks)?,
-        other => {
-            return Err(format!(
-                "class {}: this kit has no suite for it yet",
-                other.as_str()
-            ))
-        }
     }
     Ok(ClassReport {
         image: o.image.display().to_string(),
