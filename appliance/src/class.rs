@@ -103,7 +103,7 @@ pub fn check_version(class: &Class) -> Result<(), Problem> {
 
 /// Whether `spec` provides every input `class` requires (`docs/classes/<class>.md`): for
 /// `dns` at least one zone file `/run/dns/zones/<origin>.zone` among its `files` (and nothing
-/// else there); for `web` and `syslog` a data disk on `/data`. Every problem names the field
+/// else there), readable by others (the server's user is the image's); for `web` and `syslog` a data disk on `/data`. Every problem names the field
 /// and the fix.
 pub fn check_spec_inputs(class: &Class, spec: &Spec) -> Result<(), Problems> {
     if let Err(p) = check_version(class) {
@@ -166,6 +166,18 @@ fn check_dns_zones(spec: &Spec) -> Result<(), Problems> {
             Some(origin) => match check_zone_origin(origin) {
                 Err(m) => p.push(problem(path, m)),
                 Ok(()) => {
+                    // The server runs as a user of the image's, not as the file's owner.
+                    let mode = u32::from_str_radix(&f.mode, 8).ok();
+                    if mode.is_some_and(|m| m & 0o004 == 0) {
+                        p.push(problem(
+                            format!("files[{i}].mode"),
+                            format!(
+                                "{} leaves the zone file of {origin} unreadable to the DNS \
+                                 server, which runs as a user of the image's own; use 0644",
+                                f.mode
+                            ),
+                        ));
+                    }
                     if f.content.trim().is_empty() {
                         p.push(problem(
                             format!("files[{i}].content"),
@@ -338,6 +350,16 @@ mod tests {
         );
         assert!(
             e.contains("files[2].content: the zone file of ok.net is empty"),
+            "{e}"
+        );
+        let e = text(check_spec_inputs(
+            &DNS,
+            &spec(
+                r#","files":[{"path":"/run/dns/zones/ok.net.zone","mode":"0600","content":"x"}]"#,
+            ),
+        ));
+        assert!(
+            e.starts_with("files[0].mode: 0600 leaves the zone file of ok.net unreadable"),
             "{e}"
         );
     }

@@ -1,6 +1,7 @@
 //! Operator spec + image manifest → contract, as `host-launch check` does without files. The
 //! input is the spec, then a NUL byte and the manifest (a fixed manifest when there is none).
-//! What merges must be a contract every guest accepts.
+//! What merges must be a contract every guest accepts; the class checks of the spec and the
+//! manifest run on every parsed pair.
 #![no_main]
 use host_launch::{manifest, merge, spec};
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(s), Ok(m)) = (s, m) else {
         return;
     };
+    // The class checks never panic, whatever the spec and the claim (their messages are
+    // the operator's only guide).
+    if let Some(class) = &m.class {
+        let _ = appliance::class::check_spec_inputs(class, &s);
+    }
+    let _ = appliance::class::check_manifest(&m);
     if let Ok(merged) = merge::merge(&s, &m) {
         let c = &merged.contract;
         assert!(contract::validate(c).is_ok());

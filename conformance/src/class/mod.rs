@@ -8,7 +8,7 @@ pub mod dns;
 pub mod syslog;
 pub mod web;
 
-use appliance::class::{Class, ClassName};
+use appliance::class::ClassName;
 use appliance::manifest::Manifest;
 use e2e::{NetNs, RunningVm, TempDir, Vm};
 use serde_json::{json, Value};
@@ -141,12 +141,6 @@ pub struct Target {
     pub image: PathBuf,
     pub manifest: Manifest,
     pub kernel: PathBuf,
-}
-
-impl Target {
-    pub fn class(&self) -> Option<Class> {
-        self.manifest.class
-    }
 }
 
 /// A booted image of a class, ready (its `ready` event seen), on a network of its own.

@@ -253,14 +253,20 @@ pub fn txt_probe(
     rx
 }
 
-/// Whether `reply` answers one of our queries (id below `sent`) with no error and ends with
-/// the A record's address `want` (the appliance's answer is the question, then one A record).
+/// Whether `reply` answers one of our queries (id below `sent`) with no error and holds an A
+/// record (type A, class IN, 4 bytes of data) of the address `want`: dnsmasq's reply ends with
+/// it, NSD's has the zone's NS records after it.
 pub fn answers_a(reply: &[u8], sent: u16, want: [u8; 4]) -> bool {
     let id = reply.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let is_answer = reply.get(2).is_some_and(|f| f & 0x80 != 0);
     let no_error = reply.get(3).is_some_and(|f| f & 0x0f == 0);
     let answers = reply.get(6..8).is_some_and(|c| c != [0, 0]);
-    id.is_some_and(|i| i < sent) && is_answer && no_error && answers && reply.ends_with(&want)
+    let has_a = reply
+        .get(12..)
+        .unwrap_or_default()
+        .windows(14)
+        .any(|w| w[..4] == [0, 1, 0, 1] && w[8..10] == [0, 4] && w[10..] == want);
+    id.is_some_and(|i| i < sent) && is_answer && no_error && answers && has_a
 }
 
 /// Sends an A query for `name` to `server` every `period` from one UDP socket inside the
