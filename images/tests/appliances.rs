@@ -3,7 +3,8 @@
 //!
 //! - each alone: `dig` over UDP and TCP (the configured record, NXDOMAIN for an unknown
 //!   name), `curl` (a page from the web appliance's data disk), `logger` over UDP and TCP
-//!   (the messages land on the syslog appliance's data disk, written by a non-root rsyslog);
+//!   (the messages land on the syslog appliance's data disk in the syslog class's layout,
+//!   `/log/<host>/<day>.log`, written by a non-root rsyslog);
 //! - the DNS appliance's query log lines, forwarded by guest-init, arrive in a real rsyslogd
 //!   on the host side of the namespace (over UDP as RFC 3164, over TCP as RFC 5424), and on
 //!   the syslog collector appliance's data disk, read back after both stopped;
@@ -168,13 +169,35 @@ fn syslog_spec(lab: &Lab, name: &str, disk: &Path) -> serde_json::Value {
 fn assert_written_by_syslog_user(disk: &Path) {
     let recipe = common::recipe("syslog");
     assert_eq!(recipe.manifest.service.uid, 102);
-    for path in ["/", "/log", "/log/messages"] {
+    let hosts = common::ls(disk, "/log");
+    let first = hosts.first().expect("a host directory under /log");
+    let day_file = format!("/log/{first}/{}.log", today());
+    for path in ["/", "/log", &format!("/log/{first}"), &day_file] {
         let stat = common::debugfs(disk, &format!("stat {path}"));
         assert!(
             stat.contains("User:   102   Group:   102"),
             "{path} is not syslog's:\n{stat}"
         );
     }
+}
+
+/// Today's UTC date, the name of the day's file in the syslog class's layout.
+fn today() -> String {
+    humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10].to_string()
+}
+
+/// The syslog class's file of `host` for today (docs/classes/syslog.md):
+/// `/log/<host>/<YYYY-MM-DD>.log` on the collector's disk.
+fn host_day(disk: &Path, host: &str) -> String {
+    common::debugfs(disk, &format!("cat /log/{host}/{}.log", today()))
+}
+
+/// Every host's file of today on the collector's disk.
+fn all_hosts(disk: &Path) -> String {
+    common::ls(disk, "/log")
+        .iter()
+        .map(|h| host_day(disk, h))
+        .collect()
 }
 
 #[test]
@@ -202,14 +225,14 @@ fn syslog_appliance_writes_what_it_receives_to_its_data_disk() {
     let (code, all) = up.stop();
     assert_clean_stop(code, &all);
     assert_fsck_clean(&disk);
-    let messages = common::debugfs(&disk, "cat /log/messages");
+    let messages = all_hosts(&disk);
     for text in ["hello over udp", "hello over tcp"] {
         assert!(
             messages.contains(text),
-            "{text:?} not in /log/messages:\n{messages}\n{all}"
+            "{text:?} not in /log/<host>/<day>.log:\n{messages}\n{all}"
         );
     }
-    let hosts = common::ls(&disk, "/log/hosts");
+    let hosts = common::ls(&disk, "/log");
     assert!(!hosts.is_empty(), "no per-host log: {hosts:?}");
     assert_written_by_syslog_user(&disk);
 }
@@ -370,20 +393,18 @@ fn dns_log_lines_land_on_the_collectors_data_disk() {
     let (code, collector_out) = collector.stop();
     assert_clean_stop(code, &collector_out);
     assert_fsck_clean(&disk);
-    let per_host = common::debugfs(&disk, "cat /log/hosts/dns1.log");
-    let messages = common::debugfs(&disk, "cat /log/messages");
+    let per_host = host_day(&disk, "dns1");
     for w in [
         "query[A] logs.example.net from 192.0.2.1",
         "query[A] nope.example.net from 192.0.2.1",
     ] {
-        for (file, text) in [("hosts/dns1.log", &per_host), ("messages", &messages)] {
-            let line = text.lines().find(|l| l.contains(w));
-            let line = line.unwrap_or_else(|| {
-                panic!("{w:?} not in /log/{file} on the collector's disk:\n{text}")
-            });
-            // rsyslog's file format: "TIMESTAMP HOSTNAME TAG MSG" (TAG = APP-NAME[PROCID]).
-            assert!(line.contains(" dns1 dnsmasq["), "{line:?}");
-        }
+        let line = per_host.lines().find(|l| l.contains(w));
+        let line = line.unwrap_or_else(|| {
+            panic!("{w:?} not in /log/dns1/<day>.log on the collector's disk:\n{per_host}")
+        });
+        // The class's line: "RECEIVED HOSTNAME PRI APP-NAME PROCID MSG".
+        let f: Vec<&str> = line.splitn(6, ' ').collect();
+        assert_eq!((f[1], f[3]), ("dns1", "dnsmasq"), "{line:?}");
     }
     // dnsmasq's last words made it before the VM ended: guest-init's flush at power-off
     // waits until the collector has acknowledged every byte.
@@ -466,20 +487,28 @@ fn the_three_examples_run_at_once_and_stop_cleanly() {
         assert_fsck_clean(d);
     }
     let logs = lab.join("logs1-data0.img");
-    let messages = common::debugfs(&logs, "cat /log/messages");
+    let messages = all_hosts(&logs);
     for w in [
         "hello collector",
-        "dns1 nsd[",
         "zone example.net read with success",
-        "web1 lighttpd[",
+        " web1 ",
     ] {
         assert!(
             messages.contains(w),
             "{w:?} not on logs1's disk:\n{messages}"
         );
     }
-    let hosts = common::ls(&logs, "/log/hosts");
-    for h in ["dns1.log", "web1.log"] {
+    // The class's line: "RECEIVED HOSTNAME PRI APP-NAME PROCID MSG".
+    for (host, app) in [("dns1", "nsd"), ("web1", "lighttpd")] {
+        let text = host_day(&logs, host);
+        let found = text.lines().any(|l| {
+            let f: Vec<&str> = l.splitn(6, ' ').collect();
+            f.len() == 6 && f[1] == host && f[3] == app
+        });
+        assert!(found, "no {app} line from {host}:\n{text}");
+    }
+    let hosts = common::ls(&logs, "/log");
+    for h in ["dns1", "web1"] {
         assert!(hosts.iter().any(|x| x == h), "{h} not in {hosts:?}");
     }
 }

@@ -126,3 +126,46 @@ fn syslog_image_runs_rsyslog_with_its_plugins() {
     outcome.assert_console_contains("End of config validation run. Bye.");
     outcome.assert_console_contains("status=exited with code 0");
 }
+
+#[test]
+fn nginx_image_runs_nginx() {
+    let dir = TempDir::new("boot-nginx").unwrap();
+    let built = common::build("nginx", dir.path());
+    // -t: parse the configuration and open what it names (temp paths, the pid file's place).
+    let argv = [
+        "/usr/sbin/nginx",
+        "-t",
+        "-e",
+        "stderr",
+        "-c",
+        "/etc/nginx/nginx.conf",
+    ];
+    let outcome = boot(
+        "nginx",
+        dir.path(),
+        &built.image,
+        &contract("nginx", &argv, serde_json::json!([])),
+    );
+    outcome.assert_clean_poweroff();
+    outcome.assert_console_contains("configuration file /etc/nginx/nginx.conf test is successful");
+    outcome.assert_console_contains("status=exited with code 0");
+}
+
+#[test]
+fn syslog_ng_image_runs_syslog_ng_with_its_modules() {
+    let dir = TempDir::new("boot-syslog-ng").unwrap();
+    let built = common::build("syslog-ng", dir.path());
+    // --syntax-only with the manifest's own options: loads the modules the configuration uses.
+    let mut argv = common::recipe("syslog-ng").manifest.service.argv;
+    argv.push("--syntax-only".into());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let outcome = boot(
+        "syslog-ng",
+        dir.path(),
+        &built.image,
+        &contract("syslog-ng", &argv, serde_json::json!([])),
+    );
+    outcome.assert_clean_poweroff();
+    assert!(!outcome.console.contains("Error"), "{}", outcome.console);
+    outcome.assert_console_contains("status=exited with code 0");
+}

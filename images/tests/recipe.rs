@@ -223,7 +223,7 @@ fn checked_in_schema_matches_the_types() {
 
 #[test]
 fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
-    for name in ["dns", "nsd", "knot", "web", "syslog"] {
+    for name in ["dns", "nsd", "knot", "web", "syslog", "nginx", "syslog-ng"] {
         let r = common::recipe(name);
         assert_eq!(r.name, name);
         let json = serde_json::to_vec(&r.manifest).unwrap();
@@ -235,16 +235,41 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
     assert!(common::recipe("web").wants_disk_tools());
     assert!(common::recipe("syslog").wants_disk_tools());
     assert!(!common::recipe("dns").wants_disk_tools());
+    // The class images declare their class; the dnsmasq image stays unclassed.
+    for (name, class) in [
+        ("web", "web"),
+        ("nginx", "web"),
+        ("syslog", "syslog"),
+        ("syslog-ng", "syslog"),
+    ] {
+        let c = common::recipe(name).manifest.class;
+        assert_eq!(
+            c.map(|c| (c.name.as_str(), c.version)),
+            Some((class, 1)),
+            "{name}"
+        );
+    }
+    assert_eq!(common::recipe("dns").manifest.class, None);
 }
 
 #[test]
 fn example_specs_are_valid_host_launch_specs_for_these_images() {
     let examples = image_builder::workspace_root().join("examples");
-    for (spec, image) in [("dns", "nsd"), ("web", "web"), ("syslog", "syslog")] {
+    for (spec, image) in [
+        ("dns", "nsd"),
+        ("web", "web"),
+        ("syslog", "syslog"),
+        ("web", "nginx"),
+        ("syslog", "syslog-ng"),
+    ] {
         let path = examples.join(format!("{spec}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let s = appliance::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
-        assert_eq!(s.image, format!("../build/{image}.img"));
+        // The class examples name NSD's, lighttpd's and rsyslog's images; the other
+        // vendor's image of the class takes the same spec (host-launch upgrade --image).
+        if !["nginx", "syslog-ng"].contains(&image) {
+            assert_eq!(s.image, format!("../build/{image}.img"));
+        }
         let m = common::recipe(image).manifest;
         if let Some(class) = &m.class {
             appliance::class::check_spec_inputs(class, &s)

@@ -5,6 +5,8 @@
 //! module per class; [`run`] picks the suite from the manifest's `class`.
 
 pub mod dns;
+pub mod syslog;
+pub mod web;
 
 use appliance::class::ClassName;
 use appliance::manifest::Manifest;
@@ -124,12 +126,8 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
     let mut checks = Checks::default();
     match class.name {
         ClassName::Dns => dns::run(&target, &mut checks)?,
-        other => {
-            return Err(format!(
-                "class {}: this kit has no suite for it yet",
-                other.as_str()
-            ))
-        }
+        ClassName::Web => web::run(&target, &mut checks)?,
+        ClassName::Syslog => syslog::run(&target, &mut checks)?,
     }
     Ok(ClassReport {
         image: o.image.display().to_string(),

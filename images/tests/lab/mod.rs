@@ -8,6 +8,7 @@
 //! Needs root (network namespace, TAP devices).
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod classes;
 pub mod dns;
 
 use e2e::launch::{host_launch_exe, Launch};
