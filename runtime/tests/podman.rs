@@ -1,0 +1,204 @@
+//! uml-runc under real podman (Debian's), in a network namespace the test makes:
+//!
+//! - `podman run -d --runtime uml-runc` of our DNS appliance's OCI image: `dig` from the
+//!   namespace answers, `podman ps` shows it up, `podman logs` has dnsmasq's lines,
+//!   `podman stop` powers the guest off cleanly (exit code 0, guest-init's power-off in the
+//!   log) within its timeout, and `podman rm` leaves nothing behind: no runtime state, no
+//!   process of the VM's uid, no network namespace, no TAP device;
+//! - the same for an image nobody built for the contract (Debian's lighttpd on a debootstrap
+//!   base, `podman import` + `podman build`), and `podman run --rm` of a command that exits
+//!   with 7 returns 7;
+//! - what a VM cannot do (a terminal, a volume) is refused with the reason.
+//!
+//! Needs root, podman, conmon, dig, curl, debootstrap's cached root (scripts/foreign-rootfs);
+//! fails, rather than skips, without them.
+
+mod lab;
+
+use lab::{netns_names, processes_of, shown, Lab};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Checks that container `id` (of VM uid `uid`) left nothing on the host.
+fn assert_nothing_left(lab: &Lab, uid: u32, netns_before: &[String]) {
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "uml-runc state left: {:?}",
+        lab.runtime_containers()
+    );
+    assert!(
+        processes_of(uid).is_empty(),
+        "processes of the VM's uid {uid} left: {:?}",
+        processes_of(uid)
+    );
+    let now = netns_names();
+    let new: Vec<&String> = now.iter().filter(|n| !netns_before.contains(n)).collect();
+    assert!(new.is_empty(), "network namespaces left: {new:?}");
+    let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
+    let links = String::from_utf8_lossy(&out.stdout);
+    assert!(!links.contains("uml0"), "a TAP device left: {links}");
+}
+
+fn container_id(lab: &Lab, name: &str) -> String {
+    let out = lab.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `podman stop` (timeout 10 s), its time, and the exit code podman recorded.
+fn stop(lab: &Lab, name: &str) -> (Duration, String) {
+    let t = Instant::now();
+    lab.podman_ok(&["stop", "-t", "10", name]);
+    let took = t.elapsed();
+    let out = lab.podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
+    (took, String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn podman_runs_our_dns_image_as_a_vm() {
+    let lab = Lab::new("urunc-dns");
+    lab.load_dns_image();
+    let conf = lab.dnsmasq_conf();
+    let before = netns_names();
+    let volume = format!("{}:/run/dnsmasq.conf:ro", conf.display());
+    lab.podman_ok(&[
+        "run", "-d", "--name", "dns1", "--network", lab::NETWORK, "--ip", "192.0.2.53", "-v",
+        &volume, "localhost/dns:latest",
+    ]);
+    let id = container_id(&lab, "dns1");
+    let uid = lab.vm_uid(&id);
+    lab.wait_for_answer("192.0.2.53", "www.example.net", "192.0.2.80", Duration::from_secs(60));
+    let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("dns1 Up"), "podman ps: {ps}");
+    assert!(!processes_of(uid).is_empty(), "no process of the VM's uid {uid}");
+    let logs = lab.podman_ok(&["logs", "dns1"]);
+    let text = shown(&logs);
+    assert!(
+        text.contains("query[A] www.example.net from 192.0.2.1"),
+        "podman logs: {text}"
+    );
+    let (took, code) = stop(&lab, "dns1");
+    assert_eq!(code, "0", "dnsmasq exits 0 on the graceful stop");
+    assert!(took < Duration::from_secs(10), "podman stop took {took:?}: past its timeout");
+    let text = shown(&lab.podman_ok(&["logs", "dns1"]));
+    assert!(
+        text.contains("exiting on receipt of SIGTERM")
+            && text.contains("guest-init: power off")
+            && text.contains("reason=requested"),
+        "the guest did not power off cleanly: {text}"
+    );
+    lab.podman_ok(&["rm", "dns1"]);
+    assert_nothing_left(&lab, uid, &before);
+    eprintln!("dns: podman stop took {took:?}");
+}
+
+/// The foreign image: Debian's lighttpd on a debootstrap base, imported and built by podman
+/// with nothing of ours in it.
+fn build_foreign_image(lab: &Lab) {
+    let script = e2e::workspace_root().join("scripts/foreign-rootfs");
+    let out = Command::new(&script).output().expect("running scripts/foreign-rootfs");
+    assert!(out.status.success(), "scripts/foreign-rootfs: {}", shown(&out));
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let tar = lab.join("base.tar");
+    let out = Command::new("tar")
+        .args(["-C", &root, "--exclude=./.complete", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "tar: {}", shown(&out));
+    lab.podman_ok(&["import", lab::path_str(&tar), "localhost/debian-lighttpd-base"]);
+    let ctx = lab.join("web-ctx");
+    std::fs::create_dir_all(&ctx).expect("build context");
+    std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM localhost/debian-lighttpd-base\nCOPY index.html /var/www/html/index.html\n\
+         EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
+    )
+    .expect("Containerfile");
+    lab.podman_ok(&[
+        "build", "--network", "none", "-t", "localhost/web-foreign", lab::path_str(&ctx),
+    ]);
+}
+
+fn curl(lab: &Lab, url: &str) -> String {
+    let out = lab
+        .ns
+        .output("curl", &["-sS", "--max-time", "2", url])
+        .expect("running curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_foreign_image_serves_and_its_exit_code_comes_back() {
+    let lab = Lab::new("urunc-foreign");
+    build_foreign_image(&lab);
+    let before = netns_names();
+    lab.podman_ok(&[
+        "run", "-d", "--name", "web1", "--network", lab::NETWORK, "--ip", "192.0.2.80",
+        "localhost/web-foreign",
+    ]);
+    let id = container_id(&lab, "web1");
+    let uid = lab.vm_uid(&id);
+    let until = Instant::now() + Duration::from_secs(90);
+    let mut got = String::new();
+    while Instant::now() < until {
+        got = curl(&lab, "http://192.0.2.80/");
+        if got.contains("hello from a plain Debian image") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        got.contains("hello from a plain Debian image"),
+        "lighttpd did not answer: {got:?}; logs: {}",
+        shown(&lab.podman(&["logs", "web1"]))
+    );
+    let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("web1 Up"));
+    let text = shown(&lab.podman_ok(&["logs", "web1"]));
+    assert!(text.contains("service started: argv0=/usr/sbin/lighttpd"), "{text}");
+    let (took, code) = stop(&lab, "web1");
+    assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
+    assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
+    lab.podman_ok(&["rm", "web1"]);
+    assert_nothing_left(&lab, uid, &before);
+
+    let out = lab.podman(&[
+        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "sh", "-c", "exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "podman run --rm: {}", shown(&out));
+    assert!(lab.runtime_containers().is_empty(), "--rm left state");
+    let out = lab.podman(&[
+        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "sh", "-c",
+        "echo to-stdout; echo to-stderr >&2; exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let text = shown(&out);
+    assert!(text.contains("to-stdout") && text.contains("to-stderr"), "{text}");
+}
+
+#[test]
+fn what_a_vm_cannot_do_is_refused_with_the_reason() {
+    let lab = Lab::new("urunc-refused");
+    lab.load_dns_image();
+    let dir = lab.join("vol");
+    std::fs::create_dir_all(&dir).expect("volume dir");
+    let volume = format!("{}:/data", dir.display());
+    let out = lab.podman(&[
+        "run", "-d", "--name", "vol1", "--network", lab::NETWORK, "-v", &volume,
+        "localhost/dns:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("cannot reach a VM") && text.contains("data disk"), "{text}");
+    let out = lab.podman(&[
+        "run", "-d", "-t", "--name", "tty1", "--network", lab::NETWORK, "localhost/dns:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("terminal") && text.contains("without -t"), "{text}");
+    let _ = lab.podman(&["rm", "-f", "vol1", "tty1"]);
+    assert!(lab.runtime_containers().is_empty(), "a refused create left state");
+}
