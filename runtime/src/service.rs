@@ -407,17 +407,14 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
             )));
         }
     }
-    let stop_signal = c
-        .annotations
-        .get(ANNOTATION_STOP_SIGNAL)
-        .map(|s| {
-            if s.starts_with("SIG") {
-                s.clone()
-            } else {
-                format!("SIG{s}")
-            }
-        })
-        .unwrap_or_else(|| "SIGTERM".into());
+    let stop_signal = match c.annotations.get(ANNOTATION_STOP_SIGNAL) {
+        Some(s) => stop_signal_name(s).ok_or_else(|| {
+            Error::new(format!(
+                "config.json: annotations.{ANNOTATION_STOP_SIGNAL}: {s:?} is not a signal                  guest-init can stop a service with (e.g. SIGTERM, SIGINT, SIGQUIT)"
+            ))
+        })?,
+        None => "SIGTERM".into(),
+    };
     Ok(Service {
         name: None,
         argv: resolved_args(&p.args, &inputs.argv0),
@@ -436,6 +433,18 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         readiness: Default::default(),
         liveness: None,
     })
+}
+
+/// The contract's name of a stop signal given as podman does (`15`) or by name (`TERM`).
+fn stop_signal_name(s: &str) -> Option<String> {
+    let n = match s.trim().parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => contract::names::signal_number(s.trim())?,
+    };
+    contract::names::SIGNALS
+        .iter()
+        .find(|(_, k)| *k == n)
+        .map(|(name, _)| name.to_string())
 }
 
 #[cfg(test)]
@@ -599,5 +608,8 @@ mod tests {
         assert_eq!(short_id("ABCdef_0123456789"), "abcdef-01234");
         assert_eq!(parse_size("64m"), Some(64 << 20));
         assert_eq!(parse_size("x"), None);
+        assert_eq!(stop_signal_name("15").as_deref(), Some("SIGTERM"));
+        assert_eq!(stop_signal_name("QUIT").as_deref(), Some("SIGQUIT"));
+        assert_eq!(stop_signal_name("99"), None);
     }
 }
