@@ -15,12 +15,13 @@
 
 mod lab;
 
-use lab::{netns_names, processes_of, shown, Lab};
+use lab::{processes_of, shown, Lab};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Checks that container `id` (of VM uid `uid`) left nothing on the host.
-fn assert_nothing_left(lab: &Lab, uid: u32, netns_before: &[String]) {
+/// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
+fn assert_nothing_left(lab: &Lab, uid: u32, netns: &Path) {
     assert!(
         lab.runtime_containers().is_empty(),
         "uml-runc state left: {:?}",
@@ -31,9 +32,7 @@ fn assert_nothing_left(lab: &Lab, uid: u32, netns_before: &[String]) {
         "processes of the VM's uid {uid} left: {:?}",
         processes_of(uid)
     );
-    let now = netns_names();
-    let new: Vec<&String> = now.iter().filter(|n| !netns_before.contains(n)).collect();
-    assert!(new.is_empty(), "network namespaces left: {new:?}");
+    assert!(!netns.exists(), "the container's network namespace {netns:?} left");
     let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
     let links = String::from_utf8_lossy(&out.stdout);
     assert!(!links.contains("uml0"), "a TAP device left: {links}");
@@ -58,14 +57,13 @@ fn podman_runs_our_dns_image_as_a_vm() {
     let lab = Lab::new("urunc-dns");
     lab.load_dns_image();
     let conf = lab.dnsmasq_conf();
-    let before = netns_names();
     let volume = format!("{}:/run/dnsmasq.conf:ro", conf.display());
     lab.podman_ok(&[
         "run", "-d", "--name", "dns1", "--network", lab::NETWORK, "--ip", "192.0.2.53", "-v",
         &volume, "localhost/dns:latest",
     ]);
     let id = container_id(&lab, "dns1");
-    let uid = lab.vm_uid(&id);
+    let (uid, netns) = lab.vm_uid_netns(&id);
     lab.wait_for_answer("192.0.2.53", "www.example.net", "192.0.2.80", Duration::from_secs(60));
     let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     let ps = String::from_utf8_lossy(&ps.stdout);
@@ -88,7 +86,7 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "the guest did not power off cleanly: {text}"
     );
     lab.podman_ok(&["rm", "dns1"]);
-    assert_nothing_left(&lab, uid, &before);
+    assert_nothing_left(&lab, uid, &netns);
     eprintln!("dns: podman stop took {took:?}");
 }
 
@@ -111,9 +109,24 @@ fn build_foreign_image(lab: &Lab) {
     let ctx = lab.join("web-ctx");
     std::fs::create_dir_all(&ctx).expect("build context");
     std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
+    // The vendor's server config, container style: the error log is stderr (no errorlog).
+    std::fs::write(
+        ctx.join("lighttpd.conf"),
+        "server.modules = (\"mod_indexfile\", \"mod_access\")\n\
+         server.document-root = \"/var/www/html\"\n\
+         server.port = 80\n\
+         server.username = \"www-data\"\n\
+         server.groupname = \"www-data\"\n\
+         server.pid-file = \"/run/lighttpd.pid\"\n\
+         index-file.names = (\"index.html\")\n\
+         mimetype.assign = (\".html\" => \"text/html\")\n",
+    )
+    .expect("lighttpd.conf");
     std::fs::write(
         ctx.join("Containerfile"),
-        "FROM localhost/debian-lighttpd-base\nCOPY index.html /var/www/html/index.html\n\
+        "FROM localhost/debian-lighttpd-base\n\
+         COPY lighttpd.conf /etc/lighttpd/lighttpd.conf\n\
+         COPY index.html /var/www/html/index.html\n\
          EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
     )
     .expect("Containerfile");
@@ -134,13 +147,12 @@ fn curl(lab: &Lab, url: &str) -> String {
 fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     let lab = Lab::new("urunc-foreign");
     build_foreign_image(&lab);
-    let before = netns_names();
     lab.podman_ok(&[
         "run", "-d", "--name", "web1", "--network", lab::NETWORK, "--ip", "192.0.2.80",
         "localhost/web-foreign",
     ]);
     let id = container_id(&lab, "web1");
-    let uid = lab.vm_uid(&id);
+    let (uid, netns) = lab.vm_uid_netns(&id);
     let until = Instant::now() + Duration::from_secs(90);
     let mut got = String::new();
     while Instant::now() < until {
@@ -163,7 +175,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
     assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
     lab.podman_ok(&["rm", "web1"]);
-    assert_nothing_left(&lab, uid, &before);
+    assert_nothing_left(&lab, uid, &netns);
 
     let out = lab.podman(&[
         "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "sh", "-c", "exit 7",

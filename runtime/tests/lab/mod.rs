@@ -189,11 +189,12 @@ impl Lab {
             .unwrap_or_default()
     }
 
-    /// The VM uid recorded for container `id`.
-    pub fn vm_uid(&self, id: &str) -> u32 {
+    /// The VM uid and the network namespace uml-runc recorded for container `id`.
+    pub fn vm_uid_netns(&self, id: &str) -> (u32, PathBuf) {
         let text = std::fs::read(self.state.join(id).join("state.json")).expect("state.json");
         let v: serde_json::Value = serde_json::from_slice(&text).expect("state JSON");
-        v["uid"].as_u64().expect("uid") as u32
+        let netns = v["net"]["netns"].as_str().expect("the container's netns");
+        (v["uid"].as_u64().expect("uid") as u32, PathBuf::from(netns))
     }
 }
 
@@ -211,17 +212,6 @@ pub fn processes_of(uid: u32) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
-}
-
-/// The network namespaces /run/netns has.
-pub fn netns_names() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Drop for Lab {
