@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use uml_runc::commands;
 
 #[derive(Parser)]
-#[command(name = "uml-runc", disable_version_flag = true, args_override_self = true)]
+#[command(
+    name = "uml-runc",
+    disable_version_flag = true,
+    args_override_self = true
+)]
 struct Cli {
     /// Where containers' state directories are.
     #[arg(long, global = true, default_value = uml_runc::state::DEFAULT_ROOT)]

@@ -32,7 +32,10 @@ fn assert_nothing_left(lab: &Lab, uid: u32, netns: &Path) {
         "processes of the VM's uid {uid} left: {:?}",
         processes_of(uid)
     );
-    assert!(!netns.exists(), "the container's network namespace {netns:?} left");
+    assert!(
+        !netns.exists(),
+        "the container's network namespace {netns:?} left"
+    );
     let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
     let links = String::from_utf8_lossy(&out.stdout);
     assert!(!links.contains("uml0"), "a TAP device left: {links}");
@@ -49,7 +52,10 @@ fn stop(lab: &Lab, name: &str) -> (Duration, String) {
     lab.podman_ok(&["stop", "-t", "10", name]);
     let took = t.elapsed();
     let out = lab.podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
-    (took, String::from_utf8_lossy(&out.stdout).trim().to_string())
+    (
+        took,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
 }
 
 #[test]
@@ -59,16 +65,33 @@ fn podman_runs_our_dns_image_as_a_vm() {
     let conf = lab.dnsmasq_conf();
     let volume = format!("{}:/run/dnsmasq.conf:ro", conf.display());
     lab.podman_ok(&[
-        "run", "-d", "--name", "dns1", "--network", lab::NETWORK, "--ip", "192.0.2.53", "-v",
-        &volume, "localhost/dns:latest",
+        "run",
+        "-d",
+        "--name",
+        "dns1",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        "192.0.2.53",
+        "-v",
+        &volume,
+        "localhost/dns:latest",
     ]);
     let id = container_id(&lab, "dns1");
     let (uid, netns) = lab.vm_uid_netns(&id);
-    lab.wait_for_answer("192.0.2.53", "www.example.net", "192.0.2.80", Duration::from_secs(60));
+    lab.wait_for_answer(
+        "192.0.2.53",
+        "www.example.net",
+        "192.0.2.80",
+        Duration::from_secs(60),
+    );
     let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     let ps = String::from_utf8_lossy(&ps.stdout);
     assert!(ps.contains("dns1 Up"), "podman ps: {ps}");
-    assert!(!processes_of(uid).is_empty(), "no process of the VM's uid {uid}");
+    assert!(
+        !processes_of(uid).is_empty(),
+        "no process of the VM's uid {uid}"
+    );
     let logs = lab.podman_ok(&["logs", "dns1"]);
     let text = shown(&logs);
     assert!(
@@ -77,7 +100,10 @@ fn podman_runs_our_dns_image_as_a_vm() {
     );
     let (took, code) = stop(&lab, "dns1");
     assert_eq!(code, "0", "dnsmasq exits 0 on the graceful stop");
-    assert!(took < Duration::from_secs(10), "podman stop took {took:?}: past its timeout");
+    assert!(
+        took < Duration::from_secs(10),
+        "podman stop took {took:?}: past its timeout"
+    );
     let text = shown(&lab.podman_ok(&["logs", "dns1"]));
     assert!(
         text.contains("exiting on receipt of SIGTERM")
@@ -94,8 +120,14 @@ fn podman_runs_our_dns_image_as_a_vm() {
 /// with nothing of ours in it.
 fn build_foreign_image(lab: &Lab) {
     let script = e2e::workspace_root().join("scripts/foreign-rootfs");
-    let out = Command::new(&script).output().expect("running scripts/foreign-rootfs");
-    assert!(out.status.success(), "scripts/foreign-rootfs: {}", shown(&out));
+    let out = Command::new(&script)
+        .output()
+        .expect("running scripts/foreign-rootfs");
+    assert!(
+        out.status.success(),
+        "scripts/foreign-rootfs: {}",
+        shown(&out)
+    );
     let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let tar = lab.join("base.tar");
     let out = Command::new("tar")
@@ -105,7 +137,11 @@ fn build_foreign_image(lab: &Lab) {
         .output()
         .expect("tar");
     assert!(out.status.success(), "tar: {}", shown(&out));
-    lab.podman_ok(&["import", lab::path_str(&tar), "localhost/debian-lighttpd-base"]);
+    lab.podman_ok(&[
+        "import",
+        lab::path_str(&tar),
+        "localhost/debian-lighttpd-base",
+    ]);
     let ctx = lab.join("web-ctx");
     std::fs::create_dir_all(&ctx).expect("build context");
     std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
@@ -131,7 +167,12 @@ fn build_foreign_image(lab: &Lab) {
     )
     .expect("Containerfile");
     lab.podman_ok(&[
-        "build", "--network", "none", "-t", "localhost/web-foreign", lab::path_str(&ctx),
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "localhost/web-foreign",
+        lab::path_str(&ctx),
     ]);
 }
 
@@ -148,7 +189,14 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     let lab = Lab::new("urunc-foreign");
     build_foreign_image(&lab);
     lab.podman_ok(&[
-        "run", "-d", "--name", "web1", "--network", lab::NETWORK, "--ip", "192.0.2.80",
+        "run",
+        "-d",
+        "--name",
+        "web1",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        "192.0.2.80",
         "localhost/web-foreign",
     ]);
     let id = container_id(&lab, "web1");
@@ -170,7 +218,10 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(String::from_utf8_lossy(&ps.stdout).contains("web1 Up"));
     let text = shown(&lab.podman_ok(&["logs", "web1"]));
-    assert!(text.contains("service started: argv0=/usr/sbin/lighttpd"), "{text}");
+    assert!(
+        text.contains("service started: argv0=/usr/sbin/lighttpd"),
+        "{text}"
+    );
     let (took, code) = stop(&lab, "web1");
     assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
     assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
@@ -178,17 +229,38 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     assert_nothing_left(&lab, uid, &netns);
 
     let out = lab.podman(&[
-        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "sh", "-c", "exit 7",
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "sh",
+        "-c",
+        "exit 7",
     ]);
-    assert_eq!(out.status.code(), Some(7), "podman run --rm: {}", shown(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "podman run --rm: {}",
+        shown(&out)
+    );
     assert!(lab.runtime_containers().is_empty(), "--rm left state");
     let out = lab.podman(&[
-        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "sh",
+        "-c",
         "echo to-stdout; echo to-stderr >&2; exit 0",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     let text = shown(&out);
-    assert!(text.contains("to-stdout") && text.contains("to-stderr"), "{text}");
+    assert!(
+        text.contains("to-stdout") && text.contains("to-stderr"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,18 +271,41 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
     std::fs::create_dir_all(&dir).expect("volume dir");
     let volume = format!("{}:/data", dir.display());
     let out = lab.podman(&[
-        "run", "-d", "--name", "vol1", "--network", lab::NETWORK, "-v", &volume,
+        "run",
+        "-d",
+        "--name",
+        "vol1",
+        "--network",
+        lab::NETWORK,
+        "-v",
+        &volume,
         "localhost/dns:latest",
     ]);
     let text = shown(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("cannot reach a VM") && text.contains("data disk"), "{text}");
+    assert!(
+        text.contains("cannot reach a VM") && text.contains("data disk"),
+        "{text}"
+    );
     let out = lab.podman(&[
-        "run", "-d", "-t", "--name", "tty1", "--network", lab::NETWORK, "localhost/dns:latest",
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "tty1",
+        "--network",
+        lab::NETWORK,
+        "localhost/dns:latest",
     ]);
     let text = shown(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("terminal") && text.contains("without -t"), "{text}");
+    assert!(
+        text.contains("terminal") && text.contains("without -t"),
+        "{text}"
+    );
     let _ = lab.podman(&["rm", "-f", "vol1", "tty1"]);
-    assert!(lab.runtime_containers().is_empty(), "a refused create left state");
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "a refused create left state"
+    );
 }

@@ -84,7 +84,13 @@ impl Lab {
             state,
         };
         lab.podman_ok(&[
-            "network", "create", "--subnet", SUBNET, "--gateway", GATEWAY, NETWORK,
+            "network",
+            "create",
+            "--subnet",
+            SUBNET,
+            "--gateway",
+            GATEWAY,
+            NETWORK,
         ]);
         lab
     }
@@ -219,7 +225,9 @@ impl Drop for Lab {
         // Whatever a failed test left: containers, then images (their overlay mounts).
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
         for id in self.runtime_containers() {
-            let _ = Command::new(&self.wrapper).args(["delete", "--force", &id]).output();
+            let _ = Command::new(&self.wrapper)
+                .args(["delete", "--force", &id])
+                .output();
         }
         let _ = self.podman(&["rmi", "-af"]);
         let _ = self.podman(&["network", "rm", "-f", NETWORK]);
