@@ -101,6 +101,11 @@ impl Lab {
 
     /// podman in the lab's namespace with the lab's storage and uml-runc as its runtime.
     pub fn podman_cmd(&self, args: &[&str]) -> Command {
+        self.podman_with(&self.wrapper, args)
+    }
+
+    /// podman as [`Lab::podman_cmd`] with another runtime (the benchmark's runc).
+    pub fn podman_with(&self, runtime: &Path, args: &[&str]) -> Command {
         let mut c = self.ns.command("podman").expect("entering the namespace");
         c.env("CONTAINERS_STORAGE_CONF", &self.conf)
             .arg("--network-config-dir")
@@ -109,7 +114,7 @@ impl Lab {
             .arg(self.dir.join("libpod"))
             .args(["--events-backend", "file", "--cgroup-manager=cgroupfs"])
             .arg("--runtime")
-            .arg(&self.wrapper)
+            .arg(runtime)
             .args(args)
             .stdin(std::process::Stdio::null());
         c
