@@ -5,8 +5,8 @@
 //! uml-runc behind a wrapper that gives it guest-init and a private `--root`.
 //!
 //! Notes for podman on this machine (set up here, not in the product): crun refuses to run in
-//! cgroup hybrid mode, so `--cgroup-manager=cgroupfs`; runc (the reference container) needs
-//! the rlimits at or below the hard limits, hence `--ulimit` from this process's own.
+//! cgroup hybrid mode, so `--cgroup-manager=cgroupfs`; runc (the benchmark's reference
+//! container) cannot raise rlimits here, so the benchmark gives it `--ulimit`s.
 
 #![allow(dead_code)]
 
