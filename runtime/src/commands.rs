@@ -67,22 +67,37 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         dir: Some(dir.path.clone()),
         net: None,
     };
-    let prepared = prepare(a.id, &bundle, &dir, &mut undo)?;
-    notes.extend(prepared.notes.iter().cloned());
-    make_fifo(&dir.fifo())?;
-    let monitor = crate::monitor::Vm {
-        dir: dir.clone(),
-        machine: prepared.machine,
-        jail: prepared.jail,
-        net: prepared.net.clone(),
-        stop_timeout: prepared.stop_timeout,
+    let sandbox = is_sandbox(&bundle.config.annotations);
+    let prepared = if sandbox {
+        None
+    } else {
+        Some(prepare(a.id, &bundle, &dir, &mut undo)?)
     };
+    if let Some(p) = &prepared {
+        notes.extend(p.notes.iter().cloned());
+    }
+    make_fifo(&dir.fifo())?;
+    let (uid, net) = prepared
+        .as_ref()
+        .map(|p| (p.uid, p.net.clone()))
+        .unwrap_or((0, None));
+    let monitor = prepared.map(|p| crate::monitor::Vm {
+        dir: dir.clone(),
+        machine: p.machine,
+        jail: p.jail,
+        net: p.net,
+        stop_timeout: p.stop_timeout,
+    });
     // SAFETY: create has started no thread (its commands are waited for on this one), so
     // the child may run any code.
     let pid = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let _ = nix::unistd::setsid();
-            std::process::exit(crate::monitor::run(&monitor));
+            let code = match &monitor {
+                Some(vm) => crate::monitor::run(vm),
+                None => crate::monitor::placeholder(&dir),
+            };
+            std::process::exit(code);
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child.as_raw() as u32,
         Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
@@ -95,8 +110,8 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         pid_start,
         created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
         annotations: bundle.config.annotations.clone(),
-        uid: prepared.uid,
-        net: prepared.net,
+        uid,
+        net,
     };
     let saved = dir.save(&s).and_then(|()| match a.pid_file {
         Some(p) => {
@@ -115,6 +130,15 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     undo.dir = None;
     undo.net = None;
     Ok(())
+}
+
+/// Whether the bundle is a CRI pod's sandbox ("pause") container (containerd's or CRI-O's
+/// annotation): it only holds the pod's namespaces, so it gets no VM, which would take the
+/// pod's veth from the appliance.
+pub fn is_sandbox(annotations: &BTreeMap<String, String>) -> bool {
+    ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"]
+        .iter()
+        .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
 }
 
 /// Everything the VM needs, made in the container's directory.

@@ -68,6 +68,19 @@ pub fn run(vm: &Vm) -> i32 {
     code
 }
 
+/// A pod sandbox's process: waits for `start`, then for a stop signal; exits 0.
+pub fn placeholder(dir: &Dir) -> i32 {
+    if let Err(e) = wait_for_start(dir) {
+        say(&format!("{e}"));
+        return NO_SERVICE_STATUS;
+    }
+    let sigs = stop_signals();
+    let _ = sigs.thread_block();
+    let _ = sigs.wait();
+    let _ = std::fs::write(dir.exit(), "0");
+    0
+}
+
 /// A line on stderr (conmon's pipe: the container's log).
 pub fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "uml-runc: {msg}");
