@@ -51,7 +51,15 @@ fn timed(lab: &Lab, mut start: Command) -> Result<Duration, String> {
 fn podman_run(lab: &Lab, runtime: &Path, conf: &Path, extra: &[&str]) -> Command {
     let volume = format!("{}:/run/dnsmasq.conf:ro", conf.display());
     let mut args = vec![
-        "run", "-d", "--name", "bench-dns", "--network", lab::NETWORK, "--ip", GUEST, "-v",
+        "run",
+        "-d",
+        "--name",
+        "bench-dns",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        GUEST,
+        "-v",
         &volume,
     ];
     args.extend_from_slice(extra);
@@ -73,7 +81,13 @@ fn podman_rm(lab: &Lab, runtime: &Path) -> Result<(), String> {
 
 /// host-launch's spec of the same appliance: the example's, on podman's bridge.
 fn host_launch_spec(lab: &Lab) -> PathBuf {
-    let out = lab.podman_ok(&["network", "inspect", lab::NETWORK, "--format", "{{.NetworkInterface}}"]);
+    let out = lab.podman_ok(&[
+        "network",
+        "inspect",
+        lab::NETWORK,
+        "--format",
+        "{{.NetworkInterface}}",
+    ]);
     let bridge = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let example = e2e::workspace_root().join("examples/dns.json");
     let mut spec: serde_json::Value =

@@ -136,9 +136,12 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
 /// annotation): it only holds the pod's namespaces, so it gets no VM, which would take the
 /// pod's veth from the appliance.
 pub fn is_sandbox(annotations: &BTreeMap<String, String>) -> bool {
-    ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"]
-        .iter()
-        .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
+    [
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri-o.ContainerType",
+    ]
+    .iter()
+    .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
 }
 
 /// Everything the VM needs, made in the container's directory.

@@ -47,7 +47,10 @@ fn status(root: &Path, id: &str) -> serde_json::Value {
 #[test]
 fn the_lifecycle_as_conmon_sees_it() {
     // SAFETY: prctl on this process only; orphans are then reparented to it, as to conmon.
-    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0
+    );
     let dir = e2e::TempDir::new("urunc-protocol").expect("temp dir");
     let root = dir.join("state");
     let bundle = dir.join("bundle");
@@ -76,28 +79,48 @@ fn the_lifecycle_as_conmon_sees_it() {
     let s = status(&root, "sb1");
     assert_eq!(s["status"], "created");
     assert_eq!(s["pid"], pid);
-    assert_eq!(s["annotations"]["io.kubernetes.cri.container-type"], "sandbox");
+    assert_eq!(
+        s["annotations"]["io.kubernetes.cri.container-type"],
+        "sandbox"
+    );
     let again = runtime(&root, &["create", "--bundle", b, "sb1"]);
     assert!(!again.status.success() && text(&again).contains("exists already"));
     assert!(runtime(&root, &["start", "sb1"]).status.success());
     assert_eq!(status(&root, "sb1")["status"], "running");
     let o = runtime(&root, &["kill", "sb1", "USR1"]);
-    assert!(!o.status.success() && text(&o).contains("passes only SIGTERM"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("passes only SIGTERM"),
+        "{}",
+        text(&o)
+    );
     let o = runtime(&root, &["delete", "sb1"]);
-    assert!(!o.status.success() && text(&o).contains("is running"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("is running"),
+        "{}",
+        text(&o)
+    );
     assert!(runtime(&root, &["kill", "sb1", "TERM"]).status.success());
     let mut st = 0;
     // SAFETY: waitpid on our (adopted) child, into an int we own.
     let waited = unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert_eq!(waited, pid, "the monitor is the waiter's child, as conmon's");
-    assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, "status {st}");
+    assert_eq!(
+        waited, pid,
+        "the monitor is the waiter's child, as conmon's"
+    );
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "status {st}"
+    );
     let until = Instant::now() + Duration::from_secs(5);
     while status(&root, "sb1")["status"] != "stopped" && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(status(&root, "sb1")["status"], "stopped");
     assert!(runtime(&root, &["delete", "sb1"]).status.success());
-    assert!(!root.join("sb1").exists(), "delete left the state directory");
+    assert!(
+        !root.join("sb1").exists(),
+        "delete left the state directory"
+    );
     let o = runtime(&root, &["state", "sb1"]);
     assert!(!o.status.success() && text(&o).contains("does not exist"));
     let o = runtime(&root, &["state", "../x"]);

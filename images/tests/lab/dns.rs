@@ -236,4 +236,3 @@ pub fn txt_probe(
     });
     rx
 }
-
