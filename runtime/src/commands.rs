@@ -197,9 +197,12 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         argv0,
     };
     let plan = service::plan(id, c, &inputs)?;
-    let mut entries = crate::root::entries(&rootfs)?;
-    crate::root::add_runtime_entries(&mut entries, &guest_init, &plan.symlinks, &plan.dirs);
-    crate::root::write(&entries, &dir.root_image(), id)?;
+    let extras = crate::root::Extras {
+        guest_init: &guest_init,
+        symlinks: &plan.symlinks,
+        dirs: &plan.dirs,
+    };
+    crate::root::build(&rootfs, &extras, &dir.root_image())?;
     let mut img = contract::blockdev::encode_checked(&plan.merged.contract)
         .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
     if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
