@@ -47,10 +47,8 @@ fn status(root: &Path, id: &str) -> serde_json::Value {
 #[test]
 fn the_lifecycle_as_conmon_sees_it() {
     // SAFETY: prctl on this process only; orphans are then reparented to it, as to conmon.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-        0
-    );
+    let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(subreaper, 0);
     let dir = e2e::TempDir::new("urunc-protocol").expect("temp dir");
     let root = dir.join("state");
     let bundle = dir.join("bundle");
