@@ -114,7 +114,8 @@ fn boot_and_follow(vm: &Vm) -> Result<i32> {
     let mut process = started.process;
     let console = std::fs::File::from(started.console);
     let pump = std::thread::spawn(move || copy_console(console));
-    set_nonblocking(&started.status)?;
+    vmm::channel::set_nonblocking(&started.status)
+        .map_err(|e| Error::new(format!("making the status pipe non-blocking: {e}")))?;
     let target = vmm::mconsole::Target::jailed(
         process.pid(),
         &vm.machine.umid,
@@ -223,23 +224,7 @@ fn copy_console(mut src: std::fs::File) {
 
 /// Reads what the status pipe holds now; `false` at its end.
 fn read_status(fd: &OwnedFd, split: &mut LineSplitter, seen: &mut Seen) -> bool {
-    let mut buf = [0u8; 16384];
-    for _ in 0..64 {
-        // SAFETY: read into a buffer we own, within its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            let bytes = buf.get(..n as usize).unwrap_or_default();
-            split.feed(bytes, &mut |l| note(l, seen));
-            continue;
-        }
-        let e = std::io::Error::last_os_error();
-        if n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-            return true;
-        }
-        split.finish(&mut |l| note(l, seen));
-        return false;
-    }
-    true
+    vmm::channel::read_now(fd, split, &mut |l| note(l, seen))
 }
 
 fn note(line: &[u8], seen: &mut Seen) {
@@ -264,21 +249,5 @@ fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
     // SAFETY: poll on descriptors we own, within the slice's length.
     unsafe {
         libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
-    }
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
-    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
-    let ok = unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(format!(
-            "making the status pipe non-blocking: {}",
-            std::io::Error::last_os_error()
-        )))
     }
 }
