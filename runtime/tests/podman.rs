@@ -6,8 +6,8 @@
 //!   log) within its timeout, and `podman rm` leaves nothing behind: no runtime state, no
 //!   process of the VM's uid, no network namespace, no TAP device;
 //! - the same for an image nobody built for the contract (Debian's lighttpd on a debootstrap
-//!   base, `podman import` + `podman build`), and `podman run --rm` of a command that exits
-//!   with 7 returns 7;
+//!   base, `podman import` + `podman build`), also reached from another container on the
+//!   network, and `podman run --rm` of a command that exits with 7 returns 7;
 //! - what a VM cannot do (a terminal, a volume) is refused with the reason.
 //!
 //! Needs root, podman, conmon, dig, curl, debootstrap's cached root (scripts/foreign-rootfs);
@@ -217,6 +217,17 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     );
     let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(String::from_utf8_lossy(&ps.stdout).contains("web1 Up"));
+    // Another container (a VM too) reaches it over podman's network as it would a container:
+    // bash's /dev/tcp, the image has no HTTP client.
+    let out = lab.podman(&[
+        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "bash", "-c",
+        "exec 3<>/dev/tcp/192.0.2.80/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]);
+    let text = shown(&out);
+    assert!(
+        out.status.success() && text.contains("hello from a plain Debian image"),
+        "from another container: {text}"
+    );
     let text = shown(&lab.podman_ok(&["logs", "web1"]));
     assert!(
         text.contains("service started: argv0=/usr/sbin/lighttpd"),
