@@ -1,6 +1,7 @@
 //! uml-runc under real podman (Debian's), in a network namespace the test makes:
 //!
-//! - `podman run -d --runtime uml-runc` of our DNS appliance's OCI image: `dig` from the
+//! - `podman run -d --runtime uml-runc` of our DNS appliance's OCI image: the VM gets the
+//!   memory the annotation asks for and podman's hostname, `dig` from the
 //!   namespace answers, `podman ps` shows it up, `podman logs` has dnsmasq's lines,
 //!   `podman stop` powers the guest off cleanly (exit code 0, guest-init's power-off in the
 //!   log) within its timeout, and `podman rm` leaves nothing behind: no runtime state, no
@@ -75,6 +76,8 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "192.0.2.53",
         "-v",
         &volume,
+        "--annotation",
+        "org.host-contract.memory-mib=72",
         "localhost/dns:latest",
     ]);
     let id = container_id(&lab, "dns1");
@@ -84,6 +87,15 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "www.example.net",
         "192.0.2.80",
         Duration::from_secs(60),
+    );
+    let cmdlines: Vec<String> = processes_of(uid)
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect();
+    assert!(
+        cmdlines.iter().any(|c| c.contains(" mem=72M ")),
+        "the memory annotation did not reach UML: {cmdlines:?}"
     );
     let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     let ps = String::from_utf8_lossy(&ps.stdout);
@@ -96,6 +108,11 @@ fn podman_runs_our_dns_image_as_a_vm() {
     let text = shown(&logs);
     assert!(
         text.contains("query[A] www.example.net from 192.0.2.1"),
+        "podman logs: {text}"
+    );
+    // podman's hostname (the id's first 12 characters) is the guest's.
+    assert!(
+        text.contains(&format!("contract loaded: hostname={}", &id[..12])),
         "podman logs: {text}"
     );
     let (took, code) = stop(&lab, "dns1");
@@ -220,7 +237,13 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     // Another container (a VM too) reaches it over podman's network as it would a container:
     // bash's /dev/tcp, the image has no HTTP client.
     let out = lab.podman(&[
-        "run", "--rm", "--network", lab::NETWORK, "localhost/web-foreign", "bash", "-c",
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "bash",
+        "-c",
         "exec 3<>/dev/tcp/192.0.2.80/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
     ]);
     let text = shown(&out);
