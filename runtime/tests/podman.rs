@@ -1,7 +1,8 @@
 //! uml-runc under real podman (Debian's), in a network namespace the test makes:
 //!
 //! - `podman run -d --runtime uml-runc` of our DNS appliance's OCI image: the VM gets the
-//!   memory the annotation asks for and podman's hostname, `dig` from the
+//!   memory the annotation asks for and podman's hostname, `dig` (direct and through a
+//!   published port) from the
 //!   namespace answers, `podman ps` shows it up, `podman logs` has dnsmasq's lines,
 //!   `podman stop` powers the guest off cleanly (exit code 0, guest-init's power-off in the
 //!   log) within its timeout, and `podman rm` leaves nothing behind: no runtime state, no
@@ -78,6 +79,8 @@ fn podman_runs_our_dns_image_as_a_vm() {
         &volume,
         "--annotation",
         "org.host-contract.memory-mib=72",
+        "-p",
+        "5353:53/udp",
         "localhost/dns:latest",
     ]);
     let id = container_id(&lab, "dns1");
@@ -87,6 +90,29 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "www.example.net",
         "192.0.2.80",
         Duration::from_secs(60),
+    );
+    // A published port reaches the guest as it would the container (podman's DNAT to the
+    // container's address).
+    let out = lab
+        .ns
+        .output(
+            "dig",
+            &[
+                "@192.0.2.1",
+                "-p",
+                "5353",
+                "www.example.net",
+                "+short",
+                "+time=2",
+                "+tries=2",
+            ],
+        )
+        .expect("dig");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "192.0.2.80",
+        "through the published port: {}",
+        shown(&out)
     );
     let cmdlines: Vec<String> = processes_of(uid)
         .iter()
