@@ -133,10 +133,7 @@ impl Bundle {
     pub fn open(dir: &Path) -> Result<Bundle, Error> {
         let path = dir.join("config.json");
         let text = read_bounded(&path, MAX_CONFIG_BYTES)?;
-        let value = contract::json::parse_value(&text)
-            .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-        let config: Config = serde_path_to_error_free(value)
-            .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+        let config = parse(&text).map_err(|e| e.context(path.display()))?;
         Ok(Bundle {
             dir: dir.to_path_buf(),
             config,
@@ -177,6 +174,13 @@ impl Bundle {
         }
         Ok(None)
     }
+}
+
+/// Parses config.json: strictly as JSON (contract::json: no duplicate keys), leniently as to
+/// fields.
+pub fn parse(text: &[u8]) -> Result<Config, Error> {
+    let value = contract::json::parse_value(text).map_err(|e| Error::new(e.to_string()))?;
+    serde_path_to_error_free(value).map_err(Error::new)
 }
 
 /// `serde_json::from_value`, the error naming the field's path.
