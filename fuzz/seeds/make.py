@@ -48,6 +48,8 @@ for v in sorted(ip_values):
 
 manifests = []
 for p in sorted(glob.glob(os.path.join(root, "images/recipes/*.json"))):
+    if p.endswith(".lock.json"):  # a recipe's lock, not a recipe
+        continue
     text = open(p, "rb").read()
     put("recipe", text)
     manifests.append(json.dumps(json.load(open(p))["manifest"]).encode())
@@ -56,6 +58,36 @@ for p in sorted(glob.glob(os.path.join(root, "examples/*.json"))):
     put("spec_merge", spec)
     for m in manifests:
         put("spec_merge", spec + b"\0" + m)
+
+# uml-runc's bundles: a config.json as podman writes it, a foreign image's and each of our
+# images' (its manifest as the image annotation podman copies into the bundle).
+bundle = {
+    "ociVersion": "1.0.2-dev",
+    "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
+                "args": ["sh", "-c", "exit 7"],
+                "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "TERM=xterm", "container=podman", "HOSTNAME=0123456789ab"],
+                "cwd": "/",
+                "capabilities": {"bounding": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETUID"],
+                                 "effective": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETUID"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]},
+    "root": {"path": "/var/lib/containers/storage/overlay/x/merged"},
+    "hostname": "0123456789ab",
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+               {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=65536k"]},
+               {"destination": "/etc/hosts", "type": "bind", "source": "/run/x/hosts", "options": ["bind", "rprivate"]},
+               {"destination": "/run/.containerenv", "type": "bind", "source": "/run/x/.containerenv", "options": ["bind"]},
+               {"destination": "/var/cache/app", "type": "tmpfs", "source": "tmpfs", "options": ["size=8m", "mode=1777"]}],
+    "annotations": {"io.podman.annotations.autoremove": "FALSE", "org.opencontainers.image.stopSignal": "15"},
+    "linux": {"namespaces": [{"type": "network", "path": "/run/netns/netns-x"}, {"type": "pid"}],
+              "resources": {"memory": {"limit": 67108864}}},
+}
+put("bundle", json.dumps(bundle).encode())
+for m in manifests:
+    own = json.loads(json.dumps(bundle))
+    own["annotations"]["org.host-contract.manifest.v1"] = m.decode()
+    own["process"]["args"] = json.loads(m)["service"]["argv"]
+    put("bundle", json.dumps(own).encode())
 
 for line in [
     '{"event":"contract_loaded","ts_us":1,"boot_us":2,"init_us":3,"hostname":"dns1","service":"dnsmasq","sources":["kernel command line (hostcontract=)"],"network":"contract"}',

@@ -81,7 +81,8 @@ fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> R
     let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
     let tee = crate::output::console_echo(echo, &p.state.name, bounds.status_line, dropped);
     let console = channel::pump_console(File::from(started.console), log, tee);
-    set_nonblocking(&started.status)?;
+    channel::set_nonblocking(&started.status)
+        .map_err(|e| Error::host(format!("making the status pipe non-blocking: {e}")))?;
     let mconsole = vmm::mconsole::Target::jailed(
         started.process.pid(),
         &p.machine.umid,
@@ -96,22 +97,6 @@ fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> R
     })
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
-    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
-    let ok = unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::host(format!(
-            "making the status pipe non-blocking: {}",
-            std::io::Error::last_os_error()
-        )))
-    }
-}
-
 /// What a read of the status pipe found.
 #[derive(PartialEq, Eq)]
 enum Channel {
@@ -119,28 +104,16 @@ enum Channel {
     Closed,
 }
 
-/// Reads what the status pipe holds now (at most 1 MiB, so that signals and deadlines are
-/// still seen while a guest floods it), split into bounded lines.
+/// Reads what the status pipe holds now, split into bounded lines (`vmm::channel::read_now`).
 fn read_status(fd: &OwnedFd, split: &mut LineSplitter, lines: &mut Vec<String>) -> Channel {
-    let mut buf = [0u8; 16384];
-    for _ in 0..64 {
-        // SAFETY: read into a buffer we own, within its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            let bytes = buf.get(..n as usize).unwrap_or_default();
-            split.feed(bytes, &mut |l| {
-                lines.push(String::from_utf8_lossy(l).into_owned())
-            });
-            continue;
-        }
-        let e = std::io::Error::last_os_error();
-        if n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-            return Channel::Open;
-        }
-        split.finish(&mut |l| lines.push(String::from_utf8_lossy(l).into_owned()));
-        return Channel::Closed;
+    let open = channel::read_now(fd, split, &mut |l| {
+        lines.push(String::from_utf8_lossy(l).into_owned())
+    });
+    if open {
+        Channel::Open
+    } else {
+        Channel::Closed
     }
-    Channel::Open
 }
 
 /// Waits until one of `fds` is ready or `timeout` passes; the ready ones' `revents` are set.

@@ -6,7 +6,8 @@
 //! those with [`rootfs::ext4::write`] into a read-only ext4 root kept by the image's config
 //! digest, so a second start does not build it again.
 //!
-//! A library only, shared by the image builder, host-launch and the future OCI runtime.
+//! A library only, shared by the image builder and host-launch (uml-runc gets our manifest
+//! from the image annotation [`write`] adds, which podman copies into the bundle).
 //! Every byte of an image is outside input: sizes are bounded, paths checked, digests
 //! verified before anything is used.
 

@@ -58,6 +58,10 @@ pub struct Manifest {
     pub media_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// podman copies these into a container's bundle (`config.json` annotations), which is
+    /// how the OCI runtime learns our images' manifest: the labels do not reach it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An image config.

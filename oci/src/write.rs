@@ -75,6 +75,10 @@ pub fn image(src: &Source) -> Result<Image, Error> {
         media_type: Some(types::MEDIA_MANIFEST.into()),
         config: config_d.clone(),
         layers: vec![layer_d],
+        annotations: BTreeMap::from([(
+            crate::LABEL_MANIFEST.to_string(),
+            src.manifest_json.clone(),
+        )]),
     })?;
     let mut manifest_d = descriptor(types::MEDIA_MANIFEST, &manifest, &mut blobs);
     manifest_d.platform = Some(Platform {

@@ -112,6 +112,7 @@ fn layout(
         media_type: Some(types::MEDIA_MANIFEST.into()),
         config: desc(types::MEDIA_CONFIG, blob(dir, &c), c.len()),
         layers: descs,
+        annotations: Default::default(),
     })
     .unwrap();
     let index = Index {

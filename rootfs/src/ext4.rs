@@ -97,7 +97,9 @@ pub fn write(
         .map(|p| (p, 0, 0))
         .chain(entries.iter().map(|(p, e)| (p, e.uid, e.gid)));
     for (path, uid, gid) in owners {
-        let quoted = path.replace('\\', "\\\\").replace('"', "\\\"");
+        // debugfs takes a backslash literally and a quote inside quotes doubled (systemd's
+        // unit names have backslashes: `system-systemd\x2dcryptsetup.slice`).
+        let quoted = path.replace('"', "\"\"");
         text.push_str(&format!(
             "sif \"{quoted}\" uid {uid}\nsif \"{quoted}\" gid {gid}\n"
         ));
@@ -287,4 +289,56 @@ fn run(cmd: &mut Command) -> Result<std::process::Output, Error> {
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names with a backslash (systemd's units) or a quote get their owners too.
+    #[test]
+    fn odd_names_get_their_owners() {
+        let dir = std::env::temp_dir().join(format!("rootfs-odd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |uid| Entry {
+            content: Content::Bytes(b"x".to_vec()),
+            mode: 0o644,
+            uid,
+            gid: uid,
+            origin: "test".into(),
+        };
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            "/".to_string(),
+            Entry {
+                content: Content::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                origin: "test".into(),
+            },
+        );
+        entries.insert("/a\\x2db.slice".to_string(), file(5));
+        entries.insert("/q\"q".to_string(), file(6));
+        let fs = Filesystem {
+            label: "t".into(),
+            uuid: "01234567-89ab-cdef-0123-456789abcdef".into(),
+            epoch: crate::DEFAULT_EPOCH,
+            spare_kib: 0,
+        };
+        write(&entries, &dir.join("img"), &fs).unwrap();
+        let debugfs = e2fsprogs_tool("debugfs").unwrap();
+        for (name, uid) in [("/a\\x2db.slice", "5"), ("/q\"\"q", "6")] {
+            let out = Command::new(&debugfs)
+                .arg("-R")
+                .arg(format!("stat \"{name}\""))
+                .arg(dir.join("img"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(&format!("User:     {uid}")), "{name}: {text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

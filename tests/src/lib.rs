@@ -19,6 +19,7 @@
 
 mod builds;
 mod capture;
+pub mod dns;
 mod elf;
 mod error;
 pub mod events;

@@ -7,9 +7,12 @@
 //!   pass it, the file becomes `NAME.1` (replacing the older one) and a new one starts, so
 //!   the newest bytes are kept and at most twice the cap is on disk.
 //! - [`pump_console`] copies a console into a [`CappedLog`] on a thread.
+//! - [`set_nonblocking`] and [`read_now`] read the status pipe between a launcher's other
+//!   work (signals, deadlines), bounded per call so a flooding guest cannot starve them.
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -176,6 +179,42 @@ impl CappedLog {
         self.size += bytes.len() as u64;
         Ok(())
     }
+}
+
+/// Makes `fd` (a status pipe's read end) non-blocking.
+pub fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns, only adding O_NONBLOCK.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Reads what the non-blocking `fd` holds now (at most 1 MiB, so that signals and deadlines
+/// are still seen while a guest floods it), split into bounded lines handed to `each`.
+/// `false` once the pipe has ended (the last partial line is handed over then).
+pub fn read_now(fd: &OwnedFd, split: &mut LineSplitter, each: &mut impl FnMut(&[u8])) -> bool {
+    let mut buf = [0u8; 16384];
+    for _ in 0..64 {
+        // SAFETY: read into a buffer we own, within its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            split.feed(buf.get(..n as usize).unwrap_or_default(), each);
+            continue;
+        }
+        let e = std::io::Error::last_os_error();
+        if n < 0 && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
+            return true;
+        }
+        split.finish(each);
+        return false;
+    }
+    true
 }
 
 /// Copies a console stream into `log` until end of stream, on a thread; also hands each

@@ -1,0 +1,481 @@
+//! runc's commands as podman and conmon call them: `create` prepares everything (root,
+//! contract, TAP) and leaves the monitor ([`crate::monitor`]) waiting; `start` releases it;
+//! `state` prints the OCI state; `kill` forwards a stop signal (graceful) or SIGKILL (the VM
+//! dies with the monitor); `delete` removes what the container left on the host.
+
+use crate::bundle::Bundle;
+use crate::error::{io, Error, Result};
+use crate::service::{self, Inputs, MountUse};
+use crate::state::{self, Dir, Net, State, Status};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The TAP device's name inside the container's own network namespace (one per namespace).
+pub const TAP: &str = "uml0";
+
+pub struct CreateArgs<'a> {
+    pub root: &'a Path,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+}
+
+/// What create made on the host, removed again if create fails.
+#[derive(Default)]
+struct Undo {
+    dir: Option<PathBuf>,
+    net: Option<Net>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(n) = self.net.take() {
+            crate::net::disconnect(&n.netns, &n.tap, &n.link);
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `create`: returns once the monitor waits for `start` and its pid is in `--pid-file`.
+pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
+    if a.console_socket.is_some() {
+        return Err(Error::new(
+            "--console-socket: a terminal (podman -t) is not supported by uml-runc; run without \
+             -t (the service's output reaches `podman logs` either way)",
+        ));
+    }
+    let bundle = Bundle::open(a.bundle)?;
+    let dir = Dir::new(a.root, a.id)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(a.root)
+        .map_err(io(format!("creating {}", a.root.display())))?;
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir.path) {
+        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(format!("container {} exists already", a.id))
+        } else {
+            Error::new(format!("creating {}: {e}", dir.path.display()))
+        });
+    }
+    let mut undo = Undo {
+        dir: Some(dir.path.clone()),
+        net: None,
+    };
+    let sandbox = is_sandbox(&bundle.config.annotations);
+    let prepared = if sandbox {
+        None
+    } else {
+        Some(prepare(a.id, &bundle, &dir, &mut undo)?)
+    };
+    if let Some(p) = &prepared {
+        notes.extend(p.notes.iter().cloned());
+    }
+    make_fifo(&dir.fifo())?;
+    let (uid, net) = prepared
+        .as_ref()
+        .map(|p| (p.uid, p.net.clone()))
+        .unwrap_or((0, None));
+    let monitor = prepared.map(|p| crate::monitor::Vm {
+        dir: dir.clone(),
+        machine: p.machine,
+        jail: p.jail,
+        net: p.net,
+        stop_timeout: p.stop_timeout,
+    });
+    // SAFETY: create has started no thread (its commands are waited for on this one), so
+    // the child may run any code.
+    let pid = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = nix::unistd::setsid();
+            let code = match &monitor {
+                Some(vm) => crate::monitor::run(vm),
+                None => crate::monitor::placeholder(&dir),
+            };
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child.as_raw() as u32,
+        Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
+    };
+    let pid_start = state::start_time(pid).unwrap_or(0);
+    let s = State {
+        id: a.id.to_string(),
+        bundle: bundle.dir.clone(),
+        pid,
+        pid_start,
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: bundle.config.annotations.clone(),
+        uid,
+        net,
+    };
+    let saved = dir.save(&s).and_then(|()| match a.pid_file {
+        Some(p) => {
+            std::fs::write(p, pid.to_string()).map_err(io(format!("writing {}", p.display())))
+        }
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        return Err(e);
+    }
+    // From here the container exists: delete removes it.
+    undo.dir = None;
+    undo.net = None;
+    Ok(())
+}
+
+/// Whether the bundle is a CRI pod's sandbox ("pause") container (containerd's or CRI-O's
+/// annotation): it only holds the pod's namespaces, so it gets no VM, which would take the
+/// pod's veth from the appliance.
+pub fn is_sandbox(annotations: &BTreeMap<String, String>) -> bool {
+    [
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri-o.ContainerType",
+    ]
+    .iter()
+    .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
+}
+
+/// Everything the VM needs, made in the container's directory.
+struct Prepared {
+    machine: vmm::cmdline::Machine,
+    jail: vmm::jail::Jail,
+    net: Option<Net>,
+    uid: u32,
+    stop_timeout: Duration,
+    notes: Vec<String>,
+}
+
+fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
+    let c = &bundle.config;
+    let rootfs = bundle.rootfs()?;
+    let guest_init = crate::root::guest_init()?;
+    let kernel = vmm::kernel::default_kernel();
+    let process = c
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
+    let path_env = process.env.iter().find_map(|e| e.strip_prefix("PATH="));
+    let argv0 = match process.args.first() {
+        Some(a) => crate::root::resolve_argv0(&rootfs, a, path_env)?,
+        None => String::new(),
+    };
+    let mut files = BTreeMap::new();
+    for (i, m) in c.mounts.iter().enumerate() {
+        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
+        if service::mount_use(i, m, is_file)? == MountUse::File {
+            let src = Path::new(m.source.as_deref().unwrap_or_default());
+            let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
+                .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
+            files.insert(i, bytes);
+        }
+    }
+    let uid = pick_uid(id, dir)?;
+    let netns = bundle.netns()?;
+    let found = match &netns {
+        Some(ns) => Some(crate::net::inspect(ns)?),
+        None => None,
+    };
+    if netns.is_none() {
+        return Err(Error::new(
+            "config.json: linux.namespaces: the container shares the host's network (podman \
+             --network host); a VM has its own kernel and needs a network of its own: run it on \
+             a network (podman --network NAME)",
+        ));
+    }
+    let inputs = Inputs {
+        net: found.as_ref().map(|f| (TAP.to_string(), f.guest.clone())),
+        files,
+        argv0,
+    };
+    let plan = service::plan(id, c, &inputs)?;
+    let extras = crate::root::Extras {
+        guest_init: &guest_init,
+        symlinks: &plan.symlinks,
+        dirs: &plan.dirs,
+    };
+    crate::root::build(&rootfs, &extras, &dir.root_image())?;
+    let mut img = contract::blockdev::encode_checked(&plan.merged.contract)
+        .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
+    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
+        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
+    }
+    let config = dir.config_image();
+    std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
+    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(Error::new)?;
+    let root_img = dir.root_image();
+    std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
+        .map_err(io(format!("chmod {}", root_img.display())))?;
+    // The jail's root is made on this directory; the VM's uid must reach the images in it.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o711))
+        .map_err(io(format!("chmod {}", dir.path.display())))?;
+    let net = match (&netns, &found) {
+        (Some(ns), Some(f)) => {
+            crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu)?;
+            let n = Net {
+                netns: ns.clone(),
+                tap: TAP.to_string(),
+                link: f.link.clone(),
+            };
+            undo.net = Some(n.clone());
+            Some(n)
+        }
+        _ => None,
+    };
+    let machine = vmm::cmdline::Machine {
+        kernel,
+        root: root_img.clone(),
+        disks: vec![vmm::cmdline::Disk {
+            ubd: plan.merged.config_ubd,
+            path: config.clone(),
+            read_only: true,
+        }],
+        config_ubd: Some(plan.merged.config_ubd),
+        tap: net.as_ref().map(|n| n.tap.clone()),
+        memory_mib: plan.memory_mib,
+        umid: service::short_id(id),
+        kernel_log: false,
+        needs_raid6: false,
+        // The last init= wins: guest-init at the runtime's path, the image left as it is.
+        extra: vec![format!("init={}", crate::root::INIT_PATH)],
+    };
+    let jail_dir = dir.jail();
+    std::fs::create_dir(&jail_dir).map_err(io(format!("creating {}", jail_dir.display())))?;
+    let largest = std::fs::metadata(&root_img).map(|m| m.len()).unwrap_or(0);
+    let mut jail = vmm::jail::Jail::sized(jail_dir, uid, uid, plan.memory_mib, largest);
+    jail.files = vmm::elf::runtime_files(&machine.kernel)
+        .map_err(|e| Error::new(format!("kernel: {e}")))?
+        .into_iter()
+        .map(|f| (f, vmm::jail::Access::Exec))
+        .collect();
+    jail.files.push((root_img, vmm::jail::Access::ReadOnly));
+    jail.files.push((config, vmm::jail::Access::ReadOnly));
+    jail.netns = netns;
+    jail.taps = net.iter().map(|n| n.tap.clone()).collect();
+    jail.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&machine.kernel));
+    Ok(Prepared {
+        machine,
+        jail,
+        net,
+        uid,
+        stop_timeout: Duration::from_millis(plan.merged.contract.service.stop_timeout_ms),
+        notes: plan.notes,
+    })
+}
+
+/// The VM's own uid: the container id's slot in vmm's range, skipping any id a host account,
+/// another container of this runtime or any running process (another VM) has.
+fn pick_uid(id: &str, dir: &Dir) -> Result<u32> {
+    let (range, source) = vmm::ids::configured_range().map_err(Error::new)?;
+    let mut used: Vec<u32> = Vec::new();
+    if let Some(root) = dir.path.parent() {
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let d = Dir { path: e.path() };
+            if let Ok(s) = d.load() {
+                used.push(s.uid);
+            }
+        }
+    }
+    used.extend(process_uids());
+    vmm::ids::pick(id, range, |u| {
+        used.contains(&u) || vmm::ids::host_account_exists(u)
+    })
+    .ok_or_else(|| Error::new(format!("no free VM uid left in {source}; widen the range")))
+}
+
+/// The real uids of the running processes.
+fn process_uids() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::metadata(e.path()).ok().map(|m| m.uid()))
+        .collect()
+}
+
+fn make_fifo(path: &Path) -> Result<()> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::new(format!("creating {}: {e}", path.display())))
+}
+
+/// `start`: lets the monitor boot the VM.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = Dir::new(root, id)?;
+    let s = dir.load()?;
+    match state::status(&dir, &s) {
+        Status::Created => {}
+        other => {
+            return Err(Error::new(format!(
+                "container {id} is {}, not created; only a created container can be started",
+                other.as_str()
+            )))
+        }
+    }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking open: the monitor holds the other end open for writing (or is gone).
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(dir.fifo())
+        .map_err(io(format!("opening {}", dir.fifo().display())))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        match f.read(&mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(_) if Instant::now() < deadline && state::alive(&s) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => {
+                return Err(Error::new(format!(
+                    "container {id}: its monitor did not answer start; see its log"
+                )))
+            }
+        }
+    }
+    std::fs::remove_file(dir.fifo()).map_err(io(format!("removing {}", dir.fifo().display())))
+}
+
+/// `state`: the OCI state JSON.
+pub fn state_json(root: &Path, id: &str) -> Result<String> {
+    let dir = Dir::new(root, id)?;
+    let s = dir.load()?;
+    serde_json::to_string_pretty(&state::oci_state(&dir, &s))
+        .map_err(|e| Error::new(format!("encoding the state: {e}")))
+}
+
+/// A signal by number or name (`15`, `TERM`, `SIGTERM`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    contract::names::signal_number(&name)
+        .or(match name.as_str() {
+            "SIGKILL" => Some(libc::SIGKILL),
+            "SIGSTOP" => Some(libc::SIGSTOP),
+            _ => None,
+        })
+        .ok_or_else(|| Error::new(format!("{s:?} is not a signal (e.g. SIGTERM or 15)")))
+}
+
+/// `kill`: SIGKILL kills the VM; the stop signals stop the guest gracefully; others are
+/// refused (a VM's processes are not the host's to signal).
+pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
+    let dir = Dir::new(root, id)?;
+    let s = dir.load()?;
+    let sig = parse_signal(signal)?;
+    if !state::alive(&s) {
+        return Err(Error::new(format!("container {id} is not running")));
+    }
+    let graceful = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+    if sig != libc::SIGKILL && !graceful.contains(&sig) {
+        return Err(Error::new(format!(
+            "signal {signal}: uml-runc passes only SIGTERM, SIGINT, SIGHUP, SIGQUIT (a graceful \
+             stop of the guest) and SIGKILL (the VM is killed)"
+        )));
+    }
+    // SAFETY: kill(2) on the monitor, checked alive by pid and start time just above.
+    let r = unsafe { libc::kill(s.pid as libc::pid_t, sig) };
+    if r != 0 {
+        return Err(Error::new(format!(
+            "signalling container {id} (pid {}): {}",
+            s.pid,
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// `delete`: removes the container; a running one only with `force` (killed first).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = Dir::new(root, id)?;
+    let s = match dir.load() {
+        Ok(s) => s,
+        Err(e) if force && !dir.path.exists() => {
+            let _ = e;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let st = state::status(&dir, &s);
+    if st == Status::Running && !force {
+        return Err(Error::new(format!(
+            "container {id} is running; stop it first (kill) or delete --force"
+        )));
+    }
+    if state::alive(&s) {
+        // SAFETY: kill(2) on the monitor, checked alive by pid and start time.
+        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGKILL) };
+        let until = Instant::now() + Duration::from_secs(10);
+        while state::alive(&s) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if let Some(n) = &s.net {
+        crate::net::disconnect(&n.netns, &n.tap, &n.link);
+    }
+    std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))
+}
+
+/// `features` (runtime spec's features document), what podman may ask.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.1.0",
+        "hooks": [],
+        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "size", "mode"],
+        "linux": {
+            "namespaces": ["network", "mount", "pid", "ipc", "uts"],
+            "capabilities": contract::names::CAPABILITIES,
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {
+            "io.github.uml-runc.vm": "User-Mode Linux",
+            service::ANNOTATION_MEMORY: "the VM's memory in MiB",
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("15").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("KILL").unwrap(), libc::SIGKILL);
+        assert!(parse_signal("BOGUS")
+            .unwrap_err()
+            .0
+            .contains("not a signal"));
+    }
+}

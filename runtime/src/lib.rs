@@ -1,0 +1,20 @@
+//! uml-runc: an OCI runtime with runc's command line whose containers are User-Mode Linux
+//! appliances. The data flows bundle → appliance → contract → encodings → guest:
+//! [`bundle`] reads the bundle's config.json; [`service`] turns it (with our images'
+//! manifest, which podman passes as an annotation) into an operator's spec and a manifest
+//! that `appliance::merge` makes the host contract; [`root`] writes the VM's read-only root
+//! from the bundle's root directory with guest-init added; [`net`] joins a TAP device to
+//! the container's veth; [`state`] keeps each container's directory; [`commands`] are
+//! runc's commands; [`monitor`] is the process conmon waits on, which runs the VM jailed by
+//! `vmm` and exits with the service's status.
+
+pub mod bundle;
+pub mod commands;
+pub mod error;
+pub mod monitor;
+pub mod net;
+pub mod root;
+pub mod service;
+pub mod state;
+
+pub use error::{Error, Result};

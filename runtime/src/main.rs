@@ -1,0 +1,169 @@
+//! uml-runc's command line: runc's, as podman and conmon use it (global `--root`, `--log`,
+//! `--log-format`, `--systemd-cgroup`, `--debug`; `create`, `start`, `state`, `kill`,
+//! `delete`, `features`, `--version`). Errors go to stderr and, as runc does, to `--log`
+//! (JSON lines with `--log-format json`, which podman reads back when a command fails).
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use uml_runc::commands;
+
+#[derive(Parser)]
+#[command(
+    name = "uml-runc",
+    disable_version_flag = true,
+    args_override_self = true
+)]
+struct Cli {
+    /// Where containers' state directories are.
+    #[arg(long, global = true, default_value = uml_runc::state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// A file the runtime's messages are appended to.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// `text` or `json`.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
+    /// Accepted for runc's command line; the VM is not in a cgroup of the runtime's.
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc's command line (`true`, `false`, `auto`).
+    #[arg(long, global = true)]
+    rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Prepare the container's VM and leave its monitor waiting for `start`.
+    Create {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        no_pivot: bool,
+        #[arg(long)]
+        no_new_keyring: bool,
+        #[arg(long)]
+        preserve_fds: Option<u32>,
+        id: String,
+    },
+    /// Boot the created container's VM.
+    Start { id: String },
+    /// Print the container's OCI state.
+    State { id: String },
+    /// SIGTERM (and SIGINT, SIGHUP, SIGQUIT): graceful stop; SIGKILL: kill the VM.
+    Kill {
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove the container (`--force`: also a running one).
+    Delete {
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// The runtime's features (JSON).
+    Features,
+    /// `exec`, `ps`, `pause`... are refused with a reason.
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        println!(
+            "uml-runc version {}\nspec: 1.0.2\nvm: User-Mode Linux (guest-init, host contract v{})",
+            env!("CARGO_PKG_VERSION"),
+            contract::VERSION
+        );
+        return;
+    }
+    let Some(cmd) = cli.command else {
+        eprintln!("uml-runc: no command; see uml-runc --help");
+        std::process::exit(2);
+    };
+    let mut notes = Vec::new();
+    let r = run(&cli.root, cmd, &mut notes);
+    for n in &notes {
+        log(cli.log.as_deref(), &cli.log_format, "warning", n);
+    }
+    if let Err(e) = r {
+        log(cli.log.as_deref(), &cli.log_format, "error", &e.0);
+        eprintln!("uml-runc: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(root: &Path, cmd: Cmd, notes: &mut Vec<String>) -> uml_runc::Result<()> {
+    match cmd {
+        Cmd::Create {
+            bundle,
+            pid_file,
+            console_socket,
+            id,
+            ..
+        } => commands::create(
+            &commands::CreateArgs {
+                root,
+                id: &id,
+                bundle: &bundle,
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+            },
+            notes,
+        ),
+        Cmd::Start { id } => commands::start(root, &id),
+        Cmd::State { id } => {
+            println!("{}", commands::state_json(root, &id)?);
+            Ok(())
+        }
+        Cmd::Kill { id, signal, .. } => commands::kill(root, &id, &signal),
+        Cmd::Delete { id, force } => commands::delete(root, &id, force),
+        Cmd::Features => {
+            println!("{:#}", commands::features());
+            Ok(())
+        }
+        Cmd::Other(args) => Err(uml_runc::Error::new(format!(
+            "{}: not supported by uml-runc: a container is a VM with one service, and there is \
+             no process of it on the host to exec into, list, pause or update",
+            args.first().map(String::as_str).unwrap_or("?")
+        ))),
+    }
+}
+
+/// Appends one message to the `--log` file, as runc writes it.
+fn log(path: Option<&Path>, format: &str, level: &str, msg: &str) {
+    let Some(path) = path else {
+        if level != "error" {
+            eprintln!("uml-runc: {msg}");
+        }
+        return;
+    };
+    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let line = if format == "json" {
+        serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level={level} msg={msg:?}")
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}

@@ -1,0 +1,616 @@
+//! A bundle's config as an appliance: an operator's [`Spec`] (hostname, network, memory,
+//! env, files) and an image [`Manifest`] (the service) that `appliance::merge` turns into
+//! the host contract, as host-launch does for its specs. Our own images carry their manifest
+//! (podman passes the image's annotations into the bundle); for any other image the
+//! manifest is made from `process`. Pure: the caller reads files and the network.
+
+use crate::bundle::{Config, Mount};
+use crate::error::{Error, Result};
+use appliance::manifest::Manifest;
+use appliance::merge::Merged;
+use appliance::spec::{NetworkSpec, Spec};
+use contract::{File, Restart, RestartPolicy, Route, Service, Tmpfs};
+use std::collections::BTreeMap;
+
+/// The annotation (also the image config label) holding our images' manifest.
+pub const ANNOTATION_MANIFEST: &str = "org.host-contract.manifest.v1";
+/// The annotation that sets the VM's memory in MiB (else the memory limit, else the
+/// manifest's least, else [`appliance::spec::DEFAULT_MEMORY_MIB`]).
+pub const ANNOTATION_MEMORY: &str = "org.host-contract.memory-mib";
+/// The stop signal podman passes from the image config.
+pub const ANNOTATION_STOP_SIGNAL: &str = "org.opencontainers.image.stopSignal";
+
+/// Where file bind mounts outside /run are written in the guest (the generated root has a
+/// symlink at the mount's destination).
+pub const FILES_DIR: &str = "/run/uml-runc/files";
+
+/// Bind-mounted files larger than this are refused (podman's are a few hundred bytes).
+pub const MAX_FILE_BYTES: usize = 64 * 1024;
+
+/// The guest's network as the container's namespace has it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GuestNet {
+    pub addresses: Vec<String>,
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    pub routes: Vec<Route>,
+}
+
+/// What the caller read for the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The TAP device and the guest's network, when the container has a network.
+    pub net: Option<(String, GuestNet)>,
+    /// Content of each bind-mounted file, by the mount's index in `mounts`.
+    pub files: BTreeMap<usize, Vec<u8>>,
+    /// `process.args[0]` as an absolute path in the image (looked up in its `PATH`).
+    pub argv0: String,
+}
+
+/// The appliance of a bundle.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub merged: Merged,
+    pub memory_mib: u32,
+    /// Symlinks the generated root gets: (path, target).
+    pub symlinks: Vec<(String, String)>,
+    /// Directories the generated root must have (tmpfs mount points).
+    pub dirs: Vec<String>,
+    /// Settings the VM does not apply, said in the runtime's log.
+    pub notes: Vec<String>,
+    /// Whether the image is one of ours (its manifest came with it).
+    pub own_image: bool,
+}
+
+/// How a mount of the bundle reaches the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountUse {
+    /// guest-init mounts its own /proc, /sys, /dev, /dev/pts...
+    System,
+    /// A regular file's content becomes a contract file.
+    File,
+    Tmpfs,
+}
+
+/// Classifies mount `i`, refusing what cannot reach a VM.
+pub fn mount_use(i: usize, m: &Mount, is_file: impl Fn(&str) -> Option<bool>) -> Result<MountUse> {
+    let kind = m.kind.as_deref().unwrap_or("");
+    let dest = m.destination.as_str();
+    let system = ["/proc", "/sys", "/dev"];
+    let under_system = system
+        .iter()
+        .any(|s| dest == *s || dest.starts_with(&format!("{s}/")));
+    if matches!(
+        kind,
+        "proc" | "sysfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2"
+    ) || (under_system && kind != "bind")
+    {
+        return Ok(MountUse::System);
+    }
+    if kind == "tmpfs" {
+        return Ok(MountUse::Tmpfs);
+    }
+    let bind = kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    let source = m.source.as_deref().unwrap_or("");
+    if bind && is_file(source) == Some(true) {
+        return Ok(MountUse::File);
+    }
+    if bind && dest == "/dev/shm" {
+        // podman's private shm directory: the guest's /dev is its own.
+        return Ok(MountUse::System);
+    }
+    Err(Error::new(format!(
+        "config.json: mounts[{i}]: {kind} mount of {source:?} at {dest:?} cannot reach a VM: a \
+         host directory (a volume) is not shared with the guest; give the appliance a data \
+         disk (host-launch's spec `disks`), or drop the volume"
+    )))
+}
+
+/// The plan of a bundle: contract, memory, what the generated root needs.
+pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
+    let process = c
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
+    if process.terminal {
+        return Err(Error::new(
+            "config.json: process.terminal: a terminal (podman -t) is not supported by uml-runc; \
+             run without -t (the service's output reaches `podman logs` either way)",
+        ));
+    }
+    let own = match c.annotations.get(ANNOTATION_MANIFEST) {
+        Some(text) => Some(appliance::manifest::parse(text.as_bytes()).map_err(|e| {
+            Error::new(format!(
+                "config.json: annotations.{ANNOTATION_MANIFEST}: the image's manifest: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    let own_image = own.is_some();
+    let env = env_map(&process.env)?;
+    let mut notes = Vec::new();
+    if !process.rlimits.is_empty() {
+        notes.push(format!(
+            "process.rlimits ({}) are not applied inside the guest: contract v1 has no resource \
+             limits; the VM's memory and its host limits bound the service",
+            process
+                .rlimits
+                .iter()
+                .map(|r| r.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut manifest = match own {
+        Some(m) => m,
+        None => Manifest {
+            contract_version: contract::VERSION,
+            name: None,
+            description: None,
+            service: foreign_service(c, inputs)?,
+            disks: Vec::new(),
+            tmpfs: Vec::new(),
+            ports: Vec::new(),
+            sysctl: BTreeMap::new(),
+            extra: None,
+            min_memory_mib: None,
+            class: None,
+        },
+    };
+    if own_image {
+        // `podman run IMAGE CMD...` replaces the image's command.
+        let args = resolved_args(&process.args, &inputs.argv0);
+        if !args.is_empty() && args != manifest.service.argv {
+            manifest.service.argv = args;
+        }
+    }
+    let mut files = Vec::new();
+    let mut symlinks = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, m) in c.mounts.iter().enumerate() {
+        if let Some(content) = inputs.files.get(&i) {
+            let (path, link) = file_place(&m.destination);
+            if content.len() > MAX_FILE_BYTES {
+                return Err(Error::new(format!(
+                    "config.json: mounts[{i}]: {} is larger than {MAX_FILE_BYTES} bytes; a bind \
+                     mounted file becomes a contract file, which must be small",
+                    m.destination
+                )));
+            }
+            files.push(contract_file(&path, content));
+            if let Some(l) = link {
+                symlinks.push((m.destination.clone(), l));
+            }
+        } else if m.kind.as_deref() == Some("tmpfs") && !is_system(&m.destination) {
+            manifest.tmpfs.push(tmpfs(i, m)?);
+            dirs.push(m.destination.clone());
+        }
+    }
+    let hostname = c
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| short_id(id));
+    let memory_mib = memory(c, &manifest)?;
+    let network = inputs.net.as_ref().map(|(tap, n)| NetworkSpec {
+        tap: tap.clone(),
+        netns: None,
+        host_address: None,
+        bridge: None,
+        guest_interface: "vec0".into(),
+        mac: n.mac.clone(),
+        addresses: n.addresses.clone(),
+        mtu: n.mtu,
+        routes: n.routes.clone(),
+        dns_servers: Vec::new(),
+        search_domains: Vec::new(),
+    });
+    let spec = Spec {
+        spec_version: appliance::spec::SPEC_VERSION,
+        name: short_id(id),
+        image: "bundle".into(),
+        manifest: None,
+        memory_mib,
+        disks: Vec::new(),
+        network,
+        hostname: Some(hostname),
+        syslog: None,
+        env,
+        extra: None,
+        files,
+        sysctl: BTreeMap::new(),
+        stop_timeout_ms: None,
+        run_as: None,
+        limits: None,
+        kernel: None,
+        liveness: None,
+        needs: Vec::new(),
+        cpu_weight: None,
+    };
+    let merged = appliance::merge::merge(&spec, &manifest)
+        .map_err(|p| Error::new(format!("the container as an appliance: {p}")))?;
+    Ok(Plan {
+        merged,
+        memory_mib,
+        symlinks,
+        dirs,
+        notes,
+        own_image,
+    })
+}
+
+/// A container's ID as an appliance name and hostname: its first 12 characters, lowercase,
+/// anything but letters and digits as '-'.
+pub fn short_id(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .take(12)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "container".into()
+    } else {
+        s
+    }
+}
+
+/// Where guest-init mounts its own file systems (a tmpfs asked for there is already one).
+fn is_system(dest: &str) -> bool {
+    dest == "/"
+        || ["/proc", "/sys", "/dev", "/run", "/tmp"]
+            .iter()
+            .any(|s| dest == *s || dest.starts_with(&format!("{s}/")))
+}
+
+/// Where a bind-mounted file's content goes in the guest, and the symlink to it if it is
+/// not under /run (contract files live there).
+fn file_place(dest: &str) -> (String, Option<String>) {
+    if dest.starts_with("/run/") {
+        (dest.to_string(), None)
+    } else {
+        let p = format!("{FILES_DIR}{dest}");
+        (p.clone(), Some(p))
+    }
+}
+
+fn contract_file(path: &str, content: &[u8]) -> File {
+    use base64::Engine;
+    let (content, encoding) = match std::str::from_utf8(content) {
+        Ok(s) => (s.to_string(), contract::FileEncoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(content),
+            contract::FileEncoding::Base64,
+        ),
+    };
+    File {
+        path: path.to_string(),
+        mode: "0644".into(),
+        uid: 0,
+        gid: 0,
+        content,
+        encoding,
+    }
+}
+
+/// A tmpfs mount with its `size=` (bytes, or with k/m/g) and `mode=` options.
+fn tmpfs(i: usize, m: &Mount) -> Result<Tmpfs> {
+    let mut t = Tmpfs {
+        mount_point: m.destination.clone(),
+        size_mib: None,
+        mode: None,
+    };
+    for o in &m.options {
+        if let Some(v) = o.strip_prefix("size=") {
+            let bytes = parse_size(v).ok_or_else(|| {
+                Error::new(format!(
+                    "config.json: mounts[{i}].options: size={v} is not a size (e.g. 64m)"
+                ))
+            })?;
+            t.size_mib = Some(u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX));
+        } else if let Some(v) = o.strip_prefix("mode=") {
+            t.mode = Some(v.to_string());
+        }
+    }
+    Ok(t)
+}
+
+/// `65536`, `64k`, `64m`, `1g` → bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mul) = match v.char_indices().last()? {
+        (i, 'k' | 'K') => (&v[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&v[..i], 1 << 20),
+        (i, 'g' | 'G') => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// The VM's memory: the annotation, else the container's memory limit, else the manifest's
+/// least, else the default.
+fn memory(c: &Config, m: &Manifest) -> Result<u32> {
+    if let Some(v) = c.annotations.get(ANNOTATION_MEMORY) {
+        return v.trim().parse::<u32>().map_err(|_| {
+            Error::new(format!(
+                "config.json: annotations.{ANNOTATION_MEMORY}: {v:?} is not a number of MiB \
+                 (e.g. --annotation {ANNOTATION_MEMORY}=64)"
+            ))
+        });
+    }
+    let limit = c
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.as_ref())
+        .and_then(|r| r.memory.as_ref())
+        .and_then(|m| m.limit)
+        .filter(|&l| l > 0);
+    if let Some(l) = limit {
+        return Ok(u32::try_from(l >> 20).unwrap_or(u32::MAX));
+    }
+    Ok(m.min_memory_mib
+        .unwrap_or(appliance::spec::DEFAULT_MEMORY_MIB)
+        .max(appliance::spec::DEFAULT_MEMORY_MIB))
+}
+
+/// `["K=V", ...]` → map; a later duplicate wins, as in execve's environment.
+fn env_map(env: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (i, e) in env.iter().enumerate() {
+        let (k, v) = e.split_once('=').ok_or_else(|| {
+            Error::new(format!(
+                "config.json: process.env[{i}]: {e:?} is not NAME=VALUE"
+            ))
+        })?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn resolved_args(args: &[String], argv0: &str) -> Vec<String> {
+    let mut a = args.to_vec();
+    if let Some(first) = a.first_mut() {
+        if !argv0.is_empty() {
+            *first = argv0.to_string();
+        }
+    }
+    a
+}
+
+/// The service of an image that is not ours: `process` as it is, run once (the container
+/// ends when it exits; podman restarts it if asked to).
+fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
+    let p = c
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::new("config.json: process: missing"))?;
+    if p.args.is_empty() {
+        return Err(Error::new(
+            "config.json: process.args: empty; the image has no command and none was given",
+        ));
+    }
+    let capabilities = p
+        .capabilities
+        .as_ref()
+        .map(|c| c.effective.clone())
+        .unwrap_or_default();
+    for (i, cap) in capabilities.iter().enumerate() {
+        if contract::names::capability_number(cap).is_none() {
+            return Err(Error::new(format!(
+                "config.json: process.capabilities.effective[{i}]: {cap:?} is not a capability \
+                 guest-init knows; drop it (podman --cap-drop)"
+            )));
+        }
+    }
+    let stop_signal = match c.annotations.get(ANNOTATION_STOP_SIGNAL) {
+        Some(s) => stop_signal_name(s).ok_or_else(|| {
+            Error::new(format!(
+                "config.json: annotations.{ANNOTATION_STOP_SIGNAL}: {s:?} is not a signal                  guest-init can stop a service with (e.g. SIGTERM, SIGINT, SIGQUIT)"
+            ))
+        })?,
+        None => "SIGTERM".into(),
+    };
+    Ok(Service {
+        name: None,
+        argv: resolved_args(&p.args, &inputs.argv0),
+        env: BTreeMap::new(),
+        workdir: Some(p.cwd.clone()).filter(|w| !w.is_empty() && w != "/"),
+        uid: p.user.uid,
+        gid: p.user.gid,
+        groups: p.user.additional_gids.clone(),
+        capabilities,
+        restart: Restart {
+            policy: RestartPolicy::Never,
+            ..Restart::default()
+        },
+        stop_signal,
+        stop_timeout_ms: 10_000,
+        readiness: Default::default(),
+        liveness: None,
+    })
+}
+
+/// The contract's name of a stop signal given as podman does (`15`) or by name (`TERM`).
+fn stop_signal_name(s: &str) -> Option<String> {
+    let n = match s.trim().parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => contract::names::signal_number(s.trim())?,
+    };
+    contract::names::SIGNALS
+        .iter()
+        .find(|(_, k)| *k == n)
+        .map(|(name, _)| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> Config {
+        let mut v = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "hostname": "abc123",
+            "process": {
+                "args": ["sh", "-c", "exit 7"],
+                "env": ["PATH=/usr/bin:/bin", "A=1"],
+                "cwd": "/",
+                "user": {"uid": 0, "gid": 0},
+                "capabilities": {"effective": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+            },
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/etc/hosts", "type": "bind", "source": "/x/hosts", "options": ["rbind"]},
+                {"destination": "/run/.containerenv", "type": "bind", "source": "/x/env", "options": ["rbind"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=65536k"]},
+                {"destination": "/var/cache/app", "type": "tmpfs", "source": "tmpfs", "options": ["size=8192k", "mode=1777"]}
+            ]
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            net: Some((
+                "tap0".into(),
+                GuestNet {
+                    addresses: vec!["10.88.0.5/16".into()],
+                    mac: Some("aa:bb:cc:dd:ee:01".into()),
+                    mtu: Some(1500),
+                    routes: vec![Route {
+                        destination: "0.0.0.0/0".into(),
+                        gateway: Some("10.88.0.1".into()),
+                        interface: None,
+                        metric: None,
+                    }],
+                },
+            )),
+            files: BTreeMap::from([
+                (1, b"127.0.0.1 localhost\n".to_vec()),
+                (2, b"engine=\"podman\"\n".to_vec()),
+            ]),
+            argv0: "/bin/sh".into(),
+        }
+    }
+
+    #[test]
+    fn a_foreign_process_becomes_the_service() {
+        let p = plan(
+            "abc123def4567890",
+            &config(serde_json::json!({})),
+            &inputs(),
+        )
+        .unwrap();
+        let c = &p.merged.contract;
+        assert!(!p.own_image);
+        assert_eq!(c.hostname, "abc123");
+        assert_eq!(c.service.argv, ["/bin/sh", "-c", "exit 7"]);
+        assert_eq!(c.service.restart.policy, RestartPolicy::Never);
+        assert_eq!(c.service.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(
+            c.service.capabilities,
+            ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]
+        );
+        let net = c.network.as_ref().unwrap();
+        assert_eq!(net.interfaces[0].addresses, ["10.88.0.5/16"]);
+        assert_eq!(net.interfaces[0].mac.as_deref(), Some("aa:bb:cc:dd:ee:01"));
+        let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/run/uml-runc/files/etc/hosts", "/run/.containerenv"]
+        );
+        assert_eq!(
+            p.symlinks,
+            [(
+                "/etc/hosts".to_string(),
+                "/run/uml-runc/files/etc/hosts".to_string()
+            )]
+        );
+        assert_eq!(c.mounts.tmpfs.len(), 1, "guest-init has its own /tmp");
+        assert_eq!(c.mounts.tmpfs[0].size_mib, Some(8));
+        assert_eq!(p.dirs, ["/var/cache/app"]);
+        assert!(p.notes[0].contains("RLIMIT_NOFILE"), "{:?}", p.notes);
+        assert_eq!(p.memory_mib, appliance::spec::DEFAULT_MEMORY_MIB);
+    }
+
+    #[test]
+    fn memory_comes_from_the_annotation_or_the_limit() {
+        let c = config(serde_json::json!({"annotations": {ANNOTATION_MEMORY: "96"}}));
+        assert_eq!(plan("x1", &c, &inputs()).unwrap().memory_mib, 96);
+        let c =
+            config(serde_json::json!({"linux": {"resources": {"memory": {"limit": 134217728}}}}));
+        assert_eq!(plan("x1", &c, &inputs()).unwrap().memory_mib, 128);
+        let c = config(serde_json::json!({"annotations": {ANNOTATION_MEMORY: "lots"}}));
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(
+            e.contains(ANNOTATION_MEMORY) && e.contains("not a number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_terminal_and_volumes_are_refused_clearly() {
+        let c = config(
+            serde_json::json!({"process": {"terminal": true, "args": ["/bin/sh"], "cwd": "/"}}),
+        );
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(
+            e.contains("process.terminal") && e.contains("without -t"),
+            "{e}"
+        );
+        let m = Mount {
+            destination: "/data".into(),
+            kind: Some("bind".into()),
+            source: Some("/srv/data".into()),
+            options: vec!["rbind".into()],
+        };
+        let e = mount_use(3, &m, |_| Some(false)).unwrap_err().0;
+        assert!(e.contains("mounts[3]") && e.contains("data disk"), "{e}");
+        assert_eq!(mount_use(3, &m, |_| Some(true)).unwrap(), MountUse::File);
+    }
+
+    #[test]
+    fn our_manifest_gives_the_service() {
+        let manifest = serde_json::json!({
+            "contract_version": 1,
+            "service": {"argv": ["/usr/sbin/dnsmasq", "-k"], "restart": {"policy": "always"}}
+        });
+        let c = config(serde_json::json!({
+            "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
+            "process": {"args": ["/usr/sbin/dnsmasq", "-k"], "cwd": "/", "env": ["PATH=/bin"]}
+        }));
+        let mut i = inputs();
+        i.argv0 = "/usr/sbin/dnsmasq".into();
+        let p = plan("x1", &c, &i).unwrap();
+        assert!(p.own_image);
+        assert_eq!(
+            p.merged.contract.service.restart.policy,
+            RestartPolicy::Always
+        );
+        let bad = config(serde_json::json!({"annotations": {ANNOTATION_MANIFEST: "{}"}}));
+        let e = plan("x1", &bad, &inputs()).unwrap_err().0;
+        assert!(e.contains(ANNOTATION_MANIFEST), "{e}");
+    }
+
+    #[test]
+    fn names_and_sizes() {
+        assert_eq!(short_id("ABCdef_0123456789"), "abcdef-01234");
+        assert_eq!(parse_size("64m"), Some(64 << 20));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(stop_signal_name("15").as_deref(), Some("SIGTERM"));
+        assert_eq!(stop_signal_name("QUIT").as_deref(), Some("SIGQUIT"));
+        assert_eq!(stop_signal_name("99"), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! uml-runc under real podman (Debian's), in a network namespace the test makes:
+//!
+//! - `podman run -d --runtime uml-runc` of our DNS appliance's OCI image: the VM gets the
+//!   memory the annotation asks for and podman's hostname, `dig` (direct and through a
+//!   published port) from the
+//!   namespace answers, `podman ps` shows it up, `podman logs` has dnsmasq's lines,
+//!   `podman stop` powers the guest off cleanly (exit code 0, guest-init's power-off in the
+//!   log) within its timeout, and `podman rm` leaves nothing behind: no runtime state, no
+//!   process of the VM's uid, no network namespace, no TAP device;
+//! - the same for an image nobody built for the contract (Debian's lighttpd on a debootstrap
+//!   base, `podman import` + `podman build`), also reached from another container on the
+//!   network, and `podman run --rm` of a command that exits with 7 returns 7;
+//! - what a VM cannot do (a terminal, a volume) is refused with the reason.
+//!
+//! Needs root, podman, conmon, dig, curl, debootstrap's cached root (scripts/foreign-rootfs);
+//! fails, rather than skips, without them.
+
+mod lab;
+
+use lab::{processes_of, shown, Lab};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
+fn assert_nothing_left(lab: &Lab, uid: u32, netns: &Path) {
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "uml-runc state left: {:?}",
+        lab.runtime_containers()
+    );
+    assert!(
+        processes_of(uid).is_empty(),
+        "processes of the VM's uid {uid} left: {:?}",
+        processes_of(uid)
+    );
+    assert!(
+        !netns.exists(),
+        "the container's network namespace {netns:?} left"
+    );
+    let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
+    let links = String::from_utf8_lossy(&out.stdout);
+    assert!(!links.contains("uml0"), "a TAP device left: {links}");
+}
+
+fn container_id(lab: &Lab, name: &str) -> String {
+    let out = lab.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `podman stop` (timeout 10 s), its time, and the exit code podman recorded.
+fn stop(lab: &Lab, name: &str) -> (Duration, String) {
+    let t = Instant::now();
+    lab.podman_ok(&["stop", "-t", "10", name]);
+    let took = t.elapsed();
+    let out = lab.podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
+    (
+        took,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+#[test]
+fn podman_runs_our_dns_image_as_a_vm() {
+    let lab = Lab::new("urunc-dns");
+    lab.load_dns_image();
+    let conf = lab.dnsmasq_conf();
+    let volume = format!("{}:/run/dnsmasq.conf:ro", conf.display());
+    lab.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dns1",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        "192.0.2.53",
+        "-v",
+        &volume,
+        "--annotation",
+        "org.host-contract.memory-mib=72",
+        "-p",
+        "5353:53/udp",
+        "localhost/dns:latest",
+    ]);
+    let id = container_id(&lab, "dns1");
+    let (uid, netns) = lab.vm_uid_netns(&id);
+    lab.wait_for_answer(
+        "192.0.2.53",
+        "www.example.net",
+        "192.0.2.80",
+        Duration::from_secs(60),
+    );
+    // A published port reaches the guest as it would the container (podman's DNAT to the
+    // container's address).
+    let out = lab
+        .ns
+        .output(
+            "dig",
+            &[
+                "@192.0.2.1",
+                "-p",
+                "5353",
+                "www.example.net",
+                "+short",
+                "+time=2",
+                "+tries=2",
+            ],
+        )
+        .expect("dig");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "192.0.2.80",
+        "through the published port: {}",
+        shown(&out)
+    );
+    let cmdlines: Vec<String> = processes_of(uid)
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect();
+    assert!(
+        cmdlines.iter().any(|c| c.contains(" mem=72M ")),
+        "the memory annotation did not reach UML: {cmdlines:?}"
+    );
+    let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("dns1 Up"), "podman ps: {ps}");
+    assert!(
+        !processes_of(uid).is_empty(),
+        "no process of the VM's uid {uid}"
+    );
+    let logs = lab.podman_ok(&["logs", "dns1"]);
+    let text = shown(&logs);
+    assert!(
+        text.contains("query[A] www.example.net from 192.0.2.1"),
+        "podman logs: {text}"
+    );
+    // podman's hostname (the id's first 12 characters) is the guest's.
+    assert!(
+        text.contains(&format!("contract loaded: hostname={}", &id[..12])),
+        "podman logs: {text}"
+    );
+    let (took, code) = stop(&lab, "dns1");
+    assert_eq!(code, "0", "dnsmasq exits 0 on the graceful stop");
+    assert!(
+        took < Duration::from_secs(10),
+        "podman stop took {took:?}: past its timeout"
+    );
+    let text = shown(&lab.podman_ok(&["logs", "dns1"]));
+    assert!(
+        text.contains("exiting on receipt of SIGTERM")
+            && text.contains("guest-init: power off")
+            && text.contains("reason=requested"),
+        "the guest did not power off cleanly: {text}"
+    );
+    lab.podman_ok(&["rm", "dns1"]);
+    assert_nothing_left(&lab, uid, &netns);
+    eprintln!("dns: podman stop took {took:?}");
+}
+
+/// The foreign image: Debian's lighttpd on a debootstrap base, imported and built by podman
+/// with nothing of ours in it.
+fn build_foreign_image(lab: &Lab) {
+    let script = e2e::workspace_root().join("scripts/foreign-rootfs");
+    let out = Command::new(&script)
+        .output()
+        .expect("running scripts/foreign-rootfs");
+    assert!(
+        out.status.success(),
+        "scripts/foreign-rootfs: {}",
+        shown(&out)
+    );
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let tar = lab.join("base.tar");
+    let out = Command::new("tar")
+        .args(["-C", &root, "--exclude=./.complete", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "tar: {}", shown(&out));
+    lab.podman_ok(&[
+        "import",
+        lab::path_str(&tar),
+        "localhost/debian-lighttpd-base",
+    ]);
+    let ctx = lab.join("web-ctx");
+    std::fs::create_dir_all(&ctx).expect("build context");
+    std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
+    // The vendor's server config, container style: the error log is stderr (no errorlog).
+    std::fs::write(
+        ctx.join("lighttpd.conf"),
+        "server.modules = (\"mod_indexfile\", \"mod_access\")\n\
+         server.document-root = \"/var/www/html\"\n\
+         server.port = 80\n\
+         server.username = \"www-data\"\n\
+         server.groupname = \"www-data\"\n\
+         server.pid-file = \"/run/lighttpd.pid\"\n\
+         index-file.names = (\"index.html\")\n\
+         mimetype.assign = (\".html\" => \"text/html\")\n",
+    )
+    .expect("lighttpd.conf");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM localhost/debian-lighttpd-base\n\
+         COPY lighttpd.conf /etc/lighttpd/lighttpd.conf\n\
+         COPY index.html /var/www/html/index.html\n\
+         EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
+    )
+    .expect("Containerfile");
+    lab.podman_ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "localhost/web-foreign",
+        lab::path_str(&ctx),
+    ]);
+}
+
+fn curl(lab: &Lab, url: &str) -> String {
+    let out = lab
+        .ns
+        .output("curl", &["-sS", "--max-time", "2", url])
+        .expect("running curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_foreign_image_serves_and_its_exit_code_comes_back() {
+    let lab = Lab::new("urunc-foreign");
+    build_foreign_image(&lab);
+    lab.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web1",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        "192.0.2.80",
+        "localhost/web-foreign",
+    ]);
+    let id = container_id(&lab, "web1");
+    let (uid, netns) = lab.vm_uid_netns(&id);
+    let until = Instant::now() + Duration::from_secs(90);
+    let mut got = String::new();
+    while Instant::now() < until {
+        got = curl(&lab, "http://192.0.2.80/");
+        if got.contains("hello from a plain Debian image") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        got.contains("hello from a plain Debian image"),
+        "lighttpd did not answer: {got:?}; logs: {}",
+        shown(&lab.podman(&["logs", "web1"]))
+    );
+    let ps = lab.podman_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("web1 Up"));
+    // Another container (a VM too) reaches it over podman's network as it would a container:
+    // bash's /dev/tcp, the image has no HTTP client.
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/192.0.2.80/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]);
+    let text = shown(&out);
+    assert!(
+        out.status.success() && text.contains("hello from a plain Debian image"),
+        "from another container: {text}"
+    );
+    let text = shown(&lab.podman_ok(&["logs", "web1"]));
+    assert!(
+        text.contains("service started: argv0=/usr/sbin/lighttpd"),
+        "{text}"
+    );
+    let (took, code) = stop(&lab, "web1");
+    assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
+    assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
+    lab.podman_ok(&["rm", "web1"]);
+    assert_nothing_left(&lab, uid, &netns);
+
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "podman run --rm: {}",
+        shown(&out)
+    );
+    assert!(lab.runtime_containers().is_empty(), "--rm left state");
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        lab::NETWORK,
+        "localhost/web-foreign",
+        "sh",
+        "-c",
+        "echo to-stdout; echo to-stderr >&2; exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let text = shown(&out);
+    assert!(
+        text.contains("to-stdout") && text.contains("to-stderr"),
+        "{text}"
+    );
+}
+
+#[test]
+fn what_a_vm_cannot_do_is_refused_with_the_reason() {
+    let lab = Lab::new("urunc-refused");
+    lab.load_dns_image();
+    let dir = lab.join("vol");
+    std::fs::create_dir_all(&dir).expect("volume dir");
+    let volume = format!("{}:/data", dir.display());
+    let out = lab.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "vol1",
+        "--network",
+        lab::NETWORK,
+        "-v",
+        &volume,
+        "localhost/dns:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cannot reach a VM") && text.contains("data disk"),
+        "{text}"
+    );
+    let out = lab.podman(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "tty1",
+        "--network",
+        lab::NETWORK,
+        "localhost/dns:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("terminal") && text.contains("without -t"),
+        "{text}"
+    );
+    let _ = lab.podman(&["rm", "-f", "vol1", "tty1"]);
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "a refused create left state"
+    );
+}
