@@ -210,7 +210,8 @@ fn main() {
                 "files": service_files(&manifest),
                 "network": lab.network(&tap, GUEST),
             }));
-            let path = lab.join(&format!("{NAME}-{name}-{label}.json"));
+            let file_label = label.replace('/', "_");
+            let path = lab.join(&format!("{NAME}-{name}-{file_label}.json"));
             std::fs::rename(&spec, &path).unwrap();
             cases.push(Case {
                 image: name.to_string(),
