@@ -339,6 +339,7 @@ fn prepare_locked(
         last_events: Vec::new(),
         uid: None,
         kernel: Some(describe_kernel(&l.kernel)),
+        class: l.manifest.class.as_ref().map(ToString::to_string),
         dropped: Default::default(),
         systemd: state::Systemd::detect(),
     };

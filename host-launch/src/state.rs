@@ -141,6 +141,9 @@ pub struct State {
     /// The UML kernel and its version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// The image's appliance class and version (e.g. `dns v1`), when its manifest declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// What the guest sent that was not kept: status lines over the length bound, and log
     /// bytes rotated away.
     #[serde(default)]
@@ -481,6 +484,7 @@ mod tests {
             last_events: vec![],
             uid: Some(7),
             kernel: None,
+            class: None,
             dropped: Default::default(),
             systemd: None,
         };

@@ -165,6 +165,13 @@ fn an_upgrade_from_nsd_to_knot_serves_the_same_zone() {
     let (gap, _) = upgrade(&lab, &path, &knot);
     assert!(gap < Duration::from_secs(20), "downtime {gap:?}");
     assert_eq!(lab.state("dns1")["image"], knot.to_str().unwrap());
+    assert_eq!(lab.state("dns1")["class"], "dns v1");
+    let status = lab.host_launch(&["status", "dns1"]);
+    assert!(
+        shown(&status).contains("class:    dns v1"),
+        "{}",
+        shown(&status)
+    );
     assert_eq!(answers(&lab), on_nsd, "Knot answers differently from NSD");
 
     // Across classes: refused, and Knot keeps answering.

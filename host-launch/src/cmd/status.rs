@@ -110,6 +110,9 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         if let Some(k) = &st.kernel {
             let _ = writeln!(out, "  kernel:   {k}");
         }
+        if let Some(c) = &st.class {
+            let _ = writeln!(out, "  class:    {c}");
+        }
         if let Some(u) = st.uid {
             let _ = writeln!(out, "  VM uid:   {u} (jailed, no capabilities)");
         }
