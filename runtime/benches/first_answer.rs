@@ -89,9 +89,9 @@ fn host_launch_spec(lab: &Lab) -> PathBuf {
         "{{.NetworkInterface}}",
     ]);
     let bridge = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let example = e2e::workspace_root().join("examples/dns.json");
+    let example = e2e::workspace_root().join(lab::DNSMASQ_SPEC);
     let mut spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(example).expect("examples/dns.json")).expect("JSON");
+        serde_json::from_slice(&std::fs::read(example).expect(lab::DNSMASQ_SPEC)).expect("JSON");
     spec["name"] = "bench-hl".into();
     spec["image"] = lab.join("dns.img").display().to_string().into();
     spec["network"]["netns"] = lab.ns.name().into();

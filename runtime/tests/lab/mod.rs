@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub const SUBNET: &str = "192.0.2.0/24";
 pub const GATEWAY: &str = "192.0.2.1";
 pub const NETWORK: &str = "lab";
+/// The spec of the unclassed dnsmasq image, whose first file is its records.
+pub const DNSMASQ_SPEC: &str = "images/tests/lab/dnsmasq.json";
 
 pub struct Lab {
     pub dir: TempDir,
@@ -150,11 +152,12 @@ impl Lab {
         self.podman_ok(&["load", "-i", archive.to_str().unwrap_or_default()]);
     }
 
-    /// The DNS records file the DNS image reads (the example spec's).
+    /// The DNS records file the dnsmasq image reads (its test spec's; examples/dns.json is a
+    /// class dns spec for NSD and Knot).
     pub fn dnsmasq_conf(&self) -> PathBuf {
-        let spec = e2e::workspace_root().join("examples/dns.json");
+        let spec = e2e::workspace_root().join(DNSMASQ_SPEC);
         let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(spec).expect("examples/dns.json")).expect("JSON");
+            serde_json::from_slice(&std::fs::read(spec).expect(DNSMASQ_SPEC)).expect("JSON");
         let p = self.join("dnsmasq.conf");
         std::fs::write(&p, v["files"][0]["content"].as_str().unwrap_or_default())
             .expect("dnsmasq.conf");
