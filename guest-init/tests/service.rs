@@ -583,9 +583,22 @@ fn many_spawns_in_parallel_threads() {
 
 #[test]
 fn tcp_readiness_probe() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    assert!(tcp_ready(addr));
-    drop(listener);
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    // The port stays bound (not listening) while the probe must fail, so no other test or
+    // process can take it in between: a dropped listener's port could be reused at once.
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(sock.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let bound: SockaddrIn = getsockname(sock.as_raw_fd()).unwrap();
+    let addr = std::net::SocketAddr::V4(bound.into());
     assert!(!tcp_ready_within(addr, Duration::from_millis(100)));
+    listen(&sock, Backlog::new(4).unwrap()).unwrap();
+    assert!(tcp_ready(addr));
 }
