@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// The host contract version the image's guest-init speaks (1).
+    /// The host contract version the image's guest-init speaks (1 or 2); the host gives the
+    /// image a contract of exactly this version.
     pub contract_version: u32,
     /// The image's name, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,17 +117,20 @@ pub fn parse(text: &[u8]) -> Result<Manifest, String> {
         None => {
             return Err(format!(
                 "contract_version: missing; the image builder must declare the host contract \
-                 version its guest-init speaks (this host-launch speaks {})",
+                 version its guest-init speaks (this host-launch speaks {} to {})",
+                contract::OLDEST_VERSION,
                 contract::VERSION
             ))
         }
-        Some(v) if v.as_u64() == Some(contract::VERSION as u64) => {}
+        Some(v)
+            if v.as_u64()
+                .is_some_and(|n| u32::try_from(n).is_ok_and(contract::speaks)) => {}
         Some(v) => {
             return Err(format!(
                 "contract_version: the image speaks host contract version {v}, but this \
-                 host-launch speaks version {}; use a host-launch that supports it or an image \
-                 built for version {}",
-                contract::VERSION,
+                 host-launch speaks versions {} to {}; use a host-launch that supports it or \
+                 an image built for one of those",
+                contract::OLDEST_VERSION,
                 contract::VERSION
             ))
         }
@@ -170,8 +174,8 @@ mod tests {
 
     #[test]
     fn wrong_contract_version_is_refused_first() {
-        let e = parse(br#"{"contract_version":2,"whatever":true}"#).unwrap_err();
-        assert!(e.contains("speaks host contract version 2"), "{e}");
+        let e = parse(br#"{"contract_version":3,"whatever":true}"#).unwrap_err();
+        assert!(e.contains("speaks host contract version 3"), "{e}");
         let e = parse(br#"{"service":{"argv":["/x"]}}"#).unwrap_err();
         assert!(e.starts_with("contract_version: missing"), "{e}");
     }

@@ -60,12 +60,13 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             message,
         })
     };
-    if manifest.contract_version != contract::VERSION {
+    if !contract::speaks(manifest.contract_version) {
         problem(
             "manifest.contract_version",
             format!(
-                "the image speaks host contract version {}, this host-launch speaks {}",
+                "the image speaks host contract version {}, this host-launch speaks {} to {}",
                 manifest.contract_version,
+                contract::OLDEST_VERSION,
                 contract::VERSION
             ),
         );
@@ -228,6 +229,9 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     if let Some(l) = &spec.liveness {
         service.liveness = Some(l.clone());
     }
+    service
+        .rlimits
+        .extend(spec.rlimits.iter().map(|(k, v)| (k.clone(), *v)));
     let network = spec.network.as_ref().map(|n| Network {
         interfaces: vec![Interface {
             name: n.guest_interface.clone(),
@@ -242,7 +246,8 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     let mut sysctl = manifest.sysctl.clone();
     sysctl.extend(spec.sysctl.iter().map(|(k, v)| (k.clone(), v.clone())));
     let contract = Contract {
-        version: contract::VERSION,
+        // The image's version, never a newer one its guest-init would refuse (H-VER-1).
+        version: manifest.contract_version,
         hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
         network,
         logging: Logging {
@@ -334,6 +339,12 @@ fn contract_path_to_source(path: &str, spec: &Spec, disks: &[AttachedDisk]) -> S
     if let Some(rest) = path.strip_prefix("service.liveness") {
         if spec.liveness.is_some() {
             return format!("liveness{rest}");
+        }
+    }
+    if let Some(rest) = path.strip_prefix("service.rlimits") {
+        let key = rest.trim_start_matches('.').split('.').next().unwrap_or("");
+        if spec.rlimits.contains_key(key) || (rest.is_empty() && !spec.rlimits.is_empty()) {
+            return format!("rlimits{rest}");
         }
     }
     if let Some(key) = path.strip_prefix("sysctl.") {
@@ -458,6 +469,46 @@ mod tests {
         let s = spec(r#"{"name":"x","image":"r"}"#);
         let e = merge(&s, &m).unwrap_err().to_string();
         assert!(e.starts_with("manifest: service.argv[0]"), "{e}");
+    }
+
+    #[test]
+    fn the_contract_has_the_images_version_and_rlimits_need_version_2() {
+        let s = spec(r#"{"name":"x","image":"r"}"#);
+        let v1 = manifest(r#"{"contract_version":1,"service":{"argv":["/x"]}}"#);
+        assert_eq!(merge(&s, &v1).unwrap().contract.version, 1);
+        let v2 = manifest(
+            r#"{"contract_version":2,"service":{"argv":["/x"],
+                "rlimits":{"RLIMIT_NOFILE":{"soft":64,"hard":128},"RLIMIT_CORE":{"soft":0,"hard":0}}}}"#,
+        );
+        let with = spec(
+            r#"{"name":"x","image":"r","rlimits":{"RLIMIT_NOFILE":{"soft":512,"hard":1024}}}"#,
+        );
+        let c = merge(&with, &v2).unwrap().contract;
+        assert_eq!(c.version, 2);
+        let nofile = contract::Rlimit {
+            soft: 512,
+            hard: 1024,
+        };
+        assert_eq!(c.service.rlimits["RLIMIT_NOFILE"], nofile, "the spec wins");
+        assert_eq!(
+            c.service.rlimits["RLIMIT_CORE"].hard, 0,
+            "the image's stays"
+        );
+        // A version 1 image cannot take them: the operator is told which field and why.
+        let e = merge(&with, &v1).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "rlimits: resource limits need contract version 2, and this contract is version 1"
+            ),
+            "{e}"
+        );
+        let bad =
+            spec(r#"{"name":"x","image":"r","rlimits":{"RLIMIT_NOFILE":{"soft":9,"hard":8}}}"#);
+        let e = merge(&bad, &v2).unwrap_err().to_string();
+        assert!(
+            e.starts_with("rlimits.RLIMIT_NOFILE.soft: 9 is above the hard limit 8"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct Spec {
     /// what is left out keeps host-launch's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<HostLimits>,
+    /// Resource limits of the service inside the guest (`RLIMIT_NOFILE`, ...), added to (and
+    /// overriding) the image's `service.rlimits`; they need an image of contract version 2.
+    /// Not to be confused with `limits`, the host's bounds on the VM.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rlimits: BTreeMap<String, contract::Rlimit>,
     /// The UML kernel; default `$UML_KERNEL` or /usr/bin/linux.uml.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,

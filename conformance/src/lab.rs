@@ -82,8 +82,9 @@ impl Lab {
 
     /// A contract with IPv4 networking and a default route; `service` and more merged in.
     pub fn contract(&self, hostname: &str, more: Value) -> Value {
+        // The version the image declares (H-VER-1), as a host gives it.
         let mut c = json!({
-            "version": 1,
+            "version": self.manifest.contract_version,
             "hostname": hostname,
             "network": {
                 "interfaces": [{"name": "vec0", "addresses": [format!("{GUEST_V4}/24")]}],

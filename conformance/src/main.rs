@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Boots IMAGE with a battery of host contracts and checks, from outside, what
-/// docs/contract-v1.md requires of an image. Needs root (network namespace, the VM's jail).
+/// docs/contract.md requires of an image. Needs root (network namespace, the VM's jail).
 #[derive(Parser, Debug)]
 #[command(name = "conformance", version)]
 struct Args {

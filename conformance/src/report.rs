@@ -129,7 +129,7 @@ impl Report {
     /// The table for people: requirement, level, result, evidence.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "conformance of {} to host contract v1 (docs/contract-v1.md)\n",
+            "conformance of {} to host contract v1 (docs/contract.md)\n",
             self.image
         );
         out.push_str(&format!(
@@ -168,7 +168,7 @@ impl Report {
                        "status": r.status.as_str(), "evidence": r.evidence})
             })
             .collect();
-        json!({"image": self.image, "spec": "docs/contract-v1.md",
+        json!({"image": self.image, "spec": "docs/contract.md",
                "must_failures": self.must_failures().iter().map(|r| r.req.id).collect::<Vec<_>>(),
                "results": rows})
     }

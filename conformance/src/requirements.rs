@@ -1,4 +1,4 @@
-//! The requirements of docs/contract-v1.md that bind an image, by their stable IDs, and how the
+//! The requirements of docs/contract.md that bind an image, by their stable IDs, and how the
 //! kit checks each: from outside, with the probe, or not at all (then the reason why it cannot
 //! be checked from outside). The spec and this list name the same IDs at the same level; a
 //! test (tests/spec.rs) holds them together.
@@ -123,6 +123,7 @@ pub const ALL: &[Requirement] = &[
     r("C-SVC-4", Must, "only the kept capabilities (effective, permitted, bounding)", Probe),
     r("C-SVC-5", Must, "the working directory", Probe),
     r("C-SVC-6", Should, "no_new_privs is set", Probe),
+    r("C-RLIMIT-1", Must, "version 2: the service has exactly the resource limits given", Probe),
     r("C-RST-1", Must, "on-failure restarts after a non-zero exit", Outside),
     r("C-RST-2", Must, "restarts wait backoff_min_ms first, doubling up to backoff_max_ms", Outside),
     r("C-RST-3", Must, "always restarts after exit 0", Outside),

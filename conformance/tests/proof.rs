@@ -82,6 +82,8 @@ fn assert_conforms(name: &str, extra: &[&str]) {
     }
     let passed = with_status(&report, "pass");
     assert!(passed.len() >= 55, "{name}: only {} passed", passed.len());
+    // The recipes declare contract version 2: its resource limits are checked, not skipped.
+    assert!(passed.contains("C-RLIMIT-1"), "{name}: {report:#}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The specification (docs/contract-v1.md) and the kit's requirement list name the same
+//! The specification (docs/contract.md) and the kit's requirement list name the same
 //! requirements at the same levels, each defined once; every requirement the kit does not
 //! check is in the specification's table of what cannot be checked from outside.
 
@@ -38,7 +38,7 @@ fn spec_requirements(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
 }
 
 fn spec_text() -> String {
-    let path = e2e::workspace_root().join("docs/contract-v1.md");
+    let path = e2e::workspace_root().join("docs/contract.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

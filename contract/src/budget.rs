@@ -23,7 +23,7 @@
 //! limit ([`tmpfs_inodes`]), so a contract that slipped past this check fails with ENOSPC at
 //! its field instead of exhausting the kernel.
 
-use crate::v1::Contract;
+use crate::types::Contract;
 use crate::validate::{Problem, Problems};
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! ([`SocketAddr`] and facility number), the stop [`Signal`], the [`Capability`] list, the
 //! readiness address and the files' modes.
 //!
-//! The wire types ([`crate::v1`]) keep these as strings on purpose: deserialization stops at
+//! The wire types ([`crate::types`]) keep these as strings on purpose: deserialization stops at
 //! the first error, and [`crate::validate`] must report every problem at once with its JSON
 //! path. [`check`] runs that validation and then builds this form, so a consumer (guest-init)
 //! never parses a contract value again and has no fallback for a value that "cannot" be bad.
@@ -11,7 +11,7 @@
 use crate::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
 use crate::names::facility_number;
 pub use crate::names::{Capability, Signal};
-use crate::v1::{Contract, SyslogFormat, Transport};
+use crate::types::{Contract, SyslogFormat, Transport};
 use crate::validate::{parse_mode, validate, Problem, Problems};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -145,7 +145,7 @@ pub fn check(c: Contract) -> Result<Checked, Problems> {
 /// A network section alone, typed: for callers (tests, tools) that configure a network
 /// without a whole contract. Values that do not parse are problems with their paths; the
 /// checks across the section (gateways on a subnet, duplicates) are [`validate`]'s.
-pub fn network(n: &crate::v1::Network) -> Result<Network, Problems> {
+pub fn network(n: &crate::types::Network) -> Result<Network, Problems> {
     let mut problems = Vec::new();
     let typed = typed_network(n, &mut problems);
     if problems.is_empty() {
@@ -182,7 +182,7 @@ fn typed_remote(c: &Contract, problems: &mut Vec<Problem>) -> Option<Remote> {
     })
 }
 
-fn typed_network(n: &crate::v1::Network, problems: &mut Vec<Problem>) -> Network {
+fn typed_network(n: &crate::types::Network, problems: &mut Vec<Problem>) -> Network {
     let interfaces = n
         .interfaces
         .iter()
@@ -244,7 +244,7 @@ fn typed_network(n: &crate::v1::Network, problems: &mut Vec<Problem>) -> Network
     }
 }
 
-fn typed_service(s: &crate::v1::Service, problems: &mut Vec<Problem>) -> Option<Service> {
+fn typed_service(s: &crate::types::Service, problems: &mut Vec<Problem>) -> Option<Service> {
     let stop_signal = take(
         problems,
         "service.stop_signal".into(),
@@ -263,9 +263,9 @@ fn typed_service(s: &crate::v1::Service, problems: &mut Vec<Problem>) -> Option<
         })
         .collect();
     let readiness = match &s.readiness {
-        crate::v1::Readiness::None => Readiness::None,
-        crate::v1::Readiness::Notify { fd } => Readiness::Notify { fd: *fd },
-        crate::v1::Readiness::Tcp { port, address } => {
+        crate::types::Readiness::None => Readiness::None,
+        crate::types::Readiness::Notify { fd } => Readiness::Notify { fd: *fd },
+        crate::types::Readiness::Tcp { port, address } => {
             let ip = match address {
                 Some(a) => take(problems, "service.readiness.address".into(), parse_ip(a)),
                 None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -21,11 +21,11 @@ pub mod liveness;
 pub mod names;
 pub mod schema;
 pub mod status;
-pub mod v1;
+pub mod types;
 pub mod validate;
 
 pub use liveness::{Liveness, LivenessCheck};
-pub use v1::*;
+pub use types::*;
 pub use validate::{validate, Problem, Problems};
 
 use base64::Engine;
@@ -127,9 +127,15 @@ fn check_version(value: &serde_json::Value) -> Result<(), ContractError> {
         None => Err(ContractError::Version(format!(
             "missing; add \"version\": {VERSION}"
         ))),
-        Some(v) if v.as_u64() == Some(VERSION as u64) => Ok(()),
+        Some(v)
+            if v.as_u64()
+                .is_some_and(|n| n <= u32::MAX as u64 && speaks(n as u32)) =>
+        {
+            Ok(())
+        }
         Some(v) => Err(ContractError::Version(format!(
-            "{v} is not supported; this software speaks contract version {VERSION}"
+            "{v} is not supported; this software speaks contract versions {OLDEST_VERSION} to \
+             {VERSION}"
         ))),
     }
 }

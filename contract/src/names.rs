@@ -1,4 +1,5 @@
-//! Linux names the contract refers to, with their numbers: capabilities and signals.
+//! Linux names the contract refers to, with their numbers: capabilities and signals (and the
+//! names of resource limits, whose numbers differ between architectures: the guest maps them).
 //!
 //! Kept here, as data, so that the host can validate a contract without knowing the guest, and
 //! the guest can map a name to a number without a libc table of its own.
@@ -61,6 +62,27 @@ pub fn capability_number(name: &str) -> Option<u32> {
         .position(|c| *c == full)
         .map(|n| n as u32)
 }
+
+/// The resource limits a contract may set (setrlimit(2), getrlimit's `RLIMIT_*` names, as in
+/// OCI's `process.rlimits`).
+pub const RLIMITS: &[&str] = &[
+    "RLIMIT_AS",
+    "RLIMIT_CORE",
+    "RLIMIT_CPU",
+    "RLIMIT_DATA",
+    "RLIMIT_FSIZE",
+    "RLIMIT_LOCKS",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_NOFILE",
+    "RLIMIT_NPROC",
+    "RLIMIT_RSS",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_STACK",
+];
 
 /// Signals a contract may name as a stop signal, with their Linux numbers (x86, arm, generic).
 pub const SIGNALS: &[(&str, i32)] = &[

@@ -317,6 +317,7 @@ fn service() -> impl Strategy<Value = Service> {
                     stop_timeout_ms,
                     readiness,
                     liveness: None,
+                    rlimits: BTreeMap::new(),
                 }
             },
         )

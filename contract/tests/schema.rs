@@ -4,27 +4,27 @@
 use std::path::PathBuf;
 
 fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/contract-v1.schema.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/contract-v2.schema.json")
 }
 
 #[test]
 fn checked_in_schema_matches_the_types() {
-    let generated = contract::schema::contract_v1_text();
+    let generated = contract::schema::contract_text();
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         std::fs::write(schema_path(), &generated).expect("write schema");
     }
     let on_disk = std::fs::read_to_string(schema_path())
-        .expect("read contract/schema/contract-v1.schema.json");
+        .expect("read contract/schema/contract-v2.schema.json");
     assert!(
         on_disk == generated,
-        "contract/schema/contract-v1.schema.json is out of date with contract/src/v1.rs; \
+        "contract/schema/contract-v2.schema.json is out of date with contract/src/types.rs; \
          run `UPDATE_SCHEMA=1 cargo test -p contract --test schema` and commit the file"
     );
 }
 
 #[test]
 fn schema_rejects_unknown_fields_and_requires_the_essentials() {
-    let schema = contract::schema::contract_v1();
+    let schema = contract::schema::contract_schema();
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     let required: Vec<&str> = schema["required"]
         .as_array()

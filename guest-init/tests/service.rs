@@ -523,6 +523,49 @@ fn a_missing_program_is_reported_with_its_path_and_errno() {
 }
 
 #[test]
+fn the_contracts_resource_limits_bind_the_service() {
+    // Lower than any host's default, so the test needs no CAP_SYS_RESOURCE.
+    let svc = service(json!({
+        "argv": sh("ulimit -Sn; ulimit -Hn; ulimit -c"), "uid": NOBODY, "gid": NOBODY,
+        "rlimits": {"RLIMIT_NOFILE": {"soft": 123, "hard": 456}, "RLIMIT_CORE": {"soft": 0, "hard": 0}},
+    }));
+    let o = run(&svc);
+    ok(&o);
+    assert_eq!(o.out, "123\n456\n0\n");
+    // Without rlimits the service keeps what PID 1 has (here: the test's own limits).
+    let o = run(&service(json!({"argv": sh("ulimit -Hn"), "uid": NOBODY})));
+    ok(&o);
+    let own = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    assert_eq!(o.out.trim(), own.1.to_string());
+}
+
+#[test]
+fn a_resource_limit_the_kernel_refuses_is_named() {
+    // No one may raise RLIMIT_NOFILE above fs.nr_open, not even with CAP_SYS_RESOURCE.
+    let svc = service(json!({
+        "argv": ["/bin/true"],
+        "rlimits": {"RLIMIT_NOFILE": {"soft": 1024, "hard": 1u64 << 40}},
+    }));
+    let err = spawn(&svc, &caps(&svc), &SpawnOptions::default()).expect_err("must fail");
+    assert!(
+        matches!(
+            err,
+            SpawnError::Exec {
+                step: "prlimit64",
+                errno: Errno::EPERM,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("service.rlimits [\"RLIMIT_NOFILE\"]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_failing_setup_step_is_named() {
     let svc = service(json!({"argv": ["/bin/true"], "workdir": "/does/not/exist"}));
     let err = spawn(&svc, &caps(&svc), &SpawnOptions::default()).expect_err("must fail");

@@ -340,12 +340,21 @@ pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
         }
     }
     let m = &r.manifest;
-    if m.contract_version != contract::VERSION {
+    if !contract::speaks(m.contract_version) {
         p(
             "manifest.contract_version".into(),
             format!(
-                "{} is not the contract version guest-init speaks ({})",
+                "{} is not a contract version guest-init speaks ({} to {})",
                 m.contract_version,
+                contract::OLDEST_VERSION,
+                contract::VERSION
+            ),
+        );
+    } else if m.contract_version < 2 && !m.service.rlimits.is_empty() {
+        p(
+            "manifest.service.rlimits".into(),
+            format!(
+                "resource limits need contract version 2; declare \"contract_version\": {}",
                 contract::VERSION
             ),
         );

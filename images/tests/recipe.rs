@@ -132,6 +132,28 @@ fn every_problem_is_reported_with_its_path() {
 }
 
 #[test]
+fn resource_limits_need_a_version_2_manifest() {
+    let limits = r#"{"RLIMIT_NOFILE":{"soft":64,"hard":128}}"#;
+    let v1 = format!(
+        r#"{{"contract_version":1,"service":{{"argv":["/bin/true"],"rlimits":{limits}}}}}"#
+    );
+    let e = errors(&with("manifest", &v1));
+    assert!(
+        e.iter()
+            .any(|l| l
+                .starts_with("manifest.service.rlimits: resource limits need contract version 2")),
+        "{e:#?}"
+    );
+    let v2 = v1.replace(r#""contract_version":1"#, r#""contract_version":2"#);
+    assert!(parse(with("manifest", &v2).as_bytes()).is_ok());
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":3,"service":{"argv":["/bin/true"]}}"#,
+    ));
+    assert!(e.iter().any(|l| l.contains("contract_version")), "{e:#?}");
+}
+
+#[test]
 fn a_manifest_guest_init_would_refuse_is_refused() {
     let e = errors(&with(
         "manifest",

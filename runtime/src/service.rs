@@ -4,7 +4,7 @@
 //! (podman passes the image's annotations into the bundle); for any other image the
 //! manifest is made from `process`. Pure: the caller reads files and the network.
 
-use crate::bundle::{Config, Mount};
+use crate::bundle::{Config, Mount, Process};
 use crate::error::{Error, Result};
 use appliance::manifest::Manifest;
 use appliance::merge::Merged;
@@ -129,18 +129,6 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
     let own_image = own.is_some();
     let env = env_map(&process.env)?;
     let mut notes = Vec::new();
-    if !process.rlimits.is_empty() {
-        notes.push(format!(
-            "process.rlimits ({}) are not applied inside the guest: contract v1 has no resource \
-             limits; the VM's memory and its host limits bound the service",
-            process
-                .rlimits
-                .iter()
-                .map(|r| r.kind.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
     let mut manifest = match own {
         Some(m) => m,
         None => Manifest {
@@ -157,6 +145,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
             class: None,
         },
     };
+    apply_rlimits(process, &mut manifest, &mut notes)?;
     if own_image {
         // `podman run IMAGE CMD...` replaces the image's command.
         let args = resolved_args(&process.args, &inputs.argv0);
@@ -222,6 +211,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         stop_timeout_ms: None,
         run_as: None,
         limits: None,
+        rlimits: BTreeMap::new(),
         kernel: None,
         liveness: None,
         needs: Vec::new(),
@@ -433,7 +423,58 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         stop_timeout_ms: 10_000,
         readiness: Default::default(),
         liveness: None,
+        rlimits: BTreeMap::new(),
     })
+}
+
+/// `process.rlimits` become the service's (contract version 2); an image of ours that speaks
+/// only version 1 cannot take them, which is said in the runtime's log rather than refused:
+/// podman asks for RLIMIT_NOFILE and RLIMIT_NPROC on every container.
+fn apply_rlimits(
+    process: &Process,
+    manifest: &mut Manifest,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mut limits = BTreeMap::new();
+    for (i, r) in process.rlimits.iter().enumerate() {
+        if !contract::names::RLIMITS.contains(&r.kind.as_str()) {
+            return Err(Error::new(format!(
+                "config.json: process.rlimits[{i}].type: '{}' is not a resource limit; use one \
+                 of {}",
+                r.kind,
+                contract::names::RLIMITS.join(", ")
+            )));
+        }
+        if limits
+            .insert(
+                r.kind.clone(),
+                contract::Rlimit {
+                    soft: r.soft,
+                    hard: r.hard,
+                },
+            )
+            .is_some()
+        {
+            return Err(Error::new(format!(
+                "config.json: process.rlimits[{i}].type: '{}' is given twice",
+                r.kind
+            )));
+        }
+    }
+    if limits.is_empty() {
+        return Ok(());
+    }
+    if manifest.contract_version < 2 {
+        notes.push(format!(
+            "process.rlimits ({}) are not applied inside the guest: the image speaks contract \
+             version {}, which has no resource limits (version 2 has)",
+            limits.keys().cloned().collect::<Vec<_>>().join(", "),
+            manifest.contract_version
+        ));
+        return Ok(());
+    }
+    manifest.service.rlimits.extend(limits);
+    Ok(())
 }
 
 /// The contract's name of a stop signal given as podman does (`15`) or by name (`TERM`).
@@ -541,7 +582,13 @@ mod tests {
         assert_eq!(c.mounts.tmpfs.len(), 1, "guest-init has its own /tmp");
         assert_eq!(c.mounts.tmpfs[0].size_mib, Some(8));
         assert_eq!(p.dirs, ["/var/cache/app"]);
-        assert!(p.notes[0].contains("RLIMIT_NOFILE"), "{:?}", p.notes);
+        let nofile = contract::Rlimit {
+            soft: 1024,
+            hard: 1024,
+        };
+        assert_eq!(c.version, contract::VERSION);
+        assert_eq!(c.service.rlimits.get("RLIMIT_NOFILE"), Some(&nofile));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
         assert_eq!(p.memory_mib, appliance::spec::DEFAULT_MEMORY_MIB);
     }
 
@@ -589,7 +636,8 @@ mod tests {
         });
         let c = config(serde_json::json!({
             "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
-            "process": {"args": ["/usr/sbin/dnsmasq", "-k"], "cwd": "/", "env": ["PATH=/bin"]}
+            "process": {"args": ["/usr/sbin/dnsmasq", "-k"], "cwd": "/", "env": ["PATH=/bin"],
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}
         }));
         let mut i = inputs();
         i.argv0 = "/usr/sbin/dnsmasq".into();
@@ -598,6 +646,23 @@ mod tests {
         assert_eq!(
             p.merged.contract.service.restart.policy,
             RestartPolicy::Always
+        );
+        // A version 1 image gets a version 1 contract: podman's rlimits are only logged.
+        assert_eq!(p.merged.contract.version, 1);
+        assert!(p.merged.contract.service.rlimits.is_empty());
+        assert!(
+            p.notes[0].contains("RLIMIT_NOFILE") && p.notes[0].contains("version 1"),
+            "{:?}",
+            p.notes
+        );
+        let bad = config(
+            serde_json::json!({"process": {"args": ["/bin/sh"], "cwd": "/",
+            "rlimits": [{"type": "RLIMIT_FILES", "hard": 1, "soft": 1}]}}),
+        );
+        let e = plan("x1", &bad, &inputs()).unwrap_err().0;
+        assert!(
+            e.starts_with("config.json: process.rlimits[0].type: 'RLIMIT_FILES'"),
+            "{e}"
         );
         let bad = config(serde_json::json!({"annotations": {ANNOTATION_MANIFEST: "{}"}}));
         let e = plan("x1", &bad, &inputs()).unwrap_err().0;

@@ -84,6 +84,16 @@ fn report() {
     let mut keys: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
     keys.sort();
     say(&format!("env {}", keys.join(",")));
+    // "Max open files  SOFT  HARD  files": the contract's RLIMIT_NOFILE (version 2).
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        if let Some(l) = limits.lines().find(|l| l.starts_with("Max open files")) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            say(&format!(
+                "limits nofile {}",
+                f.get(3..5).unwrap_or_default().join(" ")
+            ));
+        }
+    }
     say(&format!(
         "cwd {}",
         std::env::current_dir()

@@ -71,14 +71,29 @@ fn refused(
 
 pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let svc = format!(r#"{{"argv":["{PROBE_PATH}"]}}"#);
-    let v2 = format!(r#"{{"version":2,"hostname":"conf-v2","service":{svc}}}"#);
+    // A version no image can speak yet: the one after this kit's newest.
+    let future = contract::VERSION + 1;
+    let newer = format!(r#"{{"version":{future},"hostname":"conf-v3","service":{svc}}}"#);
     refused(
         r,
         "C-WIRE-4",
-        "version 2",
-        lab.vm().cmdline_token(token(&v2)),
+        &format!("version {future}"),
+        lab.vm().cmdline_token(token(&newer)),
         Some("version"),
     )?;
+    if lab.manifest.contract_version >= 2 {
+        let svc1 = format!(
+            r#"{{"argv":["{PROBE_PATH}"],"rlimits":{{"RLIMIT_NOFILE":{{"soft":64,"hard":64}}}}}}"#
+        );
+        let v1_with_2 = format!(r#"{{"version":1,"hostname":"conf-v1r","service":{svc1}}}"#);
+        refused(
+            r,
+            "C-WIRE-4",
+            "version 1 with rlimits",
+            lab.vm().cmdline_token(token(&v1_with_2)),
+            Some("service.rlimits"),
+        )?;
+    }
     let twice =
         format!(r#"{{"version":1,"hostname":"conf-a","hostname":"conf-b","service":{svc}}}"#);
     refused(

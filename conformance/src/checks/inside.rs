@@ -15,6 +15,8 @@ const NOTE: &str = "/run/conformance/note.txt";
 const MAC: &str = "52:54:00:c0:ff:ee";
 /// Only CAP_NET_BIND_SERVICE (bit 10).
 const ONE_CAP: &str = "0000000000000400";
+/// The probe's RLIMIT_NOFILE (soft, hard) in a version 2 contract.
+const NOFILE: (u64, u64) = (3000, 6000);
 
 pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let disk_mp = lab.manifest.disks.first().map(|d| d.mount_point.clone());
@@ -27,11 +29,15 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     if let Some(mp) = &disk_mp {
         env["PROBE_WRITE"] = format!("{mp}/probe-wrote").into();
     }
-    let service = lab.probe_service(env.clone(), json!({
+    let mut service = lab.probe_service(env.clone(), json!({
         "uid": 1234, "gid": 1235, "groups": [1236, 1237], "capabilities": ["CAP_NET_BIND_SERVICE"],
         "workdir": "/run/conformance", "stop_signal": "SIGUSR1", "stop_timeout_ms": 5000,
         "readiness": {"type": "tcp", "port": PROBE_PORT},
     }));
+    if lab.manifest.contract_version >= 2 {
+        // Above a kernel's default hard limit (4096): set while the init is still root.
+        service["rlimits"] = json!({"RLIMIT_NOFILE": {"soft": NOFILE.0, "hard": NOFILE.1}});
+    }
     let extra = json!({"kit": "conformance", "list": [1, 2, 3]});
     let mut vm = lab.vm();
     let mut mounts_json = json!({});
@@ -114,6 +120,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         &env,
         &extra,
         disk_mp.as_deref(),
+        lab.manifest.contract_version,
     );
     arrived(r, &logged, !lines.is_empty());
     if let (Some(d), Some(mp)) = (&disk, &disk_mp) {
@@ -153,6 +160,7 @@ fn inside_view(
     env: &Value,
     extra: &Value,
     disk: Option<&str>,
+    lab_version: u32,
 ) {
     const PROBED: [&str; 16] = [
         "C-HOST-1",
@@ -185,7 +193,7 @@ fn inside_view(
                 "probe: nothing of it on the console or at the log host",
             );
         }
-        for id in PROBED.iter().chain(["C-DISK-3"].iter()) {
+        for id in PROBED.iter().chain(["C-DISK-3", "C-RLIMIT-1"].iter()) {
             r.skip(id, "the probe did not run or its output did not reach the console (optional for images that cannot run it)");
         }
         return;
@@ -329,6 +337,21 @@ fn inside_view(
         format!("cwd {cwd}"),
         false,
     );
+    if lab_version >= 2 {
+        let nofile = v("limits", "nofile");
+        ck(
+            r,
+            "C-RLIMIT-1",
+            nofile == format!("{} {}", NOFILE.0, NOFILE.1),
+            format!("RLIMIT_NOFILE {nofile}, contract {} {}", NOFILE.0, NOFILE.1),
+            false,
+        );
+    } else {
+        r.skip(
+            "C-RLIMIT-1",
+            "the image speaks contract version 1, which has no resource limits",
+        );
+    }
     let nnp = v("status", "NoNewPrivs:");
     ck(r, "C-SVC-6", nnp == "1", format!("NoNewPrivs {nnp}"), false);
     let lo = v("loopback", "");

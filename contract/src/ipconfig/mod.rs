@@ -30,7 +30,7 @@
 //! contract [`Network`] and reports the dynamic forms as an error that says what to write instead.
 
 use crate::addr::netmask_to_prefix;
-use crate::v1::{Interface, Network, Route};
+use crate::types::{Interface, Network, Route};
 use crate::validate::check_hostname;
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -1,4 +1,4 @@
-//! Semantic validation of a v1 contract: every problem at once, each with its JSON path and a
+//! Semantic validation of a contract: every problem at once, each with its JSON path and a
 //! sentence that says what to change.
 
 mod liveness;
@@ -12,7 +12,7 @@ pub use liveness::{
 };
 pub use network::check_host_address;
 
-use crate::v1::*;
+use crate::types::*;
 use network::check_network;
 use service::{check_logging, check_service};
 use std::fmt;
@@ -83,12 +83,26 @@ impl Checker {
 /// Checks everything the types cannot express.
 pub fn validate(c: &Contract) -> Result<(), Problems> {
     let mut ck = Checker::default();
-    if c.version != VERSION {
+    if !speaks(c.version) {
         ck.push(
             "version",
             format!(
-                "contract version {} is not supported; this software speaks version {VERSION}",
+                "contract version {} is not supported; this software speaks versions \
+                 {OLDEST_VERSION} to {VERSION}",
                 c.version
+            ),
+        );
+    } else if c.version < c.least_version() {
+        // Only rlimits need a newer version than 1.
+        ck.push(
+            "service.rlimits",
+            format!(
+                "resource limits need contract version {}, and this contract is version {} \
+                 (the image's): drop them, or use an image whose manifest declares \
+                 contract_version {}",
+                c.least_version(),
+                c.version,
+                c.least_version()
             ),
         );
     }

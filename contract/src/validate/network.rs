@@ -3,7 +3,7 @@
 
 use super::{check_domain, Checker};
 use crate::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
-use crate::v1::*;
+use crate::types::*;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -3,8 +3,8 @@
 
 use super::{check_abs_path, Checker};
 use crate::addr::parse_ip;
-use crate::names::{capability_number, facility_number, signal_number};
-use crate::v1::*;
+use crate::names::{capability_number, facility_number, signal_number, RLIMITS};
+use crate::types::*;
 use std::collections::BTreeSet;
 
 pub(super) fn check_logging(ck: &mut Checker, l: &Logging) {
@@ -106,9 +106,33 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
         );
     }
     check_readiness(ck, &s.readiness);
+    check_rlimits(ck, s);
     if let Some(l) = &s.liveness {
         for (path, message) in super::liveness::problems(l, "service.liveness") {
             ck.push(path, message);
+        }
+    }
+}
+
+fn check_rlimits(ck: &mut Checker, s: &Service) {
+    for (name, r) in &s.rlimits {
+        let path = format!("service.rlimits.{name}");
+        if !RLIMITS.contains(&name.as_str()) {
+            ck.push(
+                path,
+                format!(
+                    "'{name}' is not a resource limit; use one of {}",
+                    RLIMITS.join(", ")
+                ),
+            );
+        } else if r.soft > r.hard {
+            ck.push(
+                format!("{path}.soft"),
+                format!(
+                    "{} is above the hard limit {}; lower soft or raise hard",
+                    r.soft, r.hard
+                ),
+            );
         }
     }
 }

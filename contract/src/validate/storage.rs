@@ -2,7 +2,7 @@
 //! written under /run.
 
 use super::{check_abs_path, parse_mode, Checker, RESERVED_RUN_DIR};
-use crate::v1::*;
+use crate::types::*;
 use std::collections::BTreeSet;
 
 const SYSTEM_DIRS: &[&str] = &[

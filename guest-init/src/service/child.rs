@@ -1,7 +1,7 @@
 //! The child, between `fork` and `execve`: raw system calls only, no allocation, no locks,
 //! no panics (see the module documentation of [`crate::service`]).
 
-use super::plan::{CapHeader, ChildRawFds, Plan, CAP_V3};
+use super::plan::{CapHeader, ChildRawFds, Plan, Rlimit64, CAP_V3};
 use super::report::{encode_report, Step};
 use nix::errno::Errno;
 use std::convert::Infallible;
@@ -62,6 +62,8 @@ pub(super) fn child_setup(
     close_other_fds(plan, fds)?;
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(plan.umask) };
+    // Before the uid change, while raising a hard limit is still allowed (as runc does).
+    set_rlimits(plan)?;
     set_credentials(plan)?;
     set_capabilities(plan)?;
     // chdir after the uid change: the service must be able to reach its own workdir, and
@@ -85,6 +87,25 @@ pub(super) fn child_setup(
         )
     };
     Err((Step::Exec, Errno::last_raw()))
+}
+
+/// The contract's resource limits. prlimit64 as a raw call: musl's setrlimit signals every
+/// thread (like its set*id), which a forked child must not rely on.
+pub(super) fn set_rlimits(plan: &Plan) -> ChildResult {
+    for (resource, limit) in &plan.rlimits {
+        // SAFETY: prlimit64 on this process (pid 0) reads one struct rlimit64 prepared
+        // before fork; the old-limit pointer is null.
+        check(Step::Rlimit, unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0 as libc::c_long,
+                *resource as libc::c_long,
+                limit as *const Rlimit64,
+                std::ptr::null_mut::<Rlimit64>(),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Size of the kernel's signal set, the `sigsetsize` argument of rt_sigaction and

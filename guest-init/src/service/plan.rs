@@ -56,6 +56,14 @@ pub(super) struct CapData {
     pub(super) inheritable: u32,
 }
 
+/// `struct rlimit64` of prlimit64(2): the soft and the hard limit.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rlimit64 {
+    pub(super) cur: u64,
+    pub(super) max: u64,
+}
+
 /// The prepared program: no field is allocated, resized or freed after fork.
 pub(super) struct Plan {
     pub(super) path: CString,
@@ -75,6 +83,8 @@ pub(super) struct Plan {
     pub(super) umask: libc::mode_t,
     /// Upper bound for the close() loop on kernels without close_range(2).
     pub(super) fd_limit: RawFd,
+    /// The contract's resource limits: (resource number of this architecture, limits).
+    pub(super) rlimits: Vec<(libc::c_int, Rlimit64)>,
 }
 
 impl Plan {
@@ -121,6 +131,7 @@ impl Plan {
             notify_fd: notify_fd(&svc.readiness)?,
             umask: opts.umask as libc::mode_t,
             fd_limit: fd_limit(),
+            rlimits: rlimits(svc)?,
         })
     }
 
@@ -135,6 +146,59 @@ impl Plan {
         };
         [half(self.caps as u32), half((self.caps >> 32) as u32)]
     }
+}
+
+/// The contract's limits with this architecture's resource numbers (they differ on MIPS,
+/// SPARC and Alpha, which is why the contract carries names).
+fn rlimits(svc: &Service) -> Result<Vec<(libc::c_int, Rlimit64)>, SpawnError> {
+    svc.rlimits
+        .iter()
+        .map(|(name, r)| {
+            let resource = rlimit_resource(name).ok_or_else(|| {
+                config_err(
+                    format!("service.rlimits.{name}"),
+                    "is not a resource limit this guest knows",
+                )
+            })?;
+            if r.soft > r.hard {
+                return Err(config_err(
+                    format!("service.rlimits.{name}.soft"),
+                    "is above the hard limit",
+                ));
+            }
+            Ok((
+                resource,
+                Rlimit64 {
+                    cur: r.soft,
+                    max: r.hard,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The resource number of an `RLIMIT_*` name (see contract::names::RLIMITS).
+pub(super) fn rlimit_resource(name: &str) -> Option<libc::c_int> {
+    let n = match name {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    };
+    Some(n as libc::c_int)
 }
 
 pub(super) fn c_string(field: &str, s: &str) -> Result<CString, SpawnError> {

@@ -16,6 +16,7 @@ pub(super) enum Step {
     Stderr,
     NotifyFd,
     CloseFds,
+    Rlimit,
     BoundingDrop,
     KeepCaps,
     SetGroups,
@@ -31,7 +32,7 @@ pub(super) enum Step {
 }
 
 impl Step {
-    pub(super) const ALL: [Step; 19] = [
+    pub(super) const ALL: [Step; 20] = [
         Step::SigMask,
         Step::Setsid,
         Step::Stdin,
@@ -39,6 +40,7 @@ impl Step {
         Step::Stderr,
         Step::NotifyFd,
         Step::CloseFds,
+        Step::Rlimit,
         Step::BoundingDrop,
         Step::KeepCaps,
         Step::SetGroups,
@@ -66,6 +68,7 @@ impl Step {
             Step::Stderr => "dup2 stderr pipe",
             Step::NotifyFd => "dup2 readiness fd",
             Step::CloseFds => "close_range",
+            Step::Rlimit => "prlimit64",
             Step::BoundingDrop => "PR_CAPBSET_DROP",
             Step::KeepCaps => "PR_SET_KEEPCAPS",
             Step::SetGroups => "setgroups",

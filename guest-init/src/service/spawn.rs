@@ -34,7 +34,7 @@ pub struct Child {
 ///
 /// In the child, in this order: default signal handlers, empty signal mask, new session,
 /// stdin from /dev/null, stdout/stderr/notify pipes in place, every other fd closed, umask,
-/// capability bounding set reduced, keep-caps on, supplementary groups, gid, uid, capability
+/// resource limits, capability bounding set reduced, keep-caps on, supplementary groups, gid, uid, capability
 /// sets (permitted, effective, inheritable, ambient) set to exactly the kept ones, workdir,
 /// no-new-privs, `execve` with exactly the contract's environment.
 pub fn spawn(
@@ -104,6 +104,10 @@ pub(super) fn exec_error(svc: &Service, plan: &Plan, step: Step, errno: Errno) -
         Step::SetResUid => format!("service.uid {}: setresuid", plan.uid),
         Step::SetResGid => format!("service.gid {}: setresgid", plan.gid),
         Step::SetGroups => format!("service.groups {:?}: setgroups", plan.groups),
+        Step::Rlimit => format!(
+            "service.rlimits {:?}: prlimit64",
+            svc.rlimits.keys().collect::<Vec<_>>()
+        ),
         Step::NotifyFd => format!(
             "service.readiness.fd {}: dup2",
             plan.notify_fd.unwrap_or(-1)

@@ -248,6 +248,29 @@ fn restart_never_powers_off_with_the_exit_code() {
 }
 
 #[test]
+fn a_version_2_contract_sets_the_services_resource_limits() {
+    let (_dir, image) = image("rlimits");
+    // A hard limit above the kernel's default (4096), so it must be set while still root.
+    let c = contract(json!({
+        "version": 2, "hostname": "svc1",
+        "service": {
+            "argv": ["/bin/sh", "-c", "echo nofile $(ulimit -Sn) $(ulimit -Hn) core $(ulimit -c)"],
+            "uid": 65534, "gid": 65534, "restart": {"policy": "never"},
+            "rlimits": {"RLIMIT_NOFILE": {"soft": 8192, "hard": 16384},
+                        "RLIMIT_CORE": {"soft": 0, "hard": 0}}
+        }
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    assert_eq!(
+        service_lines(&outcome, "sh"),
+        ["nofile 8192 16384 core 0"],
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
 fn a_service_ignoring_the_stop_signal_is_killed_after_the_stop_timeout() {
     let (_dir, image) = image("stubborn");
     let c = service_contract(json!({

@@ -1,4 +1,5 @@
-//! Host contract, version 1: the serde types.
+//! The host contract's serde types, for both versions this crate speaks: version 2 is
+//! version 1 plus `service.rlimits`; a version 1 document cannot hold what only 2 has.
 //!
 //! Every struct rejects unknown fields so that a typo on the host is an error, not a silently
 //! ignored setting. Values that need checking beyond their JSON shape (addresses, names, paths)
@@ -9,14 +10,23 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The contract version these types describe.
-pub const VERSION: u32 = 1;
+/// The newest contract version these types describe.
+pub const VERSION: u32 = 2;
+
+/// The oldest contract version these types still describe (each later one only adds).
+pub const OLDEST_VERSION: u32 = 1;
+
+/// Whether this crate speaks contract version `v`.
+pub fn speaks(v: u32) -> bool {
+    (OLDEST_VERSION..=VERSION).contains(&v)
+}
 
 /// Everything that makes one appliance different from another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
-    /// Always 1 for this version of the contract.
+    /// The contract version of this document: 1 or 2 (2 adds `service.rlimits`). A host
+    /// gives an image the version its manifest declares.
     pub version: u32,
     /// The guest's hostname: one RFC 1123 label (letters, digits, '-'; 1 to 63 characters).
     pub hostname: String,
@@ -199,6 +209,33 @@ pub struct Service {
     /// service (see [`crate::liveness`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<crate::liveness::Liveness>,
+    /// Resource limits of the service, by name (`RLIMIT_NOFILE`, ...; see
+    /// [`crate::names::RLIMITS`]), set before it drops its privileges. Contract version 2.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rlimits: BTreeMap<String, Rlimit>,
+}
+
+/// One resource limit (setrlimit(2)): `soft` at most `hard`; 18446744073709551615 (2^64 - 1)
+/// is "unlimited".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The value that means "no limit" (RLIM_INFINITY).
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+impl Contract {
+    /// The oldest contract version that can hold this contract: 2 when it has rlimits.
+    pub fn least_version(&self) -> u32 {
+        if self.service.rlimits.is_empty() {
+            1
+        } else {
+            2
+        }
+    }
 }
 
 impl Service {
