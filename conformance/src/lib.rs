@@ -1,4 +1,4 @@
-//! The conformance kit of host contract v1 (docs/contract.md): boots an image (built by
+//! The conformance kit of the host contract, versions 1 and 2 (docs/contract.md): boots an image (built by
 //! anyone, with any init) with a battery of contracts on the project's own host side (the
 //! `vmm` crate, through the e2e harness's `Vm` and `NetNs`) and checks from outside what the
 //! specification requires of an image. Checks that need to look inside use the probe, a static

@@ -1,5 +1,5 @@
 //! `conformance IMAGE [--manifest M] [--spec-files SPEC] [--json]`: checks an appliance image
-//! against host contract v1 and exits 1 when a MUST fails (2 when the kit could not run).
+//! against the host contract (the version its manifest declares) and exits 1 when a MUST fails (2 when the kit could not run).
 //! `conformance --class IMAGE [--manifest M] [--json]`: runs the suite of the class the
 //! image's manifest claims (docs/classes/) and exits 1 when a check fails.
 

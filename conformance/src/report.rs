@@ -129,7 +129,7 @@ impl Report {
     /// The table for people: requirement, level, result, evidence.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "conformance of {} to host contract v1 (docs/contract.md)\n",
+            "conformance of {} to the host contract (docs/contract.md)\n",
             self.image
         );
         out.push_str(&format!(
