@@ -50,11 +50,19 @@ fn cases() -> Vec<Case> {
             "manifest: cannot read DIR/other.json",
         ),
         Case {
-            manifest: Some(r#"{"contract_version":2,"service":{"argv":["/x"]},"new":1}"#),
+            manifest: Some(r#"{"contract_version":3,"service":{"argv":["/x"]},"new":1}"#),
             ..c(
                 "manifest-contract-version",
                 r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
-                "contract_version: the image speaks host contract version 2",
+                "contract_version: the image speaks host contract version 3",
+            )
+        },
+        Case {
+            manifest: Some(r#"{"contract_version":1,"service":{"argv":["/x"]}}"#),
+            ..c(
+                "rlimits-for-a-version-1-image",
+                r#"{"name":"bad","image":"root.img","rlimits":{"RLIMIT_NOFILE":{"soft":64,"hard":64}}}"#,
+                "rlimits: resource limits need contract version 2, and this contract is version 1 (the image's)",
             )
         },
         Case {
