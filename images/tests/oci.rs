@@ -125,7 +125,11 @@ fn podman_loads_the_archive_and_host_launch_takes_it_from_podman_storage() {
     assert_eq!(img["Architecture"], "amd64");
     assert_eq!(img["Os"], "linux");
     let labels = &img["Labels"];
-    assert_eq!(labels[oci::LABEL_CONTRACT_VERSION], "1");
+    assert_eq!(
+        labels[oci::LABEL_CONTRACT_VERSION],
+        "2",
+        "the recipe declares contract version 2"
+    );
     let m = appliance::manifest::parse(labels[oci::LABEL_MANIFEST].as_str().unwrap().as_bytes())
         .unwrap();
     let recipe = e2e::workspace_root().join("images/recipes/dns.json");
