@@ -35,30 +35,44 @@ struct Args {
     class: bool,
 }
 
-fn class_suite(a: Args) -> ExitCode {
-    let opts = conformance::class::Options {
-        image: a.image,
-        manifest: a.manifest,
-        kernel: a.kernel,
-    };
-    match conformance::class::run(&opts) {
+/// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
+/// kit could not run.
+fn finish<R>(
+    result: Result<R, String>,
+    json: bool,
+    show: impl Fn(&R, bool) -> String,
+    failed: impl Fn(&R) -> bool,
+) -> ExitCode {
+    match result {
         Ok(report) => {
-            if a.json {
-                println!("{:#}", report.json());
-            } else {
-                print!("{}", report.table());
-            }
-            if report.failures().is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            print!("{}", show(&report, json));
+            ExitCode::from(u8::from(failed(&report)))
         }
         Err(e) => {
             eprintln!("conformance: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+fn class_suite(a: Args) -> ExitCode {
+    let opts = conformance::class::Options {
+        image: a.image,
+        manifest: a.manifest,
+        kernel: a.kernel,
+    };
+    finish(
+        conformance::class::run(&opts),
+        a.json,
+        |r, json| {
+            if json {
+                format!("{:#}\n", r.json())
+            } else {
+                r.table()
+            }
+        },
+        |r| !r.failures().is_empty(),
+    )
 }
 
 fn main() -> ExitCode {
@@ -73,22 +87,16 @@ fn main() -> ExitCode {
         kernel: a.kernel,
         probe: a.probe,
     };
-    match conformance::run(&opts) {
-        Ok(report) => {
-            if a.json {
-                println!("{:#}", report.json());
+    finish(
+        conformance::run(&opts),
+        a.json,
+        |r, json| {
+            if json {
+                format!("{:#}\n", r.json())
             } else {
-                print!("{}", report.table());
+                r.table()
             }
-            if report.must_failures().is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("conformance: {e}");
-            ExitCode::from(2)
-        }
-    }
+        },
+        |r| !r.must_failures().is_empty(),
+    )
 }
