@@ -168,6 +168,9 @@ pub fn run(started_us: u64) -> ! {
         ::log::error!("{e}");
         power::power_off();
     }
+    if let Err(e) = settings::set_root_readahead() {
+        ::log::info!("root read-ahead left as it is: {e}");
+    }
     let mut rep = Reporter::new(Status::open(STATUS_TTY, started_us));
     let mut disks: Vec<Disk> = Vec::new();
     let outcome = match bring_up(&mut rep, &mut disks) {

@@ -1,4 +1,5 @@
-//! Kernel settings from the contract: the hostname and sysctls.
+//! Kernel settings: from the contract the hostname and sysctls; guest-init's own choice of
+//! the root device's read-ahead.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +48,26 @@ pub fn apply_sysctls(settings: &BTreeMap<String, String>) -> Result<(), SettingE
         })?;
     }
     Ok(())
+}
+
+/// Read-ahead of the read-only root device, in KiB (the kernel's default is 128). Every page
+/// the guest reads ahead and never uses stays in host memory for as long as the VM runs (UML's
+/// guest memory is never given back), and most of a root image is libraries read through page
+/// faults, not streamed; ubd's reads come from the host's page cache, so none ahead costs no
+/// time. Measured (DNS image, 32 MiB, project kernel): one idle VM's PSS 19.1 MiB at 128,
+/// 15.7 at 16, 14.4 at 0; first answer 122, 125 and 116 ms; 100 VMs 10.1 MiB each (14.1).
+pub const ROOT_READAHEAD_KB: u32 = 0;
+
+/// Sets the root device's read-ahead ([`ROOT_READAHEAD_KB`]) through sysfs, found from the
+/// device number of `/`. Best effort: an image on a device without a queue (or a kernel
+/// without sysfs) just keeps the default.
+pub fn set_root_readahead() -> Result<(), String> {
+    let dev = nix::sys::stat::stat("/")
+        .map_err(|e| format!("stat /: {e}"))?
+        .st_dev;
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let path = format!("/sys/dev/block/{major}:{minor}/queue/read_ahead_kb");
+    std::fs::write(&path, ROOT_READAHEAD_KB.to_string()).map_err(|e| format!("{path}: {e}"))
 }
 
 #[cfg(test)]

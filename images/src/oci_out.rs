@@ -43,6 +43,7 @@ pub fn write(
         manifest_json,
         contract_version: r.manifest.contract_version,
         entrypoint: r.manifest.service.argv.clone(),
+        user: format!("{}:{}", r.manifest.service.uid, r.manifest.service.gid),
         epoch,
         ref_name: format!("{}:latest", r.name),
         gzip: out.gzip,

@@ -135,6 +135,9 @@ fn podman_loads_the_archive_and_host_launch_takes_it_from_podman_storage() {
     let recipe = e2e::workspace_root().join("images/recipes/dns.json");
     let r = image_builder::parse(&std::fs::read(recipe).unwrap()).unwrap();
     assert_eq!(m, r.manifest, "the label holds the recipe's manifest");
+    // podman's default user for a container of it is the service's (uml-runc applies it).
+    let user = format!("{}:{}", m.service.uid, m.service.gid);
+    assert_eq!(img["Config"]["User"], user.as_str(), "{:#}", img["Config"]);
 
     // host-launch reads the same image back out of podman's storage.
     let spec = dir.join("spec.json");

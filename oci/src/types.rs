@@ -86,6 +86,8 @@ pub struct RunConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub entrypoint: Option<Vec<String>>,
+    #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
 }

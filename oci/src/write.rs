@@ -21,6 +21,9 @@ pub struct Source<'a> {
     pub contract_version: u32,
     /// The service's argv, shown by other tools as the entrypoint.
     pub entrypoint: Vec<String>,
+    /// The service's `uid:gid`, the config's `User`: podman's default `process.user`, so that
+    /// `podman run --user` is the one way to change it (uml-runc applies `process.user`).
+    pub user: String,
     /// The time of every entry and the config's `created`, seconds since 1970.
     pub epoch: u64,
     /// The name `podman load` gives the image (`org.opencontainers.image.ref.name`).
@@ -59,6 +62,7 @@ pub fn image(src: &Source) -> Result<Image, Error> {
         os: "linux".into(),
         config: RunConfig {
             entrypoint: Some(src.entrypoint.clone()),
+            user: Some(src.user.clone()),
             labels: Some(labels),
         },
         rootfs: RootFs {

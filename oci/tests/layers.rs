@@ -99,6 +99,7 @@ fn layout(
         os: "linux".into(),
         config: RunConfig {
             entrypoint: None,
+            user: None,
             labels,
         },
         rootfs: RootFs {
@@ -227,6 +228,7 @@ fn a_written_image_reads_back_to_its_entries() {
             manifest_json: r#"{"contract_version":1}"#.into(),
             contract_version: 1,
             entrypoint: vec!["/bin/tool".into()],
+            user: "101:102".into(),
             epoch: rootfs::DEFAULT_EPOCH,
             ref_name: "t:latest".into(),
             gzip,
@@ -236,6 +238,12 @@ fn a_written_image_reads_back_to_its_entries() {
             img.manifest,
             oci::write::image(&s).unwrap().manifest,
             "same inputs, same digest"
+        );
+        let config: Config = serde_json::from_slice(&img.blobs[&img.config]).unwrap();
+        assert_eq!(
+            config.config.user.as_deref(),
+            Some("101:102"),
+            "podman's default user"
         );
         let dir = d.join(format!("gz{gzip}"));
         oci::write::write_layout(&img, &dir).unwrap();

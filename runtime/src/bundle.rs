@@ -44,6 +44,15 @@ pub struct Process {
     pub capabilities: Option<Capabilities>,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    /// The terminal's size when `terminal` is true.
+    #[serde(default)]
+    pub console_size: Option<ConsoleSize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ConsoleSize {
+    pub height: u16,
+    pub width: u16,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

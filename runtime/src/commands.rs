@@ -43,13 +43,9 @@ impl Drop for Undo {
 
 /// `create`: returns once the monitor waits for `start` and its pid is in `--pid-file`.
 pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
-    if a.console_socket.is_some() {
-        return Err(Error::new(
-            "--console-socket: a terminal (podman -t) is not supported by uml-runc; run without \
-             -t (the service's output reaches `podman logs` either way)",
-        ));
-    }
     let bundle = Bundle::open(a.bundle)?;
+    // Before anything is made on the host: a terminal that cannot be handed over fails here.
+    let terminal = crate::terminal::hand_over(&bundle.config, a.console_socket)?;
     let dir = Dir::new(a.root, a.id)?;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -93,13 +89,20 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     let pid = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let _ = nix::unistd::setsid();
+            if let Some(t) = &terminal {
+                crate::terminal::attach(t);
+            }
             let code = match &monitor {
                 Some(vm) => crate::monitor::run(vm),
                 None => crate::monitor::placeholder(&dir),
             };
             std::process::exit(code);
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => child.as_raw() as u32,
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            // Only the monitor writes to the terminal.
+            drop(terminal);
+            child.as_raw() as u32
+        }
         Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
     };
     let pid_start = state::start_time(pid).unwrap_or(0);

@@ -16,5 +16,6 @@ pub mod net;
 pub mod root;
 pub mod service;
 pub mod state;
+pub mod terminal;
 
 pub use error::{Error, Result};

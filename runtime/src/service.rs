@@ -112,12 +112,6 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         .process
         .as_ref()
         .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
-    if process.terminal {
-        return Err(Error::new(
-            "config.json: process.terminal: a terminal (podman -t) is not supported by uml-runc; \
-             run without -t (the service's output reaches `podman logs` either way)",
-        ));
-    }
     let own = match c.annotations.get(ANNOTATION_MANIFEST) {
         Some(text) => Some(appliance::manifest::parse(text.as_bytes()).map_err(|e| {
             Error::new(format!(
@@ -152,6 +146,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         if !args.is_empty() && args != manifest.service.argv {
             manifest.service.argv = args;
         }
+        apply_user(process, &mut manifest.service);
     }
     let mut files = Vec::new();
     let mut symlinks = Vec::new();
@@ -427,6 +422,18 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
     })
 }
 
+/// `podman run --user` for an image of ours: the image builder writes the manifest's
+/// `uid:gid` as the OCI config's `User`, so podman's default `process.user` is the manifest's
+/// (then the manifest's supplementary groups stay); any other user replaces all three.
+fn apply_user(process: &Process, service: &mut Service) {
+    let u = &process.user;
+    if (u.uid, u.gid) != (service.uid, service.gid) {
+        service.uid = u.uid;
+        service.gid = u.gid;
+        service.groups = u.additional_gids.clone();
+    }
+}
+
 /// `process.rlimits` become the service's (contract version 2); an image of ours that speaks
 /// only version 1 cannot take them, which is said in the runtime's log rather than refused:
 /// podman asks for RLIMIT_NOFILE and RLIMIT_NPROC on every container.
@@ -608,15 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn a_terminal_and_volumes_are_refused_clearly() {
-        let c = config(
-            serde_json::json!({"process": {"terminal": true, "args": ["/bin/sh"], "cwd": "/"}}),
-        );
-        let e = plan("x1", &c, &inputs()).unwrap_err().0;
-        assert!(
-            e.contains("process.terminal") && e.contains("without -t"),
-            "{e}"
-        );
+    fn volumes_are_refused_clearly() {
         let m = Mount {
             destination: "/data".into(),
             kind: Some("bind".into()),
@@ -632,7 +631,8 @@ mod tests {
     fn our_manifest_gives_the_service() {
         let manifest = serde_json::json!({
             "contract_version": 1,
-            "service": {"argv": ["/usr/sbin/dnsmasq", "-k"], "restart": {"policy": "always"}}
+            "service": {"argv": ["/usr/sbin/dnsmasq", "-k"], "restart": {"policy": "always"},
+                "uid": 101, "gid": 102, "groups": [103]}
         });
         let c = config(serde_json::json!({
             "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
@@ -664,6 +664,22 @@ mod tests {
             e.starts_with("config.json: process.rlimits[0].type: 'RLIMIT_FILES'"),
             "{e}"
         );
+        // The image's user unless podman was given another (`--user`).
+        assert_eq!(
+            p.merged.contract.service.uid, 0,
+            "podman's process.user 0:0"
+        );
+        let with_user = |user: serde_json::Value| {
+            let c = config(serde_json::json!({
+                "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
+                "process": {"args": ["/usr/sbin/dnsmasq", "-k"], "cwd": "/", "user": user}
+            }));
+            plan("x1", &c, &i).unwrap().merged.contract.service
+        };
+        let keeps = with_user(serde_json::json!({"uid": 101, "gid": 102}));
+        assert_eq!((keeps.uid, keeps.gid, keeps.groups), (101, 102, vec![103]));
+        let other = with_user(serde_json::json!({"uid": 1234, "gid": 1235, "additionalGids": [7]}));
+        assert_eq!((other.uid, other.gid, other.groups), (1234, 1235, vec![7]));
         let bad = config(serde_json::json!({"annotations": {ANNOTATION_MANIFEST: "{}"}}));
         let e = plan("x1", &bad, &inputs()).unwrap_err().0;
         assert!(e.contains(ANNOTATION_MANIFEST), "{e}");

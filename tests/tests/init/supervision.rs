@@ -271,6 +271,24 @@ fn a_version_2_contract_sets_the_services_resource_limits() {
 }
 
 #[test]
+fn the_root_device_reads_nothing_ahead() {
+    let (_dir, image) = image("readahead");
+    let c = service_contract(json!({
+        "argv": ["/bin/cat", "/sys/block/ubda/queue/read_ahead_kb"],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    // guest-init's ROOT_READAHEAD_KB; the kernel's default is 128.
+    assert_eq!(
+        service_lines(&outcome, "cat"),
+        ["0"],
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
 fn a_service_ignoring_the_stop_signal_is_killed_after_the_stop_timeout() {
     let (_dir, image) = image("stubborn");
     let c = service_contract(json!({
