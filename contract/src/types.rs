@@ -227,13 +227,17 @@ pub struct Rlimit {
 /// The value that means "no limit" (RLIM_INFINITY).
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
+/// The contract version that brought `service.rlimits`; every check of "can this image take
+/// resource limits" compares with it.
+pub const RLIMITS_SINCE: u32 = 2;
+
 impl Contract {
-    /// The oldest contract version that can hold this contract: 2 when it has rlimits.
+    /// The oldest contract version that can hold this contract.
     pub fn least_version(&self) -> u32 {
         if self.service.rlimits.is_empty() {
-            1
+            OLDEST_VERSION
         } else {
-            2
+            RLIMITS_SINCE
         }
     }
 }

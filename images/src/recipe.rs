@@ -350,12 +350,12 @@ pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
                 contract::VERSION
             ),
         );
-    } else if m.contract_version < 2 && !m.service.rlimits.is_empty() {
+    } else if m.contract_version < contract::RLIMITS_SINCE && !m.service.rlimits.is_empty() {
         p(
             "manifest.service.rlimits".into(),
             format!(
-                "resource limits need contract version 2; declare \"contract_version\": {}",
-                contract::VERSION
+                "resource limits need contract version {0}; declare \"contract_version\": {0}",
+                contract::RLIMITS_SINCE
             ),
         );
     }

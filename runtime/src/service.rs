@@ -471,7 +471,7 @@ fn apply_rlimits(
     if limits.is_empty() {
         return Ok(());
     }
-    if manifest.contract_version < 2 {
+    if manifest.contract_version < contract::RLIMITS_SINCE {
         notes.push(format!(
             "process.rlimits ({}) are not applied inside the guest: the image speaks contract \
              version {}, which has no resource limits (version 2 has)",

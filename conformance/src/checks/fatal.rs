@@ -81,7 +81,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         lab.vm().cmdline_token(token(&newer)),
         Some("version"),
     )?;
-    if lab.manifest.contract_version >= 2 {
+    if lab.manifest.contract_version >= contract::RLIMITS_SINCE {
         let svc1 = format!(
             r#"{{"argv":["{PROBE_PATH}"],"rlimits":{{"RLIMIT_NOFILE":{{"soft":64,"hard":64}}}}}}"#
         );

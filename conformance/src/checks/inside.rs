@@ -34,7 +34,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         "workdir": "/run/conformance", "stop_signal": "SIGUSR1", "stop_timeout_ms": 5000,
         "readiness": {"type": "tcp", "port": PROBE_PORT},
     }));
-    if lab.manifest.contract_version >= 2 {
+    if lab.manifest.contract_version >= contract::RLIMITS_SINCE {
         // Above a kernel's default hard limit (4096): set while the init is still root.
         service["rlimits"] = json!({"RLIMIT_NOFILE": {"soft": NOFILE.0, "hard": NOFILE.1}});
     }
@@ -337,7 +337,7 @@ fn inside_view(
         format!("cwd {cwd}"),
         false,
     );
-    if lab_version >= 2 {
+    if lab_version >= contract::RLIMITS_SINCE {
         let nofile = v("limits", "nofile");
         ck(
             r,
