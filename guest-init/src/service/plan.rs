@@ -300,6 +300,14 @@ pub(super) fn fd_limit() -> RawFd {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_resource_limit_the_contract_names_has_a_number_here() {
+        for name in contract::names::RLIMITS {
+            assert!(rlimit_resource(name).is_some(), "{name}");
+        }
+        assert_eq!(rlimit_resource("RLIMIT_FILES"), None);
+    }
+
     fn service(json: &str) -> Service {
         serde_json::from_str(json).unwrap()
     }
