@@ -342,3 +342,58 @@ fn ipv6_address_refused_on_small_mtu_names_the_address() {
         );
     });
 }
+
+/// A per-interface IPv6 sysctl of the calling thread's namespace.
+fn ipv6_conf(key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{IFACE}/{key}"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_ipv4_only_interface_gets_no_ipv6_at_all() {
+    in_fresh_netns(|| {
+        add_link();
+        let net = Network {
+            interfaces: vec![Interface {
+                name: IFACE.into(),
+                mac: None,
+                addresses: strings(&["192.0.2.10/24"]),
+                mtu: None,
+            }],
+            routes: vec![route("0.0.0.0/0", Some("192.0.2.1"), None, None)],
+            dns_servers: vec![],
+            search_domains: vec![],
+        };
+        assert_eq!(ipv6_conf("disable_ipv6"), "0", "the kernel's default");
+        let report = net::configure(&typed(&net)).expect("configure");
+        assert_eq!(report.links, strings(&["e2e0 ipv6 off"]));
+        assert_eq!(ipv6_conf("disable_ipv6"), "1");
+        // Up, with carrier, and still no address of IPv6: not even a link-local one, so
+        // nothing of duplicate address detection, router solicitation or MLD is sent.
+        let addrs = ip_json(&["-6", "addr", "show", "dev", IFACE]);
+        assert!(
+            addrs
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["addr_info"].as_array().is_none_or(|i| i.is_empty())),
+            "{addrs}"
+        );
+        let v4 = ip_json(&["-4", "addr", "show", "dev", IFACE]);
+        assert_eq!(v4[0]["addr_info"][0]["local"], "192.0.2.10");
+    });
+}
+
+#[test]
+fn an_ipv6_interface_takes_no_router_advertisements() {
+    in_fresh_netns(|| {
+        add_link();
+        assert_eq!(ipv6_conf("accept_ra"), "1", "the kernel's default");
+        net::configure(&typed(&full_network())).expect("configure");
+        assert_eq!(ipv6_conf("accept_ra"), "0");
+        assert_eq!(ipv6_conf("disable_ipv6"), "0");
+        check_addresses();
+    });
+}

@@ -6,8 +6,8 @@
 //! names the contract's JSON path, the value, and the kernel's errno (plus its extended-ACK
 //! message when it gives one, e.g. "Nexthop has invalid gateway").
 //!
-//! Order matters and follows what drivers need: MAC (while the link is down), MTU, addresses,
-//! link up, and only then routes, whose gateways the kernel checks against the connected
+//! Order matters and follows what drivers need: MAC (while the link is down), MTU, IPv6 policy
+//! (`ipv6.rs`, while the link is down), addresses, link up, and only then routes, whose gateways the kernel checks against the connected
 //! prefixes that exist only once the links are up.
 
 use contract::addr::Cidr;
@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use std::fmt;
 use std::net::IpAddr;
 
+mod ipv6;
 mod netlink;
 use netlink as nl;
 
@@ -55,6 +56,12 @@ pub enum NetError {
         name: String,
         existing: Vec<String>,
     },
+    /// A per-interface IPv6 setting could not be written (`file` under /proc/sys).
+    Setting {
+        path: String,
+        file: String,
+        error: String,
+    },
     /// The kernel refused a request. `path` is `None` for the loopback, which the contract
     /// does not describe.
     Refused {
@@ -71,6 +78,7 @@ impl NetError {
         match self {
             NetError::NoSuchInterface { path, .. } => Some(path),
             NetError::Refused { path, .. } => path.as_deref(),
+            NetError::Setting { path, .. } => Some(path),
             NetError::Socket { .. } | NetError::Protocol { .. } => None,
         }
     }
@@ -87,6 +95,7 @@ impl fmt::Display for NetError {
                 )
             }
             NetError::Protocol { what } => write!(f, "unexpected netlink reply: {what}"),
+            NetError::Setting { path, file, error } => write!(f, "{path}: writing {file}: {error}"),
             NetError::NoSuchInterface {
                 path,
                 name,
@@ -171,7 +180,8 @@ pub fn configure(net: &Network) -> Result<Report, NetError> {
     let mut report = Report::default();
     for (i, (iface, link)) in net.interfaces.iter().zip(found).enumerate() {
         let at = format!("network.interfaces[{i}]");
-        configure_interface(&mut sock, &at, iface, link, &mut report)?;
+        let policy = ipv6::policy(iface, &net.routes);
+        configure_interface(&mut sock, &at, iface, link, policy, &mut report)?;
     }
     for (i, route) in net.routes.iter().enumerate() {
         let at = format!("network.routes[{i}]");
@@ -219,6 +229,7 @@ fn configure_interface(
     at: &str,
     iface: &Interface,
     link: &Link,
+    policy: ipv6::Policy,
     report: &mut Report,
 ) -> Result<(), NetError> {
     let name = &iface.name;
@@ -234,6 +245,10 @@ fn configure_interface(
         sock.request(req)
             .map_err(refused(Some(&format!("{at}.mtu")), &what))?;
         line.push_str(&format!(" mtu {mtu}"));
+    }
+    // Before the link goes up: that is when the kernel would start IPv6 autoconfiguration.
+    if ipv6::apply(at, name, policy)? && policy == ipv6::Policy::Off {
+        line.push_str(" ipv6 off");
     }
     for (j, &cidr) in iface.addresses.iter().enumerate() {
         let path = format!("{at}.addresses[{j}]");
