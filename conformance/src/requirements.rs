@@ -97,6 +97,7 @@ pub const ALL: &[Requirement] = &[
     r("C-NET-3", Must, "IPv4 routes are installed", Outside),
     r("C-NET-4", Must, "IPv6 routes are installed", Outside),
     r("C-NET-5", Must, "loopback is up", Probe),
+    r("C-NET-6", Should, "no IPv6 of the kernel's own: off without IPv6, no router advertisements with it", Probe),
     r("C-DNS-1", Must, "/run/resolv.conf: nameserver lines in order, the search domains", Probe),
     r("C-DNS-2", Must, "/run/hosts: localhost and the hostname", Probe),
     r("C-SYSCTL-1", Must, "the sysctls are set", Probe),

@@ -93,16 +93,16 @@ pub struct Seen {
     /// UML's exit code, or the signal that killed it.
     pub uml_code: Option<i32>,
     pub uml_signal: Option<i32>,
-    /// The console log shows a kernel panic.
-    pub panic: bool,
+    /// The console log shows a kernel panic: why (`vmm::boot::kernel_panic`).
+    pub panic: Option<String>,
     /// The launcher halted or killed the VM after the stop timeout.
     pub forced: Option<String>,
 }
 
 /// Decides the outcome from what was seen.
 pub fn decide(s: &Seen) -> Outcome {
-    if s.panic {
-        return Outcome::Crash("the console shows a kernel panic".into());
+    if let Some(why) = &s.panic {
+        return Outcome::Crash(format!("the console shows a kernel panic: {why}"));
     }
     if let Some(why) = &s.forced {
         return Outcome::Killed(why.clone());
@@ -190,7 +190,7 @@ mod tests {
         });
         assert_eq!(crash.code(), CRASH);
         let mut s = with(json!({"reason":"requested"}));
-        s.panic = true;
+        s.panic = Some("Kernel panic - not syncing: Attempted to kill init!".into());
         assert_eq!(decide(&s).code(), CRASH);
         let killed = decide(&Seen {
             forced: Some("stop timeout".into()),

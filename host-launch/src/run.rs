@@ -225,7 +225,7 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> 
     seen.uml_signal = status.signal();
     let console = std::fs::read(p.dir.console()).unwrap_or_default();
     let console = String::from_utf8_lossy(&console);
-    seen.panic = console.contains("Kernel panic");
+    seen.panic = vmm::boot::kernel_panic(&console);
     let outcome = exit::decide(&seen);
     run.record_dropped(&mut p.state);
     finish(p, &outcome);
@@ -427,14 +427,11 @@ fn boot_once(
             dropped_checked = Instant::now();
         }
         saver.tick(&p.state, &p.dir, Instant::now());
-        if run.events == 0 && panicked.is_none() && boot_panicked(&p.dir) {
+        if run.events == 0 && panicked.is_none() && panicked_before_init_spoke(&p.dir) {
             panicked = Some(Instant::now());
         }
         if !panic_killed && panicked.is_some_and(|t| t.elapsed() >= vmm::boot::PANIC_EXIT_GRACE) {
-            say(
-                &name,
-                "the kernel panicked while booting and UML did not end; killing it",
-            );
+            say(&name, "the kernel panicked and UML did not end; killing it");
             let _ = vm.process.kill();
             panic_killed = true;
         }
@@ -466,10 +463,12 @@ fn boot_once(
     Ok(status)
 }
 
-/// Whether the console (so far, at most its cap) shows a panic of the booting kernel.
-fn boot_panicked(dir: &crate::state::Dir) -> bool {
+/// Whether the console (so far, at most its cap) shows a kernel panic: while the kernel boots,
+/// or because init died before its first status event (a UML that then hangs, as Debian's
+/// did when the host refused its FP state, would otherwise keep the launcher waiting).
+fn panicked_before_init_spoke(dir: &crate::state::Dir) -> bool {
     let console = std::fs::read(dir.console()).unwrap_or_default();
-    vmm::boot::kernel_boot_panic(&String::from_utf8_lossy(&console)).is_some()
+    vmm::boot::kernel_panic(&String::from_utf8_lossy(&console)).is_some()
 }
 
 /// How often a `cad` that could not be sent is tried again while stopping.

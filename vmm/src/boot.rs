@@ -35,6 +35,30 @@ pub fn kernel_boot_panic(console: &str) -> Option<&str> {
     Some(line.trim())
 }
 
+/// What a UML kernel prints when the host rejects the floating-point state it hands back to a
+/// process: UML before Linux 6.13 writes a fixed 2696-byte XSAVE area, and a host whose own is
+/// larger (AMX makes it 11008 bytes) takes only a whole one. No process of the guest can run:
+/// init dies at its first system call's return.
+pub const XSTATE_REFUSED: &str = "ptrace set fp regs failed, errno = 14";
+
+/// The operator's explanation of [`XSTATE_REFUSED`].
+pub const XSTATE_HELP: &str = "this UML kernel cannot run a process on this host's CPU: it \
+    writes a smaller floating-point state (XSAVE area) than the CPU's, which the host refuses \
+    (\"ptrace set fp regs failed, errno = 14\"; e.g. a CPU with AMX, and Debian's linux.uml \
+    6.1); use the project's kernel (kernel/build: its patch 0005 fixes this)";
+
+/// Why the kernel panicked, if the console shows a panic: the host incompatibility that made
+/// init die ([`XSTATE_HELP`]), or the panic line.
+pub fn kernel_panic(console: &str) -> Option<String> {
+    let line = console
+        .lines()
+        .find(|l| l.contains("Kernel panic - not syncing"))?;
+    if console.contains(XSTATE_REFUSED) {
+        return Some(XSTATE_HELP.to_string());
+    }
+    Some(line.trim().to_string())
+}
+
 /// Whether boot number `attempt` (from 1) should be followed by another, and why: its kernel
 /// panicked before init ran (`init_ran`: the guest sent anything on the status channel or
 /// printed a guest-init line), and attempts are left. The one policy host-launch and the
@@ -49,6 +73,25 @@ pub fn retry_reason(attempt: u32, console: &str, init_ran: bool) -> Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_refuses_the_kernels_fp_state_is_named_and_not_retried() {
+        // What Debian's linux.uml 6.1 printed on a host with AMX.
+        let console = "Run /sbin/init as init process\nuserspace - ptrace set fp regs failed, \
+                       errno = 14\nKernel panic - not syncing: Attempted to kill init! \
+                       exitcode=0x0000000b\nCPU: 0 PID: 1 Comm: init\n";
+        let why = kernel_panic(console).unwrap();
+        assert!(
+            why.contains("cannot run a process on this host's CPU"),
+            "{why}"
+        );
+        assert!(why.contains("kernel/build"), "{why}");
+        assert_eq!(
+            retry_reason(1, console, false),
+            None,
+            "booting again cannot help"
+        );
+    }
 
     #[test]
     fn boot_panics_are_recognized_but_not_init_dying() {
@@ -67,6 +110,11 @@ mod tests {
         assert_eq!(kernel_boot_panic(init), None);
         assert_eq!(kernel_boot_panic("guest-init: ready\n"), None);
         assert!(retry_reason(1, oom, false).is_some());
+        assert_eq!(
+            kernel_panic(init).as_deref(),
+            Some("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100")
+        );
+        assert_eq!(kernel_panic("guest-init: ready\n"), None);
         assert_eq!(
             retry_reason(1, oom, true),
             None,

@@ -23,7 +23,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let mounts: Vec<String> = disk_mp.iter().cloned().collect();
     let mut env = json!({
         "PROBE_PORT": PROBE_PORT.to_string(), "PROBE_LISTEN_DELAY_MS": "1500",
-        "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding",
+        "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,net.ipv6.conf.vec0.accept_ra",
         "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","), "PROBE_IFACE": "vec0",
     });
     if let Some(mp) = &disk_mp {
@@ -162,7 +162,7 @@ fn inside_view(
     disk: Option<&str>,
     lab_version: u32,
 ) {
-    const PROBED: [&str; 16] = [
+    const PROBED: [&str; 17] = [
         "C-HOST-1",
         "C-DNS-1",
         "C-DNS-2",
@@ -177,6 +177,7 @@ fn inside_view(
         "C-SVC-5",
         "C-SVC-6",
         "C-NET-5",
+        "C-NET-6",
         "C-STOP-1",
         "C-ORDER-1",
     ];
@@ -262,6 +263,15 @@ fn inside_view(
         "C-SYSCTL-1",
         s4 == "1" && s6 == "1",
         format!("ip_forward={s4}, ipv6 forwarding={s6}"),
+        true,
+    );
+    // vec0 has IPv6 here: it keeps it, without router advertisements.
+    let ra = v("sysctl", "net.ipv6.conf.vec0.accept_ra=");
+    ck(
+        r,
+        "C-NET-6",
+        ra == "0",
+        format!("an interface with IPv6: accept_ra={ra}"),
         true,
     );
     let file = v("file", &format!("{NOTE} "));

@@ -35,7 +35,8 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         .or_else(|| m.disks.first().map(|d| d.mount_point.clone()));
     let service = lab.probe_service(
         json!({"PROBE_FAIL_TIMES": "2", "PROBE_EXIT_CODE": "3", "PROBE_IGNORE_STOP": "1",
-               "PROBE_MOUNTS": tmpfs_mp.clone().unwrap_or_default()}),
+               "PROBE_MOUNTS": tmpfs_mp.clone().unwrap_or_default(),
+               "PROBE_SYSCTLS": "net.ipv6.conf.vec0.disable_ipv6"}),
         json!({"restart": {"policy": "on-failure", "backoff_min_ms": MIN_MS, "backoff_max_ms": MAX_MS},
                "stop_signal": "SIGTERM", "stop_timeout_ms": STOP_TIMEOUT_MS}),
     );
@@ -71,6 +72,16 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         format!("{label}: missing {missing:?}"),
     );
     logged(r, label, &log, (false, true), "conf-restart", 3);
+    // vec0 has only IPv4 here: no IPv6 on it (a kernel without IPv6 has no such file).
+    let lines = probe_lines(&o.console);
+    match probe_value(&lines, "sysctl", "net.ipv6.conf.vec0.disable_ipv6=") {
+        Some(v) => r.check(
+            "C-NET-6",
+            v == "1" || v.contains("No such file"),
+            format!("{label}: an interface with only IPv4: disable_ipv6={v}"),
+        ),
+        None => r.skip("C-NET-6", format!("{label}: the probe reported no sysctl")),
+    }
     match &tmpfs_mp {
         Some(mp) => {
             let seen = probe_value(&probe_lines(&o.console), "mount", &format!("{mp} "));
