@@ -80,7 +80,12 @@ fn run(boots: usize) -> Result<(), Box<dyn std::error::Error>> {
             rss = line.trim().to_string();
         }
     }
-    println!("guest-init benchmark: {boots} boots of Debian's linux.uml, 64 MiB guest");
+    let kernel = e2e::kernel_path();
+    println!(
+        "guest-init benchmark: {boots} boots of {} kernel {}, 64 MiB guest",
+        vmm::kernel::whose(&kernel),
+        kernel.display()
+    );
     println!("{:<44} {:>9} {:>9} {:>9}", "", "median", "min", "max");
     row("guest-init start -> service exec (ms)", &mut exec_us);
     row("guest-init start -> service ready (ms)", &mut ready_us);

@@ -45,19 +45,21 @@ pub fn spawn(
     let plan = Plan::new(svc, capabilities, opts)?;
     let fds = Fds::new(plan.notify_fd)?;
     let raw = fds.child_raw();
+    let mut stack = vec![0u8; CHILD_STACK];
     let mask = SignalsBlocked::all()?;
-    // SAFETY: the child branch only runs `run_child`, which makes async-signal-safe raw
-    // system calls on memory prepared before the fork and never returns (exec or _exit).
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        run_child(&plan, &raw);
-    }
+    let pid = clone_vfork(
+        &mut stack,
+        &ChildArgs {
+            plan: &plan,
+            raw: &raw,
+        },
+    );
     // Taken before restoring the signal mask, which could overwrite errno.
     let fork_errno = Errno::last();
     drop(mask);
     if pid < 0 {
         return Err(SpawnError::Setup {
-            step: "fork",
+            step: "clone (fork)",
             errno: fork_errno,
         });
     }
@@ -86,6 +88,47 @@ pub fn spawn(
                 errno,
             })
         }
+    }
+}
+
+/// The child's own stack while it shares guest-init's memory: `run_child` keeps a few
+/// hundred bytes of locals and calls nothing that recurses.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the child runs on: the parent's plan and fds, alive on the parent's stack, which
+/// `CLONE_VFORK` keeps suspended until the child has exec'd or exited.
+struct ChildArgs<'a> {
+    plan: &'a Plan,
+    raw: &'a ChildRawFds,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `clone_vfork` passed; see there.
+    let args = unsafe { &*(arg as *const ChildArgs<'_>) };
+    run_child(args.plan, args.raw)
+}
+
+/// Starts the child as posix_spawn does: `clone(CLONE_VM | CLONE_VFORK)`, the child on its own
+/// stack in guest-init's memory until its `execve`. A `fork` would copy guest-init's address
+/// space, which under UML means a host process and page tables to build for it (and a second
+/// host process at the exec), then copy-on-write faults in guest-init; this is one exec.
+/// Returns the child's pid, or -1 with errno set.
+fn clone_vfork(stack: &mut [u8], args: &ChildArgs<'_>) -> libc::pid_t {
+    // The stack grows down from its end, 16-byte aligned as the ABI wants.
+    let end = stack.as_mut_ptr_range().end as usize & !0xf;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // SAFETY: the child runs `run_child` only, which makes async-signal-safe raw system calls
+    // on memory prepared before this call, writes nothing of the parent's but errno, and never
+    // returns (execve or _exit). Every signal is blocked (SignalsBlocked) until it resets
+    // them, so no handler of guest-init runs on the shared memory. `stack` and `args` outlive
+    // the child's use of them: this thread is suspended until the child has exec'd or exited.
+    unsafe {
+        libc::clone(
+            child_entry,
+            end as *mut libc::c_void,
+            flags,
+            args as *const ChildArgs<'_> as *mut libc::c_void,
+        )
     }
 }
 
