@@ -44,8 +44,9 @@ pub const XSTATE_REFUSED: &str = "ptrace set fp regs failed, errno = 14";
 /// The operator's explanation of [`XSTATE_REFUSED`].
 pub const XSTATE_HELP: &str = "this UML kernel cannot run a process on this host's CPU: it \
     writes a smaller floating-point state (XSAVE area) than the CPU's, which the host refuses \
-    (\"ptrace set fp regs failed, errno = 14\"; e.g. a CPU with AMX, and Debian's linux.uml \
-    6.1); use the project's kernel (kernel/build: its patch 0005 fixes this)";
+    (\"ptrace set fp regs failed, errno = 14\"; e.g. a CPU with AMX, and a UML before 6.13 \
+    that vmm's ptrace wrapper cannot reach because it is statically linked); use the \
+    project's kernel (kernel/build: its patch 0005 fixes this) or Debian's linux.uml";
 
 /// Why the kernel panicked, if the console shows a panic: the host incompatibility that made
 /// init die ([`XSTATE_HELP`]), or the panic line.

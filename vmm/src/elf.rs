@@ -4,8 +4,9 @@
 //! The libraries are found by the same ELF closure the image builder uses for guest programs
 //! (`rootfs::closure`: `DT_NEEDED` recursively, `DT_RPATH`/`DT_RUNPATH`, then Debian's
 //! multiarch directories), at the paths the loader looks them up, so the jail can hold each
-//! one where the loader will ask for it. Nothing is executed. A statically linked kernel (the
-//! project's own, `kernel/`) needs nothing more.
+//! one where the loader will ask for it, plus the `ptrace` wrapper it is started with
+//! ([`crate::preload`]). Nothing is executed. A statically linked kernel (the project's own,
+//! `kernel/`) needs nothing more.
 
 use rootfs::closure::{self, Root};
 use rootfs::elf;
@@ -30,6 +31,7 @@ pub fn runtime_files(kernel: &Path) -> Result<Vec<PathBuf>, String> {
             .filter(|path| *path != name)
             .map(PathBuf::from),
     );
+    files.push(crate::preload::object()?);
     Ok(files)
 }
 
@@ -49,7 +51,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_dynamic_program_needs_its_loader_and_libc() {
+    fn a_dynamic_program_needs_its_loader_libc_and_the_ptrace_wrapper() {
         let files = runtime_files(Path::new("/bin/sh")).unwrap();
         assert_eq!(files[0], Path::new("/bin/sh"));
         assert!(
@@ -58,6 +60,10 @@ mod tests {
         );
         assert!(
             files.contains(&PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")),
+            "{files:?}"
+        );
+        assert!(
+            files.iter().any(|f| crate::preload::is_object(f)),
             "{files:?}"
         );
     }

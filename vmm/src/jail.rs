@@ -12,6 +12,7 @@
 //! | each data disk's host path | the VM's disks | read-write bind, noexec |
 //! | the config device's host path | the contract | read-only bind, noexec |
 //! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
+//! | `/.uml-xstate-preload.so`, for a dynamically linked kernel | the `ptrace` wrapper ([`crate::preload`]) | read-only bind |
 //! | `/dev/null`, `/dev/random` (UML's hwrng reads it), `/dev/urandom`, `/dev/net/tun` | devices | nodes made in the jail, the tun node owned by the VM's uid |
 //!
 //! Everything else is an empty, read-only tmpfs: after `pivot_root` the host's root is
@@ -175,7 +176,12 @@ pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
         // A symbolic link (e.g. /lib64/ld-linux-x86-64.so.2) is bound as the file it names.
         let real = std::fs::canonicalize(path)
             .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
-        let rel = relative(path)?;
+        // The ptrace wrapper has the jail's own name (no host directory shows in the jail).
+        let rel = if crate::preload::is_object(path) {
+            relative(Path::new(crate::preload::JAIL_PATH))?
+        } else {
+            relative(path)?
+        };
         if files.iter().filter(|(p, _)| p == path).count() > 1 {
             return Err(format!(
                 "{} is given to the VM twice (say, as its image and as a data disk); each disk \

@@ -13,7 +13,9 @@
 //! - [`mconsole`]: UML's management console, reached inside the jail;
 //! - [`cpu`]: which core the VM is pinned to;
 //! - [`boot`]: telling a kernel that panicked before init from one that ran;
-//! - [`kernel`]: which UML kernel to boot.
+//! - [`kernel`]: which UML kernel to boot;
+//! - [`preload`]: the `ptrace` wrapper that lets Debian's dynamically linked kernel run on a
+//!   CPU whose XSAVE area it does not fit.
 
 pub mod boot;
 pub mod channel;
@@ -26,5 +28,6 @@ pub mod jail;
 pub mod kernel;
 pub mod mconsole;
 pub mod netns;
+pub mod preload;
 pub mod process;
 pub mod spawn;

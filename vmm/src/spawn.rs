@@ -74,7 +74,10 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     for a in &args {
         argv_c.push(cstring(a, "a kernel argument")?);
     }
-    let envp_c = [cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
+    let mut envp_c = vec![cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
+    if jail.files.iter().any(|(p, _)| crate::preload::is_object(p)) {
+        envp_c.push(cstring(crate::preload::env_entry(), "LD_PRELOAD")?);
+    }
     let argv: Vec<*const c_char> = argv_c
         .iter()
         .map(|s| s.as_ptr())
