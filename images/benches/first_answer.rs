@@ -103,7 +103,17 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), Str
     let started = start
         .wait()
         .map_err(|e| format!("host-launch start: {e}"))?;
-    let guest = Duration::from_micros(ready_boot_us(lab).unwrap_or(0));
+    // The answer can come before the launcher has written the `ready` event.
+    let waited = Instant::now();
+    let mut guest_us = ready_boot_us(lab);
+    while guest_us.is_none() && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+        guest_us = ready_boot_us(lab);
+    }
+    let Some(guest_us) = guest_us else {
+        return Err("no ready event in events.jsonl 2 s after the first answer".into());
+    };
+    let guest = Duration::from_micros(guest_us);
     let o = lab.host_launch(&["stop", NAME]);
     if !started.success() {
         let mut err = String::new();
