@@ -118,11 +118,8 @@ pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
     let _ = std::fs::remove_dir_all(&jail_dir);
     std::fs::create_dir(&jail_dir).io_context(|| format!("creating {}", jail_dir.display()))?;
     let mut j = Jail::sized(jail_dir, uid, uid, m.memory_mib, largest);
-    j.files = vmm::elf::runtime_files(&m.kernel)
-        .map_err(|e| Error::host(format!("kernel: {e}")))?
-        .into_iter()
-        .map(|f| (f, Access::Exec))
-        .collect();
+    j.files =
+        vmm::elf::runtime_files(&m.kernel).map_err(|e| Error::host(format!("kernel: {e}")))?;
     j.files.push((m.root.clone(), Access::ReadOnly));
     for d in &m.disks {
         let access = if d.read_only {

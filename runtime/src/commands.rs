@@ -254,11 +254,8 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     std::fs::create_dir(&jail_dir).map_err(io(format!("creating {}", jail_dir.display())))?;
     let largest = std::fs::metadata(&root_img).map(|m| m.len()).unwrap_or(0);
     let mut jail = vmm::jail::Jail::sized(jail_dir, uid, uid, plan.memory_mib, largest);
-    jail.files = vmm::elf::runtime_files(&machine.kernel)
-        .map_err(|e| Error::new(format!("kernel: {e}")))?
-        .into_iter()
-        .map(|f| (f, vmm::jail::Access::Exec))
-        .collect();
+    jail.files =
+        vmm::elf::runtime_files(&machine.kernel).map_err(|e| Error::new(format!("kernel: {e}")))?;
     jail.files.push((root_img, vmm::jail::Access::ReadOnly));
     jail.files.push((config, vmm::jail::Access::ReadOnly));
     jail.netns = netns;

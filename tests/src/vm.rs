@@ -310,10 +310,7 @@ impl Vm {
         }
         let mut jail = vmm::jail::Jail::sized(jail_dir, uid, uid, self.memory_mib, largest);
         jail.files = vmm::elf::runtime_files(&self.kernel)
-            .map_err(|e| Error::new("finding the kernel's files", e))?
-            .into_iter()
-            .map(|f| (f, vmm::jail::Access::Exec))
-            .collect();
+            .map_err(|e| Error::new("finding the kernel's files", e))?;
         jail.files
             .push((self.root.clone(), vmm::jail::Access::ReadOnly));
         for d in &machine.disks {

@@ -60,7 +60,7 @@ fn main() {
         let mut jail = vmm::jail::Jail::sized(jail_dir, range.start + 1, range.start + 1, 32, 0);
         jail.files = files
             .iter()
-            .map(|f| (f.clone(), vmm::jail::Access::Exec))
+            .cloned()
             .chain([(root.clone(), vmm::jail::Access::ReadOnly)])
             .collect();
         let t = Instant::now();

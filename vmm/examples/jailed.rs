@@ -25,11 +25,7 @@ fn main() {
         extra: rest.to_vec(),
     };
     let mut jail = vmm::jail::Jail::sized(dir.clone(), 0x6000_0001, 0x6000_0001, 64, 0);
-    jail.files = vmm::elf::runtime_files(prog.as_ref())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|f| (f, vmm::jail::Access::Exec))
-        .collect();
+    jail.files = vmm::elf::runtime_files(prog.as_ref()).unwrap_or_else(|e| panic!("{e}"));
     if let Ok(r) = std::env::var("ROOT") {
         jail.files.push((r.into(), vmm::jail::Access::ReadOnly));
     }

@@ -43,7 +43,10 @@ static long call_real(int req, pid_t pid, void *addr, void *data)
 	return real_ptrace(req, pid, addr, data);
 }
 
-/* The host's XSAVE size, learnt from `pid`'s state; 0 when it is not larger than `have`. */
+/*
+ * Learns the host's XSAVE size from `pid`'s state and keeps that state as `whole`: 1, or 0
+ * when the size cannot be read or is not larger than `have` (then nothing is kept).
+ */
 static int learn_whole(pid_t pid, size_t have)
 {
 	struct iovec probe;

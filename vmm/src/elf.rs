@@ -8,30 +8,31 @@
 //! ([`crate::preload`]). Nothing is executed. A statically linked kernel (the project's own,
 //! `kernel/`) needs nothing more.
 
+use crate::jail::Access;
 use rootfs::closure::{self, Root};
 use rootfs::elf;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Every file the kernel binary needs to start, itself first.
-pub fn runtime_files(kernel: &Path) -> Result<Vec<PathBuf>, String> {
+/// Every file the kernel binary needs to start, itself first, with how the jail binds it.
+pub fn runtime_files(kernel: &Path) -> Result<Vec<(PathBuf, Access)>, String> {
     let name = kernel.to_string_lossy().into_owned();
     if !kernel.is_absolute() {
         return Err(format!("{name}: the kernel's path must be absolute"));
     }
     if is_static(kernel)? {
-        return Ok(vec![kernel.to_path_buf()]);
+        return Ok(vec![(kernel.to_path_buf(), Access::Exec)]);
     }
     let found = closure::resolve(&[(name.clone(), Root::Program)], Path::new("/"))
         .map_err(|problems| problems.join("; "))?;
-    let mut files = vec![kernel.to_path_buf()];
+    let mut files = vec![(kernel.to_path_buf(), Access::Exec)];
     files.extend(
         found
             .into_keys()
             .filter(|path| *path != name)
-            .map(PathBuf::from),
+            .map(|path| (PathBuf::from(path), Access::Exec)),
     );
-    files.push(crate::preload::object()?);
+    files.push((crate::preload::object()?, Access::Preload));
     Ok(files)
 }
 
@@ -53,17 +54,18 @@ mod tests {
     #[test]
     fn a_dynamic_program_needs_its_loader_libc_and_the_ptrace_wrapper() {
         let files = runtime_files(Path::new("/bin/sh")).unwrap();
-        assert_eq!(files[0], Path::new("/bin/sh"));
+        let exec = |p: &str| (PathBuf::from(p), Access::Exec);
+        assert_eq!(files[0], exec("/bin/sh"));
         assert!(
-            files.contains(&PathBuf::from("/lib64/ld-linux-x86-64.so.2")),
+            files.contains(&exec("/lib64/ld-linux-x86-64.so.2")),
             "{files:?}"
         );
         assert!(
-            files.contains(&PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")),
+            files.contains(&exec("/lib/x86_64-linux-gnu/libc.so.6")),
             "{files:?}"
         );
         assert!(
-            files.iter().any(|f| crate::preload::is_object(f)),
+            files.contains(&(crate::preload::object().unwrap(), Access::Preload)),
             "{files:?}"
         );
     }
@@ -72,7 +74,7 @@ mod tests {
     fn a_static_program_needs_nothing_more() {
         // busybox-static, which scripts/setup installs.
         let files = runtime_files(Path::new("/bin/busybox")).unwrap();
-        assert_eq!(files, [PathBuf::from("/bin/busybox")]);
+        assert_eq!(files, [(PathBuf::from("/bin/busybox"), Access::Exec)]);
     }
 
     #[test]

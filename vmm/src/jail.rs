@@ -34,6 +34,9 @@ pub enum Access {
     ReadOnly,
     /// The data disks.
     ReadWrite,
+    /// The `ptrace` wrapper ([`crate::preload`]): bound read-only at the jail's own
+    /// [`crate::preload::JAIL_PATH`], and the kernel starts with `LD_PRELOAD` naming it.
+    Preload,
 }
 
 /// Resource limits of the VM's host processes (all of them share its uid).
@@ -144,7 +147,7 @@ fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, String> {
 fn flags_for(access: Access) -> libc::c_ulong {
     let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
     match access {
-        Access::Exec => base | libc::MS_RDONLY,
+        Access::Exec | Access::Preload => base | libc::MS_RDONLY,
         Access::ReadOnly => base | libc::MS_RDONLY | libc::MS_NOEXEC,
         Access::ReadWrite => base | libc::MS_NOEXEC,
     }
@@ -177,10 +180,9 @@ pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
         let real = std::fs::canonicalize(path)
             .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
         // The ptrace wrapper has the jail's own name (no host directory shows in the jail).
-        let rel = if crate::preload::is_object(path) {
-            relative(Path::new(crate::preload::JAIL_PATH))?
-        } else {
-            relative(path)?
+        let rel = match access {
+            Access::Preload => relative(Path::new(crate::preload::JAIL_PATH))?,
+            _ => relative(path)?,
         };
         if files.iter().filter(|(p, _)| p == path).count() > 1 {
             return Err(format!(

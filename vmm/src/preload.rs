@@ -21,13 +21,16 @@ const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uml-xstate-prelo
 /// Where the wrapper is written: a tmpfs on Debian, so a stale copy cannot outlive a reboot.
 pub const DIR: &str = "/run/uml-vmm";
 
+/// The wrapper's file name in [`DIR`].
+const FILE_NAME: &str = "uml-xstate-preload.so";
+
 /// The wrapper's host path, written there unless a file with the same bytes already is.
 pub fn object() -> Result<PathBuf, String> {
     object_in(Path::new(DIR))
 }
 
 fn object_in(dir: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("uml-xstate-preload.so");
+    let path = dir.join(FILE_NAME);
     if std::fs::read(&path).is_ok_and(|b| b == OBJECT) {
         return Ok(path);
     }
@@ -41,7 +44,7 @@ fn object_in(dir: &Path) -> Result<PathBuf, String> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| fail("making world-readable the directory of", e))?;
     // Each writer its own temporary file, renamed over: launchers start at once.
-    let tmp = dir.join(format!(".uml-xstate-preload.{}", std::process::id()));
+    let tmp = dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
     let written = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(OBJECT))
         .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)))
@@ -59,13 +62,6 @@ pub const JAIL_PATH: &str = "/.uml-xstate-preload.so";
 /// The kernel's environment entry that preloads the wrapper in its jail.
 pub fn env_entry() -> String {
     format!("LD_PRELOAD={JAIL_PATH}")
-}
-
-/// Whether `path` is the wrapper (as [`object`] names it).
-pub fn is_object(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n == "uml-xstate-preload.so")
-        && path.parent() == Some(Path::new(DIR))
 }
 
 #[cfg(test)]

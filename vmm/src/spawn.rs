@@ -75,7 +75,7 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
         argv_c.push(cstring(a, "a kernel argument")?);
     }
     let mut envp_c = vec![cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
-    if jail.files.iter().any(|(p, _)| crate::preload::is_object(p)) {
+    if jail.files.iter().any(|(_, a)| *a == jail::Access::Preload) {
         envp_c.push(cstring(crate::preload::env_entry(), "LD_PRELOAD")?);
     }
     let argv: Vec<*const c_char> = argv_c
