@@ -67,6 +67,7 @@ pub const ALL: &[Requirement] = &[
     r("H-STOP-1", Must, "host asks for a stop with ctrl-alt-del (mconsole cad) and waits at least stop_timeout_ms", Not(HOST)),
     r("H-VER-1", Must, "host gives an image only a contract of the version its manifest declares", Not(HOST)),
     r("H-MEM-1", Must, "host checks the memory budget before boot", Not(HOST)),
+    r("H-SIZE-1", Must, "host refuses a contract larger than the config device's 16 MiB before boot", Not(HOST)),
     // The image's files and manifest.
     r("C-MAN-1", Must, "manifest beside the image is a valid manifest v1", Outside),
     r("C-IMG-1", Must, "root image is an ext2/3/4 file system", Outside),

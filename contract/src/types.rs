@@ -189,8 +189,9 @@ pub struct Service {
     /// Group id the service runs as.
     #[serde(default)]
     pub gid: u32,
-    /// Supplementary group ids.
+    /// Supplementary group ids, at most `NGROUPS_MAX` (65536).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 65536))]
     pub groups: Vec<u32>,
     /// Capabilities to keep (e.g. `CAP_NET_BIND_SERVICE`); every other one is dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -200,8 +201,10 @@ pub struct Service {
     /// Signal that asks the service to stop, e.g. `SIGTERM`.
     #[serde(default = "default_stop_signal")]
     pub stop_signal: String,
-    /// How long to wait after the stop signal before killing everything.
+    /// How long to wait after the stop signal before killing everything: 1 ms to one hour
+    /// (0 is refused; `SIGKILL` as the stop signal ends the service at once).
     #[serde(default = "default_stop_timeout_ms")]
+    #[schemars(range(min = 1, max = 3_600_000))]
     pub stop_timeout_ms: u64,
     #[serde(default)]
     pub readiness: Readiness,
@@ -392,8 +395,10 @@ pub struct Tmpfs {
 pub struct File {
     /// Absolute path under `/run/`.
     pub path: String,
-    /// Octal permissions, e.g. `"0644"`.
+    /// Octal permission bits, e.g. `"0644"`; no setuid, setgid or sticky bit (/run is
+    /// nosuid).
     #[serde(default = "default_file_mode")]
+    #[schemars(regex(pattern = r"^0?[0-7]{1,3}$"))]
     pub mode: String,
     #[serde(default)]
     pub uid: u32,

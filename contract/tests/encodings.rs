@@ -285,7 +285,7 @@ fn service() -> impl Strategy<Value = Service> {
                 .map(|(n, _)| n.to_string())
                 .collect::<Vec<_>>(),
         ),
-        0u64..=3_600_000,
+        1u64..=3_600_000,
         readiness(),
     )
         .prop_map(
@@ -323,8 +323,14 @@ fn service() -> impl Strategy<Value = Service> {
         )
 }
 
+/// A tmpfs directory's mode: any bits.
 fn mode() -> impl Strategy<Value = String> {
     "[0-7]{3,4}"
+}
+
+/// A file's mode: permission bits only (no setuid, setgid or sticky under /run).
+fn file_mode() -> impl Strategy<Value = String> {
+    "0?[0-7]{3}"
 }
 
 fn disk(mount_point: String, letter: char) -> impl Strategy<Value = Disk> {
@@ -396,7 +402,7 @@ fn file(path: String) -> impl Strategy<Value = File> {
             FileEncoding::Base64
         )),
     ];
-    (mode(), any::<u32>(), any::<u32>(), content).prop_map(
+    (file_mode(), any::<u32>(), any::<u32>(), content).prop_map(
         move |(mode, uid, gid, (content, encoding))| File {
             path: path.clone(),
             mode,

@@ -1,5 +1,6 @@
 //! Parsing and validation, from the user's side: good examples load, each contract in the bad
 //! corpus (`tests/bad/NAME.json`, expected message in `NAME.expect`) fails with its own message.
+//! A corpus file too large to keep in git says `@N*TEXT@` where it holds TEXT N times.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,9 +46,43 @@ fn corpus() -> BTreeMap<String, (Vec<u8>, String)> {
             .and_then(|s| s.to_str())
             .unwrap_or("?")
             .to_string();
-        out.insert(name, (read(&path), expect.trim_end().to_string()));
+        out.insert(name, (expand(&read(&path)), expect.trim_end().to_string()));
     }
     out
+}
+
+/// The corpus file with every `@N*TEXT@` replaced by TEXT repeated N times.
+fn expand(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find('@') {
+        let Some(len) = rest[start + 1..].find('@') else {
+            break;
+        };
+        let token = &rest[start + 1..start + 1 + len];
+        let Some((n, unit)) = token
+            .split_once('*')
+            .and_then(|(n, unit)| Some((n.parse::<usize>().ok()?, unit)))
+        else {
+            out.push_str(&rest[..=start]);
+            rest = &rest[start + 1..];
+            continue;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(&unit.repeat(n));
+        rest = &rest[start + 2 + len..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+#[test]
+fn corpus_repeats_expand() {
+    assert_eq!(
+        expand(b"[@3*1,@1] \"@2*xy@\" a@b"),
+        b"[1,1,1,1] \"xyxy\" a@b"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod liveness;
 mod network;
 mod service;
+mod size;
 mod storage;
 
 pub use liveness::{
@@ -11,10 +12,12 @@ pub use liveness::{
     MIN_INTERVAL_MS,
 };
 pub use network::check_host_address;
+pub use service::NGROUPS_MAX;
 
 use crate::types::*;
 use network::check_network;
 use service::{check_logging, check_service};
+use size::check_size;
 use std::fmt;
 use storage::{check_files, check_mounts};
 
@@ -118,6 +121,7 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
         let path = format!("sysctl.{key}");
         ck.check(&path, check_sysctl(key, value));
     }
+    check_size(&mut ck, c);
     if ck.problems.is_empty() {
         Ok(())
     } else {

@@ -7,6 +7,9 @@ use crate::names::{capability_number, facility_number, signal_number, RLIMITS};
 use crate::types::*;
 use std::collections::BTreeSet;
 
+/// Most supplementary groups a Linux process can hold (`NGROUPS_MAX`, setgroups(2)).
+pub const NGROUPS_MAX: usize = 65536;
+
 pub(super) fn check_logging(ck: &mut Checker, l: &Logging) {
     let Some(r) = &l.remote else { return };
     ck.check(
@@ -98,6 +101,24 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
     }
     if signal_number(&s.stop_signal).is_none() {
         ck.push("service.stop_signal", format!("'{}' is not a signal a service can be stopped with; use e.g. 'SIGTERM', 'SIGINT' or 'SIGQUIT'", s.stop_signal));
+    }
+    if s.groups.len() > NGROUPS_MAX {
+        ck.push(
+            "service.groups",
+            format!(
+                "has {} groups, more than the kernel's NGROUPS_MAX of {NGROUPS_MAX} supplementary \
+                 groups a process can hold; list at most {NGROUPS_MAX} (only those the service needs)",
+                s.groups.len()
+            ),
+        );
+    }
+    if s.stop_timeout_ms == 0 {
+        ck.push(
+            "service.stop_timeout_ms",
+            "0 would kill the service the moment it is asked to stop, before it can act on \
+             stop_signal; give it at least 1 ms (the default is 10000), or set stop_signal to \
+             'SIGKILL' to end it at once",
+        );
     }
     if s.stop_timeout_ms > 3_600_000 {
         ck.push(

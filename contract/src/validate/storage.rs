@@ -147,12 +147,36 @@ pub(super) fn check_files(ck: &mut Checker, files: &[File]) {
     }
     for (i, f) in files.iter().enumerate() {
         let at = format!("files[{i}]");
-        ck.check(&format!("{at}.mode"), parse_mode(&f.mode).map(|_| ()));
+        ck.check(
+            &format!("{at}.mode"),
+            parse_mode(&f.mode).and_then(|m| check_file_mode(&f.mode, m)),
+        );
         if f.encoding == FileEncoding::Base64 && crate::file_content(f).is_err() {
             ck.push(
                 format!("{at}.content"),
                 "is not valid base64 (standard alphabet, with padding)",
             );
         }
+    }
+}
+
+/// A file under /run holds permission bits only: /run is mounted nosuid, so a setuid or setgid
+/// bit would promise the service rights it never gets, and the sticky bit means nothing on a
+/// file.
+fn check_file_mode(text: &str, mode: u32) -> Result<(), String> {
+    let bit = [
+        (0o4000, "the setuid bit"),
+        (0o2000, "the setgid bit"),
+        (0o1000, "the sticky bit"),
+    ]
+    .into_iter()
+    .find(|(b, _)| mode & b != 0);
+    match bit {
+        None => Ok(()),
+        Some((_, name)) => Err(format!(
+            "'{text}' sets {name}, which a file under /run cannot honour (/run is mounted nosuid, \
+             and sticky means nothing on a file); use the permission bits alone, e.g. '{:04o}'",
+            mode & 0o777
+        )),
     }
 }
