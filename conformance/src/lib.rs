@@ -27,7 +27,8 @@ pub struct Options {
     pub manifest: Option<PathBuf>,
     /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     pub spec_files: Option<PathBuf>,
-    /// The UML kernel; default `$UML_KERNEL` or Debian's.
+    /// The UML kernel; default `$UML_KERNEL`, else the project's, else Debian's
+    /// (`vmm::kernel::default_kernel`).
     pub kernel: Option<PathBuf>,
     /// The static probe; default: built with cargo (package conformance-probe).
     pub probe: Option<PathBuf>,

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "conformance", version)]
 struct Args {
-    /// The root image (ext4), e.g. build/dns.img.
+    /// The root image (ext4), e.g. build/dns.img (relative to the current directory or
+    /// absolute).
     image: PathBuf,
     /// The image's manifest; default IMAGE.manifest.json.
     #[arg(long)]
@@ -20,7 +21,8 @@ struct Args {
     /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     #[arg(long)]
     spec_files: Option<PathBuf>,
-    /// The UML kernel; default $UML_KERNEL or /usr/bin/linux.uml.
+    /// The UML kernel; default $UML_KERNEL, else the project's (installed or built in this
+    /// checkout), else Debian's /usr/bin/linux.uml.
     #[arg(long)]
     kernel: Option<PathBuf>,
     /// The static probe executable; default: built with cargo.
@@ -75,8 +77,41 @@ fn class_suite(a: Args) -> ExitCode {
     )
 }
 
+/// Every path made absolute against the current directory (the VM's jail takes absolute
+/// paths only), and the kernel picked, so the kit can say which it boots.
+fn resolve(mut a: Args) -> Result<Args, String> {
+    let abs = |p: &PathBuf| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    a.image = abs(&a.image)?;
+    for p in [
+        &mut a.manifest,
+        &mut a.spec_files,
+        &mut a.kernel,
+        &mut a.probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = abs(p)?;
+    }
+    a.kernel = Some(a.kernel.take().unwrap_or_else(vmm::kernel::default_kernel));
+    Ok(a)
+}
+
 fn main() -> ExitCode {
-    let a = Args::parse();
+    let a = match resolve(Args::parse()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(k) = &a.kernel {
+        eprintln!(
+            "conformance: {} on the kernel {}",
+            a.image.display(),
+            vmm::kernel::describe(k)
+        );
+    }
     if a.class {
         return class_suite(a);
     }

@@ -434,9 +434,5 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The kernel and its version, as `check` and `status` show them.
 pub fn describe_kernel(kernel: &Path) -> String {
-    let which = vmm::kernel::whose(kernel);
-    match vmm::kernel::version(kernel) {
-        Some(v) => format!("{} ({which}, {v})", kernel.display()),
-        None => format!("{} ({which})", kernel.display()),
-    }
+    vmm::kernel::describe(kernel)
 }

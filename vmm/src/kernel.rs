@@ -59,6 +59,16 @@ pub fn version(kernel: &Path) -> Option<String> {
     text.lines().next().map(|l| l.trim().to_string())
 }
 
+/// The kernel, whose it is and its version, e.g. `/usr/bin/linux.uml (Debian's, 6.1.0)`: what
+/// host-launch's `check` and `status` and the conformance kit show.
+pub fn describe(kernel: &Path) -> String {
+    let which = whose(kernel);
+    match version(kernel) {
+        Some(v) => format!("{} ({which}, {v})", kernel.display()),
+        None => format!("{} ({which})", kernel.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
