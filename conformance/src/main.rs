@@ -1,7 +1,8 @@
 //! `conformance IMAGE [--manifest M] [--spec-files SPEC] [--json]`: checks an appliance image
 //! against the host contract (the version its manifest declares) and exits 1 when a MUST fails (2 when the kit could not run).
-//! `conformance --class IMAGE [--manifest M] [--json]`: runs the suite of the class the
-//! image's manifest claims (docs/classes/) and exits 1 when a check fails.
+//! `conformance --class IMAGE [--manifest M] [--family ipv4,ipv6,dual] [--json]`: runs the
+//! suite of the class the image's manifest claims (docs/classes/), once per address family,
+//! and exits 1 when a check fails.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ struct Args {
     /// contract's battery.
     #[arg(long)]
     class: bool,
+    /// With --class: the address families to boot the image with, one boot each (ipv4: IPv4
+    /// only, ipv6: IPv6 only, dual: both); default all three.
+    #[arg(long, value_delimiter = ',', value_parser = conformance::class::Family::parse)]
+    family: Vec<conformance::class::Family>,
 }
 
 /// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
@@ -62,6 +67,7 @@ fn class_suite(a: Args) -> ExitCode {
         image: a.image,
         manifest: a.manifest,
         kernel: a.kernel,
+        families: a.family,
     };
     finish(
         conformance::class::run(&opts),

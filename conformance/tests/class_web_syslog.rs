@@ -66,6 +66,28 @@ fn failed(report: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// Every check names its boot (`[ipv4]`, `[ipv6]`, `[dual]`): each family was booted, and
+/// the battery reached the guest over each address it had (the dual-stack boot over both).
+fn assert_every_family(name: &str, report: &Value) {
+    let details: Vec<&str> = report["checks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["detail"].as_str()).collect())
+        .unwrap_or_default();
+    for (family, addresses) in [
+        ("ipv4", &["192.0.2.10"][..]),
+        ("ipv6", &["2001:db8::10"][..]),
+        ("dual", &["192.0.2.10", "2001:db8::10"][..]),
+    ] {
+        let tag = format!("[{family}] ");
+        for a in addresses {
+            assert!(
+                details.iter().any(|d| d.starts_with(&tag) && d.contains(a)),
+                "{name}: no check of the {family} boot over {a}: {report:#}"
+            );
+        }
+    }
+}
+
 /// Both images of a class pass its suite; their figures side by side.
 fn class_passes(class: &str, images: [&str; 2]) {
     let dir = TempDir::new(&format!("class-{class}")).unwrap();
@@ -77,6 +99,7 @@ fn class_passes(class: &str, images: [&str; 2]) {
         assert_eq!(report["class"], format!("{class} v1"), "{report:#}");
         assert!(failed(&report).is_empty(), "{name}: {report:#}");
         assert_eq!(code, 0, "{name}: {report:#}");
+        assert_every_family(name, &report);
         let checks = report["checks"].as_array().cloned().unwrap_or_default();
         assert!(checks.len() >= 15, "{name}: only {} checks", checks.len());
         let ready = checks
@@ -115,6 +138,13 @@ fn broken(dir: &Path, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
     let changed = edit(&conf);
     assert_ne!(changed, conf, "the edit changed nothing");
     r["files"][0]["content"] = changed.into();
+    // The copy lives elsewhere: its other files' sources (start scripts) by absolute path.
+    let recipes = recipe_path(name).parent().unwrap().to_path_buf();
+    for f in r["files"].as_array_mut().unwrap() {
+        if let Some(src) = f["source"].as_str() {
+            f["source"] = recipes.join(src).to_string_lossy().into_owned().into();
+        }
+    }
     let path = dir.join(format!("{name}-broken.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
     let image = dir.join(format!("{name}-broken.img"));

@@ -69,6 +69,28 @@ fn expected() -> BTreeSet<String> {
     all
 }
 
+/// Every check names its boot (`[ipv4]`, `[ipv6]`, `[dual]`): each family was booted, and
+/// the battery reached the guest over each address it had (the dual-stack boot over both).
+fn assert_every_family(name: &str, report: &Value) {
+    let details: Vec<&str> = report["checks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["detail"].as_str()).collect())
+        .unwrap_or_default();
+    for (family, addresses) in [
+        ("ipv4", &["192.0.2.10"][..]),
+        ("ipv6", &["2001:db8::10"][..]),
+        ("dual", &["192.0.2.10", "2001:db8::10"][..]),
+    ] {
+        let tag = format!("[{family}] ");
+        for a in addresses {
+            assert!(
+                details.iter().any(|d| d.starts_with(&tag) && d.contains(a)),
+                "{name}: no check of the {family} boot over {a}: {report:#}"
+            );
+        }
+    }
+}
+
 #[test]
 fn both_dns_images_pass_the_dns_suite() {
     let dir = TempDir::new("class-dns").unwrap();
@@ -78,6 +100,7 @@ fn both_dns_images_pass_the_dns_suite() {
         assert_eq!(code, 0, "{name}: {report:#}\n{stderr}");
         assert_eq!(report["class"], "dns v1", "{name}");
         assert_eq!(names(&report, true), expected(), "{name}: {report:#}");
+        assert_every_family(name, &report);
         assert!(names(&report, false).is_empty(), "{name}");
     }
 }

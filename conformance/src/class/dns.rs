@@ -5,7 +5,7 @@
 //! the one the zone gives, authoritative, with the SOA in the authority section for NXDOMAIN
 //! and NODATA.
 
-use super::{boot, require_tool, Checks, Target, GUEST_V4};
+use super::{boot, require_tool, Checks, Family, Target};
 use e2e::NetNs;
 use serde_json::json;
 
@@ -350,17 +350,25 @@ pub fn spec() -> serde_json::Value {
     })
 }
 
-/// Boots the image with the suite's zones and runs the battery with both clients over both
-/// transports.
-pub fn run(t: &Target, checks: &mut Checks) -> Result<(), String> {
+/// Boots the image with the suite's zones and the addresses of `family`, and runs the
+/// battery against each address with both clients over both transports.
+pub fn run(t: &Target, family: Family, checks: &mut Checks) -> Result<(), String> {
     require_tool("dig", "bind9-dnsutils")?;
     require_tool("kdig", "knot-dnsutils")?;
-    let booted = boot(t, spec(), &[])?;
+    let booted = boot(t, spec(), &[], family)?;
     checks.check(
         "ready",
         true,
         format!("ready after {} ms", booted.ready_after.as_millis()),
     );
+    for server in family.guests() {
+        ask_battery(&booted.ns, &server.to_string(), checks);
+    }
+    Ok(())
+}
+
+/// Every query of the battery to `server`, with both clients over both transports.
+fn ask_battery(ns: &NetNs, server: &str, checks: &mut Checks) {
     for x in battery() {
         for client in [Client::Dig, Client::Kdig] {
             for tcp in [false, true] {
@@ -370,14 +378,14 @@ pub fn run(t: &Target, checks: &mut Checks) -> Result<(), String> {
                     client.program(),
                     if tcp { "tcp" } else { "udp" }
                 );
-                let seen = query(&booted.ns, client, GUEST_V4, &x.name, x.rtype, tcp)
+                let seen = query(ns, client, server, &x.name, x.rtype, tcp)
                     .and_then(|r| judge(&x, &r).map(|()| r));
                 match seen {
                     Ok(r) => checks.check(
                         name,
                         true,
                         format!(
-                            "{} {}: {} {}",
+                            "@{server} {} {}: {} {}",
                             x.name,
                             x.rtype,
                             r.status,
@@ -388,12 +396,15 @@ pub fn run(t: &Target, checks: &mut Checks) -> Result<(), String> {
                                 .join(", ")
                         ),
                     ),
-                    Err(e) => checks.check(name, false, format!("{} {}: {e}", x.name, x.rtype)),
+                    Err(e) => checks.check(
+                        name,
+                        false,
+                        format!("@{server} {} {}: {e}", x.name, x.rtype),
+                    ),
                 }
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 //! module per class; [`run`] picks the suite from the manifest's `class`.
 
 pub mod dns;
+pub mod family;
 pub mod syslog;
 pub mod web;
+
+pub use family::{Family, GUEST_V4, GUEST_V6};
 
 use appliance::class::ClassName;
 use appliance::manifest::Manifest;
@@ -14,9 +17,6 @@ use e2e::{NetNs, RunningVm, TempDir, Vm};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The guest's address in every class boot (the host side is 192.0.2.1/24 on `tap0`).
-pub const GUEST_V4: &str = "192.0.2.10";
 
 /// What to check: the image, its manifest, the kernel.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Options {
     pub manifest: Option<PathBuf>,
     /// Default `$UML_KERNEL` or the project's / Debian's (as the e2e harness picks).
     pub kernel: Option<PathBuf>,
+    /// The address families to boot the image with, one boot each; empty: all three.
+    pub families: Vec<Family>,
 }
 
 /// One check of a suite: what was asked, whether the image passed, and what was seen.
@@ -124,10 +126,22 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
         kernel,
     };
     let mut checks = Checks::default();
-    match class.name {
-        ClassName::Dns => dns::run(&target, &mut checks)?,
-        ClassName::Web => web::run(&target, &mut checks)?,
-        ClassName::Syslog => syslog::run(&target, &mut checks)?,
+    let families = if o.families.is_empty() {
+        Family::ALL.to_vec()
+    } else {
+        o.families.clone()
+    };
+    for family in families {
+        let before = checks.0.len();
+        match class.name {
+            ClassName::Dns => dns::run(&target, family, &mut checks)?,
+            ClassName::Web => web::run(&target, family, &mut checks)?,
+            ClassName::Syslog => syslog::run(&target, family, &mut checks)?,
+        }
+        // Each check says which boot it belongs to.
+        for c in &mut checks.0[before..] {
+            c.detail = format!("[{}] {}", family.name(), c.detail);
+        }
     }
     Ok(ClassReport {
         image: o.image.display().to_string(),
@@ -153,14 +167,20 @@ pub struct Booted {
 }
 
 /// Boots `t` with `spec` (an operator spec's JSON without `name`, `image` and `network`,
-/// which this adds: guest 192.0.2.10/24 on `tap0`) merged with the manifest as host-launch
-/// merges them; `disks` are the host files of `spec.disks`, in order. Waits for `ready`.
-pub fn boot(t: &Target, mut spec: Value, disks: &[PathBuf]) -> Result<Booted, String> {
+/// which this adds: the guest's addresses of `family` on `tap0`) merged with the manifest as
+/// host-launch merges them; `disks` are the host files of `spec.disks`, in order. Waits for
+/// `ready`.
+pub fn boot(
+    t: &Target,
+    mut spec: Value,
+    disks: &[PathBuf],
+    family: Family,
+) -> Result<Booted, String> {
     let dir = TempDir::new("class-suite").map_err(|e| e.to_string())?;
     let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the suite needs root)"))?;
     spec["name"] = json!("class-suite");
     spec["image"] = json!(t.image);
-    spec["network"] = json!({"tap": "tap0", "addresses": [format!("{GUEST_V4}/24")]});
+    spec["network"] = json!({"tap": "tap0", "addresses": family.cidrs()});
     if spec.get("memory_mib").is_none() {
         let mib = t.manifest.min_memory_mib.unwrap_or(64).max(64);
         spec["memory_mib"] = json!(mib);

@@ -1,22 +1,33 @@
 //! The `syslog` class suite (docs/classes/syslog.md): the image booted with a blank data
-//! disk; from the namespace (192.0.2.1), RFC 5424 and RFC 3164 messages over UDP and over TCP
+//! disk; from the namespace (192.0.2.1 and 2001:db8::1, to each address the guest has), RFC 5424 and RFC 3164 messages over UDP and over TCP
 //! (RFC 6587 octet counting), one with structured data, one with control characters, one
 //! whose HOSTNAME is not a host name; after a clean stop, the disk is read back with
 //! `debugfs`: each message on its own line, in the file of its host and its UTC day of
 //! reception under `/log/` (`/data/log/` in the guest), with the fields the class says.
 
-use super::{boot, require_tool, Checks, Target};
+use super::{boot, require_tool, Checks, Family, Target};
 use crate::lab::{debugfs, superblock};
 use e2e::NetNs;
 use serde_json::json;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-/// Where the guest listens.
-const TARGET: ([u8; 4], u16) = ([192, 0, 2, 10], 514);
-/// The address the suite sends from: the directory of a message without a usable HOSTNAME.
-const SENDER: &str = "192.0.2.1";
+/// The class's port, on every address of the guest.
+const PORT: u16 = 514;
+/// The addresses the suite sends from (the namespace's side of `tap0`): the directory of a
+/// message without a usable HOSTNAME.
+const SENDER_V4: &str = "192.0.2.1";
+const SENDER_V6: &str = "2001:db8::1";
+
+/// The suite's address in the family of `guest`.
+fn sender(guest: IpAddr) -> &'static str {
+    if guest.is_ipv4() {
+        SENDER_V4
+    } else {
+        SENDER_V6
+    }
+}
 /// The most of one file the suite reads back.
 const MAX_FILE: usize = 1 << 20;
 
@@ -51,7 +62,8 @@ fn timestamps(now: SystemTime) -> (String, String) {
     (iso, legacy)
 }
 
-fn messages(token: &str, now: SystemTime) -> Vec<Message> {
+/// The messages of one address's round; `sender` is the suite's address in its family.
+fn messages(token: &str, now: SystemTime, sender: &'static str) -> Vec<Message> {
     let (iso, legacy) = timestamps(now);
     let mut v = Vec::new();
     for tcp in [false, true] {
@@ -111,7 +123,7 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
         what: "a HOSTNAME that is a path",
         tcp: false,
         wire: format!("<134>1 {iso} ../../etc suite 2 - - {token} hostile").into_bytes(),
-        host: SENDER,
+        host: sender,
         pri: "134",
         app: "suite",
         procid: "2",
@@ -122,7 +134,7 @@ fn messages(token: &str, now: SystemTime) -> Vec<Message> {
 
 /// Sends every message from the namespace: one UDP datagram each, and over one TCP
 /// connection with octet counting (RFC 6587 3.4.1).
-fn send(ns: &NetNs, msgs: &[Message]) -> Result<(), String> {
+fn send(ns: &NetNs, msgs: &[Message], to: SocketAddr) -> Result<(), String> {
     let udp: Vec<Vec<u8>> = msgs
         .iter()
         .filter(|m| !m.tcp)
@@ -133,9 +145,9 @@ fn send(ns: &NetNs, msgs: &[Message]) -> Result<(), String> {
         .filter(|m| m.tcp)
         .map(|m| m.wire.clone())
         .collect();
-    let to = SocketAddr::from(TARGET);
+    let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     ns.enter(move || -> Result<(), String> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        let s = std::net::UdpSocket::bind(any).map_err(|e| e.to_string())?;
         for m in &udp {
             s.send_to(m, to).map_err(|e| format!("UDP to {to}: {e}"))?;
         }
@@ -232,9 +244,10 @@ fn stored(disk: &std::path::Path, host: &str, days: &[String]) -> (String, Vec<S
     (text, files)
 }
 
-/// Runs the battery against `t`: a blank data disk, messages from the namespace, then the
-/// disk read back after a clean stop.
-pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
+/// Runs the battery against `t`: a blank data disk, the image booted with the addresses of
+/// `family`, messages from the namespace to each of them, then the disk read back after a
+/// clean stop.
+pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     require_tool("debugfs", "e2fsprogs")?;
     let dir = e2e::TempDir::new("class-syslog").map_err(|e| e.to_string())?;
     let mib = t
@@ -251,6 +264,7 @@ pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
         t,
         json!({"disks": [{"file": disk}]}),
         std::slice::from_ref(&disk),
+        family,
     )?;
     c.check(
         "SYSLOG-READY",
@@ -260,31 +274,50 @@ pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
             booted.ready_after.as_millis()
         ),
     );
-    let token = format!(
-        "tok{}x{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
     let from = SystemTime::now();
-    let msgs = messages(&token, from);
-    let sent = send(&booted.ns, &msgs);
+    let rounds: Vec<(IpAddr, String, Vec<Message>)> = family
+        .guests()
+        .into_iter()
+        .enumerate()
+        .map(|(i, guest)| {
+            let token = format!(
+                "tok{}x{}n{i}",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0)
+            );
+            let msgs = messages(&token, from, sender(guest));
+            (guest, token, msgs)
+        })
+        .collect();
+    let sent: Vec<(IpAddr, Result<(), String>)> = rounds
+        .iter()
+        .map(|(guest, _, msgs)| {
+            (
+                *guest,
+                send(&booted.ns, msgs, SocketAddr::new(*guest, PORT)),
+            )
+        })
+        .collect();
     // The collector writes as messages arrive; a moment before the stop lets the last land
     // (the stop itself must also flush: the class says messages survive a clean stop).
     std::thread::sleep(Duration::from_millis(700));
     let to = SystemTime::now();
     let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
     let (o, _) = crate::checks::stop(booted.vm, limit)?;
-    c.check(
-        "SYSLOG-PORTS",
-        sent.is_ok(),
-        match &sent {
-            Ok(()) => "UDP datagrams and one TCP connection to 192.0.2.10:514".to_string(),
-            Err(e) => e.clone(),
-        },
-    );
+    for (guest, sent) in &sent {
+        let to = SocketAddr::new(*guest, PORT);
+        c.check(
+            "SYSLOG-PORTS",
+            sent.is_ok(),
+            match sent {
+                Ok(()) => format!("UDP datagrams and one TCP connection to {to}"),
+                Err(e) => e.clone(),
+            },
+        );
+    }
     c.check(
         "SYSLOG-STOP",
         o.powered_off_cleanly(),
@@ -296,7 +329,12 @@ pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
         state == "clean",
         format!("data disk: {state}"),
     );
-    check_stored(&disk, &msgs, &token, &days(from, to), c);
+    let days = days(from, to);
+    for (_, token, msgs) in &rounds {
+        check_stored(&disk, msgs, token, &days, c);
+    }
+    let senders: Vec<&str> = family.guests().into_iter().map(sender).collect();
+    check_dirs(&disk, &senders, c);
     Ok(())
 }
 
@@ -312,7 +350,7 @@ fn check_stored(
         let line = text
             .lines()
             .find(|l| l.ends_with(&m.msg) && l.contains(token));
-        let id = if m.host == SENDER {
+        let id = if m.host == SENDER_V4 || m.host == SENDER_V6 {
             "SYSLOG-HOST"
         } else if m.what.starts_with("control") {
             "SYSLOG-CONTROL"
@@ -347,6 +385,11 @@ fn check_stored(
         });
         c.check("SYSLOG-LINE", ok, format!("{}: {line:?}", m.what));
     }
+}
+
+/// `/log` holds the hosts' directories and, for messages without a usable HOSTNAME, those of
+/// the addresses they came from, and nothing else.
+fn check_dirs(disk: &std::path::Path, senders: &[&str], c: &mut Checks) {
     let listing = debugfs(disk, "ls -p /log").unwrap_or_default();
     let dirs: Vec<&str> = listing
         .lines()
@@ -355,7 +398,7 @@ fn check_stored(
         .collect();
     let unexpected: Vec<&&str> = dirs
         .iter()
-        .filter(|d| !["class-5424", "class-3164", SENDER].contains(d))
+        .filter(|d| !["class-5424", "class-3164"].contains(d) && !senders.contains(d))
         .collect();
     c.check(
         "SYSLOG-HOST",

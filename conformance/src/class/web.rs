@@ -4,11 +4,13 @@
 //! MIME types by extension, exact bodies, 404s, HEAD, the directory redirect, no listings, no
 //! symbolic links, no way out of the document root.
 
-use super::{boot, require_tool, Booted, Checks, Target, GUEST_V4};
+use super::family::url_host;
+use super::{boot, require_tool, Booted, Checks, Family, Target};
 use crate::lab::tool;
 use e2e::NetNs;
 use serde_json::json;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -165,8 +167,8 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
 }
 
 /// `curl` GET of `path` (as is: no normalising), from the namespace, redirects not followed.
-fn get(ns: &NetNs, path: &str) -> Result<Response, String> {
-    let url = format!("http://{GUEST_V4}{path}");
+fn get(ns: &NetNs, guest: IpAddr, path: &str) -> Result<Response, String> {
+    let url = format!("http://{}{path}", url_host(guest));
     let out = ns
         .output(
             "curl",
@@ -195,8 +197,8 @@ fn get(ns: &NetNs, path: &str) -> Result<Response, String> {
 
 /// A raw HTTP/1.1 request over TCP from the namespace; the whole answer until the server
 /// closes (the request asks it to), bounded.
-fn raw_request(ns: &NetNs, request: String) -> Result<Vec<u8>, String> {
-    let addr = std::net::SocketAddr::from(([192, 0, 2, 10], 80));
+fn raw_request(ns: &NetNs, guest: IpAddr, request: String) -> Result<Vec<u8>, String> {
+    let addr = std::net::SocketAddr::from((guest, 80));
     ns.enter(move || -> Result<Vec<u8>, String> {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -213,17 +215,20 @@ fn raw_request(ns: &NetNs, request: String) -> Result<Vec<u8>, String> {
     .map_err(|e| e.to_string())?
 }
 
-fn head(ns: &NetNs, path: &str) -> Result<(Response, Vec<u8>), String> {
+fn head(ns: &NetNs, guest: IpAddr, path: &str) -> Result<(Response, Vec<u8>), String> {
+    let host = url_host(guest);
     let raw = raw_request(
         ns,
-        format!("HEAD {path} HTTP/1.1\r\nHost: {GUEST_V4}\r\nConnection: close\r\n\r\n"),
+        guest,
+        format!("HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
     )?;
     let r = parse_response(&raw)?;
     Ok((r, raw))
 }
 
-/// Runs the battery against `t`: a site disk made on the host, the image booted with it.
-pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
+/// Runs the battery against `t`: a site disk made on the host, the image booted with it and
+/// the addresses of `family`, every request to each of them.
+pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     require_tool("curl", "curl")?;
     require_tool("mkfs.ext4", "e2fsprogs")?;
     let dir = e2e::TempDir::new("class-web").map_err(|e| e.to_string())?;
@@ -232,6 +237,7 @@ pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
         t,
         json!({"disks": [{"file": disk}]}),
         std::slice::from_ref(&disk),
+        family,
     )?;
     c.check(
         "WEB-READY",
@@ -241,7 +247,9 @@ pub fn run(t: &Target, c: &mut Checks) -> Result<(), String> {
             booted.ready_after.as_millis()
         ),
     );
-    battery(&booted.ns, c);
+    for guest in family.guests() {
+        battery(&booted.ns, guest, c);
+    }
     finish(t, booted, &disk, c)
 }
 
@@ -259,12 +267,14 @@ fn finish(t: &Target, b: Booted, disk: &Path, c: &mut Checks) -> Result<(), Stri
 }
 
 /// Every request of the battery, each recorded; a request that fails is a failed case.
-fn battery(ns: &NetNs, c: &mut Checks) {
-    let mut expect =
-        |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(ns, path) {
-            Ok(r) => c.check(id, check(&r), format!("GET {path}: {}", r.shown())),
-            Err(e) => c.check(id, false, format!("GET {path}: {e}")),
-        };
+fn battery(ns: &NetNs, guest: IpAddr, c: &mut Checks) {
+    let at = url_host(guest);
+    let mut expect = |id: &'static str, path: &str, check: &dyn Fn(&Response) -> bool| match get(
+        ns, guest, path,
+    ) {
+        Ok(r) => c.check(id, check(&r), format!("GET {at}{path}: {}", r.shown())),
+        Err(e) => c.check(id, false, format!("GET {at}{path}: {e}")),
+    };
     let html = "text/html; charset=utf-8";
     expect("WEB-HTTP11", "/", &|r| r.version == "1.1");
     expect("WEB-INDEX", "/", &|r| {
@@ -315,13 +325,13 @@ fn battery(ns: &NetNs, c: &mut Checks) {
             r.status != 200 && !String::from_utf8_lossy(&r.body).contains("root:x:0:0")
         });
     }
-    head_cases(ns, c);
+    head_cases(ns, guest, c);
 }
 
 /// HEAD: the GET's status and headers, and no body at all on the wire.
-fn head_cases(ns: &NetNs, c: &mut Checks) {
+fn head_cases(ns: &NetNs, guest: IpAddr, c: &mut Checks) {
     let notes = content("notes.txt");
-    match head(ns, "/notes.txt") {
+    match head(ns, guest, "/notes.txt") {
         Ok((r, raw)) => {
             let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
             let ok = r.status == 200
@@ -340,7 +350,7 @@ fn head_cases(ns: &NetNs, c: &mut Checks) {
         }
         Err(e) => c.check("WEB-HEAD", false, format!("HEAD /notes.txt: {e}")),
     }
-    match head(ns, "/missing.html") {
+    match head(ns, guest, "/missing.html") {
         Ok((r, _)) => c.check(
             "WEB-HEAD",
             r.status == 404,
