@@ -7,6 +7,9 @@
 //!
 //! Needs root (network namespace, the VM's jail), curl, e2fsprogs; fails without.
 
+mod common;
+
+use common::assert_every_family;
 use e2e::TempDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -64,28 +67,6 @@ fn failed(report: &Value) -> BTreeSet<String> {
         .filter(|c| c["ok"] == false)
         .map(|c| c["name"].as_str().unwrap_or("").to_string())
         .collect()
-}
-
-/// Every check names its boot (`[ipv4]`, `[ipv6]`, `[dual]`): each family was booted, and
-/// the battery reached the guest over each address it had (the dual-stack boot over both).
-fn assert_every_family(name: &str, report: &Value) {
-    let details: Vec<&str> = report["checks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|c| c["detail"].as_str()).collect())
-        .unwrap_or_default();
-    for (family, addresses) in [
-        ("ipv4", &["192.0.2.10"][..]),
-        ("ipv6", &["2001:db8::10"][..]),
-        ("dual", &["192.0.2.10", "2001:db8::10"][..]),
-    ] {
-        let tag = format!("[{family}] ");
-        for a in addresses {
-            assert!(
-                details.iter().any(|d| d.starts_with(&tag) && d.contains(a)),
-                "{name}: no check of the {family} boot over {a}: {report:#}"
-            );
-        }
-    }
 }
 
 /// Both images of a class pass its suite; their figures side by side.

@@ -82,12 +82,7 @@ fn eventually(what: &str, probe: impl Fn() -> Result<(), String>) {
 /// `host-launch upgrade SPEC --image IMAGE`; must succeed. Returns its wall time.
 fn upgrade(lab: &Lab, spec: &Path, image: &Path) -> Duration {
     let started = Instant::now();
-    let out = lab.host_launch(&[
-        "upgrade",
-        spec.to_str().unwrap(),
-        "--image",
-        image.to_str().unwrap(),
-    ]);
+    let out = lab.upgrade(spec, image);
     assert!(
         out.status.success(),
         "upgrade to {}: {}",

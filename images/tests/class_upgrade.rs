@@ -110,12 +110,7 @@ fn upgrade(lab: &Lab, spec: &std::path::Path, image: &std::path::Path) -> (Durat
     );
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
-    let out = lab.host_launch(&[
-        "upgrade",
-        spec.to_str().unwrap(),
-        "--image",
-        image.to_str().unwrap(),
-    ]);
+    let out = lab.upgrade(spec, image);
     let took = started.elapsed();
     assert!(out.status.success(), "upgrade: {}", shown(&out));
     // The new image answers for a while before the probe stops.

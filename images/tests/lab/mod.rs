@@ -167,6 +167,16 @@ impl Lab {
             .expect("running host-launch")
     }
 
+    /// `host-launch upgrade SPEC --image IMAGE`.
+    pub fn upgrade(&self, spec: &Path, image: &Path) -> Output {
+        self.host_launch(&[
+            "upgrade",
+            spec.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+        ])
+    }
+
     /// `host-launch run SPEC` as a child of the test, once the service is ready (40 s).
     pub fn run_appliance(&self, spec: &Value) -> Launch {
         let path = self.write_spec(spec);
