@@ -91,13 +91,10 @@ fn dns_image_runs_dnsmasq() {
 fn web_image_runs_lighttpd() {
     let dir = TempDir::new("boot-web").unwrap();
     let built = common::build("web", dir.path());
-    // -tt: parse the configuration and also load the modules and pre-flight checks.
-    let argv = [
-        "/usr/sbin/lighttpd",
-        "-tt",
-        "-f",
-        "/etc/lighttpd/lighttpd.conf",
-    ];
+    // The image's start script (it writes the listen lines the configuration includes) with
+    // -tt for lighttpd: parse the configuration and also load the modules and pre-flight
+    // checks.
+    let argv = ["/bin/dash", "/usr/libexec/web-class/lighttpd-start", "-tt"];
     let outcome = boot(
         "web",
         dir.path(),
@@ -131,15 +128,10 @@ fn syslog_image_runs_rsyslog_with_its_plugins() {
 fn nginx_image_runs_nginx() {
     let dir = TempDir::new("boot-nginx").unwrap();
     let built = common::build("nginx", dir.path());
-    // -t: parse the configuration and open what it names (temp paths, the pid file's place).
-    let argv = [
-        "/usr/sbin/nginx",
-        "-t",
-        "-e",
-        "stderr",
-        "-c",
-        "/etc/nginx/nginx.conf",
-    ];
+    // The image's start script (it writes the listen lines the configuration includes) with
+    // -t for nginx: parse the configuration and open what it names (temp paths, the pid
+    // file's place).
+    let argv = ["/bin/dash", "/usr/libexec/web-class/nginx-start", "-t"];
     let outcome = boot(
         "nginx",
         dir.path(),
