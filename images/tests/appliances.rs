@@ -51,7 +51,8 @@ fn example(name: &str) -> serde_json::Value {
 }
 
 /// The dnsmasq image's records (with `log-queries`), as the spec's files: the unclassed
-/// dnsmasq spec of `tests/lab/dnsmasq.json` (examples/dns.json is a class spec for NSD).
+/// dnsmasq spec of `tests/lab/dnsmasq.json` (examples/dns.json is a class dns spec, for Knot
+/// and NSD).
 fn dns_files() -> serde_json::Value {
     let path = e2e::workspace_root().join("images/tests/lab/dnsmasq.json");
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -415,10 +416,11 @@ fn dns_log_lines_land_on_the_collectors_data_disk() {
     assert_written_by_syslog_user(&disk);
 }
 
-/// `examples/dns.json` (class dns, the NSD image), `web.json` and `syslog.json`, unchanged but
-/// for where the images, the disks and the namespace are: all three at once on the examples'
-/// bridge, started with `host-launch start`, each answering its client; all stop cleanly, the
-/// disks fsck-clean, and the DNS and web appliances' log lines are on the collector's disk.
+/// `examples/dns.json` (class dns, here on the NSD image), `web.json` and `syslog.json`,
+/// unchanged but for where the images, the disks and the namespace are: all three at once on
+/// the examples' bridge, started with `host-launch start`, each answering its client; all stop
+/// cleanly, the disks fsck-clean, and the DNS and web appliances' log lines are on the
+/// collector's disk.
 #[test]
 fn the_three_examples_run_at_once_and_stop_cleanly() {
     // (recipe, example)
