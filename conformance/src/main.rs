@@ -4,36 +4,8 @@
 //! image's manifest claims (docs/classes/) and exits 1 when a check fails.
 
 use clap::Parser;
-use std::path::PathBuf;
+use conformance::cli::Args;
 use std::process::ExitCode;
-
-/// Boots IMAGE with a battery of host contracts and checks, from outside, what
-/// docs/contract.md requires of an image. Needs root (network namespace, the VM's jail).
-#[derive(Parser, Debug)]
-#[command(name = "conformance", version)]
-struct Args {
-    /// The root image (ext4), e.g. build/dns.img.
-    image: PathBuf,
-    /// The image's manifest; default IMAGE.manifest.json.
-    #[arg(long)]
-    manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
-    #[arg(long)]
-    spec_files: Option<PathBuf>,
-    /// The UML kernel; default $UML_KERNEL or /usr/bin/linux.uml.
-    #[arg(long)]
-    kernel: Option<PathBuf>,
-    /// The static probe executable; default: built with cargo.
-    #[arg(long)]
-    probe: Option<PathBuf>,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Run the suite of the class the manifest claims (docs/classes/) instead of the host
-    /// contract's battery.
-    #[arg(long)]
-    class: bool,
-}
 
 /// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
 /// kit could not run.
