@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// An OCI runtime with runc's command line that runs each container as a one-service
+/// User-Mode Linux appliance (for podman, and containerd's runc shim).
 #[derive(Parser)]
 #[command(
     name = "uml-runc",
