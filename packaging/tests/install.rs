@@ -167,11 +167,8 @@ const OPERATORS: [&str; 5] = [
 #[test]
 fn install_serve_remove_purge() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (systemd-nspawn)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (systemd-nspawn)");
     let deb = build_deb();
     let rootfs = systemd_rootfs();
     let dir = TempDir::new("deb-install").expect("temporary directory");
@@ -189,8 +186,8 @@ fn install_serve_remove_purge() {
         (dir.join("cache"), "/srv/cache", true),
         // Debian's UML modules (user-mode-linux, a Suggests): the images' IPv6 modules.
         (
-            PathBuf::from(e2e::uml_modules_dir()),
-            "/usr/lib/uml/modules",
+            PathBuf::from(image_builder::build::UML_MODULES),
+            image_builder::build::UML_MODULES,
             false,
         ),
     ];
