@@ -103,7 +103,7 @@ fn debs_for_the_container(cache: &Path) {
 
 /// examples/dns.json for the container: the image built there, the namespace and bridge the
 /// test makes, no syslog host, no kernel (the packaged one, found without configuration).
-fn spec(name: &str, tap: &str, address: &str, disk: Option<&str>) -> String {
+fn spec(name: &str, tap: &str, address: &str) -> String {
     let path = e2e::workspace_root().join("examples/dns.json");
     let mut v: Value =
         serde_json::from_slice(&std::fs::read(path).expect("examples/dns.json")).expect("json");
@@ -115,12 +115,6 @@ fn spec(name: &str, tap: &str, address: &str, disk: Option<&str>) -> String {
     o["network"]["bridge"] = json!("br-hl");
     o["network"]["tap"] = json!(tap);
     o["network"]["addresses"] = json!([format!("{address}/24")]);
-    if let Some(file) = disk {
-        o.insert(
-            "disks".into(),
-            json!([{"file": file, "mount_point": "/data"}]),
-        );
-    }
     serde_json::to_string_pretty(&v).expect("json")
 }
 
@@ -131,28 +125,26 @@ fn dig(c: &Container, server: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Every path in the container whose name is one of the project's (its programs, its
-/// directories, its unit), outside /proc, /sys and /dev.
+/// Whether a file name is one of the project's (its programs, its directories, its unit;
+/// systemd writes `-` as `\x2d` in some names).
+fn project_name(name: &str) -> bool {
+    name.contains("host-launch")
+        || name.contains("host\\x2dlaunch")
+        || ["uml-runc", "build-image", "conformance", "guest-init"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        || name == "uml-vmm"
+        || name == "image-builder"
+}
+
+/// Every path in the container, outside /proc, /sys and /dev, that is or lies under a name
+/// of the project's.
 fn project_paths(c: &Container) -> Vec<String> {
-    let names = [
-        "*host-launch*",
-        "*host?x2dlaunch*",
-        "uml-runc*",
-        "uml-vmm",
-        "build-image*",
-        "conformance*",
-        "guest-init*",
-        "image-builder",
-    ];
-    let expr = names
-        .iter()
-        .map(|n| format!("-name '{n}'"))
-        .collect::<Vec<_>>()
-        .join(" -o ");
-    let out = c.ok(&format!(
-        "find / /run /tmp -xdev \\( {expr} \\) -print 2>/dev/null | sort -u"
-    ));
-    out.lines().map(str::to_string).collect()
+    let out = c.ok("find / /run /tmp -xdev 2>/dev/null | sort -u");
+    out.lines()
+        .filter(|p| p.split('/').any(project_name))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The operator's files: a spec, the data disk and their directories.
@@ -235,19 +227,23 @@ fn install_serve_remove_purge() {
           ip -n hlapps addr add 192.0.2.1/24 dev br-hl && ip -n hlapps link set br-hl up");
     c.ok("systemd-run --unit=bystander sleep 100000");
 
-    // The story: a spec, enable --now, dig.
+    // The story: a spec, enable --now, dig. Beside it, a data disk where the unit's convention
+    // puts them (made as an operator makes one for an image that takes a disk; the NSD image
+    // takes none): no removal may touch it.
     c.ok("mkdir -p /var/lib/host-launch/dns1 && \
           mkfs.ext4 -q -F -L data /var/lib/host-launch/dns1/data.img 16M");
-    let dns1 = spec(
-        "dns1",
-        "tap-dns1",
-        "192.0.2.53",
-        Some("/var/lib/host-launch/dns1/data.img"),
-    );
+    let dns1 = spec("dns1", "tap-dns1", "192.0.2.53");
     c.ok(&format!(
         "cat > /etc/host-launch/dns1.json <<'EOF'\n{dns1}\nEOF"
     ));
-    c.ok("systemctl daemon-reload && timeout 120 systemctl enable --now host-launch@dns1");
+    let started =
+        c.sh("systemctl daemon-reload && timeout 120 systemctl enable --now host-launch@dns1");
+    assert!(
+        started.status.success(),
+        "enable --now host-launch@dns1: {}\n{}",
+        String::from_utf8_lossy(&started.stderr),
+        c.ok("journalctl -u host-launch@dns1 --no-pager | tail -n 40")
+    );
     assert_eq!(dig(&c, "192.0.2.53"), "192.0.2.80");
     let status = c.ok("host-launch status dns1");
     assert!(
@@ -259,7 +255,7 @@ fn install_serve_remove_purge() {
         "{status}"
     );
     // One started by hand, outside systemd (its spec is not in /etc/host-launch).
-    let dns2 = spec("dns2", "tap-dns2", "192.0.2.54", None);
+    let dns2 = spec("dns2", "tap-dns2", "192.0.2.54");
     c.ok(&format!("cat > /root/dns2.json <<'EOF'\n{dns2}\nEOF"));
     c.ok("host-launch start /root/dns2.json --wait-ready 60");
     assert_eq!(dig(&c, "192.0.2.54"), "192.0.2.80");
@@ -278,7 +274,12 @@ fn install_serve_remove_purge() {
          COMP_LINE=\"host-launch \"; COMP_POINT=12; _host__launch host-launch \"\" host-launch; \
          printf \"%s\\n\" \"${COMPREPLY[@]}\"'",
     );
-    assert!(comp.contains("complete -F _host__launch"), "{comp}");
+    assert!(
+        comp.lines().any(|l| l.starts_with("complete ")
+            && l.contains(" -F _host__launch ")
+            && l.ends_with(" host-launch")),
+        "{comp}"
+    );
     for sub in ["start", "stop", "upgrade", "install-systemd"] {
         assert!(
             comp.lines().any(|l| l == sub),
@@ -287,7 +288,18 @@ fn install_serve_remove_purge() {
     }
 
     // Every project file while installed is the package's, the operator's or run-time state.
-    let unowned: Vec<String> = project_paths(&c)
+    let found = project_paths(&c);
+    for want in [
+        "/usr/bin/host-launch",
+        "/usr/lib/host-launch/linux",
+        "/run/host-launch/dns2",
+    ] {
+        assert!(
+            found.iter().any(|p| p == want),
+            "the search sees {want}: {found:?}"
+        );
+    }
+    let unowned: Vec<String> = found
         .into_iter()
         .filter(|p| {
             !listed.contains(&p.as_str())

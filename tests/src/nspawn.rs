@@ -131,7 +131,7 @@ impl Container {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A shell command inside the container (all its namespaces).
+    /// A shell command inside the container (all its namespaces), with a clean environment.
     pub fn sh(&self, script: &str) -> Output {
         Command::new("nsenter")
             .args([
@@ -143,6 +143,11 @@ impl Container {
                 "-c",
                 script,
             ])
+            // The container's own environment, not the test's (UML_KERNEL and the like).
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", "/root")
+            .env("LANG", "C.UTF-8")
             .output()
             .expect("nsenter")
     }
