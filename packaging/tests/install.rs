@@ -5,14 +5,16 @@
 //! root already). Inside: the installed build-image builds the NSD image (guest-init found in
 //! /usr/lib/host-launch, the locked .debs from a cache the test fills), a spec in
 //! /etc/host-launch/dns1.json, `systemctl enable --now host-launch@dns1` boots it on the
-//! packaged kernel with no configuration, dig answers, `man host-launch` renders, bash
-//! completes `host-launch <TAB>`; `apt remove` stops the appliances (the systemd one and one
+//! packaged kernel with no configuration, dig answers, the installed conformance kit passes
+//! the image (its probe and kernel found in /usr/lib/host-launch), `man host-launch`
+//! renders, bash completes `host-launch <TAB>`; `apt remove` stops the appliances (the systemd one and one
 //! started by hand) and nothing else and keeps specs and data; `apt purge` removes the state
 //! directories but not the data disk; and no file of the project is left outside the
 //! package's paths but the operator's own.
 //!
-//! Before the container, on this host: the packaged build-image, run outside its package
-//! paths, refuses to build without `--init` rather than build the checkout's guest-init.
+//! Before the container, on this host: the packaged build-image and conformance, run outside
+//! their package paths, refuse to run without `--init` and `--probe` rather than build the
+//! checkout's guest-init or probe.
 //! Needs root, debootstrap, systemd-container, debhelper and lintian (`scripts/setup`), and
 //! Debian's archive or a warm /var/cache/image-builder for the NSD image's packages.
 
@@ -82,6 +84,21 @@ fn packaged_build_image_on_the_host(unpacked: &Path, dir: &Path) {
         "the packaged build-image with the package's guest-init: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The packaged conformance kit outside its paths: no probe built from the checkout, an error
+/// that names where the package puts it (exit 2: the kit could not run).
+fn packaged_conformance_on_the_host(unpacked: &Path, image: &Path) {
+    let out = run(Command::new(unpacked.join("usr/bin/conformance")).arg(image));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2)
+            && err.contains(
+                "no conformance-probe in /usr/local/lib/host-launch or /usr/lib/host-launch"
+            ),
+        "the packaged conformance must not build the checkout's probe: {}\n{err}",
+        out.status
     );
 }
 
@@ -168,6 +185,7 @@ fn install_serve_remove_purge() {
     let st = run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked)).status;
     assert!(st.success(), "dpkg-deb -x {}", deb.display());
     packaged_build_image_on_the_host(&unpacked, dir.path());
+    packaged_conformance_on_the_host(&unpacked, &dir.join("host-nsd.img"));
     debs_for_the_container(&dir.join("cache"));
     let debdir = dir.join("deb");
     std::fs::create_dir_all(&debdir).unwrap();
@@ -260,6 +278,19 @@ fn install_serve_remove_purge() {
     c.ok("host-launch start /root/dns2.json --wait-ready 60");
     assert_eq!(dig(&c, "192.0.2.54"), "192.0.2.80");
 
+    // The installed conformance kit on the image built here, with no configuration: the
+    // contract's battery (the packaged probe and kernel) and the dns class suite (dig and
+    // kdig, the Recommends).
+    for args in ["", "--class "] {
+        let kit = c.sh(&format!("conformance {args}/srv/appliances/nsd.img 2>&1"));
+        let report = String::from_utf8_lossy(&kit.stdout);
+        assert!(
+            kit.status.success(),
+            "conformance {args}: {}\n{report}",
+            kit.status
+        );
+    }
+
     // Man pages and completions.
     let man = c.ok("COLUMNS=100 MANPAGER=cat man host-launch 2>&1");
     assert!(
@@ -316,6 +347,12 @@ fn install_serve_remove_purge() {
         unowned.is_empty(),
         "files of the project no one owns: {unowned:?}"
     );
+
+    // An upgrade (here the same version again) stops nothing: the launcher keeps running.
+    let pid = c.prop("host-launch@dns1", "MainPID");
+    c.ok("cd /srv/deb && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall ./host-launch.deb 2>&1");
+    assert_eq!(c.prop("host-launch@dns1", "MainPID"), pid);
+    assert_eq!(dig(&c, "192.0.2.53"), "192.0.2.80");
 
     // apt remove: both appliances stop cleanly; nothing else stops; specs and data stay.
     let out = c.ok("DEBIAN_FRONTEND=noninteractive apt-get remove -y host-launch 2>&1");
