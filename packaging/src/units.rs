@@ -11,13 +11,26 @@ pub const UNIT_DIR: &str = "usr/lib/systemd/system";
 /// systemd's directory for a package's generators.
 pub const GENERATOR_DIR: &str = "usr/lib/systemd/system-generators";
 
+/// The package's man pages, named in the unit (`install-systemd` cannot: a checkout has none,
+/// and `systemd-analyze verify` fails on a page that is not there).
+pub const DOCUMENTATION: &str = "Documentation=man:host-launch(1) man:host-launch-run(1)";
+
+/// The template unit for the packaged launcher, naming the package's man pages first.
+pub fn unit(exe: &str) -> String {
+    template_unit(exe).replacen(
+        "\nDocumentation=",
+        &format!("\n{DOCUMENTATION}\nDocumentation="),
+        1,
+    )
+}
+
 /// The template unit and the generator.
 pub fn files() -> Vec<File> {
     let exe = format!("{BIN_DIR}/host-launch");
     vec![
         File {
             path: format!("{UNIT_DIR}/{TEMPLATE_NAME}"),
-            bytes: template_unit(&exe).into_bytes(),
+            bytes: unit(&exe).into_bytes(),
             mode: 0o644,
         },
         File {
@@ -40,8 +53,11 @@ mod tests {
             unit.contains("ExecStart=/usr/bin/host-launch run -q /etc/host-launch/%i.json"),
             "{unit}"
         );
+        assert!(!unit.contains("@HOST_LAUNCH@"), "{unit}");
         assert!(
-            !unit.contains('@') || !unit.contains("@HOST_LAUNCH@"),
+            unit.contains(&format!(
+                "\n{DOCUMENTATION}\nDocumentation=man:systemd.service(5)\n"
+            )),
             "{unit}"
         );
         let generator = String::from_utf8_lossy(&f[1].bytes);
