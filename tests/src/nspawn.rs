@@ -145,7 +145,10 @@ impl Container {
             ])
             // The container's own environment, not the test's (UML_KERNEL and the like).
             .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", "/root")
             .env("LANG", "C.UTF-8")
             .output()
