@@ -138,7 +138,8 @@ impl Lab {
 
 /// The host's tools the checks use: a missing one is the host's problem, never the image's.
 fn host_tools() -> Result<(), String> {
-    let hint = "run scripts/setup (busybox-static, e2fsprogs, iproute2)";
+    let hint = "install busybox (or busybox-static), e2fsprogs and iproute2 (in a checkout: \
+                scripts/setup)";
     if !Path::new("/bin/busybox").is_file() {
         return Err(format!("/bin/busybox (for ping) is missing; {hint}"));
     }

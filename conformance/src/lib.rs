@@ -9,6 +9,7 @@
 
 mod checks;
 pub mod class;
+pub mod cli;
 mod lab;
 pub mod report;
 pub mod requirements;
@@ -27,10 +28,10 @@ pub struct Options {
     pub manifest: Option<PathBuf>,
     /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
     pub spec_files: Option<PathBuf>,
-    /// The UML kernel; default `$UML_KERNEL`, else the project's, else Debian's
-    /// (`vmm::kernel::default_kernel`).
+    /// The UML kernel; default the one host-launch boots (`vmm::kernel::default_kernel`).
     pub kernel: Option<PathBuf>,
-    /// The static probe; default: built with cargo (package conformance-probe).
+    /// The static probe; default: the installed one, or, run from a checkout, built with
+    /// cargo (package conformance-probe).
     pub probe: Option<PathBuf>,
 }
 
@@ -74,8 +75,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
     };
     let probe_path = match &o.probe {
         Some(p) => p.clone(),
-        None => e2e::build_static("conformance-probe", "conformance-probe")
-            .map_err(|e| e.to_string())?,
+        None => default_probe()?,
     };
     let probe = std::fs::read(&probe_path).map_err(|e| format!("{}: {e}", probe_path.display()))?;
     let files = match &o.spec_files {
@@ -88,6 +88,26 @@ pub fn run(o: &Options) -> Result<Report, String> {
     Ok(Report {
         image: o.image.display().to_string(),
         rows: results.rows(),
+    })
+}
+
+/// The probe's file name in the installed directories (`rootfs::installed`).
+pub const PROBE_FILE: &str = "conformance-probe";
+
+/// The probe when none is named: a development build builds its checkout's with cargo; an
+/// installed kit takes the installed one (the package's /usr/lib/host-launch).
+fn default_probe() -> Result<PathBuf, String> {
+    if rootfs::installed::dev_checkout().is_some() {
+        return e2e::build_static("conformance-probe", "conformance-probe")
+            .map_err(|e| e.to_string());
+    }
+    rootfs::installed::lib_file(PROBE_FILE).ok_or_else(|| {
+        format!(
+            "no {PROBE_FILE} in {} or {}: install the package host-launch, or name one with \
+             --probe PATH",
+            rootfs::installed::LOCAL_LIB_DIR,
+            rootfs::installed::LIB_DIR
+        )
     })
 }
 

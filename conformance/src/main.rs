@@ -5,42 +5,8 @@
 //! and exits 1 when a check fails.
 
 use clap::Parser;
-use std::path::PathBuf;
+use conformance::cli::Args;
 use std::process::ExitCode;
-
-/// Boots IMAGE with a battery of host contracts and checks, from outside, what
-/// docs/contract.md requires of an image. Needs root (network namespace, the VM's jail).
-#[derive(Parser, Debug)]
-#[command(name = "conformance", version)]
-struct Args {
-    /// The root image (ext4), e.g. build/dns.img (relative to the current directory or
-    /// absolute).
-    image: PathBuf,
-    /// The image's manifest; default IMAGE.manifest.json.
-    #[arg(long)]
-    manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
-    #[arg(long)]
-    spec_files: Option<PathBuf>,
-    /// The UML kernel; default $UML_KERNEL, else the project's (installed or built in this
-    /// checkout), else Debian's /usr/bin/linux.uml.
-    #[arg(long)]
-    kernel: Option<PathBuf>,
-    /// The static probe executable; default: built with cargo.
-    #[arg(long)]
-    probe: Option<PathBuf>,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Run the suite of the class the manifest claims (docs/classes/) instead of the host
-    /// contract's battery.
-    #[arg(long)]
-    class: bool,
-    /// With --class: the address families to boot the image with, one boot each (ipv4: IPv4
-    /// only, ipv6: IPv6 only, dual: both); default all three.
-    #[arg(long, value_delimiter = ',', value_parser = conformance::class::Family::parse)]
-    family: Vec<conformance::class::Family>,
-}
 
 /// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
 /// kit could not run.

@@ -10,6 +10,7 @@
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
 //! one fails. `trust` checks an image's signature against the host's policy before each boot.
 
+pub mod cli;
 pub mod cmd;
 pub mod disks;
 pub mod error;

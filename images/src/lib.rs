@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod cli;
 pub mod lock;
 pub mod oci_out;
 pub mod recipe;
@@ -21,4 +22,4 @@ pub mod stage;
 
 pub use build::{build, plan, Built, Error, Options};
 pub use recipe::{parse, Recipe};
-pub use rootfs::{build_guest_init, workspace_root};
+pub use rootfs::{build_guest_init, default_guest_init, workspace_root};

@@ -1,66 +1,11 @@
 //! `build-image RECIPE.json -o IMAGE`: builds an appliance root image and its manifest.
 
 use clap::Parser;
+use image_builder::cli::Args;
 use image_builder::oci_out::OciOutput;
 use image_builder::{build, recipe, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Builds a read-only ext4 root image for a one-service appliance from a recipe, and writes
-/// its manifest beside it as IMAGE.manifest.json.
-#[derive(Parser, Debug)]
-#[command(name = "build-image", version)]
-struct Args {
-    /// The recipe (JSON; schema in images/schema/recipe-v1.schema.json).
-    recipe: Option<PathBuf>,
-    /// The image to write.
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// The static guest-init to install as /sbin/init; default: build it with cargo.
-    #[arg(long)]
-    init: Option<PathBuf>,
-    /// The UML kernel's modules of one release; default $UML_MODULES or the newest under
-    /// /usr/lib/uml/modules.
-    #[arg(long)]
-    modules_dir: Option<PathBuf>,
-    /// The lock file; default RECIPE.lock.json beside the recipe (read when it exists,
-    /// written when it does not).
-    #[arg(long)]
-    lock: Option<PathBuf>,
-    /// Resolve the packages in the archive as it is now and rewrite the lock.
-    #[arg(long)]
-    update_lock: bool,
-    /// The package cache; default $IMAGE_BUILDER_CACHE or /var/cache/image-builder.
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// Sign image and manifest with this minisign secret key (writes IMAGE.minisig).
-    #[arg(long)]
-    sign_key: Option<PathBuf>,
-    /// Write a new minisign key pair PREFIX.key (secret) and PREFIX.pub, and exit.
-    #[arg(long, value_name = "PREFIX")]
-    new_key: Option<PathBuf>,
-    /// The time of every inode (seconds since 1970); default $SOURCE_DATE_EPOCH or 2024-01-01.
-    #[arg(long)]
-    epoch: Option<u64>,
-    /// The file system UUID; default one derived from the recipe's name.
-    #[arg(long)]
-    uuid: Option<String>,
-    /// Check the recipe, packages, programs and libraries, print the plan, write nothing.
-    #[arg(long)]
-    check: bool,
-    /// Also write the image as an OCI image layout directory (see images/README.md, OCI images).
-    #[arg(long, value_name = "DIR")]
-    oci_layout: Option<PathBuf>,
-    /// Also write the image as an oci-archive (a tar of the layout; `podman load -i FILE`).
-    #[arg(long, value_name = "FILE")]
-    oci_archive: Option<PathBuf>,
-    /// Compress the OCI layer with gzip.
-    #[arg(long)]
-    oci_gzip: bool,
-    /// Print the recipe's JSON Schema and exit.
-    #[arg(long)]
-    schema: bool,
-}
 
 fn fail(lines: &[String]) -> ExitCode {
     for l in lines {
@@ -137,7 +82,7 @@ fn main() -> ExitCode {
     };
     let init = match args.init {
         Some(p) => p,
-        None => match image_builder::build_guest_init() {
+        None => match image_builder::default_guest_init() {
             Ok(p) => p,
             Err(e) => return fail(&e.0),
         },

@@ -22,6 +22,15 @@ const NOT_RUN: &[(&str, &str)] = &[(
     "CI runs it (.ci/run), and it runs this test",
 )];
 
+/// Sections of README.md whose commands this test does not run, with the reason and the test
+/// that runs them instead.
+const SECTIONS_NOT_RUN: &[(&str, &str)] = &[(
+    "## Install",
+    "it installs a package on the machine: packaging/tests/install.rs runs the same story \
+     (scripts/deb, apt install, a spec in /etc/host-launch, systemctl enable --now, man) \
+     inside a systemd-nspawn container",
+)];
+
 /// The documents whose command blocks a newcomer pastes.
 fn documents() -> Vec<PathBuf> {
     let root = e2e::workspace_root();
@@ -54,8 +63,16 @@ fn commands(doc: &Path) -> Vec<Cmd> {
         .to_string();
     let mut out: Vec<Cmd> = Vec::new();
     let mut lang: Option<String> = None;
+    let mut skipped_section = false;
     for (n, line) in text.lines().enumerate() {
         let from = format!("{name}:{}", n + 1);
+        // A listed section runs to the next heading of its level or above.
+        if lang.is_none() && (line.starts_with("# ") || line.starts_with("## ")) {
+            skipped_section = SECTIONS_NOT_RUN.iter().any(|(h, _)| line.trim() == *h);
+        }
+        if skipped_section {
+            continue;
+        }
         if let Some(fence) = line.trim_start().strip_prefix("```") {
             lang = match lang {
                 None => Some(fence.trim().to_string()),
@@ -186,6 +203,13 @@ fn every_command_of_the_readme_and_the_demo_works() {
         .iter()
         .filter(|c| !NOT_RUN.iter().any(|(n, _)| program(&c.text) == *n))
         .collect();
+    let readme = std::fs::read_to_string(e2e::workspace_root().join("README.md")).expect("README.md");
+    for (h, why) in SECTIONS_NOT_RUN {
+        assert!(
+            readme.lines().any(|l| l.trim() == *h),
+            "README.md's section {h:?} is listed as not run ({why}) but is gone"
+        );
+    }
     for (n, why) in NOT_RUN {
         assert!(
             all.iter().any(|c| program(&c.text) == *n),

@@ -9,204 +9,31 @@
 //! restarted through the watchdog, a clean `systemctl stop`, the web appliance that needs
 //! dns1 started after it, and an invalid spec failing once with its field named.
 //!
-//! Commands run in the container through `nsenter -t LEADER -a` (`machinectl` needs a
-//! registered machine). Needs root, debootstrap and systemd-container (`scripts/setup`).
+//! The container is `e2e::nspawn`'s. Needs root, debootstrap and systemd-container
+//! (`scripts/setup`).
 
 mod common;
 
 use e2e::launch::host_launch_exe;
+use e2e::nspawn::Container;
 use e2e::TempDir;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-/// The booted container, powered off (then killed) on drop.
-struct Container {
-    nspawn: Child,
-    leader: u32,
-    log: PathBuf,
+/// The UML pid host-launch recorded for `name`.
+fn uml_pid(c: &Container, name: &str) -> u32 {
+    let text = c.ok(&format!("cat /run/host-launch/{name}/state.json"));
+    let v: Value = serde_json::from_str(&text).expect("state.json");
+    v["uml_pid"].as_u64().expect("uml_pid") as u32
 }
 
-impl Container {
-    fn boot(rootfs: &Path, dir: &Path, binds: &[(PathBuf, &str, bool)]) -> Container {
-        std::fs::create_dir_all("/run/systemd/nspawn").expect("/run/systemd/nspawn");
-        let log = dir.join("nspawn.log");
-        let mut cmd = Command::new("systemd-nspawn");
-        cmd.args([
-            "--boot",
-            "--register=no",
-            "--keep-unit",
-            "--volatile=overlay",
-        ])
-        .args(["--private-network", "--bind=/dev/net/tun"])
-        .arg(format!("--machine=hl-systemd-{}", std::process::id()))
-        .arg("-D")
-        .arg(rootfs);
-        for (from, to, rw) in binds {
-            let opt = if *rw { "--bind" } else { "--bind-ro" };
-            cmd.arg(format!("{opt}={}:{to}", from.display()));
-        }
-        let out = std::fs::File::create(&log).expect("nspawn log");
-        let nspawn = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("systemd-nspawn (package systemd-container) must be installed");
-        let mut c = Container {
-            leader: 0,
-            log,
-            nspawn,
-        };
-        c.leader = c.find_leader();
-        let state = c.wait_running();
-        assert!(
-            state == "running" || state == "degraded",
-            "the container's systemd did not come up: {state}\n{}",
-            c.console()
-        );
-        c
-    }
-
-    /// The container's PID 1: nspawn's child that is systemd.
-    fn find_leader(&mut self) -> u32 {
-        let me = self.nspawn.id();
-        for _ in 0..300 {
-            if let Ok(Some(st)) = self.nspawn.try_wait() {
-                panic!("systemd-nspawn ended: {st}\n{}", self.console());
-            }
-            for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let field = |k: &str| {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(k))
-                        .map(|v| v.trim().to_string())
-                };
-                if field("PPid:") == Some(me.to_string())
-                    && field("Name:").as_deref() == Some("systemd")
-                {
-                    return pid;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("no systemd in the container after 30 s\n{}", self.console())
-    }
-
-    /// Polls `systemctl is-system-running` until the boot is over (at most 90 s): early
-    /// on it cannot reach systemd at all, or says "offline" before /run/systemd/system exists.
-    fn wait_running(&self) -> String {
-        let mut last = String::new();
-        for _ in 0..360 {
-            let out = self.sh("systemctl is-system-running");
-            last = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            if last == "running" || last == "degraded" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        last
-    }
-
-    fn console(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A shell command inside the container (all its namespaces).
-    fn sh(&self, script: &str) -> Output {
-        Command::new("nsenter")
-            .args([
-                "-t",
-                &self.leader.to_string(),
-                "-a",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ])
-            .output()
-            .expect("nsenter")
-    }
-
-    /// A command that must succeed; its standard output.
-    fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "`{script}` in the container: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `systemctl show -p PROP UNIT`'s value.
-    fn prop(&self, unit: &str, prop: &str) -> String {
-        self.ok(&format!("systemctl show -p {prop} --value {unit}"))
-            .trim()
-            .to_string()
-    }
-
-    /// Waits (bounded) until `check` holds; what it saw last when it never does.
-    fn until(
-        &self,
-        what: &str,
-        limit: Duration,
-        mut check: impl FnMut(&Self) -> Result<(), String>,
-    ) {
-        let end = Instant::now() + limit;
-        loop {
-            match check(self) {
-                Ok(()) => return,
-                Err(last) if Instant::now() >= end => {
-                    panic!("{what}: not within {} s; last: {last}", limit.as_secs())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(250)),
-            }
-        }
-    }
-
-    /// The UML pid host-launch recorded for `name`.
-    fn uml_pid(&self, name: &str) -> u32 {
-        let text = self.ok(&format!("cat /run/host-launch/{name}/state.json"));
-        let v: Value = serde_json::from_str(&text).expect("state.json");
-        v["uml_pid"].as_u64().expect("uml_pid") as u32
-    }
-
-    fn dig(&self, name: &str) -> String {
-        let out = self.sh(&format!(
-            "ip netns exec hlapps dig @192.0.2.53 {name} +short +tries=1 +time=1"
-        ));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        // SIGTERM makes nspawn power the container off (systemd stops the appliances).
-        // SAFETY: kill(2) of the nspawn process this test started.
-        unsafe { libc::kill(self.nspawn.id() as i32, libc::SIGTERM) };
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.nspawn.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.nspawn.kill();
-        let _ = self.nspawn.wait();
-    }
+fn dig(c: &Container, name: &str) -> String {
+    let out = c.sh(&format!(
+        "ip netns exec hlapps dig @192.0.2.53 {name} +short +tries=1 +time=1"
+    ));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Waits until dns1 has been restarted `n` times in all and is running and ready again.
@@ -225,20 +52,6 @@ fn restarted(c: &Container, what: &str, n: &str) {
             Err(format!("{restarts} {sub}"))
         }
     });
-}
-
-fn rootfs() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/systemd-rootfs");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed (debootstrap must be installed)",
-        script.display()
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// A spec from `examples/NAME.json` for the container: images, kernel and network there.
@@ -267,7 +80,7 @@ fn appliances_run_as_systemd_services() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "this test needs root (systemd-nspawn)");
-    let rootfs = rootfs();
+    let rootfs = e2e::nspawn::systemd_rootfs();
     let dir = TempDir::new("systemd").expect("temporary directory");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let images = dir.join("images");
@@ -301,7 +114,7 @@ fn appliances_run_as_systemd_services() {
     let installed = c.ok("host-launch install-systemd");
     assert!(installed.contains("systemd reloaded"), "{installed}");
     c.ok("timeout 90 systemctl start host-launch@dns1");
-    assert_eq!(c.dig("www.example.net"), "192.0.2.80");
+    assert_eq!(dig(&c, "www.example.net"), "192.0.2.80");
     let status = c.ok("systemctl status --no-pager --lines=0 host-launch@dns1");
     assert!(status.contains("Active: active (running)"), "{status}");
     assert!(
@@ -359,19 +172,19 @@ fn appliances_run_as_systemd_services() {
     );
 
     // UML killed with SIGKILL: the launcher ends with a failure, systemd starts it again.
-    let uml = c.uml_pid("dns1");
+    let uml = uml_pid(&c, "dns1");
     c.ok(&format!("kill -KILL {uml}"));
     restarted(&c, "restart after SIGKILL", "1");
-    assert_eq!(c.dig("www.example.net"), "192.0.2.80");
+    assert_eq!(dig(&c, "www.example.net"), "192.0.2.80");
 
     // A guest that stops (every UML process SIGSTOPped, as a hung kernel): no heartbeats,
     // no WATCHDOG=1, systemd kills the launcher and starts the appliance again.
-    let uml = c.uml_pid("dns1");
+    let uml = uml_pid(&c, "dns1");
     c.ok(&format!("kill -STOP -{uml}"));
     restarted(&c, "restart through the watchdog", "2");
     let j = c.ok("journalctl -u host-launch@dns1 --no-pager");
     assert!(j.contains("Watchdog timeout"), "{j}");
-    assert_eq!(c.dig("www.example.net"), "192.0.2.80");
+    assert_eq!(dig(&c, "www.example.net"), "192.0.2.80");
 
     // systemctl stop: the graceful path, the guest powers off by itself.
     c.ok("timeout 90 systemctl stop host-launch@dns1");

@@ -1,8 +1,27 @@
 //! The static guest-init that is `/sbin/init` of every image: where the workspace and its
-//! cargo target directory are, and building guest-init for musl.
+//! cargo target directory are, building guest-init for musl, and which one an image gets
+//! when none is named (the checkout's for a development build, else the installed one).
 
+use crate::installed::{self, LIB_DIR, LOCAL_LIB_DIR};
 use crate::Error;
 use std::path::{Path, PathBuf};
+
+/// guest-init's file name in the installed directories.
+pub const GUEST_INIT_FILE: &str = "guest-init";
+
+/// The guest-init for an image when none is named: a development build builds its
+/// checkout's with cargo; an installed program takes the installed one.
+pub fn default_guest_init() -> Result<PathBuf, Error> {
+    if installed::dev_checkout().is_some() {
+        return build_guest_init();
+    }
+    installed::lib_file(GUEST_INIT_FILE).ok_or_else(|| {
+        Error::one(format!(
+            "no static guest-init in {LOCAL_LIB_DIR} or {LIB_DIR}: install the package \
+             host-launch, or name one with --init PATH"
+        ))
+    })
+}
 
 /// The Rust target guest-init is built for (static with musl).
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

@@ -1,7 +1,8 @@
 //! rootfs: the pieces of an appliance's read-only root image that the image builder and the
 //! test harness share: the ELF reader ([`elf`]), the shared-library [`closure`] of programs,
 //! the [`plan`] of entries by image path, its reproducible ext4 writer ([`ext4`]), and the
-//! static guest-init every image holds as `/sbin/init` ([`guest_init`]). The `vmm` crate uses
+//! static guest-init every image holds as `/sbin/init` ([`guest_init`]), and where the
+//! installed programs find the project's files ([`installed`]). The `vmm` crate uses
 //! the closure to find what a dynamically linked UML kernel needs in its jail.
 //!
 //! A library only: the image builder's command line lives in `images/`, and nothing here
@@ -12,10 +13,13 @@ pub mod elf;
 pub mod error;
 pub mod ext4;
 pub mod guest_init;
+pub mod installed;
 pub mod plan;
 
 pub use error::Error;
-pub use guest_init::{build_guest_init, target_dir, workspace_root, MUSL_TARGET};
+pub use guest_init::{
+    build_guest_init, default_guest_init, target_dir, workspace_root, MUSL_TARGET,
+};
 
 /// Where Debian's user-mode-linux package keeps the kernel's modules.
 pub const UML_MODULES: &str = "/usr/lib/uml/modules";

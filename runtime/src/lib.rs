@@ -9,6 +9,7 @@
 //! `vmm` and exits with the service's status.
 
 pub mod bundle;
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod monitor;

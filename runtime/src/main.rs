@@ -3,84 +3,11 @@
 //! `delete`, `features`, `--version`). Errors go to stderr and, as runc does, to `--log`
 //! (JSON lines with `--log-format json`, which podman reads back when a command fails).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use uml_runc::cli::{Cli, Cmd};
 use uml_runc::commands;
-
-#[derive(Parser)]
-#[command(
-    name = "uml-runc",
-    disable_version_flag = true,
-    args_override_self = true
-)]
-struct Cli {
-    /// Where containers' state directories are.
-    #[arg(long, global = true, default_value = uml_runc::state::DEFAULT_ROOT)]
-    root: PathBuf,
-    /// A file the runtime's messages are appended to.
-    #[arg(long, global = true)]
-    log: Option<PathBuf>,
-    /// `text` or `json`.
-    #[arg(long, global = true, default_value = "text")]
-    log_format: String,
-    /// Accepted for runc's command line; the VM is not in a cgroup of the runtime's.
-    #[arg(long, global = true)]
-    systemd_cgroup: bool,
-    #[arg(long, global = true)]
-    debug: bool,
-    /// Accepted for runc's command line (`true`, `false`, `auto`).
-    #[arg(long, global = true)]
-    rootless: Option<String>,
-    /// Print the version.
-    #[arg(short = 'v', long)]
-    version: bool,
-    #[command(subcommand)]
-    command: Option<Cmd>,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Prepare the container's VM and leave its monitor waiting for `start`.
-    Create {
-        #[arg(short = 'b', long, default_value = ".")]
-        bundle: PathBuf,
-        #[arg(long)]
-        pid_file: Option<PathBuf>,
-        #[arg(long)]
-        console_socket: Option<PathBuf>,
-        #[arg(long)]
-        no_pivot: bool,
-        #[arg(long)]
-        no_new_keyring: bool,
-        #[arg(long)]
-        preserve_fds: Option<u32>,
-        id: String,
-    },
-    /// Boot the created container's VM.
-    Start { id: String },
-    /// Print the container's OCI state.
-    State { id: String },
-    /// SIGTERM (and SIGINT, SIGHUP, SIGQUIT): graceful stop; SIGKILL: kill the VM.
-    Kill {
-        #[arg(short = 'a', long)]
-        all: bool,
-        id: String,
-        #[arg(default_value = "SIGTERM")]
-        signal: String,
-    },
-    /// Remove the container (`--force`: also a running one).
-    Delete {
-        #[arg(short = 'f', long)]
-        force: bool,
-        id: String,
-    },
-    /// The runtime's features (JSON).
-    Features,
-    /// `exec`, `ps`, `pause`... are refused with a reason.
-    #[command(external_subcommand)]
-    Other(Vec<String>),
-}
 
 fn main() {
     let cli = Cli::parse();

@@ -285,7 +285,8 @@ fn in_image(root: &Path, path: &str) -> bool {
 }
 
 /// guest-init for the VMs: `$UML_RUNC_GUEST_INIT`, else `guest-init` beside this program,
-/// else [`INSTALLED_GUEST_INIT`].
+/// else [`INSTALLED_GUEST_INIT`], else the project's installed one (`/usr/local/lib/host-launch`,
+/// then the package's `/usr/lib/host-launch`).
 pub fn guest_init() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(GUEST_INIT_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
@@ -297,11 +298,14 @@ pub fn guest_init() -> Result<PathBuf> {
         .into_iter()
         .chain([PathBuf::from(INSTALLED_GUEST_INIT)])
         .find(|p| p.is_file())
+        .or_else(|| rootfs::installed::lib_file(rootfs::guest_init::GUEST_INIT_FILE))
         .ok_or_else(|| {
             Error::new(format!(
-                "no guest-init: put the static guest-init beside uml-runc, at \
-                 {INSTALLED_GUEST_INIT}, or name it in ${GUEST_INIT_ENV} \
-                 (cargo build --release --target x86_64-unknown-linux-musl -p guest-init)"
+                "no guest-init: install the package host-launch ({}/guest-init), put the \
+                 static guest-init beside uml-runc or at {INSTALLED_GUEST_INIT}, or name it \
+                 in ${GUEST_INIT_ENV} \
+                 (cargo build --release --target x86_64-unknown-linux-musl -p guest-init)",
+                rootfs::installed::LIB_DIR
             ))
         })
 }

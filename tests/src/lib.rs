@@ -26,6 +26,7 @@ pub mod events;
 pub mod host;
 pub mod launch;
 pub mod netns;
+pub mod nspawn;
 mod outcome;
 mod rootfs;
 mod tempdir;

@@ -1,32 +1,39 @@
 //! Which UML kernel to boot: the one named (a spec's `kernel`, then `UML_KERNEL`), else the
-//! project's own (`kernel/`: installed, or built in this checkout), else Debian's. A start
-//! says which it used, so `host-launch check` and `status` can show it.
+//! project's own (`kernel/`: installed in /usr/local/lib/host-launch or by the package in
+//! /usr/lib/host-launch, or, for a development build only, built in its checkout), else
+//! Debian's. A start says which it used, so `host-launch check` and `status` can show it.
 
 use std::path::{Path, PathBuf};
 
 /// Debian's UML kernel (package user-mode-linux).
 pub const DEBIAN_KERNEL: &str = "/usr/bin/linux.uml";
 
-/// Where `kernel/build --install` puts the project's kernel.
-pub const INSTALLED_KERNEL: &str = "/usr/local/lib/host-launch/linux";
+/// The project's kernel's file name in the installed directories (`rootfs::installed`).
+pub const KERNEL_FILE: &str = "linux";
 
 /// The environment variable that names another kernel.
 pub const KERNEL_ENV: &str = "UML_KERNEL";
 
-/// The project's kernel as `kernel/build` leaves it in the checkout this was built from.
-pub fn built_kernel() -> PathBuf {
-    rootfs::workspace_root().join("build/kernel/linux")
+/// The project's kernel as `kernel/build` leaves it in the checkout a development build runs
+/// from; `None` for an installed binary, which never looks into a build tree.
+pub fn built_kernel() -> Option<PathBuf> {
+    rootfs::installed::dev_checkout().map(|c| c.join("build/kernel/linux"))
+}
+
+/// The project's kernel where it is installed (`/usr/local/lib/host-launch/linux`, then the
+/// package's `/usr/lib/host-launch/linux`).
+pub fn installed_kernel() -> Option<PathBuf> {
+    rootfs::installed::lib_file(KERNEL_FILE)
 }
 
 /// The kernel to boot when the spec names none: `$UML_KERNEL`, else the project's kernel
-/// when it is installed or built, else [`DEBIAN_KERNEL`].
+/// when it is installed (or built, for a development build), else [`DEBIAN_KERNEL`].
 pub fn default_kernel() -> PathBuf {
     if let Some(k) = std::env::var_os(KERNEL_ENV).filter(|k| !k.is_empty()) {
         return PathBuf::from(k);
     }
-    [PathBuf::from(INSTALLED_KERNEL), built_kernel()]
-        .into_iter()
-        .find(|p| p.is_file())
+    installed_kernel()
+        .or_else(|| built_kernel().filter(|p| p.is_file()))
         .unwrap_or_else(|| PathBuf::from(DEBIAN_KERNEL))
 }
 
@@ -40,7 +47,11 @@ pub fn whose(kernel: &Path) -> &'static str {
     };
     if same(Path::new(DEBIAN_KERNEL)) {
         "Debian's"
-    } else if same(Path::new(INSTALLED_KERNEL)) || same(&built_kernel()) {
+    } else if installed_kernel()
+        .into_iter()
+        .chain(built_kernel())
+        .any(|p| same(&p))
+    {
         "the project's"
     } else {
         "named"

@@ -35,13 +35,8 @@ pub fn install(root: &Path, host_launch: &Path) -> Result<Installed> {
     let unit = root.join(UNIT_DIR).join(TEMPLATE_NAME);
     let generator = root.join(GENERATOR_DIR).join(GENERATOR_NAME);
     write(&unit, &template_unit(exe), 0o644)?;
-    // A script, not a link: the generator is the launcher's `systemd-generator` subcommand,
-    // and the unit's template path (for the .wants links) is fixed here.
-    let script = format!(
-        "#!/bin/sh\n# Installed by `host-launch install-systemd`: the specs in {SPEC_DIR} as units.\n\
-         exec {exe} systemd-generator --template /{UNIT_DIR}/{TEMPLATE_NAME} \"$@\"\n"
-    );
-    write(&generator, &script, 0o755)?;
+    let template = format!("/{UNIT_DIR}/{TEMPLATE_NAME}");
+    write(&generator, &generator_script(exe, &template), 0o755)?;
     for d in [SPEC_DIR, "/var/lib/host-launch"] {
         let d = root.join(d.trim_start_matches('/'));
         std::fs::create_dir_all(&d).io_context(|| format!("creating {}", d.display()))?;
@@ -60,6 +55,17 @@ pub fn install(root: &Path, host_launch: &Path) -> Result<Installed> {
         files: vec![unit, generator],
         reloaded,
     })
+}
+
+/// The generator for the launcher `exe` and the template unit at `template`. A script, not a
+/// link: the generator is the launcher's `systemd-generator` subcommand, and the unit's
+/// template path (for the .wants links) is fixed here. The Debian package ships one for
+/// /usr/bin/host-launch and /usr/lib/systemd/system (`packaging/`).
+pub fn generator_script(exe: &str, template: &str) -> String {
+    format!(
+        "#!/bin/sh\n# host-launch's systemd generator: the specs in {SPEC_DIR} as units.\n\
+         exec {exe} systemd-generator --template {template} \"$@\"\n"
+    )
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<()> {

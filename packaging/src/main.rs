@@ -1,0 +1,41 @@
+//! `package-files DIR`: writes the Debian package's generated files (man pages, shell
+//! completions, the systemd unit and generator) under DIR, as they lie in the package.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn write(root: &Path, f: &packaging::File) -> Result<(), String> {
+    let path = root.join(&f.path);
+    let what = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(what)?;
+    }
+    std::fs::write(&path, &f.bytes).map_err(what)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode)).map_err(what)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [root] = args.as_slice() else {
+        eprintln!(
+            "usage: package-files DIR (the package's root to write the generated files under)"
+        );
+        return ExitCode::from(2);
+    };
+    let files = match packaging::files() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("package-files: rendering a man page: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for f in &files {
+        if let Err(e) = write(Path::new(root), f) {
+            eprintln!("package-files: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("package-files: {} files under {root}", files.len());
+    ExitCode::SUCCESS
+}

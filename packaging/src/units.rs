@@ -1,0 +1,73 @@
+//! The systemd template unit and generator for the packaged launcher, at Debian's policy
+//! paths under /usr/lib/systemd; `host-launch install-systemd` writes the same two under /etc
+//! for a launcher elsewhere (a checkout).
+
+use crate::{File, BIN_DIR};
+use host_launch::systemd::TEMPLATE_NAME;
+use host_launch::systemd::{install::generator_script, install::GENERATOR_NAME, template_unit};
+
+/// systemd's directory for a package's units.
+pub const UNIT_DIR: &str = "usr/lib/systemd/system";
+/// systemd's directory for a package's generators.
+pub const GENERATOR_DIR: &str = "usr/lib/systemd/system-generators";
+
+/// The package's man pages, named in the unit (`install-systemd` cannot: a checkout has none,
+/// and `systemd-analyze verify` fails on a page that is not there).
+pub const DOCUMENTATION: &str = "Documentation=man:host-launch(1) man:host-launch-run(1)";
+
+/// The template unit for the packaged launcher, naming the package's man pages first.
+pub fn unit(exe: &str) -> String {
+    template_unit(exe).replacen(
+        "\nDocumentation=",
+        &format!("\n{DOCUMENTATION}\nDocumentation="),
+        1,
+    )
+}
+
+/// The template unit and the generator.
+pub fn files() -> Vec<File> {
+    let exe = format!("{BIN_DIR}/host-launch");
+    vec![
+        File {
+            path: format!("{UNIT_DIR}/{TEMPLATE_NAME}"),
+            bytes: unit(&exe).into_bytes(),
+            mode: 0o644,
+        },
+        File {
+            path: format!("{GENERATOR_DIR}/{GENERATOR_NAME}"),
+            bytes: generator_script(&exe, &format!("/{UNIT_DIR}/{TEMPLATE_NAME}")).into_bytes(),
+            mode: 0o755,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unit_and_generator_name_the_packaged_paths() {
+        let f = files();
+        let unit = String::from_utf8_lossy(&f[0].bytes);
+        assert!(
+            unit.contains("ExecStart=/usr/bin/host-launch run -q /etc/host-launch/%i.json"),
+            "{unit}"
+        );
+        assert!(!unit.contains("@HOST_LAUNCH@"), "{unit}");
+        assert!(
+            unit.contains(&format!(
+                "\n{DOCUMENTATION}\nDocumentation=man:systemd.service(5)\n"
+            )),
+            "{unit}"
+        );
+        let generator = String::from_utf8_lossy(&f[1].bytes);
+        assert!(
+            generator.contains(
+                "exec /usr/bin/host-launch systemd-generator --template \
+                 /usr/lib/systemd/system/host-launch@.service \"$@\""
+            ),
+            "{generator}"
+        );
+        assert_eq!(f[1].mode, 0o755);
+    }
+}
