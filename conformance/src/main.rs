@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use conformance::cli::Args;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the

@@ -203,7 +203,8 @@ fn every_command_of_the_readme_and_the_demo_works() {
         .iter()
         .filter(|c| !NOT_RUN.iter().any(|(n, _)| program(&c.text) == *n))
         .collect();
-    let readme = std::fs::read_to_string(e2e::workspace_root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(e2e::workspace_root().join("README.md")).expect("README.md");
     for (h, why) in SECTIONS_NOT_RUN {
         assert!(
             readme.lines().any(|l| l.trim() == *h),
