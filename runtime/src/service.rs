@@ -202,7 +202,13 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         env,
         extra: None,
         files,
-        sysctl: BTreeMap::new(),
+        // `linux.sysctl`: guest-init writes each before the service starts; one the guest
+        // kernel lacks fails the boot with its name (the monitor's log says it).
+        sysctl: c
+            .linux
+            .as_ref()
+            .map(|l| l.sysctl.clone())
+            .unwrap_or_default(),
         stop_timeout_ms: None,
         run_as: None,
         limits: None,
@@ -612,6 +618,19 @@ mod tests {
             e.contains(ANNOTATION_MEMORY) && e.contains("not a number"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sysctls_reach_the_contract_and_bad_names_are_refused() {
+        let c = config(serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert_eq!(
+            p.merged.contract.sysctl.get("net.ipv4.ip_forward"),
+            Some(&"1".to_string())
+        );
+        let c = config(serde_json::json!({"linux": {"sysctl": {"../x": "1"}}}));
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(e.contains("sysctl"), "{e}");
     }
 
     #[test]
