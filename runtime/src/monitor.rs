@@ -240,6 +240,11 @@ fn note(line: &[u8], seen: &mut Seen) {
             })
         }
         Event::Fatal { reason, .. } => seen.fatal = Some(reason),
+        // Lost console lines are said where conmon takes the container's log from, beside
+        // the console's own notice (which a reader that misses lines may miss too).
+        Event::Warning { reason } if reason.contains(contract::status::CONSOLE_DROPPED) => {
+            say(&format!("guest-init: {reason}"))
+        }
         _ => {}
     }
 }
