@@ -318,6 +318,7 @@ fn service() -> impl Strategy<Value = Service> {
                     readiness,
                     liveness: None,
                     rlimits: BTreeMap::new(),
+                    oom_score_adj: None,
                 }
             },
         )

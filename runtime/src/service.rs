@@ -140,6 +140,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         },
     };
     apply_rlimits(process, &mut manifest, &mut notes)?;
+    apply_oom_score_adj(process, &mut manifest)?;
     if own_image {
         // `podman run IMAGE CMD...` replaces the image's command.
         let args = resolved_args(&process.args, &inputs.argv0);
@@ -425,6 +426,7 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         readiness: Default::default(),
         liveness: None,
         rlimits: BTreeMap::new(),
+        oom_score_adj: None,
     })
 }
 
@@ -487,6 +489,32 @@ fn apply_rlimits(
         return Ok(());
     }
     manifest.service.rlimits.extend(limits);
+    Ok(())
+}
+
+/// `process.oomScoreAdj` becomes the service's (contract version 3); an image of ours that
+/// speaks an older version cannot take it: refused, naming the field. `noNewPrivileges`
+/// needs nothing: guest-init sets no_new_privs for every service, so `true` is applied and
+/// `false` (podman's default) gets the stricter setting too (README: a design choice).
+fn apply_oom_score_adj(process: &Process, manifest: &mut Manifest) -> Result<()> {
+    let Some(adj) = process.oom_score_adj else {
+        return Ok(());
+    };
+    let since = contract::OOM_SCORE_SINCE;
+    if manifest.contract_version < since {
+        return Err(Error::new(format!(
+            "config.json: process.oomScoreAdj: the image speaks host contract version {}, which \
+             cannot apply it (version {since} can); use an image whose manifest declares \
+             contract_version {since}, or leave it out (podman --oom-score-adj)",
+            manifest.contract_version
+        )));
+    }
+    if !(-1000..=1000).contains(&adj) {
+        return Err(Error::new(format!(
+            "config.json: process.oomScoreAdj: {adj} is outside -1000 to 1000"
+        )));
+    }
+    manifest.service.oom_score_adj = Some(adj);
     Ok(())
 }
 
@@ -618,6 +646,19 @@ mod tests {
             e.contains(ANNOTATION_MEMORY) && e.contains("not a number"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn oom_score_adj_reaches_the_service() {
+        let c = config(serde_json::json!({"process": {
+            "args": ["sh"], "cwd": "/", "noNewPrivileges": true, "oomScoreAdj": -500}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert_eq!(p.merged.contract.service.oom_score_adj, Some(-500));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let c = config(serde_json::json!({"process": {
+            "args": ["sh"], "cwd": "/", "oomScoreAdj": 2000}}));
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(e.contains("process.oomScoreAdj: 2000"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! is the monitor's, so the guest's console lands in that file). A busybox root, a real
 //! UML boot, the container in a new network namespace without a path:
 //! - the hooks run on the host, in the spec's order, each with the state on stdin;
-//! - the guest has the spec's /dev links and mount order, the config's sysctl, loopback only;
+//! - the guest has the spec's /dev links and mount order, the config's sysctl, oomScoreAdj
+//!   and noNewPrivileges, loopback only;
 //! - `state` names the root as `root.path` does (`.`: the bundle itself);
 //! - not one of the service's 20,000 lines is lost on the way to the file;
 //! - a graceful stop of a guest whose service spins completes within the stop timeout;
@@ -85,7 +86,7 @@ impl Fixture {
         std::fs::create_dir_all(&bin).expect("bundle/bin");
         std::fs::copy(busybox(), bin.join("busybox")).expect("copying busybox");
         for applet in [
-            "sh", "cat", "cut", "tr", "ls", "seq", "sed", "readlink", "sleep",
+            "sh", "cat", "cut", "tr", "ls", "seq", "sed", "readlink", "sleep", "grep",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("an applet link");
         }
@@ -157,6 +158,8 @@ fn a_vm_holds_to_the_spec_hooks_defaults_sysctl_and_every_line() {
          echo mounts $(cut -d' ' -f5 /proc/self/mountinfo | tr '\\n' ' '); \
          echo ip_forward $(cat /proc/sys/net/ipv4/ip_forward); \
          echo interfaces $(ls /sys/class/net | tr '\\n' ' '); \
+         echo oom_score_adj $(cat /proc/self/oom_score_adj); \
+         echo $(grep NoNewPrivs /proc/self/status); \
          seq 1 {LINES} | sed 's/^/line /'; echo all printed"
     );
     let hooks = serde_json::json!({
@@ -171,6 +174,7 @@ fn a_vm_holds_to_the_spec_hooks_defaults_sysctl_and_every_line() {
         serde_json::json!({
             "hooks": hooks,
             "annotations": {"org.example.test": "hooks"},
+            "process": {"oomScoreAdj": -300, "noNewPrivileges": true},
             "linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}
         }),
     );
@@ -222,6 +226,8 @@ fn a_vm_holds_to_the_spec_hooks_defaults_sysctl_and_every_line() {
         "{mounts:?}"
     );
     assert_eq!(said("ip_forward"), "1", "linux.sysctl reached the guest");
+    assert_eq!(said("oom_score_adj"), "-300", "process.oomScoreAdj");
+    assert_eq!(said("NoNewPrivs:"), "1", "process.noNewPrivileges");
     assert_eq!(
         said("interfaces"),
         "lo",
