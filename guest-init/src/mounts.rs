@@ -67,7 +67,8 @@ fn system_mounts() -> [SystemMount; 7] {
             "mode=0620,gid=5,ptmxmode=0666".into(),
         ),
         (
-            "tmpfs",
+            // Source "shm", as the OCI runtime spec's default mount names it.
+            "shm",
             "/dev/shm",
             "tmpfs",
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
