@@ -1,6 +1,6 @@
 //! The host contract's serde types, for every version this crate speaks: version 2 is
-//! version 1 plus `service.rlimits`, version 3 is 2 plus `service.oom_score_adj`; a document
-//! cannot hold what only a later version has.
+//! version 1 plus `service.rlimits`, version 3 is 2 plus `service.oom_score_adj` and
+//! `service.no_new_privileges`; a document cannot hold what only a later version has.
 //!
 //! Every struct rejects unknown fields so that a typo on the host is an error, not a silently
 //! ignored setting. Values that need checking beyond their JSON shape (addresses, names, paths)
@@ -27,7 +27,8 @@ pub fn speaks(v: u32) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct Contract {
     /// The contract version of this document: 1, 2 (adds `service.rlimits`) or 3 (adds
-    /// `service.oom_score_adj`). A host gives an image the version its manifest declares.
+    /// `service.oom_score_adj` and `service.no_new_privileges`). A host gives an image the
+    /// version its manifest declares.
     pub version: u32,
     /// The guest's hostname: one RFC 1123 label (letters, digits, '-'; 1 to 63 characters).
     pub hostname: String,
@@ -218,6 +219,19 @@ pub struct Service {
     /// 1000 (chosen first); absent: the kernel's 0. Contract version 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// Whether the service runs with no_new_privs (set-user-ID bits and file capabilities
+    /// give nothing on exec): default true; false (OCI's `process.noNewPrivileges: false`)
+    /// only from contract version 3.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub no_new_privileges: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// One resource limit (setrlimit(2)): `soft` at most `hard`; 18446744073709551615 (2^64 - 1)
@@ -236,19 +250,32 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 /// resource limits" compares with it.
 pub const RLIMITS_SINCE: u32 = 2;
 
-/// The contract version that brought `service.oom_score_adj` (the OCI runtime spec's
-/// `process.oomScoreAdj`).
+/// The contract version that brought `service.oom_score_adj` and `service.no_new_privileges`
+/// (the OCI runtime spec's `process.oomScoreAdj` and `process.noNewPrivileges`).
 pub const OOM_SCORE_SINCE: u32 = 3;
 
 impl Contract {
     /// The oldest contract version that can hold this contract.
     pub fn least_version(&self) -> u32 {
-        if self.service.oom_score_adj.is_some() {
+        if self.version_3_field().is_some() {
             OOM_SCORE_SINCE
         } else if !self.service.rlimits.is_empty() {
             RLIMITS_SINCE
         } else {
             OLDEST_VERSION
+        }
+    }
+}
+
+impl Contract {
+    /// The first field set that only version [`OOM_SCORE_SINCE`] has.
+    pub fn version_3_field(&self) -> Option<&'static str> {
+        if self.service.oom_score_adj.is_some() {
+            Some("service.oom_score_adj")
+        } else if !self.service.no_new_privileges {
+            Some("service.no_new_privileges")
+        } else {
+            None
         }
     }
 }

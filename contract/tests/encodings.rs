@@ -319,6 +319,7 @@ fn service() -> impl Strategy<Value = Service> {
                     liveness: None,
                     rlimits: BTreeMap::new(),
                     oom_score_adj: None,
+                    no_new_privileges: true,
                 }
             },
         )

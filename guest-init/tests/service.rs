@@ -553,6 +553,19 @@ fn the_oom_score_adj_reaches_the_service() {
 }
 
 #[test]
+fn no_new_privs_is_set_unless_the_contract_says_false() {
+    let status = sh("grep NoNewPrivs /proc/self/status");
+    let o = run(&service(json!({"argv": status.clone(), "uid": NOBODY})));
+    ok(&o);
+    assert_eq!(o.out.split_whitespace().last(), Some("1"), "{}", o.out);
+    let o = run(&service(
+        json!({"argv": status, "uid": NOBODY, "no_new_privileges": false}),
+    ));
+    ok(&o);
+    assert_eq!(o.out.split_whitespace().last(), Some("0"), "{}", o.out);
+}
+
+#[test]
 fn a_resource_limit_the_kernel_refuses_is_named() {
     // No one may raise RLIMIT_NOFILE above fs.nr_open, not even with CAP_SYS_RESOURCE.
     let svc = service(json!({

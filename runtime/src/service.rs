@@ -140,7 +140,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         },
     };
     apply_rlimits(process, &mut manifest, &mut notes)?;
-    apply_oom_score_adj(process, &mut manifest)?;
+    apply_version_3(process, &mut manifest)?;
     if own_image {
         // `podman run IMAGE CMD...` replaces the image's command.
         let args = resolved_args(&process.args, &inputs.argv0);
@@ -427,6 +427,7 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         liveness: None,
         rlimits: BTreeMap::new(),
         oom_score_adj: None,
+        no_new_privileges: true,
     })
 }
 
@@ -492,11 +493,14 @@ fn apply_rlimits(
     Ok(())
 }
 
-/// `process.oomScoreAdj` becomes the service's (contract version 3); an image of ours that
-/// speaks an older version cannot take it: refused, naming the field. `noNewPrivileges`
-/// needs nothing: guest-init sets no_new_privs for every service, so `true` is applied and
-/// `false` (podman's default) gets the stricter setting too (README: a design choice).
-fn apply_oom_score_adj(process: &Process, manifest: &mut Manifest) -> Result<()> {
+/// `process.oomScoreAdj` and `process.noNewPrivileges` become the service's (contract
+/// version 3). An image of ours that speaks an older version cannot take an OOM score:
+/// refused, naming the field; its service keeps no_new_privs (on in every version before 3),
+/// stricter than a `false` asks, which needs no refusal.
+fn apply_version_3(process: &Process, manifest: &mut Manifest) -> Result<()> {
+    if manifest.contract_version >= contract::OOM_SCORE_SINCE {
+        manifest.service.no_new_privileges = process.no_new_privileges;
+    }
     let Some(adj) = process.oom_score_adj else {
         return Ok(());
     };
@@ -654,7 +658,14 @@ mod tests {
             "args": ["sh"], "cwd": "/", "noNewPrivileges": true, "oomScoreAdj": -500}}));
         let p = plan("x1", &c, &inputs()).unwrap();
         assert_eq!(p.merged.contract.service.oom_score_adj, Some(-500));
+        assert!(p.merged.contract.service.no_new_privileges);
         assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let c = config(serde_json::json!({"process": {"args": ["sh"], "cwd": "/"}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert!(
+            !p.merged.contract.service.no_new_privileges,
+            "the spec's default: false"
+        );
         let c = config(serde_json::json!({"process": {
             "args": ["sh"], "cwd": "/", "oomScoreAdj": 2000}}));
         let e = plan("x1", &c, &inputs()).unwrap_err().0;

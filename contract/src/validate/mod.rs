@@ -92,9 +92,9 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
                 c.version
             ),
         );
-    } else if c.service.oom_score_adj.is_some() && c.version < OOM_SCORE_SINCE {
+    } else if let Some(field) = c.version_3_field().filter(|_| c.version < OOM_SCORE_SINCE) {
         ck.push(
-            "service.oom_score_adj",
+            field,
             format!(
                 "needs contract version {OOM_SCORE_SINCE}, and this contract is version {} (the \
                  image's): drop it, or use an image whose manifest declares contract_version \

@@ -73,11 +73,14 @@ pub(super) fn child_setup(
     // SAFETY: workdir is a NUL-terminated string prepared before fork.
     check(Step::Chdir, unsafe { libc::chdir(plan.workdir.as_ptr()) })?;
     // No setuid binary or file capability can give the service (or anything it runs) more
-    // than it has now. Ambient capabilities still pass through exec.
-    // SAFETY: prctl with integer arguments only.
-    check(Step::NoNewPrivs, unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0)
-    })?;
+    // than it has now, unless the contract says otherwise (version 3, OCI's
+    // `noNewPrivileges: false`). Ambient capabilities still pass through exec.
+    if plan.no_new_privs {
+        // SAFETY: prctl with integer arguments only.
+        check(Step::NoNewPrivs, unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0)
+        })?;
+    }
     // execve, not execvpe: argv[0] is absolute and no PATH lookup is wanted.
     // SAFETY: all three pointers come from the plan: NUL-terminated strings and
     // null-terminated pointer arrays that outlive this call.

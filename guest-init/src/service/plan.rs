@@ -87,6 +87,8 @@ pub(super) struct Plan {
     pub(super) rlimits: Vec<(libc::c_int, Rlimit64)>,
     /// The contract's `oom_score_adj` as the text the child writes.
     pub(super) oom_score_adj: Option<Vec<u8>>,
+    /// Whether the child sets no_new_privs (the contract's `no_new_privileges`).
+    pub(super) no_new_privs: bool,
 }
 
 impl Plan {
@@ -135,6 +137,7 @@ impl Plan {
             fd_limit: fd_limit(),
             rlimits: rlimits(svc)?,
             oom_score_adj: svc.oom_score_adj.map(|a| a.to_string().into_bytes()),
+            no_new_privs: svc.no_new_privileges,
         })
     }
 
