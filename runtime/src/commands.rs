@@ -142,9 +142,7 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         );
         // The spec: a failed create hook stops the container and runs the poststop hooks.
         if let Ok(json) = state_text(&dir, &s) {
-            if let Err(pe) = crate::hooks::run("poststop", &hooks.poststop, &json) {
-                notes.push(pe.0);
-            }
+            notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
         }
         return Err(e);
     }
@@ -374,10 +372,10 @@ pub fn start(root: &Path, id: &str, notes: &mut Vec<String>) -> Result<()> {
         }
     }
     std::fs::remove_file(dir.fifo()).map_err(io(format!("removing {}", dir.fifo().display())))?;
-    // The spec: a failed poststart hook is a warning; the container runs on.
+    // The spec: a failed poststart hook is a warning; the others and the container run on.
     let json = state_text(&dir, &s)?;
-    if let Err(e) = crate::hooks::run("poststart", &s.poststart, &json) {
-        notes.push(format!("container {id}: {e}"));
+    for w in crate::hooks::run_all("poststart", &s.poststart, &json) {
+        notes.push(format!("container {id}: {w}"));
     }
     Ok(())
 }
@@ -476,9 +474,10 @@ pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Re
     }
     let json = state_text(&dir, &s)?;
     std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))?;
-    // The spec: after the container is deleted, before delete returns; a failure is a warning.
-    if let Err(e) = crate::hooks::run("poststop", &s.poststop, &json) {
-        notes.push(format!("container {id}: {e}"));
+    // The spec: after the container is deleted, before delete returns; a failure is a
+    // warning, and the other hooks still run.
+    for w in crate::hooks::run_all("poststop", &s.poststop, &json) {
+        notes.push(format!("container {id}: {w}"));
     }
     Ok(())
 }

@@ -68,6 +68,20 @@ pub fn run(name: &str, hooks: &[Hook], state: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs every one of `hooks` in order, whatever the others did, as the spec wants for
+/// `poststart` and `poststop`: a failure is a warning (returned), and the rest still run.
+pub fn run_all(name: &str, hooks: &[Hook], state: &str) -> Vec<String> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            run_one(h, state)
+                .err()
+                .map(|e| format!("hooks.{name}[{i}] ({}): {e}", h.path))
+        })
+        .collect()
+}
+
 fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     let mut cmd = Command::new(&h.path);
     if let Some((argv0, rest)) = h.args.split_first() {
@@ -175,6 +189,22 @@ mod tests {
         let e = run("prestart", &[hook("sleep 30", Some(1))], "{}").unwrap_err();
         assert!(e.0.contains("timeout of 1 s"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn after_start_a_failing_hook_is_a_warning_and_the_rest_run() {
+        let dir = std::env::temp_dir().join(format!("uml-runc-hooks-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let hooks = [
+            hook("exit 1", None),
+            hook(&format!("echo second >> {}", out.display()), None),
+        ];
+        let warnings = run_all("poststop", &hooks, "{}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("hooks.poststop[0]"), "{warnings:?}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "second\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
