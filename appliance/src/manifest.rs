@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn wrong_contract_version_is_refused_first() {
-        let e = parse(br#"{"contract_version":3,"whatever":true}"#).unwrap_err();
-        assert!(e.contains("speaks host contract version 3"), "{e}");
+        let e = parse(br#"{"contract_version":4,"whatever":true}"#).unwrap_err();
+        assert!(e.contains("speaks host contract version 4"), "{e}");
         let e = parse(br#"{"service":{"argv":["/x"]}}"#).unwrap_err();
         assert!(e.starts_with("contract_version: missing"), "{e}");
     }

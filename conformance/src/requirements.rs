@@ -126,6 +126,7 @@ pub const ALL: &[Requirement] = &[
     r("C-SVC-5", Must, "the working directory", Probe),
     r("C-SVC-6", Should, "no_new_privs is set", Probe),
     r("C-RLIMIT-1", Must, "version 2: the service has exactly the resource limits given", Probe),
+    r("C-OOM-1", Must, "version 3: the service has the oom_score_adj given", Probe),
     r("C-RST-1", Must, "on-failure restarts after a non-zero exit", Outside),
     r("C-RST-2", Must, "restarts wait backoff_min_ms first, doubling up to backoff_max_ms", Outside),
     r("C-RST-3", Must, "always restarts after exit 0", Outside),

@@ -77,8 +77,12 @@ fn assert_conforms(name: &str, extra: &[&str]) {
     // Every requirement that can be checked from outside was, for the images with a disk.
     let skipped = with_status(&report, "skipped");
     // (The DNS images have no data disk: the disk requirements are skipped.)
+    // (The recipes declare contract version 2: C-OOM-1, of version 3, is skipped.)
     if !["dns", "nsd", "knot"].contains(&name) {
-        assert!(skipped.is_empty(), "{name}: skipped {skipped:?}");
+        assert!(
+            skipped.iter().all(|id| id == "C-OOM-1"),
+            "{name}: skipped {skipped:?}"
+        );
     }
     let passed = with_status(&report, "pass");
     assert!(passed.len() >= 55, "{name}: only {} passed", passed.len());

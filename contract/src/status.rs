@@ -60,6 +60,9 @@ pub fn heartbeat_arg(interval: Option<std::time::Duration>) -> String {
 
 const CLOCK_KEYS: [&str; 3] = ["ts_us", "boot_us", "init_us"];
 
+/// What a [`Event::Warning`] about console lines guest-init had to drop says.
+pub const CONSOLE_DROPPED: &str = "log lines dropped while the console was blocked";
+
 /// One status event, with its fields; the wire name is the variant's in snake case
 /// (`ServiceStarted` is `service_started`). Fields that are `null` on the wire are `Option`s.
 /// The events the host acts on (`ready`, `exited`, `restarting`, `fatal`, `power_off`) read
@@ -152,7 +155,8 @@ pub enum Event {
     },
     /// The stop timeout passed.
     StopTimeout { action: String },
-    /// Something went wrong that does not end the VM.
+    /// Something went wrong that does not end the VM. Lost console lines are one, its
+    /// reason containing [`CONSOLE_DROPPED`]: the host shows it where the console goes.
     Warning { reason: String },
     /// guest-init cannot go on; `field` is the contract's JSON path at fault, if any.
     Fatal {

@@ -1,5 +1,6 @@
-//! The host contract's serde types, for both versions this crate speaks: version 2 is
-//! version 1 plus `service.rlimits`; a version 1 document cannot hold what only 2 has.
+//! The host contract's serde types, for every version this crate speaks: version 2 is
+//! version 1 plus `service.rlimits`, version 3 is 2 plus `service.oom_score_adj` and
+//! `service.no_new_privileges`; a document cannot hold what only a later version has.
 //!
 //! Every struct rejects unknown fields so that a typo on the host is an error, not a silently
 //! ignored setting. Values that need checking beyond their JSON shape (addresses, names, paths)
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The newest contract version these types describe.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The oldest contract version these types still describe (each later one only adds).
 pub const OLDEST_VERSION: u32 = 1;
@@ -25,8 +26,9 @@ pub fn speaks(v: u32) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
-    /// The contract version of this document: 1 or 2 (2 adds `service.rlimits`). A host
-    /// gives an image the version its manifest declares.
+    /// The contract version of this document: 1, 2 (adds `service.rlimits`) or 3 (adds
+    /// `service.oom_score_adj` and `service.no_new_privileges`). A host gives an image the
+    /// version its manifest declares.
     pub version: u32,
     /// The guest's hostname: one RFC 1123 label (letters, digits, '-'; 1 to 63 characters).
     pub hostname: String,
@@ -216,6 +218,23 @@ pub struct Service {
     /// [`crate::names::RLIMITS`]), set before it drops its privileges. Contract version 2.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rlimits: BTreeMap<String, Rlimit>,
+    /// The service's `/proc/PID/oom_score_adj`, -1000 (never chosen by the OOM killer) to
+    /// 1000 (chosen first); absent: the kernel's 0. Contract version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// Whether the service runs with no_new_privs (set-user-ID bits and file capabilities
+    /// give nothing on exec): default true; false (OCI's `process.noNewPrivileges: false`)
+    /// only from contract version 3.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub no_new_privileges: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// One resource limit (setrlimit(2)): `soft` at most `hard`; 18446744073709551615 (2^64 - 1)
@@ -234,13 +253,32 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 /// resource limits" compares with it.
 pub const RLIMITS_SINCE: u32 = 2;
 
+/// The contract version that brought `service.oom_score_adj` and `service.no_new_privileges`
+/// (the OCI runtime spec's `process.oomScoreAdj` and `process.noNewPrivileges`).
+pub const OOM_SCORE_SINCE: u32 = 3;
+
 impl Contract {
     /// The oldest contract version that can hold this contract.
     pub fn least_version(&self) -> u32 {
-        if self.service.rlimits.is_empty() {
-            OLDEST_VERSION
-        } else {
+        if self.version_3_field().is_some() {
+            OOM_SCORE_SINCE
+        } else if !self.service.rlimits.is_empty() {
             RLIMITS_SINCE
+        } else {
+            OLDEST_VERSION
+        }
+    }
+}
+
+impl Contract {
+    /// The first field set that only version [`OOM_SCORE_SINCE`] has.
+    pub fn version_3_field(&self) -> Option<&'static str> {
+        if self.service.oom_score_adj.is_some() {
+            Some("service.oom_score_adj")
+        } else if !self.service.no_new_privileges {
+            Some("service.no_new_privileges")
+        } else {
+            None
         }
     }
 }

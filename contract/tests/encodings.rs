@@ -318,6 +318,8 @@ fn service() -> impl Strategy<Value = Service> {
                     readiness,
                     liveness: None,
                     rlimits: BTreeMap::new(),
+                    oom_score_adj: None,
+                    no_new_privileges: true,
                 }
             },
         )

@@ -83,6 +83,16 @@ bundle = {
               "resources": {"memory": {"limit": 67108864}}},
 }
 put("bundle", json.dumps(bundle).encode())
+# What the OCI runtime spec adds: hooks, sysctls, the OOM score, a network namespace without
+# a path (loopback only), the root as the bundle itself.
+spec = json.loads(json.dumps(bundle))
+spec["root"] = {"path": "."}
+spec["process"].update({"noNewPrivileges": True, "oomScoreAdj": -500})
+spec["linux"]["namespaces"] = [{"type": "network"}, {"type": "mount"}]
+spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+hook = {"path": "/bin/sh", "args": ["sh", "-c", "cat"], "env": ["A=1"], "timeout": 5}
+spec["hooks"] = {"prestart": [hook], "createRuntime": [hook], "poststart": [hook], "poststop": [hook]}
+put("bundle", json.dumps(spec).encode())
 for m in manifests:
     own = json.loads(json.dumps(bundle))
     own["annotations"]["org.host-contract.manifest.v1"] = m.decode()
@@ -97,6 +107,7 @@ for line in [
     '{"event":"power_off","ts_us":1,"boot_us":2,"init_us":3,"reason":"fatal","field":null}\n{"event":"exited","code":7,"signal":null}',
     'guest-init: starting\n{"event":"disk_mounted","device":"/dev/ubdb","mount_point":"/data","formatted":true,"checked":false}',
     '{"event":"heartbeat","ts_us":1,"boot_us":2,"init_us":3,"restarts":4}',
+    '{"event":"warning","ts_us":1,"boot_us":2,"init_us":3,"reason":"236 log lines dropped while the console was blocked (236 in all)"}',
     '{"event":"liveness_failed","ts_us":1,"boot_us":2,"init_us":3,"pid":42,"check":"exec /bin/test -e /tmp/alive","error":"exited with code 1","failures":2,"threshold":2}',
 ]:
     put("status", line)

@@ -13,9 +13,9 @@ use contract::status::{Event, PowerOff, Unmount};
 use contract::{cmdline, ipconfig, Contract, Disk};
 use nix::sys::signal::{sigprocmask, SigmaskHow};
 use nix::unistd::Pid;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A boot step that failed: the contract field at fault (if one is) and what to print.
 #[derive(Debug)]
@@ -43,7 +43,12 @@ pub struct Reporter {
     /// guest-init's messages from before the sink started, replayed to the log host once it
     /// does (bounded: boot says little).
     early: RefCell<Vec<Record>>,
+    /// Console drops already told to the host, and when last.
+    drops_told: Cell<(u64, Option<Instant>)>,
 }
+
+/// The status channel hears of console drops at most this often.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
 
 /// At most this many early messages are kept for the log host.
 const MAX_EARLY: usize = 128;
@@ -56,7 +61,31 @@ impl Reporter {
             sink_has_console: false,
             app: String::from("service"),
             early: RefCell::new(Vec::new()),
+            drops_told: Cell::new((0, None)),
         }
+    }
+
+    /// Tells the host (a status warning, which the runtime shows where the service's lines
+    /// go) of the console lines dropped since it last heard; `now`: even within
+    /// [`DROPS_EVERY`].
+    fn tell_drops(&self, now: bool) {
+        let dropped = match self.sink.borrow().as_ref() {
+            Some(s) => s.stats().console_dropped,
+            None => return,
+        };
+        let (told, when) = self.drops_told.get();
+        let due = now || when.is_none_or(|w| w.elapsed() >= DROPS_EVERY);
+        if dropped <= told || !due {
+            return;
+        }
+        self.drops_told.set((dropped, Some(Instant::now())));
+        self.status.emit(&Event::Warning {
+            reason: format!(
+                "{} {} ({dropped} in all)",
+                dropped - told,
+                contract::status::CONSOLE_DROPPED
+            ),
+        });
     }
 
     /// A guest-init message for people: console and remote log.
@@ -90,12 +119,15 @@ impl Reporter {
         if let Some(s) = self.sink.borrow().as_ref() {
             let _ = s.flush(Duration::from_secs(2));
         }
+        self.tell_drops(true);
     }
 }
 
 impl Observer for Reporter {
     fn event(&self, event: Event) {
         self.status.emit(&event);
+        // A heartbeat comes every second: drops at the end of a burst are told by the next.
+        self.tell_drops(false);
         // Heartbeats are for the host alone: once a second on the console and the remote log
         // would drown the service's own lines.
         if matches!(event, Event::Heartbeat { .. }) {
@@ -125,7 +157,7 @@ impl Observer for Reporter {
             Stream::Stdout
         };
         match self.sink.borrow().as_ref() {
-            Some(s) => s.log(Record::service(
+            Some(s) => s.log_service(Record::service(
                 stream,
                 &self.app,
                 Some(pid.as_raw() as u32),
@@ -133,6 +165,7 @@ impl Observer for Reporter {
             )),
             None => console::say(&format!("{}: {line}", self.app)),
         }
+        self.tell_drops(false);
     }
 }
 

@@ -52,7 +52,6 @@ fn system_mounts() -> [SystemMount; 7] {
     let hard = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     [
         ("proc", "/proc", "proc", hard, String::new()),
-        ("sysfs", "/sys", "sysfs", hard, String::new()),
         (
             "devtmpfs",
             "/dev",
@@ -68,12 +67,15 @@ fn system_mounts() -> [SystemMount; 7] {
             "mode=0620,gid=5,ptmxmode=0666".into(),
         ),
         (
-            "tmpfs",
+            // Source "shm", as the OCI runtime spec's default mount names it.
+            "shm",
             "/dev/shm",
             "tmpfs",
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             "mode=1777".into(),
         ),
+        // After /dev and its children, as the OCI runtime spec's default mounts are ordered.
+        ("sysfs", "/sys", "sysfs", hard, String::new()),
         (
             "tmpfs",
             "/run",
@@ -92,9 +94,41 @@ fn system_mounts() -> [SystemMount; 7] {
     ]
 }
 
-/// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /run and /tmp; the root stays read-only.
-/// A file system the kernel (or an earlier step) already mounted there is kept.
+/// The links of /dev the OCI runtime spec lists (`/dev/ptmx` replaces devtmpfs's node, so a
+/// pty opened through it is of the devpts mounted at /dev/pts).
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    ("/dev/ptmx", "pts/ptmx"),
+];
+
+/// Mounts /proc, /dev, /dev/pts, /dev/shm, /sys, /run and /tmp, and makes /dev's links; the
+/// root stays read-only. A file system the kernel (or an earlier step) already mounted there
+/// is kept.
 pub fn mount_system() -> Result<(), MountError> {
+    mount_system_fs()?;
+    dev_links()
+}
+
+/// Makes [`DEV_LINKS`]; a link already right is kept, anything else there replaced.
+fn dev_links() -> Result<(), MountError> {
+    for (link, target) in DEV_LINKS {
+        if std::fs::read_link(link).is_ok_and(|t| t == Path::new(target)) {
+            continue;
+        }
+        if std::fs::symlink_metadata(link).is_ok() {
+            std::fs::remove_file(link)
+                .map_err(|e| err(link, format!("cannot replace it with a link: {e}")))?;
+        }
+        std::os::unix::fs::symlink(target, link)
+            .map_err(|e| err(link, format!("cannot link it to {target}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn mount_system_fs() -> Result<(), MountError> {
     for (source, target, fstype, flags, mut data) in system_mounts() {
         if target == "/run" {
             // /proc is mounted by now: size /run from the VM's memory.

@@ -540,6 +540,32 @@ fn the_contracts_resource_limits_bind_the_service() {
 }
 
 #[test]
+fn the_oom_score_adj_reaches_the_service() {
+    // Positive: this host's own limits refuse a negative value even to root (the guest does
+    // not; runtime/tests/spec.rs checks -300 in a VM, set before the uid change).
+    let svc = service(json!({
+        "argv": sh("cat /proc/self/oom_score_adj"), "uid": NOBODY, "gid": NOBODY,
+        "oom_score_adj": 321,
+    }));
+    let o = run(&svc);
+    ok(&o);
+    assert_eq!(o.out, "321\n");
+}
+
+#[test]
+fn no_new_privs_is_set_unless_the_contract_says_false() {
+    let status = sh("grep NoNewPrivs /proc/self/status");
+    let o = run(&service(json!({"argv": status.clone(), "uid": NOBODY})));
+    ok(&o);
+    assert_eq!(o.out.split_whitespace().last(), Some("1"), "{}", o.out);
+    let o = run(&service(
+        json!({"argv": status, "uid": NOBODY, "no_new_privileges": false}),
+    ));
+    ok(&o);
+    assert_eq!(o.out.split_whitespace().last(), Some("0"), "{}", o.out);
+}
+
+#[test]
 fn a_resource_limit_the_kernel_refuses_is_named() {
     // No one may raise RLIMIT_NOFILE above fs.nr_open, not even with CAP_SYS_RESOURCE.
     let svc = service(json!({

@@ -3,7 +3,7 @@
 //! VM cannot honour is refused by [`crate::service`] with the field's name, not ignored.
 
 use crate::error::Error;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,38 @@ pub struct Config {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub linux: Option<Linux>,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+}
+
+/// The lifecycle hooks (runtime spec, "POSIX-platform Hooks"); see [`crate::hooks`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hooks {
+    #[serde(default)]
+    pub prestart: Vec<Hook>,
+    #[serde(default)]
+    pub create_runtime: Vec<Hook>,
+    #[serde(default)]
+    pub create_container: Vec<Hook>,
+    #[serde(default)]
+    pub start_container: Vec<Hook>,
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hook {
+    pub path: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Seconds; none: no limit of the spec's, [`crate::hooks::DEFAULT_TIMEOUT`] of ours.
+    #[serde(default)]
+    pub timeout: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +76,10 @@ pub struct Process {
     pub capabilities: Option<Capabilities>,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     /// The terminal's size when `terminal` is true.
     #[serde(default)]
     pub console_size: Option<ConsoleSize>,
@@ -108,6 +144,8 @@ pub struct Linux {
     pub namespaces: Vec<Namespace>,
     #[serde(default)]
     pub resources: Option<Resources>,
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,10 +181,11 @@ impl Bundle {
         let path = dir.join("config.json");
         let text = read_bounded(&path, MAX_CONFIG_BYTES)?;
         let config = parse(&text).map_err(|e| e.context(path.display()))?;
-        Ok(Bundle {
-            dir: dir.to_path_buf(),
-            config,
-        })
+        check_oci_version(&config.oci_version)?;
+        // The state's `bundle` and `rootfs` are absolute, as the spec wants them.
+        let dir = std::path::absolute(dir)
+            .map_err(|e| Error::new(format!("the bundle {}: {e}", dir.display())))?;
+        Ok(Bundle { dir, config })
     }
 
     /// The root file system directory (relative paths are the bundle's).
@@ -155,34 +194,72 @@ impl Bundle {
             Error::new("config.json: root: missing; the bundle must name its root file system")
         })?;
         let p = Path::new(&root.path);
-        Ok(if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.dir.join(p)
-        })
+        };
+        // `root.path: "."` is the bundle itself, not `BUNDLE/.`.
+        std::path::absolute(&joined).map_err(|e| Error::new(format!("config.json: root.path: {e}")))
     }
 
-    /// The network namespace the container joins (`linux.namespaces[type=network].path`);
-    /// `None`: the runtime's own (podman's `--network host`, or no entry at all).
-    pub fn netns(&self) -> Result<Option<PathBuf>, Error> {
-        let Some(linux) = &self.config.linux else {
-            return Ok(None);
-        };
-        for (i, ns) in linux.namespaces.iter().enumerate() {
-            if ns.kind != "network" {
-                continue;
-            }
-            return match &ns.path {
-                Some(p) if !p.is_empty() => Ok(Some(PathBuf::from(p))),
-                _ => Err(Error::new(format!(
-                    "config.json: linux.namespaces[{i}]: a new, empty network namespace gives the \
-                     VM no network; run the container on a network (podman --network NAME) or \
-                     with --network host"
-                ))),
-            };
+    /// The network the container asks for (`linux.namespaces[type=network]`).
+    pub fn network(&self) -> Network {
+        let entry = self
+            .config
+            .linux
+            .iter()
+            .flat_map(|l| l.namespaces.iter())
+            .find(|ns| ns.kind == "network");
+        match entry {
+            None => Network::Host,
+            Some(ns) => match &ns.path {
+                Some(p) if !p.is_empty() => Network::Join(PathBuf::from(p)),
+                _ => Network::New,
+            },
         }
-        Ok(None)
     }
+}
+
+/// The container's network namespace as the config gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// No network namespace entry: the runtime's own (podman's `--network host`).
+    Host,
+    /// A new, empty namespace: the VM gets loopback only.
+    New,
+    /// The namespace at this path (podman's, with its veth).
+    Join(PathBuf),
+}
+
+/// The major versions of the runtime spec this runtime speaks.
+const OCI_MAJOR: u64 = 1;
+
+/// `ociVersion` must be a SemVer 2.0 version of a spec this runtime speaks (1.x.y, with or
+/// without a pre-release or build suffix), as runc checks it.
+pub fn check_oci_version(v: &str) -> Result<(), Error> {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    let valid = parts.len() == 3 && parts.iter().all(numeric) && !v.ends_with(['-', '+']);
+    if !valid {
+        return Err(Error::new(format!(
+            "config.json: ociVersion: {:?} is not a version of the OCI runtime spec (SemVer, \
+             e.g. \"1.0.2\"); write the spec version the config was made for",
+            contract::json::printable(v)
+        )));
+    }
+    if parts[0].parse::<u64>().ok() != Some(OCI_MAJOR) {
+        return Err(Error::new(format!(
+            "config.json: ociVersion: {v:?}: uml-runc speaks the OCI runtime spec {OCI_MAJOR}.x; \
+             make the config for it"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses config.json: strictly as JSON (contract::json: no duplicate keys), leniently as to
@@ -213,4 +290,60 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_versions_of_spec_1_only() {
+        for good in [
+            "1.0.0",
+            "1.0.2",
+            "1.1.0",
+            "1.2.0-rc.1",
+            "1.0.2-dev",
+            "1.0.0+build.5",
+        ] {
+            assert!(check_oci_version(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "invalid", "", "1.0", "1.0.0.0", "01.0.0", "1.a.0", "1.0.0-", "v1.0.0",
+        ] {
+            let e = check_oci_version(bad).unwrap_err().0;
+            assert!(
+                e.contains("ociVersion") && e.contains("SemVer"),
+                "{bad}: {e}"
+            );
+        }
+        let e = check_oci_version("2.0.0").unwrap_err().0;
+        assert!(e.contains("speaks the OCI runtime spec 1.x"), "{e}");
+    }
+
+    fn bundle(config: serde_json::Value) -> Bundle {
+        Bundle {
+            dir: PathBuf::from("/b"),
+            config: serde_json::from_value(config).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_network_namespace_as_configured() {
+        let b = bundle(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}]}}));
+        assert_eq!(b.network(), Network::Host);
+        let b = bundle(serde_json::json!({"linux": {"namespaces": [{"type": "network"}]}}));
+        assert_eq!(b.network(), Network::New);
+        let b = bundle(serde_json::json!({"linux": {"namespaces": [
+            {"type": "network", "path": "/run/netns/x"}]}}));
+        assert_eq!(b.network(), Network::Join(PathBuf::from("/run/netns/x")));
+    }
+
+    #[test]
+    fn the_root_is_absolute_and_dot_is_the_bundle() {
+        let b = bundle(serde_json::json!({"root": {"path": "."}}));
+        assert_eq!(b.rootfs().unwrap(), PathBuf::from("/b"));
+        let b = bundle(serde_json::json!({"root": {"path": "rootfs"}}));
+        assert_eq!(b.rootfs().unwrap(), PathBuf::from("/b/rootfs"));
+    }
 }

@@ -3,7 +3,7 @@
 //! `state` prints the OCI state; `kill` forwards a stop signal (graceful) or SIGKILL (the VM
 //! dies with the monitor); `delete` removes what the container left on the host.
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, Network};
 use crate::error::{io, Error, Result};
 use crate::service::{self, Inputs, MountUse};
 use crate::state::{self, Dir, Net, State, Status};
@@ -44,6 +44,9 @@ impl Drop for Undo {
 /// `create`: returns once the monitor waits for `start` and its pid is in `--pid-file`.
 pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     let bundle = Bundle::open(a.bundle)?;
+    let hooks = bundle.config.hooks.clone().unwrap_or_default();
+    crate::hooks::check(&hooks)?;
+    let rootfs = bundle.rootfs()?;
     // Before anything is made on the host: a terminal that cannot be handed over fails here.
     let terminal = crate::terminal::hand_over(&bundle.config, a.console_socket)?;
     let dir = Dir::new(a.root, a.id)?;
@@ -115,18 +118,32 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         annotations: bundle.config.annotations.clone(),
         uid,
         net,
+        rootfs: Some(rootfs),
+        poststart: hooks.poststart.clone(),
+        poststop: hooks.poststop.clone(),
     };
-    let saved = dir.save(&s).and_then(|()| match a.pid_file {
-        Some(p) => {
-            std::fs::write(p, pid.to_string()).map_err(io(format!("writing {}", p.display())))
-        }
-        None => Ok(()),
-    });
+    let saved =
+        dir.save(&s)
+            .and_then(|()| match a.pid_file {
+                Some(p) => std::fs::write(p, pid.to_string())
+                    .map_err(io(format!("writing {}", p.display()))),
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                // The monitor exists and waits for start: the state the spec gives these hooks.
+                let json = state_text(&dir, &s)?;
+                crate::hooks::run("prestart", &hooks.prestart, &json)?;
+                crate::hooks::run("createRuntime", &hooks.create_runtime, &json)
+            });
     if let Err(e) = saved {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+        // The spec: a failed create hook stops the container and runs the poststop hooks.
+        if let Ok(json) = state_text(&dir, &s) {
+            notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
+        }
         return Err(e);
     }
     // From here the container exists: delete removes it.
@@ -182,18 +199,23 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         }
     }
     let uid = pick_uid(id, dir)?;
-    let netns = bundle.netns()?;
+    let netns =
+        match bundle.network() {
+            Network::Join(ns) => Some(ns),
+            // No TAP: the guest has its loopback only, and the VM (jailed, without a network
+            // device) reaches nothing of the host's.
+            Network::New => None,
+            Network::Host => return Err(Error::new(
+                "config.json: linux.namespaces: the container shares the host's network (podman \
+                 --network host); a VM has its own kernel and needs a network of its own: run \
+                 it on a network (podman --network NAME), or with a new network namespace \
+                 (podman --network none) for loopback only",
+            )),
+        };
     let found = match &netns {
         Some(ns) => Some(crate::net::inspect(ns)?),
         None => None,
     };
-    if netns.is_none() {
-        return Err(Error::new(
-            "config.json: linux.namespaces: the container shares the host's network (podman \
-             --network host); a VM has its own kernel and needs a network of its own: run it on \
-             a network (podman --network NAME)",
-        ));
-    }
     let inputs = Inputs {
         net: found.as_ref().map(|f| (TAP.to_string(), f.guest.clone())),
         files,
@@ -314,7 +336,7 @@ fn make_fifo(path: &Path) -> Result<()> {
 }
 
 /// `start`: lets the monitor boot the VM.
-pub fn start(root: &Path, id: &str) -> Result<()> {
+pub fn start(root: &Path, id: &str, notes: &mut Vec<String>) -> Result<()> {
     let dir = Dir::new(root, id)?;
     let s = dir.load()?;
     match state::status(&dir, &s) {
@@ -349,7 +371,19 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             }
         }
     }
-    std::fs::remove_file(dir.fifo()).map_err(io(format!("removing {}", dir.fifo().display())))
+    std::fs::remove_file(dir.fifo()).map_err(io(format!("removing {}", dir.fifo().display())))?;
+    // The spec: a failed poststart hook is a warning; the others and the container run on.
+    let json = state_text(&dir, &s)?;
+    for w in crate::hooks::run_all("poststart", &s.poststart, &json) {
+        notes.push(format!("container {id}: {w}"));
+    }
+    Ok(())
+}
+
+/// The OCI state as a hook reads it on stdin.
+fn state_text(dir: &Dir, s: &State) -> Result<String> {
+    serde_json::to_string(&state::oci_state(dir, s))
+        .map_err(|e| Error::new(format!("encoding the state: {e}")))
 }
 
 /// `state`: the OCI state JSON.
@@ -411,7 +445,7 @@ pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
 }
 
 /// `delete`: removes the container; a running one only with `force` (killed first).
-pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Result<()> {
     let dir = Dir::new(root, id)?;
     let s = match dir.load() {
         Ok(s) => s,
@@ -438,7 +472,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if let Some(n) = &s.net {
         crate::net::disconnect(&n.netns, &n.tap, &n.link);
     }
-    std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))
+    let json = state_text(&dir, &s)?;
+    std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))?;
+    // The spec: after the container is deleted, before delete returns; a failure is a
+    // warning, and the other hooks still run.
+    for w in crate::hooks::run_all("poststop", &s.poststop, &json) {
+        notes.push(format!("container {id}: {w}"));
+    }
+    Ok(())
 }
 
 /// `features` (runtime spec's features document), what podman may ask.
@@ -446,7 +487,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.1.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "size", "mode"],
         "linux": {
             "namespaces": ["network", "mount", "pid", "ipc", "uts"],

@@ -53,13 +53,13 @@ fn run(root: &Path, cmd: Cmd, notes: &mut Vec<String>) -> uml_runc::Result<()> {
             },
             notes,
         ),
-        Cmd::Start { id } => commands::start(root, &id),
+        Cmd::Start { id } => commands::start(root, &id, notes),
         Cmd::State { id } => {
             println!("{}", commands::state_json(root, &id)?);
             Ok(())
         }
         Cmd::Kill { id, signal, .. } => commands::kill(root, &id, &signal),
-        Cmd::Delete { id, force } => commands::delete(root, &id, force),
+        Cmd::Delete { id, force } => commands::delete(root, &id, force, notes),
         Cmd::Features => {
             println!("{:#}", commands::features());
             Ok(())

@@ -103,6 +103,10 @@ struct Seen {
     /// The last `exited` event's status.
     exit: Option<i32>,
     fatal: Option<String>,
+    /// guest-init has written to the status channel: it turned ctrl-alt-del into its SIGINT
+    /// before that, so a `cad` from now on stops the guest; one sent earlier reboots the VM
+    /// (the kernel's default), which then boots again and runs on.
+    spoke: bool,
 }
 
 fn boot_and_follow(vm: &Vm) -> Result<i32> {
@@ -161,11 +165,11 @@ fn boot_and_follow(vm: &Vm) -> Result<i32> {
                 stop_deadline = Some(Instant::now() + vm.stop_timeout + STOP_MARGIN);
             }
         }
-        if stop_deadline.is_some() && !cad_sent {
-            cad_sent = vmm::mconsole::send(&target, "cad", Duration::from_secs(1)).is_ok();
-        }
         if status_open {
             status_open = read_status(&started.status, &mut split, &mut seen);
+        }
+        if stop_deadline.is_some() && !cad_sent && seen.spoke {
+            cad_sent = vmm::mconsole::send(&target, "cad", Duration::from_secs(1)).is_ok();
         }
         if stop_deadline.is_some_and(|d| Instant::now() >= d) {
             say("the guest did not power off within its stop timeout; killing the VM");
@@ -231,6 +235,7 @@ fn note(line: &[u8], seen: &mut Seen) {
     let Some(l) = contract::status::parse(&String::from_utf8_lossy(line)) else {
         return;
     };
+    seen.spoke = true;
     match l.event {
         Event::Exited { code, signal, .. } => {
             seen.exit = Some(match (code, signal) {
@@ -240,6 +245,11 @@ fn note(line: &[u8], seen: &mut Seen) {
             })
         }
         Event::Fatal { reason, .. } => seen.fatal = Some(reason),
+        // Lost console lines are said where conmon takes the container's log from, beside
+        // the console's own notice (which a reader that misses lines may miss too).
+        Event::Warning { reason } if reason.contains(contract::status::CONSOLE_DROPPED) => {
+            say(&format!("guest-init: {reason}"))
+        }
         _ => {}
     }
 }

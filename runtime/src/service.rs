@@ -140,6 +140,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         },
     };
     apply_rlimits(process, &mut manifest, &mut notes)?;
+    apply_version_3(process, &mut manifest)?;
     if own_image {
         // `podman run IMAGE CMD...` replaces the image's command.
         let args = resolved_args(&process.args, &inputs.argv0);
@@ -202,7 +203,13 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         env,
         extra: None,
         files,
-        sysctl: BTreeMap::new(),
+        // `linux.sysctl`: guest-init writes each before the service starts; one the guest
+        // kernel lacks fails the boot with its name (the monitor's log says it).
+        sysctl: c
+            .linux
+            .as_ref()
+            .map(|l| l.sysctl.clone())
+            .unwrap_or_default(),
         stop_timeout_ms: None,
         run_as: None,
         limits: None,
@@ -419,6 +426,8 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         readiness: Default::default(),
         liveness: None,
         rlimits: BTreeMap::new(),
+        oom_score_adj: None,
+        no_new_privileges: true,
     })
 }
 
@@ -481,6 +490,35 @@ fn apply_rlimits(
         return Ok(());
     }
     manifest.service.rlimits.extend(limits);
+    Ok(())
+}
+
+/// `process.oomScoreAdj` and `process.noNewPrivileges` become the service's (contract
+/// version 3). An image of ours that speaks an older version cannot take an OOM score:
+/// refused, naming the field; its service keeps no_new_privs (on in every version before 3),
+/// stricter than a `false` asks, which needs no refusal.
+fn apply_version_3(process: &Process, manifest: &mut Manifest) -> Result<()> {
+    if manifest.contract_version >= contract::OOM_SCORE_SINCE {
+        manifest.service.no_new_privileges = process.no_new_privileges;
+    }
+    let Some(adj) = process.oom_score_adj else {
+        return Ok(());
+    };
+    let since = contract::OOM_SCORE_SINCE;
+    if manifest.contract_version < since {
+        return Err(Error::new(format!(
+            "config.json: process.oomScoreAdj: the image speaks host contract version {}, which \
+             cannot apply it (version {since} can); use an image whose manifest declares \
+             contract_version {since}, or leave it out (podman --oom-score-adj)",
+            manifest.contract_version
+        )));
+    }
+    if !(-1000..=1000).contains(&adj) {
+        return Err(Error::new(format!(
+            "config.json: process.oomScoreAdj: {adj} is outside -1000 to 1000"
+        )));
+    }
+    manifest.service.oom_score_adj = Some(adj);
     Ok(())
 }
 
@@ -612,6 +650,39 @@ mod tests {
             e.contains(ANNOTATION_MEMORY) && e.contains("not a number"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn oom_score_adj_reaches_the_service() {
+        let c = config(serde_json::json!({"process": {
+            "args": ["sh"], "cwd": "/", "noNewPrivileges": true, "oomScoreAdj": -500}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert_eq!(p.merged.contract.service.oom_score_adj, Some(-500));
+        assert!(p.merged.contract.service.no_new_privileges);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let c = config(serde_json::json!({"process": {"args": ["sh"], "cwd": "/"}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert!(
+            !p.merged.contract.service.no_new_privileges,
+            "the spec's default: false"
+        );
+        let c = config(serde_json::json!({"process": {
+            "args": ["sh"], "cwd": "/", "oomScoreAdj": 2000}}));
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(e.contains("process.oomScoreAdj: 2000"), "{e}");
+    }
+
+    #[test]
+    fn sysctls_reach_the_contract_and_bad_names_are_refused() {
+        let c = config(serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        let p = plan("x1", &c, &inputs()).unwrap();
+        assert_eq!(
+            p.merged.contract.sysctl.get("net.ipv4.ip_forward"),
+            Some(&"1".to_string())
+        );
+        let c = config(serde_json::json!({"linux": {"sysctl": {"../x": "1"}}}));
+        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        assert!(e.contains("sysctl"), "{e}");
     }
 
     #[test]

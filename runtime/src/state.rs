@@ -29,6 +29,14 @@ pub struct State {
     /// The network namespace, TAP device and veth joined to it.
     #[serde(default)]
     pub net: Option<Net>,
+    /// The bundle's root file system as `root.path` names it (absolute).
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
+    /// The hooks run after `create`: the bundle may have changed or gone by then.
+    #[serde(default)]
+    pub poststart: Vec<crate::bundle::Hook>,
+    #[serde(default)]
+    pub poststop: Vec<crate::bundle::Hook>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,7 +181,7 @@ pub fn oci_state(dir: &Dir, s: &State) -> serde_json::Value {
         "id": s.id,
         "status": st.as_str(),
         "bundle": s.bundle,
-        "rootfs": s.bundle.join("rootfs"),
+        "rootfs": s.rootfs.clone().unwrap_or_else(|| s.bundle.join("rootfs")),
         "created": s.created,
         "annotations": s.annotations,
     });

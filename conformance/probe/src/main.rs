@@ -94,6 +94,10 @@ fn report() {
             ));
         }
     }
+    // The contract's oom_score_adj (version 3).
+    if let Ok(adj) = std::fs::read_to_string("/proc/self/oom_score_adj") {
+        say(&format!("oom_score_adj {}", adj.trim()));
+    }
     say(&format!(
         "cwd {}",
         std::env::current_dir()

@@ -17,6 +17,8 @@ const MAC: &str = "52:54:00:c0:ff:ee";
 const ONE_CAP: &str = "0000000000000400";
 /// The probe's RLIMIT_NOFILE (soft, hard) in a version 2 contract.
 const NOFILE: (u64, u64) = (3000, 6000);
+/// The probe's oom_score_adj in a version 3 contract: negative, which needs privilege.
+const OOM_SCORE_ADJ: i32 = -250;
 
 pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     let disk_mp = lab.manifest.disks.first().map(|d| d.mount_point.clone());
@@ -37,6 +39,9 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     if lab.manifest.contract_version >= contract::RLIMITS_SINCE {
         // Above a kernel's default hard limit (4096): set while the init is still root.
         service["rlimits"] = json!({"RLIMIT_NOFILE": {"soft": NOFILE.0, "hard": NOFILE.1}});
+    }
+    if lab.manifest.contract_version >= contract::OOM_SCORE_SINCE {
+        service["oom_score_adj"] = json!(OOM_SCORE_ADJ);
     }
     let extra = json!({"kit": "conformance", "list": [1, 2, 3]});
     let mut vm = lab.vm();
@@ -194,7 +199,10 @@ fn inside_view(
                 "probe: nothing of it on the console or at the log host",
             );
         }
-        for id in PROBED.iter().chain(["C-DISK-3", "C-RLIMIT-1"].iter()) {
+        for id in PROBED
+            .iter()
+            .chain(["C-DISK-3", "C-RLIMIT-1", "C-OOM-1"].iter())
+        {
             r.skip(id, "the probe did not run or its output did not reach the console (optional for images that cannot run it)");
         }
         return;
@@ -360,6 +368,21 @@ fn inside_view(
         r.skip(
             "C-RLIMIT-1",
             "the image speaks contract version 1, which has no resource limits",
+        );
+    }
+    if lab_version >= contract::OOM_SCORE_SINCE {
+        let adj = v("oom_score_adj", "");
+        ck(
+            r,
+            "C-OOM-1",
+            adj == OOM_SCORE_ADJ.to_string(),
+            format!("oom_score_adj {adj}, contract {OOM_SCORE_ADJ}"),
+            false,
+        );
+    } else {
+        r.skip(
+            "C-OOM-1",
+            format!("the image speaks contract version {lab_version}, which has no oom_score_adj"),
         );
     }
     let nnp = v("status", "NoNewPrivs:");

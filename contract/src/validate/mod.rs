@@ -95,8 +95,18 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
                 c.version
             ),
         );
+    } else if let Some(field) = c.version_3_field().filter(|_| c.version < OOM_SCORE_SINCE) {
+        ck.push(
+            field,
+            format!(
+                "needs contract version {OOM_SCORE_SINCE}, and this contract is version {} (the \
+                 image's): drop it, or use an image whose manifest declares contract_version \
+                 {OOM_SCORE_SINCE}",
+                c.version
+            ),
+        );
     } else if c.version < c.least_version() {
-        // Only rlimits need a newer version than 1.
+        // Otherwise only rlimits need a newer version than 1.
         ck.push(
             "service.rlimits",
             format!(

@@ -128,6 +128,12 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
     }
     check_readiness(ck, &s.readiness);
     check_rlimits(ck, s);
+    if let Some(adj) = s.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+        ck.push(
+            "service.oom_score_adj",
+            format!("{adj} is outside -1000 to 1000 (the kernel's range)"),
+        );
+    }
     if let Some(l) = &s.liveness {
         for (path, message) in super::liveness::problems(l, "service.liveness") {
             ck.push(path, message);

@@ -2,10 +2,15 @@
 //! a remote syslog receiver (RFC 5424 or RFC 3164, over UDP or TCP with RFC 6587
 //! octet-counting framing) and, when the contract asks, to the console.
 //!
-//! PID 1 must never block on logging, so the caller side ([`LogSink::log`]) only does a
-//! `try_send` into a bounded channel per destination and counts the line as dropped when the
-//! channel is full. Each destination has its own thread, so a stuck console cannot hold up the
-//! remote copy and a slow log host cannot hold up the console copy.
+//! PID 1 must never block on logging for long, so the caller side ([`LogSink::log`]) only
+//! does a `try_send` into a bounded channel per destination and counts the line as dropped
+//! when the channel is full. The service's lines ([`LogSink::log_service`]) are the exception
+//! on the console: their copy waits, boundedly ([`CONSOLE_WAIT`]), for room while the console
+//! is being read, so a service writing faster than the console goes is slowed down (its
+//! pipe fills while the supervisor waits) instead of losing lines; a console nobody reads
+//! costs one such wait, then lines are dropped and counted until it takes one again. Each
+//! destination has its own thread, so a stuck console cannot hold up the remote copy and a
+//! slow log host cannot hold up the console copy.
 //!
 //! The remote thread owns the socket. It keeps lines that could not be sent yet in a backlog
 //! bounded in bytes ([`Tuning::backlog_bytes`]); while the log host is unreachable it keeps the
@@ -68,4 +73,4 @@ pub use format::{
 pub use line::LineBuffer;
 pub use record::{Record, Severity, Stream, INIT_APP};
 pub use remote::{RemoteTarget, TCP_MAX_MESSAGE, UDP_MAX_3164, UDP_MAX_5424};
-pub use sink::{LogSink, SinkConfig, SinkStats, MAX_TEXT};
+pub use sink::{LogSink, SinkConfig, SinkStats, CONSOLE_WAIT, MAX_TEXT};

@@ -10,7 +10,7 @@ use super::remote::{RemoteTarget, RemoteWorker};
 use contract::checked::Checked;
 use std::fmt;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread;
@@ -93,12 +93,19 @@ impl Destination {
     }
 }
 
+/// How long [`LogSink::log_service`] waits for room in the console's queue before it drops
+/// the line: long enough for a console that is being read to take a line, short enough that
+/// a console nobody reads holds the supervisor up once, not at every line.
+pub const CONSOLE_WAIT: Duration = Duration::from_millis(500);
+
 /// The caller's end of one destination.
 struct Path {
     tx: SyncSender<Msg>,
     /// Lines dropped since the last line that got into the channel.
     pending_drops: AtomicU64,
     destination: Destination,
+    /// A wait for room timed out, and no line got in since: do not wait again until one does.
+    stalled: AtomicBool,
 }
 
 impl Path {
@@ -114,6 +121,42 @@ impl Path {
                 .fetch_add(dropped_before.saturating_add(1), Ordering::AcqRel);
             self.dropped_counter(counters)
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a line, waiting up to `max_wait` for room while the destination takes lines;
+    /// a full queue after that drops it and counts it, and later lines are offered without
+    /// waiting until one gets in again.
+    fn offer_waiting(&self, rec: &Arc<Record>, counters: &Counters, max_wait: Duration) {
+        if self.stalled.load(Ordering::Acquire) {
+            self.offer(rec, counters);
+            if self.pending_drops.load(Ordering::Acquire) == 0 {
+                self.stalled.store(false, Ordering::Release);
+            }
+            return;
+        }
+        let deadline = Instant::now() + max_wait;
+        let dropped_before = self.pending_drops.swap(0, Ordering::AcqRel);
+        let mut msg = Msg::Line {
+            rec: Arc::clone(rec),
+            dropped_before,
+        };
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    msg = back;
+                    thread::sleep(FLUSH_RETRY);
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.pending_drops
+                        .fetch_add(dropped_before.saturating_add(1), Ordering::AcqRel);
+                    self.dropped_counter(counters)
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.stalled.store(true, Ordering::Release);
+                    return;
+                }
+            }
         }
     }
 
@@ -223,6 +266,24 @@ impl LogSink {
         }
     }
 
+    /// Queues one of the service's lines: as [`LogSink::log`] for the log host, but the
+    /// console copy waits (up to [`CONSOLE_WAIT`]) for room while the console is being read,
+    /// so a service writing faster than the console goes is slowed down (its pipe fills)
+    /// instead of losing lines. Only a console nobody reads loses lines, counted.
+    pub fn log_service(&self, mut rec: Record) {
+        if self.remote.is_none() && self.console.is_none() {
+            return;
+        }
+        truncate_utf8(&mut rec.text, MAX_TEXT);
+        let rec = Arc::new(rec);
+        if let Some(console) = &self.console {
+            console.offer_waiting(&rec, &self.counters, CONSOLE_WAIT);
+        }
+        if let Some(remote) = &self.remote {
+            remote.offer(&rec, &self.counters);
+        }
+    }
+
     /// Queues a line for the remote destination only: for messages the console has shown
     /// already (guest-init's boot messages from before the sink started).
     pub fn log_remote_only(&self, mut rec: Record) {
@@ -295,5 +356,6 @@ fn spawn_path(
         tx,
         pending_drops: AtomicU64::new(0),
         destination,
+        stalled: AtomicBool::new(false),
     })
 }

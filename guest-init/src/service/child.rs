@@ -64,6 +64,8 @@ pub(super) fn child_setup(
     unsafe { libc::umask(plan.umask) };
     // Before the uid change, while raising a hard limit is still allowed (as runc does).
     set_rlimits(plan)?;
+    // Also while root: lowering the score needs CAP_SYS_RESOURCE.
+    set_oom_score_adj(plan)?;
     set_credentials(plan)?;
     set_capabilities(plan)?;
     // chdir after the uid change: the service must be able to reach its own workdir, and
@@ -71,11 +73,14 @@ pub(super) fn child_setup(
     // SAFETY: workdir is a NUL-terminated string prepared before fork.
     check(Step::Chdir, unsafe { libc::chdir(plan.workdir.as_ptr()) })?;
     // No setuid binary or file capability can give the service (or anything it runs) more
-    // than it has now. Ambient capabilities still pass through exec.
-    // SAFETY: prctl with integer arguments only.
-    check(Step::NoNewPrivs, unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0)
-    })?;
+    // than it has now, unless the contract says otherwise (version 3, OCI's
+    // `noNewPrivileges: false`). Ambient capabilities still pass through exec.
+    if plan.no_new_privs {
+        // SAFETY: prctl with integer arguments only.
+        check(Step::NoNewPrivs, unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0)
+        })?;
+    }
     // execve, not execvpe: argv[0] is absolute and no PATH lookup is wanted.
     // SAFETY: all three pointers come from the plan: NUL-terminated strings and
     // null-terminated pointer arrays that outlive this call.
@@ -106,6 +111,28 @@ pub(super) fn set_rlimits(plan: &Plan) -> ChildResult {
         })?;
     }
     Ok(())
+}
+
+/// The contract's `oom_score_adj`, written to /proc/self/oom_score_adj (text prepared before
+/// the clone); children of the service inherit it.
+pub(super) fn set_oom_score_adj(plan: &Plan) -> ChildResult {
+    let Some(text) = &plan.oom_score_adj else {
+        return Ok(());
+    };
+    // SAFETY: open of a NUL-terminated literal path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    check(Step::OomScoreAdj, fd)?;
+    // SAFETY: write of a byte buffer prepared before the clone, within its length.
+    let n = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
+    let written = check(Step::OomScoreAdj, n as i64);
+    // SAFETY: close of the descriptor opened above.
+    unsafe { libc::close(fd) };
+    written
 }
 
 /// Size of the kernel's signal set, the `sigsetsize` argument of rt_sigaction and

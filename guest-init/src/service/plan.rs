@@ -85,6 +85,10 @@ pub(super) struct Plan {
     pub(super) fd_limit: RawFd,
     /// The contract's resource limits: (resource number of this architecture, limits).
     pub(super) rlimits: Vec<(libc::c_int, Rlimit64)>,
+    /// The contract's `oom_score_adj` as the text the child writes.
+    pub(super) oom_score_adj: Option<Vec<u8>>,
+    /// Whether the child sets no_new_privs (the contract's `no_new_privileges`).
+    pub(super) no_new_privs: bool,
 }
 
 impl Plan {
@@ -132,6 +136,8 @@ impl Plan {
             umask: opts.umask as libc::mode_t,
             fd_limit: fd_limit(),
             rlimits: rlimits(svc)?,
+            oom_score_adj: svc.oom_score_adj.map(|a| a.to_string().into_bytes()),
+            no_new_privs: svc.no_new_privileges,
         })
     }
 

@@ -17,6 +17,7 @@ pub(super) enum Step {
     NotifyFd,
     CloseFds,
     Rlimit,
+    OomScoreAdj,
     BoundingDrop,
     KeepCaps,
     SetGroups,
@@ -32,7 +33,7 @@ pub(super) enum Step {
 }
 
 impl Step {
-    pub(super) const ALL: [Step; 20] = [
+    pub(super) const ALL: [Step; 21] = [
         Step::SigMask,
         Step::Setsid,
         Step::Stdin,
@@ -41,6 +42,7 @@ impl Step {
         Step::NotifyFd,
         Step::CloseFds,
         Step::Rlimit,
+        Step::OomScoreAdj,
         Step::BoundingDrop,
         Step::KeepCaps,
         Step::SetGroups,
@@ -69,6 +71,7 @@ impl Step {
             Step::NotifyFd => "dup2 readiness fd",
             Step::CloseFds => "close_range",
             Step::Rlimit => "prlimit64",
+            Step::OomScoreAdj => "write /proc/self/oom_score_adj",
             Step::BoundingDrop => "PR_CAPBSET_DROP",
             Step::KeepCaps => "PR_SET_KEEPCAPS",
             Step::SetGroups => "setgroups",

@@ -151,6 +151,11 @@ pub(super) fn exec_error(svc: &Service, plan: &Plan, step: Step, errno: Errno) -
             "service.rlimits {:?}: prlimit64",
             svc.rlimits.keys().collect::<Vec<_>>()
         ),
+        Step::OomScoreAdj => format!(
+            "service.oom_score_adj {}: {}",
+            svc.oom_score_adj.unwrap_or_default(),
+            step.name()
+        ),
         Step::NotifyFd => format!(
             "service.readiness.fd {}: dup2",
             plan.notify_fd.unwrap_or(-1)

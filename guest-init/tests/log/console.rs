@@ -101,3 +101,74 @@ fn line_buffer_feeds_the_sink() {
     let text = String::from_utf8(console.0.lock().expect("lock").clone()).expect("UTF-8");
     assert_eq!(text, "web: first line\nweb: second line\nweb: partial\n");
 }
+
+/// A console that takes one line every 50 µs, as a UML console whose host side is read.
+#[derive(Clone, Default)]
+struct SlowConsole(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SlowConsole {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        thread::sleep(Duration::from_micros(50));
+        self.0.lock().expect("lock").extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_console_that_is_read_loses_no_service_line() {
+    let console = SlowConsole::default();
+    let sink = LogSink::start(SinkConfig {
+        hostname: "vm1".to_string(),
+        remote: None,
+        console: Some(Box::new(console.clone())),
+        tuning: Tuning {
+            queue_lines: 16,
+            ..fast()
+        },
+    })
+    .expect("start");
+    let sink = Arc::new(sink);
+    let caller = Arc::clone(&sink);
+    returns("5000 log_service() calls", move || {
+        for i in 0..5000u64 {
+            caller.log_service(Record::service(Stream::Stdout, "t", None, format!("{i}")));
+        }
+    });
+    assert!(sink.flush(WAIT).is_ok());
+    assert_eq!(sink.stats().console_dropped, 0);
+    let text = String::from_utf8(console.0.lock().expect("lock").clone()).expect("UTF-8");
+    let want: String = (0..5000).map(|i| format!("t: {i}\n")).collect();
+    assert!(text == want, "lines lost or out of order");
+}
+
+#[test]
+fn a_console_nobody_reads_costs_one_wait_then_drops_are_counted() {
+    let (_unblock, blocked) = mpsc::channel::<()>();
+    let sink = LogSink::start(SinkConfig {
+        hostname: "vm1".to_string(),
+        remote: None,
+        console: Some(Box::new(StuckConsole(blocked))),
+        tuning: Tuning {
+            queue_lines: 16,
+            ..fast()
+        },
+    })
+    .expect("start");
+    let sink = Arc::new(sink);
+    let caller = Arc::clone(&sink);
+    // Waiting at every line would take 1000 x CONSOLE_WAIT; `returns` allows 20 of them.
+    returns("1000 log_service() calls", move || {
+        for i in 0..1000u64 {
+            caller.log_service(Record::service(Stream::Stdout, "t", None, format!("{i}")));
+        }
+    });
+    // 16 queued, one in the stuck write; the rest dropped after a single wait.
+    assert!(
+        sink.stats().console_dropped >= 1000 - 18,
+        "{:?}",
+        sink.stats()
+    );
+}

@@ -4,7 +4,7 @@
 pub use contract::{Logging, RemoteSyslog, SyslogFormat, Transport};
 pub use guest_init::log::{
     dropped_notice, LineBuffer, LogSink, Record, RemoteTarget, Severity, SinkConfig, Stream,
-    Tuning, INIT_APP,
+    Tuning, CONSOLE_WAIT, INIT_APP,
 };
 pub use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 pub use std::io::{self, Read, Write};

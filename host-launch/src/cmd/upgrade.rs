@@ -70,18 +70,19 @@ fn disk_view(l: &Loaded) -> Vec<(String, String, String, String)> {
     v
 }
 
-/// Whether `new` can take over from `old`: the same contract version, the same class (or
-/// none), the same data disks.
+/// Whether `new` can take over from `old`: the same contract version (one this host-launch
+/// speaks: a newer host takes older images), the same class (or none), the same data disks.
 pub fn compatible(old: &Loaded, new: &Loaded) -> std::result::Result<(), Vec<String>> {
     let mut problems = Vec::new();
     if new.manifest.contract_version != old.manifest.contract_version
-        || new.manifest.contract_version != contract::VERSION
+        || !contract::speaks(new.manifest.contract_version)
     {
         problems.push(format!(
             "contract_version: the new image's manifest speaks host contract version {}, the \
-             old one's {}, this host-launch {}",
+             old one's {}, this host-launch {} to {}",
             new.manifest.contract_version,
             old.manifest.contract_version,
+            contract::OLDEST_VERSION,
             contract::VERSION
         ));
     }
