@@ -127,8 +127,8 @@ fn podman_loads_the_archive_and_host_launch_takes_it_from_podman_storage() {
     let labels = &img["Labels"];
     assert_eq!(
         labels[oci::LABEL_CONTRACT_VERSION],
-        "2",
-        "the recipe declares contract version 2"
+        "3",
+        "the recipe declares contract version 3"
     );
     let m = appliance::manifest::parse(labels[oci::LABEL_MANIFEST].as_str().unwrap().as_bytes())
         .unwrap();

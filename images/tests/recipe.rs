@@ -278,6 +278,7 @@ fn checked_in_recipes_parse_and_their_manifests_are_what_host_launch_reads() {
 fn example_specs_are_valid_host_launch_specs_for_these_images() {
     let examples = image_builder::workspace_root().join("examples");
     for (spec, image) in [
+        ("dns", "knot"),
         ("dns", "nsd"),
         ("web", "web"),
         ("syslog", "syslog"),
@@ -287,9 +288,9 @@ fn example_specs_are_valid_host_launch_specs_for_these_images() {
         let path = examples.join(format!("{spec}.json"));
         let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let s = appliance::spec::parse(&text).unwrap_or_else(|e| panic!("{spec}: {e:#?}"));
-        // The class examples name NSD's, lighttpd's and rsyslog's images; the other
+        // The class examples name Knot's, lighttpd's and rsyslog's images; the other
         // vendor's image of the class takes the same spec (host-launch upgrade --image).
-        if !["nginx", "syslog-ng"].contains(&image) {
+        if !["nsd", "nginx", "syslog-ng"].contains(&image) {
             assert_eq!(s.image, format!("../build/{image}.img"));
         }
         let m = common::recipe(image).manifest;
