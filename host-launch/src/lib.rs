@@ -17,6 +17,8 @@ pub mod events;
 pub mod exit;
 pub mod lifecycle;
 pub mod load;
+pub mod netpolicy;
+pub mod nft;
 pub mod notify;
 pub mod oci_image;
 pub mod output;

@@ -106,6 +106,16 @@ pub struct TapRecord {
     pub created: bool,
 }
 
+/// The nftables table of the appliance's network policy (`crate::netpolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub table: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Its rules, as installed.
+    pub rules: usize,
+}
+
 /// `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -126,6 +136,8 @@ pub struct State {
     pub ready_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRecord>,
     /// The data disks' host files.
     #[serde(default)]
     pub disks: Vec<String>,
@@ -478,6 +490,7 @@ mod tests {
             ready: false,
             ready_after_ms: None,
             tap: None,
+            policy: None,
             disks: vec![],
             outcome: None,
             exit_code: None,

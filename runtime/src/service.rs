@@ -188,6 +188,8 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         routes: n.routes.clone(),
         dns_servers: Vec::new(),
         search_domains: Vec::new(),
+        egress: Vec::new(),
+        reach: Default::default(),
     });
     let spec = Spec {
         spec_version: appliance::spec::SPEC_VERSION,

@@ -1,0 +1,706 @@
+//! The network policy of one appliance, derived from its spec and manifest with no other
+//! configuration, and written as an nftables script ([`render`]; `nft` installs it, see
+//! [`crate::nft`]). Pure: no I/O.
+//!
+//! One `netdev` table per appliance, named after it, with two base chains on its TAP device:
+//! `from_guest` (ingress: every frame the guest sends, whether the TAP is bridged or routed)
+//! and `to_guest` (egress: every frame the host or a neighbour sends it). Stateless on
+//! purpose: no conntrack entry for a guest to fill, nothing shared between appliances, and the
+//! same rules on a bridge and on a routed TAP (the bridge family has no conntrack on a host
+//! without `nf_conntrack_bridge`). So "replies" are what comes from a destination the
+//! appliance may reach, from that destination's port (TCP: not a bare SYN).
+//!
+//! - Anti-spoofing (always): its own MAC only; ARP only with its own MAC and IPv4 address as
+//!   sender; IPv4 and IPv6 only from its own addresses (and its link-local address, from the
+//!   MAC, when it has IPv6); neighbour advertisements only for its own addresses; no router
+//!   advertisements, redirects, DHCP or DHCPv6 server messages; nothing else (VLAN tags,
+//!   other ethertypes, a family it has no address of).
+//! - Declared ports (`network.reach`): to the guest only the manifest's ports, ICMP errors
+//!   and echo, neighbour discovery, and replies; from the guest only replies from its
+//!   declared ports, its syslog target, its DNS servers (port 53), ICMP echo to its routes'
+//!   gateways, ICMP errors, and `network.egress`.
+
+use appliance::manifest::{Manifest, Protocol};
+use appliance::spec::{parse_egress_to, NetworkSpec};
+use contract::addr::Cidr;
+use contract::checked::{Network, Remote};
+use contract::types::Transport;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The guest's ephemeral ports (Linux's default `ip_local_port_range`): where replies arrive
+/// when `network.reach` lets it reach anything.
+pub const EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
+
+/// A destination the guest may open connections to, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub to: Cidr,
+    pub what: Service,
+    /// The spec field that allows it (shown by `check`).
+    pub why: String,
+}
+
+/// What may be opened at an allowed destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Port(Protocol, u16),
+    /// ICMP (v6) echo requests.
+    Echo,
+}
+
+/// Everything the rules say, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The nftables table: `host-launch-NAME`.
+    pub table: String,
+    /// The TAP device the chains hook.
+    pub device: String,
+    pub mac: [u8; 6],
+    pub ipv4: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses, the link-local one (from the MAC) first; empty without IPv6.
+    pub ipv6: Vec<Ipv6Addr>,
+    /// The manifest's ports.
+    pub ports: Vec<(Protocol, u16)>,
+    /// Whether traffic to the guest is limited to them (`network.reach`).
+    pub inbound_limited: bool,
+    /// `None` when `network.reach` opens outbound traffic.
+    pub outbound: Option<Vec<Allowed>>,
+}
+
+/// The table of an appliance.
+pub fn table_name(appliance: &str) -> String {
+    format!("host-launch-{appliance}")
+}
+
+/// The IPv6 link-local address a guest kernel makes from its MAC (modified EUI-64).
+pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 2,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
+}
+
+/// The policy of an appliance: its name, its spec's network, the manifest's ports, and the
+/// merged contract's typed network (its MAC, addresses, routes, DNS servers) and syslog target.
+/// `None` when the contract gives the interface no MAC (host-launch always gives one).
+pub fn derive(
+    name: &str,
+    spec: &NetworkSpec,
+    manifest: &Manifest,
+    net: &Network,
+    syslog: Option<&Remote>,
+) -> Option<Policy> {
+    let mac = net.interfaces.first()?.mac?;
+    let own = net.own_addresses();
+    let ipv4 = own
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v) => Some(*v),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let mut ipv6: Vec<Ipv6Addr> = Vec::new();
+    if net.uses_ipv6() {
+        ipv6.push(link_local(mac));
+        ipv6.extend(own.iter().filter_map(|a| match a {
+            IpAddr::V6(v) => Some(*v),
+            IpAddr::V4(_) => None,
+        }));
+    }
+    let mut ports: Vec<(Protocol, u16)> = manifest
+        .ports
+        .iter()
+        .map(|p| (p.protocol, p.port))
+        .collect();
+    ports.sort_by_key(|&(p, n)| (p == Protocol::Udp, n));
+    ports.dedup();
+    let outbound = spec
+        .reach
+        .limits_outbound()
+        .then(|| allowed_out(spec, net, syslog));
+    Some(Policy {
+        table: table_name(name),
+        device: spec.tap.clone(),
+        mac,
+        ipv4,
+        ipv6,
+        ports,
+        inbound_limited: spec.reach.limits_inbound(),
+        outbound,
+    })
+}
+
+fn host(addr: IpAddr) -> Cidr {
+    Cidr {
+        addr,
+        prefix: if addr.is_ipv4() { 32 } else { 128 },
+    }
+}
+
+/// What the spec implies the guest reaches, then `network.egress`.
+fn allowed_out(spec: &NetworkSpec, net: &Network, syslog: Option<&Remote>) -> Vec<Allowed> {
+    let mut out = Vec::new();
+    if let Some(r) = syslog {
+        let proto = match r.transport {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        };
+        out.push(Allowed {
+            to: host(r.addr.ip()),
+            what: Service::Port(proto, r.addr.port()),
+            why: "syslog".into(),
+        });
+    }
+    for (i, d) in net.dns_servers.iter().enumerate() {
+        for proto in [Protocol::Udp, Protocol::Tcp] {
+            out.push(Allowed {
+                to: host(*d),
+                what: Service::Port(proto, 53),
+                why: format!("network.dns_servers[{i}]"),
+            });
+        }
+    }
+    for (i, r) in net.routes.iter().enumerate() {
+        if let Some(g) = r.gateway {
+            out.push(Allowed {
+                to: host(g),
+                what: Service::Echo,
+                why: format!("network.routes[{i}].gateway"),
+            });
+        }
+    }
+    for (i, e) in spec.egress.iter().enumerate() {
+        // The spec was checked: a bad `to` never gets here, and is left out if it does.
+        if let Ok(to) = parse_egress_to(&e.to) {
+            out.push(Allowed {
+                to,
+                what: Service::Port(e.protocol, e.port),
+                why: format!("network.egress[{i}]"),
+            });
+        }
+    }
+    out.dedup_by(|a, b| a.to == b.to && a.what == b.what);
+    out
+}
+
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn proto_word(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+/// `{ a, b }` or `a`: nft refuses an empty set, so callers leave a rule out instead.
+fn set<T: ToString>(items: &[T]) -> String {
+    let words: Vec<String> = items.iter().map(ToString::to_string).collect();
+    match words.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{{ {} }}", words.join(", ")),
+    }
+}
+
+/// ICMP types a guest may send and receive whatever the ports say.
+const ICMP_ALWAYS: &str =
+    "{ echo-reply, echo-request, destination-unreachable, time-exceeded, parameter-problem }";
+const ICMPV6_ALWAYS: &str = "{ echo-reply, echo-request, destination-unreachable, \
+     packet-too-big, time-exceeded, parameter-problem }";
+
+/// The nftables script: the table replaced as a whole in one transaction (a leftover of a
+/// dead launcher included).
+pub fn render(p: &Policy) -> String {
+    let t = &p.table;
+    let mut s = String::new();
+    // `add` then `delete`: removes a leftover table of that name, and fails on none.
+    let _ = writeln!(s, "add table netdev {t}\ndelete table netdev {t}");
+    let _ = writeln!(s, "table netdev {t} {{");
+    from_guest(&mut s, p);
+    to_guest(&mut s, p);
+    s.push_str("}\n");
+    s
+}
+
+fn chain(s: &mut String, name: &str, rules: &[String]) {
+    let _ = writeln!(s, "\tchain {name} {{");
+    for r in rules {
+        let _ = writeln!(s, "\t\t{r}");
+    }
+    s.push_str("\t}\n");
+}
+
+fn drop_rule(matches: &str, why: &str) -> String {
+    format!("{matches} counter drop comment \"{why}\"")
+}
+
+fn from_guest(s: &mut String, p: &Policy) {
+    let mac = mac_text(p.mac);
+    let mut base = vec![
+        format!(
+            "type filter hook ingress device \"{}\" priority filter; policy drop;",
+            p.device
+        ),
+        drop_rule(&format!("ether saddr != {mac}"), "source MAC not its own"),
+        "ether type arp jump arp_from_guest".to_string(),
+    ];
+    if !p.ipv4.is_empty() {
+        base.push("ether type ip jump ip_from_guest".into());
+    }
+    if !p.ipv6.is_empty() {
+        base.push("ether type ip6 jump ip6_from_guest".into());
+    }
+    base.push(drop_rule(
+        "",
+        "another protocol, or a family it has no address in",
+    ));
+    chain(s, "from_guest", &base);
+
+    let mut arp = vec![
+        drop_rule("arp hlen != 6", "ARP not over Ethernet"),
+        drop_rule("arp plen != 4", "ARP not for IPv4"),
+        drop_rule(
+            &format!("arp saddr ether != {mac}"),
+            "ARP sender MAC not its own",
+        ),
+        drop_rule("arp operation != { request, reply }", "ARP operation"),
+        "arp operation request arp saddr ip 0.0.0.0 accept comment \"address probe\"".into(),
+    ];
+    if !p.ipv4.is_empty() {
+        arp.push(format!("arp saddr ip {} accept", set(&p.ipv4)));
+    }
+    arp.push(drop_rule("", "ARP for an address not its own"));
+    chain(s, "arp_from_guest", &arp);
+
+    if !p.ipv4.is_empty() {
+        let mut ip = vec![
+            drop_rule(
+                &format!("ip saddr != {}", set(&p.ipv4)),
+                "IPv4 source not its own",
+            ),
+            drop_rule("udp sport 67", "DHCP server"),
+            drop_rule(
+                "icmp type { redirect, router-advertisement }",
+                "ICMP redirect or router advertisement",
+            ),
+            format!("icmp type {ICMP_ALWAYS} accept"),
+        ];
+        ip.extend(outbound_rules(p, false));
+        chain(s, "ip_from_guest", &ip);
+    }
+    if !p.ipv6.is_empty() {
+        let mut ip6 = vec![
+            "ip6 saddr :: icmpv6 type nd-neighbor-solicit accept comment \"duplicate address detection\""
+                .to_string(),
+            drop_rule(
+                &format!("ip6 saddr != {}", set(&p.ipv6)),
+                "IPv6 source not its own",
+            ),
+            drop_rule(
+                "icmpv6 type { nd-router-advert, nd-redirect }",
+                "router advertisement or redirect",
+            ),
+        ];
+        // nft 1.0.6 has no `icmpv6 taddr`: the target is the 16 bytes after the 8 of the header.
+        for a in &p.ipv6 {
+            ip6.push(format!(
+                "icmpv6 type nd-neighbor-advert @th,64,128 0x{:032x} accept comment \"{a}\"",
+                u128::from(*a)
+            ));
+        }
+        ip6.extend([
+            drop_rule("icmpv6 type nd-neighbor-advert", "neighbour advertisement not for its own address"),
+            "icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld-listener-report, mld2-listener-report } accept".to_string(),
+            drop_rule("udp sport 547", "DHCPv6 server"),
+            format!("icmpv6 type {ICMPV6_ALWAYS} accept"),
+        ]);
+        ip6.extend(outbound_rules(p, true));
+        chain(s, "ip6_from_guest", &ip6);
+    }
+}
+
+/// The declared-ports part of what the guest sends, for one family.
+fn outbound_rules(p: &Policy, v6: bool) -> Vec<String> {
+    let Some(allowed) = &p.outbound else {
+        return vec!["accept comment \"network.reach opens outbound traffic\"".into()];
+    };
+    let fam = if v6 { "ip6" } else { "ip" };
+    let mut r = Vec::new();
+    r.extend(replies_from_guest(p));
+    for a in allowed.iter().filter(|a| a.to.is_ipv6() == v6) {
+        let to = a.to;
+        match a.what {
+            Service::Port(proto, port) => r.push(format!(
+                "{fam} daddr {to} {} dport {port} accept comment \"{}\"",
+                proto_word(proto),
+                a.why
+            )),
+            Service::Echo => {
+                let echo = if v6 { "icmpv6" } else { "icmp" };
+                r.push(format!(
+                    "{fam} daddr {to} {echo} type echo-request accept comment \"{}\"",
+                    a.why
+                ))
+            }
+        }
+    }
+    r.push(drop_rule(
+        "",
+        "a destination its spec does not allow (network.egress)",
+    ));
+    r
+}
+
+const NOT_SYN: &str = "tcp flags & (syn | ack) != syn";
+
+/// Accepts `ports` in `dir`: `dport` to the guest, `sport` (its replies) from it, where a TCP
+/// packet is a reply only when it is not a bare SYN.
+fn ports_rules(ports: &[(Protocol, u16)], dir: &str, why: &str) -> Vec<String> {
+    let mut r = Vec::new();
+    for proto in [Protocol::Tcp, Protocol::Udp] {
+        let of: Vec<u16> = ports
+            .iter()
+            .filter(|(p, _)| *p == proto)
+            .map(|&(_, n)| n)
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let not_syn = if proto == Protocol::Tcp && dir == "sport" {
+            format!(" {NOT_SYN}")
+        } else {
+            String::new()
+        };
+        r.push(format!(
+            "{} {dir} {}{not_syn} accept comment \"{why}\"",
+            proto_word(proto),
+            set(&of)
+        ));
+    }
+    r
+}
+
+/// Replies from the guest: from its declared ports; with inbound traffic open, TCP replies
+/// from any port too (a stateless filter cannot tell a UDP reply from a new datagram, so UDP
+/// ones only from the declared ports).
+fn replies_from_guest(p: &Policy) -> Vec<String> {
+    let mut r = ports_rules(&p.ports, "sport", "replies from its declared ports");
+    if !p.inbound_limited {
+        r.push(format!(
+            "meta l4proto tcp {NOT_SYN} accept comment \"TCP replies (network.reach)\""
+        ));
+    }
+    r
+}
+
+/// What the guest may be sent on: its declared ports, or any (`network.reach`).
+fn inbound_rules(p: &Policy) -> Vec<String> {
+    if p.inbound_limited {
+        ports_rules(&p.ports, "dport", "its declared ports")
+    } else {
+        vec![
+            "meta l4proto { tcp, udp } accept comment \"network.reach opens inbound traffic\""
+                .into(),
+        ]
+    }
+}
+
+fn to_guest(s: &mut String, p: &Policy) {
+    let base = vec![
+        format!(
+            "type filter hook egress device \"{}\" priority filter; policy accept;",
+            p.device
+        ),
+        "ether type ip jump ip_to_guest".to_string(),
+        "ether type ip6 jump ip6_to_guest".to_string(),
+    ];
+    chain(s, "to_guest", &base);
+    for v6 in [false, true] {
+        let mut r = Vec::new();
+        if v6 {
+            r.push(format!("icmpv6 type {ICMPV6_ALWAYS} accept"));
+            r.push("icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } accept".into());
+        } else {
+            r.push(format!("icmp type {ICMP_ALWAYS} accept"));
+        }
+        r.extend(inbound_rules(p));
+        r.extend(reply_rules(p, v6));
+        r.push(drop_rule("", "not a port its manifest declares"));
+        chain(s, if v6 { "ip6_to_guest" } else { "ip_to_guest" }, &r);
+    }
+}
+
+/// What comes back from where the guest may go: from that destination's port (TCP: not a
+/// bare SYN); any reply to its ephemeral ports when its outbound traffic is open.
+fn reply_rules(p: &Policy, v6: bool) -> Vec<String> {
+    let fam = if v6 { "ip6" } else { "ip" };
+    let Some(allowed) = &p.outbound else {
+        let (lo, hi) = EPHEMERAL_PORTS;
+        return vec![
+            format!("tcp dport {lo}-{hi} tcp flags & (syn | ack) != syn accept comment \"replies (network.reach)\""),
+            format!("udp dport {lo}-{hi} accept comment \"replies (network.reach)\""),
+        ];
+    };
+    allowed
+        .iter()
+        .filter(|a| a.to.is_ipv6() == v6)
+        .filter_map(|a| match a.what {
+            Service::Port(proto, port) => {
+                let not_syn = if proto == Protocol::Tcp {
+                    " tcp flags & (syn | ack) != syn"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "{fam} saddr {} {} sport {port}{not_syn} accept comment \"replies: {}\"",
+                    a.to,
+                    proto_word(proto),
+                    a.why
+                ))
+            }
+            Service::Echo => None,
+        })
+        .collect()
+}
+
+/// The number of rules [`render`] writes (base chain headers not counted).
+pub fn rule_count(script: &str) -> usize {
+    script
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("chain ")
+                && !l.starts_with("type ")
+                && !l.starts_with("table ")
+                && !l.starts_with("add table")
+                && !l.starts_with("delete table")
+                && *l != "}"
+        })
+        .count()
+}
+
+/// What `check` prints: one line per part of the policy.
+pub fn describe(p: &Policy) -> Vec<String> {
+    let mut v = vec![format!(
+        "nftables table netdev {} on {} ({} rules)",
+        p.table,
+        p.device,
+        rule_count(&render(p))
+    )];
+    let mut own: Vec<String> = p.ipv4.iter().map(ToString::to_string).collect();
+    own.extend(p.ipv6.iter().map(ToString::to_string));
+    v.push(format!(
+        "from the guest: only MAC {}, addresses {}; no RA, redirect, DHCP/DHCPv6 server",
+        mac_text(p.mac),
+        if own.is_empty() {
+            "none".into()
+        } else {
+            own.join(", ")
+        }
+    ));
+    let ports: Vec<String> = p
+        .ports
+        .iter()
+        .map(|&(p, n)| format!("{n}/{}", proto_word(p)))
+        .collect();
+    v.push(if !p.inbound_limited {
+        "reached on: any port (network.reach)".into()
+    } else if ports.is_empty() {
+        "reached on: no port (the manifest declares none), ICMP errors and echo".into()
+    } else {
+        format!("reached on: {}, ICMP errors and echo", ports.join(", "))
+    });
+    v.push(match &p.outbound {
+        Some(a) if a.is_empty() => "reaches: nothing but replies (add network.egress)".into(),
+        Some(a) => format!(
+            "reaches: {}",
+            a.iter()
+                .map(|a| match a.what {
+                    Service::Port(pr, n) => format!("{} {n}/{} ({})", a.to, proto_word(pr), a.why),
+                    Service::Echo => format!("{} echo ({})", a.to, a.why),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "reaches: anything (network.reach)".into(),
+    });
+    v
+}
+
+/// The policy of a loaded spec; `None` without a network.
+pub fn of(l: &crate::load::Loaded) -> Option<Policy> {
+    let spec = l.spec.network.as_ref()?;
+    let checked = contract::checked::check(l.merged.contract.clone()).ok()?;
+    derive(
+        &l.spec.name,
+        spec,
+        &l.manifest,
+        checked.network.as_ref()?,
+        checked.remote.as_ref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(spec_net: &str, ports: &str, syslog: bool) -> Policy {
+        let text = format!(
+            r#"{{"name":"dns1","image":"i.img","network":{spec_net}{}}}"#,
+            if syslog {
+                r#","syslog":{"transport":"udp","host":"192.0.2.1","format":"rfc5424"}"#
+            } else {
+                ""
+            }
+        );
+        let spec = appliance::spec::parse(text.as_bytes()).unwrap();
+        let manifest = appliance::manifest::parse(
+            format!(r#"{{"contract_version":1,"service":{{"argv":["/bin/x"]}},"ports":{ports}}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let merged = appliance::merge::merge(&spec, &manifest).unwrap();
+        let checked = contract::checked::check(merged.contract).unwrap();
+        derive(
+            "dns1",
+            spec.network.as_ref().unwrap(),
+            &manifest,
+            checked.network.as_ref().unwrap(),
+            checked.remote.as_ref(),
+        )
+        .unwrap()
+    }
+
+    const DUAL: &str = r#"{"tap":"tap-dns1","bridge":"br-app","mac":"02:00:00:00:00:35",
+        "addresses":["192.0.2.53/24","2001:db8::53/64"],
+        "routes":[{"destination":"0.0.0.0/0","gateway":"192.0.2.1"}],"dns_servers":["192.0.2.2"]}"#;
+
+    #[test]
+    fn the_link_local_address_comes_from_the_mac() {
+        assert_eq!(
+            link_local([0x02, 0, 0, 0, 0, 0x35]),
+            "fe80::ff:fe00:35".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_appliance_owns_its_mac_and_addresses_only() {
+        let p = policy(DUAL, r#"[{"port":53,"protocol":"udp"},{"port":53}]"#, true);
+        let s = render(&p);
+        assert_eq!(p.table, "host-launch-dns1");
+        for want in [
+            "device \"tap-dns1\"",
+            "ether saddr != 02:00:00:00:00:35 counter drop",
+            "arp saddr ether != 02:00:00:00:00:35",
+            "arp saddr ip 192.0.2.53 accept",
+            "ip saddr != 192.0.2.53 counter drop",
+            "ip6 saddr != { fe80::ff:fe00:35, 2001:db8::53 } counter drop",
+            "@th,64,128 0x20010db8000000000000000000000053 accept",
+            "udp sport 67 counter drop",
+            "udp sport 547 counter drop",
+            "icmpv6 type { nd-router-advert, nd-redirect } counter drop",
+            "tcp dport 53 accept",
+            "udp dport 53 accept",
+            "ip daddr 192.0.2.1/32 udp dport 514 accept comment \"syslog\"",
+            "ip daddr 192.0.2.2/32 udp dport 53 accept",
+            "ip daddr 192.0.2.1/32 icmp type echo-request accept",
+            "ip saddr 192.0.2.2/32 udp sport 53 accept",
+        ] {
+            assert!(s.contains(want), "missing {want:?} in\n{s}");
+        }
+        // Nothing opens everything while the ports are declared.
+        assert!(!s.contains("network.reach"), "{s}");
+        assert!(rule_count(&s) > 20, "{}", rule_count(&s));
+        if let Ok(out) = std::env::var("NETPOLICY_DUMP") {
+            std::fs::write(out, &s).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_ipv4_only_appliance_sends_no_ipv6_and_an_ipv6_only_one_no_ipv4() {
+        let v4 = render(&policy(
+            r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"]}"#,
+            "[]",
+            false,
+        ));
+        assert!(!v4.contains("ip6_from_guest {"), "{v4}");
+        assert!(v4.contains("ip_from_guest {"), "{v4}");
+        let v6 = render(&policy(
+            r#"{"tap":"t1","bridge":"b","addresses":["2001:db8::9/64"]}"#,
+            "[]",
+            false,
+        ));
+        assert!(!v6.contains("ip_from_guest {"), "{v6}");
+        assert!(!v6.contains("arp saddr ip 2001"), "{v6}");
+        assert!(v6.contains("ip6_from_guest {"), "{v6}");
+    }
+
+    #[test]
+    fn a_spec_without_a_mac_gets_the_derived_one() {
+        let p = policy(
+            r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"]}"#,
+            "[]",
+            false,
+        );
+        let want = appliance::merge::derived_mac("dns1");
+        assert_eq!(mac_text(p.mac), want);
+        assert!(want.starts_with("02:"));
+    }
+
+    #[test]
+    fn egress_and_reach_are_honoured() {
+        let p = policy(
+            r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"],
+               "egress":[{"to":"198.51.100.0/24","protocol":"tcp","port":443}]}"#,
+            "[]",
+            false,
+        );
+        let s = render(&p);
+        assert!(
+            s.contains("ip daddr 198.51.100.0/24 tcp dport 443 accept"),
+            "{s}"
+        );
+        assert!(s.contains(
+            "ip saddr 198.51.100.0/24 tcp sport 443 tcp flags & (syn | ack) != syn accept"
+        ));
+        let open = render(&policy(
+            r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"],"reach":"open"}"#,
+            "[]",
+            false,
+        ));
+        assert!(
+            open.contains("network.reach opens outbound traffic"),
+            "{open}"
+        );
+        assert!(
+            open.contains("network.reach opens inbound traffic"),
+            "{open}"
+        );
+        // Anti-spoofing stays.
+        assert!(
+            open.contains("ip saddr != 192.0.2.9 counter drop"),
+            "{open}"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! An appliance's nftables table on the host, through the host's `nft` (Debian's `nftables`),
+//! run inside the TAP device's network namespace: installed in one transaction, removed,
+//! summed up for `status`. What the table says is [`crate::netpolicy`]'s.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// `nft`, or the program `$HOST_LAUNCH_NFT` names (tests make it fail on purpose).
+fn program() -> String {
+    std::env::var("HOST_LAUNCH_NFT").unwrap_or_else(|_| "nft".into())
+}
+
+fn where_(netns: Option<&str>) -> String {
+    netns
+        .map(|n| format!(" in namespace {n}"))
+        .unwrap_or_default()
+}
+
+/// Runs `nft ARGS` in the namespace with `input` on its standard input; its output, or its
+/// error output as the error.
+fn run(
+    netns: Option<&str>,
+    args: &[&str],
+    input: &str,
+) -> std::io::Result<std::result::Result<String, String>> {
+    let go = || -> std::io::Result<std::result::Result<String, String>> {
+        let mut child = Command::new(program())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        Ok(if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(format!("{}: {}", out.status, err.trim()))
+        })
+    };
+    crate::tap::in_netns(netns, go)?
+}
+
+/// Installs `script` ([`crate::netpolicy::render`]) in one transaction: all of it or nothing.
+pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
+    let failed = |e: String| {
+        Error::host(format!(
+            "network policy: installing the nftables table {table}{} failed, so the appliance \
+             does not start: {e} (is nftables installed? `{} --version`)",
+            where_(netns),
+            program()
+        ))
+    };
+    match run(netns, &["-f", "-"], script) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// Removes the table; `Ok(false)` when there was none.
+pub fn remove(table: &str, netns: Option<&str>) -> Result<bool> {
+    if !exists(table, netns) {
+        return Ok(false);
+    }
+    let script = format!("delete table netdev {table}\n");
+    match run(netns, &["-f", "-"], &script) {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) => Err(Error::host(format!(
+            "removing the nftables table {table}{}: {e}",
+            where_(netns)
+        ))),
+        Err(e) => Err(Error::host(format!(
+            "removing the nftables table {table}{}: {e}",
+            where_(netns)
+        ))),
+    }
+}
+
+/// Whether the table is installed.
+pub fn exists(table: &str, netns: Option<&str>) -> bool {
+    matches!(
+        run(netns, &["list", "table", "netdev", table], ""),
+        Ok(Ok(_))
+    )
+}
+
+/// What `status` shows of an installed table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub table: String,
+    pub rules: usize,
+    /// Frames dropped from the guest (ingress chains) and to it (egress chains).
+    pub dropped_from_guest: u64,
+    pub dropped_to_guest: u64,
+}
+
+/// The installed table, read back with `nft -j`; `None` when it is not there.
+pub fn summary(table: &str, netns: Option<&str>) -> Option<Summary> {
+    let out = run(netns, &["-j", "list", "table", "netdev", table], "")
+        .ok()?
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let mut s = Summary {
+        table: table.to_string(),
+        ..Summary::default()
+    };
+    for item in v.get("nftables")?.as_array()? {
+        let Some(rule) = item.get("rule") else {
+            continue;
+        };
+        s.rules += 1;
+        let chain = rule.get("chain").and_then(|c| c.as_str()).unwrap_or("");
+        let packets: u64 = rule
+            .get("expr")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("counter")?.get("packets")?.as_u64())
+            .sum();
+        if chain.contains("from_guest") {
+            s.dropped_from_guest += packets;
+        } else {
+            s.dropped_to_guest += packets;
+        }
+    }
+    Some(s)
+}
