@@ -103,7 +103,7 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
                 .unwrap_or_default()
         ));
     }
-    if let Some(p) = crate::netpolicy::of(&l) {
+    if let Some(p) = l.policy() {
         for d in crate::netpolicy::describe(&p) {
             line(format!("policy:   {d}"));
         }

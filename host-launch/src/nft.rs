@@ -1,8 +1,9 @@
-//! An appliance's nftables table on the host, through the host's `nft` (Debian's `nftables`),
-//! run inside the TAP device's network namespace: installed in one transaction, removed,
-//! summed up for `status`. What the table says is [`crate::netpolicy`]'s.
+//! An appliance's chains in host-launch's nftables table, through the host's `nft` (Debian's
+//! `nftables`) run inside the TAP device's network namespace: installed in one transaction,
+//! removed, summed up for `status`. What they say is [`crate::netpolicy`]'s.
 
 use crate::error::{Error, Result};
+use crate::netpolicy;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -49,8 +50,8 @@ fn run(
 pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
     let failed = |e: String| {
         Error::host(format!(
-            "network policy: installing the nftables table {table}{} failed, so the appliance \
-             does not start: {e} (is nftables installed? `{} --version`)",
+            "network policy: installing the appliance's chains in the nftables table {table}{} \
+             failed, so it does not start: {e} (is nftables installed? `{} --version`)",
             where_(netns),
             program()
         ))
@@ -62,29 +63,29 @@ pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
     }
 }
 
-/// Removes the table; `Ok(false)` when there was none.
-pub fn remove(table: &str, netns: Option<&str>) -> Result<bool> {
-    if !exists(table, netns) {
+/// Removes appliance `name`'s chains from the table; `Ok(false)` when there were none.
+pub fn remove(table: &str, name: &str, netns: Option<&str>) -> Result<bool> {
+    if !installed(table, name, netns) {
         return Ok(false);
     }
-    let script = format!("delete table netdev {table}\n");
-    match run(netns, &["-f", "-"], &script) {
+    let failed = |e: String| {
+        Error::host(format!(
+            "removing {name}'s chains from the nftables table {table}{}: {e}",
+            where_(netns)
+        ))
+    };
+    match run(netns, &["-f", "-"], &netpolicy::removal(table, name)) {
         Ok(Ok(_)) => Ok(true),
-        Ok(Err(e)) => Err(Error::host(format!(
-            "removing the nftables table {table}{}: {e}",
-            where_(netns)
-        ))),
-        Err(e) => Err(Error::host(format!(
-            "removing the nftables table {table}{}: {e}",
-            where_(netns)
-        ))),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(failed(e.to_string())),
     }
 }
 
-/// Whether the table is installed.
-pub fn exists(table: &str, netns: Option<&str>) -> bool {
+/// Whether appliance `name`'s base chain is in the table.
+pub fn installed(table: &str, name: &str, netns: Option<&str>) -> bool {
+    let chain = format!("from_guest_{name}");
     matches!(
-        run(netns, &["list", "table", "netdev", table], ""),
+        run(netns, &["list", "chain", "netdev", table, &chain], ""),
         Ok(Ok(_))
     )
 }
@@ -99,33 +100,42 @@ pub struct Summary {
     pub dropped_to_guest: u64,
 }
 
-/// The installed table, read back with `nft -j`; `None` when it is not there.
-pub fn summary(table: &str, netns: Option<&str>) -> Option<Summary> {
-    let out = run(netns, &["-j", "list", "table", "netdev", table], "")
-        .ok()?
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+/// Appliance `name`'s chains, read back one by one with `nft -j list chain` (a listing of
+/// the whole table takes seconds with hundreds of appliances); `None` when they are not there.
+pub fn summary(table: &str, name: &str, netns: Option<&str>) -> Option<Summary> {
     let mut s = Summary {
         table: table.to_string(),
         ..Summary::default()
     };
-    for item in v.get("nftables")?.as_array()? {
-        let Some(rule) = item.get("rule") else {
+    for (i, chain) in netpolicy::chains_of(name).iter().enumerate() {
+        let listed = run(netns, &["-j", "list", "chain", "netdev", table, chain], "");
+        let Ok(Ok(out)) = listed else {
+            // The first is the guest's base chain, always there when the policy is.
+            if i == 0 {
+                return None;
+            }
             continue;
         };
-        s.rules += 1;
-        let chain = rule.get("chain").and_then(|c| c.as_str()).unwrap_or("");
-        let packets: u64 = rule
-            .get("expr")
-            .and_then(|e| e.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("counter")?.get("packets")?.as_u64())
-            .sum();
-        if chain.contains("from_guest") {
-            s.dropped_from_guest += packets;
-        } else {
-            s.dropped_to_guest += packets;
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        for rule in v
+            .get("nftables")?
+            .as_array()?
+            .iter()
+            .filter_map(|i| i.get("rule"))
+        {
+            s.rules += 1;
+            let packets: u64 = rule
+                .get("expr")
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("counter")?.get("packets")?.as_u64())
+                .sum();
+            if chain.contains("from_guest") {
+                s.dropped_from_guest += packets;
+            } else {
+                s.dropped_to_guest += packets;
+            }
         }
     }
     Some(s)

@@ -49,14 +49,14 @@ pub(crate) struct Undo {
     pub(crate) created_dir: Option<PathBuf>,
     pub(crate) created_disks: Vec<PathBuf>,
     pub(crate) tap: Option<(String, Option<String>)>,
-    /// The network policy's table and namespace.
-    pub(crate) policy: Option<(String, Option<String>)>,
+    /// The network policy's table, appliance name and namespace.
+    pub(crate) policy: Option<(String, String, Option<String>)>,
 }
 
 impl Undo {
     pub(crate) fn run(&mut self) {
-        if let Some((table, ns)) = self.policy.take() {
-            let _ = nft::remove(&table, ns.as_deref());
+        if let Some((table, name, ns)) = self.policy.take() {
+            let _ = nft::remove(&table, &name, ns.as_deref());
         }
         if let Some((name, ns)) = self.tap.take() {
             let _ = tap::delete(&name, ns.as_deref());
@@ -159,8 +159,11 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
         }
     }
     if let Some(p) = &st.policy {
-        match nft::remove(&p.table, p.netns.as_deref()) {
-            Ok(true) => notes.push(format!("removed the nftables table {}", p.table)),
+        match nft::remove(&p.table, &st.name, p.netns.as_deref()) {
+            Ok(true) => notes.push(format!(
+                "removed its chains from the nftables table {}",
+                p.table
+            )),
             Ok(false) => {}
             Err(e) => notes.push(format!("could not remove the network policy: {e}")),
         }
@@ -442,12 +445,12 @@ fn install_policy(
     st: &mut State,
     undo: &mut Undo,
 ) -> Result<()> {
-    let policy = netpolicy::of(l).ok_or_else(|| {
+    let policy = l.policy().ok_or_else(|| {
         Error::host("network policy: the contract gives the interface no MAC address".to_string())
     })?;
-    let script = netpolicy::render(&policy);
+    let script = netpolicy::render(&policy, netpolicy::Pass::On);
     nft::install(&policy.table, &script, n.netns.as_deref())?;
-    undo.policy = Some((policy.table.clone(), n.netns.clone()));
+    undo.policy = Some((policy.table.clone(), policy.name.clone(), n.netns.clone()));
     st.policy = Some(state::PolicyRecord {
         table: policy.table,
         netns: n.netns.clone(),

@@ -106,7 +106,8 @@ pub struct TapRecord {
     pub created: bool,
 }
 
-/// The nftables table of the appliance's network policy (`crate::netpolicy`).
+/// Where the appliance's network policy is: its chains in this nftables table
+/// (`crate::netpolicy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRecord {
     pub table: String,

@@ -75,7 +75,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                     .state
                     .as_ref()
                     .and_then(|st| st.policy.as_ref())
-                    .and_then(|p| crate::nft::summary(&p.table, p.netns.as_deref()));
+                    .and_then(|p| crate::nft::summary(&p.table, &e.name, p.netns.as_deref()));
                 serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "policy": policy, "state": e.state})
             })
             .collect();
@@ -151,7 +151,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
             );
         }
         if let Some(p) = &st.policy {
-            let _ = writeln!(out, "  policy:   {}", policy_line(p, e.running));
+            let _ = writeln!(out, "  policy:   {}", policy_line(p, &e.name, e.running));
         }
         if let Some(o) = &st.outcome {
             let _ = writeln!(
@@ -173,22 +173,27 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
 }
 
 /// The installed network policy as the host has it now (`nft`), or why it is not there.
-fn policy_line(p: &state::PolicyRecord, running: bool) -> String {
+fn policy_line(p: &state::PolicyRecord, name: &str, running: bool) -> String {
     let ns = p
         .netns
         .as_ref()
         .map(|n| format!(" (netns {n})"))
         .unwrap_or_default();
-    match crate::nft::summary(&p.table, p.netns.as_deref()) {
+    match crate::nft::summary(&p.table, name, p.netns.as_deref()) {
         Some(s) => format!(
-            "nftables table netdev {}{ns}: {} rules installed; dropped {} frames from the              guest, {} to it (`nft list table netdev {}`)",
+            "nftables table netdev {}{ns}, chains *_{name}: {} rules installed; dropped {} \
+             frames from the guest, {} to it (`nft list chain netdev {} from_guest_{name}`)",
             s.table, s.rules, s.dropped_from_guest, s.dropped_to_guest, s.table
         ),
         None if running => format!(
-            "nftables table netdev {}{ns}: NOT installed (removed by hand?); {} rules were              installed at the start",
+            "nftables table netdev {}{ns}, chains *_{name}: NOT installed (removed by hand?); \
+             {} rules were installed at the start",
             p.table, p.rules
         ),
-        None => format!("nftables table netdev {}{ns}: removed", p.table),
+        None => format!(
+            "nftables table netdev {}{ns}, chains *_{name}: removed",
+            p.table
+        ),
     }
 }
 

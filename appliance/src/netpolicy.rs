@@ -1,10 +1,16 @@
 //! The network policy of one appliance, derived from its spec and manifest with no other
-//! configuration, and written as an nftables script ([`render`]; `nft` installs it, see
-//! [`crate::nft`]). Pure: no I/O.
+//! configuration, and written as an nftables script ([`render`]; host-launch installs it with
+//! `nft` on the appliance's TAP device, uml-runc on the TAP it joins to a container's veth).
+//! Pure: no I/O.
 //!
-//! One `netdev` table per appliance, named after it, with two base chains on its TAP device:
-//! `from_guest` (ingress: every frame the guest sends, whether the TAP is bridged or routed)
-//! and `to_guest` (egress: every frame the host or a neighbour sends it). Stateless on
+//! One `netdev` table per network namespace ([`TABLE`], `host-launch`), and in it the chains
+//! of each appliance, named after it (`from_guest_NAME`, ...; appliance names have no `_`),
+//! with two base chains on its TAP device: `from_guest_NAME` (ingress: every frame the guest
+//! sends, whether the TAP is bridged or routed) and `to_guest_NAME` (egress: every frame the
+//! host or a neighbour sends it). One table and not one per appliance: `nft` reads the chains
+//! of every table before a change, one request per table, so with a table per appliance a
+//! start cost 20 ms beside no other appliance and 400 ms beside 500
+//! (`cargo bench -p host-launch --bench netpolicy`). Stateless on
 //! purpose: no conntrack entry for a guest to fill, nothing shared between appliances, and the
 //! same rules on a bridge and on a routed TAP (the bridge family has no conntrack on a host
 //! without `nf_conntrack_bridge`). So "replies" are what comes from a destination the
@@ -20,8 +26,8 @@
 //!   declared ports, its syslog target, its DNS servers (port 53), ICMP echo to its routes'
 //!   gateways, ICMP errors, and `network.egress`.
 
-use appliance::manifest::{Manifest, Protocol};
-use appliance::spec::{parse_egress_to, NetworkSpec};
+use crate::manifest::{Manifest, Protocol};
+use crate::spec::{parse_egress_to, NetworkSpec};
 use contract::addr::Cidr;
 use contract::checked::{Network, Remote};
 use contract::types::Transport;
@@ -52,8 +58,10 @@ pub enum Service {
 /// Everything the rules say, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// The nftables table: `host-launch-NAME`.
+    /// The nftables table ([`TABLE`] for host-launch).
     pub table: String,
+    /// The appliance's name: its chains' suffix.
+    pub name: String,
     /// The TAP device the chains hook.
     pub device: String,
     pub mac: [u8; 6],
@@ -68,9 +76,50 @@ pub struct Policy {
     pub outbound: Option<Vec<Allowed>>,
 }
 
-/// The table of an appliance.
-pub fn table_name(appliance: &str) -> String {
-    format!("host-launch-{appliance}")
+/// host-launch's table, one in each network namespace with appliances.
+pub const TABLE: &str = "host-launch";
+
+/// The chains of an appliance, by their role: base chains first.
+const CHAINS: [&str; 7] = [
+    "from_guest",
+    "to_guest",
+    "arp_from_guest",
+    "ip_from_guest",
+    "ip6_from_guest",
+    "ip_to_guest",
+    "ip6_to_guest",
+];
+
+/// The chain of appliance `name` for `role` (one of [`CHAINS`]).
+fn chain_name(role: &str, name: &str) -> String {
+    format!("{role}_{name}")
+}
+
+/// Appliance `name`'s chains, its base chains first.
+pub fn chains_of(name: &str) -> Vec<String> {
+    CHAINS.iter().map(|role| chain_name(role, name)).collect()
+}
+
+/// Whether `chain` is one of appliance `name`'s: names have no `_`, so what follows the last
+/// one is the name.
+pub fn is_chain_of(chain: &str, name: &str) -> bool {
+    chain
+        .rsplit_once('_')
+        .is_some_and(|(role, n)| n == name && CHAINS.contains(&role))
+}
+
+/// An nftables script that removes appliance `name`'s chains from `table` (in one
+/// transaction, whether they are there or not: each is added first, then flushed, then
+/// deleted). The table itself stays: deleting it could take another appliance's chains
+/// that a concurrent start just added.
+pub fn removal(table: &str, name: &str) -> String {
+    let mut s = format!("add table netdev {table}\n");
+    for verb in ["add", "flush", "delete"] {
+        for role in CHAINS {
+            let _ = writeln!(s, "{verb} chain netdev {table} {}", chain_name(role, name));
+        }
+    }
+    s
 }
 
 /// The IPv6 link-local address a guest kernel makes from its MAC (modified EUI-64).
@@ -135,7 +184,8 @@ pub fn derive(
         .limits_outbound()
         .then(|| allowed_out(spec, net, syslog));
     Some(Policy {
-        table: table_name(name),
+        table: TABLE.to_string(),
+        name: name.to_string(),
         device: spec.tap.clone(),
         mac,
         ipv4,
@@ -228,22 +278,38 @@ const ICMP_ALWAYS: &str =
 const ICMPV6_ALWAYS: &str = "{ echo-reply, echo-request, destination-unreachable, \
      packet-too-big, time-exceeded, parameter-problem }";
 
-/// The nftables script: the table replaced as a whole in one transaction (a leftover of a
-/// dead launcher included).
-pub fn render(p: &Policy) -> String {
+/// Where what the guest may send goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass<'a> {
+    /// On as usual: into the bridge or the host's stack (host-launch's TAP). The table also
+    /// filters what is sent to the guest (the TAP's egress hook).
+    On,
+    /// Forwarded out of this device (`fwd to`): uml-runc's TAP joined to the container's
+    /// veth. Frames to the guest come by a tc redirect, which skips the egress hook, so the
+    /// table has no chain for them.
+    ForwardTo(&'a str),
+}
+
+/// The nftables script: the appliance's chains replaced as a whole in one transaction (a
+/// leftover of a dead launcher included: [`removal`] first).
+pub fn render(p: &Policy, pass: Pass) -> String {
     let t = &p.table;
-    let mut s = String::new();
-    // `add` then `delete`: removes a leftover table of that name, and fails on none.
-    let _ = writeln!(s, "add table netdev {t}\ndelete table netdev {t}");
+    let mut s = removal(t, &p.name);
     let _ = writeln!(s, "table netdev {t} {{");
-    from_guest(&mut s, p);
-    to_guest(&mut s, p);
+    let ok = match pass {
+        Pass::On => "accept".to_string(),
+        Pass::ForwardTo(dev) => format!("fwd to \"{dev}\""),
+    };
+    from_guest(&mut s, p, &ok);
+    if pass == Pass::On {
+        to_guest(&mut s, p);
+    }
     s.push_str("}\n");
     s
 }
 
-fn chain(s: &mut String, name: &str, rules: &[String]) {
-    let _ = writeln!(s, "\tchain {name} {{");
+fn chain(s: &mut String, p: &Policy, role: &str, rules: &[String]) {
+    let _ = writeln!(s, "\tchain {} {{", chain_name(role, &p.name));
     for r in rules {
         let _ = writeln!(s, "\t\t{r}");
     }
@@ -254,7 +320,7 @@ fn drop_rule(matches: &str, why: &str) -> String {
     format!("{matches} counter drop comment \"{why}\"")
 }
 
-fn from_guest(s: &mut String, p: &Policy) {
+fn from_guest(s: &mut String, p: &Policy, ok: &str) {
     let mac = mac_text(p.mac);
     let mut base = vec![
         format!(
@@ -262,19 +328,28 @@ fn from_guest(s: &mut String, p: &Policy) {
             p.device
         ),
         drop_rule(&format!("ether saddr != {mac}"), "source MAC not its own"),
-        "ether type arp jump arp_from_guest".to_string(),
+        format!(
+            "ether type arp jump {}",
+            chain_name("arp_from_guest", &p.name)
+        ),
     ];
     if !p.ipv4.is_empty() {
-        base.push("ether type ip jump ip_from_guest".into());
+        base.push(format!(
+            "ether type ip jump {}",
+            chain_name("ip_from_guest", &p.name)
+        ));
     }
     if !p.ipv6.is_empty() {
-        base.push("ether type ip6 jump ip6_from_guest".into());
+        base.push(format!(
+            "ether type ip6 jump {}",
+            chain_name("ip6_from_guest", &p.name)
+        ));
     }
     base.push(drop_rule(
         "",
         "another protocol, or a family it has no address in",
     ));
-    chain(s, "from_guest", &base);
+    chain(s, p, "from_guest", &base);
 
     let mut arp = vec![
         drop_rule("arp hlen != 6", "ARP not over Ethernet"),
@@ -284,13 +359,13 @@ fn from_guest(s: &mut String, p: &Policy) {
             "ARP sender MAC not its own",
         ),
         drop_rule("arp operation != { request, reply }", "ARP operation"),
-        "arp operation request arp saddr ip 0.0.0.0 accept comment \"address probe\"".into(),
+        format!("arp operation request arp saddr ip 0.0.0.0 {ok} comment \"address probe\""),
     ];
     if !p.ipv4.is_empty() {
-        arp.push(format!("arp saddr ip {} accept", set(&p.ipv4)));
+        arp.push(format!("arp saddr ip {} {ok}", set(&p.ipv4)));
     }
     arp.push(drop_rule("", "ARP for an address not its own"));
-    chain(s, "arp_from_guest", &arp);
+    chain(s, p, "arp_from_guest", &arp);
 
     if !p.ipv4.is_empty() {
         let mut ip = vec![
@@ -303,15 +378,14 @@ fn from_guest(s: &mut String, p: &Policy) {
                 "icmp type { redirect, router-advertisement }",
                 "ICMP redirect or router advertisement",
             ),
-            format!("icmp type {ICMP_ALWAYS} accept"),
+            format!("icmp type {ICMP_ALWAYS} {ok}"),
         ];
-        ip.extend(outbound_rules(p, false));
-        chain(s, "ip_from_guest", &ip);
+        ip.extend(outbound_rules(p, false, ok));
+        chain(s, p, "ip_from_guest", &ip);
     }
     if !p.ipv6.is_empty() {
         let mut ip6 = vec![
-            "ip6 saddr :: icmpv6 type nd-neighbor-solicit accept comment \"duplicate address detection\""
-                .to_string(),
+            format!("ip6 saddr :: icmpv6 type nd-neighbor-solicit {ok} comment \"duplicate address detection\""),
             drop_rule(
                 &format!("ip6 saddr != {}", set(&p.ipv6)),
                 "IPv6 source not its own",
@@ -324,41 +398,43 @@ fn from_guest(s: &mut String, p: &Policy) {
         // nft 1.0.6 has no `icmpv6 taddr`: the target is the 16 bytes after the 8 of the header.
         for a in &p.ipv6 {
             ip6.push(format!(
-                "icmpv6 type nd-neighbor-advert @th,64,128 0x{:032x} accept comment \"{a}\"",
+                "icmpv6 type nd-neighbor-advert @th,64,128 0x{:032x} {ok} comment \"{a}\"",
                 u128::from(*a)
             ));
         }
         ip6.extend([
             drop_rule("icmpv6 type nd-neighbor-advert", "neighbour advertisement not for its own address"),
-            "icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld-listener-report, mld2-listener-report } accept".to_string(),
+            format!("icmpv6 type {{ nd-neighbor-solicit, nd-router-solicit, mld-listener-report, mld2-listener-report }} {ok}"),
             drop_rule("udp sport 547", "DHCPv6 server"),
-            format!("icmpv6 type {ICMPV6_ALWAYS} accept"),
+            format!("icmpv6 type {ICMPV6_ALWAYS} {ok}"),
         ]);
-        ip6.extend(outbound_rules(p, true));
-        chain(s, "ip6_from_guest", &ip6);
+        ip6.extend(outbound_rules(p, true, ok));
+        chain(s, p, "ip6_from_guest", &ip6);
     }
 }
 
 /// The declared-ports part of what the guest sends, for one family.
-fn outbound_rules(p: &Policy, v6: bool) -> Vec<String> {
+fn outbound_rules(p: &Policy, v6: bool, ok: &str) -> Vec<String> {
     let Some(allowed) = &p.outbound else {
-        return vec!["accept comment \"network.reach opens outbound traffic\"".into()];
+        return vec![format!(
+            "{ok} comment \"network.reach opens outbound traffic\""
+        )];
     };
     let fam = if v6 { "ip6" } else { "ip" };
     let mut r = Vec::new();
-    r.extend(replies_from_guest(p));
+    r.extend(replies_from_guest(p, ok));
     for a in allowed.iter().filter(|a| a.to.is_ipv6() == v6) {
         let to = a.to;
         match a.what {
             Service::Port(proto, port) => r.push(format!(
-                "{fam} daddr {to} {} dport {port} accept comment \"{}\"",
+                "{fam} daddr {to} {} dport {port} {ok} comment \"{}\"",
                 proto_word(proto),
                 a.why
             )),
             Service::Echo => {
                 let echo = if v6 { "icmpv6" } else { "icmp" };
                 r.push(format!(
-                    "{fam} daddr {to} {echo} type echo-request accept comment \"{}\"",
+                    "{fam} daddr {to} {echo} type echo-request {ok} comment \"{}\"",
                     a.why
                 ))
             }
@@ -375,7 +451,7 @@ const NOT_SYN: &str = "tcp flags & (syn | ack) != syn";
 
 /// Accepts `ports` in `dir`: `dport` to the guest, `sport` (its replies) from it, where a TCP
 /// packet is a reply only when it is not a bare SYN.
-fn ports_rules(ports: &[(Protocol, u16)], dir: &str, why: &str) -> Vec<String> {
+fn ports_rules(ports: &[(Protocol, u16)], dir: &str, why: &str, ok: &str) -> Vec<String> {
     let mut r = Vec::new();
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let of: Vec<u16> = ports
@@ -392,7 +468,7 @@ fn ports_rules(ports: &[(Protocol, u16)], dir: &str, why: &str) -> Vec<String> {
             String::new()
         };
         r.push(format!(
-            "{} {dir} {}{not_syn} accept comment \"{why}\"",
+            "{} {dir} {}{not_syn} {ok} comment \"{why}\"",
             proto_word(proto),
             set(&of)
         ));
@@ -403,11 +479,11 @@ fn ports_rules(ports: &[(Protocol, u16)], dir: &str, why: &str) -> Vec<String> {
 /// Replies from the guest: from its declared ports; with inbound traffic open, TCP replies
 /// from any port too (a stateless filter cannot tell a UDP reply from a new datagram, so UDP
 /// ones only from the declared ports).
-fn replies_from_guest(p: &Policy) -> Vec<String> {
-    let mut r = ports_rules(&p.ports, "sport", "replies from its declared ports");
+fn replies_from_guest(p: &Policy, ok: &str) -> Vec<String> {
+    let mut r = ports_rules(&p.ports, "sport", "replies from its declared ports", ok);
     if !p.inbound_limited {
         r.push(format!(
-            "meta l4proto tcp {NOT_SYN} accept comment \"TCP replies (network.reach)\""
+            "meta l4proto tcp {NOT_SYN} {ok} comment \"TCP replies (network.reach)\""
         ));
     }
     r
@@ -416,7 +492,7 @@ fn replies_from_guest(p: &Policy) -> Vec<String> {
 /// What the guest may be sent on: its declared ports, or any (`network.reach`).
 fn inbound_rules(p: &Policy) -> Vec<String> {
     if p.inbound_limited {
-        ports_rules(&p.ports, "dport", "its declared ports")
+        ports_rules(&p.ports, "dport", "its declared ports", "accept")
     } else {
         vec![
             "meta l4proto { tcp, udp } accept comment \"network.reach opens inbound traffic\""
@@ -431,10 +507,13 @@ fn to_guest(s: &mut String, p: &Policy) {
             "type filter hook egress device \"{}\" priority filter; policy accept;",
             p.device
         ),
-        "ether type ip jump ip_to_guest".to_string(),
-        "ether type ip6 jump ip6_to_guest".to_string(),
+        format!("ether type ip jump {}", chain_name("ip_to_guest", &p.name)),
+        format!(
+            "ether type ip6 jump {}",
+            chain_name("ip6_to_guest", &p.name)
+        ),
     ];
-    chain(s, "to_guest", &base);
+    chain(s, p, "to_guest", &base);
     for v6 in [false, true] {
         let mut r = Vec::new();
         if v6 {
@@ -446,7 +525,7 @@ fn to_guest(s: &mut String, p: &Policy) {
         r.extend(inbound_rules(p));
         r.extend(reply_rules(p, v6));
         r.push(drop_rule("", "not a port its manifest declares"));
-        chain(s, if v6 { "ip6_to_guest" } else { "ip_to_guest" }, &r);
+        chain(s, p, if v6 { "ip6_to_guest" } else { "ip_to_guest" }, &r);
     }
 }
 
@@ -493,8 +572,9 @@ pub fn rule_count(script: &str) -> usize {
                 && !l.starts_with("chain ")
                 && !l.starts_with("type ")
                 && !l.starts_with("table ")
-                && !l.starts_with("add table")
-                && !l.starts_with("delete table")
+                && !l.starts_with("add ")
+                && !l.starts_with("flush ")
+                && !l.starts_with("delete ")
                 && *l != "}"
         })
         .count()
@@ -503,10 +583,11 @@ pub fn rule_count(script: &str) -> usize {
 /// What `check` prints: one line per part of the policy.
 pub fn describe(p: &Policy) -> Vec<String> {
     let mut v = vec![format!(
-        "nftables table netdev {} on {} ({} rules)",
+        "nftables table netdev {}, chains *_{} on {} ({} rules)",
         p.table,
+        p.name,
         p.device,
-        rule_count(&render(p))
+        rule_count(&render(p, Pass::On))
     )];
     let mut own: Vec<String> = p.ipv4.iter().map(ToString::to_string).collect();
     own.extend(p.ipv6.iter().map(ToString::to_string));
@@ -548,19 +629,6 @@ pub fn describe(p: &Policy) -> Vec<String> {
     v
 }
 
-/// The policy of a loaded spec; `None` without a network.
-pub fn of(l: &crate::load::Loaded) -> Option<Policy> {
-    let spec = l.spec.network.as_ref()?;
-    let checked = contract::checked::check(l.merged.contract.clone()).ok()?;
-    derive(
-        &l.spec.name,
-        spec,
-        &l.manifest,
-        checked.network.as_ref()?,
-        checked.remote.as_ref(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,13 +642,13 @@ mod tests {
                 ""
             }
         );
-        let spec = appliance::spec::parse(text.as_bytes()).unwrap();
-        let manifest = appliance::manifest::parse(
+        let spec = crate::spec::parse(text.as_bytes()).unwrap();
+        let manifest = crate::manifest::parse(
             format!(r#"{{"contract_version":1,"service":{{"argv":["/bin/x"]}},"ports":{ports}}}"#)
                 .as_bytes(),
         )
         .unwrap();
-        let merged = appliance::merge::merge(&spec, &manifest).unwrap();
+        let merged = crate::merge::merge(&spec, &manifest).unwrap();
         let checked = contract::checked::check(merged.contract).unwrap();
         derive(
             "dns1",
@@ -596,6 +664,10 @@ mod tests {
         "addresses":["192.0.2.53/24","2001:db8::53/64"],
         "routes":[{"destination":"0.0.0.0/0","gateway":"192.0.2.1"}],"dns_servers":["192.0.2.2"]}"#;
 
+    fn render_on(p: &Policy) -> String {
+        render(p, Pass::On)
+    }
+
     #[test]
     fn the_link_local_address_comes_from_the_mac() {
         assert_eq!(
@@ -607,8 +679,13 @@ mod tests {
     #[test]
     fn a_dual_stack_appliance_owns_its_mac_and_addresses_only() {
         let p = policy(DUAL, r#"[{"port":53,"protocol":"udp"},{"port":53}]"#, true);
-        let s = render(&p);
-        assert_eq!(p.table, "host-launch-dns1");
+        let s = render(&p, Pass::On);
+        assert_eq!(p.table, "host-launch");
+        assert!(s.contains("chain from_guest_dns1 {"), "{s}");
+        assert!(s.contains("jump arp_from_guest_dns1"), "{s}");
+        assert!(is_chain_of("ip6_to_guest_dns1", "dns1"));
+        assert!(!is_chain_of("ip6_to_guest_dns1", "1"));
+        assert!(!is_chain_of("ip6_to_guest_xdns1", "dns1"));
         for want in [
             "device \"tap-dns1\"",
             "ether saddr != 02:00:00:00:00:35 counter drop",
@@ -639,21 +716,21 @@ mod tests {
 
     #[test]
     fn an_ipv4_only_appliance_sends_no_ipv6_and_an_ipv6_only_one_no_ipv4() {
-        let v4 = render(&policy(
+        let v4 = render_on(&policy(
             r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"]}"#,
             "[]",
             false,
         ));
-        assert!(!v4.contains("ip6_from_guest {"), "{v4}");
-        assert!(v4.contains("ip_from_guest {"), "{v4}");
-        let v6 = render(&policy(
+        assert!(!v4.contains("ip6_from_guest_dns1 {"), "{v4}");
+        assert!(v4.contains("ip_from_guest_dns1 {"), "{v4}");
+        let v6 = render_on(&policy(
             r#"{"tap":"t1","bridge":"b","addresses":["2001:db8::9/64"]}"#,
             "[]",
             false,
         ));
-        assert!(!v6.contains("ip_from_guest {"), "{v6}");
+        assert!(!v6.contains("ip_from_guest_dns1 {"), "{v6}");
         assert!(!v6.contains("arp saddr ip 2001"), "{v6}");
-        assert!(v6.contains("ip6_from_guest {"), "{v6}");
+        assert!(v6.contains("ip6_from_guest_dns1 {"), "{v6}");
     }
 
     #[test]
@@ -663,7 +740,7 @@ mod tests {
             "[]",
             false,
         );
-        let want = appliance::merge::derived_mac("dns1");
+        let want = crate::merge::derived_mac("dns1");
         assert_eq!(mac_text(p.mac), want);
         assert!(want.starts_with("02:"));
     }
@@ -676,7 +753,7 @@ mod tests {
             "[]",
             false,
         );
-        let s = render(&p);
+        let s = render(&p, Pass::On);
         assert!(
             s.contains("ip daddr 198.51.100.0/24 tcp dport 443 accept"),
             "{s}"
@@ -684,7 +761,7 @@ mod tests {
         assert!(s.contains(
             "ip saddr 198.51.100.0/24 tcp sport 443 tcp flags & (syn | ack) != syn accept"
         ));
-        let open = render(&policy(
+        let open = render_on(&policy(
             r#"{"tap":"t1","bridge":"b","addresses":["192.0.2.9/24"],"reach":"open"}"#,
             "[]",
             false,
