@@ -433,6 +433,14 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         "{line}"
     );
     assert!(!line.contains("dropped 0 frames from"), "{line}");
+    let json = host_launch(&state, &["status", "attacker", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let policy = &json[0]["policy"];
+    assert_eq!(policy["table"], "host-launch", "{json}");
+    assert!(policy["rules"].as_u64() > Some(40), "{json}");
+    assert!(policy["dropped_from_guest"].as_u64() > Some(0), "{json}");
 
     // An upgrade keeps the policy: the new image serves 8080 and not 8081.
     let v2 = neighbour_image(dir.path(), "nb2.img", "neighbour v2\n");
