@@ -123,7 +123,7 @@ fn main() {
     let listed = Instant::now();
     let out = ns.output("nft", &["list", "ruleset"]).expect("nft list");
     println!(
-        "nft list ruleset with {n} tables: {:.0} ms, {} lines",
+        "nft list ruleset with {n} appliances: {:.0} ms, {} lines",
         ms(listed.elapsed()),
         String::from_utf8_lossy(&out.stdout).lines().count()
     );
