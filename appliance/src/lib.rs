@@ -4,7 +4,8 @@
 //! The operator writes a spec ([`spec`]); the image builder ships a manifest beside the image
 //! ([`manifest`]); a spec's image may also be an OCI image ([`image_ref`]); [`merge`] turns
 //! both into a host contract. [`schema`] gives the JSON Schemas of the spec and the manifest;
-//! [`signed`] the one digest an image and its manifest are signed by. Pure: no I/O, nothing of
+//! [`signed`] the one digest an image and its manifest are signed by; [`netpolicy`] an
+//! appliance's network policy (nftables rules) from its spec and manifest. Pure: no I/O, nothing of
 //! the host (paths are not
 //! resolved, files are not read, `upgrade`'s pin record is host-launch's business); the
 //! callers read the files and hand the bytes in.
@@ -19,6 +20,7 @@ pub mod class;
 pub mod image_ref;
 pub mod manifest;
 pub mod merge;
+pub mod netpolicy;
 pub mod schema;
 pub mod signed;
 pub mod spec;

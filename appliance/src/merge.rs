@@ -235,7 +235,7 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     let network = spec.network.as_ref().map(|n| Network {
         interfaces: vec![Interface {
             name: n.guest_interface.clone(),
-            mac: n.mac.clone(),
+            mac: Some(n.mac.clone().unwrap_or_else(|| derived_mac(&spec.name))),
             addresses: n.addresses.clone(),
             mtu: n.mtu,
         }],
@@ -286,6 +286,19 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     } else {
         Err(Problems(problems))
     }
+}
+
+/// The MAC of an appliance whose spec gives none: locally administered, unicast, the same for
+/// a name on every start (the network policy allows the guest this one MAC, and a neighbour's
+/// ARP cache stays right across restarts). Five bytes of SHA-256 of the name: two of 500
+/// appliances on one bridge share one with a chance of about 1 in 10^7.
+pub fn derived_mac(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("host-launch mac {name}").as_bytes());
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        h[0], h[1], h[2], h[3], h[4]
+    )
 }
 
 /// Objects merge key by key (the spec wins); anything else from the spec replaces the default.

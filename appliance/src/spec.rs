@@ -168,6 +168,70 @@ pub struct NetworkSpec {
     /// The guest's resolver search domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search_domains: Vec<String>,
+    /// Destinations the appliance may open connections to beyond those its spec implies (its
+    /// syslog target, its DNS servers, ICMP echo to its routes' gateways): the network
+    /// policy's egress list (host-launch/README.md, Network policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<Egress>,
+    /// Relaxes the policy's declared-ports part: `declared` (the default: reached only on the
+    /// manifest's ports, reaching only what the spec implies), `open-inbound`,
+    /// `open-outbound` or `open`. Anti-spoofing holds whatever this says.
+    #[serde(default, skip_serializing_if = "Reach::is_declared")]
+    pub reach: Reach,
+}
+
+/// One destination of `network.egress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Egress {
+    /// An address or a CIDR block (`192.0.2.80`, `198.51.100.0/24`, `2001:db8::/64`).
+    pub to: String,
+    pub protocol: crate::manifest::Protocol,
+    /// The destination port, 1 to 65535.
+    pub port: u16,
+}
+
+/// How far the declared-ports part of the network policy is relaxed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// Reached only on the manifest's ports; reaching only what the spec implies.
+    #[default]
+    Declared,
+    /// Reached on any port; reaching only what the spec implies.
+    OpenInbound,
+    /// Reached only on the manifest's ports; reaching anything.
+    OpenOutbound,
+    /// No port rules (anti-spoofing stays).
+    Open,
+}
+
+impl Reach {
+    fn is_declared(&self) -> bool {
+        *self == Reach::Declared
+    }
+
+    /// Whether traffic to the appliance is limited to its declared ports.
+    pub fn limits_inbound(self) -> bool {
+        matches!(self, Reach::Declared | Reach::OpenOutbound)
+    }
+
+    /// Whether the appliance's own traffic is limited to what its spec implies.
+    pub fn limits_outbound(self) -> bool {
+        matches!(self, Reach::Declared | Reach::OpenInbound)
+    }
+}
+
+/// An egress destination: an address (a block of one) or a CIDR block.
+pub fn parse_egress_to(s: &str) -> Result<contract::addr::Cidr, String> {
+    if s.contains('/') {
+        let c = parse_cidr(s)?;
+        Ok(c.network())
+    } else {
+        let addr = contract::addr::parse_ip(s)?;
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Ok(contract::addr::Cidr { addr, prefix })
+    }
 }
 
 fn default_guest_interface() -> String {
@@ -428,6 +492,20 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
                 &format!("network.addresses[{i}]"),
                 parse_cidr(a).map(|_| ()),
             );
+        }
+        for (i, e) in n.egress.iter().enumerate() {
+            push(
+                &format!("network.egress[{i}].to"),
+                parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
+                    format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
+                }),
+            );
+            if e.port == 0 {
+                push(
+                    &format!("network.egress[{i}].port"),
+                    Err("0 is not a port; give 1 to 65535".into()),
+                );
+            }
         }
     }
     if let Some(h) = &s.hostname {

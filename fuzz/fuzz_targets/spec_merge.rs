@@ -1,7 +1,8 @@
 //! Operator spec + image manifest → contract, as `host-launch check` does without files. The
 //! input is the spec, then a NUL byte and the manifest (a fixed manifest when there is none).
 //! What merges must be a contract every guest accepts; the class checks of the spec and the
-//! manifest run on every parsed pair.
+//! manifest run on every parsed pair; the network policy of what merges renders whatever the
+//! spec's `network.egress` and `network.reach` say.
 #![no_main]
 use host_launch::{manifest, merge, spec};
 use libfuzzer_sys::fuzz_target;
@@ -32,5 +33,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(contract::budget::check(c, s.memory_mib).is_ok());
         let json = contract::to_json(c);
         assert_eq!(&contract::parse_json(json.as_bytes()).expect("merged"), c);
+        if let (Some(n), Ok(checked)) = (&s.network, contract::checked::check(c.clone())) {
+            if let Some(net) = &checked.network {
+                let p = appliance::netpolicy::derive(&s.name, n, &m, net, checked.remote.as_ref())
+                    .expect("a merged contract always gives the interface a MAC");
+                let script = appliance::netpolicy::render(&p, appliance::netpolicy::Pass::On);
+                assert!(appliance::netpolicy::rule_count(&script) > 0);
+            }
+        }
     }
 });

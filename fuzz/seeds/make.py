@@ -53,8 +53,15 @@ for p in sorted(glob.glob(os.path.join(root, "images/recipes/*.json"))):
     text = open(p, "rb").read()
     put("recipe", text)
     manifests.append(json.dumps(json.load(open(p))["manifest"]).encode())
+# The network policy's spec fields (egress and reach), over the web example.
+web = json.load(open(os.path.join(root, "examples/web.json")))
+web["network"]["egress"] = [{"to": "198.51.100.0/24", "protocol": "tcp", "port": 443},
+                            {"to": "2001:db8::1", "protocol": "udp", "port": 123}]
+web["network"]["reach"] = "open-outbound"
+specs = [json.dumps(web).encode()]
 for p in sorted(glob.glob(os.path.join(root, "examples/*.json"))):
-    spec = open(p, "rb").read()
+    specs.append(open(p, "rb").read())
+for spec in specs:
     put("spec_merge", spec)
     for m in manifests:
         put("spec_merge", spec + b"\0" + m)

@@ -18,6 +18,7 @@ pub mod events;
 pub mod exit;
 pub mod lifecycle;
 pub mod load;
+pub mod nft;
 pub mod notify;
 pub mod oci_image;
 pub mod output;
@@ -38,4 +39,4 @@ pub use error::{Error, Kind, Result};
 
 // The pure appliance types live in their own crate; they stay reachable under the paths they
 // had here.
-pub use appliance::{manifest, merge, schema, spec};
+pub use appliance::{manifest, merge, netpolicy, schema, spec};

@@ -103,6 +103,11 @@ pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
                 .unwrap_or_default()
         ));
     }
+    if let Some(p) = l.policy() {
+        for d in crate::netpolicy::describe(&p) {
+            line(format!("policy:   {d}"));
+        }
+    }
     line("contract:".into());
     line(serde_json::to_string_pretty(&l.merged.contract).unwrap_or_default());
     line("UML command line:".into());

@@ -27,6 +27,21 @@ pub struct Loaded {
 
 pub use crate::paths::{absolute, resolve};
 
+impl Loaded {
+    /// The appliance's network policy (see [`crate::netpolicy`]); `None` without a network.
+    pub fn policy(&self) -> Option<crate::netpolicy::Policy> {
+        let spec = self.spec.network.as_ref()?;
+        let checked = contract::checked::check(self.merged.contract.clone()).ok()?;
+        crate::netpolicy::derive(
+            &self.spec.name,
+            spec,
+            &self.manifest,
+            checked.network.as_ref()?,
+            checked.remote.as_ref(),
+        )
+    }
+}
+
 /// The manifest's default place: `<image>.manifest.json`.
 pub fn default_manifest_path(image: &Path) -> PathBuf {
     let mut s = image.as_os_str().to_os_string();

@@ -12,7 +12,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::load::Loaded;
 use crate::output::say;
 use crate::state::{self, Dir, Phase, State, TapRecord};
-use crate::{privs, tap, vm};
+use crate::{netpolicy, nft, privs, tap, vm};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -49,10 +49,15 @@ pub(crate) struct Undo {
     pub(crate) created_dir: Option<PathBuf>,
     pub(crate) created_disks: Vec<PathBuf>,
     pub(crate) tap: Option<(String, Option<String>)>,
+    /// The network policy's table, appliance name and namespace.
+    pub(crate) policy: Option<(String, String, Option<String>)>,
 }
 
 impl Undo {
     pub(crate) fn run(&mut self) {
+        if let Some((table, name, ns)) = self.policy.take() {
+            let _ = nft::remove(&table, &name, ns.as_deref());
+        }
         if let Some((name, ns)) = self.tap.take() {
             let _ = tap::delete(&name, ns.as_deref());
         }
@@ -151,6 +156,16 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
                 "killed {killed} leftover UML process(es) of umid {}",
                 st.umid
             ));
+        }
+    }
+    if let Some(p) = &st.policy {
+        match nft::remove(&p.table, &st.name, p.netns.as_deref()) {
+            Ok(true) => notes.push(format!(
+                "removed its chains from the nftables table {}",
+                p.table
+            )),
+            Ok(false) => {}
+            Err(e) => notes.push(format!("could not remove the network policy: {e}")),
         }
     }
     if let Some(t) = &st.tap {
@@ -329,6 +344,7 @@ fn prepare_locked(
         ready: false,
         ready_after_ms: None,
         tap: None,
+        policy: None,
         disks: l
             .disk_files
             .iter()
@@ -382,6 +398,8 @@ fn prepare_locked(
             )));
         }
         st.save(&dir)?;
+        install_policy(l, n, &mut st, undo)?;
+        st.save(&dir)?;
     }
 
     // The disks.
@@ -417,6 +435,28 @@ fn prepare_locked(
         jail,
         undo: Undo::default(),
     })
+}
+
+/// The network policy on the TAP device, before the guest boots: refused start (122) when it
+/// cannot be installed, and removed again by [`Undo`] when a later step fails.
+fn install_policy(
+    l: &Loaded,
+    n: &appliance::spec::NetworkSpec,
+    st: &mut State,
+    undo: &mut Undo,
+) -> Result<()> {
+    let policy = l.policy().ok_or_else(|| {
+        Error::host("network policy: the contract gives the interface no MAC address".to_string())
+    })?;
+    let script = netpolicy::render(&policy, netpolicy::Pass::On);
+    nft::install(&policy.table, &script, n.netns.as_deref())?;
+    undo.policy = Some((policy.table.clone(), policy.name.clone(), n.netns.clone()));
+    st.policy = Some(state::PolicyRecord {
+        table: policy.table,
+        netns: n.netns.clone(),
+        rules: netpolicy::rule_count(&script),
+    });
+    Ok(())
 }
 
 /// Writes a root-only file (mode 0600 from its creation, never briefly readable).

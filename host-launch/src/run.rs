@@ -549,6 +549,13 @@ fn handle_line(
 
 /// Removes the TAP device this run created and the jail's mount point, and records the end.
 fn finish(p: &mut Prepared, outcome: &Outcome) {
+    // The policy goes first: chains whose TAP device is gone stay until they are deleted.
+    if let Some(pol) = &p.state.policy {
+        match crate::nft::remove(&pol.table, &p.state.name, pol.netns.as_deref()) {
+            Ok(_) => p.state.policy = None,
+            Err(e) => say(&p.state.name, &format!("removing the network policy: {e}")),
+        }
+    }
     if let Some(t) = &p.state.tap {
         if t.created {
             if let Err(e) = tap::delete(&t.name, t.netns.as_deref()) {

@@ -106,6 +106,17 @@ pub struct TapRecord {
     pub created: bool,
 }
 
+/// Where the appliance's network policy is: its chains in this nftables table
+/// (`crate::netpolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub table: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Its rules, as installed.
+    pub rules: usize,
+}
+
 /// `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -126,6 +137,8 @@ pub struct State {
     pub ready_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRecord>,
     /// The data disks' host files.
     #[serde(default)]
     pub disks: Vec<String>,
@@ -478,6 +491,7 @@ mod tests {
             ready: false,
             ready_after_ms: None,
             tap: None,
+            policy: None,
             disks: vec![],
             outcome: None,
             exit_code: None,

@@ -107,7 +107,7 @@ fn describe(net: &NetworkSpec, step: Step, e: &io::Error) -> String {
 }
 
 /// Runs `f` in the named network namespace (see [`vmm::netns`]), or here without one.
-fn in_netns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+pub(crate) fn in_netns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     match ns {
         Some(ns) => vmm::netns::on_thread_in(&netns_path(ns), || Ok(f())),
         None => Ok(f()),

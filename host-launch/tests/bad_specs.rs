@@ -113,6 +113,26 @@ fn cases() -> Vec<Case> {
             "network.netns: namespace 'hl-no-such-ns' does not exist",
         ),
         c(
+            "egress-not-an-address",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.10/24"],
+                "egress":[{"to":"example.net","protocol":"tcp","port":443}]}}"#,
+            "network.egress[0].to: 'example.net' is not an IPv4 address (expected e.g. '192.0.2.1'); give an address or a CIDR block",
+        ),
+        c(
+            "egress-port-zero",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.10/24"],
+                "egress":[{"to":"192.0.2.1","protocol":"udp","port":0}]}}"#,
+            "network.egress[0].port: 0 is not a port; give 1 to 65535",
+        ),
+        c(
+            "reach-unknown",
+            r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}],
+                "network":{"tap":"hlbad1","addresses":["192.0.2.10/24"],"reach":"all"}}"#,
+            "network.reach: unknown variant `all`, expected one of `declared`, `open-inbound`, `open-outbound`, `open`",
+        ),
+        c(
             "missing-required-disk",
             r#"{"name":"bad","image":"root.img"}"#,
             "disks: the image needs a data disk at /data (ext4)",

@@ -259,14 +259,31 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
         .filter(|p| host_launch::state::is_uml_with_umid(*p, &umid) && state_of(*p) != Some('Z'))
         .count();
     eprintln!("after SIGKILL of the launcher: UML main dead, {helpers} helper process(es) left");
-    // `status` says so and cleans what is left: UML's helper processes, the TAP device, the
-    // mconsole socket.
+    let chains = |ns: &e2e::NetNs| {
+        let o = ns.output("nft", &["list", "ruleset"]).expect("nft");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(
+        chains(&ns).contains("chain from_guest_kill {"),
+        "no policy while it ran"
+    );
+    // `status` says so and cleans what is left: UML's helper processes, the network policy,
+    // the TAP device, the mconsole socket.
     let (_, out) = hl(&["status", "kill"]);
     assert!(out.contains("its launcher died; cleaned up"), "{out}");
+    assert!(
+        out.contains("removed its chains from the nftables table host-launch"),
+        "{out}"
+    );
     assert!(out.contains("kill: exited"), "{out}");
     assert!(
         !ns.has_link(&tap),
         "the dead launcher's TAP device is still there after status"
+    );
+    let left = chains(&ns);
+    assert!(
+        !left.contains("chain"),
+        "the dead launcher's chains: {left}"
     );
     assert!(host_launch::state::process_group(uml)
         .iter()

@@ -244,7 +244,10 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         .map_err(io(format!("chmod {}", dir.path.display())))?;
     let net = match (&netns, &found) {
         (Some(ns), Some(f)) => {
-            crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu)?;
+            let policy = plan.policy.as_ref().ok_or_else(|| {
+                Error::new("the container's network gave the guest no MAC address")
+            })?;
+            crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu, policy)?;
             let n = Net {
                 netns: ns.clone(),
                 tap: TAP.to_string(),

@@ -1,31 +1,62 @@
 //! The container's network namespace, given to the VM: podman (its CNI or netavark plugins)
 //! left a veth there with the container's address, routes and MAC. The guest takes those
 //! (its `vec0` gets the veth's MAC and addresses), and a TAP device in the namespace is
-//! joined to the veth by two `tc` mirred redirects, as Kata Containers does: every frame
-//! that arrives on the veth leaves on the TAP (to UML) and every frame UML sends leaves on the
-//! veth. Peers reach the guest exactly as they would the container. Commands run in the
+//! joined to the veth both ways, as Kata Containers does: a `tc` mirred redirect sends every
+//! frame that arrives on the veth out of the TAP (to UML), and the nftables table
+//! [`TABLE`] on the TAP's ingress forwards (`fwd to`) what UML sends out of the veth, once the
+//! appliance's anti-spoofing rules passed it (its MAC, ARP, IPv4 and IPv6 sources,
+//! neighbour advertisements; no RA, redirect, DHCP or DHCPv6 server; see
+//! `appliance::netpolicy`). That direction is nftables and not a second tc redirect because
+//! tc's ingress runs before netfilter's: a redirect there would bypass the rules. Peers reach
+//! the guest exactly as they would the container. Commands run in the
 //! namespace by its path (`nsenter --net=PATH`), whoever made it.
 
 use crate::error::{Error, Result};
 use crate::service::GuestNet;
+use appliance::netpolicy::{self, Policy};
 use contract::Route;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+/// The nftables table of the guest's anti-spoofing rules, in the container's namespace (one
+/// VM per namespace, as the one TAP device name says).
+pub const TABLE: &str = "uml-runc";
 
 /// What `ip -j` may print: a namespace with a few links is a few KiB.
 const MAX_IP_OUTPUT: usize = 1 << 20;
 
 /// `nsenter --net=NS PROG ARGS...`, its stdout on success, else an error with its stderr.
 fn run_in(ns: &Path, prog: &str, args: &[&str]) -> Result<Vec<u8>> {
+    run_in_with(ns, prog, args, None)
+}
+
+/// [`run_in`] with `input` on the program's standard input.
+fn run_in_with(ns: &Path, prog: &str, args: &[&str], input: Option<&str>) -> Result<Vec<u8>> {
     let shown = format!("nsenter --net={} {prog} {}", ns.display(), args.join(" "));
-    let out = Command::new("nsenter")
+    let spawned = Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
         .arg(prog)
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::new(format!("running `{shown}`: {e} (util-linux, iproute2)")))?;
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+                std::io::Write::write_all(&mut stdin, text.as_bytes())?;
+            }
+            child.wait_with_output()
+        });
+    let out = spawned.map_err(|e| {
+        Error::new(format!(
+            "running `{shown}`: {e} (util-linux, iproute2, nftables)"
+        ))
+    })?;
     if !out.status.success() {
         return Err(Error::new(format!(
             "`{shown}` failed: {}",
@@ -154,8 +185,16 @@ fn gateway_routes(v: &Value, link: &str) -> Vec<Route> {
     out
 }
 
-/// Creates TAP `tap` for `uid` in the namespace and joins it to `link` both ways.
-pub fn connect(ns: &Path, tap: &str, link: &str, uid: u32, mtu: Option<u32>) -> Result<()> {
+/// Creates TAP `tap` for `uid` in the namespace and joins it to `link` both ways, the guest's
+/// side through `policy` (see the module documentation).
+pub fn connect(
+    ns: &Path,
+    tap: &str,
+    link: &str,
+    uid: u32,
+    mtu: Option<u32>,
+    policy: &Policy,
+) -> Result<()> {
     let uid_s = uid.to_string();
     run_in(
         ns,
@@ -167,17 +206,20 @@ pub fn connect(ns: &Path, tap: &str, link: &str, uid: u32, mtu: Option<u32>) -> 
     let r = (|| {
         let mtu_s = mtu.unwrap_or(1500).to_string();
         run_in(ns, "ip", &["link", "set", "dev", tap, "mtu", &mtu_s, "up"])?;
-        for (from, to) in [(link, tap), (tap, link)] {
-            run_in(ns, "tc", &["qdisc", "add", "dev", from, "ingress"])?;
-            run_in(
-                ns,
-                "tc",
-                &[
-                    "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32",
-                    "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to,
-                ],
-            )?;
-        }
+        run_in(ns, "tc", &["qdisc", "add", "dev", link, "ingress"])?;
+        run_in(
+            ns,
+            "tc",
+            &[
+                "filter", "add", "dev", link, "parent", "ffff:", "protocol", "all", "u32", "match",
+                "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", tap,
+            ],
+        )?;
+        let mut p = policy.clone();
+        p.device = tap.to_string();
+        let script = netpolicy::render(&p, netpolicy::Pass::ForwardTo(link));
+        run_in_with(ns, "nft", &["-f", "-"], Some(&script))
+            .map_err(|e| e.context("installing the guest's anti-spoofing rules"))?;
         Ok(())
     })();
     if r.is_err() {
@@ -193,6 +235,7 @@ pub fn disconnect(ns: &Path, tap: &str, link: &str) {
         return;
     }
     let _ = run_in(ns, "tc", &["qdisc", "del", "dev", link, "ingress"]);
+    let _ = run_in(ns, "nft", &["delete", "table", "netdev", TABLE]);
     let _ = run_in(ns, "ip", &["link", "del", "dev", tap]);
 }
 

@@ -60,6 +60,9 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Whether the image is one of ours (its manifest came with it).
     pub own_image: bool,
+    /// The guest's anti-spoofing rules (its MAC and addresses are the veth's), when it has a
+    /// network; see [`crate::net::connect`].
+    pub policy: Option<appliance::netpolicy::Policy>,
 }
 
 /// How a mount of the bundle reaches the guest.
@@ -189,6 +192,10 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         routes: n.routes.clone(),
         dns_servers: Vec::new(),
         search_domains: Vec::new(),
+        egress: Vec::new(),
+        // Who may reach the container, and what it may reach, is its network's business
+        // (podman's networks, a Kubernetes NetworkPolicy): only anti-spoofing applies here.
+        reach: appliance::spec::Reach::Open,
     });
     let spec = Spec {
         spec_version: appliance::spec::SPEC_VERSION,
@@ -221,6 +228,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
     };
     let merged = appliance::merge::merge(&spec, &manifest)
         .map_err(|p| Error::new(format!("the container as an appliance: {p}")))?;
+    let policy = policy(&spec, &manifest, &merged);
     Ok(Plan {
         merged,
         memory_mib,
@@ -228,7 +236,22 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
         dirs,
         notes,
         own_image,
+        policy,
     })
+}
+
+/// The anti-spoofing part of the network policy, in the table [`crate::net::TABLE`].
+fn policy(
+    spec: &Spec,
+    manifest: &appliance::manifest::Manifest,
+    merged: &Merged,
+) -> Option<appliance::netpolicy::Policy> {
+    let net = spec.network.as_ref()?;
+    let checked = contract::checked::check(merged.contract.clone()).ok()?;
+    let mut p =
+        appliance::netpolicy::derive(&spec.name, net, manifest, checked.network.as_ref()?, None)?;
+    p.table = crate::net::TABLE.to_string();
+    Some(p)
 }
 
 /// A container's ID as an appliance name and hostname: its first 12 characters, lowercase,

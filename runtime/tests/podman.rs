@@ -91,6 +91,24 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "192.0.2.80",
         Duration::from_secs(60),
     );
+    // What the guest sends leaves only through its anti-spoofing table (the answers above
+    // came that way: there is no other path from the TAP device to the veth).
+    let table = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["nft", "list", "table", "netdev", "uml-runc"])
+        .output()
+        .expect("nsenter nft");
+    let table = String::from_utf8_lossy(&table.stdout);
+    for want in [
+        "hook ingress device \"uml0\"",
+        "ether saddr != ",
+        "fwd to \"",
+    ] {
+        assert!(
+            table.contains(want),
+            "no {want:?} in the container's table:\n{table}"
+        );
+    }
     // A published port reaches the guest as it would the container (podman's DNAT to the
     // container's address).
     let out = lab

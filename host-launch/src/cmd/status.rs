@@ -71,7 +71,12 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                     .as_ref()
                     .and_then(|st| st.image.as_ref())
                     .map(|i| digests.of(i));
-                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "state": e.state})
+                let policy = e
+                    .state
+                    .as_ref()
+                    .and_then(|st| st.policy.as_ref())
+                    .and_then(|p| crate::nft::summary(&p.table, &e.name, p.netns.as_deref()));
+                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "policy": policy, "state": e.state})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -145,6 +150,9 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                     .unwrap_or_default()
             );
         }
+        if let Some(p) = &st.policy {
+            let _ = writeln!(out, "  policy:   {}", policy_line(p, &e.name, e.running));
+        }
         if let Some(o) = &st.outcome {
             let _ = writeln!(
                 out,
@@ -162,6 +170,31 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The installed network policy as the host has it now (`nft`), or why it is not there.
+fn policy_line(p: &state::PolicyRecord, name: &str, running: bool) -> String {
+    let ns = p
+        .netns
+        .as_ref()
+        .map(|n| format!(" (netns {n})"))
+        .unwrap_or_default();
+    match crate::nft::summary(&p.table, name, p.netns.as_deref()) {
+        Some(s) => format!(
+            "nftables table netdev {}{ns}, chains *_{name}: {} rules installed; dropped {} \
+             frames from the guest, {} to it (`nft list chain netdev {} from_guest_{name}`)",
+            s.table, s.rules, s.dropped_from_guest, s.dropped_to_guest, s.table
+        ),
+        None if running => format!(
+            "nftables table netdev {}{ns}, chains *_{name}: NOT installed (removed by hand?); \
+             {} rules were installed at the start",
+            p.table, p.rules
+        ),
+        None => format!(
+            "nftables table netdev {}{ns}, chains *_{name}: removed",
+            p.table
+        ),
+    }
 }
 
 /// Each image's digest line, hashed once per `status` however many appliances share it.

@@ -1,0 +1,519 @@
+//! The network boundary between appliances, with real host-launch runs on one bridge in the
+//! test's own namespace: a hostile appliance (guest root with every capability, its attacks in
+//! a contract file, crafted frames from `net-attack` on a packet socket) tries each attack of
+//! issue 25 while its neighbour keeps answering over IPv4 and IPv6, each attack beside a
+//! control that shows the same path works when the policy allows it:
+//!
+//! - a gratuitous ARP claiming the neighbour's IPv4 address: the namespace's ARP entry stays;
+//! - taking the neighbour's MAC: the bridge keeps it on the neighbour's port, nothing sent with
+//!   it arrives;
+//! - forged IPv4 and IPv6 sources: the host's listener gets the controls (own addresses) only;
+//! - a neighbour advertisement for the neighbour's IPv6 address: the entry stays;
+//! - a router advertisement and a DHCP offer: no route, no address, nothing on port 68;
+//! - the neighbour's undeclared port (8081; 8080 declared): refused from the attacker and the
+//!   host, 8080 answers;
+//! - the host side on a port not in its spec (7777; 7778 in `network.egress`).
+//!
+//! And: three appliances declaring the same port work together, one of them IPv6-only and one
+//! dual-stack; `status` shows the installed tables; an upgrade keeps the policy; a stop leaves
+//! no rule behind; a policy that cannot be installed refuses the start (122) and leaves
+//! nothing behind. Needs root and busybox-static; fails, rather than skips, without them.
+
+mod common;
+
+use common::{host_launch, launch, temp_dir};
+use e2e::{NetNs, RootFs};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HOST_MAC: &str = "02:00:00:00:00:01";
+const NB4: &str = "192.0.2.10";
+const NB6: &str = "2001:db8::10";
+const ONLY6: &str = "2001:db8::30";
+const ME_MAC: &str = "02:00:00:00:00:20";
+const ME4: &str = "192.0.2.20";
+const ME6: &str = "2001:db8::20";
+/// The attacker's link-local address (modified EUI-64 of [`ME_MAC`]).
+const ME_LL: &str = "fe80::ff:fe00:20";
+
+/// The neighbour: busybox httpd on 8080 (declared) and on 8081 (not declared).
+fn neighbour_image(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let image = dir.join(file);
+    RootFs::new()
+        .busybox(&["sh", "httpd"])
+        .ipv6_modules()
+        .expect("the UML kernel's IPv6 modules")
+        .bytes("/www/index.html", text.as_bytes().to_vec(), 0o644)
+        .build(&image)
+        .expect("root image");
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let manifest = serde_json::json!({
+        "contract_version": contract::VERSION, "name": "neighbour",
+        "service": {"argv": ["/bin/sh", "-c",
+                             "httpd -p 8081 -h /www && exec httpd -f -p 8080 -h /www"],
+                    "uid": 65534, "gid": 65534, "readiness": {"type": "tcp", "port": 8080},
+                    "stop_timeout_ms": 3000},
+        "ports": [{"port": 8080, "protocol": "tcp"}],
+    });
+    std::fs::write(
+        dir.join(format!("{file}.manifest.json")),
+        manifest.to_string(),
+    )
+    .unwrap();
+    image
+}
+
+/// The attacker: guest root with every capability, running `/run/attack.sh` of its spec; it
+/// also serves 8080 (declared, as the neighbour does).
+fn attacker_image(dir: &Path) -> PathBuf {
+    let image = dir.join("attacker.img");
+    let attack = e2e::build_static("e2e", "net-attack").expect("building net-attack");
+    RootFs::new()
+        .busybox(&["sh", "httpd", "ip", "nc", "sleep", "echo"])
+        .ipv6_modules()
+        .expect("the UML kernel's IPv6 modules")
+        .file("/bin/net-attack", attack, 0o755)
+        .bytes("/www/index.html", b"attacker\n".to_vec(), 0o644)
+        .build(&image)
+        .expect("root image");
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let manifest = serde_json::json!({
+        "contract_version": 1, "name": "attacker",
+        "service": {"argv": ["/bin/sh", "/run/attack.sh"], "uid": 0, "gid": 0,
+                    "capabilities": contract::names::CAPABILITIES,
+                    "readiness": {"type": "tcp", "port": 8080}, "stop_timeout_ms": 3000},
+        "ports": [{"port": 8080, "protocol": "tcp"}],
+    });
+    std::fs::write(dir.join("attacker.img.manifest.json"), manifest.to_string()).unwrap();
+    image
+}
+
+/// Each attack after its control; every line it prints reaches the console.
+fn attack_script(nb_mac: &str) -> String {
+    format!(
+        r#"A="/bin/net-attack vec0"
+httpd -p 8080 -h /www
+sleep 1
+echo "attack: start"
+$A udp4 {ME_MAC} {HOST_MAC} {ME4} 192.0.2.1 4000 5555 control-v4
+$A udp6 {ME_MAC} {HOST_MAC} {ME6} 2001:db8::1 4000 5555 control-v6
+$A udp4 {ME_MAC} {HOST_MAC} {NB4} 192.0.2.1 4000 5555 forged-v4
+$A udp6 {ME_MAC} {HOST_MAC} {NB6} 2001:db8::1 4000 5555 forged-v6
+$A --count 20 garp {ME_MAC} {NB4}
+$A --count 20 na {ME_MAC} {ME6} {NB6}
+$A ra {ME_MAC} {ME_LL} 2001:db8:bad::
+$A dhcp-offer {ME_MAC} {ME4} 192.0.2.99
+for port in 8080 8081; do
+    case "$(echo GET / HTTP/1.0 | nc -w 3 {NB4} $port)" in
+    *neighbour*) echo "attack: neighbour $port ok" ;;
+    *) echo "attack: neighbour $port failed" ;;
+    esac
+done
+echo x | nc -w 3 192.0.2.1 7778
+echo x | nc -w 3 192.0.2.1 7777
+mac() {{ ip link set vec0 down; ip link set vec0 address $1; ip link set vec0 up; }}
+mac {nb_mac}
+$A --count 20 garp {nb_mac} {ME4}
+$A udp4 {nb_mac} {HOST_MAC} {ME4} 192.0.2.1 4000 5555 stolen-mac
+mac {ME_MAC}
+echo "attack: done"
+exec sleep 100000
+"#
+    )
+}
+
+fn spec(dir: &Path, name: &str, image: &Path, network: serde_json::Value) -> PathBuf {
+    let mut s = serde_json::json!({
+        "name": name, "image": image, "memory_mib": 48, "network": network,
+    });
+    if name == "attacker" {
+        s["files"] = serde_json::json!([{"path": "/run/attack.sh", "mode": "0755",
+            "content": attack_script(&host_launch::merge::derived_mac("nb"))}]);
+    }
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, s.to_string()).unwrap();
+    path
+}
+
+fn net(tap: &str, ns: &NetNs, addresses: &[&str]) -> serde_json::Value {
+    serde_json::json!({"tap": tap, "netns": ns.name(), "bridge": "br0",
+        "addresses": addresses})
+}
+
+/// An HTTP GET inside the namespace; `Err` when it does not answer within 2 s.
+fn get(ns: &NetNs, addr: &str) -> Result<String, String> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    ns.enter(move || -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+fn sh(ns: &NetNs, program: &str, args: &[&str]) -> String {
+    let o = ns.output(program, args).expect(program);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Waits for `text` in the appliance's console log.
+fn wait_console(state: &Path, name: &str, text: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = std::fs::read_to_string(state.join(name).join("console.log")).unwrap_or_default();
+        if c.contains(text) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in {name}'s console within {timeout:?}:\n{c}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Datagrams the host side receives on port 5555 (IPv4 and IPv6), by payload.
+fn udp_listener(ns: &NetNs, addr: &str, got: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
+    let sock: UdpSocket = ns.bind_udp(addr.parse().unwrap()).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                got.lock()
+                    .unwrap()
+                    .push(format!("{text} from {}", from.ip()));
+            }
+        }
+    });
+}
+
+/// Connections the host side accepts on `addr`.
+fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<AtomicBool>) {
+    let l: TcpListener = ns.bind_tcp(addr.parse().unwrap()).expect("bind");
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if l.accept().is_ok() {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+fn nft_ruleset(ns: &NetNs) -> String {
+    sh(ns, "nft", &["list", "ruleset"])
+}
+
+#[test]
+fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_answers() {
+    common::require_root_and_busybox();
+    let dir = temp_dir("netpolicy");
+    let state = dir.join("state");
+    let ns = Arc::new(common::netns(true));
+    ns.ip(&["link", "set", "br0", "address", HOST_MAC]).unwrap();
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "br0", "nodad"])
+        .unwrap();
+    // The host side takes router advertisements, so that one getting through would show.
+    sh(&ns, "sysctl", &["-w", "net.ipv6.conf.br0.accept_ra=2"]);
+
+    let nb_image = neighbour_image(dir.path(), "nb.img", "neighbour v1\n");
+    let nb = spec(
+        dir.path(),
+        "nb",
+        &nb_image,
+        net(
+            &common::tap_name("n"),
+            &ns,
+            &[&format!("{NB4}/24"), &format!("{NB6}/64")],
+        ),
+    );
+    let only6 = spec(
+        dir.path(),
+        "only6",
+        &nb_image,
+        net(&common::tap_name("6"), &ns, &[&format!("{ONLY6}/64")]),
+    );
+    let mut attacker_net = net(
+        &common::tap_name("a"),
+        &ns,
+        &[&format!("{ME4}/24"), &format!("{ME6}/64")],
+    );
+    attacker_net["mac"] = ME_MAC.into();
+    attacker_net["egress"] = serde_json::json!([
+        {"to": "192.0.2.1", "protocol": "udp", "port": 5555},
+        {"to": "2001:db8::1", "protocol": "udp", "port": 5555},
+        {"to": "192.0.2.1", "protocol": "tcp", "port": 7778},
+        {"to": "192.0.2.0/24", "protocol": "tcp", "port": 8080},
+    ]);
+    let attacker = spec(
+        dir.path(),
+        "attacker",
+        &attacker_image(dir.path()),
+        attacker_net,
+    );
+
+    // check shows the policy before anything runs.
+    let out = host_launch(&state, &["check", attacker.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "check: {text}");
+    for want in [
+        "policy:   nftables table netdev host-launch, chains *_attacker on ",
+        &format!("only MAC {ME_MAC}, addresses {ME4}, {ME_LL}, {ME6}"),
+        "reached on: 8080/tcp",
+        "192.0.2.1/32 7778/tcp (network.egress[2])",
+    ] {
+        assert!(text.contains(want), "check lacks {want:?}:\n{text}");
+    }
+
+    let mut nb_run = launch(&nb, "nb", &state);
+    nb_run.wait_ready(Duration::from_secs(60)).unwrap();
+    let mut only6_run = launch(&only6, "only6", &state);
+    only6_run.wait_ready(Duration::from_secs(60)).unwrap();
+    // The namespace knows the neighbour (ARP and NDP) before the attacks.
+    for a in [format!("{NB4}:8080"), format!("[{NB6}]:8080")] {
+        let body = get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        assert!(body.contains("neighbour v1"), "{a}: {body}");
+    }
+    let nb_mac = host_launch::merge::derived_mac("nb");
+    let neigh4 = sh(&ns, "ip", &["neigh", "show", NB4]);
+    assert!(neigh4.contains(&nb_mac), "ARP before: {neigh4}");
+
+    // Listeners of the host side, and the neighbour asked every 250 ms from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    udp_listener(&ns, "192.0.2.1:5555", got.clone(), stop.clone());
+    udp_listener(&ns, "[2001:db8::1]:5555", got.clone(), stop.clone());
+    let dhcp = Arc::new(Mutex::new(Vec::new()));
+    udp_listener(&ns, "0.0.0.0:68", dhcp.clone(), stop.clone());
+    let (closed, open) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    tcp_listener(&ns, "192.0.2.1:7777", closed.clone(), stop.clone());
+    tcp_listener(&ns, "192.0.2.1:7778", open.clone(), stop.clone());
+    let asked = Arc::new(AtomicU32::new(0));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let prober = {
+        let (probe_ns, asked, failed, stop) =
+            (ns.clone(), asked.clone(), failed.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for a in [format!("{NB4}:8080"), format!("[{NB6}]:8080")] {
+                    asked.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = get(&probe_ns, &a) {
+                        failed.lock().unwrap().push(format!("{a}: {e}"));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+
+    let mut attacker_run = launch(&attacker, "attacker", &state);
+    attacker_run.wait_ready(Duration::from_secs(60)).unwrap();
+    let console = wait_console(&state, "attacker", "attack: done", Duration::from_secs(90));
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Each attack failed; each control passed.
+    let got = got.lock().unwrap().clone();
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("control-v4 from 192.0.2.20")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("control-v6 from 2001:db8::20")),
+        "{got:?}"
+    );
+    for forged in ["forged-v4", "forged-v6", "stolen-mac"] {
+        assert!(
+            !got.iter().any(|g| g.starts_with(forged)),
+            "{forged} arrived: {got:?}"
+        );
+    }
+    let neigh4 = sh(&ns, "ip", &["neigh", "show", NB4]);
+    assert!(
+        neigh4.contains(&nb_mac),
+        "gratuitous ARP took the neighbour's IPv4 address: {neigh4}"
+    );
+    let neigh6 = sh(&ns, "ip", &["-6", "neigh", "show", NB6]);
+    assert!(
+        neigh6.contains(&nb_mac),
+        "an NA took the neighbour's IPv6 address: {neigh6}"
+    );
+    let routes = sh(&ns, "ip", &["-6", "route", "show"]);
+    let addrs = sh(&ns, "ip", &["-6", "addr", "show", "dev", "br0"]);
+    assert!(
+        !routes.contains("2001:db8:bad") && !routes.contains("proto ra"),
+        "a router advertisement was taken: {routes}"
+    );
+    assert!(
+        !addrs.contains("2001:db8:bad"),
+        "an RA gave an address: {addrs}"
+    );
+    assert!(
+        dhcp.lock().unwrap().is_empty(),
+        "a DHCP offer arrived: {:?}",
+        dhcp.lock().unwrap()
+    );
+    assert!(console.contains("attack: neighbour 8080 ok"), "{console}");
+    assert!(
+        console.contains("attack: neighbour 8081 failed"),
+        "{console}"
+    );
+    assert_eq!(
+        open.load(Ordering::Relaxed),
+        1,
+        "the egress port 7778 was not reached"
+    );
+    assert_eq!(
+        closed.load(Ordering::Relaxed),
+        0,
+        "the host port 7777 was reached"
+    );
+    let fdb = sh(&ns, "bridge", &["fdb", "show", "br", "br0"]);
+    let nb_tap = common::tap_name("n");
+    assert!(
+        fdb.lines()
+            .any(|l| l.starts_with(&nb_mac) && l.contains(&format!("dev {nb_tap}")))
+            && !fdb
+                .lines()
+                .any(|l| l.starts_with(&nb_mac) && l.contains(&common::tap_name("a"))),
+        "the neighbour's MAC moved: {fdb}"
+    );
+    // The host side is refused the undeclared port too; every appliance serves 8080 at once,
+    // the IPv6-only one included.
+    assert!(get(&ns, &format!("{NB4}:8081")).is_err(), "8081 answered");
+    // (The attacker's IPv6 address went with its link's down and up to change the MAC.)
+    for a in [format!("{ME4}:8080"), format!("[{ONLY6}]:8080")] {
+        get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    prober.join().unwrap();
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "the neighbour missed {} of {} probes during the attacks: {failed:?}",
+        failed.len(),
+        asked.load(Ordering::Relaxed)
+    );
+    assert!(asked.load(Ordering::Relaxed) >= 10);
+
+    // What is installed is visible: the chains, and status with its drops.
+    let rules = nft_ruleset(&ns);
+    for a in ["nb", "only6", "attacker"] {
+        assert!(
+            rules.contains(&format!("chain from_guest_{a} {{")),
+            "{a}: {rules}"
+        );
+    }
+    let status = host_launch(&state, &["status", "attacker"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    let line = status
+        .lines()
+        .find(|l| l.contains("policy:"))
+        .unwrap_or_else(|| panic!("no policy line: {status}"));
+    assert!(
+        line.contains("nftables table netdev host-launch (netns"),
+        "{line}"
+    );
+    assert!(!line.contains("dropped 0 frames from"), "{line}");
+    let json = host_launch(&state, &["status", "attacker", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let policy = &json[0]["policy"];
+    assert_eq!(policy["table"], "host-launch", "{json}");
+    assert!(policy["rules"].as_u64() > Some(40), "{json}");
+    assert!(policy["dropped_from_guest"].as_u64() > Some(0), "{json}");
+
+    // An upgrade keeps the policy: the new image serves 8080 and not 8081.
+    let v2 = neighbour_image(dir.path(), "nb2.img", "neighbour v2\n");
+    let out = host_launch(
+        &state,
+        &[
+            "upgrade",
+            nb.to_str().unwrap(),
+            "--image",
+            v2.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "upgrade: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = nb_run.child.wait();
+    assert!(get(&ns, &format!("{NB4}:8080"))
+        .unwrap()
+        .contains("neighbour v2"));
+    assert!(
+        get(&ns, &format!("{NB4}:8081")).is_err(),
+        "8081 answered after the upgrade"
+    );
+    assert!(nft_ruleset(&ns).contains("chain from_guest_nb {"));
+
+    // A stop leaves no rule behind.
+    let out = host_launch(&state, &["stop", "nb"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = attacker_run.stop();
+    assert_eq!(code, Some(0));
+    let (code, _) = only6_run.stop();
+    assert_eq!(code, Some(0));
+    // (The empty table stays: deleting it could race another appliance's start.)
+    let left = nft_ruleset(&ns);
+    assert!(!left.contains("chain"), "rules left behind: {left}");
+}
+
+#[test]
+fn a_policy_that_cannot_be_installed_refuses_the_start_and_leaves_nothing() {
+    common::require_root_and_busybox();
+    let dir = temp_dir("netpolicy-fail");
+    let state = dir.join("state");
+    let ns = common::netns(true);
+    let image = neighbour_image(dir.path(), "nb.img", "x\n");
+    let tap = common::tap_name("f");
+    let spec = spec(
+        dir.path(),
+        "nofilter",
+        &image,
+        net(&tap, &ns, &["192.0.2.40/24"]),
+    );
+    let out = host_launch(&state, &["run", spec.to_str().unwrap()])
+        .env("HOST_LAUNCH_NFT", "/bin/false")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(122), "{err}");
+    assert!(
+        err.contains("network policy: installing the appliance's chains in the nftables table"),
+        "{err}"
+    );
+    assert!(!ns.has_link(&tap), "the TAP device was left behind");
+    assert!(!nft_ruleset(&ns).contains("chain"));
+    assert!(
+        !state.join("nofilter").exists(),
+        "the state directory was left behind"
+    );
+}
