@@ -48,7 +48,11 @@ pub fn run_options(memory_mib: u32) -> String {
     format!("mode=0755,size={size},nr_inodes={}", budget::RUN_INODES)
 }
 
-fn system_mounts() -> [SystemMount; 7] {
+/// Mounted only where the kernel has it (`CONFIG_POSIX_MQUEUE`): a service that needs POSIX
+/// message queues fails at mq_open on a kernel without them, as it would without the mount.
+const OPTIONAL: &str = "/dev/mqueue";
+
+fn system_mounts() -> [SystemMount; 8] {
     let hard = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     [
         ("proc", "/proc", "proc", hard, String::new()),
@@ -74,6 +78,7 @@ fn system_mounts() -> [SystemMount; 7] {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             "mode=1777".into(),
         ),
+        ("mqueue", OPTIONAL, "mqueue", hard, String::new()),
         // After /dev and its children, as the OCI runtime spec's default mounts are ordered.
         ("sysfs", "/sys", "sysfs", hard, String::new()),
         (
@@ -104,7 +109,7 @@ const DEV_LINKS: [(&str, &str); 5] = [
     ("/dev/ptmx", "pts/ptmx"),
 ];
 
-/// Mounts /proc, /dev, /dev/pts, /dev/shm, /sys, /run and /tmp, and makes /dev's links; the
+/// Mounts /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /run and /tmp, and makes /dev's links; the
 /// root stays read-only. A file system the kernel (or an earlier step) already mounted there
 /// is kept.
 pub fn mount_system() -> Result<(), MountError> {
@@ -155,6 +160,9 @@ fn mount_system_fs() -> Result<(), MountError> {
         ) {
             Ok(()) => {}
             Err(Errno::EBUSY) if is_mounted(target) => {}
+            Err(Errno::ENODEV) if target == OPTIONAL => {
+                let _ = std::fs::remove_dir(target);
+            }
             Err(e) => return Err(err(target, format!("cannot mount {fstype}: {e}"))),
         }
     }

@@ -389,7 +389,10 @@ fn boot_once(
                 run.stop_deadline = Some(Instant::now());
             }
         }
-        if run.stop_deadline.is_some() && !cad_sent && vm.mconsole.socket.exists() {
+        // Only once guest-init has spoken: it turns ctrl-alt-del into its SIGINT first, and a
+        // cad before that makes the kernel reboot the VM, which then runs on until the halt.
+        if run.stop_deadline.is_some() && !cad_sent && run.events > 0 && vm.mconsole.socket.exists()
+        {
             match vmm::mconsole::send(&vm.mconsole, "cad", Duration::from_secs(2)) {
                 Ok(_) => cad_sent = true,
                 Err(e) => say(&name, &format!("mconsole cad: {e}; retrying")),

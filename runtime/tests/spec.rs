@@ -222,7 +222,9 @@ fn a_vm_holds_to_the_spec_hooks_defaults_sysctl_and_every_line() {
     // /dev is the kernel's devtmpfs, there before init; the rest in the spec's order.
     assert!(at("/proc") < at("/dev/pts"), "{mounts:?}");
     assert!(
-        at("/dev/pts") < at("/dev/shm") && at("/dev/shm") < at("/sys"),
+        at("/dev/pts") < at("/dev/shm")
+            && at("/dev/shm") < at("/dev/mqueue")
+            && at("/dev/mqueue") < at("/sys"),
         "{mounts:?}"
     );
     assert_eq!(said("ip_forward"), "1", "linux.sysctl reached the guest");
