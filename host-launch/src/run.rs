@@ -12,16 +12,15 @@ use crate::prepare::{prepare, Prepared, Undo};
 use crate::saver::Saver;
 use crate::state::{Phase, State};
 use crate::tap;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vmm::channel::{self, CappedLog, Dropped, LineSplitter};
+use vmm::channel::{self, CappedLog, Dropped};
+use vmm::follow::{Escalation, Heard, Note, Observer, Rules};
+use vmm::requests::{StopSignals, STOP_SIGNALS};
 
 pub use crate::prepare::{clean_stale, describe_kernel, preflight, Options};
 
@@ -33,15 +32,6 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// How long a halted VM may take to exit before it is killed.
 pub const HALT_GRACE: Duration = Duration::from_secs(5);
-
-/// Signals that ask the launcher to stop the appliance.
-fn stop_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        s.add(sig);
-    }
-    s
-}
 
 /// The bounds on what the guest makes the host hold.
 pub struct Bounds {
@@ -65,66 +55,6 @@ impl Bounds {
     }
 }
 
-/// A booted VM: its process, its status channel and the thread copying its console.
-struct Booted {
-    process: vmm::spawn::Process,
-    status: OwnedFd,
-    console: std::thread::JoinHandle<()>,
-    mconsole: vmm::mconsole::Target,
-}
-
-/// Starts UML in its jail, with the console going to the capped console log (and, under
-/// systemd, also to the launcher's output, so the journal has the guest's lines).
-fn spawn(p: &Prepared, bounds: &Bounds, dropped: &Arc<Dropped>, echo: bool) -> Result<Booted> {
-    let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, dropped.clone())
-        .io_context(|| format!("opening {}", p.dir.console().display()))?;
-    let started = vmm::spawn::start(&p.machine, &p.jail).map_err(Error::host)?;
-    let tee = crate::output::console_echo(echo, &p.state.name, bounds.status_line, dropped);
-    let console = channel::pump_console(File::from(started.console), log, tee);
-    channel::set_nonblocking(&started.status)
-        .map_err(|e| Error::host(format!("making the status pipe non-blocking: {e}")))?;
-    let mconsole = vmm::mconsole::Target::jailed(
-        started.process.pid(),
-        &p.machine.umid,
-        p.jail.netns.clone(),
-        p.jail.uid,
-    );
-    Ok(Booted {
-        process: started.process,
-        status: started.status,
-        console,
-        mconsole,
-    })
-}
-
-/// What a read of the status pipe found.
-#[derive(PartialEq, Eq)]
-enum Channel {
-    Open,
-    Closed,
-}
-
-/// Reads what the status pipe holds now, split into bounded lines (`vmm::channel::read_now`).
-fn read_status(fd: &OwnedFd, split: &mut LineSplitter, lines: &mut Vec<String>) -> Channel {
-    let open = channel::read_now(fd, split, &mut |l| {
-        lines.push(String::from_utf8_lossy(l).into_owned())
-    });
-    if open {
-        Channel::Open
-    } else {
-        Channel::Closed
-    }
-}
-
-/// Waits until one of `fds` is ready or `timeout` passes; the ready ones' `revents` are set.
-fn wait(fds: &mut [libc::pollfd], timeout: Duration) {
-    let ms = timeout.as_millis().min(60_000) as libc::c_int;
-    // SAFETY: poll on descriptors we own, within the slice's length.
-    unsafe {
-        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
-    }
-}
-
 /// Runs the appliance in the foreground until the VM ends. `Err` means it never booted (and
 /// the host is as it was); `Ok` says how the VM ended.
 pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
@@ -142,14 +72,14 @@ fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Res
     notify.status("checking the spec");
     let l = load::load_for_launch(spec_path, opts.image.as_deref())?;
     // Block the stop signals before any thread starts, so they wait in the signalfd.
-    let sigs = stop_signals();
-    let _ = sigs.thread_block();
+    let mut stops = StopSignals::block(&STOP_SIGNALS)
+        .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;
     notify.status("preparing the host");
     let mut p = prepare(&l, opts)?;
     p.machine
         .extra
         .push(contract::status::heartbeat_arg(notify.heartbeat()));
-    match boot(&l, &mut p, opts, notify) {
+    match boot(&l, &mut p, opts, notify, &mut stops) {
         Ok(o) => Ok(o),
         Err(e) => {
             p.undo.run();
@@ -162,13 +92,14 @@ fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Res
     }
 }
 
-fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
+fn boot(
+    l: &Loaded,
+    p: &mut Prepared,
+    opts: &Options,
+    notify: &Rc<Notifier>,
+    stops: &mut StopSignals,
+) -> Result<Outcome> {
     let name = l.spec.name.clone();
-    let sfd = SignalFd::with_flags(
-        &stop_signals(),
-        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-    )
-    .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;
     // Tap and new disks now belong to the run: on a failed spawn they are undone by the caller.
     if let Some(t) = &p.state.tap {
         if t.created {
@@ -187,7 +118,7 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> 
         started,
         seen: Seen::default(),
         events: 0,
-        stop_deadline: None,
+        stopping: false,
         printer: Printer::default(),
         dropped: dropped.clone(),
         events_dropped,
@@ -197,8 +128,8 @@ fn boot(l: &Loaded, p: &mut Prepared, opts: &Options, notify: &Rc<Notifier>) -> 
     let mut attempt = 1;
     let status = loop {
         run.events = 0;
-        let status = boot_once(l, p, opts, &sfd, &bounds, &mut run, &mut events_log)?;
-        if run.stop_deadline.is_some() {
+        let status = boot_once(l, p, opts, stops, &bounds, &mut run, &mut events_log)?;
+        if run.stopping {
             break status;
         }
         let console = std::fs::read(p.dir.console()).unwrap_or_default();
@@ -266,7 +197,8 @@ struct Run {
     started: Instant,
     seen: Seen,
     events: usize,
-    stop_deadline: Option<Instant>,
+    /// A stop was asked for: no boot again.
+    stopping: bool,
     printer: Printer,
     /// Console rotation and long status lines.
     dropped: Arc<Dropped>,
@@ -291,28 +223,63 @@ impl Run {
 /// console thread counts its rotations on its own): rare, so an idle launcher sleeps.
 const DROPPED_CHECK: Duration = Duration::from_secs(10);
 
-/// One boot of UML, followed until it ends: its exit status.
+/// One boot of UML, launched and followed by vmm until it ends: its exit status.
 fn boot_once(
     l: &Loaded,
     p: &mut Prepared,
     opts: &Options,
-    sfd: &SignalFd,
+    stops: &mut StopSignals,
     bounds: &Bounds,
     run: &mut Run,
     events_log: &mut CappedLog,
 ) -> Result<std::process::ExitStatus> {
-    let name = run.name.clone();
-    let mut vm = spawn(p, bounds, &run.dropped, run.echo_console)?;
-    let uml_pid = vm.process.pid();
+    let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, run.dropped.clone())
+        .io_context(|| format!("opening {}", p.dir.console().display()))?;
+    let (mut vm, console) = vmm::launch::launch(&p.machine, &p.jail).map_err(Error::host)?;
+    let tee = crate::output::console_echo(
+        run.echo_console,
+        &p.state.name,
+        bounds.status_line,
+        &run.dropped,
+    );
+    let console = channel::pump_console(console, log, tee);
+    booting(p, opts, run, vm.process.pid())?;
+    let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
+    let rules = Rules {
+        stop_timeout: stop_after,
+        escalation: Escalation::Halt { grace: HALT_GRACE },
+        again_escalates: true,
+        power_off_grace: Some(HALT_GRACE),
+        panic_watch: true,
+        max_line: bounds.status_line,
+        dropped: run.dropped.clone(),
+    };
+    let mut obs = Follower {
+        p,
+        run,
+        log: events_log,
+        opts,
+        saver: Saver::new(Instant::now()),
+        dropped_checked: Instant::now(),
+        stop_after,
+    };
+    let ended = vmm::follow::follow(&mut vm, &rules, Some(stops), &mut obs)
+        .map_err(|e| Error::host(format!("waiting for UML: {e}")))?;
+    let _ = console.join();
+    Ok(ended.status)
+}
+
+/// UML runs: the state says so, and from here on the disks hold the guest's data.
+fn booting(p: &mut Prepared, opts: &Options, run: &Run, uml_pid: u32) -> Result<()> {
     p.state.uml_pid = Some(uml_pid);
     p.state.phase = Phase::Booting;
     p.state.save(&p.dir)?;
     run.notify.status(&format!("booting (UML pid {uml_pid})"));
-    // From here on the disks hold the guest's data: never remove them.
+    // Never remove the disks now.
     p.undo.created_disks.clear();
     if !opts.quiet {
         say(
-            &name,
+            &run.name,
             &format!(
                 "booting (umid {}, pid {uml_pid}, uid {}, state {})",
                 p.state.umid,
@@ -321,149 +288,94 @@ fn boot_once(
             ),
         );
     }
-    let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;
-    let mut cad_sent = false;
-    let mut halt_deadline: Option<Instant> = None;
-    let mut saver = Saver::new(Instant::now());
-    let mut dropped_checked = Instant::now();
-    // When the console first showed a boot panic (UML is killed if it does not end).
-    let mut panicked: Option<Instant> = None;
-    let mut panic_killed = false;
-    let mut split = LineSplitter::new(bounds.status_line, run.dropped.clone());
-    let mut channel = Channel::Open;
-    let mut lines = Vec::new();
-    // One loop waits on the stop signals, the status pipe and UML's exit together; it wakes
-    // early only for a deadline: a cad to retry, a halt or kill due, the state to refresh.
-    let status = loop {
-        let now = Instant::now();
-        let mut next = DROPPED_CHECK.saturating_sub(now.saturating_duration_since(dropped_checked));
-        if let Some(d) = saver.due(now) {
-            next = next.min(d);
+    Ok(())
+}
+
+/// What host-launch adds to vmm's follow loop: the state file, sd_notify, the events log and
+/// the operator's lines.
+struct Follower<'a> {
+    p: &'a mut Prepared,
+    run: &'a mut Run,
+    log: &'a mut CappedLog,
+    opts: &'a Options,
+    saver: Saver,
+    dropped_checked: Instant,
+    stop_after: Duration,
+}
+
+impl Observer for Follower<'_> {
+    fn status_line(&mut self, line: &[u8]) -> Heard {
+        let line = String::from_utf8_lossy(line);
+        handle_line(&line, self)
+    }
+
+    fn stop_requested(&mut self, signal: Option<libc::c_int>, again: bool) {
+        let sig = signal
+            .and_then(|s| Signal::try_from(s).ok())
+            .map(|s| s.as_str())
+            .unwrap_or("signal");
+        if again {
+            say(&self.run.name, &format!("{sig} again: halting the VM now"));
+            return;
         }
-        if run.events == 0 {
-            next = next.min(vmm::boot::PANIC_WATCH);
+        if !self.opts.quiet {
+            say(
+                &self.run.name,
+                &format!("{sig}: stopping (ctrl-alt-del to the guest)"),
+            );
         }
-        if run.stop_deadline.is_some() && !cad_sent {
-            next = next.min(CAD_RETRY);
-        }
-        for d in [run.stop_deadline, halt_deadline].into_iter().flatten() {
-            next = next.min(d.saturating_duration_since(Instant::now()));
-        }
-        let status_fd = if channel == Channel::Open {
-            vm.status.as_raw_fd()
-        } else {
-            -1 // poll ignores it
-        };
-        let mut fds =
-            [sfd.as_raw_fd(), vm.process.pidfd().as_raw_fd(), status_fd].map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        wait(&mut fds, next);
-        if fds[2].revents != 0 {
-            channel = read_status(&vm.status, &mut split, &mut lines);
-            for line in lines.drain(..) {
-                handle_line(&line, p, run, events_log, opts, &mut saver);
-            }
-        }
-        // Stop requests.
-        while let Ok(Some(info)) = sfd.read_signal() {
-            let sig = Signal::try_from(info.ssi_signo as i32)
-                .map(|s| s.as_str())
-                .unwrap_or("signal");
-            if run.stop_deadline.is_none() {
-                if !opts.quiet {
-                    say(
-                        &name,
-                        &format!("{sig}: stopping (ctrl-alt-del to the guest)"),
-                    );
-                }
-                run.stop_deadline = Some(Instant::now() + stop_after);
-                p.state.phase = Phase::Stopping;
-                saver.changed(&p.state, &p.dir, true, Instant::now());
-                run.notify
-                    .stopping(&format!("stopping ({sig}: ctrl-alt-del to the guest)"));
-            } else if halt_deadline.is_none() {
-                say(&name, &format!("{sig} again: halting the VM now"));
-                run.stop_deadline = Some(Instant::now());
-            }
-        }
-        // Only once guest-init has spoken: it turns ctrl-alt-del into its SIGINT first, and a
-        // cad before that makes the kernel reboot the VM, which then runs on until the halt.
-        if run.stop_deadline.is_some() && !cad_sent && run.events > 0 && vm.mconsole.socket.exists()
-        {
-            match vmm::mconsole::send(&vm.mconsole, "cad", Duration::from_secs(2)) {
-                Ok(_) => cad_sent = true,
-                Err(e) => say(&name, &format!("mconsole cad: {e}; retrying")),
-            }
-        }
-        if let Some(deadline) = run.stop_deadline {
-            if halt_deadline.is_none() && Instant::now() >= deadline {
-                run.seen.forced = Some(format!(
+        self.run.stopping = true;
+        self.p.state.phase = Phase::Stopping;
+        self.saver
+            .changed(&self.p.state, &self.p.dir, true, Instant::now());
+        self.run
+            .notify
+            .stopping(&format!("stopping ({sig}: ctrl-alt-del to the guest)"));
+    }
+
+    fn note(&mut self, note: Note) {
+        match note {
+            Note::CadFailed(e) => say(&self.run.name, &format!("mconsole cad: {e}; retrying")),
+            Note::StopTimedOut => {
+                self.run.seen.forced = Some(format!(
                     "the guest did not power off within {} s of the stop request; halted",
-                    stop_after.as_secs()
-                ));
-                let _ = vmm::mconsole::send(&vm.mconsole, "halt", Duration::from_secs(2));
-                halt_deadline = Some(Instant::now() + HALT_GRACE);
+                    self.stop_after.as_secs()
+                ))
             }
-        }
-        if let Some(deadline) = halt_deadline {
-            if Instant::now() >= deadline {
-                if run.seen.power_off.is_none() {
-                    run.seen.forced = Some("the VM did not halt; killed".into());
+            Note::GraceKilled => {
+                if self.run.seen.power_off.is_none() {
+                    self.run.seen.forced = Some("the VM did not halt; killed".into());
                 }
-                let _ = vm.process.kill();
             }
-        }
-        // The guest powered off, but UML did not exit: kill it after a grace period (the
-        // guest's outcome stands, see exit::decide).
-        if run.seen.power_off.is_some() && halt_deadline.is_none() {
-            halt_deadline = Some(Instant::now() + HALT_GRACE);
-        }
-        if dropped_checked.elapsed() >= DROPPED_CHECK {
-            let before = p.state.dropped.clone();
-            run.record_dropped(&mut p.state);
-            if p.state.dropped != before {
-                saver.changed(&p.state, &p.dir, false, Instant::now());
-            }
-            dropped_checked = Instant::now();
-        }
-        saver.tick(&p.state, &p.dir, Instant::now());
-        if run.events == 0 && panicked.is_none() && panicked_before_init_spoke(&p.dir) {
-            panicked = Some(Instant::now());
-        }
-        if !panic_killed && panicked.is_some_and(|t| t.elapsed() >= vmm::boot::PANIC_EXIT_GRACE) {
-            say(&name, "the kernel panicked and UML did not end; killing it");
-            let _ = vm.process.kill();
-            panic_killed = true;
-        }
-        match vm.process.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(Error::host(format!("waiting for UML: {e}"))),
-        }
-    };
-    // The rest of the status lines: EOF comes once every writer is gone, and UML was PID 1
-    // of its namespace, so its helpers are gone with it.
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while channel == Channel::Open && Instant::now() < drain_until {
-        let mut fds = [libc::pollfd {
-            fd: vm.status.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        wait(
-            &mut fds,
-            drain_until.saturating_duration_since(Instant::now()),
-        );
-        channel = read_status(&vm.status, &mut split, &mut lines);
-        for line in lines.drain(..) {
-            handle_line(&line, p, run, events_log, opts, &mut saver);
+            Note::PanicKilled => say(
+                &self.run.name,
+                "the kernel panicked and UML did not end; killing it",
+            ),
         }
     }
-    let _ = vm.console.join();
-    Ok(status)
+
+    fn tick(&mut self, now: Instant) -> Option<Duration> {
+        let p = &mut *self.p;
+        if self.dropped_checked.elapsed() >= DROPPED_CHECK {
+            let before = p.state.dropped.clone();
+            self.run.record_dropped(&mut p.state);
+            if p.state.dropped != before {
+                self.saver.changed(&p.state, &p.dir, false, now);
+            }
+            self.dropped_checked = now;
+        }
+        self.saver.tick(&p.state, &p.dir, now);
+        let mut next =
+            DROPPED_CHECK.saturating_sub(now.saturating_duration_since(self.dropped_checked));
+        if let Some(d) = self.saver.due(now) {
+            next = next.min(d);
+        }
+        Some(next)
+    }
+
+    fn console_panicked(&mut self) -> bool {
+        panicked_before_init_spoke(&self.p.dir)
+    }
 }
 
 /// Whether the console (so far, at most its cap) shows a kernel panic: while the kernel boots,
@@ -474,73 +386,37 @@ fn panicked_before_init_spoke(dir: &crate::state::Dir) -> bool {
     vmm::boot::kernel_panic(&String::from_utf8_lossy(&console)).is_some()
 }
 
-/// How often a `cad` that could not be sent is tried again while stopping.
-const CAD_RETRY: Duration = Duration::from_millis(200);
-
-fn handle_line(
-    line: &str,
-    p: &mut Prepared,
-    run: &mut Run,
-    log: &mut CappedLog,
-    opts: &Options,
-    saver: &mut Saver,
-) {
+/// One status line: the events log, the state, sd_notify and the operator's output.
+fn handle_line(line: &str, f: &mut Follower) -> Heard {
     let Some(events::Line {
         event, value: ev, ..
     }) = events::parse(line)
     else {
-        if !line.trim().is_empty() && !opts.quiet && run.printer.allow() {
-            say(&run.name, &format!("(status channel) {}", shown_line(line)));
+        if !line.trim().is_empty() && !f.opts.quiet && f.run.printer.allow() {
+            say(&f.run.name, &format!("(status channel) {}", shown_line(line)));
         }
-        return;
+        return Heard::Junk;
     };
     // Any event shows the guest alive; heartbeats say nothing else, and are not kept (one a
     // second would push every other event out of the logs).
-    run.notify.alive(Instant::now());
-    run.events += 1;
+    f.run.notify.alive(Instant::now());
+    f.run.events += 1;
     if matches!(event, Event::Heartbeat { .. }) {
-        return;
+        return Heard::Event;
     }
-    let _ = log.write(format!("{ev}\n").as_bytes());
-    let after = run.started.elapsed();
-    let before = (p.state.phase, p.state.ready);
-    match event {
-        Event::Ready { .. } => {
-            p.state.ready = true;
-            if p.state.ready_after_ms.is_none() {
-                p.state.ready_after_ms = Some(after.as_millis() as u64);
-            }
-            if p.state.phase == Phase::Booting {
-                p.state.phase = Phase::Ready;
-            }
-            run.notify.ready(&format!(
-                "ready (the guest's service, {} ms after the start)",
-                after.as_millis()
-            ));
-        }
-        Event::Exited { .. } | Event::Restarting { .. } => {
-            p.state.ready = false;
-            if p.state.phase != Phase::Stopping {
-                run.notify.status(&format!(
-                    "running, service not ready: {}",
-                    events::human(&ev)
-                ));
-            }
-        }
-        Event::LivenessFailed { .. } => run.notify.status(&events::human(&ev)),
-        Event::Fatal { reason, .. } => run.seen.fatal = Some(reason),
-        Event::PowerOff { .. } => run.seen.power_off = Some(ev.clone()),
-        _ => {}
-    }
-    p.state.push_event(ev.clone());
+    let _ = f.log.write(format!("{ev}\n").as_bytes());
+    let after = f.run.started.elapsed();
+    let before = (f.p.state.phase, f.p.state.ready);
+    let heard = apply_event(event, &ev, after, f);
+    f.p.state.push_event(ev.clone());
     // The state file changes with the phase; the rest (last events, counts) at most once a
     // second, so a guest flooding events does not turn into a flood of writes.
-    run.record_dropped(&mut p.state);
-    let urgent = (p.state.phase, p.state.ready) != before;
-    saver.changed(&p.state, &p.dir, urgent, Instant::now());
-    if !opts.quiet && run.printer.allow() {
+    f.run.record_dropped(&mut f.p.state);
+    let urgent = (f.p.state.phase, f.p.state.ready) != before;
+    f.saver.changed(&f.p.state, &f.p.dir, urgent, Instant::now());
+    if !f.opts.quiet && f.run.printer.allow() {
         say(
-            &run.name,
+            &f.run.name,
             &format!(
                 "{:>7.3}s {}",
                 after.as_secs_f64(),
@@ -548,6 +424,44 @@ fn handle_line(
             ),
         );
     }
+    heard
+}
+
+/// What one event changes in the state, sd_notify and what the run has seen.
+fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Follower) -> Heard {
+    let st = &mut f.p.state;
+    match event {
+        Event::Ready { .. } => {
+            st.ready = true;
+            if st.ready_after_ms.is_none() {
+                st.ready_after_ms = Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
+            }
+            if st.phase == Phase::Booting {
+                st.phase = Phase::Ready;
+            }
+            f.run.notify.ready(&format!(
+                "ready (the guest's service, {} ms after the start)",
+                after.as_millis()
+            ));
+        }
+        Event::Exited { .. } | Event::Restarting { .. } => {
+            st.ready = false;
+            if st.phase != Phase::Stopping {
+                f.run.notify.status(&format!(
+                    "running, service not ready: {}",
+                    events::human(ev)
+                ));
+            }
+        }
+        Event::LivenessFailed { .. } => f.run.notify.status(&events::human(ev)),
+        Event::Fatal { reason, .. } => f.run.seen.fatal = Some(reason),
+        Event::PowerOff { .. } => {
+            f.run.seen.power_off = Some(ev.clone());
+            return Heard::PowerOff;
+        }
+        _ => {}
+    }
+    Heard::Event
 }
 
 /// Removes the TAP device this run created and the jail's mount point, and records the end.

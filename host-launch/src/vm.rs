@@ -6,7 +6,8 @@ use crate::load::Loaded;
 use crate::state::{self, Dir};
 use std::path::Path;
 use vmm::cmdline::{Disk, Machine};
-use vmm::jail::{Access, Jail};
+use vmm::jail::Jail;
+use vmm::launch::UidError;
 
 /// Whether the guest may need the kernel's RAID-6 code: a btrfs data disk.
 pub fn needs_raid6(c: &contract::Contract) -> bool {
@@ -67,18 +68,15 @@ pub fn assign_uid_among(
     name: &str,
     recorded: Option<u32>,
 ) -> Result<u32> {
-    let (range, source) = vmm::ids::configured_range().map_err(Error::invalid)?;
+    let (range, _) = vmm::ids::configured_range().map_err(Error::invalid)?;
     let others = recorded_uids(entries, name);
     let free = |id: u32| !others.contains(&id) && !vmm::ids::host_account_exists(id);
     if let Some(id) = recorded.filter(|&id| range.contains(id) && free(id)) {
         return Ok(id);
     }
-    vmm::ids::pick(name, range, |id| !free(id)).ok_or_else(|| {
-        Error::host(format!(
-            "no free VM uid left in {}..{} ({source}); widen the range",
-            range.start,
-            u64::from(range.start) + u64::from(range.count)
-        ))
+    vmm::launch::choose_uid(name, |id| others.contains(&id)).map_err(|e| match e {
+        UidError::Range(m) => Error::invalid(m),
+        UidError::Full { .. } => Error::host(e.to_string()),
     })
 }
 
@@ -105,30 +103,13 @@ pub fn check_disk_owner(at: &str, path: &Path, uid: u32) -> Result<()> {
     Ok(())
 }
 
-/// The jail of a VM: its files, its namespace and TAP device, its core and limits.
+/// The jail of a VM: vmm's for its machine, plus its namespace and TAP device and the spec's
+/// limits.
 pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
-    let largest = m
-        .disks
-        .iter()
-        .filter_map(|d| std::fs::metadata(&d.path).ok())
-        .map(|meta| meta.len())
-        .max()
-        .unwrap_or(0);
     let jail_dir = dir.jail();
     let _ = std::fs::remove_dir_all(&jail_dir);
     std::fs::create_dir(&jail_dir).io_context(|| format!("creating {}", jail_dir.display()))?;
-    let mut j = Jail::sized(jail_dir, uid, uid, m.memory_mib, largest);
-    j.files =
-        vmm::elf::runtime_files(&m.kernel).map_err(|e| Error::host(format!("kernel: {e}")))?;
-    j.files.push((m.root.clone(), Access::ReadOnly));
-    for d in &m.disks {
-        let access = if d.read_only {
-            Access::ReadOnly
-        } else {
-            Access::ReadWrite
-        };
-        j.files.push((d.path.clone(), access));
-    }
+    let mut j = vmm::launch::jail_for(m, jail_dir, uid).map_err(Error::host)?;
     if let Some(n) = &l.spec.network {
         j.netns = n.netns.as_ref().map(|ns| Path::new("/run/netns").join(ns));
         j.taps = vec![n.tap.clone()];
@@ -137,7 +118,5 @@ pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
         j.limits.open_files = lim.open_files.unwrap_or(j.limits.open_files);
         j.limits.processes = lim.processes.unwrap_or(j.limits.processes);
     }
-    // See vmm::cpu: a VM on one core runs its guest's system calls faster.
-    j.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&m.kernel));
     Ok(j)
 }

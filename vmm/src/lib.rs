@@ -1,7 +1,10 @@
 //! vmm: the one place that starts User-Mode Linux.
 //!
-//! host-launch and the test harness both boot VMs through [`spawn::spawn`], so a test VM is
-//! jailed exactly like a production one. The parts, in the order a start uses them:
+//! host-launch, uml-runc and the test harness all boot VMs through one pipeline, so a test VM
+//! is jailed and followed exactly like a production one: [`launch`] (a machine, its uid and
+//! jail, then the started VM) and [`follow`] (one poll loop over the status channel, the
+//! process and the stop [`requests`]; ctrl-alt-del, escalation, the outcome), each caller
+//! adding its own through a [`follow::Observer`]. The parts, in the order a start uses them:
 //!
 //! - [`cmdline`]: the UML kernel command line for a [`cmdline::Machine`] (pure);
 //! - [`ids`]: the VM's own uid and gid, from a configurable range;
@@ -23,11 +26,14 @@ mod child;
 pub mod cmdline;
 pub mod cpu;
 pub mod elf;
+pub mod follow;
 pub mod ids;
 pub mod jail;
 pub mod kernel;
+pub mod launch;
 pub mod mconsole;
 pub mod netns;
 pub mod preload;
 pub mod process;
+pub mod requests;
 pub mod spawn;

@@ -4,6 +4,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
+#[derive(Debug)]
 /// A running VM: UML as PID 1 of its own PID namespace. Dropping it kills and reaps the VM.
 pub struct Process {
     pub(crate) pid: u32,
