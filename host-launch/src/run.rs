@@ -393,7 +393,10 @@ fn handle_line(line: &str, f: &mut Follower) -> Heard {
     }) = events::parse(line)
     else {
         if !line.trim().is_empty() && !f.opts.quiet && f.run.printer.allow() {
-            say(&f.run.name, &format!("(status channel) {}", shown_line(line)));
+            say(
+                &f.run.name,
+                &format!("(status channel) {}", shown_line(line)),
+            );
         }
         return Heard::Junk;
     };
@@ -413,7 +416,8 @@ fn handle_line(line: &str, f: &mut Follower) -> Heard {
     // second, so a guest flooding events does not turn into a flood of writes.
     f.run.record_dropped(&mut f.p.state);
     let urgent = (f.p.state.phase, f.p.state.ready) != before;
-    f.saver.changed(&f.p.state, &f.p.dir, urgent, Instant::now());
+    f.saver
+        .changed(&f.p.state, &f.p.dir, urgent, Instant::now());
     if !f.opts.quiet && f.run.printer.allow() {
         say(
             &f.run.name,

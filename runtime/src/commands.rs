@@ -277,15 +277,9 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     };
     let jail_dir = dir.jail();
     std::fs::create_dir(&jail_dir).map_err(io(format!("creating {}", jail_dir.display())))?;
-    let largest = std::fs::metadata(&root_img).map(|m| m.len()).unwrap_or(0);
-    let mut jail = vmm::jail::Jail::sized(jail_dir, uid, uid, plan.memory_mib, largest);
-    jail.files =
-        vmm::elf::runtime_files(&machine.kernel).map_err(|e| Error::new(format!("kernel: {e}")))?;
-    jail.files.push((root_img, vmm::jail::Access::ReadOnly));
-    jail.files.push((config, vmm::jail::Access::ReadOnly));
+    let mut jail = vmm::launch::jail_for(&machine, jail_dir, uid).map_err(Error::new)?;
     jail.netns = netns;
     jail.taps = net.iter().map(|n| n.tap.clone()).collect();
-    jail.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&machine.kernel));
     Ok(Prepared {
         machine,
         jail,
@@ -299,7 +293,6 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
 /// The VM's own uid: the container id's slot in vmm's range, skipping any id a host account,
 /// another container of this runtime or any running process (another VM) has.
 fn pick_uid(id: &str, dir: &Dir) -> Result<u32> {
-    let (range, source) = vmm::ids::configured_range().map_err(Error::new)?;
     let mut used: Vec<u32> = Vec::new();
     if let Some(root) = dir.path.parent() {
         for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
@@ -310,10 +303,12 @@ fn pick_uid(id: &str, dir: &Dir) -> Result<u32> {
         }
     }
     used.extend(process_uids());
-    vmm::ids::pick(id, range, |u| {
-        used.contains(&u) || vmm::ids::host_account_exists(u)
+    vmm::launch::choose_uid(id, |u| used.contains(&u)).map_err(|e| match e {
+        vmm::launch::UidError::Range(m) => Error::new(m),
+        vmm::launch::UidError::Full { source, .. } => {
+            Error::new(format!("no free VM uid left in {source}; widen the range"))
+        }
     })
-    .ok_or_else(|| Error::new(format!("no free VM uid left in {source}; widen the range")))
 }
 
 /// The real uids of the running processes.

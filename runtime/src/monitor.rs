@@ -9,12 +9,12 @@
 use crate::error::{Error, Result};
 use crate::state::{Dir, Net};
 use contract::status::Event;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
-use vmm::channel::{Dropped, LineSplitter};
+use std::sync::Arc;
+use std::time::Duration;
+use vmm::channel::Dropped;
+use vmm::follow::{Escalation, Heard, Note, Observer, Rules};
+use vmm::requests::{StopSignals, STOP_SIGNALS};
 
 /// Added to the service's stop timeout before the VM is killed: guest-init's own shutdown.
 pub const STOP_MARGIN: Duration = Duration::from_secs(10);
@@ -35,17 +35,10 @@ pub struct Vm {
     pub stop_timeout: Duration,
 }
 
-fn stop_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        s.add(sig);
-    }
-    s
+/// vmm's stop signals and SIGQUIT, runc's too.
+fn stop_signals() -> [libc::c_int; 4] {
+    let [a, b, c] = STOP_SIGNALS;
+    [a, b, c, libc::SIGQUIT]
 }
 
 /// Waits for `start`, runs the VM, cleans up; returns the exit status for conmon.
@@ -74,9 +67,12 @@ pub fn placeholder(dir: &Dir) -> i32 {
         say(&format!("{e}"));
         return NO_SERVICE_STATUS;
     }
-    let sigs = stop_signals();
-    let _ = sigs.thread_block();
-    let _ = sigs.wait();
+    match StopSignals::block(&stop_signals()) {
+        Ok(sigs) => {
+            let _ = sigs.wait();
+        }
+        Err(e) => say(&format!("creating a signalfd: {e}")),
+    }
     let _ = std::fs::write(dir.exit(), "0");
     0
 }
@@ -103,96 +99,43 @@ struct Seen {
     /// The last `exited` event's status.
     exit: Option<i32>,
     fatal: Option<String>,
-    /// guest-init has written to the status channel: it turned ctrl-alt-del into its SIGINT
-    /// before that, so a `cad` from now on stops the guest; one sent earlier reboots the VM
-    /// (the kernel's default), which then boots again and runs on.
-    spoke: bool,
+}
+
+/// What uml-runc adds to vmm's follow loop: the service's exit status, and its lines on
+/// conmon's pipe.
+impl Observer for Seen {
+    fn status_line(&mut self, line: &[u8]) -> Heard {
+        note(line, self)
+    }
+
+    fn stop_requested(&mut self, _signal: Option<libc::c_int>, _again: bool) {
+        say("stopping the guest (ctrl-alt-del: the service's stop, then power-off)");
+    }
+
+    fn note(&mut self, note: Note) {
+        if let Note::StopTimedOut = note {
+            say("the guest did not power off within its stop timeout; killing the VM");
+        }
+    }
 }
 
 fn boot_and_follow(vm: &Vm) -> Result<i32> {
-    let sigs = stop_signals();
-    let _ = sigs.thread_block();
-    let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    let mut stops = StopSignals::block(&stop_signals())
         .map_err(|e| Error::new(format!("creating a signalfd: {e}")))?;
-    let started = vmm::spawn::start(&vm.machine, &vm.jail).map_err(Error::new)?;
-    let mut process = started.process;
-    let console = std::fs::File::from(started.console);
+    let (mut running, console) = vmm::launch::launch(&vm.machine, &vm.jail).map_err(Error::new)?;
     let pump = std::thread::spawn(move || copy_console(console));
-    vmm::channel::set_nonblocking(&started.status)
-        .map_err(|e| Error::new(format!("making the status pipe non-blocking: {e}")))?;
-    let target = vmm::mconsole::Target::jailed(
-        process.pid(),
-        &vm.machine.umid,
-        vm.jail.netns.clone(),
-        vm.jail.uid,
-    );
-    let mut split = LineSplitter::new(MAX_STATUS_LINE, std::sync::Arc::new(Dropped::default()));
-    let mut seen = Seen::default();
-    let mut stop_deadline: Option<Instant> = None;
-    let mut cad_sent = false;
-    let mut status_open = true;
-    let status = loop {
-        let mut fds = vec![
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: process.pidfd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        if status_open {
-            fds.push(libc::pollfd {
-                fd: started.status.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let timeout = match stop_deadline {
-            Some(d) if !cad_sent => {
-                Duration::from_millis(200).min(d.saturating_duration_since(Instant::now()))
-            }
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(60),
-        };
-        poll(&mut fds, timeout);
-        while let Ok(Some(_)) = sfd.read_signal() {
-            if stop_deadline.is_none() {
-                say("stopping the guest (ctrl-alt-del: the service's stop, then power-off)");
-                stop_deadline = Some(Instant::now() + vm.stop_timeout + STOP_MARGIN);
-            }
-        }
-        if status_open {
-            status_open = read_status(&started.status, &mut split, &mut seen);
-        }
-        if stop_deadline.is_some() && !cad_sent && seen.spoke {
-            cad_sent = vmm::mconsole::send(&target, "cad", Duration::from_secs(1)).is_ok();
-        }
-        if stop_deadline.is_some_and(|d| Instant::now() >= d) {
-            say("the guest did not power off within its stop timeout; killing the VM");
-            let _ = process.kill();
-            stop_deadline = Some(Instant::now() + Duration::from_secs(3600));
-        }
-        match process.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => return Err(Error::new(format!("waiting for UML: {e}"))),
-        }
+    let rules = Rules {
+        stop_timeout: vm.stop_timeout + STOP_MARGIN,
+        escalation: Escalation::Kill,
+        again_escalates: false,
+        power_off_grace: None,
+        panic_watch: false,
+        max_line: MAX_STATUS_LINE,
+        dropped: Arc::new(Dropped::default()),
     };
-    // The status lines still in the pipe (UML's helpers are gone with it).
-    let until = Instant::now() + Duration::from_secs(2);
-    while status_open && Instant::now() < until {
-        let mut fds = [libc::pollfd {
-            fd: started.status.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        poll(&mut fds, until.saturating_duration_since(Instant::now()));
-        status_open = read_status(&started.status, &mut split, &mut seen);
-    }
+    let mut seen = Seen::default();
+    let ended = vmm::follow::follow(&mut running, &rules, Some(&mut stops), &mut seen)
+        .map_err(|e| Error::new(format!("waiting for UML: {e}")))?;
     let _ = pump.join();
     if let Some(f) = &seen.fatal {
         say(&format!("guest-init could not run the service: {f}"));
@@ -201,7 +144,8 @@ fn boot_and_follow(vm: &Vm) -> Result<i32> {
         Some(code) => code,
         None => {
             say(&format!(
-                "the VM ended ({status}) without the service's exit status"
+                "the VM ended ({}) without the service's exit status",
+                ended.status
             ));
             NO_SERVICE_STATUS
         }
@@ -226,16 +170,11 @@ fn copy_console(mut src: std::fs::File) {
     }
 }
 
-/// Reads what the status pipe holds now; `false` at its end.
-fn read_status(fd: &OwnedFd, split: &mut LineSplitter, seen: &mut Seen) -> bool {
-    vmm::channel::read_now(fd, split, &mut |l| note(l, seen))
-}
-
-fn note(line: &[u8], seen: &mut Seen) {
+/// One status line: what it says about the service.
+fn note(line: &[u8], seen: &mut Seen) -> Heard {
     let Some(l) = contract::status::parse(&String::from_utf8_lossy(line)) else {
-        return;
+        return Heard::Junk;
     };
-    seen.spoke = true;
     match l.event {
         Event::Exited { code, signal, .. } => {
             seen.exit = Some(match (code, signal) {
@@ -250,14 +189,8 @@ fn note(line: &[u8], seen: &mut Seen) {
         Event::Warning { reason } if reason.contains(contract::status::CONSOLE_DROPPED) => {
             say(&format!("guest-init: {reason}"))
         }
+        Event::PowerOff { .. } => return Heard::PowerOff,
         _ => {}
     }
-}
-
-fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
-    let ms = timeout.as_millis().min(60_000) as libc::c_int;
-    // SAFETY: poll on descriptors we own, within the slice's length.
-    unsafe {
-        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
-    }
+    Heard::Event
 }

@@ -155,9 +155,7 @@ pub fn follow(
         let mut fds = [request_fd, vm.process.pidfd().as_raw_fd(), status_fd].map(pollfd);
         poll(&mut fds, f.next_wake(caller_next));
         if fds[2].revents != 0 {
-            open = channel::read_now(&vm.status, &mut split, &mut |l| {
-                f.heard(obs.status_line(l))
-            });
+            open = channel::read_now(&vm.status, &mut split, &mut |l| f.heard(obs.status_line(l)));
         }
         if let Some(r) = requests.as_mut() {
             for req in r.take() {

@@ -162,8 +162,8 @@ impl Requests for Control {
     fn take(&mut self) -> Vec<Request> {
         let mut buf = [0u8; 64];
         // SAFETY: reads into a buffer we own (the pipe is non-blocking).
-        while unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
-        {}
+        while unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {
+        }
         self.rx.try_iter().collect()
     }
 }
