@@ -10,8 +10,13 @@ use contract::{blockdev, cmdline, Contract};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use vmm::channel::Dropped;
+use vmm::follow::{Ended, Escalation, Heard, Kill, Observer, Rules};
+use vmm::launch::UidError;
+use vmm::requests::Request;
 
 /// The UML kernel used unless `UML_KERNEL` names another.
 pub const DEFAULT_KERNEL: &str = vmm::kernel::DEBIAN_KERNEL;
@@ -26,17 +31,16 @@ pub use vmm::cmdline::guest_disk;
 /// Test VMs take their uids from the same range as host-launch's, each its own.
 fn test_vm_ids() -> Result<u32> {
     static TAKEN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-    let (range, _) = vmm::ids::configured_range().map_err(|e| Error::new("the VM id range", e))?;
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!(
         "e2e-{}-{}",
         std::process::id(),
         VM_COUNTER.load(Ordering::Relaxed)
     );
-    let id = vmm::ids::pick(&name, range, |id| {
-        taken.contains(&id) || vmm::ids::host_account_exists(id)
-    })
-    .ok_or_else(|| Error::new("picking a test VM's uid", "the id range is full"))?;
+    let id = vmm::launch::choose_uid(&name, |id| taken.contains(&id)).map_err(|e| match e {
+        UidError::Range(m) => Error::new("the VM id range", m),
+        UidError::Full { .. } => Error::new("picking a test VM's uid", "the id range is full"),
+    })?;
     taken.push(id);
     Ok(id)
 }
@@ -298,53 +302,43 @@ impl Vm {
                 .map_err(|e| Error::new("preparing the config device", e))?;
         }
         let machine = self.machine(&umid, &config_image);
-        let mut largest = 0;
         for d in &machine.disks {
-            let meta = std::fs::metadata(&d.path)
+            std::fs::metadata(&d.path)
                 .context(|| format!("looking at the disk {}", d.path.display()))?;
-            largest = largest.max(meta.len());
             if !d.read_only {
                 vmm::jail::hand_over(&d.path, uid, uid, 0o600)
                     .map_err(|e| Error::new("preparing a data disk", e))?;
             }
         }
-        let mut jail = vmm::jail::Jail::sized(jail_dir, uid, uid, self.memory_mib, largest);
-        jail.files = vmm::elf::runtime_files(&self.kernel)
+        let mut jail = vmm::launch::jail_for(&machine, jail_dir, uid)
             .map_err(|e| Error::new("finding the kernel's files", e))?;
-        jail.files
-            .push((self.root.clone(), vmm::jail::Access::ReadOnly));
-        for d in &machine.disks {
-            let access = if d.read_only {
-                vmm::jail::Access::ReadOnly
-            } else {
-                vmm::jail::Access::ReadWrite
-            };
-            jail.files.push((d.path.clone(), access));
-        }
         jail.netns = self.netns.as_ref().map(|(_, p)| p.clone());
         jail.taps = self.taps.clone();
-        // Like host-launch: all of the VM's processes on one core (see vmm::cpu).
-        jail.cpu = vmm::cpu::pick(&vmm::cmdline::comm(&self.kernel));
         let where_ = self
             .netns
             .as_ref()
             .map(|(n, _)| format!("ip netns exec {n} "))
             .unwrap_or_default();
         let start = Instant::now();
-        let started = vmm::spawn::start(&machine, &jail).map_err(|e| {
+        let (vm, console) = vmm::launch::launch(&machine, &jail).map_err(|e| {
             Error::new(
                 format!("starting a VM ({where_}{})", self.kernel.display()),
                 e,
             )
         })?;
-        let shown = format!("{where_}{}", started.shown);
-        let console = Capture::start(Some(std::fs::File::from(started.console)), self.echo);
+        let shown = format!("{where_}{}", vm.shown);
+        let console = Capture::start(Some(console), self.echo);
         let events = EventLog::new();
-        events.read_from(std::fs::File::from(started.status), self.echo);
-        let mconsole =
-            vmm::mconsole::Target::jailed(started.process.pid(), &umid, jail.netns.clone(), uid);
+        let pid = vm.process.pid();
+        let mconsole = vm.mconsole.clone();
+        let control = vmm::requests::Control::new()
+            .map_err(|e| Error::new("making the VM's control pipe", e.to_string()))?;
+        let sender = control.sender();
+        let follow = follow_in_background(vm, control, events.clone(), self.echo);
         Ok(RunningVm {
-            child: Some(started.process),
+            pid,
+            follow: Some(follow),
+            control: sender,
             start,
             shown,
             console,
@@ -356,10 +350,73 @@ impl Vm {
     }
 }
 
+/// How long UML may take to exit once the guest reported its power-off (host-launch gives
+/// `HALT_GRACE`, 5 s).
+const AFTER_POWER_OFF: Duration = Duration::from_secs(5);
+
+/// The longest status line a test keeps (guest-init's are far shorter; a hostile guest's
+/// longer ones are dropped, as host-launch drops them).
+const MAX_STATUS_LINE: usize = 1 << 20;
+
+/// What the harness adds to vmm's follow loop: every status line recorded in its
+/// [`EventLog`] (and shown with `E2E_ECHO=1`).
+struct Recorder {
+    events: EventLog,
+    echo: bool,
+}
+
+impl Observer for Recorder {
+    fn status_line(&mut self, line: &[u8]) -> Heard {
+        if self.echo {
+            eprintln!("status: {}", String::from_utf8_lossy(line));
+        }
+        let mut with_newline = line.to_vec();
+        with_newline.push(b'\n');
+        self.events.push(&with_newline);
+        match Event::parse(&String::from_utf8_lossy(line)) {
+            Some(e) if e.name == "power_off" => Heard::PowerOff,
+            Some(_) => Heard::Event,
+            None => Heard::Junk,
+        }
+    }
+}
+
+/// Follows `vm` on a thread of its own (tests wait for events while it runs) with vmm's
+/// loop, until it exits or [`RunningVm::wait`]'s deadline kills it.
+fn follow_in_background(
+    mut vm: vmm::launch::Vm,
+    mut control: vmm::requests::Control,
+    events: EventLog,
+    echo: bool,
+) -> JoinHandle<std::io::Result<Ended>> {
+    std::thread::spawn(move || {
+        let rules = Rules {
+            // Tests never ask for a stop through the loop (they send `cad` themselves).
+            stop_timeout: Duration::from_secs(3600),
+            escalation: Escalation::Kill,
+            again_escalates: false,
+            power_off_grace: Some(AFTER_POWER_OFF),
+            panic_watch: false,
+            max_line: MAX_STATUS_LINE,
+            dropped: Arc::new(Dropped::default()),
+        };
+        let mut recorder = Recorder {
+            events: events.clone(),
+            echo,
+        };
+        let ended = vmm::follow::follow(&mut vm, &rules, Some(&mut control), &mut recorder);
+        events.close();
+        ended
+    })
+}
+
 /// A VM running in the background (see [`Vm::spawn`]); killed, with every process it
 /// started, when dropped.
 pub struct RunningVm {
-    child: Option<vmm::spawn::Process>,
+    pid: u32,
+    /// vmm's follow loop, on its own thread; it owns the process.
+    follow: Option<JoinHandle<std::io::Result<Ended>>>,
+    control: vmm::requests::Sender,
     start: Instant,
     shown: String,
     console: Capture,
@@ -372,7 +429,7 @@ pub struct RunningVm {
 impl RunningVm {
     /// The host pid of the UML kernel process.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(vmm::spawn::Process::pid)
+        Some(self.pid)
     }
 
     /// The host uid the VM's UML runs as (its own, see [`vmm::ids`]).
@@ -460,55 +517,26 @@ impl RunningVm {
 
     /// Whether the VM is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.follow.as_ref().is_some_and(|h| !h.is_finished())
     }
 
     /// Waits until the VM exits, killing it after `timeout`, and returns how it ended.
     pub fn wait(mut self, timeout: Duration) -> Result<VmOutcome> {
-        let Some(mut child) = self.child.take() else {
+        let Some(follow) = self.follow.take() else {
             return Err(Error::new("waiting for a VM", "it was already waited for"));
         };
         let shown = self.shown.clone();
-        let deadline = Instant::now() + timeout;
-        let mut timed_out = false;
-        let mut halted_at: Option<Instant> = None;
-        let mut killed_after_power_off = false;
-        let status = loop {
-            if let Some(status) = child
-                .try_wait()
-                .context(|| format!("waiting for {shown}"))?
-            {
-                break status;
-            }
-            // Like host-launch: a guest that powered off but whose UML does not exit (Debian's
-            // kernel now and then hangs after "System halted") is killed after a grace period.
-            if halted_at.is_none() && self.events.events().iter().any(|e| e.name == "power_off") {
-                halted_at = Some(Instant::now());
-            }
-            if halted_at.is_some_and(|t| t.elapsed() >= AFTER_POWER_OFF) {
-                killed_after_power_off = true;
-                let _ = child.kill();
-                break child.wait().context(|| format!("waiting for {shown}"))?;
-            }
-            if Instant::now() >= deadline {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().context(|| format!("waiting for {shown}"))?;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        self.control.send(Request::KillAt(Instant::now() + timeout));
+        let ended = follow
+            .join()
+            .map_err(|_| Error::new(format!("waiting for {shown}"), "its follow thread panicked"))?
+            .context(|| format!("waiting for {shown}"))?;
         let duration = self.start.elapsed();
-        // The status channel closes with the VM; give its reader a moment to finish.
-        let _ = self
-            .events
-            .wait_until(Duration::from_secs(5), |_| None::<()>);
         Ok(VmOutcome {
             console: self.console.finish(),
-            status,
-            timed_out,
-            killed_after_power_off,
+            status: ended.status,
+            timed_out: ended.killed == Some(Kill::Deadline),
+            killed_after_power_off: ended.killed == Some(Kill::Grace),
             duration,
             command_line: shown,
             host_stderr: String::new(),
@@ -518,15 +546,14 @@ impl RunningVm {
     }
 }
 
-/// How long UML may take to exit once the guest reported its power-off (host-launch gives
-/// `HALT_GRACE`, 5 s).
-const AFTER_POWER_OFF: Duration = Duration::from_secs(5);
-
 /// Dropping the VM's process handle kills it: UML is PID 1 of its own PID namespace, so every
 /// process it started dies with it.
 impl Drop for RunningVm {
     fn drop(&mut self) {
-        self.child.take();
+        if let Some(follow) = self.follow.take() {
+            self.control.send(Request::KillAt(Instant::now()));
+            let _ = follow.join();
+        }
     }
 }
 
