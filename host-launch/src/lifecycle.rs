@@ -19,12 +19,12 @@ pub struct CheckReport {
 
 /// Validates a spec against its image without touching the host, and describes the launch.
 pub fn check(spec: &Path) -> Result<CheckReport> {
-    check_image(spec, None)
+    check_image(&load::SpecFile::read(spec)?, None)
 }
 
 /// [`check`] with `image` in place of the spec's (see [`load::load_for_launch`]).
-pub fn check_image(spec: &Path, image: Option<&Path>) -> Result<CheckReport> {
-    let l = load::load_for_launch(spec, image)?;
+pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckReport> {
+    let l = load::load_for_launch(file, image)?;
     let planned = run::preflight(&l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
     let machine = vm::machine(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);

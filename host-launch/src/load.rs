@@ -70,38 +70,51 @@ pub fn read_spec(spec_path: &Path) -> Result<Spec> {
     spec::parse(&text).map_err(|p| Error::invalid(lines(spec_path, p)))
 }
 
-/// Reads the spec, the image's manifest, and merges them. Touches nothing.
-pub fn load(spec_path: &Path) -> Result<Loaded> {
-    load_with_image(spec_path, None)
+/// A spec file, read and parsed once per command and handed on as this value.
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    /// The file, absolute.
+    pub path: PathBuf,
+    /// Its directory: relative paths in the spec are taken from here.
+    pub base: PathBuf,
+    pub spec: Spec,
 }
 
-/// The spec's name and its image (absolute), from the spec file only.
-pub fn spec_name_and_image(spec_path: &Path) -> Result<(String, PathBuf)> {
-    let spec_path = absolute(spec_path);
-    let spec = read_spec(&spec_path)?;
-    let base = spec_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    Ok((spec.name.clone(), resolve(&base, &spec.image)))
+impl SpecFile {
+    /// Reads and parses the spec file.
+    pub fn read(path: &Path) -> Result<SpecFile> {
+        let path = absolute(path);
+        let spec = read_spec(&path)?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Ok(SpecFile { path, base, spec })
+    }
+
+    /// The spec's own image, absolute.
+    pub fn image(&self) -> PathBuf {
+        resolve(&self.base, &self.spec.image)
+    }
+
+    /// The image an earlier `upgrade` put in place of the spec's, while the spec still names
+    /// the image it replaced (its record: [`crate::pin`]).
+    pub fn pinned_image(&self) -> Option<PathBuf> {
+        crate::pin::image_for(&self.spec.name, &self.image())
+    }
 }
 
-/// The image an earlier `upgrade` put in place of the spec's image, while the spec still
-/// names the image it replaced (its record: [`crate::pin`]).
-pub fn pinned_image(spec_path: &Path) -> Result<Option<PathBuf>> {
-    let (name, spec_image) = spec_name_and_image(spec_path)?;
-    Ok(crate::pin::image_for(&name, &spec_image))
+/// The spec's image and manifest, merged. Touches nothing.
+pub fn load(file: &SpecFile) -> Result<Loaded> {
+    load_with_image(file, None)
 }
 
 /// What a launch boots: the spec with `image` in place of its image when given, else with
-/// the image an earlier `upgrade` put in place of the spec's ([`pinned_image`]).
-pub fn load_for_launch(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
+/// the image an earlier `upgrade` put in place of the spec's ([`SpecFile::pinned_image`]).
+pub fn load_for_launch(file: &SpecFile, image: Option<&Path>) -> Result<Loaded> {
     match image {
-        Some(i) => load_with_image(spec_path, Some(i)),
-        None => {
-            let pinned = pinned_image(spec_path)?;
-            load_with_image(spec_path, pinned.as_deref())
-        }
+        Some(i) => load_with_image(file, Some(i)),
+        None => load_with_image(file, file.pinned_image().as_deref()),
     }
 }
 
@@ -116,17 +129,14 @@ struct WithManifest {
     manifest: Manifest,
 }
 
-fn read_with_manifest(spec_path: &Path, image: Option<&Path>) -> Result<WithManifest> {
-    let spec_path = absolute(spec_path);
-    let mut spec = read_spec(&spec_path)?;
+fn read_with_manifest(file: &SpecFile, image: Option<&Path>) -> Result<WithManifest> {
+    let spec_path = file.path.clone();
+    let base = file.base.clone();
+    let mut spec = file.spec.clone();
     if let Some(i) = image {
         spec.image = absolute(i).to_string_lossy().into_owned();
         spec.manifest = None;
     }
-    let base = spec_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
     let (image, manifest_path, text) = match crate::oci_image::root(&spec_path, &base, &spec.image)?
     {
         Some(r) => {
@@ -149,14 +159,14 @@ fn read_with_manifest(spec_path: &Path, image: Option<&Path>) -> Result<WithMani
 
 /// The manifest of `image` (or the spec's image) and its path, without checking the spec
 /// against it: `upgrade` compares classes before the new image's class inputs are checked.
-pub fn manifest_for(spec_path: &Path, image: Option<&Path>) -> Result<(PathBuf, Manifest)> {
-    let w = read_with_manifest(spec_path, image)?;
+pub fn manifest_for(file: &SpecFile, image: Option<&Path>) -> Result<(PathBuf, Manifest)> {
+    let w = read_with_manifest(file, image)?;
     Ok((w.manifest_path, w.manifest))
 }
 
 /// Like [`load`], but boots `image` (its manifest beside it, `<image>.manifest.json`) instead
 /// of the spec's image and manifest.
-pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded> {
+pub fn load_with_image(file: &SpecFile, image: Option<&Path>) -> Result<Loaded> {
     let WithManifest {
         spec_path,
         spec,
@@ -164,7 +174,7 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         image,
         manifest_path,
         manifest,
-    } = read_with_manifest(spec_path, image)?;
+    } = read_with_manifest(file, image)?;
     check_class_inputs(&spec_path, &spec, &manifest)?;
     let merged = merge::merge(&spec, &manifest)
         .map_err(|p| Error::invalid(lines(&spec_path, p.0.iter().map(|p| p.to_string()))))?;

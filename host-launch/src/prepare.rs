@@ -29,7 +29,7 @@ pub struct Options {
     pub quiet: bool,
     /// Boot this root image instead of the spec's (its manifest beside it); `upgrade` uses it.
     /// Without it, an image put in place by an earlier `upgrade` is used (see
-    /// [`crate::upgrade::pinned_image`]).
+    /// [`crate::load::SpecFile::pinned_image`]).
     pub image: Option<PathBuf>,
 }
 

@@ -70,7 +70,8 @@ pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
 
 fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
     notify.status("checking the spec");
-    let l = load::load_for_launch(spec_path, opts.image.as_deref())?;
+    let file = load::SpecFile::read(spec_path)?;
+    let l = load::load_for_launch(&file, opts.image.as_deref())?;
     // Block the stop signals before any thread starts, so they wait in the signalfd.
     let mut stops = StopSignals::block(&STOP_SIGNALS)
         .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
     // The checks `run` makes before it touches the host, so that a bad spec fails here with
     // its message; not `check`'s whole description (it runs the kernel for its version).
-    let l = &load::load_for_launch(spec, None)?;
+    let l = &load::load_for_launch(&load::SpecFile::read(spec)?, None)?;
     run::preflight(l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
     let mut child = spawn_background(l, None)?;

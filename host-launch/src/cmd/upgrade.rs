@@ -28,10 +28,6 @@ use crate::state::{self, Dir, Phase, State};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// What a launch of a spec boots after an upgrade (moved to [`crate::load`], which no longer
-/// calls into this module).
-pub use crate::load::pinned_image;
-
 /// Options of `upgrade`.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -199,7 +195,8 @@ fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
 /// `host-launch upgrade SPEC --image NEW`; returns the exit status (0, or
 /// [`exit::ROLLED_BACK`] when the new image failed and the old one was put back).
 pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
-    let (name, spec_image) = load::spec_name_and_image(spec)?;
+    let file = load::SpecFile::read(spec)?;
+    let (name, spec_image) = (file.spec.name.clone(), file.image());
     crate::spec::check_name(&name).map_err(Error::invalid)?;
     let base = state::base_dir();
     let entry = state::entry(&base, &name);
@@ -214,17 +211,17 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         .map(PathBuf::from);
     let old_image = match recorded {
         Some(i) => i,
-        None => load::pinned_image(spec)?.unwrap_or_else(|| spec_image.clone()),
+        None => file.pinned_image().unwrap_or_else(|| spec_image.clone()),
     };
     let new_image = load::absolute(&o.image);
-    let old = load::load_with_image(spec, Some(&old_image))
+    let old = load::load_with_image(&file, Some(&old_image))
         .map_err(|e| e.context(format!("the old image {}", old_image.display())))?;
     // Classes first: a spec written for the old class lacks the new class's inputs, and the
     // reason to give is the class, not the input.
-    let (new_manifest_path, new_manifest) = load::manifest_for(spec, Some(&new_image))?;
+    let (new_manifest_path, new_manifest) = load::manifest_for(&file, Some(&new_image))?;
     appliance::class::check_upgrade(old.manifest.class.as_ref(), new_manifest.class.as_ref())
         .map_err(|e| Error::invalid(format!("{}: {e}", new_manifest_path.display())))?;
-    let report = crate::lifecycle::check_image(spec, Some(&new_image))?;
+    let report = crate::lifecycle::check_image(&file, Some(&new_image))?;
     let new = report.loaded;
     if let Err(problems) = compatible(&old, &new) {
         return Err(Error::invalid(
@@ -302,7 +299,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         );
         return Ok(exit::ROLLED_BACK);
     }
-    let back = load::load_with_image(spec, Some(&old_image))?;
+    let back = load::load_with_image(&file, Some(&old_image))?;
     match boot(&back, &old_image, o) {
         Ok(Boot::Ready { after }) => {
             say(

@@ -85,10 +85,11 @@ fn write_one(spec_path: &Path, name: &str, out: &Path, template: &Path) -> Resul
 /// readable, else the spec's own (or the contract's default).
 fn settings_for(spec_path: &Path, name: &str) -> (Option<Settings>, Option<String>) {
     let source = spec_path.display().to_string();
-    let spec = match crate::load::read_spec(spec_path) {
-        Ok(s) => s,
+    let file = match crate::load::SpecFile::read(spec_path) {
+        Ok(f) => f,
         Err(e) => return (None, Some(first_line(&e))),
     };
+    let spec = &file.spec;
     let mut note = None;
     if spec.name != name {
         note = Some(format!(
@@ -96,14 +97,14 @@ fn settings_for(spec_path: &Path, name: &str) -> (Option<Settings>, Option<Strin
             spec.name, spec.name
         ));
     }
-    let stop_ms = match crate::load::load(spec_path) {
+    let stop_ms = match crate::load::load(&file) {
         Ok(l) => l.merged.contract.service.stop_timeout_ms,
         Err(e) => {
             note.get_or_insert_with(|| first_line(&e));
             spec.stop_timeout_ms.unwrap_or(10_000)
         }
     };
-    (Some(Settings::of(&spec, &source, stop_ms)), note)
+    (Some(Settings::of(spec, &source, stop_ms)), note)
 }
 
 fn first_line(e: &Error) -> String {
