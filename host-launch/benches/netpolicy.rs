@@ -103,7 +103,7 @@ fn main() {
         let p = policy(i, tap);
         let script = netpolicy::render(&p, Pass::On);
         let t = Instant::now();
-        host_launch::nft::install(&p.table, &script, Some(ns.name())).expect("install");
+        host_launch::launch::nft::install(&p.table, &script, Some(ns.name())).expect("install");
         installs.push(t.elapsed());
     }
     summary("install, appliances 1-20", &installs[..20]);
@@ -115,7 +115,7 @@ fn main() {
         &installs[n - 20..],
     );
     let status = Instant::now();
-    host_launch::nft::summary(netpolicy::TABLE, "dns7", Some(ns.name())).expect("summary");
+    host_launch::launch::nft::summary(netpolicy::TABLE, "dns7", Some(ns.name())).expect("summary");
     println!(
         "status's summary of one appliance among {n}: {:.0} ms",
         ms(status.elapsed())
@@ -131,7 +131,7 @@ fn main() {
     for i in (0..n).rev() {
         let t = Instant::now();
         let removed =
-            host_launch::nft::remove(netpolicy::TABLE, &format!("dns{i}"), Some(ns.name()));
+            host_launch::launch::nft::remove(netpolicy::TABLE, &format!("dns{i}"), Some(ns.name()));
         assert!(removed.expect("remove"));
         removals.push(t.elapsed());
     }

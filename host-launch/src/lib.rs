@@ -12,31 +12,20 @@
 
 pub mod cli;
 pub mod cmd;
-pub mod disks;
 pub mod error;
 pub mod events;
 pub mod exit;
+pub mod launch;
 pub mod lifecycle;
-pub mod load;
-pub mod nft;
 pub mod notify;
 pub mod oci_image;
 pub mod output;
 pub mod paths;
 pub mod pin;
-pub mod prepare;
 pub mod privs;
-pub mod run;
 pub mod saver;
 pub mod state;
 pub mod systemd;
-pub mod tap;
 pub mod trust;
-pub mod vm;
 
-pub use cmd::upgrade;
 pub use error::{Error, Kind, Result};
-
-// The pure appliance types live in their own crate; they stay reachable under the paths they
-// had here.
-pub use appliance::{manifest, merge, netpolicy, schema, spec};

@@ -3,9 +3,9 @@
 //! running appliance through its launcher, and finding an appliance's state.
 
 use crate::error::{Error, IoContext, Result};
-use crate::load::{self, Loaded};
+use crate::launch::load::{self, Loaded};
+use crate::launch::{run, vm};
 use crate::state::{self, Dir, Phase, State};
-use crate::{run, vm};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -59,8 +59,10 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
     ));
     for (d, p) in l.merged.disks.iter().zip(&planned) {
         let what = match p.action {
-            crate::disks::Action::Use => "exists, used as it is".to_string(),
-            crate::disks::Action::Create(n) => format!("will be created sparse, {} MiB", n >> 20),
+            crate::launch::disks::Action::Use => "exists, used as it is".to_string(),
+            crate::launch::disks::Action::Create(n) => {
+                format!("will be created sparse, {} MiB", n >> 20)
+            }
         };
         let mp = l
             .merged
@@ -104,7 +106,7 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
         ));
     }
     if let Some(p) = l.policy() {
-        for d in crate::netpolicy::describe(&p) {
+        for d in appliance::netpolicy::describe(&p) {
             line(format!("policy:   {d}"));
         }
     }
@@ -163,7 +165,7 @@ pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process
 }
 
 pub fn known(name: &str) -> Result<state::Entry> {
-    crate::spec::check_name(name).map_err(Error::invalid)?;
+    appliance::spec::check_name(name).map_err(Error::invalid)?;
     let base = state::base_dir();
     let e = state::entry(&base, name);
     if !e.dir.path.is_dir() {

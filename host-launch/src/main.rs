@@ -3,7 +3,8 @@
 
 use clap::Parser;
 use host_launch::cli::{Cli, Cmd};
-use host_launch::{cmd, exit, run};
+use host_launch::launch::run;
+use host_launch::{cmd, exit};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,9 +61,9 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             image,
             timeout,
             stop_timeout,
-        } => host_launch::upgrade::upgrade(
+        } => host_launch::cmd::upgrade::upgrade(
             &spec,
-            &host_launch::upgrade::Options {
+            &host_launch::cmd::upgrade::Options {
                 image,
                 ready_timeout: Duration::from_secs(timeout),
                 stop_timeout: Duration::from_secs(stop_timeout),
@@ -85,9 +86,9 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
         } => cmd::systemd::generate(spec_dir.as_deref(), &template, &dirs[0]),
         Cmd::Schema { which } => {
             if which == "spec" {
-                print!("{}", host_launch::schema::spec_v1_text());
+                print!("{}", appliance::schema::spec_v1_text());
             } else {
-                print!("{}", host_launch::schema::manifest_v1_text());
+                print!("{}", appliance::schema::manifest_v1_text());
             }
             Ok(0)
         }

@@ -1,6 +1,6 @@
 //! `upgraded.json` in an appliance's state directory: the record that an `upgrade` put another
 //! image in place of the spec's, so that later launches of the same spec boot it too (until
-//! the spec names another image). Written by [`crate::upgrade`], read by [`crate::load`].
+//! the spec names another image). Written by [`crate::cmd::upgrade`], read by [`crate::launch::load`].
 
 use crate::error::{Error, IoContext, Result};
 use crate::state::{self, Dir};
@@ -29,7 +29,7 @@ pub fn read(dir: &Dir) -> Option<Pin> {
 /// The image in place of `spec_image` (absolute) for the appliance `name`, if an upgrade
 /// pinned one and the spec still names the image it replaced.
 pub fn image_for(name: &str, spec_image: &Path) -> Option<PathBuf> {
-    if crate::spec::check_name(name).is_err() {
+    if appliance::spec::check_name(name).is_err() {
         return None; // load reports the bad name
     }
     let dir = Dir::new(&state::base_dir(), name);

@@ -107,7 +107,7 @@ pub struct TapRecord {
 }
 
 /// Where the appliance's network policy is: its chains in this nftables table
-/// (`crate::netpolicy`).
+/// (`appliance::netpolicy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRecord {
     pub table: String,
@@ -385,7 +385,7 @@ pub fn list(base: &Path) -> Vec<Entry> {
         let Some(name) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if crate::spec::check_name(&name).is_err() || !e.path().is_dir() {
+        if appliance::spec::check_name(&name).is_err() || !e.path().is_dir() {
             continue;
         }
         out.push(entry(base, &name));

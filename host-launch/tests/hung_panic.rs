@@ -151,7 +151,7 @@ fn a_uml_hung_after_a_boot_panic_is_killed_and_booted_again() {
         "a kernel crash after the last attempt:\n{said}"
     );
     assert!(said.contains("did not end; killing it"), "{said}");
-    for n in 1..host_launch::run::BOOT_ATTEMPTS {
+    for n in 1..host_launch::launch::run::BOOT_ATTEMPTS {
         let kept = state.join("hung1").join(format!("console.boot{n}.log"));
         let console = std::fs::read_to_string(&kept).unwrap_or_default();
         assert!(

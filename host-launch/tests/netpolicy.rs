@@ -133,7 +133,7 @@ fn spec(dir: &Path, name: &str, image: &Path, network: serde_json::Value) -> Pat
     });
     if name == "attacker" {
         s["files"] = serde_json::json!([{"path": "/run/attack.sh", "mode": "0755",
-            "content": attack_script(&host_launch::merge::derived_mac("nb"))}]);
+            "content": attack_script(&appliance::merge::derived_mac("nb"))}]);
     }
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, s.to_string()).unwrap();
@@ -289,7 +289,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         let body = get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
         assert!(body.contains("neighbour v1"), "{a}: {body}");
     }
-    let nb_mac = host_launch::merge::derived_mac("nb");
+    let nb_mac = appliance::merge::derived_mac("nb");
     let neigh4 = sh(&ns, "ip", &["neigh", "show", NB4]);
     assert!(neigh4.contains(&nb_mac), "ARP before: {neigh4}");
 

@@ -1,5 +1,5 @@
-//! One file per subcommand (`run` is [`crate::run`], the foreground launcher itself). They
-//! call the lifecycle code below them ([`crate::lifecycle`], [`crate::run`]); none calls
+//! One file per subcommand (`run` is [`crate::launch::run`], the foreground launcher itself). They
+//! call the lifecycle code below them ([`crate::lifecycle`], [`crate::launch::run`]); none calls
 //! another, except `list`, which shows what `status` does, shorter.
 
 pub mod check;

@@ -1,9 +1,9 @@
 //! `start SPEC`: the appliance in the background, waiting until UML runs (or is ready).
 
 use crate::error::{Error, Result};
+use crate::launch::{load, run};
 use crate::lifecycle::spawn_background;
 use crate::state::{self, Dir, Phase, State};
-use crate::{load, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -75,7 +75,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                     .state
                     .as_ref()
                     .and_then(|st| st.policy.as_ref())
-                    .and_then(|p| crate::nft::summary(&p.table, &e.name, p.netns.as_deref()));
+                    .and_then(|p| crate::launch::nft::summary(&p.table, &e.name, p.netns.as_deref()));
                 serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "policy": policy, "state": e.state})
             })
             .collect();
@@ -179,7 +179,7 @@ fn policy_line(p: &state::PolicyRecord, name: &str, running: bool) -> String {
         .as_ref()
         .map(|n| format!(" (netns {n})"))
         .unwrap_or_default();
-    match crate::nft::summary(&p.table, name, p.netns.as_deref()) {
+    match crate::launch::nft::summary(&p.table, name, p.netns.as_deref()) {
         Some(s) => format!(
             "nftables table netdev {}{ns}, chains *_{name}: {} rules installed; dropped {} \
              frames from the guest, {} to it (`nft list chain netdev {} from_guest_{name}`)",
@@ -207,7 +207,7 @@ impl Digests {
             .entry(image.to_string())
             .or_insert_with(|| {
                 let path = std::path::Path::new(image);
-                crate::trust::describe(path, &crate::load::default_manifest_path(path))
+                crate::trust::describe(path, &crate::launch::load::default_manifest_path(path))
             })
             .clone()
     }

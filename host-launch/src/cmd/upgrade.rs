@@ -22,7 +22,7 @@
 
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::load::{self, Loaded};
+use crate::launch::load::{self, Loaded};
 use crate::pin;
 use crate::state::{self, Dir, Phase, State};
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
 pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     let file = load::SpecFile::read(spec)?;
     let (name, spec_image) = (file.spec.name.clone(), file.image());
-    crate::spec::check_name(&name).map_err(Error::invalid)?;
+    appliance::spec::check_name(&name).map_err(Error::invalid)?;
     let base = state::base_dir();
     let entry = state::entry(&base, &name);
     let dir = entry.dir.clone();

@@ -13,7 +13,7 @@
 //!   (`run::STOP_MARGIN`, `run::HALT_GRACE`) + [`STOP_SLACK_S`], so systemd never kills a
 //!   guest that is still powering off on its own.
 
-use crate::spec::Spec;
+use appliance::spec::Spec;
 
 pub const MEMORY_OVERHEAD_MIB: u64 = 64;
 pub const TASKS_OVERHEAD: u64 = 32;
@@ -40,7 +40,7 @@ impl Settings {
             .as_ref()
             .and_then(|l| l.processes)
             .unwrap_or(DEFAULT_PROCESSES);
-        let margin = crate::run::STOP_MARGIN + crate::run::HALT_GRACE;
+        let margin = crate::launch::run::STOP_MARGIN + crate::launch::run::HALT_GRACE;
         Settings {
             source: source.to_string(),
             needs: spec.needs.clone(),
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn needs_become_wants_and_after_and_limits_come_from_the_spec() {
-        let spec = crate::spec::parse(
+        let spec = appliance::spec::parse(
             br#"{"name":"web1","image":"web.img","memory_mib":32,"needs":["dns1","logs1"],
                  "cpu_weight":50,"limits":{"processes":256}}"#,
         )
@@ -93,7 +93,7 @@ mod tests {
              Wants=host-launch@logs1.service\nAfter=host-launch@logs1.service\n\n\
              [Service]\nMemoryMax=96M\nTasksMax=288\nTimeoutStopSec=33\nCPUWeight=50\n"
         );
-        let spec = crate::spec::parse(br#"{"name":"dns1","image":"dns.img"}"#).unwrap();
+        let spec = appliance::spec::parse(br#"{"name":"dns1","image":"dns.img"}"#).unwrap();
         let s = Settings::of(&spec, "/x.json", 10_000);
         assert_eq!(
             (s.memory_max_mib, s.tasks_max, s.cpu_weight),

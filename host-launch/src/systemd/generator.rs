@@ -35,7 +35,7 @@ pub fn generate(spec_dir: &Path, out: &Path, template: &Path) -> Result<Vec<Gene
     };
     let mut specs: Vec<PathBuf> = rd
         .flatten()
-        .map(|e| crate::load::absolute(&e.path()))
+        .map(|e| crate::launch::load::absolute(&e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     specs.sort();
@@ -47,7 +47,7 @@ pub fn generate(spec_dir: &Path, out: &Path, template: &Path) -> Result<Vec<Gene
         else {
             continue;
         };
-        if crate::spec::check_name(&name).is_err() {
+        if appliance::spec::check_name(&name).is_err() {
             done.push(Generated {
                 note: Some(format!(
                     "{}: the file name is not an appliance name; skipped",
@@ -85,7 +85,7 @@ fn write_one(spec_path: &Path, name: &str, out: &Path, template: &Path) -> Resul
 /// readable, else the spec's own (or the contract's default).
 fn settings_for(spec_path: &Path, name: &str) -> (Option<Settings>, Option<String>) {
     let source = spec_path.display().to_string();
-    let file = match crate::load::SpecFile::read(spec_path) {
+    let file = match crate::launch::load::SpecFile::read(spec_path) {
         Ok(f) => f,
         Err(e) => return (None, Some(first_line(&e))),
     };
@@ -97,7 +97,7 @@ fn settings_for(spec_path: &Path, name: &str) -> (Option<Settings>, Option<Strin
             spec.name, spec.name
         ));
     }
-    let stop_ms = match crate::load::load(&file) {
+    let stop_ms = match crate::launch::load::load(&file) {
         Ok(l) => l.merged.contract.service.stop_timeout_ms,
         Err(e) => {
             note.get_or_insert_with(|| first_line(&e));

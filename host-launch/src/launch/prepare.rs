@@ -7,12 +7,14 @@
 //! touched; what a failed launch created (TAP device, new disk files, a new state directory)
 //! is removed again ([`Undo`]); existing disks are never written by the host.
 
-use crate::disks::{self, Planned};
 use crate::error::{Error, IoContext, Result};
-use crate::load::Loaded;
+use crate::launch::disks::{self, Planned};
+use crate::launch::load::Loaded;
+use crate::launch::{nft, tap, vm};
 use crate::output::say;
+use crate::privs;
 use crate::state::{self, Dir, Phase, State, TapRecord};
-use crate::{netpolicy, nft, privs, tap, vm};
+use appliance::netpolicy;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ pub struct Options {
     pub quiet: bool,
     /// Boot this root image instead of the spec's (its manifest beside it); `upgrade` uses it.
     /// Without it, an image put in place by an earlier `upgrade` is used (see
-    /// [`crate::load::SpecFile::pinned_image`]).
+    /// [`crate::launch::load::SpecFile::pinned_image`]).
     pub image: Option<PathBuf>,
 }
 

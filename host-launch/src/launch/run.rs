@@ -1,17 +1,17 @@
-//! Running an appliance in the foreground: prepare the host ([`crate::prepare`]), boot UML in
+//! Running an appliance in the foreground: prepare the host ([`crate::launch::prepare`]), boot UML in
 //! its jail, follow its status events, stop it gracefully on SIGINT/SIGTERM/SIGHUP, clean up,
 //! and say how it ended.
 
 use crate::error::{Error, IoContext, Result};
 use crate::events::{self, Event};
 use crate::exit::{self, Outcome, Seen};
-use crate::load::{self, Loaded};
+use crate::launch::load::{self, Loaded};
+use crate::launch::prepare::{prepare, Prepared, Undo};
+use crate::launch::tap;
 use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
-use crate::prepare::{prepare, Prepared, Undo};
 use crate::saver::Saver;
 use crate::state::{Phase, State};
-use crate::tap;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -22,7 +22,7 @@ use vmm::channel::{self, CappedLog, Dropped};
 use vmm::follow::{Escalation, Heard, Note, Observer, Rules};
 use vmm::requests::{StopSignals, STOP_SIGNALS};
 
-pub use crate::prepare::{clean_stale, describe_kernel, preflight, Options};
+pub use crate::launch::prepare::{clean_stale, describe_kernel, preflight, Options};
 
 pub use vmm::boot::BOOT_ATTEMPTS;
 
@@ -473,7 +473,7 @@ fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Fo
 fn finish(p: &mut Prepared, outcome: &Outcome) {
     // The policy goes first: chains whose TAP device is gone stay until they are deleted.
     if let Some(pol) = &p.state.policy {
-        match crate::nft::remove(&pol.table, &p.state.name, pol.netns.as_deref()) {
+        match crate::launch::nft::remove(&pol.table, &p.state.name, pol.netns.as_deref()) {
             Ok(_) => p.state.policy = None,
             Err(e) => say(&p.state.name, &format!("removing the network policy: {e}")),
         }

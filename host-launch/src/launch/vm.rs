@@ -2,7 +2,7 @@
 //! ([`assign_uid`]) and its jail ([`jail`]).
 
 use crate::error::{Error, IoContext, Result};
-use crate::load::Loaded;
+use crate::launch::load::Loaded;
 use crate::state::{self, Dir};
 use std::path::Path;
 use vmm::cmdline::{Disk, Machine};

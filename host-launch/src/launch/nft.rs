@@ -1,9 +1,9 @@
 //! An appliance's chains in host-launch's nftables table, through the host's `nft` (Debian's
 //! `nftables`) run inside the TAP device's network namespace: installed in one transaction,
-//! removed, summed up for `status`. What they say is [`crate::netpolicy`]'s.
+//! removed, summed up for `status`. What they say is [`appliance::netpolicy`]'s.
 
 use crate::error::{Error, Result};
-use crate::netpolicy;
+use appliance::netpolicy;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -47,10 +47,10 @@ fn run(
             Err(format!("{}: {}", out.status, err.trim()))
         })
     };
-    crate::tap::in_netns(netns, go)?
+    crate::launch::tap::in_netns(netns, go)?
 }
 
-/// Installs `script` ([`crate::netpolicy::render`]) in one transaction: all of it or nothing.
+/// Installs `script` ([`appliance::netpolicy::render`]) in one transaction: all of it or nothing.
 pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
     let failed = |e: String| {
         Error::host(format!(

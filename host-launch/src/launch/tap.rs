@@ -7,7 +7,7 @@
 //! switch) where the ioctls take under 1 ms.
 
 use crate::error::{Error, Result};
-use crate::spec::NetworkSpec;
+use appliance::spec::NetworkSpec;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;

@@ -2,9 +2,9 @@
 //! does, without touching the host.
 
 use crate::error::{Error, Result};
-use crate::manifest::{self, Manifest};
-use crate::merge::{self, Merged};
-use crate::spec::{self, Spec};
+use appliance::manifest::{self, Manifest};
+use appliance::merge::{self, Merged};
+use appliance::spec::{self, Spec};
 use std::path::{Path, PathBuf};
 
 /// Debian's UML kernel, used when nothing names a kernel and the project's is not built (see
@@ -28,11 +28,11 @@ pub struct Loaded {
 pub use crate::paths::{absolute, resolve};
 
 impl Loaded {
-    /// The appliance's network policy (see [`crate::netpolicy`]); `None` without a network.
-    pub fn policy(&self) -> Option<crate::netpolicy::Policy> {
+    /// The appliance's network policy (see [`appliance::netpolicy`]); `None` without a network.
+    pub fn policy(&self) -> Option<appliance::netpolicy::Policy> {
         let spec = self.spec.network.as_ref()?;
         let checked = contract::checked::check(self.merged.contract.clone()).ok()?;
-        crate::netpolicy::derive(
+        appliance::netpolicy::derive(
             &self.spec.name,
             spec,
             &self.manifest,
