@@ -1,0 +1,151 @@
+//! `state.json`: what the launcher records of its appliance (phase, pids, readiness, last
+//! events, what the bounds dropped), written atomically.
+
+use super::{Dir, Systemd};
+use crate::error::{IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+
+/// How many recent events `state.json` keeps.
+pub const LAST_EVENTS: usize = 8;
+
+/// Where the appliance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The launcher is preparing the host.
+    Starting,
+    /// UML runs; the service is not ready yet.
+    Booting,
+    /// The service reported ready.
+    Ready,
+    /// A stop was requested.
+    Stopping,
+    /// The VM ended (see `outcome` and `exit_code`).
+    Exited,
+}
+
+/// A TAP device the launcher uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Whether this launcher created it (and so removes it).
+    pub created: bool,
+}
+
+/// Where the appliance's network policy is: its chains in this nftables table
+/// (`appliance::netpolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub table: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Its rules, as installed.
+    pub rules: usize,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
+    pub spec: String,
+    pub phase: Phase,
+    pub launcher_pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uml_pid: Option<u32>,
+    pub umid: String,
+    /// The root image this run boots (the spec's, or the one `upgrade` put in its place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_after_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<TapRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRecord>,
+    /// The data disks' host files.
+    #[serde(default)]
+    pub disks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub last_events: Vec<serde_json::Value>,
+    /// The VM's own host uid (and gid), see `vmm::ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The UML kernel and its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// The image's appliance class and version (e.g. `dns v1`), when its manifest declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// What the guest sent that was not kept: status lines over the length bound, and log
+    /// bytes rotated away.
+    #[serde(default)]
+    pub dropped: Dropped,
+    /// The systemd unit running this launcher, when it was started by systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<Systemd>,
+}
+
+/// What the bounds on a guest's output dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Status lines longer than the bound.
+    pub status_lines: u64,
+    /// Bytes of console rotated out (older than the kept ones).
+    pub console_bytes: u64,
+    /// Bytes of the events log rotated out.
+    pub events_bytes: u64,
+    /// Events not printed to the launcher's output (rate-limited).
+    pub unprinted_events: u64,
+}
+
+impl State {
+    /// Writes `state.json` atomically (temporary file, then rename).
+    pub fn save(&self, dir: &Dir) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = temp_path(dir);
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all((text + "\n").as_bytes()))
+            .io_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.state())
+            .io_context(|| format!("writing {}", dir.state().display()))
+    }
+
+    /// Reads `state.json`, if there is one that parses.
+    pub fn load(dir: &Dir) -> Option<State> {
+        let text = std::fs::read(dir.state()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Keeps the event among the last few.
+    pub fn push_event(&mut self, event: serde_json::Value) {
+        self.last_events.push(event);
+        let extra = self.last_events.len().saturating_sub(LAST_EVENTS);
+        self.last_events.drain(..extra);
+    }
+}
+
+/// The temporary file [`State::save`] renames over `state.json`: one per process, so that
+/// two writers (a launcher, and `status` cleaning up after a dead one) never write into each
+/// other's file and rename a mix, or find theirs gone.
+pub fn temp_path(dir: &Dir) -> PathBuf {
+    dir.path
+        .join(format!("state.json.tmp.{}", std::process::id()))
+}
