@@ -3,9 +3,9 @@
 //! 2001:db8::1/64 on the host side; 198.51.100.1 and 2001:db8:5::1 on its loopback, reachable
 //! from the guest only through the routes the contract installs).
 
+use ::lab::{NetNs, TempDir, Vm};
 use appliance::manifest::Manifest;
 use base64::Engine;
-use e2e::{NetNs, TempDir, Vm};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The conformance kit of the host contract, versions 1 and 2 (docs/contract.md): boots an image (built by
 //! anyone, with any init) with a battery of contracts on the project's own host side (the
-//! `vmm` crate, through the e2e harness's `Vm` and `NetNs`) and checks from outside what the
+//! `vmm` crate, through the `lab` crate's `Vm` and `NetNs`) and checks from outside what the
 //! specification requires of an image. Checks that need to look inside use the probe, a static
 //! program the kit hands the image as a contract file and runs as the service.
 //!
@@ -82,7 +82,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         Some(p) => spec_files(p)?,
         None => Vec::new(),
     };
-    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
+    let kernel = o.kernel.clone().unwrap_or_else(::lab::kernel_path);
     let lab = lab::Lab::new(&o.image, manifest, kernel, &probe, files)?;
     checks::run_all(&lab, &mut results)?;
     Ok(Report {
@@ -98,7 +98,7 @@ pub const PROBE_FILE: &str = "conformance-probe";
 /// installed kit takes the installed one (the package's /usr/lib/host-launch).
 fn default_probe() -> Result<PathBuf, String> {
     if rootfs::installed::dev_checkout().is_some() {
-        return e2e::build_static("conformance-probe", "conformance-probe")
+        return ::lab::build_static("conformance-probe", "conformance-probe")
             .map_err(|e| e.to_string());
     }
     rootfs::installed::lib_file(PROBE_FILE).ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! Remote syslog receivers inside the run's namespace, and the two formats read back
 //! defensively (what arrives comes from the guest: bounded, never trusted).
 
-use e2e::NetNs;
+use ::lab::NetNs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};

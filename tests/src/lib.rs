@@ -17,32 +17,17 @@
 //! Nothing is skipped: a missing kernel or `mkfs.ext4` is an error that says to run
 //! `scripts/setup`.
 
-mod builds;
-mod capture;
 pub mod dns;
-mod elf;
-mod error;
-pub mod events;
 pub mod host;
 pub mod launch;
-pub mod netns;
 pub mod nspawn;
-mod outcome;
 mod rootfs;
-mod tempdir;
-mod vm;
 
-pub use builds::{build_host, build_static, guest_init, target_dir, workspace_root, MUSL_TARGET};
-pub use elf::elf_has_interpreter;
-pub use error::{Error, Result};
-pub use events::{Event, EventLog};
-pub use netns::NetNs;
-pub use rootfs::{uml_modules_dir, RootFs, BUSYBOX, IPV6_MODULES, ROOT_UUID};
-pub use tempdir::TempDir;
-pub use vm::{
-    guest_disk, kernel_path, RunningVm, Vm, VmOutcome, DEFAULT_KERNEL, MIN_CONFIG_DEVICE,
+// The harness's VM, namespace, temp dirs and builds are the `lab` crate's (the conformance
+// kit shares them); the tests name them from here, beside the test images' builder.
+pub use lab::{
+    build_host, build_static, elf_has_interpreter, events, guest_disk, guest_init, kernel_path,
+    target_dir, workspace_root, Error, Event, EventLog, NetNs, Result, RunningVm, TempDir, Vm,
+    VmOutcome, DEFAULT_KERNEL, MIN_CONFIG_DEVICE, MUSL_TARGET, SETUP_HINT,
 };
-
-/// What to tell a developer whose machine lacks a tool the tests need.
-pub const SETUP_HINT: &str = "run scripts/setup (as root) to install user-mode-linux, e2fsprogs \
-     and the x86_64-unknown-linux-musl Rust target";
+pub use rootfs::{uml_modules_dir, RootFs, BUSYBOX, IPV6_MODULES, ROOT_UUID};

@@ -1,12 +1,12 @@
 //! Root file system images: a staging folder turned into an ext4 image by `mkfs.ext4 -d`,
 //! which needs no root privileges.
 
-use crate::error::{Context, Error, Result};
 use ::rootfs::closure::Root;
 use ::rootfs::ext4;
 use ::rootfs::ext4::{Content, Entry};
 use ::rootfs::plan::Plan;
 use ::rootfs::DEFAULT_EPOCH;
+use lab::error::{Context, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -161,7 +161,7 @@ impl RootFs {
     pub fn build(&self, image: &Path) -> Result<()> {
         let init = match &self.init {
             Some(p) => p.clone(),
-            None => crate::builds::guest_init()?,
+            None => lab::guest_init()?,
         };
         let mut plan = Plan {
             entries: self.entries.clone(),
@@ -236,18 +236,6 @@ fn normalize(guest_path: &str) -> String {
 
 /// Finds an administration tool in `PATH`, then in /usr/sbin and /sbin (which a normal
 /// user's `PATH` may lack).
-pub(crate) fn find_tool(name: &str) -> Result<PathBuf> {
-    ext4::find_tool(name).ok_or_else(|| {
-        Error::new(
-            format!("looking for {name}"),
-            format!(
-                "not found in PATH, /usr/sbin or /sbin; {}",
-                crate::SETUP_HINT
-            ),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

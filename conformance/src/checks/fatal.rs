@@ -6,8 +6,8 @@
 use super::{contract, status_lines, BOOT};
 use crate::lab::{Lab, PROBE_PATH};
 use crate::report::{one_line, Results};
+use ::lab::{Vm, VmOutcome};
 use base64::Engine;
-use e2e::{Vm, VmOutcome};
 use serde_json::json;
 
 /// A command-line token carrying these exact JSON bytes.

@@ -106,7 +106,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
 }
 
 /// C-RST-2 from the guest's own clock: each restart no sooner than its delay after the exit.
-fn backoff(r: &mut Results, label: &str, o: &e2e::VmOutcome) {
+fn backoff(r: &mut Results, label: &str, o: &::lab::VmOutcome) {
     let ev = o.events();
     let exits: Vec<u64> = ev
         .iter()

@@ -9,7 +9,7 @@ mod lifecycle;
 
 use crate::lab::{superblock, Lab};
 use crate::report::{one_line, Results};
-use e2e::{RunningVm, Vm, VmOutcome};
+use ::lab::{RunningVm, Vm, VmOutcome};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

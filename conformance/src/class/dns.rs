@@ -6,7 +6,7 @@
 //! and NODATA.
 
 use super::{boot, require_tool, Checks, Family, Target};
-use e2e::NetNs;
+use ::lab::NetNs;
 use serde_json::json;
 
 /// The suite's main zone. Its names cover every record type the class requires.

@@ -11,9 +11,9 @@ pub mod web;
 
 pub use family::{Family, GUEST_V4, GUEST_V6};
 
+use ::lab::{NetNs, RunningVm, TempDir, Vm};
 use appliance::class::ClassName;
 use appliance::manifest::Manifest;
-use e2e::{NetNs, RunningVm, TempDir, Vm};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ pub struct Options {
     pub image: PathBuf,
     /// Default `IMAGE.manifest.json`.
     pub manifest: Option<PathBuf>,
-    /// Default `$UML_KERNEL` or the project's / Debian's (as the e2e harness picks).
+    /// Default `$UML_KERNEL` or the project's / Debian's (as the lab crate picks).
     pub kernel: Option<PathBuf>,
     /// The address families to boot the image with, one boot each; empty: all three.
     pub families: Vec<Family>,
@@ -117,7 +117,7 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
         )
     })?;
     appliance::class::check_version(&class).map_err(|p| p.to_string())?;
-    let kernel = o.kernel.clone().unwrap_or_else(e2e::kernel_path);
+    let kernel = o.kernel.clone().unwrap_or_else(::lab::kernel_path);
     // The VM's jail takes absolute paths only.
     let image = std::path::absolute(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
     let target = Target {

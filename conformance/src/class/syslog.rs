@@ -7,7 +7,7 @@
 
 use super::{boot, require_tool, Checks, Family, Target};
 use crate::lab::{debugfs, superblock};
-use e2e::NetNs;
+use ::lab::NetNs;
 use serde_json::json;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -249,7 +249,7 @@ fn stored(disk: &std::path::Path, host: &str, days: &[String]) -> (String, Vec<S
 /// clean stop.
 pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     require_tool("debugfs", "e2fsprogs")?;
-    let dir = e2e::TempDir::new("class-syslog").map_err(|e| e.to_string())?;
+    let dir = ::lab::TempDir::new("class-syslog").map_err(|e| e.to_string())?;
     let mib = t
         .manifest
         .disks

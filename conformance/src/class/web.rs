@@ -7,7 +7,7 @@
 use super::family::url_host;
 use super::{boot, require_tool, Booted, Checks, Family, Target};
 use crate::lab::tool;
-use e2e::NetNs;
+use ::lab::NetNs;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -231,7 +231,7 @@ fn head(ns: &NetNs, guest: IpAddr, path: &str) -> Result<(Response, Vec<u8>), St
 pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     require_tool("curl", "curl")?;
     require_tool("mkfs.ext4", "e2fsprogs")?;
-    let dir = e2e::TempDir::new("class-web").map_err(|e| e.to_string())?;
+    let dir = ::lab::TempDir::new("class-web").map_err(|e| e.to_string())?;
     let disk = site_disk(t, dir.path())?;
     let booted = boot(
         t,

@@ -178,7 +178,7 @@ impl Drop for NetNs {
 }
 
 fn ip() -> Result<PathBuf> {
-    crate::rootfs::find_tool("ip")
+    crate::find_tool("ip")
 }
 
 fn ip_cmd(args: &[&str]) -> Result<Output> {

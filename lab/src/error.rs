@@ -32,7 +32,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Adds context to any displayable error.
-pub(crate) trait Context<T> {
+pub trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
@@ -43,7 +43,7 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
 }
 
 /// Runs a command to completion; an error names the command and carries its stderr.
-pub(crate) fn run_command(cmd: &mut std::process::Command) -> Result<std::process::Output> {
+pub fn run_command(cmd: &mut std::process::Command) -> Result<std::process::Output> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
