@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 #[command(
     name = "host-launch",
     version,
@@ -23,7 +23,7 @@ pub struct Cli {
     pub command: Option<Cmd>,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run an appliance in the foreground until it powers off; Ctrl-C stops it cleanly.
     Run {

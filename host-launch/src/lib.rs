@@ -10,6 +10,15 @@
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
 //! one fails. `trust` checks an image's signature against the host's policy before each boot.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod cli;
 pub mod cmd;
 pub mod error;

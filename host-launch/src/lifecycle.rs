@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What `check` found: the merged contract and the command line `run` would use.
+#[derive(Debug)]
 pub struct CheckReport {
     pub loaded: Loaded,
     pub text: String,
@@ -189,6 +190,7 @@ pub fn clean_if_stale(e: &state::Entry) -> Option<Vec<String>> {
 }
 
 /// How a stop request ended.
+#[derive(Debug)]
 pub enum Stopped {
     /// It was not running; what was cleaned up of a dead launcher, if anything.
     NotRunning(Vec<String>),

@@ -1,6 +1,15 @@
 //! `host-launch`: the operator's command line. See `host-launch --help` and the crate docs;
 //! exit statuses are listed in `host_launch::exit`.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use host_launch::cli::{Cli, Cmd};
 use host_launch::launch::run;

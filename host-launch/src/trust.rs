@@ -43,6 +43,7 @@ struct PolicyFile {
 }
 
 /// The host's trust: the policy and its keys (by file, for messages).
+#[derive(Debug)]
 pub struct Trust {
     pub file: PathBuf,
     pub policy: Policy,

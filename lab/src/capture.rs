@@ -6,6 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// Reads a pipe on a thread until EOF.
+#[derive(Debug)]
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     done: mpsc::Receiver<()>,

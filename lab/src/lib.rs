@@ -13,6 +13,15 @@
 //! Nothing is skipped: a missing kernel or tool is an error that says to run
 //! `scripts/setup`.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 mod builds;
 mod capture;
 mod elf;

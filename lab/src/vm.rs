@@ -412,6 +412,7 @@ fn follow_in_background(
 
 /// A VM running in the background (see [`Vm::spawn`]); killed, with every process it
 /// started, when dropped.
+#[derive(Debug)]
 pub struct RunningVm {
     pid: u32,
     /// vmm's follow loop, on its own thread; it owns the process.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// An OCI runtime with runc's command line that runs each container as a one-service
 /// User-Mode Linux appliance (for podman, and containerd's runc shim).
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 #[command(
     name = "uml-runc",
     disable_version_flag = true,
@@ -37,7 +37,7 @@ pub struct Cli {
     pub command: Option<Cmd>,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Prepare the container's VM and leave its monitor waiting for `start`.
     Create {

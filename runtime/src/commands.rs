@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// The TAP device's name inside the container's own network namespace (one per namespace).
 pub const TAP: &str = "uml0";
 
+#[derive(Debug)]
 pub struct CreateArgs<'a> {
     pub root: &'a Path,
     pub id: &'a str,
@@ -99,12 +100,16 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
                 Some(vm) => crate::monitor::run(vm),
                 None => crate::monitor::placeholder(&dir),
             };
+            // The forked monitor ends here with the container's status for conmon: it must
+            // not return into `create`, whose caller is the parent's.
+            #[allow(clippy::exit)]
             std::process::exit(code);
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             // Only the monitor writes to the terminal.
             drop(terminal);
-            child.as_raw() as u32
+            u32::try_from(child.as_raw())
+                .map_err(|_| Error::new(format!("fork returned the pid {child}")))?
         }
         Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
     };

@@ -8,6 +8,15 @@
 //! runc's commands; [`hooks`] runs the bundle's hooks on the host; [`monitor`] is the process conmon waits on, which runs the VM jailed by
 //! `vmm` and exits with the service's status.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod bundle;
 pub mod cli;
 pub mod commands;

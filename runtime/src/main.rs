@@ -3,6 +3,15 @@
 //! `delete`, `features`, `--version`). Errors go to stderr and, as runc does, to `--log`
 //! (JSON lines with `--log-format json`, which podman reads back when a command fails).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use std::io::Write;
 use std::path::Path;

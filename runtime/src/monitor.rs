@@ -27,6 +27,7 @@ pub const NO_SERVICE_STATUS: i32 = 255;
 const MAX_STATUS_LINE: usize = 64 * 1024;
 
 /// What the monitor needs to boot and stop the VM.
+#[derive(Debug)]
 pub struct Vm {
     pub dir: Dir,
     pub machine: vmm::cmdline::Machine,

@@ -17,6 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// The terminal's slave, kept by the monitor.
+#[derive(Debug)]
 pub struct Terminal {
     slave: OwnedFd,
 }

@@ -63,8 +63,8 @@ fn same_mm(a: u32, b: u32) -> bool {
     unsafe {
         libc::syscall(
             libc::SYS_kcmp,
-            a as libc::c_long,
-            b as libc::c_long,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
             KCMP_VM,
             0,
             0,

@@ -17,6 +17,7 @@ pub fn host_launch_exe() -> PathBuf {
 
 /// A `host-launch run SPEC` in the foreground, its output lines (standard error's marked
 /// `(stderr) `) collected on threads.
+#[derive(Debug)]
 pub struct Launch {
     pub child: Child,
     pub name: String,
@@ -142,7 +143,8 @@ impl Launch {
     }
 
     pub fn uml_pid(&self) -> u32 {
-        self.state_json()["uml_pid"].as_u64().expect("uml_pid") as u32
+        let pid = self.state_json()["uml_pid"].as_u64().expect("uml_pid");
+        u32::try_from(pid).expect("a pid fits in u32")
     }
 
     /// The last `n` lines of the appliance's console log.

@@ -17,6 +17,15 @@
 //! Nothing is skipped: a missing kernel or `mkfs.ext4` is an error that says to run
 //! `scripts/setup`.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod dns;
 pub mod host;
 pub mod launch;

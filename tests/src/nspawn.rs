@@ -26,6 +26,7 @@ pub fn systemd_rootfs() -> PathBuf {
 }
 
 /// The booted container, powered off (then killed) on drop.
+#[derive(Debug)]
 pub struct Container {
     nspawn: Child,
     leader: u32,

@@ -44,6 +44,7 @@ impl Dropped {
 
 /// Splits a byte stream, fed in pieces as it arrives, into bounded lines (without their
 /// `\n`, a trailing `\r` removed).
+#[derive(Debug)]
 pub struct LineSplitter {
     max: usize,
     line: Vec<u8>,
@@ -111,6 +112,7 @@ impl LineSplitter {
 }
 
 /// An append-only log file capped at `cap` bytes, rotating to `NAME.1`.
+#[derive(Debug)]
 pub struct CappedLog {
     path: PathBuf,
     file: File,
@@ -164,7 +166,7 @@ impl CappedLog {
 
     /// Appends `bytes`; of a write longer than the cap only its last `cap` bytes are kept.
     pub fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let cap = self.cap as usize;
+        let cap = usize::try_from(self.cap).unwrap_or(usize::MAX);
         if bytes.len() > cap {
             let cut = bytes.len() - cap;
             self.dropped
@@ -204,7 +206,8 @@ pub fn read_now(fd: &OwnedFd, split: &mut LineSplitter, each: &mut impl FnMut(&[
         // SAFETY: read into a buffer we own, within its length.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
-            split.feed(buf.get(..n as usize).unwrap_or_default(), each);
+            let n = usize::try_from(n).unwrap_or(0);
+            split.feed(buf.get(..n).unwrap_or_default(), each);
             continue;
         }
         let e = std::io::Error::last_os_error();

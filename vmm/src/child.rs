@@ -101,22 +101,22 @@ fn check(step: Step, rc: libc::c_long) -> Result<(), Failure> {
 /// Called in the child only; makes system calls on its own buffers.
 unsafe fn give_tap(name: &[u8; libc::IFNAMSIZ], uid: u32, gid: u32) -> Result<(), Failure> {
     let fd = libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-    check(Step::Tap, fd as libc::c_long)?;
+    check(Step::Tap, libc::c_long::from(fd))?;
     let mut ifr = [0u8; 40];
     ifr[..libc::IFNAMSIZ].copy_from_slice(name);
     ifr[16..18].copy_from_slice(&(IFF_TAP | IFF_NO_PI).to_ne_bytes());
     let r = (|| {
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETIFF as _, ifr.as_mut_ptr()) as libc::c_long,
+            libc::c_long::from(libc::ioctl(fd, TUNSETIFF as _, ifr.as_mut_ptr())),
         )?;
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETOWNER as _, uid as libc::c_ulong) as libc::c_long,
+            libc::c_long::from(libc::ioctl(fd, TUNSETOWNER as _, libc::c_ulong::from(uid))),
         )?;
         check(
             Step::Tap,
-            libc::ioctl(fd, TUNSETGROUP as _, gid as libc::c_ulong) as libc::c_long,
+            libc::c_long::from(libc::ioctl(fd, TUNSETGROUP as _, libc::c_ulong::from(gid))),
         )
     })();
     libc::close(fd);
@@ -132,32 +132,35 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
     let none = std::ptr::null::<c_char>();
     check(
         Step::Private,
-        libc::mount(
+        libc::c_long::from(libc::mount(
             none,
             c"/".as_ptr(),
             none,
             libc::MS_REC | libc::MS_PRIVATE,
             std::ptr::null(),
-        ) as libc::c_long,
+        )),
     )?;
     check(
         Step::Root,
-        libc::mount(
+        libc::c_long::from(libc::mount(
             c"tmpfs".as_ptr(),
             p.root.as_ptr(),
             c"tmpfs".as_ptr(),
             libc::MS_NOSUID,
             p.root_options.as_ptr().cast(),
-        ) as libc::c_long,
+        )),
     )?;
-    check(Step::Root, libc::chdir(p.root.as_ptr()) as libc::c_long)?;
+    check(Step::Root, libc::c_long::from(libc::chdir(p.root.as_ptr())))?;
     libc::umask(0o022);
     for d in &p.dirs {
-        check(Step::Dirs, libc::mkdir(d.as_ptr(), 0o755) as libc::c_long)?;
+        check(
+            Step::Dirs,
+            libc::c_long::from(libc::mkdir(d.as_ptr(), 0o755)),
+        )?;
     }
     for b in &p.binds {
         let mp = libc::mknod(b.target.as_ptr(), libc::S_IFREG | 0o600, 0);
-        check(Step::Bind, mp as libc::c_long)?;
+        check(Step::Bind, libc::c_long::from(mp))?;
         let rc = libc::mount(
             b.source.as_ptr(),
             b.target.as_ptr(),
@@ -165,9 +168,9 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
             libc::MS_BIND,
             std::ptr::null(),
         );
-        check(Step::Bind, rc as libc::c_long)?;
+        check(Step::Bind, libc::c_long::from(rc))?;
         let rc = libc::mount(none, b.target.as_ptr(), none, b.flags, std::ptr::null());
-        check(Step::Remount, rc as libc::c_long)?;
+        check(Step::Remount, libc::c_long::from(rc))?;
     }
     let tmp_flags = libc::MS_NOSUID | libc::MS_NODEV;
     let rc = libc::mount(
@@ -177,20 +180,23 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
         tmp_flags,
         p.tmp_options.as_ptr().cast(),
     );
-    check(Step::Tmp, rc as libc::c_long)?;
+    check(Step::Tmp, libc::c_long::from(rc))?;
     make_devices(c.jail.uid, c.jail.gid)?;
     let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
     let rc = libc::mount(none, c".".as_ptr(), none, ro, std::ptr::null());
-    check(Step::ReadOnlyRoot, rc as libc::c_long)?;
+    check(Step::ReadOnlyRoot, libc::c_long::from(rc))?;
     // pivot_root(".", "."): the old root ends up on top of the new one and is detached at
     // once, so no directory for it is needed in the (read-only) jail.
     let rc = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr());
     check(Step::PivotRoot, rc)?;
     check(
         Step::PivotRoot,
-        libc::umount2(c".".as_ptr(), libc::MNT_DETACH) as libc::c_long,
+        libc::c_long::from(libc::umount2(c".".as_ptr(), libc::MNT_DETACH)),
     )?;
-    check(Step::PivotRoot, libc::chdir(c"/".as_ptr()) as libc::c_long)
+    check(
+        Step::PivotRoot,
+        libc::c_long::from(libc::chdir(c"/".as_ptr())),
+    )
 }
 
 /// `/dev/null`, `/dev/random`, `/dev/urandom` and a `/dev/net/tun` that only the VM's uid may
@@ -213,13 +219,13 @@ unsafe fn make_devices(uid: u32, gid: u32) -> Result<(), Failure> {
         let dev = libc::makedev(major, minor);
         check(
             Step::Devices,
-            libc::mknod(path.as_ptr(), libc::S_IFCHR | mode, dev) as libc::c_long,
+            libc::c_long::from(libc::mknod(path.as_ptr(), libc::S_IFCHR | mode, dev)),
         )?;
     }
     libc::umask(old);
     check(
         Step::Devices,
-        libc::chown(c"dev/net/tun".as_ptr(), uid, gid) as libc::c_long,
+        libc::c_long::from(libc::chown(c"dev/net/tun".as_ptr(), uid, gid)),
     )
 }
 
@@ -240,13 +246,16 @@ unsafe fn set_limits(l: &jail::Limits) -> Result<(), Failure> {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        check(Step::Limits, libc::getrlimit(res, &mut cur) as libc::c_long)?;
+        check(
+            Step::Limits,
+            libc::c_long::from(libc::getrlimit(res, &mut cur)),
+        )?;
         let v = value.min(cur.rlim_max);
         let new = libc::rlimit {
             rlim_cur: v,
             rlim_max: v,
         };
-        check(Step::Limits, libc::setrlimit(res, &new) as libc::c_long)?;
+        check(Step::Limits, libc::c_long::from(libc::setrlimit(res, &new)))?;
     }
     Ok(())
 }
@@ -264,13 +273,13 @@ unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
     }
     check(
         Step::Capabilities,
-        libc::prctl(
+        libc::c_long::from(libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL,
             0,
             0,
             0,
-        ) as libc::c_long,
+        )),
     )?;
     // The system calls themselves, not glibc's wrappers: those change the ids of every thread
     // glibc believes the process has (setxid broadcast, under its thread-list lock), and the
@@ -286,11 +295,11 @@ unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
     // The parent-death signal is cleared by a change of uid, so it is set after it.
     check(
         Step::Ids,
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as libc::c_long,
+        libc::c_long::from(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0)),
     )?;
     check(
         Step::Capabilities,
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
+        libc::c_long::from(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)),
     )
 }
 
@@ -301,14 +310,14 @@ unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
 /// Called in the child only, inside the jail.
 unsafe fn wire_stdio(c: &Child) -> Result<(), Failure> {
     let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-    check(Step::Stdio, null as libc::c_long)?;
+    check(Step::Stdio, libc::c_long::from(null))?;
     for (from, to) in [
         (null, 0),
         (c.console, 1),
         (c.console, 2),
         (c.status, STATUS_FD),
     ] {
-        check(Step::Stdio, libc::dup2(from, to) as libc::c_long)?;
+        check(Step::Stdio, libc::c_long::from(libc::dup2(from, to)))?;
     }
     let rc = libc::syscall(
         libc::SYS_close_range,
@@ -334,7 +343,7 @@ pub(crate) unsafe fn child_main(c: &Child) -> ! {
         if let Some(ns) = &c.plan.netns {
             check(
                 Step::NetNs,
-                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) as libc::c_long,
+                libc::c_long::from(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)),
             )?;
         }
         for tap in &c.plan.taps {
@@ -375,8 +384,11 @@ fn no_address_randomization() {
     // next exec lays out memory.
     unsafe {
         let persona = libc::personality(0xffff_ffff);
-        if persona >= 0 && persona & libc::ADDR_NO_RANDOMIZE == 0 {
-            libc::personality((persona | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+        if persona & libc::ADDR_NO_RANDOMIZE == 0 {
+            // A negative persona is an error: leave it.
+            if let Ok(p) = libc::c_ulong::try_from(persona | libc::ADDR_NO_RANDOMIZE) {
+                libc::personality(p);
+            }
         }
     }
 }

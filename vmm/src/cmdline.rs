@@ -62,7 +62,7 @@ pub struct Machine {
 
 /// The guest name of UML block device number `index`: 0 → `/dev/ubda`, 1 → `/dev/ubdb`, ...
 pub fn guest_disk(index: usize) -> String {
-    let letter = char::from(b'a' + (index % 26) as u8);
+    let letter = char::from(b'a' + u8::try_from(index % 26).unwrap_or(0));
     format!("/dev/ubd{letter}")
 }
 

@@ -88,7 +88,8 @@ fn fnv1a(s: &str) -> u64 {
 
 /// The id for `name`: its hash's slot, or the first after it that `taken` does not refuse.
 pub fn pick(name: &str, range: Range, taken: impl Fn(u32) -> bool) -> Option<u32> {
-    let first = (fnv1a(name) % u64::from(range.count)) as u32;
+    // Below `count`, so it fits.
+    let first = u32::try_from(fnv1a(name) % u64::from(range.count)).unwrap_or(0);
     (0..range.count)
         .map(|i| range.start + (first + i) % range.count)
         .find(|&id| !taken(id))

@@ -20,6 +20,15 @@
 //! - [`preload`]: the `ptrace` wrapper that lets Debian's dynamically linked kernel run on a
 //!   CPU whose XSAVE area it does not fit.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod boot;
 pub mod channel;
 mod child;

@@ -39,7 +39,9 @@ pub fn encode_request(command: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(REQUEST_LEN);
     out.extend_from_slice(&MAGIC.to_ne_bytes());
     out.extend_from_slice(&VERSION.to_ne_bytes());
-    out.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    // Below MAX_DATA (checked above), so it fits.
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_ne_bytes());
     out.extend_from_slice(bytes);
     out.resize(REQUEST_LEN, 0);
     Ok(out)
@@ -117,7 +119,16 @@ impl Target {
     }
 }
 
+/// `AF_UNIX` as a socket address names it (1: it fits).
+const AF_UNIX: libc::sa_family_t = 1;
+
+/// The size of a socket argument (a few bytes: it fits).
+fn socklen(size: usize) -> libc::socklen_t {
+    libc::socklen_t::try_from(size).unwrap_or(libc::socklen_t::MAX)
+}
+
 /// A client socket with an abstract, kernel-chosen address in the target's network namespace.
+#[derive(Debug)]
 pub struct Client {
     fd: OwnedFd,
     uid: Option<u32>,
@@ -137,13 +148,13 @@ fn autobound_socket() -> std::io::Result<OwnedFd> {
     // SAFETY: as above.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let addr = libc::sockaddr_un {
-        sun_family: libc::AF_UNIX as libc::sa_family_t,
+        sun_family: AF_UNIX,
         sun_path: [0; 108],
     };
     let one: libc::c_int = 1;
     // SAFETY: bind with only the family's length asks for autobind; setsockopt reads `one`.
     unsafe {
-        let len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+        let len = socklen(std::mem::size_of::<libc::sa_family_t>());
         if libc::bind(
             fd.as_raw_fd(),
             (&addr as *const libc::sockaddr_un).cast(),
@@ -152,7 +163,7 @@ fn autobound_socket() -> std::io::Result<OwnedFd> {
         {
             return Err(last_error());
         }
-        let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let size = socklen(std::mem::size_of::<libc::c_int>());
         let p = (&one as *const libc::c_int).cast();
         if libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PASSCRED, p, size) != 0 {
             return Err(last_error());
@@ -183,7 +194,7 @@ impl Client {
     fn send_to(&self, buf: &[u8], path: &Path) -> std::io::Result<()> {
         let bytes = path.as_os_str().as_bytes();
         let mut addr = libc::sockaddr_un {
-            sun_family: libc::AF_UNIX as libc::sa_family_t,
+            sun_family: AF_UNIX,
             sun_path: [0; 108],
         };
         if bytes.len() >= addr.sun_path.len() {
@@ -195,7 +206,7 @@ impl Client {
         for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
             *d = *s as libc::c_char;
         }
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let len = socklen(std::mem::size_of::<libc::sockaddr_un>());
         // SAFETY: sendto reads `buf` and the address within their lengths.
         let n = unsafe {
             libc::sendto(
@@ -221,7 +232,7 @@ impl Client {
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: poll on one descriptor we own.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
         if rc < 0 {
@@ -246,7 +257,7 @@ impl Client {
         if n < 0 {
             return Err(last_error());
         }
-        Ok((n as usize, sender_uid(&msg)))
+        Ok((usize::try_from(n).unwrap_or(0), sender_uid(&msg)))
     }
 
     /// Sends `command` to the mconsole socket at `socket` and collects the answer.

@@ -55,6 +55,7 @@ fn high(fd: OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// A started VM: its handle and the read ends of its console and status channel.
+#[derive(Debug)]
 pub struct Started {
     pub process: Process,
     pub console: OwnedFd,
@@ -144,8 +145,10 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     drop((console_w, status_w, report_w));
     // SAFETY: clone3 stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    // A pid is positive (checked above) and below pid_max (2^22 at most): it fits.
+    let pid = u32::try_from(pid).map_err(|_| format!("clone3 returned the pid {pid}"))?;
     let mut process = Process {
-        pid: pid as u32,
+        pid,
         pidfd,
         status: None,
     };

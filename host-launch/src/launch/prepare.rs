@@ -41,7 +41,7 @@ fn new_umid(name: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let mix = (std::process::id() as u64) << 32 ^ nanos as u64;
+    let mix = u64::from(std::process::id()) << 32 ^ u64::from(nanos);
     format!("{name}-{:06x}", (mix ^ (mix >> 17)) & 0xff_ffff)
 }
 

@@ -34,6 +34,7 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 pub const HALT_GRACE: Duration = Duration::from_secs(5);
 
 /// The bounds on what the guest makes the host hold.
+#[derive(Debug)]
 pub struct Bounds {
     pub console_bytes: u64,
     pub events_bytes: u64,

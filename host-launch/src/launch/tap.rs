@@ -139,6 +139,15 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(r)
 }
 
+/// Interface flags as `ifreq` holds them (the low 16 bits, where IFF_UP, IFF_TAP and
+/// IFF_NO_PI are).
+fn short_flags(f: libc::c_int) -> libc::c_short {
+    libc::c_short::try_from(f).unwrap_or(0)
+}
+
+/// `AF_INET` as a socket address names it (2: it fits).
+const AF_INET: libc::sa_family_t = 2;
+
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -154,7 +163,7 @@ fn attach_tap(name: &str) -> io::Result<File> {
         .write(true)
         .open("/dev/net/tun")?;
     let mut r = ifreq(name)?;
-    r.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    r.ifr_ifru.ifru_flags = short_flags(libc::IFF_TAP | libc::IFF_NO_PI);
     // SAFETY: TUNSETIFF reads and writes the ifreq we own.
     check(unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut r) })?;
     Ok(tun)
@@ -170,8 +179,8 @@ fn make_persistent_tap(name: &str, uid: u32, gid: u32) -> io::Result<()> {
     let fd = tun.as_raw_fd();
     // SAFETY: these tun ioctls take an integer argument.
     unsafe {
-        check(libc::ioctl(fd, libc::TUNSETOWNER, uid as libc::c_ulong))?;
-        check(libc::ioctl(fd, libc::TUNSETGROUP, gid as libc::c_ulong))?;
+        check(libc::ioctl(fd, libc::TUNSETOWNER, libc::c_ulong::from(uid)))?;
+        check(libc::ioctl(fd, libc::TUNSETGROUP, libc::c_ulong::from(gid)))?;
         check(libc::ioctl(fd, libc::TUNSETPERSIST, 1 as libc::c_ulong))?;
     }
     Ok(())
@@ -213,7 +222,7 @@ fn set_up(tap: &str) -> io::Result<()> {
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
     unsafe {
         check(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r))?;
-        r.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        r.ifr_ifru.ifru_flags |= short_flags(libc::IFF_UP);
         check(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &r))
     }
 }
@@ -239,7 +248,7 @@ fn add_address(tap: &str, index: u32, cidr: &str) -> io::Result<()> {
             ] {
                 let mut r = ifreq(tap)?;
                 let sin = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_family: AF_INET,
                     sin_port: 0,
                     sin_addr: libc::in_addr {
                         s_addr: addr.to_be(),

@@ -14,6 +14,7 @@ pub const GENERATOR_DIR: &str = "etc/systemd/system-generators";
 pub const GENERATOR_NAME: &str = "host-launch-generator";
 
 /// What was installed, for the operator.
+#[derive(Debug)]
 pub struct Installed {
     pub files: Vec<PathBuf>,
     pub reloaded: bool,

@@ -13,6 +13,15 @@
 //! disk. Write and fsync errors are printed (`error N: ...`) and the loop goes on after
 //! 200 ms: the service neither exits nor hangs when the disk fails.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -69,7 +78,9 @@ fn main() {
             break;
         }
     }
-    let kept = valid as usize * RECORD;
+    let kept = usize::try_from(valid)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(RECORD);
     let later_good = data[kept..]
         .chunks(RECORD)
         .skip(1)

@@ -15,6 +15,15 @@
 //!
 //! Prints `sent ATTACK N` when done, or `error: ...` and exits 1.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 type Mac = [u8; 6];
@@ -196,15 +205,30 @@ fn sum16(data: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
+/// `ETH_P_ALL` and `AF_PACKET` as the socket calls take them (0x0003 and 17: they fit).
+const ETH_P_ALL: u16 = 0x0003;
+const AF_PACKET: u16 = 17;
+
+/// The size of a socket address (a few bytes: it fits).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
-    !(acc as u16)
+    // Folded to 16 bits above.
+    !u16::try_from(acc).unwrap_or(0xffff)
+}
+
+/// A length field of a frame (the attacker's frames are far below 64 KiB).
+fn len16(n: usize) -> u16 {
+    u16::try_from(n).expect("a frame's length fits in 16 bits")
 }
 
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let len = (20 + payload.len()) as u16;
+    let len = len16(20 + payload.len());
     let mut h = vec![0x45, 0];
     h.extend_from_slice(&len.to_be_bytes());
     h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
@@ -221,7 +245,7 @@ fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = Vec::new();
     u.extend_from_slice(&sport.to_be_bytes());
     u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&len16(8 + payload.len()).to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(payload);
     u
@@ -231,7 +255,7 @@ fn checksum6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8]) -> u16 {
     let mut pseudo = Vec::new();
     pseudo.extend_from_slice(&src.octets());
     pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&u32::from(len16(l4.len())).to_be_bytes());
     pseudo.extend_from_slice(&[0, 0, 0, next]);
     fold(sum16(l4, sum16(&pseudo, 0)))
 }
@@ -245,7 +269,7 @@ fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, mut body: Vec<u8>) -> Vec<u8> {
 
 fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, hops: u8, payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    h.extend_from_slice(&len16(payload.len()).to_be_bytes());
     h.extend_from_slice(&[next, hops]);
     h.extend_from_slice(&src.octets());
     h.extend_from_slice(&dst.octets());
@@ -272,7 +296,7 @@ impl PacketSocket {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW,
-                i32::from((libc::ETH_P_ALL as u16).to_be()),
+                i32::from(ETH_P_ALL.to_be()),
             )
         };
         if fd < 0 {
@@ -287,7 +311,7 @@ impl PacketSocket {
     fn send(&self, frame: &[u8]) -> Result<(), String> {
         // SAFETY: sockaddr_ll is plain data; all zeroes is valid.
         let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_family = AF_PACKET;
         to.sll_ifindex = self.index;
         to.sll_halen = 6;
         to.sll_addr[..6].copy_from_slice(&frame[..6]);
@@ -299,7 +323,7 @@ impl PacketSocket {
                 frame.len(),
                 0,
                 std::ptr::addr_of!(to).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                len32(std::mem::size_of::<libc::sockaddr_ll>()),
             )
         };
         if n < 0 {
