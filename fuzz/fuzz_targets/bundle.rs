@@ -29,9 +29,9 @@ fuzz_target!(|data: &[u8]| {
         files,
         argv0: "/usr/sbin/dnsmasq".into(),
     };
-    if let Ok(plan) = uml_runc::service::plan("0123456789abcdef", &config, &inputs) {
-        let c = &plan.merged.contract;
+    if let Ok(t) = uml_runc::service::translate("0123456789abcdef", &config, &inputs) {
+        let c = &t.merged.contract;
         assert!(contract::validate(c).is_ok());
-        assert!(contract::budget::check(c, plan.memory_mib).is_ok());
+        assert!(contract::budget::check(c, t.memory_mib).is_ok());
     }
 });

@@ -26,7 +26,7 @@ pub fn check(spec: &Path) -> Result<CheckReport> {
 /// [`check`] with `image` in place of the spec's (see [`load::load_for_launch`]).
 pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckReport> {
     let l = load::load_for_launch(file, image)?;
-    let planned = run::preflight(&l)?;
+    let disk_files = run::preflight(&l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
     let machine = vm::machine(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
     let args = vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
@@ -58,7 +58,7 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
         "run as:   uid {uid} (the VM's own, in a jail: {} MiB /tmp, no capabilities)",
         l.spec.memory_mib + 4
     ));
-    for (d, p) in l.merged.disks.iter().zip(&planned) {
+    for (d, p) in l.merged.disks.iter().zip(&disk_files) {
         let what = match p.action {
             crate::launch::disks::Action::Use => "exists, used as it is".to_string(),
             crate::launch::disks::Action::Create(n) => {

@@ -226,14 +226,14 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         files,
         argv0,
     };
-    let plan = service::plan(id, c, &inputs)?;
+    let translated = service::translate(id, c, &inputs)?;
     let extras = crate::root::Extras {
         guest_init: &guest_init,
-        symlinks: &plan.symlinks,
-        dirs: &plan.dirs,
+        symlinks: &translated.symlinks,
+        dirs: &translated.dirs,
     };
     crate::root::build(&rootfs, &extras, &dir.root_image())?;
-    let mut img = contract::blockdev::encode_checked(&plan.merged.contract)
+    let mut img = contract::blockdev::encode_checked(&translated.merged.contract)
         .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
     if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
         img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
@@ -249,7 +249,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         .map_err(io(format!("chmod {}", dir.path.display())))?;
     let net = match (&netns, &found) {
         (Some(ns), Some(f)) => {
-            let policy = plan.policy.as_ref().ok_or_else(|| {
+            let policy = translated.policy.as_ref().ok_or_else(|| {
                 Error::new("the container's network gave the guest no MAC address")
             })?;
             crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu, policy)?;
@@ -267,13 +267,13 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         kernel,
         root: root_img.clone(),
         disks: vec![vmm::cmdline::Disk {
-            ubd: plan.merged.config_ubd,
+            ubd: translated.merged.config_ubd,
             path: config.clone(),
             read_only: true,
         }],
-        config_ubd: Some(plan.merged.config_ubd),
+        config_ubd: Some(translated.merged.config_ubd),
         tap: net.as_ref().map(|n| n.tap.clone()),
-        memory_mib: plan.memory_mib,
+        memory_mib: translated.memory_mib,
         umid: service::short_id(id),
         kernel_log: false,
         needs_raid6: false,
@@ -290,8 +290,8 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         jail,
         net,
         uid,
-        stop_timeout: Duration::from_millis(plan.merged.contract.service.stop_timeout_ms),
-        notes: plan.notes,
+        stop_timeout: Duration::from_millis(translated.merged.contract.service.stop_timeout_ms),
+        notes: translated.notes,
     })
 }
 

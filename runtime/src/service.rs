@@ -36,7 +36,7 @@ pub struct GuestNet {
     pub routes: Vec<Route>,
 }
 
-/// What the caller read for the plan.
+/// What the caller read for the translation.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     /// The TAP device and the guest's network, when the container has a network.
@@ -49,7 +49,7 @@ pub struct Inputs {
 
 /// The appliance of a bundle.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct Translated {
     pub merged: Merged,
     pub memory_mib: u32,
     /// Symlinks the generated root gets: (path, target).
@@ -109,8 +109,8 @@ pub fn mount_use(i: usize, m: &Mount, is_file: impl Fn(&str) -> Option<bool>) ->
     )))
 }
 
-/// The plan of a bundle: contract, memory, what the generated root needs.
-pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
+/// A bundle translated: contract, memory, what the generated root needs.
+pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
     let process = c
         .process
         .as_ref()
@@ -229,7 +229,7 @@ pub fn plan(id: &str, c: &Config, inputs: &Inputs) -> Result<Plan> {
     let merged = appliance::merge::merge(&spec, &manifest)
         .map_err(|p| Error::new(format!("the container as an appliance: {p}")))?;
     let policy = policy(&spec, &manifest, &merged);
-    Ok(Plan {
+    Ok(Translated {
         merged,
         memory_mib,
         symlinks,
@@ -616,7 +616,7 @@ mod tests {
 
     #[test]
     fn a_foreign_process_becomes_the_service() {
-        let p = plan(
+        let p = translate(
             "abc123def4567890",
             &config(serde_json::json!({})),
             &inputs(),
@@ -663,12 +663,12 @@ mod tests {
     #[test]
     fn memory_comes_from_the_annotation_or_the_limit() {
         let c = config(serde_json::json!({"annotations": {ANNOTATION_MEMORY: "96"}}));
-        assert_eq!(plan("x1", &c, &inputs()).unwrap().memory_mib, 96);
+        assert_eq!(translate("x1", &c, &inputs()).unwrap().memory_mib, 96);
         let c =
             config(serde_json::json!({"linux": {"resources": {"memory": {"limit": 134217728}}}}));
-        assert_eq!(plan("x1", &c, &inputs()).unwrap().memory_mib, 128);
+        assert_eq!(translate("x1", &c, &inputs()).unwrap().memory_mib, 128);
         let c = config(serde_json::json!({"annotations": {ANNOTATION_MEMORY: "lots"}}));
-        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        let e = translate("x1", &c, &inputs()).unwrap_err().0;
         assert!(
             e.contains(ANNOTATION_MEMORY) && e.contains("not a number"),
             "{e}"
@@ -679,32 +679,32 @@ mod tests {
     fn oom_score_adj_reaches_the_service() {
         let c = config(serde_json::json!({"process": {
             "args": ["sh"], "cwd": "/", "noNewPrivileges": true, "oomScoreAdj": -500}}));
-        let p = plan("x1", &c, &inputs()).unwrap();
+        let p = translate("x1", &c, &inputs()).unwrap();
         assert_eq!(p.merged.contract.service.oom_score_adj, Some(-500));
         assert!(p.merged.contract.service.no_new_privileges);
         assert!(p.notes.is_empty(), "{:?}", p.notes);
         let c = config(serde_json::json!({"process": {"args": ["sh"], "cwd": "/"}}));
-        let p = plan("x1", &c, &inputs()).unwrap();
+        let p = translate("x1", &c, &inputs()).unwrap();
         assert!(
             !p.merged.contract.service.no_new_privileges,
             "the spec's default: false"
         );
         let c = config(serde_json::json!({"process": {
             "args": ["sh"], "cwd": "/", "oomScoreAdj": 2000}}));
-        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        let e = translate("x1", &c, &inputs()).unwrap_err().0;
         assert!(e.contains("process.oomScoreAdj: 2000"), "{e}");
     }
 
     #[test]
     fn sysctls_reach_the_contract_and_bad_names_are_refused() {
         let c = config(serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
-        let p = plan("x1", &c, &inputs()).unwrap();
+        let p = translate("x1", &c, &inputs()).unwrap();
         assert_eq!(
             p.merged.contract.sysctl.get("net.ipv4.ip_forward"),
             Some(&"1".to_string())
         );
         let c = config(serde_json::json!({"linux": {"sysctl": {"../x": "1"}}}));
-        let e = plan("x1", &c, &inputs()).unwrap_err().0;
+        let e = translate("x1", &c, &inputs()).unwrap_err().0;
         assert!(e.contains("sysctl"), "{e}");
     }
 
@@ -735,7 +735,7 @@ mod tests {
         }));
         let mut i = inputs();
         i.argv0 = "/usr/sbin/dnsmasq".into();
-        let p = plan("x1", &c, &i).unwrap();
+        let p = translate("x1", &c, &i).unwrap();
         assert!(p.own_image);
         assert_eq!(
             p.merged.contract.service.restart.policy,
@@ -753,7 +753,7 @@ mod tests {
             serde_json::json!({"process": {"args": ["/bin/sh"], "cwd": "/",
             "rlimits": [{"type": "RLIMIT_FILES", "hard": 1, "soft": 1}]}}),
         );
-        let e = plan("x1", &bad, &inputs()).unwrap_err().0;
+        let e = translate("x1", &bad, &inputs()).unwrap_err().0;
         assert!(
             e.starts_with("config.json: process.rlimits[0].type: 'RLIMIT_FILES'"),
             "{e}"
@@ -768,14 +768,14 @@ mod tests {
                 "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
                 "process": {"args": ["/usr/sbin/dnsmasq", "-k"], "cwd": "/", "user": user}
             }));
-            plan("x1", &c, &i).unwrap().merged.contract.service
+            translate("x1", &c, &i).unwrap().merged.contract.service
         };
         let keeps = with_user(serde_json::json!({"uid": 101, "gid": 102}));
         assert_eq!((keeps.uid, keeps.gid, keeps.groups), (101, 102, vec![103]));
         let other = with_user(serde_json::json!({"uid": 1234, "gid": 1235, "additionalGids": [7]}));
         assert_eq!((other.uid, other.gid, other.groups), (1234, 1235, vec![7]));
         let bad = config(serde_json::json!({"annotations": {ANNOTATION_MANIFEST: "{}"}}));
-        let e = plan("x1", &bad, &inputs()).unwrap_err().0;
+        let e = translate("x1", &bad, &inputs()).unwrap_err().0;
         assert!(e.contains(ANNOTATION_MANIFEST), "{e}");
     }
 

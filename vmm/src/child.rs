@@ -2,11 +2,11 @@
 //! hand over the TAP device, pin to a core, build the jail and enter it, set the limits, drop
 //! every privilege, wire the console and status channel, and execute UML. The launcher has
 //! threads, so nothing here allocates: every function only makes system calls on what
-//! [`crate::jail::plan`] and [`crate::spawn::start`] prepared. A failed step is reported by
+//! [`crate::jail::setup`] and [`crate::spawn::start`] prepared. A failed step is reported by
 //! number and errno on the set-up pipe.
 
 use crate::cmdline::STATUS_FD;
-use crate::jail::{self, Jail, Plan};
+use crate::jail::{self, Jail, JailSetup};
 use std::ffi::{c_char, CString};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -69,9 +69,9 @@ const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
-/// What the child uses besides the plan: all made before the clone.
+/// What the child uses besides the jail set-up: all made before the clone.
 pub(crate) struct Child<'a> {
-    pub(crate) plan: &'a Plan,
+    pub(crate) setup: &'a JailSetup,
     pub(crate) jail: &'a Jail,
     pub(crate) kernel: &'a CString,
     pub(crate) argv: &'a [*const c_char],
@@ -123,12 +123,12 @@ unsafe fn give_tap(name: &[u8; libc::IFNAMSIZ], uid: u32, gid: u32) -> Result<()
     r
 }
 
-/// Builds the jail at the plan's root and enters it.
+/// Builds the jail at the set-up's root and enters it.
 ///
 /// # Safety
 /// Called in the child only, between clone and exec.
 unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
-    let p = c.plan;
+    let p = c.setup;
     let none = std::ptr::null::<c_char>();
     check(
         Step::Private,
@@ -340,13 +340,13 @@ unsafe fn wire_stdio(c: &Child) -> Result<(), Failure> {
 /// Called in the child only, right after clone3; never returns.
 pub(crate) unsafe fn child_main(c: &Child) -> ! {
     let failure = (|| -> Result<(), Failure> {
-        if let Some(ns) = &c.plan.netns {
+        if let Some(ns) = &c.setup.netns {
             check(
                 Step::NetNs,
                 libc::c_long::from(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)),
             )?;
         }
-        for tap in &c.plan.taps {
+        for tap in &c.setup.taps {
             give_tap(tap, c.jail.uid, c.jail.gid)?;
         }
         if let Some(cpu) = c.jail.cpu {

@@ -1,4 +1,4 @@
-//! What a VM's jail holds and the limits it runs under, and the plan [`crate::spawn`] follows
+//! What a VM's jail holds and the limits it runs under, and the set-up [`crate::spawn`] follows
 //! to build it.
 //!
 //! The jail is Firecracker's jailer's idea without its need for KVM or a root VMM: the
@@ -114,7 +114,7 @@ pub(crate) struct Bind {
 }
 
 /// Everything the child needs, prepared before the clone: it may then only make system calls.
-pub(crate) struct Plan {
+pub(crate) struct JailSetup {
     pub(crate) root: CString,
     pub(crate) root_options: CString,
     pub(crate) tmp: CString,
@@ -165,8 +165,8 @@ fn ancestors(rel: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The plan for `jail`: descriptors opened, every string made.
-pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
+/// The set-up of `jail`: descriptors opened, every string made.
+pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, String> {
     let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
     let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
     let mut binds = Vec::new();
@@ -223,7 +223,7 @@ pub(crate) fn plan(jail: &Jail) -> Result<Plan, String> {
         b[..name.len()].copy_from_slice(name.as_bytes());
         taps.push(b);
     }
-    Ok(Plan {
+    Ok(JailSetup {
         root: cstring(jail.dir.as_os_str().as_bytes(), "the jail directory")?,
         root_options: cstring("size=1m,nr_inodes=4096,mode=0755", "options")?,
         tmp: cstring(tmp.as_os_str().as_bytes(), "a path")?,
@@ -274,18 +274,18 @@ mod tests {
     fn a_plan_refuses_what_the_jail_owns() {
         let mut j = Jail::sized("/nonexistent".into(), 7, 7, 32, 0);
         j.files.push(("/dev/null".into(), Access::ReadOnly));
-        assert!(plan(&j).err().unwrap().contains("jail's own"));
+        assert!(setup(&j).err().unwrap().contains("jail's own"));
 
         j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
-        assert!(plan(&j).err().unwrap().contains("/no/such/file"));
+        assert!(setup(&j).err().unwrap().contains("/no/such/file"));
         j.files = vec![
             ("/bin/sh".into(), Access::Exec),
             ("/bin/sh".into(), Access::ReadWrite),
         ];
-        assert!(plan(&j).err().unwrap().contains("twice"));
+        assert!(setup(&j).err().unwrap().contains("twice"));
         j.files = vec![("/bin/sh".into(), Access::Exec)];
         j.taps = vec!["a-name-far-too-long".into()];
-        assert!(plan(&j).err().unwrap().contains("1 to 15 bytes"));
+        assert!(setup(&j).err().unwrap().contains("1 to 15 bytes"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! or is killed the kernel kills every helper process UML started: nothing of a VM outlives
 //! it. The child then builds the jail ([`crate::jail`]), drops every capability and becomes
 //! the VM's uid, and executes UML. Between the clone and the exec it only makes system calls
-//! on what [`crate::jail::plan`] prepared (the launcher has threads; allocating there could
+//! on what [`crate::jail::setup`] prepared (the launcher has threads; allocating there could
 //! deadlock). A step that fails writes its number and errno to a close-on-exec pipe, so the
 //! launcher learns which step failed and why; the pipe's end-of-file means UML is running.
 
@@ -69,7 +69,7 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     let machine = &machine.normalized();
     let args = cmdline::command_line(machine)?;
     let shown = cmdline::shown(&machine.kernel, &args);
-    let plan = jail::plan(jail)?;
+    let setup = jail::setup(jail)?;
     let kernel = cstring(machine.kernel.as_os_str().as_bytes(), "the kernel path")?;
     let mut argv_c = vec![kernel.clone()];
     for a in &args {
@@ -94,7 +94,7 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     let (status_r, status_w) = pipe().map_err(|e| io("creating the status pipe", e))?;
     let (report_r, report_w) = pipe().map_err(|e| io("creating the set-up pipe", e))?;
     let child = Child {
-        plan: &plan,
+        setup: &setup,
         jail,
         kernel: &kernel,
         argv: &argv,

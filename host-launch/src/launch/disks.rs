@@ -17,7 +17,7 @@ pub enum Action {
 
 /// One disk file and what will be done with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
+pub struct DiskFile {
     pub path: PathBuf,
     pub action: Action,
     /// `disks[N]` in the spec, for messages.
@@ -26,7 +26,7 @@ pub struct Planned {
 
 /// Checks every disk before any is created: an existing one must be a regular, writable
 /// file; a missing one needs `size_mib` and a writable directory to be created in.
-pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
+pub fn inspect(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<DiskFile>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (at, path, size_mib) in files {
@@ -36,7 +36,7 @@ pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
                 path.display()
             )),
             Ok(_) => match OpenOptions::new().read(true).write(true).open(path) {
-                Ok(_) => out.push(Planned {
+                Ok(_) => out.push(DiskFile {
                     path: path.clone(),
                     action: Action::Use,
                     at: at.clone(),
@@ -70,7 +70,7 @@ pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
                             ));
                             continue;
                         }
-                        out.push(Planned {
+                        out.push(DiskFile {
                             path: path.clone(),
                             action: Action::Create(size.saturating_mul(1024 * 1024)),
                             at: at.clone(),
@@ -99,12 +99,12 @@ pub fn plan(files: &[(String, PathBuf, Option<u64>)]) -> Result<Vec<Planned>> {
     }
 }
 
-/// Creates the planned disks that do not exist yet (sparse: `set_len` on a new file) and
+/// Creates the inspected disks that do not exist yet (sparse: `set_len` on a new file) and
 /// gives them to `owner`. Returns the files it created, so a failed launch can remove them.
 /// A file that appeared in the meantime is left alone (create_new refuses it).
-pub fn create(planned: &[Planned], owner: Option<(u32, u32)>) -> Result<Vec<PathBuf>> {
+pub fn create(disks: &[DiskFile], owner: Option<(u32, u32)>) -> Result<Vec<PathBuf>> {
     let mut created = Vec::new();
-    for p in planned {
+    for p in disks {
         let Action::Create(len) = p.action else {
             continue;
         };
@@ -165,7 +165,7 @@ mod tests {
             ("disks[0]".to_string(), new.clone(), Some(4)),
             ("disks[1]".to_string(), old.clone(), Some(4)),
         ];
-        let p = plan(&files).unwrap();
+        let p = inspect(&files).unwrap();
         assert_eq!(p[0].action, Action::Create(4 << 20));
         assert_eq!(p[1].action, Action::Use);
         let created = create(&p, None).unwrap();
@@ -175,11 +175,11 @@ mod tests {
         assert!(m.blocks() * 512 < m.len(), "sparse");
         assert_eq!(std::fs::read(&old).unwrap(), b"precious");
         // Missing size, missing directory, a directory as disk.
-        let e = plan(&[("disks[0]".into(), dir.join("x.img"), None)]).unwrap_err();
+        let e = inspect(&[("disks[0]".into(), dir.join("x.img"), None)]).unwrap_err();
         assert!(e.message.contains("size_mib"), "{e}");
-        let e = plan(&[("disks[0]".into(), dir.join("no/x.img"), Some(1))]).unwrap_err();
+        let e = inspect(&[("disks[0]".into(), dir.join("no/x.img"), Some(1))]).unwrap_err();
         assert!(e.message.contains("does not exist; create it first"), "{e}");
-        let e = plan(&[("disks[0]".into(), dir.clone(), Some(1))]).unwrap_err();
+        let e = inspect(&[("disks[0]".into(), dir.clone(), Some(1))]).unwrap_err();
         assert!(e.message.contains("not a regular file"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -8,7 +8,7 @@
 //! is removed again ([`Undo`]); existing disks are never written by the host.
 
 use crate::error::{Error, IoContext, Result};
-use crate::launch::disks::{self, Planned};
+use crate::launch::disks::{self, DiskFile};
 use crate::launch::load::Loaded;
 use crate::launch::{nft, tap, vm};
 use crate::output::say;
@@ -71,7 +71,7 @@ impl Undo {
 }
 
 /// Checks that do not touch the host, beyond those of [`load::load`].
-pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
+pub fn preflight(l: &Loaded) -> Result<Vec<DiskFile>> {
     let spec = &l.spec;
     let mut problems = Vec::new();
     if !l.kernel.is_file() {
@@ -118,7 +118,7 @@ pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
             )
         })
         .collect();
-    let planned = match disks::plan(&files) {
+    let disk_files = match disks::inspect(&files) {
         Ok(p) => p,
         Err(e) => {
             problems.push(e.message);
@@ -128,7 +128,7 @@ pub fn preflight(l: &Loaded) -> Result<Vec<Planned>> {
     if problems.is_empty() {
         // Before every launch (and `check`): the image and manifest as the policy wants them.
         crate::trust::check(&l.image, &l.manifest_path)?;
-        Ok(planned)
+        Ok(disk_files)
     } else {
         let shown = l.spec_path.display();
         Err(Error::invalid(
@@ -237,7 +237,7 @@ pub(crate) struct Prepared {
 }
 
 pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
-    let planned = preflight(l)?;
+    let disk_files = preflight(l)?;
     if !privs::is_root() {
         return Err(Error::host(
             "host-launch run needs root: it builds each VM's jail (namespaces, its own uid, \
@@ -265,7 +265,7 @@ pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
     // Private: the contract may hold secrets; nothing of a VM's state is another user's.
     std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o700))
         .io_context(|| format!("making {} private", dir.path.display()))?;
-    let result = prepare_locked(l, opts, &planned, dir.clone(), &mut undo);
+    let result = prepare_locked(l, opts, &disk_files, dir.clone(), &mut undo);
     if let Err(e) = &result {
         undo.run();
         record_refusal(&dir, e);
@@ -294,7 +294,7 @@ fn record_refusal(dir: &Dir, e: &Error) {
 fn prepare_locked(
     l: &Loaded,
     opts: &Options,
-    planned: &[Planned],
+    disk_files: &[DiskFile],
     dir: Dir,
     undo: &mut Undo,
 ) -> Result<Prepared> {
@@ -405,7 +405,7 @@ fn prepare_locked(
     }
 
     // The disks.
-    undo.created_disks = disks::create(planned, Some((uid, uid)))?;
+    undo.created_disks = disks::create(disk_files, Some((uid, uid)))?;
     for p in &undo.created_disks {
         say(
             name,
