@@ -7,6 +7,15 @@
 //! [`class`] holds the class suites (docs/classes/): the battery of the class an image claims,
 //! run from outside with the clients an operator uses (`conformance --class IMAGE`).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 mod checks;
 pub mod class;
 pub mod cli;

@@ -4,6 +4,15 @@
 //! suite of the class the image's manifest claims (docs/classes/), once per address family,
 //! and exits 1 when a check fails.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use conformance::cli::Args;
 use std::path::PathBuf;

@@ -29,6 +29,7 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// The cache: `debs/` by SHA-256, `apt/` apt's private state and lists.
+#[derive(Debug)]
 pub struct Cache {
     dir: PathBuf,
 }

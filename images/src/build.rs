@@ -108,6 +108,7 @@ pub fn default_modules_dir() -> PathBuf {
 }
 
 /// The recipe's packages, fetched and unpacked: the image's files come from here.
+#[derive(Debug)]
 pub struct Sources {
     pub lock: Lock,
     pub staged: Staged,

@@ -10,6 +10,15 @@
 //! `<image>.spdx.json` beside it, and with a key its [signature](sign);
 //! [`oci_out`] also writes it as an OCI image (layout directory and `oci-archive`).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod archive;
 pub mod build;
 pub mod cli;

@@ -1,5 +1,14 @@
 //! `build-image RECIPE.json -o IMAGE`: builds an appliance root image and its manifest.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use image_builder::cli::Args;
 use image_builder::oci_out::OciOutput;

@@ -135,7 +135,7 @@ pub fn parse(text: &[u8]) -> Result<Recipe, Vec<String>> {
                 "recipe_version: missing (this builder reads version 1)".into(),
             ])
         }
-        Some(v) if v.as_u64() == Some(RECIPE_VERSION as u64) => {}
+        Some(v) if v.as_u64() == Some(u64::from(RECIPE_VERSION)) => {}
         Some(v) => {
             return Err(vec![format!(
                 "recipe_version: {v} is not supported; this builder reads version {RECIPE_VERSION}"

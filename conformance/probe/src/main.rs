@@ -3,6 +3,15 @@
 //! give. It reports on stdout, one `=probe= KEY VALUE` line each, which the image's init must
 //! copy to the console; everything it does is set by its environment (`PROBE_*`, see below).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -225,7 +234,8 @@ fn main() {
     }
     // The first PROBE_FAIL_TIMES runs exit with PROBE_EXIT_CODE (restart policy checks).
     if start <= env_u64("PROBE_FAIL_TIMES") {
-        let code = env_u64("PROBE_EXIT_CODE") as i32;
+        // Exit statuses beyond i32 saturate; the kit asks for small ones.
+        let code = i32::try_from(env_u64("PROBE_EXIT_CODE")).unwrap_or(i32::MAX);
         say(&format!("exit {code}"));
         std::process::exit(code);
     }

@@ -180,6 +180,7 @@ pub fn query(
 }
 
 /// What one query of the battery must get.
+#[derive(Debug)]
 pub struct Expect {
     pub what: &'static str,
     pub name: String,

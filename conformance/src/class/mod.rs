@@ -151,6 +151,7 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
 }
 
 /// The image under test.
+#[derive(Debug)]
 pub struct Target {
     pub image: PathBuf,
     pub manifest: Manifest,
@@ -164,6 +165,16 @@ pub struct Booted {
     /// From the VM's start to its `ready` event.
     pub ready_after: Duration,
     _dir: TempDir,
+}
+
+impl std::fmt::Debug for Booted {
+    // The harness's RunningVm has no Debug; its network and timing say which boot this is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booted")
+            .field("ns", &self.ns)
+            .field("ready_after", &self.ready_after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Boots `t` with `spec` (an operator spec's JSON without `name`, `image` and `network`,

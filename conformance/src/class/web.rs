@@ -53,8 +53,14 @@ fn content(name: &str) -> Vec<u8> {
         .bytes()
         .fold(7u32, |a, b| a.wrapping_mul(31) ^ u32::from(b));
     (0..600u32)
-        .map(|i| (seed.wrapping_add(i.wrapping_mul(2_654_435_761)) >> 13) as u8)
+        // The low byte of each step: truncation is the point.
+        .map(|i| (seed.wrapping_add(i.wrapping_mul(2_654_435_761)) >> 13).to_le_bytes()[0])
         .collect()
+}
+
+/// The 1 MiB binary file's bytes: 0 to 250 over and over.
+fn big_bytes() -> Vec<u8> {
+    (0..251u8).cycle().take(BIG).collect()
 }
 
 /// The site tree under `dir/www`.
@@ -74,7 +80,7 @@ fn write_site(dir: &Path) -> Result<(), String> {
     w("with space.txt", &content("with space.txt"))?;
     w("sub/index.html", SUB_INDEX.as_bytes())?;
     w("empty/other.txt", &content("other.txt"))?;
-    let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = big_bytes();
     w("big.bin", &big)?;
     std::os::unix::fs::symlink("/etc/passwd", www.join("link.txt"))
         .map_err(|e| format!("symlink: {e}"))?;
@@ -297,7 +303,7 @@ fn battery(ns: &NetNs, guest: IpAddr, c: &mut Checks) {
         r.status == 200 && r.body == spaced
     });
     expect("WEB-LENGTH", "/big.bin", &|r| {
-        let want: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        let want: Vec<u8> = big_bytes();
         r.status == 200
             && r.header("content-length") == Some(BIG.to_string().as_str())
             && r.body == want
