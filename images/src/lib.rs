@@ -29,6 +29,6 @@ pub mod sbom;
 pub mod sign;
 pub mod stage;
 
-pub use build::{build, plan, Built, Error, Options};
+pub use build::{build, contents, Built, Contents, Error, Options};
 pub use recipe::{parse, Recipe};
 pub use rootfs::{build_guest_init, default_guest_init, workspace_root};
