@@ -21,7 +21,7 @@ use std::process::ExitCode;
 /// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
 /// kit could not run.
 fn finish<R>(
-    result: Result<R, String>,
+    result: Result<R, conformance::Error>,
     json: bool,
     show: impl Fn(&R, bool) -> String,
     failed: impl Fn(&R) -> bool,
@@ -61,8 +61,8 @@ fn class_suite(a: Args) -> ExitCode {
 
 /// Every path made absolute against the current directory (the VM's jail takes absolute
 /// paths only), and the kernel picked, so the kit can say which it boots.
-fn resolve(mut a: Args) -> Result<Args, String> {
-    let abs = |p: &PathBuf| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+fn resolve(mut a: Args) -> Result<Args, conformance::Error> {
+    let abs = |p: &PathBuf| std::path::absolute(p).map_err(conformance::Error::file(p));
     a.image = abs(&a.image)?;
     for p in [
         &mut a.manifest,
