@@ -41,6 +41,22 @@ fn env_u64(name: &str) -> u64 {
 /// What the contract set up, as seen from inside: credentials, hostname, resolver, sysctls,
 /// a contract file, the environment.
 fn report() {
+    report_status();
+    report_settings();
+    report_process();
+    report_mounts();
+}
+
+/// A file's lines, trimmed, joined with ` | ` (or the error).
+fn read(p: &str) -> String {
+    match std::fs::read_to_string(p) {
+        Ok(t) => t.lines().map(str::trim).collect::<Vec<_>>().join(" | "),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Credentials, capabilities and no_new_privs from /proc/self/status.
+fn report_status() {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for l in status.lines() {
             let keep = [
@@ -62,10 +78,10 @@ fn report() {
             }
         }
     }
-    let read = |p: &str| match std::fs::read_to_string(p) {
-        Ok(t) => t.lines().map(str::trim).collect::<Vec<_>>().join(" | "),
-        Err(e) => format!("error {e}"),
-    };
+}
+
+/// Hostname, resolver, hosts, the asked sysctls, the asked contract file.
+fn report_settings() {
     say(&format!("hostname {}", read("/proc/sys/kernel/hostname")));
     say(&format!("resolv {}", read("/etc/resolv.conf")));
     say(&format!("hosts {}", read("/etc/hosts")));
@@ -90,6 +106,10 @@ fn report() {
             Err(e) => say(&format!("file {path} error {e}")),
         }
     }
+}
+
+/// Environment, limits, oom_score_adj, cwd, the interface, both streams, argv, extra.
+fn report_process() {
     let mut keys: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
     keys.sort();
     say(&format!("env {}", keys.join(",")));
@@ -126,6 +146,10 @@ fn report() {
     let argv: Vec<String> = std::env::args().collect();
     say(&format!("argv {}", argv.join(" ")));
     say(&format!("extra {}", read("/run/contract/extra.json")));
+}
+
+/// The asked mount points as mounted (type and options).
+fn report_mounts() {
     let wanted: Vec<String> = env("PROBE_MOUNTS")
         .unwrap_or_default()
         .split(',')

@@ -250,9 +250,19 @@ fn fq(name: &str) -> String {
 
 /// The battery: every query and what the zones say it gets.
 pub fn battery() -> Vec<Expect> {
-    let z = ZONE_ORIGIN;
-    let at = |l: &str| format!("{l}.{z}");
-    let e = |what, name: String, rtype, answer: Vec<(String, &'static str, String)>| Expect {
+    let mut all = answered();
+    all.extend(unanswered());
+    all
+}
+
+/// A query the zones answer authoritatively with NOERROR and `answer`.
+fn e(
+    what: &'static str,
+    name: String,
+    rtype: &'static str,
+    answer: Vec<(String, &'static str, String)>,
+) -> Expect {
+    Expect {
         what,
         name,
         rtype,
@@ -260,7 +270,17 @@ pub fn battery() -> Vec<Expect> {
         answer,
         soa_of: None,
         authoritative: true,
-    };
+    }
+}
+
+/// A name of the first zone.
+fn at(label: &str) -> String {
+    format!("{label}.{ZONE_ORIGIN}")
+}
+
+/// The queries with an answer: each record type of the first zone, the wildcard.
+fn answered() -> Vec<Expect> {
+    let z = ZONE_ORIGIN;
     let soa = format!("ns1.{z}. hostmaster.{z}. 2024060101 3600 600 86400 300");
     vec![
         e("SOA", z.to_string(), "SOA", vec![(fq(z), "SOA", soa)]),
@@ -319,6 +339,13 @@ pub fn battery() -> Vec<Expect> {
             "A",
             vec![(fq(&at("anything.apps")), "A", "192.0.2.81".into())],
         ),
+    ]
+}
+
+/// NXDOMAIN and NODATA with the SOA, the second zone, a name outside both (REFUSED).
+fn unanswered() -> Vec<Expect> {
+    let z = ZONE_ORIGIN;
+    vec![
         Expect {
             status: "NXDOMAIN",
             soa_of: Some(z.to_string()),
