@@ -249,6 +249,53 @@ pub fn boot(
     })
 }
 
+impl Target {
+    /// The size of a data disk the suite makes: the manifest's first disk's minimum, at least
+    /// `floor` MiB.
+    pub fn disk_mib(&self, floor: u64) -> u64 {
+        self.manifest
+            .disks
+            .first()
+            .and_then(|d| d.min_size_mib)
+            .unwrap_or(16)
+            .max(floor)
+    }
+
+    /// Stops a booted image as host-launch does, waiting its stop timeout and a boot's
+    /// margin; the outcome.
+    pub fn stop(&self, vm: RunningVm) -> Result<e2e::VmOutcome, Error> {
+        let limit =
+            Duration::from_millis(self.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
+        Ok(crate::checks::stop(vm, limit)?.0)
+    }
+}
+
+/// Boots `t` with `disk` as its one data disk (spec `disks[0]`) and records the check `id`:
+/// ready, and how long after the VM's start.
+pub fn boot_with_disk(
+    t: &Target,
+    disk: &Path,
+    family: Family,
+    id: &str,
+    c: &mut Checks,
+) -> Result<Booted, Error> {
+    let booted = boot(
+        t,
+        json!({"disks": [{"file": disk}]}),
+        &[disk.to_path_buf()],
+        family,
+    )?;
+    c.check(
+        id,
+        true,
+        format!(
+            "ready {} ms after the VM started",
+            booted.ready_after.as_millis()
+        ),
+    );
+    Ok(booted)
+}
+
 /// A host tool's path, or an error naming the package that provides it.
 pub fn require_tool(tool: &str, package: &str) -> Result<(), Error> {
     let found = std::env::var_os("PATH")

@@ -5,11 +5,10 @@
 //! `debugfs`: each message on its own line, in the file of its host and its UTC day of
 //! reception under `/log/` (`/data/log/` in the guest), with the fields the class says.
 
-use super::{boot, require_tool, Checks, Family, Target};
+use super::{boot_with_disk, require_tool, Checks, Family, Target};
 use crate::error::Error;
 use crate::lab::{debugfs, sparse_file, superblock};
 use e2e::NetNs;
-use serde_json::json;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
@@ -274,29 +273,9 @@ fn stored(disk: &std::path::Path, host: &str, days: &[String]) -> (String, Vec<S
 pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
     require_tool("debugfs", "e2fsprogs")?;
     let dir = e2e::TempDir::new("class-syslog")?;
-    let mib = t
-        .manifest
-        .disks
-        .first()
-        .and_then(|d| d.min_size_mib)
-        .unwrap_or(16)
-        .max(32);
     let disk = dir.join("syslog-data.img");
-    sparse_file(&disk, mib)?;
-    let booted = boot(
-        t,
-        json!({"disks": [{"file": disk}]}),
-        std::slice::from_ref(&disk),
-        family,
-    )?;
-    c.check(
-        "SYSLOG-READY",
-        true,
-        format!(
-            "ready {} ms after the VM started",
-            booted.ready_after.as_millis()
-        ),
-    );
+    sparse_file(&disk, t.disk_mib(32))?;
+    let booted = boot_with_disk(t, &disk, family, "SYSLOG-READY", c)?;
     let from = SystemTime::now();
     let rounds = rounds(family, from);
     let sent: Vec<(IpAddr, Result<(), SendError>)> = rounds
@@ -312,8 +291,7 @@ pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
     // (the stop itself must also flush: the class says messages survive a clean stop).
     std::thread::sleep(Duration::from_millis(700));
     let to = SystemTime::now();
-    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
-    let (o, _) = crate::checks::stop(booted.vm, limit)?;
+    let o = t.stop(booted.vm)?;
     check_sent(&sent, c);
     c.check(
         "SYSLOG-STOP",

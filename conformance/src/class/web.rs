@@ -5,11 +5,10 @@
 //! symbolic links, no way out of the document root.
 
 use super::family::url_host;
-use super::{boot, require_tool, Booted, Checks, Family, Target};
+use super::{boot_with_disk, require_tool, Booted, Checks, Family, Target};
 use crate::error::Error;
 use crate::lab::tool;
 use e2e::NetNs;
-use serde_json::json;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -104,13 +103,7 @@ fn site_disk(t: &Target, dir: &Path) -> Result<PathBuf, Error> {
     let content = dir.join("web-site");
     write_site(&content)?;
     let disk = dir.join("web-data.img");
-    let mib = t
-        .manifest
-        .disks
-        .first()
-        .and_then(|d| d.min_size_mib)
-        .unwrap_or(16)
-        .max(16);
+    let mib = t.disk_mib(16);
     tool(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
@@ -298,20 +291,7 @@ pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
     require_tool("mkfs.ext4", "e2fsprogs")?;
     let dir = e2e::TempDir::new("class-web")?;
     let disk = site_disk(t, dir.path())?;
-    let booted = boot(
-        t,
-        json!({"disks": [{"file": disk}]}),
-        std::slice::from_ref(&disk),
-        family,
-    )?;
-    c.check(
-        "WEB-READY",
-        true,
-        format!(
-            "ready {} ms after the VM started",
-            booted.ready_after.as_millis()
-        ),
-    );
+    let booted = boot_with_disk(t, &disk, family, "WEB-READY", c)?;
     for guest in family.guests() {
         battery(&booted.ns, guest, c);
     }
@@ -319,8 +299,7 @@ pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
 }
 
 fn finish(t: &Target, b: Booted, disk: &Path, c: &mut Checks) -> Result<(), Error> {
-    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
-    let (o, _) = crate::checks::stop(b.vm, limit)?;
+    let o = t.stop(b.vm)?;
     c.check(
         "WEB-STOP",
         o.powered_off_cleanly(),
