@@ -35,6 +35,7 @@ pub struct Cache {
 }
 
 /// Holds the cache's lock (apt's private state is shared by concurrent builds).
+/// The file is never read: holding it open holds the lock.
 struct Held(#[allow(dead_code)] std::fs::File);
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {

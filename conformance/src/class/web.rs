@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The most of one response the suite reads.
-const MAX_RESPONSE: usize = 4 << 20;
+const MAX_RESPONSE: u64 = 4 << 20;
 
 /// Files of the site by extension, with the Content-Type the class requires of each.
 const TYPED: &[(&str, &str)] = &[
@@ -266,7 +266,7 @@ fn raw_request(ns: &NetNs, guest: IpAddr, request: String) -> Result<Vec<u8>, Re
         s.write_all(request.as_bytes())
             .map_err(RequestError::Send)?;
         let mut buf = Vec::new();
-        s.take(MAX_RESPONSE as u64)
+        s.take(MAX_RESPONSE)
             .read_to_end(&mut buf)
             .map_err(RequestError::Read)?;
         Ok(buf)
