@@ -3,6 +3,7 @@
 //! 2001:db8::1/64 on the host side; 198.51.100.1 and 2001:db8:5::1 on its loopback, reachable
 //! from the guest only through the routes the contract installs).
 
+use crate::error::{Error, ToolError};
 use ::lab::{NetNs, TempDir, Vm};
 use appliance::manifest::Manifest;
 use base64::Engine;
@@ -21,6 +22,7 @@ pub const FAR_V6: &str = "2001:db8:5::1";
 pub const PROBE_PATH: &str = "/run/conformance/probe";
 pub const PROBE_PORT: u16 = 7000;
 
+#[derive(Debug)]
 pub struct Lab {
     pub dir: TempDir,
     pub ns: NetNs,
@@ -41,12 +43,12 @@ impl Lab {
         kernel: PathBuf,
         probe: &[u8],
         service_files: Vec<Value>,
-    ) -> Result<Lab, String> {
+    ) -> Result<Lab, Error> {
         host_tools()?;
-        let dir = TempDir::new("conformance").map_err(|e| e.to_string())?;
-        let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the kit needs root)"))?;
-        ns.ip(&["addr", "add", &format!("{FAR_V4}/32"), "dev", "lo"])
-            .map_err(|e| e.to_string())?;
+        let dir = TempDir::new("conformance")?;
+        let ns =
+            NetNs::with_tap("tap0").map_err(|source| Error::NeedsRoot { source, who: "kit" })?;
+        ns.ip(&["addr", "add", &format!("{FAR_V4}/32"), "dev", "lo"])?;
         ns.ip(&[
             "-6",
             "addr",
@@ -55,8 +57,7 @@ impl Lab {
             "dev",
             "lo",
             "nodad",
-        ])
-        .map_err(|e| e.to_string())?;
+        ])?;
         let memory_mib = manifest.min_memory_mib.unwrap_or(64).max(64);
         Ok(Lab {
             dir,
@@ -108,20 +109,18 @@ impl Lab {
     }
 
     /// A sparse blank disk of `mib` MiB.
-    pub fn blank_disk(&self, name: &str, mib: u64) -> Result<PathBuf, String> {
+    pub fn blank_disk(&self, name: &str, mib: u64) -> Result<PathBuf, Error> {
         let path = self.dir.join(name);
-        let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        f.set_len(mib << 20).map_err(|e| e.to_string())?;
+        sparse_file(&path, mib)?;
         Ok(path)
     }
 
     /// A disk with an ext4 file system made on the host, holding `kit-marker`, its root owned
     /// by `owner`.
-    pub fn filled_disk(&self, name: &str, owner: (u32, u32)) -> Result<PathBuf, String> {
+    pub fn filled_disk(&self, name: &str, owner: (u32, u32)) -> Result<PathBuf, Error> {
         let content = self.dir.join(format!("{name}.content"));
-        std::fs::create_dir_all(&content).map_err(|e| e.to_string())?;
-        std::fs::write(content.join("kit-marker"), "made by the kit\n")
-            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&content)?;
+        std::fs::write(content.join("kit-marker"), "made by the kit\n")?;
         let path = self.dir.join(name);
         let _ = std::fs::remove_file(&path);
         let root_owner = format!("root_owner={}:{}", owner.0, owner.1);
@@ -136,17 +135,26 @@ impl Lab {
     }
 }
 
+/// A sparse file of `mib` MiB at `path` (a blank disk).
+pub fn sparse_file(path: &Path, mib: u64) -> Result<(), Error> {
+    let f = std::fs::File::create(path).map_err(Error::file(path))?;
+    f.set_len(mib << 20)?;
+    Ok(())
+}
+
 /// The host's tools the checks use: a missing one is the host's problem, never the image's.
-fn host_tools() -> Result<(), String> {
+fn host_tools() -> Result<(), Error> {
     let hint = "install busybox (or busybox-static), e2fsprogs and iproute2 (in a checkout: \
                 scripts/setup)";
     if !Path::new("/bin/busybox").is_file() {
-        return Err(format!("/bin/busybox (for ping) is missing; {hint}"));
+        return Err(Error::Missing(format!(
+            "/bin/busybox (for ping) is missing; {hint}"
+        )));
     }
     for t in ["debugfs", "dumpe2fs", "mkfs.ext4", "ip"] {
         let found = Command::new(t).arg("-V").output().is_ok();
         if !found {
-            return Err(format!("{t} is missing; {hint}"));
+            return Err(Error::Missing(format!("{t} is missing; {hint}")));
         }
     }
     Ok(())
@@ -170,27 +178,32 @@ pub fn merge(base: &mut Value, more: Value) {
 }
 
 /// Runs a host tool; its standard output, or an error with what it printed.
-pub fn tool(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+pub fn tool(cmd: &mut Command) -> Result<String, ToolError> {
+    let out = cmd.output().map_err(|source| ToolError::Start {
+        cmd: format!("{cmd:?}"),
+        source,
+    })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!(
-            "{cmd:?}: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(ToolError::Failed {
+            cmd: format!("{cmd:?}"),
+            output: format!("{}{}", text, String::from_utf8_lossy(&out.stderr)),
+        })
     }
 }
 
 /// `debugfs -R REQUEST IMAGE`'s output (read-only; no mount).
-pub fn debugfs(image: &Path, request: &str) -> Result<String, String> {
+pub fn debugfs(image: &Path, request: &str) -> Result<String, ToolError> {
     let out = Command::new("debugfs")
         .args(["-R", request])
         .arg(image)
         .output()
-        .map_err(|e| format!("debugfs: {e}"))?;
+        .map_err(|source| ToolError::Start {
+            cmd: "debugfs".into(),
+            source,
+        })?;
     Ok(format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -199,7 +212,7 @@ pub fn debugfs(image: &Path, request: &str) -> Result<String, String> {
 }
 
 /// A field of `dumpe2fs -h` (e.g. `Filesystem state`), or the error.
-pub fn superblock(disk: &Path, field: &str) -> Result<String, String> {
+pub fn superblock(disk: &Path, field: &str) -> Result<String, ToolError> {
     let text = tool(Command::new("dumpe2fs").arg("-h").arg(disk))?;
     Ok(text
         .lines()

@@ -7,14 +7,25 @@
 //! [`class`] holds the class suites (docs/classes/): the battery of the class an image claims,
 //! run from outside with the clients an operator uses (`conformance --class IMAGE`).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 mod checks;
 pub mod class;
 pub mod cli;
+pub mod error;
 mod lab;
 pub mod report;
 pub mod requirements;
 mod syslog;
 
+pub use error::Error;
 pub use report::{Report, Results, Row, Status};
 
 use std::path::{Path, PathBuf};
@@ -44,14 +55,13 @@ pub fn default_manifest(image: &Path) -> PathBuf {
 
 /// Runs the whole battery. An error means the kit could not run at all (no root, no image,
 /// no probe); a non-conforming image is a report with failures.
-pub fn run(o: &Options) -> Result<Report, String> {
+pub fn run(o: &Options) -> Result<Report, Error> {
     let mut results = Results::default();
     let manifest_path = o
         .manifest
         .clone()
         .unwrap_or_else(|| default_manifest(&o.image));
-    let text =
-        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let text = std::fs::read(&manifest_path).map_err(Error::file(&manifest_path))?;
     let manifest = match appliance::manifest::parse(&text) {
         Ok(m) => {
             results.check(
@@ -77,7 +87,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         Some(p) => p.clone(),
         None => default_probe()?,
     };
-    let probe = std::fs::read(&probe_path).map_err(|e| format!("{}: {e}", probe_path.display()))?;
+    let probe = std::fs::read(&probe_path).map_err(Error::file(&probe_path))?;
     let files = match &o.spec_files {
         Some(p) => spec_files(p)?,
         None => Vec::new(),
@@ -96,31 +106,34 @@ pub const PROBE_FILE: &str = "conformance-probe";
 
 /// The probe when none is named: a development build builds its checkout's with cargo; an
 /// installed kit takes the installed one (the package's /usr/lib/host-launch).
-fn default_probe() -> Result<PathBuf, String> {
+fn default_probe() -> Result<PathBuf, Error> {
     if rootfs::installed::dev_checkout().is_some() {
-        return ::lab::build_static("conformance-probe", "conformance-probe")
-            .map_err(|e| e.to_string());
+        return Ok(::lab::build_static(
+            "conformance-probe",
+            "conformance-probe",
+        )?);
     }
     rootfs::installed::lib_file(PROBE_FILE).ok_or_else(|| {
-        format!(
+        Error::Missing(format!(
             "no {PROBE_FILE} in {} or {}: install the package host-launch, or name one with \
              --probe PATH",
             rootfs::installed::LOCAL_LIB_DIR,
             rootfs::installed::LIB_DIR
-        )
+        ))
     })
 }
 
 /// The `files` of an operator spec.
-fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v = contract::json::parse_value(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+fn spec_files(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
+    let text = std::fs::read(path).map_err(Error::file(path))?;
+    let input = |message: String| Error::Input {
+        path: path.to_path_buf(),
+        message,
+    };
+    let v = contract::json::parse_value(&text).map_err(|e| input(e.to_string()))?;
     match v.get("files") {
         None => Ok(Vec::new()),
         Some(serde_json::Value::Array(a)) => Ok(a.clone()),
-        Some(_) => Err(format!(
-            "{}: files: must be a list of contract files",
-            path.display()
-        )),
+        Some(_) => Err(input("files: must be a list of contract files".into())),
     }
 }

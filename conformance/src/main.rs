@@ -4,23 +4,63 @@
 //! suite of the class the image's manifest claims (docs/classes/), once per address family,
 //! and exits 1 when a check fails.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use conformance::cli::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Prints a report (JSON or table) and gives the exit code: 0, 1 when `failed`, 2 when the
+/// A report the command prints: as a table or as JSON, failed or not.
+trait Printed {
+    fn table(&self) -> String;
+    fn json(&self) -> serde_json::Value;
+    /// Whether it makes the exit code 1.
+    fn failed(&self) -> bool;
+}
+
+impl Printed for conformance::Report {
+    fn table(&self) -> String {
+        conformance::Report::table(self)
+    }
+    fn json(&self) -> serde_json::Value {
+        conformance::Report::json(self)
+    }
+    fn failed(&self) -> bool {
+        !self.must_failures().is_empty()
+    }
+}
+
+impl Printed for conformance::class::ClassReport {
+    fn table(&self) -> String {
+        conformance::class::ClassReport::table(self)
+    }
+    fn json(&self) -> serde_json::Value {
+        conformance::class::ClassReport::json(self)
+    }
+    fn failed(&self) -> bool {
+        !self.failures().is_empty()
+    }
+}
+
+/// Prints a report (JSON or table) and gives the exit code: 0, 1 when it failed, 2 when the
 /// kit could not run.
-fn finish<R>(
-    result: Result<R, String>,
-    json: bool,
-    show: impl Fn(&R, bool) -> String,
-    failed: impl Fn(&R) -> bool,
-) -> ExitCode {
+fn finish(result: Result<impl Printed, conformance::Error>, json: bool) -> ExitCode {
     match result {
         Ok(report) => {
-            print!("{}", show(&report, json));
-            ExitCode::from(u8::from(failed(&report)))
+            if json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.table());
+            }
+            ExitCode::from(u8::from(report.failed()))
         }
         Err(e) => {
             eprintln!("conformance: {e}");
@@ -36,24 +76,13 @@ fn class_suite(a: Args) -> ExitCode {
         kernel: a.kernel,
         families: a.family,
     };
-    finish(
-        conformance::class::run(&opts),
-        a.json,
-        |r, json| {
-            if json {
-                format!("{:#}\n", r.json())
-            } else {
-                r.table()
-            }
-        },
-        |r| !r.failures().is_empty(),
-    )
+    finish(conformance::class::run(&opts), a.json)
 }
 
 /// Every path made absolute against the current directory (the VM's jail takes absolute
 /// paths only), and the kernel picked, so the kit can say which it boots.
-fn resolve(mut a: Args) -> Result<Args, String> {
-    let abs = |p: &PathBuf| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+fn resolve(mut a: Args) -> Result<Args, conformance::Error> {
+    let abs = |p: &PathBuf| std::path::absolute(p).map_err(conformance::Error::file(p));
     a.image = abs(&a.image)?;
     for p in [
         &mut a.manifest,
@@ -95,16 +124,5 @@ fn main() -> ExitCode {
         kernel: a.kernel,
         probe: a.probe,
     };
-    finish(
-        conformance::run(&opts),
-        a.json,
-        |r, json| {
-            if json {
-                format!("{:#}\n", r.json())
-            } else {
-                r.table()
-            }
-        },
-        |r| !r.must_failures().is_empty(),
-    )
+    finish(conformance::run(&opts), a.json)
 }

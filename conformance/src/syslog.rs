@@ -1,6 +1,7 @@
 //! Remote syslog receivers inside the run's namespace, and the two formats read back
 //! defensively (what arrives comes from the guest: bounded, never trusted).
 
+use crate::error::Error;
 use ::lab::NetNs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -12,7 +13,7 @@ const MAX_MESSAGES: usize = 2000;
 const MAX_MESSAGE: usize = 8192;
 
 /// Messages received so far; a framing error over TCP is kept as an `ERROR:` entry.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Received(Arc<Mutex<Vec<String>>>);
 
 impl Received {
@@ -39,7 +40,7 @@ pub fn receiver(
     port: u16,
     format: &str,
     facility: &str,
-) -> Result<(Received, serde_json::Value), String> {
+) -> Result<(Received, serde_json::Value), Error> {
     let addr = SocketAddr::from((std::net::Ipv4Addr::new(192, 0, 2, 1), port));
     let got = if transport == "tcp" {
         tcp(ns, addr)?
@@ -51,8 +52,8 @@ pub fn receiver(
 }
 
 /// A UDP receiver on `addr`: one message per datagram.
-pub fn udp(ns: &NetNs, addr: SocketAddr) -> Result<Received, String> {
-    let sock: UdpSocket = ns.bind_udp(addr).map_err(|e| e.to_string())?;
+pub fn udp(ns: &NetNs, addr: SocketAddr) -> Result<Received, Error> {
+    let sock: UdpSocket = ns.bind_udp(addr)?;
     let got = Received::default();
     let out = got.clone();
     std::thread::spawn(move || {
@@ -65,8 +66,8 @@ pub fn udp(ns: &NetNs, addr: SocketAddr) -> Result<Received, String> {
 }
 
 /// A TCP receiver on `addr` reading RFC 6587 octet-counted frames (`LEN SP MSG`).
-pub fn tcp(ns: &NetNs, addr: SocketAddr) -> Result<Received, String> {
-    let listener: TcpListener = ns.bind_tcp(addr).map_err(|e| e.to_string())?;
+pub fn tcp(ns: &NetNs, addr: SocketAddr) -> Result<Received, Error> {
+    let listener: TcpListener = ns.bind_tcp(addr)?;
     let got = Received::default();
     let out = got.clone();
     std::thread::spawn(move || {

@@ -10,37 +10,12 @@
 mod common;
 
 use common::assert_every_family;
+use common::build::{build, build_appliance, recipe_path};
 use e2e::TempDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Builds a recipe (a checked-in one, or a modified copy with the checked-in lock of `lock`).
-fn build(recipe: &Path, lock: &str, image: &Path) {
-    let init = e2e::guest_init().unwrap_or_else(|e| panic!("{e}"));
-    let lock = e2e::workspace_root().join(format!("images/recipes/{lock}.lock.json"));
-    let out = Command::new(e2e::build_host("image-builder", "build-image"))
-        .arg(recipe)
-        .arg("-o")
-        .arg(image)
-        .arg("--init")
-        .arg(init)
-        .arg("--lock")
-        .arg(lock)
-        .output()
-        .expect("running build-image");
-    assert!(
-        out.status.success(),
-        "build-image {}: {}",
-        recipe.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn recipe_path(name: &str) -> PathBuf {
-    e2e::workspace_root().join(format!("images/recipes/{name}.json"))
-}
 
 /// `conformance --class IMAGE --json`: (exit code, report).
 fn suite(image: &Path) -> (i32, Value) {
@@ -74,8 +49,7 @@ fn class_passes(class: &str, images: [&str; 2]) {
     let dir = TempDir::new(&format!("class-{class}")).unwrap();
     let mut figures = Vec::new();
     for name in images {
-        let image = dir.join(format!("{name}.img"));
-        build(&recipe_path(name), name, &image);
+        let image = build_appliance(name, dir.path());
         let (code, report) = suite(&image);
         assert_eq!(report["class"], format!("{class} v1"), "{report:#}");
         assert!(failed(&report).is_empty(), "{name}: {report:#}");

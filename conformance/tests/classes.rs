@@ -7,32 +7,12 @@
 mod common;
 
 use common::assert_every_family;
+use common::build::build_appliance;
 use e2e::TempDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// Builds `images/recipes/NAME.json` into DIR/NAME.img (and its manifest beside it).
-fn build_appliance(name: &str, dir: &Path) -> PathBuf {
-    let recipe = e2e::workspace_root().join(format!("images/recipes/{name}.json"));
-    let image = dir.join(format!("{name}.img"));
-    let init = e2e::guest_init().unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(e2e::build_host("image-builder", "build-image"))
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&image)
-        .arg("--init")
-        .arg(init)
-        .output()
-        .expect("running build-image");
-    assert!(
-        out.status.success(),
-        "build-image {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    image
-}
 
 /// `conformance --class IMAGE --json [--manifest M]` with IMAGE relative to the current
 /// directory (the image's), as a newcomer types it: exit code, report, stderr.

@@ -6,32 +6,15 @@
 //! Runs the kit's command (`conformance IMAGE --json`) as an outside builder would. Needs
 //! root (network namespace, the VM's jail) and busybox-static and e2fsprogs; fails without.
 
+#[path = "common/build.rs"]
+mod build;
+
+use build::build_appliance;
 use e2e::{RootFs, TempDir};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// Builds `images/recipes/NAME.json` into DIR/NAME.img (and its manifest beside it).
-fn build_appliance(name: &str, dir: &Path) -> PathBuf {
-    let recipe = e2e::workspace_root().join(format!("images/recipes/{name}.json"));
-    let image = dir.join(format!("{name}.img"));
-    let init = e2e::guest_init().unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(e2e::build_host("image-builder", "build-image"))
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&image)
-        .arg("--init")
-        .arg(init)
-        .output()
-        .expect("running build-image");
-    assert!(
-        out.status.success(),
-        "build-image {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    image
-}
 
 /// Runs the kit on an image; (exit code, its JSON report).
 fn kit(image: &Path, extra: &[&str]) -> (i32, Value) {

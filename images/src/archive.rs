@@ -29,11 +29,13 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// The cache: `debs/` by SHA-256, `apt/` apt's private state and lists.
+#[derive(Debug)]
 pub struct Cache {
     dir: PathBuf,
 }
 
 /// Holds the cache's lock (apt's private state is shared by concurrent builds).
+/// The file is never read: holding it open holds the lock.
 struct Held(#[allow(dead_code)] std::fs::File);
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -108,6 +108,7 @@ pub fn default_modules_dir() -> PathBuf {
 }
 
 /// The recipe's packages, fetched and unpacked: the image's files come from here.
+#[derive(Debug)]
 pub struct Sources {
     pub lock: Lock,
     pub staged: Staged,
@@ -152,7 +153,7 @@ fn read_lock(path: &Path, requested: &[String]) -> Result<Lock, Error> {
     let shown = path.display();
     let text = std::fs::read(path).map_err(|e| Error::one(format!("{shown}: {e}")))?;
     let l = lock::parse(&text)
-        .map_err(|p| Error(p.into_iter().map(|p| format!("{shown}: {p}")).collect()))?;
+        .map_err(|p| Error(p.0.into_iter().map(|p| format!("{shown}: {p}")).collect()))?;
     let (mut want, mut have) = (requested.to_vec(), l.requested.clone());
     want.sort();
     have.sort();
@@ -198,96 +199,121 @@ fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
 
 /// Checks everything and lists what goes into the image, without writing anything. The
 /// programs, plugins and libraries come from the unpacked packages of `src`.
-pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error> {
-    let root = src.staged.root.as_path();
+pub fn contents(r: &Recipe, opts: &Options, src: &Sources) -> Result<Contents, Error> {
     let mut problems = Vec::new();
-    let mut plan = Plan::default();
-    let base = |origin: &str| origin.to_string();
+    let mut layout = Plan::default();
+    builder_entries(r, &mut layout, &mut problems);
+    guest_init(opts, &mut layout, &mut problems);
+    if r.ipv6 {
+        ipv6_modules(opts, &mut layout, &mut problems);
+    }
+    program_closure(r, src.staged.root.as_path(), &mut layout, &mut problems);
+    let (packages, sbom) = add_package_records(r, opts, src, &mut layout, &mut problems);
+    recipe_entries(r, opts, &mut layout, &mut problems);
+    mount_points(r, &mut layout, &mut problems);
+    layout.add_parents(&mut problems);
+    if problems.is_empty() {
+        Ok(Contents {
+            layout,
+            packages,
+            sbom,
+        })
+    } else {
+        Err(Error(problems))
+    }
+}
+
+/// An entry owned by root.
+fn root_entry(content: Content, mode: u32, origin: &str) -> Entry {
+    Entry {
+        content,
+        mode,
+        uid: 0,
+        gid: 0,
+        origin: origin.to_string(),
+    }
+}
+
+/// What the builder always writes: guest-init's mount points, /tmp, the resolver links into
+/// /run, the account files.
+fn builder_entries(r: &Recipe, layout: &mut Plan, problems: &mut Vec<String>) {
     for d in ["/dev", "/proc", "/sys", "/run", "/etc", "/sbin"] {
-        plan.dir(
+        layout.dir(
             d,
             0o755,
             "the builder (guest-init's mount points)",
-            &mut problems,
+            problems,
         );
     }
-    plan.dir("/tmp", 0o1777, "the builder", &mut problems);
+    layout.dir("/tmp", 0o1777, "the builder", problems);
     // guest-init writes these under /run (the root is read-only).
     for (link, target) in [
         ("/etc/resolv.conf", "/run/resolv.conf"),
         ("/etc/hosts", "/run/hosts"),
     ] {
-        let e = Entry {
-            content: Content::Symlink(target.into()),
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-            origin: base("the builder"),
-        };
-        plan.add(link, e, &mut problems);
+        let e = root_entry(Content::Symlink(target.into()), 0o777, "the builder");
+        layout.add(link, e, problems);
     }
     for (path, first, lines) in [
         ("/etc/passwd", "root:x:0:0:root:/:/sbin/nologin\n", &r.users),
         ("/etc/group", "root:x:0:\n", &r.groups),
     ] {
-        let e = Entry {
-            content: Content::Bytes(account_file(first, lines)),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            origin: base("the builder (users/groups)"),
-        };
-        plan.add(path, e, &mut problems);
+        let e = root_entry(
+            Content::Bytes(account_file(first, lines)),
+            0o644,
+            "the builder (users/groups)",
+        );
+        layout.add(path, e, problems);
     }
-    // guest-init as /sbin/init: it must be static, the image has no loader for it.
+}
+
+/// guest-init as /sbin/init: it must be static, the image has no loader for it.
+fn guest_init(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
+    let init = opts.init.display();
     match std::fs::read(&opts.init) {
-        Err(e) => problems.push(format!("--init {}: cannot read: {e}", opts.init.display())),
+        Err(e) => problems.push(format!("--init {init}: cannot read: {e}")),
         Ok(bytes) => match rootfs::elf::parse(&bytes) {
             Ok(d) if d.is_static() => {
-                let e = Entry {
-                    content: Content::Host(opts.init.clone()),
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    origin: base("the builder (guest-init)"),
-                };
-                plan.add("/sbin/init", e, &mut problems);
+                let e = root_entry(
+                    Content::Host(opts.init.clone()),
+                    0o755,
+                    "the builder (guest-init)",
+                );
+                layout.add("/sbin/init", e, problems);
             }
             Ok(_) => problems.push(format!(
-                "--init {}: guest-init must be statically linked (build it for \
-                 x86_64-unknown-linux-musl)",
-                opts.init.display()
+                "--init {init}: guest-init must be statically linked (build it for \
+                 x86_64-unknown-linux-musl)"
             )),
-            Err(e) => problems.push(format!("--init {}: {e}", opts.init.display())),
+            Err(e) => problems.push(format!("--init {init}: {e}")),
         },
     }
-    if r.ipv6 {
-        let release = opts
-            .modules_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for m in IPV6_MODULES {
-            let host = opts.modules_dir.join(m);
-            if host.is_file() {
-                let e = Entry {
-                    content: Content::Host(host),
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    origin: base("ipv6"),
-                };
-                plan.add(&format!("/lib/modules/{release}/{m}"), e, &mut problems);
-            } else {
-                problems.push(format!(
-                    "ipv6: the kernel module {} does not exist (install user-mode-linux, set \
-                     UML_MODULES, or set \"ipv6\": false)",
-                    host.display()
-                ));
-            }
+}
+
+/// The UML kernel's IPv6 modules, under /lib/modules/<release>.
+fn ipv6_modules(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
+    let release = opts
+        .modules_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for m in IPV6_MODULES {
+        let host = opts.modules_dir.join(m);
+        if host.is_file() {
+            let e = root_entry(Content::Host(host), 0o644, "ipv6");
+            layout.add(&format!("/lib/modules/{release}/{m}"), e, problems);
+        } else {
+            problems.push(format!(
+                "ipv6: the kernel module {} does not exist (install user-mode-linux, set \
+                 UML_MODULES, or set \"ipv6\": false)",
+                host.display()
+            ));
         }
     }
-    // Programs, disk tools and plugins with their libraries.
+}
+
+/// Programs, disk tools and plugins with their libraries, from the unpacked packages.
+fn program_closure(r: &Recipe, root: &Path, layout: &mut Plan, problems: &mut Vec<String>) {
     let mut roots: Vec<(String, Root)> = r
         .programs
         .iter()
@@ -300,45 +326,46 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error>
     let before = problems.len();
     for (path, _) in &roots {
         if closure::locate(root, path).is_err() {
-            let hint = if r.packages.is_empty() {
-                "; list the Debian package it comes from in `packages`".to_string()
-            } else {
-                format!(
-                    "; is it shipped by one of the recipe's packages ({})? `apt-file search \
-                     {}` tells which package has it",
-                    r.packages.join(", "),
-                    Path::new(path)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                )
-            };
-            problems.push(format!(
-                "{path}: no such file in the recipe's packages as unpacked from the archive{hint}"
-            ));
+            problems.push(not_in_packages(r, path));
         }
     }
     if problems.len() == before {
         match closure::resolve(&roots, root) {
-            Ok(c) => plan.closure = c,
+            Ok(c) => layout.closure = c,
             Err(p) => problems.extend(p),
         }
     }
-    for (path, obj) in &plan.closure.clone() {
+    for (path, obj) in &layout.closure.clone() {
         let origin = match &obj.needed_by {
             None => format!("program or library {path}"),
             Some(by) => format!("library of {by}"),
         };
-        let e = Entry {
-            content: Content::Host(obj.source.clone()),
-            mode: if obj.executable { 0o755 } else { 0o644 },
-            uid: 0,
-            gid: 0,
-            origin,
-        };
-        plan.add(path, e, &mut problems);
+        let mode = if obj.executable { 0o755 } else { 0o644 };
+        let e = root_entry(Content::Host(obj.source.clone()), mode, &origin);
+        layout.add(path, e, problems);
     }
-    let (packages, sbom) = add_package_records(r, opts, src, &mut plan, &mut problems);
+}
+
+/// A program or library none of the recipe's packages ships, with where to look.
+fn not_in_packages(r: &Recipe, path: &str) -> String {
+    let hint = if r.packages.is_empty() {
+        "; list the Debian package it comes from in `packages`".to_string()
+    } else {
+        format!(
+            "; is it shipped by one of the recipe's packages ({})? `apt-file search \
+             {}` tells which package has it",
+            r.packages.join(", "),
+            Path::new(path)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
+    };
+    format!("{path}: no such file in the recipe's packages as unpacked from the archive{hint}")
+}
+
+/// The recipe's own files, directories and symbolic links.
+fn recipe_entries(r: &Recipe, opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
     for (i, f) in r.files.iter().enumerate() {
         let content = match (&f.content, &f.source) {
             (Some(text), _) => Content::Bytes(text.clone().into_bytes()),
@@ -361,7 +388,7 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error>
             gid: f.gid,
             origin: format!("files[{i}]"),
         };
-        plan.add(&f.path, e, &mut problems);
+        layout.add(&f.path, e, problems);
     }
     for (i, d) in r.dirs.iter().enumerate() {
         let e = Entry {
@@ -371,18 +398,20 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error>
             gid: d.gid,
             origin: format!("dirs[{i}]"),
         };
-        plan.add(d.path.trim_end_matches('/'), e, &mut problems);
+        layout.add(d.path.trim_end_matches('/'), e, problems);
     }
     for (i, s) in r.symlinks.iter().enumerate() {
-        let e = Entry {
-            content: Content::Symlink(s.target.clone()),
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-            origin: format!("symlinks[{i}]"),
-        };
-        plan.add(&s.path, e, &mut problems);
+        let e = root_entry(
+            Content::Symlink(s.target.clone()),
+            0o777,
+            &format!("symlinks[{i}]"),
+        );
+        layout.add(&s.path, e, problems);
     }
+}
+
+/// The manifest's disk and tmpfs mount points: directories, made when the recipe has none.
+fn mount_points(r: &Recipe, layout: &mut Plan, problems: &mut Vec<String>) {
     let m = &r.manifest;
     let mounts = m
         .disks
@@ -391,29 +420,14 @@ pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error>
         .chain(m.tmpfs.iter().map(|t| &t.mount_point));
     for (i, mp) in mounts.enumerate() {
         let mp = mp.trim_end_matches('/');
-        match plan.entries.get(mp) {
+        match layout.entries.get(mp) {
             Some(e) if e.content != Content::Dir => problems.push(format!(
                 "manifest: mount point {mp} is not a directory (made by {})",
                 e.origin
             )),
             Some(_) => {}
-            None => plan.dir(
-                mp,
-                0o755,
-                &format!("manifest mount point {i}"),
-                &mut problems,
-            ),
+            None => layout.dir(mp, 0o755, &format!("manifest mount point {i}"), problems),
         }
-    }
-    plan.add_parents(&mut problems);
-    if problems.is_empty() {
-        Ok(Planned {
-            plan,
-            packages,
-            sbom,
-        })
-    } else {
-        Err(Error(problems))
     }
 }
 
@@ -424,12 +438,12 @@ fn add_package_records(
     r: &Recipe,
     opts: &Options,
     src: &Sources,
-    plan: &mut Plan,
+    layout: &mut Plan,
     problems: &mut Vec<String>,
 ) -> (Vec<sbom::Package>, String) {
     let mut packages = Vec::new();
     let mut used: BTreeMap<String, ()> = BTreeMap::new();
-    for (path, obj) in &plan.closure {
+    for (path, obj) in &layout.closure {
         match src.staged.owner_of(&obj.source) {
             Some(p) => {
                 used.insert(p.to_string(), ());
@@ -452,14 +466,14 @@ fn add_package_records(
         let (license, license_comment) = sbom::license_of(copyright.as_ref().map(|c| c.1.as_str()));
         if let Some((host, _)) = copyright {
             let e = file(Content::Host(host), format!("copyright of {name}"));
-            plan.add(&format!("/usr/share/doc/{name}/copyright"), e, problems);
+            layout.add(&format!("/usr/share/doc/{name}/copyright"), e, problems);
         }
         if let Some(status) = src.staged.status_entry(name) {
             let e = file(
                 Content::Bytes(status.into_bytes()),
                 format!("dpkg status of {name}"),
             );
-            plan.add(&format!("/var/lib/dpkg/status.d/{name}"), e, problems);
+            layout.add(&format!("/var/lib/dpkg/status.d/{name}"), e, problems);
         }
         packages.push(sbom::Package {
             locked: locked.clone(),
@@ -475,14 +489,15 @@ fn add_package_records(
         Content::Bytes(text.clone().into_bytes()),
         "the builder (SBOM)".into(),
     );
-    plan.add(sbom::IMAGE_PATH, e, problems);
+    layout.add(sbom::IMAGE_PATH, e, problems);
     (packages, text)
 }
 
-/// What goes into the image ([`Plan`]), with the packages it takes files from and its SBOM.
+/// What goes into the image (its entries and their library closure), with the packages it
+/// takes files from and its SBOM.
 #[derive(Debug, Clone)]
-pub struct Planned {
-    pub plan: Plan,
+pub struct Contents {
+    pub layout: Plan,
     /// The packages the closure took files from.
     pub packages: Vec<sbom::Package>,
     /// The SBOM (SPDX 2.3 JSON text).
@@ -530,11 +545,11 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         ));
     }
     let src = sources(r, opts)?;
-    let Planned {
-        plan,
+    let Contents {
+        layout,
         packages,
         sbom: sbom_text,
-    } = plan(r, opts, &src)?;
+    } = contents(r, opts, &src)?;
     let uuid = opts.uuid.clone().unwrap_or_else(|| fixed_uuid(&r.name));
     let fs = ext4::Filesystem {
         label: r.name.clone(),
@@ -542,8 +557,8 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         epoch: opts.epoch,
         spare_kib: 0,
     };
-    let content_bytes = ext4::write(&plan.entries, &opts.output, &fs)?;
-    let oci = crate::oci_out::write(r, &plan.entries, opts.epoch, &opts.oci)?;
+    let content_bytes = ext4::write(&layout.entries, &opts.output, &fs)?;
+    let oci = crate::oci_out::write(r, &layout.entries, opts.epoch, &opts.oci)?;
     let manifest = opts.manifest_path();
     let mut json = serde_json::to_string_pretty(&r.manifest)
         .map_err(|e| Error::one(format!("encoding the manifest: {e}")))?;
@@ -581,7 +596,7 @@ pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
         lock_written: src.write_lock.clone(),
         size,
         content_bytes,
-        entries: plan.entries.len(),
+        entries: layout.entries.len(),
         oci,
     })
 }

@@ -10,6 +10,15 @@
 //! `<image>.spdx.json` beside it, and with a key its [signature](sign);
 //! [`oci_out`] also writes it as an OCI image (layout directory and `oci-archive`).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod archive;
 pub mod build;
 pub mod cli;
@@ -20,6 +29,6 @@ pub mod sbom;
 pub mod sign;
 pub mod stage;
 
-pub use build::{build, plan, Built, Error, Options};
+pub use build::{build, contents, Built, Contents, Error, Options};
 pub use recipe::{parse, Recipe};
 pub use rootfs::{build_guest_init, default_guest_init, workspace_root};

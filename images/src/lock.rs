@@ -3,6 +3,7 @@
 //! A build with a lock downloads exactly these files (or takes them from the cache) and
 //! checks each SHA-256, so two builds from one lock give the same image. Pure: no I/O.
 
+use crate::recipe::Problems;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -45,10 +46,10 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 
 /// Parses a lock (strict JSON, unknown fields are errors) and checks every entry; each
 /// problem starts with its JSON path.
-pub fn parse(text: &[u8]) -> Result<Lock, Vec<String>> {
-    let value = contract::json::parse_value(text).map_err(|e| vec![e.to_string()])?;
+pub fn parse(text: &[u8]) -> Result<Lock, Problems> {
+    let value = contract::json::parse_value(text).map_err(|e| Problems::one(e.to_string()))?;
     let lock: Lock = serde_path_to_error::deserialize(value)
-        .map_err(|e| vec![format!("{}: {}", e.path(), e.inner())])?;
+        .map_err(|e| Problems::one(format!("{}: {}", e.path(), e.inner())))?;
     let mut problems = Vec::new();
     if lock.lock_version != LOCK_VERSION {
         problems.push(format!(
@@ -91,7 +92,7 @@ pub fn parse(text: &[u8]) -> Result<Lock, Vec<String>> {
     if problems.is_empty() {
         Ok(lock)
     } else {
-        Err(problems)
+        Err(Problems(problems))
     }
 }
 

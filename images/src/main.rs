@@ -1,10 +1,19 @@
 //! `build-image RECIPE.json -o IMAGE`: builds an appliance root image and its manifest.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use clap::Parser;
 use image_builder::cli::Args;
 use image_builder::oci_out::OciOutput;
-use image_builder::{build, recipe, Options};
-use std::path::PathBuf;
+use image_builder::{build, recipe, Error, Options, Recipe};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn fail(lines: &[String]) -> ExitCode {
@@ -44,48 +53,69 @@ fn main() -> ExitCode {
         print!("{}", recipe::schema_v1_text());
         return ExitCode::SUCCESS;
     }
-    if let Some(prefix) = &args.new_key {
-        return match image_builder::sign::new_key(prefix) {
-            Ok((sk, pk)) => {
-                println!(
-                    "build-image: wrote the secret key {} and the public key {} (trust it in \
-                     host-launch's trust.json)",
-                    sk.display(),
-                    pk.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e.0),
-        };
+    let result = match &args.new_key {
+        Some(prefix) => new_key(prefix),
+        None => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.0),
     }
-    let Some(recipe_path) = args.recipe else {
-        return fail(&["a recipe is needed: build-image RECIPE.json -o IMAGE".into()]);
+}
+
+/// `--new-key PREFIX`: writes a key pair.
+fn new_key(prefix: &Path) -> Result<(), Error> {
+    let (sk, pk) = image_builder::sign::new_key(prefix)?;
+    println!(
+        "build-image: wrote the secret key {} and the public key {} (trust it in \
+         host-launch's trust.json)",
+        sk.display(),
+        pk.display()
+    );
+    Ok(())
+}
+
+/// Reads the recipe, then checks (`--check`) or builds.
+fn run(args: Args) -> Result<(), Error> {
+    let Some(recipe_path) = args.recipe.clone() else {
+        return Err(Error::one(
+            "a recipe is needed: build-image RECIPE.json -o IMAGE",
+        ));
     };
-    let text = match std::fs::read(&recipe_path) {
-        Ok(t) => t,
-        Err(e) => return fail(&[format!("{}: {e}", recipe_path.display())]),
-    };
-    let recipe = match recipe::parse(&text) {
-        Ok(r) => r,
-        Err(problems) => {
-            let lines: Vec<String> = problems
+    let recipe = read_recipe(&recipe_path)?;
+    let check = args.check;
+    let opts = options(args, &recipe_path)?;
+    if check {
+        check_only(&recipe, &opts)
+    } else {
+        build_image(&recipe, &opts)
+    }
+}
+
+/// The recipe, each problem prefixed with its file.
+fn read_recipe(path: &Path) -> Result<Recipe, Error> {
+    let text = std::fs::read(path).map_err(|e| Error::one(format!("{}: {e}", path.display())))?;
+    recipe::parse(&text).map_err(|problems| {
+        Error(
+            problems
+                .0
                 .iter()
-                .map(|p| format!("{}: {p}", recipe_path.display()))
-                .collect();
-            return fail(&lines);
-        }
-    };
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        )
+    })
+}
+
+/// The build's options from the command line (defaults beside the recipe).
+fn options(args: Args, recipe_path: &Path) -> Result<Options, Error> {
     let output = match (&args.output, args.check) {
         (Some(o), _) => o.clone(),
         (None, true) => PathBuf::from("/nonexistent/check-only.img"),
-        (None, false) => return fail(&["-o IMAGE is needed".into()]),
+        (None, false) => return Err(Error::one("-o IMAGE is needed")),
     };
     let init = match args.init {
         Some(p) => p,
-        None => match image_builder::default_guest_init() {
-            Ok(p) => p,
-            Err(e) => return fail(&e.0),
-        },
+        None => image_builder::default_guest_init()?,
     };
     let mut opts = Options::new(output, init);
     if let Some(d) = args.modules_dir {
@@ -97,7 +127,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from("."));
     opts.lock = Some(
         args.lock
-            .unwrap_or_else(|| image_builder::lock::lock_path(&recipe_path)),
+            .unwrap_or_else(|| image_builder::lock::lock_path(recipe_path)),
     );
     opts.update_lock = args.update_lock;
     if let Some(d) = args.cache_dir {
@@ -108,46 +138,46 @@ fn main() -> ExitCode {
         opts.epoch = e;
     }
     opts.uuid = args.uuid;
-    if args.check {
-        let src = match image_builder::build::sources(&recipe, &opts) {
-            Ok(s) => s,
-            Err(e) => return fail(&e.0),
-        };
-        return match image_builder::plan(&recipe, &opts, &src) {
-            Ok(plan) => {
-                for (path, e) in &plan.plan.entries {
-                    println!("{path}\t{:o}\t{}:{}\t{}", e.mode, e.uid, e.gid, e.origin);
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e.0),
-        };
-    }
     opts.oci = OciOutput {
         layout: args.oci_layout,
         archive: args.oci_archive,
         gzip: args.oci_gzip,
     };
-    match build(&recipe, &opts) {
-        Ok(b) => {
-            summary(&b);
-            println!(
-                "build-image: wrote {} ({} bytes, {:.1} MiB; {} entries, {:.1} MiB of files) and {}",
-                b.image.display(),
-                b.size,
-                b.size as f64 / 1048576.0,
-                b.entries,
-                b.content_bytes as f64 / 1048576.0,
-                b.manifest.display()
-            );
-            if let Some(w) = &b.oci {
-                println!(
-                    "build-image: wrote the OCI image (manifest {}, config {})",
-                    w.manifest, w.config
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.0),
+    Ok(opts)
+}
+
+/// `--check`: what would go into the image, one entry a line.
+fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
+    let src = image_builder::build::sources(recipe, opts)?;
+    let contents = image_builder::contents(recipe, opts, &src)?;
+    for (path, e) in &contents.layout.entries {
+        println!("{path}\t{:o}\t{}:{}\t{}", e.mode, e.uid, e.gid, e.origin);
     }
+    Ok(())
+}
+
+fn build_image(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
+    let b = build(recipe, opts)?;
+    summary(&b);
+    println!(
+        "build-image: wrote {} ({} bytes, {:.1} MiB; {} entries, {:.1} MiB of files) and {}",
+        b.image.display(),
+        b.size,
+        mib(b.size),
+        b.entries,
+        mib(b.content_bytes),
+        b.manifest.display()
+    );
+    if let Some(w) = &b.oci {
+        println!(
+            "build-image: wrote the OCI image (manifest {}, config {})",
+            w.manifest, w.config
+        );
+    }
+    Ok(())
+}
+
+/// Bytes in MiB, for the summary.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
 }

@@ -124,22 +124,22 @@ pub struct SymlinkEntry {
 
 /// Parses a recipe from JSON text: syntax, version, shape (with the JSON path of the first
 /// problem), then [`check`] (every problem, one per line).
-pub fn parse(text: &[u8]) -> Result<Recipe, Vec<String>> {
-    let value = contract::json::parse_value(text).map_err(|e| vec![e.to_string()])?;
+pub fn parse(text: &[u8]) -> Result<Recipe, Problems> {
+    let value = contract::json::parse_value(text).map_err(|e| Problems::one(e.to_string()))?;
     let obj = value
         .as_object()
-        .ok_or_else(|| vec!["(top level): the recipe must be a JSON object".to_string()])?;
+        .ok_or_else(|| Problems::one("(top level): the recipe must be a JSON object"))?;
     match obj.get("recipe_version") {
         None => {
-            return Err(vec![
-                "recipe_version: missing (this builder reads version 1)".into(),
-            ])
+            return Err(Problems::one(
+                "recipe_version: missing (this builder reads version 1)",
+            ))
         }
-        Some(v) if v.as_u64() == Some(RECIPE_VERSION as u64) => {}
+        Some(v) if v.as_u64() == Some(u64::from(RECIPE_VERSION)) => {}
         Some(v) => {
-            return Err(vec![format!(
+            return Err(Problems::one(format!(
                 "recipe_version: {v} is not supported; this builder reads version {RECIPE_VERSION}"
-            )])
+            )))
         }
     }
     let recipe: Recipe = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -149,49 +149,69 @@ pub fn parse(text: &[u8]) -> Result<Recipe, Vec<String>> {
         } else {
             path
         };
-        vec![format!("{path}: {}", e.into_inner())]
+        Problems::one(format!("{path}: {}", e.into_inner()))
     })?;
     check(&recipe)?;
     Ok(recipe)
 }
 
+/// Why a path cannot be an entry of the image ([`check_abs_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("'{0}' is not an absolute path")]
+    NotAbsolute(String),
+    #[error("'{0}' contains a NUL byte")]
+    Nul(String),
+    #[error("'/' cannot be an entry")]
+    Root,
+    #[error("'{0}' is not normalised (empty, '.' or '..' components)")]
+    NotNormalised(String),
+}
+
 /// An absolute, normalised path: starts with '/', no empty, `.` or `..` components, no NUL.
-pub fn check_abs_path(p: &str) -> Result<(), String> {
+pub fn check_abs_path(p: &str) -> Result<(), PathError> {
     if !p.starts_with('/') {
-        return Err(format!("'{p}' is not an absolute path"));
+        return Err(PathError::NotAbsolute(p.into()));
     }
     if p.contains('\0') {
-        return Err(format!("'{p}' contains a NUL byte"));
+        return Err(PathError::Nul(p.into()));
     }
     if p == "/" {
-        return Err("'/' cannot be an entry".into());
+        return Err(PathError::Root);
     }
     let rest = p.trim_start_matches('/').trim_end_matches('/');
     if rest
         .split('/')
         .any(|c| c.is_empty() || c == "." || c == "..")
     {
-        return Err(format!(
-            "'{p}' is not normalised (empty, '.' or '..' components)"
-        ));
+        return Err(PathError::NotNormalised(p.into()));
     }
     Ok(())
 }
 
+/// A mode that is not 3 or 4 octal digits ([`parse_mode`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an octal mode of 3 or 4 digits, e.g. \"0644\"")]
+pub struct ModeError(String);
+
 /// Parses an octal mode such as `"0644"` or `"1777"`.
-pub fn parse_mode(mode: &str) -> Result<u32, String> {
+pub fn parse_mode(mode: &str) -> Result<u32, ModeError> {
     let ok = (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c));
     if !ok {
-        return Err(format!(
-            "'{mode}' is not an octal mode of 3 or 4 digits, e.g. \"0644\""
-        ));
+        return Err(ModeError(mode.into()));
     }
-    u32::from_str_radix(mode, 8).map_err(|e| e.to_string())
+    // Three or four octal digits always parse; the error cannot happen after the check.
+    u32::from_str_radix(mode, 8).map_err(|_| ModeError(mode.into()))
 }
+
+/// A name that is not a Debian package name ([`check_package`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a Debian package name")]
+pub struct PackageNameError(String);
 
 /// A Debian package name (policy §5.6.1): lowercase letters, digits, `+ - .`, at least two
 /// characters, starting with a letter or digit; an `:arch` qualifier is allowed.
-pub fn check_package(name: &str) -> Result<(), String> {
+pub fn check_package(name: &str) -> Result<(), PackageNameError> {
     let base = name.split_once(':').map_or(name, |(b, _)| b);
     let ok = base.len() >= 2
         && base.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -201,18 +221,36 @@ pub fn check_package(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{name}' is not a Debian package name"))
+        Err(PackageNameError(name.into()))
     }
 }
 
+/// Why a `users` or `groups` line is refused ([`check_account_line`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountLineError {
+    #[error("'{line}' has {found} ':'-separated fields, expected {expected}")]
+    Fields {
+        line: String,
+        found: usize,
+        expected: usize,
+    },
+    #[error("'{0}' is not a user or group name")]
+    Name(String),
+    #[error("'{field}' in '{line}' is not a numeric id")]
+    Id { field: String, line: String },
+    #[error("'{field}' in '{line}' is not a numeric group id")]
+    GroupId { field: String, line: String },
+}
+
 /// The fields of a passwd (7) or group (4) line, checked: a name, a numeric id.
-fn check_account_line(line: &str, fields: usize) -> Result<(String, u32), String> {
+fn check_account_line(line: &str, fields: usize) -> Result<(String, u32), AccountLineError> {
     let parts: Vec<&str> = line.split(':').collect();
     if parts.len() != fields {
-        return Err(format!(
-            "'{line}' has {} ':'-separated fields, expected {fields}",
-            parts.len()
-        ));
+        return Err(AccountLineError::Fields {
+            line: line.into(),
+            found: parts.len(),
+            expected: fields,
+        });
     }
     let name = parts[0];
     let name_ok = !name.is_empty()
@@ -222,127 +260,225 @@ fn check_account_line(line: &str, fields: usize) -> Result<(String, u32), String
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         && !name.starts_with('-');
     if !name_ok {
-        return Err(format!("'{name}' is not a user or group name"));
+        return Err(AccountLineError::Name(name.into()));
     }
-    let id = parts[2]
-        .parse::<u32>()
-        .map_err(|_| format!("'{}' in '{line}' is not a numeric id", parts[2]))?;
+    let id = parts[2].parse::<u32>().map_err(|_| AccountLineError::Id {
+        field: parts[2].into(),
+        line: line.into(),
+    })?;
     if fields == 7 {
         parts[3]
             .parse::<u32>()
-            .map_err(|_| format!("'{}' in '{line}' is not a numeric group id", parts[3]))?;
+            .map_err(|_| AccountLineError::GroupId {
+                field: parts[3].into(),
+                line: line.into(),
+            })?;
     }
     Ok((name.to_string(), id))
 }
 
-/// Every problem in a parsed recipe, one line each, starting with its JSON path.
-pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    let mut p = |at: String, what: String| problems.push(format!("{at}: {what}"));
-    if r.name.is_empty()
-        || r.name.len() > 16
-        || !r
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        p(
-            "name".into(),
-            format!(
-                "'{}' is not an image name: 1 to 16 letters, digits, '-' or '_'",
-                r.name
-            ),
-        );
+/// Every problem of a recipe, one line each, starting with its JSON path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    pub(crate) fn one(line: impl Into<String>) -> Problems {
+        Problems(vec![line.into()])
     }
+
+    fn add(&mut self, at: impl std::fmt::Display, what: impl std::fmt::Display) {
+        self.0.push(format!("{at}: {what}"));
+    }
+}
+
+/// The lines, as a slice (tests and callers index and count them).
+impl std::ops::Deref for Problems {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Every problem in a parsed recipe, one line each, starting with its JSON path.
+pub fn check(r: &Recipe) -> Result<(), Problems> {
+    let mut p = Problems::default();
+    check_name(&r.name, &mut p);
     for (i, pkg) in r.packages.iter().enumerate() {
         if let Err(e) = check_package(pkg) {
-            p(format!("packages[{i}]"), e);
+            p.add(format!("packages[{i}]"), e);
         }
     }
     if r.programs.is_empty() {
-        p(
-            "programs".into(),
-            "at least one program is needed (the service)".into(),
+        p.add("programs", "at least one program is needed (the service)");
+    }
+    check_entries(r, &mut p);
+    check_accounts(&r.users, Account::User, &mut p);
+    check_accounts(&r.groups, Account::Group, &mut p);
+    check_manifest(r, &mut p);
+    if p.is_empty() {
+        p.0.extend(check_manifest_as_contract(&r.manifest));
+    }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(p)
+    }
+}
+
+fn check_name(name: &str, p: &mut Problems) {
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        p.add(
+            "name",
+            format!("'{name}' is not an image name: 1 to 16 letters, digits, '-' or '_'"),
         );
     }
-    // Every path the recipe puts into the image, to find duplicates.
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut claim = |at: String, path: &str, p: &mut dyn FnMut(String, String)| {
+}
+
+/// Every path the recipe puts into the image, to find duplicates.
+#[derive(Default)]
+struct Claimed(BTreeSet<String>);
+
+impl Claimed {
+    fn claim(&mut self, at: String, path: &str, p: &mut Problems) {
         if let Err(e) = check_abs_path(path) {
-            p(at, e);
-        } else if !seen.insert(path.trim_end_matches('/').to_string()) {
-            p(at, format!("'{path}' is already in the recipe"));
+            p.add(at, e);
+        } else if !self.0.insert(path.trim_end_matches('/').to_string()) {
+            p.add(at, format!("'{path}' is already in the recipe"));
         }
-    };
+    }
+}
+
+/// The entries: programs, libraries, files, dirs and symlinks, each path once.
+fn check_entries(r: &Recipe, p: &mut Problems) {
+    let mut claimed = Claimed::default();
     for (i, prog) in r.programs.iter().enumerate() {
-        claim(format!("programs[{i}]"), prog, &mut p);
+        claimed.claim(format!("programs[{i}]"), prog, p);
     }
     for (i, lib) in r.libraries.iter().enumerate() {
-        claim(format!("libraries[{i}]"), lib, &mut p);
+        claimed.claim(format!("libraries[{i}]"), lib, p);
     }
     for (i, f) in r.files.iter().enumerate() {
-        claim(format!("files[{i}].path"), &f.path, &mut p);
-        if let Err(e) = parse_mode(&f.mode) {
-            p(format!("files[{i}].mode"), e);
-        }
-        match (&f.content, &f.source) {
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => p(
-                format!("files[{i}]"),
-                "give exactly one of `content` and `source`".into(),
-            ),
-        }
-        if matches!(f.path.as_str(), "/etc/passwd" | "/etc/group" | "/sbin/init") {
-            p(
-                format!("files[{i}].path"),
-                format!(
-                    "{} is written by the builder (use `users`/`groups` for accounts)",
-                    f.path
-                ),
-            );
-        }
+        claimed.claim(format!("files[{i}].path"), &f.path, p);
+        check_file(i, f, p);
     }
     for (i, d) in r.dirs.iter().enumerate() {
-        claim(format!("dirs[{i}].path"), &d.path, &mut p);
+        claimed.claim(format!("dirs[{i}].path"), &d.path, p);
         if let Err(e) = parse_mode(&d.mode) {
-            p(format!("dirs[{i}].mode"), e);
+            p.add(format!("dirs[{i}].mode"), e);
         }
     }
     for (i, s) in r.symlinks.iter().enumerate() {
-        claim(format!("symlinks[{i}].path"), &s.path, &mut p);
+        claimed.claim(format!("symlinks[{i}].path"), &s.path, p);
         if s.target.is_empty() || s.target.contains('\0') {
-            p(
-                format!("symlinks[{i}].target"),
-                "must be a non-empty path".into(),
-            );
+            p.add(format!("symlinks[{i}].target"), "must be a non-empty path");
         }
     }
+}
+
+fn check_file(i: usize, f: &FileEntry, p: &mut Problems) {
+    if let Err(e) = parse_mode(&f.mode) {
+        p.add(format!("files[{i}].mode"), e);
+    }
+    match (&f.content, &f.source) {
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => p.add(
+            format!("files[{i}]"),
+            "give exactly one of `content` and `source`",
+        ),
+    }
+    if matches!(f.path.as_str(), "/etc/passwd" | "/etc/group" | "/sbin/init") {
+        p.add(
+            format!("files[{i}].path"),
+            format!(
+                "{} is written by the builder (use `users`/`groups` for accounts)",
+                f.path
+            ),
+        );
+    }
+}
+
+/// A `users` (passwd) or `groups` (group) list.
+#[derive(Clone, Copy)]
+enum Account {
+    User,
+    Group,
+}
+
+impl Account {
+    /// The list's name, the word for one entry, the fields of a line.
+    fn words(self) -> (&'static str, &'static str, usize) {
+        match self {
+            Account::User => ("users", "user", 7),
+            Account::Group => ("groups", "group", 4),
+        }
+    }
+}
+
+fn check_accounts(lines: &[String], kind: Account, p: &mut Problems) {
+    let (list, one, fields) = kind.words();
     let mut names = BTreeSet::from(["root".to_string()]);
-    for (i, line) in r.users.iter().enumerate() {
-        match check_account_line(line, 7) {
-            Ok((name, _)) if !names.insert(name.clone()) => p(
-                format!("users[{i}]"),
-                format!("user '{name}' is defined twice"),
+    for (i, line) in lines.iter().enumerate() {
+        match check_account_line(line, fields) {
+            Ok((name, _)) if !names.insert(name.clone()) => p.add(
+                format!("{list}[{i}]"),
+                format!("{one} '{name}' is defined twice"),
             ),
             Ok(_) => {}
-            Err(e) => p(format!("users[{i}]"), e),
+            Err(e) => p.add(format!("{list}[{i}]"), e),
         }
     }
-    let mut names = BTreeSet::from(["root".to_string()]);
-    for (i, line) in r.groups.iter().enumerate() {
-        match check_account_line(line, 4) {
-            Ok((name, _)) if !names.insert(name.clone()) => p(
-                format!("groups[{i}]"),
-                format!("group '{name}' is defined twice"),
-            ),
-            Ok(_) => {}
-            Err(e) => p(format!("groups[{i}]"), e),
-        }
-    }
+}
+
+/// The manifest: a contract version guest-init speaks, a service the recipe ships, mount
+/// points, the class's rules.
+fn check_manifest(r: &Recipe, p: &mut Problems) {
     let m = &r.manifest;
+    check_contract_version(m, p);
+    match m.service.argv.first() {
+        None => p.add("manifest.service.argv", "must name the program to run"),
+        Some(argv0) => {
+            let shipped = r.programs.contains(argv0) || r.symlinks.iter().any(|s| &s.path == argv0);
+            if !shipped {
+                p.add(
+                    "manifest.service.argv[0]",
+                    format!("'{argv0}' is not one of the recipe's programs"),
+                );
+            }
+        }
+    }
+    for (i, d) in m.disks.iter().enumerate() {
+        if let Err(e) = check_abs_path(&d.mount_point) {
+            p.add(format!("manifest.disks[{i}].mount_point"), e);
+        }
+    }
+    for (i, t) in m.tmpfs.iter().enumerate() {
+        if let Err(e) = check_abs_path(&t.mount_point) {
+            p.add(format!("manifest.tmpfs[{i}].mount_point"), e);
+        }
+    }
+    if let Err(e) = appliance::class::check_manifest(m) {
+        p.0.extend(e.0.iter().map(|l| format!("manifest.{l}")));
+    }
+}
+
+fn check_contract_version(m: &Manifest, p: &mut Problems) {
     if !contract::speaks(m.contract_version) {
-        p(
-            "manifest.contract_version".into(),
+        p.add(
+            "manifest.contract_version",
             format!(
                 "{} is not a contract version guest-init speaks ({} to {})",
                 m.contract_version,
@@ -351,49 +487,13 @@ pub fn check(r: &Recipe) -> Result<(), Vec<String>> {
             ),
         );
     } else if m.contract_version < contract::RLIMITS_SINCE && !m.service.rlimits.is_empty() {
-        p(
-            "manifest.service.rlimits".into(),
+        p.add(
+            "manifest.service.rlimits",
             format!(
                 "resource limits need contract version {0}; declare \"contract_version\": {0}",
                 contract::RLIMITS_SINCE
             ),
         );
-    }
-    match m.service.argv.first() {
-        None => p(
-            "manifest.service.argv".into(),
-            "must name the program to run".into(),
-        ),
-        Some(argv0) => {
-            let shipped = r.programs.contains(argv0) || r.symlinks.iter().any(|s| &s.path == argv0);
-            if !shipped {
-                p(
-                    "manifest.service.argv[0]".into(),
-                    format!("'{argv0}' is not one of the recipe's programs"),
-                );
-            }
-        }
-    }
-    for (i, d) in m.disks.iter().enumerate() {
-        if let Err(e) = check_abs_path(&d.mount_point) {
-            p(format!("manifest.disks[{i}].mount_point"), e);
-        }
-    }
-    for (i, t) in m.tmpfs.iter().enumerate() {
-        if let Err(e) = check_abs_path(&t.mount_point) {
-            p(format!("manifest.tmpfs[{i}].mount_point"), e);
-        }
-    }
-    if let Err(e) = appliance::class::check_manifest(m) {
-        problems.extend(e.0.iter().map(|p| format!("manifest.{p}")));
-    }
-    if problems.is_empty() {
-        problems.extend(check_manifest_as_contract(m));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
     }
 }
 

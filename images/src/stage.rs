@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The unpacked packages. The directory is removed on drop.
+#[derive(Debug)]
 pub struct Staged {
     pub root: PathBuf,
     /// Path in the root (`/usr/sbin/unbound`) → the package that shipped it.

@@ -19,7 +19,7 @@ fn with(field: &str, value: &str) -> String {
 }
 
 fn errors(text: &str) -> Vec<String> {
-    parse(text.as_bytes()).expect_err("should be refused")
+    parse(text.as_bytes()).expect_err("should be refused").0
 }
 
 #[test]

@@ -3,6 +3,15 @@
 //! give. It reports on stdout, one `=probe= KEY VALUE` line each, which the image's init must
 //! copy to the console; everything it does is set by its environment (`PROBE_*`, see below).
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -32,6 +41,22 @@ fn env_u64(name: &str) -> u64 {
 /// What the contract set up, as seen from inside: credentials, hostname, resolver, sysctls,
 /// a contract file, the environment.
 fn report() {
+    report_status();
+    report_settings();
+    report_process();
+    report_mounts();
+}
+
+/// A file's lines, trimmed, joined with ` | ` (or the error).
+fn read(p: &str) -> String {
+    match std::fs::read_to_string(p) {
+        Ok(t) => t.lines().map(str::trim).collect::<Vec<_>>().join(" | "),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Credentials, capabilities and no_new_privs from /proc/self/status.
+fn report_status() {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for l in status.lines() {
             let keep = [
@@ -53,10 +78,10 @@ fn report() {
             }
         }
     }
-    let read = |p: &str| match std::fs::read_to_string(p) {
-        Ok(t) => t.lines().map(str::trim).collect::<Vec<_>>().join(" | "),
-        Err(e) => format!("error {e}"),
-    };
+}
+
+/// Hostname, resolver, hosts, the asked sysctls, the asked contract file.
+fn report_settings() {
     say(&format!("hostname {}", read("/proc/sys/kernel/hostname")));
     say(&format!("resolv {}", read("/etc/resolv.conf")));
     say(&format!("hosts {}", read("/etc/hosts")));
@@ -81,6 +106,10 @@ fn report() {
             Err(e) => say(&format!("file {path} error {e}")),
         }
     }
+}
+
+/// Environment, limits, oom_score_adj, cwd, the interface, both streams, argv, extra.
+fn report_process() {
     let mut keys: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
     keys.sort();
     say(&format!("env {}", keys.join(",")));
@@ -117,6 +146,10 @@ fn report() {
     let argv: Vec<String> = std::env::args().collect();
     say(&format!("argv {}", argv.join(" ")));
     say(&format!("extra {}", read("/run/contract/extra.json")));
+}
+
+/// The asked mount points as mounted (type and options).
+fn report_mounts() {
     let wanted: Vec<String> = env("PROBE_MOUNTS")
         .unwrap_or_default()
         .split(',')
@@ -225,7 +258,8 @@ fn main() {
     }
     // The first PROBE_FAIL_TIMES runs exit with PROBE_EXIT_CODE (restart policy checks).
     if start <= env_u64("PROBE_FAIL_TIMES") {
-        let code = env_u64("PROBE_EXIT_CODE") as i32;
+        // Exit statuses beyond i32 saturate; the kit asks for small ones.
+        let code = i32::try_from(env_u64("PROBE_EXIT_CODE")).unwrap_or(i32::MAX);
         say(&format!("exit {code}"));
         std::process::exit(code);
     }

@@ -4,6 +4,7 @@
 //! the service never started.
 
 use super::{contract, status_lines, BOOT};
+use crate::error::Error;
 use crate::lab::{Lab, PROBE_PATH};
 use crate::report::{one_line, Results};
 use ::lab::{Vm, VmOutcome};
@@ -24,8 +25,8 @@ fn refused(
     label: &str,
     vm: Vm,
     field: Option<&str>,
-) -> Result<(), String> {
-    let o: VmOutcome = vm.timeout(BOOT).run().map_err(|e| e.to_string())?;
+) -> Result<(), Error> {
+    let o: VmOutcome = vm.timeout(BOOT).run()?;
     let fatal = o.events.iter().find(|e| e.name == "fatal");
     let started =
         o.events.iter().any(|e| e.name == "service_started") || o.console.contains("=probe= ");
@@ -69,7 +70,7 @@ fn refused(
     Ok(())
 }
 
-pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
+pub fn check(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     let svc = format!(r#"{{"argv":["{PROBE_PATH}"]}}"#);
     // A version no image can speak yet: the one after this kit's newest.
     let future = contract::VERSION + 1;

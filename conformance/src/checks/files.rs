@@ -39,6 +39,13 @@ pub fn check(lab: &Lab, r: &mut Results) {
         }
         return;
     }
+    init_and_dirs(lab, r);
+    resolver_links(lab, r);
+    mount_points(lab, r);
+}
+
+/// `/sbin/init` (executable, or a link not followed) and the system directories.
+fn init_and_dirs(lab: &Lab, r: &mut Results) {
     match stat(lab, "/sbin/init") {
         Some((k, mode, _)) if k == "regular" => r.check(
             "C-IMG-2",
@@ -64,6 +71,10 @@ pub fn check(lab: &Lab, r: &mut Results) {
             ),
         );
     }
+}
+
+/// The resolver files are links into /run, where the init writes them.
+fn resolver_links(lab: &Lab, r: &mut Results) {
     for (id, path, target) in [
         ("C-IMG-4", "/etc/resolv.conf", "/run/resolv.conf"),
         ("C-IMG-5", "/etc/hosts", "/run/hosts"),
@@ -79,6 +90,10 @@ pub fn check(lab: &Lab, r: &mut Results) {
         };
         r.check(id, ok, format!("{path}: {seen}"));
     }
+}
+
+/// Every mount point the manifest names is a directory of the image.
+fn mount_points(lab: &Lab, r: &mut Results) {
     let points: Vec<&str> = lab
         .manifest
         .disks

@@ -4,10 +4,13 @@
 //! stop signal of its own and remote syslog (UDP, RFC 5424, facility local3).
 
 use super::{after, contract, ping, probe_lines, probe_value, ready_listening, spawn, stop, BOOT};
+use crate::error::{Error, ToolError};
 use crate::lab::{debugfs, superblock, Lab, FAR_V4, FAR_V6, GUEST_V4, GUEST_V6, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog;
+use ::lab::RunningVm;
 use serde_json::{json, Value};
+use std::path::Path;
 
 const HOSTNAME: &str = "conf-probe";
 const NOTE: &str = "/run/conformance/note.txt";
@@ -20,29 +23,11 @@ const NOFILE: (u64, u64) = (3000, 6000);
 /// The probe's oom_score_adj in a version 3 contract: negative, which needs privilege.
 const OOM_SCORE_ADJ: i32 = -250;
 
-pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
+const LABEL: &str = "probe";
+
+pub fn check(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     let disk_mp = lab.manifest.disks.first().map(|d| d.mount_point.clone());
-    let mounts: Vec<String> = disk_mp.iter().cloned().collect();
-    let mut env = json!({
-        "PROBE_PORT": PROBE_PORT.to_string(), "PROBE_LISTEN_DELAY_MS": "1500",
-        "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,net.ipv6.conf.vec0.accept_ra",
-        "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","), "PROBE_IFACE": "vec0",
-    });
-    if let Some(mp) = &disk_mp {
-        env["PROBE_WRITE"] = format!("{mp}/probe-wrote").into();
-    }
-    let mut service = lab.probe_service(env.clone(), json!({
-        "uid": 1234, "gid": 1235, "groups": [1236, 1237], "capabilities": ["CAP_NET_BIND_SERVICE"],
-        "workdir": "/run/conformance", "stop_signal": "SIGUSR1", "stop_timeout_ms": 5000,
-        "readiness": {"type": "tcp", "port": PROBE_PORT},
-    }));
-    if lab.manifest.contract_version >= contract::RLIMITS_SINCE {
-        // Above a kernel's default hard limit (4096): set while the init is still root.
-        service["rlimits"] = json!({"RLIMIT_NOFILE": {"soft": NOFILE.0, "hard": NOFILE.1}});
-    }
-    if lab.manifest.contract_version >= contract::OOM_SCORE_SINCE {
-        service["oom_score_adj"] = json!(OOM_SCORE_ADJ);
-    }
+    let env = probe_env(disk_mp.as_deref());
     let extra = json!({"kit": "conformance", "list": [1, 2, 3]});
     let mut vm = lab.vm();
     let mut mounts_json = json!({});
@@ -67,31 +52,91 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
             "search_domains": ["example.test", "corp.example.test"]
         },
         "logging": {"remote": remote},
-        "service": service,
+        "service": probe_service(lab, &env),
         "files": [lab.probe_file(), {"path": NOTE, "mode": "0640", "uid": 1234, "gid": 1235, "content": "note for the probe\n"}],
         "sysctl": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"},
         "extra": extra,
         "mounts": mounts_json,
     })))?;
     let running = spawn(&vm.contract_device(&c))?;
-    let label = "probe";
+    while_running(lab, r, &running);
+    let (o, _) = stop(running, BOOT)?;
+    after(r, LABEL, &o, disk.as_slice());
+    let lines = probe_lines(&o.console);
+    let logged = log.messages();
+    let seen = Seen {
+        probe_logged: logged.iter().any(|m| m.contains("=probe= ")),
+        env: &env,
+        extra: &extra,
+        disk: disk_mp.as_deref(),
+        version: lab.manifest.contract_version,
+    };
+    inside_view(r, &lines, &seen);
+    arrived(r, &logged, !lines.is_empty());
+    match (&disk, &disk_mp) {
+        (Some(d), Some(mp)) => disk_after(r, d, mp, uuid_before.as_ref()),
+        _ => {
+            for id in ["C-DISK-2", "C-DISK-3"] {
+                r.skip(
+                    id,
+                    "the manifest declares no data disk (no mount point to use)",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The probe's `PROBE_*` settings: what it reports and where it writes.
+fn probe_env(disk_mp: Option<&str>) -> Value {
+    let mounts: Vec<String> = disk_mp.iter().map(|m| m.to_string()).collect();
+    let mut env = json!({
+        "PROBE_PORT": PROBE_PORT.to_string(), "PROBE_LISTEN_DELAY_MS": "1500",
+        "PROBE_SYSCTLS": "net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,net.ipv6.conf.vec0.accept_ra",
+        "PROBE_FILE": NOTE, "PROBE_MOUNTS": mounts.join(","), "PROBE_IFACE": "vec0",
+    });
+    if let Some(mp) = disk_mp {
+        env["PROBE_WRITE"] = format!("{mp}/probe-wrote").into();
+    }
+    env
+}
+
+/// The probe's service with every setting the image's contract version has.
+fn probe_service(lab: &Lab, env: &Value) -> Value {
+    let mut service = lab.probe_service(env.clone(), json!({
+        "uid": 1234, "gid": 1235, "groups": [1236, 1237], "capabilities": ["CAP_NET_BIND_SERVICE"],
+        "workdir": "/run/conformance", "stop_signal": "SIGUSR1", "stop_timeout_ms": 5000,
+        "readiness": {"type": "tcp", "port": PROBE_PORT},
+    }));
+    if lab.manifest.contract_version >= contract::RLIMITS_SINCE {
+        // Above a kernel's default hard limit (4096): set while the init is still root.
+        service["rlimits"] = json!({"RLIMIT_NOFILE": {"soft": NOFILE.0, "hard": NOFILE.1}});
+    }
+    if lab.manifest.contract_version >= contract::OOM_SCORE_SINCE {
+        service["oom_score_adj"] = json!(OOM_SCORE_ADJ);
+    }
+    service
+}
+
+/// From outside while it runs: readiness, the addresses and routes (pings), the MAC.
+fn while_running(lab: &Lab, r: &mut Results, running: &RunningVm) {
     r.check(
         "C-WIRE-2",
         true,
-        format!("{label}: contract on the config device"),
+        format!("{LABEL}: contract on the config device"),
     );
     if !ready_listening(
         lab,
         r,
-        &running,
+        running,
         "C-RDY-1",
-        label,
+        LABEL,
         " (the probe listens 1.5 s after its start)",
     ) {
         r.check(
             "C-WIRE-2",
             false,
-            format!("{label}: never ready on the config device"),
+            format!("{LABEL}: never ready on the config device"),
         );
     }
     for (id, from, to) in [
@@ -101,7 +146,7 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
         ("C-NET-4", Some(FAR_V6), GUEST_V6),
     ] {
         let (ok, ev) = ping(lab, from, to);
-        r.check(id, ok, format!("{label}: {ev}"));
+        r.check(id, ok, format!("{LABEL}: {ev}"));
     }
     // The MAC from outside: the neighbour entry the pings left on the host side.
     let neigh = lab
@@ -112,107 +157,106 @@ pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
     r.check(
         "C-NET-1",
         neigh.contains(MAC),
-        format!("{label}: host side: {}", one_line(&neigh, 120)),
+        format!("{LABEL}: host side: {}", one_line(&neigh, 120)),
     );
-    let (o, _) = stop(running, BOOT)?;
-    after(r, label, &o, disk.as_slice());
-    let lines = probe_lines(&o.console);
-    let logged = log.messages();
-    inside_view(
-        r,
-        &lines,
-        logged.iter().any(|m| m.contains("=probe= ")),
-        &env,
-        &extra,
-        disk_mp.as_deref(),
-        lab.manifest.contract_version,
+}
+
+/// The data disk after the stop: its file system kept, the service's write on it.
+fn disk_after(
+    r: &mut Results,
+    d: &Path,
+    mp: &str,
+    uuid_before: Option<&Result<String, ToolError>>,
+) {
+    let marker = debugfs(d, "cat /kit-marker").unwrap_or_default();
+    let uuid = superblock(d, "Filesystem UUID");
+    let same_uuid = match (uuid_before, &uuid) {
+        (Some(Ok(a)), Ok(b)) => a == b,
+        (Some(Err(a)), Err(b)) => a.to_string() == b.to_string(),
+        _ => false,
+    };
+    let kept = marker.contains("made by the kit") && same_uuid;
+    r.check("C-DISK-2", kept, format!("{LABEL}: {mp} with a file system and format_if_blank: marker {}, UUID {} before, {} after", if marker.contains("made by the kit") { "kept" } else { "gone" }, uuid_before.map_or("None".into(), |f| format!("Some({})", shown(f))), shown(&uuid)));
+    let wrote = debugfs(d, "cat /probe-wrote").unwrap_or_default();
+    r.check(
+        "C-DISK-3",
+        wrote.contains("written by the probe"),
+        format!(
+            "{LABEL}: the service's write {} on the disk after the stop",
+            if wrote.contains("written by") {
+                "is"
+            } else {
+                "is not"
+            }
+        ),
     );
-    arrived(r, &logged, !lines.is_empty());
-    if let (Some(d), Some(mp)) = (&disk, &disk_mp) {
-        let marker = debugfs(d, "cat /kit-marker").unwrap_or_default();
-        let uuid = superblock(d, "Filesystem UUID");
-        let kept = marker.contains("made by the kit") && uuid_before.as_ref() == Some(&uuid);
-        r.check("C-DISK-2", kept, format!("{label}: {mp} with a file system and format_if_blank: marker {}, UUID {:?} before, {:?} after", if marker.contains("made by the kit") { "kept" } else { "gone" }, uuid_before, uuid));
-        let wrote = debugfs(d, "cat /probe-wrote").unwrap_or_default();
-        r.check(
-            "C-DISK-3",
-            wrote.contains("written by the probe"),
-            format!(
-                "{label}: the service's write {} on the disk after the stop",
-                if wrote.contains("written by") {
-                    "is"
-                } else {
-                    "is not"
-                }
-            ),
-        );
-    } else {
-        for id in ["C-DISK-2", "C-DISK-3"] {
-            r.skip(
-                id,
-                "the manifest declares no data disk (no mount point to use)",
-            );
-        }
+}
+
+/// A superblock field as the evidence shows it: `Ok("...")` or `Err("...")`.
+fn shown(field: &Result<String, ToolError>) -> String {
+    match field {
+        Ok(v) => format!("Ok({v:?})"),
+        Err(e) => format!("Err({:?})", e.to_string()),
     }
-    Ok(())
+}
+
+/// What the kit gave the probe, to compare with what it saw.
+struct Seen<'a> {
+    /// Whether probe lines reached the log host.
+    probe_logged: bool,
+    env: &'a Value,
+    extra: &'a Value,
+    disk: Option<&'a str>,
+    /// The image's contract version.
+    version: u32,
+}
+
+/// The requirements only the probe's report shows.
+const PROBED: [&str; 17] = [
+    "C-HOST-1",
+    "C-DNS-1",
+    "C-DNS-2",
+    "C-SYSCTL-1",
+    "C-FILE-1",
+    "C-FILE-2",
+    "C-EXTRA-1",
+    "C-SVC-1",
+    "C-SVC-2",
+    "C-SVC-3",
+    "C-SVC-4",
+    "C-SVC-5",
+    "C-SVC-6",
+    "C-NET-5",
+    "C-NET-6",
+    "C-STOP-1",
+    "C-ORDER-1",
+];
+
+/// The probe's report, read: a value by key, and whether everything checked at the start was
+/// there (C-ORDER-1).
+struct View<'a> {
+    lines: &'a [(String, String)],
+    order: bool,
+}
+
+impl View<'_> {
+    fn v(&self, key: &str, prefix: &str) -> String {
+        probe_value(self.lines, key, prefix).unwrap_or_else(|| "(not reported)".into())
+    }
+
+    fn ck(&mut self, r: &mut Results, id: &'static str, ok: bool, ev: String, at_start: bool) {
+        self.order &= !at_start || ok;
+        r.check(id, ok, format!("probe: {}", one_line(&ev, 300)));
+    }
 }
 
 /// What the probe saw inside.
-fn inside_view(
-    r: &mut Results,
-    lines: &[(String, String)],
-    probe_logged: bool,
-    env: &Value,
-    extra: &Value,
-    disk: Option<&str>,
-    lab_version: u32,
-) {
-    const PROBED: [&str; 17] = [
-        "C-HOST-1",
-        "C-DNS-1",
-        "C-DNS-2",
-        "C-SYSCTL-1",
-        "C-FILE-1",
-        "C-FILE-2",
-        "C-EXTRA-1",
-        "C-SVC-1",
-        "C-SVC-2",
-        "C-SVC-3",
-        "C-SVC-4",
-        "C-SVC-5",
-        "C-SVC-6",
-        "C-NET-5",
-        "C-NET-6",
-        "C-STOP-1",
-        "C-ORDER-1",
-    ];
+fn inside_view(r: &mut Results, lines: &[(String, String)], seen: &Seen<'_>) {
     if lines.is_empty() {
-        if probe_logged {
-            r.check(
-                "C-LOG-1",
-                false,
-                "probe: its lines reached the log host but not the console",
-            );
-        } else {
-            r.skip(
-                "C-LOG-1",
-                "probe: nothing of it on the console or at the log host",
-            );
-        }
-        for id in PROBED
-            .iter()
-            .chain(["C-DISK-3", "C-RLIMIT-1", "C-OOM-1"].iter())
-        {
-            r.skip(id, "the probe did not run or its output did not reach the console (optional for images that cannot run it)");
-        }
+        no_probe(r, seen.probe_logged);
         return;
     }
-    let v = |k: &str, p: &str| probe_value(lines, k, p).unwrap_or_else(|| "(not reported)".into());
-    let mut order = true;
-    let mut ck = |r: &mut Results, id: &'static str, ok: bool, ev: String, at_start: bool| {
-        order &= !at_start || ok;
-        r.check(id, ok, format!("probe: {}", one_line(&ev, 300)));
-    };
+    let mut view = View { lines, order: true };
     r.check(
         "C-FILE-2",
         true,
@@ -228,192 +272,12 @@ fn inside_view(
             if stderr { "too" } else { "missing" }
         ),
     );
-    let iface = v("iface", "vec0 ");
-    ck(
-        r,
-        "C-NET-1",
-        iface == format!("mtu=1400 address={MAC}"),
-        format!("vec0 {iface}"),
-        true,
-    );
-    let host = v("hostname", "");
-    ck(
-        r,
-        "C-HOST-1",
-        host == HOSTNAME,
-        format!("hostname {host}"),
-        true,
-    );
-    let resolv = v("resolv", "");
-    let ns4 = resolv.find("nameserver 192.0.2.1");
-    let ns6 = resolv.find("nameserver 2001:db8::1");
-    let ok = matches!((ns4, ns6), (Some(a), Some(b)) if a < b)
-        && resolv.contains("search example.test corp.example.test");
-    ck(
-        r,
-        "C-DNS-1",
-        ok,
-        format!("/etc/resolv.conf: {resolv}"),
-        true,
-    );
-    let hosts = v("hosts", "");
-    ck(
-        r,
-        "C-DNS-2",
-        hosts.contains("localhost") && hosts.contains(HOSTNAME),
-        format!("/etc/hosts: {hosts}"),
-        true,
-    );
-    let s4 = v("sysctl", "net.ipv4.ip_forward=");
-    let s6 = v("sysctl", "net.ipv6.conf.all.forwarding=");
-    ck(
-        r,
-        "C-SYSCTL-1",
-        s4 == "1" && s6 == "1",
-        format!("ip_forward={s4}, ipv6 forwarding={s6}"),
-        true,
-    );
-    // vec0 has IPv6 here: it keeps it, without router advertisements.
-    let ra = v("sysctl", "net.ipv6.conf.vec0.accept_ra=");
-    ck(
-        r,
-        "C-NET-6",
-        ra == "0",
-        format!("an interface with IPv6: accept_ra={ra}"),
-        true,
-    );
-    let file = v("file", &format!("{NOTE} "));
-    ck(
-        r,
-        "C-FILE-1",
-        file == "mode=640 uid=1234 gid=1235 content=note for the probe",
-        format!("{NOTE}: {file}"),
-        true,
-    );
-    let got_extra = v("extra", "");
-    let same = contract::json::parse_value(got_extra.as_bytes())
-        .ok()
-        .as_ref()
-        == Some(extra);
-    ck(
-        r,
-        "C-EXTRA-1",
-        same,
-        format!("/run/contract/extra.json: {got_extra}"),
-        true,
-    );
-    let argv = v("argv", "");
-    ck(
-        r,
-        "C-SVC-1",
-        argv == crate::lab::PROBE_PATH,
-        format!("argv {argv}"),
-        false,
-    );
-    let mut want: Vec<&str> = env
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    want.sort();
-    let keys = v("env", "");
-    ck(
-        r,
-        "C-SVC-2",
-        keys == want.join(","),
-        format!("environment {keys}, contract {}", want.join(",")),
-        false,
-    );
-    let (uid, gid, groups) = (
-        v("status", "Uid:"),
-        v("status", "Gid:"),
-        v("status", "Groups:"),
-    );
-    let ok = uid == "1234 1234 1234 1234" && gid == "1235 1235 1235 1235" && groups == "1236 1237";
-    ck(
-        r,
-        "C-SVC-3",
-        ok,
-        format!("Uid {uid}, Gid {gid}, Groups {groups}"),
-        false,
-    );
-    let caps: Vec<String> = ["CapEff:", "CapPrm:", "CapBnd:"]
-        .iter()
-        .map(|k| v("status", k))
-        .collect();
-    ck(
-        r,
-        "C-SVC-4",
-        caps.iter().all(|c| c == ONE_CAP),
-        format!("effective, permitted, bounding: {caps:?}"),
-        false,
-    );
-    let cwd = v("cwd", "");
-    ck(
-        r,
-        "C-SVC-5",
-        cwd == "/run/conformance",
-        format!("cwd {cwd}"),
-        false,
-    );
-    if lab_version >= contract::RLIMITS_SINCE {
-        let nofile = v("limits", "nofile");
-        ck(
-            r,
-            "C-RLIMIT-1",
-            nofile == format!("{} {}", NOFILE.0, NOFILE.1),
-            format!("RLIMIT_NOFILE {nofile}, contract {} {}", NOFILE.0, NOFILE.1),
-            false,
-        );
-    } else {
-        r.skip(
-            "C-RLIMIT-1",
-            "the image speaks contract version 1, which has no resource limits",
-        );
-    }
-    if lab_version >= contract::OOM_SCORE_SINCE {
-        let adj = v("oom_score_adj", "");
-        ck(
-            r,
-            "C-OOM-1",
-            adj == OOM_SCORE_ADJ.to_string(),
-            format!("oom_score_adj {adj}, contract {OOM_SCORE_ADJ}"),
-            false,
-        );
-    } else {
-        r.skip(
-            "C-OOM-1",
-            format!("the image speaks contract version {lab_version}, which has no oom_score_adj"),
-        );
-    }
-    let nnp = v("status", "NoNewPrivs:");
-    ck(r, "C-SVC-6", nnp == "1", format!("NoNewPrivs {nnp}"), false);
-    let lo = v("loopback", "");
-    ck(
-        r,
-        "C-NET-5",
-        lo == "ok",
-        format!("connect to 127.0.0.1:{PROBE_PORT}: {lo}"),
-        false,
-    );
-    let sig = v("signal", "");
-    ck(
-        r,
-        "C-STOP-1",
-        sig == "10 stopping",
-        format!("stop signal SIGUSR1 (10): the probe got {sig}"),
-        false,
-    );
-    if let Some(mp) = disk {
-        let m = v("mount", &format!("{mp} "));
-        let wrote = v("wrote", "");
-        ck(
-            r,
-            "C-DISK-3",
-            m.starts_with("ext4 ") && m.contains("noatime") && !wrote.contains("(not"),
-            format!("{mp}: {m}; wrote {wrote}"),
-            true,
-        );
-    }
+    network_view(r, &mut view);
+    files_view(r, &mut view, seen.extra);
+    service_view(r, &mut view, seen.env);
+    limits_view(r, &mut view, seen.version);
+    runtime_view(r, &mut view, seen.disk);
+    let order = view.order;
     r.check(
         "C-ORDER-1",
         order,
@@ -426,6 +290,152 @@ fn inside_view(
             }
         ),
     );
+}
+
+/// No probe line on the console: its checks are skipped (or its log went elsewhere).
+fn no_probe(r: &mut Results, probe_logged: bool) {
+    if probe_logged {
+        r.check(
+            "C-LOG-1",
+            false,
+            "probe: its lines reached the log host but not the console",
+        );
+    } else {
+        r.skip(
+            "C-LOG-1",
+            "probe: nothing of it on the console or at the log host",
+        );
+    }
+    for id in PROBED
+        .iter()
+        .chain(["C-DISK-3", "C-RLIMIT-1", "C-OOM-1"].iter())
+    {
+        r.skip(id, "the probe did not run or its output did not reach the console (optional for images that cannot run it)");
+    }
+}
+
+/// The interface, hostname, resolver, hosts and sysctls.
+fn network_view(r: &mut Results, view: &mut View<'_>) {
+    let iface = view.v("iface", "vec0 ");
+    let ok = iface == format!("mtu=1400 address={MAC}");
+    view.ck(r, "C-NET-1", ok, format!("vec0 {iface}"), true);
+    let host = view.v("hostname", "");
+    let ok = host == HOSTNAME;
+    view.ck(r, "C-HOST-1", ok, format!("hostname {host}"), true);
+    let resolv = view.v("resolv", "");
+    let ns4 = resolv.find("nameserver 192.0.2.1");
+    let ns6 = resolv.find("nameserver 2001:db8::1");
+    let ok = matches!((ns4, ns6), (Some(a), Some(b)) if a < b)
+        && resolv.contains("search example.test corp.example.test");
+    view.ck(
+        r,
+        "C-DNS-1",
+        ok,
+        format!("/etc/resolv.conf: {resolv}"),
+        true,
+    );
+    let hosts = view.v("hosts", "");
+    let ok = hosts.contains("localhost") && hosts.contains(HOSTNAME);
+    view.ck(r, "C-DNS-2", ok, format!("/etc/hosts: {hosts}"), true);
+    let s4 = view.v("sysctl", "net.ipv4.ip_forward=");
+    let s6 = view.v("sysctl", "net.ipv6.conf.all.forwarding=");
+    let ev = format!("ip_forward={s4}, ipv6 forwarding={s6}");
+    view.ck(r, "C-SYSCTL-1", s4 == "1" && s6 == "1", ev, true);
+    // vec0 has IPv6 here: it keeps it, without router advertisements.
+    let ra = view.v("sysctl", "net.ipv6.conf.vec0.accept_ra=");
+    let ev = format!("an interface with IPv6: accept_ra={ra}");
+    view.ck(r, "C-NET-6", ra == "0", ev, true);
+}
+
+/// The contract file and extra.json.
+fn files_view(r: &mut Results, view: &mut View<'_>, extra: &Value) {
+    let file = view.v("file", &format!("{NOTE} "));
+    let ok = file == "mode=640 uid=1234 gid=1235 content=note for the probe";
+    view.ck(r, "C-FILE-1", ok, format!("{NOTE}: {file}"), true);
+    let got_extra = view.v("extra", "");
+    let same = contract::json::parse_value(got_extra.as_bytes())
+        .ok()
+        .as_ref()
+        == Some(extra);
+    let ev = format!("/run/contract/extra.json: {got_extra}");
+    view.ck(r, "C-EXTRA-1", same, ev, true);
+}
+
+/// argv, environment, credentials, capabilities, workdir.
+fn service_view(r: &mut Results, view: &mut View<'_>, env: &Value) {
+    let argv = view.v("argv", "");
+    let ok = argv == crate::lab::PROBE_PATH;
+    view.ck(r, "C-SVC-1", ok, format!("argv {argv}"), false);
+    let mut want: Vec<&str> = env
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    want.sort();
+    let keys = view.v("env", "");
+    let ev = format!("environment {keys}, contract {}", want.join(","));
+    view.ck(r, "C-SVC-2", keys == want.join(","), ev, false);
+    let (uid, gid, groups) = (
+        view.v("status", "Uid:"),
+        view.v("status", "Gid:"),
+        view.v("status", "Groups:"),
+    );
+    let ok = uid == "1234 1234 1234 1234" && gid == "1235 1235 1235 1235" && groups == "1236 1237";
+    let ev = format!("Uid {uid}, Gid {gid}, Groups {groups}");
+    view.ck(r, "C-SVC-3", ok, ev, false);
+    let caps: Vec<String> = ["CapEff:", "CapPrm:", "CapBnd:"]
+        .iter()
+        .map(|k| view.v("status", k))
+        .collect();
+    let ok = caps.iter().all(|c| c == ONE_CAP);
+    let ev = format!("effective, permitted, bounding: {caps:?}");
+    view.ck(r, "C-SVC-4", ok, ev, false);
+    let cwd = view.v("cwd", "");
+    let ok = cwd == "/run/conformance";
+    view.ck(r, "C-SVC-5", ok, format!("cwd {cwd}"), false);
+}
+
+/// The resource limit and oom_score_adj, where the image's contract version has them.
+fn limits_view(r: &mut Results, view: &mut View<'_>, version: u32) {
+    if version >= contract::RLIMITS_SINCE {
+        let nofile = view.v("limits", "nofile");
+        let ok = nofile == format!("{} {}", NOFILE.0, NOFILE.1);
+        let ev = format!("RLIMIT_NOFILE {nofile}, contract {} {}", NOFILE.0, NOFILE.1);
+        view.ck(r, "C-RLIMIT-1", ok, ev, false);
+    } else {
+        r.skip(
+            "C-RLIMIT-1",
+            "the image speaks contract version 1, which has no resource limits",
+        );
+    }
+    if version >= contract::OOM_SCORE_SINCE {
+        let adj = view.v("oom_score_adj", "");
+        let ok = adj == OOM_SCORE_ADJ.to_string();
+        let ev = format!("oom_score_adj {adj}, contract {OOM_SCORE_ADJ}");
+        view.ck(r, "C-OOM-1", ok, ev, false);
+    } else {
+        r.skip(
+            "C-OOM-1",
+            format!("the image speaks contract version {version}, which has no oom_score_adj"),
+        );
+    }
+}
+
+/// no_new_privs, loopback, the stop signal, the data disk's mount and the write on it.
+fn runtime_view(r: &mut Results, view: &mut View<'_>, disk: Option<&str>) {
+    let nnp = view.v("status", "NoNewPrivs:");
+    view.ck(r, "C-SVC-6", nnp == "1", format!("NoNewPrivs {nnp}"), false);
+    let lo = view.v("loopback", "");
+    let ev = format!("connect to 127.0.0.1:{PROBE_PORT}: {lo}");
+    view.ck(r, "C-NET-5", lo == "ok", ev, false);
+    let sig = view.v("signal", "");
+    let ev = format!("stop signal SIGUSR1 (10): the probe got {sig}");
+    view.ck(r, "C-STOP-1", sig == "10 stopping", ev, false);
+    if let Some(mp) = disk {
+        let m = view.v("mount", &format!("{mp} "));
+        let wrote = view.v("wrote", "");
+        let ok = m.starts_with("ext4 ") && m.contains("noatime") && !wrote.contains("(not");
+        view.ck(r, "C-DISK-3", ok, format!("{mp}: {m}; wrote {wrote}"), true);
+    }
 }
 
 /// What arrived at the UDP RFC 5424 receiver.

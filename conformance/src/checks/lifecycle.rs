@@ -5,6 +5,7 @@
 use super::{
     after, contract, power_off_reason, probe_lines, probe_value, ready_listening, spawn, stop, BOOT,
 };
+use crate::error::Error;
 use crate::lab::{Lab, PROBE_PORT};
 use crate::report::{one_line, Results};
 use crate::syslog::{self, Received};
@@ -25,7 +26,7 @@ fn starts(console: &str) -> usize {
 
 /// The probe fails twice (exit 3), then ignores the stop signal.
 /// A tmpfs goes on a mount point the manifest names (a tmpfs's, else a disk's).
-pub fn check(lab: &Lab, r: &mut Results) -> Result<(), String> {
+pub fn check(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     let label = "restarts";
     let m = &lab.manifest;
     let tmpfs_mp = m
@@ -143,12 +144,12 @@ fn backoff(r: &mut Results, label: &str, o: &::lab::VmOutcome) {
 }
 
 /// The `always` policy with notify readiness, then the `never` policy.
-pub fn check_policies(lab: &Lab, r: &mut Results) -> Result<(), String> {
+pub fn check_policies(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     always(lab, r)?;
     never(lab, r)
 }
 
-fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
+fn always(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     let label = "always, notify";
     let service = lab.probe_service(
         json!({"PROBE_FAIL_TIMES": "1", "PROBE_EXIT_CODE": "0", "PROBE_PORT": PROBE_PORT.to_string(),
@@ -182,7 +183,7 @@ fn always(lab: &Lab, r: &mut Results) -> Result<(), String> {
     Ok(())
 }
 
-fn never(lab: &Lab, r: &mut Results) -> Result<(), String> {
+fn never(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     let label = "never";
     let service = lab.probe_service(
         json!({"PROBE_EXIT_AT_ONCE": "1"}),
@@ -194,7 +195,7 @@ fn never(lab: &Lab, r: &mut Results) -> Result<(), String> {
         json!({"service": service, "files": [lab.probe_file()], "logging": {"remote": remote}}),
     ))?;
     let running = spawn(&lab.vm().contract_device(&c))?;
-    let o = running.wait(BOOT).map_err(|e| e.to_string())?;
+    let o = running.wait(BOOT)?;
     after(r, label, &o, &[]);
     let reason = power_off_reason(&o);
     let n = starts(&o.console);

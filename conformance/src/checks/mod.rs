@@ -7,6 +7,7 @@ mod image;
 mod inside;
 mod lifecycle;
 
+use crate::error::Error;
 use crate::lab::{superblock, Lab};
 use crate::report::{one_line, Results};
 use ::lab::{RunningVm, Vm, VmOutcome};
@@ -18,11 +19,11 @@ use std::time::{Duration, Instant};
 pub const BOOT: Duration = Duration::from_secs(30);
 
 /// One boot (or a few) of the battery.
-type Step = fn(&Lab, &mut Results) -> Result<(), String>;
+type Step = fn(&Lab, &mut Results) -> Result<(), Error>;
 
 /// Runs every check of the battery against the lab's image; an error is a boot the kit could
 /// not run (a problem of the host, not of the image).
-pub fn run_all(lab: &Lab, r: &mut Results) -> Result<(), String> {
+pub fn run_all(lab: &Lab, r: &mut Results) -> Result<(), Error> {
     files::check(lab, r);
     let steps: [(&str, Step); 5] = [
         ("the image's own service", image::check),
@@ -35,18 +36,22 @@ pub fn run_all(lab: &Lab, r: &mut Results) -> Result<(), String> {
         ("contracts to refuse", fatal::check),
     ];
     for (what, step) in steps {
-        step(lab, r).map_err(|e| format!("{what}: {e}"))?;
+        step(lab, r).map_err(|e| Error::Step {
+            what,
+            source: Box::new(e),
+        })?;
     }
     Ok(())
 }
 
 /// The contract the kit built: its own mistake if it does not validate.
-pub fn contract(v: &Value) -> Result<contract::Contract, String> {
-    contract::parse_json(v.to_string().as_bytes()).map_err(|e| format!("the kit's contract: {e}"))
+pub fn contract(v: &Value) -> Result<contract::Contract, Error> {
+    contract::parse_json(v.to_string().as_bytes())
+        .map_err(|e| Error::Kit(format!("the kit's contract: {e}")))
 }
 
-pub fn spawn(vm: &Vm) -> Result<RunningVm, String> {
-    vm.spawn().map_err(|e| e.to_string())
+pub fn spawn(vm: &Vm) -> Result<RunningVm, Error> {
+    Ok(vm.spawn()?)
 }
 
 /// The probe's `=probe= KEY VALUE` lines as (KEY, VALUE), in order.
@@ -72,10 +77,10 @@ pub fn probe_value(lines: &[(String, String)], key: &str, prefix: &str) -> Optio
 /// Asks for a stop (ctrl-alt-del through mconsole) and waits for the VM to end. A VM that
 /// ended before it was asked (its mconsole socket is gone) is the guest's doing, not the
 /// kit's: its outcome is checked like any other.
-pub fn stop(vm: RunningVm, limit: Duration) -> Result<(VmOutcome, Duration), String> {
+pub fn stop(vm: RunningVm, limit: Duration) -> Result<(VmOutcome, Duration), Error> {
     let asked = Instant::now();
     let request = vm.mconsole("cad");
-    let outcome = vm.wait(limit).map_err(|e| e.to_string())?;
+    let outcome = vm.wait(limit)?;
     if let Err(e) = request {
         if !outcome.events.iter().any(|e| e.name == "power_off")
             && !outcome.timed_out

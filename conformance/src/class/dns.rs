@@ -6,6 +6,7 @@
 //! and NODATA.
 
 use super::{boot, require_tool, Checks, Family, Target};
+use crate::error::Error;
 use ::lab::NetNs;
 use serde_json::json;
 
@@ -58,7 +59,7 @@ pub struct Response {
 /// header as `;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: N` (kdig with `;`), the flags
 /// as `;; flags: qr aa rd;` (kdig `;; Flags:`), and sections after `;; ANSWER SECTION:` and
 /// `;; AUTHORITY SECTION:`. Anything else is ignored.
-pub fn parse_response(text: &str) -> Result<Response, String> {
+pub fn parse_response(text: &str) -> Result<Response, ParseError> {
     let text = &text[..text.len().min(MAX_OUTPUT)];
     let mut r = Response::default();
     #[derive(PartialEq)]
@@ -104,19 +105,16 @@ pub fn parse_response(text: &str) -> Result<Response, String> {
         }
     }
     if r.status.is_empty() {
-        return Err(format!(
-            "no response header in the client's output: {}",
-            text.chars().take(400).collect::<String>()
-        ));
+        return Err(ParseError::NoHeader(text.chars().take(400).collect()));
     }
     Ok(r)
 }
 
 /// `name TTL IN TYPE DATA...`
-fn parse_record(line: &str) -> Result<Record, String> {
+fn parse_record(line: &str) -> Result<Record, ParseError> {
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() < 4 || f[2] != "IN" {
-        return Err(format!("not a record line: {line}"));
+        return Err(ParseError::NotRecord(line.into()));
     }
     Ok(Record {
         name: f[0].to_ascii_lowercase(),
@@ -169,17 +167,70 @@ pub fn query(
     name: &str,
     rtype: &str,
     tcp: bool,
-) -> Result<Response, String> {
+) -> Result<Response, QueryError> {
     let args = client.args(server, name, rtype, tcp);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ns
         .output(client.program(), &args)
-        .map_err(|e| format!("{}: {e}", client.program()))?;
+        .map_err(|source| QueryError::Run { client, source })?;
     let text = String::from_utf8_lossy(&out.stdout);
-    parse_response(&text).map_err(|e| format!("{} {}: {e}", client.program(), args.join(" ")))
+    parse_response(&text).map_err(|source| QueryError::Output {
+        client,
+        args: args.join(" "),
+        source,
+    })
 }
 
+/// Why a client's output is not a response ([`parse_response`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no response header in the client's output: {0}")]
+    NoHeader(String),
+    #[error("not a record line: {0}")]
+    NotRecord(String),
+}
+
+/// Why a query got no response to judge ([`query`]): a failed case of the battery.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{}: {source}", client.program())]
+    Run {
+        client: Client,
+        #[source]
+        source: ::lab::Error,
+    },
+    #[error("{} {args}: {source}", client.program())]
+    Output {
+        client: Client,
+        args: String,
+        #[source]
+        source: ParseError,
+    },
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
+}
+
+/// How a response differs from what the battery expects ([`judge`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("status {got} (want {want})")]
+    Status { got: String, want: &'static str },
+    #[error("the AA flag is not set: the class serves its zones authoritatively")]
+    NotAuthoritative,
+    #[error("answer {got:?} (want {want:?})")]
+    Answer { got: Vec<Triple>, want: Vec<Triple> },
+    #[error("no SOA of {zone} in the authority section ({authority:?})")]
+    NoSoa {
+        zone: String,
+        authority: Vec<Record>,
+    },
+}
+
+/// A record as `(owner, type, data)`.
+pub type Triple = (String, String, String);
+
 /// What one query of the battery must get.
+#[derive(Debug)]
 pub struct Expect {
     pub what: &'static str,
     pub name: String,
@@ -199,9 +250,19 @@ fn fq(name: &str) -> String {
 
 /// The battery: every query and what the zones say it gets.
 pub fn battery() -> Vec<Expect> {
-    let z = ZONE_ORIGIN;
-    let at = |l: &str| format!("{l}.{z}");
-    let e = |what, name: String, rtype, answer: Vec<(String, &'static str, String)>| Expect {
+    let mut all = answered();
+    all.extend(unanswered());
+    all
+}
+
+/// A query the zones answer authoritatively with NOERROR and `answer`.
+fn e(
+    what: &'static str,
+    name: String,
+    rtype: &'static str,
+    answer: Vec<(String, &'static str, String)>,
+) -> Expect {
+    Expect {
         what,
         name,
         rtype,
@@ -209,7 +270,17 @@ pub fn battery() -> Vec<Expect> {
         answer,
         soa_of: None,
         authoritative: true,
-    };
+    }
+}
+
+/// A name of the first zone.
+fn at(label: &str) -> String {
+    format!("{label}.{ZONE_ORIGIN}")
+}
+
+/// The queries with an answer: each record type of the first zone, the wildcard.
+fn answered() -> Vec<Expect> {
+    let z = ZONE_ORIGIN;
     let soa = format!("ns1.{z}. hostmaster.{z}. 2024060101 3600 600 86400 300");
     vec![
         e("SOA", z.to_string(), "SOA", vec![(fq(z), "SOA", soa)]),
@@ -268,6 +339,13 @@ pub fn battery() -> Vec<Expect> {
             "A",
             vec![(fq(&at("anything.apps")), "A", "192.0.2.81".into())],
         ),
+    ]
+}
+
+/// NXDOMAIN and NODATA with the SOA, the second zone, a name outside both (REFUSED).
+fn unanswered() -> Vec<Expect> {
+    let z = ZONE_ORIGIN;
+    vec![
         Expect {
             status: "NXDOMAIN",
             soa_of: Some(z.to_string()),
@@ -301,19 +379,22 @@ pub fn battery() -> Vec<Expect> {
 }
 
 /// Whether `r` is what `x` expects; the reason when not.
-pub fn judge(x: &Expect, r: &Response) -> Result<(), String> {
+pub fn judge(x: &Expect, r: &Response) -> Result<(), Mismatch> {
     if r.status != x.status {
-        return Err(format!("status {} (want {})", r.status, x.status));
+        return Err(Mismatch::Status {
+            got: r.status.clone(),
+            want: x.status,
+        });
     }
     if x.authoritative && !r.authoritative {
-        return Err("the AA flag is not set: the class serves its zones authoritatively".into());
+        return Err(Mismatch::NotAuthoritative);
     }
-    let got: Vec<(String, String, String)> = r
+    let got: Vec<Triple> = r
         .answer
         .iter()
         .map(|a| (a.name.clone(), a.rtype.clone(), a.data.clone()))
         .collect();
-    let want: Vec<(String, String, String)> = x
+    let want: Vec<Triple> = x
         .answer
         .iter()
         .map(|(n, t, d)| (n.clone(), t.to_string(), d.clone()))
@@ -323,7 +404,7 @@ pub fn judge(x: &Expect, r: &Response) -> Result<(), String> {
     g.sort();
     w.sort();
     if g != w {
-        return Err(format!("answer {got:?} (want {want:?})"));
+        return Err(Mismatch::Answer { got, want });
     }
     if let Some(zone) = &x.soa_of {
         let soa = r
@@ -331,10 +412,10 @@ pub fn judge(x: &Expect, r: &Response) -> Result<(), String> {
             .iter()
             .any(|a| a.rtype == "SOA" && a.name == fq(zone));
         if !soa {
-            return Err(format!(
-                "no SOA of {zone} in the authority section ({:?})",
-                r.authority
-            ));
+            return Err(Mismatch::NoSoa {
+                zone: zone.clone(),
+                authority: r.authority.clone(),
+            });
         }
     }
     Ok(())
@@ -352,7 +433,7 @@ pub fn spec() -> serde_json::Value {
 
 /// Boots the image with the suite's zones and the addresses of `family`, and runs the
 /// battery against each address with both clients over both transports.
-pub fn run(t: &Target, family: Family, checks: &mut Checks) -> Result<(), String> {
+pub fn run(t: &Target, family: Family, checks: &mut Checks) -> Result<(), Error> {
     require_tool("dig", "bind9-dnsutils")?;
     require_tool("kdig", "knot-dnsutils")?;
     let booted = boot(t, spec(), &[], family)?;
@@ -379,7 +460,7 @@ fn ask_battery(ns: &NetNs, server: &str, checks: &mut Checks) {
                     if tcp { "tcp" } else { "udp" }
                 );
                 let seen = query(ns, client, server, &x.name, x.rtype, tcp)
-                    .and_then(|r| judge(&x, &r).map(|()| r));
+                    .and_then(|r| judge(&x, &r).map(|()| r).map_err(QueryError::from));
                 match seen {
                     Ok(r) => checks.check(
                         name,
@@ -445,15 +526,23 @@ www.suite.example.  \t300\tIN\tA\t192.0.2.80
         let cname = b.iter().find(|x| x.what == "CNAME").unwrap();
         judge(cname, &parse_response(KDIG).unwrap()).unwrap();
         let a = b.iter().find(|x| x.what == "A").unwrap();
-        let e = judge(a, &parse_response(KDIG).unwrap()).unwrap_err();
+        let e = judge(a, &parse_response(KDIG).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("answer"), "{e}");
         let nx = b.iter().find(|x| x.status == "NXDOMAIN").unwrap();
         judge(nx, &parse_response(DIG).unwrap()).unwrap();
         let mut no_aa = parse_response(DIG).unwrap();
         no_aa.authoritative = false;
-        assert!(judge(nx, &no_aa).unwrap_err().contains("AA flag"));
+        assert!(judge(nx, &no_aa)
+            .unwrap_err()
+            .to_string()
+            .contains("AA flag"));
         no_aa.authoritative = true;
         no_aa.authority.clear();
-        assert!(judge(nx, &no_aa).unwrap_err().contains("no SOA"));
+        assert!(judge(nx, &no_aa)
+            .unwrap_err()
+            .to_string()
+            .contains("no SOA"));
     }
 }

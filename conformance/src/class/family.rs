@@ -9,6 +9,11 @@ pub const GUEST_V4: &str = "192.0.2.10";
 /// The guest's IPv6 address (the host side is 2001:db8::1/64 on `tap0`).
 pub const GUEST_V6: &str = "2001:db8::10";
 
+/// A `--family` value that names no family.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an address family; use ipv4, ipv6 or dual")]
+pub struct UnknownFamily(String);
+
 /// Which addresses the spec gives the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -22,11 +27,11 @@ impl Family {
     pub const ALL: [Family; 3] = [Family::Ipv4, Family::Ipv6, Family::Dual];
 
     /// `ipv4`, `ipv6` or `dual`, as `--family` takes them.
-    pub fn parse(s: &str) -> Result<Family, String> {
+    pub fn parse(s: &str) -> Result<Family, UnknownFamily> {
         Family::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("'{s}' is not an address family; use ipv4, ipv6 or dual"))
+            .ok_or_else(|| UnknownFamily(s.into()))
     }
 
     pub fn name(self) -> &'static str {
@@ -80,6 +85,7 @@ mod tests {
         assert_eq!(Family::parse("dual"), Ok(Family::Dual));
         assert!(Family::parse("ipx")
             .unwrap_err()
+            .to_string()
             .contains("ipv4, ipv6 or dual"));
         assert_eq!(url_host(Family::Ipv6.guests()[0]), "[2001:db8::10]");
     }

@@ -11,6 +11,7 @@ pub mod web;
 
 pub use family::{Family, GUEST_V4, GUEST_V6};
 
+use crate::error::Error;
 use ::lab::{NetNs, RunningVm, TempDir, Vm};
 use appliance::class::ClassName;
 use appliance::manifest::Manifest;
@@ -100,26 +101,28 @@ impl Checks {
 /// Runs the suite of the class the image's manifest claims. An error means the suite could
 /// not run (no root, no manifest, an unclassed image); a failing image is a report with
 /// failures.
-pub fn run(o: &Options) -> Result<ClassReport, String> {
+pub fn run(o: &Options) -> Result<ClassReport, Error> {
     let manifest_path = o
         .manifest
         .clone()
         .unwrap_or_else(|| crate::default_manifest(&o.image));
-    let text =
-        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let manifest = appliance::manifest::parse(&text)
-        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let text = std::fs::read(&manifest_path).map_err(Error::file(&manifest_path))?;
+    let input = |message: String| Error::Input {
+        path: manifest_path.clone(),
+        message,
+    };
+    let manifest = appliance::manifest::parse(&text).map_err(|e| input(e.to_string()))?;
     let class = manifest.class.ok_or_else(|| {
-        format!(
-            "{}: the manifest claims no class (\"class\": {{\"name\": \"dns\", \"version\": 1}}); \
-             a class suite checks an image against the class it claims",
-            manifest_path.display()
+        input(
+            "the manifest claims no class (\"class\": {\"name\": \"dns\", \"version\": 1}); \
+             a class suite checks an image against the class it claims"
+                .into(),
         )
     })?;
-    appliance::class::check_version(&class).map_err(|p| p.to_string())?;
+    appliance::class::check_version(&class).map_err(|p| Error::Unsuited(p.to_string()))?;
     let kernel = o.kernel.clone().unwrap_or_else(::lab::kernel_path);
     // The VM's jail takes absolute paths only.
-    let image = std::path::absolute(&o.image).map_err(|e| format!("{}: {e}", o.image.display()))?;
+    let image = std::path::absolute(&o.image).map_err(Error::file(&o.image))?;
     let target = Target {
         image,
         manifest,
@@ -151,6 +154,7 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
 }
 
 /// The image under test.
+#[derive(Debug)]
 pub struct Target {
     pub image: PathBuf,
     pub manifest: Manifest,
@@ -166,6 +170,16 @@ pub struct Booted {
     _dir: TempDir,
 }
 
+impl std::fmt::Debug for Booted {
+    // The harness's RunningVm has no Debug; its network and timing say which boot this is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booted")
+            .field("ns", &self.ns)
+            .field("ready_after", &self.ready_after)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Boots `t` with `spec` (an operator spec's JSON without `name`, `image` and `network`,
 /// which this adds: the guest's addresses of `family` on `tap0`) merged with the manifest as
 /// host-launch merges them; `disks` are the host files of `spec.disks`, in order. Waits for
@@ -175,9 +189,12 @@ pub fn boot(
     mut spec: Value,
     disks: &[PathBuf],
     family: Family,
-) -> Result<Booted, String> {
-    let dir = TempDir::new("class-suite").map_err(|e| e.to_string())?;
-    let ns = NetNs::with_tap("tap0").map_err(|e| format!("{e} (the suite needs root)"))?;
+) -> Result<Booted, Error> {
+    let dir = TempDir::new("class-suite")?;
+    let ns = NetNs::with_tap("tap0").map_err(|source| Error::NeedsRoot {
+        source,
+        who: "suite",
+    })?;
     spec["name"] = json!("class-suite");
     spec["image"] = json!(t.image);
     spec["network"] = json!({"tap": "tap0", "addresses": family.cidrs()});
@@ -186,13 +203,16 @@ pub fn boot(
         spec["memory_mib"] = json!(mib);
     }
     let spec = appliance::spec::parse(spec.to_string().as_bytes())
-        .map_err(|p| format!("the suite's spec: {}", p.join("; ")))?;
+        .map_err(|p| Error::Kit(format!("the suite's spec: {}", p.join("; "))))?;
     if let Some(class) = &t.manifest.class {
         appliance::class::check_spec_inputs(class, &spec)
-            .map_err(|p| format!("the suite's spec lacks the class inputs: {p}"))?;
+            .map_err(|p| Error::Kit(format!("the suite's spec lacks the class inputs: {p}")))?;
     }
-    let merged = appliance::merge::merge(&spec, &t.manifest)
-        .map_err(|p| format!("the suite's spec does not merge with the manifest: {p}"))?;
+    let merged = appliance::merge::merge(&spec, &t.manifest).map_err(|p| {
+        Error::Kit(format!(
+            "the suite's spec does not merge with the manifest: {p}"
+        ))
+    })?;
     let mut vm = Vm::new(&t.image)
         .kernel(&t.kernel)
         .network(&ns)
@@ -201,23 +221,26 @@ pub fn boot(
     let mut attached = merged.disks.clone();
     attached.sort_by_key(|d| appliance::merge::ubd_number(&d.device));
     for (i, d) in attached.iter().enumerate() {
-        let file = disks
-            .get(d.spec_index)
-            .ok_or_else(|| format!("the suite gave no host file for spec disk {}", d.spec_index))?;
+        let file = disks.get(d.spec_index).ok_or_else(|| {
+            Error::Kit(format!(
+                "the suite gave no host file for spec disk {}",
+                d.spec_index
+            ))
+        })?;
         if vm.disk_name(i) != d.device {
-            return Err(format!(
+            return Err(Error::Unsuited(format!(
                 "the image expects its disk on {}, which the suite cannot attach there",
                 d.device
-            ));
+            )));
         }
         vm = vm.disk(file, false);
     }
     let vm = vm.contract_device(&merged.contract);
     let started = Instant::now();
-    let running = vm.spawn().map_err(|e| e.to_string())?;
+    let running = vm.spawn()?;
     running
         .wait_for_event("ready", Duration::from_secs(60))
-        .map_err(|e| format!("the image never reported ready: {e}"))?;
+        .map_err(Error::NotReady)?;
     Ok(Booted {
         ns,
         vm: running,
@@ -226,16 +249,63 @@ pub fn boot(
     })
 }
 
+impl Target {
+    /// The size of a data disk the suite makes: the manifest's first disk's minimum, at least
+    /// `floor` MiB.
+    pub fn disk_mib(&self, floor: u64) -> u64 {
+        self.manifest
+            .disks
+            .first()
+            .and_then(|d| d.min_size_mib)
+            .unwrap_or(16)
+            .max(floor)
+    }
+
+    /// Stops a booted image as host-launch does, waiting its stop timeout and a boot's
+    /// margin; the outcome.
+    pub fn stop(&self, vm: RunningVm) -> Result<::lab::VmOutcome, Error> {
+        let limit =
+            Duration::from_millis(self.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
+        Ok(crate::checks::stop(vm, limit)?.0)
+    }
+}
+
+/// Boots `t` with `disk` as its one data disk (spec `disks[0]`) and records the check `id`:
+/// ready, and how long after the VM's start.
+pub fn boot_with_disk(
+    t: &Target,
+    disk: &Path,
+    family: Family,
+    id: &str,
+    c: &mut Checks,
+) -> Result<Booted, Error> {
+    let booted = boot(
+        t,
+        json!({"disks": [{"file": disk}]}),
+        &[disk.to_path_buf()],
+        family,
+    )?;
+    c.check(
+        id,
+        true,
+        format!(
+            "ready {} ms after the VM started",
+            booted.ready_after.as_millis()
+        ),
+    );
+    Ok(booted)
+}
+
 /// A host tool's path, or an error naming the package that provides it.
-pub fn require_tool(tool: &str, package: &str) -> Result<(), String> {
+pub fn require_tool(tool: &str, package: &str) -> Result<(), Error> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join(tool).is_file()))
         .unwrap_or(false);
     if found {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::Missing(format!(
             "{tool} is missing: install the Debian package {package} (scripts/setup does)"
-        ))
+        )))
     }
 }

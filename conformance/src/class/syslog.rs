@@ -5,10 +5,10 @@
 //! `debugfs`: each message on its own line, in the file of its host and its UTC day of
 //! reception under `/log/` (`/data/log/` in the guest), with the fields the class says.
 
-use super::{boot, require_tool, Checks, Family, Target};
-use crate::lab::{debugfs, superblock};
+use super::{boot_with_disk, require_tool, Checks, Family, Target};
+use crate::error::Error;
+use crate::lab::{debugfs, sparse_file, superblock};
 use ::lab::NetNs;
-use serde_json::json;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
@@ -134,7 +134,30 @@ fn messages(token: &str, now: SystemTime, sender: &'static str) -> Vec<Message> 
 
 /// Sends every message from the namespace: one UDP datagram each, and over one TCP
 /// connection with octet counting (RFC 6587 3.4.1).
-fn send(ns: &NetNs, msgs: &[Message], to: SocketAddr) -> Result<(), String> {
+/// Why the messages to one address could not all be sent (the evidence of SYSLOG-PORTS).
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// Binding the UDP socket, or flushing the TCP one.
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    #[error("UDP to {to}: {source}")]
+    Udp {
+        to: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TCP to {to}: {source}")]
+    Tcp {
+        to: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Entering the namespace.
+    #[error("{0}")]
+    Namespace(#[from] ::lab::Error),
+}
+
+fn send(ns: &NetNs, msgs: &[Message], to: SocketAddr) -> Result<(), SendError> {
     let udp: Vec<Vec<u8>> = msgs
         .iter()
         .filter(|m| !m.tcp)
@@ -146,22 +169,22 @@ fn send(ns: &NetNs, msgs: &[Message], to: SocketAddr) -> Result<(), String> {
         .map(|m| m.wire.clone())
         .collect();
     let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-    ns.enter(move || -> Result<(), String> {
-        let s = std::net::UdpSocket::bind(any).map_err(|e| e.to_string())?;
+    ns.enter(move || -> Result<(), SendError> {
+        let s = std::net::UdpSocket::bind(any).map_err(SendError::Socket)?;
         for m in &udp {
-            s.send_to(m, to).map_err(|e| format!("UDP to {to}: {e}"))?;
+            s.send_to(m, to)
+                .map_err(|source| SendError::Udp { to, source })?;
         }
         let mut t = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
-            .map_err(|e| format!("TCP to {to}: {e}"))?;
+            .map_err(|source| SendError::Tcp { to, source })?;
         for m in &tcp {
             let mut frame = format!("{} ", m.len()).into_bytes();
             frame.extend_from_slice(m);
             t.write_all(&frame)
-                .map_err(|e| format!("TCP to {to}: {e}"))?;
+                .map_err(|source| SendError::Tcp { to, source })?;
         }
-        t.flush().map_err(|e| e.to_string())
-    })
-    .map_err(|e| e.to_string())?
+        t.flush().map_err(SendError::Socket)
+    })?
 }
 
 /// One stored line's fields.
@@ -247,52 +270,15 @@ fn stored(disk: &std::path::Path, host: &str, days: &[String]) -> (String, Vec<S
 /// Runs the battery against `t`: a blank data disk, the image booted with the addresses of
 /// `family`, messages from the namespace to each of them, then the disk read back after a
 /// clean stop.
-pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
+pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
     require_tool("debugfs", "e2fsprogs")?;
-    let dir = ::lab::TempDir::new("class-syslog").map_err(|e| e.to_string())?;
-    let mib = t
-        .manifest
-        .disks
-        .first()
-        .and_then(|d| d.min_size_mib)
-        .unwrap_or(16)
-        .max(32);
+    let dir = ::lab::TempDir::new("class-syslog")?;
     let disk = dir.join("syslog-data.img");
-    let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
-    f.set_len(mib << 20).map_err(|e| e.to_string())?;
-    let booted = boot(
-        t,
-        json!({"disks": [{"file": disk}]}),
-        std::slice::from_ref(&disk),
-        family,
-    )?;
-    c.check(
-        "SYSLOG-READY",
-        true,
-        format!(
-            "ready {} ms after the VM started",
-            booted.ready_after.as_millis()
-        ),
-    );
+    sparse_file(&disk, t.disk_mib(32))?;
+    let booted = boot_with_disk(t, &disk, family, "SYSLOG-READY", c)?;
     let from = SystemTime::now();
-    let rounds: Vec<(IpAddr, String, Vec<Message>)> = family
-        .guests()
-        .into_iter()
-        .enumerate()
-        .map(|(i, guest)| {
-            let token = format!(
-                "tok{}x{}n{i}",
-                std::process::id(),
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos())
-                    .unwrap_or(0)
-            );
-            let msgs = messages(&token, from, sender(guest));
-            (guest, token, msgs)
-        })
-        .collect();
-    let sent: Vec<(IpAddr, Result<(), String>)> = rounds
+    let rounds = rounds(family, from);
+    let sent: Vec<(IpAddr, Result<(), SendError>)> = rounds
         .iter()
         .map(|(guest, _, msgs)| {
             (
@@ -305,19 +291,8 @@ pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     // (the stop itself must also flush: the class says messages survive a clean stop).
     std::thread::sleep(Duration::from_millis(700));
     let to = SystemTime::now();
-    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
-    let (o, _) = crate::checks::stop(booted.vm, limit)?;
-    for (guest, sent) in &sent {
-        let to = SocketAddr::new(*guest, PORT);
-        c.check(
-            "SYSLOG-PORTS",
-            sent.is_ok(),
-            match sent {
-                Ok(()) => format!("UDP datagrams and one TCP connection to {to}"),
-                Err(e) => e.clone(),
-            },
-        );
-    }
+    let o = t.stop(booted.vm)?;
+    check_sent(&sent, c);
     c.check(
         "SYSLOG-STOP",
         o.powered_off_cleanly(),
@@ -336,6 +311,42 @@ pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
     let senders: Vec<&str> = family.guests().into_iter().map(sender).collect();
     check_dirs(&disk, &senders, c);
     Ok(())
+}
+
+/// For each of the guest's addresses: a token of its own and the messages carrying it.
+fn rounds(family: Family, from: SystemTime) -> Vec<(IpAddr, String, Vec<Message>)> {
+    family
+        .guests()
+        .into_iter()
+        .enumerate()
+        .map(|(i, guest)| {
+            let token = format!(
+                "tok{}x{}n{i}",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0)
+            );
+            let msgs = messages(&token, from, sender(guest));
+            (guest, token, msgs)
+        })
+        .collect()
+}
+
+/// Whether every address took its messages.
+fn check_sent(sent: &[(IpAddr, Result<(), SendError>)], c: &mut Checks) {
+    for (guest, sent) in sent {
+        let to = SocketAddr::new(*guest, PORT);
+        c.check(
+            "SYSLOG-PORTS",
+            sent.is_ok(),
+            match sent {
+                Ok(()) => format!("UDP datagrams and one TCP connection to {to}"),
+                Err(e) => e.to_string(),
+            },
+        );
+    }
 }
 
 fn check_stored(

@@ -5,10 +5,10 @@
 //! symbolic links, no way out of the document root.
 
 use super::family::url_host;
-use super::{boot, require_tool, Booted, Checks, Family, Target};
+use super::{boot_with_disk, require_tool, Booted, Checks, Family, Target};
+use crate::error::Error;
 use crate::lab::tool;
 use ::lab::NetNs;
-use serde_json::json;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The most of one response the suite reads.
-const MAX_RESPONSE: usize = 4 << 20;
+const MAX_RESPONSE: u64 = 4 << 20;
 
 /// Files of the site by extension, with the Content-Type the class requires of each.
 const TYPED: &[(&str, &str)] = &[
@@ -53,19 +53,25 @@ fn content(name: &str) -> Vec<u8> {
         .bytes()
         .fold(7u32, |a, b| a.wrapping_mul(31) ^ u32::from(b));
     (0..600u32)
-        .map(|i| (seed.wrapping_add(i.wrapping_mul(2_654_435_761)) >> 13) as u8)
+        // The low byte of each step: truncation is the point.
+        .map(|i| (seed.wrapping_add(i.wrapping_mul(2_654_435_761)) >> 13).to_le_bytes()[0])
         .collect()
 }
 
+/// The 1 MiB binary file's bytes: 0 to 250 over and over.
+fn big_bytes() -> Vec<u8> {
+    (0..251u8).cycle().take(BIG).collect()
+}
+
 /// The site tree under `dir/www`.
-fn write_site(dir: &Path) -> Result<(), String> {
+fn write_site(dir: &Path) -> Result<(), Error> {
     let www = dir.join("www");
-    let w = |rel: &str, bytes: &[u8]| -> Result<(), String> {
+    let w = |rel: &str, bytes: &[u8]| -> Result<(), Error> {
         let p = www.join(rel);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(Error::file(parent))?;
         }
-        std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::write(&p, bytes).map_err(Error::file(&p))
     };
     w("index.html", INDEX.as_bytes())?;
     for (name, _) in TYPED {
@@ -74,28 +80,30 @@ fn write_site(dir: &Path) -> Result<(), String> {
     w("with space.txt", &content("with space.txt"))?;
     w("sub/index.html", SUB_INDEX.as_bytes())?;
     w("empty/other.txt", &content("other.txt"))?;
-    let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = big_bytes();
     w("big.bin", &big)?;
-    std::os::unix::fs::symlink("/etc/passwd", www.join("link.txt"))
-        .map_err(|e| format!("symlink: {e}"))?;
-    std::os::unix::fs::symlink("notes.txt", www.join("inner-link.txt"))
-        .map_err(|e| format!("symlink: {e}"))?;
+    std::os::unix::fs::symlink("/etc/passwd", www.join("link.txt")).map_err(|source| {
+        Error::Op {
+            what: "symlink",
+            source,
+        }
+    })?;
+    std::os::unix::fs::symlink("notes.txt", www.join("inner-link.txt")).map_err(|source| {
+        Error::Op {
+            what: "symlink",
+            source,
+        }
+    })?;
     Ok(())
 }
 
 /// The data disk: an ext4 file system made on the host holding the site, root-owned and
 /// world-readable, as an operator makes one.
-fn site_disk(t: &Target, dir: &Path) -> Result<PathBuf, String> {
+fn site_disk(t: &Target, dir: &Path) -> Result<PathBuf, Error> {
     let content = dir.join("web-site");
     write_site(&content)?;
     let disk = dir.join("web-data.img");
-    let mib = t
-        .manifest
-        .disks
-        .first()
-        .and_then(|d| d.min_size_mib)
-        .unwrap_or(16)
-        .max(16);
+    let mib = t.disk_mib(16);
     tool(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
@@ -136,11 +144,11 @@ impl Response {
 }
 
 /// Parses `HTTP/x STATUS ...\r\nheaders\r\n\r\nbody` (curl's `-D -` output).
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
+fn parse_response(raw: &[u8]) -> Result<Response, ResponseError> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of the header block")?;
+        .ok_or(ResponseError::NoHeaderEnd)?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -148,12 +156,12 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let version = parts
         .next()
         .and_then(|v| v.strip_prefix("HTTP/"))
-        .ok_or_else(|| format!("not a status line: {status_line:?}"))?
+        .ok_or_else(|| ResponseError::NotStatusLine(status_line.into()))?
         .to_string();
     let status = parts
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status code: {status_line:?}"))?;
+        .ok_or_else(|| ResponseError::NoStatusCode(status_line.into()))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -167,7 +175,55 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
 }
 
 /// `curl` GET of `path` (as is: no normalising), from the namespace, redirects not followed.
-fn get(ns: &NetNs, guest: IpAddr, path: &str) -> Result<Response, String> {
+/// Why an answer is not an HTTP response ([`parse_response`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ResponseError {
+    #[error("no end of the header block")]
+    NoHeaderEnd,
+    #[error("not a status line: {0:?}")]
+    NotStatusLine(String),
+    #[error("no status code: {0:?}")]
+    NoStatusCode(String),
+}
+
+/// Why a request of the battery got no response to judge: a failed case.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("curl {url}: {source} (scripts/setup installs curl)")]
+    CurlStart {
+        url: String,
+        #[source]
+        source: ::lab::Error,
+    },
+    #[error("curl {url}: {stderr}")]
+    Curl { url: String, stderr: String },
+    #[error("curl {url}: {source}")]
+    CurlOutput {
+        url: String,
+        #[source]
+        source: ResponseError,
+    },
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("send: {0}")]
+    Send(#[source] std::io::Error),
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Setting the socket's timeout.
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    /// Entering the namespace.
+    #[error("{0}")]
+    Namespace(#[from] ::lab::Error),
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+}
+
+fn get(ns: &NetNs, guest: IpAddr, path: &str) -> Result<Response, RequestError> {
     let url = format!("http://{}{path}", url_host(guest));
     let out = ns
         .output(
@@ -185,37 +241,39 @@ fn get(ns: &NetNs, guest: IpAddr, path: &str) -> Result<Response, String> {
                 &url,
             ],
         )
-        .map_err(|e| format!("curl {url}: {e} (scripts/setup installs curl)"))?;
+        .map_err(|source| RequestError::CurlStart {
+            url: url.clone(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "curl {url}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(RequestError::Curl {
+            url,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
-    parse_response(&out.stdout).map_err(|e| format!("curl {url}: {e}"))
+    parse_response(&out.stdout).map_err(|source| RequestError::CurlOutput { url, source })
 }
 
 /// A raw HTTP/1.1 request over TCP from the namespace; the whole answer until the server
 /// closes (the request asks it to), bounded.
-fn raw_request(ns: &NetNs, guest: IpAddr, request: String) -> Result<Vec<u8>, String> {
+fn raw_request(ns: &NetNs, guest: IpAddr, request: String) -> Result<Vec<u8>, RequestError> {
     let addr = std::net::SocketAddr::from((guest, 80));
-    ns.enter(move || -> Result<Vec<u8>, String> {
+    ns.enter(move || -> Result<Vec<u8>, RequestError> {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+            .map_err(|source| RequestError::Connect { addr, source })?;
         s.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.to_string())?;
+            .map_err(RequestError::Socket)?;
         s.write_all(request.as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
+            .map_err(RequestError::Send)?;
         let mut buf = Vec::new();
-        s.take(MAX_RESPONSE as u64)
+        s.take(MAX_RESPONSE)
             .read_to_end(&mut buf)
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(RequestError::Read)?;
         Ok(buf)
-    })
-    .map_err(|e| e.to_string())?
+    })?
 }
 
-fn head(ns: &NetNs, guest: IpAddr, path: &str) -> Result<(Response, Vec<u8>), String> {
+fn head(ns: &NetNs, guest: IpAddr, path: &str) -> Result<(Response, Vec<u8>), RequestError> {
     let host = url_host(guest);
     let raw = raw_request(
         ns,
@@ -228,34 +286,20 @@ fn head(ns: &NetNs, guest: IpAddr, path: &str) -> Result<(Response, Vec<u8>), St
 
 /// Runs the battery against `t`: a site disk made on the host, the image booted with it and
 /// the addresses of `family`, every request to each of them.
-pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), String> {
+pub fn run(t: &Target, family: Family, c: &mut Checks) -> Result<(), Error> {
     require_tool("curl", "curl")?;
     require_tool("mkfs.ext4", "e2fsprogs")?;
-    let dir = ::lab::TempDir::new("class-web").map_err(|e| e.to_string())?;
+    let dir = ::lab::TempDir::new("class-web")?;
     let disk = site_disk(t, dir.path())?;
-    let booted = boot(
-        t,
-        json!({"disks": [{"file": disk}]}),
-        std::slice::from_ref(&disk),
-        family,
-    )?;
-    c.check(
-        "WEB-READY",
-        true,
-        format!(
-            "ready {} ms after the VM started",
-            booted.ready_after.as_millis()
-        ),
-    );
+    let booted = boot_with_disk(t, &disk, family, "WEB-READY", c)?;
     for guest in family.guests() {
         battery(&booted.ns, guest, c);
     }
     finish(t, booted, &disk, c)
 }
 
-fn finish(t: &Target, b: Booted, disk: &Path, c: &mut Checks) -> Result<(), String> {
-    let limit = Duration::from_millis(t.manifest.service.stop_timeout_ms) + crate::checks::BOOT;
-    let (o, _) = crate::checks::stop(b.vm, limit)?;
+fn finish(t: &Target, b: Booted, disk: &Path, c: &mut Checks) -> Result<(), Error> {
+    let o = t.stop(b.vm)?;
     c.check(
         "WEB-STOP",
         o.powered_off_cleanly(),
@@ -297,7 +341,7 @@ fn battery(ns: &NetNs, guest: IpAddr, c: &mut Checks) {
         r.status == 200 && r.body == spaced
     });
     expect("WEB-LENGTH", "/big.bin", &|r| {
-        let want: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        let want: Vec<u8> = big_bytes();
         r.status == 200
             && r.header("content-length") == Some(BIG.to_string().as_str())
             && r.body == want

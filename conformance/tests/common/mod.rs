@@ -1,5 +1,7 @@
 //! What the class suite tests share.
 
+pub mod build;
+
 use serde_json::Value;
 
 /// Every check names its boot (`[ipv4]`, `[ipv6]`, `[dual]`): each family was booted, and
