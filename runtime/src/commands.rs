@@ -240,7 +240,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     }
     let config = dir.config_image();
     std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
-    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(Error::new)?;
+    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(|e| Error::new(e.to_string()))?;
     let root_img = dir.root_image();
     std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
         .map_err(io(format!("chmod {}", root_img.display())))?;
@@ -282,7 +282,8 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     };
     let jail_dir = dir.jail();
     std::fs::create_dir(&jail_dir).map_err(io(format!("creating {}", jail_dir.display())))?;
-    let mut jail = vmm::launch::jail_for(&machine, jail_dir, uid).map_err(Error::new)?;
+    let mut jail =
+        vmm::launch::jail_for(&machine, jail_dir, uid).map_err(|e| Error::new(e.to_string()))?;
     jail.netns = netns;
     jail.taps = net.iter().map(|n| n.tap.clone()).collect();
     Ok(Prepared {
@@ -309,7 +310,7 @@ fn pick_uid(id: &str, dir: &Dir) -> Result<u32> {
     }
     used.extend(process_uids());
     vmm::launch::choose_uid(id, |u| used.contains(&u)).map_err(|e| match e {
-        vmm::launch::UidError::Range(m) => Error::new(m),
+        vmm::launch::UidError::Range(m) => Error::new(m.to_string()),
         vmm::launch::UidError::Full { source, .. } => {
             Error::new(format!("no free VM uid left in {source}; widen the range"))
         }

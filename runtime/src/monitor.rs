@@ -123,7 +123,8 @@ impl Observer for Seen {
 fn boot_and_follow(vm: &Vm) -> Result<i32> {
     let mut stops = StopSignals::block(&stop_signals())
         .map_err(|e| Error::new(format!("creating a signalfd: {e}")))?;
-    let (mut running, console) = vmm::launch::launch(&vm.machine, &vm.jail).map_err(Error::new)?;
+    let (mut running, console) =
+        vmm::launch::launch(&vm.machine, &vm.jail).map_err(|e| Error::new(e.to_string()))?;
     let pump = std::thread::spawn(move || copy_console(console));
     let rules = Rules {
         stop_timeout: vm.stop_timeout + STOP_MARGIN,

@@ -14,17 +14,34 @@ use rootfs::elf;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Why the kernel's files cannot be found.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelFilesError {
+    #[error("{0}: the kernel's path must be absolute")]
+    NotAbsolute(String),
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Its shared libraries (each problem as the closure says it).
+    #[error("{}", .0.join("; "))]
+    Libraries(Vec<String>),
+    #[error(transparent)]
+    Preload(#[from] crate::preload::PreloadError),
+}
+
 /// Every file the kernel binary needs to start, itself first, with how the jail binds it.
-pub fn runtime_files(kernel: &Path) -> Result<Vec<(PathBuf, Access)>, String> {
+pub fn runtime_files(kernel: &Path) -> Result<Vec<(PathBuf, Access)>, KernelFilesError> {
     let name = kernel.to_string_lossy().into_owned();
     if !kernel.is_absolute() {
-        return Err(format!("{name}: the kernel's path must be absolute"));
+        return Err(KernelFilesError::NotAbsolute(name));
     }
     if is_static(kernel)? {
         return Ok(vec![(kernel.to_path_buf(), Access::Exec)]);
     }
     let found = closure::resolve(&[(name.clone(), Root::Program)], Path::new("/"))
-        .map_err(|problems| problems.join("; "))?;
+        .map_err(KernelFilesError::Libraries)?;
     let mut files = vec![(kernel.to_path_buf(), Access::Exec)];
     files.extend(
         found
@@ -38,11 +55,14 @@ pub fn runtime_files(kernel: &Path) -> Result<Vec<(PathBuf, Access)>, String> {
 
 /// Whether the program headers (in the file's first 64 KiB) name no loader and no dynamic
 /// section: then nothing else is needed, and the multi-MiB kernel is not read whole.
-fn is_static(program: &Path) -> Result<bool, String> {
+fn is_static(program: &Path) -> Result<bool, KernelFilesError> {
     let mut head = Vec::new();
     std::fs::File::open(program)
         .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
-        .map_err(|e| format!("reading {}: {e}", program.display()))?;
+        .map_err(|source| KernelFilesError::Read {
+            path: program.to_path_buf(),
+            source,
+        })?;
     // A dynamic file's section may lie past the head: parse errors there mean "not static".
     Ok(elf::parse(&head).is_ok_and(|d| d.is_static()))
 }
@@ -80,7 +100,7 @@ mod tests {
     #[test]
     fn not_elf_is_an_error() {
         let e = runtime_files(Path::new("/etc/passwd")).unwrap_err();
-        assert!(e.contains("/etc/passwd"), "{e}");
+        assert!(e.to_string().contains("/etc/passwd"), "{e}");
         assert!(runtime_files(Path::new("bin/sh")).is_err());
     }
 }

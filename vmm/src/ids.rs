@@ -36,25 +36,38 @@ impl Range {
     }
 }
 
+/// Why a configured range is refused (the message names where it came from).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("{0:?} is not START:COUNT (two numbers, e.g. 1610612736:65536)")]
+    NotStartCount(String),
+    #[error("{0:?}: the range must not start at 0 (root) or be empty")]
+    RootOrEmpty(String),
+    #[error("{0:?}: the range runs past the largest id")]
+    PastLargest(String),
+    #[error("{RANGE_ENV}: {0}")]
+    Env(Box<RangeError>),
+    #[error("{SUBUID_FILE}: the {SUBUID_OWNER} entry {0}")]
+    Subuid(Box<RangeError>),
+}
+
 /// `START:COUNT`, checked: never 0 (root), never past the last valid id.
-pub fn parse_range(s: &str) -> Result<Range, String> {
-    let bad = || format!("{s:?} is not START:COUNT (two numbers, e.g. 1610612736:65536)");
+pub fn parse_range(s: &str) -> Result<Range, RangeError> {
+    let bad = || RangeError::NotStartCount(s.to_string());
     let (a, b) = s.trim().split_once(':').ok_or_else(bad)?;
     let start: u32 = a.trim().parse().map_err(|_| bad())?;
     let count: u32 = b.trim().parse().map_err(|_| bad())?;
     if start == 0 || count == 0 {
-        return Err(format!(
-            "{s:?}: the range must not start at 0 (root) or be empty"
-        ));
+        return Err(RangeError::RootOrEmpty(s.to_string()));
     }
     if u64::from(start) + u64::from(count) > u64::from(u32::MAX) {
-        return Err(format!("{s:?}: the range runs past the largest id"));
+        return Err(RangeError::PastLargest(s.to_string()));
     }
     Ok(Range { start, count })
 }
 
 /// The `host-launch:START:COUNT` entry of a subuid file's text.
-pub fn subuid_entry(text: &str) -> Option<Result<Range, String>> {
+pub fn subuid_entry(text: &str) -> Option<Result<Range, RangeError>> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix(SUBUID_OWNER)?.strip_prefix(':'))
         .map(parse_range)
@@ -62,18 +75,18 @@ pub fn subuid_entry(text: &str) -> Option<Result<Range, String>> {
 }
 
 /// The configured range and where it came from (for messages).
-pub fn configured_range() -> Result<(Range, String), String> {
+pub fn configured_range() -> Result<(Range, String), RangeError> {
     if let Some(v) = std::env::var_os(RANGE_ENV).filter(|v| !v.is_empty()) {
         let v = v.to_string_lossy();
         return parse_range(&v)
             .map(|r| (r, RANGE_ENV.to_string()))
-            .map_err(|e| format!("{RANGE_ENV}: {e}"));
+            .map_err(|e| RangeError::Env(Box::new(e)));
     }
     if let Ok(text) = std::fs::read_to_string(Path::new(SUBUID_FILE)) {
         if let Some(r) = subuid_entry(&text) {
             return r
                 .map(|r| (r, format!("{SUBUID_FILE} ({SUBUID_OWNER}:...)")))
-                .map_err(|e| format!("{SUBUID_FILE}: the {SUBUID_OWNER} entry {e}"));
+                .map_err(|e| RangeError::Subuid(Box::new(e)));
         }
     }
     Ok((DEFAULT_RANGE, "the default range".into()))
@@ -126,11 +139,18 @@ mod tests {
                 count: 65536
             })
         );
-        assert!(parse_range("0:10").unwrap_err().contains("root"));
+        assert!(parse_range("0:10")
+            .unwrap_err()
+            .to_string()
+            .contains("root"));
         assert!(parse_range("4294967000:1000")
             .unwrap_err()
+            .to_string()
             .contains("largest"));
-        assert!(parse_range("x").unwrap_err().contains("START:COUNT"));
+        assert!(parse_range("x")
+            .unwrap_err()
+            .to_string()
+            .contains("START:COUNT"));
         let text = "alice:100000:65536\nhost-launch:300000:1000\n";
         assert_eq!(
             subuid_entry(text),

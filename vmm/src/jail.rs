@@ -125,23 +125,63 @@ pub(crate) struct JailSetup {
     pub(crate) taps: Vec<[u8; libc::IFNAMSIZ]>,
 }
 
-pub(crate) fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, String> {
-    CString::new(s.as_ref().to_vec()).map_err(|_| format!("{what} contains a NUL byte"))
+/// Why a jail cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    #[error("{what} contains a NUL byte")]
+    Nul { what: &'static str },
+    #[error("{} is not an absolute path", .0.display())]
+    NotAbsolute(PathBuf),
+    #[error("opening {} for the VM's jail: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is given to the VM twice (say, as its image and as a data disk); each disk needs a \
+         file of its own",
+        .0.display()
+    )]
+    Twice(PathBuf),
+    #[error(
+        "{} cannot be given to a VM: {} and /dev are the jail's own; move the file",
+        .0.display(),
+        crate::cmdline::JAIL_TMP
+    )]
+    JailsOwn(PathBuf),
+    #[error("TAP device name {0:?} is not 1 to 15 bytes")]
+    TapName(String),
 }
 
-fn relative(p: &Path) -> Result<&Path, String> {
+/// A file could not be given to the VM's uid.
+#[derive(Debug, thiserror::Error)]
+#[error("giving {} to the VM's uid {uid}: {source}", path.display())]
+pub struct HandOverError {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub source: std::io::Error,
+}
+
+pub(crate) fn cstring(s: impl AsRef<[u8]>, what: &'static str) -> Result<CString, JailError> {
+    CString::new(s.as_ref().to_vec()).map_err(|_| JailError::Nul { what })
+}
+
+fn relative(p: &Path) -> Result<&Path, JailError> {
     p.strip_prefix("/")
-        .map_err(|_| format!("{} is not an absolute path", p.display()))
+        .map_err(|_| JailError::NotAbsolute(p.to_path_buf()))
 }
 
-fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, String> {
+fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, JailError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags)
         .open(p)
         .map(OwnedFd::from)
-        .map_err(|e| format!("opening {} for the VM's jail: {e}", p.display()))
+        .map_err(|source| JailError::Open {
+            path: p.to_path_buf(),
+            source,
+        })
 }
 
 fn flags_for(access: Access) -> libc::c_ulong {
@@ -166,7 +206,7 @@ fn ancestors(rel: &Path) -> Vec<PathBuf> {
 }
 
 /// The set-up of `jail`: descriptors opened, every string made.
-pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, String> {
+pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
     let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
     let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
     let mut binds = Vec::new();
@@ -177,26 +217,20 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, String> {
         .collect();
     for (path, access) in &files {
         // A symbolic link (e.g. /lib64/ld-linux-x86-64.so.2) is bound as the file it names.
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| format!("opening {} for the VM's jail: {e}", path.display()))?;
+        let real = std::fs::canonicalize(path).map_err(|source| JailError::Open {
+            path: path.clone(),
+            source,
+        })?;
         // The ptrace wrapper has the jail's own name (no host directory shows in the jail).
         let rel = match access {
             Access::Preload => relative(Path::new(crate::preload::JAIL_PATH))?,
             _ => relative(path)?,
         };
         if files.iter().filter(|(p, _)| p == path).count() > 1 {
-            return Err(format!(
-                "{} is given to the VM twice (say, as its image and as a data disk); each disk \
-                 needs a file of its own",
-                path.display()
-            ));
+            return Err(JailError::Twice(path.clone()));
         }
         if rel.starts_with(tmp) || rel.starts_with("dev") {
-            return Err(format!(
-                "{} cannot be given to a VM: {} and /dev are the jail's own; move the file",
-                path.display(),
-                crate::cmdline::JAIL_TMP
-            ));
+            return Err(JailError::JailsOwn(path.clone()));
         }
         for a in ancestors(rel) {
             if !dirs.contains(&a) {
@@ -217,7 +251,7 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, String> {
     let mut taps = Vec::new();
     for name in &jail.taps {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-            return Err(format!("TAP device name {name:?} is not 1 to 15 bytes"));
+            return Err(JailError::TapName(name.clone()));
         }
         let mut b = [0u8; libc::IFNAMSIZ];
         b[..name.len()].copy_from_slice(name.as_bytes());
@@ -246,11 +280,15 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, String> {
 
 /// Gives a host file to the VM's uid with `mode` (its disks 0600, its config device 0400):
 /// UML opens them as that uid, and no other VM's uid or host user can.
-pub fn hand_over(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), String> {
+pub fn hand_over(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), HandOverError> {
     use std::os::unix::fs::PermissionsExt;
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
-        .map_err(|e| format!("giving {} to the VM's uid {uid}: {e}", path.display()))
+        .map_err(|source| HandOverError {
+            path: path.to_path_buf(),
+            uid,
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -274,18 +312,26 @@ mod tests {
     fn a_plan_refuses_what_the_jail_owns() {
         let mut j = Jail::sized("/nonexistent".into(), 7, 7, 32, 0);
         j.files.push(("/dev/null".into(), Access::ReadOnly));
-        assert!(setup(&j).err().unwrap().contains("jail's own"));
+        assert!(setup(&j).err().unwrap().to_string().contains("jail's own"));
 
         j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
-        assert!(setup(&j).err().unwrap().contains("/no/such/file"));
+        assert!(setup(&j)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("/no/such/file"));
         j.files = vec![
             ("/bin/sh".into(), Access::Exec),
             ("/bin/sh".into(), Access::ReadWrite),
         ];
-        assert!(setup(&j).err().unwrap().contains("twice"));
+        assert!(setup(&j).err().unwrap().to_string().contains("twice"));
         j.files = vec![("/bin/sh".into(), Access::Exec)];
         j.taps = vec!["a-name-far-too-long".into()];
-        assert!(setup(&j).err().unwrap().contains("1 to 15 bytes"));
+        assert!(setup(&j)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("1 to 15 bytes"));
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct Vm {
 /// Why no uid could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UidError {
-    /// The configured range is unreadable (the message names where it came from).
-    Range(String),
+    /// The configured range is refused (the message names where it came from).
+    Range(crate::ids::RangeError),
     /// Every id of the range is taken.
     Full { range: Range, source: String },
 }
@@ -35,7 +35,7 @@ pub enum UidError {
 impl fmt::Display for UidError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UidError::Range(e) => f.write_str(e),
+            UidError::Range(e) => e.fmt(f),
             UidError::Full { range, source } => write!(
                 f,
                 "no free VM uid left in {}..{} ({source}); widen the range",
@@ -47,6 +47,20 @@ impl fmt::Display for UidError {
 }
 
 impl std::error::Error for UidError {}
+
+/// Why a jail could not be made for a machine.
+#[derive(Debug, thiserror::Error)]
+#[error("kernel: {0}")]
+pub struct JailForError(#[from] pub crate::elf::KernelFilesError);
+
+/// Why a VM could not be launched (nothing of it is left).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Start(#[from] crate::spawn::StartError),
+    #[error("making the status pipe non-blocking: {0}")]
+    Nonblocking(std::io::Error),
+}
 
 /// The VM's own uid (also its gid) for `name`: from the configured range ([`ids`]), never
 /// one a host account has or `taken` refuses (the caller's other VMs).
@@ -60,7 +74,7 @@ pub fn choose_uid(name: &str, taken: impl Fn(u32) -> bool) -> Result<u32, UidErr
 /// root image read-only, each disk as the machine attaches it, one core, and limits sized
 /// for its memory and its largest file. The caller adds its network namespace, TAP devices
 /// and its own limits.
-pub fn jail_for(machine: &Machine, dir: PathBuf, uid: u32) -> Result<Jail, String> {
+pub fn jail_for(machine: &Machine, dir: PathBuf, uid: u32) -> Result<Jail, JailForError> {
     let largest = std::iter::once(&machine.root)
         .chain(machine.disks.iter().map(|d| &d.path))
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -68,7 +82,7 @@ pub fn jail_for(machine: &Machine, dir: PathBuf, uid: u32) -> Result<Jail, Strin
         .max()
         .unwrap_or(0);
     let mut jail = Jail::sized(dir, uid, uid, machine.memory_mib, largest);
-    jail.files = crate::elf::runtime_files(&machine.kernel).map_err(|e| format!("kernel: {e}"))?;
+    jail.files = crate::elf::runtime_files(&machine.kernel)?;
     jail.files.push((machine.root.clone(), Access::ReadOnly));
     for d in &machine.disks {
         let access = if d.read_only {
@@ -85,10 +99,9 @@ pub fn jail_for(machine: &Machine, dir: PathBuf, uid: u32) -> Result<Jail, Strin
 
 /// Starts `machine` in `jail`: the VM and its console. `Err` means UML never ran (and nothing
 /// of it is left).
-pub fn launch(machine: &Machine, jail: &Jail) -> Result<(Vm, std::fs::File), String> {
+pub fn launch(machine: &Machine, jail: &Jail) -> Result<(Vm, std::fs::File), LaunchError> {
     let started = crate::spawn::start(machine, jail)?;
-    crate::channel::set_nonblocking(&started.status)
-        .map_err(|e| format!("making the status pipe non-blocking: {e}"))?;
+    crate::channel::set_nonblocking(&started.status).map_err(LaunchError::Nonblocking)?;
     let mconsole = Target::jailed(
         started.process.pid(),
         &machine.umid,

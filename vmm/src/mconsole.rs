@@ -26,15 +26,24 @@ pub const MAX_DATA: usize = 512;
 /// Size of a request on the wire: three u32 and the data buffer.
 pub const REQUEST_LEN: usize = 12 + MAX_DATA;
 
+/// A request or reply that breaks the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("mconsole command of {0} bytes is too long (at most {max})", max = MAX_DATA - 1)]
+    CommandTooLong(usize),
+    #[error("mconsole reply of {0} bytes is too short")]
+    ShortReply(usize),
+    #[error("mconsole reply announces {0} bytes of data (at most {MAX_DATA})")]
+    TooMuchData(usize),
+    #[error("mconsole reply holds {held} bytes of data but announces {announced}")]
+    Truncated { held: usize, announced: usize },
+}
+
 /// A request datagram for `command` (e.g. `version`, `cad`, `halt`, `sysrq s`).
-pub fn encode_request(command: &str) -> Result<Vec<u8>, String> {
+pub fn encode_request(command: &str) -> Result<Vec<u8>, ProtocolError> {
     let bytes = command.as_bytes();
     if bytes.len() >= MAX_DATA {
-        return Err(format!(
-            "mconsole command of {} bytes is too long (at most {})",
-            bytes.len(),
-            MAX_DATA - 1
-        ));
+        return Err(ProtocolError::CommandTooLong(bytes.len()));
     }
     let mut out = Vec::with_capacity(REQUEST_LEN);
     out.extend_from_slice(&MAGIC.to_ne_bytes());
@@ -61,22 +70,20 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Decodes one reply datagram.
-pub fn decode_reply(b: &[u8]) -> Result<ReplyPart, String> {
-    let short = || format!("mconsole reply of {} bytes is too short", b.len());
+pub fn decode_reply(b: &[u8]) -> Result<ReplyPart, ProtocolError> {
+    let short = || ProtocolError::ShortReply(b.len());
     let err = u32_at(b, 0).ok_or_else(short)?;
     let more = u32_at(b, 4).ok_or_else(short)?;
     let len = u32_at(b, 8).ok_or_else(short)? as usize;
     if len > MAX_DATA {
-        return Err(format!(
-            "mconsole reply announces {len} bytes of data (at most {MAX_DATA})"
-        ));
+        return Err(ProtocolError::TooMuchData(len));
     }
-    let data = b.get(12..12 + len).ok_or_else(|| {
-        format!(
-            "mconsole reply holds {} bytes of data but announces {len}",
-            b.len().saturating_sub(12)
-        )
-    })?;
+    let data = b
+        .get(12..12 + len)
+        .ok_or_else(|| ProtocolError::Truncated {
+            held: b.len().saturating_sub(12),
+            announced: len,
+        })?;
     let text = data.split(|c| *c == 0).next().unwrap_or_default();
     Ok(ReplyPart {
         err: err != 0,
@@ -354,6 +361,9 @@ mod tests {
         assert!(p.err && !p.more);
         assert_eq!(p.text, "Unknown command");
         assert!(decode_reply(&b[..8]).is_err());
-        assert!(decode_reply(&b[..20]).unwrap_err().contains("announces 16"));
+        assert!(decode_reply(&b[..20])
+            .unwrap_err()
+            .to_string()
+            .contains("announces 16"));
     }
 }

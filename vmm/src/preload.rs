@@ -24,21 +24,32 @@ pub const DIR: &str = "/run/uml-vmm";
 /// The wrapper's file name in [`DIR`].
 const FILE_NAME: &str = "uml-xstate-preload.so";
 
+/// The wrapper could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what} {} (the ptrace wrapper a dynamically linked UML kernel is started with): {source}",
+    path.display()
+)]
+pub struct PreloadError {
+    what: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
 /// The wrapper's host path, written there unless a file with the same bytes already is.
-pub fn object() -> Result<PathBuf, String> {
+pub fn object() -> Result<PathBuf, PreloadError> {
     object_in(Path::new(DIR))
 }
 
-fn object_in(dir: &Path) -> Result<PathBuf, String> {
+fn object_in(dir: &Path) -> Result<PathBuf, PreloadError> {
     let path = dir.join(FILE_NAME);
     if std::fs::read(&path).is_ok_and(|b| b == OBJECT) {
         return Ok(path);
     }
-    let fail = |what: &str, e: std::io::Error| {
-        format!(
-            "{what} {} (the ptrace wrapper a dynamically linked UML kernel is started with): {e}",
-            path.display()
-        )
+    let fail = |what: &'static str, source: std::io::Error| PreloadError {
+        what,
+        path: path.clone(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory of", e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))

@@ -11,12 +11,13 @@
 
 use crate::child::{child_main, step_name, Child, Step};
 use crate::cmdline::{self, Machine};
-use crate::jail::{self, cstring, Jail};
+use crate::jail::{self, cstring, Jail, JailError};
 pub use crate::process::Process;
 use std::ffi::c_char;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// `struct clone_args` up to `tls` (CLONE_ARGS_SIZE_VER0).
 #[repr(C)]
@@ -64,45 +65,145 @@ pub struct Started {
     pub shown: String,
 }
 
+/// Why UML could not be started (nothing of it is left).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The machine's command line (its message names the field).
+    #[error("{0}")]
+    Cmdline(String),
+    #[error(transparent)]
+    Jail(#[from] JailError),
+    #[error("{what}: {source}")]
+    Pipe {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "starting the VM in new namespaces (clone3): {source}{}",
+        root_hint(source)
+    )]
+    Clone { source: std::io::Error },
+    #[error("clone3 returned the pid {0}")]
+    Pid(i64),
+    #[error(
+        "starting {}: the VM's jail was not set up within {} s; killed it",
+        kernel.display(),
+        SET_UP_TIMEOUT.as_secs()
+    )]
+    Stuck { kernel: PathBuf },
+    #[error("starting {}: {} failed: {}{}", kernel.display(), step_name(*step), std::io::Error::from_raw_os_error(*errno), hint(*step, *errno))]
+    Step {
+        kernel: PathBuf,
+        step: u32,
+        errno: i32,
+    },
+}
+
+fn root_hint(e: &std::io::Error) -> &'static str {
+    if e.raw_os_error() == Some(libc::EPERM) {
+        "; making a VM's jail needs root"
+    } else {
+        ""
+    }
+}
+
+/// The kernel's path, arguments and environment as `execve` takes them, made before the
+/// clone (the child may not allocate).
+struct Exec {
+    kernel: std::ffi::CString,
+    _strings: Vec<std::ffi::CString>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+}
+
+impl Exec {
+    fn new(machine: &Machine, args: &[String], jail: &Jail) -> Result<Exec, JailError> {
+        let kernel = cstring(machine.kernel.as_os_str().as_bytes(), "the kernel path")?;
+        let mut argv_c = vec![kernel.clone()];
+        for a in args {
+            argv_c.push(cstring(a, "a kernel argument")?);
+        }
+        let mut envp_c = vec![cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
+        if jail.files.iter().any(|(_, a)| *a == jail::Access::Preload) {
+            envp_c.push(cstring(crate::preload::env_entry(), "LD_PRELOAD")?);
+        }
+        let pointers = |v: &[std::ffi::CString]| -> Vec<*const c_char> {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        // The pointers stay valid: the strings' buffers do not move with the vectors.
+        let (argv, envp) = (pointers(&argv_c), pointers(&envp_c));
+        argv_c.extend(envp_c);
+        Ok(Exec {
+            kernel,
+            _strings: argv_c,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// The three pipes of a start: console, status channel and set-up report (read, write).
+struct Pipes {
+    console: (OwnedFd, OwnedFd),
+    status: (OwnedFd, OwnedFd),
+    report: (OwnedFd, OwnedFd),
+}
+
+impl Pipes {
+    fn new() -> Result<Pipes, StartError> {
+        let make = |what: &'static str| pipe().map_err(|source| StartError::Pipe { what, source });
+        Ok(Pipes {
+            console: make("creating the console pipe")?,
+            status: make("creating the status pipe")?,
+            report: make("creating the set-up pipe")?,
+        })
+    }
+}
+
 /// Starts `machine` in `jail`. `Err` means UML never ran (and nothing of it is left).
-pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
+pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, StartError> {
     let machine = &machine.normalized();
-    let args = cmdline::command_line(machine)?;
+    let args = cmdline::command_line(machine).map_err(StartError::Cmdline)?;
     let shown = cmdline::shown(&machine.kernel, &args);
     let setup = jail::setup(jail)?;
-    let kernel = cstring(machine.kernel.as_os_str().as_bytes(), "the kernel path")?;
-    let mut argv_c = vec![kernel.clone()];
-    for a in &args {
-        argv_c.push(cstring(a, "a kernel argument")?);
-    }
-    let mut envp_c = vec![cstring(format!("TMPDIR={}", cmdline::JAIL_TMP), "TMPDIR")?];
-    if jail.files.iter().any(|(_, a)| *a == jail::Access::Preload) {
-        envp_c.push(cstring(crate::preload::env_entry(), "LD_PRELOAD")?);
-    }
-    let argv: Vec<*const c_char> = argv_c
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const c_char> = envp_c
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    let (console_r, console_w) = pipe().map_err(|e| io("creating the console pipe", e))?;
-    let (status_r, status_w) = pipe().map_err(|e| io("creating the status pipe", e))?;
-    let (report_r, report_w) = pipe().map_err(|e| io("creating the set-up pipe", e))?;
+    let exec = Exec::new(machine, &args, jail)?;
+    let Pipes {
+        console: (console_r, console_w),
+        status: (status_r, status_w),
+        report: (report_r, report_w),
+    } = Pipes::new()?;
     let child = Child {
         setup: &setup,
         jail,
-        kernel: &kernel,
-        argv: &argv,
-        envp: &envp,
+        kernel: &exec.kernel,
+        argv: &exec.argv,
+        envp: &exec.envp,
         console: console_w.as_raw_fd(),
         status: status_w.as_raw_fd(),
         report: report_w.as_raw_fd(),
     };
+    let (pid, pidfd) = clone_child(&child)?;
+    drop((console_w, status_w, report_w));
+    let mut process = Process {
+        pid,
+        pidfd,
+        status: None,
+    };
+    check_set_up(&mut process, report_r, &machine.kernel)?;
+    Ok(Started {
+        process,
+        console: console_r,
+        status: status_r,
+        shown,
+    })
+}
+
+/// Clones the child into new namespaces (it runs [`child_main`] and never returns): its pid
+/// and pidfd.
+fn clone_child(child: &Child) -> Result<(u32, OwnedFd), StartError> {
     let mut pidfd: libc::c_int = -1;
     let args = CloneArgs {
         flags: (libc::CLONE_NEWNS
@@ -129,56 +230,40 @@ pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, String> {
     };
     if pid == 0 {
         // SAFETY: this is the child, right after the clone.
-        unsafe { child_main(&child) }
+        unsafe { child_main(child) }
     }
     if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!(
-            "starting the VM in new namespaces (clone3): {e}{}",
-            if e.raw_os_error() == Some(libc::EPERM) {
-                "; making a VM's jail needs root"
-            } else {
-                ""
-            }
-        ));
+        let source = std::io::Error::last_os_error();
+        return Err(StartError::Clone { source });
     }
-    drop((console_w, status_w, report_w));
     // SAFETY: clone3 stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // A pid is positive (checked above) and below pid_max (2^22 at most): it fits.
-    let pid = u32::try_from(pid).map_err(|_| format!("clone3 returned the pid {pid}"))?;
-    let mut process = Process {
-        pid,
-        pidfd,
-        status: None,
-    };
-    let Some(msg) = set_up_report(report_r, SET_UP_TIMEOUT) else {
+    let pid = u32::try_from(pid).map_err(|_| StartError::Pid(pid))?;
+    Ok((pid, pidfd))
+}
+
+/// Waits for the child's set-up report: its end of file means UML runs; a failed step or a
+/// stuck child is an error, the child reaped.
+fn check_set_up(process: &mut Process, report: OwnedFd, kernel: &Path) -> Result<(), StartError> {
+    let Some(msg) = set_up_report(report, SET_UP_TIMEOUT) else {
         let _ = process.kill();
         let _ = process.wait();
-        return Err(format!(
-            "starting {}: the VM's jail was not set up within {} s; killed it",
-            machine.kernel.display(),
-            SET_UP_TIMEOUT.as_secs()
-        ));
+        return Err(StartError::Stuck {
+            kernel: kernel.to_path_buf(),
+        });
     };
     if msg.len() >= 8 {
         let step = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
-        let err = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
         let _ = process.wait();
-        return Err(format!(
-            "starting {}: {} failed: {}{}",
-            machine.kernel.display(),
-            step_name(step),
-            std::io::Error::from_raw_os_error(err),
-            hint(step, err)
-        ));
+        return Err(StartError::Step {
+            kernel: kernel.to_path_buf(),
+            step,
+            errno,
+        });
     }
-    Ok(Started {
-        process,
-        console: console_r,
-        status: status_r,
-        shown,
-    })
+    Ok(())
 }
 
 /// How long the child may take from the clone to the exec: a few milliseconds normally (see

@@ -421,9 +421,10 @@ fn prepare_locked(
     }
     write_private(&dir.config_image(), &img)?;
     // The data disks and the config device become the VM's: UML opens them as its uid.
-    vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400).map_err(Error::host)?;
+    vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400)
+        .map_err(|e| Error::host(e.to_string()))?;
     for f in &l.disk_files {
-        vmm::jail::hand_over(f, uid, uid, 0o600).map_err(Error::host)?;
+        vmm::jail::hand_over(f, uid, uid, 0o600).map_err(|e| Error::host(e.to_string()))?;
     }
 
     let machine = vm::machine(l, &dir, umid, opts.kernel_log);

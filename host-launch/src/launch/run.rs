@@ -237,7 +237,8 @@ fn boot_once(
 ) -> Result<std::process::ExitStatus> {
     let log = CappedLog::open(&p.dir.console(), bounds.console_bytes, run.dropped.clone())
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
-    let (mut vm, console) = vmm::launch::launch(&p.machine, &p.jail).map_err(Error::host)?;
+    let (mut vm, console) =
+        vmm::launch::launch(&p.machine, &p.jail).map_err(|e| Error::host(e.to_string()))?;
     let tee = crate::output::console_echo(
         run.echo_console,
         &p.state.name,

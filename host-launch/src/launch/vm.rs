@@ -68,14 +68,14 @@ pub fn assign_uid_among(
     name: &str,
     recorded: Option<u32>,
 ) -> Result<u32> {
-    let (range, _) = vmm::ids::configured_range().map_err(Error::invalid)?;
+    let (range, _) = vmm::ids::configured_range().map_err(|e| Error::invalid(e.to_string()))?;
     let others = recorded_uids(entries, name);
     let free = |id: u32| !others.contains(&id) && !vmm::ids::host_account_exists(id);
     if let Some(id) = recorded.filter(|&id| range.contains(id) && free(id)) {
         return Ok(id);
     }
     vmm::launch::choose_uid(name, |id| others.contains(&id)).map_err(|e| match e {
-        UidError::Range(m) => Error::invalid(m),
+        UidError::Range(m) => Error::invalid(m.to_string()),
         UidError::Full { .. } => Error::host(e.to_string()),
     })
 }
@@ -109,7 +109,7 @@ pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
     let jail_dir = dir.jail();
     let _ = std::fs::remove_dir_all(&jail_dir);
     std::fs::create_dir(&jail_dir).io_context(|| format!("creating {}", jail_dir.display()))?;
-    let mut j = vmm::launch::jail_for(m, jail_dir, uid).map_err(Error::host)?;
+    let mut j = vmm::launch::jail_for(m, jail_dir, uid).map_err(|e| Error::host(e.to_string()))?;
     if let Some(n) = &l.spec.network {
         j.netns = n.netns.as_ref().map(|ns| Path::new("/run/netns").join(ns));
         j.taps = vec![n.tap.clone()];
