@@ -73,9 +73,16 @@ pub enum Cmd {
         force: bool,
         id: String,
     },
+    /// The container's processes on the host: the monitor and the VM's (containerd's `Pids`).
+    Ps {
+        /// `table` or `json` (a JSON array of pids).
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+    },
     /// The runtime's features (JSON).
     Features,
-    /// `exec`, `ps`, `pause`... are refused with a reason.
+    /// `exec`, `pause`, `update`... are refused with a reason.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }

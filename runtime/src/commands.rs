@@ -75,6 +75,12 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     if let Some(p) = &prepared {
         notes.extend(p.notes.iter().cloned());
     }
+    // A sandbox's placeholder holds the pod's network namespace for the pod's containers.
+    let held = if sandbox {
+        Some(crate::sandbox::open(&bundle.network())?)
+    } else {
+        None
+    };
     make_fifo(&dir.fifo())?;
     let (uid, net) = prepared
         .as_ref()
@@ -97,7 +103,13 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
             }
             let code = match &monitor {
                 Some(vm) => crate::monitor::run(vm),
-                None => crate::monitor::placeholder(&dir),
+                None => match held.as_ref().map(crate::sandbox::enter) {
+                    Some(Err(e)) => {
+                        crate::monitor::say(&e.0);
+                        1
+                    }
+                    _ => crate::monitor::placeholder(&dir),
+                },
             };
             std::process::exit(code);
         }
@@ -145,6 +157,20 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
             notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
         }
         return Err(e);
+    }
+    // Before start, so the VM (the monitor's child) is counted in it from its first moment.
+    if let Some(path) = bundle
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.cgroups_path.as_deref())
+    {
+        if let Err(e) = crate::cgroup::place(&dir.path, path, pid) {
+            notes.push(format!(
+                "container {}: {e}; its figures (stats) are not counted",
+                a.id
+            ));
+        }
     }
     // From here the container exists: delete removes it.
     undo.dir = None;
@@ -426,7 +452,9 @@ pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
     let s = dir.load()?;
     let sig = parse_signal(signal)?;
     if !state::alive(&s) {
-        return Err(Error::new(format!("container {id} is not running")));
+        // runc's words: containerd's shim and podman read "container not running" as "it
+        // has exited already" (a stop racing the container's own end), not as a failure.
+        return Err(Error::new(format!("container not running: {id}")));
     }
     let graceful = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
     if sig != libc::SIGKILL && !graceful.contains(&sig) {
@@ -474,6 +502,9 @@ pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Re
     }
     if let Some(n) = &s.net {
         crate::net::disconnect(&n.netns, &n.tap, &n.link);
+    }
+    for w in crate::cgroup::remove(&crate::cgroup::recorded(&dir.path)) {
+        notes.push(format!("container {id}: {w}"));
     }
     let json = state_text(&dir, &s)?;
     std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))?;

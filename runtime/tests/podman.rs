@@ -177,66 +177,6 @@ fn podman_runs_our_dns_image_as_a_vm() {
     eprintln!("dns: podman stop took {took:?}");
 }
 
-/// The foreign image: Debian's lighttpd on a debootstrap base, imported and built by podman
-/// with nothing of ours in it.
-fn build_foreign_image(lab: &Lab) {
-    let script = e2e::workspace_root().join("scripts/foreign-rootfs");
-    let out = Command::new(&script)
-        .output()
-        .expect("running scripts/foreign-rootfs");
-    assert!(
-        out.status.success(),
-        "scripts/foreign-rootfs: {}",
-        shown(&out)
-    );
-    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let tar = lab.join("base.tar");
-    let out = Command::new("tar")
-        .args(["-C", &root, "--exclude=./.complete", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .expect("tar");
-    assert!(out.status.success(), "tar: {}", shown(&out));
-    lab.podman_ok(&[
-        "import",
-        lab::path_str(&tar),
-        "localhost/debian-lighttpd-base",
-    ]);
-    let ctx = lab.join("web-ctx");
-    std::fs::create_dir_all(&ctx).expect("build context");
-    std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
-    // The vendor's server config, container style: the error log is stderr (no errorlog).
-    std::fs::write(
-        ctx.join("lighttpd.conf"),
-        "server.modules = (\"mod_indexfile\", \"mod_access\")\n\
-         server.document-root = \"/var/www/html\"\n\
-         server.port = 80\n\
-         server.username = \"www-data\"\n\
-         server.groupname = \"www-data\"\n\
-         server.pid-file = \"/run/lighttpd.pid\"\n\
-         index-file.names = (\"index.html\")\n\
-         mimetype.assign = (\".html\" => \"text/html\")\n",
-    )
-    .expect("lighttpd.conf");
-    std::fs::write(
-        ctx.join("Containerfile"),
-        "FROM localhost/debian-lighttpd-base\n\
-         COPY lighttpd.conf /etc/lighttpd/lighttpd.conf\n\
-         COPY index.html /var/www/html/index.html\n\
-         EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
-    )
-    .expect("Containerfile");
-    lab.podman_ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        "localhost/web-foreign",
-        lab::path_str(&ctx),
-    ]);
-}
-
 fn curl(lab: &Lab, url: &str) -> String {
     let out = lab
         .ns
@@ -248,7 +188,7 @@ fn curl(lab: &Lab, url: &str) -> String {
 #[test]
 fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     let lab = Lab::new("urunc-foreign");
-    build_foreign_image(&lab);
+    lab.build_foreign_image();
     lab.podman_ok(&[
         "run",
         "-d",
