@@ -24,13 +24,10 @@ mod containerd;
 mod lab;
 
 use containerd::client::{cri, Cri};
-use containerd::{config, images, wait_for, Containerd};
+use containerd::{config, images, wait_for, Containerd, CGROUP_PARENT};
 use lab::{processes_of, Lab};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The cgroup parent of the tests' pods (kubelet's would be `/kubepods/...`).
-const CGROUP_PARENT: &str = "uml-runc-cri-tests";
 
 /// A lab with containerd up and the sandbox image imported.
 fn lab_with_containerd(label: &str) -> (Lab, Containerd, Cri) {
@@ -187,8 +184,8 @@ fn pod_cgroups(pc: &cri::PodSandboxConfig) -> Vec<PathBuf> {
 }
 
 /// After RemovePodSandbox: no runtime state, process of the VM's uid, pod namespace, mount
-/// below the lab, shim, task directory or container cgroup is left. Then removes the pod's
-/// cgroup parent, as kubelet does.
+/// below the lab, shim, task directory or container cgroup is left (the pod's own cgroup is
+/// kubelet's to remove: the lab does).
 fn assert_nothing_left(
     lab: &Lab,
     c: &Containerd,
@@ -240,8 +237,6 @@ fn assert_nothing_left(
             inner.is_empty(),
             "container cgroups left in {d:?}: {inner:?}"
         );
-        std::fs::remove_dir(&d).expect("removing the pod's cgroup");
-        let _ = std::fs::remove_dir(d.parent().expect("the tests' cgroup"));
     }
 }
 
@@ -457,7 +452,7 @@ fn a_foreign_image_serves_in_a_pod_and_its_exit_code_comes_back() {
     });
     assert_eq!(st.exit_code, 7, "{st:?}");
     assert!(
-        log_text(&pc, "seven").contains(" stdout F bye"),
+        log_text(&pc, "seven").contains(" stdout F sh: bye"),
         "{}",
         log_text(&pc, "seven")
     );
@@ -555,5 +550,9 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
     assert!(!ns.has_link("uml0"), "the TAP device left");
     let mounts = Containerd::mounts_below(&c.dir);
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    for h in uml_runc::cgroup::hierarchies().expect("the cgroup hierarchies") {
+        let d = h.join("k8s.io/dns-ctr");
+        assert!(!d.exists(), "the container's cgroup {d:?} left");
+    }
     eprintln!("ctr: the stop took {took:?}");
 }

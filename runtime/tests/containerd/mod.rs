@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// The pods' subnet on the CNI bridge `cri0`, and the bridge's (gateway's) address.
 pub const POD_SUBNET: &str = "198.51.100.0/24";
 pub const POD_GATEWAY: &str = "198.51.100.1";
+/// The cgroup parent of the tests' pods, each `pod<NAME>-<test pid>` below it (kubelet's are
+/// `/kubepods/...`). ctr's containers go to `/k8s.io/<id>`, its default.
+pub const CGROUP_PARENT: &str = "uml-runc-cri-tests";
 
 pub struct Containerd {
     /// containerd's directory in the lab: config, root, state, sockets, CNI.
@@ -29,6 +32,7 @@ pub struct Containerd {
     pub socket: PathBuf,
     /// The runtime's root as containerd's options name it (`Root`, ctr's `--runc-root`).
     pub runc_root: PathBuf,
+    wrapper: PathBuf,
     child: Child,
 }
 
@@ -69,6 +73,7 @@ impl Containerd {
         let c = Containerd {
             socket: dir.join("containerd.sock"),
             runc_root: root,
+            wrapper: lab.wrapper.clone(),
             dir,
             child,
         };
@@ -153,12 +158,46 @@ impl Drop for Containerd {
             // SAFETY: kill(2) on a shim of this lab's containerd (its socket in the command).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // The monitors outlive their shims: uml-runc removes them (their VMs die with them)
+        // and their state and cgroups.
+        let ids = std::fs::read_dir(self.runc_root.join("k8s.io"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name());
+        for id in ids {
+            let _ = Command::new(&self.wrapper)
+                .arg("--root")
+                .arg(self.runc_root.join("k8s.io"))
+                .arg("delete")
+                .arg("--force")
+                .arg(id)
+                .output();
+        }
+        remove_test_cgroups();
         let mut mounts = Containerd::mounts_below(&self.dir);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             let _ = Command::new("umount").args(["-l", &m]).output();
         }
+    }
+}
+
+/// The pods' cgroups of this test process and ctr's parent, where empty (kubelet removes a
+/// pod's; a container's own is uml-runc's to remove).
+fn remove_test_cgroups() {
+    let Ok(hierarchies) = uml_runc::cgroup::hierarchies() else {
+        return;
+    };
+    let mine = format!("-{}", std::process::id());
+    for h in hierarchies {
+        let parent = h.join(CGROUP_PARENT);
+        let pods = std::fs::read_dir(&parent).into_iter().flatten().flatten();
+        for pod in pods.filter(|p| p.file_name().to_string_lossy().ends_with(&mine)) {
+            let _ = std::fs::remove_dir(pod.path());
+        }
+        let _ = std::fs::remove_dir(parent);
+        let _ = std::fs::remove_dir(h.join("k8s.io"));
     }
 }
 
