@@ -262,7 +262,16 @@ fn kubelets_calls_run_our_dns_appliance_in_a_pod() {
         .expect("ImageStatus");
     assert!(img.image.is_some(), "{} was not imported", images::DNS);
 
-    let pc = pod_config(&lab, "dns1");
+    let mut pc = pod_config(&lab, "dns1");
+    // containerd passes no image annotation or label into the bundle: our image's manifest
+    // reaches uml-runc as the pod's annotation (the handler's pod_annotations lets it through).
+    let manifest =
+        std::fs::read_to_string(lab.join("dns.img.manifest.json")).expect("the image's manifest");
+    pc.annotations = [(
+        "org.host-contract.manifest.v1".to_string(),
+        manifest.clone(),
+    )]
+    .into();
     let (pod, ip) = run_pod(&cri, &pc);
     let conf = lab.dnsmasq_conf();
     let mut cc = container_config("dns", images::DNS);
@@ -282,6 +291,15 @@ fn kubelets_calls_run_our_dns_appliance_in_a_pod() {
         "{st:?}"
     );
     let (uid, netns) = lab.vm_uid_netns(&id);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lab.state.join(&id).join("state.json")).expect("state.json"),
+    )
+    .expect("state JSON");
+    assert_eq!(
+        state["annotations"]["org.host-contract.manifest.v1"].as_str(),
+        Some(manifest.as_str()),
+        "the pod's manifest annotation did not reach the bundle"
+    );
     lab.wait_for_answer(
         &ip,
         "www.example.net",
