@@ -193,23 +193,7 @@ fn assert_nothing_left(
     netns: &Path,
     pc: &cri::PodSandboxConfig,
 ) {
-    assert!(
-        lab.runtime_containers().is_empty(),
-        "uml-runc state left: {:?}",
-        lab.runtime_containers()
-    );
-    assert!(
-        processes_of(uid).is_empty(),
-        "processes of the VM's uid {uid} left: {:?}",
-        processes_of(uid)
-    );
-    assert!(
-        !netns.exists(),
-        "the pod's network namespace {netns:?} left"
-    );
-    let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
-    let links = String::from_utf8_lossy(&out.stdout);
-    assert!(!links.contains("uml0"), "a TAP device left: {links}");
+    lab.assert_nothing_left(uid, netns);
     let mounts = Containerd::mounts_below(&c.dir);
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     let mounts = Containerd::mounts_below(&lab.state);
@@ -306,11 +290,7 @@ fn kubelets_calls_run_our_dns_appliance_in_a_pod() {
         "192.0.2.80",
         Duration::from_secs(60),
     );
-    let cmdlines: Vec<String> = processes_of(uid)
-        .iter()
-        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .collect();
+    let cmdlines = lab::command_lines_of(uid);
     assert!(
         cmdlines.iter().any(|c| c.contains(" mem=72M ")),
         "the memory annotation (container_annotations) did not reach UML: {cmdlines:?}"

@@ -18,30 +18,8 @@
 mod lab;
 
 use lab::{processes_of, shown, Lab};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
-fn assert_nothing_left(lab: &Lab, uid: u32, netns: &Path) {
-    assert!(
-        lab.runtime_containers().is_empty(),
-        "uml-runc state left: {:?}",
-        lab.runtime_containers()
-    );
-    assert!(
-        processes_of(uid).is_empty(),
-        "processes of the VM's uid {uid} left: {:?}",
-        processes_of(uid)
-    );
-    assert!(
-        !netns.exists(),
-        "the container's network namespace {netns:?} left"
-    );
-    let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
-    let links = String::from_utf8_lossy(&out.stdout);
-    assert!(!links.contains("uml0"), "a TAP device left: {links}");
-}
 
 fn container_id(lab: &Lab, name: &str) -> String {
     let out = lab.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
@@ -132,11 +110,7 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "through the published port: {}",
         shown(&out)
     );
-    let cmdlines: Vec<String> = processes_of(uid)
-        .iter()
-        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .collect();
+    let cmdlines = lab::command_lines_of(uid);
     assert!(
         cmdlines.iter().any(|c| c.contains(" mem=72M ")),
         "the memory annotation did not reach UML: {cmdlines:?}"
@@ -173,7 +147,7 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "the guest did not power off cleanly: {text}"
     );
     lab.podman_ok(&["rm", "dns1"]);
-    assert_nothing_left(&lab, uid, &netns);
+    lab.assert_nothing_left(uid, &netns);
     eprintln!("dns: podman stop took {took:?}");
 }
 
@@ -244,7 +218,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
     assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
     lab.podman_ok(&["rm", "web1"]);
-    assert_nothing_left(&lab, uid, &netns);
+    lab.assert_nothing_left(uid, &netns);
 
     let out = lab.podman(&[
         "run",

@@ -265,6 +265,27 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
+    pub fn assert_nothing_left(&self, uid: u32, netns: &Path) {
+        assert!(
+            self.runtime_containers().is_empty(),
+            "uml-runc state left: {:?}",
+            self.runtime_containers()
+        );
+        assert!(
+            processes_of(uid).is_empty(),
+            "processes of the VM's uid {uid} left: {:?}",
+            processes_of(uid)
+        );
+        assert!(
+            !netns.exists(),
+            "the container's network namespace {netns:?} left"
+        );
+        let out = self.ns.output("ip", &["-o", "link"]).expect("ip link");
+        let links = String::from_utf8_lossy(&out.stdout);
+        assert!(!links.contains("uml0"), "a TAP device left: {links}");
+    }
+
     /// The VM uid and the network namespace uml-runc recorded for container `id`.
     pub fn vm_uid_netns(&self, id: &str) -> (u32, PathBuf) {
         let text = std::fs::read(self.state.join(id).join("state.json")).expect("state.json");
@@ -272,6 +293,15 @@ impl Lab {
         let netns = v["net"]["netns"].as_str().expect("the container's netns");
         (v["uid"].as_u64().expect("uid") as u32, PathBuf::from(netns))
     }
+}
+
+/// The command lines (arguments joined by spaces) of the processes of uid `uid`: UML's.
+pub fn command_lines_of(uid: u32) -> Vec<String> {
+    processes_of(uid)
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect()
 }
 
 /// The pids of processes whose real uid is `uid`.
