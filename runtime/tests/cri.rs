@@ -312,7 +312,7 @@ fn kubelets_calls_run_our_dns_appliance_in_a_pod() {
         "not the CRI log format: {text}"
     );
 
-    check_stats_and_processes(&cri, &c, &id, uid);
+    check_stats_and_processes(&cri, &c, &pod, &id, uid);
     // Kubelet's exec probes and `kubectl exec` get the reason, not a hang.
     let e = cri
         .call(cri.rs().exec_sync(cri::ExecSyncRequest {
@@ -353,10 +353,10 @@ fn kubelets_calls_run_our_dns_appliance_in_a_pod() {
     eprintln!("cri dns: StopContainer took {took:?}");
 }
 
-/// ContainerStats and ListContainerStats give the VM's figures (its cgroup: the monitor and
+/// ContainerStats, ListContainerStats and PodSandboxStats give the VM's figures (its cgroup: the monitor and
 /// UML's processes), and `ctr task ps` (the shim's Pids, uml-runc's `ps`) lists every process
 /// of the VM's uid.
-fn check_stats_and_processes(cri: &Cri, c: &Containerd, id: &str, uid: u32) {
+fn check_stats_and_processes(cri: &Cri, c: &Containerd, pod: &str, id: &str, uid: u32) {
     let s = cri
         .call(cri.rs().container_stats(cri::ContainerStatsRequest {
             container_id: id.into(),
@@ -393,6 +393,26 @@ fn check_stats_and_processes(cri: &Cri, c: &Containerd, id: &str, uid: u32) {
             .iter()
             .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
         "ListContainerStats lacks {id}"
+    );
+    // The pod's figures (kubelet's CRI stats provider), from the pod's cgroup parent: the
+    // sandbox's placeholder and the VM.
+    let pod = cri
+        .call(cri.rs().pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.into(),
+        }))
+        .expect("PodSandboxStats")
+        .stats
+        .and_then(|s| s.linux)
+        .expect("the pod's Linux stats");
+    let pod_cpu = pod
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map(|v| v.value)
+        .unwrap_or(0);
+    eprintln!("cri dns: PodSandboxStats cpu {pod_cpu} ns");
+    assert!(
+        pod_cpu >= cpu,
+        "the pod's CPU time {pod_cpu} ns < its container's {cpu} ns"
     );
     let out = c.ctr_ok(&["task", "ps", id]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -79,6 +79,12 @@ impl Containerd {
         };
         let until = Instant::now() + Duration::from_secs(60);
         loop {
+            assert!(
+                !c.log()
+                    .contains("failed to load plugin io.containerd.grpc.v1.cri"),
+                "containerd's CRI plugin did not load: {}",
+                c.log()
+            );
             let out = c.ctr(&["version"]);
             if out.status.success() && c.log().contains("Start cri plugin") {
                 break;
