@@ -80,9 +80,13 @@ pub enum Cmd {
         format: String,
         id: String,
     },
+    /// Freeze the container's VM (its cgroup's freezer).
+    Pause { id: String },
+    /// Thaw a paused container's VM.
+    Resume { id: String },
     /// The runtime's features (JSON).
     Features,
-    /// `exec`, `pause`, `update`... are refused with a reason.
+    /// `exec`, `update`, `checkpoint`... are refused with a reason.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }

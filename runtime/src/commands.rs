@@ -419,8 +419,11 @@ fn state_text(dir: &Dir, s: &State) -> Result<String> {
 pub fn state_json(root: &Path, id: &str) -> Result<String> {
     let dir = Dir::new(root, id)?;
     let s = dir.load()?;
-    serde_json::to_string_pretty(&state::oci_state(&dir, &s))
-        .map_err(|e| Error::new(format!("encoding the state: {e}")))
+    let mut v = state::oci_state(&dir, &s);
+    if v["status"] == "running" && crate::freeze::frozen(&dir.path) {
+        v["status"] = "paused".into();
+    }
+    serde_json::to_string_pretty(&v).map_err(|e| Error::new(format!("encoding the state: {e}")))
 }
 
 /// A signal by number or name (`15`, `TERM`, `SIGTERM`).
@@ -463,6 +466,8 @@ pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
              stop of the guest) and SIGKILL (the VM is killed)"
         )));
     }
+    // A paused VM is thawed first: frozen, it could neither power off nor die.
+    crate::freeze::thaw(&dir.path)?;
     // SAFETY: kill(2) on the monitor, checked alive by pid and start time just above.
     let r = unsafe { libc::kill(s.pid as libc::pid_t, sig) };
     if r != 0 {
@@ -493,6 +498,7 @@ pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Re
         )));
     }
     if state::alive(&s) {
+        let _ = crate::freeze::thaw(&dir.path);
         // SAFETY: kill(2) on the monitor, checked alive by pid and start time.
         unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGKILL) };
         let until = Instant::now() + Duration::from_secs(10);
@@ -526,7 +532,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["network", "mount", "pid", "ipc", "uts"],
             "capabilities": contract::names::CAPABILITIES,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}

@@ -6,7 +6,7 @@
 //! from the bundle's root directory with guest-init added; [`net`] joins a TAP device to
 //! the container's veth; [`state`] keeps each container's directory; [`commands`] are
 //! runc's commands; [`hooks`] runs the bundle's hooks on the host; [`cgroup`] puts the monitor and the VM in the
-//! container's cgroup, where containerd's shim reads their figures; [`ps`] lists its processes; [`sandbox`] keeps a pod's network namespace for its containers; [`monitor`] is the process conmon waits on, which runs the VM jailed by
+//! container's cgroup, where containerd's shim reads their figures, and [`freeze`] pauses them; [`ps`] lists its processes; [`sandbox`] keeps a pod's network namespace for its containers; [`monitor`] is the process conmon waits on, which runs the VM jailed by
 //! `vmm` and exits with the service's status.
 
 pub mod bundle;
@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod freeze;
 pub mod hooks;
 pub mod monitor;
 pub mod net;

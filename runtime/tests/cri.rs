@@ -27,6 +27,7 @@ use containerd::client::{cri, Cri};
 use containerd::{config, images, wait_for, Containerd, CGROUP_PARENT};
 use lab::{processes_of, Lab};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A lab with containerd up and the sandbox image imported.
@@ -542,6 +543,9 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
         Duration::from_secs(60),
     );
     let (uid, _) = lab.vm_uid_netns("dns-ctr");
+    pause_and_resume(&lab, &c);
+    // A stop of a paused VM thaws it first: it powers off as a running one does.
+    c.ctr_ok(&["task", "pause", "dns-ctr"]);
     let t = Instant::now();
     c.ctr_ok(&["task", "kill", "--signal", "SIGTERM", "dns-ctr"]);
     let status = wait_for("ctr run to return", Duration::from_secs(20), || {
@@ -573,4 +577,36 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
         assert!(!d.exists(), "the container's cgroup {d:?} left");
     }
     eprintln!("ctr: the stop took {took:?}");
+}
+
+/// `ctr task pause` freezes the VM (uml-runc's `pause`, the cgroup's freezer): no answer,
+/// the task and the runtime's state say paused; `ctr task resume` thaws it and it answers.
+/// The stop that follows finds it paused again.
+fn pause_and_resume(lab: &Lab, c: &Containerd) {
+    c.ctr_ok(&["task", "pause", "dns-ctr"]);
+    let tasks = String::from_utf8_lossy(&c.ctr_ok(&["task", "ls"]).stdout).into_owned();
+    assert!(tasks.contains("PAUSED"), "ctr task ls: {tasks}");
+    let out = Command::new(&lab.wrapper)
+        .args([
+            "--root",
+            lab::path_str(&c.runc_root.join("k8s.io")),
+            "state",
+            "dns-ctr",
+        ])
+        .output()
+        .expect("uml-runc state");
+    let state = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        state.contains("\"status\": \"paused\""),
+        "uml-runc state: {state}"
+    );
+    let got = lab.dig("203.0.113.53", "www.example.net");
+    assert!(!got.contains("192.0.2.80"), "a paused VM answered: {got}");
+    c.ctr_ok(&["task", "resume", "dns-ctr"]);
+    lab.wait_for_answer(
+        "203.0.113.53",
+        "www.example.net",
+        "192.0.2.80",
+        Duration::from_secs(10),
+    );
 }
