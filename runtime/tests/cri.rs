@@ -202,14 +202,21 @@ fn assert_nothing_left(
     wait_for("the pod's shim to exit", Duration::from_secs(10), || {
         c.shims().is_empty().then_some(())
     });
-    let tasks = c.dir.join("state/io.containerd.runtime.v2.task/k8s.io");
-    let left: Vec<_> = std::fs::read_dir(&tasks)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "task directories left: {left:?}");
+    // The shim's bundles, and the CRI's own directories of each container and sandbox.
+    for d in [
+        "state/io.containerd.runtime.v2.task/k8s.io",
+        "root/io.containerd.grpc.v1.cri/containers",
+        "root/io.containerd.grpc.v1.cri/sandboxes",
+        "state/io.containerd.grpc.v1.cri/containers",
+        "state/io.containerd.grpc.v1.cri/sandboxes",
+    ] {
+        let left: Vec<_> = std::fs::read_dir(c.dir.join(d))
+            .unwrap_or_else(|e| panic!("containerd's {d}: {e}"))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "left in {d}: {left:?}");
+    }
     for d in pod_cgroups(pc) {
         let inner: Vec<_> = std::fs::read_dir(&d)
             .into_iter()
