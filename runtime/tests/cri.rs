@@ -517,6 +517,8 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
         .expect("address");
     ns.ip(&["link", "set", "eth0", "up"]).expect("up");
     let conf = lab.dnsmasq_conf();
+    // Unique on the host: ctr puts the container in the cgroup /k8s.io/ID.
+    let id = format!("dns-ctr-{}", std::process::id());
     let out_file = lab.join("ctr-run.out");
     let mut run = c.ctr_cmd(&[
         "run",
@@ -535,7 +537,7 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
             conf.display()
         ),
         images::DNS,
-        "dns-ctr",
+        &id,
     ]);
     let f = std::fs::File::create(&out_file).expect("ctr's output");
     let mut child = run
@@ -549,12 +551,12 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
         "192.0.2.80",
         Duration::from_secs(60),
     );
-    let (uid, _) = lab.vm_uid_netns("dns-ctr");
-    pause_and_resume(&lab, &c);
+    let (uid, _) = lab.vm_uid_netns(&id);
+    pause_and_resume(&lab, &c, &id);
     // A stop of a paused VM thaws it first: it powers off as a running one does.
-    c.ctr_ok(&["task", "pause", "dns-ctr"]);
+    c.ctr_ok(&["task", "pause", &id]);
     let t = Instant::now();
-    c.ctr_ok(&["task", "kill", "--signal", "SIGTERM", "dns-ctr"]);
+    c.ctr_ok(&["task", "kill", "--signal", "SIGTERM", &id]);
     let status = wait_for("ctr run to return", Duration::from_secs(20), || {
         child.try_wait().expect("waiting for ctr")
     });
@@ -580,7 +582,7 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
     let mounts = Containerd::mounts_below(&c.dir);
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     for h in uml_runc::cgroup::hierarchies().expect("the cgroup hierarchies") {
-        let d = h.join("k8s.io/dns-ctr");
+        let d = h.join("k8s.io").join(&id);
         assert!(!d.exists(), "the container's cgroup {d:?} left");
     }
     eprintln!("ctr: the stop took {took:?}");
@@ -589,8 +591,8 @@ fn ctr_run_with_uml_runc_as_the_runc_binary_runs_and_stops_the_dns_appliance() {
 /// `ctr task pause` freezes the VM (uml-runc's `pause`, the cgroup's freezer): no answer,
 /// the task and the runtime's state say paused; `ctr task resume` thaws it and it answers.
 /// The stop that follows finds it paused again.
-fn pause_and_resume(lab: &Lab, c: &Containerd) {
-    c.ctr_ok(&["task", "pause", "dns-ctr"]);
+fn pause_and_resume(lab: &Lab, c: &Containerd, id: &str) {
+    c.ctr_ok(&["task", "pause", id]);
     let tasks = String::from_utf8_lossy(&c.ctr_ok(&["task", "ls"]).stdout).into_owned();
     assert!(tasks.contains("PAUSED"), "ctr task ls: {tasks}");
     let out = Command::new(&lab.wrapper)
@@ -598,7 +600,7 @@ fn pause_and_resume(lab: &Lab, c: &Containerd) {
             "--root",
             lab::path_str(&c.runc_root.join("k8s.io")),
             "state",
-            "dns-ctr",
+            id,
         ])
         .output()
         .expect("uml-runc state");
@@ -609,7 +611,7 @@ fn pause_and_resume(lab: &Lab, c: &Containerd) {
     );
     let got = lab.dig("203.0.113.53", "www.example.net");
     assert!(!got.contains("192.0.2.80"), "a paused VM answered: {got}");
-    c.ctr_ok(&["task", "resume", "dns-ctr"]);
+    c.ctr_ok(&["task", "resume", id]);
     lab.wait_for_answer(
         "203.0.113.53",
         "www.example.net",
