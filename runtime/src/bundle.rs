@@ -146,6 +146,9 @@ pub struct Linux {
     pub resources: Option<Resources>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, String>,
+    /// Where the container's processes go (the monitor and the VM: `cgroup`).
+    #[serde(default, rename = "cgroupsPath")]
+    pub cgroups_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -73,9 +73,20 @@ pub enum Cmd {
         force: bool,
         id: String,
     },
+    /// The container's processes on the host: the monitor and the VM's (containerd's `Pids`).
+    Ps {
+        /// `table` or `json` (a JSON array of pids).
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+        id: String,
+    },
+    /// Freeze the container's VM (its cgroup's freezer).
+    Pause { id: String },
+    /// Thaw a paused container's VM.
+    Resume { id: String },
     /// The runtime's features (JSON).
     Features,
-    /// `exec`, `ps`, `pause`... are refused with a reason.
+    /// `exec`, `update`, `checkpoint`... are refused with a reason.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }

@@ -76,6 +76,12 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     if let Some(p) = &prepared {
         notes.extend(p.notes.iter().cloned());
     }
+    // A sandbox's placeholder holds the pod's network namespace for the pod's containers.
+    let held = if sandbox {
+        Some(crate::sandbox::open(&bundle.network())?)
+    } else {
+        None
+    };
     make_fifo(&dir.fifo())?;
     let (uid, net) = prepared
         .as_ref()
@@ -98,7 +104,13 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
             }
             let code = match &monitor {
                 Some(vm) => crate::monitor::run(vm),
-                None => crate::monitor::placeholder(&dir),
+                None => match held.as_ref().map(crate::sandbox::enter) {
+                    Some(Err(e)) => {
+                        crate::monitor::say(&e.0);
+                        1
+                    }
+                    _ => crate::monitor::placeholder(&dir),
+                },
             };
             // The forked monitor ends here with the container's status for conmon: it must
             // not return into `create`, whose caller is the parent's.
@@ -150,6 +162,20 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
             notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
         }
         return Err(e);
+    }
+    // Before start, so the VM (the monitor's child) is counted in it from its first moment.
+    if let Some(path) = bundle
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.cgroups_path.as_deref())
+    {
+        if let Err(e) = crate::cgroup::place(&dir.path, path, pid) {
+            notes.push(format!(
+                "container {}: {e}; its figures (stats) are not counted",
+                a.id
+            ));
+        }
     }
     // From here the container exists: delete removes it.
     undo.dir = None;
@@ -394,8 +420,11 @@ fn state_text(dir: &Dir, s: &State) -> Result<String> {
 pub fn state_json(root: &Path, id: &str) -> Result<String> {
     let dir = Dir::new(root, id)?;
     let s = dir.load()?;
-    serde_json::to_string_pretty(&state::oci_state(&dir, &s))
-        .map_err(|e| Error::new(format!("encoding the state: {e}")))
+    let mut v = state::oci_state(&dir, &s);
+    if v["status"] == "running" && crate::freeze::frozen(&dir.path) {
+        v["status"] = "paused".into();
+    }
+    serde_json::to_string_pretty(&v).map_err(|e| Error::new(format!("encoding the state: {e}")))
 }
 
 /// A signal by number or name (`15`, `TERM`, `SIGTERM`).
@@ -427,7 +456,9 @@ pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
     let s = dir.load()?;
     let sig = parse_signal(signal)?;
     if !state::alive(&s) {
-        return Err(Error::new(format!("container {id} is not running")));
+        // runc's words: containerd's shim and podman read "container not running" as "it
+        // has exited already" (a stop racing the container's own end), not as a failure.
+        return Err(Error::new(format!("container not running: {id}")));
     }
     let graceful = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
     if sig != libc::SIGKILL && !graceful.contains(&sig) {
@@ -436,6 +467,8 @@ pub fn kill(root: &Path, id: &str, signal: &str) -> Result<()> {
              stop of the guest) and SIGKILL (the VM is killed)"
         )));
     }
+    // A paused VM is thawed first: frozen, it could neither power off nor die.
+    crate::freeze::thaw(&dir.path)?;
     // SAFETY: kill(2) on the monitor, checked alive by pid and start time just above.
     let r = unsafe { libc::kill(s.pid as libc::pid_t, sig) };
     if r != 0 {
@@ -466,6 +499,7 @@ pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Re
         )));
     }
     if state::alive(&s) {
+        let _ = crate::freeze::thaw(&dir.path);
         // SAFETY: kill(2) on the monitor, checked alive by pid and start time.
         unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGKILL) };
         let until = Instant::now() + Duration::from_secs(10);
@@ -475,6 +509,9 @@ pub fn delete(root: &Path, id: &str, force: bool, notes: &mut Vec<String>) -> Re
     }
     if let Some(n) = &s.net {
         crate::net::disconnect(&n.netns, &n.tap, &n.link);
+    }
+    for w in crate::cgroup::remove(&crate::cgroup::recorded(&dir.path)) {
+        notes.push(format!("container {id}: {w}"));
     }
     let json = state_text(&dir, &s)?;
     std::fs::remove_dir_all(&dir.path).map_err(io(format!("removing {}", dir.path.display())))?;
@@ -496,7 +533,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["network", "mount", "pid", "ipc", "uts"],
             "capabilities": contract::names::CAPABILITIES,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}

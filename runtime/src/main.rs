@@ -69,13 +69,20 @@ fn run(root: &Path, cmd: Cmd, notes: &mut Vec<String>) -> uml_runc::Result<()> {
         }
         Cmd::Kill { id, signal, .. } => commands::kill(root, &id, &signal),
         Cmd::Delete { id, force } => commands::delete(root, &id, force, notes),
+        Cmd::Ps { format, id } => {
+            let pids = uml_runc::ps::pids(root, &id)?;
+            println!("{}", uml_runc::ps::render(&pids, &format)?);
+            Ok(())
+        }
+        Cmd::Pause { id } => uml_runc::freeze::pause(root, &id),
+        Cmd::Resume { id } => uml_runc::freeze::resume(root, &id),
         Cmd::Features => {
             println!("{:#}", commands::features());
             Ok(())
         }
         Cmd::Other(args) => Err(uml_runc::Error::new(format!(
             "{}: not supported by uml-runc: a container is a VM with one service, and there is \
-             no process of it on the host to exec into, list, pause or update",
+             no process of it on the host to exec into or update (`ps` lists the VM's processes, `pause` freezes them)",
             args.first().map(String::as_str).unwrap_or("?")
         ))),
     }

@@ -18,30 +18,8 @@
 mod lab;
 
 use lab::{processes_of, shown, Lab};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
-fn assert_nothing_left(lab: &Lab, uid: u32, netns: &Path) {
-    assert!(
-        lab.runtime_containers().is_empty(),
-        "uml-runc state left: {:?}",
-        lab.runtime_containers()
-    );
-    assert!(
-        processes_of(uid).is_empty(),
-        "processes of the VM's uid {uid} left: {:?}",
-        processes_of(uid)
-    );
-    assert!(
-        !netns.exists(),
-        "the container's network namespace {netns:?} left"
-    );
-    let out = lab.ns.output("ip", &["-o", "link"]).expect("ip link");
-    let links = String::from_utf8_lossy(&out.stdout);
-    assert!(!links.contains("uml0"), "a TAP device left: {links}");
-}
 
 fn container_id(lab: &Lab, name: &str) -> String {
     let out = lab.podman_ok(&["inspect", "--format", "{{.Id}}", name]);
@@ -132,11 +110,7 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "through the published port: {}",
         shown(&out)
     );
-    let cmdlines: Vec<String> = processes_of(uid)
-        .iter()
-        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .collect();
+    let cmdlines = lab::command_lines_of(uid);
     assert!(
         cmdlines.iter().any(|c| c.contains(" mem=72M ")),
         "the memory annotation did not reach UML: {cmdlines:?}"
@@ -173,68 +147,8 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "the guest did not power off cleanly: {text}"
     );
     lab.podman_ok(&["rm", "dns1"]);
-    assert_nothing_left(&lab, uid, &netns);
+    lab.assert_nothing_left(uid, &netns);
     eprintln!("dns: podman stop took {took:?}");
-}
-
-/// The foreign image: Debian's lighttpd on a debootstrap base, imported and built by podman
-/// with nothing of ours in it.
-fn build_foreign_image(lab: &Lab) {
-    let script = e2e::workspace_root().join("scripts/foreign-rootfs");
-    let out = Command::new(&script)
-        .output()
-        .expect("running scripts/foreign-rootfs");
-    assert!(
-        out.status.success(),
-        "scripts/foreign-rootfs: {}",
-        shown(&out)
-    );
-    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let tar = lab.join("base.tar");
-    let out = Command::new("tar")
-        .args(["-C", &root, "--exclude=./.complete", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .expect("tar");
-    assert!(out.status.success(), "tar: {}", shown(&out));
-    lab.podman_ok(&[
-        "import",
-        lab::path_str(&tar),
-        "localhost/debian-lighttpd-base",
-    ]);
-    let ctx = lab.join("web-ctx");
-    std::fs::create_dir_all(&ctx).expect("build context");
-    std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
-    // The vendor's server config, container style: the error log is stderr (no errorlog).
-    std::fs::write(
-        ctx.join("lighttpd.conf"),
-        "server.modules = (\"mod_indexfile\", \"mod_access\")\n\
-         server.document-root = \"/var/www/html\"\n\
-         server.port = 80\n\
-         server.username = \"www-data\"\n\
-         server.groupname = \"www-data\"\n\
-         server.pid-file = \"/run/lighttpd.pid\"\n\
-         index-file.names = (\"index.html\")\n\
-         mimetype.assign = (\".html\" => \"text/html\")\n",
-    )
-    .expect("lighttpd.conf");
-    std::fs::write(
-        ctx.join("Containerfile"),
-        "FROM localhost/debian-lighttpd-base\n\
-         COPY lighttpd.conf /etc/lighttpd/lighttpd.conf\n\
-         COPY index.html /var/www/html/index.html\n\
-         EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
-    )
-    .expect("Containerfile");
-    lab.podman_ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        "localhost/web-foreign",
-        lab::path_str(&ctx),
-    ]);
 }
 
 fn curl(lab: &Lab, url: &str) -> String {
@@ -248,7 +162,7 @@ fn curl(lab: &Lab, url: &str) -> String {
 #[test]
 fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     let lab = Lab::new("urunc-foreign");
-    build_foreign_image(&lab);
+    lab.build_foreign_image();
     lab.podman_ok(&[
         "run",
         "-d",
@@ -304,7 +218,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
     assert!(took < Duration::from_secs(10), "podman stop took {took:?}");
     assert_eq!(code, "0", "lighttpd exits 0 on SIGTERM");
     lab.podman_ok(&["rm", "web1"]);
-    assert_nothing_left(&lab, uid, &netns);
+    lab.assert_nothing_left(uid, &netns);
 
     let out = lab.podman(&[
         "run",

@@ -134,6 +134,12 @@ impl Lab {
 
     /// Builds our DNS image and loads its OCI archive: `localhost/dns:latest`.
     pub fn load_dns_image(&self) {
+        let archive = self.dns_archive();
+        self.podman_ok(&["load", "-i", archive.to_str().unwrap_or_default()]);
+    }
+
+    /// Builds our DNS image with its OCI archive (`--oci-archive`); returns the archive.
+    pub fn dns_archive(&self) -> PathBuf {
         let build = e2e::build_host("image-builder", "build-image");
         let init = e2e::guest_init().expect("guest-init");
         let recipe = e2e::workspace_root().join("images/recipes/dns.json");
@@ -149,7 +155,63 @@ impl Lab {
             .output()
             .expect("running build-image");
         assert!(out.status.success(), "build-image: {}", shown(&out));
-        self.podman_ok(&["load", "-i", archive.to_str().unwrap_or_default()]);
+        archive
+    }
+
+    /// The foreign image: Debian's lighttpd on a debootstrap base, imported and built by podman
+    /// with nothing of ours in it.
+    pub fn build_foreign_image(&self) {
+        let script = e2e::workspace_root().join("scripts/foreign-rootfs");
+        let out = Command::new(&script)
+            .output()
+            .expect("running scripts/foreign-rootfs");
+        assert!(
+            out.status.success(),
+            "scripts/foreign-rootfs: {}",
+            shown(&out)
+        );
+        let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let tar = self.join("base.tar");
+        let out = Command::new("tar")
+            .args(["-C", &root, "--exclude=./.complete", "-cf"])
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "tar: {}", shown(&out));
+        self.podman_ok(&["import", path_str(&tar), "localhost/debian-lighttpd-base"]);
+        let ctx = self.join("web-ctx");
+        std::fs::create_dir_all(&ctx).expect("build context");
+        std::fs::write(ctx.join("index.html"), "hello from a plain Debian image\n").expect("index");
+        // The vendor's server config, container style: the error log is stderr (no errorlog).
+        std::fs::write(
+            ctx.join("lighttpd.conf"),
+            "server.modules = (\"mod_indexfile\", \"mod_access\")\n\
+             server.document-root = \"/var/www/html\"\n\
+             server.port = 80\n\
+             server.username = \"www-data\"\n\
+             server.groupname = \"www-data\"\n\
+             server.pid-file = \"/run/lighttpd.pid\"\n\
+             index-file.names = (\"index.html\")\n\
+             mimetype.assign = (\".html\" => \"text/html\")\n",
+        )
+        .expect("lighttpd.conf");
+        std::fs::write(
+            ctx.join("Containerfile"),
+            "FROM localhost/debian-lighttpd-base\n\
+             COPY lighttpd.conf /etc/lighttpd/lighttpd.conf\n\
+             COPY index.html /var/www/html/index.html\n\
+             EXPOSE 80\nCMD [\"lighttpd\", \"-D\", \"-f\", \"/etc/lighttpd/lighttpd.conf\"]\n",
+        )
+        .expect("Containerfile");
+        self.podman_ok(&[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            "localhost/web-foreign",
+            path_str(&ctx),
+        ]);
     }
 
     /// The DNS records file the dnsmasq image reads (its test spec's; examples/dns.json is a
@@ -203,6 +265,27 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// Checks that a container (of VM uid `uid` in namespace `netns`) left nothing on the host.
+    pub fn assert_nothing_left(&self, uid: u32, netns: &Path) {
+        assert!(
+            self.runtime_containers().is_empty(),
+            "uml-runc state left: {:?}",
+            self.runtime_containers()
+        );
+        assert!(
+            processes_of(uid).is_empty(),
+            "processes of the VM's uid {uid} left: {:?}",
+            processes_of(uid)
+        );
+        assert!(
+            !netns.exists(),
+            "the container's network namespace {netns:?} left"
+        );
+        let out = self.ns.output("ip", &["-o", "link"]).expect("ip link");
+        let links = String::from_utf8_lossy(&out.stdout);
+        assert!(!links.contains("uml0"), "a TAP device left: {links}");
+    }
+
     /// The VM uid and the network namespace uml-runc recorded for container `id`.
     pub fn vm_uid_netns(&self, id: &str) -> (u32, PathBuf) {
         let text = std::fs::read(self.state.join(id).join("state.json")).expect("state.json");
@@ -210,6 +293,15 @@ impl Lab {
         let netns = v["net"]["netns"].as_str().expect("the container's netns");
         (v["uid"].as_u64().expect("uid") as u32, PathBuf::from(netns))
     }
+}
+
+/// The command lines (arguments joined by spaces) of the processes of uid `uid`: UML's.
+pub fn command_lines_of(uid: u32) -> Vec<String> {
+    processes_of(uid)
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect()
 }
 
 /// The pids of processes whose real uid is `uid`.
