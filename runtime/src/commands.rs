@@ -50,19 +50,7 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     let rootfs = bundle.rootfs()?;
     // Before anything is made on the host: a terminal that cannot be handed over fails here.
     let terminal = crate::terminal::hand_over(&bundle.config, a.console_socket)?;
-    let dir = Dir::new(a.root, a.id)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(a.root)
-        .map_err(io(format!("creating {}", a.root.display())))?;
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir.path) {
-        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::new(format!("container {} exists already", a.id))
-        } else {
-            Error::new(format!("creating {}: {e}", dir.path.display()))
-        });
-    }
+    let dir = make_dir(a)?;
     let mut undo = Undo {
         dir: Some(dir.path.clone()),
         net: None,
@@ -88,31 +76,7 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         net: p.net,
         stop_timeout: p.stop_timeout,
     });
-    // SAFETY: create has started no thread (its commands are waited for on this one), so
-    // the child may run any code.
-    let pid = match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let _ = nix::unistd::setsid();
-            if let Some(t) = &terminal {
-                crate::terminal::attach(t);
-            }
-            let code = match &monitor {
-                Some(vm) => crate::monitor::run(vm),
-                None => crate::monitor::placeholder(&dir),
-            };
-            // The forked monitor ends here with the container's status for conmon: it must
-            // not return into `create`, whose caller is the parent's.
-            #[allow(clippy::exit)]
-            std::process::exit(code);
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            // Only the monitor writes to the terminal.
-            drop(terminal);
-            u32::try_from(child.as_raw())
-                .map_err(|_| Error::new(format!("fork returned the pid {child}")))?
-        }
-        Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
-    };
+    let pid = fork_monitor(monitor.as_ref(), terminal, &dir)?;
     let pid_start = state::start_time(pid).unwrap_or(0);
     let s = State {
         id: a.id.to_string(),
@@ -155,6 +119,58 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     undo.dir = None;
     undo.net = None;
     Ok(())
+}
+
+/// The container's state directory, new (under the runtime's root, made if need be).
+fn make_dir(a: &CreateArgs) -> Result<Dir> {
+    let dir = Dir::new(a.root, a.id)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(a.root)
+        .map_err(io(format!("creating {}", a.root.display())))?;
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir.path) {
+        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(format!("container {} exists already", a.id))
+        } else {
+            Error::new(format!("creating {}: {e}", dir.path.display()))
+        });
+    }
+    Ok(dir)
+}
+
+/// Forks the container's process, the monitor (a sandbox's placeholder without a VM), in a
+/// session of its own with the terminal; its pid.
+fn fork_monitor(
+    monitor: Option<&crate::monitor::Vm>,
+    terminal: Option<crate::terminal::Terminal>,
+    dir: &Dir,
+) -> Result<u32> {
+    // SAFETY: create has started no thread (its commands are waited for on this one), so
+    // the child may run any code.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = nix::unistd::setsid();
+            if let Some(t) = &terminal {
+                crate::terminal::attach(t);
+            }
+            let code = match monitor {
+                Some(vm) => crate::monitor::run(vm),
+                None => crate::monitor::placeholder(dir),
+            };
+            // The forked monitor ends here with the container's status for conmon: it must
+            // not return into `create`, whose caller is the parent's.
+            #[allow(clippy::exit)]
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            // Only the monitor writes to the terminal.
+            drop(terminal);
+            u32::try_from(child.as_raw())
+                .map_err(|_| Error::new(format!("fork returned the pid {child}")))
+        }
+        Err(e) => Err(Error::new(format!("starting the monitor (fork): {e}"))),
+    }
 }
 
 /// Whether the bundle is a CRI pod's sandbox ("pause") container (containerd's or CRI-O's
