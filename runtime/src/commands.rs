@@ -195,6 +195,68 @@ struct Prepared {
     notes: Vec<String>,
 }
 
+/// The config device (the contract, the VM's uid's to read) beside the root image, both
+/// reachable by the VM's uid: their paths.
+fn write_images(
+    dir: &Dir,
+    translated: &service::Translated,
+    uid: u32,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut img = contract::blockdev::encode_checked(&translated.merged.contract)
+        .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
+    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
+        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
+    }
+    let config = dir.config_image();
+    std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
+    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(|e| Error::new(e.to_string()))?;
+    let root_img = dir.root_image();
+    std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
+        .map_err(io(format!("chmod {}", root_img.display())))?;
+    // The jail's root is made on this directory; the VM's uid must reach the images in it.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o711))
+        .map_err(io(format!("chmod {}", dir.path.display())))?;
+    Ok((root_img, config))
+}
+
+/// The container's network namespace joined to the VM's TAP device, with its anti-spoofing
+/// rules; undone by [`Undo`] if a later step fails.
+fn connect(
+    ns: &Path,
+    found: &crate::net::Found,
+    translated: &service::Translated,
+    uid: u32,
+    undo: &mut Undo,
+) -> Result<Net> {
+    let policy = translated
+        .policy
+        .as_ref()
+        .ok_or_else(|| Error::new("the container's network gave the guest no MAC address"))?;
+    crate::net::connect(ns, TAP, &found.link, uid, found.guest.mtu, policy)?;
+    let n = Net {
+        netns: ns.to_path_buf(),
+        tap: TAP.to_string(),
+        link: found.link.clone(),
+    };
+    undo.net = Some(n.clone());
+    Ok(n)
+}
+
+/// The bind-mounted files' bytes (they become contract files), by mount index.
+fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    for (i, m) in c.mounts.iter().enumerate() {
+        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
+        if service::mount_use(i, m, is_file)? == MountUse::File {
+            let src = Path::new(m.source.as_deref().unwrap_or_default());
+            let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
+                .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
+            files.insert(i, bytes);
+        }
+    }
+    Ok(files)
+}
+
 fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
     let c = &bundle.config;
     let rootfs = bundle.rootfs()?;
@@ -209,16 +271,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         Some(a) => crate::root::resolve_argv0(&rootfs, a, path_env)?,
         None => String::new(),
     };
-    let mut files = BTreeMap::new();
-    for (i, m) in c.mounts.iter().enumerate() {
-        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
-        if service::mount_use(i, m, is_file)? == MountUse::File {
-            let src = Path::new(m.source.as_deref().unwrap_or_default());
-            let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
-                .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
-            files.insert(i, bytes);
-        }
-    }
+    let files = mounted_files(c)?;
     let uid = pick_uid(id, dir)?;
     let netns =
         match bundle.network() {
@@ -249,34 +302,9 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         dirs: &translated.dirs,
     };
     crate::root::build(&rootfs, &extras, &dir.root_image())?;
-    let mut img = contract::blockdev::encode_checked(&translated.merged.contract)
-        .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
-    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
-        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
-    }
-    let config = dir.config_image();
-    std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
-    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(|e| Error::new(e.to_string()))?;
-    let root_img = dir.root_image();
-    std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
-        .map_err(io(format!("chmod {}", root_img.display())))?;
-    // The jail's root is made on this directory; the VM's uid must reach the images in it.
-    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o711))
-        .map_err(io(format!("chmod {}", dir.path.display())))?;
+    let (root_img, config) = write_images(dir, &translated, uid)?;
     let net = match (&netns, &found) {
-        (Some(ns), Some(f)) => {
-            let policy = translated.policy.as_ref().ok_or_else(|| {
-                Error::new("the container's network gave the guest no MAC address")
-            })?;
-            crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu, policy)?;
-            let n = Net {
-                netns: ns.clone(),
-                tap: TAP.to_string(),
-                link: f.link.clone(),
-            };
-            undo.net = Some(n.clone());
-            Some(n)
-        }
+        (Some(ns), Some(f)) => Some(connect(ns, f, &translated, uid, undo)?),
         _ => None,
     };
     let machine = vmm::cmdline::Machine {
