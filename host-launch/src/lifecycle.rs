@@ -3,6 +3,7 @@
 //! running appliance through its launcher, and finding an appliance's state.
 
 use crate::error::{Error, IoContext, Result};
+use crate::launch::disks::DiskFile;
 use crate::launch::load::{self, Loaded};
 use crate::launch::{run, vm};
 use crate::state::{self, Dir, Phase, State};
@@ -58,7 +59,24 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
         "run as:   uid {uid} (the VM's own, in a jail: {} MiB /tmp, no capabilities)",
         l.spec.memory_mib + 4
     ));
-    for (d, p) in l.merged.disks.iter().zip(&disk_files) {
+    for d in disk_lines(&l, &disk_files) {
+        line(d);
+    }
+    for n in network_lines(&l) {
+        line(n);
+    }
+    line("contract:".into());
+    line(serde_json::to_string_pretty(&l.merged.contract).unwrap_or_default());
+    line("UML command line:".into());
+    line(vmm::cmdline::shown(&l.kernel, &args));
+    Ok(CheckReport { loaded: l, text: t })
+}
+
+/// `check`'s line for each data disk: its file, device, mount point and whether it is made.
+fn disk_lines(l: &Loaded, disk_files: &[DiskFile]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = |s: String| out.push(s);
+    for (d, p) in l.merged.disks.iter().zip(disk_files) {
         let what = match p.action {
             crate::launch::disks::Action::Use => "exists, used as it is".to_string(),
             crate::launch::disks::Action::Create(n) => {
@@ -80,6 +98,13 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
             d.device
         ));
     }
+    out
+}
+
+/// `check`'s lines for the network: the TAP device, the declared ports, the policy.
+fn network_lines(l: &Loaded) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = |s: String| out.push(s);
     if let Some(n) = &l.spec.network {
         line(format!(
             "network:  TAP {}{}{}",
@@ -111,11 +136,7 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
             line(format!("policy:   {d}"));
         }
     }
-    line("contract:".into());
-    line(serde_json::to_string_pretty(&l.merged.contract).unwrap_or_default());
-    line("UML command line:".into());
-    line(vmm::cmdline::shown(&l.kernel, &args));
-    Ok(CheckReport { loaded: l, text: t })
+    out
 }
 
 /// Starts `host-launch run SPEC [--image IMAGE]` in a new session, its output in the state

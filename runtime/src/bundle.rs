@@ -269,12 +269,8 @@ pub fn check_oci_version(v: &str) -> Result<(), Error> {
 /// fields.
 pub fn parse(text: &[u8]) -> Result<Config, Error> {
     let value = contract::json::parse_value(text).map_err(|e| Error::new(e.to_string()))?;
-    serde_path_to_error_free(value).map_err(Error::new)
-}
-
-/// `serde_json::from_value`, the error naming the field's path.
-fn serde_path_to_error_free(value: serde_json::Value) -> Result<Config, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| Error::new(format!("{}: {}", e.path(), e.inner())))
 }
 
 /// Reads a file of at most `max` bytes.

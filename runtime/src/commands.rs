@@ -50,19 +50,7 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     let rootfs = bundle.rootfs()?;
     // Before anything is made on the host: a terminal that cannot be handed over fails here.
     let terminal = crate::terminal::hand_over(&bundle.config, a.console_socket)?;
-    let dir = Dir::new(a.root, a.id)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(a.root)
-        .map_err(io(format!("creating {}", a.root.display())))?;
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir.path) {
-        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::new(format!("container {} exists already", a.id))
-        } else {
-            Error::new(format!("creating {}: {e}", dir.path.display()))
-        });
-    }
+    let dir = make_dir(a)?;
     let mut undo = Undo {
         dir: Some(dir.path.clone()),
         net: None,
@@ -94,37 +82,7 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         net: p.net,
         stop_timeout: p.stop_timeout,
     });
-    // SAFETY: create has started no thread (its commands are waited for on this one), so
-    // the child may run any code.
-    let pid = match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let _ = nix::unistd::setsid();
-            if let Some(t) = &terminal {
-                crate::terminal::attach(t);
-            }
-            let code = match &monitor {
-                Some(vm) => crate::monitor::run(vm),
-                None => match held.as_ref().map(crate::sandbox::enter) {
-                    Some(Err(e)) => {
-                        crate::monitor::say(&e.0);
-                        1
-                    }
-                    _ => crate::monitor::placeholder(&dir),
-                },
-            };
-            // The forked monitor ends here with the container's status for conmon: it must
-            // not return into `create`, whose caller is the parent's.
-            #[allow(clippy::exit)]
-            std::process::exit(code);
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            // Only the monitor writes to the terminal.
-            drop(terminal);
-            u32::try_from(child.as_raw())
-                .map_err(|_| Error::new(format!("fork returned the pid {child}")))?
-        }
-        Err(e) => return Err(Error::new(format!("starting the monitor (fork): {e}"))),
-    };
+    let pid = fork_monitor(monitor.as_ref(), held.as_ref(), terminal, &dir)?;
     let pid_start = state::start_time(pid).unwrap_or(0);
     let s = State {
         id: a.id.to_string(),
@@ -183,6 +141,65 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// The container's state directory, new (under the runtime's root, made if need be).
+fn make_dir(a: &CreateArgs) -> Result<Dir> {
+    let dir = Dir::new(a.root, a.id)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(a.root)
+        .map_err(io(format!("creating {}", a.root.display())))?;
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir.path) {
+        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(format!("container {} exists already", a.id))
+        } else {
+            Error::new(format!("creating {}: {e}", dir.path.display()))
+        });
+    }
+    Ok(dir)
+}
+
+/// Forks the container's process, the monitor (a sandbox's placeholder without a VM), in a
+/// session of its own with the terminal; its pid.
+fn fork_monitor(
+    monitor: Option<&crate::monitor::Vm>,
+    held: Option<&crate::sandbox::Held>,
+    terminal: Option<crate::terminal::Terminal>,
+    dir: &Dir,
+) -> Result<u32> {
+    // SAFETY: create has started no thread (its commands are waited for on this one), so
+    // the child may run any code.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = nix::unistd::setsid();
+            if let Some(t) = &terminal {
+                crate::terminal::attach(t);
+            }
+            let code = match monitor {
+                Some(vm) => crate::monitor::run(vm),
+                None => match held.map(crate::sandbox::enter) {
+                    Some(Err(e)) => {
+                        crate::monitor::say(&e.0);
+                        1
+                    }
+                    _ => crate::monitor::placeholder(dir),
+                },
+            };
+            // The forked monitor ends here with the container's status for conmon: it must
+            // not return into `create`, whose caller is the parent's.
+            #[allow(clippy::exit)]
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            // Only the monitor writes to the terminal.
+            drop(terminal);
+            u32::try_from(child.as_raw())
+                .map_err(|_| Error::new(format!("fork returned the pid {child}")))
+        }
+        Err(e) => Err(Error::new(format!("starting the monitor (fork): {e}"))),
+    }
+}
+
 /// Whether the bundle is a CRI pod's sandbox ("pause") container (containerd's or CRI-O's
 /// annotation): it only holds the pod's namespaces, so it gets no VM, which would take the
 /// pod's veth from the appliance.
@@ -205,6 +222,68 @@ struct Prepared {
     notes: Vec<String>,
 }
 
+/// The config device (the contract, the VM's uid's to read) beside the root image, both
+/// reachable by the VM's uid: their paths.
+fn write_images(
+    dir: &Dir,
+    translated: &service::Translated,
+    uid: u32,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut img = contract::blockdev::encode_checked(&translated.merged.contract)
+        .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
+    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
+        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
+    }
+    let config = dir.config_image();
+    std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
+    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(|e| Error::new(e.to_string()))?;
+    let root_img = dir.root_image();
+    std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
+        .map_err(io(format!("chmod {}", root_img.display())))?;
+    // The jail's root is made on this directory; the VM's uid must reach the images in it.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o711))
+        .map_err(io(format!("chmod {}", dir.path.display())))?;
+    Ok((root_img, config))
+}
+
+/// The container's network namespace joined to the VM's TAP device, with its anti-spoofing
+/// rules; undone by [`Undo`] if a later step fails.
+fn connect(
+    ns: &Path,
+    found: &crate::net::Found,
+    translated: &service::Translated,
+    uid: u32,
+    undo: &mut Undo,
+) -> Result<Net> {
+    let policy = translated
+        .policy
+        .as_ref()
+        .ok_or_else(|| Error::new("the container's network gave the guest no MAC address"))?;
+    crate::net::connect(ns, TAP, &found.link, uid, found.guest.mtu, policy)?;
+    let n = Net {
+        netns: ns.to_path_buf(),
+        tap: TAP.to_string(),
+        link: found.link.clone(),
+    };
+    undo.net = Some(n.clone());
+    Ok(n)
+}
+
+/// The bind-mounted files' bytes (they become contract files), by mount index.
+fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    for (i, m) in c.mounts.iter().enumerate() {
+        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
+        if service::mount_use(i, m, is_file)? == MountUse::File {
+            let src = Path::new(m.source.as_deref().unwrap_or_default());
+            let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
+                .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
+            files.insert(i, bytes);
+        }
+    }
+    Ok(files)
+}
+
 fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
     let c = &bundle.config;
     let rootfs = bundle.rootfs()?;
@@ -219,16 +298,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         Some(a) => crate::root::resolve_argv0(&rootfs, a, path_env)?,
         None => String::new(),
     };
-    let mut files = BTreeMap::new();
-    for (i, m) in c.mounts.iter().enumerate() {
-        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
-        if service::mount_use(i, m, is_file)? == MountUse::File {
-            let src = Path::new(m.source.as_deref().unwrap_or_default());
-            let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
-                .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
-            files.insert(i, bytes);
-        }
-    }
+    let files = mounted_files(c)?;
     let uid = pick_uid(id, dir)?;
     let netns =
         match bundle.network() {
@@ -259,34 +329,9 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         dirs: &translated.dirs,
     };
     crate::root::build(&rootfs, &extras, &dir.root_image())?;
-    let mut img = contract::blockdev::encode_checked(&translated.merged.contract)
-        .map_err(|e| Error::new(format!("encoding the contract: {e}")))?;
-    if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
-        img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
-    }
-    let config = dir.config_image();
-    std::fs::write(&config, &img).map_err(io(format!("writing {}", config.display())))?;
-    vmm::jail::hand_over(&config, uid, uid, 0o400).map_err(|e| Error::new(e.to_string()))?;
-    let root_img = dir.root_image();
-    std::fs::set_permissions(&root_img, std::fs::Permissions::from_mode(0o444))
-        .map_err(io(format!("chmod {}", root_img.display())))?;
-    // The jail's root is made on this directory; the VM's uid must reach the images in it.
-    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o711))
-        .map_err(io(format!("chmod {}", dir.path.display())))?;
+    let (root_img, config) = write_images(dir, &translated, uid)?;
     let net = match (&netns, &found) {
-        (Some(ns), Some(f)) => {
-            let policy = translated.policy.as_ref().ok_or_else(|| {
-                Error::new("the container's network gave the guest no MAC address")
-            })?;
-            crate::net::connect(ns, TAP, &f.link, uid, f.guest.mtu, policy)?;
-            let n = Net {
-                netns: ns.clone(),
-                tap: TAP.to_string(),
-                link: f.link.clone(),
-            };
-            undo.net = Some(n.clone());
-            Some(n)
-        }
+        (Some(ns), Some(f)) => Some(connect(ns, f, &translated, uid, undo)?),
         _ => None,
     };
     let machine = vmm::cmdline::Machine {

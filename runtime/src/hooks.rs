@@ -82,7 +82,27 @@ pub fn run_all(name: &str, hooks: &[Hook], state: &str) -> Vec<String> {
         .collect()
 }
 
-fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
+/// Why one hook failed (the caller names the hook).
+#[derive(Debug, thiserror::Error)]
+enum HookError {
+    #[error("memfd_create: {0}")]
+    Output(std::io::Error),
+    #[error("{0}")]
+    Clone(std::io::Error),
+    #[error("cannot run it: {0}")]
+    Spawn(std::io::Error),
+    #[error("waiting for it: {0}")]
+    Wait(std::io::Error),
+    #[error("did not finish within its timeout of {0} s; killed")]
+    Timeout(i64),
+    #[error("{status}; its output: {output:?}")]
+    Failed {
+        status: std::process::ExitStatus,
+        output: String,
+    },
+}
+
+fn run_one(h: &Hook, state: &str) -> std::result::Result<(), HookError> {
     let mut cmd = Command::new(&h.path);
     if let Some((argv0, rest)) = h.args.split_first() {
         use std::os::unix::process::CommandExt;
@@ -96,9 +116,9 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     }
     let out = tempfile_output()?;
     cmd.stdin(Stdio::piped())
-        .stdout(out.try_clone().map_err(|e| e.to_string())?)
-        .stderr(out.try_clone().map_err(|e| e.to_string())?);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run it: {e}"))?;
+        .stdout(out.try_clone().map_err(HookError::Clone)?)
+        .stderr(out.try_clone().map_err(HookError::Clone)?);
+    let mut child = cmd.spawn().map_err(HookError::Spawn)?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its state is not an error (EPIPE).
         let _ = stdin.write_all(state.as_bytes());
@@ -107,18 +127,12 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
         .timeout
         .map(|t| Instant::now() + Duration::from_secs(t.unsigned_abs()));
     let status = loop {
-        match child
-            .try_wait()
-            .map_err(|e| format!("waiting for it: {e}"))?
-        {
+        match child.try_wait().map_err(HookError::Wait)? {
             Some(s) => break s,
             None if deadline.is_some_and(|d| Instant::now() >= d) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "did not finish within its timeout of {} s; killed",
-                    h.timeout.unwrap_or_default()
-                ));
+                return Err(HookError::Timeout(h.timeout.unwrap_or_default()));
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
@@ -126,16 +140,19 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     if status.success() {
         return Ok(());
     }
-    Err(format!("{status}; its output: {:?}", read_back(out)))
+    Err(HookError::Failed {
+        status,
+        output: read_back(out),
+    })
 }
 
 /// An unnamed file for the hook's stdout and stderr: a pipe could fill and hang it.
-fn tempfile_output() -> std::result::Result<std::fs::File, String> {
+fn tempfile_output() -> std::result::Result<std::fs::File, HookError> {
     use std::os::fd::FromRawFd;
     // SAFETY: memfd_create with a NUL-terminated name; the descriptor is new and ours.
     let fd = unsafe { libc::memfd_create(c"uml-runc-hook".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+        return Err(HookError::Output(std::io::Error::last_os_error()));
     }
     // SAFETY: fd is a valid descriptor nothing else owns.
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })

@@ -115,32 +115,13 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         .process
         .as_ref()
         .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
-    let own = match c.annotations.get(ANNOTATION_MANIFEST) {
-        Some(text) => Some(appliance::manifest::parse(text.as_bytes()).map_err(|e| {
-            Error::new(format!(
-                "config.json: annotations.{ANNOTATION_MANIFEST}: the image's manifest: {e}"
-            ))
-        })?),
-        None => None,
-    };
+    let own = own_manifest(c)?;
     let own_image = own.is_some();
     let env = env_map(&process.env)?;
     let mut notes = Vec::new();
     let mut manifest = match own {
         Some(m) => m,
-        None => Manifest {
-            contract_version: contract::VERSION,
-            name: None,
-            description: None,
-            service: foreign_service(c, inputs)?,
-            disks: Vec::new(),
-            tmpfs: Vec::new(),
-            ports: Vec::new(),
-            sysctl: BTreeMap::new(),
-            extra: None,
-            min_memory_mib: None,
-            class: None,
-        },
+        None => foreign_manifest(c, inputs)?,
     };
     apply_rlimits(process, &mut manifest, &mut notes)?;
     apply_version_3(process, &mut manifest)?;
@@ -152,9 +133,68 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         }
         apply_user(process, &mut manifest.service);
     }
-    let mut files = Vec::new();
-    let mut symlinks = Vec::new();
-    let mut dirs = Vec::new();
+    let mounted = mounted(c, inputs, &mut manifest)?;
+    let memory_mib = memory(c, &manifest)?;
+    let spec = spec_of(id, c, inputs, memory_mib, env, mounted.files);
+    let merged = appliance::merge::merge(&spec, &manifest)
+        .map_err(|p| Error::new(format!("the container as an appliance: {p}")))?;
+    let policy = policy(&spec, &manifest, &merged);
+    Ok(Translated {
+        merged,
+        memory_mib,
+        symlinks: mounted.symlinks,
+        dirs: mounted.dirs,
+        notes,
+        own_image,
+        policy,
+    })
+}
+
+/// Our image's manifest, when the bundle carries it as an annotation.
+fn own_manifest(c: &Config) -> Result<Option<Manifest>> {
+    let Some(text) = c.annotations.get(ANNOTATION_MANIFEST) else {
+        return Ok(None);
+    };
+    appliance::manifest::parse(text.as_bytes())
+        .map(Some)
+        .map_err(|e| {
+            Error::new(format!(
+                "config.json: annotations.{ANNOTATION_MANIFEST}: the image's manifest: {e}"
+            ))
+        })
+}
+
+/// The manifest of a foreign image: its service from the bundle's process, nothing else.
+fn foreign_manifest(c: &Config, inputs: &Inputs) -> Result<Manifest> {
+    Ok(Manifest {
+        contract_version: contract::VERSION,
+        name: None,
+        description: None,
+        service: foreign_service(c, inputs)?,
+        disks: Vec::new(),
+        tmpfs: Vec::new(),
+        ports: Vec::new(),
+        sysctl: BTreeMap::new(),
+        extra: None,
+        min_memory_mib: None,
+        class: None,
+    })
+}
+
+/// What the bundle's mounts become: contract files (with the links to them), and tmpfs
+/// mounts added to the manifest (with their directories).
+struct Mounted {
+    files: Vec<File>,
+    symlinks: Vec<(String, String)>,
+    dirs: Vec<String>,
+}
+
+fn mounted(c: &Config, inputs: &Inputs, manifest: &mut Manifest) -> Result<Mounted> {
+    let mut out = Mounted {
+        files: Vec::new(),
+        symlinks: Vec::new(),
+        dirs: Vec::new(),
+    };
     for (i, m) in c.mounts.iter().enumerate() {
         if let Some(content) = inputs.files.get(&i) {
             let (path, link) = file_place(&m.destination);
@@ -165,21 +205,33 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
                     m.destination
                 )));
             }
-            files.push(contract_file(&path, content));
+            out.files.push(contract_file(&path, content));
             if let Some(l) = link {
-                symlinks.push((m.destination.clone(), l));
+                out.symlinks.push((m.destination.clone(), l));
             }
         } else if m.kind.as_deref() == Some("tmpfs") && !is_system(&m.destination) {
             manifest.tmpfs.push(tmpfs(i, m)?);
-            dirs.push(m.destination.clone());
+            out.dirs.push(m.destination.clone());
         }
     }
+    Ok(out)
+}
+
+/// The operator's spec a container amounts to: its name, memory, network, environment,
+/// files and sysctls.
+fn spec_of(
+    id: &str,
+    c: &Config,
+    inputs: &Inputs,
+    memory_mib: u32,
+    env: BTreeMap<String, String>,
+    files: Vec<File>,
+) -> Spec {
     let hostname = c
         .hostname
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| short_id(id));
-    let memory_mib = memory(c, &manifest)?;
     let network = inputs.net.as_ref().map(|(tap, n)| NetworkSpec {
         tap: tap.clone(),
         netns: None,
@@ -197,7 +249,7 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         // (podman's networks, a Kubernetes NetworkPolicy): only anti-spoofing applies here.
         reach: appliance::spec::Reach::Open,
     });
-    let spec = Spec {
+    Spec {
         spec_version: appliance::spec::SPEC_VERSION,
         name: short_id(id),
         image: "bundle".into(),
@@ -225,19 +277,7 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         liveness: None,
         needs: Vec::new(),
         cpu_weight: None,
-    };
-    let merged = appliance::merge::merge(&spec, &manifest)
-        .map_err(|p| Error::new(format!("the container as an appliance: {p}")))?;
-    let policy = policy(&spec, &manifest, &merged);
-    Ok(Translated {
-        merged,
-        memory_mib,
-        symlinks,
-        dirs,
-        notes,
-        own_image,
-        policy,
-    })
+    }
 }
 
 /// The anti-spoofing part of the network policy, in the table [`crate::net::TABLE`].

@@ -38,21 +38,7 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
         Some(n) => vec![known(n)?],
         None => state::list(&state::base_dir()),
     };
-    let mut cleaned = Vec::new();
-    for e in &entries {
-        if let Some(notes) = clean_if_stale(e) {
-            cleaned.push((e.name.clone(), notes));
-        }
-    }
-    let entries: Vec<state::Entry> = if cleaned.is_empty() {
-        entries
-    } else {
-        let base = state::base_dir();
-        entries
-            .iter()
-            .map(|e| state::entry(&base, &e.name))
-            .collect()
-    };
+    let (entries, cleaned) = cleaned_up(entries);
     if !json {
         for (n, notes) in &cleaned {
             println!("'{n}': its launcher died; cleaned up");
@@ -63,7 +49,39 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
     }
     let mut digests = Digests::default();
     if json {
-        let v: Vec<serde_json::Value> = entries
+        println!("{}", as_json(&entries, &mut digests));
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    for e in &entries {
+        print_entry(&mut out, e, name.is_some(), &mut digests);
+    }
+    Ok(0)
+}
+
+/// The entries with those of dead launchers cleaned up (and read again), and what was
+/// cleaned, by name.
+fn cleaned_up(entries: Vec<state::Entry>) -> (Vec<state::Entry>, Vec<(String, Vec<String>)>) {
+    let mut cleaned = Vec::new();
+    for e in &entries {
+        if let Some(notes) = clean_if_stale(e) {
+            cleaned.push((e.name.clone(), notes));
+        }
+    }
+    if cleaned.is_empty() {
+        return (entries, cleaned);
+    }
+    let base = state::base_dir();
+    let entries = entries
+        .iter()
+        .map(|e| state::entry(&base, &e.name))
+        .collect();
+    (entries, cleaned)
+}
+
+/// `status --json`: each entry with its state, digest and installed policy.
+fn as_json(entries: &[state::Entry], digests: &mut Digests) -> String {
+    let v: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
                 let digest = e
@@ -79,97 +97,105 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
                 serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "policy": policy, "state": e.state})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(0);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// One entry as `status` prints it (with its last events when one was asked for).
+fn print_entry(out: &mut impl Write, e: &state::Entry, one: bool, digests: &mut Digests) {
+    let _ = writeln!(out, "{}: {}", e.name, status_word(e));
+    let Some(st) = &e.state else { return };
+    print_identity(out, st, digests);
+    print_health(out, e, st, one);
+}
+
+/// Who runs the appliance, as what, from which image and kernel.
+fn print_identity(out: &mut impl Write, st: &state::State, digests: &mut Digests) {
+    let _ = writeln!(out, "  phase:    {:?}", st.phase);
+    match &st.systemd {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  managed:  by systemd: {} (invocation {}); use systemctl to start and stop it",
+                s.unit, s.invocation_id
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  managed:  by host-launch (not systemd)");
+        }
     }
-    let mut out = std::io::stdout().lock();
-    for e in &entries {
-        let _ = writeln!(out, "{}: {}", e.name, status_word(e));
-        let Some(st) = &e.state else { continue };
-        let _ = writeln!(out, "  phase:    {:?}", st.phase);
-        match &st.systemd {
-            Some(s) => {
-                let _ = writeln!(
-                    out,
-                    "  managed:  by systemd: {} (invocation {}); use systemctl to start and stop it",
-                    s.unit, s.invocation_id
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  managed:  by host-launch (not systemd)");
-            }
-        }
+    let _ = writeln!(
+        out,
+        "  pids:     launcher {}, UML {}",
+        st.launcher_pid,
+        st.uml_pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    let _ = writeln!(out, "  umid:     {}", st.umid);
+    if let Some(i) = &st.image {
+        let _ = writeln!(out, "  image:    {i}");
+        let _ = writeln!(out, "  digest:   {}", digests.of(i));
+    }
+    if let Some(k) = &st.kernel {
+        let _ = writeln!(out, "  kernel:   {k}");
+    }
+    if let Some(c) = &st.class {
+        let _ = writeln!(out, "  class:    {c}");
+    }
+    if let Some(u) = st.uid {
+        let _ = writeln!(out, "  VM uid:   {u} (jailed, no capabilities)");
+    }
+}
+
+/// What the guest dropped, readiness, network, policy, outcome and the last events.
+fn print_health(out: &mut impl Write, e: &state::Entry, st: &state::State, one: bool) {
+    let d = &st.dropped;
+    let _ = writeln!(
+        out,
+        "  dropped:  {} status lines over the length bound, {} console bytes and {} event \
+         bytes rotated out, {} events not printed",
+        d.status_lines, d.console_bytes, d.events_bytes, d.unprinted_events
+    );
+    if e.running {
+        let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));
+    }
+    let _ = writeln!(
+        out,
+        "  ready:    {}{}",
+        if st.ready { "yes" } else { "no" },
+        st.ready_after_ms
+            .map(|ms| format!(" (after {ms} ms)"))
+            .unwrap_or_default()
+    );
+    if let Some(t) = &st.tap {
         let _ = writeln!(
             out,
-            "  pids:     launcher {}, UML {}",
-            st.launcher_pid,
-            st.uml_pid
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into())
-        );
-        let _ = writeln!(out, "  umid:     {}", st.umid);
-        if let Some(i) = &st.image {
-            let _ = writeln!(out, "  image:    {i}");
-            let _ = writeln!(out, "  digest:   {}", digests.of(i));
-        }
-        if let Some(k) = &st.kernel {
-            let _ = writeln!(out, "  kernel:   {k}");
-        }
-        if let Some(c) = &st.class {
-            let _ = writeln!(out, "  class:    {c}");
-        }
-        if let Some(u) = st.uid {
-            let _ = writeln!(out, "  VM uid:   {u} (jailed, no capabilities)");
-        }
-        let d = &st.dropped;
-        let _ = writeln!(
-            out,
-            "  dropped:  {} status lines over the length bound, {} console bytes and {} event \
-             bytes rotated out, {} events not printed",
-            d.status_lines, d.console_bytes, d.events_bytes, d.unprinted_events
-        );
-        if e.running {
-            let _ = writeln!(out, "  uptime:   {}", uptime(st.started_at_ms));
-        }
-        let _ = writeln!(
-            out,
-            "  ready:    {}{}",
-            if st.ready { "yes" } else { "no" },
-            st.ready_after_ms
-                .map(|ms| format!(" (after {ms} ms)"))
+            "  tap:      {}{}",
+            t.name,
+            t.netns
+                .as_ref()
+                .map(|n| format!(" (netns {n})"))
                 .unwrap_or_default()
         );
-        if let Some(t) = &st.tap {
-            let _ = writeln!(
-                out,
-                "  tap:      {}{}",
-                t.name,
-                t.netns
-                    .as_ref()
-                    .map(|n| format!(" (netns {n})"))
-                    .unwrap_or_default()
-            );
-        }
-        if let Some(p) = &st.policy {
-            let _ = writeln!(out, "  policy:   {}", policy_line(p, &e.name, e.running));
-        }
-        if let Some(o) = &st.outcome {
-            let _ = writeln!(
-                out,
-                "  outcome:  {o} (exit status {})",
-                st.exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "-".into())
-            );
-        }
-        if name.is_some() {
-            let _ = writeln!(out, "  last events:");
-            for ev in &st.last_events {
-                let _ = writeln!(out, "    {}", events::human(ev));
-            }
+    }
+    if let Some(p) = &st.policy {
+        let _ = writeln!(out, "  policy:   {}", policy_line(p, &e.name, e.running));
+    }
+    if let Some(o) = &st.outcome {
+        let _ = writeln!(
+            out,
+            "  outcome:  {o} (exit status {})",
+            st.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if one {
+        let _ = writeln!(out, "  last events:");
+        for ev in &st.last_events {
+            let _ = writeln!(out, "    {}", events::human(ev));
         }
     }
-    Ok(0)
 }
 
 /// The installed network policy as the host has it now (`nft`), or why it is not there.

@@ -214,24 +214,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         None => file.pinned_image().unwrap_or_else(|| spec_image.clone()),
     };
     let new_image = load::absolute(&o.image);
-    let old = load::load_with_image(&file, Some(&old_image))
-        .map_err(|e| e.context(format!("the old image {}", old_image.display())))?;
-    // Classes first: a spec written for the old class lacks the new class's inputs, and the
-    // reason to give is the class, not the input.
-    let (new_manifest_path, new_manifest) = load::manifest_for(&file, Some(&new_image))?;
-    appliance::class::check_upgrade(old.manifest.class.as_ref(), new_manifest.class.as_ref())
-        .map_err(|e| Error::invalid(format!("{}: {e}", new_manifest_path.display())))?;
-    let report = crate::lifecycle::check_image(&file, Some(&new_image))?;
-    let new = report.loaded;
-    if let Err(problems) = compatible(&old, &new) {
-        return Err(Error::invalid(
-            problems
-                .iter()
-                .map(|p| format!("{}: {p}", new.manifest_path.display()))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
-    }
+    let new = checked_new(&file, &old_image, &new_image)?;
     say(
         &name,
         &format!(
@@ -243,19 +226,7 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     );
     let t0 = Instant::now();
     if was_running {
-        crate::lifecycle::stop(&name, o.stop_timeout)?;
-        if state::is_locked(&dir) {
-            return Err(Error::host(format!(
-                "'{name}' did not stop; the upgrade did not start"
-            )));
-        }
-        say(
-            &name,
-            &format!(
-                "stopped the old image in {:.2} s",
-                t0.elapsed().as_secs_f64()
-            ),
-        );
+        stop_old(&name, &dir, o, t0)?;
     }
     let failure = match boot(&new, &new_image, o)? {
         Boot::Ready { after } => {
@@ -275,10 +246,64 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         Boot::Failed(why) => why,
     };
     say(&name, &format!("FAILED: {failure}"));
-    let kept = keep_failed_run(&dir);
+    roll_back(&file, &dir, &old_image, was_running, o)
+}
+
+/// The new image checked against the spec and the old image: class first (a spec written
+/// for the old class lacks the new class's inputs, and the reason to give is the class),
+/// then the merge, then what must not change.
+fn checked_new(file: &load::SpecFile, old_image: &Path, new_image: &Path) -> Result<Loaded> {
+    let old = load::load_with_image(file, Some(old_image))
+        .map_err(|e| e.context(format!("the old image {}", old_image.display())))?;
+    let (new_manifest_path, new_manifest) = load::manifest_for(file, Some(new_image))?;
+    appliance::class::check_upgrade(old.manifest.class.as_ref(), new_manifest.class.as_ref())
+        .map_err(|e| Error::invalid(format!("{}: {e}", new_manifest_path.display())))?;
+    let new = crate::lifecycle::check_image(file, Some(new_image))?.loaded;
+    if let Err(problems) = compatible(&old, &new) {
+        return Err(Error::invalid(
+            problems
+                .iter()
+                .map(|p| format!("{}: {p}", new.manifest_path.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
+    }
+    Ok(new)
+}
+
+/// Stops the running old image; an error if it did not stop.
+fn stop_old(name: &str, dir: &state::Dir, o: &Options, t0: Instant) -> Result<()> {
+    crate::lifecycle::stop(name, o.stop_timeout)?;
+    if state::is_locked(dir) {
+        return Err(Error::host(format!(
+            "'{name}' did not stop; the upgrade did not start"
+        )));
+    }
+    say(
+        name,
+        &format!(
+            "stopped the old image in {:.2} s",
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(())
+}
+
+/// After a failed new image: keeps what it showed, pins the old image again and boots it if
+/// it ran before. [`exit::ROLLED_BACK`], or an error when the old image does not come back.
+fn roll_back(
+    file: &load::SpecFile,
+    dir: &state::Dir,
+    old_image: &Path,
+    was_running: bool,
+    o: &Options,
+) -> Result<i32> {
+    let name = &file.spec.name;
+    let spec_image = file.image();
+    let kept = keep_failed_run(dir);
     if !kept.is_empty() {
         say(
-            &name,
+            name,
             &format!(
                 "what the new image showed: {}",
                 kept.iter()
@@ -288,10 +313,10 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
             ),
         );
     }
-    pin::write(&dir, &spec_image, &old_image, &old_image)?;
+    pin::write(dir, &spec_image, old_image, old_image)?;
     if !was_running {
         say(
-            &name,
+            name,
             &format!(
                 "rolled back: {} stays the image (the appliance was not running before)",
                 old_image.display()
@@ -299,11 +324,11 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
         );
         return Ok(exit::ROLLED_BACK);
     }
-    let back = load::load_with_image(&file, Some(&old_image))?;
-    match boot(&back, &old_image, o) {
+    let back = load::load_with_image(file, Some(old_image))?;
+    match boot(&back, old_image, o) {
         Ok(Boot::Ready { after }) => {
             say(
-                &name,
+                name,
                 &format!(
                     "rolled back: the old image {} is running again (ready after {:.2} s)",
                     old_image.display(),

@@ -299,30 +299,76 @@ fn prepare_locked(
     undo: &mut Undo,
 ) -> Result<Prepared> {
     let name = &l.spec.name;
-    let Some(lock) = state::try_lock(&dir)? else {
-        let st = State::load(&dir);
-        let detail = st
-            .map(|s| {
-                format!(
-                    " (launcher pid {}, phase {:?}, umid {})",
-                    s.launcher_pid, s.phase, s.umid
-                )
-            })
-            .unwrap_or_default();
-        return Err(Error::busy(format!(
-            "appliance '{name}' is already running{detail}; stop it first with `host-launch \
-             stop {name}`, or give this one another name"
-        )));
-    };
+    let lock = take_lock(&dir, name)?;
     let old = State::load(&dir);
-    if let Some(old) = &old {
-        if old.phase != Phase::Exited {
-            for note in clean_stale(&dir, old) {
-                say(
-                    name,
-                    &format!("previous launcher (pid {}) died: {note}", old.launcher_pid),
-                );
-            }
+    clear_previous_run(&dir, name, old.as_ref());
+    // The state says "starting" from here on, so that a refusal below is recorded as one.
+    let umid = new_umid(name);
+    let mut st = starting_state(l, &umid);
+    st.save(&dir)?;
+    // One read of every other appliance's state for both checks.
+    let others = state::list(&state::base_dir());
+    collisions(l, &others)?;
+    let uid = vm::assign_uid_among(&others, name, old.as_ref().and_then(|o| o.uid))?;
+    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
+        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
+    }
+    st.uid = Some(uid);
+    st.save(&dir)?;
+    if let Some(n) = &l.spec.network {
+        attach_network(l, n, uid, &mut st, undo)?;
+        st.save(&dir)?;
+        install_policy(l, n, &mut st, undo)?;
+        st.save(&dir)?;
+    }
+    undo.created_disks = disks::create(disk_files, Some((uid, uid)))?;
+    for p in &undo.created_disks {
+        say(
+            name,
+            &format!("created the data disk {} (sparse)", p.display()),
+        );
+    }
+    write_config_device(l, &dir, uid)?;
+    let machine = vm::machine(l, &dir, umid, opts.kernel_log);
+    vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let jail = vm::jail(l, &dir, uid, &machine)?;
+    Ok(Prepared {
+        dir,
+        _lock: lock,
+        state: st,
+        machine,
+        jail,
+        undo: Undo::default(),
+    })
+}
+
+/// The appliance's lock, or "already running" naming the launcher that holds it.
+fn take_lock(dir: &Dir, name: &str) -> Result<state::Lock> {
+    if let Some(lock) = state::try_lock(dir)? {
+        return Ok(lock);
+    }
+    let detail = State::load(dir)
+        .map(|s| {
+            format!(
+                " (launcher pid {}, phase {:?}, umid {})",
+                s.launcher_pid, s.phase, s.umid
+            )
+        })
+        .unwrap_or_default();
+    Err(Error::busy(format!(
+        "appliance '{name}' is already running{detail}; stop it first with `host-launch \
+         stop {name}`, or give this one another name"
+    )))
+}
+
+/// What a previous run left: a dead launcher's VM and devices cleaned, its logs removed.
+fn clear_previous_run(dir: &Dir, name: &str, old: Option<&State>) {
+    if let Some(old) = old.filter(|o| o.phase != Phase::Exited) {
+        for note in clean_stale(dir, old) {
+            say(
+                name,
+                &format!("previous launcher (pid {}) died: {note}", old.launcher_pid),
+            );
         }
     }
     for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
@@ -332,15 +378,17 @@ fn prepare_locked(
     for n in 1..BOOT_ATTEMPTS {
         let _ = std::fs::remove_file(dir.path.join(format!("console.boot{n}.log")));
     }
-    // The state says "starting" from here on, so that a refusal below is recorded as one.
-    let umid = new_umid(name);
-    let mut st = State {
-        name: name.clone(),
+}
+
+/// The state of a launch that is starting.
+fn starting_state(l: &Loaded, umid: &str) -> State {
+    State {
+        name: l.spec.name.clone(),
         spec: l.spec_path.display().to_string(),
         phase: Phase::Starting,
         launcher_pid: std::process::id(),
         uml_pid: None,
-        umid: umid.clone(),
+        umid: umid.to_string(),
         image: Some(l.image.display().to_string()),
         started_at_ms: state::now_ms(),
         ready: false,
@@ -360,84 +408,57 @@ fn prepare_locked(
         class: l.manifest.class.as_ref().map(ToString::to_string),
         dropped: Default::default(),
         systemd: state::Systemd::detect(),
-    };
-    st.save(&dir)?;
-    // One read of every other appliance's state for both checks.
-    let others = state::list(&state::base_dir());
-    collisions(l, &others)?;
-    let uid = vm::assign_uid_among(&others, name, old.as_ref().and_then(|o| o.uid))?;
-    for (d, f) in l.merged.disks.iter().zip(&l.disk_files) {
-        vm::check_disk_owner(&format!("disks[{}]", d.spec_index), f, uid)?;
     }
-    st.uid = Some(uid);
-    st.save(&dir)?;
+}
 
-    // The network.
-    if let Some(n) = &l.spec.network {
-        let ns = n.netns.as_deref();
-        if tap::exists(&n.tap, ns) {
-            say(
-                name,
-                &format!("using the existing TAP device {} as it is", n.tap),
-            );
-            st.tap = Some(TapRecord {
-                name: n.tap.clone(),
-                netns: n.netns.clone(),
-                created: false,
-            });
-        } else if privs::is_root() {
-            tap::create(n, uid, uid)?;
-            undo.tap = Some((n.tap.clone(), n.netns.clone()));
-            st.tap = Some(TapRecord {
-                name: n.tap.clone(),
-                netns: n.netns.clone(),
-                created: true,
-            });
-        } else {
-            return Err(Error::host(format!(
-                "network.tap: the TAP device {} does not exist, and creating it needs root",
-                n.tap
-            )));
-        }
-        st.save(&dir)?;
-        install_policy(l, n, &mut st, undo)?;
-        st.save(&dir)?;
-    }
-
-    // The disks.
-    undo.created_disks = disks::create(disk_files, Some((uid, uid)))?;
-    for p in &undo.created_disks {
+/// The TAP device: an existing one used as it is, else created for the VM's uid (root only).
+fn attach_network(
+    l: &Loaded,
+    n: &appliance::spec::NetworkSpec,
+    uid: u32,
+    st: &mut State,
+    undo: &mut Undo,
+) -> Result<()> {
+    let ns = n.netns.as_deref();
+    let created = if tap::exists(&n.tap, ns) {
         say(
-            name,
-            &format!("created the data disk {} (sparse)", p.display()),
+            &l.spec.name,
+            &format!("using the existing TAP device {} as it is", n.tap),
         );
-    }
+        false
+    } else if privs::is_root() {
+        tap::create(n, uid, uid)?;
+        undo.tap = Some((n.tap.clone(), n.netns.clone()));
+        true
+    } else {
+        return Err(Error::host(format!(
+            "network.tap: the TAP device {} does not exist, and creating it needs root",
+            n.tap
+        )));
+    };
+    st.tap = Some(TapRecord {
+        name: n.tap.clone(),
+        netns: n.netns.clone(),
+        created,
+    });
+    Ok(())
+}
 
-    // The config device: the contract, read-only to the guest.
+/// The config device (the contract, read-only to the guest), and the data disks and it handed
+/// to the VM's uid: UML opens them as that uid.
+fn write_config_device(l: &Loaded, dir: &Dir, uid: u32) -> Result<()> {
     let mut img = contract::blockdev::encode_checked(&l.merged.contract)
         .map_err(|e| Error::invalid(format!("the merged contract: {e}")))?;
     if img.len() < contract::blockdev::MIN_DEVICE_BYTES {
         img.resize(contract::blockdev::MIN_DEVICE_BYTES, 0);
     }
     write_private(&dir.config_image(), &img)?;
-    // The data disks and the config device become the VM's: UML opens them as its uid.
     vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400)
         .map_err(|e| Error::host(e.to_string()))?;
     for f in &l.disk_files {
         vmm::jail::hand_over(f, uid, uid, 0o600).map_err(|e| Error::host(e.to_string()))?;
     }
-
-    let machine = vm::machine(l, &dir, umid, opts.kernel_log);
-    vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
-    let jail = vm::jail(l, &dir, uid, &machine)?;
-    Ok(Prepared {
-        dir,
-        _lock: lock,
-        state: st,
-        machine,
-        jail,
-        undo: Undo::default(),
-    })
+    Ok(())
 }
 
 /// The network policy on the TAP device, before the guest boots: refused start (122) when it

