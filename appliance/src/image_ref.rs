@@ -34,7 +34,7 @@ pub fn parse(image: &str) -> ImageRef<'_> {
 /// non-empty path or name (its root, in host-launch's cache, is what UML opens).
 pub fn check(image: &str) -> Result<(), String> {
     match parse(image) {
-        ImageRef::Root(p) => crate::uml_path::check_uml_path(p),
+        ImageRef::Root(p) => contract::uml::check_path(p).map_err(|e| e.to_string()),
         ImageRef::OciLayout(p) | ImageRef::OciArchive(p) | ImageRef::Storage(p)
             if p.is_empty() || p.contains(['\0', '\n']) =>
         {

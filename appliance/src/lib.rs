@@ -24,4 +24,3 @@ pub mod netpolicy;
 pub mod schema;
 pub mod signed;
 pub mod spec;
-pub mod uml_path;

@@ -7,11 +7,9 @@
 
 use crate::manifest::Manifest;
 use crate::spec::Spec;
+use contract::uml::{ubd_device, ubd_number, MAX_UBD};
 use contract::{Contract, Disk, Interface, Logging, Mounts, Network, Problem, Problems};
 use std::collections::BTreeSet;
-
-/// UML attaches at most 16 block devices (ubd0 to ubd15).
-pub const MAX_UBD: usize = 16;
 
 /// A data disk with its place on the UML command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,22 +31,6 @@ pub struct Merged {
     pub disks: Vec<AttachedDisk>,
     /// `N` of the config device's `ubdNr=`.
     pub config_ubd: usize,
-}
-
-/// The guest device of ubd number `n`: 0 → `/dev/ubda`.
-pub fn ubd_device(n: usize) -> String {
-    format!("/dev/ubd{}", char::from(b'a' + (n % 26) as u8))
-}
-
-/// The ubd number of a guest device `/dev/ubdX`, if it names one.
-pub fn ubd_number(device: &str) -> Option<usize> {
-    let rest = device.strip_prefix("/dev/ubd")?;
-    let mut chars = rest.chars();
-    let c = chars.next()?;
-    if chars.next().is_some() || !c.is_ascii_lowercase() {
-        return None;
-    }
-    Some((c as u8 - b'a') as usize)
 }
 
 /// Merges a spec and a manifest into a validated contract and a disk layout.
@@ -534,13 +516,5 @@ mod tests {
             e.starts_with("memory_mib: 64 MiB is less than the 128 MiB"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn ubd_names() {
-        assert_eq!(ubd_device(1), "/dev/ubdb");
-        assert_eq!(ubd_number("/dev/ubdc"), Some(2));
-        assert_eq!(ubd_number("/dev/sda"), None);
-        assert_eq!(ubd_number("/dev/ubdbb"), None);
     }
 }

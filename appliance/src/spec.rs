@@ -3,7 +3,6 @@
 //! missing field is an error at its JSON path, and [`check`] reports every host-side problem
 //! (names, addresses, sizes) at once.
 
-pub use crate::uml_path::check_uml_path;
 use contract::addr::{parse_cidr, parse_mac};
 use contract::{Problem, Problems, RemoteSyslog, Route};
 use schemars::JsonSchema;
@@ -438,7 +437,10 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
     let mut files = BTreeSet::new();
     for (i, d) in s.disks.iter().enumerate() {
         let at = format!("disks[{i}]");
-        push(&format!("{at}.file"), check_uml_path(&d.file));
+        push(
+            &format!("{at}.file"),
+            contract::uml::check_path(&d.file).map_err(|e| e.to_string()),
+        );
         if !files.insert(d.file.as_str()) {
             push(
                 &format!("{at}.file"),

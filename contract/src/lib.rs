@@ -22,6 +22,7 @@ pub mod names;
 pub mod schema;
 pub mod status;
 pub mod types;
+pub mod uml;
 pub mod validate;
 
 pub use liveness::{Liveness, LivenessCheck};

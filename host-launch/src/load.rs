@@ -174,7 +174,7 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
         .map(|d| resolve(&base, &d.file))
         .collect::<Vec<_>>();
     for (d, f) in merged.disks.iter().zip(&disk_files) {
-        spec::check_uml_path(&f.to_string_lossy()).map_err(|m| {
+        contract::uml::check_path(&f.to_string_lossy()).map_err(|m| {
             Error::invalid(format!(
                 "{}: disks[{}].file: {m}",
                 shown(&spec_path),
@@ -182,7 +182,7 @@ pub fn load_with_image(spec_path: &Path, image: Option<&Path>) -> Result<Loaded>
             ))
         })?;
     }
-    spec::check_uml_path(&image.to_string_lossy())
+    contract::uml::check_path(&image.to_string_lossy())
         .map_err(|m| Error::invalid(format!("{}: image: {m}", shown(&spec_path))))?;
     let kernel = match &spec.kernel {
         Some(k) => resolve(&base, k),

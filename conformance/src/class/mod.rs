@@ -199,7 +199,7 @@ pub fn boot(
         .memory_mib(spec.memory_mib)
         .echo(std::env::var_os("CONFORMANCE_ECHO").is_some());
     let mut attached = merged.disks.clone();
-    attached.sort_by_key(|d| appliance::merge::ubd_number(&d.device));
+    attached.sort_by_key(|d| contract::uml::ubd_number(&d.device));
     for (i, d) in attached.iter().enumerate() {
         let file = disks
             .get(d.spec_index)
