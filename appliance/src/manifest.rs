@@ -6,6 +6,17 @@ use contract::{Service, Tmpfs};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Where an image's manifest lives: `<image>.manifest.json`, beside it (the image builder
+/// writes it there; host-launch, uml-runc's tests and the conformance kit read it there unless
+/// told otherwise). A path computed, not a file read.
+pub fn path_beside(image: &Path) -> PathBuf {
+    let mut s = OsString::from(image.as_os_str());
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
 
 /// What an image declares about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -151,6 +162,14 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"{"contract_version":1,"service":{"argv":["/bin/x"]}}"#;
+
+    #[test]
+    fn manifest_beside_the_image() {
+        assert_eq!(
+            path_beside(Path::new("build/dns.img")),
+            Path::new("build/dns.img.manifest.json")
+        );
+    }
 
     #[test]
     fn minimal_manifest() {

@@ -42,13 +42,6 @@ impl Loaded {
     }
 }
 
-/// The manifest's default place: `<image>.manifest.json`.
-pub fn default_manifest_path(image: &Path) -> PathBuf {
-    let mut s = image.as_os_str().to_os_string();
-    s.push(".manifest.json");
-    PathBuf::from(s)
-}
-
 /// A path as messages show it: control characters (a spec may put them in its paths) escaped.
 fn shown(p: &Path) -> String {
     contract::json::printable(&p.to_string_lossy()).into_owned()
@@ -233,7 +226,7 @@ fn root_file(spec_path: &Path, base: &Path, spec: &Spec) -> Result<(PathBuf, Pat
     }
     let manifest_path = match &spec.manifest {
         Some(m) => resolve(base, m),
-        None => default_manifest_path(&image),
+        None => manifest::path_beside(&image),
     };
     let text = std::fs::read(&manifest_path).map_err(|e| {
         let how = if spec.manifest.is_some() {

@@ -82,15 +82,8 @@ impl Options {
 
     /// Where the manifest is written.
     pub fn manifest_path(&self) -> PathBuf {
-        manifest_path(&self.output)
+        appliance::manifest::path_beside(&self.output)
     }
-}
-
-/// `<image>.manifest.json`, where host-launch looks for an image's manifest.
-pub fn manifest_path(image: &Path) -> PathBuf {
-    let mut s = image.as_os_str().to_owned();
-    s.push(".manifest.json");
-    PathBuf::from(s)
 }
 
 /// `$UML_MODULES`, else the newest release directory under [`UML_MODULES`].
@@ -598,13 +591,5 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert!(u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
-    }
-
-    #[test]
-    fn manifest_beside_the_image() {
-        assert_eq!(
-            manifest_path(Path::new("build/dns.img")),
-            Path::new("build/dns.img.manifest.json")
-        );
     }
 }

@@ -104,7 +104,7 @@ pub fn run(o: &Options) -> Result<ClassReport, String> {
     let manifest_path = o
         .manifest
         .clone()
-        .unwrap_or_else(|| crate::default_manifest(&o.image));
+        .unwrap_or_else(|| appliance::manifest::path_beside(&o.image));
     let text =
         std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let manifest = appliance::manifest::parse(&text)
