@@ -245,7 +245,7 @@ pub fn parse(text: &[u8]) -> Result<Spec, Vec<String>> {
         .as_object()
         .ok_or_else(|| vec!["the top level must be a JSON object".to_string()])?;
     if let Some(v) = obj.get("spec_version") {
-        if v.as_u64() != Some(SPEC_VERSION as u64) {
+        if v.as_u64() != Some(u64::from(SPEC_VERSION)) {
             return Err(vec![format!(
                 "spec_version: {v} is not supported; this host-launch reads spec version {SPEC_VERSION}"
             )]);

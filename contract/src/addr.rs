@@ -127,7 +127,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 pub fn netmask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
     let bits = u32::from(mask);
     let ones = bits.leading_ones();
-    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+    // leading_ones of a u32 is at most 32.
+    let ones8 = u8::try_from(ones).ok()?;
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones8)
 }
 
 #[cfg(test)]

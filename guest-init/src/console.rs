@@ -91,7 +91,7 @@ fn write_line(text: &str) {
         if n == 0 {
             return;
         }
-        rest = rest.get(n as usize..).unwrap_or_default();
+        rest = rest.get(n.unsigned_abs()..).unwrap_or_default();
     }
 }
 

@@ -148,7 +148,8 @@ fn read_layer(
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = e.size();
                 take(budget, size)?;
-                let mut data = Vec::with_capacity(size as usize);
+                // A capacity hint only (`take` bounded the size); read_to_end grows past it.
+                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 e.read_to_end(&mut data).map_err(bad)?;
                 Content::Bytes(data)
             }

@@ -87,6 +87,15 @@ pub struct Hashing<R> {
     limit: u64,
 }
 
+impl<R> std::fmt::Debug for Hashing<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hashing")
+            .field("count", &self.count)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> Hashing<R> {
     pub fn new(inner: R, limit: u64) -> Hashing<R> {
         Hashing {

@@ -11,6 +11,15 @@
 //! Every byte of an image is outside input: sizes are bounded, paths checked, digests
 //! verified before anything is used.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod apply;
 pub mod cache;
 pub mod digest;

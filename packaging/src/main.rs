@@ -1,6 +1,15 @@
 //! `package-files DIR`: writes the Debian package's generated files (man pages, shell
 //! completions, the systemd unit and generator) under DIR, as they lie in the package.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;

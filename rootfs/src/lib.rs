@@ -8,6 +8,15 @@
 //! A library only: the image builder's command line lives in `images/`, and nothing here
 //! links a binary crate.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod closure;
 pub mod elf;
 pub mod error;

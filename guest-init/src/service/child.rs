@@ -104,7 +104,7 @@ pub(super) fn set_rlimits(plan: &Plan) -> ChildResult {
             libc::syscall(
                 libc::SYS_prlimit64,
                 0 as libc::c_long,
-                *resource as libc::c_long,
+                libc::c_long::from(*resource),
                 limit as *const Rlimit64,
                 std::ptr::null_mut::<Rlimit64>(),
             )
@@ -142,8 +142,11 @@ pub(super) const KERNEL_SIGSET_SIZE: usize = 8;
 #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
 pub(super) const KERNEL_SIGSET_SIZE: usize = 16;
 
-/// Highest signal number of the kernel (`_NSIG`).
-pub(super) const KERNEL_NSIG: libc::c_int = (KERNEL_SIGSET_SIZE * 8) as libc::c_int;
+/// Highest signal number of the kernel (`_NSIG`): one bit per signal of the kernel's set.
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+pub(super) const KERNEL_NSIG: libc::c_int = 64;
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+pub(super) const KERNEL_NSIG: libc::c_int = 128;
 
 /// An all-zero kernel `struct sigaction` (handler SIG_DFL, no flags, empty mask) or an
 /// all-zero kernel signal set, large enough for every architecture's layout. All-zero is
@@ -165,7 +168,7 @@ pub(super) fn reset_signals() -> ChildResult {
         unsafe {
             libc::syscall(
                 libc::SYS_rt_sigaction,
-                sig as libc::c_long,
+                libc::c_long::from(sig),
                 zero.as_ptr(),
                 std::ptr::null_mut::<u64>(),
                 KERNEL_SIGSET_SIZE,
@@ -176,7 +179,7 @@ pub(super) fn reset_signals() -> ChildResult {
     check(Step::SigMask, unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK as libc::c_long,
+            libc::c_long::from(libc::SIG_SETMASK),
             zero.as_ptr(),
             std::ptr::null_mut::<u64>(),
             KERNEL_SIGSET_SIZE,
@@ -226,8 +229,8 @@ pub(super) fn close_range(first: RawFd, last: RawFd, limit: RawFd) -> ChildResul
     let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first as libc::c_uint,
-            last as libc::c_uint,
+            first.unsigned_abs(),
+            last.unsigned_abs(),
             0 as libc::c_uint,
         )
     };
@@ -255,7 +258,7 @@ pub(super) fn set_credentials(plan: &Plan) -> ChildResult {
         if plan.caps & 1u64.checked_shl(cap).unwrap_or(0) == 0 {
             // SAFETY: prctl with integer arguments only.
             check(Step::BoundingDrop, unsafe {
-                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0)
             })?;
         }
     }
@@ -268,7 +271,7 @@ pub(super) fn set_credentials(plan: &Plan) -> ChildResult {
         libc::syscall(sys::SETGROUPS, plan.groups.len(), plan.groups.as_ptr())
     })?;
     // Passed as longs, the width a system call argument has.
-    let (g, u) = (plan.gid as libc::c_long, plan.uid as libc::c_long);
+    let (g, u) = (libc::c_long::from(plan.gid), libc::c_long::from(plan.uid));
     // SAFETY: integer arguments only.
     check(Step::SetResGid, unsafe {
         libc::syscall(sys::SETRESGID, g, g, g)
@@ -312,7 +315,7 @@ pub(super) fn set_capabilities(plan: &Plan) -> ChildResult {
                 libc::prctl(
                     libc::PR_CAP_AMBIENT,
                     libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    cap as libc::c_ulong,
+                    libc::c_ulong::from(cap),
                     0 as libc::c_ulong,
                     0 as libc::c_ulong,
                 )

@@ -150,7 +150,11 @@ impl Plan {
             permitted: bits,
             inheritable: bits,
         };
-        [half(self.caps as u32), half((self.caps >> 32) as u32)]
+        let [a, b, c, d, e, f, g, h] = self.caps.to_le_bytes();
+        [
+            half(u32::from_le_bytes([a, b, c, d])),
+            half(u32::from_le_bytes([e, f, g, h])),
+        ]
     }
 }
 
@@ -263,7 +267,7 @@ pub(super) fn read_cap_last_cap() -> u32 {
     let mut last = 0;
     for cap in 0..64u32 {
         // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc < 0 {
             break;
         }
