@@ -11,12 +11,23 @@
 )]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn write(root: &Path, f: &packaging::File) -> Result<(), String> {
+/// A generated file that could not be written, with the path it was going to.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct WriteError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+fn write(root: &Path, f: &packaging::File) -> Result<(), WriteError> {
     let path = root.join(&f.path);
-    let what = |e: std::io::Error| format!("{}: {e}", path.display());
+    let what = |source| WriteError {
+        path: path.clone(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(what)?;
     }
