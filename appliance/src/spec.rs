@@ -222,7 +222,7 @@ impl Reach {
 }
 
 /// An egress destination: an address (a block of one) or a CIDR block.
-pub fn parse_egress_to(s: &str) -> Result<contract::addr::Cidr, String> {
+pub fn parse_egress_to(s: &str) -> Result<contract::addr::Cidr, contract::addr::AddrError> {
     if s.contains('/') {
         let c = parse_cidr(s)?;
         Ok(c.network())
@@ -484,15 +484,21 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
             }
         }
         if let Some(a) = &n.host_address {
-            push("network.host_address", parse_cidr(a).map(|_| ()));
+            push(
+                "network.host_address",
+                parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+            );
         }
         if let Some(m) = &n.mac {
-            push("network.mac", parse_mac(m).map(|_| ()));
+            push(
+                "network.mac",
+                parse_mac(m).map(|_| ()).map_err(|e| e.to_string()),
+            );
         }
         for (i, a) in n.addresses.iter().enumerate() {
             push(
                 &format!("network.addresses[{i}]"),
-                parse_cidr(a).map(|_| ()),
+                parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
             );
         }
         for (i, e) in n.egress.iter().enumerate() {
