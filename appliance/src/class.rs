@@ -274,21 +274,36 @@ pub fn check_manifest(m: &Manifest) -> Result<(), Problems> {
 
 /// Whether an image of class `new` may take over an appliance running an image of class `old`:
 /// the same class (or both unclassed), since the spec's inputs are those of the old class.
-pub fn check_upgrade(old: Option<&Class>, new: Option<&Class>) -> Result<(), String> {
-    let show = |c: Option<&Class>| match c {
-        Some(c) => format!("of class {c}"),
-        None => "of no class".to_string(),
-    };
+pub fn check_upgrade(old: Option<&Class>, new: Option<&Class>) -> Result<(), UpgradeError> {
     match (old, new) {
         (None, None) => Ok(()),
         (Some(o), Some(n)) if o.name == n.name => Ok(()),
-        _ => Err(format!(
-            "class: the new image is {}, the running one {}; an upgrade swaps images of one \
-             class only, since the spec's inputs are that class's; write a spec for the new \
-             class and start it as another appliance",
-            show(new),
-            show(old)
-        )),
+        _ => Err(UpgradeError {
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+/// An upgrade to an image of another class (or from or to no class).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "class: the new image is {}, the running one {}; an upgrade swaps images of one class \
+     only, since the spec's inputs are that class's; write a spec for the new class and start \
+     it as another appliance",
+    shown(.new.as_ref()),
+    shown(.old.as_ref())
+)]
+pub struct UpgradeError {
+    pub old: Option<Class>,
+    pub new: Option<Class>,
+}
+
+/// "of class dns v1" or "of no class", for [`UpgradeError`].
+fn shown(c: Option<&Class>) -> String {
+    match c {
+        Some(c) => format!("of class {c}"),
+        None => "of no class".to_string(),
     }
 }
 
@@ -422,14 +437,16 @@ mod tests {
     fn upgrades_keep_the_class() {
         check_upgrade(None, None).unwrap();
         check_upgrade(Some(&DNS), Some(&DNS)).unwrap();
-        let e = check_upgrade(Some(&DNS), Some(&WEB)).unwrap_err();
+        let e = check_upgrade(Some(&DNS), Some(&WEB))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("the new image is of class web v1, the running one of class dns v1"),
             "{e}"
         );
-        let e = check_upgrade(None, Some(&DNS)).unwrap_err();
+        let e = check_upgrade(None, Some(&DNS)).unwrap_err().to_string();
         assert!(e.contains("the running one of no class"), "{e}");
-        let e = check_upgrade(Some(&DNS), None).unwrap_err();
+        let e = check_upgrade(Some(&DNS), None).unwrap_err().to_string();
         assert!(e.contains("the new image is of no class"), "{e}");
     }
 
@@ -448,7 +465,8 @@ mod tests {
         let e = crate::manifest::parse(
             br#"{"contract_version":1,"class":{"name":"mail","version":1},"service":{"argv":["/x"]}}"#,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("class.name: unknown variant `mail`"), "{e}");
     }
 }

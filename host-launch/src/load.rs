@@ -128,8 +128,8 @@ fn read_with_manifest(spec_path: &Path, image: Option<&Path>) -> Result<WithMani
         }
         None => root_file(&spec_path, &base, &spec)?,
     };
-    let manifest =
-        manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
+    let manifest = manifest::parse(&text)
+        .map_err(|p| Error::invalid(lines(&manifest_path, [p.to_string()])))?;
     Ok(WithManifest {
         spec_path,
         spec,
