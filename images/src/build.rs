@@ -17,7 +17,7 @@ use crate::stage::{self, Staged};
 use rootfs::closure::{self, Root};
 use rootfs::ext4;
 pub use rootfs::ext4::{Content, Entry};
-pub use rootfs::plan::Plan;
+pub use rootfs::layout::Layout;
 pub use rootfs::{DEFAULT_EPOCH, IPV6_MODULES, UML_MODULES};
 use sha2::Digest as _;
 use std::collections::BTreeMap;
@@ -194,7 +194,7 @@ fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
 pub fn plan(r: &Recipe, opts: &Options, src: &Sources) -> Result<Planned, Error> {
     let root = src.staged.root.as_path();
     let mut problems = Vec::new();
-    let mut plan = Plan::default();
+    let mut plan = Layout::default();
     let base = |origin: &str| origin.to_string();
     for d in ["/dev", "/proc", "/sys", "/run", "/etc", "/sbin"] {
         plan.dir(
@@ -417,7 +417,7 @@ fn add_package_records(
     r: &Recipe,
     opts: &Options,
     src: &Sources,
-    plan: &mut Plan,
+    plan: &mut Layout,
     problems: &mut Vec<String>,
 ) -> (Vec<sbom::Package>, String) {
     let mut packages = Vec::new();
@@ -472,10 +472,10 @@ fn add_package_records(
     (packages, text)
 }
 
-/// What goes into the image ([`Plan`]), with the packages it takes files from and its SBOM.
+/// What goes into the image ([`Layout`]), with the packages it takes files from and its SBOM.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub plan: Plan,
+    pub plan: Layout,
     /// The packages the closure took files from.
     pub packages: Vec<sbom::Package>,
     /// The SBOM (SPDX 2.3 JSON text).

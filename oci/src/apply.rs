@@ -13,7 +13,7 @@ use crate::digest::Hashing;
 use crate::read::Image;
 use crate::Error;
 use rootfs::ext4::{Content, Entry};
-use rootfs::plan::Plan;
+use rootfs::layout::Layout;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -64,9 +64,9 @@ pub fn layers(img: &Image) -> Result<BTreeMap<String, Entry>, Error> {
 
 /// Adds missing parent directories and refuses entries below a file or symlink.
 pub fn finish(root: BTreeMap<String, Entry>) -> Result<BTreeMap<String, Entry>, Error> {
-    let mut plan = Plan {
+    let mut plan = Layout {
         entries: root,
-        ..Plan::default()
+        ..Layout::default()
     };
     let mut problems = Vec::new();
     plan.add_parents(&mut problems);

@@ -1,5 +1,5 @@
 //! oci: appliance images as OCI images. [`write`] turns the entries of a root (a
-//! [`rootfs::plan::Plan`]'s) and the image manifest into an OCI image layout directory and an
+//! [`rootfs::layout::Layout`]'s) and the image manifest into an OCI image layout directory and an
 //! `oci-archive` (what `podman load` takes); [`read`] opens a layout, an archive or an image
 //! in podman's local storage, verifies every blob's digest, and checks the platform and our
 //! labels; [`apply`] unpacks its layers in order with whiteouts into entries; [`cache`] writes

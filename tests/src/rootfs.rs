@@ -5,7 +5,7 @@ use crate::error::{Context, Error, Result};
 use ::rootfs::closure::Root;
 use ::rootfs::ext4;
 use ::rootfs::ext4::{Content, Entry};
-use ::rootfs::plan::Plan;
+use ::rootfs::layout::Layout;
 use ::rootfs::DEFAULT_EPOCH;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,9 +163,9 @@ impl RootFs {
             Some(p) => p.clone(),
             None => crate::builds::guest_init()?,
         };
-        let mut plan = Plan {
+        let mut plan = Layout {
             entries: self.entries.clone(),
-            ..Plan::default()
+            ..Layout::default()
         };
         plan.entries.insert(
             "/sbin/init".into(),
