@@ -343,6 +343,94 @@ pub struct HostLimits {
     pub processes: Option<u64>,
 }
 
+/// The disks' files (UML can carry them, each attached once) and sizes.
+fn check_disks(disks: &[DiskSpec], push: &mut impl FnMut(&str, Result<(), String>)) {
+    let mut files = BTreeSet::new();
+    for (i, d) in disks.iter().enumerate() {
+        let at = format!("disks[{i}]");
+        push(
+            &format!("{at}.file"),
+            contract::uml::check_path(&d.file).map_err(|e| e.to_string()),
+        );
+        if !files.insert(d.file.as_str()) {
+            push(
+                &format!("{at}.file"),
+                Err(format!(
+                    "'{}' is attached twice; each disk needs its own file",
+                    d.file
+                )),
+            );
+        }
+        if d.size_mib == Some(0) {
+            push(
+                &format!("{at}.size_mib"),
+                Err("must be at least 1 (MiB)".into()),
+            );
+        }
+        if let Some(n) = d.size_mib {
+            if n > 16 * 1024 * 1024 {
+                push(
+                    &format!("{at}.size_mib"),
+                    Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
+                );
+            }
+        }
+    }
+}
+
+/// The host side of the network: names, addresses, egress.
+fn check_network(n: &NetworkSpec, push: &mut impl FnMut(&str, Result<(), String>)) {
+    push("network.tap", check_host_ifname("TAP device", &n.tap));
+    if let Some(ns) = &n.netns {
+        push("network.netns", check_netns(ns));
+    }
+    if let Some(b) = &n.bridge {
+        push("network.bridge", check_host_ifname("bridge", b));
+        if n.host_address.is_some() {
+            push(
+                "network.bridge",
+                Err(
+                    "give either host_address or bridge, not both: a TAP device that \
+                     joins a bridge has no address of its own"
+                        .into(),
+                ),
+            );
+        }
+    }
+    if let Some(a) = &n.host_address {
+        push(
+            "network.host_address",
+            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    if let Some(m) = &n.mac {
+        push(
+            "network.mac",
+            parse_mac(m).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    for (i, a) in n.addresses.iter().enumerate() {
+        push(
+            &format!("network.addresses[{i}]"),
+            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    for (i, e) in n.egress.iter().enumerate() {
+        push(
+            &format!("network.egress[{i}].to"),
+            parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
+                format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
+            }),
+        );
+        if e.port == 0 {
+            push(
+                &format!("network.egress[{i}].port"),
+                Err("0 is not a port; give 1 to 65535".into()),
+            );
+        }
+    }
+}
+
 fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>)) {
     let mut range = |field: &str, v: Option<u64>, lo: u64, hi: u64| {
         if let Some(v) = v {
@@ -434,87 +522,9 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
             ))
         },
     );
-    let mut files = BTreeSet::new();
-    for (i, d) in s.disks.iter().enumerate() {
-        let at = format!("disks[{i}]");
-        push(
-            &format!("{at}.file"),
-            contract::uml::check_path(&d.file).map_err(|e| e.to_string()),
-        );
-        if !files.insert(d.file.as_str()) {
-            push(
-                &format!("{at}.file"),
-                Err(format!(
-                    "'{}' is attached twice; each disk needs its own file",
-                    d.file
-                )),
-            );
-        }
-        if d.size_mib == Some(0) {
-            push(
-                &format!("{at}.size_mib"),
-                Err("must be at least 1 (MiB)".into()),
-            );
-        }
-        if let Some(n) = d.size_mib {
-            if n > 16 * 1024 * 1024 {
-                push(
-                    &format!("{at}.size_mib"),
-                    Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
-                );
-            }
-        }
-    }
+    check_disks(&s.disks, &mut push);
     if let Some(n) = &s.network {
-        push("network.tap", check_host_ifname("TAP device", &n.tap));
-        if let Some(ns) = &n.netns {
-            push("network.netns", check_netns(ns));
-        }
-        if let Some(b) = &n.bridge {
-            push("network.bridge", check_host_ifname("bridge", b));
-            if n.host_address.is_some() {
-                push(
-                    "network.bridge",
-                    Err(
-                        "give either host_address or bridge, not both: a TAP device that \
-                         joins a bridge has no address of its own"
-                            .into(),
-                    ),
-                );
-            }
-        }
-        if let Some(a) = &n.host_address {
-            push(
-                "network.host_address",
-                parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
-            );
-        }
-        if let Some(m) = &n.mac {
-            push(
-                "network.mac",
-                parse_mac(m).map(|_| ()).map_err(|e| e.to_string()),
-            );
-        }
-        for (i, a) in n.addresses.iter().enumerate() {
-            push(
-                &format!("network.addresses[{i}]"),
-                parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
-            );
-        }
-        for (i, e) in n.egress.iter().enumerate() {
-            push(
-                &format!("network.egress[{i}].to"),
-                parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
-                    format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
-                }),
-            );
-            if e.port == 0 {
-                push(
-                    &format!("network.egress[{i}].port"),
-                    Err("0 is not a port; give 1 to 65535".into()),
-                );
-            }
-        }
+        check_network(n, &mut push);
     }
     if let Some(h) = &s.hostname {
         push("hostname", contract::validate::check_hostname(h));
