@@ -498,7 +498,10 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
         }
     };
     push("name", check_name(&s.name));
-    push("image", crate::image_ref::check(&s.image));
+    push(
+        "image",
+        crate::image_ref::check(&s.image).map_err(|e| e.to_string()),
+    );
     if let Some(m) = &s.manifest {
         push(
             "manifest",
