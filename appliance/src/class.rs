@@ -125,7 +125,7 @@ pub fn zone_file_origin(path: &str) -> Option<&str> {
 
 /// A zone origin as a file name: lowercase letters, digits, '-' and '_' in dot-separated
 /// labels of 1 to 63, at most 253 in all, no trailing dot.
-pub fn check_zone_origin(origin: &str) -> Result<(), String> {
+pub fn check_zone_origin(origin: &str) -> Result<(), ZoneOriginError> {
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
             && l.bytes()
@@ -136,13 +136,18 @@ pub fn check_zone_origin(origin: &str) -> Result<(), String> {
     if !origin.is_empty() && origin.len() <= 253 && origin.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(format!(
-            "'{origin}' is not a zone name the file can be named by; use lowercase labels of \
-             letters, digits, '-' and '_' separated by dots, without the trailing dot (e.g. \
-             {DNS_ZONES_DIR}/example.net.zone)"
-        ))
+        Err(ZoneOriginError(origin.to_string()))
     }
 }
+
+/// A zone origin no zone file can be named by; holds the origin as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a zone name the file can be named by; use lowercase labels of letters, \
+     digits, '-' and '_' separated by dots, without the trailing dot (e.g. \
+     {DNS_ZONES_DIR}/example.net.zone)"
+)]
+pub struct ZoneOriginError(pub String);
 
 fn check_dns_zones(spec: &Spec) -> Result<(), Problems> {
     let mut p = Vec::new();
@@ -164,7 +169,7 @@ fn check_dns_zones(spec: &Spec) -> Result<(), Problems> {
                 ),
             )),
             Some(origin) => match check_zone_origin(origin) {
-                Err(m) => p.push(problem(path, m)),
+                Err(m) => p.push(problem(path, m.to_string())),
                 Ok(()) => {
                     // The server runs as a user of the image's, not as the file's owner.
                     let mode = u32::from_str_radix(&f.mode, 8).ok();
@@ -389,6 +394,12 @@ mod tests {
         for bad in ["", "a..b", ".a", "a.", "-a", &"a".repeat(64), "a/b", "a b"] {
             assert!(check_zone_origin(bad).is_err(), "{bad:?}");
         }
+        let m = check_zone_origin("A.").unwrap_err().to_string();
+        assert!(
+            m.starts_with("'A.' is not a zone name")
+                && m.ends_with("(e.g. /run/dns/zones/example.net.zone)"),
+            "{m}"
+        );
         for good in [
             "net",
             "example.net",
