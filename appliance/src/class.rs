@@ -125,7 +125,7 @@ pub fn zone_file_origin(path: &str) -> Option<&str> {
 
 /// A zone origin as a file name: lowercase letters, digits, '-' and '_' in dot-separated
 /// labels of 1 to 63, at most 253 in all, no trailing dot.
-pub fn check_zone_origin(origin: &str) -> Result<(), String> {
+pub fn check_zone_origin(origin: &str) -> Result<(), ZoneOriginError> {
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
             && l.bytes()
@@ -136,13 +136,18 @@ pub fn check_zone_origin(origin: &str) -> Result<(), String> {
     if !origin.is_empty() && origin.len() <= 253 && origin.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(format!(
-            "'{origin}' is not a zone name the file can be named by; use lowercase labels of \
-             letters, digits, '-' and '_' separated by dots, without the trailing dot (e.g. \
-             {DNS_ZONES_DIR}/example.net.zone)"
-        ))
+        Err(ZoneOriginError(origin.to_string()))
     }
 }
+
+/// A zone origin no zone file can be named by; holds the origin as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a zone name the file can be named by; use lowercase labels of letters, \
+     digits, '-' and '_' separated by dots, without the trailing dot (e.g. \
+     {DNS_ZONES_DIR}/example.net.zone)"
+)]
+pub struct ZoneOriginError(pub String);
 
 fn check_dns_zones(spec: &Spec) -> Result<(), Problems> {
     let mut p = Vec::new();
@@ -164,7 +169,7 @@ fn check_dns_zones(spec: &Spec) -> Result<(), Problems> {
                 ),
             )),
             Some(origin) => match check_zone_origin(origin) {
-                Err(m) => p.push(problem(path, m)),
+                Err(m) => p.push(problem(path, m.to_string())),
                 Ok(()) => {
                     // The server runs as a user of the image's, not as the file's owner.
                     let mode = u32::from_str_radix(&f.mode, 8).ok();
@@ -274,21 +279,36 @@ pub fn check_manifest(m: &Manifest) -> Result<(), Problems> {
 
 /// Whether an image of class `new` may take over an appliance running an image of class `old`:
 /// the same class (or both unclassed), since the spec's inputs are those of the old class.
-pub fn check_upgrade(old: Option<&Class>, new: Option<&Class>) -> Result<(), String> {
-    let show = |c: Option<&Class>| match c {
-        Some(c) => format!("of class {c}"),
-        None => "of no class".to_string(),
-    };
+pub fn check_upgrade(old: Option<&Class>, new: Option<&Class>) -> Result<(), UpgradeError> {
     match (old, new) {
         (None, None) => Ok(()),
         (Some(o), Some(n)) if o.name == n.name => Ok(()),
-        _ => Err(format!(
-            "class: the new image is {}, the running one {}; an upgrade swaps images of one \
-             class only, since the spec's inputs are that class's; write a spec for the new \
-             class and start it as another appliance",
-            show(new),
-            show(old)
-        )),
+        _ => Err(UpgradeError {
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+/// An upgrade to an image of another class (or from or to no class).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "class: the new image is {}, the running one {}; an upgrade swaps images of one class \
+     only, since the spec's inputs are that class's; write a spec for the new class and start \
+     it as another appliance",
+    shown(.new.as_ref()),
+    shown(.old.as_ref())
+)]
+pub struct UpgradeError {
+    pub old: Option<Class>,
+    pub new: Option<Class>,
+}
+
+/// "of class dns v1" or "of no class", for [`UpgradeError`].
+fn shown(c: Option<&Class>) -> String {
+    match c {
+        Some(c) => format!("of class {c}"),
+        None => "of no class".to_string(),
     }
 }
 
@@ -374,6 +394,12 @@ mod tests {
         for bad in ["", "a..b", ".a", "a.", "-a", &"a".repeat(64), "a/b", "a b"] {
             assert!(check_zone_origin(bad).is_err(), "{bad:?}");
         }
+        let m = check_zone_origin("A.").unwrap_err().to_string();
+        assert!(
+            m.starts_with("'A.' is not a zone name")
+                && m.ends_with("(e.g. /run/dns/zones/example.net.zone)"),
+            "{m}"
+        );
         for good in [
             "net",
             "example.net",
@@ -422,14 +448,16 @@ mod tests {
     fn upgrades_keep_the_class() {
         check_upgrade(None, None).unwrap();
         check_upgrade(Some(&DNS), Some(&DNS)).unwrap();
-        let e = check_upgrade(Some(&DNS), Some(&WEB)).unwrap_err();
+        let e = check_upgrade(Some(&DNS), Some(&WEB))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("the new image is of class web v1, the running one of class dns v1"),
             "{e}"
         );
-        let e = check_upgrade(None, Some(&DNS)).unwrap_err();
+        let e = check_upgrade(None, Some(&DNS)).unwrap_err().to_string();
         assert!(e.contains("the running one of no class"), "{e}");
-        let e = check_upgrade(Some(&DNS), None).unwrap_err();
+        let e = check_upgrade(Some(&DNS), None).unwrap_err().to_string();
         assert!(e.contains("the new image is of no class"), "{e}");
     }
 
@@ -448,7 +476,8 @@ mod tests {
         let e = crate::manifest::parse(
             br#"{"contract_version":1,"class":{"name":"mail","version":1},"service":{"argv":["/x"]}}"#,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("class.name: unknown variant `mail`"), "{e}");
     }
 }

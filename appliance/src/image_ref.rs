@@ -32,20 +32,30 @@ pub fn parse(image: &str) -> ImageRef<'_> {
 
 /// Checks `image`: a root file must suit the UML command line; an OCI reference needs a
 /// non-empty path or name (its root, in host-launch's cache, is what UML opens).
-pub fn check(image: &str) -> Result<(), String> {
+pub fn check(image: &str) -> Result<(), ImageRefError> {
     match parse(image) {
-        ImageRef::Root(p) => crate::uml_path::check_uml_path(p),
+        ImageRef::Root(p) => Ok(contract::uml::check_path(p)?),
         ImageRef::OciLayout(p) | ImageRef::OciArchive(p) | ImageRef::Storage(p)
             if p.is_empty() || p.contains(['\0', '\n']) =>
         {
-            Err(format!(
-                "'{}' names no OCI image; give e.g. 'oci-archive:build/dns.oci.tar', \
-                 'oci:build/dns.oci' or 'containers-storage:localhost/dns:latest'",
-                image.escape_debug()
-            ))
+            Err(ImageRefError::NoOciImage(image.escape_debug().to_string()))
         }
         _ => Ok(()),
     }
+}
+
+/// Why a spec's `image` cannot be booted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRefError {
+    /// A root image UML's command line cannot carry.
+    #[error(transparent)]
+    Path(#[from] contract::uml::PathError),
+    /// The reference as given, escaped for messages.
+    #[error(
+        "'{0}' names no OCI image; give e.g. 'oci-archive:build/dns.oci.tar', \
+         'oci:build/dns.oci' or 'containers-storage:localhost/dns:latest'"
+    )]
+    NoOciImage(String),
 }
 
 #[cfg(test)]

@@ -16,6 +16,15 @@
 //! Used by host-launch (which re-exports the modules under its old paths) and by the image
 //! builder (`images/`), which therefore does not depend on host-launch.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod class;
 pub mod image_ref;
 pub mod manifest;
@@ -24,4 +33,3 @@ pub mod netpolicy;
 pub mod schema;
 pub mod signed;
 pub mod spec;
-pub mod uml_path;

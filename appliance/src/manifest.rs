@@ -6,6 +6,17 @@ use contract::{Service, Tmpfs};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Where an image's manifest lives: `<image>.manifest.json`, beside it (the image builder
+/// writes it there; host-launch, uml-runc's tests and the conformance kit read it there unless
+/// told otherwise). A path computed, not a file read.
+pub fn path_beside(image: &Path) -> PathBuf {
+    let mut s = OsString::from(image.as_os_str());
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
 
 /// What an image declares about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -108,32 +119,15 @@ pub enum Protocol {
 
 /// Parses a manifest. The contract version is checked before the shape, so an image built for
 /// a newer contract is refused as such rather than as a list of unknown fields.
-pub fn parse(text: &[u8]) -> Result<Manifest, String> {
-    let value = contract::json::parse_value(text).map_err(|e| e.to_string())?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| "the top level must be a JSON object".to_string())?;
+pub fn parse(text: &[u8]) -> Result<Manifest, ManifestError> {
+    let value = contract::json::parse_value(text)?;
+    let obj = value.as_object().ok_or(ManifestError::NotObject)?;
     match obj.get("contract_version") {
-        None => {
-            return Err(format!(
-                "contract_version: missing; the image builder must declare the host contract \
-                 version its guest-init speaks (this host-launch speaks {} to {})",
-                contract::OLDEST_VERSION,
-                contract::VERSION
-            ))
-        }
+        None => return Err(ManifestError::NoVersion),
         Some(v)
             if v.as_u64()
                 .is_some_and(|n| u32::try_from(n).is_ok_and(contract::speaks)) => {}
-        Some(v) => {
-            return Err(format!(
-                "contract_version: the image speaks host contract version {v}, but this \
-                 host-launch speaks versions {} to {}; use a host-launch that supports it or \
-                 an image built for one of those",
-                contract::OLDEST_VERSION,
-                contract::VERSION
-            ))
-        }
+        Some(v) => return Err(ManifestError::Version { given: v.clone() }),
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -142,8 +136,39 @@ pub fn parse(text: &[u8]) -> Result<Manifest, String> {
         } else {
             path
         };
-        format!("{path}: {}", e.into_inner())
+        ManifestError::Shape {
+            path,
+            message: e.into_inner().to_string(),
+        }
     })
+}
+
+/// Why a manifest cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Json(#[from] contract::json::JsonError),
+    #[error("the top level must be a JSON object")]
+    NotObject,
+    #[error(
+        "contract_version: missing; the image builder must declare the host contract version \
+         its guest-init speaks (this host-launch speaks {} to {})",
+        contract::OLDEST_VERSION,
+        contract::VERSION
+    )]
+    NoVersion,
+    /// The version the manifest gives.
+    #[error(
+        "contract_version: the image speaks host contract version {given}, but this host-launch \
+         speaks versions {} to {}; use a host-launch that supports it or an image built for \
+         one of those",
+        contract::OLDEST_VERSION,
+        contract::VERSION
+    )]
+    Version { given: serde_json::Value },
+    /// Valid JSON of the wrong shape, at a JSON path.
+    #[error("{path}: {message}")]
+    Shape { path: String, message: String },
 }
 
 #[cfg(test)]
@@ -151,6 +176,14 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"{"contract_version":1,"service":{"argv":["/bin/x"]}}"#;
+
+    #[test]
+    fn manifest_beside_the_image() {
+        assert_eq!(
+            path_beside(Path::new("build/dns.img")),
+            Path::new("build/dns.img.manifest.json")
+        );
+    }
 
     #[test]
     fn minimal_manifest() {
@@ -174,15 +207,21 @@ mod tests {
 
     #[test]
     fn wrong_contract_version_is_refused_first() {
-        let e = parse(br#"{"contract_version":4,"whatever":true}"#).unwrap_err();
+        let e = parse(br#"{"contract_version":4,"whatever":true}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("speaks host contract version 4"), "{e}");
-        let e = parse(br#"{"service":{"argv":["/x"]}}"#).unwrap_err();
+        let e = parse(br#"{"service":{"argv":["/x"]}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("contract_version: missing"), "{e}");
     }
 
     #[test]
     fn shape_errors_have_paths() {
-        let e = parse(br#"{"contract_version":1,"service":{"argv":["/x"],"usr":1}}"#).unwrap_err();
+        let e = parse(br#"{"contract_version":1,"service":{"argv":["/x"],"usr":1}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("service.usr: unknown field `usr`"), "{e}");
     }
 }

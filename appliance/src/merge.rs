@@ -5,13 +5,11 @@
 //! timeout, a disk's fs type and options). The result is checked with [`contract::validate`],
 //! and every way the spec fails to meet the image's needs is reported at once.
 
-use crate::manifest::Manifest;
-use crate::spec::Spec;
-use contract::{Contract, Disk, Interface, Logging, Mounts, Network, Problem, Problems};
+use crate::manifest::{Manifest, ManifestDisk};
+use crate::spec::{DiskSpec, Spec};
+use contract::uml::{ubd_device, ubd_number, MAX_UBD};
+use contract::{Contract, Disk, Interface, Logging, Mounts, Network, Problem, Problems, Service};
 use std::collections::BTreeSet;
-
-/// UML attaches at most 16 block devices (ubd0 to ubd15).
-pub const MAX_UBD: usize = 16;
 
 /// A data disk with its place on the UML command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,33 +33,51 @@ pub struct Merged {
     pub config_ubd: usize,
 }
 
-/// The guest device of ubd number `n`: 0 → `/dev/ubda`.
-pub fn ubd_device(n: usize) -> String {
-    format!("/dev/ubd{}", char::from(b'a' + (n % 26) as u8))
-}
-
-/// The ubd number of a guest device `/dev/ubdX`, if it names one.
-pub fn ubd_number(device: &str) -> Option<usize> {
-    let rest = device.strip_prefix("/dev/ubd")?;
-    let mut chars = rest.chars();
-    let c = chars.next()?;
-    if chars.next().is_some() || !c.is_ascii_lowercase() {
-        return None;
-    }
-    Some((c as u8 - b'a') as usize)
-}
-
-/// Merges a spec and a manifest into a validated contract and a disk layout.
+/// Merges a spec and a manifest into a validated contract and a disk layout. A checklist: each
+/// step adds what it finds wrong to one report, so every problem is reported at once, in this
+/// order.
 pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
-    let mut problems = Vec::new();
-    let mut problem = |path: &str, message: String| {
-        problems.push(Problem {
-            path: path.to_string(),
+    let mut report = Report::default();
+    check_version(manifest, &mut report);
+    check_memory(spec, manifest, &mut report);
+    let matched = match_disks(spec, manifest, &mut report);
+    check_required_disks(manifest, &matched, &mut report);
+    let (ubd, config_ubd) = number_disks(spec, manifest, &matched, &mut report);
+    let (disks, guest_disks) = attach_disks(spec, manifest, &matched, &ubd);
+    let contract = contract_of(spec, manifest, guest_disks);
+    check_contract(&contract, spec, &disks, &mut report);
+    report.into_result(Merged {
+        contract,
+        disks,
+        config_ubd,
+    })
+}
+
+/// The problems found so far, in the order the steps found them.
+#[derive(Debug, Default)]
+struct Report(Vec<Problem>);
+
+impl Report {
+    fn add(&mut self, path: impl Into<String>, message: String) {
+        self.0.push(Problem {
+            path: path.into(),
             message,
-        })
-    };
+        });
+    }
+
+    fn into_result<T>(self, ok: T) -> Result<T, Problems> {
+        if self.0.is_empty() {
+            Ok(ok)
+        } else {
+            Err(Problems(self.0))
+        }
+    }
+}
+
+/// The image's contract version must be one this host speaks.
+fn check_version(manifest: &Manifest, report: &mut Report) {
     if !contract::speaks(manifest.contract_version) {
-        problem(
+        report.add(
             "manifest.contract_version",
             format!(
                 "the image speaks host contract version {}, this host-launch speaks {} to {}",
@@ -71,9 +87,13 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             ),
         );
     }
+}
+
+/// The VM gets at least the memory the image needs.
+fn check_memory(spec: &Spec, manifest: &Manifest, report: &mut Report) {
     if let Some(min) = manifest.min_memory_mib {
         if spec.memory_mib < min {
-            problem(
+            report.add(
                 "memory_mib",
                 format!(
                     "{} MiB is less than the {min} MiB the image needs (manifest min_memory_mib); \
@@ -83,9 +103,12 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             );
         }
     }
+}
 
-    // Match the spec's disks to the manifest's.
-    let mut matched: Vec<Option<usize>> = Vec::new();
+/// For each of the spec's disks, the index of the manifest's disk it provides (by mount point,
+/// else the next one not yet taken).
+fn match_disks(spec: &Spec, manifest: &Manifest, report: &mut Report) -> Vec<Option<usize>> {
+    let mut matched = Vec::new();
     let mut taken = BTreeSet::new();
     for (i, d) in spec.disks.iter().enumerate() {
         let found = match &d.mount_point {
@@ -93,8 +116,8 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             None => {
                 let next = (0..manifest.disks.len()).find(|j| !taken.contains(j));
                 if next.is_none() {
-                    problem(
-                        &format!("disks[{i}].mount_point"),
+                    report.add(
+                        format!("disks[{i}].mount_point"),
                         "missing: the image's manifest declares no further data disk, so say \
                          where the guest mounts this one (e.g. \"mount_point\": \"/data\")"
                             .into(),
@@ -104,32 +127,42 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             }
         };
         if let Some(j) = found {
-            if !taken.insert(j) {
-                problem(
-                    &format!("disks[{i}].mount_point"),
-                    format!(
-                        "'{}' is given a disk twice; give each mount point one disk",
-                        manifest.disks[j].mount_point
-                    ),
-                );
-            }
-            if let (Some(min), Some(size)) = (manifest.disks[j].min_size_mib, d.size_mib) {
-                if size < min {
-                    problem(
-                        &format!("disks[{i}].size_mib"),
-                        format!(
-                            "{size} MiB is less than the {min} MiB the image needs at {}",
-                            manifest.disks[j].mount_point
-                        ),
-                    );
-                }
-            }
+            check_match(i, d, &manifest.disks[j], taken.insert(j), report);
         }
         matched.push(found);
     }
+    matched
+}
+
+/// Spec disk `i` provides `need`: once only (`first`), and large enough.
+fn check_match(i: usize, d: &DiskSpec, need: &ManifestDisk, first: bool, report: &mut Report) {
+    if !first {
+        report.add(
+            format!("disks[{i}].mount_point"),
+            format!(
+                "'{}' is given a disk twice; give each mount point one disk",
+                need.mount_point
+            ),
+        );
+    }
+    if let (Some(min), Some(size)) = (need.min_size_mib, d.size_mib) {
+        if size < min {
+            report.add(
+                format!("disks[{i}].size_mib"),
+                format!(
+                    "{size} MiB is less than the {min} MiB the image needs at {}",
+                    need.mount_point
+                ),
+            );
+        }
+    }
+}
+
+/// Every disk the image requires is provided by the spec.
+fn check_required_disks(manifest: &Manifest, matched: &[Option<usize>], report: &mut Report) {
     for (j, m) in manifest.disks.iter().enumerate() {
-        if m.required && !taken.contains(&j) {
-            problem(
+        if m.required && !matched.contains(&Some(j)) {
+            report.add(
                 "disks",
                 format!(
                     "the image needs a data disk at {} ({}); add {{\"file\": \"<host file>\", \
@@ -139,28 +172,23 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             );
         }
     }
+}
 
-    // Assign ubd numbers: first the devices the manifest asks for, then the next free ones.
+/// The ubd number of each spec disk (first the devices the manifest asks for, then the next
+/// free ones), and the config device's after them all.
+fn number_disks(
+    spec: &Spec,
+    manifest: &Manifest,
+    matched: &[Option<usize>],
+    report: &mut Report,
+) -> (Vec<Option<usize>>, usize) {
     let mut ubd: Vec<Option<usize>> = vec![None; spec.disks.len()];
     let mut used = BTreeSet::from([0usize]);
     for (i, found) in matched.iter().enumerate() {
         let Some(dev) = found.and_then(|j| manifest.disks[j].device.as_deref()) else {
             continue;
         };
-        match ubd_number(dev) {
-            Some(n) if (1..MAX_UBD - 1).contains(&n) && used.insert(n) => ubd[i] = Some(n),
-            Some(n) if (1..MAX_UBD - 1).contains(&n) => problem(
-                &format!("disks[{i}]"),
-                format!("the manifest puts two disks on {dev}; the image is inconsistent"),
-            ),
-            _ => problem(
-                &format!("disks[{i}]"),
-                format!(
-                    "the manifest expects this disk on '{dev}', which host-launch cannot \
-                     attach; use /dev/ubdb to /dev/ubdo"
-                ),
-            ),
-        }
+        ubd[i] = claim_device(i, dev, &mut used, report);
     }
     for slot in ubd.iter_mut().filter(|s| s.is_none()) {
         if let Some(n) = (1..MAX_UBD).find(|n| !used.contains(n)) {
@@ -170,7 +198,7 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     }
     let config_ubd = used.iter().max().copied().unwrap_or(0) + 1;
     if config_ubd >= MAX_UBD || ubd.iter().any(|u| u.is_none()) {
-        problem(
+        report.add(
             "disks",
             format!(
                 "too many disks: UML attaches at most {} data disks besides the root image and \
@@ -179,46 +207,116 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
             ),
         );
     }
+    (ubd, config_ubd)
+}
 
-    let mut disks = Vec::new();
-    let mut contract_disks = Vec::new();
+/// The ubd number of the device `dev` the manifest puts spec disk `i` on, if it is free and
+/// leaves room for the config device after it.
+fn claim_device(
+    i: usize,
+    dev: &str,
+    used: &mut BTreeSet<usize>,
+    report: &mut Report,
+) -> Option<usize> {
+    match ubd_number(dev) {
+        Some(n) if (1..MAX_UBD - 1).contains(&n) && used.insert(n) => Some(n),
+        Some(n) if (1..MAX_UBD - 1).contains(&n) => {
+            report.add(
+                format!("disks[{i}]"),
+                format!("the manifest puts two disks on {dev}; the image is inconsistent"),
+            );
+            None
+        }
+        _ => {
+            report.add(
+                format!("disks[{i}]"),
+                format!(
+                    "the manifest expects this disk on '{dev}', which host-launch cannot \
+                     attach; use /dev/ubdb to /dev/ubdo"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Each numbered spec disk twice: as the host attaches it and as the guest mounts it.
+fn attach_disks(
+    spec: &Spec,
+    manifest: &Manifest,
+    matched: &[Option<usize>],
+    ubd: &[Option<usize>],
+) -> (Vec<AttachedDisk>, Vec<Disk>) {
+    let mut attached = Vec::new();
+    let mut guest = Vec::new();
     for (i, d) in spec.disks.iter().enumerate() {
         let Some(n) = ubd[i] else { continue };
-        let from = matched[i].map(|j| &manifest.disks[j]);
-        let mount_point = d
-            .mount_point
-            .clone()
-            .or_else(|| from.map(|m| m.mount_point.clone()))
-            .unwrap_or_default();
         let device = ubd_device(n);
-        contract_disks.push(Disk {
-            device: device.clone(),
-            mount_point,
-            fs_type: d
-                .fs_type
-                .clone()
-                .or_else(|| from.map(|m| m.fs_type.clone()))
-                .unwrap_or_else(|| "ext4".into()),
-            options: d
-                .options
-                .clone()
-                .or_else(|| from.map(|m| m.options.clone()))
-                .unwrap_or_default(),
-            format_if_blank: d
-                .format_if_blank
-                .or(from.map(|m| m.format_if_blank))
-                .unwrap_or(false),
-            owner_uid: from.and_then(|m| m.owner_uid),
-            owner_gid: from.and_then(|m| m.owner_gid),
-        });
-        disks.push(AttachedDisk {
+        let need = matched[i].map(|j| &manifest.disks[j]);
+        guest.push(guest_disk(d, need, device.clone()));
+        attached.push(AttachedDisk {
             spec_index: i,
             file: d.file.clone(),
             ubd: n,
             device,
         });
     }
+    (attached, guest)
+}
 
+/// The contract's disk: the spec's values, else the image's, else the defaults.
+fn guest_disk(d: &DiskSpec, need: Option<&ManifestDisk>, device: String) -> Disk {
+    let mount_point = d.mount_point.clone();
+    Disk {
+        device,
+        mount_point: mount_point
+            .or_else(|| need.map(|m| m.mount_point.clone()))
+            .unwrap_or_default(),
+        fs_type: d
+            .fs_type
+            .clone()
+            .or_else(|| need.map(|m| m.fs_type.clone()))
+            .unwrap_or_else(|| "ext4".into()),
+        options: d
+            .options
+            .clone()
+            .or_else(|| need.map(|m| m.options.clone()))
+            .unwrap_or_default(),
+        format_if_blank: d
+            .format_if_blank
+            .or(need.map(|m| m.format_if_blank))
+            .unwrap_or(false),
+        owner_uid: need.and_then(|m| m.owner_uid),
+        owner_gid: need.and_then(|m| m.owner_gid),
+    }
+}
+
+/// The contract: the image's defaults with the spec's instance values and overrides.
+fn contract_of(spec: &Spec, manifest: &Manifest, disks: Vec<Disk>) -> Contract {
+    let mut sysctl = manifest.sysctl.clone();
+    sysctl.extend(spec.sysctl.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Contract {
+        // The image's version, never a newer one its guest-init would refuse (H-VER-1).
+        version: manifest.contract_version,
+        hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
+        network: network_of(spec),
+        logging: Logging {
+            remote: spec.syslog.clone(),
+            console: true,
+        },
+        service: service_of(spec, manifest),
+        mounts: Mounts {
+            disks,
+            tmpfs: manifest.tmpfs.clone(),
+        },
+        files: spec.files.clone(),
+        sysctl,
+        extra: merge_extra(manifest.extra.as_ref(), spec.extra.as_ref()),
+    }
+}
+
+/// The image's service with the spec's env, stop timeout, liveness check and rlimits.
+fn service_of(spec: &Spec, manifest: &Manifest) -> Service {
     let mut service = manifest.service.clone();
     service
         .env
@@ -232,7 +330,12 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
     service
         .rlimits
         .extend(spec.rlimits.iter().map(|(k, v)| (k.clone(), *v)));
-    let network = spec.network.as_ref().map(|n| Network {
+    service
+}
+
+/// The guest's one interface, its routes and resolver, from the spec's network.
+fn network_of(spec: &Spec) -> Option<Network> {
+    spec.network.as_ref().map(|n| Network {
         interfaces: vec![Interface {
             name: n.guest_interface.clone(),
             mac: Some(n.mac.clone().unwrap_or_else(|| derived_mac(&spec.name))),
@@ -242,49 +345,19 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
         routes: n.routes.clone(),
         dns_servers: n.dns_servers.clone(),
         search_domains: n.search_domains.clone(),
-    });
-    let mut sysctl = manifest.sysctl.clone();
-    sysctl.extend(spec.sysctl.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let contract = Contract {
-        // The image's version, never a newer one its guest-init would refuse (H-VER-1).
-        version: manifest.contract_version,
-        hostname: spec.hostname.clone().unwrap_or_else(|| spec.name.clone()),
-        network,
-        logging: Logging {
-            remote: spec.syslog.clone(),
-            console: true,
-        },
-        service,
-        mounts: Mounts {
-            disks: contract_disks,
-            tmpfs: manifest.tmpfs.clone(),
-        },
-        files: spec.files.clone(),
-        sysctl,
-        extra: merge_extra(manifest.extra.as_ref(), spec.extra.as_ref()),
-    };
-    // Also what it makes the guest hold must fit the VM's memory (see contract::budget).
-    let budget = contract::budget::check(&contract, spec.memory_mib);
-    let found = contract::validate(&contract)
+    })
+}
+
+/// The contract is valid and what it makes the guest hold fits the VM's memory (see
+/// contract::budget); each problem named by where the operator wrote the value.
+fn check_contract(contract: &Contract, spec: &Spec, disks: &[AttachedDisk], report: &mut Report) {
+    let budget = contract::budget::check(contract, spec.memory_mib);
+    let found = contract::validate(contract)
         .err()
         .into_iter()
         .chain(budget.err());
-    for found in found {
-        for p in found.0 {
-            problems.push(Problem {
-                path: contract_path_to_source(&p.path, spec, &disks),
-                message: p.message,
-            });
-        }
-    }
-    if problems.is_empty() {
-        Ok(Merged {
-            contract,
-            disks,
-            config_ubd,
-        })
-    } else {
-        Err(Problems(problems))
+    for p in found.flat_map(|f| f.0) {
+        report.add(contract_path_to_source(&p.path, spec, disks), p.message);
     }
 }
 
@@ -534,13 +607,5 @@ mod tests {
             e.starts_with("memory_mib: 64 MiB is less than the 128 MiB"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn ubd_names() {
-        assert_eq!(ubd_device(1), "/dev/ubdb");
-        assert_eq!(ubd_number("/dev/ubdc"), Some(2));
-        assert_eq!(ubd_number("/dev/sda"), None);
-        assert_eq!(ubd_number("/dev/ubdbb"), None);
     }
 }

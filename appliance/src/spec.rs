@@ -3,7 +3,6 @@
 //! missing field is an error at its JSON path, and [`check`] reports every host-side problem
 //! (names, addresses, sizes) at once.
 
-pub use crate::uml_path::check_uml_path;
 use contract::addr::{parse_cidr, parse_mac};
 use contract::{Problem, Problems, RemoteSyslog, Route};
 use schemars::JsonSchema;
@@ -223,7 +222,7 @@ impl Reach {
 }
 
 /// An egress destination: an address (a block of one) or a CIDR block.
-pub fn parse_egress_to(s: &str) -> Result<contract::addr::Cidr, String> {
+pub fn parse_egress_to(s: &str) -> Result<contract::addr::Cidr, contract::addr::AddrError> {
     if s.contains('/') {
         let c = parse_cidr(s)?;
         Ok(c.network())
@@ -246,7 +245,7 @@ pub fn parse(text: &[u8]) -> Result<Spec, Vec<String>> {
         .as_object()
         .ok_or_else(|| vec!["the top level must be a JSON object".to_string()])?;
     if let Some(v) = obj.get("spec_version") {
-        if v.as_u64() != Some(SPEC_VERSION as u64) {
+        if v.as_u64() != Some(u64::from(SPEC_VERSION)) {
             return Err(vec![format!(
                 "spec_version: {v} is not supported; this host-launch reads spec version {SPEC_VERSION}"
             )]);
@@ -344,6 +343,94 @@ pub struct HostLimits {
     pub processes: Option<u64>,
 }
 
+/// The disks' files (UML can carry them, each attached once) and sizes.
+fn check_disks(disks: &[DiskSpec], push: &mut impl FnMut(&str, Result<(), String>)) {
+    let mut files = BTreeSet::new();
+    for (i, d) in disks.iter().enumerate() {
+        let at = format!("disks[{i}]");
+        push(
+            &format!("{at}.file"),
+            contract::uml::check_path(&d.file).map_err(|e| e.to_string()),
+        );
+        if !files.insert(d.file.as_str()) {
+            push(
+                &format!("{at}.file"),
+                Err(format!(
+                    "'{}' is attached twice; each disk needs its own file",
+                    d.file
+                )),
+            );
+        }
+        if d.size_mib == Some(0) {
+            push(
+                &format!("{at}.size_mib"),
+                Err("must be at least 1 (MiB)".into()),
+            );
+        }
+        if let Some(n) = d.size_mib {
+            if n > 16 * 1024 * 1024 {
+                push(
+                    &format!("{at}.size_mib"),
+                    Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
+                );
+            }
+        }
+    }
+}
+
+/// The host side of the network: names, addresses, egress.
+fn check_network(n: &NetworkSpec, push: &mut impl FnMut(&str, Result<(), String>)) {
+    push("network.tap", check_host_ifname("TAP device", &n.tap));
+    if let Some(ns) = &n.netns {
+        push("network.netns", check_netns(ns));
+    }
+    if let Some(b) = &n.bridge {
+        push("network.bridge", check_host_ifname("bridge", b));
+        if n.host_address.is_some() {
+            push(
+                "network.bridge",
+                Err(
+                    "give either host_address or bridge, not both: a TAP device that \
+                     joins a bridge has no address of its own"
+                        .into(),
+                ),
+            );
+        }
+    }
+    if let Some(a) = &n.host_address {
+        push(
+            "network.host_address",
+            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    if let Some(m) = &n.mac {
+        push(
+            "network.mac",
+            parse_mac(m).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    for (i, a) in n.addresses.iter().enumerate() {
+        push(
+            &format!("network.addresses[{i}]"),
+            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+        );
+    }
+    for (i, e) in n.egress.iter().enumerate() {
+        push(
+            &format!("network.egress[{i}].to"),
+            parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
+                format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
+            }),
+        );
+        if e.port == 0 {
+            push(
+                &format!("network.egress[{i}].port"),
+                Err("0 is not a port; give 1 to 65535".into()),
+            );
+        }
+    }
+}
+
 fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>)) {
     let mut range = |field: &str, v: Option<u64>, lo: u64, hi: u64| {
         if let Some(v) = v {
@@ -411,7 +498,10 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
         }
     };
     push("name", check_name(&s.name));
-    push("image", crate::image_ref::check(&s.image));
+    push(
+        "image",
+        crate::image_ref::check(&s.image).map_err(|e| e.to_string()),
+    );
     if let Some(m) = &s.manifest {
         push(
             "manifest",
@@ -435,78 +525,9 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
             ))
         },
     );
-    let mut files = BTreeSet::new();
-    for (i, d) in s.disks.iter().enumerate() {
-        let at = format!("disks[{i}]");
-        push(&format!("{at}.file"), check_uml_path(&d.file));
-        if !files.insert(d.file.as_str()) {
-            push(
-                &format!("{at}.file"),
-                Err(format!(
-                    "'{}' is attached twice; each disk needs its own file",
-                    d.file
-                )),
-            );
-        }
-        if d.size_mib == Some(0) {
-            push(
-                &format!("{at}.size_mib"),
-                Err("must be at least 1 (MiB)".into()),
-            );
-        }
-        if let Some(n) = d.size_mib {
-            if n > 16 * 1024 * 1024 {
-                push(
-                    &format!("{at}.size_mib"),
-                    Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
-                );
-            }
-        }
-    }
+    check_disks(&s.disks, &mut push);
     if let Some(n) = &s.network {
-        push("network.tap", check_host_ifname("TAP device", &n.tap));
-        if let Some(ns) = &n.netns {
-            push("network.netns", check_netns(ns));
-        }
-        if let Some(b) = &n.bridge {
-            push("network.bridge", check_host_ifname("bridge", b));
-            if n.host_address.is_some() {
-                push(
-                    "network.bridge",
-                    Err(
-                        "give either host_address or bridge, not both: a TAP device that \
-                         joins a bridge has no address of its own"
-                            .into(),
-                    ),
-                );
-            }
-        }
-        if let Some(a) = &n.host_address {
-            push("network.host_address", parse_cidr(a).map(|_| ()));
-        }
-        if let Some(m) = &n.mac {
-            push("network.mac", parse_mac(m).map(|_| ()));
-        }
-        for (i, a) in n.addresses.iter().enumerate() {
-            push(
-                &format!("network.addresses[{i}]"),
-                parse_cidr(a).map(|_| ()),
-            );
-        }
-        for (i, e) in n.egress.iter().enumerate() {
-            push(
-                &format!("network.egress[{i}].to"),
-                parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
-                    format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
-                }),
-            );
-            if e.port == 0 {
-                push(
-                    &format!("network.egress[{i}].port"),
-                    Err("0 is not a port; give 1 to 65535".into()),
-                );
-            }
-        }
+        check_network(n, &mut push);
     }
     if let Some(h) = &s.hostname {
         push("hostname", contract::validate::check_hostname(h));

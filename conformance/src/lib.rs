@@ -46,13 +46,6 @@ pub struct Options {
     pub probe: Option<PathBuf>,
 }
 
-/// `IMAGE.manifest.json`, as the image builder writes it.
-pub fn default_manifest(image: &Path) -> PathBuf {
-    let mut s = image.as_os_str().to_owned();
-    s.push(".manifest.json");
-    PathBuf::from(s)
-}
-
 /// Runs the whole battery. An error means the kit could not run at all (no root, no image,
 /// no probe); a non-conforming image is a report with failures.
 pub fn run(o: &Options) -> Result<Report, Error> {
@@ -60,7 +53,7 @@ pub fn run(o: &Options) -> Result<Report, Error> {
     let manifest_path = o
         .manifest
         .clone()
-        .unwrap_or_else(|| default_manifest(&o.image));
+        .unwrap_or_else(|| appliance::manifest::path_beside(&o.image));
     let text = std::fs::read(&manifest_path).map_err(Error::file(&manifest_path))?;
     let manifest = match appliance::manifest::parse(&text) {
         Ok(m) => {

@@ -62,47 +62,124 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The address family a text was taken to be: one with a ':' is IPv6, any other IPv4, so the
+/// error names the family the user meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(s: &str) -> Family {
+        if s.contains(':') {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn max_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    fn cidr_example(self) -> &'static str {
+        match self {
+            Family::V4 => "192.0.2.10/24",
+            Family::V6 => "2001:db8::10/64",
+        }
+    }
+
+    fn ip_example(self) -> &'static str {
+        match self {
+            Family::V4 => "192.0.2.1",
+            Family::V6 => "2001:db8::1",
+        }
+    }
+}
+
+/// Why a text is not the address it should be; each holds the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("'{text}' is not an {} CIDR (expected e.g. '{}')", family.name(), family.cidr_example())]
+    NotCidr { text: String, family: Family },
+    #[error("'{text}' has no prefix length (expected e.g. '{}')", family.cidr_example())]
+    NoPrefix { text: String, family: Family },
+    #[error("'{text}': the prefix length must be 0 to {} for {}", family.max_prefix(), family.name())]
+    Prefix { text: String, family: Family },
+    #[error("'{text}' is not an {} address (expected e.g. '{}')", family.name(), family.ip_example())]
+    NotIp { text: String, family: Family },
+    #[error("'{0}' is not a MAC address (expected six hex pairs, e.g. '02:00:00:00:00:01')")]
+    NotMac(String),
+    #[error("'{0}' is a multicast MAC address; the first byte must be even (e.g. '02:...')")]
+    MulticastMac(String),
+    /// `what` the address is (loopback, multicast...).
+    #[error("'{text}' is {what}, which an interface cannot have; give a unicast address, e.g. '192.0.2.10/24'")]
+    NotUnicast { text: String, what: &'static str },
+    /// `example` is the subnet's first host address.
+    #[error("'{text}' is the network address of {net}; a host needs one with host bits set, e.g. '{example}/{}'", net.prefix)]
+    NetworkAddress {
+        text: String,
+        net: Cidr,
+        example: Ipv4Addr,
+    },
+    /// `example` is the subnet's last host address.
+    #[error("'{text}' is the broadcast address of {net}; give a host address, e.g. '{example}/{}'", net.prefix)]
+    BroadcastAddress {
+        text: String,
+        net: Cidr,
+        example: Ipv4Addr,
+    },
+}
+
 /// Parses `ADDR/PREFIX`. An address with a ':' is taken to be IPv6, any other IPv4, so the
 /// error names the family the user meant.
-pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
-    let v6 = s.contains(':');
-    let (family, max, example) = if v6 {
-        ("IPv6", 128u8, "2001:db8::10/64")
-    } else {
-        ("IPv4", 32u8, "192.0.2.10/24")
+pub fn parse_cidr(s: &str) -> Result<Cidr, AddrError> {
+    let family = Family::of(s);
+    let bad = || AddrError::NotCidr {
+        text: s.to_string(),
+        family,
     };
-    let bad = || format!("'{s}' is not an {family} CIDR (expected e.g. '{example}')");
-    let (addr, prefix) = s
-        .split_once('/')
-        .ok_or_else(|| format!("'{s}' has no prefix length (expected e.g. '{example}')"))?;
-    let addr: IpAddr = if v6 {
-        addr.parse::<Ipv6Addr>().map_err(|_| bad())?.into()
-    } else {
-        addr.parse::<Ipv4Addr>().map_err(|_| bad())?.into()
+    let (addr, prefix) = s.split_once('/').ok_or_else(|| AddrError::NoPrefix {
+        text: s.to_string(),
+        family,
+    })?;
+    let addr: IpAddr = match family {
+        Family::V6 => addr.parse::<Ipv6Addr>().map_err(|_| bad())?.into(),
+        Family::V4 => addr.parse::<Ipv4Addr>().map_err(|_| bad())?.into(),
     };
     let prefix: u8 = prefix
         .parse()
         .ok()
-        .filter(|p| *p <= max && !prefix.starts_with('+'))
-        .ok_or_else(|| format!("'{s}': the prefix length must be 0 to {max} for {family}"))?;
+        .filter(|p| *p <= family.max_prefix() && !prefix.starts_with('+'))
+        .ok_or_else(|| AddrError::Prefix {
+            text: s.to_string(),
+            family,
+        })?;
     Ok(Cidr { addr, prefix })
 }
 
 /// Parses an IPv4 or IPv6 literal.
-pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    s.parse::<IpAddr>().map_err(|_| {
-        if s.contains(':') {
-            format!("'{s}' is not an IPv6 address (expected e.g. '2001:db8::1')")
-        } else {
-            format!("'{s}' is not an IPv4 address (expected e.g. '192.0.2.1')")
-        }
+pub fn parse_ip(s: &str) -> Result<IpAddr, AddrError> {
+    s.parse::<IpAddr>().map_err(|_| AddrError::NotIp {
+        text: s.to_string(),
+        family: Family::of(s),
     })
 }
 
 /// Parses a unicast MAC address `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let bad =
-        || format!("'{s}' is not a MAC address (expected six hex pairs, e.g. '02:00:00:00:00:01')");
+pub fn parse_mac(s: &str) -> Result<[u8; 6], AddrError> {
+    let bad = || AddrError::NotMac(s.to_string());
     let mut out = [0u8; 6];
     let mut parts = s.split(':');
     for byte in out.iter_mut() {
@@ -116,9 +193,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         return Err(bad());
     }
     if out[0] & 1 == 1 {
-        return Err(format!(
-            "'{s}' is a multicast MAC address; the first byte must be even (e.g. '02:...')"
-        ));
+        return Err(AddrError::MulticastMac(s.to_string()));
     }
     Ok(out)
 }
@@ -127,7 +202,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 pub fn netmask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
     let bits = u32::from(mask);
     let ones = bits.leading_ones();
-    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+    // leading_ones of a u32 is at most 32.
+    let ones8 = u8::try_from(ones).ok()?;
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones8)
 }
 
 #[cfg(test)]
@@ -147,15 +224,25 @@ mod tests {
     #[test]
     fn cidr_errors_name_the_family() {
         assert_eq!(
-            parse_cidr("10.0.0.300/24").unwrap_err(),
+            parse_cidr("10.0.0.300/24").unwrap_err().to_string(),
             "'10.0.0.300/24' is not an IPv4 CIDR (expected e.g. '192.0.2.10/24')"
         );
-        assert!(parse_cidr("2001:db8::g/64").unwrap_err().contains("IPv6"));
+        assert!(parse_cidr("2001:db8::g/64")
+            .unwrap_err()
+            .to_string()
+            .contains("IPv6"));
         assert!(parse_cidr("10.0.0.1")
             .unwrap_err()
+            .to_string()
             .contains("no prefix length"));
-        assert!(parse_cidr("10.0.0.1/33").unwrap_err().contains("0 to 32"));
-        assert!(parse_cidr("::1/129").unwrap_err().contains("0 to 128"));
+        assert!(parse_cidr("10.0.0.1/33")
+            .unwrap_err()
+            .to_string()
+            .contains("0 to 32"));
+        assert!(parse_cidr("::1/129")
+            .unwrap_err()
+            .to_string()
+            .contains("0 to 128"));
     }
 
     #[test]
@@ -168,6 +255,7 @@ mod tests {
         assert!(parse_mac("02:00:5e:10:00:01:02").is_err());
         assert!(parse_mac("01:00:5e:10:00:01")
             .unwrap_err()
+            .to_string()
             .contains("multicast"));
     }
 

@@ -45,6 +45,10 @@ pub const MIN_DEVICE_BYTES: usize = 16 * SECTOR;
 /// Length of the header: one sector.
 pub const HEADER_LEN: usize = SECTOR;
 
+/// [`HEADER_LEN`] as the header's u32 field carries it (512 fits).
+const HEADER_LEN_U32: u32 = 512;
+const _: () = assert!(HEADER_LEN_U32 as usize == HEADER_LEN);
+
 /// Largest payload accepted (16 MiB): far more than any sensible contract, small enough that a
 /// corrupted length cannot make the guest read or allocate without bound.
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
@@ -75,7 +79,7 @@ fn encode_payload(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(image_len(payload.len()));
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    out.extend_from_slice(&HEADER_LEN_U32.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     let header_crc = crc32fast::hash(&out);

@@ -54,7 +54,10 @@ pub fn claimable_bytes(memory_mib: u32) -> u64 {
 /// The size guest-init gives a tmpfs mount without `size_mib`: a quarter of the claimable
 /// memory, at least 1 MiB (the kernel's own default, half the memory, cannot fit).
 pub fn default_tmpfs_mib(memory_mib: u32) -> u32 {
-    ((claimable_bytes(memory_mib) / MIB / 4) as u32).max(1)
+    // A quarter of a u32 MiB count fits a u32; saturate rather than trust that silently.
+    u32::try_from(claimable_bytes(memory_mib) / MIB / 4)
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 /// The inode limit of a tmpfs of `size_mib`: one per 4 KiB page, at least 64, so empty files
@@ -279,7 +282,7 @@ mod tests {
     #[test]
     fn big_files_and_tmpfs_are_named() {
         let mut c = base();
-        c.files = vec![file(0, 11 * MIB as usize)];
+        c.files = vec![file(0, usize::try_from(11 * MIB).unwrap())];
         let p = check(&c, 32).unwrap_err();
         assert_eq!(p.0[0].path, "files[0].content", "{p}");
         assert!(check(&c, 128).is_ok());

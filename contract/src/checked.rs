@@ -156,11 +156,18 @@ pub fn network(n: &crate::types::Network) -> Result<Network, Problems> {
 }
 
 /// Parses `result`, recording a problem at `path` when it fails.
-fn take<T>(problems: &mut Vec<Problem>, path: String, result: Result<T, String>) -> Option<T> {
+fn take<T, E: std::fmt::Display>(
+    problems: &mut Vec<Problem>,
+    path: String,
+    result: Result<T, E>,
+) -> Option<T> {
     match result {
         Ok(v) => Some(v),
-        Err(message) => {
-            problems.push(Problem { path, message });
+        Err(e) => {
+            problems.push(Problem {
+                path,
+                message: e.to_string(),
+            });
             None
         }
     }

@@ -6,10 +6,11 @@
 //! `/proc/cmdline` with [`find`] and turns it back into a contract with [`decode`].
 //!
 //! The command line is small: User-Mode Linux joins its argv into a buffer of
-//! [`UML_COMMAND_LINE_SIZE`] bytes, so a large contract (files, `extra`) goes on the config
+//! [`COMMAND_LINE_SIZE`] bytes, so a large contract (files, `extra`) goes on the config
 //! block device instead ([`crate::blockdev`]), and the command line only names that device with
 //! `hostcontract_dev=/dev/ubdX` ([`DEVICE_PARAM`]).
 
+use crate::uml::COMMAND_LINE_SIZE;
 use crate::{Contract, ContractError};
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -21,14 +22,6 @@ pub const PARAM: &str = "hostcontract";
 
 /// Name of the parameter that names the config block device, e.g. `hostcontract_dev=/dev/ubdc`.
 pub const DEVICE_PARAM: &str = "hostcontract_dev";
-
-/// Size of User-Mode Linux's command line buffer, separators and terminating NUL included.
-///
-/// Measured with Debian's `linux.uml` 6.1: it aborts with "add_arg: Too many command line
-/// arguments!" when the joined argv exceeds 4096 bytes, and the kernel keeps at most
-/// `COMMAND_LINE_SIZE - 1` characters. Everything on the command line must therefore fit in
-/// `UML_COMMAND_LINE_SIZE - 1` bytes.
-pub const UML_COMMAND_LINE_SIZE: usize = 4096;
 
 /// base64url; writes no padding, and reads values with or without it.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -52,7 +45,7 @@ pub fn encode(c: &Contract) -> String {
 /// arguments (their joined length, separators included; one more space joins the token).
 pub fn encode_within(c: &Contract, other_args_len: usize) -> Result<String, EncodeError> {
     let token = encode(c);
-    let limit = UML_COMMAND_LINE_SIZE - 1;
+    let limit = COMMAND_LINE_SIZE - 1;
     let total = other_args_len.saturating_add(1).saturating_add(token.len());
     if total > limit {
         return Err(EncodeError::TooLong {
@@ -71,7 +64,7 @@ pub enum EncodeError {
     TooLong {
         token_len: usize,
         other_args_len: usize,
-        /// Usable bytes: [`UML_COMMAND_LINE_SIZE`] - 1.
+        /// Usable bytes: [`COMMAND_LINE_SIZE`] - 1.
         limit: usize,
     },
 }
@@ -88,7 +81,7 @@ impl fmt::Display for EncodeError {
                 "the contract does not fit on the kernel command line: the {PARAM}= token is \
                  {token_len} bytes and the other arguments take {other_args_len} bytes, \
                  {} bytes in all, but User-Mode Linux allows at most {limit} \
-                 ({UML_COMMAND_LINE_SIZE} bytes with its terminator); pass the contract on \
+                 ({COMMAND_LINE_SIZE} bytes with its terminator); pass the contract on \
                  the config block device ({DEVICE_PARAM}=/dev/ubdX) instead",
                 other_args_len.saturating_add(1).saturating_add(*token_len)
             ),

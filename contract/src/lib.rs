@@ -10,6 +10,15 @@
 //! a VM of a given memory; [`checked::check`] gives the guest its values typed (addresses,
 //! signals, capabilities, modes), parsed once.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod addr;
 pub mod blockdev;
 pub mod budget;
@@ -22,6 +31,7 @@ pub mod names;
 pub mod schema;
 pub mod status;
 pub mod types;
+pub mod uml;
 pub mod validate;
 
 pub use liveness::{Liveness, LivenessCheck};
@@ -129,7 +139,7 @@ fn check_version(value: &serde_json::Value) -> Result<(), ContractError> {
         ))),
         Some(v)
             if v.as_u64()
-                .is_some_and(|n| n <= u32::MAX as u64 && speaks(n as u32)) =>
+                .is_some_and(|n| u32::try_from(n).is_ok_and(speaks)) =>
         {
             Ok(())
         }

@@ -59,7 +59,7 @@ pub enum Target {
 }
 
 /// The typed target of a check; the error is the address's problem (validation reports it).
-pub fn target(l: &Liveness) -> Result<Target, String> {
+pub fn target(l: &Liveness) -> Result<Target, crate::addr::AddrError> {
     match &l.check {
         LivenessCheck::Exec { argv } => Ok(Target::Exec(argv.clone())),
         LivenessCheck::Tcp { port, address } => {

@@ -60,7 +60,7 @@ pub fn capability_number(name: &str) -> Option<u32> {
     CAPABILITIES
         .iter()
         .position(|c| *c == full)
-        .map(|n| n as u32)
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// The resource limits a contract may set (setrlimit(2), getrlimit's `RLIMIT_*` names, as in

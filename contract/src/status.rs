@@ -54,7 +54,11 @@ pub fn heartbeat_interval_ms(cmdline_text: &str) -> Result<Option<u64>, String> 
 
 /// The kernel argument that asks for a heartbeat every `interval` (`None`: none).
 pub fn heartbeat_arg(interval: Option<std::time::Duration>) -> String {
-    let ms = interval.map_or(0, |d| (d.as_millis() as u64).clamp(1, HEARTBEAT_MAX_MS));
+    let ms = interval.map_or(0, |d| {
+        u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HEARTBEAT_MAX_MS)
+    });
     format!("{HEARTBEAT_PARAM}={ms}")
 }
 

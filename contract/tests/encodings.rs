@@ -526,10 +526,10 @@ proptest! {
         match cmdline::encode_within(&c, 100) {
             Ok(t) => {
                 prop_assert_eq!(&t, &token);
-                prop_assert!(100 + 1 + token.len() < cmdline::UML_COMMAND_LINE_SIZE);
+                prop_assert!(100 + 1 + token.len() < contract::uml::COMMAND_LINE_SIZE);
             }
             Err(e) => {
-                prop_assert!(100 + 1 + token.len() >= cmdline::UML_COMMAND_LINE_SIZE);
+                prop_assert!(100 + 1 + token.len() >= contract::uml::COMMAND_LINE_SIZE);
                 prop_assert!(e.to_string().contains("hostcontract_dev"));
             }
         }

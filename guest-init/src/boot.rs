@@ -34,6 +34,7 @@ impl Fatal {
 }
 
 /// Reports to the console, the status channel and (once started) the log sink.
+#[derive(Debug)]
 pub struct Reporter {
     status: Status,
     sink: RefCell<Option<LogSink>>,
@@ -160,7 +161,7 @@ impl Observer for Reporter {
             Some(s) => s.log_service(Record::service(
                 stream,
                 &self.app,
-                Some(pid.as_raw() as u32),
+                u32::try_from(pid.as_raw()).ok(),
                 line,
             )),
             None => console::say(&format!("{}: {line}", self.app)),

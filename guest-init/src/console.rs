@@ -19,6 +19,27 @@ use std::path::Path;
 /// Every line guest-init prints starts with this.
 pub const PREFIX: &str = "guest-init: ";
 
+/// Why the console could not be set up (written by hand: PID 1 stays small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleError {
+    MountDev(Errno),
+    Open(Errno),
+    /// Pointing this fd at the console failed.
+    Dup(RawFd, Errno),
+}
+
+impl std::fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsoleError::MountDev(e) => write!(f, "cannot mount devtmpfs on /dev: {e}"),
+            ConsoleError::Open(e) => write!(f, "cannot open /dev/console: {e}"),
+            ConsoleError::Dup(target, e) => {
+                write!(f, "cannot dup /dev/console to fd {target}: {e}")
+            }
+        }
+    }
+}
+
 /// Gives the process a console on fds 0, 1 and 2.
 ///
 /// The kernel normally opens `/dev/console` for init (it mounts devtmpfs on `/dev` first when
@@ -28,7 +49,7 @@ pub const PREFIX: &str = "guest-init: ";
 ///
 /// Returns a description of what went wrong, if the console could not be set up; the caller
 /// can still try to print it (a partly set up console may work).
-pub fn setup() -> Result<(), String> {
+pub fn setup() -> Result<(), ConsoleError> {
     if !Path::new("/dev/console").exists() {
         match mount(
             Some("devtmpfs"),
@@ -38,7 +59,7 @@ pub fn setup() -> Result<(), String> {
             Some("mode=0755"),
         ) {
             Ok(()) | Err(Errno::EBUSY) => {}
-            Err(e) => return Err(format!("cannot mount devtmpfs on /dev: {e}")),
+            Err(e) => return Err(ConsoleError::MountDev(e)),
         }
     }
     let missing: Vec<RawFd> = (0..=2).filter(|fd| !is_open(*fd)).collect();
@@ -50,10 +71,10 @@ pub fn setup() -> Result<(), String> {
         OFlag::O_RDWR | OFlag::O_NOCTTY,
         Mode::empty(),
     )
-    .map_err(|e| format!("cannot open /dev/console: {e}"))?;
+    .map_err(ConsoleError::Open)?;
     for target in missing {
         if target != fd {
-            dup2(fd, target).map_err(|e| format!("cannot dup /dev/console to fd {target}: {e}"))?;
+            dup2(fd, target).map_err(|e| ConsoleError::Dup(target, e))?;
         }
     }
     if fd > 2 {
@@ -91,7 +112,7 @@ fn write_line(text: &str) {
         if n == 0 {
             return;
         }
-        rest = rest.get(n as usize..).unwrap_or_default();
+        rest = rest.get(n.unsigned_abs()..).unwrap_or_default();
     }
 }
 

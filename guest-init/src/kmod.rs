@@ -194,7 +194,7 @@ fn kernel_release() -> Result<String, KmodError> {
         .release
         .iter()
         .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
+        .map(|c| c.to_ne_bytes()[0])
         .collect();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

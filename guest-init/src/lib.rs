@@ -2,6 +2,14 @@
 //!
 //! Each module has one job; `main.rs` runs them in boot order.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
 // PID 1 must not panic: no unwrap, expect or panic outside tests (tests may).
 #![cfg_attr(
     not(test),

@@ -1,5 +1,13 @@
 //! guest-init: PID 1 of a one-service appliance VM. The work is in [`guest_init::boot`].
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
 // PID 1 must not panic: no unwrap, expect or panic outside tests (tests may).
 #![cfg_attr(
     not(test),

@@ -61,13 +61,30 @@ pub const ROOT_READAHEAD_KB: u32 = 0;
 /// Sets the root device's read-ahead ([`ROOT_READAHEAD_KB`]) through sysfs, found from the
 /// device number of `/`. Best effort: an image on a device without a queue (or a kernel
 /// without sysfs) just keeps the default.
-pub fn set_root_readahead() -> Result<(), String> {
+pub fn set_root_readahead() -> Result<(), ReadaheadError> {
     let dev = nix::sys::stat::stat("/")
-        .map_err(|e| format!("stat /: {e}"))?
+        .map_err(ReadaheadError::StatRoot)?
         .st_dev;
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let path = format!("/sys/dev/block/{major}:{minor}/queue/read_ahead_kb");
-    std::fs::write(&path, ROOT_READAHEAD_KB.to_string()).map_err(|e| format!("{path}: {e}"))
+    std::fs::write(&path, ROOT_READAHEAD_KB.to_string()).map_err(|e| ReadaheadError::Write(path, e))
+}
+
+/// Why the root's read-ahead stayed as it was (written by hand: PID 1 stays small).
+#[derive(Debug)]
+pub enum ReadaheadError {
+    StatRoot(nix::errno::Errno),
+    /// The sysfs file and the error writing it.
+    Write(String, std::io::Error),
+}
+
+impl std::fmt::Display for ReadaheadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadaheadError::StatRoot(e) => write!(f, "stat /: {e}"),
+            ReadaheadError::Write(path, e) => write!(f, "{path}: {e}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const STATUS_TTY: &str = "/dev/tty1";
 
 /// The status channel; events are silently skipped when the host wired no channel.
+#[derive(Debug)]
 pub struct Status {
     out: Option<OwnedFd>,
     started_us: u64,
@@ -71,7 +72,7 @@ pub fn now_clocks(started_us: u64) -> Clocks {
     Clocks {
         ts_us: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0),
         boot_us,
         init_us: boot_us.saturating_sub(started_us),
@@ -81,7 +82,11 @@ pub fn now_clocks(started_us: u64) -> Clocks {
 /// CLOCK_MONOTONIC in microseconds (time since the kernel booted).
 pub fn monotonic_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1_000)
+        .map(|t| {
+            let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+            let nanos = u64::try_from(t.tv_nsec()).unwrap_or(0);
+            secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000)
+        })
         .unwrap_or(0)
 }
 
@@ -99,7 +104,7 @@ fn write_all_nonblocking(fd: &OwnedFd, mut rest: &[u8]) {
         // SAFETY: writing from a valid buffer of the given length to an open descriptor.
         let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
         if n > 0 {
-            rest = rest.get(n as usize..).unwrap_or_default();
+            rest = rest.get(n.unsigned_abs()..).unwrap_or_default();
             continue;
         }
         let errno = nix::errno::Errno::last();

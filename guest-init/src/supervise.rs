@@ -64,6 +64,7 @@ pub enum End {
 const MAX_LINE: usize = 8192;
 
 /// One pipe from the service with its partial line.
+#[derive(Debug)]
 struct Pipe {
     fd: OwnedFd,
     lines: LineBuffer,
@@ -71,6 +72,7 @@ struct Pipe {
 }
 
 /// The service while it runs.
+#[derive(Debug)]
 struct Running {
     pid: Pid,
     started: Instant,
@@ -80,6 +82,7 @@ struct Running {
     ready: bool,
 }
 
+#[derive(Debug)]
 pub struct Supervisor<'a, O: Observer> {
     svc: &'a Service,
     /// The service's settings that travel as text, parsed by the contract crate.
@@ -315,7 +318,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 run.notify = None;
                 if !run.ready {
                     run.ready = true;
-                    let after = run.started.elapsed().as_millis() as u64;
+                    let after = millis(run.started.elapsed());
                     self.obs.event(Event::Ready {
                         pid: run.pid.as_raw(),
                         after_ms: after,
@@ -383,7 +386,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             status: kind.to_string(),
             code,
             signal,
-            ran_ms: ran.as_millis() as u64,
+            ran_ms: millis(ran),
         });
         if self.end.is_some() {
             return; // stopping: this was the expected end
@@ -396,7 +399,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         let delay = self.backoff.next_delay();
         self.restarts += 1;
         self.obs.event(Event::Restarting {
-            delay_ms: delay.as_millis() as u64,
+            delay_ms: millis(delay),
             restarts: self.restarts,
         });
         self.restart_at = Some(Instant::now() + delay);
@@ -514,7 +517,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         }
         if service::tcp_ready(addr) {
             run.ready = true;
-            let after = run.started.elapsed().as_millis() as u64;
+            let after = millis(run.started.elapsed());
             self.obs.event(Event::Ready {
                 pid: run.pid.as_raw(),
                 after_ms: after,
@@ -528,6 +531,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.next_probe = now + every;
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating (a u64 of ms outlasts any VM).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reads a non-blocking pipe until it would block, handing each complete line to `emit`.

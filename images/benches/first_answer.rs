@@ -198,7 +198,7 @@ fn main() {
     let mut cases = Vec::new();
     for name in a.images.split(',') {
         let image = lab.image(name);
-        let manifest_path = image.with_extension("img.manifest.json");
+        let manifest_path = appliance::manifest::path_beside(&image);
         let manifest =
             appliance::manifest::parse(&std::fs::read(&manifest_path).expect("manifest"))
                 .expect("manifest");

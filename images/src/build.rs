@@ -17,7 +17,7 @@ use crate::stage::{self, Staged};
 use rootfs::closure::{self, Root};
 use rootfs::ext4;
 pub use rootfs::ext4::{Content, Entry};
-pub use rootfs::plan::Plan;
+pub use rootfs::layout::Layout;
 pub use rootfs::{DEFAULT_EPOCH, IPV6_MODULES, UML_MODULES};
 use sha2::Digest as _;
 use std::collections::BTreeMap;
@@ -82,15 +82,8 @@ impl Options {
 
     /// Where the manifest is written.
     pub fn manifest_path(&self) -> PathBuf {
-        manifest_path(&self.output)
+        appliance::manifest::path_beside(&self.output)
     }
-}
-
-/// `<image>.manifest.json`, where host-launch looks for an image's manifest.
-pub fn manifest_path(image: &Path) -> PathBuf {
-    let mut s = image.as_os_str().to_owned();
-    s.push(".manifest.json");
-    PathBuf::from(s)
 }
 
 /// `$UML_MODULES`, else the newest release directory under [`UML_MODULES`].
@@ -201,7 +194,7 @@ fn account_file(first: &str, lines: &[String]) -> Vec<u8> {
 /// programs, plugins and libraries come from the unpacked packages of `src`.
 pub fn contents(r: &Recipe, opts: &Options, src: &Sources) -> Result<Contents, Error> {
     let mut problems = Vec::new();
-    let mut layout = Plan::default();
+    let mut layout = Layout::default();
     builder_entries(r, &mut layout, &mut problems);
     guest_init(opts, &mut layout, &mut problems);
     if r.ipv6 {
@@ -236,7 +229,7 @@ fn root_entry(content: Content, mode: u32, origin: &str) -> Entry {
 
 /// What the builder always writes: guest-init's mount points, /tmp, the resolver links into
 /// /run, the account files.
-fn builder_entries(r: &Recipe, layout: &mut Plan, problems: &mut Vec<String>) {
+fn builder_entries(r: &Recipe, layout: &mut Layout, problems: &mut Vec<String>) {
     for d in ["/dev", "/proc", "/sys", "/run", "/etc", "/sbin"] {
         layout.dir(
             d,
@@ -268,7 +261,7 @@ fn builder_entries(r: &Recipe, layout: &mut Plan, problems: &mut Vec<String>) {
 }
 
 /// guest-init as /sbin/init: it must be static, the image has no loader for it.
-fn guest_init(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
+fn guest_init(opts: &Options, layout: &mut Layout, problems: &mut Vec<String>) {
     let init = opts.init.display();
     match std::fs::read(&opts.init) {
         Err(e) => problems.push(format!("--init {init}: cannot read: {e}")),
@@ -291,7 +284,7 @@ fn guest_init(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
 }
 
 /// The UML kernel's IPv6 modules, under /lib/modules/<release>.
-fn ipv6_modules(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
+fn ipv6_modules(opts: &Options, layout: &mut Layout, problems: &mut Vec<String>) {
     let release = opts
         .modules_dir
         .file_name()
@@ -313,7 +306,7 @@ fn ipv6_modules(opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
 }
 
 /// Programs, disk tools and plugins with their libraries, from the unpacked packages.
-fn program_closure(r: &Recipe, root: &Path, layout: &mut Plan, problems: &mut Vec<String>) {
+fn program_closure(r: &Recipe, root: &Path, layout: &mut Layout, problems: &mut Vec<String>) {
     let mut roots: Vec<(String, Root)> = r
         .programs
         .iter()
@@ -365,7 +358,7 @@ fn not_in_packages(r: &Recipe, path: &str) -> String {
 }
 
 /// The recipe's own files, directories and symbolic links.
-fn recipe_entries(r: &Recipe, opts: &Options, layout: &mut Plan, problems: &mut Vec<String>) {
+fn recipe_entries(r: &Recipe, opts: &Options, layout: &mut Layout, problems: &mut Vec<String>) {
     for (i, f) in r.files.iter().enumerate() {
         let content = match (&f.content, &f.source) {
             (Some(text), _) => Content::Bytes(text.clone().into_bytes()),
@@ -411,7 +404,7 @@ fn recipe_entries(r: &Recipe, opts: &Options, layout: &mut Plan, problems: &mut 
 }
 
 /// The manifest's disk and tmpfs mount points: directories, made when the recipe has none.
-fn mount_points(r: &Recipe, layout: &mut Plan, problems: &mut Vec<String>) {
+fn mount_points(r: &Recipe, layout: &mut Layout, problems: &mut Vec<String>) {
     let m = &r.manifest;
     let mounts = m
         .disks
@@ -438,7 +431,7 @@ fn add_package_records(
     r: &Recipe,
     opts: &Options,
     src: &Sources,
-    layout: &mut Plan,
+    layout: &mut Layout,
     problems: &mut Vec<String>,
 ) -> (Vec<sbom::Package>, String) {
     let mut packages = Vec::new();
@@ -497,7 +490,7 @@ fn add_package_records(
 /// takes files from and its SBOM.
 #[derive(Debug, Clone)]
 pub struct Contents {
-    pub layout: Plan,
+    pub layout: Layout,
     /// The packages the closure took files from.
     pub packages: Vec<sbom::Package>,
     /// The SBOM (SPDX 2.3 JSON text).
@@ -613,13 +606,5 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert!(u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
-    }
-
-    #[test]
-    fn manifest_beside_the_image() {
-        assert_eq!(
-            manifest_path(Path::new("build/dns.img")),
-            Path::new("build/dns.img.manifest.json")
-        );
     }
 }

@@ -11,7 +11,7 @@
 
 mod lab;
 
-use image_builder::build::manifest_path;
+use appliance::manifest::path_beside as manifest_path;
 use image_builder::sign;
 use lab::dns::dns_recipe;
 use lab::{shown, Lab};

@@ -26,7 +26,7 @@ pub fn kernel_path() -> PathBuf {
     vmm::kernel::default_kernel()
 }
 
-pub use vmm::cmdline::guest_disk;
+pub use contract::uml::ubd_device as guest_disk;
 
 /// Test VMs take their uids from the same range as host-launch's, each its own.
 fn test_vm_ids() -> Result<u32> {

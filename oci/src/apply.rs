@@ -13,7 +13,7 @@ use crate::digest::Hashing;
 use crate::read::Image;
 use crate::Error;
 use rootfs::ext4::{Content, Entry};
-use rootfs::plan::Plan;
+use rootfs::layout::Layout;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -64,9 +64,9 @@ pub fn layers(img: &Image) -> Result<BTreeMap<String, Entry>, Error> {
 
 /// Adds missing parent directories and refuses entries below a file or symlink.
 pub fn finish(root: BTreeMap<String, Entry>) -> Result<BTreeMap<String, Entry>, Error> {
-    let mut plan = Plan {
+    let mut plan = Layout {
         entries: root,
-        ..Plan::default()
+        ..Layout::default()
     };
     let mut problems = Vec::new();
     plan.add_parents(&mut problems);
@@ -148,7 +148,8 @@ fn read_layer(
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = e.size();
                 take(budget, size)?;
-                let mut data = Vec::with_capacity(size as usize);
+                // A capacity hint only (`take` bounded the size); read_to_end grows past it.
+                let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                 e.read_to_end(&mut data).map_err(bad)?;
                 Content::Bytes(data)
             }

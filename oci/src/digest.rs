@@ -5,25 +5,31 @@ use crate::Error;
 use sha2::{Digest as _, Sha256};
 use std::io::Read;
 
+/// Why a text is not a digest; each holds the text, cut and escaped for messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("'{0}' is not a sha256 digest")]
+    NotSha256(String),
+    #[error("'{0}' is not sha256: and 64 lowercase hex digits")]
+    NotHex(String),
+}
+
 /// A sha256 digest, `sha256:` and 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(String);
 
 impl Digest {
     /// Parses `sha256:<hex>`; any other algorithm or form is refused.
-    pub fn parse(s: &str) -> Result<Digest, String> {
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let hex = s
             .strip_prefix("sha256:")
-            .ok_or_else(|| format!("'{}' is not a sha256 digest", short(s)))?;
+            .ok_or_else(|| DigestError::NotSha256(short(s)))?;
         if hex.len() != 64
             || !hex
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            return Err(format!(
-                "'{}' is not sha256: and 64 lowercase hex digits",
-                short(s)
-            ));
+            return Err(DigestError::NotHex(short(s)));
         }
         Ok(Digest(s.to_string()))
     }
@@ -85,6 +91,15 @@ pub struct Hashing<R> {
     hasher: Sha256,
     pub count: u64,
     limit: u64,
+}
+
+impl<R> std::fmt::Debug for Hashing<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hashing")
+            .field("count", &self.count)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> Hashing<R> {

@@ -1,5 +1,5 @@
 //! oci: appliance images as OCI images. [`write`] turns the entries of a root (a
-//! [`rootfs::plan::Plan`]'s) and the image manifest into an OCI image layout directory and an
+//! [`rootfs::layout::Layout`]'s) and the image manifest into an OCI image layout directory and an
 //! `oci-archive` (what `podman load` takes); [`read`] opens a layout, an archive or an image
 //! in podman's local storage, verifies every blob's digest, and checks the platform and our
 //! labels; [`apply`] unpacks its layers in order with whiteouts into entries; [`cache`] writes
@@ -10,6 +10,15 @@
 //! from the image annotation [`write`] adds, which podman copies into the bundle).
 //! Every byte of an image is outside input: sizes are bounded, paths checked, digests
 //! verified before anything is used.
+
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
 
 pub mod apply;
 pub mod cache;

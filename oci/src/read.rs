@@ -39,6 +39,7 @@ impl std::fmt::Display for Reference {
 }
 
 /// Where the blobs are.
+#[derive(Debug)]
 enum Store {
     Dir(PathBuf),
     /// An archive and its regular members: name → (offset of the data, size).
@@ -46,6 +47,7 @@ enum Store {
 }
 
 /// An opened, verified image (its layers not read yet).
+#[derive(Debug)]
 pub struct Image {
     pub reference: Reference,
     pub manifest_digest: Digest,

@@ -252,6 +252,7 @@ fn sibling(path: &Path, what: &str) -> Result<PathBuf, Error> {
 }
 
 /// Removes a temporary file or directory when dropped (also on errors).
+#[derive(Debug)]
 pub(crate) struct Remove(pub PathBuf);
 
 impl Drop for Remove {

@@ -5,6 +5,15 @@
 //! `package-files DIR` writes them under DIR as they lie in the package (`debian/rules`); the
 //! package's install test is `tests/install.rs`.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod completions;
 pub mod man;
 pub mod units;
@@ -15,6 +24,7 @@ use clap::CommandFactory;
 pub const BIN_DIR: &str = "/usr/bin";
 
 /// One generated file: its path relative to the package's root, its bytes and mode.
+#[derive(Debug)]
 pub struct File {
     pub path: String,
     pub bytes: Vec<u8>,

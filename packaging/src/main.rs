@@ -1,13 +1,33 @@
 //! `package-files DIR`: writes the Debian package's generated files (man pages, shell
 //! completions, the systemd unit and generator) under DIR, as they lie in the package.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn write(root: &Path, f: &packaging::File) -> Result<(), String> {
+/// A generated file that could not be written, with the path it was going to.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct WriteError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+fn write(root: &Path, f: &packaging::File) -> Result<(), WriteError> {
     let path = root.join(&f.path);
-    let what = |e: std::io::Error| format!("{}: {e}", path.display());
+    let what = |source| WriteError {
+        path: path.clone(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(what)?;
     }

@@ -59,6 +59,39 @@ fn cstr_at(b: &[u8], at: usize) -> Option<String> {
     String::from_utf8(rest[..end].to_vec()).ok()
 }
 
+/// Why bytes are not an ELF64 little-endian file this reader can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("not an ELF file (no ELF magic)")]
+    NoMagic,
+    #[error("not a little-endian 64-bit ELF file")]
+    NotLittleEndian64,
+    #[error("truncated ELF header")]
+    TruncatedHeader,
+    #[error("program header entries are too small")]
+    SmallProgramHeaders,
+    #[error("program header offset overflows")]
+    ProgramHeaderOverflow,
+    #[error("program header table runs past the end of the file")]
+    ProgramHeadersPastEnd,
+    #[error("PT_INTERP offset too large")]
+    InterpreterOffset,
+    #[error("PT_INTERP runs past the end")]
+    InterpreterPastEnd,
+    #[error("PT_DYNAMIC offset too large")]
+    DynamicOffset,
+    #[error("PT_DYNAMIC runs past the end")]
+    DynamicPastEnd,
+    #[error("the dynamic section has no DT_STRTAB")]
+    NoStringTable,
+    #[error("DT_STRTAB is not in any loaded segment")]
+    StringTableUnmapped,
+    #[error("string offset overflows")]
+    StringOffsetOverflow,
+    #[error("a dynamic string runs past the end")]
+    StringPastEnd,
+}
+
 struct Phdr {
     p_type: u32,
     offset: u64,
@@ -67,33 +100,33 @@ struct Phdr {
 }
 
 /// Parses the dynamic section of an ELF64 little-endian file.
-pub fn parse(bytes: &[u8]) -> Result<Dynamic, String> {
+pub fn parse(bytes: &[u8]) -> Result<Dynamic, ElfError> {
     if bytes.get(0..4) != Some(b"\x7fELF".as_slice()) {
-        return Err("not an ELF file (no ELF magic)".into());
+        return Err(ElfError::NoMagic);
     }
     if bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
-        return Err("not a little-endian 64-bit ELF file".into());
+        return Err(ElfError::NotLittleEndian64);
     }
-    let trunc = || "truncated ELF header".to_string();
-    let machine = u16_at(bytes, 0x12).ok_or_else(trunc)?;
-    let phoff = usize::try_from(u64_at(bytes, 0x20).ok_or_else(trunc)?).map_err(|_| trunc())?;
-    let phentsize = usize::from(u16_at(bytes, 0x36).ok_or_else(trunc)?);
-    let phnum = usize::from(u16_at(bytes, 0x38).ok_or_else(trunc)?);
+    let machine = u16_at(bytes, 0x12).ok_or(ElfError::TruncatedHeader)?;
+    let phoff = usize::try_from(u64_at(bytes, 0x20).ok_or(ElfError::TruncatedHeader)?)
+        .map_err(|_| ElfError::TruncatedHeader)?;
+    let phentsize = usize::from(u16_at(bytes, 0x36).ok_or(ElfError::TruncatedHeader)?);
+    let phnum = usize::from(u16_at(bytes, 0x38).ok_or(ElfError::TruncatedHeader)?);
     if phnum > 0 && phentsize < 0x38 {
-        return Err("program header entries are too small".into());
+        return Err(ElfError::SmallProgramHeaders);
     }
     let mut phdrs = Vec::with_capacity(phnum);
     for i in 0..phnum {
         let at = i
             .checked_mul(phentsize)
             .and_then(|o| o.checked_add(phoff))
-            .ok_or("program header offset overflows")?;
-        let bad = || "program header table runs past the end of the file".to_string();
+            .ok_or(ElfError::ProgramHeaderOverflow)?;
+        let bad = ElfError::ProgramHeadersPastEnd;
         phdrs.push(Phdr {
-            p_type: u32_at(bytes, at).ok_or_else(bad)?,
-            offset: u64_at(bytes, at + 0x08).ok_or_else(bad)?,
-            vaddr: u64_at(bytes, at + 0x10).ok_or_else(bad)?,
-            filesz: u64_at(bytes, at + 0x20).ok_or_else(bad)?,
+            p_type: u32_at(bytes, at).ok_or(bad)?,
+            offset: u64_at(bytes, at + 0x08).ok_or(bad)?,
+            vaddr: u64_at(bytes, at + 0x10).ok_or(bad)?,
+            filesz: u64_at(bytes, at + 0x20).ok_or(bad)?,
         });
     }
     let mut d = Dynamic {
@@ -101,20 +134,20 @@ pub fn parse(bytes: &[u8]) -> Result<Dynamic, String> {
         ..Dynamic::default()
     };
     if let Some(p) = phdrs.iter().find(|p| p.p_type == PT_INTERP) {
-        let at = usize::try_from(p.offset).map_err(|_| "PT_INTERP offset too large")?;
-        d.interpreter = Some(cstr_at(bytes, at).ok_or("PT_INTERP runs past the end")?);
+        let at = usize::try_from(p.offset).map_err(|_| ElfError::InterpreterOffset)?;
+        d.interpreter = Some(cstr_at(bytes, at).ok_or(ElfError::InterpreterPastEnd)?);
     }
     let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
         return Ok(d);
     };
     // Entries: (tag, value) pairs of u64 until DT_NULL.
     let mut entries = Vec::new();
-    let start = usize::try_from(dynamic.offset).map_err(|_| "PT_DYNAMIC offset too large")?;
+    let start = usize::try_from(dynamic.offset).map_err(|_| ElfError::DynamicOffset)?;
     let count = usize::try_from(dynamic.filesz / 16).unwrap_or(0);
     for i in 0..count {
         let at = start + i * 16;
-        let tag = u64_at(bytes, at).ok_or("PT_DYNAMIC runs past the end")?;
-        let val = u64_at(bytes, at + 8).ok_or("PT_DYNAMIC runs past the end")?;
+        let tag = u64_at(bytes, at).ok_or(ElfError::DynamicPastEnd)?;
+        let val = u64_at(bytes, at + 8).ok_or(ElfError::DynamicPastEnd)?;
         if tag == DT_NULL {
             break;
         }
@@ -124,20 +157,20 @@ pub fn parse(bytes: &[u8]) -> Result<Dynamic, String> {
         .iter()
         .find(|(t, _)| *t == DT_STRTAB)
         .map(|(_, v)| *v)
-        .ok_or("the dynamic section has no DT_STRTAB")?;
+        .ok_or(ElfError::NoStringTable)?;
     // DT_STRTAB is an address: find the PT_LOAD segment that maps it to a file offset.
     let strtab = phdrs
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
         .find(|p| strtab_vaddr >= p.vaddr && strtab_vaddr < p.vaddr.saturating_add(p.filesz))
         .map(|p| strtab_vaddr - p.vaddr + p.offset)
-        .ok_or("DT_STRTAB is not in any loaded segment")?;
-    let string = |off: u64| -> Result<String, String> {
+        .ok_or(ElfError::StringTableUnmapped)?;
+    let string = |off: u64| -> Result<String, ElfError> {
         let at = strtab
             .checked_add(off)
             .and_then(|a| usize::try_from(a).ok())
-            .ok_or("string offset overflows")?;
-        cstr_at(bytes, at).ok_or_else(|| "a dynamic string runs past the end".to_string())
+            .ok_or(ElfError::StringOffsetOverflow)?;
+        cstr_at(bytes, at).ok_or(ElfError::StringPastEnd)
     };
     let split = |s: String| -> Vec<String> {
         s.split(':')
@@ -163,10 +196,14 @@ mod tests {
 
     #[test]
     fn not_elf() {
-        assert!(parse(b"#!/bin/sh\n").unwrap_err().contains("ELF magic"));
+        assert!(parse(b"#!/bin/sh\n")
+            .unwrap_err()
+            .to_string()
+            .contains("ELF magic"));
         assert!(parse(b"\x7fELF\x01\x01").is_err());
         assert!(parse(b"\x7fELF\x02\x01\x01")
             .unwrap_err()
+            .to_string()
             .contains("truncated"));
     }
 

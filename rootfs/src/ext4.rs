@@ -165,7 +165,7 @@ fn staged(staging: &Path, guest: &str) -> PathBuf {
     staging.join(guest.trim_start_matches('/'))
 }
 
-/// Writes the plan into `staging` (created fresh) and returns the bytes of file content.
+/// Writes the entries into `staging` (created fresh) and returns the bytes of file content.
 fn stage(staging: &Path, entries: &BTreeMap<String, Entry>, epoch: u64) -> Result<u64, Error> {
     let io = |what: String| move |e: std::io::Error| Error::one(format!("{what}: {e}"));
     if staging.exists() {

@@ -1,6 +1,6 @@
 //! rootfs: the pieces of an appliance's read-only root image that the image builder and the
 //! test harness share: the ELF reader ([`elf`]), the shared-library [`closure`] of programs,
-//! the [`plan`] of entries by image path, its reproducible ext4 writer ([`ext4`]), and the
+//! the [`layout`] of entries by image path, its reproducible ext4 writer ([`ext4`]), and the
 //! static guest-init every image holds as `/sbin/init` ([`guest_init`]), and where the
 //! installed programs find the project's files ([`installed`]). The `vmm` crate uses
 //! the closure to find what a dynamically linked UML kernel needs in its jail.
@@ -8,13 +8,22 @@
 //! A library only: the image builder's command line lives in `images/`, and nothing here
 //! links a binary crate.
 
+#![deny(missing_debug_implementations)]
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::exit,
+    clippy::tests_outside_test_module
+)]
+
 pub mod closure;
 pub mod elf;
 pub mod error;
 pub mod ext4;
 pub mod guest_init;
 pub mod installed;
-pub mod plan;
+pub mod layout;
 
 pub use error::Error;
 pub use guest_init::{

@@ -4,7 +4,7 @@
 use ::rootfs::closure::Root;
 use ::rootfs::ext4;
 use ::rootfs::ext4::{Content, Entry};
-use ::rootfs::plan::Plan;
+use ::rootfs::layout::Layout;
 use ::rootfs::DEFAULT_EPOCH;
 use lab::error::{Context, Error, Result};
 use std::collections::BTreeMap;
@@ -163,9 +163,9 @@ impl RootFs {
             Some(p) => p.clone(),
             None => lab::guest_init()?,
         };
-        let mut plan = Plan {
+        let mut plan = Layout {
             entries: self.entries.clone(),
-            ..Plan::default()
+            ..Layout::default()
         };
         plan.entries.insert(
             "/sbin/init".into(),

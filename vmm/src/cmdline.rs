@@ -16,6 +16,7 @@
 //! kernel without it ignores the parameter.
 
 use contract::cmdline as wire;
+use contract::uml::{self, ubd_device, MAX_UBD};
 use std::path::{Path, PathBuf};
 
 /// The descriptor UML's status console writes to (the write end of the launcher's pipe).
@@ -60,23 +61,13 @@ pub struct Machine {
     pub extra: Vec<String>,
 }
 
-/// The guest name of UML block device number `index`: 0 → `/dev/ubda`, 1 → `/dev/ubdb`, ...
-pub fn guest_disk(index: usize) -> String {
-    let letter = char::from(b'a' + u8::try_from(index % 26).unwrap_or(0));
-    format!("/dev/ubd{letter}")
-}
-
-/// UML splits ubd arguments at ',' and ':' (copy-on-write syntax) and its command line at
-/// whitespace, so such paths cannot be passed.
+/// A path as UML takes it as a ubd file: absolute (inside the jail every file keeps its host
+/// path), UTF-8, and what [`uml::check_path`] allows.
 pub fn ubd_path(path: &Path) -> Result<String, String> {
     let s = path
         .to_str()
         .ok_or_else(|| format!("{} is not UTF-8, which UML cannot take", path.display()))?;
-    if s.contains([',', ':']) || s.contains(char::is_whitespace) {
-        return Err(format!(
-            "path {s:?} contains ',', ':' or whitespace, which UML cannot take; move the file"
-        ));
-    }
+    uml::check_path(s).map_err(|e| format!("path {e}"))?;
     if !path.is_absolute() {
         return Err(format!("path {s:?} is not absolute"));
     }
@@ -120,6 +111,13 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
     let mut a = vec![format!("mem={}M", m.memory_mib)];
     a.push(format!("ubd0r={}", ubd_path(&m.root)?));
     for d in &m.disks {
+        if !(1..MAX_UBD).contains(&d.ubd) {
+            return Err(format!(
+                "ubd{} is not a data disk's number: UML attaches ubd0 (the root) to ubd{}",
+                d.ubd,
+                MAX_UBD - 1
+            ));
+        }
         let flag = if d.read_only { "r" } else { "" };
         a.push(format!("ubd{}{flag}={}", d.ubd, ubd_path(&d.path)?));
     }
@@ -148,14 +146,14 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
     }
     a.extend(m.extra.iter().cloned());
     if let Some(n) = m.config_ubd {
-        a.push(format!("{}={}", wire::DEVICE_PARAM, guest_disk(n)));
+        a.push(format!("{}={}", wire::DEVICE_PARAM, ubd_device(n)));
     }
     let len = a.iter().map(|x| x.len() + 1).sum::<usize>();
-    if len > wire::UML_COMMAND_LINE_SIZE {
+    if len > uml::COMMAND_LINE_SIZE {
         return Err(format!(
             "the UML command line would be {len} bytes; UML aborts above {}: use shorter paths, \
              or the config device for a large contract",
-            wire::UML_COMMAND_LINE_SIZE
+            uml::COMMAND_LINE_SIZE
         ));
     }
     Ok(a)
@@ -279,8 +277,17 @@ mod tests {
     }
 
     #[test]
-    fn disk_names() {
-        assert_eq!(guest_disk(0), "/dev/ubda");
-        assert_eq!(guest_disk(3), "/dev/ubdd");
+    fn disks_are_within_uml_limits() {
+        let mut m = machine();
+        m.root = "/srv/a=b.img".into();
+        assert!(command_line(&m)
+            .unwrap()
+            .contains(&"ubd0r=/srv/a=b.img".to_string()));
+        m.disks.push(Disk {
+            ubd: MAX_UBD,
+            path: "/d.img".into(),
+            read_only: false,
+        });
+        assert!(command_line(&m).unwrap_err().contains("ubd16 is not"));
     }
 }

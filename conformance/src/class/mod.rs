@@ -105,7 +105,7 @@ pub fn run(o: &Options) -> Result<ClassReport, Error> {
     let manifest_path = o
         .manifest
         .clone()
-        .unwrap_or_else(|| crate::default_manifest(&o.image));
+        .unwrap_or_else(|| appliance::manifest::path_beside(&o.image));
     let text = std::fs::read(&manifest_path).map_err(Error::file(&manifest_path))?;
     let input = |message: String| Error::Input {
         path: manifest_path.clone(),
@@ -219,7 +219,7 @@ pub fn boot(
         .memory_mib(spec.memory_mib)
         .echo(std::env::var_os("CONFORMANCE_ECHO").is_some());
     let mut attached = merged.disks.clone();
-    attached.sort_by_key(|d| appliance::merge::ubd_number(&d.device));
+    attached.sort_by_key(|d| contract::uml::ubd_number(&d.device));
     for (i, d) in attached.iter().enumerate() {
         let file = disks.get(d.spec_index).ok_or_else(|| {
             Error::Kit(format!(

@@ -363,6 +363,7 @@ pub fn parse(value: &str) -> Result<IpConfig, IpParamError> {
             prefix,
         };
         if let Err(m) = crate::validate::check_host_address(&cidr_text, cidr) {
+            let m = m.to_string();
             let problem = m
                 .strip_prefix(&format!("'{cidr_text}' "))
                 .unwrap_or(&m)

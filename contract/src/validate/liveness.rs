@@ -57,7 +57,7 @@ pub fn problems(l: &Liveness, at: &str) -> Vec<(String, String)> {
                 push("check.port", "must be 1 to 65535".into());
             }
             if let Some(Err(m)) = address.as_deref().map(parse_ip) {
-                push("check.address", m);
+                push("check.address", m.to_string());
             }
         }
         LivenessCheck::Exec { argv } => match argv.first() {

@@ -76,9 +76,9 @@ impl Checker {
         });
     }
 
-    fn check(&mut self, path: &str, result: Result<(), String>) {
+    fn check<E: std::fmt::Display>(&mut self, path: &str, result: Result<(), E>) {
         if let Err(m) = result {
-            self.push(path, m);
+            self.push(path, m.to_string());
         }
     }
 }

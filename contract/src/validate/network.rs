@@ -2,7 +2,7 @@
 //! no duplicates the kernel would refuse), resolvers and search domains.
 
 use super::{check_domain, Checker};
-use crate::addr::{parse_cidr, parse_ip, parse_mac, Cidr};
+use crate::addr::{parse_cidr, parse_ip, parse_mac, AddrError, Cidr};
 use crate::types::*;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,7 +42,7 @@ pub(super) fn check_network(ck: &mut Checker, net: &Network) {
                     }
                     subnets.push((iface.name.as_str(), c.network()));
                 }
-                Err(m) => ck.push(path, m),
+                Err(m) => ck.push(path, m.to_string()),
             }
         }
         if let Some(mtu) = iface.mtu {
@@ -115,7 +115,7 @@ fn check_ifname(name: &str) -> Result<(), String> {
 
 /// An address an interface can have: not loopback, multicast or unspecified, and (IPv4 with a
 /// prefix under 31) neither its subnet's network nor its broadcast address.
-pub fn check_host_address(text: &str, c: Cidr) -> Result<(), String> {
+pub fn check_host_address(text: &str, c: Cidr) -> Result<(), AddrError> {
     let what = match c.addr {
         a if a.is_loopback() => Some("a loopback address (the guest's lo has it already)"),
         a if a.is_multicast() => Some("a multicast address"),
@@ -124,27 +124,28 @@ pub fn check_host_address(text: &str, c: Cidr) -> Result<(), String> {
         _ => None,
     };
     if let Some(what) = what {
-        return Err(format!(
-            "'{text}' is {what}, which an interface cannot have; give a unicast address, e.g. '192.0.2.10/24'"
-        ));
+        return Err(AddrError::NotUnicast {
+            text: text.to_string(),
+            what,
+        });
     }
     if let IpAddr::V4(a) = c.addr {
         if c.prefix < 31 {
             let net = c.network();
             let host_mask = u32::MAX >> c.prefix;
             if c.addr == net.addr {
-                return Err(format!(
-                    "'{text}' is the network address of {net}; a host needs one with host bits set, e.g. '{}/{}'",
-                    Ipv4Addr::from(u32::from(a) | 1),
-                    c.prefix
-                ));
+                return Err(AddrError::NetworkAddress {
+                    text: text.to_string(),
+                    net,
+                    example: Ipv4Addr::from(u32::from(a) | 1),
+                });
             }
             if u32::from(a) & host_mask == host_mask {
-                return Err(format!(
-                    "'{text}' is the broadcast address of {net}; give a host address, e.g. '{}/{}'",
-                    Ipv4Addr::from(u32::from(a) - 1),
-                    c.prefix
-                ));
+                return Err(AddrError::BroadcastAddress {
+                    text: text.to_string(),
+                    net,
+                    example: Ipv4Addr::from(u32::from(a) - 1),
+                });
             }
         }
     }
@@ -196,7 +197,7 @@ fn check_route(
                     ck.push(format!("{at}.gateway"), m);
                 }
             }
-            Err(m) => ck.push(format!("{at}.gateway"), m),
+            Err(m) => ck.push(format!("{at}.gateway"), m.to_string()),
         },
         (None, _) if r.interface.is_none() => {
             ck.push(at, "a route needs a gateway, an interface, or both");

@@ -36,6 +36,26 @@ pub(super) fn check_logging(ck: &mut Checker, l: &Logging) {
 }
 
 pub(super) fn check_service(ck: &mut Checker, s: &Service) {
+    check_program(ck, s);
+    check_capabilities(ck, s);
+    check_restart_and_stop(ck, s);
+    check_readiness(ck, &s.readiness);
+    check_rlimits(ck, s);
+    if let Some(adj) = s.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+        ck.push(
+            "service.oom_score_adj",
+            format!("{adj} is outside -1000 to 1000 (the kernel's range)"),
+        );
+    }
+    if let Some(l) = &s.liveness {
+        for (path, message) in super::liveness::problems(l, "service.liveness") {
+            ck.push(path, message);
+        }
+    }
+}
+
+/// The program: its name in the log, argv, environment and working directory.
+fn check_program(ck: &mut Checker, s: &Service) {
     if let Some(name) = &s.name {
         let ok = !name.is_empty() && name.len() <= 48 && name.chars().all(|c| c.is_ascii_graphic());
         if !ok {
@@ -67,6 +87,10 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
     if let Some(w) = &s.workdir {
         ck.check("service.workdir", check_abs_path(w));
     }
+}
+
+/// Each capability known and listed once.
+fn check_capabilities(ck: &mut Checker, s: &Service) {
     let mut seen = BTreeSet::new();
     for (i, cap) in s.capabilities.iter().enumerate() {
         match capability_number(cap) {
@@ -83,6 +107,10 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
             ),
         }
     }
+}
+
+/// The restart back-off, the stop signal and timeout, and the groups a process can hold.
+fn check_restart_and_stop(ck: &mut Checker, s: &Service) {
     let r = &s.restart;
     if r.backoff_min_ms == 0 {
         ck.push(
@@ -125,19 +153,6 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
             "service.stop_timeout_ms",
             "must be at most 3600000 (one hour)",
         );
-    }
-    check_readiness(ck, &s.readiness);
-    check_rlimits(ck, s);
-    if let Some(adj) = s.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
-        ck.push(
-            "service.oom_score_adj",
-            format!("{adj} is outside -1000 to 1000 (the kernel's range)"),
-        );
-    }
-    if let Some(l) = &s.liveness {
-        for (path, message) in super::liveness::problems(l, "service.liveness") {
-            ck.push(path, message);
-        }
     }
 }
 

@@ -38,9 +38,9 @@ impl UtcTime {
             year,
             month,
             day,
-            hour: (rest / 3600) as u32,
-            minute: (rest % 3600 / 60) as u32,
-            second: (rest % 60) as u32,
+            hour: small(rest / 3600),
+            minute: small(rest % 3600 / 60),
+            second: small(rest % 60),
             micros: micros.min(999_999),
         }
     }
@@ -67,6 +67,11 @@ impl UtcTime {
     }
 }
 
+/// A calendar field known to be small and non-negative (an hour, a day); 0 if it were not.
+fn small(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
 /// Year, month (1-12) and day (1-31) of a day count since 1970-01-01 in the proleptic
 /// Gregorian calendar (Howard Hinnant's `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -76,8 +81,8 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era, 0..=399
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year from March 1st, 0..=365
     let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let day = small(doy - (153 * mp + 2) / 5 + 1);
+    let month = small(if mp < 10 { mp + 3 } else { mp - 9 });
     let year = yoe + era.saturating_mul(400) + i64::from(month <= 2);
     (year, month, day)
 }

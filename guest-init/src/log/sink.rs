@@ -99,6 +99,7 @@ impl Destination {
 pub const CONSOLE_WAIT: Duration = Duration::from_millis(500);
 
 /// The caller's end of one destination.
+#[derive(Debug)]
 struct Path {
     tx: SyncSender<Msg>,
     /// Lines dropped since the last line that got into the channel.
@@ -210,6 +211,7 @@ impl Path {
 /// Ships log lines to the remote syslog receiver and the console without ever blocking the
 /// caller. Dropping it lets the threads finish what they hold and exit; call
 /// [`LogSink::flush`] first at shutdown to wait (boundedly) for that.
+#[derive(Debug)]
 pub struct LogSink {
     remote: Option<Path>,
     console: Option<Path>,

@@ -10,20 +10,46 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 // The kernel's constants as libc exports them, narrowed to the width of the field they go in
-// (libc types most of them `c_int` like the C headers; all are small and positive, so the
-// casts are exact).
-const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
-const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
+// (libc types most of them `c_int` like the C headers). The narrowing functions check that the
+// value fits; every use is a constant, so the check runs when guest-init is compiled.
 
-const NLM_F_REQUEST: u16 = libc::NLM_F_REQUEST as u16;
-const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
-const NLM_F_DUMP: u16 = libc::NLM_F_DUMP as u16;
-const NLM_F_REPLACE: u16 = libc::NLM_F_REPLACE as u16;
-const NLM_F_CREATE: u16 = libc::NLM_F_CREATE as u16;
+/// `v` as a u16 field; a compile-time error (every caller is a const) when it does not fit.
+// The assert proves the cast exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+const fn u16_of(v: libc::c_int) -> u16 {
+    assert!(v >= 0 && v <= 0xffff);
+    v as u16
+}
+
+/// `v` as a u8 field; a compile-time error (every caller is a const) when it does not fit.
+// The assert proves the cast exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+const fn u8_of(v: libc::c_int) -> u8 {
+    assert!(v >= 0 && v <= 0xff);
+    v as u8
+}
+
+/// A u32 flag as a u8 field; a compile-time error (every caller is a const) when it does not
+/// fit.
+// The assert proves the cast exact.
+#[allow(clippy::cast_possible_truncation)]
+const fn u8_of_flag(v: u32) -> u8 {
+    assert!(v <= 0xff);
+    v as u8
+}
+
+const NLMSG_ERROR: u16 = u16_of(libc::NLMSG_ERROR);
+const NLMSG_DONE: u16 = u16_of(libc::NLMSG_DONE);
+
+const NLM_F_REQUEST: u16 = u16_of(libc::NLM_F_REQUEST);
+const NLM_F_ACK: u16 = u16_of(libc::NLM_F_ACK);
+const NLM_F_DUMP: u16 = u16_of(libc::NLM_F_DUMP);
+const NLM_F_REPLACE: u16 = u16_of(libc::NLM_F_REPLACE);
+const NLM_F_CREATE: u16 = u16_of(libc::NLM_F_CREATE);
 /// In an NLMSG_ERROR: the echoed request was cut to its header.
-const NLM_F_CAPPED: u16 = libc::NLM_F_CAPPED as u16;
+const NLM_F_CAPPED: u16 = u16_of(libc::NLM_F_CAPPED);
 /// In an NLMSG_ERROR: extended-ACK attributes follow.
-const NLM_F_ACK_TLVS: u16 = libc::NLM_F_ACK_TLVS as u16;
+const NLM_F_ACK_TLVS: u16 = u16_of(libc::NLM_F_ACK_TLVS);
 
 use libc::{NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK};
 
@@ -34,9 +60,13 @@ use libc::{RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY};
 use libc::{RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
 use libc::{RTN_UNICAST, RTPROT_STATIC, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
 
-const AF_UNSPEC: u8 = libc::AF_UNSPEC as u8;
-const AF_INET: u8 = libc::AF_INET as u8;
-const AF_INET6: u8 = libc::AF_INET6 as u8;
+/// The size of a `c_int` option value, as setsockopt takes it.
+const SOCKLEN_INT: libc::socklen_t = 4;
+const _: () = assert!(std::mem::size_of::<libc::c_int>() == 4);
+
+const AF_UNSPEC: u8 = u8_of(libc::AF_UNSPEC);
+const AF_INET: u8 = u8_of(libc::AF_INET);
+const AF_INET6: u8 = u8_of(libc::AF_INET6);
 const IFF_UP: u32 = libc::IFF_UP as u32;
 
 // Not exported by libc: `NLMSG_HDRLEN` is a C macro (`NLMSG_ALIGN(sizeof(struct nlmsghdr))`),
@@ -159,11 +189,15 @@ pub fn new_address(index: u32, cidr: Cidr) -> Message {
     // "tentative" (unbindable, EADDRNOTAVAIL) for a second or more, so a service started
     // right after us could not listen on it. The host assigns the addresses, so there is
     // nothing for DAD to find.
-    let flags = if cidr.is_ipv6() { IFA_F_NODAD } else { 0 };
+    let flags = if cidr.is_ipv6() {
+        u8_of_flag(IFA_F_NODAD)
+    } else {
+        0
+    };
     let mut h = [0u8; 8];
     h[0] = family;
     h[1] = cidr.prefix;
-    h[2] = flags as u8;
+    h[2] = flags;
     h[3] = RT_SCOPE_UNIVERSE;
     h[4..8].copy_from_slice(&index.to_ne_bytes());
     let mut msg = Message::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, &h)
@@ -173,7 +207,7 @@ pub fn new_address(index: u32, cidr: Cidr) -> Message {
         msg = msg.attr(IFA_BROADCAST, &brd);
     }
     if flags != 0 {
-        msg = msg.attr_u32(IFA_FLAGS, flags);
+        msg = msg.attr_u32(IFA_FLAGS, u32::from(flags));
     }
     msg
 }
@@ -429,7 +463,7 @@ fn set_netlink_opt(fd: &OwnedFd, opt: i32) {
             SOL_NETLINK,
             opt,
             std::ptr::addr_of!(one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            SOCKLEN_INT,
         );
     }
 }
@@ -499,7 +533,7 @@ mod tests {
         let mut p = (-101i32).to_ne_bytes().to_vec();
         p.extend_from_slice(&[0u8; NLMSG_HDRLEN]); // capped echo of the request
         let text = b"Nexthop has invalid gateway\0";
-        p.extend_from_slice(&((4 + text.len()) as u16).to_ne_bytes());
+        p.extend_from_slice(&u16::try_from(4 + text.len()).unwrap().to_ne_bytes());
         p.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
         p.extend_from_slice(text);
         let got = parse_error(NLM_F_CAPPED | NLM_F_ACK_TLVS, &p).unwrap();

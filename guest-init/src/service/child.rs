@@ -1,7 +1,7 @@
 //! The child, between `fork` and `execve`: raw system calls only, no allocation, no locks,
 //! no panics (see the module documentation of [`crate::service`]).
 
-use super::plan::{CapHeader, ChildRawFds, Plan, Rlimit64, CAP_V3};
+use super::prepared::{CapHeader, ChildRawFds, Prepared, Rlimit64, CAP_V3};
 use super::report::{encode_report, Step};
 use nix::errno::Errno;
 use std::convert::Infallible;
@@ -37,8 +37,8 @@ pub(super) mod sys {
 
 /// The child's whole life: set up, exec; on failure report and exit. Never returns, so no
 /// destructor of PID 1's data ever runs in the child.
-pub(super) fn run_child(plan: &Plan, fds: &ChildRawFds) -> ! {
-    let (step, errno) = match child_setup(plan, fds) {
+pub(super) fn run_child(prep: &Prepared, fds: &ChildRawFds) -> ! {
+    let (step, errno) = match child_setup(prep, fds) {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
@@ -52,43 +52,43 @@ pub(super) fn run_child(plan: &Plan, fds: &ChildRawFds) -> ! {
 }
 
 pub(super) fn child_setup(
-    plan: &Plan,
+    prep: &Prepared,
     fds: &ChildRawFds,
 ) -> Result<Infallible, (Step, libc::c_int)> {
     reset_signals()?;
     // SAFETY: setsid has no preconditions; the child of fork is never a group leader.
     check(Step::Setsid, unsafe { libc::setsid() })?;
     place_fds(fds)?;
-    close_other_fds(plan, fds)?;
+    close_other_fds(prep, fds)?;
     // SAFETY: umask cannot fail.
-    unsafe { libc::umask(plan.umask) };
+    unsafe { libc::umask(prep.umask) };
     // Before the uid change, while raising a hard limit is still allowed (as runc does).
-    set_rlimits(plan)?;
+    set_rlimits(prep)?;
     // Also while root: lowering the score needs CAP_SYS_RESOURCE.
-    set_oom_score_adj(plan)?;
-    set_credentials(plan)?;
-    set_capabilities(plan)?;
+    set_oom_score_adj(prep)?;
+    set_credentials(prep)?;
+    set_capabilities(prep)?;
     // chdir after the uid change: the service must be able to reach its own workdir, and
     // a permission problem shows up here, named, instead of later inside the service.
     // SAFETY: workdir is a NUL-terminated string prepared before fork.
-    check(Step::Chdir, unsafe { libc::chdir(plan.workdir.as_ptr()) })?;
+    check(Step::Chdir, unsafe { libc::chdir(prep.workdir.as_ptr()) })?;
     // No setuid binary or file capability can give the service (or anything it runs) more
     // than it has now, unless the contract says otherwise (version 3, OCI's
     // `noNewPrivileges: false`). Ambient capabilities still pass through exec.
-    if plan.no_new_privs {
+    if prep.no_new_privs {
         // SAFETY: prctl with integer arguments only.
         check(Step::NoNewPrivs, unsafe {
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0)
         })?;
     }
     // execve, not execvpe: argv[0] is absolute and no PATH lookup is wanted.
-    // SAFETY: all three pointers come from the plan: NUL-terminated strings and
+    // SAFETY: all three pointers come from the prepared service: NUL-terminated strings and
     // null-terminated pointer arrays that outlive this call.
     unsafe {
         libc::execve(
-            plan.path.as_ptr(),
-            plan.argv_ptrs.as_ptr(),
-            plan.env_ptrs.as_ptr(),
+            prep.path.as_ptr(),
+            prep.argv_ptrs.as_ptr(),
+            prep.env_ptrs.as_ptr(),
         )
     };
     Err((Step::Exec, Errno::last_raw()))
@@ -96,15 +96,15 @@ pub(super) fn child_setup(
 
 /// The contract's resource limits. prlimit64 as a raw call: musl's setrlimit signals every
 /// thread (like its set*id), which a forked child must not rely on.
-pub(super) fn set_rlimits(plan: &Plan) -> ChildResult {
-    for (resource, limit) in &plan.rlimits {
+pub(super) fn set_rlimits(prep: &Prepared) -> ChildResult {
+    for (resource, limit) in &prep.rlimits {
         // SAFETY: prlimit64 on this process (pid 0) reads one struct rlimit64 prepared
         // before fork; the old-limit pointer is null.
         check(Step::Rlimit, unsafe {
             libc::syscall(
                 libc::SYS_prlimit64,
                 0 as libc::c_long,
-                *resource as libc::c_long,
+                libc::c_long::from(*resource),
                 limit as *const Rlimit64,
                 std::ptr::null_mut::<Rlimit64>(),
             )
@@ -115,8 +115,8 @@ pub(super) fn set_rlimits(plan: &Plan) -> ChildResult {
 
 /// The contract's `oom_score_adj`, written to /proc/self/oom_score_adj (text prepared before
 /// the clone); children of the service inherit it.
-pub(super) fn set_oom_score_adj(plan: &Plan) -> ChildResult {
-    let Some(text) = &plan.oom_score_adj else {
+pub(super) fn set_oom_score_adj(prep: &Prepared) -> ChildResult {
+    let Some(text) = &prep.oom_score_adj else {
         return Ok(());
     };
     // SAFETY: open of a NUL-terminated literal path.
@@ -142,8 +142,11 @@ pub(super) const KERNEL_SIGSET_SIZE: usize = 8;
 #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
 pub(super) const KERNEL_SIGSET_SIZE: usize = 16;
 
-/// Highest signal number of the kernel (`_NSIG`).
-pub(super) const KERNEL_NSIG: libc::c_int = (KERNEL_SIGSET_SIZE * 8) as libc::c_int;
+/// Highest signal number of the kernel (`_NSIG`): one bit per signal of the kernel's set.
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+pub(super) const KERNEL_NSIG: libc::c_int = 64;
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+pub(super) const KERNEL_NSIG: libc::c_int = 128;
 
 /// An all-zero kernel `struct sigaction` (handler SIG_DFL, no flags, empty mask) or an
 /// all-zero kernel signal set, large enough for every architecture's layout. All-zero is
@@ -165,7 +168,7 @@ pub(super) fn reset_signals() -> ChildResult {
         unsafe {
             libc::syscall(
                 libc::SYS_rt_sigaction,
-                sig as libc::c_long,
+                libc::c_long::from(sig),
                 zero.as_ptr(),
                 std::ptr::null_mut::<u64>(),
                 KERNEL_SIGSET_SIZE,
@@ -176,7 +179,7 @@ pub(super) fn reset_signals() -> ChildResult {
     check(Step::SigMask, unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK as libc::c_long,
+            libc::c_long::from(libc::SIG_SETMASK),
             zero.as_ptr(),
             std::ptr::null_mut::<u64>(),
             KERNEL_SIGSET_SIZE,
@@ -203,18 +206,18 @@ pub(super) fn place_fds(fds: &ChildRawFds) -> ChildResult {
 /// Closes every fd above 2 except the notify fd and the report pipe (which exec closes).
 /// PID 1 opens everything close-on-exec, but a leaked fd (a console, a disk, the contract)
 /// in the service would be a hole, so this does not rely on it.
-pub(super) fn close_other_fds(plan: &Plan, fds: &ChildRawFds) -> ChildResult {
+pub(super) fn close_other_fds(prep: &Prepared, fds: &ChildRawFds) -> ChildResult {
     // The notify target is below the report fd (see `Fds::new`), so the kept fds are sorted.
     let keep = [fds.notify.map_or(-1, |(_, t)| t), fds.report];
     let mut from: RawFd = 3;
     for k in keep {
         if k >= from {
             // Saturating: a panic (debug overflow check) in the forked child must be impossible.
-            close_range(from, k.saturating_sub(1), plan.fd_limit)?;
+            close_range(from, k.saturating_sub(1), prep.fd_limit)?;
             from = k.saturating_add(1);
         }
     }
-    close_range(from, RawFd::MAX, plan.fd_limit)
+    close_range(from, RawFd::MAX, prep.fd_limit)
 }
 
 /// Closes fds `first..=last`: close_range(2) (Linux 5.9), or one by one up to `limit`.
@@ -226,8 +229,8 @@ pub(super) fn close_range(first: RawFd, last: RawFd, limit: RawFd) -> ChildResul
     let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first as libc::c_uint,
-            last as libc::c_uint,
+            first.unsigned_abs(),
+            last.unsigned_abs(),
             0 as libc::c_uint,
         )
     };
@@ -250,12 +253,12 @@ pub(super) fn close_range(first: RawFd, last: RawFd, limit: RawFd) -> ChildResul
 /// once the uid is no longer 0. The bounding set is reduced first, while CAP_SETPCAP is
 /// still effective, and PR_SET_KEEPCAPS keeps the permitted set across the uid change (the
 /// flag itself is cleared by execve).
-pub(super) fn set_credentials(plan: &Plan) -> ChildResult {
-    for cap in 0..=plan.cap_last_cap {
-        if plan.caps & 1u64.checked_shl(cap).unwrap_or(0) == 0 {
+pub(super) fn set_credentials(prep: &Prepared) -> ChildResult {
+    for cap in 0..=prep.cap_last_cap {
+        if prep.caps & 1u64.checked_shl(cap).unwrap_or(0) == 0 {
             // SAFETY: prctl with integer arguments only.
             check(Step::BoundingDrop, unsafe {
-                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0)
             })?;
         }
     }
@@ -265,10 +268,10 @@ pub(super) fn set_credentials(plan: &Plan) -> ChildResult {
     })?;
     // SAFETY: the group list was prepared before fork; its length matches the pointer.
     check(Step::SetGroups, unsafe {
-        libc::syscall(sys::SETGROUPS, plan.groups.len(), plan.groups.as_ptr())
+        libc::syscall(sys::SETGROUPS, prep.groups.len(), prep.groups.as_ptr())
     })?;
     // Passed as longs, the width a system call argument has.
-    let (g, u) = (plan.gid as libc::c_long, plan.uid as libc::c_long);
+    let (g, u) = (libc::c_long::from(prep.gid), libc::c_long::from(prep.uid));
     // SAFETY: integer arguments only.
     check(Step::SetResGid, unsafe {
         libc::syscall(sys::SETRESGID, g, g, g)
@@ -281,12 +284,12 @@ pub(super) fn set_credentials(plan: &Plan) -> ChildResult {
 
 /// Permitted, effective and inheritable set to exactly the kept capabilities, then the
 /// ambient set: that is what makes a non-root service still hold them after execve.
-pub(super) fn set_capabilities(plan: &Plan) -> ChildResult {
+pub(super) fn set_capabilities(prep: &Prepared) -> ChildResult {
     let mut header = CapHeader {
         version: CAP_V3,
         pid: 0,
     };
-    let data = plan.cap_data();
+    let data = prep.cap_data();
     // SAFETY: header and two data structs, the v3 layout, live on this stack.
     check(Step::CapSet, unsafe {
         libc::syscall(
@@ -305,14 +308,14 @@ pub(super) fn set_capabilities(plan: &Plan) -> ChildResult {
             0 as libc::c_ulong,
         )
     })?;
-    for cap in 0..=plan.cap_last_cap {
-        if plan.caps & 1u64.checked_shl(cap).unwrap_or(0) != 0 {
+    for cap in 0..=prep.cap_last_cap {
+        if prep.caps & 1u64.checked_shl(cap).unwrap_or(0) != 0 {
             // SAFETY: prctl with integer arguments only.
             check(Step::AmbientRaise, unsafe {
                 libc::prctl(
                     libc::PR_CAP_AMBIENT,
                     libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    cap as libc::c_ulong,
+                    libc::c_ulong::from(cap),
                     0 as libc::c_ulong,
                     0 as libc::c_ulong,
                 )

@@ -171,7 +171,7 @@ impl Checker {
                 // A local connect is often complete at once.
                 self.tick(now)
             }
-            Err(e) => Some(self.ended(now, Outcome::Failed(e))),
+            Err(e) => Some(self.ended(now, Outcome::Failed(e.to_string()))),
         }
     }
 
@@ -212,8 +212,8 @@ impl Checker {
         Duration::from_millis(self.cfg.timeout_ms.max(1))
     }
 
-    fn spawn(&self, argv: &[String]) -> Result<Pid, String> {
-        let (prog, args) = argv.split_first().ok_or("no program to run")?;
+    fn spawn(&self, argv: &[String]) -> Result<Pid, StartError> {
+        let (prog, args) = argv.split_first().ok_or(StartError::NoProgram)?;
         // std's spawn is safe in a threaded process (no allocation between fork and exec);
         // the child is reaped by the supervisor's waitpid(-1), never by std.
         let child = Command::new(prog)
@@ -227,27 +227,50 @@ impl Checker {
             .uid(self.uid)
             .gid(self.gid)
             .spawn()
-            .map_err(|e| format!("cannot run {prog}: {e}"))?;
-        let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_string())?;
+            .map_err(|e| StartError::Run(prog.clone(), e))?;
+        let pid = i32::try_from(child.id()).map_err(|_| StartError::PidRange)?;
         Ok(Pid::from_raw(pid))
     }
 }
 
+/// Why a probe could not start; the check counts it as a failure with this text (written by
+/// hand: PID 1 stays small).
+#[derive(Debug)]
+enum StartError {
+    NoProgram,
+    Run(String, std::io::Error),
+    PidRange,
+    Socket(SocketAddr, Errno),
+    Connect(SocketAddr, Errno),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::NoProgram => f.write_str("no program to run"),
+            StartError::Run(prog, e) => write!(f, "cannot run {prog}: {e}"),
+            StartError::PidRange => f.write_str("pid out of range"),
+            StartError::Socket(addr, e) => write!(f, "socket for {addr}: {e}"),
+            StartError::Connect(addr, e) => write!(f, "connect to {addr}: {e}"),
+        }
+    }
+}
+
 /// Starts a non-blocking connect to `addr` (the socket is closed when the check ends).
-fn tcp_start(addr: SocketAddr) -> Result<OwnedFd, String> {
+fn tcp_start(addr: SocketAddr) -> Result<OwnedFd, StartError> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
     let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
     let fd = socket::socket(family, SockType::Stream, flags, None)
-        .map_err(|e| format!("socket for {addr}: {e}"))?;
+        .map_err(|e| StartError::Socket(addr, e))?;
     match socket::connect(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         &SockaddrStorage::from(addr),
     ) {
         Ok(()) | Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => Ok(fd),
-        Err(e) => Err(format!("connect to {addr}: {e}")),
+        Err(e) => Err(StartError::Connect(addr, e)),
     }
 }
 

@@ -21,7 +21,7 @@
 //! | --- | --- |
 //! | [`spawn`](mod@spawn) | fork/exec plumbing: pipes, the report of a failed step |
 //! | [`error`] | why the service could not be started |
-//! | `plan` | what the child needs, allocated and checked before `fork` |
+//! | `prepared` | what the child needs, allocated and checked before `fork` |
 //! | `report` | the report pipe's message: the failed step and its errno |
 //! | `child` | the child between `fork` and `execve` |
 //! | [`restart`] | exit kinds, the restart policy, its [`Backoff`] |
@@ -32,7 +32,7 @@
 mod child;
 pub mod error;
 pub mod liveness;
-mod plan;
+mod prepared;
 pub mod readiness;
 mod report;
 pub mod restart;
@@ -41,7 +41,7 @@ pub mod stop;
 
 pub use crate::backoff::Backoff;
 pub use error::SpawnError;
-pub use plan::SpawnOptions;
+pub use prepared::SpawnOptions;
 pub use readiness::{
     notify_chunk_is_ready, read_notify, tcp_ready, tcp_ready_within, Notify, TCP_PROBE_TIMEOUT,
 };

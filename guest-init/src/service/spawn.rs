@@ -3,7 +3,7 @@
 
 use super::child::run_child;
 use super::error::SpawnError;
-use super::plan::{ChildRawFds, Plan, SpawnOptions};
+use super::prepared::{ChildRawFds, Prepared, SpawnOptions};
 use super::report::{read_report, Step};
 use contract::names::Capability;
 use contract::Service;
@@ -42,15 +42,15 @@ pub fn spawn(
     capabilities: &[Capability],
     opts: &SpawnOptions,
 ) -> Result<Child, SpawnError> {
-    let plan = Plan::new(svc, capabilities, opts)?;
-    let fds = Fds::new(plan.notify_fd)?;
+    let prep = Prepared::new(svc, capabilities, opts)?;
+    let fds = Fds::new(prep.notify_fd)?;
     let raw = fds.child_raw();
     let mut stack = vec![0u8; CHILD_STACK];
     let mask = SignalsBlocked::all()?;
     let pid = clone_vfork(
         &mut stack,
         &ChildArgs {
-            plan: &plan,
+            prep: &prep,
             raw: &raw,
         },
     );
@@ -76,7 +76,7 @@ pub fn spawn(
         }),
         Ok(Some((step, errno))) => {
             reap(pid);
-            Err(exec_error(svc, &plan, step, errno))
+            Err(exec_error(svc, &prep, step, errno))
         }
         Err(errno) => {
             // We cannot tell whether the service is running: do not leave an unsupervised
@@ -95,17 +95,17 @@ pub fn spawn(
 /// hundred bytes of locals and calls nothing that recurses.
 const CHILD_STACK: usize = 64 * 1024;
 
-/// What the child runs on: the parent's plan and fds, alive on the parent's stack, which
+/// What the child runs on: the parent's prepared service and fds, alive on the parent's stack, which
 /// `CLONE_VFORK` keeps suspended until the child has exec'd or exited.
 struct ChildArgs<'a> {
-    plan: &'a Plan,
+    prep: &'a Prepared,
     raw: &'a ChildRawFds,
 }
 
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `ChildArgs` that `clone_vfork` passed; see there.
     let args = unsafe { &*(arg as *const ChildArgs<'_>) };
-    run_child(args.plan, args.raw)
+    run_child(args.prep, args.raw)
 }
 
 /// Starts the child as posix_spawn does: `clone(CLONE_VM | CLONE_VFORK)`, the child on its own
@@ -139,14 +139,14 @@ pub(super) fn reap(pid: Pid) {
 }
 
 /// Builds the error for a failure the child reported, with the contract value it concerned.
-pub(super) fn exec_error(svc: &Service, plan: &Plan, step: Step, errno: Errno) -> SpawnError {
+pub(super) fn exec_error(svc: &Service, prep: &Prepared, step: Step, errno: Errno) -> SpawnError {
     let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
     let context = match step {
         Step::Exec => format!("service.argv[0] '{argv0}'"),
-        Step::Chdir => format!("service.workdir '{}'", plan.workdir.to_string_lossy()),
-        Step::SetResUid => format!("service.uid {}: setresuid", plan.uid),
-        Step::SetResGid => format!("service.gid {}: setresgid", plan.gid),
-        Step::SetGroups => format!("service.groups {:?}: setgroups", plan.groups),
+        Step::Chdir => format!("service.workdir '{}'", prep.workdir.to_string_lossy()),
+        Step::SetResUid => format!("service.uid {}: setresuid", prep.uid),
+        Step::SetResGid => format!("service.gid {}: setresgid", prep.gid),
+        Step::SetGroups => format!("service.groups {:?}: setgroups", prep.groups),
         Step::Rlimit => format!(
             "service.rlimits {:?}: prlimit64",
             svc.rlimits.keys().collect::<Vec<_>>()
@@ -158,7 +158,7 @@ pub(super) fn exec_error(svc: &Service, plan: &Plan, step: Step, errno: Errno) -
         ),
         Step::NotifyFd => format!(
             "service.readiness.fd {}: dup2",
-            plan.notify_fd.unwrap_or(-1)
+            prep.notify_fd.unwrap_or(-1)
         ),
         Step::CapSet | Step::AmbientRaise | Step::BoundingDrop => {
             format!(

@@ -233,7 +233,7 @@ impl Digests {
             .entry(image.to_string())
             .or_insert_with(|| {
                 let path = std::path::Path::new(image);
-                crate::trust::describe(path, &crate::launch::load::default_manifest_path(path))
+                crate::trust::describe(path, &appliance::manifest::path_beside(path))
             })
             .clone()
     }

@@ -85,7 +85,7 @@ pub fn compatible(old: &Loaded, new: &Loaded) -> std::result::Result<(), Vec<Str
     if let Err(e) =
         appliance::class::check_upgrade(old.manifest.class.as_ref(), new.manifest.class.as_ref())
     {
-        problems.push(e);
+        problems.push(e.to_string());
     }
     let (o, n) = (disk_view(old), disk_view(new));
     if o != n {

@@ -42,13 +42,6 @@ impl Loaded {
     }
 }
 
-/// The manifest's default place: `<image>.manifest.json`.
-pub fn default_manifest_path(image: &Path) -> PathBuf {
-    let mut s = image.as_os_str().to_os_string();
-    s.push(".manifest.json");
-    PathBuf::from(s)
-}
-
 /// A path as messages show it: control characters (a spec may put them in its paths) escaped.
 fn shown(p: &Path) -> String {
     contract::json::printable(&p.to_string_lossy()).into_owned()
@@ -145,8 +138,8 @@ fn read_with_manifest(file: &SpecFile, image: Option<&Path>) -> Result<WithManif
         }
         None => root_file(&spec_path, &base, &spec)?,
     };
-    let manifest =
-        manifest::parse(&text).map_err(|p| Error::invalid(lines(&manifest_path, [p])))?;
+    let manifest = manifest::parse(&text)
+        .map_err(|p| Error::invalid(lines(&manifest_path, [p.to_string()])))?;
     Ok(WithManifest {
         spec_path,
         spec,
@@ -184,7 +177,7 @@ pub fn load_with_image(file: &SpecFile, image: Option<&Path>) -> Result<Loaded> 
         .map(|d| resolve(&base, &d.file))
         .collect::<Vec<_>>();
     for (d, f) in merged.disks.iter().zip(&disk_files) {
-        spec::check_uml_path(&f.to_string_lossy()).map_err(|m| {
+        contract::uml::check_path(&f.to_string_lossy()).map_err(|m| {
             Error::invalid(format!(
                 "{}: disks[{}].file: {m}",
                 shown(&spec_path),
@@ -192,7 +185,7 @@ pub fn load_with_image(file: &SpecFile, image: Option<&Path>) -> Result<Loaded> 
             ))
         })?;
     }
-    spec::check_uml_path(&image.to_string_lossy())
+    contract::uml::check_path(&image.to_string_lossy())
         .map_err(|m| Error::invalid(format!("{}: image: {m}", shown(&spec_path))))?;
     let kernel = match &spec.kernel {
         Some(k) => resolve(&base, k),
@@ -243,7 +236,7 @@ fn root_file(spec_path: &Path, base: &Path, spec: &Spec) -> Result<(PathBuf, Pat
     }
     let manifest_path = match &spec.manifest {
         Some(m) => resolve(base, m),
-        None => default_manifest_path(&image),
+        None => manifest::path_beside(&image),
     };
     let text = std::fs::read(&manifest_path).map_err(|e| {
         let how = if spec.manifest.is_some() {

@@ -9,13 +9,13 @@ use std::path::Path;
 
 /// Everything that goes into the image, by image path (sorted, so the order is fixed).
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub struct Layout {
     pub entries: BTreeMap<String, Entry>,
     /// The ELF objects (programs, plugins, libraries, loaders) and why each is there.
     pub closure: closure::Closure,
 }
 
-impl Plan {
+impl Layout {
     /// Adds one entry; a second, different entry at the same path is a problem naming both
     /// origins.
     pub fn add(&mut self, path: &str, entry: Entry, problems: &mut Vec<String>) {

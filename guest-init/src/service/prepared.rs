@@ -1,4 +1,4 @@
-//! The plan: everything the child needs, allocated and checked before `fork`.
+//! The service prepared for `exec`: everything the child needs, allocated and checked before `fork`.
 
 use super::error::{config_err, SpawnError};
 use contract::names::Capability;
@@ -65,7 +65,7 @@ pub(super) struct Rlimit64 {
 }
 
 /// The prepared program: no field is allocated, resized or freed after fork.
-pub(super) struct Plan {
+pub(super) struct Prepared {
     pub(super) path: CString,
     // Owners of the strings `argv_ptrs` and `env_ptrs` point into; never read directly.
     pub(super) _argv: Vec<CString>,
@@ -91,12 +91,12 @@ pub(super) struct Plan {
     pub(super) no_new_privs: bool,
 }
 
-impl Plan {
+impl Prepared {
     pub(super) fn new(
         svc: &Service,
         capabilities: &[Capability],
         opts: &SpawnOptions,
-    ) -> Result<Plan, SpawnError> {
+    ) -> Result<Prepared, SpawnError> {
         let argv = svc
             .argv
             .iter()
@@ -120,7 +120,7 @@ impl Plan {
         }
         .min(63);
         let caps = capability_mask(capabilities, cap_last_cap)?;
-        Ok(Plan {
+        Ok(Prepared {
             argv_ptrs: null_terminated(&argv),
             env_ptrs: null_terminated(&env),
             path,
@@ -150,7 +150,11 @@ impl Plan {
             permitted: bits,
             inheritable: bits,
         };
-        [half(self.caps as u32), half((self.caps >> 32) as u32)]
+        let [a, b, c, d, e, f, g, h] = self.caps.to_le_bytes();
+        [
+            half(u32::from_le_bytes([a, b, c, d])),
+            half(u32::from_le_bytes([e, f, g, h])),
+        ]
     }
 }
 
@@ -263,7 +267,7 @@ pub(super) fn read_cap_last_cap() -> u32 {
     let mut last = 0;
     for cap in 0..64u32 {
         // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc < 0 {
             break;
         }
@@ -328,21 +332,21 @@ mod tests {
     }
 
     #[test]
-    fn plan_rejects_what_cannot_be_executed() {
+    fn preparing_rejects_what_cannot_be_executed() {
         let opts = SpawnOptions::default();
         let empty = service(r#"{"argv": []}"#);
         assert!(matches!(
-            Plan::new(&empty, &[], &opts),
+            Prepared::new(&empty, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
         let relative = service(r#"{"argv": ["sh"]}"#);
         assert!(matches!(
-            Plan::new(&relative, &[], &opts),
+            Prepared::new(&relative, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
         let low_fd = service(r#"{"argv": ["/bin/sh"], "readiness": {"type": "notify", "fd": 2}}"#);
         assert!(matches!(
-            Plan::new(&low_fd, &[], &opts),
+            Prepared::new(&low_fd, &[], &opts),
             Err(SpawnError::Config { .. })
         ));
     }
