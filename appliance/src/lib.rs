@@ -14,7 +14,7 @@
 //! checks a spec's class inputs, an image's class claims and an upgrade's classes.
 //!
 //! Used by host-launch (which re-exports the modules under its old paths) and by the image
-//! builder (`images/`), which therefore does not depend on host-launch.
+//! builder (`build-image/`), which therefore does not depend on host-launch.
 
 #![deny(missing_debug_implementations)]
 #![deny(

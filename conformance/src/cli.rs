@@ -1,5 +1,5 @@
 //! The conformance kit's command line (clap): the binary parses it, and the package's man
-//! pages and shell completions are generated from it (`packaging/`).
+//! pages and shell completions are generated from it (`package-files/`).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ pub struct Args {
     /// The image's manifest; default IMAGE.manifest.json.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. build-image/tests/lab/dnsmasq.json).
     #[arg(long)]
     pub spec_files: Option<PathBuf>,
     /// The UML kernel; default $UML_KERNEL, else the project's (/usr/lib/host-launch/linux),

@@ -37,7 +37,7 @@ pub struct Options {
     pub image: PathBuf,
     /// Its manifest; default `IMAGE.manifest.json`.
     pub manifest: Option<PathBuf>,
-    /// An operator spec whose `files` the image's own service needs (e.g. images/tests/lab/dnsmasq.json).
+    /// An operator spec whose `files` the image's own service needs (e.g. build-image/tests/lab/dnsmasq.json).
     pub spec_files: Option<PathBuf>,
     /// The UML kernel; default the one host-launch boots (`vmm::kernel::default_kernel`).
     pub kernel: Option<PathBuf>,

@@ -73,7 +73,7 @@ fn assert_conforms(name: &str, extra: &[&str]) {
 
 #[test]
 fn the_dns_appliance_conforms() {
-    let spec = e2e::workspace_root().join("images/tests/lab/dnsmasq.json");
+    let spec = e2e::workspace_root().join("build-image/tests/lab/dnsmasq.json");
     assert_conforms("dns", &["--spec-files", spec.to_str().unwrap()]);
 }
 

@@ -1,7 +1,7 @@
-//! Image recipes (image-builder reads them, possibly from a third party).
+//! Image recipes (build-image reads them, possibly from a third party).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = image_builder::recipe::parse(data);
+    let _ = build_image::recipe::parse(data);
 });

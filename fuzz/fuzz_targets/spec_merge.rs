@@ -4,7 +4,7 @@
 //! manifest run on every parsed pair; the network policy of what merges renders whatever the
 //! spec's `network.egress` and `network.reach` say.
 #![no_main]
-use host_launch::{manifest, merge, spec};
+use appliance::{manifest, merge, spec};
 use libfuzzer_sys::fuzz_target;
 
 const MANIFEST: &[u8] = br#"{"contract_version":1,"service":{"argv":["/bin/busybox","true"]},

@@ -47,7 +47,7 @@ for v in sorted(ip_values):
     put("ipconfig", v)
 
 manifests = []
-for p in sorted(glob.glob(os.path.join(root, "images/recipes/*.json"))):
+for p in sorted(glob.glob(os.path.join(root, "build-image/recipes/*.json"))):
     if p.endswith(".lock.json"):  # a recipe's lock, not a recipe
         continue
     text = open(p, "rb").read()

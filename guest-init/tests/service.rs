@@ -542,7 +542,7 @@ fn the_contracts_resource_limits_bind_the_service() {
 #[test]
 fn the_oom_score_adj_reaches_the_service() {
     // Positive: this host's own limits refuse a negative value even to root (the guest does
-    // not; runtime/tests/spec.rs checks -300 in a VM, set before the uid change).
+    // not; uml-runc/tests/spec.rs checks -300 in a VM, set before the uid change).
     let svc = service(json!({
         "argv": sh("cat /proc/self/oom_score_adj"), "uid": NOBODY, "gid": NOBODY,
         "oom_score_adj": 321,

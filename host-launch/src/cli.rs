@@ -1,5 +1,5 @@
 //! host-launch's command line (clap): the binary parses it, and the package's man pages and
-//! shell completions are generated from it (`packaging/`).
+//! shell completions are generated from it (`package-files/`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Writing an ext4 image from a list of entries: stage a directory tree, turn it into an
 //! image with `mkfs.ext4 -d` (no root, no loop mounts), then set every owner and time with
 //! `debugfs`, so the same entries give a byte-identical image whoever builds it. The image
-//! builder (`images/src/build.rs`) and the test harness's root images (`tests/src/rootfs.rs`)
+//! builder (`build-image/src/build.rs`) and the test harness's root images (`e2e/src/rootfs.rs`)
 //! both write their images here.
 
 use crate::error::Error;

@@ -5,7 +5,7 @@
 //! installed programs find the project's files ([`installed`]). The `vmm` crate uses
 //! the closure to find what a dynamically linked UML kernel needs in its jail.
 //!
-//! A library only: the image builder's command line lives in `images/`, and nothing here
+//! A library only: the image builder's command line lives in `build-image/`, and nothing here
 //! links a binary crate.
 
 #![deny(missing_debug_implementations)]

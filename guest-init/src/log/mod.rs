@@ -37,7 +37,7 @@
 //!
 //! The workspace's design card named the `syslog` crate (version 7) for the two formats; it
 //! cannot produce the wire format the receivers and tests (`guest-init/tests/log/`,
-//! `tests/tests/init.rs`) expect, so it is not used:
+//! `e2e/tests/init.rs`) expect, so it is not used:
 //! - its RFC 3164 formatter writes the day zero-padded (`Feb 09`, where RFC 3164 4.1.2 and
 //!   the tests want `Feb  9`), always writes `[pid]` (our records without a PROCID have
 //!   none), and neither sanitizes nor bounds TAG and HOSTNAME;

@@ -61,7 +61,7 @@ pub fn install(root: &Path, host_launch: &Path) -> Result<Installed> {
 /// The generator for the launcher `exe` and the template unit at `template`. A script, not a
 /// link: the generator is the launcher's `systemd-generator` subcommand, and the unit's
 /// template path (for the .wants links) is fixed here. The Debian package ships one for
-/// /usr/bin/host-launch and /usr/lib/systemd/system (`packaging/`).
+/// /usr/bin/host-launch and /usr/lib/systemd/system (`package-files/`).
 pub fn generator_script(exe: &str, template: &str) -> String {
     format!(
         "#!/bin/sh\n# host-launch's systemd generator: the specs in {SPEC_DIR} as units.\n\

@@ -1,0 +1,319 @@
+//! Time from `host-launch start` to the DNS appliance's first answer (root), for both
+//! kernels side by side (the project's and Debian's; `--kernels` picks): the checked-in DNS
+//! image at 32 MiB on a TAP device in a network namespace; the clock starts when
+//! `host-launch start SPEC` is started, and from then one UDP socket of the benchmark's, in
+//! the namespace, sends an A query for www.example.net to 192.0.2.53 every 5 ms until an
+//! answer 192.0.2.80 comes; then the appliance is stopped, and that N times per kernel
+//! (alternating kernels round by round, so both see the same load). Prints the median and
+//! the worst, and of the guest's share (the `ready` event's `boot_us`: guest kernel start to
+//! dnsmasq listening); then the host memory of the idle appliance (PSS and RSS of all of the
+//! VM's host processes, 3 s after it became ready). The timed `start` is host-launch's
+//! release build, as an operator runs it.
+//!
+//! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
+//! dnsmasq image `dns`): the images of class dns get the example zone (examples/dns.json) as
+//! their class input, the dnsmasq image its records; each runs at least at its manifest's
+//! `min_memory_mib`; each image's size (file and blocks in use) is printed too.
+//!
+//! ```sh
+//! cargo bench -p build-image --bench first_answer [-- --rounds 20 --memory-mib 32 \
+//!     --kernels project,debian --images dns,nsd,knot]
+//! ```
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use lab::dns::{first_answer, GUEST};
+use lab::{bench_kernels, release_host_launch, shown, Lab};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "fdns";
+const PERIOD: Duration = Duration::from_millis(5);
+/// A round that has no answer by then failed.
+const GIVE_UP: Duration = Duration::from_secs(30);
+
+struct Args {
+    rounds: usize,
+    memory_mib: u32,
+    kernels: String,
+    images: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 20,
+        memory_mib: 32,
+        kernels: "project,debian".into(),
+        images: "dns".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--memory-mib" => {
+                a.memory_mib = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--memory-mib N")
+            }
+            "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
+            "--images" => a.images = it.next().expect("--images dns,nsd,knot"),
+            _ => {} // cargo passes --bench
+        }
+    }
+    a
+}
+
+/// The guest clock (µs since the guest kernel started) of the appliance's `ready` event.
+fn ready_boot_us(lab: &Lab) -> Option<u64> {
+    let events = std::fs::read_to_string(lab.state_dir().join(NAME).join("events.jsonl")).ok()?;
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "ready")
+        .and_then(|e| e["boot_us"].as_u64())
+}
+
+/// One round: start, query until the answer, stop; the time from start to the answer and
+/// the guest's share of it.
+fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), String> {
+    let prober = first_answer(
+        &lab.ns.path(),
+        GUEST,
+        "www.example.net",
+        [192, 0, 2, 80],
+        PERIOD,
+        GIVE_UP,
+    )
+    .map_err(|e| format!("the prober: {e}"))?;
+    let t = Instant::now();
+    // Not waited on here: the clock runs from this start, however long the command takes.
+    let mut start = Command::new(exe)
+        .arg("start")
+        .arg(spec)
+        .env("HOST_LAUNCH_STATE_DIR", lab.state_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("host-launch start: {e}"))?;
+    let answered = prober.join().unwrap_or(Ok(None));
+    let started = start
+        .wait()
+        .map_err(|e| format!("host-launch start: {e}"))?;
+    // The answer can come before the launcher has written the `ready` event.
+    let waited = Instant::now();
+    let mut guest_us = ready_boot_us(lab);
+    while guest_us.is_none() && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+        guest_us = ready_boot_us(lab);
+    }
+    let Some(guest_us) = guest_us else {
+        return Err("no ready event in events.jsonl 2 s after the first answer".into());
+    };
+    let guest = Duration::from_micros(guest_us);
+    let o = lab.host_launch(&["stop", NAME]);
+    if !started.success() {
+        let mut err = String::new();
+        use std::io::Read;
+        start.stderr.take().map(|mut s| s.read_to_string(&mut err));
+        return Err(format!("host-launch start failed: {err}"));
+    }
+    if !o.status.success() {
+        return Err(format!("stop: {}", shown(&o)));
+    }
+    let answered = answered
+        .map_err(|e| format!("the prober: {e}"))?
+        .ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
+    Ok((answered.saturating_duration_since(t), guest))
+}
+
+/// Host memory of the appliance, idle, 3 s after it was ready.
+fn idle_memory(lab: &Lab, spec: &Path) -> Result<e2e::host::Memory, String> {
+    let o = lab.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
+    if !o.status.success() {
+        return Err(format!("start: {}", shown(&o)));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let state = lab.state_dir().join(NAME).join("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap())
+        .map_err(|e| format!("{}: {e}", state.display()))?;
+    let pid = state["uml_pid"]
+        .as_u64()
+        .ok_or("no uml_pid in state.json")? as u32;
+    let m = e2e::host::memory_of(&e2e::host::vm_processes(pid));
+    let o = lab.host_launch(&["stop", NAME]);
+    if !o.status.success() {
+        return Err(format!("stop: {}", shown(&o)));
+    }
+    Ok(m)
+}
+
+/// What one kernel's rounds measured.
+#[derive(Default)]
+struct Series {
+    times: Vec<Duration>,
+    guest: Vec<Duration>,
+    failures: usize,
+}
+
+/// The spec's `files` for an image: the class's zone for a dns-class image, else dnsmasq's
+/// records.
+fn service_files(manifest: &appliance::manifest::Manifest) -> serde_json::Value {
+    if manifest.class.is_some() {
+        let example = e2e::workspace_root().join("examples/dns.json");
+        let spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&example).expect("examples/dns.json"))
+                .expect("examples/dns.json");
+        return spec["files"].clone();
+    }
+    json!([{"path": "/run/dnsmasq.conf", "mode": "0644",
+            "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}])
+}
+
+/// An image's file size and the blocks it has in use (the file is sparse), in MiB.
+fn image_size(image: &Path) -> (f64, f64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(image).expect("image");
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    (mib(m.len()), mib(m.blocks() * 512))
+}
+
+/// One image on one kernel: its spec and what its rounds measured.
+struct Case {
+    image: String,
+    kernel: String,
+    memory_mib: u32,
+    spec: PathBuf,
+    series: Series,
+}
+
+fn main() {
+    let a = args();
+    let kernels = bench_kernels(&a.kernels);
+    let lab = Lab::new("first", None);
+    let tap = format!("tfa{}", std::process::id() % 100_000);
+    let mut cases = Vec::new();
+    for name in a.images.split(',') {
+        let image = lab.image(name);
+        let manifest_path = appliance::manifest::path_beside(&image);
+        let manifest =
+            appliance::manifest::parse(&std::fs::read(&manifest_path).expect("manifest"))
+                .expect("manifest");
+        let memory_mib = a.memory_mib.max(manifest.min_memory_mib.unwrap_or(0));
+        let (size, used) = image_size(&image);
+        println!(
+            "image {name}: {size:.1} MiB, {used:.1} MiB in use{}",
+            manifest
+                .class
+                .map(|c| format!(", class {c}"))
+                .unwrap_or_default()
+        );
+        for (label, kernel) in &kernels {
+            let spec = lab.write_spec(&json!({
+                "name": NAME,
+                "image": image,
+                "kernel": kernel,
+                "memory_mib": memory_mib,
+                "files": service_files(&manifest),
+                "network": lab.network(&tap, GUEST),
+            }));
+            let file_label = label.replace('/', "_");
+            let path = lab.join(&format!("{NAME}-{name}-{file_label}.json"));
+            std::fs::rename(&spec, &path).unwrap();
+            cases.push(Case {
+                image: name.to_string(),
+                kernel: label.clone(),
+                memory_mib,
+                spec: path,
+                series: Series::default(),
+            });
+        }
+    }
+    let exe = release_host_launch();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("first answer: load average before: {}", load.trim());
+    for i in 0..a.rounds {
+        for c in cases.iter_mut() {
+            let s = &mut c.series;
+            match round(&lab, &exe, &c.spec) {
+                Ok((d, g)) => {
+                    eprintln!(
+                        "image {} kernel {}: round {}/{}: first answer after {} ms (guest \
+                         kernel start -> ready {} ms)",
+                        c.image,
+                        c.kernel,
+                        i + 1,
+                        a.rounds,
+                        d.as_millis(),
+                        g.as_millis()
+                    );
+                    s.times.push(d);
+                    s.guest.push(g);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "image {} kernel {}: round {}/{}: FAILED: {e}",
+                        c.image,
+                        c.kernel,
+                        i + 1,
+                        a.rounds
+                    );
+                    s.failures += 1;
+                }
+            }
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("first answer: load average after: {}", load.trim());
+    let mut failures = 0;
+    for c in cases.iter_mut() {
+        let s = &mut c.series;
+        s.times.sort();
+        s.guest.sort();
+        failures += s.failures;
+        if let (Some(median), Some(worst)) = (s.times.get(s.times.len() / 2), s.times.last()) {
+            println!(
+                "image {} kernel {}: host-launch start -> first DNS answer at {} MiB over {} \
+                 rounds (a query every {} ms): median {} ms, best {} ms, worst {} ms",
+                c.image,
+                c.kernel,
+                c.memory_mib,
+                s.times.len(),
+                PERIOD.as_millis(),
+                median.as_millis(),
+                s.times[0].as_millis(),
+                worst.as_millis()
+            );
+            println!(
+                "image {} kernel {}: of which guest kernel start -> server ready: median {} \
+                 ms, worst {} ms",
+                c.image,
+                c.kernel,
+                s.guest[s.guest.len() / 2].as_millis(),
+                s.guest[s.guest.len() - 1].as_millis()
+            );
+        }
+    }
+    for c in &cases {
+        match idle_memory(&lab, &c.spec) {
+            Ok(m) => {
+                println!(
+                "image {} kernel {}: idle DNS appliance at {} MiB: host PSS {} KiB, RSS {} KiB \
+                 ({} processes, {} address spaces)",
+                c.image, c.kernel, c.memory_mib, m.pss_kib, m.rss_kib, m.processes, m.address_spaces
+            )
+            }
+            Err(e) => {
+                eprintln!("image {} kernel {}: memory: FAILED: {e}", c.image, c.kernel);
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        eprintln!("{failures} failure(s)");
+        std::process::exit(1);
+    }
+}

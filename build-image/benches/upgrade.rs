@@ -1,0 +1,184 @@
+//! Downtime of `host-launch upgrade` with the DNS appliance (root): the appliance runs v1 on a
+//! data disk; from inside its network namespace one UDP socket of the benchmark's sends a TXT
+//! query for version.example.net to 192.0.2.53 every 10 ms (each on its own id, so a query
+//! lost while the appliance is down does not hold up the next ones; no `dig` processes, whose
+//! start-ups took CPU from the boot being measured); then `host-launch upgrade` moves it to
+//! v2 (and the next round back to v1). The downtime is the time between the last answer of
+//! the old image and the first answer of the new one (when the answers arrived), with a
+//! resolution of the 10 ms period. Both kernels side by side, one after the other in one run
+//! (the project's and Debian's; `--kernels` picks).
+//!
+//! ```sh
+//! cargo bench -p build-image --bench upgrade [-- --rounds 5 --period-ms 10 \
+//!     --kernels project,debian]
+//! ```
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use lab::dns::{dns_recipe, txt_probe, Answer, GUEST};
+use lab::{bench_kernels, shown, Lab};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Args {
+    rounds: usize,
+    period: Duration,
+    kernels: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 5,
+        period: Duration::from_millis(10),
+        kernels: "project,debian".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--period-ms" => {
+                a.period = Duration::from_millis(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--period-ms N"),
+                )
+            }
+            "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
+            _ => {} // cargo passes --bench
+        }
+    }
+    a
+}
+
+struct Round {
+    from: String,
+    to: String,
+    downtime: Duration,
+    command: Duration,
+    lost: usize,
+    queries: usize,
+}
+
+fn main() {
+    let a = args();
+    let kernels = bench_kernels(&a.kernels);
+    let lab = Lab::new("bench", None);
+    let v1 = lab.build(&dns_recipe("v1", |_| {}));
+    let v2 = lab.build(&dns_recipe("v2", |_| {}));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("upgrade: load average before: {}", load.trim());
+    for (label, kernel) in &kernels {
+        bench(&lab, &a, label, kernel, &v1, &v2);
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("upgrade: load average after: {}", load.trim());
+}
+
+/// The rounds on one kernel, with a data disk of its own.
+fn bench(lab: &Lab, a: &Args, label: &str, kernel: &Path, v1: &Path, v2: &Path) {
+    let v1 = &v1.to_path_buf();
+    let v2 = &v2.to_path_buf();
+    let disk = lab.data_disk(&format!("data-{label}.img"));
+    let tap = format!("tub{}", std::process::id() % 100_000);
+    // A name per kernel: the first kernel's last upgrade left its image pinned for its name.
+    let name = format!("bdns-{label}");
+    let spec = lab.spec(&name, v1, &disk, &tap);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+    v["kernel"] = kernel.to_str().unwrap().into();
+    let spec = lab.write_spec(&v);
+    let spec_s = spec.to_str().unwrap();
+    let o = lab.host_launch(&["start", spec_s, "--wait-ready", "60"]);
+    assert!(o.status.success(), "start: {}", shown(&o));
+    let mut rounds = Vec::new();
+    for i in 0..a.rounds {
+        let (from, to, image) = if i % 2 == 0 {
+            ("v1", "v2", v2)
+        } else {
+            ("v2", "v1", v1)
+        };
+        assert_eq!(lab.version(), from, "round {i}: before the upgrade");
+        let stop = Arc::new(AtomicBool::new(false));
+        let rx = txt_probe(
+            &lab.ns.path(),
+            GUEST,
+            "version.example.net",
+            &["v1", "v2"],
+            a.period,
+            stop.clone(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let o = lab.host_launch(&["upgrade", spec_s, "--image", image.to_str().unwrap()]);
+        let command = t.elapsed();
+        assert!(o.status.success(), "round {i}: upgrade: {}", shown(&o));
+        // The command's own split: the graceful stop, and the new image's boot to `ready`.
+        let said =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        for l in said
+            .lines()
+            .filter(|l| l.contains("stopped the old") || l.contains("is ready after"))
+        {
+            println!("kernel {label}: round {}: {}", i + 1, l.trim());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1500)); // the last queries time out
+        let mut answers: Vec<Answer> = rx.try_iter().collect();
+        answers.sort_by_key(|x| x.sent);
+        let last_old = answers
+            .iter()
+            .filter(|x| x.text == from)
+            .map(|x| x.done)
+            .max()
+            .expect("answers from the old image");
+        let first_new = answers
+            .iter()
+            .filter(|x| x.text == to)
+            .map(|x| x.done)
+            .min()
+            .expect("answers from the new image");
+        let lost = answers.iter().filter(|x| x.text.is_empty()).count();
+        let r = Round {
+            from: from.into(),
+            to: to.into(),
+            downtime: first_new.saturating_duration_since(last_old),
+            command,
+            lost,
+            queries: answers.len(),
+        };
+        println!(
+            "kernel {label}: round {}: {} -> {}: downtime {:.3} s (last answer of {} to first answer of {}), \
+             upgrade command {:.2} s, {} of {} queries unanswered",
+            i + 1,
+            r.from,
+            r.to,
+            r.downtime.as_secs_f64(),
+            r.from,
+            r.to,
+            r.command.as_secs_f64(),
+            r.lost,
+            r.queries
+        );
+        rounds.push(r);
+    }
+    let o = lab.host_launch(&["stop", &name]);
+    assert!(o.status.success(), "stop: {}", shown(&o));
+    lab::assert_fsck_clean(&disk);
+    let mut d: Vec<f64> = rounds.iter().map(|r| r.downtime.as_secs_f64()).collect();
+    d.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let mut c: Vec<f64> = rounds.iter().map(|r| r.command.as_secs_f64()).collect();
+    c.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    println!(
+        "kernel {label}: upgrade downtime over {} rounds (a query every {} ms): median {:.3} s, min {:.3} s, max \
+         {:.3} s; upgrade command median {:.2} s",
+        d.len(),
+        a.period.as_millis(),
+        d[d.len() / 2],
+        d[0],
+        d[d.len() - 1],
+        c[c.len() / 2]
+    );
+}

@@ -1,0 +1,62 @@
+//! build-image's command line (clap): the binary parses it, and the package's man pages and
+//! shell completions are generated from it (`package-files/`).
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Builds a read-only ext4 root image for a one-service appliance from a recipe, and writes
+/// its manifest beside it as IMAGE.manifest.json.
+#[derive(Parser, Debug)]
+#[command(name = "build-image", version)]
+pub struct Args {
+    /// The recipe (JSON; schema in build-image/schema/recipe-v1.schema.json).
+    pub recipe: Option<PathBuf>,
+    /// The image to write.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The static guest-init to install as /sbin/init; default: the installed one
+    /// (/usr/lib/host-launch/guest-init), or, run from a checkout, built with cargo.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// The UML kernel's modules of one release; default $UML_MODULES or the newest under
+    /// /usr/lib/uml/modules.
+    #[arg(long)]
+    pub modules_dir: Option<PathBuf>,
+    /// The lock file; default RECIPE.lock.json beside the recipe (read when it exists,
+    /// written when it does not).
+    #[arg(long)]
+    pub lock: Option<PathBuf>,
+    /// Resolve the packages in the archive as it is now and rewrite the lock.
+    #[arg(long)]
+    pub update_lock: bool,
+    /// The package cache; default $IMAGE_BUILDER_CACHE or /var/cache/image-builder.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Sign image and manifest with this minisign secret key (writes IMAGE.minisig).
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+    /// Write a new minisign key pair PREFIX.key (secret) and PREFIX.pub, and exit.
+    #[arg(long, value_name = "PREFIX")]
+    pub new_key: Option<PathBuf>,
+    /// The time of every inode (seconds since 1970); default $SOURCE_DATE_EPOCH or 2024-01-01.
+    #[arg(long)]
+    pub epoch: Option<u64>,
+    /// The file system UUID; default one derived from the recipe's name.
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Check the recipe, packages, programs and libraries, print the plan, write nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Also write the image as an OCI image layout directory (see build-image/README.md, OCI images).
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Also write the image as an oci-archive (a tar of the layout; `podman load -i FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub oci_archive: Option<PathBuf>,
+    /// Compress the OCI layer with gzip.
+    #[arg(long)]
+    pub oci_gzip: bool,
+    /// Print the recipe's JSON Schema and exit.
+    #[arg(long)]
+    pub schema: bool,
+}

@@ -1,0 +1,174 @@
+//! Images from Debian's archive (root for the boot; the network to the archive on a cold
+//! package cache):
+//!
+//! - an image for a server this host does not have installed (mini-httpd, `tests/lab/`) is
+//!   built from the archive with its checked-in lock, carries its SBOM and dpkg status
+//!   entries, boots under `host-launch run` and serves its page to `curl`;
+//! - the SBOM lists every package the image took files from, as the lock has them, and
+//!   validates against the vendored SPDX 2.3 JSON Schema (which rejects a broken one);
+//! - a locked version the archive no longer offers is refused naming the package, and
+//!   `update_lock` (`--update-lock`) locks what the archive has instead.
+
+mod common;
+mod lab;
+
+use build_image::lock;
+use e2e::TempDir;
+use lab::Lab;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lab_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab")
+}
+
+#[test]
+fn an_image_for_a_server_the_host_does_not_have_boots_and_answers() {
+    let status = Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Status}", "mini-httpd"])
+        .output()
+        .expect("dpkg-query");
+    assert!(
+        status.stdout != b"installed" && !Path::new("/usr/sbin/mini_httpd").exists(),
+        "mini-httpd is installed on this host, so this test cannot show that images come from \
+         the archive; remove it (apt-get purge mini-httpd) to run it"
+    );
+    let lab = Lab::new("archive", None);
+    let recipe: Value =
+        serde_json::from_slice(&std::fs::read(lab_dir().join("mini-httpd.json")).unwrap()).unwrap();
+    let image = lab.build_locked(&recipe, &lab_dir().join("mini-httpd.lock.json"));
+    let sbom = common::debugfs(&image, "cat /usr/share/sbom/image.spdx.json");
+    let sbom: Value = serde_json::from_str(&sbom).expect("the SBOM in the image");
+    assert!(
+        sbom["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "mini-httpd"),
+        "{sbom:#}"
+    );
+    let entry = common::debugfs(&image, "cat /var/lib/dpkg/status.d/mini-httpd");
+    assert!(
+        entry.starts_with("Package: mini-httpd\nStatus: install ok installed\n"),
+        "{entry}"
+    );
+    let tap = format!("tmh{}", std::process::id() % 100_000);
+    let spec = json!({
+        "name": "mh1", "image": image, "memory_mib": 48,
+        "network": lab.network(&tap, "192.0.2.80"),
+    });
+    let run = lab.run_appliance(&spec);
+    let page = lab.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "http://192.0.2.80/index.html",
+    ]);
+    assert_eq!(page, "served by mini_httpd from the archive\n");
+    drop(run);
+}
+
+#[test]
+fn the_sbom_lists_the_packages_and_validates_against_its_schema() {
+    let dir = TempDir::new("img-sbom").unwrap();
+    let built = common::build("dns", dir.path());
+    let text = std::fs::read(&built.sbom).unwrap();
+    let doc: Value = serde_json::from_slice(&text).unwrap();
+    // The same document is in the image.
+    let inside = common::debugfs(&built.image, "cat /usr/share/sbom/image.spdx.json");
+    assert_eq!(inside.as_bytes(), text.as_slice());
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/vendor/spdx-2.3.schema.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let compiled = jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .compile(&schema)
+        .expect("the SPDX 2.3 schema compiles");
+    if let Err(errors) = compiled.validate(&doc) {
+        let e: Vec<String> = errors
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
+        panic!("the SBOM does not validate: {e:#?}");
+    }
+    // The schema can say no: a package without its SPDXID, a checksum of an unknown kind.
+    let mut broken = doc.clone();
+    broken["packages"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("SPDXID");
+    broken["packages"][1]["checksums"][0]["algorithm"] = "CRC32".into();
+    assert!(!compiled.is_valid(&broken));
+    // Every package in it is locked, with the lock's version, source and SHA-256; dnsmasq's
+    // own package and libc are there; each has its dpkg status entry.
+    let l = lock::parse(&std::fs::read(common::lock("dns")).unwrap()).unwrap();
+    let pkgs = doc["packages"].as_array().unwrap();
+    assert_eq!(pkgs.len(), built.packages.len());
+    for p in pkgs {
+        let name = p["name"].as_str().unwrap();
+        let locked = l.packages.iter().find(|x| x.package == name).expect(name);
+        assert_eq!(p["versionInfo"], locked.version.as_str());
+        assert_eq!(p["checksums"][0]["checksumValue"], locked.sha256.as_str());
+        assert!(p["sourceInfo"].as_str().unwrap().ends_with(&locked.source));
+        assert!(!p["licenseDeclared"].as_str().unwrap().is_empty());
+        let entry = common::debugfs(&built.image, &format!("cat /var/lib/dpkg/status.d/{name}"));
+        assert!(
+            entry.starts_with(&format!("Package: {name}\nStatus: install ok installed\n"))
+                && entry.contains(&format!("\nVersion: {}\n", locked.version)),
+            "{name}: {entry}"
+        );
+    }
+    let names: Vec<&str> = pkgs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"dnsmasq-base") && names.contains(&"libc6"),
+        "{names:?}"
+    );
+    let dnsmasq = pkgs.iter().find(|p| p["name"] == "dnsmasq-base").unwrap();
+    assert_eq!(dnsmasq["licenseDeclared"], "(GPL-2.0-only OR GPL-3.0-only)");
+}
+
+#[test]
+fn a_locked_version_the_archive_no_longer_has_is_refused_by_name() {
+    let dir = TempDir::new("img-stale-lock").unwrap();
+    let mut l = lock::parse(&std::fs::read(common::lock("dns")).unwrap()).unwrap();
+    let p = l
+        .packages
+        .iter_mut()
+        .find(|p| p.package == "dnsmasq-base")
+        .unwrap();
+    let real = p.version.clone();
+    p.version = "2.0-0".into();
+    p.sha256 = "0".repeat(64);
+    let stale = dir.join("dns.lock.json");
+    std::fs::write(&stale, l.to_text()).unwrap();
+    let out = dir.join("dns.img");
+    let mut o = common::options(&out);
+    o.lock = Some(stale.clone());
+    let e = build_image::build(&common::recipe("dns"), &o).expect_err("a stale lock must fail");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "{}: package dnsmasq-base version 2.0-0 is no longer in the archive (it offers {real}",
+            stale.display()
+        )) && text.contains("--update-lock"),
+        "{text}"
+    );
+    assert!(!out.exists(), "a failed build wrote the image");
+    // Asked to update the lock, the build locks what the archive has.
+    o.update_lock = true;
+    build_image::build(&common::recipe("dns"), &o).unwrap();
+    let updated = lock::parse(&std::fs::read(&stale).unwrap()).unwrap();
+    let p = updated
+        .packages
+        .iter()
+        .find(|p| p.package == "dnsmasq-base")
+        .unwrap();
+    assert_eq!(p.version, real);
+    // A recipe that asks for more than its lock has is refused too.
+    let mut r = common::recipe("dns");
+    r.packages.push("unbound".into());
+    o.update_lock = false;
+    let e = build_image::build(&r, &o).expect_err("the lock does not cover the recipe");
+    assert!(e.to_string().contains("rebuild with --update-lock"), "{e}");
+}
