@@ -1,0 +1,169 @@
+//! Times guest system calls from inside a VM, one line per figure on standard output:
+//! `probe OP ns_per_op=N iterations=M`. The operations are those a trap into the UML kernel
+//! costs most on: `getpid` (the cheapest system call), `pipe_rw` (a 1-byte write then a
+//! 1-byte read of a pipe, per call), `ctx_switch` (two processes pass a byte back and forth
+//! over two pipes: per switch, its two system calls included), `page_fault` (first touch of a
+//! fresh anonymous page). The switch run also checks that each process's FP registers survive
+//! the other's (`fp_kept=yes`), since a cheaper trap must still swap FP state between guest
+//! processes.
+//!
+//! `syscall-probe [SCALE]`: SCALE multiplies the iteration counts (default 1). Runs on the
+//! host too, as the benchmark's baseline.
+
+use std::time::Instant;
+
+fn main() {
+    let scale: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    report("getpid", 20_000 * scale, getpid);
+    report("pipe_rw", 10_000 * scale, pipe_rw);
+    report("ctx_switch", 5_000 * scale, ctx_switch);
+    report("page_fault", 4_000 * scale, page_fault);
+}
+
+/// Runs `op(n)`, which returns how many operations it did, and prints the time per one.
+fn report(name: &str, n: u64, op: fn(u64) -> Result<(u64, String), String>) {
+    let t = Instant::now();
+    match op(n) {
+        Ok((ops, extra)) => {
+            let ns = t.elapsed().as_nanos() as u64 / ops.max(1);
+            println!("probe {name} ns_per_op={ns} iterations={ops}{extra}");
+        }
+        Err(e) => println!("probe {name} failed: {e}"),
+    }
+}
+
+fn errno(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn getpid(n: u64) -> Result<(u64, String), String> {
+    for _ in 0..n {
+        // SAFETY: getpid has no arguments and no preconditions; the raw system call, as
+        // a libc may cache the pid.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
+    Ok((n, String::new()))
+}
+
+fn pipe() -> Result<[libc::c_int; 2], String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for pipe(2) to fill.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(errno("pipe"));
+    }
+    Ok(fds)
+}
+
+fn write1(fd: libc::c_int, b: u8) -> bool {
+    // SAFETY: writes one byte from a live local.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) == 1 }
+}
+
+fn read1(fd: libc::c_int) -> Option<u8> {
+    let mut b = 0u8;
+    // SAFETY: reads one byte into a live local.
+    (unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) } == 1).then_some(b)
+}
+
+fn pipe_rw(n: u64) -> Result<(u64, String), String> {
+    let [r, w] = pipe()?;
+    for _ in 0..n {
+        if !write1(w, 1) || read1(r).is_none() {
+            return Err(errno("pipe write/read"));
+        }
+    }
+    close(&[r, w]);
+    Ok((2 * n, String::new()))
+}
+
+fn close(fds: &[libc::c_int]) {
+    for &fd in fds {
+        // SAFETY: closes descriptors this program opened and uses no more.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// An FP value the process keeps in a register across its system calls and switches; a
+/// kernel that lost or mixed FP state between processes changes it.
+#[inline(never)]
+fn fp_step(x: f64, k: f64) -> f64 {
+    std::hint::black_box(x) * 1.000_000_1 + k
+}
+
+fn ctx_switch(n: u64) -> Result<(u64, String), String> {
+    let [a_r, a_w] = pipe()?;
+    let [b_r, b_w] = pipe()?;
+    // SAFETY: fork in a single-threaded program; the child only uses its own stack and
+    // async-signal-safe calls (read, write, _exit).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno("fork"));
+    }
+    if pid == 0 {
+        // The child: a different FP value than the parent, checked the same way.
+        let (mut x, mut y) = (3.0f64, 3.0f64);
+        let mut ok = true;
+        for _ in 0..n {
+            if read1(a_r).is_none() {
+                break;
+            }
+            x = fp_step(x, -7.25);
+            if !write1(b_w, 1) {
+                break;
+            }
+            y = fp_step(y, -7.25);
+            ok &= x == y;
+        }
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let (mut x, mut y) = (1.5f64, 1.5f64);
+    let mut ok = true;
+    for _ in 0..n {
+        x = fp_step(x, 0.5);
+        if !write1(a_w, 1) || read1(b_r).is_none() {
+            return Err(errno("ping-pong"));
+        }
+        y = fp_step(y, 0.5);
+        ok &= x == y;
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child this function forked; status is a live local.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    close(&[a_r, a_w, b_r, b_w]);
+    let child_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let kept = if ok && child_ok { "yes" } else { "NO" };
+    // Two switches per round trip.
+    Ok((2 * n, format!(" fp_kept={kept}")))
+}
+
+fn page_fault(n: u64) -> Result<(u64, String), String> {
+    let page = 4096usize;
+    let len = n as usize * page;
+    // SAFETY: a fresh private anonymous mapping; checked for MAP_FAILED below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno("mmap"));
+    }
+    let base = p.cast::<u8>();
+    for i in 0..n as usize {
+        // SAFETY: i * page < len, inside the mapping made above.
+        unsafe { base.add(i * page).write_volatile(1) };
+    }
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(p, len) };
+    Ok((n, String::new()))
+}
