@@ -6,7 +6,9 @@
 //! (their system calls included) and per page fault, and each one's ratio to the host; and
 //! fails when a switch lost a process's FP registers (`fp_kept=NO`).
 //!
-//! `cargo bench -p e2e --bench syscalls [-- --rounds 5 --kernels project,debian]`
+//! `cargo bench -p e2e --bench syscalls [-- --rounds 5 --kernels project,debian --scale 1]`
+//! (`--scale N` runs each operation N times longer, for a tracer attached to the VM: see
+//! kernel/README.md, "Where a guest system call's time goes").
 
 use e2e::{RootFs, TempDir, Vm};
 use std::collections::BTreeMap;
@@ -19,18 +21,22 @@ const OPS: [&str; 4] = ["getpid", "pipe_rw", "ctx_switch", "page_fault"];
 struct Args {
     rounds: usize,
     kernels: String,
+    /// The probe's SCALE: longer runs, for a tracer attached from outside.
+    scale: u64,
 }
 
 fn args() -> Args {
     let mut a = Args {
         rounds: 5,
         kernels: "project,debian".into(),
+        scale: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
             "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
+            "--scale" => a.scale = it.next().and_then(|v| v.parse().ok()).expect("--scale N"),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -102,7 +108,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "version": 1,
             "hostname": "probe",
-            "service": {"argv": ["/probe"], "restart": {"policy": "never"}}
+            "service": {"argv": ["/probe", a.scale.to_string()], "restart": {"policy": "never"}}
         })
         .to_string()
         .as_bytes(),
@@ -119,7 +125,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             let outcome = Vm::new(&image)
                 .kernel(kernel)
                 .contract_cmdline(&contract)
-                .timeout(Duration::from_secs(120))
+                .timeout(Duration::from_secs(120 * a.scale))
                 .run()?;
             if !outcome.powered_off_cleanly() {
                 return Err(format!("{label}: round {round}:\n{}", outcome.report()).into());

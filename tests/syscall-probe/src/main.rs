@@ -142,8 +142,19 @@ fn ctx_switch(n: u64) -> Result<(u64, String), String> {
 }
 
 fn page_fault(n: u64) -> Result<(u64, String), String> {
-    let page = 4096usize;
-    let len = n as usize * page;
+    // In mappings of 1024 pages (4 MiB), so that a large SCALE fits a small VM.
+    let mut left = n;
+    while left > 0 {
+        let pages = left.min(1024);
+        fault_in(pages as usize)?;
+        left -= pages;
+    }
+    Ok((n, String::new()))
+}
+
+/// Maps `pages` fresh anonymous pages, writes a byte to each, unmaps them.
+fn fault_in(pages: usize) -> Result<(), String> {
+    let len = pages * 4096;
     // SAFETY: a fresh private anonymous mapping; checked for MAP_FAILED below.
     let p = unsafe {
         libc::mmap(
@@ -159,11 +170,11 @@ fn page_fault(n: u64) -> Result<(u64, String), String> {
         return Err(errno("mmap"));
     }
     let base = p.cast::<u8>();
-    for i in 0..n as usize {
-        // SAFETY: i * page < len, inside the mapping made above.
-        unsafe { base.add(i * page).write_volatile(1) };
+    for i in 0..pages {
+        // SAFETY: i * 4096 < len, inside the mapping made above.
+        unsafe { base.add(i * 4096).write_volatile(1) };
     }
     // SAFETY: unmaps exactly the mapping made above.
     unsafe { libc::munmap(p, len) };
-    Ok((n, String::new()))
+    Ok(())
 }
