@@ -2,9 +2,9 @@
 //! service of a busybox-free test image, on the project's kernel and Debian's `linux.uml`
 //! side by side (kernels alternate round by round, so both see the same load), and on the host
 //! as the baseline. Prints, per kernel, the median over the rounds of the nanoseconds per
-//! getpid, per 1-byte pipe write or read, per context switch between two guest processes
-//! (their system calls included) and per page fault, and each one's ratio to the host; and
-//! fails when a switch lost a process's FP registers (`fp_kept=NO`).
+//! getpid, per 1-byte pipe write or read, per context switch between two guest processes and
+//! between two threads of one (their system calls included) and per page fault, and each one's ratio to the host; and
+//! fails when a switch lost a process's or a thread's FP registers (`fp_kept=NO`).
 //!
 //! `cargo bench -p e2e --bench syscalls [-- --rounds 5 --kernels project,debian --scale 1]`
 //! (`--scale N` runs each operation N times longer, for a tracer attached to the VM: see
@@ -16,7 +16,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const OPS: [&str; 4] = ["getpid", "pipe_rw", "ctx_switch", "page_fault"];
+const OPS: [&str; 5] = [
+    "getpid",
+    "pipe_rw",
+    "ctx_switch",
+    "thread_switch",
+    "page_fault",
+];
 
 struct Args {
     rounds: usize,

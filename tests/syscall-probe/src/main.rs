@@ -2,10 +2,11 @@
 //! `probe OP ns_per_op=N iterations=M`. The operations are those a trap into the UML kernel
 //! costs most on: `getpid` (the cheapest system call), `pipe_rw` (a 1-byte write then a
 //! 1-byte read of a pipe, per call), `ctx_switch` (two processes pass a byte back and forth
-//! over two pipes: per switch, its two system calls included), `page_fault` (first touch of a
-//! fresh anonymous page). The switch run also checks that each process's FP registers survive
-//! the other's (`fp_kept=yes`), since a cheaper trap must still swap FP state between guest
-//! processes.
+//! over two pipes: per switch, its two system calls included), `thread_switch` (the same
+//! between two threads of one process), `page_fault` (first touch of a fresh anonymous page).
+//! The switch runs also check that each side's FP register survives the other's
+//! (`fp_kept=yes`), since a cheaper trap must still swap FP state between guest processes
+//! and threads.
 //!
 //! `syscall-probe [SCALE]`: SCALE multiplies the iteration counts (default 1). Runs on the
 //! host too, as the benchmark's baseline.
@@ -21,6 +22,7 @@ fn main() {
     report("getpid", 20_000 * scale, getpid);
     report("pipe_rw", 10_000 * scale, pipe_rw);
     report("ctx_switch", 5_000 * scale, ctx_switch);
+    report("thread_switch", 5_000 * scale, thread_switch);
     report("page_fault", 4_000 * scale, page_fault);
 }
 
@@ -87,13 +89,67 @@ fn close(fds: &[libc::c_int]) {
     }
 }
 
-/// An FP value the process keeps in a register across its system calls and switches; a
-/// kernel that lost or mixed FP state between processes changes it.
-#[inline(never)]
-fn fp_step(x: f64, k: f64) -> f64 {
-    std::hint::black_box(x) * 1.000_000_1 + k
+/// A 1-byte read or write (`nr`) whose caller holds `mark` in the FP register xmm7 across
+/// the system call, which may block and switch to another process or thread; returns the
+/// call's result and what xmm7 held after it. The system call instruction itself keeps xmm7,
+/// so a different value means the kernel gave this thread another's FP state (or lost its
+/// own). Plain Rust would not do: every xmm register is caller-saved, so a compiler spills
+/// FP values to memory around a call.
+fn fp_kept_call(nr: libc::c_long, fd: libc::c_int, b: *mut u8, mark: u64) -> (isize, u64) {
+    let ret: isize;
+    let after: u64;
+    // SAFETY: a raw read(2)/write(2) of one byte at `b`, a live byte of the caller; the
+    // syscall instruction clobbers rcx and r11 (declared), xmm7 is declared as clobbered.
+    unsafe {
+        std::arch::asm!(
+            "movq xmm7, {mark}",
+            "syscall",
+            "movq {after}, xmm7",
+            mark = in(reg) mark,
+            after = lateout(reg) after,
+            inlateout("rax") nr as isize => ret,
+            in("rdi") fd as isize,
+            in("rsi") b,
+            in("rdx") 1usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            out("xmm7") _,
+            options(nostack),
+        );
+    }
+    (ret, after)
 }
 
+/// One side of a ping-pong: `n` times read a byte from `rx` and write one to `tx` (or the
+/// other way round when `first`), holding `mark` in xmm7 across every call; whether the mark
+/// survived every one.
+fn ping_pong(
+    n: u64,
+    rx: libc::c_int,
+    tx: libc::c_int,
+    first: bool,
+    mark: u64,
+) -> Result<bool, String> {
+    let mut kept = true;
+    let mut b = 1u8;
+    for _ in 0..n {
+        let calls = if first {
+            [(libc::SYS_write, tx), (libc::SYS_read, rx)]
+        } else {
+            [(libc::SYS_read, rx), (libc::SYS_write, tx)]
+        };
+        for (nr, fd) in calls {
+            let (ret, after) = fp_kept_call(nr, fd, &mut b, mark);
+            if ret != 1 {
+                return Err(format!("ping-pong: system call {nr} returned {ret}"));
+            }
+            kept &= after == mark;
+        }
+    }
+    Ok(kept)
+}
+
+/// Two processes pass a byte back and forth over two pipes, each with its own FP mark.
 fn ctx_switch(n: u64) -> Result<(u64, String), String> {
     let [a_r, a_w] = pipe()?;
     let [b_r, b_w] = pipe()?;
@@ -104,40 +160,33 @@ fn ctx_switch(n: u64) -> Result<(u64, String), String> {
         return Err(errno("fork"));
     }
     if pid == 0 {
-        // The child: a different FP value than the parent, checked the same way.
-        let (mut x, mut y) = (3.0f64, 3.0f64);
-        let mut ok = true;
-        for _ in 0..n {
-            if read1(a_r).is_none() {
-                break;
-            }
-            x = fp_step(x, -7.25);
-            if !write1(b_w, 1) {
-                break;
-            }
-            y = fp_step(y, -7.25);
-            ok &= x == y;
-        }
+        let ok = ping_pong(n, a_r, b_w, false, 0x4141_4141_4141_4141) == Ok(true);
         // SAFETY: ends the child without running the parent's exit handlers.
         unsafe { libc::_exit(if ok { 0 } else { 3 }) };
     }
-    let (mut x, mut y) = (1.5f64, 1.5f64);
-    let mut ok = true;
-    for _ in 0..n {
-        x = fp_step(x, 0.5);
-        if !write1(a_w, 1) || read1(b_r).is_none() {
-            return Err(errno("ping-pong"));
-        }
-        y = fp_step(y, 0.5);
-        ok &= x == y;
-    }
+    let ours = ping_pong(n, b_r, a_w, true, 0x1234_5678_9abc_def0)?;
     let mut status = 0;
     // SAFETY: waits for the child this function forked; status is a live local.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     close(&[a_r, a_w, b_r, b_w]);
     let child_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    let kept = if ok && child_ok { "yes" } else { "NO" };
+    let kept = if ours && child_ok { "yes" } else { "NO" };
     // Two switches per round trip.
+    Ok((2 * n, format!(" fp_kept={kept}")))
+}
+
+/// The same between two threads of one process: under UML they share one host process, so
+/// their FP state is swapped inside it, not by the host's scheduler.
+fn thread_switch(n: u64) -> Result<(u64, String), String> {
+    let [a_r, a_w] = pipe()?;
+    let [b_r, b_w] = pipe()?;
+    let other = std::thread::spawn(move || ping_pong(n, a_r, b_w, false, 0x5151_5151_5151_5151));
+    let ours = ping_pong(n, b_r, a_w, true, 0x0fed_cba9_8765_4321)?;
+    let theirs = other
+        .join()
+        .map_err(|_| "the other thread panicked".to_string())??;
+    close(&[a_r, a_w, b_r, b_w]);
+    let kept = if ours && theirs { "yes" } else { "NO" };
     Ok((2 * n, format!(" fp_kept={kept}")))
 }
 
