@@ -12,7 +12,6 @@
 
 use e2e::{RootFs, TempDir, Vm};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,26 +46,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn kernels(wanted: &str) -> Vec<(String, PathBuf)> {
-    wanted
-        .split(',')
-        .map(|k| {
-            let path = match k {
-                "project" => e2e::workspace_root().join("build/kernel/linux"),
-                "debian" => PathBuf::from("/usr/bin/linux.uml"),
-                other => PathBuf::from(other),
-            };
-            assert!(
-                path.is_file(),
-                "kernel {k}: {} is missing (kernel/build builds the project's; scripts/setup \
-                 installs Debian's)",
-                path.display()
-            );
-            (k.to_string(), path)
-        })
-        .collect()
 }
 
 /// The probe's figures in one run's output: op -> ns per op. A switch that lost FP state is
@@ -119,7 +98,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .to_string()
         .as_bytes(),
     )?;
-    let kernels = kernels(&a.kernels);
+    let kernels = e2e::bench_kernels(&a.kernels);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("syscalls: load average before: {}", load.trim());
     let mut host: Vec<BTreeMap<String, u64>> = Vec::new();

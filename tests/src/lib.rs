@@ -24,6 +24,7 @@ mod elf;
 mod error;
 pub mod events;
 pub mod host;
+mod kernels;
 pub mod launch;
 pub mod netns;
 pub mod nspawn;
@@ -36,6 +37,7 @@ pub use builds::{build_host, build_static, guest_init, target_dir, workspace_roo
 pub use elf::elf_has_interpreter;
 pub use error::{Error, Result};
 pub use events::{Event, EventLog};
+pub use kernels::bench_kernels;
 pub use netns::NetNs;
 pub use rootfs::{uml_modules_dir, RootFs, BUSYBOX, IPV6_MODULES, ROOT_UUID};
 pub use tempdir::TempDir;
