@@ -28,12 +28,14 @@
 
 pub mod dns;
 pub mod host;
+mod kernels;
 pub mod launch;
 pub mod nspawn;
 mod rootfs;
 
 // The harness's VM, namespace, temp dirs and builds are the `lab` crate's (the conformance
 // kit shares them); the tests name them from here, beside the test images' builder.
+pub use kernels::bench_kernels;
 pub use lab::{
     build_host, build_static, elf_has_interpreter, events, guest_disk, guest_init, kernel_path,
     target_dir, workspace_root, Error, Event, EventLog, NetNs, Result, RunningVm, TempDir, Vm,

@@ -284,25 +284,6 @@ pub fn release_host_launch() -> PathBuf {
     e2e::target_dir().join("release/host-launch")
 }
 
-/// The kernels a benchmark compares, side by side in one run: the project's (`kernel/build`)
-/// and Debian's `linux.uml`, as (label, path); `--kernels project,debian` (the default) picks.
-/// A kernel that is asked for but missing is an error, not a silent skip.
-pub fn bench_kernels(wanted: &str) -> Vec<(String, PathBuf)> {
-    wanted
-        .split(',')
-        .map(|k| {
-            let path = match k {
-                "project" => e2e::workspace_root().join("build/kernel/linux"),
-                "debian" => PathBuf::from("/usr/bin/linux.uml"),
-                other => PathBuf::from(other),
-            };
-            assert!(
-                path.is_file(),
-                "kernel {k}: {} is missing (kernel/build builds the project's; scripts/setup \
-                 installs Debian's)",
-                path.display()
-            );
-            (k.to_string(), path)
-        })
-        .collect()
-}
+/// The kernels a benchmark compares, side by side in one run (`e2e::bench_kernels`).
+#[allow(unused_imports)] // only the benchmarks compare kernels
+pub use e2e::bench_kernels;
