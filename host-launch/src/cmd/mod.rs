@@ -11,4 +11,5 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod systemd;
+pub mod update;
 pub mod upgrade;
