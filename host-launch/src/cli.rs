@@ -78,7 +78,7 @@ pub enum Cmd {
         #[arg(
             long,
             value_name = "DIGEST",
-            required_unless_present = "names",
+            required_unless_present_any = ["names", "plan"],
             conflicts_with = "names"
         )]
         from: Option<String>,

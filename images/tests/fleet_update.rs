@@ -1,0 +1,261 @@
+//! `host-launch update` across a fleet, end to end (root, real UML; ~2 min on 2 shared cores):
+//!
+//! - six DNS appliances, three on image a1 and three on b1, each answering its image's version
+//!   (`version.example.net TXT`) from its own address on one bridge;
+//! - `update --image a2 --from <a1's digest>` moves the three a's, one at a time, and leaves the
+//!   b's: while it runs, dig at all six never finds two a's down at once nor a b down, and
+//!   afterwards the a's answer a2 and the b's b1; the report gives each one's downtime;
+//! - a second rollout while one runs is refused (121);
+//! - an image that never becomes ready stops the rollout after the first appliance, which is
+//!   rolled back (127, it answers a2 again), and the other two are not touched.
+
+mod lab;
+
+use lab::dns::{dns_recipe, dnsmasq_conf};
+use lab::{shown, Lab};
+use serde_json::{json, Value};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+const NAMES: [&str; 6] = ["fa1", "fa2", "fa3", "fb1", "fb2", "fb3"];
+
+fn address(i: usize) -> String {
+    format!("192.0.2.{}", 60 + i)
+}
+
+/// The spec of appliance `i` of the fleet on `image`, with its own data disk and TAP device.
+fn spec(lab: &Lab, i: usize, image: &Path) -> PathBuf {
+    let name = NAMES[i];
+    let disk = lab.data_disk(&format!("{name}.img"));
+    let tap = format!("tf{}x{i}", std::process::id() % 100_000);
+    let mut network = lab.network(&tap, &address(i));
+    network["addresses"] = json!([format!("{}/24", address(i))]);
+    lab.write_spec(&json!({
+        "name": name,
+        "image": image,
+        "memory_mib": 48,
+        "disks": [{"file": disk}],
+        "files": [{"path": "/run/dnsmasq.conf", "mode": "0644", "content": dnsmasq_conf()}],
+        "network": network,
+    }))
+}
+
+/// The version each appliance answers, "" for no answer: one dig per appliance, in parallel.
+fn versions(lab: &Lab) -> Vec<String> {
+    let children: Vec<_> = (0..NAMES.len())
+        .map(|i| {
+            lab.command("dig")
+                .args([&format!("@{}", address(i)), "+short", "+tries=1", "+time=1"])
+                .args(["TXT", "version.example.net"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dig")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("dig");
+            String::from_utf8_lossy(&out.stdout).trim().replace('"', "")
+        })
+        .collect()
+}
+
+/// Digs all six every 200 ms from a thread in the lab's namespace until `stop`; each round's
+/// answers come on the channel.
+fn watch(ns: &Path, stop: Arc<AtomicBool>) -> mpsc::Receiver<Vec<String>> {
+    let (tx, rx) = mpsc::channel();
+    let netns = std::fs::File::open(ns).expect("netns");
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only; the digs it spawns inherit the namespace.
+        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        while !stop.load(Ordering::Relaxed) {
+            let round: Vec<String> = (0..NAMES.len())
+                .map(|i| {
+                    Command::new("dig")
+                        .args([&format!("@{}", address(i)), "+short", "+tries=1", "+time=1"])
+                        .args(["TXT", "version.example.net"])
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("dig")
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|c| {
+                    let out = c.wait_with_output().expect("dig");
+                    String::from_utf8_lossy(&out.stdout).trim().replace('"', "")
+                })
+                .collect();
+            if tx.send(round).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    rx
+}
+
+/// `host-launch update ... --json`: the exit code and the report.
+fn update(lab: &Lab, args: &[&str]) -> (Option<i32>, Value, String) {
+    let mut all = vec!["update", "--json"];
+    all.extend_from_slice(args);
+    let o = lab.host_launch(&all);
+    let report = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (o.status.code(), report, shown(&o))
+}
+
+fn digest_of(lab: &Lab, new: &Path, name: &str) -> String {
+    let (code, plan, text) = update(lab, &["--image", new.to_str().unwrap(), "--plan"]);
+    assert_eq!(code, Some(0), "{text}");
+    let row = plan
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+        .unwrap_or_else(|| panic!("{name} not in the plan: {text}"));
+    row["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn update_moves_one_image_one_at_a_time_and_stops_at_a_failure() {
+    let lab = Lab::new(
+        "fleet",
+        Some(&format!("brf{}", std::process::id() % 100_000)),
+    );
+    let a1 = lab.build(&dns_recipe("a1", |_| {}));
+    let b1 = lab.build(&dns_recipe("b1", |_| {}));
+    let a2 = lab.build(&dns_recipe("a2", |_| {}));
+    let unready = lab.build(&dns_recipe("a3", |r| {
+        r["manifest"]["service"]["readiness"] = json!({"type": "tcp", "port": 5300});
+    }));
+    for i in 0..6 {
+        lab.start(&spec(&lab, i, if i < 3 { &a1 } else { &b1 }));
+    }
+    let before = ["a1", "a1", "a1", "b1", "b1", "b1"];
+    assert_eq!(versions(&lab), before);
+    let from = digest_of(&lab, &a2, "fa1");
+    assert_ne!(from, digest_of(&lab, &a2, "fb1"), "two images, two digests");
+
+    // A second rollout while one runs: refused.
+    let held = hold_rollout_lock(&lab.state_dir());
+    let (code, _, text) = update(&lab, &["--image", a2.to_str().unwrap(), "--from", &from]);
+    assert_eq!(code, Some(121), "{text}");
+    assert!(text.contains("another rollout is running"), "{text}");
+    drop(held);
+    assert_eq!(
+        versions(&lab),
+        before,
+        "the refused rollout changed nothing"
+    );
+
+    // a1 -> a2, watched by dig.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = watch(&lab.ns.path(), stop.clone());
+    let (code, report, text) = update(
+        &lab,
+        &[
+            "--image",
+            a2.to_str().unwrap(),
+            "--from",
+            &from,
+            "--settle",
+            "3",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let rounds: Vec<Vec<String>> = rounds.iter().collect();
+    assert_eq!(code, Some(0), "{text}");
+    check_report(&report, &["fa1", "fa2", "fa3"], "updated", &text);
+    assert_eq!(
+        versions(&lab),
+        ["a2", "a2", "a2", "b1", "b1", "b1"],
+        "{text}"
+    );
+    check_rounds(&rounds);
+
+    // An image that never becomes ready: the canary is rolled back, the rest not touched.
+    let from2 = digest_of(&lab, &unready, "fa1");
+    let (code, report, text) = update(
+        &lab,
+        &[
+            "--image",
+            unready.to_str().unwrap(),
+            "--from",
+            &from2,
+            "--settle",
+            "2",
+            "--timeout",
+            "10",
+        ],
+    );
+    assert_eq!(code, Some(127), "{text}");
+    let results: Vec<_> = report["appliances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["result"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        results,
+        ["rolled-back", "not-attempted", "not-attempted"],
+        "{text}"
+    );
+    assert_eq!(
+        versions(&lab),
+        ["a2", "a2", "a2", "b1", "b1", "b1"],
+        "{text}"
+    );
+    assert_eq!(lab.state("fa1")["image"], a2.to_str().unwrap());
+}
+
+/// The rollout lock as another `update` would hold it.
+fn hold_rollout_lock(state: &Path) -> std::fs::File {
+    std::fs::create_dir_all(state).unwrap();
+    let f = std::fs::File::create(state.join("update.lock")).unwrap();
+    // SAFETY: flock on a descriptor this function owns.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
+/// The report lists `names` in order with `result`, each with a downtime.
+fn check_report(report: &Value, names: &[&str], result: &str, text: &str) {
+    let steps = report["appliances"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{text}"));
+    let got: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(got, names, "{text}");
+    for s in steps {
+        assert_eq!(s["result"], result, "{text}");
+        let down = s["downtime_s"].as_f64().unwrap_or_else(|| panic!("{text}"));
+        assert!(down > 0.0 && down < 60.0, "downtime {down}: {text}");
+    }
+    eprintln!("{}", serde_json::to_string_pretty(report).unwrap());
+}
+
+/// Every round: the b's answer b1, at most one a is silent, and each a goes a1 -> a2 once.
+fn check_rounds(rounds: &[Vec<String>]) {
+    assert!(rounds.len() >= 5, "only {} dig rounds", rounds.len());
+    for r in rounds {
+        assert_eq!(
+            r[3..],
+            ["b1", "b1", "b1"],
+            "a b appliance stopped answering: {r:?}"
+        );
+        let silent = r[..3].iter().filter(|v| v.is_empty()).count();
+        assert!(silent <= 1, "two a's down at once: {r:?}");
+    }
+    for i in 0..3 {
+        let seen: Vec<&str> = rounds
+            .iter()
+            .map(|r| r[i].as_str())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let back = seen.windows(2).any(|w| w[0] == "a2" && w[1] == "a1");
+        assert!(!back, "{} went back to a1: {seen:?}", NAMES[i]);
+    }
+}
