@@ -56,6 +56,14 @@ pub struct Args {
     /// Compress the OCI layer with gzip.
     #[arg(long)]
     pub oci_gzip: bool,
+    /// Change nothing: list the packages of the recipe's lock that the archive (its indexes
+    /// fetched now, with the builder's private apt state) has a newer version of, marking those
+    /// from a security suite. Exit status 0 none, 3 some, 4 the archive cannot be reached.
+    #[arg(long)]
+    pub outdated: bool,
+    /// With --outdated: print the list as JSON.
+    #[arg(long, requires = "outdated")]
+    pub json: bool,
     /// Print the recipe's JSON Schema and exit.
     #[arg(long)]
     pub schema: bool,

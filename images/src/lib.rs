@@ -24,6 +24,7 @@ pub mod build;
 pub mod cli;
 pub mod lock;
 pub mod oci_out;
+pub mod outdated;
 pub mod recipe;
 pub mod sbom;
 pub mod sign;

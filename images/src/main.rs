@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         print!("{}", recipe::schema_v1_text());
         return ExitCode::SUCCESS;
     }
+    if args.outdated {
+        return outdated(&args);
+    }
     let result = match &args.new_key {
         Some(prefix) => new_key(prefix),
         None => run(args),
@@ -60,6 +63,85 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.0),
+    }
+}
+
+/// `--outdated`: the lock's packages with a newer version in the archive; exit status 0
+/// none, 3 some, 4 the archive cannot be reached, 1 another error.
+fn outdated(args: &Args) -> ExitCode {
+    use image_builder::outdated::{self, OutdatedError};
+    let Some(recipe) = &args.recipe else {
+        return fail(&["--outdated needs the recipe: build-image RECIPE.json --outdated".into()]);
+    };
+    let lock_path = args
+        .lock
+        .clone()
+        .unwrap_or_else(|| image_builder::lock::lock_path(recipe));
+    let lock = match read_lock(&lock_path) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.0),
+    };
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(image_builder::archive::default_cache_dir);
+    let behind = image_builder::archive::Cache::open(&cache_dir)
+        .map_err(|e| OutdatedError::Apt(e.0.join("; ")))
+        .and_then(|c| outdated::outdated(&c, &lock));
+    match behind {
+        Ok(b) => {
+            print_outdated(&lock_path, &b, args.json);
+            ExitCode::from(if b.is_empty() { 0 } else { 3 })
+        }
+        Err(e @ OutdatedError::Unreachable(_)) => {
+            eprintln!("build-image: {}: {e}", lock_path.display());
+            ExitCode::from(4)
+        }
+        Err(e) => fail(&[format!("{}: {e}", lock_path.display())]),
+    }
+}
+
+fn read_lock(path: &Path) -> Result<image_builder::lock::Lock, Error> {
+    let text = std::fs::read(path).map_err(|e| {
+        Error::one(format!(
+            "{}: {e} (a recipe's lock is RECIPE.lock.json, or --lock FILE)",
+            path.display()
+        ))
+    })?;
+    image_builder::lock::parse(&text).map_err(|p| {
+        Error(
+            p.0.iter()
+                .map(|l| format!("{}: {l}", path.display()))
+                .collect(),
+        )
+    })
+}
+
+fn print_outdated(lock: &Path, behind: &[image_builder::outdated::Behind], json: bool) {
+    if json {
+        let v = serde_json::json!({"lock": lock, "behind": behind});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    if behind.is_empty() {
+        println!(
+            "{}: every package is at the archive's version",
+            lock.display()
+        );
+        return;
+    }
+    let security = behind.iter().filter(|b| b.security).count();
+    println!(
+        "{}: {} package(s) behind the archive, {security} from a security suite:",
+        lock.display(),
+        behind.len()
+    );
+    for b in behind {
+        let mark = if b.security { "SECURITY" } else { "" };
+        println!(
+            "  {:<24} {:<24} -> {:<24} {mark}",
+            b.package, b.locked, b.candidate
+        );
     }
 }
 
