@@ -21,6 +21,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod changes;
 pub mod cli;
 pub mod lock;
 pub mod oci_out;

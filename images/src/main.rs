@@ -77,7 +77,13 @@ fn outdated(args: &Args) -> ExitCode {
         .lock
         .clone()
         .unwrap_or_else(|| image_builder::lock::lock_path(recipe));
-    let lock = match read_lock(&lock_path) {
+    let image_sbom = image_builder::build::sbom_path(recipe);
+    let (lock_path, lock) = if image_sbom.exists() {
+        (image_sbom.clone(), read_sbom(&image_sbom))
+    } else {
+        (lock_path.clone(), read_lock(&lock_path))
+    };
+    let lock = match lock {
         Ok(l) => l,
         Err(e) => return fail(&e.0),
     };
@@ -99,6 +105,29 @@ fn outdated(args: &Args) -> ExitCode {
         }
         Err(e) => fail(&[format!("{}: {e}", lock_path.display())]),
     }
+}
+
+fn read_sbom(path: &Path) -> Result<image_builder::lock::Lock, Error> {
+    let text = std::fs::read(path).map_err(|e| Error::one(format!("{}: {e}", path.display())))?;
+    image_builder::changes::sbom_lock(&text)
+        .map_err(|e| Error::one(format!("{}: {e}", path.display())))
+}
+
+/// `--changes-from OLD`: the package changes from OLD's SBOM to the image just built.
+fn print_changes(old: &Path, b: &image_builder::Built) -> Result<(), Error> {
+    let lock = read_sbom(&image_builder::build::sbom_path(old))?;
+    let new: Vec<_> = b.packages.iter().map(|p| p.locked.clone()).collect();
+    let changes = image_builder::changes::changes(&lock.packages, &new);
+    println!(
+        "build-image: {} package change(s) from {}{}",
+        changes.len(),
+        old.display(),
+        if changes.is_empty() { "" } else { ":" }
+    );
+    for c in changes {
+        println!("  {}", c.line());
+    }
+    Ok(())
 }
 
 fn read_lock(path: &Path) -> Result<image_builder::lock::Lock, Error> {
@@ -166,11 +195,12 @@ fn run(args: Args) -> Result<(), Error> {
     };
     let recipe = read_recipe(&recipe_path)?;
     let check = args.check;
+    let changes_from = args.changes_from.clone();
     let opts = options(args, &recipe_path)?;
     if check {
         check_only(&recipe, &opts)
     } else {
-        build_image(&recipe, &opts)
+        build_image(&recipe, &opts, changes_from.as_deref())
     }
 }
 
@@ -215,7 +245,12 @@ fn options(args: Args, recipe_path: &Path) -> Result<Options, Error> {
     if let Some(d) = args.cache_dir {
         opts.cache_dir = d;
     }
-    opts.sign_key = args.sign_key;
+    // A key configured for the host's builds signs them without repeating it each time.
+    opts.sign_key = args.sign_key.or_else(|| {
+        std::env::var_os("IMAGE_BUILDER_SIGN_KEY")
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from)
+    });
     if let Some(e) = args.epoch {
         opts.epoch = e;
     }
@@ -238,7 +273,7 @@ fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn build_image(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
+fn build_image(recipe: &Recipe, opts: &Options, changes_from: Option<&Path>) -> Result<(), Error> {
     let b = build(recipe, opts)?;
     summary(&b);
     println!(
@@ -250,6 +285,9 @@ fn build_image(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
         mib(b.content_bytes),
         b.manifest.display()
     );
+    if let Some(old) = changes_from {
+        print_changes(old, &b)?;
+    }
     if let Some(w) = &b.oci {
         println!(
             "build-image: wrote the OCI image (manifest {}, config {})",
