@@ -66,6 +66,13 @@ pub enum Cmd {
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         stop_timeout: u64,
     },
+    /// Show, per running appliance, the packages of its image with a newer version in the
+    /// archive (asked through the image builder), security updates marked. Exit status 3 when
+    /// some are behind, 4 when the archive cannot be reached.
+    Outdated {
+        #[arg(long)]
+        json: bool,
+    },
     /// Roll a new image out across the running appliances of an old one, one at a time: each
     /// is upgraded, must stay healthy for the settle time, and is rolled back if not; the first
     /// failure stops the rollout (exit status 127; 122 when a rollback failed).
@@ -74,10 +81,11 @@ pub enum Cmd {
         #[arg(long, value_name = "IMAGE")]
         image: PathBuf,
         /// Move every running appliance whose image digest starts with this (`sha256:...`,
-        /// at least 12 hex digits; `host-launch update --image NEW NAME...` names them instead).
+        /// at least 12 hex digits), or that runs this image file (its digest: a copy counts);
+        /// `host-launch update --image NEW NAME...` names them instead.
         #[arg(
             long,
-            value_name = "DIGEST",
+            value_name = "DIGEST|OLD_IMAGE",
             required_unless_present_any = ["names", "plan"],
             conflicts_with = "names"
         )]

@@ -78,6 +78,7 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
                 stop_timeout: Duration::from_secs(stop_timeout),
             },
         ),
+        Cmd::Outdated { json } => cmd::outdated::outdated(json),
         Cmd::Update {
             image,
             from,

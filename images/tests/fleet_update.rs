@@ -6,13 +6,18 @@
 //!   b's: while it runs, dig at all six never finds two a's down at once nor a b down, and
 //!   afterwards the a's answer a2 and the b's b1; the report gives each one's downtime;
 //! - a second rollout while one runs is refused (121);
+//! - `host-launch outdated`, against a local repository whose security suite has a newer
+//!   dnsmasq-base, reports it behind on all six appliances (3); with the archive out of reach
+//!   it says so for each (4), never "up to date";
 //! - an image that never becomes ready stops the rollout after the first appliance, which is
 //!   rolled back (127, it answers a2 again), and the other two are not touched.
 
 mod lab;
+mod repo;
 
 use lab::dns::{dns_recipe, dnsmasq_conf};
 use lab::{shown, Lab};
+use repo::Repo;
 use serde_json::{json, Value};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -178,6 +183,8 @@ fn update_moves_one_image_one_at_a_time_and_stops_at_a_failure() {
     );
     check_rounds(&rounds);
 
+    check_outdated(&lab);
+
     // An image that never becomes ready: the canary is rolled back, the rest not touched.
     let from2 = digest_of(&lab, &unready, "fa1");
     let (code, report, text) = update(
@@ -211,6 +218,57 @@ fn update_moves_one_image_one_at_a_time_and_stops_at_a_failure() {
         "{text}"
     );
     assert_eq!(lab.state("fa1")["image"], a2.to_str().unwrap());
+}
+
+/// `host-launch outdated --json` with the builder on `sources` and a cache of the lab's own.
+fn outdated(lab: &Lab, sources: &Path) -> (Option<i32>, Value, String) {
+    let builder = Path::new(env!("CARGO_BIN_EXE_build-image"));
+    let path = format!(
+        "{}:{}",
+        builder.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(e2e::launch::host_launch_exe())
+        .args(["outdated", "--json"])
+        .env("HOST_LAUNCH_STATE_DIR", lab.state_dir())
+        .env("IMAGE_BUILDER_APT_SOURCES", sources)
+        .env("IMAGE_BUILDER_CACHE", lab.join("builder-cache"))
+        .env("PATH", path)
+        .output()
+        .expect("host-launch outdated");
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (o.status.code(), v, shown(&o))
+}
+
+/// A newer dnsmasq-base in a security suite is behind on every appliance; an archive out of
+/// reach is said, per appliance.
+fn check_outdated(lab: &Lab) {
+    let mut repo = Repo::new(&lab.join("repo"));
+    repo.add("bookworm-security", "dnsmasq-base", "99:1.0");
+    let (code, rows, text) = outdated(lab, &repo.sources());
+    assert_eq!(code, Some(3), "{text}");
+    let rows = rows.as_array().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(rows.len(), 6, "{text}");
+    for r in rows {
+        let behind = r["behind"].as_array().unwrap_or_else(|| panic!("{text}"));
+        let d = behind.iter().find(|b| b["package"] == "dnsmasq-base");
+        let d = d.unwrap_or_else(|| panic!("{}: dnsmasq-base not behind: {text}", r["name"]));
+        assert_eq!(
+            (d["candidate"].as_str(), &d["security"]),
+            (Some("99:1.0"), &json!(true))
+        );
+    }
+    let (code, rows, text) = outdated(lab, &repo.unreachable());
+    assert_eq!(code, Some(4), "{text}");
+    for r in rows.as_array().unwrap_or_else(|| panic!("{text}")) {
+        assert!(
+            r["unknown"]
+                .as_str()
+                .is_some_and(|u| u.contains("cannot be reached")),
+            "{text}"
+        );
+        assert!(r.get("behind").is_none(), "{text}");
+    }
 }
 
 /// The rollout lock as another `update` would hold it.

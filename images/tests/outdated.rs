@@ -7,56 +7,13 @@
 //! (0); sources that cannot be reached give exit status 4 and say so, never "up to date".
 //! Needs dpkg-deb and dpkg-scanpackages (dpkg-dev); a second or two.
 
+mod repo;
+
 use e2e::TempDir;
+use repo::Repo;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// Builds an empty package `name` `version` into `dir`; returns its SHA-256.
-fn deb(dir: &Path, name: &str, version: &str) -> String {
-    let root = dir.join(format!("{name}-{version}.root"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: amd64\n\
-             Maintainer: test <test@example.org>\nDescription: outdated test\n"
-        ),
-    )
-    .unwrap();
-    let file = dir.join(format!("{name}_{version}_amd64.deb"));
-    run(Command::new("dpkg-deb")
-        .arg("--build")
-        .arg(&root)
-        .arg(&file));
-    std::fs::remove_dir_all(&root).unwrap();
-    let bytes = std::fs::read(&file).unwrap();
-    use sha2::Digest;
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn run(c: &mut Command) -> Output {
-    let o = c
-        .output()
-        .unwrap_or_else(|e| panic!("{c:?}: {e} (scripts/setup installs dpkg-dev)"));
-    assert!(
-        o.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// A flat repository in `dir` of the packages there.
-fn index(dir: &Path) {
-    let o = run(Command::new("dpkg-scanpackages")
-        .args(["-m", "."])
-        .current_dir(dir));
-    std::fs::write(dir.join("Packages"), o.stdout).unwrap();
-}
 
 fn lock(entries: &[(&str, &str, &str)]) -> Value {
     json!({
@@ -87,25 +44,12 @@ fn outdated(dir: &Path, lock: &Value, sources: &Path, cache: &str) -> Output {
 #[test]
 fn a_lock_behind_the_archive_is_reported_and_an_unreachable_archive_is_not_up_to_date() {
     let dir = TempDir::new("outdated").unwrap();
-    let (main, sec) = (dir.join("main"), dir.join("sec/bookworm-security"));
-    std::fs::create_dir_all(&main).unwrap();
-    std::fs::create_dir_all(&sec).unwrap();
-    let a10 = deb(&main, "fta", "1.0");
-    let a11 = deb(&main, "fta", "1.1");
-    let c10 = deb(&main, "ftc", "1.0");
-    let c20 = deb(&sec, "ftc", "2.0");
-    index(&main);
-    index(&sec);
-    let sources = dir.join("sources.list");
-    std::fs::write(
-        &sources,
-        format!(
-            "deb [trusted=yes] file:{} ./\ndeb [trusted=yes] file:{} ./\n",
-            main.display(),
-            sec.display()
-        ),
-    )
-    .unwrap();
+    let mut repo = Repo::new(dir.path());
+    let a10 = repo.add("main", "fta", "1.0");
+    let a11 = repo.add("main", "fta", "1.1");
+    let c10 = repo.add("main", "ftc", "1.0");
+    let c20 = repo.add("sec/bookworm-security", "ftc", "2.0");
+    let sources = repo.sources();
 
     let old = lock(&[("fta", "1.0", &a10), ("ftc", "1.0", &c10)]);
     let o = outdated(dir.path(), &old, &sources, "cache");
@@ -132,15 +76,7 @@ fn a_lock_behind_the_archive_is_reported_and_an_unreachable_archive_is_not_up_to
 
     // The same lock and cache, the archive gone: the lists of the runs above are still in the
     // cache, yet apt's failure to fetch is what counts.
-    let gone = dir.join("gone.list");
-    std::fs::write(
-        &gone,
-        format!(
-            "deb [trusted=yes] file:{}/nowhere ./\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
+    let gone = repo.unreachable();
     let o = outdated(dir.path(), &old, &gone, "cache");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{o:?}");

@@ -7,6 +7,7 @@ pub mod console;
 pub mod forget;
 pub mod list;
 pub mod logs;
+pub mod outdated;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -45,9 +45,10 @@ pub fn update(o: &Options) -> Result<i32> {
             "update: name the appliances to move (NAME...) or their image (--from DIGEST)",
         ));
     }
-    let chosen = targets::select(targets::running(&base, &mut images)?, &o.selection)?;
+    let selection = image_as_digest(&o.selection, &mut images)?;
+    let chosen = targets::select(targets::running(&base, &mut images)?, &selection)?;
     if o.plan {
-        return Ok(show_plan(&chosen, &new, &o.selection, o.json));
+        return Ok(show_plan(&chosen, &new, &selection, o.json));
     }
     let _held = lock::take(&base)?;
     let (current, targets): (Vec<_>, Vec<_>) = chosen
@@ -85,6 +86,16 @@ pub fn update(o: &Options) -> Result<i32> {
     };
     print_report(&report, o.json);
     Ok(report.exit_code())
+}
+
+/// `--from OLD_IMAGE` (an image file rather than a digest) is that image's digest.
+fn image_as_digest(sel: &Selection, images: &mut Images) -> Result<Selection> {
+    match sel {
+        Selection::From(d) if Path::new(d).is_file() => {
+            Ok(Selection::From(images.get(&absolute(Path::new(d)))?.digest))
+        }
+        other => Ok(other.clone()),
+    }
 }
 
 /// `--plan`: every chosen appliance, its image and digest, and whether it would move.
