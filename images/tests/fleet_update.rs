@@ -15,7 +15,7 @@
 mod lab;
 mod repo;
 
-use lab::dns::{dns_recipe, dnsmasq_conf};
+use lab::dns::dns_recipe;
 use lab::{shown, Lab};
 use repo::Repo;
 use serde_json::{json, Value};
@@ -34,26 +34,17 @@ fn address(i: usize) -> String {
 
 /// The spec of appliance `i` of the fleet on `image`, with its own data disk and TAP device.
 fn spec(lab: &Lab, i: usize, image: &Path) -> PathBuf {
-    let name = NAMES[i];
-    let disk = lab.data_disk(&format!("{name}.img"));
+    let disk = lab.data_disk(&format!("{}.img", NAMES[i]));
     let tap = format!("tf{}x{i}", std::process::id() % 100_000);
-    let mut network = lab.network(&tap, &address(i));
-    network["addresses"] = json!([format!("{}/24", address(i))]);
-    lab.write_spec(&json!({
-        "name": name,
-        "image": image,
-        "memory_mib": 48,
-        "disks": [{"file": disk}],
-        "files": [{"path": "/run/dnsmasq.conf", "mode": "0644", "content": dnsmasq_conf()}],
-        "network": network,
-    }))
+    lab.spec_at(NAMES[i], image, &disk, &tap, &address(i))
 }
 
-/// The version each appliance answers, "" for no answer: one dig per appliance, in parallel.
-fn versions(lab: &Lab) -> Vec<String> {
+/// The version each appliance answers, "" for no answer: one dig per appliance, in parallel,
+/// each made by `dig` (a command inside the lab's namespace).
+fn dig_round(mut dig: impl FnMut() -> Command) -> Vec<String> {
     let children: Vec<_> = (0..NAMES.len())
         .map(|i| {
-            lab.command("dig")
+            dig()
                 .args([&format!("@{}", address(i)), "+short", "+tries=1", "+time=1"])
                 .args(["TXT", "version.example.net"])
                 .stdout(Stdio::piped())
@@ -71,6 +62,10 @@ fn versions(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+fn versions(lab: &Lab) -> Vec<String> {
+    dig_round(|| lab.command("dig"))
+}
+
 /// Digs all six every 200 ms from a thread in the lab's namespace until `stop`; each round's
 /// answers come on the channel.
 fn watch(ns: &Path, stop: Arc<AtomicBool>) -> mpsc::Receiver<Vec<String>> {
@@ -81,23 +76,7 @@ fn watch(ns: &Path, stop: Arc<AtomicBool>) -> mpsc::Receiver<Vec<String>> {
         let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
         while !stop.load(Ordering::Relaxed) {
-            let round: Vec<String> = (0..NAMES.len())
-                .map(|i| {
-                    Command::new("dig")
-                        .args([&format!("@{}", address(i)), "+short", "+tries=1", "+time=1"])
-                        .args(["TXT", "version.example.net"])
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("dig")
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|c| {
-                    let out = c.wait_with_output().expect("dig");
-                    String::from_utf8_lossy(&out.stdout).trim().replace('"', "")
-                })
-                .collect();
+            let round = dig_round(|| Command::new("dig"));
             if tx.send(round).is_err() {
                 return;
             }
