@@ -5,7 +5,8 @@
 //!    this process as a running launcher's would be): `host-launch update --plan --json`
 //!    (every appliance's image digest, each image hashed once) and `host-launch outdated
 //!    --json` (the builder asked once per image, against a local file: repository with a
-//!    newer dnsmasq-base, so no network), each timed over `--rounds`.
+//!    newer dnsmasq-base, so no network), each timed over `--rounds` (host-launch's release
+//!    build; the builder's debug build, which only reads SBOMs and runs apt).
 //! 2. Six appliances of one image on one bridge: `host-launch update --image v2 --from v1
 //!    --settle S`: the whole rollout's time and each appliance's downtime from its report.
 //!
@@ -36,15 +37,23 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `host-launch ARGS` on the state directory `state`, with the builder on `sources`.
+/// `host-launch ARGS` (the release build, as an operator runs it) on the state directory
+/// `state`, with the builder on `sources`.
 fn host_launch(lab: &Lab, state: &Path, sources: &Path, args: &[&str]) -> std::process::Output {
-    let builder = e2e::build_host("image-builder", "build-image");
+    // Built once, before any timing (each build is a cargo run).
+    static EXES: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    let (exe, builder) = EXES.get_or_init(|| {
+        (
+            lab::release_host_launch(),
+            e2e::build_host("image-builder", "build-image"),
+        )
+    });
     let path = format!(
         "{}:{}",
         builder.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    Command::new(e2e::launch::host_launch_exe())
+    Command::new(exe)
         .args(args)
         .env("HOST_LAUNCH_STATE_DIR", state)
         .env("IMAGE_BUILDER_APT_SOURCES", sources)
@@ -96,6 +105,8 @@ fn check_hundred(lab: &Lab, a: &Path, b: &Path, rounds: u64) {
     repo.add("bookworm-security", "dnsmasq-base", "99:1.0");
     let sources = repo.sources();
     let plan = ["update", "--image", a.to_str().unwrap(), "--plan", "--json"];
+    // Untimed: builds the programs, and the images are in the page cache as on a busy host.
+    host_launch(lab, &state, &sources, &plan);
     let (med, max) = time(rounds, || {
         let o = host_launch(lab, &state, &sources, &plan);
         assert!(o.status.success(), "{}", shown(&o));

@@ -5,7 +5,8 @@
 //! - `update --image a2 --from <a1's digest>` moves the three a's, one at a time, and leaves the
 //!   b's: while it runs, dig at all six never finds two a's down at once nor a b down, and
 //!   afterwards the a's answer a2 and the b's b1; the report gives each one's downtime;
-//! - a second rollout while one runs is refused (121);
+//! - a second rollout while one runs is refused (121), and so is an unsigned image under a
+//!   "require signed" trust policy (120);
 //! - `host-launch outdated`, against a local repository whose security suite has a newer
 //!   dnsmasq-base, reports it behind on all six appliances (3); with the archive out of reach
 //!   it says so for each (4), never "up to date";
@@ -137,6 +138,14 @@ fn update_moves_one_image_one_at_a_time_and_stops_at_a_failure() {
         "the refused rollout changed nothing"
     );
 
+    // Under a "require signed" policy an unsigned image is refused before anything stops.
+    refused_unsigned(&lab, &a2, &from);
+    assert_eq!(
+        versions(&lab),
+        before,
+        "the refused rollout changed nothing"
+    );
+
     // a1 -> a2, watched by dig.
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = watch(&lab.ns.path(), stop.clone());
@@ -248,6 +257,24 @@ fn check_outdated(lab: &Lab) {
         );
         assert!(r.get("behind").is_none(), "{text}");
     }
+}
+
+/// A trust policy that requires signatures (a key of the test's own): `update` to the
+/// unsigned `image` is refused (120) and the policy removed again.
+fn refused_unsigned(lab: &Lab, image: &Path, from: &str) {
+    let prefix = lab.join("builder");
+    let o = Command::new(env!("CARGO_BIN_EXE_build-image"))
+        .arg("--new-key")
+        .arg(&prefix)
+        .output()
+        .expect("build-image --new-key");
+    assert!(o.status.success(), "{}", shown(&o));
+    let policy = json!({"policy": "require", "keys": [lab.join("builder.pub")]});
+    std::fs::write(lab.trust_file(), policy.to_string()).unwrap();
+    let (code, _, text) = update(lab, &["--image", image.to_str().unwrap(), "--from", from]);
+    std::fs::remove_file(lab.trust_file()).unwrap();
+    assert_eq!(code, Some(120), "{text}");
+    assert!(text.contains("not signed"), "{text}");
 }
 
 /// The rollout lock as another `update` would hold it.

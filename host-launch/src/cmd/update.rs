@@ -285,3 +285,42 @@ fn print_report(r: &Report, json: bool) {
         println!("{}", r.summary());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use appliance::class::{Class, ClassName};
+
+    fn image(class: Option<ClassName>) -> Image {
+        Image {
+            path: PathBuf::from("/i.img"),
+            digest: "sha256:00".into(),
+            class: class.map(|name| Class { name, version: 1 }),
+        }
+    }
+
+    fn target(name: &str, class: Option<ClassName>, unit: Option<&str>) -> Target {
+        Target {
+            name: name.into(),
+            spec: PathBuf::from("/s.json"),
+            image: image(class),
+            unit: unit.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn refuses_another_class_and_systemd_appliances_naming_each() {
+        let new = image(Some(ClassName::Web));
+        let ok = [target("w1", Some(ClassName::Web), None)];
+        assert!(refuse(&ok, &new).is_ok());
+        let bad = [
+            target("d1", Some(ClassName::Dns), None),
+            target("w2", Some(ClassName::Web), Some("host-launch@w2.service")),
+        ];
+        let e = refuse(&bad, &new).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Invalid);
+        assert!(e.message.contains("'d1': class:"), "{}", e.message);
+        assert!(e.message.contains("'w2': run by systemd"), "{}", e.message);
+        assert!(e.message.contains("nothing was changed"), "{}", e.message);
+    }
+}
