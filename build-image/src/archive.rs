@@ -36,7 +36,7 @@ pub struct Cache {
 
 /// Holds the cache's lock (apt's private state is shared by concurrent builds).
 /// The file is never read: holding it open holds the lock.
-struct Held(#[allow(dead_code)] std::fs::File);
+pub(crate) struct Held(#[allow(dead_code)] std::fs::File);
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
@@ -59,6 +59,20 @@ pub fn hex(bytes: &[u8]) -> String {
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::one(format!("{what}: {e}"))
+}
+
+/// `$IMAGE_BUILDER_APT_SOURCES`: a sources.list to use instead of the host's sources (a
+/// local or loopback mirror, e.g. a test's file: repository); the host's keyring stays.
+pub const SOURCES_ENV: &str = "IMAGE_BUILDER_APT_SOURCES";
+
+fn sources_override() -> Vec<String> {
+    match std::env::var_os(SOURCES_ENV).filter(|s| !s.is_empty()) {
+        Some(f) => vec![
+            format!("Dir::Etc::sourcelist={}", f.to_string_lossy()),
+            "Dir::Etc::sourceparts=/nonexistent".into(),
+        ],
+        None => Vec::new(),
+    }
 }
 
 impl Cache {
@@ -93,7 +107,7 @@ impl Cache {
         sha256_file(&p).ok().filter(|h| h == sha256).map(|_| p)
     }
 
-    fn lock(&self) -> Result<Held, Error> {
+    pub(crate) fn lock(&self) -> Result<Held, Error> {
         let path = self.dir.join("apt/lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -134,11 +148,17 @@ impl Cache {
             "APT::Get::AllowUnauthenticated=0".into(),
         ]
         .into_iter()
+        .chain(sources_override())
         .flat_map(|o| ["-o".to_string(), o])
         .collect()
     }
 
-    fn apt(&self, tool: &str, args: &[String], cwd: Option<&Path>) -> Result<Output, Error> {
+    pub(crate) fn apt(
+        &self,
+        tool: &str,
+        args: &[String],
+        cwd: Option<&Path>,
+    ) -> Result<Output, Error> {
         let mut c = Command::new(tool);
         c.args(self.apt_options()).args(args).env("LC_ALL", "C");
         if let Some(d) = cwd {

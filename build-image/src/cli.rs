@@ -32,7 +32,8 @@ pub struct Args {
     /// The package cache; default $IMAGE_BUILDER_CACHE or /var/cache/image-builder.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Sign image and manifest with this minisign secret key (writes IMAGE.minisig).
+    /// Sign image and manifest with this minisign secret key (writes IMAGE.minisig); default
+    /// $IMAGE_BUILDER_SIGN_KEY when set.
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
     /// Write a new minisign key pair PREFIX.key (secret) and PREFIX.pub, and exit.
@@ -56,6 +57,20 @@ pub struct Args {
     /// Compress the OCI layer with gzip.
     #[arg(long)]
     pub oci_gzip: bool,
+    /// After the build, list the package changes from this older image (its SBOM,
+    /// IMAGE.spdx.json, against the new one's): with --update-lock, the rebuild of a recipe
+    /// on the archive as it is now.
+    #[arg(long, value_name = "OLD_IMAGE")]
+    pub changes_from: Option<PathBuf>,
+    /// Change nothing: list the packages of the recipe's lock (or, given an image instead of
+    /// a recipe, of the image's SBOM) that the archive (its indexes
+    /// fetched now, with the builder's private apt state) has a newer version of, marking those
+    /// from a security suite. Exit status 0 none, 3 some, 4 the archive cannot be reached.
+    #[arg(long)]
+    pub outdated: bool,
+    /// With --outdated: print the list as JSON.
+    #[arg(long, requires = "outdated")]
+    pub json: bool,
     /// Print the recipe's JSON Schema and exit.
     #[arg(long)]
     pub schema: bool,

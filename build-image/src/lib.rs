@@ -21,9 +21,11 @@
 
 pub mod archive;
 pub mod build;
+pub mod changes;
 pub mod cli;
 pub mod lock;
 pub mod oci_out;
+pub mod outdated;
 pub mod recipe;
 pub mod sbom;
 pub mod sign;

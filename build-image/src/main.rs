@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         print!("{}", recipe::schema_v1_text());
         return ExitCode::SUCCESS;
     }
+    if args.outdated {
+        return outdated(&args);
+    }
     let result = match &args.new_key {
         Some(prefix) => new_key(prefix),
         None => run(args),
@@ -60,6 +63,114 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.0),
+    }
+}
+
+/// `--outdated`: the lock's packages with a newer version in the archive; exit status 0
+/// none, 3 some, 4 the archive cannot be reached, 1 another error.
+fn outdated(args: &Args) -> ExitCode {
+    use build_image::outdated::{self, OutdatedError};
+    let Some(recipe) = &args.recipe else {
+        return fail(&["--outdated needs the recipe: build-image RECIPE.json --outdated".into()]);
+    };
+    let lock_path = args
+        .lock
+        .clone()
+        .unwrap_or_else(|| build_image::lock::lock_path(recipe));
+    let image_sbom = build_image::build::sbom_path(recipe);
+    let (lock_path, lock) = if image_sbom.exists() {
+        (image_sbom.clone(), read_sbom(&image_sbom))
+    } else {
+        (lock_path.clone(), read_lock(&lock_path))
+    };
+    let lock = match lock {
+        Ok(l) => l,
+        Err(e) => return fail(&e.0),
+    };
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(build_image::archive::default_cache_dir);
+    let behind = build_image::archive::Cache::open(&cache_dir)
+        .map_err(|e| OutdatedError::Apt(e.0.join("; ")))
+        .and_then(|c| outdated::outdated(&c, &lock));
+    match behind {
+        Ok(b) => {
+            print_outdated(&lock_path, &b, args.json);
+            ExitCode::from(if b.is_empty() { 0 } else { 3 })
+        }
+        Err(e @ OutdatedError::Unreachable(_)) => {
+            eprintln!("build-image: {}: {e}", lock_path.display());
+            ExitCode::from(4)
+        }
+        Err(e) => fail(&[format!("{}: {e}", lock_path.display())]),
+    }
+}
+
+fn read_sbom(path: &Path) -> Result<build_image::lock::Lock, Error> {
+    let text = std::fs::read(path).map_err(|e| Error::one(format!("{}: {e}", path.display())))?;
+    build_image::changes::sbom_lock(&text)
+        .map_err(|e| Error::one(format!("{}: {e}", path.display())))
+}
+
+/// `--changes-from OLD`: the package changes from OLD's SBOM to the image just built.
+fn print_changes(old: &Path, b: &build_image::Built) -> Result<(), Error> {
+    let lock = read_sbom(&build_image::build::sbom_path(old))?;
+    let new: Vec<_> = b.packages.iter().map(|p| p.locked.clone()).collect();
+    let changes = build_image::changes::changes(&lock.packages, &new);
+    println!(
+        "build-image: {} package change(s) from {}{}",
+        changes.len(),
+        old.display(),
+        if changes.is_empty() { "" } else { ":" }
+    );
+    for c in changes {
+        println!("  {}", c.line());
+    }
+    Ok(())
+}
+
+fn read_lock(path: &Path) -> Result<build_image::lock::Lock, Error> {
+    let text = std::fs::read(path).map_err(|e| {
+        Error::one(format!(
+            "{}: {e} (a recipe's lock is RECIPE.lock.json, or --lock FILE)",
+            path.display()
+        ))
+    })?;
+    build_image::lock::parse(&text).map_err(|p| {
+        Error(
+            p.0.iter()
+                .map(|l| format!("{}: {l}", path.display()))
+                .collect(),
+        )
+    })
+}
+
+fn print_outdated(lock: &Path, behind: &[build_image::outdated::Behind], json: bool) {
+    if json {
+        let v = serde_json::json!({"lock": lock, "behind": behind});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    if behind.is_empty() {
+        println!(
+            "{}: every package is at the archive's version",
+            lock.display()
+        );
+        return;
+    }
+    let security = behind.iter().filter(|b| b.security).count();
+    println!(
+        "{}: {} package(s) behind the archive, {security} from a security suite:",
+        lock.display(),
+        behind.len()
+    );
+    for b in behind {
+        let mark = if b.security { "SECURITY" } else { "" };
+        println!(
+            "  {:<24} {:<24} -> {:<24} {mark}",
+            b.package, b.locked, b.candidate
+        );
     }
 }
 
@@ -84,11 +195,12 @@ fn run(args: Args) -> Result<(), Error> {
     };
     let recipe = read_recipe(&recipe_path)?;
     let check = args.check;
+    let changes_from = args.changes_from.clone();
     let opts = options(args, &recipe_path)?;
     if check {
         check_only(&recipe, &opts)
     } else {
-        build_image(&recipe, &opts)
+        build_image(&recipe, &opts, changes_from.as_deref())
     }
 }
 
@@ -133,7 +245,12 @@ fn options(args: Args, recipe_path: &Path) -> Result<Options, Error> {
     if let Some(d) = args.cache_dir {
         opts.cache_dir = d;
     }
-    opts.sign_key = args.sign_key;
+    // A key configured for the host's builds signs them without repeating it each time.
+    opts.sign_key = args.sign_key.or_else(|| {
+        std::env::var_os("IMAGE_BUILDER_SIGN_KEY")
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from)
+    });
     if let Some(e) = args.epoch {
         opts.epoch = e;
     }
@@ -156,7 +273,7 @@ fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn build_image(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
+fn build_image(recipe: &Recipe, opts: &Options, changes_from: Option<&Path>) -> Result<(), Error> {
     let b = build(recipe, opts)?;
     summary(&b);
     println!(
@@ -168,6 +285,9 @@ fn build_image(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
         mib(b.content_bytes),
         b.manifest.display()
     );
+    if let Some(old) = changes_from {
+        print_changes(old, &b)?;
+    }
     if let Some(w) = &b.oci {
         println!(
             "build-image: wrote the OCI image (manifest {}, config {})",

@@ -66,6 +66,50 @@ pub enum Cmd {
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         stop_timeout: u64,
     },
+    /// Show, per running appliance, the packages of its image with a newer version in the
+    /// archive (asked through the image builder), security updates marked. Exit status 3 when
+    /// some are behind, 4 when the archive cannot be reached.
+    Outdated {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a new image out across the running appliances of an old one, one at a time: each
+    /// is upgraded, must stay healthy for the settle time, and is rolled back if not; the first
+    /// failure stops the rollout (exit status 127; 122 when a rollback failed).
+    Update {
+        /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
+        #[arg(long, value_name = "IMAGE")]
+        image: PathBuf,
+        /// Move every running appliance whose image digest starts with this (`sha256:...`,
+        /// at least 12 hex digits), or that runs this image file (its digest: a copy counts);
+        /// `host-launch update --image NEW NAME...` names them instead.
+        #[arg(
+            long,
+            value_name = "DIGEST|OLD_IMAGE",
+            required_unless_present_any = ["names", "plan"],
+            conflicts_with = "names"
+        )]
+        from: Option<String>,
+        /// The appliances to move, in this order (the first is the canary).
+        names: Vec<String>,
+        /// How long each upgraded appliance must stay ready, with no restart or failed
+        /// liveness check, before the next one moves.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        settle: u64,
+        /// How long each new image may take to become ready.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+        /// How long each graceful stop may take.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        stop_timeout: u64,
+        /// Change nothing: show the running appliances with their image digests and which of
+        /// them the update would move.
+        #[arg(long)]
+        plan: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop a running appliance gracefully.
     Stop {
         name: String,

@@ -32,6 +32,7 @@ pub mod output;
 pub mod paths;
 pub mod pin;
 pub mod privs;
+pub mod rollout;
 pub mod saver;
 pub mod state;
 pub mod systemd;

@@ -63,13 +63,25 @@ impl Lab {
 
     /// Writes the spec of DNS appliance `name` on `image` with the data disk; returns its path.
     pub fn spec(&self, name: &str, image: &Path, disk: &Path, tap: &str) -> PathBuf {
+        self.spec_at(name, image, disk, tap, GUEST)
+    }
+
+    /// [`Lab::spec`] with the guest at `address` (a fleet on the lab's bridge).
+    pub fn spec_at(
+        &self,
+        name: &str,
+        image: &Path,
+        disk: &Path,
+        tap: &str,
+        address: &str,
+    ) -> PathBuf {
         self.write_spec(&json!({
             "name": name,
             "image": image,
             "memory_mib": 48,
             "disks": [{"file": disk}],
             "files": [{"path": "/run/dnsmasq.conf", "mode": "0644", "content": dnsmasq_conf()}],
-            "network": self.network(tap, GUEST),
+            "network": self.network(tap, address),
         }))
     }
 

@@ -14,26 +14,30 @@ pub struct Lock {
 
 /// Takes the appliance's lock without waiting; `Ok(None)` when another launcher holds it.
 pub fn try_lock(dir: &Dir) -> Result<Option<Lock>> {
-    let path = dir.lock();
+    Ok(try_flock(&dir.lock())?.map(|file| Lock { _file: file }))
+}
+
+/// An exclusive flock on `path` (created, mode 0600) without waiting: the open file holds it;
+/// `Ok(None)` when another process holds it.
+pub fn try_flock(path: &std::path::Path) -> Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .io_context(|| format!("opening {}", path.display()))?;
     // SAFETY: flock on a descriptor this function owns.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
-        Ok(Some(Lock { _file: file }))
+        return Ok(Some(file));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
     } else {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(Error::host(format!("locking {}: {e}", path.display())))
-        }
+        Err(Error::host(format!("locking {}: {e}", path.display())))
     }
 }
 

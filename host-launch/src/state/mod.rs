@@ -36,7 +36,7 @@ pub mod systemd;
 pub use clock::now_ms;
 pub use dir::{base_dir, Dir, DEFAULT_STATE_DIR, STATE_DIR_ENV};
 pub use list::{entry, list, natural_cmp, Entry};
-pub use lock::{is_locked, try_lock, Lock};
+pub use lock::{is_locked, try_flock, try_lock, Lock};
 pub use process::{is_uml_with_umid, kill_uml_group, pid_alive, process_group};
 pub use record::{temp_path, Dropped, Phase, PolicyRecord, State, TapRecord, LAST_EVENTS};
 pub use systemd::{unit_of_cgroup, Systemd};

@@ -1,0 +1,120 @@
+//! The unattended update (`host-launch/systemd/host-launch-auto-update` and its timer and
+//! service templates), without UML: systemd's own parser accepts the units
+//! (`systemd-analyze verify`), and the script's check step decides right against a local
+//! repository: an image whose packages are all current changes nothing (0), an archive out of
+//! reach fails the run (4) and rebuilds nothing. The rollout it ends with is `host-launch
+//! update`, tested in `fleet_update`. A second or two.
+
+mod repo;
+
+use e2e::TempDir;
+use repo::Repo;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn units_dir() -> PathBuf {
+    e2e::workspace_root().join("host-launch/systemd")
+}
+
+#[test]
+fn the_timer_and_service_templates_pass_systemd_analyze_verify() {
+    let dir = TempDir::new("auto-update-units").unwrap();
+    let script = units_dir().join("host-launch-auto-update");
+    for unit in [
+        "host-launch-auto-update@.service",
+        "host-launch-auto-update@.timer",
+    ] {
+        let text = std::fs::read_to_string(units_dir().join(unit)).unwrap();
+        // The checkout's script where the package puts it.
+        let text = text.replace(
+            "/usr/lib/host-launch/host-launch-auto-update",
+            script.to_str().unwrap(),
+        );
+        std::fs::write(dir.join(unit), text).unwrap();
+    }
+    for unit in [
+        "host-launch-auto-update@dns.service",
+        "host-launch-auto-update@dns.timer",
+    ] {
+        let v = Command::new("systemd-analyze")
+            .args(["verify", unit])
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+            .output()
+            .expect("systemd-analyze (package systemd) must be installed");
+        let err = String::from_utf8_lossy(&v.stderr);
+        let ours: Vec<&str> = err.lines().filter(|l| l.contains("auto-update")).collect();
+        assert!(
+            v.status.success() && ours.is_empty(),
+            "verify {unit}:\n{err}"
+        );
+    }
+}
+
+/// An image file with an SBOM beside it listing `fta` `version` (all `--outdated` reads).
+fn image_with_sbom(dir: &Path, version: &str, sha: &str) -> PathBuf {
+    let image = dir.join("app.img");
+    std::fs::write(&image, b"not read by the check").unwrap();
+    let sbom = json!({"packages": [{
+        "name": "fta", "versionInfo": version,
+        "checksums": [{"algorithm": "SHA256", "checksumValue": sha}],
+        "externalRefs": [{"referenceLocator": format!("pkg:deb/debian/fta@{version}?arch=amd64")}]
+    }]});
+    std::fs::write(dir.join("app.img.spdx.json"), sbom.to_string()).unwrap();
+    image
+}
+
+fn auto_update(dir: &Path, sources: &Path) -> std::process::Output {
+    let conf = dir.join("app.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "RECIPE={}/app.json\nCURRENT={}/current.img\n",
+            dir.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let builder = Path::new(env!("CARGO_BIN_EXE_build-image"));
+    Command::new(units_dir().join("host-launch-auto-update"))
+        .arg(&conf)
+        .env("IMAGE_BUILDER_APT_SOURCES", sources)
+        .env("IMAGE_BUILDER_CACHE", dir.join("cache"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                builder.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("host-launch-auto-update")
+}
+
+#[test]
+fn the_check_step_changes_nothing_when_current_or_unreachable() {
+    let dir = TempDir::new("auto-update").unwrap();
+    let mut repo = Repo::new(&dir.join("repo"));
+    let sha = repo.add("main", "fta", "1.0");
+    let image = image_with_sbom(dir.path(), "1.0", &sha);
+    std::os::unix::fs::symlink(&image, dir.join("current.img")).unwrap();
+
+    let o = auto_update(dir.path(), &repo.sources());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out.contains("up to date; nothing to do"), "{o:?}");
+
+    let o = auto_update(dir.path(), &repo.unreachable());
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot be reached"),
+        "{o:?}"
+    );
+    let images: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".img"))
+        .collect();
+    assert_eq!(images.len(), 2, "nothing rebuilt: {images:?}");
+}
