@@ -35,6 +35,7 @@ pub mod privs;
 pub mod saver;
 pub mod state;
 pub mod systemd;
+pub mod tail;
 pub mod trust;
 
 pub use error::{Error, Kind, Result};

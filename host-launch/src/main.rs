@@ -18,13 +18,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
     let result = match (cli.command, cli.spec) {
         (Some(cmd), _) => dispatch(cmd),
-        (None, Some(spec)) => run_fg(&spec, false, false, None),
+        (None, Some(spec)) => match spec.to_str() {
+            Some(word) if !host_launch::lifecycle::is_spec_path(word) => {
+                eprintln!("host-launch: {}", host_launch::cli::unknown_command(word));
+                Ok(exit::USAGE)
+            }
+            _ => run_fg(&spec, false, false, None),
+        },
         (None, None) => {
             eprintln!("host-launch: give a SPEC to run, or a subcommand; see --help");
-            Ok(2)
+            Ok(exit::USAGE)
         }
     };
     let code = match result {
@@ -62,9 +74,18 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             image,
         } => run_fg(&spec, kernel_log, quiet, image),
         Cmd::Check { spec, contract } => cmd::check::check(&spec, contract),
-        Cmd::Start { spec, wait_ready } => {
-            cmd::start::start(&spec, wait_ready.map(Duration::from_secs))
+        Cmd::Start { target, wait_ready } => {
+            cmd::start::start_target(&target, wait_ready.map(Duration::from_secs))
         }
+        Cmd::Restart {
+            which,
+            time,
+            wait_ready,
+        } => cmd::restart::restart(
+            &cmd::stop::chosen(which.names, which.all)?,
+            time.map(Duration::from_secs),
+            wait_ready.map(Duration::from_secs),
+        ),
         Cmd::Upgrade {
             spec,
             image,
@@ -78,15 +99,24 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
                 stop_timeout: Duration::from_secs(stop_timeout),
             },
         ),
-        Cmd::Stop { name, timeout } => cmd::stop::stop(&name, Duration::from_secs(timeout)),
-        Cmd::Status { name, json } => cmd::status::status(name.as_deref(), json),
-        Cmd::List { json } => cmd::list::list(json),
+        Cmd::Stop { which, time } => cmd::stop::stop_all(
+            &cmd::stop::chosen(which.names, which.all)?,
+            time.map(Duration::from_secs),
+        ),
+        Cmd::Status { name, format } => cmd::status::status(name.as_deref(), format.is_json()),
+        Cmd::List { format } => cmd::list::list(format.is_json()),
         Cmd::Forget { name, all_exited } => match name {
             Some(n) if !all_exited => cmd::forget::forget(&n),
             _ => cmd::forget::forget_all_exited(),
         },
-        Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
-        Cmd::Console { name } => cmd::console::console(&name),
+        Cmd::Logs { name, follow, tail } => {
+            cmd::logs::logs(&name, cmd::logs::Options { follow, tail })
+        }
+        Cmd::Events {
+            name,
+            follow,
+            format,
+        } => cmd::events::events(&name, follow, format.is_json()),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

@@ -103,7 +103,7 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
     assert_eq!(st["phase"], "exited");
     assert_eq!(st["exit_code"], 0);
     assert_fsck_clean(&data);
-    let logs = host_launch(&state, &["logs", "web"]).output().unwrap();
+    let logs = host_launch(&state, &["events", "web"]).output().unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("ready: "));
 }
 

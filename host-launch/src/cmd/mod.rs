@@ -3,10 +3,11 @@
 //! another, except `list`, which shows what `status` does, shorter.
 
 pub mod check;
-pub mod console;
+pub mod events;
 pub mod forget;
 pub mod list;
 pub mod logs;
+pub mod restart;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -336,7 +336,11 @@ fn prepare_locked(
     let umid = new_umid(name);
     let mut st = State {
         name: name.clone(),
-        spec: l.spec_path.display().to_string(),
+        // Absolute: `start NAME` and `restart` find it again from anywhere.
+        spec: std::path::absolute(&l.spec_path)
+            .unwrap_or_else(|_| l.spec_path.clone())
+            .display()
+            .to_string(),
         phase: Phase::Starting,
         launcher_pid: std::process::id(),
         uml_pid: None,
@@ -360,6 +364,7 @@ fn prepare_locked(
         class: l.manifest.class.as_ref().map(ToString::to_string),
         dropped: Default::default(),
         systemd: state::Systemd::detect(),
+        stop_timeout_ms: Some(l.merged.contract.service.stop_timeout_ms),
     };
     st.save(&dir)?;
     // One read of every other appliance's state for both checks.

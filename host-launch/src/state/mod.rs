@@ -78,6 +78,7 @@ mod tests {
             class: None,
             dropped: Default::default(),
             systemd: None,
+            stop_timeout_ms: None,
         };
         for i in 0..20 {
             s.push_event(serde_json::json!({"n": i}));

@@ -94,6 +94,9 @@ pub struct State {
     /// The systemd unit running this launcher, when it was started by systemd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<Systemd>,
+    /// The service's stop timeout (the merged contract's), for `stop`'s default wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_ms: Option<u64>,
 }
 
 /// What the bounds on a guest's output dropped.

@@ -1,0 +1,24 @@
+//! `restart NAME... | --all`: stop each appliance, then start it again from the spec it last
+//! ran (so an edited spec takes effect, as `systemctl restart` would).
+
+use crate::cmd::{start, stop};
+use crate::error::Result;
+use crate::lifecycle;
+use std::time::Duration;
+
+/// Restarts each of `names` in turn; the first failure ends it, with its status.
+pub fn restart(
+    names: &[String],
+    time: Option<Duration>,
+    wait_ready: Option<Duration>,
+) -> Result<i32> {
+    for name in names {
+        let spec = lifecycle::last_spec(name)?;
+        stop::stop(name, time).map_err(|e| e.context(format!("restarting '{name}'")))?;
+        let code = start::start(&spec, wait_ready)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
