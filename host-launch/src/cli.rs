@@ -254,6 +254,12 @@ const HABITS: &[(&str, &str)] = &[
     ("validate", "check"),
 ];
 
+/// Whether `word` names a subcommand (or an alias of one, or `help`).
+pub fn is_command(word: &str) -> bool {
+    use clap::CommandFactory;
+    word == "help" || Cli::command().find_subcommand(word).is_some()
+}
+
 /// The message for a word that is neither a command nor a spec file:
 /// "unknown command 'ls'; did you mean 'list'?", the suggestion from [`HABITS`] or the
 /// closest command name.
@@ -295,6 +301,8 @@ mod tests {
         );
         let m = super::unknown_command("stpo");
         assert!(m.contains("did you mean 'stop'?"), "{m}");
+        assert!(super::is_command("ps") && super::is_command("help"));
+        assert!(!super::is_command("stpo"));
         let m = super::unknown_command("frobnicate");
         assert!(m.contains("no such spec file"), "{m}");
     }

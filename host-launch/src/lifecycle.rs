@@ -97,9 +97,12 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
     }
     for p in &l.manifest.ports {
         line(format!(
-            "port:     {}/{:?}{}",
+            "port:     {}/{}{}",
             p.port,
-            p.protocol,
+            match p.protocol {
+                appliance::manifest::Protocol::Tcp => "tcp",
+                appliance::manifest::Protocol::Udp => "udp",
+            },
             p.description
                 .as_ref()
                 .map(|d| format!(" ({d})"))

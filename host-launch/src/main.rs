@@ -18,6 +18,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn main() {
+    // A first word that is neither a command nor a spec file is a mistyped command (clap
+    // would take it for the SPEC, or stumble over the words after it).
+    if let Some(word) = std::env::args().nth(1) {
+        if !word.starts_with('-')
+            && !host_launch::cli::is_command(&word)
+            && !host_launch::lifecycle::is_spec_path(&word)
+        {
+            eprintln!("host-launch: {}", host_launch::cli::unknown_command(&word));
+            std::process::exit(exit::USAGE);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -27,13 +38,7 @@ fn main() {
     };
     let result = match (cli.command, cli.spec) {
         (Some(cmd), _) => dispatch(cmd),
-        (None, Some(spec)) => match spec.to_str() {
-            Some(word) if !host_launch::lifecycle::is_spec_path(word) => {
-                eprintln!("host-launch: {}", host_launch::cli::unknown_command(word));
-                Ok(exit::USAGE)
-            }
-            _ => run_fg(&spec, false, false, None),
-        },
+        (None, Some(spec)) => run_fg(&spec, false, false, None),
         (None, None) => {
             eprintln!("host-launch: give a SPEC to run, or a subcommand; see --help");
             Ok(exit::USAGE)

@@ -13,3 +13,4 @@ pub mod status;
 pub mod stop;
 pub mod systemd;
 pub mod upgrade;
+pub mod view;

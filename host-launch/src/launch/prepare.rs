@@ -304,8 +304,10 @@ fn prepare_locked(
         let detail = st
             .map(|s| {
                 format!(
-                    " (launcher pid {}, phase {:?}, umid {})",
-                    s.launcher_pid, s.phase, s.umid
+                    " (launcher pid {}, phase {}, umid {})",
+                    s.launcher_pid,
+                    s.phase.as_str(),
+                    s.umid
                 )
             })
             .unwrap_or_default();

@@ -26,6 +26,19 @@ pub enum Phase {
     Exited,
 }
 
+impl Phase {
+    /// The phase in words, as `state.json` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Booting => "booting",
+            Phase::Ready => "ready",
+            Phase::Stopping => "stopping",
+            Phase::Exited => "exited",
+        }
+    }
+}
+
 /// A TAP device the launcher uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TapRecord {
