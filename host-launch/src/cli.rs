@@ -198,6 +198,12 @@ pub enum Cmd {
         /// Start with the last N lines.
         #[arg(long, short = 'n', value_name = "N")]
         tail: Option<usize>,
+        /// Only lines that arrived since this time (RFC 3339) or this long ago (10m, 2h).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Show each line after the host time it arrived (RFC 3339).
+        #[arg(long, short = 't')]
+        timestamps: bool,
     },
     /// Print an appliance's status events (boot, ready, exits, power-off).
     #[command(after_help = ENVIRONMENT)]

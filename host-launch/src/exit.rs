@@ -43,6 +43,7 @@ pub fn for_error(kind: Kind) -> i32 {
         Kind::Busy => BUSY,
         Kind::Host => HOST,
         Kind::NotFound => NOT_FOUND,
+        Kind::Usage => USAGE,
     }
 }
 

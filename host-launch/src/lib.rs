@@ -33,6 +33,7 @@ pub mod paths;
 pub mod pin;
 pub mod privs;
 pub mod saver;
+pub mod stamped;
 pub mod state;
 pub mod systemd;
 pub mod tail;

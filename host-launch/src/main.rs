@@ -114,8 +114,24 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             Some(n) if !all_exited => cmd::forget::forget(&n),
             _ => cmd::forget::forget_all_exited(),
         },
-        Cmd::Logs { name, follow, tail } => {
-            cmd::logs::logs(&name, cmd::logs::Options { follow, tail })
+        Cmd::Logs {
+            name,
+            follow,
+            tail,
+            since,
+            timestamps,
+        } => {
+            let since = since
+                .map(|s| host_launch::stamped::since(&s))
+                .transpose()
+                .map_err(host_launch::Error::usage)?;
+            let opts = cmd::logs::Options {
+                follow,
+                tail,
+                since,
+                timestamps,
+            };
+            cmd::logs::logs(&name, opts)
         }
         Cmd::Events {
             name,

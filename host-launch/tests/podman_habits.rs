@@ -71,6 +71,7 @@ impl Drop for Follower {
 #[test]
 fn a_podman_users_first_commands() {
     let Setup { dir, ns, spec, .. } = setup("habits", 64);
+    let test_start = host_launch::state::now_ms();
     let state = dir.join("state");
     let hl = |args: &[&str]| output_text(&mut host_launch(&state, args));
     let spec_s = spec.to_str().unwrap();
@@ -150,6 +151,26 @@ fn a_podman_users_first_commands() {
     assert_eq!(code, 0, "start NAME: {out}");
     let (code, out) = hl(&["stop", "habits", "-t", "60"]);
     assert_eq!(code, 0, "stop -t: {out}");
+
+    // Times: each line after the host time it arrived; --since a time or a duration.
+    let (code, stamped) = hl(&["logs", "habits", "--timestamps"]);
+    assert_eq!(code, 0, "{stamped}");
+    assert!(stamped.lines().count() > 3, "{stamped}");
+    for line in stamped.lines() {
+        let (ms, _) = host_launch::stamped::parse(line).expect("an RFC 3339 time first");
+        assert!(
+            ms >= test_start && ms <= host_launch::state::now_ms(),
+            "{line}"
+        );
+    }
+    let (code, recent) = hl(&["logs", "habits", "--since", "1h"]);
+    assert_eq!(code, 0, "{recent}");
+    assert_eq!(recent.lines().count(), stamped.lines().count(), "{recent}");
+    let (_, future) = hl(&["logs", "habits", "--since", "2100-01-01T00:00:00Z"]);
+    assert_eq!(future, "", "--since the future");
+    let (code, out) = hl(&["logs", "habits", "--since", "soonish"]);
+    assert_eq!(code, 128, "{out}");
+    assert!(out.contains("--since \"soonish\""), "{out}");
 
     let (code, out) = hl(&["logs", "habits", "--tail", "3"]);
     assert_eq!(code, 0, "{out}");

@@ -1,5 +1,7 @@
-//! `logs NAME [-f] [--tail N]` (alias `console`): the appliance's console, the service's
-//! output and the guest's messages, the rotated part first. The guest wrote those bytes:
+//! `logs NAME [-f] [--tail N] [--since T] [--timestamps]` (alias `console`): the appliance's
+//! console, the service's output and the guest's messages, the rotated part first. With
+//! `--since` or `--timestamps` it is read from the console's timestamped copy
+//! (`crate::stamped`: whole lines, each with the host time it arrived). The guest wrote those bytes:
 //! control characters other than newline and tab are shown escaped, so that a guest cannot
 //! drive the operator's terminal.
 
@@ -13,26 +15,59 @@ use std::io::Write;
 pub struct Options {
     pub follow: bool,
     pub tail: Option<usize>,
+    /// Only lines that arrived at or after this time (milliseconds since the epoch).
+    pub since: Option<u64>,
+    /// Each line after its host time (RFC 3339).
+    pub timestamps: bool,
+}
+
+impl Options {
+    fn stamped(&self) -> bool {
+        self.timestamps || self.since.is_some()
+    }
+
+    /// A line of the file read as shown (with its newline), or `None` when `--since` leaves
+    /// it out.
+    fn show(&self, line: &str) -> Option<String> {
+        if !self.stamped() {
+            return Some(escaped(line) + "\n");
+        }
+        let (ms, text) = crate::stamped::parse(line)?;
+        if self.since.is_some_and(|s| ms < s) {
+            return None;
+        }
+        let shown = if self.timestamps { line } else { text };
+        Some(escaped(shown) + "\n")
+    }
 }
 
 /// `logs NAME`.
 pub fn logs(name: &str, opts: Options) -> Result<i32> {
     let e = known(name)?;
-    let path = e.dir.console();
+    let path = if opts.stamped() {
+        e.dir.console_stamped()
+    } else {
+        e.dir.console()
+    };
     let mut text = read(&vmm::channel::rotated(&path))?;
     let follower = opts.follow.then(|| Follower::from_end(&path));
     text.push_str(&read(&path)?);
+    let shown: String = text.lines().filter_map(|l| opts.show(l)).collect();
     let shown = match opts.tail {
-        Some(n) => tail::last_lines(&text, n),
-        None => &text,
+        Some(n) => tail::last_lines(&shown, n),
+        None => &shown,
     };
     let mut out = std::io::stdout().lock();
-    if out.write_all(escaped(shown).as_bytes()).is_err() {
+    if out.write_all(shown.as_bytes()).is_err() {
         return Ok(0);
     }
     let _ = out.flush();
+    drop(out);
     if let Some(f) = follower {
-        follow(f, |line| escaped(&String::from_utf8_lossy(line)) + "\n");
+        follow(f, |line| {
+            opts.show(&String::from_utf8_lossy(line))
+                .unwrap_or_default()
+        });
     }
     Ok(0)
 }

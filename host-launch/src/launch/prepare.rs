@@ -327,7 +327,13 @@ fn prepare_locked(
             }
         }
     }
-    for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
+    for f in [
+        dir.events(),
+        dir.console(),
+        dir.console_stamped(),
+        dir.state(),
+        dir.config_image(),
+    ] {
         let _ = std::fs::remove_file(&f);
         let _ = std::fs::remove_file(channel::rotated(&f));
     }
