@@ -123,7 +123,11 @@ fn a_podman_users_first_commands() {
     let js = events_json.wait_for(|t| t.matches("\"ready\"").count() >= 2);
     for line in js.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
-        assert!(v["event"].is_string(), "{line}");
+        assert!(v["event"].is_string() && v["name"] == "habits", "{line}");
+        assert!(
+            v["guest_time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
     }
     assert!(js.matches("\"event\":\"ready\"").count() >= 2, "{js}");
     let console = std::fs::read_to_string(state.join("habits/console.log")).unwrap();
