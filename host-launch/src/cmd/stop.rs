@@ -15,12 +15,24 @@ pub fn running_names() -> Vec<String> {
 }
 
 /// Stops each of `names` in turn, waiting up to `time` each (default: its stop timeout and
-/// the launcher's margin), and says how each went. The first error ends it, with its status.
+/// the launcher's margin), and says how each went. One that fails does not keep the others
+/// running (as podman's stop); the first failure's status is the command's.
 pub fn stop_all(names: &[String], time: Option<Duration>) -> Result<i32> {
+    let mut first = None;
     for name in names {
-        stop(name, time).map_err(|e| e.context(format!("stopping '{name}'")))?;
+        if let Err(e) = stop(name, time) {
+            let e = e.context(format!("stopping '{name}'"));
+            if names.len() > 1 {
+                eprintln!("host-launch: {e}");
+            }
+            first.get_or_insert(e);
+        }
     }
-    Ok(0)
+    match first {
+        Some(e) if names.len() > 1 => Ok(crate::exit::for_error(e.kind)),
+        Some(e) => Err(e),
+        None => Ok(0),
+    }
 }
 
 /// Stops `name` and says how it went.
