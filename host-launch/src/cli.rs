@@ -11,7 +11,7 @@ macro_rules! environment {
         "Environment:
   HOST_LAUNCH_STATE_DIR  the state directories' base (default /run/host-launch)
   HOST_LAUNCH_TRUST      the image trust policy (default /etc/host-launch/trust.json)
-  HOST_LAUNCH_IDS        the host uid range for VMs (see vmm::ids)
+  HOST_LAUNCH_IDS        START:COUNT, the host uids for VMs (else /etc/subuid's host-launch line)
   HOST_LAUNCH_NFT        the nft program (default nft)
   UML_KERNEL             the UML kernel to boot when the spec names none
   NOTIFY_SOCKET, WATCHDOG_USEC, INVOCATION_ID  set by systemd for host-launch@NAME
@@ -19,6 +19,7 @@ macro_rules! environment {
 Files:
   /etc/host-launch/NAME.json   specs; the systemd generator makes host-launch@NAME of each
   /etc/host-launch/trust.json  which images may boot (signatures, digests)
+  /etc/subuid                  the line host-launch:START:COUNT reserves the VMs' uids
   /run/host-launch/NAME/       state.json, events.jsonl, console.log, launcher.log
 
 Kernel search order: the spec's `kernel`, $UML_KERNEL, /usr/local/lib/host-launch/linux,
@@ -143,6 +144,7 @@ pub enum Cmd {
     },
     /// Replace the appliance's root image, keeping its data disks: stop it, boot the new image,
     /// wait until it is ready; if it is not, boot the old image again (exit status 127).
+    #[command(after_help = ENVIRONMENT)]
     Upgrade {
         spec: PathBuf,
         /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
@@ -217,6 +219,7 @@ pub enum Cmd {
     },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
+    #[command(after_help = ENVIRONMENT)]
     InstallSystemd {
         /// Install under this root instead of / (no reload then).
         #[arg(long, default_value = "/")]
@@ -236,6 +239,7 @@ pub enum Cmd {
         dirs: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the spec or of the image manifest.
+    #[command(after_help = ENVIRONMENT)]
     Schema {
         #[arg(value_parser = ["spec", "manifest"])]
         which: String,
@@ -298,6 +302,33 @@ pub fn unknown_command(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_help_lists_the_environment_files_and_kernel_order() {
+        use clap::CommandFactory;
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let top = cmd.render_long_help().to_string();
+        assert!(top.contains("Kernel search order") && top.contains("128 usage error"));
+        for sub in cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
+            let text = sub.clone().render_long_help().to_string();
+            for want in [
+                "HOST_LAUNCH_STATE_DIR",
+                "UML_KERNEL",
+                "/etc/host-launch",
+                "Kernel search order",
+            ] {
+                assert!(
+                    text.contains(want),
+                    "`{}` --help lacks {want}",
+                    sub.get_name()
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_words_get_the_command_meant() {
         let m = super::unknown_command("ls");

@@ -99,6 +99,9 @@ fn list_is_in_natural_order_and_forget_removes_only_what_is_not_running() {
         "{msg}"
     );
     assert_eq!(hl(&base, &["forget", "nope"]).status.code(), Some(126));
+    // A usage error has its own status, outside the service's range.
+    assert_eq!(hl(&base, &["list", "--bogus"]).status.code(), Some(128));
+    assert_eq!(hl(&base, &[]).status.code(), Some(128));
     let all = hl(&base, &["forget", "--all-exited"]);
     assert!(all.status.success());
     assert!(
