@@ -29,6 +29,16 @@ pub fn last_lines(text: &str, n: usize) -> &str {
     }
 }
 
+/// What a log keeps (its rotated predecessor, then itself), and with `follow` a follower
+/// from its end. The follower is made between the two reads, so that no line falls between
+/// what is printed and what is followed (a line may be printed twice, never lost).
+pub fn kept(path: &Path, follow: bool) -> crate::Result<(String, Option<Follower>)> {
+    let mut text = crate::lifecycle::read(&vmm::channel::rotated(path))?;
+    let follower = follow.then(|| Follower::from_end(path));
+    text.push_str(&crate::lifecycle::read(path)?);
+    Ok((text, follower))
+}
+
 /// A log file followed by name.
 #[derive(Debug)]
 pub struct Follower {

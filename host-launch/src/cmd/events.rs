@@ -5,17 +5,14 @@
 
 use crate::error::Result;
 use crate::events;
-use crate::lifecycle::{known, read};
-use crate::tail::Follower;
+use crate::lifecycle::known;
 use std::io::Write;
 
 /// `events NAME`: the recorded events, then (with `follow`) the ones that come.
 pub fn events(name: &str, follow: bool, json: bool) -> Result<i32> {
     let e = known(name)?;
     let path = e.dir.events();
-    let mut text = read(&vmm::channel::rotated(&path))?;
-    let follower = follow.then(|| Follower::from_end(&path));
-    text.push_str(&read(&path)?);
+    let (text, follower) = crate::tail::kept(&path, follow)?;
     let mut out = std::io::stdout().lock();
     for line in text.lines() {
         if let Some(s) = shown(name, line.as_bytes(), json) {

@@ -6,7 +6,7 @@
 //! drive the operator's terminal.
 
 use crate::error::Result;
-use crate::lifecycle::{known, read};
+use crate::lifecycle::known;
 use crate::tail::{self, Follower};
 use std::io::Write;
 
@@ -49,9 +49,7 @@ pub fn logs(name: &str, opts: Options) -> Result<i32> {
     } else {
         e.dir.console()
     };
-    let mut text = read(&vmm::channel::rotated(&path))?;
-    let follower = opts.follow.then(|| Follower::from_end(&path));
-    text.push_str(&read(&path)?);
+    let (text, follower) = tail::kept(&path, opts.follow)?;
     let shown: String = text.lines().filter_map(|l| opts.show(l)).collect();
     let shown = match opts.tail {
         Some(n) => tail::last_lines(&shown, n),
