@@ -99,6 +99,13 @@ fn list_is_in_natural_order_and_forget_removes_only_what_is_not_running() {
         "{msg}"
     );
     assert_eq!(hl(&base, &["forget", "nope"]).status.code(), Some(126));
+    // systemd's appliance is restarted by systemd, never from under its unit.
+    let r = hl(&base, &["restart", "web1"]);
+    assert_eq!(r.status.code(), Some(121));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("systemctl restart host-launch@web1.service"),
+        "{r:?}"
+    );
     // A usage error has its own status, outside the service's range.
     assert_eq!(hl(&base, &["list", "--bogus"]).status.code(), Some(128));
     assert_eq!(hl(&base, &[]).status.code(), Some(128));
