@@ -4,10 +4,27 @@
 use clap::Parser;
 use std::path::PathBuf;
 
+/// The exit statuses, and the environment and files build-image reads.
+pub const AFTER_HELP: &str = "Exit status: 0 built (or checked); 1 the build failed (a \
+package download, a tool, the file system); 2 bad input (the recipe, its lock, the command \
+line); with --outdated, 3 packages are behind and 4 the archive cannot be reached.
+
+Environment:
+  IMAGE_SIGN_PASSWORD  the password of --sign-key's secret key (none: an unencrypted key)
+  IMAGE_BUILDER_CACHE  the package cache (default /var/cache/image-builder)
+  IMAGE_BUILDER_SIGN_KEY  the secret key to sign with when --sign-key names none
+  IMAGE_BUILDER_APT_SOURCES  a sources.list to use instead of the host's
+  UML_MODULES          the UML kernel's modules (default: newest under /usr/lib/uml/modules)
+  SOURCE_DATE_EPOCH    every inode's time (default 2024-01-01)
+
+Files:
+  RECIPE.lock.json     the lock beside the recipe (read when it exists, written when not)
+  /usr/lib/host-launch/guest-init  the installed guest-init (--init names another)";
+
 /// Builds a read-only ext4 root image for a one-service appliance from a recipe, and writes
 /// its manifest beside it as IMAGE.manifest.json.
 #[derive(Parser, Debug)]
-#[command(name = "build-image", version)]
+#[command(name = "build-image", version, after_help = AFTER_HELP)]
 pub struct Args {
     /// The recipe (JSON; schema in build-image/schema/recipe-v1.schema.json).
     pub recipe: Option<PathBuf>,

@@ -16,11 +16,31 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn fail(lines: &[String]) -> ExitCode {
+/// Exit statuses: the build failed (a package, a tool, the file system), the input is bad
+/// (the recipe, the command line: fix it and run again).
+const FAILED: u8 = 1;
+const BAD_INPUT: u8 = 2;
+
+/// A failure: what went wrong, and which kind of exit status it gets.
+#[derive(Debug)]
+struct Failure(u8, Error);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure(FAILED, e)
+    }
+}
+
+/// The input was at fault.
+fn bad_input(e: Error) -> Failure {
+    Failure(BAD_INPUT, e)
+}
+
+fn fail(code: u8, lines: &[String]) -> ExitCode {
     for l in lines {
         eprintln!("build-image: {l}");
     }
-    ExitCode::from(1)
+    ExitCode::from(code)
 }
 
 /// What is in the image: its packages (the SBOM), its digest, lock and signature.
@@ -48,7 +68,26 @@ fn summary(b: &build_image::Built) {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { BAD_INPUT } else { 0 });
+        }
+    };
+    if let Some(word) = args.recipe.as_deref().and_then(Path::to_str) {
+        if word == "help" {
+            let _ = <Args as clap::CommandFactory>::command().print_help();
+            return ExitCode::SUCCESS;
+        }
+        if !Path::new(word).exists() && !word.ends_with(".json") {
+            eprintln!(
+                "build-image: unknown command '{word}', and no such recipe: build-image takes \
+                 RECIPE.json -o IMAGE (see build-image --help)"
+            );
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
     if args.schema {
         print!("{}", recipe::schema_v1_text());
         return ExitCode::SUCCESS;
@@ -57,21 +96,24 @@ fn main() -> ExitCode {
         return outdated(&args);
     }
     let result = match &args.new_key {
-        Some(prefix) => new_key(prefix),
+        Some(prefix) => new_key(prefix).map_err(Failure::from),
         None => run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e.0),
+        Err(Failure(code, e)) => fail(code, &e.0),
     }
 }
 
 /// `--outdated`: the lock's packages with a newer version in the archive; exit status 0
-/// none, 3 some, 4 the archive cannot be reached, 1 another error.
+/// none, 3 some, 4 the archive cannot be reached, 2 no recipe, 1 another error.
 fn outdated(args: &Args) -> ExitCode {
     use build_image::outdated::{self, OutdatedError};
     let Some(recipe) = &args.recipe else {
-        return fail(&["--outdated needs the recipe: build-image RECIPE.json --outdated".into()]);
+        return fail(
+            BAD_INPUT,
+            &["--outdated needs the recipe: build-image RECIPE.json --outdated".into()],
+        );
     };
     let lock_path = args
         .lock
@@ -85,7 +127,7 @@ fn outdated(args: &Args) -> ExitCode {
     };
     let lock = match lock {
         Ok(l) => l,
-        Err(e) => return fail(&e.0),
+        Err(e) => return fail(FAILED, &e.0),
     };
     let cache_dir = args
         .cache_dir
@@ -103,7 +145,7 @@ fn outdated(args: &Args) -> ExitCode {
             eprintln!("build-image: {}: {e}", lock_path.display());
             ExitCode::from(4)
         }
-        Err(e) => fail(&[format!("{}: {e}", lock_path.display())]),
+        Err(e) => fail(FAILED, &[format!("{}: {e}", lock_path.display())]),
     }
 }
 
@@ -187,26 +229,27 @@ fn new_key(prefix: &Path) -> Result<(), Error> {
 }
 
 /// Reads the recipe, then checks (`--check`) or builds.
-fn run(args: Args) -> Result<(), Error> {
+fn run(args: Args) -> Result<(), Failure> {
     let Some(recipe_path) = args.recipe.clone() else {
-        return Err(Error::one(
+        return Err(bad_input(Error::one(
             "a recipe is needed: build-image RECIPE.json -o IMAGE",
-        ));
+        )));
     };
-    let recipe = read_recipe(&recipe_path)?;
+    let recipe = read_recipe(&recipe_path).map_err(bad_input)?;
     let check = args.check;
     let changes_from = args.changes_from.clone();
     let opts = options(args, &recipe_path)?;
     if check {
-        check_only(&recipe, &opts)
+        Ok(check_only(&recipe, &opts)?)
     } else {
-        build_image(&recipe, &opts, changes_from.as_deref())
+        Ok(build_image(&recipe, &opts, changes_from.as_deref())?)
     }
 }
 
 /// The recipe, each problem prefixed with its file.
 fn read_recipe(path: &Path) -> Result<Recipe, Error> {
-    let text = std::fs::read(path).map_err(|e| Error::one(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read(path)
+        .map_err(|e| Error::one(format!("{}: cannot read the recipe: {e}", path.display())))?;
     recipe::parse(&text).map_err(|problems| {
         Error(
             problems
@@ -219,11 +262,11 @@ fn read_recipe(path: &Path) -> Result<Recipe, Error> {
 }
 
 /// The build's options from the command line (defaults beside the recipe).
-fn options(args: Args, recipe_path: &Path) -> Result<Options, Error> {
+fn options(args: Args, recipe_path: &Path) -> Result<Options, Failure> {
     let output = match (&args.output, args.check) {
         (Some(o), _) => o.clone(),
         (None, true) => PathBuf::from("/nonexistent/check-only.img"),
-        (None, false) => return Err(Error::one("-o IMAGE is needed")),
+        (None, false) => return Err(bad_input(Error::one("-o IMAGE is needed"))),
     };
     let init = match args.init {
         Some(p) => p,

@@ -190,7 +190,7 @@ fn appliances_run_as_systemd_services() {
     c.ok("timeout 90 systemctl stop host-launch@dns1");
     assert_eq!(c.prop("host-launch@dns1", "ExecMainStatus"), "0");
     assert_eq!(c.prop("host-launch@dns1", "Result"), "success");
-    let logs = c.ok("host-launch logs dns1");
+    let logs = c.ok("host-launch events dns1");
     assert!(
         logs.contains("power off: ") && logs.contains("reason=requested"),
         "{logs}"

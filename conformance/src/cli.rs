@@ -4,10 +4,21 @@
 use clap::Parser;
 use std::path::PathBuf;
 
+/// The exit statuses, the environment and the kernel search order.
+pub const AFTER_HELP: &str = "Exit status: 0 every MUST passed; 1 a MUST failed; 2 the kit \
+could not run (no root, no kernel, a missing tool, no such image, a usage error).
+
+Environment:
+  UML_KERNEL  the UML kernel (--kernel names another)
+
+Kernel search order: --kernel, $UML_KERNEL, /usr/local/lib/host-launch/linux,
+/usr/lib/host-launch/linux, (a development build only: its checkout's build/kernel/linux),
+/usr/bin/linux.uml (Debian's user-mode-linux).";
+
 /// Boots IMAGE with a battery of host contracts and checks, from outside, what
 /// docs/contract.md requires of an image. Needs root (network namespace, the VM's jail).
 #[derive(Parser, Debug)]
-#[command(name = "conformance", version)]
+#[command(name = "conformance", version, after_help = AFTER_HELP)]
 pub struct Args {
     /// The root image (ext4), e.g. build/dns.img (relative to the current directory or
     /// absolute).
@@ -18,8 +29,7 @@ pub struct Args {
     /// An operator spec whose `files` the image's own service needs (e.g. build-image/tests/lab/dnsmasq.json).
     #[arg(long)]
     pub spec_files: Option<PathBuf>,
-    /// The UML kernel; default $UML_KERNEL, else the project's (/usr/lib/host-launch/linux),
-    /// else Debian's /usr/bin/linux.uml.
+    /// The UML kernel; default the one host-launch boots (see the kernel search order below).
     #[arg(long)]
     pub kernel: Option<PathBuf>,
     /// The static probe executable; default: the installed one

@@ -99,8 +99,35 @@ fn resolve(mut a: Args) -> Result<Args, conformance::Error> {
     Ok(a)
 }
 
+/// `conformance help`, or a first word that is no image: help, or what was meant.
+fn not_an_image(args: &Args) -> Option<ExitCode> {
+    let word = args.image.to_str()?;
+    if word == "help" {
+        let _ = <Args as clap::CommandFactory>::command().print_help();
+        return Some(ExitCode::SUCCESS);
+    }
+    if args.image.exists() {
+        return None;
+    }
+    eprintln!(
+        "conformance: unknown command '{word}', and no such image: conformance takes IMAGE \
+         (an ext4 root image, e.g. build/dns.img; see conformance --help)"
+    );
+    Some(ExitCode::from(2))
+}
+
 fn main() -> ExitCode {
-    let a = match resolve(Args::parse()) {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if let Some(code) = not_an_image(&args) {
+        return code;
+    }
+    let a = match resolve(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("conformance: {e}");

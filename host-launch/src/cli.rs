@@ -1,8 +1,62 @@
 //! host-launch's command line (clap): the binary parses it, and the package's man pages and
 //! shell completions are generated from it (`package-files/`).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// What every `--help` says about the environment and files host-launch reads (a macro so
+/// that the top-level help can `concat!` it).
+macro_rules! environment {
+    () => {
+        "Environment:
+  HOST_LAUNCH_STATE_DIR  the state directories' base (default /run/host-launch)
+  HOST_LAUNCH_TRUST      the image trust policy (default /etc/host-launch/trust.json)
+  HOST_LAUNCH_IDS        START:COUNT, the host uids for VMs (else /etc/subuid's host-launch line)
+  HOST_LAUNCH_NFT        the nft program (default nft)
+  UML_KERNEL             the UML kernel to boot when the spec names none
+  NOTIFY_SOCKET, WATCHDOG_USEC, INVOCATION_ID  set by systemd for host-launch@NAME
+
+Files:
+  /etc/host-launch/NAME.json   specs; the systemd generator makes host-launch@NAME of each
+  /etc/host-launch/trust.json  which images may boot (signatures, digests)
+  /etc/subuid                  the line host-launch:START:COUNT reserves the VMs' uids
+  /run/host-launch/NAME/       state.json, events.jsonl, console.log, launcher.log
+
+Kernel search order: the spec's `kernel`, $UML_KERNEL, /usr/local/lib/host-launch/linux,
+/usr/lib/host-launch/linux, (a development build only: its checkout's build/kernel/linux),
+/usr/bin/linux.uml (Debian's user-mode-linux)."
+    };
+}
+
+/// The environment variables and files host-launch reads, and the kernel search order.
+pub const ENVIRONMENT: &str = environment!();
+
+/// How a command that prints state prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Words and columns, for people.
+    Table,
+    /// JSON (the schema in host-launch/README.md).
+    Json,
+}
+
+/// `--format json` (or its alias `--json`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Same as `--format json`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl FormatArg {
+    /// Whether JSON was asked for.
+    pub fn is_json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -10,22 +64,41 @@ use std::path::PathBuf;
     version,
     about = "Run one-service appliances as User-Mode Linux VMs",
     args_conflicts_with_subcommands = true,
-    after_help = "`host-launch SPEC` is `host-launch run SPEC`.\n\nExit status: 0 clean stop or \
-                  service exit 0; 1-119 the service's exit code; 120 invalid spec/manifest; \
-                  121 already running / in use; 122 host setup failed; 123 guest fatal error; \
-                  124 kernel crash; 125 killed after the stop timeout; 126 no such appliance; \
-                  127 upgrade failed and was rolled back; 128+N service killed by signal N."
+    after_help = AFTER_HELP,
 )]
 pub struct Cli {
-    /// The spec to run in the foreground (same as `run SPEC`).
+    /// The spec to run in the foreground (same as `run SPEC`): an existing file or a .json name.
     pub spec: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
 
+/// The top-level help's tail: the shorthand, the exit statuses, then [`ENVIRONMENT`].
+pub const AFTER_HELP: &str = concat!(
+    "`host-launch SPEC` is `host-launch run SPEC` (SPEC: an existing file or a .json name).\n\n\
+     Exit status: 0 clean stop or service exit 0; 1-119 the service's exit code; 120 invalid \
+     spec/manifest; 121 already running / in use; 122 host setup failed; 123 guest fatal \
+     error; 124 kernel crash; 125 killed after the stop timeout; 126 no such appliance; 127 \
+     upgrade failed and was rolled back; 128 usage error (unknown command or flag); 128+N \
+     service killed by signal N.\n\n",
+    environment!()
+);
+
+/// The appliances a command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct Names {
+    /// Appliance names (`--all`: every running one).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Every running appliance.
+    #[arg(long, short)]
+    pub all: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run an appliance in the foreground until it powers off; Ctrl-C stops it cleanly.
+    #[command(after_help = ENVIRONMENT)]
     Run {
         spec: PathBuf,
         /// Show the kernel's boot messages in the console log.
@@ -39,21 +112,39 @@ pub enum Cmd {
         image: Option<PathBuf>,
     },
     /// Validate a spec against its image; print the contract and the UML command line.
+    #[command(after_help = ENVIRONMENT)]
     Check {
         spec: PathBuf,
         /// Print only the merged contract (JSON).
         #[arg(long)]
         contract: bool,
     },
-    /// Start an appliance in the background.
+    /// Start an appliance in the background: SPEC (a file), or the NAME of one this host
+    /// knows, from the spec it last ran.
+    #[command(after_help = ENVIRONMENT)]
     Start {
-        spec: PathBuf,
+        #[arg(value_name = "SPEC|NAME")]
+        target: String,
         /// Wait until the service is ready, at most this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait_ready: Option<u64>,
+    },
+    /// Stop the appliances and start them again from the specs they last ran.
+    #[command(after_help = ENVIRONMENT)]
+    Restart {
+        #[command(flatten)]
+        which: Names,
+        /// Wait for the stop this many seconds (default: the service's stop timeout + the
+        /// launcher's margin).
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        time: Option<u64>,
+        /// Wait until the service is ready again, at most this many seconds.
         #[arg(long, value_name = "SECONDS")]
         wait_ready: Option<u64>,
     },
     /// Replace the appliance's root image, keeping its data disks: stop it, boot the new image,
     /// wait until it is ready; if it is not, boot the old image again (exit status 127).
+    #[command(after_help = ENVIRONMENT)]
     Upgrade {
         spec: PathBuf,
         /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
@@ -69,13 +160,15 @@ pub enum Cmd {
     /// Show, per running appliance, the packages of its image with a newer version in the
     /// archive (asked through the image builder), security updates marked. Exit status 3 when
     /// some are behind, 4 when the archive cannot be reached.
+    #[command(after_help = ENVIRONMENT)]
     Outdated {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Roll a new image out across the running appliances of an old one, one at a time: each
     /// is upgraded, must stay healthy for the settle time, and is rolled back if not; the first
     /// failure stops the rollout (exit status 127; 122 when a rollback failed).
+    #[command(after_help = ENVIRONMENT)]
     Update {
         /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
         #[arg(long, value_name = "IMAGE")]
@@ -106,30 +199,35 @@ pub enum Cmd {
         /// them the update would move.
         #[arg(long)]
         plan: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
-    /// Stop a running appliance gracefully.
+    /// Stop running appliances gracefully (ctrl-alt-del, then halt after the stop timeout).
+    #[command(after_help = ENVIRONMENT)]
     Stop {
-        name: String,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
+        #[command(flatten)]
+        which: Names,
+        /// Give up waiting after this many seconds (default: the service's stop timeout +
+        /// the launcher's margin).
+        #[arg(long, short = 't', visible_alias = "timeout", value_name = "SECONDS")]
+        time: Option<u64>,
     },
-    /// Show an appliance's state (all when no name is given).
+    /// Show an appliance's state (all when no name is given); only reads.
+    #[command(visible_alias = "inspect", after_help = ENVIRONMENT)]
     Status {
         name: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// List the appliances this host knows, in natural order of names.
+    #[command(visible_alias = "ps", after_help = ENVIRONMENT)]
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Forget an appliance that is not running (its state directory: logs, last outcome);
     /// data disks are never touched.
+    #[command(visible_alias = "rm", after_help = ENVIRONMENT)]
     Forget {
         #[arg(required_unless_present = "all_exited", conflicts_with = "all_exited")]
         name: Option<String>,
@@ -137,17 +235,36 @@ pub enum Cmd {
         #[arg(long)]
         all_exited: bool,
     },
-    /// Print the status events of an appliance's last run.
+    /// Print an appliance's console: the service's output and the guest's messages.
+    #[command(visible_alias = "console", after_help = ENVIRONMENT)]
     Logs {
         name: String,
-        /// Raw JSON lines.
-        #[arg(long)]
-        json: bool,
+        /// Keep printing what comes, across restarts, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Start with the last N lines.
+        #[arg(long, short = 'n', value_name = "N")]
+        tail: Option<usize>,
+        /// Only lines that arrived since this time (RFC 3339) or this long ago (10m, 2h).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Show each line after the host time it arrived (RFC 3339).
+        #[arg(long, short = 't')]
+        timestamps: bool,
     },
-    /// Print the guest console of an appliance's last run.
-    Console { name: String },
+    /// Print an appliance's status events (boot, ready, exits, power-off).
+    #[command(after_help = ENVIRONMENT)]
+    Events {
+        name: String,
+        /// Keep printing what comes, across restarts, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
+    #[command(after_help = ENVIRONMENT)]
     InstallSystemd {
         /// Install under this root instead of / (no reload then).
         #[arg(long, default_value = "/")]
@@ -167,8 +284,108 @@ pub enum Cmd {
         dirs: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the spec or of the image manifest.
+    #[command(after_help = ENVIRONMENT)]
     Schema {
         #[arg(value_parser = ["spec", "manifest"])]
         which: String,
     },
+}
+
+/// Words a podman, docker or systemctl user types, and host-launch's command for each.
+const HABITS: &[(&str, &str)] = &[
+    ("ls", "list"),
+    ("show", "status"),
+    ("top", "status"),
+    ("stats", "status"),
+    ("kill", "stop"),
+    ("remove", "forget"),
+    ("rmi", "forget"),
+    ("log", "logs"),
+    ("journal", "logs"),
+    ("attach", "logs"),
+    ("create", "start"),
+    ("up", "start"),
+    ("down", "stop"),
+    ("validate", "check"),
+];
+
+/// Whether `word` names a subcommand (or an alias of one, or `help`).
+pub fn is_command(word: &str) -> bool {
+    use clap::CommandFactory;
+    word == "help" || Cli::command().find_subcommand(word).is_some()
+}
+
+/// The message for a word that is neither a command nor a spec file:
+/// "unknown command 'ls'; did you mean 'list'?", the suggestion from [`HABITS`] or the
+/// closest command name.
+pub fn unknown_command(word: &str) -> String {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_visible_aliases()))
+        .map(str::to_string)
+        .collect();
+    let habit = HABITS.iter().find(|(h, _)| *h == word).map(|(_, c)| *c);
+    let near = names
+        .iter()
+        .map(|n| (strsim::levenshtein(word, n), n.as_str()))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match habit.or(near.map(|(_, n)| n)) {
+        Some(c) => format!(
+            "unknown command '{word}'; did you mean '{c}'? (a spec file to run must exist or \
+             end in .json; see `host-launch --help`)"
+        ),
+        None => format!(
+            "unknown command '{word}', and no such spec file; see `host-launch --help` for \
+             the commands"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_help_lists_the_environment_files_and_kernel_order() {
+        use clap::CommandFactory;
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let top = cmd.render_long_help().to_string();
+        assert!(top.contains("Kernel search order") && top.contains("128 usage error"));
+        for sub in cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
+            let text = sub.clone().render_long_help().to_string();
+            for want in [
+                "HOST_LAUNCH_STATE_DIR",
+                "UML_KERNEL",
+                "/etc/host-launch",
+                "Kernel search order",
+            ] {
+                assert!(
+                    text.contains(want),
+                    "`{}` --help lacks {want}",
+                    sub.get_name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_words_get_the_command_meant() {
+        let m = super::unknown_command("ls");
+        assert!(
+            m.starts_with("unknown command 'ls'; did you mean 'list'?"),
+            "{m}"
+        );
+        let m = super::unknown_command("stpo");
+        assert!(m.contains("did you mean 'stop'?"), "{m}");
+        assert!(super::is_command("ps") && super::is_command("help"));
+        assert!(!super::is_command("stpo"));
+        let m = super::unknown_command("frobnicate");
+        assert!(m.contains("no such spec file"), "{m}");
+    }
 }

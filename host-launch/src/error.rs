@@ -14,6 +14,8 @@ pub enum Kind {
     Host,
     /// Asked about an appliance that is not known (no state directory).
     NotFound,
+    /// The command line is wrong (a value clap cannot check, e.g. `--since`).
+    Usage,
 }
 
 /// A launcher error with its message (possibly several lines, one problem per line).
@@ -44,6 +46,13 @@ impl Error {
     pub fn host(message: impl Into<String>) -> Error {
         Error {
             kind: Kind::Host,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Usage,
             message: message.into(),
         }
     }

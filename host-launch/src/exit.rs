@@ -12,9 +12,11 @@
 //! |     125 | killed: the VM did not stop in time and was halted, or UML was killed     |
 //! |     126 | no such appliance (`stop`, `status`, `logs`, `console`)                   |
 //! |     127 | `upgrade`: the new image did not become ready; rolled back to the old one |
+//! |     128 | usage error: an unknown command or flag, a missing argument (as podman's 125) |
 //! |  128+N  | the service was killed by signal N                                        |
 //!
-//! A command-line usage error exits with 2 (clap's convention).
+//! A usage error has a status of its own, outside the service's range, so that a script
+//! never mistakes a typo for the service's exit code (no signal is 0: 128 is free).
 
 use crate::error::Kind;
 use serde_json::Value;
@@ -31,6 +33,8 @@ pub const NOT_FOUND: i32 = 126;
 /// `upgrade` only: the new image failed (fatal, ended, or not ready in time) and the old one
 /// was put back (running again if it ran before). A failed rollback is [`HOST`].
 pub const ROLLED_BACK: i32 = 127;
+/// A command-line usage error.
+pub const USAGE: i32 = 128;
 
 /// The exit status for a launcher error.
 pub fn for_error(kind: Kind) -> i32 {
@@ -39,6 +43,7 @@ pub fn for_error(kind: Kind) -> i32 {
         Kind::Busy => BUSY,
         Kind::Host => HOST,
         Kind::NotFound => NOT_FOUND,
+        Kind::Usage => USAGE,
     }
 }
 

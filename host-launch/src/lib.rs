@@ -34,8 +34,10 @@ pub mod pin;
 pub mod privs;
 pub mod rollout;
 pub mod saver;
+pub mod stamped;
 pub mod state;
 pub mod systemd;
+pub mod tail;
 pub mod trust;
 
 pub use error::{Error, Kind, Result};

@@ -122,9 +122,12 @@ fn network_lines(l: &Loaded) -> Vec<String> {
     }
     for p in &l.manifest.ports {
         line(format!(
-            "port:     {}/{:?}{}",
+            "port:     {}/{}{}",
             p.port,
-            p.protocol,
+            match p.protocol {
+                appliance::manifest::Protocol::Tcp => "tcp",
+                appliance::manifest::Protocol::Udp => "udp",
+            },
             p.description
                 .as_ref()
                 .map(|d| format!(" ({d})"))
@@ -186,6 +189,41 @@ pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process
         .io_context(|| "starting the background launcher".to_string())
 }
 
+/// What `start` and `host-launch SPEC` take for a spec file: an existing path, or a name
+/// ending in `.json` (whose "cannot read" then names the file).
+pub fn is_spec_path(word: &str) -> bool {
+    Path::new(word).exists() || word.ends_with(".json")
+}
+
+/// The spec an appliance this host knows last ran (recorded in its state).
+pub fn last_spec(name: &str) -> Result<std::path::PathBuf> {
+    let e = known(name)?;
+    match e.state {
+        Some(st) => Ok(st.spec.into()),
+        None => Err(Error::not_found(format!(
+            "'{name}' has no recorded spec (no {}); start it from its spec file: \
+             `host-launch start SPEC`",
+            e.dir.state().display()
+        ))),
+    }
+}
+
+/// The contract's default stop timeout, for a state written before it was recorded.
+const UNRECORDED_STOP_TIMEOUT_MS: u64 = 10_000;
+
+/// How long `stop` waits by default: the service's stop timeout, then the launcher's own
+/// margin and halt grace, and the slack systemd's unit also allows.
+pub fn default_stop_wait(st: Option<&State>) -> Duration {
+    let service = st
+        .and_then(|s| s.stop_timeout_ms)
+        .unwrap_or(UNRECORDED_STOP_TIMEOUT_MS);
+    Duration::from_millis(service)
+        + run::STOP_MARGIN
+        + run::HALT_GRACE
+        + Duration::from_secs(crate::systemd::dropin::STOP_SLACK_S)
+}
+
+/// The appliance's state directory, which must exist.
 pub fn known(name: &str) -> Result<state::Entry> {
     appliance::spec::check_name(name).map_err(Error::invalid)?;
     let base = state::base_dir();

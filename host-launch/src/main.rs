@@ -18,13 +18,30 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn main() {
-    let cli = Cli::parse();
+    // A first word that is neither a command nor a spec file is a mistyped command (clap
+    // would take it for the SPEC, or stumble over the words after it).
+    if let Some(word) = std::env::args().nth(1) {
+        if !word.starts_with('-')
+            && !host_launch::cli::is_command(&word)
+            && !host_launch::lifecycle::is_spec_path(&word)
+        {
+            eprintln!("host-launch: {}", host_launch::cli::unknown_command(&word));
+            std::process::exit(exit::USAGE);
+        }
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
     let result = match (cli.command, cli.spec) {
         (Some(cmd), _) => dispatch(cmd),
         (None, Some(spec)) => run_fg(&spec, false, false, None),
         (None, None) => {
             eprintln!("host-launch: give a SPEC to run, or a subcommand; see --help");
-            Ok(2)
+            Ok(exit::USAGE)
         }
     };
     let code = match result {
@@ -62,9 +79,18 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             image,
         } => run_fg(&spec, kernel_log, quiet, image),
         Cmd::Check { spec, contract } => cmd::check::check(&spec, contract),
-        Cmd::Start { spec, wait_ready } => {
-            cmd::start::start(&spec, wait_ready.map(Duration::from_secs))
+        Cmd::Start { target, wait_ready } => {
+            cmd::start::start_target(&target, wait_ready.map(Duration::from_secs))
         }
+        Cmd::Restart {
+            which,
+            time,
+            wait_ready,
+        } => cmd::restart::restart(
+            &cmd::stop::chosen(which.names, which.all)?,
+            time.map(Duration::from_secs),
+            wait_ready.map(Duration::from_secs),
+        ),
         Cmd::Upgrade {
             spec,
             image,
@@ -78,7 +104,7 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
                 stop_timeout: Duration::from_secs(stop_timeout),
             },
         ),
-        Cmd::Outdated { json } => cmd::outdated::outdated(json),
+        Cmd::Outdated { format } => cmd::outdated::outdated(format.is_json()),
         Cmd::Update {
             image,
             from,
@@ -87,7 +113,7 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             timeout,
             stop_timeout,
             plan,
-            json,
+            format,
         } => cmd::update::update(&cmd::update::Options {
             image,
             selection: match from {
@@ -99,17 +125,42 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             settle: Duration::from_secs(settle),
             ready_timeout: Duration::from_secs(timeout),
             stop_timeout: Duration::from_secs(stop_timeout),
-            json,
+            json: format.is_json(),
         }),
-        Cmd::Stop { name, timeout } => cmd::stop::stop(&name, Duration::from_secs(timeout)),
-        Cmd::Status { name, json } => cmd::status::status(name.as_deref(), json),
-        Cmd::List { json } => cmd::list::list(json),
+        Cmd::Stop { which, time } => cmd::stop::stop_all(
+            &cmd::stop::chosen(which.names, which.all)?,
+            time.map(Duration::from_secs),
+        ),
+        Cmd::Status { name, format } => cmd::status::status(name.as_deref(), format.is_json()),
+        Cmd::List { format } => cmd::list::list(format.is_json()),
         Cmd::Forget { name, all_exited } => match name {
             Some(n) if !all_exited => cmd::forget::forget(&n),
             _ => cmd::forget::forget_all_exited(),
         },
-        Cmd::Logs { name, json } => cmd::logs::logs(&name, json),
-        Cmd::Console { name } => cmd::console::console(&name),
+        Cmd::Logs {
+            name,
+            follow,
+            tail,
+            since,
+            timestamps,
+        } => {
+            let since = since
+                .map(|s| host_launch::stamped::since(&s))
+                .transpose()
+                .map_err(host_launch::Error::usage)?;
+            let opts = cmd::logs::Options {
+                follow,
+                tail,
+                since,
+                timestamps,
+            };
+            cmd::logs::logs(&name, opts)
+        }
+        Cmd::Events {
+            name,
+            follow,
+            format,
+        } => cmd::events::events(&name, follow, format.is_json()),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

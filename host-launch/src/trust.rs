@@ -218,6 +218,47 @@ impl Trust {
 }
 
 /// One line for `check` and `status`: the digest and what the policy made of it.
+/// The image's identity and signature state as separate facts, for `--format json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Facts {
+    /// `sha256:HEX` of the image and manifest (see `appliance::signed`), when readable.
+    pub digest: Option<String>,
+    /// `verified`, `unsigned` (allowed by the policy), `not_checked` (no policy),
+    /// `refused` or `unknown` (the image could not be read).
+    pub signature: &'static str,
+    /// The key that verified it, or why it was refused or unknown.
+    pub signature_detail: Option<String>,
+}
+
+/// [`describe`]'s facts, one field each.
+pub fn facts(image: &Path, manifest: &Path) -> Facts {
+    let d = match digest(image, manifest) {
+        Ok(d) => d,
+        Err(e) => {
+            return Facts {
+                digest: None,
+                signature: "unknown",
+                signature_detail: Some(e.to_string()),
+            }
+        }
+    };
+    let verdict = load().and_then(|trust| match trust {
+        Some(t) => t.verify(image, manifest, &d),
+        None => Ok(Verdict::NoPolicy),
+    });
+    let (signature, signature_detail) = match verdict {
+        Ok(Verdict::Signed(k)) => ("verified", Some(k.display().to_string())),
+        Ok(Verdict::Unsigned) => ("unsigned", None),
+        Ok(Verdict::NoPolicy) => ("not_checked", None),
+        Err(e) => ("refused", Some(e.to_string())),
+    };
+    Facts {
+        digest: Some(d.to_string()),
+        signature,
+        signature_detail,
+    }
+}
+
 pub fn describe(image: &Path, manifest: &Path) -> String {
     let d = match digest(image, manifest) {
         Ok(d) => d,

@@ -7,51 +7,9 @@
 
 mod common;
 
-use common::{host_launch, http_get, launch, Appliance, Launch};
+use common::{host_launch, http_get, launch, setup, Appliance, Launch, Setup, GUEST};
 use e2e::host::{assert_fsck_clean, output_text};
-use e2e::NetNs;
 use std::time::Duration;
-
-const GUEST: &str = "192.0.2.10";
-
-/// What a test appliance needs: its directory, namespace, TAP name, spec and data disk.
-struct Setup {
-    dir: e2e::TempDir,
-    ns: NetNs,
-    tap: String,
-    spec: std::path::PathBuf,
-    data: std::path::PathBuf,
-}
-
-/// Builds the busybox httpd image, its manifest, a formatted data disk, a namespace and the
-/// spec of appliance `name` with `memory_mib`.
-fn setup(name: &str, memory_mib: u32) -> Setup {
-    common::require_root_and_busybox();
-    let dir = common::temp_dir(name);
-    let image = common::build_image(dir.path(), "hello from the appliance\n");
-    let data = dir.join("data.img");
-    common::data_disk(&data);
-    let ns = common::netns(false);
-    let tap = common::tap_name("");
-    let spec = Appliance {
-        name: name.to_string(),
-        memory_mib,
-        image,
-        data: data.clone(),
-        tap: tap.clone(),
-        netns: ns.name().to_string(),
-        bridge: false,
-        address: GUEST.to_string(),
-    }
-    .write_spec(dir.path());
-    Setup {
-        dir,
-        ns,
-        tap,
-        spec,
-        data,
-    }
-}
 
 #[test]
 fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
@@ -103,7 +61,7 @@ fn busybox_httpd_appliance_boots_answers_and_stops_cleanly() {
     assert_eq!(st["phase"], "exited");
     assert_eq!(st["exit_code"], 0);
     assert_fsck_clean(&data);
-    let logs = host_launch(&state, &["logs", "web"]).output().unwrap();
+    let logs = host_launch(&state, &["events", "web"]).output().unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("ready: "));
 }
 
@@ -267,18 +225,25 @@ fn a_killed_launcher_leaves_nothing_that_blocks_the_next_launch() {
         chains(&ns).contains("chain from_guest_kill {"),
         "no policy while it ran"
     );
-    // `status` says so and cleans what is left: UML's helper processes, the network policy,
-    // the TAP device, the mconsole socket.
+    // `status` says so and only reads; `stop` cleans what is left: UML's helper processes,
+    // the network policy, the TAP device, the mconsole socket.
     let (_, out) = hl(&["status", "kill"]);
-    assert!(out.contains("its launcher died; cleaned up"), "{out}");
+    assert!(
+        out.contains("its launcher died; `host-launch stop kill` cleans up"),
+        "{out}"
+    );
+    assert!(out.contains("kill: dead (stale state)"), "{out}");
+    assert!(ns.has_link(&tap), "status changed the host: {out}");
+    let (code, out) = hl(&["stop", "kill"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("its launcher had died; cleaned up"), "{out}");
     assert!(
         out.contains("removed its chains from the nftables table host-launch"),
         "{out}"
     );
-    assert!(out.contains("kill: exited"), "{out}");
     assert!(
         !ns.has_link(&tap),
-        "the dead launcher's TAP device is still there after status"
+        "the dead launcher's TAP device is still there after stop"
     );
     let left = chains(&ns);
     assert!(

@@ -73,6 +73,15 @@ fn list_is_in_natural_order_and_forget_removes_only_what_is_not_running() {
     assert_eq!(rows[4]["systemd_unit"], "host-launch@web1.service");
     assert_eq!(rows[0]["status"], "exited");
     assert!(rows[0]["systemd_unit"].is_null());
+    // One schema: the same keys in list and status, times in RFC 3339.
+    assert_eq!(rows[0]["started_at"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(rows[4]["managed_by"], "systemd");
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&hl(&base, &["status", "--format", "json"]))).unwrap();
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&status[0]), keys(&rows[0]));
+    assert_eq!(status.as_array().unwrap().len(), 5);
     let st = stdout(&hl(&base, &["status", "web1"]));
     assert!(
         st.contains("managed:  by systemd: host-launch@web1.service (invocation 0123abcd)"),
@@ -90,6 +99,16 @@ fn list_is_in_natural_order_and_forget_removes_only_what_is_not_running() {
         "{msg}"
     );
     assert_eq!(hl(&base, &["forget", "nope"]).status.code(), Some(126));
+    // systemd's appliance is restarted by systemd, never from under its unit.
+    let r = hl(&base, &["restart", "web1"]);
+    assert_eq!(r.status.code(), Some(121));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("systemctl restart host-launch@web1.service"),
+        "{r:?}"
+    );
+    // A usage error has its own status, outside the service's range.
+    assert_eq!(hl(&base, &["list", "--bogus"]).status.code(), Some(128));
+    assert_eq!(hl(&base, &[]).status.code(), Some(128));
     let all = hl(&base, &["forget", "--all-exited"]);
     assert!(all.status.success());
     assert!(

@@ -3,14 +3,16 @@
 //! another, except `list`, which shows what `status` does, shorter.
 
 pub mod check;
-pub mod console;
+pub mod events;
 pub mod forget;
 pub mod list;
 pub mod logs;
 pub mod outdated;
+pub mod restart;
 pub mod start;
 pub mod status;
 pub mod stop;
 pub mod systemd;
 pub mod update;
 pub mod upgrade;
+pub mod view;

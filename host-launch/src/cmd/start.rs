@@ -1,11 +1,23 @@
-//! `start SPEC`: the appliance in the background, waiting until UML runs (or is ready).
+//! `start SPEC|NAME`: the appliance in the background, waiting until UML runs (or is ready).
+//! A NAME is an appliance this host knows, started from the spec it last ran.
 
 use crate::error::{Error, Result};
 use crate::launch::{load, run};
-use crate::lifecycle::spawn_background;
+use crate::lifecycle::{self, spawn_background};
 use crate::state::{self, Dir, Phase, State};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// `start SPEC|NAME`: `target` is a spec file when [`lifecycle::is_spec_path`] says so,
+/// otherwise the name of an appliance this host knows.
+pub fn start_target(target: &str, wait_ready: Option<Duration>) -> Result<i32> {
+    let spec = if lifecycle::is_spec_path(target) {
+        target.into()
+    } else {
+        lifecycle::last_spec(target)?
+    };
+    start(&spec, wait_ready)
+}
 
 /// Starts the appliance in the background: re-runs this program as `run SPEC` in a new
 /// session with its output in the state directory's `launcher.log`, and waits until UML runs

@@ -1,14 +1,20 @@
-//! `status [NAME]` (with `--json`): the details of one appliance, or of all.
+//! `status [NAME]` (alias `inspect`; `--format json`): the details of one appliance, or of
+//! all; only reads.
 
 use crate::error::Result;
 use crate::events;
-use crate::lifecycle::{clean_if_stale, known};
+use crate::lifecycle::known;
 use crate::state::{self, Phase};
 use std::io::Write;
 
 pub(crate) fn uptime(ms: u64) -> String {
     let s = state::now_ms().saturating_sub(ms) / 1000;
     format!("{}h{:02}m{:02}s", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// The launcher died without recording an end (its lock is free, its phase is not exited).
+fn is_stale(e: &state::Entry) -> bool {
+    !e.running && e.state.as_ref().is_some_and(|s| s.phase != Phase::Exited)
 }
 
 pub(crate) fn status_word(e: &state::Entry) -> &'static str {
@@ -28,76 +34,31 @@ pub(crate) fn managed_by(e: &state::Entry) -> String {
     }
 }
 
-/// `status [NAME]`: details of one appliance, or of all.
-///
-/// An appliance whose launcher died (SIGKILL, a crash) is cleaned up on the way, as `stop` and
-/// the next launch would: leftover UML processes of its umid, its TAP device, UML's runtime
-/// directory (mconsole socket); the VM itself died with its launcher (PR_SET_PDEATHSIG).
+/// `status [NAME]`: details of one appliance, or of all. It only reads: an appliance whose
+/// launcher died (SIGKILL, a crash) is shown as such, and what it left (UML's helpers, its
+/// TAP device, its network policy) is cleaned by `stop`, `forget` or the next start, which
+/// write its state.
 pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
     let entries = match name {
         Some(n) => vec![known(n)?],
         None => state::list(&state::base_dir()),
     };
-    let (entries, cleaned) = cleaned_up(entries);
-    if !json {
-        for (n, notes) in &cleaned {
-            println!("'{n}': its launcher died; cleaned up");
-            for note in notes {
-                println!("  {note}");
-            }
-        }
-    }
-    let mut digests = Digests::default();
     if json {
-        println!("{}", as_json(&entries, &mut digests));
+        println!("{}", crate::cmd::view::appliances(&entries));
         return Ok(0);
     }
+    for e in entries.iter().filter(|e| is_stale(e)) {
+        println!(
+            "'{0}': its launcher died; `host-launch stop {0}` cleans up what it left",
+            e.name
+        );
+    }
+    let mut digests = Digests::default();
     let mut out = std::io::stdout().lock();
     for e in &entries {
         print_entry(&mut out, e, name.is_some(), &mut digests);
     }
     Ok(0)
-}
-
-/// The entries with those of dead launchers cleaned up (and read again), and what was
-/// cleaned, by name.
-fn cleaned_up(entries: Vec<state::Entry>) -> (Vec<state::Entry>, Vec<(String, Vec<String>)>) {
-    let mut cleaned = Vec::new();
-    for e in &entries {
-        if let Some(notes) = clean_if_stale(e) {
-            cleaned.push((e.name.clone(), notes));
-        }
-    }
-    if cleaned.is_empty() {
-        return (entries, cleaned);
-    }
-    let base = state::base_dir();
-    let entries = entries
-        .iter()
-        .map(|e| state::entry(&base, &e.name))
-        .collect();
-    (entries, cleaned)
-}
-
-/// `status --json`: each entry with its state, digest and installed policy.
-fn as_json(entries: &[state::Entry], digests: &mut Digests) -> String {
-    let v: Vec<serde_json::Value> = entries
-            .iter()
-            .map(|e| {
-                let digest = e
-                    .state
-                    .as_ref()
-                    .and_then(|st| st.image.as_ref())
-                    .map(|i| digests.of(i));
-                let policy = e
-                    .state
-                    .as_ref()
-                    .and_then(|st| st.policy.as_ref())
-                    .and_then(|p| crate::launch::nft::summary(&p.table, &e.name, p.netns.as_deref()));
-                serde_json::json!({"name": e.name, "running": e.running, "status": status_word(e), "managed_by": managed_by(e), "digest": digest, "policy": policy, "state": e.state})
-            })
-            .collect();
-    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 /// One entry as `status` prints it (with its last events when one was asked for).
@@ -110,7 +71,7 @@ fn print_entry(out: &mut impl Write, e: &state::Entry, one: bool, digests: &mut 
 
 /// Who runs the appliance, as what, from which image and kernel.
 fn print_identity(out: &mut impl Write, st: &state::State, digests: &mut Digests) {
-    let _ = writeln!(out, "  phase:    {:?}", st.phase);
+    let _ = writeln!(out, "  phase:    {}", st.phase.as_str());
     match &st.systemd {
         Some(s) => {
             let _ = writeln!(

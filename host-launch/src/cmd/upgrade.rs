@@ -164,7 +164,7 @@ fn boot(l: &Loaded, image: &Path, o: &Options) -> Result<Boot> {
             let why = format!(
                 "not ready within {} s (phase {})",
                 o.ready_timeout.as_secs(),
-                st.map(|s| format!("{:?}", s.phase).to_lowercase())
+                st.map(|s| s.phase.as_str().to_string())
                     .unwrap_or_else(|| "unknown".into())
             );
             let _ = crate::lifecycle::stop(name, o.stop_timeout);

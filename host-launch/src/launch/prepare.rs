@@ -350,8 +350,10 @@ fn take_lock(dir: &Dir, name: &str) -> Result<state::Lock> {
     let detail = State::load(dir)
         .map(|s| {
             format!(
-                " (launcher pid {}, phase {:?}, umid {})",
-                s.launcher_pid, s.phase, s.umid
+                " (launcher pid {}, phase {}, umid {})",
+                s.launcher_pid,
+                s.phase.as_str(),
+                s.umid
             )
         })
         .unwrap_or_default();
@@ -371,7 +373,13 @@ fn clear_previous_run(dir: &Dir, name: &str, old: Option<&State>) {
             );
         }
     }
-    for f in [dir.events(), dir.console(), dir.state(), dir.config_image()] {
+    for f in [
+        dir.events(),
+        dir.console(),
+        dir.console_stamped(),
+        dir.state(),
+        dir.config_image(),
+    ] {
         let _ = std::fs::remove_file(&f);
         let _ = std::fs::remove_file(channel::rotated(&f));
     }
@@ -384,7 +392,11 @@ fn clear_previous_run(dir: &Dir, name: &str, old: Option<&State>) {
 fn starting_state(l: &Loaded, umid: &str) -> State {
     State {
         name: l.spec.name.clone(),
-        spec: l.spec_path.display().to_string(),
+        // Absolute: `start NAME` and `restart` find it again from anywhere.
+        spec: std::path::absolute(&l.spec_path)
+            .unwrap_or_else(|_| l.spec_path.clone())
+            .display()
+            .to_string(),
         phase: Phase::Starting,
         launcher_pid: std::process::id(),
         uml_pid: None,
@@ -408,6 +420,7 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
         class: l.manifest.class.as_ref().map(ToString::to_string),
         dropped: Default::default(),
         systemd: state::Systemd::detect(),
+        stop_timeout_ms: Some(l.merged.contract.service.stop_timeout_ms),
     }
 }
 

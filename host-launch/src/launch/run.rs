@@ -260,12 +260,23 @@ fn boot_once(
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let (mut vm, console) =
         vmm::launch::launch(&p.machine, &p.jail).map_err(|e| Error::host(e.to_string()))?;
-    let tee = crate::output::console_echo(
+    let stamped = CappedLog::open(
+        &p.dir.console_stamped(),
+        bounds.console_bytes,
+        Arc::new(Dropped::default()),
+    )
+    .io_context(|| format!("opening {}", p.dir.console_stamped().display()))?;
+    let mut stamp = crate::stamped::writer(stamped, bounds.status_line);
+    let mut echo = crate::output::console_echo(
         run.echo_console,
         &p.state.name,
         bounds.status_line,
         &run.dropped,
     );
+    let tee = move |bytes: &[u8]| {
+        echo(bytes);
+        stamp(bytes);
+    };
     let console = channel::pump_console(console, log, tee);
     booting(p, opts, run, vm.process.pid())?;
     let stop_after = Duration::from_millis(l.merged.contract.service.stop_timeout_ms) + STOP_MARGIN;

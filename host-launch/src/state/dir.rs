@@ -39,6 +39,10 @@ impl Dir {
     pub fn console(&self) -> PathBuf {
         self.path.join("console.log")
     }
+    /// The console's timestamped copy (see `crate::stamped`).
+    pub fn console_stamped(&self) -> PathBuf {
+        self.path.join("console.stamped.log")
+    }
     pub fn config_image(&self) -> PathBuf {
         self.path.join("config.img")
     }

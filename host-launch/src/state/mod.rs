@@ -7,6 +7,7 @@
 //! | `state.json`    | [`State`]: phase, pids, uptime, readiness, last events        |
 //! | `events.jsonl`  | every status event of the current run, one JSON per line      |
 //! | `console.log`   | the guest console (kernel and guest-init) and UML's own output|
+//! | `console.stamped.log` | its whole lines, each after its host time (`crate::stamped`) |
 //! | `console.bootN.log` | the console of a boot repeated after the kernel ran out of memory |
 //! | `config.img`    | the config block device carrying the contract (the VM's uid, 0400) |
 //! | `jail/`         | where the VM's jail root is mounted, in the VM's own mount namespace only |
@@ -78,6 +79,7 @@ mod tests {
             class: None,
             dropped: Default::default(),
             systemd: None,
+            stop_timeout_ms: None,
         };
         for i in 0..20 {
             s.push_event(serde_json::json!({"n": i}));

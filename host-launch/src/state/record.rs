@@ -26,6 +26,19 @@ pub enum Phase {
     Exited,
 }
 
+impl Phase {
+    /// The phase in words, as `state.json` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Booting => "booting",
+            Phase::Ready => "ready",
+            Phase::Stopping => "stopping",
+            Phase::Exited => "exited",
+        }
+    }
+}
+
 /// A TAP device the launcher uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TapRecord {
@@ -94,6 +107,9 @@ pub struct State {
     /// The systemd unit running this launcher, when it was started by systemd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<Systemd>,
+    /// The service's stop timeout (the merged contract's), for `stop`'s default wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_ms: Option<u64>,
 }
 
 /// What the bounds on a guest's output dropped.

@@ -151,3 +151,45 @@ pub fn temp_dir(label: &str) -> TempDir {
 pub fn tap_name(tag: &str) -> String {
     format!("hl{}{tag}", std::process::id() % 100_000)
 }
+
+/// The guest's address in the tests' network.
+pub const GUEST: &str = "192.0.2.10";
+
+/// What a test appliance needs: its directory, namespace, TAP name, spec and data disk.
+pub struct Setup {
+    pub dir: e2e::TempDir,
+    pub ns: NetNs,
+    pub tap: String,
+    pub spec: PathBuf,
+    pub data: PathBuf,
+}
+
+/// Builds the busybox httpd image, its manifest, a formatted data disk, a namespace and the
+/// spec of appliance `name` with `memory_mib`.
+pub fn setup(name: &str, memory_mib: u32) -> Setup {
+    require_root_and_busybox();
+    let dir = temp_dir(name);
+    let image = build_image(dir.path(), "hello from the appliance\n");
+    let data = dir.join("data.img");
+    data_disk(&data);
+    let ns = netns(false);
+    let tap = tap_name("");
+    let spec = Appliance {
+        name: name.to_string(),
+        memory_mib,
+        image,
+        data: data.clone(),
+        tap: tap.clone(),
+        netns: ns.name().to_string(),
+        bridge: false,
+        address: GUEST.to_string(),
+    }
+    .write_spec(dir.path());
+    Setup {
+        dir,
+        ns,
+        tap,
+        spec,
+        data,
+    }
+}
