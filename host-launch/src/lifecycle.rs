@@ -187,7 +187,7 @@ pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process
 }
 
 pub fn known(name: &str) -> Result<state::Entry> {
-    appliance::spec::check_name(name).map_err(Error::invalid)?;
+    appliance::spec::check_name(name).map_err(|e| Error::invalid(e.to_string()))?;
     let base = state::base_dir();
     let e = state::entry(&base, name);
     if !e.dir.path.is_dir() {

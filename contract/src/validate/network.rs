@@ -98,7 +98,12 @@ pub(super) fn check_network(ck: &mut Checker, net: &Network) {
     }
 }
 
-fn check_ifname(name: &str) -> Result<(), String> {
+/// A name the kernel would refuse for an interface.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not an interface name (1 to 15 characters, no '/', ':' or spaces, e.g. 'vec0')")]
+struct IfnameError(String);
+
+fn check_ifname(name: &str) -> Result<(), IfnameError> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name != "."
@@ -109,7 +114,7 @@ fn check_ifname(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{name}' is not an interface name (1 to 15 characters, no '/', ':' or spaces, e.g. 'vec0')"))
+        Err(IfnameError(name.into()))
     }
 }
 
