@@ -343,8 +343,21 @@ fn drop_rule(matches: &str, why: &str) -> String {
     format!("{matches} counter drop comment \"{why}\"")
 }
 
+/// What the guest sends: one chain per protocol, each dropping what is not its own.
 fn from_guest(s: &mut String, p: &Policy, ok: &str) {
     let mac = mac_text(p.mac);
+    dispatch_from_guest(s, p, &mac);
+    arp_from_guest(s, p, &mac, ok);
+    if !p.ipv4.is_empty() {
+        ip_from_guest(s, p, ok);
+    }
+    if !p.ipv6.is_empty() {
+        ip6_from_guest(s, p, ok);
+    }
+}
+
+/// The ingress hook: its own source MAC only, then a jump by protocol.
+fn dispatch_from_guest(s: &mut String, p: &Policy, mac: &str) {
     let mut base = vec![
         format!(
             "type filter hook ingress device \"{}\" priority filter; policy drop;",
@@ -373,7 +386,9 @@ fn from_guest(s: &mut String, p: &Policy, ok: &str) {
         "another protocol, or a family it has no address in",
     ));
     chain(s, p, "from_guest", &base);
+}
 
+fn arp_from_guest(s: &mut String, p: &Policy, mac: &str, ok: &str) {
     let mut arp = vec![
         drop_rule("arp hlen != 6", "ARP not over Ethernet"),
         drop_rule("arp plen != 4", "ARP not for IPv4"),
@@ -392,54 +407,55 @@ fn from_guest(s: &mut String, p: &Policy, ok: &str) {
     }
     arp.push(drop_rule("", "ARP for an address not its own"));
     chain(s, p, "arp_from_guest", &arp);
+}
 
-    if !p.ipv4.is_empty() {
-        let mut ip = vec![
-            drop_rule(&none_of("ip saddr", &p.ipv4), "IPv4 source not its own"),
-            drop_rule("udp sport 67", "DHCP server"),
-            drop_rule("icmp type redirect", "ICMP redirect"),
-            drop_rule(
-                "icmp type router-advertisement",
-                "ICMP router advertisement",
-            ),
-        ];
-        ip.extend(each("icmp type", &ICMP_ALWAYS, ok));
-        ip.extend(outbound_rules(p, false, ok));
-        chain(s, p, "ip_from_guest", &ip);
-    }
-    if !p.ipv6.is_empty() {
-        let mut ip6 = vec![
+fn ip_from_guest(s: &mut String, p: &Policy, ok: &str) {
+    let mut ip = vec![
+        drop_rule(&none_of("ip saddr", &p.ipv4), "IPv4 source not its own"),
+        drop_rule("udp sport 67", "DHCP server"),
+        drop_rule("icmp type redirect", "ICMP redirect"),
+        drop_rule(
+            "icmp type router-advertisement",
+            "ICMP router advertisement",
+        ),
+    ];
+    ip.extend(each("icmp type", &ICMP_ALWAYS, ok));
+    ip.extend(outbound_rules(p, false, ok));
+    chain(s, p, "ip_from_guest", &ip);
+}
+
+fn ip6_from_guest(s: &mut String, p: &Policy, ok: &str) {
+    let mut ip6 = vec![
             format!("ip6 saddr :: icmpv6 type nd-neighbor-solicit {ok} comment \"duplicate address detection\""),
             drop_rule(&none_of("ip6 saddr", &p.ipv6), "IPv6 source not its own"),
             drop_rule("icmpv6 type nd-router-advert", "router advertisement"),
             drop_rule("icmpv6 type nd-redirect", "redirect"),
         ];
-        // nft 1.0.6 has no `icmpv6 taddr`: the target is the 16 bytes after the 8 of the header.
-        for a in &p.ipv6 {
-            ip6.push(format!(
-                "icmpv6 type nd-neighbor-advert @th,64,128 0x{:032x} {ok} comment \"{a}\"",
-                u128::from(*a)
-            ));
-        }
-        ip6.push(drop_rule(
-            "icmpv6 type nd-neighbor-advert",
-            "neighbour advertisement not for its own address",
+    // nft 1.0.6 has no `icmpv6 taddr`: the target is the 16 bytes after the 8 of the header.
+    for a in &p.ipv6 {
+        ip6.push(format!(
+            "icmpv6 type nd-neighbor-advert @th,64,128 0x{:032x} {ok} comment \"{a}\"",
+            u128::from(*a)
         ));
-        ip6.extend(each(
-            "icmpv6 type",
-            &[
-                "nd-neighbor-solicit",
-                "nd-router-solicit",
-                "mld-listener-report",
-                "mld2-listener-report",
-            ],
-            ok,
-        ));
-        ip6.push(drop_rule("udp sport 547", "DHCPv6 server"));
-        ip6.extend(each("icmpv6 type", &ICMPV6_ALWAYS, ok));
-        ip6.extend(outbound_rules(p, true, ok));
-        chain(s, p, "ip6_from_guest", &ip6);
     }
+    ip6.push(drop_rule(
+        "icmpv6 type nd-neighbor-advert",
+        "neighbour advertisement not for its own address",
+    ));
+    ip6.extend(each(
+        "icmpv6 type",
+        &[
+            "nd-neighbor-solicit",
+            "nd-router-solicit",
+            "mld-listener-report",
+            "mld2-listener-report",
+        ],
+        ok,
+    ));
+    ip6.push(drop_rule("udp sport 547", "DHCPv6 server"));
+    ip6.extend(each("icmpv6 type", &ICMPV6_ALWAYS, ok));
+    ip6.extend(outbound_rules(p, true, ok));
+    chain(s, p, "ip6_from_guest", &ip6);
 }
 
 /// The declared-ports part of what the guest sends, for one family.

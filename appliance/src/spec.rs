@@ -264,8 +264,16 @@ pub fn parse(text: &[u8]) -> Result<Spec, Vec<String>> {
     Ok(spec)
 }
 
+/// A name that is not an appliance name ([`check_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not an appliance name; use 1 to 32 lowercase letters, digits and '-', not \
+     starting with '-' (e.g. 'dns1')"
+)]
+pub struct NameError(String);
+
 /// A valid appliance name: 1 to 32 of `[a-z0-9-]`, not starting with '-'.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && !name.starts_with('-')
@@ -275,15 +283,23 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "'{name}' is not an appliance name; use 1 to 32 lowercase letters, digits and '-', \
-             not starting with '-' (e.g. 'dns1')"
-        ))
+        Err(NameError(name.into()))
     }
 }
 
+/// A name the `ip` tool or the kernel refuses for a host interface.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "'{name}' is not a usable {what} name; use 1 to 15 letters, digits, '-', '_' or '.' \
+     (e.g. 'tap-dns1')"
+)]
+struct IfnameError {
+    what: &'static str,
+    name: String,
+}
+
 /// A host interface or namespace name the `ip` tool and the kernel accept.
-fn check_host_ifname(what: &str, name: &str) -> Result<(), String> {
+fn check_host_ifname(what: &'static str, name: &str) -> Result<(), IfnameError> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name
@@ -293,14 +309,22 @@ fn check_host_ifname(what: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "'{name}' is not a usable {what} name; use 1 to 15 letters, digits, '-', '_' or '.' \
-             (e.g. 'tap-dns1')"
-        ))
+        Err(IfnameError {
+            what,
+            name: name.into(),
+        })
     }
 }
 
-fn check_netns(name: &str) -> Result<(), String> {
+/// A name `ip netns add` refuses.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "'{0}' is not a network namespace name; use letters, digits, '-', '_' and '.' (as `ip netns \
+     add` does)"
+)]
+struct NetnsError(String);
+
+fn check_netns(name: &str) -> Result<(), NetnsError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -310,10 +334,7 @@ fn check_netns(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "'{name}' is not a network namespace name; use letters, digits, '-', '_' and '.' \
-             (as `ip netns add` does)"
-        ))
+        Err(NetnsError(name.into()))
     }
 }
 
@@ -344,16 +365,13 @@ pub struct HostLimits {
 }
 
 /// The disks' files (UML can carry them, each attached once) and sizes.
-fn check_disks(disks: &[DiskSpec], push: &mut impl FnMut(&str, Result<(), String>)) {
+fn check_disks(disks: &[DiskSpec], ck: &mut Checker) {
     let mut files = BTreeSet::new();
     for (i, d) in disks.iter().enumerate() {
         let at = format!("disks[{i}]");
-        push(
-            &format!("{at}.file"),
-            contract::uml::check_path(&d.file).map_err(|e| e.to_string()),
-        );
+        ck.check(&format!("{at}.file"), contract::uml::check_path(&d.file));
         if !files.insert(d.file.as_str()) {
-            push(
+            ck.check(
                 &format!("{at}.file"),
                 Err(format!(
                     "'{}' is attached twice; each disk needs its own file",
@@ -362,14 +380,14 @@ fn check_disks(disks: &[DiskSpec], push: &mut impl FnMut(&str, Result<(), String
             );
         }
         if d.size_mib == Some(0) {
-            push(
+            ck.check(
                 &format!("{at}.size_mib"),
-                Err("must be at least 1 (MiB)".into()),
+                Err("must be at least 1 (MiB)".to_string()),
             );
         }
         if let Some(n) = d.size_mib {
             if n > 16 * 1024 * 1024 {
-                push(
+                ck.check(
                     &format!("{at}.size_mib"),
                     Err(format!("{n} MiB is more than 16 TiB; check the unit (MiB)")),
                 );
@@ -379,59 +397,53 @@ fn check_disks(disks: &[DiskSpec], push: &mut impl FnMut(&str, Result<(), String
 }
 
 /// The host side of the network: names, addresses, egress.
-fn check_network(n: &NetworkSpec, push: &mut impl FnMut(&str, Result<(), String>)) {
-    push("network.tap", check_host_ifname("TAP device", &n.tap));
+fn check_network(n: &NetworkSpec, ck: &mut Checker) {
+    ck.check("network.tap", check_host_ifname("TAP device", &n.tap));
     if let Some(ns) = &n.netns {
-        push("network.netns", check_netns(ns));
+        ck.check("network.netns", check_netns(ns));
     }
     if let Some(b) = &n.bridge {
-        push("network.bridge", check_host_ifname("bridge", b));
+        ck.check("network.bridge", check_host_ifname("bridge", b));
         if n.host_address.is_some() {
-            push(
+            ck.check(
                 "network.bridge",
                 Err(
                     "give either host_address or bridge, not both: a TAP device that \
                      joins a bridge has no address of its own"
-                        .into(),
+                        .to_string(),
                 ),
             );
         }
     }
     if let Some(a) = &n.host_address {
-        push(
-            "network.host_address",
-            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
-        );
+        ck.check("network.host_address", parse_cidr(a).map(|_| ()));
     }
     if let Some(m) = &n.mac {
-        push(
-            "network.mac",
-            parse_mac(m).map(|_| ()).map_err(|e| e.to_string()),
-        );
+        ck.check("network.mac", parse_mac(m).map(|_| ()));
     }
     for (i, a) in n.addresses.iter().enumerate() {
-        push(
+        ck.check(
             &format!("network.addresses[{i}]"),
-            parse_cidr(a).map(|_| ()).map_err(|e| e.to_string()),
+            parse_cidr(a).map(|_| ()),
         );
     }
     for (i, e) in n.egress.iter().enumerate() {
-        push(
+        ck.check(
             &format!("network.egress[{i}].to"),
             parse_egress_to(&e.to).map(|_| ()).map_err(|m| {
                 format!("{m}; give an address or a CIDR block (e.g. \"198.51.100.0/24\")")
             }),
         );
         if e.port == 0 {
-            push(
+            ck.check(
                 &format!("network.egress[{i}].port"),
-                Err("0 is not a port; give 1 to 65535".into()),
+                Err("0 is not a port; give 1 to 65535".to_string()),
             );
         }
     }
 }
 
-fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>)) {
+fn check_limits(l: &HostLimits, ck: &mut Checker) {
     let mut range = |field: &str, v: Option<u64>, lo: u64, hi: u64| {
         if let Some(v) = v {
             let r = if (lo..=hi).contains(&v) {
@@ -439,7 +451,7 @@ fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>))
             } else {
                 Err(format!("{v} is out of range; give {lo} to {hi}"))
             };
-            push(&format!("limits.{field}"), r);
+            ck.check(&format!("limits.{field}"), r);
         }
     };
     range("console_log_bytes", l.console_log_bytes, 4096, 1 << 30);
@@ -455,24 +467,24 @@ fn check_limits(l: &HostLimits, push: &mut impl FnMut(&str, Result<(), String>))
 }
 
 /// `needs` and `cpu_weight`, what the systemd generator reads.
-fn check_systemd_fields(s: &Spec, push: &mut impl FnMut(&str, Result<(), String>)) {
+fn check_systemd_fields(s: &Spec, ck: &mut Checker) {
     let mut seen = BTreeSet::new();
     for (i, n) in s.needs.iter().enumerate() {
         let at = format!("needs[{i}]");
-        push(&at, check_name(n));
+        ck.check(&at, check_name(n));
         if n == &s.name {
-            push(
+            ck.check(
                 &at,
                 Err(format!(
                     "'{n}' is this appliance itself; an appliance cannot need itself"
                 )),
             );
         } else if !seen.insert(n.as_str()) {
-            push(&at, Err(format!("'{n}' is listed twice")));
+            ck.check(&at, Err(format!("'{n}' is listed twice")));
         }
     }
     if let Some(w) = s.cpu_weight {
-        push(
+        ck.check(
             "cpu_weight",
             if (1..=10000).contains(&w) {
                 Ok(())
@@ -485,34 +497,46 @@ fn check_systemd_fields(s: &Spec, push: &mut impl FnMut(&str, Result<(), String>
     }
 }
 
+/// Collects a spec's problems, each with the path of its field.
+#[derive(Debug, Default)]
+struct Checker(Vec<Problem>);
+
+impl Checker {
+    fn check<E: std::fmt::Display>(&mut self, path: &str, r: Result<(), E>) {
+        if let Err(e) = r {
+            self.0.push(Problem {
+                path: path.to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
+
+    fn finish(self) -> Result<(), Problems> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(self.0))
+        }
+    }
+}
+
 /// Every host-side problem of a spec at once. The guest-side settings (addresses, routes,
 /// env, ...) are checked again by [`contract::validate`] after the merge.
 pub fn check(s: &Spec) -> Result<(), Problems> {
-    let mut p = Vec::new();
-    let mut push = |path: &str, r: Result<(), String>| {
-        if let Err(message) = r {
-            p.push(Problem {
-                path: path.to_string(),
-                message,
-            });
-        }
-    };
-    push("name", check_name(&s.name));
-    push(
-        "image",
-        crate::image_ref::check(&s.image).map_err(|e| e.to_string()),
-    );
+    let mut ck = Checker::default();
+    ck.check("name", check_name(&s.name));
+    ck.check("image", crate::image_ref::check(&s.image));
     if let Some(m) = &s.manifest {
-        push(
+        ck.check(
             "manifest",
             if m.is_empty() {
-                Err("is empty; leave it out to use '<image>.manifest.json'".into())
+                Err("is empty; leave it out to use '<image>.manifest.json'".to_string())
             } else {
                 Ok(())
             },
         );
     }
-    push(
+    ck.check(
         "memory_mib",
         if (MIN_MEMORY_MIB..=65536).contains(&s.memory_mib) {
             Ok(())
@@ -525,35 +549,31 @@ pub fn check(s: &Spec) -> Result<(), Problems> {
             ))
         },
     );
-    check_disks(&s.disks, &mut push);
+    check_disks(&s.disks, &mut ck);
     if let Some(n) = &s.network {
-        check_network(n, &mut push);
+        check_network(n, &mut ck);
     }
     if let Some(h) = &s.hostname {
-        push("hostname", contract::validate::check_hostname(h));
+        ck.check("hostname", contract::validate::check_hostname(h));
     }
     if s.run_as.is_some() {
-        push("run_as", Err(RUN_AS_GONE.to_string()));
+        ck.check("run_as", Err(RUN_AS_GONE.to_string()));
     }
     if let Some(l) = &s.limits {
-        check_limits(l, &mut push);
+        check_limits(l, &mut ck);
     }
-    check_systemd_fields(s, &mut push);
+    check_systemd_fields(s, &mut ck);
     if let Some(k) = &s.kernel {
-        push(
+        ck.check(
             "kernel",
             if k.is_empty() {
-                Err("is empty; leave it out to use /usr/bin/linux.uml".into())
+                Err("is empty; leave it out to use /usr/bin/linux.uml".to_string())
             } else {
                 Ok(())
             },
         );
     }
-    if p.is_empty() {
-        Ok(())
-    } else {
-        Err(Problems(p))
-    }
+    ck.finish()
 }
 
 #[cfg(test)]

@@ -155,66 +155,8 @@ pub fn check(c: &Contract, memory_mib: u32) -> Result<(), Problems> {
     }
     let claim = claim(c, memory_mib);
     if claim.total() > limit {
-        // Name the part that makes the difference: the largest.
-        let (path, what, bytes) = [
-            (
-                "files",
-                match c.files.len() {
-                    1 => "1 file takes".to_string(),
-                    n => format!("{n} files take"),
-                },
-                claim.files,
-            ),
-            (
-                "mounts.tmpfs",
-                "the tmpfs mounts take".to_string(),
-                claim.tmpfs,
-            ),
-            (
-                "(contract)",
-                "the contract itself takes".to_string(),
-                claim.contract,
-            ),
-        ]
-        .into_iter()
-        .max_by_key(|(_, _, b)| *b)
-        .unwrap_or_default();
-        let path = match path {
-            "mounts.tmpfs" => c
-                .mounts
-                .tmpfs
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, t)| t.size_mib.unwrap_or_else(|| default_tmpfs_mib(memory_mib)))
-                .map(|(i, t)| {
-                    if t.size_mib.is_some() {
-                        format!("mounts.tmpfs[{i}].size_mib")
-                    } else {
-                        format!("mounts.tmpfs[{i}]")
-                    }
-                })
-                .unwrap_or_else(|| path.to_string()),
-            // The contract's bulk besides files is most often `extra`: name it when it is.
-            "(contract)" => {
-                let extra = c.extra.as_ref().map_or(0, |e| e.to_string().len() as u64);
-                if extra.saturating_mul(CONTRACT_COPIES) * 2 > claim.contract {
-                    "extra".to_string()
-                } else {
-                    path.to_string()
-                }
-            }
-            // One file too big on its own is named; many small ones are `files`.
-            "files" => c
-                .files
-                .iter()
-                .enumerate()
-                .find(|(_, f)| file_bytes(f) > limit)
-                .map_or_else(
-                    || "files".to_string(),
-                    |(i, _)| format!("files[{i}].content"),
-                ),
-            p => p.to_string(),
-        };
+        let (part, what, bytes) = largest_part(c, &claim);
+        let path = blamed_path(c, memory_mib, limit, &claim, part);
         problems.push(Problem {
             path,
             message: format!(
@@ -232,6 +174,73 @@ pub fn check(c: &Contract, memory_mib: u32) -> Result<(), Problems> {
         Ok(())
     } else {
         Err(Problems(problems))
+    }
+}
+
+/// The part of the claim that makes the difference: the largest, with its words.
+fn largest_part(c: &Contract, claim: &Claim) -> (&'static str, String, u64) {
+    [
+        (
+            "files",
+            match c.files.len() {
+                1 => "1 file takes".to_string(),
+                n => format!("{n} files take"),
+            },
+            claim.files,
+        ),
+        (
+            "mounts.tmpfs",
+            "the tmpfs mounts take".to_string(),
+            claim.tmpfs,
+        ),
+        (
+            "(contract)",
+            "the contract itself takes".to_string(),
+            claim.contract,
+        ),
+    ]
+    .into_iter()
+    .max_by_key(|(_, _, b)| *b)
+    .unwrap_or_default()
+}
+
+/// The field to blame for `part`, as precise as the contract allows.
+fn blamed_path(c: &Contract, memory_mib: u32, limit: u64, claim: &Claim, part: &str) -> String {
+    match part {
+        "mounts.tmpfs" => c
+            .mounts
+            .tmpfs
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, t)| t.size_mib.unwrap_or_else(|| default_tmpfs_mib(memory_mib)))
+            .map(|(i, t)| {
+                if t.size_mib.is_some() {
+                    format!("mounts.tmpfs[{i}].size_mib")
+                } else {
+                    format!("mounts.tmpfs[{i}]")
+                }
+            })
+            .unwrap_or_else(|| part.to_string()),
+        // The contract's bulk besides files is most often `extra`: name it when it is.
+        "(contract)" => {
+            let extra = c.extra.as_ref().map_or(0, |e| e.to_string().len() as u64);
+            if extra.saturating_mul(CONTRACT_COPIES) * 2 > claim.contract {
+                "extra".to_string()
+            } else {
+                part.to_string()
+            }
+        }
+        // One file too big on its own is named; many small ones are `files`.
+        "files" => c
+            .files
+            .iter()
+            .enumerate()
+            .find(|(_, f)| file_bytes(f) > limit)
+            .map_or_else(
+                || "files".to_string(),
+                |(i, _)| format!("files[{i}].content"),
+            ),
+        p => p.to_string(),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn check_image(file: &load::SpecFile, image: Option<&Path>) -> Result<CheckR
     let disk_files = run::preflight(&l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
     let machine = vm::machine(&l, &dir, format!("{}-XXXXXX", l.spec.name), false);
-    let args = vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    let args = vmm::cmdline::command_line(&machine).map_err(|e| Error::invalid(e.to_string()))?;
     let recorded = State::load(&dir).and_then(|s| s.uid);
     let uid = vm::assign_uid(&state::base_dir(), &l.spec.name, recorded)
         .map(|u| u.to_string())
@@ -225,7 +225,7 @@ pub fn default_stop_wait(st: Option<&State>) -> Duration {
 
 /// The appliance's state directory, which must exist.
 pub fn known(name: &str) -> Result<state::Entry> {
-    appliance::spec::check_name(name).map_err(Error::invalid)?;
+    appliance::spec::check_name(name).map_err(|e| Error::invalid(e.to_string()))?;
     let base = state::base_dir();
     let e = state::entry(&base, name);
     if !e.dir.path.is_dir() {

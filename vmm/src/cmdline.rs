@@ -61,15 +61,34 @@ pub struct Machine {
     pub extra: Vec<String>,
 }
 
+/// Why a machine has no UML command line.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdlineError {
+    #[error("{0} is not UTF-8, which UML cannot take")]
+    NotUtf8(PathBuf),
+    #[error("path {0}")]
+    Path(#[from] uml::PathError),
+    #[error("path {0:?} is not absolute")]
+    NotAbsolute(String),
+    #[error("ubd{0} is not a data disk's number: UML attaches ubd0 (the root) to ubd{last}", last = MAX_UBD - 1)]
+    DataUbd(usize),
+    #[error(
+        "the UML command line would be {0} bytes; UML aborts above {max}: use shorter paths, \
+         or the config device for a large contract",
+        max = uml::COMMAND_LINE_SIZE
+    )]
+    TooLong(usize),
+}
+
 /// A path as UML takes it as a ubd file: absolute (inside the jail every file keeps its host
 /// path), UTF-8, and what [`uml::check_path`] allows.
-pub fn ubd_path(path: &Path) -> Result<String, String> {
+pub fn ubd_path(path: &Path) -> Result<String, CmdlineError> {
     let s = path
         .to_str()
-        .ok_or_else(|| format!("{} is not UTF-8, which UML cannot take", path.display()))?;
-    uml::check_path(s).map_err(|e| format!("path {e}"))?;
+        .ok_or_else(|| CmdlineError::NotUtf8(path.to_path_buf()))?;
+    uml::check_path(s)?;
     if !path.is_absolute() {
-        return Err(format!("path {s:?} is not absolute"));
+        return Err(CmdlineError::NotAbsolute(s.into()));
     }
     Ok(s.to_string())
 }
@@ -105,18 +124,14 @@ impl Machine {
 }
 
 /// The kernel arguments, checked against UML's command line limit.
-pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
+pub fn command_line(m: &Machine) -> Result<Vec<String>, CmdlineError> {
     let normal = m.normalized();
     let m = &normal;
     let mut a = vec![format!("mem={}M", m.memory_mib)];
     a.push(format!("ubd0r={}", ubd_path(&m.root)?));
     for d in &m.disks {
         if !(1..MAX_UBD).contains(&d.ubd) {
-            return Err(format!(
-                "ubd{} is not a data disk's number: UML attaches ubd0 (the root) to ubd{}",
-                d.ubd,
-                MAX_UBD - 1
-            ));
+            return Err(CmdlineError::DataUbd(d.ubd));
         }
         let flag = if d.read_only { "r" } else { "" };
         a.push(format!("ubd{}{flag}={}", d.ubd, ubd_path(&d.path)?));
@@ -150,11 +165,7 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, String> {
     }
     let len = a.iter().map(|x| x.len() + 1).sum::<usize>();
     if len > uml::COMMAND_LINE_SIZE {
-        return Err(format!(
-            "the UML command line would be {len} bytes; UML aborts above {}: use shorter paths, \
-             or the config device for a large contract",
-            uml::COMMAND_LINE_SIZE
-        ));
+        return Err(CmdlineError::TooLong(len));
     }
     Ok(a)
 }
@@ -259,11 +270,17 @@ mod tests {
     fn too_long_and_unusable_paths() {
         let mut m = machine();
         m.root = PathBuf::from(format!("/{}", "a".repeat(5000)));
-        assert!(command_line(&m).unwrap_err().contains("aborts above 4096"));
+        assert!(command_line(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("aborts above 4096"));
         m.root = "/a,b.img".into();
-        assert!(command_line(&m).unwrap_err().contains("','"));
+        assert!(command_line(&m).unwrap_err().to_string().contains("','"));
         m.root = "rel.img".into();
-        assert!(command_line(&m).unwrap_err().contains("not absolute"));
+        assert!(command_line(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("not absolute"));
     }
 
     #[test]
@@ -288,6 +305,9 @@ mod tests {
             path: "/d.img".into(),
             read_only: false,
         });
-        assert!(command_line(&m).unwrap_err().contains("ubd16 is not"));
+        assert!(command_line(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("ubd16 is not"));
     }
 }

@@ -69,8 +69,8 @@ pub struct Started {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The machine's command line (its message names the field).
-    #[error("{0}")]
-    Cmdline(String),
+    #[error(transparent)]
+    Cmdline(#[from] cmdline::CmdlineError),
     #[error(transparent)]
     Jail(#[from] JailError),
     #[error("{what}: {source}")]
@@ -166,7 +166,7 @@ impl Pipes {
 /// Starts `machine` in `jail`. `Err` means UML never ran (and nothing of it is left).
 pub fn start(machine: &Machine, jail: &Jail) -> Result<Started, StartError> {
     let machine = &machine.normalized();
-    let args = cmdline::command_line(machine).map_err(StartError::Cmdline)?;
+    let args = cmdline::command_line(machine)?;
     let shown = cmdline::shown(&machine.kernel, &args);
     let setup = jail::setup(jail)?;
     let exec = Exec::new(machine, &args, jail)?;

@@ -67,7 +67,7 @@ pub fn problems(l: &Liveness, at: &str) -> Vec<(String, String)> {
             ),
             Some(a0) => {
                 if let Err(m) = super::check_abs_path(a0) {
-                    push("check.argv[0]", m);
+                    push("check.argv[0]", m.to_string());
                 }
                 for (i, a) in argv.iter().enumerate() {
                     if a.contains('\0') {

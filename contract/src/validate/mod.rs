@@ -139,14 +139,28 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
     }
 }
 
+/// Why a name is not an RFC 1123 host or domain name ([`check_hostname`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("'{0}' must be 1 to 64 characters long (it has {len})", len = .0.len())]
+    HostLength(String),
+    #[error("'{name}' is not a domain name (1 to 253 characters)")]
+    DomainLength { name: String },
+    #[error(
+        "'{name}' has a label of {len} characters; each dot-separated label must have 1 to 63"
+    )]
+    LabelLength { name: String, len: usize },
+    #[error("'{name}' contains {ch:?}; use only letters, digits and '-' (RFC 1123)")]
+    Char { name: String, ch: char },
+    #[error("'{name}': a label may not start or end with '-' (RFC 1123)")]
+    Hyphen { name: String },
+}
+
 /// RFC 1123 host name: dot-separated labels of letters, digits and '-', at most 64 characters
 /// in all (the kernel's limit for a node name).
-pub fn check_hostname(name: &str) -> Result<(), String> {
+pub fn check_hostname(name: &str) -> Result<(), NameError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(format!(
-            "'{name}' must be 1 to 64 characters long (it has {})",
-            name.len()
-        ));
+        return Err(NameError::HostLength(name.into()));
     }
     for label in name.split('.') {
         check_label(name, label)?;
@@ -154,96 +168,117 @@ pub fn check_hostname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_label(name: &str, label: &str) -> Result<(), String> {
+fn check_label(name: &str, label: &str) -> Result<(), NameError> {
     if label.is_empty() || label.len() > 63 {
-        return Err(format!(
-            "'{name}' has a label of {} characters; each dot-separated label must have 1 to 63",
-            label.len()
-        ));
+        return Err(NameError::LabelLength {
+            name: name.into(),
+            len: label.len(),
+        });
     }
     if let Some(ch) = label
         .chars()
         .find(|ch| !ch.is_ascii_alphanumeric() && *ch != '-')
     {
-        return Err(format!(
-            "'{name}' contains {ch:?}; use only letters, digits and '-' (RFC 1123)"
-        ));
+        return Err(NameError::Char {
+            name: name.into(),
+            ch,
+        });
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(format!(
-            "'{name}': a label may not start or end with '-' (RFC 1123)"
-        ));
+        return Err(NameError::Hyphen { name: name.into() });
     }
     Ok(())
 }
 
-fn check_domain(name: &str) -> Result<(), String> {
+fn check_domain(name: &str) -> Result<(), NameError> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() || trimmed.len() > 253 {
-        return Err(format!(
-            "'{name}' is not a domain name (1 to 253 characters)"
-        ));
+        return Err(NameError::DomainLength { name: name.into() });
     }
     trimmed.split('.').try_for_each(|l| check_label(name, l))
 }
 
+/// Why a string is not an absolute, normalised path the kernel accepts ([`check_abs_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("'{0}' must be an absolute path starting with '/'")]
+    NotAbsolute(String),
+    #[error("'{0}' contains a NUL character")]
+    Nul(String),
+    #[error("'{0}' must be normalised: no '//', '.', '..' or trailing '/'")]
+    NotNormalised(String),
+    #[error("is {0} bytes long; a path must be shorter than 4096 bytes")]
+    TooLong(usize),
+    #[error("'{path}' has a component of {len} bytes; each may have at most 255")]
+    LongComponent { path: String, len: usize },
+}
+
 /// An absolute, normalised path: starts with '/', no empty, '.' or '..' components, no NUL.
-pub fn check_abs_path(p: &str) -> Result<(), String> {
+pub fn check_abs_path(p: &str) -> Result<(), PathError> {
     if !p.starts_with('/') {
-        return Err(format!("'{p}' must be an absolute path starting with '/'"));
+        return Err(PathError::NotAbsolute(p.into()));
     }
     if p.contains('\0') {
-        return Err(format!("'{p}' contains a NUL character"));
+        return Err(PathError::Nul(p.into()));
     }
     if p.len() > 1
         && p[1..]
             .split('/')
             .any(|c| c.is_empty() || c == "." || c == "..")
     {
-        return Err(format!(
-            "'{p}' must be normalised: no '//', '.', '..' or trailing '/'"
-        ));
+        return Err(PathError::NotNormalised(p.into()));
     }
     // The kernel's limits (PATH_MAX, NAME_MAX), which would otherwise fail only at boot.
     if p.len() >= 4096 {
-        return Err(format!(
-            "is {} bytes long; a path must be shorter than 4096 bytes",
-            p.len()
-        ));
+        return Err(PathError::TooLong(p.len()));
     }
     if let Some(c) = p.split('/').find(|c| c.len() > 255) {
-        return Err(format!(
-            "'{p}' has a component of {} bytes; each may have at most 255",
-            c.len()
-        ));
+        return Err(PathError::LongComponent {
+            path: p.into(),
+            len: c.len(),
+        });
     }
     Ok(())
 }
 
-/// Octal permission bits such as `"0644"` or `"1777"`.
-pub fn parse_mode(mode: &str) -> Result<u32, String> {
-    let ok = !mode.is_empty() && mode.len() <= 4 && mode.chars().all(|c| ('0'..='7').contains(&c));
-    if !ok {
-        return Err(format!(
-            "'{mode}' is not an octal mode; use 3 or 4 octal digits, e.g. '0644'"
-        ));
-    }
-    u32::from_str_radix(mode, 8).map_err(|e| e.to_string())
+/// Why a string is not octal permission bits ([`parse_mode`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    #[error("'{0}' is not an octal mode; use 3 or 4 octal digits, e.g. '0644'")]
+    NotOctal(String),
+    #[error(transparent)]
+    Parse(#[from] std::num::ParseIntError),
 }
 
-fn check_sysctl(key: &str, value: &str) -> Result<(), String> {
+/// Octal permission bits such as `"0644"` or `"1777"`.
+pub fn parse_mode(mode: &str) -> Result<u32, ModeError> {
+    let ok = !mode.is_empty() && mode.len() <= 4 && mode.chars().all(|c| ('0'..='7').contains(&c));
+    if !ok {
+        return Err(ModeError::NotOctal(mode.into()));
+    }
+    Ok(u32::from_str_radix(mode, 8)?)
+}
+
+/// Why a sysctl entry cannot be written at boot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SysctlError {
+    #[error("'{0}' is not a sysctl name; use the dotted form, e.g. 'net.ipv4.ip_forward'")]
+    Key(String),
+    #[error("the value must be non-empty and on one line")]
+    Value,
+}
+
+fn check_sysctl(key: &str, value: &str) -> Result<(), SysctlError> {
     let key_ok = !key.is_empty()
         && key.split(['.', '/']).all(|c| !c.is_empty() && c != "..")
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
     if !key_ok {
-        return Err(format!(
-            "'{key}' is not a sysctl name; use the dotted form, e.g. 'net.ipv4.ip_forward'"
-        ));
+        return Err(SysctlError::Key(key.into()));
     }
     if value.is_empty() || value.contains(['\n', '\0']) {
-        return Err("the value must be non-empty and on one line".into());
+        return Err(SysctlError::Value);
     }
     Ok(())
 }

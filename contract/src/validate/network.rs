@@ -8,6 +8,26 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) fn check_network(ck: &mut Checker, net: &Network) {
+    let (names, mut subnets) = check_interfaces(ck, net);
+    // Routes without a gateway put their destination on the link: a later gateway may be there.
+    for r in &net.routes {
+        if let (None, Some(i), Ok(d)) = (&r.gateway, &r.interface, parse_cidr(&r.destination)) {
+            subnets.push((i.as_str(), d.network()));
+        }
+    }
+    for (i, r) in net.routes.iter().enumerate() {
+        check_route(ck, &format!("network.routes[{i}]"), r, &names, &subnets);
+    }
+    check_duplicate_routes(ck, &net.routes);
+    check_resolvers(ck, net);
+}
+
+/// The interfaces: names, MACs, addresses (each once) and MTUs. Returns the names and the
+/// subnets the addresses are on, which the routes' checks need.
+fn check_interfaces<'a>(
+    ck: &mut Checker,
+    net: &'a Network,
+) -> (BTreeSet<&'a str>, Vec<(&'a str, Cidr)>) {
     let mut names = BTreeSet::new();
     // Every good address once, with where it was first given, and the subnets they are on.
     let mut seen_addresses: Vec<(IpAddr, String)> = Vec::new();
@@ -62,16 +82,11 @@ pub(super) fn check_network(ck: &mut Checker, net: &Network) {
             }
         }
     }
-    // Routes without a gateway put their destination on the link: a later gateway may be there.
-    for r in &net.routes {
-        if let (None, Some(i), Ok(d)) = (&r.gateway, &r.interface, parse_cidr(&r.destination)) {
-            subnets.push((i.as_str(), d.network()));
-        }
-    }
-    for (i, r) in net.routes.iter().enumerate() {
-        check_route(ck, &format!("network.routes[{i}]"), r, &names, &subnets);
-    }
-    check_duplicate_routes(ck, &net.routes);
+    (names, subnets)
+}
+
+/// resolv.conf's servers and search domains.
+fn check_resolvers(ck: &mut Checker, net: &Network) {
     if net.dns_servers.len() > 3 {
         ck.push(
             "network.dns_servers",
@@ -98,7 +113,12 @@ pub(super) fn check_network(ck: &mut Checker, net: &Network) {
     }
 }
 
-fn check_ifname(name: &str) -> Result<(), String> {
+/// A name the kernel would refuse for an interface.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not an interface name (1 to 15 characters, no '/', ':' or spaces, e.g. 'vec0')")]
+struct IfnameError(String);
+
+fn check_ifname(name: &str) -> Result<(), IfnameError> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name != "."
@@ -109,7 +129,7 @@ fn check_ifname(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{name}' is not an interface name (1 to 15 characters, no '/', ':' or spaces, e.g. 'vec0')"))
+        Err(IfnameError(name.into()))
     }
 }
 

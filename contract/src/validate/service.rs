@@ -179,16 +179,27 @@ fn check_rlimits(ck: &mut Checker, s: &Service) {
     }
 }
 
-fn check_env(key: &str, value: &str) -> Result<(), String> {
+/// Why an environment entry cannot be passed to the service.
+#[derive(Debug, thiserror::Error)]
+enum EnvError {
+    #[error(
+        "'{0}' is not a valid variable name (letters, digits and '_', not starting with a digit)"
+    )]
+    Name(String),
+    #[error("the value contains a NUL character")]
+    Nul,
+}
+
+fn check_env(key: &str, value: &str) -> Result<(), EnvError> {
     let mut chars = key.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("'{key}' is not a valid variable name (letters, digits and '_', not starting with a digit)"));
+        return Err(EnvError::Name(key.into()));
     }
     if value.contains('\0') {
-        return Err("the value contains a NUL character".into());
+        return Err(EnvError::Nul);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Mounts and files: data disks and tmpfs (devices, mount points, options) and the files
 //! written under /run.
 
-use super::{check_abs_path, parse_mode, Checker, RESERVED_RUN_DIR};
+use super::{check_abs_path, parse_mode, Checker, ModeError, RESERVED_RUN_DIR};
 use crate::types::*;
 use std::collections::BTreeSet;
 
@@ -27,7 +27,7 @@ pub(super) fn check_mounts(ck: &mut Checker, m: &Mounts) {
             &mut points,
         );
         match check_abs_path(&d.device) {
-            Err(m) => ck.push(format!("{at}.device"), m),
+            Err(m) => ck.push(format!("{at}.device"), m.to_string()),
             Ok(()) if !d.device.starts_with("/dev/") => ck.push(
                 format!("{at}.device"),
                 format!(
@@ -93,7 +93,7 @@ pub(super) fn check_mounts(ck: &mut Checker, m: &Mounts) {
 
 fn check_mount_point<'a>(ck: &mut Checker, path: &str, p: &'a str, seen: &mut BTreeSet<&'a str>) {
     if let Err(m) = check_abs_path(p) {
-        ck.push(path, m);
+        ck.push(path, m.to_string());
     } else if SYSTEM_DIRS.contains(&p)
         || p.starts_with("/proc/")
         || p.starts_with("/sys/")
@@ -113,7 +113,7 @@ pub(super) fn check_files(ck: &mut Checker, files: &[File]) {
     for (i, f) in files.iter().enumerate() {
         let at = format!("files[{i}]");
         match check_abs_path(&f.path) {
-            Err(m) => ck.push(format!("{at}.path"), m),
+            Err(m) => ck.push(format!("{at}.path"), m.to_string()),
             Ok(()) if !f.path.starts_with("/run/") => ck.push(format!("{at}.path"), format!("'{}' is outside /run; the root is read-only, so files go under /run/ (link to them from the image)", f.path)),
             Ok(()) if f.path == RESERVED_RUN_DIR || f.path.starts_with(&format!("{RESERVED_RUN_DIR}/")) => {
                 ck.push(format!("{at}.path"), format!("'{}' is inside {RESERVED_RUN_DIR}, which guest-init keeps for the contract itself", f.path))
@@ -149,7 +149,9 @@ pub(super) fn check_files(ck: &mut Checker, files: &[File]) {
         let at = format!("files[{i}]");
         ck.check(
             &format!("{at}.mode"),
-            parse_mode(&f.mode).and_then(|m| check_file_mode(&f.mode, m)),
+            parse_mode(&f.mode)
+                .map_err(FileModeError::from)
+                .and_then(|m| check_file_mode(&f.mode, m)),
         );
         if f.encoding == FileEncoding::Base64 && crate::file_content(f).is_err() {
             ck.push(
@@ -160,10 +162,26 @@ pub(super) fn check_files(ck: &mut Checker, files: &[File]) {
     }
 }
 
+/// Why a file's mode cannot be honoured under /run ([`check_file_mode`]).
+#[derive(Debug, thiserror::Error)]
+enum FileModeError {
+    #[error(transparent)]
+    Mode(#[from] ModeError),
+    #[error(
+        "'{text}' sets {bit}, which a file under /run cannot honour (/run is mounted nosuid, \
+         and sticky means nothing on a file); use the permission bits alone, e.g. '{perm:04o}'"
+    )]
+    SpecialBit {
+        text: String,
+        bit: &'static str,
+        perm: u32,
+    },
+}
+
 /// A file under /run holds permission bits only: /run is mounted nosuid, so a setuid or setgid
 /// bit would promise the service rights it never gets, and the sticky bit means nothing on a
 /// file.
-fn check_file_mode(text: &str, mode: u32) -> Result<(), String> {
+fn check_file_mode(text: &str, mode: u32) -> Result<(), FileModeError> {
     let bit = [
         (0o4000, "the setuid bit"),
         (0o2000, "the setgid bit"),
@@ -173,10 +191,10 @@ fn check_file_mode(text: &str, mode: u32) -> Result<(), String> {
     .find(|(b, _)| mode & b != 0);
     match bit {
         None => Ok(()),
-        Some((_, name)) => Err(format!(
-            "'{text}' sets {name}, which a file under /run cannot honour (/run is mounted nosuid, \
-             and sticky means nothing on a file); use the permission bits alone, e.g. '{:04o}'",
-            mode & 0o777
-        )),
+        Some((_, bit)) => Err(FileModeError::SpecialBit {
+            text: text.into(),
+            bit,
+            perm: mode & 0o777,
+        }),
     }
 }

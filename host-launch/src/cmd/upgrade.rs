@@ -197,7 +197,7 @@ fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
 pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     let file = load::SpecFile::read(spec)?;
     let (name, spec_image) = (file.spec.name.clone(), file.image());
-    appliance::spec::check_name(&name).map_err(Error::invalid)?;
+    appliance::spec::check_name(&name).map_err(|e| Error::invalid(e.to_string()))?;
     let base = state::base_dir();
     let entry = state::entry(&base, &name);
     let dir = entry.dir.clone();

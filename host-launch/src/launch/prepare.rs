@@ -330,7 +330,7 @@ fn prepare_locked(
     }
     write_config_device(l, &dir, uid)?;
     let machine = vm::machine(l, &dir, umid, opts.kernel_log);
-    vmm::cmdline::command_line(&machine).map_err(Error::invalid)?;
+    vmm::cmdline::command_line(&machine).map_err(|e| Error::invalid(e.to_string()))?;
     let jail = vm::jail(l, &dir, uid, &machine)?;
     Ok(Prepared {
         dir,
