@@ -31,6 +31,10 @@ pub struct Merged {
     pub disks: Vec<AttachedDisk>,
     /// `N` of the config device's `ubdNr=`.
     pub config_ubd: usize,
+    /// The guest's memory in MiB (UML's `mem=`), the spec's.
+    pub memory_mib: u32,
+    /// The host TAP device the guest's first interface is joined to, if the spec gives one.
+    pub tap: Option<String>,
 }
 
 /// Merges a spec and a manifest into a validated contract and a disk layout. A checklist: each
@@ -50,6 +54,8 @@ pub fn merge(spec: &Spec, manifest: &Manifest) -> Result<Merged, Problems> {
         contract,
         disks,
         config_ubd,
+        memory_mib: spec.memory_mib,
+        tap: spec.network.as_ref().map(|n| n.tap.clone()),
     })
 }
 
