@@ -301,35 +301,47 @@ fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> 
     Ok(files)
 }
 
-fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
-    let c = &bundle.config;
-    let rootfs = bundle.rootfs()?;
-    let guest_init = crate::root::guest_init()?;
-    let kernel = vmm::kernel::default_kernel();
+/// The process's first argument as the guest will find it (resolved in the rootfs along the
+/// process's PATH); empty when the image's own command runs.
+fn first_argument(c: &crate::bundle::Config, rootfs: &Path) -> Result<String> {
     let process = c
         .process
         .as_ref()
         .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
     let path_env = process.env.iter().find_map(|e| e.strip_prefix("PATH="));
-    let argv0 = match process.args.first() {
-        Some(a) => crate::root::resolve_argv0(&rootfs, a, path_env)?,
+    Ok(match process.args.first() {
+        Some(a) => crate::root::resolve_argv0(rootfs, a, path_env)?,
         None => String::new(),
-    };
-    let files = mounted_files(c)?;
-    let uid = pick_uid(id, dir)?;
-    let netns =
-        match bundle.network() {
-            Network::Join(ns) => Some(ns),
-            // No TAP: the guest has its loopback only, and the VM (jailed, without a network
-            // device) reaches nothing of the host's.
-            Network::New => None,
-            Network::Host => return Err(Error::new(
+    })
+}
+
+/// The network namespace whose TAP the VM uses; `None` for loopback only.
+fn guest_netns(bundle: &Bundle) -> Result<Option<PathBuf>> {
+    Ok(match bundle.network() {
+        Network::Join(ns) => Some(ns),
+        // No TAP: the guest has its loopback only, and the VM (jailed, without a network
+        // device) reaches nothing of the host's.
+        Network::New => None,
+        Network::Host => {
+            return Err(Error::new(
                 "config.json: linux.namespaces: the container shares the host's network (podman \
                  --network host); a VM has its own kernel and needs a network of its own: run \
                  it on a network (podman --network NAME), or with a new network namespace \
                  (podman --network none) for loopback only",
-            )),
-        };
+            ))
+        }
+    })
+}
+
+fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
+    let c = &bundle.config;
+    let rootfs = bundle.rootfs()?;
+    let guest_init = crate::root::guest_init()?;
+    let kernel = vmm::kernel::default_kernel();
+    let argv0 = first_argument(c, &rootfs)?;
+    let files = mounted_files(c)?;
+    let uid = pick_uid(id, dir)?;
+    let netns = guest_netns(bundle)?;
     let found = match &netns {
         Some(ns) => Some(crate::net::inspect(ns)?),
         None => None,
