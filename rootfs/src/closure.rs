@@ -72,27 +72,10 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
             .as_ref()
             .map(|n| format!(" (needed by {n})"))
             .unwrap_or_default();
-        let host = match locate(host_root, &path) {
-            Ok(h) => h,
-            Err(e) => {
-                problems.push(format!(
-                    "{path}{via}: cannot read {}: {e}",
-                    host_path(host_root, &path).display()
-                ));
-                continue;
-            }
-        };
-        let bytes = match std::fs::read(&host) {
-            Ok(b) => b,
-            Err(e) => {
-                problems.push(format!("{path}{via}: cannot read {}: {e}", host.display()));
-                continue;
-            }
-        };
-        let dynamic = match elf::parse(&bytes) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(format!("{path}{via}: {e}"));
+        let (source, dynamic) = match read_object(host_root, &path, &via) {
+            Ok(o) => o,
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
         };
@@ -105,7 +88,6 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
             continue;
         }
         machine = Some(dynamic.machine);
-        let source = host;
         if let Some(interp) = &dynamic.interpreter {
             if let Some(base) = interp.rsplit('/').next() {
                 if !loaders.iter().any(|l| l == base) {
@@ -114,26 +96,8 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
             }
             queue.push_back((interp.clone(), Some(path.clone()), true));
         }
-        let dir = Path::new(&path)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into());
-        for name in &dynamic.needed {
-            if loaders.iter().any(|l| l == name) {
-                continue;
-            }
-            match find_library(name, &dynamic, &dir, host_root, dynamic.machine) {
-                Some(found) => queue.push_back((found, Some(path.clone()), false)),
-                None => {
-                    let mut dirs: Vec<String> = dynamic.rpath.clone();
-                    dirs.extend(dynamic.runpath.iter().cloned());
-                    dirs.extend(SYSTEM_DIRS.iter().map(|s| s.to_string()));
-                    problems.push(format!(
-                        "library {name} needed by {path}{via} not found in {}",
-                        dirs.join(", ")
-                    ));
-                }
-            }
+        for found in needed_libraries(&path, &via, &dynamic, &loaders, host_root, &mut problems) {
+            queue.push_back((found, Some(path.clone()), false));
         }
         out.insert(
             path,
@@ -152,6 +116,56 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
         problems.dedup();
         Err(problems)
     }
+}
+
+/// The object at guest path `path` in the host root: where it is read from and its dynamic
+/// section, or the problem (`via` says which object needed it).
+fn read_object(host_root: &Path, path: &str, via: &str) -> Result<(PathBuf, elf::Dynamic), String> {
+    let host = locate(host_root, path).map_err(|e| {
+        format!(
+            "{path}{via}: cannot read {}: {e}",
+            host_path(host_root, path).display()
+        )
+    })?;
+    let bytes = std::fs::read(&host)
+        .map_err(|e| format!("{path}{via}: cannot read {}: {e}", host.display()))?;
+    let dynamic = elf::parse(&bytes).map_err(|e| format!("{path}{via}: {e}"))?;
+    Ok((host, dynamic))
+}
+
+/// The guest paths of the libraries `path` needs (the loader aside), each one not found
+/// added to `problems` with the directories searched.
+fn needed_libraries(
+    path: &str,
+    via: &str,
+    dynamic: &elf::Dynamic,
+    loaders: &[String],
+    host_root: &Path,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    let dir = Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let mut found = Vec::new();
+    for name in &dynamic.needed {
+        if loaders.iter().any(|l| l == name) {
+            continue;
+        }
+        match find_library(name, dynamic, &dir, host_root, dynamic.machine) {
+            Some(f) => found.push(f),
+            None => {
+                let mut dirs: Vec<String> = dynamic.rpath.clone();
+                dirs.extend(dynamic.runpath.iter().cloned());
+                dirs.extend(SYSTEM_DIRS.iter().map(|s| s.to_string()));
+                problems.push(format!(
+                    "library {name} needed by {path}{via} not found in {}",
+                    dirs.join(", ")
+                ));
+            }
+        }
+    }
+    found
 }
 
 fn host_path(host_root: &Path, guest: &str) -> PathBuf {

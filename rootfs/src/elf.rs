@@ -108,27 +108,7 @@ pub fn parse(bytes: &[u8]) -> Result<Dynamic, ElfError> {
         return Err(ElfError::NotLittleEndian64);
     }
     let machine = u16_at(bytes, 0x12).ok_or(ElfError::TruncatedHeader)?;
-    let phoff = usize::try_from(u64_at(bytes, 0x20).ok_or(ElfError::TruncatedHeader)?)
-        .map_err(|_| ElfError::TruncatedHeader)?;
-    let phentsize = usize::from(u16_at(bytes, 0x36).ok_or(ElfError::TruncatedHeader)?);
-    let phnum = usize::from(u16_at(bytes, 0x38).ok_or(ElfError::TruncatedHeader)?);
-    if phnum > 0 && phentsize < 0x38 {
-        return Err(ElfError::SmallProgramHeaders);
-    }
-    let mut phdrs = Vec::with_capacity(phnum);
-    for i in 0..phnum {
-        let at = i
-            .checked_mul(phentsize)
-            .and_then(|o| o.checked_add(phoff))
-            .ok_or(ElfError::ProgramHeaderOverflow)?;
-        let bad = ElfError::ProgramHeadersPastEnd;
-        phdrs.push(Phdr {
-            p_type: u32_at(bytes, at).ok_or(bad)?,
-            offset: u64_at(bytes, at + 0x08).ok_or(bad)?,
-            vaddr: u64_at(bytes, at + 0x10).ok_or(bad)?,
-            filesz: u64_at(bytes, at + 0x20).ok_or(bad)?,
-        });
-    }
+    let phdrs = program_headers(bytes)?;
     let mut d = Dynamic {
         machine,
         ..Dynamic::default()
@@ -140,19 +120,7 @@ pub fn parse(bytes: &[u8]) -> Result<Dynamic, ElfError> {
     let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
         return Ok(d);
     };
-    // Entries: (tag, value) pairs of u64 until DT_NULL.
-    let mut entries = Vec::new();
-    let start = usize::try_from(dynamic.offset).map_err(|_| ElfError::DynamicOffset)?;
-    let count = usize::try_from(dynamic.filesz / 16).unwrap_or(0);
-    for i in 0..count {
-        let at = start + i * 16;
-        let tag = u64_at(bytes, at).ok_or(ElfError::DynamicPastEnd)?;
-        let val = u64_at(bytes, at + 8).ok_or(ElfError::DynamicPastEnd)?;
-        if tag == DT_NULL {
-            break;
-        }
-        entries.push((tag, val));
-    }
+    let entries = dynamic_entries(bytes, dynamic)?;
     let strtab_vaddr = entries
         .iter()
         .find(|(t, _)| *t == DT_STRTAB)
@@ -188,6 +156,49 @@ pub fn parse(bytes: &[u8]) -> Result<Dynamic, ElfError> {
         }
     }
     Ok(d)
+}
+
+/// The program headers the ELF header points at.
+fn program_headers(bytes: &[u8]) -> Result<Vec<Phdr>, ElfError> {
+    let phoff = usize::try_from(u64_at(bytes, 0x20).ok_or(ElfError::TruncatedHeader)?)
+        .map_err(|_| ElfError::TruncatedHeader)?;
+    let phentsize = usize::from(u16_at(bytes, 0x36).ok_or(ElfError::TruncatedHeader)?);
+    let phnum = usize::from(u16_at(bytes, 0x38).ok_or(ElfError::TruncatedHeader)?);
+    if phnum > 0 && phentsize < 0x38 {
+        return Err(ElfError::SmallProgramHeaders);
+    }
+    let mut phdrs = Vec::with_capacity(phnum);
+    for i in 0..phnum {
+        let at = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .ok_or(ElfError::ProgramHeaderOverflow)?;
+        let bad = ElfError::ProgramHeadersPastEnd;
+        phdrs.push(Phdr {
+            p_type: u32_at(bytes, at).ok_or(bad)?,
+            offset: u64_at(bytes, at + 0x08).ok_or(bad)?,
+            vaddr: u64_at(bytes, at + 0x10).ok_or(bad)?,
+            filesz: u64_at(bytes, at + 0x20).ok_or(bad)?,
+        });
+    }
+    Ok(phdrs)
+}
+
+/// The dynamic section's entries: (tag, value) pairs of u64 until DT_NULL.
+fn dynamic_entries(bytes: &[u8], dynamic: &Phdr) -> Result<Vec<(u64, u64)>, ElfError> {
+    let mut entries = Vec::new();
+    let start = usize::try_from(dynamic.offset).map_err(|_| ElfError::DynamicOffset)?;
+    let count = usize::try_from(dynamic.filesz / 16).unwrap_or(0);
+    for i in 0..count {
+        let at = start + i * 16;
+        let tag = u64_at(bytes, at).ok_or(ElfError::DynamicPastEnd)?;
+        let val = u64_at(bytes, at + 8).ok_or(ElfError::DynamicPastEnd)?;
+        if tag == DT_NULL {
+            break;
+        }
+        entries.push((tag, val));
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]

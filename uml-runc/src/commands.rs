@@ -97,48 +97,65 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         poststart: hooks.poststart.clone(),
         poststop: hooks.poststop.clone(),
     };
+    publish(a, &dir, &s, &hooks, notes)?;
+    place_in_cgroup(&bundle, &dir, pid, a.id, notes);
+    // From here the container exists: delete removes it.
+    undo.dir = None;
+    undo.net = None;
+    Ok(())
+}
+
+/// Saves the state, writes `--pid-file` and runs the create hooks; on failure kills the
+/// monitor (the spec: a failed create hook stops the container and runs the poststop hooks).
+fn publish(
+    a: &CreateArgs,
+    dir: &Dir,
+    s: &State,
+    hooks: &crate::bundle::Hooks,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let saved =
-        dir.save(&s)
+        dir.save(s)
             .and_then(|()| match a.pid_file {
-                Some(p) => std::fs::write(p, pid.to_string())
+                Some(p) => std::fs::write(p, s.pid.to_string())
                     .map_err(io(format!("writing {}", p.display()))),
                 None => Ok(()),
             })
             .and_then(|()| {
                 // The monitor exists and waits for start: the state the spec gives these hooks.
-                let json = state_text(&dir, &s)?;
+                let json = state_text(dir, s)?;
                 crate::hooks::run("prestart", &hooks.prestart, &json)?;
                 crate::hooks::run("createRuntime", &hooks.create_runtime, &json)
             });
-    if let Err(e) = saved {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        // The spec: a failed create hook stops the container and runs the poststop hooks.
-        if let Ok(json) = state_text(&dir, &s) {
-            notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
-        }
-        return Err(e);
+    let Err(e) = saved else {
+        return Ok(());
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    if let Ok(json) = state_text(dir, s) {
+        notes.extend(crate::hooks::run_all("poststop", &hooks.poststop, &json));
     }
-    // Before start, so the VM (the monitor's child) is counted in it from its first moment.
-    if let Some(path) = bundle
+    Err(e)
+}
+
+/// Before start, so the VM (the monitor's child) is counted in the bundle's cgroup from its
+/// first moment; a cgroup that cannot be used only costs the figures.
+fn place_in_cgroup(bundle: &Bundle, dir: &Dir, pid: u32, id: &str, notes: &mut Vec<String>) {
+    let Some(path) = bundle
         .config
         .linux
         .as_ref()
         .and_then(|l| l.cgroups_path.as_deref())
-    {
-        if let Err(e) = crate::cgroup::place(&dir.path, path, pid) {
-            notes.push(format!(
-                "container {}: {e}; its figures (stats) are not counted",
-                a.id
-            ));
-        }
+    else {
+        return;
+    };
+    if let Err(e) = crate::cgroup::place(&dir.path, path, pid) {
+        notes.push(format!(
+            "container {id}: {e}; its figures (stats) are not counted"
+        ));
     }
-    // From here the container exists: delete removes it.
-    undo.dir = None;
-    undo.net = None;
-    Ok(())
 }
 
 /// The container's state directory, new (under the runtime's root, made if need be).
@@ -284,35 +301,47 @@ fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> 
     Ok(files)
 }
 
-fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
-    let c = &bundle.config;
-    let rootfs = bundle.rootfs()?;
-    let guest_init = crate::root::guest_init()?;
-    let kernel = vmm::kernel::default_kernel();
+/// The process's first argument as the guest will find it (resolved in the rootfs along the
+/// process's PATH); empty when the image's own command runs.
+fn first_argument(c: &crate::bundle::Config, rootfs: &Path) -> Result<String> {
     let process = c
         .process
         .as_ref()
         .ok_or_else(|| Error::new("config.json: process: missing; nothing to run"))?;
     let path_env = process.env.iter().find_map(|e| e.strip_prefix("PATH="));
-    let argv0 = match process.args.first() {
-        Some(a) => crate::root::resolve_argv0(&rootfs, a, path_env)?,
+    Ok(match process.args.first() {
+        Some(a) => crate::root::resolve_argv0(rootfs, a, path_env)?,
         None => String::new(),
-    };
-    let files = mounted_files(c)?;
-    let uid = pick_uid(id, dir)?;
-    let netns =
-        match bundle.network() {
-            Network::Join(ns) => Some(ns),
-            // No TAP: the guest has its loopback only, and the VM (jailed, without a network
-            // device) reaches nothing of the host's.
-            Network::New => None,
-            Network::Host => return Err(Error::new(
+    })
+}
+
+/// The network namespace whose TAP the VM uses; `None` for loopback only.
+fn guest_netns(bundle: &Bundle) -> Result<Option<PathBuf>> {
+    Ok(match bundle.network() {
+        Network::Join(ns) => Some(ns),
+        // No TAP: the guest has its loopback only, and the VM (jailed, without a network
+        // device) reaches nothing of the host's.
+        Network::New => None,
+        Network::Host => {
+            return Err(Error::new(
                 "config.json: linux.namespaces: the container shares the host's network (podman \
                  --network host); a VM has its own kernel and needs a network of its own: run \
                  it on a network (podman --network NAME), or with a new network namespace \
                  (podman --network none) for loopback only",
-            )),
-        };
+            ))
+        }
+    })
+}
+
+fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prepared> {
+    let c = &bundle.config;
+    let rootfs = bundle.rootfs()?;
+    let guest_init = crate::root::guest_init()?;
+    let kernel = vmm::kernel::default_kernel();
+    let argv0 = first_argument(c, &rootfs)?;
+    let files = mounted_files(c)?;
+    let uid = pick_uid(id, dir)?;
+    let netns = guest_netns(bundle)?;
     let found = match &netns {
         Some(ns) => Some(crate::net::inspect(ns)?),
         None => None,

@@ -31,7 +31,7 @@
 
 use crate::addr::netmask_to_prefix;
 use crate::types::{Interface, Network, Route};
-use crate::validate::check_hostname;
+use crate::validate::{check_hostname, NameError};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -59,6 +59,9 @@ pub const MAX_CLIENT_ID: usize = 251;
 const SYNTAX: &str = "<client-ip>:<server-ip>:<gw-ip>:<netmask>:<hostname>:<device>:<autoconf>:<dns0-ip>:<dns1-ip>:<ntp0-ip>";
 
 const METHODS: &str = "off, none, on, any, dhcp, bootp, rarp or both";
+
+const CLIENT_ID_USAGE: &str =
+    "; the form is dhcp,<client-id-type>,<client-id-value>, e.g. 'dhcp,0,myclient'";
 
 /// The `<autoconf>` method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +173,7 @@ pub enum IpParamError {
     Field {
         field: Field,
         value: String,
-        problem: String,
+        problem: FieldProblem,
     },
     /// The value asks for DHCP, BOOTP or RARP, which guest-init does not do. `defaulted` is true
     /// when no method was written and the kernel's default (`any`) applies because the client
@@ -216,6 +219,47 @@ impl fmt::Display for IpParamError {
 
 impl std::error::Error for IpParamError {}
 
+/// What is wrong with one field; the text completes "ip=: field N (name) '<value>' ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("contains whitespace or control characters, which ip= does not allow")]
+    Whitespace,
+    #[error("is not an IPv4 address (expected e.g. '192.0.2.10'; ip= takes IPv4 only)")]
+    NotIpv4,
+    #[error("is neither an IPv4 client address nor an autoconf method ({METHODS})")]
+    NotAddressOrMethod,
+    /// `what` names the kind of address, e.g. "a multicast address".
+    #[error("is {what}; the client needs a unicast address such as '192.0.2.10'")]
+    NotUnicast { what: &'static str },
+    #[error("is not a contiguous netmask (expected e.g. '255.255.255.0')")]
+    NotContiguousNetmask,
+    #[error("is empty and no netmask can be derived from the class of {client}; give one")]
+    NoNetmask { client: Ipv4Addr },
+    #[error("has nothing before the first '.'; the hostname is the part before it")]
+    NoHostname,
+    #[error("has a hostname of {len} characters; at most {MAX_HOSTNAME} are allowed (one RFC 1123 label)")]
+    HostnameTooLong { len: usize },
+    #[error("is not a valid hostname: {0}")]
+    InvalidHostname(NameError),
+    #[error("has NIS domain '{domain}' (after the first '.'), which must be 1 to {MAX_NIS_DOMAIN} printable ASCII characters")]
+    BadNisDomain { domain: String },
+    #[error("is not an interface name (1 to {MAX_DEVICE} printable characters without '/', e.g. '{DEFAULT_DEVICE}')")]
+    NotDevice,
+    #[error("is not an autoconf method; use {METHODS}")]
+    NotMethod,
+    #[error("has no client identifier value{CLIENT_ID_USAGE}")]
+    NoClientIdValue,
+    #[error("has client identifier type '{id_type}', which is not a number from 0 to 255{CLIENT_ID_USAGE}")]
+    BadClientIdType { id_type: String },
+    #[error("has a client identifier value that is not 1 to {MAX_CLIENT_ID} printable ASCII characters{CLIENT_ID_USAGE}")]
+    BadClientIdValue,
+    #[error("is not on the client's network {net}/{prefix} (from client-ip and netmask); give a gateway on that network or a wider netmask")]
+    GatewayOffNetwork { net: Ipv4Addr, prefix: u8 },
+    /// `reason` is the contract's rule for interface addresses, without its leading address.
+    #[error("{reason} (netmask from ip= or the address class)")]
+    BadHostAddress { reason: String },
+}
+
 /// A parsed `ip=` value. Absent fields are `None` (or empty); see the module documentation for
 /// how defaults apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,26 +287,9 @@ pub struct IpConfig {
 
 /// Parses the value of an `ip=` (or `nfsaddrs=`) parameter, i.e. what follows the '='.
 pub fn parse(value: &str) -> Result<IpConfig, IpParamError> {
-    // The kernel first tries the whole value as an autoconf method ("dhcp,..." may hold ':'
-    // in its client identifier), then treats empty, "off" and "none" as no autoconfiguration.
-    if value.is_empty() {
-        return Ok(IpConfig {
-            autoconf: Some(Autoconf::Off),
-            ..IpConfig::default()
-        });
+    if let Some(cfg) = parse_method_only(value)? {
+        return Ok(cfg);
     }
-    if !value.contains(':') || value.starts_with("dhcp,") {
-        if let Some(parsed) = parse_method(value) {
-            let (method, id) =
-                parsed.map_err(|problem| field_error(Field::Autoconf, value, problem))?;
-            return Ok(IpConfig {
-                autoconf: Some(method),
-                dhcp_client_id: id,
-                ..IpConfig::default()
-            });
-        }
-    }
-
     let fields: Vec<&str> = value.split(':').collect();
     if fields.len() > MAX_FIELDS {
         return Err(IpParamError::TooManyFields {
@@ -271,115 +298,154 @@ pub fn parse(value: &str) -> Result<IpConfig, IpParamError> {
     }
     let mut cfg = IpConfig::default();
     for (&field, &text) in Field::ALL.iter().zip(&fields) {
-        if text.is_empty() {
-            continue;
-        }
-        let err = |problem: String| field_error(field, text, problem);
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(err(
-                "contains whitespace or control characters, which ip= does not allow".into(),
-            ));
-        }
-        match field {
-            Field::ClientIp => {
-                let ip = parse_v4(text).map_err(|problem| {
-                    if fields.len() == 1 && !text.contains('.') {
-                        format!(
-                            "is neither an IPv4 client address nor an autoconf method ({METHODS})"
-                        )
-                    } else {
-                        problem
-                    }
-                });
-                let ip = ip.map_err(err)?;
-                if let Some(ip) = ip {
-                    check_client(ip).map_err(err)?;
-                }
-                cfg.client = ip;
-            }
-            Field::ServerIp => cfg.server = parse_v4(text).map_err(err)?,
-            Field::GwIp => cfg.gateway = parse_v4(text).map_err(err)?,
-            Field::Netmask => {
-                let mask = parse_v4(text).map_err(err)?;
-                if let Some(m) = mask {
-                    if netmask_to_prefix(m).is_none() {
-                        return Err(err(
-                            "is not a contiguous netmask (expected e.g. '255.255.255.0')".into(),
-                        ));
-                    }
-                }
-                cfg.netmask = mask;
-            }
-            Field::Hostname => {
-                let (host, domain) = parse_hostname(text).map_err(err)?;
-                cfg.hostname = Some(host.to_string());
-                cfg.nis_domain = domain.map(str::to_string);
-            }
-            Field::Device => {
-                check_device(text).map_err(err)?;
-                cfg.device = Some(text.to_string());
-            }
-            Field::Autoconf => {
-                let (method, id) = parse_method(text)
-                    .unwrap_or_else(|| Err(format!("is not an autoconf method; use {METHODS}")))
-                    .map_err(err)?;
-                cfg.autoconf = Some(method);
-                cfg.dhcp_client_id = id;
-            }
-            Field::Dns0Ip | Field::Dns1Ip => cfg.dns.extend(parse_v4(text).map_err(err)?),
-            Field::Ntp0Ip => cfg.ntp = parse_v4(text).map_err(err)?,
+        if !text.is_empty() {
+            set_field(&mut cfg, field, text, fields.len())
+                .map_err(|problem| field_error(field, text, problem))?;
         }
     }
-
-    if let (Some(client), Some(gw)) = (cfg.client, cfg.gateway) {
-        let mask = cfg.effective_netmask().map_or(0, u32::from);
-        if (u32::from(client) ^ u32::from(gw)) & mask != 0 {
-            let prefix = netmask_to_prefix(Ipv4Addr::from(mask)).unwrap_or(0);
-            let net = Ipv4Addr::from(u32::from(client) & mask);
-            let gw_text = fields
-                .get(Field::GwIp as usize)
-                .copied()
-                .unwrap_or_default();
-            return Err(field_error(
-                Field::GwIp,
-                gw_text,
-                format!(
-                    "is not on the client's network {net}/{prefix} (from client-ip and netmask); \
-                     give a gateway on that network or a wider netmask"
-                ),
-            ));
-        }
-    }
-    // The contract's own rule for interface addresses (network, broadcast, ...), so that what
-    // ip= configures is what a contract could say (found by fuzzing: ip=192.0.22.0:).
-    if let Some(client) = cfg.client {
-        let prefix = cfg
-            .effective_netmask()
-            .and_then(netmask_to_prefix)
-            .unwrap_or(32);
-        let cidr_text = format!("{client}/{prefix}");
-        let cidr = crate::addr::Cidr {
-            addr: client.into(),
-            prefix,
-        };
-        if let Err(m) = crate::validate::check_host_address(&cidr_text, cidr) {
-            let m = m.to_string();
-            let problem = m
-                .strip_prefix(&format!("'{cidr_text}' "))
-                .unwrap_or(&m)
-                .to_string();
-            let text = fields
-                .get(Field::ClientIp as usize)
-                .copied()
-                .unwrap_or_default();
-            return Err(field_error(
-                Field::ClientIp,
-                text,
-                format!("{problem} (netmask from ip= or the address class)"),
-            ));
-        }
-    }
+    check_gateway(&cfg, &fields)?;
+    check_client_address(&cfg, &fields)?;
     Ok(cfg)
+}
+
+/// The forms without ':' fields: empty, a lone method, or `dhcp,<type>,<value>`; `None` when
+/// `value` is the ':'-separated form.
+fn parse_method_only(value: &str) -> Result<Option<IpConfig>, IpParamError> {
+    // The kernel first tries the whole value as an autoconf method ("dhcp,..." may hold ':'
+    // in its client identifier), then treats empty, "off" and "none" as no autoconfiguration.
+    if value.is_empty() {
+        return Ok(Some(IpConfig {
+            autoconf: Some(Autoconf::Off),
+            ..IpConfig::default()
+        }));
+    }
+    if value.contains(':') && !value.starts_with("dhcp,") {
+        return Ok(None);
+    }
+    let Some(parsed) = parse_method(value) else {
+        return Ok(None);
+    };
+    let (method, id) = parsed.map_err(|problem| field_error(Field::Autoconf, value, problem))?;
+    Ok(Some(IpConfig {
+        autoconf: Some(method),
+        dhcp_client_id: id,
+        ..IpConfig::default()
+    }))
+}
+
+/// Parses one non-empty field into `cfg`; `count` is the number of fields written.
+fn set_field(
+    cfg: &mut IpConfig,
+    field: Field,
+    text: &str,
+    count: usize,
+) -> Result<(), FieldProblem> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldProblem::Whitespace);
+    }
+    match field {
+        Field::ClientIp => cfg.client = parse_client(text, count)?,
+        Field::ServerIp => cfg.server = parse_v4(text)?,
+        Field::GwIp => cfg.gateway = parse_v4(text)?,
+        Field::Netmask => cfg.netmask = parse_netmask(text)?,
+        Field::Hostname => {
+            let (host, domain) = parse_hostname(text)?;
+            cfg.hostname = Some(host.to_string());
+            cfg.nis_domain = domain.map(str::to_string);
+        }
+        Field::Device => {
+            check_device(text)?;
+            cfg.device = Some(text.to_string());
+        }
+        Field::Autoconf => {
+            let (method, id) = parse_method(text).unwrap_or(Err(FieldProblem::NotMethod))?;
+            cfg.autoconf = Some(method);
+            cfg.dhcp_client_id = id;
+        }
+        Field::Dns0Ip | Field::Dns1Ip => cfg.dns.extend(parse_v4(text)?),
+        Field::Ntp0Ip => cfg.ntp = parse_v4(text)?,
+    }
+    Ok(())
+}
+
+/// `<client-ip>`; a lone word without '.' was most likely meant as a method, so the message
+/// names both readings.
+fn parse_client(text: &str, count: usize) -> Result<Option<Ipv4Addr>, FieldProblem> {
+    let ip = parse_v4(text).map_err(|problem| {
+        if count == 1 && !text.contains('.') {
+            FieldProblem::NotAddressOrMethod
+        } else {
+            problem
+        }
+    })?;
+    if let Some(ip) = ip {
+        check_client(ip)?;
+    }
+    Ok(ip)
+}
+
+fn parse_netmask(text: &str) -> Result<Option<Ipv4Addr>, FieldProblem> {
+    let mask = parse_v4(text)?;
+    match mask {
+        Some(m) if netmask_to_prefix(m).is_none() => Err(FieldProblem::NotContiguousNetmask),
+        _ => Ok(mask),
+    }
+}
+
+/// The gateway must be on the client's network, else the kernel's route would not work.
+fn check_gateway(cfg: &IpConfig, fields: &[&str]) -> Result<(), IpParamError> {
+    let (Some(client), Some(gw)) = (cfg.client, cfg.gateway) else {
+        return Ok(());
+    };
+    let mask = cfg.effective_netmask().map_or(0, u32::from);
+    if (u32::from(client) ^ u32::from(gw)) & mask == 0 {
+        return Ok(());
+    }
+    let prefix = netmask_to_prefix(Ipv4Addr::from(mask)).unwrap_or(0);
+    let net = Ipv4Addr::from(u32::from(client) & mask);
+    let gw_text = fields
+        .get(Field::GwIp as usize)
+        .copied()
+        .unwrap_or_default();
+    Err(field_error(
+        Field::GwIp,
+        gw_text,
+        FieldProblem::GatewayOffNetwork { net, prefix },
+    ))
+}
+
+/// The contract's own rule for interface addresses (network, broadcast, ...), so that what
+/// ip= configures is what a contract could say (found by fuzzing: ip=192.0.22.0:).
+fn check_client_address(cfg: &IpConfig, fields: &[&str]) -> Result<(), IpParamError> {
+    let Some(client) = cfg.client else {
+        return Ok(());
+    };
+    let prefix = cfg
+        .effective_netmask()
+        .and_then(netmask_to_prefix)
+        .unwrap_or(32);
+    let cidr_text = format!("{client}/{prefix}");
+    let cidr = crate::addr::Cidr {
+        addr: client.into(),
+        prefix,
+    };
+    let Err(m) = crate::validate::check_host_address(&cidr_text, cidr) else {
+        return Ok(());
+    };
+    let m = m.to_string();
+    let reason = m
+        .strip_prefix(&format!("'{cidr_text}' "))
+        .unwrap_or(&m)
+        .to_string();
+    let text = fields
+        .get(Field::ClientIp as usize)
+        .copied()
+        .unwrap_or_default();
+    Err(field_error(
+        Field::ClientIp,
+        text,
+        FieldProblem::BadHostAddress { reason },
+    ))
 }
 
 impl IpConfig {
@@ -422,13 +488,7 @@ impl IpConfig {
         let prefix = self
             .effective_netmask()
             .and_then(netmask_to_prefix)
-            .ok_or_else(|| {
-                field_error(
-                    Field::Netmask,
-                    "",
-                    format!("is empty and no netmask can be derived from the class of {client}; give one"),
-                )
-            })?;
+            .ok_or_else(|| field_error(Field::Netmask, "", FieldProblem::NoNetmask { client }))?;
         let name = self.device.as_deref().unwrap_or(DEFAULT_DEVICE).to_string();
         let routes = self
             .gateway
@@ -454,7 +514,7 @@ impl IpConfig {
     }
 }
 
-fn field_error(field: Field, value: &str, problem: String) -> IpParamError {
+fn field_error(field: Field, value: &str, problem: FieldProblem) -> IpParamError {
     IpParamError::Field {
         field,
         value: value.to_string(),
@@ -463,14 +523,12 @@ fn field_error(field: Field, value: &str, problem: String) -> IpParamError {
 }
 
 /// A dotted-quad IPv4 address; `0.0.0.0` means "not given", as in the kernel.
-fn parse_v4(text: &str) -> Result<Option<Ipv4Addr>, String> {
-    let ip: Ipv4Addr = text.parse().map_err(|_| {
-        "is not an IPv4 address (expected e.g. '192.0.2.10'; ip= takes IPv4 only)".to_string()
-    })?;
+fn parse_v4(text: &str) -> Result<Option<Ipv4Addr>, FieldProblem> {
+    let ip: Ipv4Addr = text.parse().map_err(|_| FieldProblem::NotIpv4)?;
     Ok((!ip.is_unspecified()).then_some(ip))
 }
 
-fn check_client(ip: Ipv4Addr) -> Result<(), String> {
+fn check_client(ip: Ipv4Addr) -> Result<(), FieldProblem> {
     let what = if ip.is_broadcast() {
         "the broadcast address"
     } else if ip.is_multicast() {
@@ -480,9 +538,7 @@ fn check_client(ip: Ipv4Addr) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!(
-        "is {what}; the client needs a unicast address such as '192.0.2.10'"
-    ))
+    Err(FieldProblem::NotUnicast { what })
 }
 
 /// The netmask of the address class (RFC 791), as the kernel derives it; `None` for class D.
@@ -498,33 +554,30 @@ pub fn classful_netmask(ip: Ipv4Addr) -> Option<Ipv4Addr> {
 }
 
 /// Splits `host[.nis-domain]` and checks both parts.
-fn parse_hostname(text: &str) -> Result<(&str, Option<&str>), String> {
+fn parse_hostname(text: &str) -> Result<(&str, Option<&str>), FieldProblem> {
     let (host, domain) = match text.split_once('.') {
         Some((h, d)) => (h, (!d.is_empty()).then_some(d)),
         None => (text, None),
     };
     if host.is_empty() {
-        return Err("has nothing before the first '.'; the hostname is the part before it".into());
+        return Err(FieldProblem::NoHostname);
     }
     if host.len() > MAX_HOSTNAME {
-        return Err(format!(
-            "has a hostname of {} characters; at most {MAX_HOSTNAME} are allowed (one RFC 1123 label)",
-            host.len()
-        ));
+        return Err(FieldProblem::HostnameTooLong { len: host.len() });
     }
-    check_hostname(host).map_err(|m| format!("is not a valid hostname: {m}"))?;
+    check_hostname(host).map_err(FieldProblem::InvalidHostname)?;
     if let Some(d) = domain {
         if d.len() > MAX_NIS_DOMAIN || !d.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(format!(
-                "has NIS domain '{d}' (after the first '.'), which must be 1 to {MAX_NIS_DOMAIN} printable ASCII characters"
-            ));
+            return Err(FieldProblem::BadNisDomain {
+                domain: d.to_string(),
+            });
         }
     }
     Ok((host, domain))
 }
 
 /// The rules of the contract's interface names (Linux: at most 15 characters, no '/').
-fn check_device(name: &str) -> Result<(), String> {
+fn check_device(name: &str) -> Result<(), FieldProblem> {
     let ok = name.len() <= MAX_DEVICE
         && name != "."
         && name != ".."
@@ -532,15 +585,13 @@ fn check_device(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "is not an interface name (1 to {MAX_DEVICE} printable characters without '/', e.g. '{DEFAULT_DEVICE}')"
-        ))
+        Err(FieldProblem::NotDevice)
     }
 }
 
 /// An autoconf method; `None` if `text` is not one at all, `Some(Err)` for a malformed
 /// `dhcp,<client-id-type>,<client-id-value>`.
-fn parse_method(text: &str) -> Option<Result<(Autoconf, Option<DhcpClientId>), String>> {
+fn parse_method(text: &str) -> Option<Result<(Autoconf, Option<DhcpClientId>), FieldProblem>> {
     let method = match text {
         "off" | "none" => Autoconf::Off,
         "on" | "any" => Autoconf::Any,
@@ -556,11 +607,8 @@ fn parse_method(text: &str) -> Option<Result<(Autoconf, Option<DhcpClientId>), S
     Some(Ok((method, None)))
 }
 
-fn parse_client_id(rest: &str) -> Result<DhcpClientId, String> {
-    let usage = "; the form is dhcp,<client-id-type>,<client-id-value>, e.g. 'dhcp,0,myclient'";
-    let (id_type, value) = rest
-        .split_once(',')
-        .ok_or_else(|| format!("has no client identifier value{usage}"))?;
+fn parse_client_id(rest: &str) -> Result<DhcpClientId, FieldProblem> {
+    let (id_type, value) = rest.split_once(',').ok_or(FieldProblem::NoClientIdValue)?;
     // The kernel reads the type with kstrtou8(.., 0): decimal, 0x-hex or 0-octal.
     let parsed = if let Some(hex) = id_type
         .strip_prefix("0x")
@@ -575,14 +623,14 @@ fn parse_client_id(rest: &str) -> Result<DhcpClientId, String> {
     let id_type = parsed
         .ok()
         .filter(|_| !id_type.starts_with('+'))
-        .ok_or_else(|| format!("has client identifier type '{id_type}', which is not a number from 0 to 255{usage}"))?;
+        .ok_or_else(|| FieldProblem::BadClientIdType {
+            id_type: id_type.to_string(),
+        })?;
     if value.is_empty()
         || value.len() > MAX_CLIENT_ID
         || !value.chars().all(|c| c.is_ascii_graphic())
     {
-        return Err(format!(
-            "has a client identifier value that is not 1 to {MAX_CLIENT_ID} printable ASCII characters{usage}"
-        ));
+        return Err(FieldProblem::BadClientIdValue);
     }
     Ok(DhcpClientId {
         id_type,
