@@ -61,9 +61,59 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::one(format!("{what}: {e}"))
 }
 
+/// Why the archive step failed: the archive could not be reached (its indexes or a `.deb`
+/// could not be fetched; build-image exits 4, as `--outdated` does), or anything else (a
+/// package the archive lacks, a changed file, the cache: exit 1).
+#[derive(Debug)]
+pub enum ArchiveError {
+    Unreachable(Error),
+    Failed(Error),
+}
+
+impl From<Error> for ArchiveError {
+    fn from(e: Error) -> ArchiveError {
+        ArchiveError::Failed(e)
+    }
+}
+
+/// Callers that need no kind keep `?` into the image builder's error.
+impl From<ArchiveError> for Error {
+    fn from(e: ArchiveError) -> Error {
+        match e {
+            ArchiveError::Unreachable(e) | ArchiveError::Failed(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveError::Unreachable(e) | ArchiveError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
 /// `$IMAGE_BUILDER_APT_SOURCES`: a sources.list to use instead of the host's sources (a
 /// local or loopback mirror, e.g. a test's file: repository); the host's keyring stays.
 pub const SOURCES_ENV: &str = "IMAGE_BUILDER_APT_SOURCES";
+
+/// apt's stderr on one line, its control characters escaped (it may quote the archive).
+fn apt_said(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    contract::json::printable(&lines.join("; ")).to_string()
+}
+
+/// The sources apt reads, for messages.
+fn sources_shown() -> String {
+    match std::env::var_os(SOURCES_ENV).filter(|s| !s.is_empty()) {
+        Some(f) => format!("{SOURCES_ENV}={}", f.to_string_lossy()),
+        None => "the host's /etc/apt/sources.list*".into(),
+    }
+}
 
 fn sources_override() -> Vec<String> {
     match std::env::var_os(SOURCES_ENV).filter(|s| !s.is_empty()) {
@@ -177,7 +227,7 @@ impl Cache {
             .unwrap_or(false)
     }
 
-    fn update(&self) -> Result<(), Error> {
+    fn update(&self) -> Result<(), ArchiveError> {
         let o = self.apt("apt-get", &["update".into(), "-qq".into()], None)?;
         if o.status.success() && self.has_lists() {
             // When the lists were last refreshed (apt leaves unchanged lists as they were).
@@ -185,12 +235,13 @@ impl Cache {
             std::fs::write(&stamp, b"").map_err(io(stamp.display()))?;
             return Ok(());
         }
-        Err(Error::one(format!(
-            "apt-get update (private state in {}) failed: {}; check the host's apt sources \
-             (/etc/apt/sources.list*) and the network to the archive",
+        Err(ArchiveError::Unreachable(Error::one(format!(
+            "the archive cannot be reached: apt-get update (private state in {}) failed: {}; \
+             check the apt sources ({}) and the network to the archive",
             self.dir.join("apt").display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        )))
+            apt_said(&String::from_utf8_lossy(&o.stderr)),
+            sources_shown()
+        ))))
     }
 
     /// Whether the package lists are there and were refreshed less than an hour ago.
@@ -205,7 +256,7 @@ impl Cache {
     /// Resolves the closure of `requested` in the archive: a new lock. The package lists are
     /// refreshed first when `refresh` is set (`--update-lock`), or when they are missing or
     /// older than an hour.
-    pub fn resolve(&self, requested: &[String], refresh: bool) -> Result<Lock, Error> {
+    pub fn resolve(&self, requested: &[String], refresh: bool) -> Result<Lock, ArchiveError> {
         if requested.is_empty() {
             return Ok(Lock {
                 lock_version: crate::lock::LOCK_VERSION,
@@ -221,11 +272,11 @@ impl Cache {
         args.extend(requested.iter().cloned());
         let o = self.apt("apt-get", &args, None)?;
         if !o.status.success() {
-            return Err(Error::one(format!(
+            return Err(ArchiveError::Failed(Error::one(format!(
                 "apt cannot resolve the packages {}: {}",
                 requested.join(", "),
                 String::from_utf8_lossy(&o.stderr).trim()
-            )));
+            ))));
         }
         let text = String::from_utf8_lossy(&o.stdout);
         let chosen = parse_simulation(&text);
@@ -233,10 +284,10 @@ impl Cache {
         show.extend(chosen.iter().map(|(n, v)| format!("{n}={v}")));
         let o = self.apt("apt-cache", &show, None)?;
         if !o.status.success() {
-            return Err(Error::one(format!(
+            return Err(ArchiveError::Failed(Error::one(format!(
                 "apt-cache show: {}",
                 String::from_utf8_lossy(&o.stderr).trim()
-            )));
+            ))));
         }
         let mut packages = parse_records(&String::from_utf8_lossy(&o.stdout), &chosen)?;
         packages.sort();
@@ -249,7 +300,11 @@ impl Cache {
 
     /// Every locked `.deb`, from the cache or downloaded (then checked and cached), by
     /// package name. `lock_file` names the lock in messages.
-    pub fn fetch(&self, lock: &Lock, lock_file: &str) -> Result<BTreeMap<String, PathBuf>, Error> {
+    pub fn fetch(
+        &self,
+        lock: &Lock,
+        lock_file: &str,
+    ) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
         let mut out = BTreeMap::new();
         let mut missing: Vec<&Locked> = Vec::new();
         for p in &lock.packages {
@@ -281,7 +336,7 @@ impl Cache {
         wanted: &[&Locked],
         work: &Path,
         lock_file: &str,
-    ) -> Result<BTreeMap<String, PathBuf>, Error> {
+    ) -> Result<BTreeMap<String, PathBuf>, ArchiveError> {
         let mut args: Vec<String> = vec!["download".into(), "-qq".into()];
         args.extend(
             wanted
@@ -321,12 +376,13 @@ impl Cache {
         if problems.is_empty() {
             Ok(out)
         } else {
-            Err(Error(problems))
+            Err(Error(problems).into())
         }
     }
 
-    /// Which locked versions the archive no longer offers, each named with what it has now.
-    fn gone(&self, wanted: &[&Locked], lock_file: &str, stderr: &str) -> Error {
+    /// Which locked versions the archive no longer offers, each named with what it has now;
+    /// when its lists still offer them all, the download itself failed: unreachable.
+    fn gone(&self, wanted: &[&Locked], lock_file: &str, stderr: &str) -> ArchiveError {
         let mut problems = Vec::new();
         for p in wanted {
             let spec = format!("{}:{}={}", p.package, p.architecture, p.version);
@@ -356,12 +412,14 @@ impl Cache {
             ));
         }
         if problems.is_empty() {
-            problems.push(format!(
-                "apt-get download failed: {}",
-                contract::json::printable(stderr.trim())
-            ));
+            return ArchiveError::Unreachable(Error::one(format!(
+                "the archive cannot be reached: apt-get download failed: {}; check the apt \
+                 sources ({}) and the network to the archive",
+                apt_said(stderr),
+                sources_shown()
+            )));
         }
-        Error(problems)
+        ArchiveError::Failed(Error(problems))
     }
 }
 

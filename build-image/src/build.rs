@@ -9,7 +9,7 @@
 //! image: fixed UUID and directory hash seed, one fixed time for every inode and the
 //! superblock (`E2FSPROGS_FAKE_TIME`), owners and times set explicitly with `debugfs`.
 
-use crate::archive::{self, Cache};
+use crate::archive::{self, ArchiveError, Cache};
 use crate::lock::{self, Lock};
 use crate::recipe::{self, Recipe};
 use crate::sbom;
@@ -119,8 +119,9 @@ pub fn requested_packages(r: &Recipe) -> Vec<String> {
 }
 
 /// Reads the lock, or resolves the packages in the archive (no lock, or `update_lock`),
-/// fetches every `.deb` (cache or archive, SHA-256 checked) and unpacks them.
-pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, Error> {
+/// fetches every `.deb` (cache or archive, SHA-256 checked) and unpacks them. The error says
+/// whether the archive could not be reached; `?` turns it into the builder's [`Error`].
+pub fn sources(r: &Recipe, opts: &Options) -> Result<Sources, ArchiveError> {
     let requested = requested_packages(r);
     let cache = Cache::open(&opts.cache_dir)?;
     let (lock, write_lock) = match &opts.lock {
@@ -532,17 +533,28 @@ pub struct Built {
 /// Checks the recipe's packages and everything else, then builds the image and writes the
 /// manifest beside it.
 pub fn build(r: &Recipe, opts: &Options) -> Result<Built, Error> {
+    check_epoch(opts)?;
+    let src = sources(r, opts)?;
+    build_from(r, opts, &src)
+}
+
+/// A zero image time is refused before anything is fetched.
+pub fn check_epoch(opts: &Options) -> Result<(), Error> {
     if opts.epoch == 0 {
         return Err(Error::one(
             "the image time (SOURCE_DATE_EPOCH / --epoch) must not be 0",
         ));
     }
-    let src = sources(r, opts)?;
+    Ok(())
+}
+
+/// [`build`] from packages already fetched ([`sources`]).
+pub fn build_from(r: &Recipe, opts: &Options, src: &Sources) -> Result<Built, Error> {
     let Contents {
         layout,
         packages,
         sbom: sbom_text,
-    } = contents(r, opts, &src)?;
+    } = contents(r, opts, src)?;
     let uuid = opts.uuid.clone().unwrap_or_else(|| fixed_uuid(&r.name));
     let fs = ext4::Filesystem {
         label: r.name.clone(),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 /// The exit statuses, and the environment and files build-image reads.
 pub const AFTER_HELP: &str = "Exit status: 0 built (or checked); 1 the build failed (a \
-package download, a tool, the file system); 2 bad input (the recipe, its lock, the command \
-line); with --outdated, 3 packages are behind and 4 the archive cannot be reached.
+package the archive lacks, a tool, the file system); 2 bad input (the recipe, its lock, the \
+command line); 4 the archive cannot be reached (its indexes or a package could not be \
+fetched: run again later); with --outdated, 3 packages are behind.
 
 Environment:
   IMAGE_SIGN_PASSWORD  the password of --sign-key's secret key (none: an unencrypted key)

@@ -9,17 +9,20 @@
     clippy::tests_outside_test_module
 )]
 
+use build_image::archive::ArchiveError;
 use build_image::cli::Args;
 use build_image::oci_out::OciOutput;
-use build_image::{build, recipe, Error, Options, Recipe};
+use build_image::{recipe, Error, Options, Recipe};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit statuses: the build failed (a package, a tool, the file system), the input is bad
-/// (the recipe, the command line: fix it and run again).
+/// (the recipe, the command line: fix it and run again), the archive cannot be reached (run
+/// again later; the same status as `--outdated`'s).
 const FAILED: u8 = 1;
 const BAD_INPUT: u8 = 2;
+const UNREACHABLE: u8 = 4;
 
 /// A failure: what went wrong, and which kind of exit status it gets.
 #[derive(Debug)]
@@ -28,6 +31,15 @@ struct Failure(u8, Error);
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure(FAILED, e)
+    }
+}
+
+impl From<ArchiveError> for Failure {
+    fn from(e: ArchiveError) -> Failure {
+        match e {
+            ArchiveError::Unreachable(e) => Failure(UNREACHABLE, e),
+            ArchiveError::Failed(e) => Failure(FAILED, e),
+        }
     }
 }
 
@@ -240,9 +252,9 @@ fn run(args: Args) -> Result<(), Failure> {
     let changes_from = args.changes_from.clone();
     let opts = options(args, &recipe_path)?;
     if check {
-        Ok(check_only(&recipe, &opts)?)
+        check_only(&recipe, &opts)
     } else {
-        Ok(build_image(&recipe, &opts, changes_from.as_deref())?)
+        build_image(&recipe, &opts, changes_from.as_deref())
     }
 }
 
@@ -307,7 +319,7 @@ fn options(args: Args, recipe_path: &Path) -> Result<Options, Failure> {
 }
 
 /// `--check`: what would go into the image, one entry a line.
-fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
+fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Failure> {
     let src = build_image::build::sources(recipe, opts)?;
     let contents = build_image::contents(recipe, opts, &src)?;
     for (path, e) in &contents.layout.entries {
@@ -316,8 +328,14 @@ fn check_only(recipe: &Recipe, opts: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn build_image(recipe: &Recipe, opts: &Options, changes_from: Option<&Path>) -> Result<(), Error> {
-    let b = build(recipe, opts)?;
+fn build_image(
+    recipe: &Recipe,
+    opts: &Options,
+    changes_from: Option<&Path>,
+) -> Result<(), Failure> {
+    build_image::build::check_epoch(opts)?;
+    let src = build_image::build::sources(recipe, opts)?;
+    let b = build_image::build::build_from(recipe, opts, &src)?;
     summary(&b);
     println!(
         "build-image: wrote {} ({} bytes, {:.1} MiB; {} entries, {:.1} MiB of files) and {}",

@@ -7,7 +7,11 @@
 //! - the SBOM lists every package the image took files from, as the lock has them, and
 //!   validates against the vendored SPDX 2.3 JSON Schema (which rejects a broken one);
 //! - a locked version the archive no longer offers is refused naming the package, and
-//!   `update_lock` (`--update-lock`) locks what the archive has instead.
+//!   `update_lock` (`--update-lock`) locks what the archive has instead;
+//! - an archive that cannot be reached (a file: source that does not exist, an empty
+//!   cache) makes `build-image` exit 4 naming the archive, whether it resolves a new lock or
+//!   fetches a locked one, and writes nothing; a missing recipe still exits 2 (no network:
+//!   a second).
 
 mod common;
 mod lab;
@@ -17,7 +21,7 @@ use e2e::TempDir;
 use lab::Lab;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn lab_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab")
@@ -171,4 +175,68 @@ fn a_locked_version_the_archive_no_longer_has_is_refused_by_name() {
     o.update_lock = false;
     let e = build_image::build(&r, &o).expect_err("the lock does not cover the recipe");
     assert!(e.to_string().contains("rebuild with --update-lock"), "{e}");
+}
+
+/// `build-image RECIPE -o IMAGE --lock LOCK` with a fresh cache in `dir` and apt's sources
+/// `sources`.
+fn build_image_cli(dir: &Path, recipe: &Path, lock: &Path, sources: &Path) -> Output {
+    let init = dir.join("init");
+    std::fs::write(&init, b"not reached").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_build-image"))
+        .arg(recipe)
+        .arg("-o")
+        .arg(dir.join("out.img"))
+        .arg("--lock")
+        .arg(lock)
+        .arg("--init")
+        .arg(&init)
+        .arg("--cache-dir")
+        .arg(dir.join("fresh-cache"))
+        .env("IMAGE_BUILDER_APT_SOURCES", sources)
+        .output()
+        .expect("build-image")
+}
+
+#[test]
+fn an_unreachable_archive_exits_4_and_a_missing_recipe_still_exits_2() {
+    let dir = TempDir::new("unreachable").unwrap();
+    let sources = dir.path().join("gone.list");
+    let nowhere = dir.path().join("nowhere");
+    std::fs::write(
+        &sources,
+        format!("deb [trusted=yes] file:{} ./\n", nowhere.display()),
+    )
+    .unwrap();
+    let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let recipe = dir.path().join("dns.json");
+    std::fs::copy(recipes.join("dns.json"), &recipe).unwrap();
+    let new_lock = dir.path().join("new.lock.json");
+    let locked = dir.path().join("dns.lock.json");
+    std::fs::copy(recipes.join("dns.lock.json"), &locked).unwrap();
+
+    // No lock: resolving needs the indexes. A lock: fetching needs the .debs.
+    for lock in [&new_lock, &locked] {
+        let o = build_image_cli(dir.path(), &recipe, lock, &sources);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "lock {}: {o:?}", lock.display());
+        assert!(err.contains("the archive cannot be reached"), "{err}");
+        assert!(
+            err.contains(&sources.display().to_string()),
+            "the message names the sources: {err}"
+        );
+        assert!(!dir.path().join("out.img").exists(), "{err}");
+        assert!(!new_lock.exists(), "no lock written: {err}");
+    }
+
+    let o = build_image_cli(
+        dir.path(),
+        &dir.path().join("none.json"),
+        &new_lock,
+        &sources,
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("none.json"),
+        "{o:?}"
+    );
 }
