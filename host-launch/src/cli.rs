@@ -169,39 +169,7 @@ pub enum Cmd {
     /// is upgraded, must stay healthy for the settle time, and is rolled back if not; the first
     /// failure stops the rollout (exit status 127; 122 when a rollback failed).
     #[command(after_help = ENVIRONMENT)]
-    Update {
-        /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
-        #[arg(long, value_name = "IMAGE")]
-        image: PathBuf,
-        /// Move every running appliance whose image digest starts with this (`sha256:...`,
-        /// at least 12 hex digits), or that runs this image file (its digest: a copy counts);
-        /// `host-launch update --image NEW NAME...` names them instead.
-        #[arg(
-            long,
-            value_name = "DIGEST|OLD_IMAGE",
-            required_unless_present_any = ["names", "plan"],
-            conflicts_with = "names"
-        )]
-        from: Option<String>,
-        /// The appliances to move, in this order (the first is the canary).
-        names: Vec<String>,
-        /// How long each upgraded appliance must stay ready, with no restart or failed
-        /// liveness check, before the next one moves.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-        settle: u64,
-        /// How long each new image may take to become ready.
-        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-        timeout: u64,
-        /// How long each graceful stop may take.
-        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-        stop_timeout: u64,
-        /// Change nothing: show the running appliances with their image digests and which of
-        /// them the update would move.
-        #[arg(long)]
-        plan: bool,
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    Update(UpdateArgs),
     /// Stop running appliances gracefully (ctrl-alt-del, then halt after the stop timeout).
     #[command(after_help = ENVIRONMENT)]
     Stop {
@@ -388,4 +356,40 @@ mod tests {
         let m = super::unknown_command("frobnicate");
         assert!(m.contains("no such spec file"), "{m}");
     }
+}
+
+/// `update`'s arguments.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The new root image; its manifest is `IMAGE.manifest.json` beside it.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Move every running appliance whose image digest starts with this (`sha256:...`,
+    /// at least 12 hex digits), or that runs this image file (its digest: a copy counts);
+    /// `host-launch update --image NEW NAME...` names them instead.
+    #[arg(
+        long,
+        value_name = "DIGEST|OLD_IMAGE",
+        required_unless_present_any = ["names", "plan"],
+        conflicts_with = "names"
+    )]
+    pub from: Option<String>,
+    /// The appliances to move, in this order (the first is the canary).
+    pub names: Vec<String>,
+    /// How long each upgraded appliance must stay ready, with no restart or failed
+    /// liveness check, before the next one moves.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub settle: u64,
+    /// How long each new image may take to become ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// How long each graceful stop may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub stop_timeout: u64,
+    /// Change nothing: show the running appliances with their image digests and which of
+    /// them the update would move.
+    #[arg(long)]
+    pub plan: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
 }

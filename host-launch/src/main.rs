@@ -105,28 +105,7 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             },
         ),
         Cmd::Outdated { format } => cmd::outdated::outdated(format.is_json()),
-        Cmd::Update {
-            image,
-            from,
-            names,
-            settle,
-            timeout,
-            stop_timeout,
-            plan,
-            format,
-        } => cmd::update::update(&cmd::update::Options {
-            image,
-            selection: match from {
-                Some(d) => host_launch::rollout::targets::Selection::From(d),
-                None if names.is_empty() => host_launch::rollout::targets::Selection::Running,
-                None => host_launch::rollout::targets::Selection::Names(names),
-            },
-            plan,
-            settle: Duration::from_secs(settle),
-            ready_timeout: Duration::from_secs(timeout),
-            stop_timeout: Duration::from_secs(stop_timeout),
-            json: format.is_json(),
-        }),
+        Cmd::Update(a) => cmd::update::update(&update_options(a)),
         Cmd::Stop { which, time } => cmd::stop::stop_all(
             &cmd::stop::chosen(which.names, which.all)?,
             time.map(Duration::from_secs),
@@ -143,19 +122,7 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             tail,
             since,
             timestamps,
-        } => {
-            let since = since
-                .map(|s| host_launch::stamped::since(&s))
-                .transpose()
-                .map_err(host_launch::Error::usage)?;
-            let opts = cmd::logs::Options {
-                follow,
-                tail,
-                since,
-                timestamps,
-            };
-            cmd::logs::logs(&name, opts)
-        }
+        } => logs(&name, follow, tail, since.as_deref(), timestamps),
         Cmd::Events {
             name,
             follow,
@@ -176,4 +143,43 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `update`'s options from its command line.
+fn update_options(a: host_launch::cli::UpdateArgs) -> cmd::update::Options {
+    use host_launch::rollout::targets::Selection;
+    cmd::update::Options {
+        image: a.image,
+        selection: match a.from {
+            Some(d) => Selection::From(d),
+            None if a.names.is_empty() => Selection::Running,
+            None => Selection::Names(a.names),
+        },
+        plan: a.plan,
+        settle: Duration::from_secs(a.settle),
+        ready_timeout: Duration::from_secs(a.timeout),
+        stop_timeout: Duration::from_secs(a.stop_timeout),
+        json: a.format.is_json(),
+    }
+}
+
+/// `logs NAME`: `--since` read as a time before the console is.
+fn logs(
+    name: &str,
+    follow: bool,
+    tail: Option<usize>,
+    since: Option<&str>,
+    timestamps: bool,
+) -> host_launch::Result<i32> {
+    let since = since
+        .map(host_launch::stamped::since)
+        .transpose()
+        .map_err(host_launch::Error::usage)?;
+    let opts = cmd::logs::Options {
+        follow,
+        tail,
+        since,
+        timestamps,
+    };
+    cmd::logs::logs(name, opts)
 }
