@@ -157,11 +157,11 @@ pub fn to_json(c: &Contract) -> String {
 }
 
 /// The bytes a [`File`] entry stands for, decoding base64 content.
-pub fn file_content(f: &File) -> Result<Vec<u8>, String> {
+pub fn file_content(f: &File) -> Result<Vec<u8>, base64::DecodeError> {
     match f.encoding {
         FileEncoding::Utf8 => Ok(f.content.clone().into_bytes()),
-        FileEncoding::Base64 => base64::engine::general_purpose::STANDARD
-            .decode(f.content.as_bytes())
-            .map_err(|e| e.to_string()),
+        FileEncoding::Base64 => {
+            base64::engine::general_purpose::STANDARD.decode(f.content.as_bytes())
+        }
     }
 }

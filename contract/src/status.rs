@@ -38,19 +38,38 @@ pub const HEARTBEAT_MAX_MS: u64 = 60_000;
 /// The heartbeat interval a `/proc/cmdline` asks for: `Ok(None)` for none (`0`), the default
 /// without the parameter, and an error naming the parameter for a value that is not a number
 /// of ms from 1 to [`HEARTBEAT_MAX_MS`] (then the caller keeps the default and says so).
-pub fn heartbeat_interval_ms(cmdline_text: &str) -> Result<Option<u64>, String> {
+pub fn heartbeat_interval_ms(cmdline_text: &str) -> Result<Option<u64>, HeartbeatError> {
     let Some(value) = crate::cmdline::find(cmdline_text, HEARTBEAT_PARAM) else {
         return Ok(Some(HEARTBEAT_INTERVAL_MS));
     };
     match value.parse::<u64>() {
         Ok(0) => Ok(None),
         Ok(ms) if ms <= HEARTBEAT_MAX_MS => Ok(Some(ms)),
-        _ => Err(format!(
-            "{HEARTBEAT_PARAM}={value:?} is not 0 (no heartbeat) or a number of ms up to \
-             {HEARTBEAT_MAX_MS}; sending one every {HEARTBEAT_INTERVAL_MS} ms"
-        )),
+        _ => Err(HeartbeatError {
+            value: value.to_string(),
+        }),
     }
 }
+
+/// A heartbeat parameter that is neither `0` nor a number of ms up to [`HEARTBEAT_MAX_MS`]
+/// (its value as given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatError {
+    pub value: String,
+}
+
+impl std::fmt::Display for HeartbeatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{HEARTBEAT_PARAM}={:?} is not 0 (no heartbeat) or a number of ms up to \
+             {HEARTBEAT_MAX_MS}; sending one every {HEARTBEAT_INTERVAL_MS} ms",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for HeartbeatError {}
 
 /// The kernel argument that asks for a heartbeat every `interval` (`None`: none).
 pub fn heartbeat_arg(interval: Option<std::time::Duration>) -> String {
@@ -577,7 +596,7 @@ mod tests {
         for bad in ["x", "-1", "60001", ""] {
             let e =
                 heartbeat_interval_ms(&format!("guest_init.heartbeat_ms={bad}")).expect_err(bad);
-            assert!(e.contains(HEARTBEAT_PARAM), "{e}");
+            assert!(e.to_string().contains(HEARTBEAT_PARAM), "{e}");
         }
         // After `--` the arguments are init's, not the kernel's.
         assert_eq!(heartbeat_interval_ms("-- guest_init.heartbeat_ms=0"), Ok(d));

@@ -327,7 +327,9 @@ fn bring_up(rep: &mut Reporter, disks: &mut Vec<Disk>) -> Result<Up, Fatal> {
 /// heartbeat only helps the host watch the guest.
 fn heartbeat_interval(rep: &Reporter, cmdline_text: &str) -> Option<Duration> {
     let ms = contract::status::heartbeat_interval_ms(cmdline_text).unwrap_or_else(|e| {
-        rep.event(Event::Warning { reason: e });
+        rep.event(Event::Warning {
+            reason: e.to_string(),
+        });
         Some(contract::status::HEARTBEAT_INTERVAL_MS)
     });
     ms.map(Duration::from_millis)

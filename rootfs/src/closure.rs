@@ -74,8 +74,8 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
             .unwrap_or_default();
         let (source, dynamic) = match read_object(host_root, &path, &via) {
             Ok(o) => o,
-            Err(p) => {
-                problems.push(p);
+            Err(e) => {
+                problems.push(e.to_string());
                 continue;
             }
         };
@@ -119,18 +119,42 @@ pub fn resolve(roots: &[(String, Root)], host_root: &Path) -> Result<Closure, Ve
 }
 
 /// The object at guest path `path` in the host root: where it is read from and its dynamic
-/// section, or the problem (`via` says which object needed it).
-fn read_object(host_root: &Path, path: &str, via: &str) -> Result<(PathBuf, elf::Dynamic), String> {
-    let host = locate(host_root, path).map_err(|e| {
-        format!(
-            "{path}{via}: cannot read {}: {e}",
-            host_path(host_root, path).display()
-        )
+/// section, or why not (`via` says which object needed it).
+fn read_object(
+    host_root: &Path,
+    path: &str,
+    via: &str,
+) -> Result<(PathBuf, elf::Dynamic), ObjectError> {
+    let unreadable = |file: PathBuf| {
+        move |source| ObjectError::Unreadable {
+            object: format!("{path}{via}"),
+            file,
+            source,
+        }
+    };
+    let host = locate(host_root, path).map_err(unreadable(host_path(host_root, path)))?;
+    let bytes = std::fs::read(&host).map_err(unreadable(host.clone()))?;
+    let dynamic = elf::parse(&bytes).map_err(|source| ObjectError::NotElf {
+        object: format!("{path}{via}"),
+        source,
     })?;
-    let bytes = std::fs::read(&host)
-        .map_err(|e| format!("{path}{via}: cannot read {}: {e}", host.display()))?;
-    let dynamic = elf::parse(&bytes).map_err(|e| format!("{path}{via}: {e}"))?;
     Ok((host, dynamic))
+}
+
+/// Why an object of the closure cannot be taken (one line of the closure's problems).
+#[derive(Debug, thiserror::Error)]
+enum ObjectError {
+    #[error("{object}: cannot read {}: {source}", file.display())]
+    Unreadable {
+        object: String,
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{object}: {source}")]
+    NotElf {
+        object: String,
+        source: elf::ElfError,
+    },
 }
 
 /// The guest paths of the libraries `path` needs (the loader aside), each one not found
