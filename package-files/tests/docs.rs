@@ -151,8 +151,12 @@ fn check_word(word: &str, tree: &Tree, here: &Path) -> Option<String> {
     let found = [tree.root.as_path(), here]
         .into_iter()
         .chain(tree.top.iter().map(|t| Path::new(t.as_str())))
-        .any(|d| tree.root.join(d).join(word).exists());
-    if repo_path(word, &tree.top) && !found {
+        .filter_map(|d| inside(&tree.root, &tree.root.join(d).join(word)))
+        .any(|p| p.exists());
+    // A relative path that leaves the repository (`../../etc` in a text about path
+    // traversal) names no file of it, wherever the clone happens to be.
+    let escapes = inside(&tree.root, &here.join(word)).is_none();
+    if repo_path(word, &tree.top) && !escapes && !found {
         return Some(format!("`{word}` does not exist"));
     }
     let bare = !word.contains('/')
@@ -161,6 +165,22 @@ fn check_word(word: &str, tree: &Tree, here: &Path) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     (bare && !tree.names.contains(word)).then(|| format!("no file `{word}` in the tree"))
+}
+
+/// `path` with `.` and `..` resolved without the file system, if it stays under `root`.
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.starts_with(root).then_some(out)
 }
 
 /// The repository as the check sees it.
