@@ -130,10 +130,14 @@ fn main() {
     let mut removals = Vec::with_capacity(n);
     for i in (0..n).rev() {
         let t = Instant::now();
-        let removed =
-            host_launch::launch::nft::remove(netpolicy::TABLE, &format!("dns{i}"), Some(ns.name()));
-        assert!(removed.expect("remove"));
+        let name = format!("dns{i}");
+        host_launch::launch::nft::remove(netpolicy::TABLE, &name, Some(ns.name())).expect("remove");
         removals.push(t.elapsed());
+        assert!(!host_launch::launch::nft::installed(
+            netpolicy::TABLE,
+            &name,
+            Some(ns.name())
+        ));
     }
     summary(&format!("remove, the first 20 of {n}"), &removals[..20]);
     summary("remove, the last 20", &removals[n - 20..]);

@@ -67,11 +67,9 @@ pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
     }
 }
 
-/// Removes appliance `name`'s chains from the table; `Ok(false)` when there were none.
-pub fn remove(table: &str, name: &str, netns: Option<&str>) -> Result<bool> {
-    if !installed(table, name, netns) {
-        return Ok(false);
-    }
+/// Removes appliance `name`'s chains from the table: one `nft` run, whether they are there or
+/// not ([`netpolicy::removal`] adds before it deletes), since every stop pays for it.
+pub fn remove(table: &str, name: &str, netns: Option<&str>) -> Result<()> {
     let failed = |e: String| {
         Error::host(format!(
             "removing {name}'s chains from the nftables table {table}{}: {e}",
@@ -79,7 +77,7 @@ pub fn remove(table: &str, name: &str, netns: Option<&str>) -> Result<bool> {
         ))
     };
     match run(netns, &["-f", "-"], &netpolicy::removal(table, name)) {
-        Ok(Ok(_)) => Ok(true),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(failed(e)),
         Err(e) => Err(failed(e.to_string())),
     }

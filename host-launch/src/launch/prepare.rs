@@ -160,13 +160,17 @@ pub fn clean_stale(dir: &Dir, st: &State) -> Vec<String> {
             ));
         }
     }
-    if let Some(p) = &st.policy {
+    // Only a leftover is worth a note, so this rare path asks first.
+    if let Some(p) = st
+        .policy
+        .as_ref()
+        .filter(|p| nft::installed(&p.table, &st.name, p.netns.as_deref()))
+    {
         match nft::remove(&p.table, &st.name, p.netns.as_deref()) {
-            Ok(true) => notes.push(format!(
+            Ok(()) => notes.push(format!(
                 "removed its chains from the nftables table {}",
                 p.table
             )),
-            Ok(false) => {}
             Err(e) => notes.push(format!("could not remove the network policy: {e}")),
         }
     }
