@@ -11,8 +11,10 @@
 //! release build, as an operator runs it.
 //!
 //! Where each round's time went (the timeline, medians over the rounds, each step's share of
-//! the first answer): `host` (`start` to the guest kernel's first instant: spec, jail, TAP,
-//! nft, disks, exec of UML), `kernel` (to guest-init's start), guest-init to its
+//! the first answer): the host's `start` to the launcher's first state (the spec loaded and
+//! checked twice, by `start` and by the launcher it runs, the appliance locked; the state's
+//! `started_at_ms`, in whole milliseconds) and on to the guest kernel's first instant (uid,
+//! TAP, nft, disks, jail, exec of UML), `kernel` (to guest-init's start), guest-init to its
 //! `contract_loaded`, `network_up` and `service_started` events, the service to `ready` (its
 //! readiness probe) and `ready` to the first answer. It is read from the status channel's
 //! events alone: each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
@@ -93,8 +95,9 @@ fn events(lab: &Lab) -> Vec<serde_json::Value> {
 }
 
 /// The steps of the timeline, in order; each ends at the instant its name says.
-const STEPS: [&str; 7] = [
-    "host (start -> guest kernel)",
+const STEPS: [&str; 8] = [
+    "host: start -> launcher's state",
+    "host: -> guest kernel",
     "kernel (-> guest-init)",
     "guest-init -> contract_loaded",
     "-> network_up",
@@ -103,9 +106,16 @@ const STEPS: [&str; 7] = [
     "ready -> first answer",
 ];
 
-/// Each step's length, from the host's wall clock at `start` (`t0_us`), the events and the
-/// first answer's wall clock: `None` when an event is missing (another init's image).
-fn timeline(t0_us: u64, answer_us: u64, events: &[serde_json::Value]) -> Option<Vec<Duration>> {
+/// Each step's length, from the host's wall clock at `start` (`t0_us`), when the launcher
+/// wrote its first state (`launcher_us`: its spec loaded and checked, the appliance locked),
+/// the events and the first answer's wall clock: `None` when an event is missing (another
+/// init's image).
+fn timeline(
+    t0_us: u64,
+    launcher_us: u64,
+    answer_us: u64,
+    events: &[serde_json::Value],
+) -> Option<Vec<Duration>> {
     let at = |name: &str| {
         events
             .iter()
@@ -118,6 +128,7 @@ fn timeline(t0_us: u64, answer_us: u64, events: &[serde_json::Value]) -> Option<
     let init = ts.checked_sub(ready["init_us"].as_u64()?)?;
     let marks = [
         t0_us,
+        launcher_us,
         kernel,
         init,
         at("contract_loaded")?,
@@ -133,6 +144,13 @@ fn timeline(t0_us: u64, answer_us: u64, events: &[serde_json::Value]) -> Option<
             .map(|w| Duration::from_micros(w[1].saturating_sub(w[0])))
             .collect(),
     )
+}
+
+/// When the launcher wrote its first state (`started_at_ms`, in µs since the Unix epoch).
+fn launcher_started_us(lab: &Lab) -> Option<u64> {
+    let state = std::fs::read(lab.state_dir().join(NAME).join("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+    state["started_at_ms"].as_u64()?.checked_mul(1000)
 }
 
 /// Microseconds since the Unix epoch, the clock of the events' `ts_us`.
@@ -204,7 +222,8 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<Measured, String> {
         .map_err(|e| format!("the prober: {e}"))?
         .ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
     let answer = answered.saturating_duration_since(t);
-    let steps = timeline(wall_us(t0), wall_us(t0 + answer), &ev);
+    let steps = launcher_started_us(lab)
+        .and_then(|l| timeline(wall_us(t0), l, wall_us(t0 + answer), &ev));
     Ok(Measured {
         answer,
         guest,
