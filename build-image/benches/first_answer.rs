@@ -17,7 +17,8 @@
 //! TAP, nft, disks, jail, exec of UML), `kernel` (to guest-init's start), guest-init to its
 //! `contract_loaded`, `network_up` and `service_started` events, the service to `ready` (its
 //! readiness probe) and `ready` to the first answer. It is read from the status channel's
-//! events alone: each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
+//! events alone (and rounds over 1.5 times the median are listed with their slow steps: where a
+//! stall sits): each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
 //! `boot_us` and `init_us`, so the host's clock at `start` places them on one line.
 //!
 //! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
@@ -222,8 +223,8 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<Measured, String> {
         .map_err(|e| format!("the prober: {e}"))?
         .ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
     let answer = answered.saturating_duration_since(t);
-    let steps = launcher_started_us(lab)
-        .and_then(|l| timeline(wall_us(t0), l, wall_us(t0 + answer), &ev));
+    let steps =
+        launcher_started_us(lab).and_then(|l| timeline(wall_us(t0), l, wall_us(t0 + answer), &ev));
     Ok(Measured {
         answer,
         guest,
@@ -259,6 +260,8 @@ struct Series {
     guest: Vec<Duration>,
     /// Per round, each of [`STEPS`].
     steps: Vec<Vec<Duration>>,
+    /// The round (from 1) each entry of `steps` is of.
+    rounds: Vec<usize>,
     failures: usize,
 }
 
@@ -276,15 +279,50 @@ fn print_timeline(c: &Case) {
         c.kernel,
         s.steps.len()
     );
+    let mut medians = Vec::new();
     for (i, step) in STEPS.iter().enumerate() {
         let mut v: Vec<Duration> = s.steps.iter().map(|r| r[i]).collect();
         v.sort();
         let median = v[v.len() / 2];
+        medians.push(median);
         println!(
             "  {step:<32} median {:>6.1} ms, worst {:>6.1} ms ({:>3.0} %)",
             median.as_secs_f64() * 1e3,
             v[v.len() - 1].as_secs_f64() * 1e3,
             100.0 * median.as_secs_f64() / total
+        );
+    }
+    print_stalls(c, &medians);
+}
+
+/// A round whose first answer took more than this many times the median is a stall.
+const STALL_FACTOR: f64 = 1.5;
+
+/// Each stalled round (the order they came in), with the steps that took longer than twice
+/// their median: where a stall of a few rounds in many sits.
+fn print_stalls(c: &Case, medians: &[Duration]) {
+    let s = &c.series;
+    let median = s.times[s.times.len() / 2].as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (round, steps) in s.rounds.iter().zip(&s.steps) {
+        let total: Duration = steps.iter().sum();
+        if total.as_secs_f64() <= STALL_FACTOR * median {
+            continue;
+        }
+        let slow: Vec<String> = STEPS
+            .iter()
+            .zip(steps.iter().zip(medians))
+            .filter(|(_, (d, m))| d.as_secs_f64() > 2.0 * m.as_secs_f64())
+            .map(|(name, (d, m))| format!("{name} {:.1} ms (median {:.1})", ms(*d), ms(*m)))
+            .collect();
+        println!(
+            "  stall: round {round}, {:.1} ms: {}",
+            ms(total),
+            if slow.is_empty() {
+                "no one step over twice its median".to_string()
+            } else {
+                slow.join(", ")
+            }
         );
     }
 }
@@ -402,7 +440,10 @@ fn main() {
                     );
                     s.times.push(d);
                     s.guest.push(g);
-                    s.steps.extend(steps);
+                    if let Some(steps) = steps {
+                        s.steps.push(steps);
+                        s.rounds.push(i + 1);
+                    }
                 }
                 Err(e) => {
                     eprintln!(
