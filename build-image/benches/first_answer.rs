@@ -10,14 +10,29 @@
 //! VM's host processes, 3 s after it became ready). The timed `start` is host-launch's
 //! release build, as an operator runs it.
 //!
+//! Where each round's time went (the timeline, medians over the rounds, each step's share of
+//! the first answer): the host's `start` to the launcher's first state (the spec loaded and
+//! checked twice, by `start` and by the launcher it runs, the appliance locked; the state's
+//! `started_at_ms`, in whole milliseconds) and on to the guest kernel's first instant (uid,
+//! TAP, nft, disks, jail, exec of UML), `kernel` (to guest-init's start), guest-init to its
+//! `contract_loaded`, `network_up` and `service_started` events, the service to `ready` (its
+//! readiness probe) and `ready` to the first answer. It is read from the status channel's
+//! events alone (and rounds over 1.5 times the median are listed with their slow steps: where a
+//! stall sits): each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
+//! `boot_us` and `init_us`, so the host's clock at `start` places them on one line.
+//!
 //! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
 //! dnsmasq image `dns`): the images of class dns get the example zone (examples/dns.json) as
 //! their class input, the dnsmasq image its records; each runs at least at its manifest's
 //! `min_memory_mib`; each image's size (file and blocks in use) is printed too.
 //!
+//! `--versus HOST_LAUNCH` times another build of host-launch beside this tree's, round by
+//! round on the same specs (its cases are labelled `(versus)`): a change's before and after
+//! under the same load.
+//!
 //! ```sh
 //! cargo bench -p build-image --bench first_answer [-- --rounds 20 --memory-mib 32 \
-//!     --kernels project,debian --images dns,nsd,knot]
+//!     --kernels project,debian --images dns,nsd,knot --versus /tmp/host-launch.before]
 //! ```
 
 #[path = "../tests/lab/mod.rs"]
@@ -28,7 +43,7 @@ use lab::{bench_kernels, release_host_launch, shown, Lab};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NAME: &str = "fdns";
 const PERIOD: Duration = Duration::from_millis(5);
@@ -40,6 +55,8 @@ struct Args {
     memory_mib: u32,
     kernels: String,
     images: String,
+    /// Another host-launch to time beside this tree's, round by round (A/B of a change).
+    versus: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -48,6 +65,7 @@ fn args() -> Args {
         memory_mib: 32,
         kernels: "project,debian".into(),
         images: "dns".into(),
+        versus: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -61,25 +79,98 @@ fn args() -> Args {
             }
             "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
             "--images" => a.images = it.next().expect("--images dns,nsd,knot"),
+            "--versus" => a.versus = Some(it.next().expect("--versus HOST_LAUNCH").into()),
             _ => {} // cargo passes --bench
         }
     }
     a
 }
 
-/// The guest clock (µs since the guest kernel started) of the appliance's `ready` event.
-fn ready_boot_us(lab: &Lab) -> Option<u64> {
-    let events = std::fs::read_to_string(lab.state_dir().join(NAME).join("events.jsonl")).ok()?;
-    events
+/// The appliance's events (each a JSON object), as the launcher recorded them.
+fn events(lab: &Lab) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(lab.state_dir().join(NAME).join("events.jsonl"))
+        .unwrap_or_default()
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "ready")
-        .and_then(|e| e["boot_us"].as_u64())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
-/// One round: start, query until the answer, stop; the time from start to the answer and
-/// the guest's share of it.
-fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), String> {
+/// The steps of the timeline, in order; each ends at the instant its name says.
+const STEPS: [&str; 8] = [
+    "host: start -> launcher's state",
+    "host: -> guest kernel",
+    "kernel (-> guest-init)",
+    "guest-init -> contract_loaded",
+    "-> network_up",
+    "-> service_started",
+    "service -> ready",
+    "ready -> first answer",
+];
+
+/// Each step's length, from the host's wall clock at `start` (`t0_us`), when the launcher
+/// wrote its first state (`launcher_us`: its spec loaded and checked, the appliance locked),
+/// the events and the first answer's wall clock: `None` when an event is missing (another
+/// init's image).
+fn timeline(
+    t0_us: u64,
+    launcher_us: u64,
+    answer_us: u64,
+    events: &[serde_json::Value],
+) -> Option<Vec<Duration>> {
+    let at = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .and_then(|e| e["ts_us"].as_u64())
+    };
+    let ready = events.iter().find(|e| e["event"] == "ready")?;
+    let ts = ready["ts_us"].as_u64()?;
+    let kernel = ts.checked_sub(ready["boot_us"].as_u64()?)?;
+    let init = ts.checked_sub(ready["init_us"].as_u64()?)?;
+    let marks = [
+        t0_us,
+        launcher_us,
+        kernel,
+        init,
+        at("contract_loaded")?,
+        at("network_up")?,
+        at("service_started")?,
+        ts,
+        answer_us,
+    ];
+    // Clocks read on both sides of a VM boundary may disagree by a little: a negative step is 0.
+    Some(
+        marks
+            .windows(2)
+            .map(|w| Duration::from_micros(w[1].saturating_sub(w[0])))
+            .collect(),
+    )
+}
+
+/// When the launcher wrote its first state (`started_at_ms`, in µs since the Unix epoch).
+fn launcher_started_us(lab: &Lab) -> Option<u64> {
+    let state = std::fs::read(lab.state_dir().join(NAME).join("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+    state["started_at_ms"].as_u64()?.checked_mul(1000)
+}
+
+/// Microseconds since the Unix epoch, the clock of the events' `ts_us`.
+fn wall_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What one round measured.
+struct Measured {
+    answer: Duration,
+    guest: Duration,
+    steps: Option<Vec<Duration>>,
+}
+
+/// One round: start, query until the answer, stop; the time from start to the answer, the
+/// guest's share of it and where it went.
+fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<Measured, String> {
     let prober = first_answer(
         &lab.ns.path(),
         GUEST,
@@ -90,6 +181,7 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), Str
     )
     .map_err(|e| format!("the prober: {e}"))?;
     let t = Instant::now();
+    let t0 = SystemTime::now();
     // Not waited on here: the clock runs from this start, however long the command takes.
     let mut start = Command::new(exe)
         .arg("start")
@@ -105,12 +197,15 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), Str
         .map_err(|e| format!("host-launch start: {e}"))?;
     // The answer can come before the launcher has written the `ready` event.
     let waited = Instant::now();
-    let mut guest_us = ready_boot_us(lab);
-    while guest_us.is_none() && waited.elapsed() < Duration::from_secs(2) {
+    let ready_boot_us = |ev: &[serde_json::Value]| -> Option<u64> {
+        ev.iter().find(|e| e["event"] == "ready")?["boot_us"].as_u64()
+    };
+    let mut ev = events(lab);
+    while ready_boot_us(&ev).is_none() && waited.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(5));
-        guest_us = ready_boot_us(lab);
+        ev = events(lab);
     }
-    let Some(guest_us) = guest_us else {
+    let Some(guest_us) = ready_boot_us(&ev) else {
         return Err("no ready event in events.jsonl 2 s after the first answer".into());
     };
     let guest = Duration::from_micros(guest_us);
@@ -127,7 +222,14 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<(Duration, Duration), Str
     let answered = answered
         .map_err(|e| format!("the prober: {e}"))?
         .ok_or_else(|| format!("no answer within {GIVE_UP:?}"))?;
-    Ok((answered.saturating_duration_since(t), guest))
+    let answer = answered.saturating_duration_since(t);
+    let steps =
+        launcher_started_us(lab).and_then(|l| timeline(wall_us(t0), l, wall_us(t0 + answer), &ev));
+    Ok(Measured {
+        answer,
+        guest,
+        steps,
+    })
 }
 
 /// Host memory of the appliance, idle, 3 s after it was ready.
@@ -156,7 +258,73 @@ fn idle_memory(lab: &Lab, spec: &Path) -> Result<e2e::host::Memory, String> {
 struct Series {
     times: Vec<Duration>,
     guest: Vec<Duration>,
+    /// Per round, each of [`STEPS`].
+    steps: Vec<Vec<Duration>>,
+    /// The round (from 1) each entry of `steps` is of.
+    rounds: Vec<usize>,
     failures: usize,
+}
+
+/// The timeline's medians, step by step, with each one's share of the median first answer.
+fn print_timeline(c: &Case) {
+    let s = &c.series;
+    if s.steps.is_empty() {
+        return;
+    }
+    let total = s.times[s.times.len() / 2].as_secs_f64().max(1e-9);
+    println!(
+        "image {} kernel {}: where the time goes (median of {} rounds per step; share of the \
+         median first answer):",
+        c.image,
+        c.kernel,
+        s.steps.len()
+    );
+    let mut medians = Vec::new();
+    for (i, step) in STEPS.iter().enumerate() {
+        let mut v: Vec<Duration> = s.steps.iter().map(|r| r[i]).collect();
+        v.sort();
+        let median = v[v.len() / 2];
+        medians.push(median);
+        println!(
+            "  {step:<32} median {:>6.1} ms, worst {:>6.1} ms ({:>3.0} %)",
+            median.as_secs_f64() * 1e3,
+            v[v.len() - 1].as_secs_f64() * 1e3,
+            100.0 * median.as_secs_f64() / total
+        );
+    }
+    print_stalls(c, &medians);
+}
+
+/// A round whose first answer took more than this many times the median is a stall.
+const STALL_FACTOR: f64 = 1.5;
+
+/// Each stalled round (the order they came in), with the steps that took longer than twice
+/// their median: where a stall of a few rounds in many sits.
+fn print_stalls(c: &Case, medians: &[Duration]) {
+    let s = &c.series;
+    let median = s.times[s.times.len() / 2].as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (round, steps) in s.rounds.iter().zip(&s.steps) {
+        let total: Duration = steps.iter().sum();
+        if total.as_secs_f64() <= STALL_FACTOR * median {
+            continue;
+        }
+        let slow: Vec<String> = STEPS
+            .iter()
+            .zip(steps.iter().zip(medians))
+            .filter(|(_, (d, m))| d.as_secs_f64() > 2.0 * m.as_secs_f64())
+            .map(|(name, (d, m))| format!("{name} {:.1} ms (median {:.1})", ms(*d), ms(*m)))
+            .collect();
+        println!(
+            "  stall: round {round}, {:.1} ms: {}",
+            ms(total),
+            if slow.is_empty() {
+                "no one step over twice its median".to_string()
+            } else {
+                slow.join(", ")
+            }
+        );
+    }
 }
 
 /// The spec's `files` for an image: the class's zone for a dns-class image, else dnsmasq's
@@ -184,7 +352,9 @@ fn image_size(image: &Path) -> (f64, f64) {
 /// One image on one kernel: its spec and what its rounds measured.
 struct Case {
     image: String,
+    /// The kernel's label, and `(versus)` for the other host-launch's cases.
     kernel: String,
+    exe: PathBuf,
     memory_mib: u32,
     spec: PathBuf,
     series: Series,
@@ -226,20 +396,38 @@ fn main() {
             cases.push(Case {
                 image: name.to_string(),
                 kernel: label.clone(),
+                exe: PathBuf::new(),
                 memory_mib,
-                spec: path,
+                spec: path.clone(),
                 series: Series::default(),
             });
+            if let Some(v) = &a.versus {
+                cases.push(Case {
+                    image: name.to_string(),
+                    kernel: format!("{label} (versus)"),
+                    exe: v.clone(),
+                    memory_mib,
+                    spec: path,
+                    series: Series::default(),
+                });
+            }
         }
     }
     let exe = release_host_launch();
+    for c in cases.iter_mut().filter(|c| c.exe.as_os_str().is_empty()) {
+        c.exe = exe.clone();
+    }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("first answer: load average before: {}", load.trim());
     for i in 0..a.rounds {
         for c in cases.iter_mut() {
             let s = &mut c.series;
-            match round(&lab, &exe, &c.spec) {
-                Ok((d, g)) => {
+            match round(&lab, &c.exe, &c.spec) {
+                Ok(Measured {
+                    answer: d,
+                    guest: g,
+                    steps,
+                }) => {
                     eprintln!(
                         "image {} kernel {}: round {}/{}: first answer after {} ms (guest \
                          kernel start -> ready {} ms)",
@@ -252,6 +440,10 @@ fn main() {
                     );
                     s.times.push(d);
                     s.guest.push(g);
+                    if let Some(steps) = steps {
+                        s.steps.push(steps);
+                        s.rounds.push(i + 1);
+                    }
                 }
                 Err(e) => {
                     eprintln!(
@@ -296,6 +488,7 @@ fn main() {
                 s.guest[s.guest.len() - 1].as_millis()
             );
         }
+        print_timeline(c);
     }
     for c in &cases {
         match idle_memory(&lab, &c.spec) {

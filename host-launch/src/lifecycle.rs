@@ -248,6 +248,11 @@ pub fn clean_if_stale(e: &state::Entry) -> Option<Vec<String>> {
     Some(run::clean_stale(&e.dir, st))
 }
 
+/// How often `start` and `stop` look again while they wait for a launcher: each look is a
+/// system call or two (a `stat`, a lock probe), and the interval adds up to itself to a start
+/// or an upgrade's downtime (10 ms did, 5 on average).
+pub const WAIT_POLL: Duration = Duration::from_millis(1);
+
 /// How a stop request ended.
 #[derive(Debug)]
 pub enum Stopped {
@@ -305,7 +310,7 @@ pub fn stop(name: &str, timeout: Duration) -> Result<Stopped> {
             )));
         }
         // Short: an upgrade's downtime includes this wait.
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(WAIT_POLL);
     }
     let after = State::load(&e.dir);
     Ok(Stopped::Stopped(

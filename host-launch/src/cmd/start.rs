@@ -31,13 +31,21 @@ pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
     let mut child = spawn_background(l, None)?;
     let pid = child.id();
     let limit = Instant::now() + wait_ready.unwrap_or(Duration::from_secs(30));
+    let mut seen = None;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(dir.launcher_log()).unwrap_or_default();
             eprint!("{log}");
             return Ok(status.code().unwrap_or(crate::exit::HOST));
         }
-        if let Some(st) = State::load(&dir).filter(|s| s.launcher_pid == pid) {
+        let stamp = state_stamp(&dir);
+        let changed = stamp.is_some() && stamp != seen;
+        seen = stamp;
+        if let Some(st) = changed
+            .then(|| State::load(&dir))
+            .flatten()
+            .filter(|s| s.launcher_pid == pid)
+        {
             let up = match wait_ready {
                 Some(_) => st.phase == Phase::Ready,
                 None => matches!(st.phase, Phase::Booting | Phase::Ready),
@@ -62,6 +70,15 @@ pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
                 l.spec.name
             )));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(lifecycle::WAIT_POLL);
     }
+}
+
+/// What tells a new `state.json` from the last one seen (so `start` reads it only when it
+/// changed): the launcher replaces it by a rename
+/// (a new inode) on every save.
+fn state_stamp(dir: &Dir) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir.state()).ok()?;
+    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec()))
 }
