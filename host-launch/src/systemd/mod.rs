@@ -16,6 +16,16 @@ pub const TEMPLATE: &str = include_str!("../../systemd/host-launch@.service");
 /// The template's file name.
 pub const TEMPLATE_NAME: &str = "host-launch@.service";
 
+/// The unattended security update (README, "Fleet updates"): the service template that runs
+/// the script with `/etc/host-launch/auto-update/NAME.conf`, and its daily timer (enabled by
+/// no one: off until an operator enables one).
+pub const AUTO_UPDATE_SERVICE: &str =
+    include_str!("../../systemd/host-launch-auto-update@.service");
+pub const AUTO_UPDATE_TIMER: &str = include_str!("../../systemd/host-launch-auto-update@.timer");
+/// Their file names.
+pub const AUTO_UPDATE_SERVICE_NAME: &str = "host-launch-auto-update@.service";
+pub const AUTO_UPDATE_TIMER_NAME: &str = "host-launch-auto-update@.timer";
+
 /// `host-launch@NAME.service`.
 pub fn unit_name(name: &str) -> String {
     format!("host-launch@{name}.service")
