@@ -362,6 +362,9 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "this test needs root (systemd-nspawn)");
+    // Where the time goes, on stderr (the test is slow on a loaded host).
+    let t0 = std::time::Instant::now();
+    let phase = |what: &str| eprintln!("[{:6.1} s] {what}", t0.elapsed().as_secs_f64());
     let rootfs = e2e::nspawn::systemd_rootfs();
     let dir = TempDir::new("systemd-update").expect("temporary directory");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -374,6 +377,7 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     let broken = dns_version(&images, "v3", |r| {
         r["manifest"]["service"]["readiness"] = json!({"type": "tcp", "port": 5300});
     });
+    phase("three images built");
     let (names, addresses) = (["dns1", "dns2"], ["192.0.2.53", "192.0.2.54"]);
     let units = ["host-launch@dns1", "host-launch@dns2"];
     for (n, a) in names.iter().zip(addresses) {
@@ -386,6 +390,7 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
         (specs.clone(), "/etc/host-launch", true),
     ];
     let c = Container::boot(&rootfs, dir.path(), &binds);
+    phase("the container is up");
     c.ok("ip netns add hlapps && ip -n hlapps link set lo up && \
           ip -n hlapps link add br-hl type bridge && \
           ip -n hlapps addr add 192.0.2.1/24 dev br-hl && ip -n hlapps link set br-hl up");
@@ -393,12 +398,14 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     c.ok("timeout 120 systemctl start host-launch@dns1 host-launch@dns2");
     assert_eq!(versions(&c, &addresses), ["v1", "v1"]);
     let pids_v1 = active_pids(&c, &units);
+    phase("both units run v1");
 
     // v1 -> v2: both, one at a time, each restarted by its unit.
     let (code, report, text) = host_launch_json(
         &c,
         &format!("update --image {v2} --from {v1} --settle 3 --timeout 60"),
     );
+    phase("update to v2 done");
     assert_eq!(code, Some(0), "{text}");
     let results: Vec<&str> = report["appliances"]
         .as_array()
@@ -445,6 +452,7 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
         &c,
         &format!("update --image {broken} --from {v2} --settle 2 --timeout 10"),
     );
+    phase("update to the broken image done");
     assert_eq!(code, Some(127), "{text}");
     let results: Vec<&str> = report["appliances"]
         .as_array()
@@ -463,6 +471,7 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
         said.contains("rolled back: host-launch@dns2.service runs the old image"),
         "{said}"
     );
+    phase("upgrade of dns2 to the broken image done");
     let pids_back = active_pids(&c, &units);
     for i in 0..2 {
         assert_eq!(spec_image(&specs, names[i]), v2, "{text}");
@@ -474,4 +483,5 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     );
     assert_eq!(versions(&c, &addresses), ["v2", "v2"], "{text}");
     c.ok("timeout 90 systemctl stop host-launch@dns1 host-launch@dns2");
+    phase("stopped");
 }
