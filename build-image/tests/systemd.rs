@@ -9,7 +9,8 @@
 //! restarted through the watchdog, a clean `systemctl stop`, the web appliance that needs
 //! dns1 started after it, and an invalid spec failing once with its field named. And
 //! `host-launch update` of two unit-run appliances to a new image (each spec rewritten, each
-//! unit restarted) and of a broken image (rolled back by the unit, old spec, unit active).
+//! unit restarted), and broken images rolled back by the unit (old spec, unit active): one
+//! that does not stay healthy through `update`'s settle, one never ready by `upgrade`.
 //!
 //! The container is `e2e::nspawn`'s. Needs root, debootstrap and systemd-container
 //! (`scripts/setup`).
@@ -321,6 +322,11 @@ fn spec_image(specs: &Path, name: &str) -> String {
     v["image"].as_str().expect("image").to_string()
 }
 
+/// The report's steps.
+fn steps_of(report: &Value) -> Vec<Value> {
+    report["appliances"].as_array().cloned().unwrap_or_default()
+}
+
 /// Each appliance's digest as `status --json` shows it.
 fn digests(c: &Container, names: &[&str]) -> Vec<String> {
     let (code, v, text) = host_launch_json(c, "status");
@@ -356,7 +362,8 @@ fn active_pids(c: &Container, units: &[&str]) -> Vec<String> {
 /// `host-launch update` on appliances their units run (host-launch@NAME): the new image goes
 /// into each spec in /etc/host-launch (atomically, the old one kept as NAME.json.previous) and
 /// the unit is restarted, so the new VM is the unit's; a broken image is rolled back the same
-/// way, by `update` (the canary; the other not attempted) and by `upgrade` itself.
+/// way: by `update` when the canary does not settle (its liveness check fails; the other not
+/// attempted), and by `upgrade` itself when the image never becomes ready.
 #[test]
 fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     // SAFETY: geteuid has no preconditions.
@@ -377,7 +384,14 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
     let broken = dns_version(&images, "v3", |r| {
         r["manifest"]["service"]["readiness"] = json!({"type": "tcp", "port": 5300});
     });
-    phase("three images built");
+    // Ready, then its liveness check (a port nothing opens) fails at once.
+    let unhealthy = dns_version(&images, "v4", |r| {
+        r["manifest"]["service"]["liveness"] = json!({
+            "check": {"type": "tcp", "port": 5300},
+            "interval_ms": 200, "timeout_ms": 100, "failure_threshold": 1
+        });
+    });
+    phase("four images built");
     let (names, addresses) = (["dns1", "dns2"], ["192.0.2.53", "192.0.2.54"]);
     let units = ["host-launch@dns1", "host-launch@dns2"];
     for (n, a) in names.iter().zip(addresses) {
@@ -415,6 +429,9 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
         .collect();
     assert_eq!(results, ["updated", "updated"], "{text}");
     let v2_digest = report["digest"].as_str().expect("digest").to_string();
+    for s in steps_of(&report) {
+        eprintln!("{}: updated, down {} s", s["name"], s["downtime_s"]);
+    }
     assert_eq!(
         digests(&c, &names),
         [v2_digest.as_str(), v2_digest.as_str()],
@@ -447,21 +464,25 @@ fn update_moves_unit_run_appliances_and_rolls_a_broken_image_back() {
         .collect();
     assert!(leftovers.is_empty(), "temporary specs left: {leftovers:?}");
 
-    // A broken image: the canary is rolled back by its unit, the other is not attempted.
+    // An image that becomes ready and then fails its liveness check: the canary does not
+    // settle, is moved back by its unit (its spec names v2 again), the other is not attempted.
     let (code, report, text) = host_launch_json(
         &c,
-        &format!("update --image {broken} --from {v2} --settle 2 --timeout 10"),
+        &format!("update --image {unhealthy} --from {v2} --settle 3 --timeout 60"),
     );
-    phase("update to the broken image done");
+    phase("update to the unhealthy image done");
     assert_eq!(code, Some(127), "{text}");
-    let results: Vec<&str> = report["appliances"]
+    let steps = report["appliances"]
         .as_array()
-        .unwrap_or_else(|| panic!("{text}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let results: Vec<&str> = steps
         .iter()
         .map(|s| s["result"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(results, ["rolled-back", "not-attempted"], "{text}");
-    // And upgrade itself on the other one.
+    let detail = steps[0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("not healthy on the new image"), "{text}");
+    // A never-ready image by upgrade itself, on the other one.
     let out = c.sh(&format!(
         "host-launch upgrade /etc/host-launch/dns2.json --image {broken} --timeout 10"
     ));
