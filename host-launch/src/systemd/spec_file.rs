@@ -85,7 +85,10 @@ pub fn set_image(spec: &Path, image: &Path) -> Result<Vec<u8>> {
     let after = with_image(&before, image).map_err(|e| e.context(spec.display()))?;
     let keep = previous(spec);
     std::fs::write(&keep, &before).io_context(|| format!("writing {}", keep.display()))?;
-    replace(spec, &after)?;
+    // A spec that is a symbolic link stays one: the file it points at is replaced.
+    let real =
+        std::fs::canonicalize(spec).io_context(|| format!("resolving {}", spec.display()))?;
+    replace(&real, &after)?;
     Ok(before)
 }
 
@@ -138,6 +141,17 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["dns1.json", "dns1.json.previous"]);
+
+        let link = dir.join("dns2.json");
+        std::os::unix::fs::symlink(&spec, &link).unwrap();
+        set_image(&link, Path::new("/i/c.img")).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let now: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+        assert_eq!(now["image"], "/i/c.img");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
