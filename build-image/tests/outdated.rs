@@ -5,8 +5,17 @@
 //! state (its own cache directory). A lock pinned at the 1.0s is reported behind on both,
 //! ftc marked as a security update (exit status 3); a lock at the newest versions is current
 //! (0); sources that cannot be reached give exit status 4 and say so, never "up to date".
-//! Needs dpkg-deb and dpkg-scanpackages (dpkg-dev); a second or two.
+//! Needs dpkg-deb and dpkg-scanpackages (dpkg-dev); a second or two (the test below: two
+//! image builds, 35-50 s on 2 shared cores).
+//!
+//! And a real package change: the DNS image's packages (its checked-in lock's `.debs`, from
+//! the builder's cache) as a local repository, the image built from it, then dnsmasq-base
+//! rebuilt with a newer version (`dpkg-deb -R`, the version bumped, `dpkg-deb --build`) in
+//! its `bookworm-security` suite: `--outdated` on the old image says it is behind (3,
+//! security), and the rebuild with `--update-lock --changes-from OLD` names dnsmasq-base with
+//! both versions and nothing else; the new image is current (0). Only file: sources.
 
+mod common;
 mod repo;
 
 use e2e::TempDir;
@@ -85,4 +94,117 @@ fn a_lock_behind_the_archive_is_reported_and_an_unreachable_archive_is_not_up_to
         o.stdout.is_empty(),
         "nothing on stdout when nothing is known: {o:?}"
     );
+}
+
+/// build-image with `args`, the repository's `sources` and the test's own cache.
+fn builder(dir: &Path, sources: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_build-image"))
+        .args(args)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .env("IMAGE_BUILDER_APT_SOURCES", sources)
+        .output()
+        .expect("build-image")
+}
+
+fn said(o: &Output) -> String {
+    format!(
+        "{}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Builds `recipe` into `out` with the lock resolved on the repository as it is now.
+fn rebuild(
+    dir: &Path,
+    sources: &Path,
+    recipe: &Path,
+    out: &Path,
+    changes_from: Option<&Path>,
+) -> Output {
+    let init = common::init();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--update-lock".as_ref(),
+        "--init".as_ref(),
+        init.as_os_str(),
+    ];
+    if let Some(old) = changes_from {
+        args.extend(["--changes-from".as_ref(), old.as_os_str()]);
+    }
+    let o = builder(dir, sources, &args);
+    assert!(
+        o.status.success(),
+        "building {}: {}",
+        out.display(),
+        said(&o)
+    );
+    o
+}
+
+#[test]
+fn a_real_package_change_is_behind_and_named_by_changes_from() {
+    let dir = TempDir::new("changes-from").unwrap();
+    let (debs, old_version, dnsmasq) = common::dns_debs(dir.path());
+    let mut repo = Repo::new(&dir.join("repo"));
+    repo.add_debs("main", &debs);
+    let recipe = dir.join("dns.json");
+    std::fs::copy(common::recipes_dir().join("dns.json"), &recipe).unwrap();
+    let old = dir.join("old.img");
+    rebuild(dir.path(), &repo.sources(), &recipe, &old, None);
+
+    let new_version = format!("{old_version}+fleet1");
+    let new_deb = dir.join(format!("dnsmasq-base_{new_version}_amd64.deb"));
+    repo::rebuilt_with_version(&dnsmasq, &new_version, &new_deb);
+    repo.add_debs("bookworm-security", &[new_deb]);
+    let sources = repo.sources();
+
+    let o = builder(
+        dir.path(),
+        &sources,
+        &[old.as_os_str(), "--outdated".as_ref(), "--json".as_ref()],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", said(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let behind = v["behind"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", said(&o)));
+    assert_eq!(behind.len(), 1, "only dnsmasq-base changed: {}", said(&o));
+    assert_eq!(
+        (behind[0]["package"].as_str(), behind[0]["locked"].as_str()),
+        (Some("dnsmasq-base"), Some(old_version.as_str()))
+    );
+    assert_eq!(behind[0]["candidate"], new_version.as_str());
+    assert_eq!(behind[0]["security"], true, "{}", said(&o));
+
+    let new = dir.join("new.img");
+    let o = rebuild(dir.path(), &sources, &recipe, &new, Some(&old));
+    let text = said(&o);
+    assert!(
+        text.contains("build-image: 1 package change(s) from "),
+        "{text}"
+    );
+    let line = format!("{:<24} {old_version} -> {new_version}", "dnsmasq-base");
+    assert!(
+        text.lines().any(|l| l.trim() == line),
+        "no line '{line}': {text}"
+    );
+    let sbom: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("new.img.spdx.json")).unwrap()).unwrap();
+    let in_image = sbom["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "dnsmasq-base"))
+        .map(|p| p["versionInfo"].clone());
+    assert_eq!(in_image, Some(json!(new_version)), "the new image's SBOM");
+
+    let o = builder(
+        dir.path(),
+        &sources,
+        &[new.as_os_str(), "--outdated".as_ref()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
 }

@@ -143,7 +143,9 @@ pub enum Cmd {
         wait_ready: Option<u64>,
     },
     /// Replace the appliance's root image, keeping its data disks: stop it, boot the new image,
-    /// wait until it is ready; if it is not, boot the old image again (exit status 127).
+    /// wait until it is ready; if it is not, boot the old image again (exit status 127). One
+    /// that its unit host-launch@NAME runs gets the new image in /etc/host-launch/NAME.json
+    /// (the old spec kept as NAME.json.previous) and `systemctl restart`.
     #[command(after_help = ENVIRONMENT)]
     Upgrade {
         spec: PathBuf,

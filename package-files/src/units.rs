@@ -1,10 +1,15 @@
 //! The systemd template unit and generator for the packaged launcher, at Debian's policy
 //! paths under /usr/lib/systemd; `host-launch install-systemd` writes the same two under /etc
-//! for a launcher elsewhere (a checkout).
+//! for a launcher elsewhere (a checkout). Beside them the unattended update's service and
+//! timer templates (off by default: the package enables no instance; the script they run is
+//! installed by debian/rules in /usr/lib/host-launch).
 
 use crate::{File, BIN_DIR};
-use host_launch::systemd::TEMPLATE_NAME;
 use host_launch::systemd::{install::generator_script, install::GENERATOR_NAME, template_unit};
+use host_launch::systemd::{
+    AUTO_UPDATE_SERVICE, AUTO_UPDATE_SERVICE_NAME, AUTO_UPDATE_TIMER, AUTO_UPDATE_TIMER_NAME,
+    TEMPLATE_NAME,
+};
 
 /// systemd's directory for a package's units.
 pub const UNIT_DIR: &str = "usr/lib/systemd/system";
@@ -24,7 +29,26 @@ pub fn unit(exe: &str) -> String {
     )
 }
 
-/// The template unit and the generator.
+/// The man pages of the unattended update's units: the rollout and the rebuild it runs.
+pub const AUTO_UPDATE_DOCUMENTATION: &str =
+    "Documentation=man:host-launch-update(1) man:build-image(1)";
+
+/// `unit` with `doc` on the line after its `Description=` (the checkout's units name no man
+/// page: `systemd-analyze verify` fails on one that is not installed).
+fn documented(unit: &str, doc: &str) -> String {
+    let mut out = String::with_capacity(unit.len() + doc.len() + 1);
+    for line in unit.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("Description=") {
+            out.push_str(doc);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The template unit, the generator, and the unattended update's service and timer.
 pub fn files() -> Vec<File> {
     let exe = format!("{BIN_DIR}/host-launch");
     vec![
@@ -37,6 +61,16 @@ pub fn files() -> Vec<File> {
             path: format!("{GENERATOR_DIR}/{GENERATOR_NAME}"),
             bytes: generator_script(&exe, &format!("/{UNIT_DIR}/{TEMPLATE_NAME}")).into_bytes(),
             mode: 0o755,
+        },
+        File {
+            path: format!("{UNIT_DIR}/{AUTO_UPDATE_SERVICE_NAME}"),
+            bytes: documented(AUTO_UPDATE_SERVICE, AUTO_UPDATE_DOCUMENTATION).into_bytes(),
+            mode: 0o644,
+        },
+        File {
+            path: format!("{UNIT_DIR}/{AUTO_UPDATE_TIMER_NAME}"),
+            bytes: documented(AUTO_UPDATE_TIMER, AUTO_UPDATE_DOCUMENTATION).into_bytes(),
+            mode: 0o644,
         },
     ]
 }
@@ -69,5 +103,22 @@ mod tests {
             "{generator}"
         );
         assert_eq!(f[1].mode, 0o755);
+        let service = String::from_utf8_lossy(&f[2].bytes);
+        assert_eq!(
+            f[2].path,
+            "usr/lib/systemd/system/host-launch-auto-update@.service"
+        );
+        assert!(
+            service.contains(&format!(
+                "(check, rebuild, roll out)\n{AUTO_UPDATE_DOCUMENTATION}\n"
+            )),
+            "{service}"
+        );
+        assert!(
+            service.contains("ExecStart=/usr/lib/host-launch/host-launch-auto-update "),
+            "{service}"
+        );
+        let timer = String::from_utf8_lossy(&f[3].bytes);
+        assert!(timer.contains(AUTO_UPDATE_DOCUMENTATION) && timer.contains("OnCalendar=daily"));
     }
 }

@@ -7,7 +7,8 @@
 //! /etc/host-launch/dns1.json, `systemctl enable --now host-launch@dns1` boots it on the
 //! packaged kernel with no configuration, dig answers, the installed conformance kit passes
 //! the image (its probe and kernel found in /usr/lib/host-launch), `man host-launch`
-//! renders, bash completes `host-launch <TAB>`; `apt remove` stops the appliances (the systemd one and one
+//! renders, bash completes `host-launch <TAB>`, the unattended update's script, service and
+//! timer are where host-launch/README.md says and the timer is off; `apt remove` stops the appliances (the systemd one and one
 //! started by hand) and nothing else and keeps specs and data; `apt purge` removes the state
 //! directories but not the data disk; and no file of the project is left outside the
 //! package's paths but the operator's own.
@@ -152,6 +153,39 @@ fn dig_answers(c: &Container, server: &str) {
     });
 }
 
+/// The unattended update where host-launch/README.md ("Fleet updates") says: its service and
+/// timer templates pass systemd's own reading as an instance (their man pages installed),
+/// the script they run is executable there, and no timer is enabled (off by default).
+fn auto_update_installed_off(c: &Container) {
+    for unit in [
+        "host-launch-auto-update@dns.service",
+        "host-launch-auto-update@dns.timer",
+    ] {
+        let v = c.sh(&format!("systemd-analyze verify {unit}"));
+        let err = String::from_utf8_lossy(&v.stderr);
+        let ours: Vec<&str> = err.lines().filter(|l| l.contains("auto-update")).collect();
+        assert!(
+            v.status.success() && ours.is_empty(),
+            "verify {unit}:\n{err}"
+        );
+    }
+    c.ok("test -x /usr/lib/host-launch/host-launch-auto-update");
+    let exec = c.prop("host-launch-auto-update@dns.service", "ExecStart");
+    assert!(
+        exec.contains("path=/usr/lib/host-launch/host-launch-auto-update ")
+            && exec.contains("/etc/host-launch/auto-update/dns.conf"),
+        "{exec}"
+    );
+    let enabled = c.sh("systemctl is-enabled host-launch-auto-update@dns.timer");
+    assert_eq!(
+        String::from_utf8_lossy(&enabled.stdout).trim(),
+        "disabled",
+        "the auto-update timer is off until the operator enables it"
+    );
+    let timers = c.ok("systemctl list-timers --all --no-legend");
+    assert!(!timers.contains("auto-update"), "{timers}");
+}
+
 /// Whether a file name is one of the project's (its programs, its directories, its unit;
 /// systemd writes `-` as `\x2d` in some names).
 fn project_name(name: &str) -> bool {
@@ -229,6 +263,9 @@ fn install_serve_remove_purge() {
         "/usr/lib/host-launch/guest-init",
         "/usr/lib/systemd/system/host-launch@.service",
         "/usr/lib/systemd/system-generators/host-launch-generator",
+        "/usr/lib/systemd/system/host-launch-auto-update@.service",
+        "/usr/lib/systemd/system/host-launch-auto-update@.timer",
+        "/usr/lib/host-launch/host-launch-auto-update",
         "/usr/share/man/man1/host-launch-run.1.gz",
         "/usr/share/bash-completion/completions/host-launch",
         "/usr/share/zsh/vendor-completions/_host-launch",
@@ -279,6 +316,7 @@ fn install_serve_remove_purge() {
     let err = String::from_utf8_lossy(&v.stderr);
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("host-launch")).collect();
     assert!(v.status.success() && ours.is_empty(), "verify:\n{err}");
+    auto_update_installed_off(&c);
     let status = c.ok("host-launch status dns1");
     assert!(
         status.contains("/usr/lib/host-launch/linux"),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use build_image::{Built, Options, Recipe};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -70,4 +71,23 @@ pub fn sha256(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// The `.deb` files of the DNS recipe's checked-in lock, from the builder's cache (filled
+/// by building the image with that lock when it is cold, as every image test does); and the
+/// locked version of dnsmasq-base with its file.
+pub fn dns_debs(dir: &Path) -> (Vec<PathBuf>, String, PathBuf) {
+    let lock: Value = serde_json::from_slice(&std::fs::read(lock("dns")).unwrap()).unwrap();
+    let packages = lock["packages"].as_array().expect("packages").clone();
+    let cache = build_image::archive::default_cache_dir().join("debs");
+    let file = |p: &Value| cache.join(format!("{}.deb", p["sha256"].as_str().unwrap()));
+    if !packages.iter().all(|p| file(p).is_file()) {
+        build("dns", dir);
+    }
+    let dnsmasq = packages
+        .iter()
+        .find(|p| p["package"] == "dnsmasq-base")
+        .expect("dnsmasq-base in the DNS lock");
+    let version = dnsmasq["version"].as_str().unwrap().to_string();
+    (packages.iter().map(file).collect(), version, file(dnsmasq))
 }

@@ -5,9 +5,12 @@
 //! time ([`crate::rollout::settle`]), else it is upgraded back to its old image. The first
 //! failure stops the rollout: the rest stay on the old image.
 //!
+//! Appliances their systemd unit runs are moved the same way: `upgrade` changes the image in
+//! their spec and restarts the unit ([`crate::systemd::unit_upgrade`]).
+//!
 //! Refused before anything stops: an image the trust policy refuses, an image of another
-//! class than an appliance's, appliances run by systemd (not yet), and a second rollout
-//! while one runs.
+//! class than an appliance's, an appliance run by a unit other than `host-launch@NAME` on
+//! its own spec (which spec it starts cannot be known), and a second rollout while one runs.
 
 use crate::error::{Error, Result};
 use crate::paths::absolute;
@@ -135,12 +138,12 @@ fn refuse(targets: &[Target], new: &Image) -> Result<()> {
         {
             problems.push(format!("'{}': {e}", t.name));
         }
-        if let Some(unit) = &t.unit {
-            problems.push(format!(
-                "'{}': run by systemd ({unit}); update does not move systemd's appliances yet: \
-                 change the image in its spec and `systemctl restart {unit}`",
-                t.name
-            ));
+        // A unit-run appliance is moved by its unit (upgrade rewrites its spec and restarts
+        // it): only the template's own instance, on the spec that template runs.
+        if let Some(s) = &t.systemd {
+            if let Err(why) = crate::systemd::unit_upgrade::managing_unit(&t.name, s, &t.spec) {
+                problems.push(why);
+            }
         }
     }
     if problems.is_empty() {
@@ -301,25 +304,35 @@ mod tests {
     fn target(name: &str, class: Option<ClassName>, unit: Option<&str>) -> Target {
         Target {
             name: name.into(),
-            spec: PathBuf::from("/s.json"),
+            spec: PathBuf::from(format!("/etc/host-launch/{name}.json")),
             image: image(class),
-            unit: unit.map(str::to_string),
+            systemd: unit.map(|u| crate::state::Systemd {
+                unit: u.into(),
+                invocation_id: "0123".into(),
+            }),
         }
     }
 
     #[test]
-    fn refuses_another_class_and_systemd_appliances_naming_each() {
+    fn refuses_another_class_and_unknown_units_naming_each() {
         let new = image(Some(ClassName::Web));
-        let ok = [target("w1", Some(ClassName::Web), None)];
+        let ok = [
+            target("w1", Some(ClassName::Web), None),
+            target("w3", Some(ClassName::Web), Some("host-launch@w3.service")),
+        ];
         assert!(refuse(&ok, &new).is_ok());
         let bad = [
             target("d1", Some(ClassName::Dns), None),
-            target("w2", Some(ClassName::Web), Some("host-launch@w2.service")),
+            target("w2", Some(ClassName::Web), Some("?")),
         ];
         let e = refuse(&bad, &new).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::Invalid);
         assert!(e.message.contains("'d1': class:"), "{}", e.message);
-        assert!(e.message.contains("'w2': run by systemd"), "{}", e.message);
+        assert!(
+            e.message.contains("'w2' is run by the systemd unit '?'"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("nothing was changed"), "{}", e.message);
     }
 }

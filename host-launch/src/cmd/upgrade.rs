@@ -19,6 +19,9 @@
 //!    and the old image boots again on the same data (when the appliance ran before the
 //!    upgrade); the exit status is 127 ([`crate::exit::ROLLED_BACK`]). If the old image does
 //!    not come back either, the exit status is 122 and the message says so.
+//!
+//! An appliance its systemd unit runs (its state says so) is moved by the unit instead, after
+//! the same checks: [`crate::systemd::unit_upgrade`].
 
 use crate::error::{Error, Result};
 use crate::exit;
@@ -112,7 +115,7 @@ pub fn compatible(old: &Loaded, new: &Loaded) -> std::result::Result<(), Vec<Str
     }
 }
 
-fn say(name: &str, text: &str) {
+pub(crate) fn say(name: &str, text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "[{name}] upgrade: {text}");
@@ -177,7 +180,7 @@ fn boot(l: &Loaded, image: &Path, o: &Options) -> Result<Boot> {
 
 /// Keeps what the failed run left (console, events, launcher log) before the rollback
 /// overwrites it; returns where.
-fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
+pub(crate) fn keep_failed_run(dir: &Dir) -> Vec<PathBuf> {
     let mut kept = Vec::new();
     for (from, to) in [
         (dir.console(), "upgrade-failed.console.log"),
@@ -215,6 +218,9 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     };
     let new_image = load::absolute(&o.image);
     let new = checked_new(&file, &old_image, &new_image)?;
+    if let Some(st) = entry.state.as_ref().filter(|s| s.systemd.is_some()) {
+        return by_unit(&file.path, st, was_running, &old_image, &new_image, o);
+    }
     say(
         &name,
         &format!(
@@ -247,6 +253,27 @@ pub fn upgrade(spec: &Path, o: &Options) -> Result<i32> {
     };
     say(&name, &format!("FAILED: {failure}"));
     roll_back(&file, &dir, &old_image, was_running, o)
+}
+
+/// An appliance whose last run was its systemd unit's: the unit moves it when it runs;
+/// a stopped one is refused (booting it here would run it outside its unit).
+fn by_unit(
+    spec: &Path,
+    st: &State,
+    was_running: bool,
+    old_image: &Path,
+    new_image: &Path,
+    o: &Options,
+) -> Result<i32> {
+    let name = &st.name;
+    if !was_running {
+        let unit = st.systemd.as_ref().map(|s| s.unit.as_str()).unwrap_or("?");
+        return Err(Error::invalid(format!(
+            "'{name}' was last run by {unit} and is not running: an upgrade here would start              it outside its unit; set \"image\" in {} and `systemctl start {unit}`",
+            spec.display()
+        )));
+    }
+    crate::systemd::unit_upgrade::upgrade(name, spec, st, old_image, new_image, o)
 }
 
 /// The new image checked against the spec and the old image: class first (a spec written

@@ -24,8 +24,8 @@ pub struct Target {
     pub name: String,
     pub spec: PathBuf,
     pub image: Image,
-    /// The systemd unit running it, when systemd started it.
-    pub unit: Option<String>,
+    /// The systemd unit running it (as its launcher recorded at start), when systemd started it.
+    pub systemd: Option<crate::state::Systemd>,
 }
 
 /// How the operator chose the appliances.
@@ -108,7 +108,7 @@ fn target_of(e: &Entry, images: &mut Images) -> Result<Option<Target>> {
         name: e.name.clone(),
         spec: PathBuf::from(&st.spec),
         image,
-        unit: st.systemd.as_ref().map(|s| s.unit.clone()),
+        systemd: st.systemd.clone(),
     }))
 }
 
@@ -153,7 +153,7 @@ mod tests {
                 digest: digest.into(),
                 class: None,
             },
-            unit: None,
+            systemd: None,
         }
     }
 

@@ -2,12 +2,15 @@
 //! `host-launch/systemd/`), its installation ([`install`]) and the generator
 //! ([`generator`], systemd.generator(7)) that turns each `/etc/host-launch/NAME.json` into a
 //! drop-in of `host-launch@NAME.service` ([`dropin`]: `needs` → `Wants=`/`After=`, memory
-//! and CPU → `MemoryMax=`/`TasksMax=`/`CPUWeight=`) and enables it at boot. The
-//! notification protocol itself is [`crate::notify`].
+//! and CPU → `MemoryMax=`/`TasksMax=`/`CPUWeight=`) and enables it at boot; the upgrade of a
+//! unit-run appliance ([`unit_upgrade`]: its spec rewritten atomically by [`spec_file`], then
+//! `systemctl restart`). The notification protocol itself is [`crate::notify`].
 
 pub mod dropin;
 pub mod generator;
 pub mod install;
+pub mod spec_file;
+pub mod unit_upgrade;
 
 /// Where the operator's specs are: `host-launch@NAME` runs `SPEC_DIR/NAME.json`.
 pub const SPEC_DIR: &str = "/etc/host-launch";
@@ -15,6 +18,16 @@ pub const SPEC_DIR: &str = "/etc/host-launch";
 pub const TEMPLATE: &str = include_str!("../../systemd/host-launch@.service");
 /// The template's file name.
 pub const TEMPLATE_NAME: &str = "host-launch@.service";
+
+/// The unattended security update (README, "Fleet updates"): the service template that runs
+/// the script with `/etc/host-launch/auto-update/NAME.conf`, and its daily timer (enabled by
+/// no one: off until an operator enables one).
+pub const AUTO_UPDATE_SERVICE: &str =
+    include_str!("../../systemd/host-launch-auto-update@.service");
+pub const AUTO_UPDATE_TIMER: &str = include_str!("../../systemd/host-launch-auto-update@.timer");
+/// Their file names.
+pub const AUTO_UPDATE_SERVICE_NAME: &str = "host-launch-auto-update@.service";
+pub const AUTO_UPDATE_TIMER_NAME: &str = "host-launch-auto-update@.timer";
 
 /// `host-launch@NAME.service`.
 pub fn unit_name(name: &str) -> String {
