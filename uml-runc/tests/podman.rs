@@ -10,9 +10,13 @@
 //! - the same for an image nobody built for the contract (Debian's lighttpd on a debootstrap
 //!   base, `podman import` + `podman build`), also reached from another container on the
 //!   network, and `podman run --rm` of a command that exits with 7 returns 7;
-//! - what a VM cannot do (a terminal, a volume) is refused with the reason.
+//! - what a VM cannot do (a terminal, a volume) is refused with the reason;
+//! - a volume as the data disk: the syslog appliance with `-v DIR:/data` (a disk image made in
+//!   DIR), then with `--device` of a loop device the test makes, stores a message in each of
+//!   two containers in turn, refuses a second container while one runs, and the web image's
+//!   shell then prints both lines from the disk; a directory elsewhere is refused.
 //!
-//! Needs root, podman, conmon, dig, curl, debootstrap's cached root (scripts/foreign-rootfs);
+//! Needs root, podman, conmon, dig, curl, losetup, debootstrap's cached root (scripts/foreign-rootfs);
 //! fails, rather than skips, without them.
 
 mod lab;
@@ -308,4 +312,192 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
         lab.runtime_containers().is_empty(),
         "a refused create left state"
     );
+}
+
+/// A loop device over a sparse file of its own, detached on drop (a failed test too).
+struct Loop {
+    dev: String,
+    _dir: e2e::TempDir,
+}
+
+impl Loop {
+    fn new(mib: u64) -> Loop {
+        let dir = e2e::TempDir::new("urunc-loop").expect("a temporary directory");
+        let file = dir.join("backing.img");
+        let f = std::fs::File::create(&file).expect("the loop device's file");
+        f.set_len(mib << 20).expect("sizing the loop device's file");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("running losetup");
+        assert!(out.status.success(), "losetup: {}", shown(&out));
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(dev.starts_with("/dev/loop"), "losetup: {dev:?}");
+        Loop { dev, _dir: dir }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
+    }
+}
+
+/// `dash` of the web image, as the syslog image's user, prints every log file of the disk.
+const PRINT_LOGS: &str =
+    "for f in /data/log/*/*.log; do while IFS= read -r l; do echo \"$l\"; done < \"$f\"; done";
+
+/// Sends one RFC 3164 message over TCP to the syslog appliance at `ip`, once it listens.
+fn send_syslog(lab: &Lab, ip: &str, text: &str) {
+    let script =
+        format!("printf '<14>Dec  7 12:00:00 podvol28 test: {text}\\n' > /dev/tcp/{ip}/514");
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = lab.ns.output("bash", &["-c", &script]).expect("bash");
+        if out.status.success() {
+            return;
+        }
+        assert!(Instant::now() < until, "syslog at {ip}: {}", shown(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Two syslog containers in turn on the same data disk (`disk`: podman's arguments for it),
+/// each storing one message and stopped cleanly; while the first runs another container
+/// with the disk is refused with `busy`. `ip`: the syslog containers' address (host-local's
+/// leases are the host's: each test has its own). Then the web image's shell, as syslog's user, prints
+/// what the disk holds. The two containers' logs, then what the shell printed.
+fn syslog_twice_then_read(lab: &Lab, ip: &str, disk: &[&str], busy: &str) -> (Vec<String>, String) {
+    let syslog = lab.load_image("syslog");
+    let web = lab.load_image("web");
+    let mut logs = Vec::new();
+    for name in ["log1", "log2"] {
+        let mut run = vec!["run", "-d", "--name", name, "--network", lab::NETWORK];
+        run.extend(["--ip", ip]);
+        run.extend(disk);
+        run.push(&syslog);
+        lab.podman_ok(&run);
+        let id = container_id(lab, name);
+        let (uid, netns) = lab.vm_uid_netns(&id);
+        send_syslog(lab, ip, &format!("stored-by-{name}"));
+        if name == "log1" {
+            // The disk is this VM's alone while it runs.
+            let out = lab.podman(&reader(disk, &web, "echo second-container-ran"));
+            let text = shown(&out);
+            assert!(!out.status.success() && text.contains(busy), "{text}");
+        }
+        // rsyslog has written what it received once it exits on the stop.
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, code) = stop(lab, name);
+        let text = shown(&lab.podman_ok(&["logs", name]));
+        assert_eq!(code, "0", "{text}");
+        logs.push(text);
+        lab.podman_ok(&["rm", name]);
+        lab.assert_nothing_left(uid, &netns);
+    }
+    let out = lab.podman(&reader(disk, &web, PRINT_LOGS));
+    let text = shown(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(lab.runtime_containers().is_empty(), "--rm left state");
+    (logs, text)
+}
+
+/// `podman run --rm` of the web image's shell (as syslog's user) running `script` on `disk`.
+fn reader<'a>(disk: &[&'a str], web: &'a str, script: &'a str) -> Vec<&'a str> {
+    // No network: it needs none, and takes no address of the lab's range from another test.
+    let mut run = vec!["run", "--rm", "--network", "none", "--user", "102:102"];
+    run.extend(disk);
+    run.extend([
+        "--timeout",
+        "120",
+        "--entrypoint",
+        "/bin/dash",
+        web,
+        "-c",
+        script,
+    ]);
+    run
+}
+
+/// Both messages on the disk, and the guest formatted it only the first time.
+fn assert_kept(logs: &[String], printed: &str) {
+    eprintln!("the disk holds:\n{printed}");
+    for want in [
+        "podvol28 14 test - stored-by-log1",
+        "podvol28 14 test - stored-by-log2",
+    ] {
+        assert!(printed.contains(want), "no {want:?} on the disk: {printed}");
+    }
+    let mounted = "disk mounted: checked=false device=/dev/ubdb";
+    assert!(
+        logs[0].contains(&format!("{mounted} formatted=true mount_point=/data")),
+        "the first container's guest did not format the blank disk: {}",
+        logs[0]
+    );
+    assert!(
+        logs[1].contains(&format!("{mounted} formatted=false mount_point=/data")),
+        "the second container's guest did not mount the disk as it was: {}",
+        logs[1]
+    );
+}
+
+#[test]
+fn a_directory_volume_keeps_the_syslog_data_across_containers() {
+    let lab = Lab::new("urunc-volume");
+    let dir = lab.join("logs");
+    std::fs::create_dir_all(&dir).expect("the volume's directory");
+    let volume = format!("{}:/data", dir.display());
+    let size = "org.host-contract.data-size-mib=64";
+    let disk = ["-v", volume.as_str(), "--annotation", size];
+    let (logs, printed) =
+        syslog_twice_then_read(&lab, "192.0.2.51", &disk, "in use by another container");
+    assert_kept(&logs, &printed);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir.join(".uml-data.img")).expect("the volume's disk image");
+    assert_eq!(m.len(), 64 << 20, "the annotation's size");
+    assert!(
+        m.blocks() * 512 < m.len() / 2,
+        "the disk image is not sparse: {} of {} bytes",
+        m.blocks() * 512,
+        m.len()
+    );
+    // A directory anywhere but the image's data path is refused, naming the mount and the fix.
+    let elsewhere = format!("{}:/srv", dir.display());
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &elsewhere,
+        "localhost/syslog:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("mounts[")
+            && text.contains("/srv")
+            && text.contains("only at the image's data path (/data)")
+            && text.contains("-v DIR:/data"),
+        "{text}"
+    );
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "a refused create left state"
+    );
+}
+
+#[test]
+fn a_block_device_is_the_syslog_appliances_data_disk() {
+    let dev = Loop::new(64);
+    let lab = Lab::new("urunc-device");
+    let device = format!("{}:/dev/xvdb", dev.dev);
+    let (logs, printed) = syslog_twice_then_read(
+        &lab,
+        "192.0.2.52",
+        &["--device", &device],
+        "in use on the host",
+    );
+    assert_kept(&logs, &printed);
 }

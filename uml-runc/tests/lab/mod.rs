@@ -134,27 +134,43 @@ impl Lab {
 
     /// Builds our DNS image and loads its OCI archive: `localhost/dns:latest`.
     pub fn load_dns_image(&self) {
-        let archive = self.dns_archive();
+        self.load_image("dns");
+    }
+
+    /// Builds the image of `build-image/recipes/RECIPE.json` and loads its OCI archive; its
+    /// name, `localhost/RECIPE:latest`.
+    pub fn load_image(&self, recipe: &str) -> String {
+        let archive = self.image_archive(recipe);
         self.podman_ok(&["load", "-i", archive.to_str().unwrap_or_default()]);
+        format!("localhost/{recipe}:latest")
     }
 
     /// Builds our DNS image with its OCI archive (`--oci-archive`); returns the archive.
     pub fn dns_archive(&self) -> PathBuf {
+        self.image_archive("dns")
+    }
+
+    /// Builds the image of recipe `recipe` with its OCI archive; returns the archive.
+    pub fn image_archive(&self, recipe: &str) -> PathBuf {
         let build = e2e::build_host("build-image", "build-image");
         let init = e2e::guest_init().expect("guest-init");
-        let recipe = e2e::workspace_root().join("build-image/recipes/dns.json");
-        let archive = self.join("dns.oci.tar");
+        let recipe_file = e2e::workspace_root().join(format!("build-image/recipes/{recipe}.json"));
+        let archive = self.join(&format!("{recipe}.oci.tar"));
         let out = Command::new(build)
-            .arg(&recipe)
+            .arg(&recipe_file)
             .arg("-o")
-            .arg(self.join("dns.img"))
+            .arg(self.join(&format!("{recipe}.img")))
             .arg("--init")
             .arg(&init)
             .arg("--oci-archive")
             .arg(&archive)
             .output()
             .expect("running build-image");
-        assert!(out.status.success(), "build-image: {}", shown(&out));
+        assert!(
+            out.status.success(),
+            "build-image {recipe}: {}",
+            shown(&out)
+        );
         archive
     }
 
