@@ -344,25 +344,6 @@ impl Drop for Loop {
     }
 }
 
-/// `dash` of the web image, as the syslog image's user, prints every log file of the disk.
-const PRINT_LOGS: &str =
-    "for f in /data/log/*/*.log; do while IFS= read -r l; do echo \"$l\"; done < \"$f\"; done";
-
-/// Sends one RFC 3164 message over TCP to the syslog appliance at `ip`, once it listens.
-fn send_syslog(lab: &Lab, ip: &str, text: &str) {
-    let script =
-        format!("printf '<14>Dec  7 12:00:00 podvol28 test: {text}\\n' > /dev/tcp/{ip}/514");
-    let until = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = lab.ns.output("bash", &["-c", &script]).expect("bash");
-        if out.status.success() {
-            return;
-        }
-        assert!(Instant::now() < until, "syslog at {ip}: {}", shown(&out));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Two syslog containers in turn on the same data disk (`disk`: podman's arguments for it),
 /// each storing one message and stopped cleanly; while the first runs another container
 /// with the disk is refused with `busy`. `ip`: the syslog containers' address (host-local's
@@ -380,7 +361,7 @@ fn syslog_twice_then_read(lab: &Lab, ip: &str, disk: &[&str], busy: &str) -> (Ve
         lab.podman_ok(&run);
         let id = container_id(lab, name);
         let (uid, netns) = lab.vm_uid_netns(&id);
-        send_syslog(lab, ip, &format!("stored-by-{name}"));
+        lab.send_syslog(ip, &format!("stored-by-{name}"));
         if name == "log1" {
             // The disk is this VM's alone while it runs.
             let out = lab.podman(&reader(disk, &web, "echo second-container-ran"));
@@ -396,7 +377,7 @@ fn syslog_twice_then_read(lab: &Lab, ip: &str, disk: &[&str], busy: &str) -> (Ve
         lab.podman_ok(&["rm", name]);
         lab.assert_nothing_left(uid, &netns);
     }
-    let out = lab.podman(&reader(disk, &web, PRINT_LOGS));
+    let out = lab.podman(&reader(disk, &web, lab::PRINT_LOGS));
     let text = shown(&out);
     assert!(out.status.success(), "{text}");
     assert!(lab.runtime_containers().is_empty(), "--rm left state");

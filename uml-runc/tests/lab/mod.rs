@@ -22,6 +22,11 @@ pub const NETWORK: &str = "lab";
 /// The spec of the unclassed dnsmasq image, whose first file is its records.
 pub const DNSMASQ_SPEC: &str = "build-image/tests/lab/dnsmasq.json";
 
+/// For `dash -c` of the web image, as the syslog image's user (102): prints every log file
+/// the syslog image stored on its data disk.
+pub const PRINT_LOGS: &str =
+    "for f in /data/log/*/*.log; do while IFS= read -r l; do echo \"$l\"; done < \"$f\"; done";
+
 pub struct Lab {
     pub dir: TempDir,
     pub ns: NetNs,
@@ -267,6 +272,22 @@ impl Lab {
                 "no answer {want} for {name} from {server} within {within:?} (last: {got:?})"
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends one RFC 3164 message (host `podvol28`, tag `test`) over TCP to the syslog
+    /// appliance at `ip`, once it listens.
+    pub fn send_syslog(&self, ip: &str, text: &str) {
+        let script =
+            format!("printf '<14>Dec  7 12:00:00 podvol28 test: {text}\\n' > /dev/tcp/{ip}/514");
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = self.ns.output("bash", &["-c", &script]).expect("bash");
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < until, "syslog at {ip}: {}", shown(&out));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
