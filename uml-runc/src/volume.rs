@@ -66,6 +66,14 @@ pub fn plan(
             continue;
         }
         let at = format!("mounts[{i}]");
+        if m.options.iter().any(|o| o == "ro") {
+            return Err(Error::new(format!(
+                "config.json: {at}: the volume at {} is read-only (ro), but it holds the \
+                 appliance's data disk, which its guest writes (and formats when blank); \
+                 mount it read-write (drop :ro)",
+                m.destination
+            )));
+        }
         let data = data_paths
             .iter()
             .find(|d| d.mount_point == m.destination)
@@ -486,6 +494,19 @@ mod tests {
         }));
         let e = plan(&c, &[], is_file).unwrap_err().0;
         assert!(e.contains("declares 0 (no data disk)"), "{e}");
+        let mut c = config(serde_json::json!({}));
+        c.mounts.push(crate::bundle::Mount {
+            destination: "/data".into(),
+            kind: Some("bind".into()),
+            source: Some("/srv/data".into()),
+            options: vec!["rbind".into(), "ro".into()],
+        });
+        let e = plan(&c, &data(&["/data"]), is_file).unwrap_err().0;
+        assert!(
+            e.starts_with("config.json: mounts[2]: the volume at /data is read-only (ro)")
+                && e.contains("drop :ro"),
+            "{e}"
+        );
         let c = config(serde_json::json!({"annotations": {ANNOTATION_DATA_SIZE: "big"}}));
         let e = new_size_mib(&c).unwrap_err().0;
         assert!(
