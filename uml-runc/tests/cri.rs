@@ -15,11 +15,11 @@
 //!   container whose command exits with 7 reports exit code 7;
 //! - a pod's host-path volume at `/data` holds the syslog appliance's data disk image: two
 //!   containers in turn each store a message, and the web image's shell in a third reads
-//!   both from the disk;
+//!   both from the disk; the same with a loop device as a `volumeMode: Block` claim;
 //! - `ctr run` with the runc shim's `--runc-binary` uml-runc runs the DNS appliance in a
 //!   namespace of the test's and `ctr task kill` stops it cleanly.
 //!
-//! Needs root, containerd, ctr, containernetworking-plugins, podman (it makes the images'
+//! Needs root, losetup, containerd, ctr, containernetworking-plugins, podman (it makes the images'
 //! archives), dig, curl, busybox-static, debootstrap's cached root (scripts/foreign-rootfs);
 //! fails, rather than skips, without them.
 
@@ -653,7 +653,7 @@ fn with_data_volume(
 }
 
 #[test]
-fn a_pods_host_path_volume_keeps_the_syslog_data_across_containers() {
+fn a_pods_host_path_and_block_volumes_keep_the_syslog_data() {
     let (lab, c, cri) = lab_with_containerd("urunc-cri-volume");
     let syslog = images::import_ours(&lab, &c, "syslog");
     let web = images::import_ours(&lab, &c, "web");
@@ -686,29 +686,77 @@ fn a_pods_host_path_volume_keeps_the_syslog_data_across_containers() {
     let mut cc = with_data_volume(&lab, "reader", &web, "web", &dir);
     cc.command = vec!["/bin/dash".into()];
     cc.args = vec!["-c".into(), lab::PRINT_LOGS.into()];
-    cc.linux = Some(cri::LinuxContainerConfig {
-        security_context: Some(cri::LinuxContainerSecurityContext {
-            run_as_user: Some(cri::Int64Value { value: 102 }),
-            run_as_group: Some(cri::Int64Value { value: 102 }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let reader = create_and_start(&cri, &pod, &pc, cc);
-    let st = wait_for("the reader to exit", Duration::from_secs(90), || {
-        let st = container_status(&cri, &reader);
-        (st.state == cri::ContainerState::ContainerExited as i32).then_some(st)
-    });
-    let text = log_text(&pc, "reader");
-    assert_eq!(st.exit_code, 0, "{st:?}: {text}");
+    cc.linux = as_syslog_user();
+    let text = read_back(&cri, &pod, &pc, cc);
     for want in [
         "podvol28 14 test - stored-by-attempt-0",
         "podvol28 14 test - stored-by-attempt-1",
     ] {
         assert!(text.contains(want), "no {want:?} on the disk: {text}");
     }
-    remove_container(&cri, &reader);
+    // A claim of volumeMode: Block, as kubelet passes it (CreateContainer's devices): the
+    // loop device is the data disk, formatted by the first guest, read by the next.
+    let dev = lab::Loop::new(64);
+    let block = |name: &str, image: &str, recipe: &str| {
+        let mut cc = with_data_volume(&lab, name, image, recipe, &dir);
+        cc.mounts.clear();
+        cc.devices = vec![cri::Device {
+            container_path: "/dev/xvdb".into(),
+            host_path: dev.dev.clone(),
+            permissions: "rwm".into(),
+        }];
+        cc
+    };
+    let id = create_and_start(&cri, &pod, &pc, block("block", &syslog, "syslog"));
+    lab.send_syslog(&ip, "stored-on-the-block-device");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, st) = stop(&cri, &id, 10);
+    assert_eq!(st.exit_code, 0, "{st:?}");
+    remove_container(&cri, &id);
+    let mut cc = block("block-reader", &web, "web");
+    cc.command = vec!["/bin/dash".into()];
+    cc.args = vec!["-c".into(), lab::PRINT_LOGS.into()];
+    cc.linux = as_syslog_user();
+    let text = read_back(&cri, &pod, &pc, cc);
+    assert!(
+        text.contains("podvol28 14 test - stored-on-the-block-device"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("stored-by-attempt"),
+        "the device is not the directory's disk: {text}"
+    );
     remove_pod(&cri, &pod);
     let (uid, netns) = vm.expect("a syslog container ran");
     assert_nothing_left(&lab, &c, uid, &netns, &pc);
+}
+
+/// kubelet's `runAsUser`/`runAsGroup` 102: the syslog image's user, who reads its files.
+fn as_syslog_user() -> Option<cri::LinuxContainerConfig> {
+    Some(cri::LinuxContainerConfig {
+        security_context: Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 102 }),
+            run_as_group: Some(cri::Int64Value { value: 102 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Runs a reading container to its end (exit code 0) and removes it; its CRI log's text.
+fn read_back(cri: &Cri, pod: &str, pc: &cri::PodSandboxConfig, cc: cri::ContainerConfig) -> String {
+    let name = cc
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let id = create_and_start(cri, pod, pc, cc);
+    let st = wait_for("the reader to exit", Duration::from_secs(90), || {
+        let st = container_status(cri, &id);
+        (st.state == cri::ContainerState::ContainerExited as i32).then_some(st)
+    });
+    let text = log_text(pc, &name);
+    assert_eq!(st.exit_code, 0, "{st:?}: {text}");
+    remove_container(cri, &id);
+    text
 }

@@ -314,36 +314,6 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
     );
 }
 
-/// A loop device over a sparse file of its own, detached on drop (a failed test too).
-struct Loop {
-    dev: String,
-    _dir: e2e::TempDir,
-}
-
-impl Loop {
-    fn new(mib: u64) -> Loop {
-        let dir = e2e::TempDir::new("urunc-loop").expect("a temporary directory");
-        let file = dir.join("backing.img");
-        let f = std::fs::File::create(&file).expect("the loop device's file");
-        f.set_len(mib << 20).expect("sizing the loop device's file");
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&file)
-            .output()
-            .expect("running losetup");
-        assert!(out.status.success(), "losetup: {}", shown(&out));
-        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(dev.starts_with("/dev/loop"), "losetup: {dev:?}");
-        Loop { dev, _dir: dir }
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
-    }
-}
-
 /// Two syslog containers in turn on the same data disk (`disk`: podman's arguments for it),
 /// each storing one message and stopped cleanly; while the first runs another container
 /// with the disk is refused with `busy`. `ip`: the syslog containers' address (host-local's
@@ -475,7 +445,7 @@ fn a_directory_volume_keeps_the_syslog_data_across_containers() {
 
 #[test]
 fn a_block_device_is_the_syslog_appliances_data_disk() {
-    let dev = Loop::new(64);
+    let dev = lab::Loop::new(64);
     let lab = Lab::new("urunc-device");
     let device = format!("{}:/dev/xvdb", dev.dev);
     let (logs, printed) = syslog_twice_then_read(

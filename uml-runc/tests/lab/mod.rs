@@ -332,6 +332,36 @@ impl Lab {
     }
 }
 
+/// A loop device over a sparse file of its own, detached on drop (a failed test too).
+pub struct Loop {
+    pub dev: String,
+    _dir: e2e::TempDir,
+}
+
+impl Loop {
+    pub fn new(mib: u64) -> Loop {
+        let dir = e2e::TempDir::new("urunc-loop").expect("a temporary directory");
+        let file = dir.join("backing.img");
+        let f = std::fs::File::create(&file).expect("the loop device's file");
+        f.set_len(mib << 20).expect("sizing the loop device's file");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("running losetup");
+        assert!(out.status.success(), "losetup: {}", shown(&out));
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(dev.starts_with("/dev/loop"), "losetup: {dev:?}");
+        Loop { dev, _dir: dir }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
+    }
+}
+
 /// The command lines (arguments joined by spaces) of the processes of uid `uid`: UML's.
 pub fn command_lines_of(uid: u32) -> Vec<String> {
     processes_of(uid)
