@@ -189,6 +189,7 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         }
         apply_user(process, &mut manifest.service);
     }
+    check_data_disks(&manifest, &inputs.disks)?;
     let mounted = mounted(c, inputs, &mut manifest)?;
     let memory_mib = memory(c, &manifest)?;
     let spec = spec_of(id, c, inputs, memory_mib, env, mounted.files);
@@ -204,6 +205,28 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         own_image,
         policy,
     })
+}
+
+/// Each data disk the image requires is given by a volume, or the error says how, in
+/// podman's terms (the merge would name host-launch's spec fields).
+fn check_data_disks(manifest: &Manifest, disks: &[appliance::spec::DiskSpec]) -> Result<()> {
+    let missing = manifest.disks.iter().find(|d| {
+        d.required
+            && !disks
+                .iter()
+                .any(|g| g.mount_point.as_deref() == Some(d.mount_point.as_str()))
+    });
+    match missing {
+        Some(d) => Err(Error::new(format!(
+            "config.json: mounts: the image needs a data disk at {0}, and no volume gives it \
+             one; give a directory volume there (podman -v DIR:{0}, a Kubernetes volume \
+             mounted at {0}: its disk image is DIR/{1}) or a block device (podman --device \
+             DEV:/dev/xvdb, a claim of volumeMode: Block)",
+            d.mount_point,
+            crate::volume::IMAGE_FILE
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Our image's manifest, when the bundle carries it as an annotation.
@@ -861,9 +884,14 @@ mod tests {
                 min_size_mib: Some(8)
             }]
         );
-        // Without a disk the image's required /data is missing, as for host-launch.
+        // Without a disk the image's required /data is missing: said in podman's terms.
         let e = translate("x1", &c, &inputs()).unwrap_err().0;
-        assert!(e.contains("needs a data disk at /data"), "{e}");
+        assert!(
+            e.starts_with("config.json: mounts: the image needs a data disk at /data")
+                && e.contains("podman -v DIR:/data")
+                && e.contains("--device"),
+            "{e}"
+        );
         let mut i = inputs();
         i.disks = vec![appliance::spec::DiskSpec {
             file: "/srv/vol/.uml-data.img".into(),

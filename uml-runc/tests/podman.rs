@@ -437,6 +437,21 @@ fn a_directory_volume_keeps_the_syslog_data_across_containers() {
             && text.contains("-v DIR:/data"),
         "{text}"
     );
+    // Without a volume the image's data disk is missing: said with the ways to give one.
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/syslog:latest",
+    ]);
+    let text = shown(&out);
+    assert!(
+        !out.status.success()
+            && text.contains("the image needs a data disk at /data")
+            && text.contains("podman -v DIR:/data"),
+        "{text}"
+    );
     assert!(
         lab.runtime_containers().is_empty(),
         "a refused create left state"
