@@ -14,7 +14,8 @@
 //! - a volume as the data disk: the syslog appliance with `-v DIR:/data` (a disk image made in
 //!   DIR), then with `--device` of a loop device the test makes, stores a message in each of
 //!   two containers in turn, refuses a second container while one runs, and the web image's
-//!   shell then prints both lines from the disk; a directory elsewhere is refused.
+//!   shell then prints both lines from the disk; a directory elsewhere is refused; the web
+//!   appliance serves the site of a disk image the operator wrote into its volume.
 //!
 //! Needs root, podman, conmon, dig, curl, losetup, debootstrap's cached root (scripts/foreign-rootfs);
 //! fails, rather than skips, without them.
@@ -470,4 +471,66 @@ fn a_block_device_is_the_syslog_appliances_data_disk() {
         "in use on the host",
     );
     assert_kept(&logs, &printed);
+}
+
+#[test]
+fn a_web_appliance_serves_the_site_its_volume_was_seeded_with() {
+    let lab = Lab::new("urunc-site");
+    let web = lab.load_image("web");
+    // The operator's own file system (docs/classes/web.md), written before the first run.
+    let site = lab.join("site");
+    std::fs::create_dir_all(site.join("www")).expect("the site");
+    std::fs::write(site.join("www/index.html"), "seeded site\n").expect("index.html");
+    let dir = lab.join("web-volume");
+    std::fs::create_dir_all(&dir).expect("the volume's directory");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-d"])
+        .arg(&site)
+        .arg(dir.join(".uml-data.img"))
+        .arg("16M")
+        .output()
+        .expect("mkfs.ext4");
+    assert!(out.status.success(), "mkfs.ext4: {}", shown(&out));
+    let volume = format!("{}:/data", dir.display());
+    lab.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "site1",
+        "--network",
+        lab::NETWORK,
+        "--ip",
+        "192.0.2.81",
+        "-v",
+        &volume,
+        &web,
+    ]);
+    let id = container_id(&lab, "site1");
+    let (uid, netns) = lab.vm_uid_netns(&id);
+    let until = Instant::now() + Duration::from_secs(90);
+    let mut got = String::new();
+    while Instant::now() < until && !got.contains("seeded site") {
+        got = curl(&lab, "http://192.0.2.81/");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = shown(&lab.podman(&["logs", "site1"]));
+    assert!(
+        got.contains("seeded site"),
+        "lighttpd served {got:?}: {logs}"
+    );
+    assert!(
+        logs.contains("formatted=false mount_point=/data"),
+        "the operator's file system was not used as it is: {logs}"
+    );
+    let (_, code) = stop(&lab, "site1");
+    assert_eq!(code, "0", "lighttpd exits 0 on the graceful stop");
+    lab.podman_ok(&["rm", "site1"]);
+    lab.assert_nothing_left(uid, &netns);
+    assert_eq!(
+        std::fs::metadata(dir.join(".uml-data.img"))
+            .map(|m| m.len())
+            .ok(),
+        Some(16 << 20),
+        "the operator's disk image is used as it is, never resized"
+    );
 }
