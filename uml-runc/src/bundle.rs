@@ -180,6 +180,27 @@ pub struct Namespace {
 pub struct Resources {
     #[serde(default)]
     pub memory: Option<Memory>,
+    /// The device cgroup's rules, in order (podman: deny all, then allow each `--device`
+    /// with its permissions).
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// A rule of `linux.resources.devices`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeviceRule {
+    #[serde(default)]
+    pub allow: bool,
+    /// `a` (all), `b`, `c`; none: all.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub major: Option<i64>,
+    #[serde(default)]
+    pub minor: Option<i64>,
+    /// Some of `r`, `w`, `m`; none: all.
+    #[serde(default)]
+    pub access: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -100,6 +100,15 @@ pub fn plan(
     for (j, d) in devices.iter().enumerate() {
         let at = format!("linux.devices[{j}]");
         let data = device_place(&at, d, data_paths, &out)?;
+        if !writable(c, d) {
+            return Err(Error::new(format!(
+                "config.json: {at}: the block device {} may only be read (the device rules of \
+                 linux.resources.devices allow no `w`), but it is the appliance's data disk, \
+                 which its guest writes (and formats when blank); give it read-write (podman \
+                 --device HOST:{}:rwm)",
+                d.path, d.path
+            )));
+        }
         out.push(Planned {
             at,
             source: Source::Device {
@@ -148,6 +157,26 @@ fn device_place(
                 }
             ))
         })
+}
+
+/// Whether the device cgroup's rules let the container write to `d` (the last rule that
+/// matches it and names `w` decides; no rules: it may).
+fn writable(c: &Config, d: &Device) -> bool {
+    let rules = c
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.as_ref())
+        .map(|r| r.devices.as_slice())
+        .unwrap_or(&[]);
+    let matches = |r: &&crate::bundle::DeviceRule| {
+        matches!(r.kind.as_deref(), None | Some("a") | Some("b"))
+            && r.major
+                .is_none_or(|m| u64::try_from(m).ok() == Some(d.major))
+            && r.minor
+                .is_none_or(|m| u64::try_from(m).ok() == Some(d.minor))
+            && r.access.as_deref().is_none_or(|a| a.contains('w'))
+    };
+    rules.iter().rev().find(matches).is_none_or(|r| r.allow)
 }
 
 /// The size of a new disk image: the annotation's, else [`DEFAULT_DATA_SIZE_MIB`].
@@ -507,6 +536,26 @@ mod tests {
                 && e.contains("drop :ro"),
             "{e}"
         );
+        // podman --device HOST:/dev/xvdb:r: the cgroup rule allows reading only.
+        let read_only = |access: &str| {
+            config(serde_json::json!({"linux": {
+                "devices": [{"path": "/dev/xvdb", "type": "b", "major": 7, "minor": 3}],
+                "resources": {"devices": [
+                    {"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "b", "major": 7, "minor": 3, "access": access}
+                ]}
+            }}))
+        };
+        let e = plan(&read_only("r"), &data(&["/data"]), is_file)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with(
+                "config.json: linux.devices[0]: the block device /dev/xvdb may only be read"
+            ) && e.contains(":rwm"),
+            "{e}"
+        );
+        assert!(plan(&read_only("rwm"), &data(&["/data"]), is_file).is_ok());
         let c = config(serde_json::json!({"annotations": {ANNOTATION_DATA_SIZE: "big"}}));
         let e = new_size_mib(&c).unwrap_err().0;
         assert!(
