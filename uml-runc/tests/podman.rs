@@ -317,22 +317,21 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
 
 /// Two syslog containers in turn on the same data disk (`disk`: podman's arguments for it),
 /// each storing one message and stopped cleanly; while the first runs another container
-/// with the disk is refused with `busy`. `ip`: the syslog containers' address (host-local's
-/// leases are the host's: each test has its own). Then the web image's shell, as syslog's user, prints
+/// with the disk is refused with `busy`. Then the web image's shell, as syslog's user, prints
 /// what the disk holds. The two containers' logs, then what the shell printed.
-fn syslog_twice_then_read(lab: &Lab, ip: &str, disk: &[&str], busy: &str) -> (Vec<String>, String) {
+fn syslog_twice_then_read(lab: &Lab, disk: &[&str], busy: &str) -> (Vec<String>, String) {
     let syslog = lab.load_image("syslog");
     let web = lab.load_image("web");
     let mut logs = Vec::new();
     for name in ["log1", "log2"] {
         let mut run = vec!["run", "-d", "--name", name, "--network", lab::NETWORK];
-        run.extend(["--ip", ip]);
         run.extend(disk);
         run.push(&syslog);
         lab.podman_ok(&run);
         let id = container_id(lab, name);
         let (uid, netns) = lab.vm_uid_netns(&id);
-        lab.send_syslog(ip, &format!("stored-by-{name}"));
+        let ip = lab.ip_of(name);
+        lab.send_syslog(&ip, &format!("stored-by-{name}"));
         if name == "log1" {
             // The disk is this VM's alone while it runs.
             let out = lab.podman(&reader(disk, &web, "echo second-container-ran"));
@@ -402,8 +401,7 @@ fn a_directory_volume_keeps_the_syslog_data_across_containers() {
     let volume = format!("{}:/data", dir.display());
     let size = "org.host-contract.data-size-mib=64";
     let disk = ["-v", volume.as_str(), "--annotation", size];
-    let (logs, printed) =
-        syslog_twice_then_read(&lab, "192.0.2.51", &disk, "in use by another container");
+    let (logs, printed) = syslog_twice_then_read(&lab, &disk, "in use by another container");
     assert_kept(&logs, &printed);
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(dir.join(".uml-data.img")).expect("the volume's disk image");
@@ -464,12 +462,8 @@ fn a_block_device_is_the_syslog_appliances_data_disk() {
     let dev = lab::Loop::new(64);
     let lab = Lab::new("urunc-device");
     let device = format!("{}:/dev/xvdb", dev.dev);
-    let (logs, printed) = syslog_twice_then_read(
-        &lab,
-        "192.0.2.52",
-        &["--device", &device],
-        "in use on the host",
-    );
+    let (logs, printed) =
+        syslog_twice_then_read(&lab, &["--device", &device], "in use on the host");
     assert_kept(&logs, &printed);
 }
 
@@ -499,18 +493,17 @@ fn a_web_appliance_serves_the_site_its_volume_was_seeded_with() {
         "site1",
         "--network",
         lab::NETWORK,
-        "--ip",
-        "192.0.2.81",
         "-v",
         &volume,
         &web,
     ]);
+    let url = format!("http://{}/", lab.ip_of("site1"));
     let id = container_id(&lab, "site1");
     let (uid, netns) = lab.vm_uid_netns(&id);
     let until = Instant::now() + Duration::from_secs(90);
     let mut got = String::new();
     while Instant::now() < until && !got.contains("seeded site") {
-        got = curl(&lab, "http://192.0.2.81/");
+        got = curl(&lab, &url);
         std::thread::sleep(Duration::from_millis(200));
     }
     let logs = shown(&lab.podman(&["logs", "site1"]));

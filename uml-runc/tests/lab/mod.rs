@@ -291,6 +291,17 @@ impl Lab {
         }
     }
 
+    /// The address podman's IPAM gave container `name` on the lab's network. host-local's
+    /// leases are the host's, shared by every lab of that network's name: a test that asks
+    /// for none (no `--ip`) never collides with another test's.
+    pub fn ip_of(&self, name: &str) -> String {
+        let format = format!("{{{{.NetworkSettings.Networks.{NETWORK}.IPAddress}}}}");
+        let out = self.podman_ok(&["inspect", "--format", &format, name]);
+        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(ip.starts_with("192.0.2."), "{name}'s address: {ip:?}");
+        ip
+    }
+
     /// The container directories uml-runc has now.
     pub fn runtime_containers(&self) -> Vec<String> {
         std::fs::read_dir(&self.state)
