@@ -149,6 +149,23 @@ pub struct Linux {
     /// Where the container's processes go (the monitor and the VM: `cgroup`).
     #[serde(default, rename = "cgroupsPath")]
     pub cgroups_path: Option<String>,
+    /// Device nodes for the container (`podman --device`, a Kubernetes block volume): a
+    /// block device becomes a data disk ([`crate::volume`]).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// An entry of `linux.devices`: the node's path in the container, its type (`b` a block
+/// device; `c`, `u`, `p` others) and numbers. The host's path is not in the spec.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Device {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub major: u64,
+    #[serde(default)]
+    pub minor: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +180,27 @@ pub struct Namespace {
 pub struct Resources {
     #[serde(default)]
     pub memory: Option<Memory>,
+    /// The device cgroup's rules, in order (podman: deny all, then allow each `--device`
+    /// with its permissions).
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// A rule of `linux.resources.devices`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeviceRule {
+    #[serde(default)]
+    pub allow: bool,
+    /// `a` (all), `b`, `c`; none: all.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub major: Option<i64>,
+    #[serde(default)]
+    pub minor: Option<i64>,
+    /// Some of `r`, `w`, `m`; none: all.
+    #[serde(default)]
+    pub access: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -29,6 +29,8 @@ pub struct CreateArgs<'a> {
 struct Undo {
     dir: Option<PathBuf>,
     net: Option<Net>,
+    /// Data disk image files this create made in directory volumes.
+    created: Vec<PathBuf>,
 }
 
 impl Drop for Undo {
@@ -39,6 +41,7 @@ impl Drop for Undo {
         if let Some(d) = self.dir.take() {
             let _ = std::fs::remove_dir_all(d);
         }
+        crate::volume::remove_created(&self.created);
     }
 }
 
@@ -54,9 +57,10 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     let mut undo = Undo {
         dir: Some(dir.path.clone()),
         net: None,
+        created: Vec::new(),
     };
     let sandbox = is_sandbox(&bundle.config.annotations);
-    let prepared = if sandbox {
+    let mut prepared = if sandbox {
         None
     } else {
         Some(prepare(a.id, &bundle, &dir, &mut undo)?)
@@ -75,6 +79,11 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
         .as_ref()
         .map(|p| (p.uid, p.net.clone()))
         .unwrap_or((0, None));
+    // The monitor inherits the volumes' locks and claims and keeps them for the VM's life.
+    let disk_holds: Vec<std::fs::File> = prepared
+        .as_mut()
+        .map(|p| std::mem::take(&mut p.held))
+        .unwrap_or_default();
     let monitor = prepared.map(|p| crate::monitor::Vm {
         dir: dir.clone(),
         machine: p.machine,
@@ -99,9 +108,11 @@ pub fn create(a: &CreateArgs, notes: &mut Vec<String>) -> Result<()> {
     };
     publish(a, &dir, &s, &hooks, notes)?;
     place_in_cgroup(&bundle, &dir, pid, a.id, notes);
-    // From here the container exists: delete removes it.
+    // From here the container exists: delete removes it; its data disks stay.
     undo.dir = None;
     undo.net = None;
+    undo.created.clear();
+    drop(disk_holds);
     Ok(())
 }
 
@@ -237,6 +248,8 @@ struct Prepared {
     uid: u32,
     stop_timeout: Duration,
     notes: Vec<String>,
+    /// The data disks' locks and claims ([`crate::volume::Attached::held`]).
+    held: Vec<std::fs::File>,
 }
 
 /// The config device (the contract, the VM's uid's to read) beside the root image, both
@@ -287,11 +300,13 @@ fn connect(
 }
 
 /// The bind-mounted files' bytes (they become contract files), by mount index.
-fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> {
+fn mounted_files(
+    c: &crate::bundle::Config,
+    data_paths: &[service::DataPath],
+) -> Result<BTreeMap<usize, Vec<u8>>> {
     let mut files = BTreeMap::new();
     for (i, m) in c.mounts.iter().enumerate() {
-        let is_file = |p: &str| std::fs::metadata(p).ok().map(|m| m.is_file());
-        if service::mount_use(i, m, is_file)? == MountUse::File {
+        if service::mount_use(i, m, data_paths, is_file)? == MountUse::File {
             let src = Path::new(m.source.as_deref().unwrap_or_default());
             let bytes = crate::bundle::read_bounded(src, service::MAX_FILE_BYTES as u64)
                 .map_err(|e| e.context(format!("config.json: mounts[{i}]")))?;
@@ -299,6 +314,27 @@ fn mounted_files(c: &crate::bundle::Config) -> Result<BTreeMap<usize, Vec<u8>>> 
         }
     }
     Ok(files)
+}
+
+/// Whether a mount's source is a regular file (`None`: it cannot be read).
+fn is_file(p: &str) -> Option<bool> {
+    std::fs::metadata(p).ok().map(|m| m.is_file())
+}
+
+/// The container's volumes as data disks, made on the host for `uid`; what it creates is
+/// undone by [`Undo`] if a later step fails.
+fn volumes(
+    c: &crate::bundle::Config,
+    data_paths: &[service::DataPath],
+    dir: &Dir,
+    uid: u32,
+    undo: &mut Undo,
+) -> Result<crate::volume::Attached> {
+    let planned = crate::volume::plan(c, data_paths, is_file)?;
+    let new_mib = crate::volume::new_size_mib(c)?;
+    let attached = crate::volume::attach(&planned, new_mib, &dir.path, uid)?;
+    undo.created.extend(attached.created.iter().cloned());
+    Ok(attached)
 }
 
 /// The process's first argument as the guest will find it (resolved in the rootfs along the
@@ -339,8 +375,10 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     let guest_init = crate::root::guest_init()?;
     let kernel = vmm::kernel::default_kernel();
     let argv0 = first_argument(c, &rootfs)?;
-    let files = mounted_files(c)?;
+    let data_paths = service::data_paths(c)?;
+    let files = mounted_files(c, &data_paths)?;
     let uid = pick_uid(id, dir)?;
+    let volumes = volumes(c, &data_paths, dir, uid, undo)?;
     let netns = guest_netns(bundle)?;
     let found = match &netns {
         Some(ns) => Some(crate::net::inspect(ns)?),
@@ -350,6 +388,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         net: found.as_ref().map(|f| (TAP.to_string(), f.guest.clone())),
         files,
         argv0,
+        disks: volumes.disks.clone(),
     };
     let translated = service::translate(id, c, &inputs)?;
     let extras = crate::root::Extras {
@@ -366,11 +405,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     let machine = vmm::cmdline::Machine {
         kernel,
         root: root_img.clone(),
-        disks: vec![vmm::cmdline::Disk {
-            ubd: translated.merged.config_ubd,
-            path: config.clone(),
-            read_only: true,
-        }],
+        disks: machine_disks(&translated.merged, &config),
         config_ubd: Some(translated.merged.config_ubd),
         tap: net.as_ref().map(|n| n.tap.clone()),
         memory_mib: translated.memory_mib,
@@ -393,7 +428,26 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
         uid,
         stop_timeout: Duration::from_millis(translated.merged.contract.service.stop_timeout_ms),
         notes: translated.notes,
+        held: volumes.held,
     })
+}
+
+/// The VM's disks: each data disk where the merge put it, then the config device.
+fn machine_disks(merged: &appliance::merge::Merged, config: &Path) -> Vec<vmm::cmdline::Disk> {
+    merged
+        .disks
+        .iter()
+        .map(|d| vmm::cmdline::Disk {
+            ubd: d.ubd,
+            path: PathBuf::from(&d.file),
+            read_only: false,
+        })
+        .chain(std::iter::once(vmm::cmdline::Disk {
+            ubd: merged.config_ubd,
+            path: config.to_path_buf(),
+            read_only: true,
+        }))
+        .collect()
 }
 
 /// The VM's own uid: the container id's slot in vmm's range, skipping any id a host account,
@@ -615,6 +669,7 @@ pub fn features() -> serde_json::Value {
         "annotations": {
             "io.github.uml-runc.vm": "User-Mode Linux",
             service::ANNOTATION_MEMORY: "the VM's memory in MiB",
+            crate::volume::ANNOTATION_DATA_SIZE: "the size in MiB of a new data disk image in a directory volume",
         }
     })
 }

@@ -33,5 +33,6 @@ pub mod sandbox;
 pub mod service;
 pub mod state;
 pub mod terminal;
+pub mod volume;
 
 pub use error::{Error, Result};

@@ -45,6 +45,8 @@ pub struct Inputs {
     pub files: BTreeMap<usize, Vec<u8>>,
     /// `process.args[0]` as an absolute path in the image (looked up in its `PATH`).
     pub argv0: String,
+    /// The data disks the container's volumes give ([`crate::volume`]).
+    pub disks: Vec<appliance::spec::DiskSpec>,
 }
 
 /// The appliance of a bundle.
@@ -73,10 +75,42 @@ pub enum MountUse {
     /// A regular file's content becomes a contract file.
     File,
     Tmpfs,
+    /// A directory at a data path of the image: it holds the data disk's image file
+    /// ([`crate::volume`]).
+    Volume,
 }
 
-/// Classifies mount `i`, refusing what cannot reach a VM.
-pub fn mount_use(i: usize, m: &Mount, is_file: impl Fn(&str) -> Option<bool>) -> Result<MountUse> {
+/// A data disk the image declares (its manifest's `disks`): where the guest mounts it and
+/// the least size the service works with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataPath {
+    pub mount_point: String,
+    pub min_size_mib: Option<u64>,
+}
+
+/// The data paths of the bundle's image: its manifest's disks; none for a foreign image.
+pub fn data_paths(c: &Config) -> Result<Vec<DataPath>> {
+    Ok(own_manifest(c)?
+        .map(|m| {
+            m.disks
+                .iter()
+                .map(|d| DataPath {
+                    mount_point: d.mount_point.clone(),
+                    min_size_mib: d.min_size_mib,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Classifies mount `i`, refusing what cannot reach a VM. `is_file` says whether a source
+/// is a regular file (`Some(false)`: it exists and is not); `data_paths` are the image's.
+pub fn mount_use(
+    i: usize,
+    m: &Mount,
+    data_paths: &[DataPath],
+    is_file: impl Fn(&str) -> Option<bool>,
+) -> Result<MountUse> {
     let kind = m.kind.as_deref().unwrap_or("");
     let dest = m.destination.as_str();
     let system = ["/proc", "/sys", "/dev"];
@@ -95,18 +129,40 @@ pub fn mount_use(i: usize, m: &Mount, is_file: impl Fn(&str) -> Option<bool>) ->
     }
     let bind = kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
     let source = m.source.as_deref().unwrap_or("");
-    if bind && is_file(source) == Some(true) {
+    let found = if bind { is_file(source) } else { None };
+    if found == Some(true) {
         return Ok(MountUse::File);
     }
     if bind && dest == "/dev/shm" {
         // podman's private shm directory: the guest's /dev is its own.
         return Ok(MountUse::System);
     }
+    if found == Some(false) && data_paths.iter().any(|d| d.mount_point == dest) {
+        return Ok(MountUse::Volume);
+    }
     Err(Error::new(format!(
         "config.json: mounts[{i}]: {kind} mount of {source:?} at {dest:?} cannot reach a VM: a \
-         host directory (a volume) is not shared with the guest; give the appliance a data \
-         disk (host-launch's spec `disks`), or drop the volume"
+         host directory is not shared with the guest; {}",
+        volume_fix(data_paths)
     )))
+}
+
+/// What to do instead of a directory mount the guest cannot take.
+fn volume_fix(data_paths: &[DataPath]) -> String {
+    if data_paths.is_empty() {
+        return "the image declares no data disk (its manifest's `disks`), so it takes no \
+                directory volume; drop the volume, or mount single files (-v FILE:PATH)"
+            .into();
+    }
+    let paths: Vec<&str> = data_paths.iter().map(|d| d.mount_point.as_str()).collect();
+    format!(
+        "a directory volume becomes the appliance's data disk only at the image's data path \
+         ({}), where uml-runc keeps the disk image {} in it; mount it there (-v DIR:{}), or \
+         give a block device (--device)",
+        paths.join(", "),
+        crate::volume::IMAGE_FILE,
+        paths[0]
+    )
 }
 
 /// A bundle translated: contract, memory, what the generated root needs.
@@ -133,6 +189,7 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         }
         apply_user(process, &mut manifest.service);
     }
+    check_data_disks(&manifest, &inputs.disks)?;
     let mounted = mounted(c, inputs, &mut manifest)?;
     let memory_mib = memory(c, &manifest)?;
     let spec = spec_of(id, c, inputs, memory_mib, env, mounted.files);
@@ -148,6 +205,28 @@ pub fn translate(id: &str, c: &Config, inputs: &Inputs) -> Result<Translated> {
         own_image,
         policy,
     })
+}
+
+/// Each data disk the image requires is given by a volume, or the error says how, in
+/// podman's terms (the merge would name host-launch's spec fields).
+fn check_data_disks(manifest: &Manifest, disks: &[appliance::spec::DiskSpec]) -> Result<()> {
+    let missing = manifest.disks.iter().find(|d| {
+        d.required
+            && !disks
+                .iter()
+                .any(|g| g.mount_point.as_deref() == Some(d.mount_point.as_str()))
+    });
+    match missing {
+        Some(d) => Err(Error::new(format!(
+            "config.json: mounts: the image needs a data disk at {0}, and no volume gives it \
+             one; give a directory volume there (podman -v DIR:{0}, a Kubernetes volume \
+             mounted at {0}: its disk image is DIR/{1}) or a block device (podman --device \
+             DEV:/dev/xvdb, a claim of volumeMode: Block)",
+            d.mount_point,
+            crate::volume::IMAGE_FILE
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Our image's manifest, when the bundle carries it as an annotation.
@@ -255,7 +334,7 @@ fn spec_of(
         image: "bundle".into(),
         manifest: None,
         memory_mib,
-        disks: Vec::new(),
+        disks: inputs.disks.clone(),
         network,
         hostname: Some(hostname),
         syslog: None,
@@ -651,6 +730,7 @@ mod tests {
                 (2, b"engine=\"podman\"\n".to_vec()),
             ]),
             argv0: "/bin/sh".into(),
+            disks: Vec::new(),
         }
     }
 
@@ -749,16 +829,91 @@ mod tests {
     }
 
     #[test]
-    fn volumes_are_refused_clearly() {
+    fn a_directory_is_a_volume_only_at_a_data_path() {
         let m = Mount {
-            destination: "/data".into(),
+            destination: "/srv".into(),
             kind: Some("bind".into()),
             source: Some("/srv/data".into()),
             options: vec!["rbind".into()],
         };
-        let e = mount_use(3, &m, |_| Some(false)).unwrap_err().0;
-        assert!(e.contains("mounts[3]") && e.contains("data disk"), "{e}");
-        assert_eq!(mount_use(3, &m, |_| Some(true)).unwrap(), MountUse::File);
+        let data = [DataPath {
+            mount_point: "/data".into(),
+            min_size_mib: Some(8),
+        }];
+        let e = mount_use(3, &m, &data, |_| Some(false)).unwrap_err().0;
+        assert!(
+            e.starts_with("config.json: mounts[3]: bind mount of \"/srv/data\" at \"/srv\"")
+                && e.contains("only at the image's data path (/data)")
+                && e.contains("-v DIR:/data"),
+            "{e}"
+        );
+        let e = mount_use(3, &m, &[], |_| Some(false)).unwrap_err().0;
+        assert!(e.contains("declares no data disk"), "{e}");
+        assert_eq!(
+            mount_use(3, &m, &data, |_| Some(true)).unwrap(),
+            MountUse::File
+        );
+        let at_data = Mount {
+            destination: "/data".into(),
+            ..m
+        };
+        assert_eq!(
+            mount_use(3, &at_data, &data, |_| Some(false)).unwrap(),
+            MountUse::Volume
+        );
+        // A source that does not exist is no volume.
+        assert!(mount_use(3, &at_data, &data, |_| None).is_err());
+    }
+
+    #[test]
+    fn a_volumes_disk_reaches_the_contract() {
+        let manifest = serde_json::json!({
+            "contract_version": 3,
+            "service": {"argv": ["/bin/sh"]},
+            "disks": [{"mount_point": "/data", "format_if_blank": true, "owner_uid": 102,
+                "min_size_mib": 8}]
+        });
+        let c = config(serde_json::json!({
+            "annotations": {ANNOTATION_MANIFEST: manifest.to_string()},
+            "process": {"args": ["/bin/sh"], "cwd": "/"}
+        }));
+        assert_eq!(
+            data_paths(&c).unwrap(),
+            [DataPath {
+                mount_point: "/data".into(),
+                min_size_mib: Some(8)
+            }]
+        );
+        // Without a disk the image's required /data is missing: said in podman's terms.
+        let e = translate("x1", &c, &inputs()).unwrap_err().0;
+        assert!(
+            e.starts_with("config.json: mounts: the image needs a data disk at /data")
+                && e.contains("podman -v DIR:/data")
+                && e.contains("--device"),
+            "{e}"
+        );
+        let mut i = inputs();
+        i.disks = vec![appliance::spec::DiskSpec {
+            file: "/srv/vol/.uml-data.img".into(),
+            size_mib: Some(64),
+            mount_point: Some("/data".into()),
+            fs_type: None,
+            options: None,
+            format_if_blank: None,
+        }];
+        let p = translate("x1", &c, &i).unwrap();
+        let d = &p.merged.contract.mounts.disks[0];
+        assert_eq!(
+            (d.device.as_str(), d.mount_point.as_str()),
+            ("/dev/ubdb", "/data")
+        );
+        assert!(
+            d.format_if_blank,
+            "the manifest's rule: the guest formats it"
+        );
+        assert_eq!(d.owner_uid, Some(102));
+        assert_eq!(p.merged.disks[0].file, "/srv/vol/.uml-data.img");
+        assert_eq!(p.merged.config_ubd, 2);
     }
 
     #[test]

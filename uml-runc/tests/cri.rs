@@ -13,10 +13,13 @@
 //!   shim or file behind;
 //! - a foreign image (Debian's lighttpd, nothing of ours in it) serves `curl` in a pod, and a
 //!   container whose command exits with 7 reports exit code 7;
+//! - a pod's host-path volume at `/data` holds the syslog appliance's data disk image: two
+//!   containers in turn each store a message, and the web image's shell in a third reads
+//!   both from the disk; the same with a loop device as a `volumeMode: Block` claim;
 //! - `ctr run` with the runc shim's `--runc-binary` uml-runc runs the DNS appliance in a
 //!   namespace of the test's and `ctr task kill` stops it cleanly.
 //!
-//! Needs root, containerd, ctr, containernetworking-plugins, podman (it makes the images'
+//! Needs root, losetup, containerd, ctr, containernetworking-plugins, podman (it makes the images'
 //! archives), dig, curl, busybox-static, debootstrap's cached root (scripts/foreign-rootfs);
 //! fails, rather than skips, without them.
 
@@ -618,4 +621,142 @@ fn pause_and_resume(lab: &Lab, c: &Containerd, id: &str) {
         "192.0.2.80",
         Duration::from_secs(10),
     );
+}
+
+/// A container of our image `recipe` whose manifest (the image builder's) comes as the
+/// container's annotation, with the pod's directory `dir` mounted at `/data` (a `hostPath`
+/// or filesystem claim as kubelet passes it) and a 64 MiB disk image asked for.
+fn with_data_volume(
+    lab: &Lab,
+    name: &str,
+    image: &str,
+    recipe: &str,
+    dir: &Path,
+) -> cri::ContainerConfig {
+    let manifest = std::fs::read_to_string(lab.join(&format!("{recipe}.img.manifest.json")))
+        .expect("the image's manifest");
+    let mut cc = container_config(name, image);
+    cc.mounts = vec![cri::Mount {
+        container_path: "/data".into(),
+        host_path: dir.display().to_string(),
+        ..Default::default()
+    }];
+    cc.annotations = [
+        ("org.host-contract.manifest.v1".to_string(), manifest),
+        (
+            "org.host-contract.data-size-mib".to_string(),
+            "64".to_string(),
+        ),
+    ]
+    .into();
+    cc
+}
+
+#[test]
+fn a_pods_host_path_and_block_volumes_keep_the_syslog_data() {
+    let (lab, c, cri) = lab_with_containerd("urunc-cri-volume");
+    let syslog = images::import_ours(&lab, &c, "syslog");
+    let web = images::import_ours(&lab, &c, "web");
+    let dir = lab.join("pod-data");
+    std::fs::create_dir_all(&dir).expect("the volume's directory");
+    let pc = pod_config(&lab, "log1");
+    let (pod, ip) = run_pod(&cri, &pc);
+    let mut vm = None;
+    // The container re-created, as kubelet does after a restart or an update.
+    for attempt in 0..2u32 {
+        let mut cc = with_data_volume(&lab, "syslog", &syslog, "syslog", &dir);
+        if let Some(m) = cc.metadata.as_mut() {
+            m.attempt = attempt;
+        }
+        cc.log_path = format!("syslog-{attempt}.log");
+        let id = create_and_start(&cri, &pod, &pc, cc);
+        vm = Some(lab.vm_uid_netns(&id));
+        lab.send_syslog(&ip, &format!("stored-by-attempt-{attempt}"));
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, st) = stop(&cri, &id, 10);
+        assert_eq!(st.exit_code, 0, "{st:?}");
+        remove_container(&cri, &id);
+    }
+    let log = std::fs::read_to_string(Path::new(&pc.log_directory).join("syslog-0.log"))
+        .unwrap_or_default();
+    assert!(log.contains("formatted=true mount_point=/data"), "{log}");
+    let m = std::fs::metadata(dir.join(".uml-data.img")).expect("the disk image");
+    assert_eq!(m.len(), 64 << 20);
+    // The web image's shell as syslog's user reads what both stored.
+    let mut cc = with_data_volume(&lab, "reader", &web, "web", &dir);
+    cc.command = vec!["/bin/dash".into()];
+    cc.args = vec!["-c".into(), lab::PRINT_LOGS.into()];
+    cc.linux = as_syslog_user();
+    let text = read_back(&cri, &pod, &pc, cc);
+    for want in [
+        "podvol28 14 test - stored-by-attempt-0",
+        "podvol28 14 test - stored-by-attempt-1",
+    ] {
+        assert!(text.contains(want), "no {want:?} on the disk: {text}");
+    }
+    // A claim of volumeMode: Block, as kubelet passes it (CreateContainer's devices): the
+    // loop device is the data disk, formatted by the first guest, read by the next.
+    let dev = lab::Loop::new(64);
+    let block = |name: &str, image: &str, recipe: &str| {
+        let mut cc = with_data_volume(&lab, name, image, recipe, &dir);
+        cc.mounts.clear();
+        cc.devices = vec![cri::Device {
+            container_path: "/dev/xvdb".into(),
+            host_path: dev.dev.clone(),
+            permissions: "rwm".into(),
+        }];
+        cc
+    };
+    let id = create_and_start(&cri, &pod, &pc, block("block", &syslog, "syslog"));
+    lab.send_syslog(&ip, "stored-on-the-block-device");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, st) = stop(&cri, &id, 10);
+    assert_eq!(st.exit_code, 0, "{st:?}");
+    remove_container(&cri, &id);
+    let mut cc = block("block-reader", &web, "web");
+    cc.command = vec!["/bin/dash".into()];
+    cc.args = vec!["-c".into(), lab::PRINT_LOGS.into()];
+    cc.linux = as_syslog_user();
+    let text = read_back(&cri, &pod, &pc, cc);
+    assert!(
+        text.contains("podvol28 14 test - stored-on-the-block-device"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("stored-by-attempt"),
+        "the device is not the directory's disk: {text}"
+    );
+    remove_pod(&cri, &pod);
+    let (uid, netns) = vm.expect("a syslog container ran");
+    assert_nothing_left(&lab, &c, uid, &netns, &pc);
+}
+
+/// kubelet's `runAsUser`/`runAsGroup` 102: the syslog image's user, who reads its files.
+fn as_syslog_user() -> Option<cri::LinuxContainerConfig> {
+    Some(cri::LinuxContainerConfig {
+        security_context: Some(cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 102 }),
+            run_as_group: Some(cri::Int64Value { value: 102 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Runs a reading container to its end (exit code 0) and removes it; its CRI log's text.
+fn read_back(cri: &Cri, pod: &str, pc: &cri::PodSandboxConfig, cc: cri::ContainerConfig) -> String {
+    let name = cc
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let id = create_and_start(cri, pod, pc, cc);
+    let st = wait_for("the reader to exit", Duration::from_secs(90), || {
+        let st = container_status(cri, &id);
+        (st.state == cri::ContainerState::ContainerExited as i32).then_some(st)
+    });
+    let text = log_text(pc, &name);
+    assert_eq!(st.exit_code, 0, "{st:?}: {text}");
+    remove_container(cri, &id);
+    text
 }

@@ -10,9 +10,14 @@
 //! - the same for an image nobody built for the contract (Debian's lighttpd on a debootstrap
 //!   base, `podman import` + `podman build`), also reached from another container on the
 //!   network, and `podman run --rm` of a command that exits with 7 returns 7;
-//! - what a VM cannot do (a terminal, a volume) is refused with the reason.
+//! - what a VM cannot do (a terminal, a volume) is refused with the reason;
+//! - a volume as the data disk: the syslog appliance with `-v DIR:/data` (a disk image made in
+//!   DIR), then with `--device` of a loop device the test makes, stores a message in each of
+//!   two containers in turn, refuses a second container while one runs, and the web image's
+//!   shell then prints both lines from the disk; a directory elsewhere is refused; the web
+//!   appliance serves the site of a disk image the operator wrote into its volume.
 //!
-//! Needs root, podman, conmon, dig, curl, debootstrap's cached root (scripts/foreign-rootfs);
+//! Needs root, podman, conmon, dig, curl, losetup, debootstrap's cached root (scripts/foreign-rootfs);
 //! fails, rather than skips, without them.
 
 mod lab;
@@ -307,5 +312,218 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
     assert!(
         lab.runtime_containers().is_empty(),
         "a refused create left state"
+    );
+}
+
+/// Two syslog containers in turn on the same data disk (`disk`: podman's arguments for it),
+/// each storing one message and stopped cleanly; while the first runs another container
+/// with the disk is refused with `busy`. Then the web image's shell, as syslog's user, prints
+/// what the disk holds. The two containers' logs, then what the shell printed.
+fn syslog_twice_then_read(lab: &Lab, disk: &[&str], busy: &str) -> (Vec<String>, String) {
+    let syslog = lab.load_image("syslog");
+    let web = lab.load_image("web");
+    let mut logs = Vec::new();
+    for name in ["log1", "log2"] {
+        let mut run = vec!["run", "-d", "--name", name, "--network", lab::NETWORK];
+        run.extend(disk);
+        run.push(&syslog);
+        lab.podman_ok(&run);
+        let id = container_id(lab, name);
+        let (uid, netns) = lab.vm_uid_netns(&id);
+        let ip = lab.ip_of(name);
+        lab.send_syslog(&ip, &format!("stored-by-{name}"));
+        if name == "log1" {
+            // The disk is this VM's alone while it runs.
+            let out = lab.podman(&reader(disk, &web, "echo second-container-ran"));
+            let text = shown(&out);
+            assert!(!out.status.success() && text.contains(busy), "{text}");
+        }
+        // rsyslog has written what it received once it exits on the stop.
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, code) = stop(lab, name);
+        let text = shown(&lab.podman_ok(&["logs", name]));
+        assert_eq!(code, "0", "{text}");
+        logs.push(text);
+        lab.podman_ok(&["rm", name]);
+        lab.assert_nothing_left(uid, &netns);
+    }
+    let out = lab.podman(&reader(disk, &web, lab::PRINT_LOGS));
+    let text = shown(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(lab.runtime_containers().is_empty(), "--rm left state");
+    (logs, text)
+}
+
+/// `podman run --rm` of the web image's shell (as syslog's user) running `script` on `disk`.
+fn reader<'a>(disk: &[&'a str], web: &'a str, script: &'a str) -> Vec<&'a str> {
+    // No network: it needs none, and takes no address of the lab's range from another test.
+    let mut run = vec!["run", "--rm", "--network", "none", "--user", "102:102"];
+    run.extend(disk);
+    run.extend([
+        "--timeout",
+        "120",
+        "--entrypoint",
+        "/bin/dash",
+        web,
+        "-c",
+        script,
+    ]);
+    run
+}
+
+/// Both messages on the disk, and the guest formatted it only the first time.
+fn assert_kept(logs: &[String], printed: &str) {
+    eprintln!("the disk holds:\n{printed}");
+    for want in [
+        "podvol28 14 test - stored-by-log1",
+        "podvol28 14 test - stored-by-log2",
+    ] {
+        assert!(printed.contains(want), "no {want:?} on the disk: {printed}");
+    }
+    let mounted = "disk mounted: checked=false device=/dev/ubdb";
+    assert!(
+        logs[0].contains(&format!("{mounted} formatted=true mount_point=/data")),
+        "the first container's guest did not format the blank disk: {}",
+        logs[0]
+    );
+    assert!(
+        logs[1].contains(&format!("{mounted} formatted=false mount_point=/data")),
+        "the second container's guest did not mount the disk as it was: {}",
+        logs[1]
+    );
+}
+
+#[test]
+fn a_directory_volume_keeps_the_syslog_data_across_containers() {
+    let lab = Lab::new("urunc-volume");
+    let dir = lab.join("logs");
+    std::fs::create_dir_all(&dir).expect("the volume's directory");
+    let volume = format!("{}:/data", dir.display());
+    let size = "org.host-contract.data-size-mib=64";
+    let disk = ["-v", volume.as_str(), "--annotation", size];
+    let (logs, printed) = syslog_twice_then_read(&lab, &disk, "in use by another container");
+    assert_kept(&logs, &printed);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir.join(".uml-data.img")).expect("the volume's disk image");
+    assert_eq!(m.len(), 64 << 20, "the annotation's size");
+    eprintln!(
+        "the 64 MiB disk image holds {} KiB on the host after the format and two messages",
+        m.blocks() / 2
+    );
+    assert!(
+        m.blocks() * 512 < m.len() / 2,
+        "the disk image is not sparse: {} of {} bytes",
+        m.blocks() * 512,
+        m.len()
+    );
+    // A directory anywhere but the image's data path is refused, naming the mount and the fix.
+    let elsewhere = format!("{}:/srv", dir.display());
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &elsewhere,
+        "localhost/syslog:latest",
+    ]);
+    let text = shown(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("mounts[")
+            && text.contains("/srv")
+            && text.contains("only at the image's data path (/data)")
+            && text.contains("-v DIR:/data"),
+        "{text}"
+    );
+    // Without a volume the image's data disk is missing: said with the ways to give one.
+    let out = lab.podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/syslog:latest",
+    ]);
+    let text = shown(&out);
+    assert!(
+        !out.status.success()
+            && text.contains("the image needs a data disk at /data")
+            && text.contains("podman -v DIR:/data"),
+        "{text}"
+    );
+    assert!(
+        lab.runtime_containers().is_empty(),
+        "a refused create left state"
+    );
+}
+
+#[test]
+fn a_block_device_is_the_syslog_appliances_data_disk() {
+    let dev = lab::Loop::new(64);
+    let lab = Lab::new("urunc-device");
+    let device = format!("{}:/dev/xvdb", dev.dev);
+    let (logs, printed) =
+        syslog_twice_then_read(&lab, &["--device", &device], "in use on the host");
+    assert_kept(&logs, &printed);
+}
+
+#[test]
+fn a_web_appliance_serves_the_site_its_volume_was_seeded_with() {
+    let lab = Lab::new("urunc-site");
+    let web = lab.load_image("web");
+    // The operator's own file system (docs/classes/web.md), written before the first run.
+    let site = lab.join("site");
+    std::fs::create_dir_all(site.join("www")).expect("the site");
+    std::fs::write(site.join("www/index.html"), "seeded site\n").expect("index.html");
+    let dir = lab.join("web-volume");
+    std::fs::create_dir_all(&dir).expect("the volume's directory");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-d"])
+        .arg(&site)
+        .arg(dir.join(".uml-data.img"))
+        .arg("16M")
+        .output()
+        .expect("mkfs.ext4");
+    assert!(out.status.success(), "mkfs.ext4: {}", shown(&out));
+    let volume = format!("{}:/data", dir.display());
+    lab.podman_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "site1",
+        "--network",
+        lab::NETWORK,
+        "-v",
+        &volume,
+        &web,
+    ]);
+    let url = format!("http://{}/", lab.ip_of("site1"));
+    let id = container_id(&lab, "site1");
+    let (uid, netns) = lab.vm_uid_netns(&id);
+    let until = Instant::now() + Duration::from_secs(90);
+    let mut got = String::new();
+    while Instant::now() < until && !got.contains("seeded site") {
+        got = curl(&lab, &url);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = shown(&lab.podman(&["logs", "site1"]));
+    assert!(
+        got.contains("seeded site"),
+        "lighttpd served {got:?}: {logs}"
+    );
+    assert!(
+        logs.contains("formatted=false mount_point=/data"),
+        "the operator's file system was not used as it is: {logs}"
+    );
+    let (_, code) = stop(&lab, "site1");
+    assert_eq!(code, "0", "lighttpd exits 0 on the graceful stop");
+    lab.podman_ok(&["rm", "site1"]);
+    lab.assert_nothing_left(uid, &netns);
+    assert_eq!(
+        std::fs::metadata(dir.join(".uml-data.img"))
+            .map(|m| m.len())
+            .ok(),
+        Some(16 << 20),
+        "the operator's disk image is used as it is, never resized"
     );
 }

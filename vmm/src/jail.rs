@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | the kernel's host path (and its loader and libraries, if dynamic) | UML | read-only bind |
 //! | the root image's host path | the image | read-only bind, noexec |
-//! | each data disk's host path | the VM's disks | read-write bind, noexec |
+//! | each data disk's host path | the VM's disks | read-write bind, noexec (a block device node without nodev) |
 //! | the config device's host path | the contract | read-only bind, noexec |
 //! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
 //! | `/.uml-xstate-preload.so`, for a dynamically linked kernel | the `ptrace` wrapper ([`crate::preload`]) | read-only bind |
@@ -184,13 +184,26 @@ fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, JailError> {
         })
 }
 
-fn flags_for(access: Access) -> libc::c_ulong {
-    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+/// The remount flags of a bind: `nodev` on all but a block device given as a data disk (a
+/// node of the launcher's making, for that device only, e.g. uml-runc's for a
+/// `linux.devices` entry), which UML could not open on a `nodev` mount.
+fn flags_for(access: Access, block_device: bool) -> libc::c_ulong {
+    let nodev = if block_device && matches!(access, Access::ReadWrite | Access::ReadOnly) {
+        0
+    } else {
+        libc::MS_NODEV
+    };
+    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | nodev;
     match access {
         Access::Exec | Access::Preload => base | libc::MS_RDONLY,
         Access::ReadOnly => base | libc::MS_RDONLY | libc::MS_NOEXEC,
         Access::ReadWrite => base | libc::MS_NOEXEC,
     }
+}
+
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 /// Every ancestor directory of `rel`, outermost first.
@@ -241,7 +254,7 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
         binds.push(Bind {
             source,
             target: cstring(rel.as_os_str().as_bytes(), "a path")?,
-            flags: flags_for(*access),
+            flags: flags_for(*access, is_block_device(&real)),
         });
     }
     let netns = match &jail.netns {
@@ -306,6 +319,17 @@ mod tests {
             ]
         );
         assert!(ancestors(Path::new("file")).is_empty());
+    }
+
+    #[test]
+    fn only_a_block_device_disk_is_bound_without_nodev() {
+        let nodev = |a, b| flags_for(a, b) & libc::MS_NODEV != 0;
+        assert!(!nodev(Access::ReadWrite, true));
+        assert!(nodev(Access::ReadWrite, false));
+        assert!(nodev(Access::Exec, true));
+        assert!(nodev(Access::Preload, true));
+        assert!(is_block_device(Path::new("/dev/loop0")) || !Path::new("/dev/loop0").exists());
+        assert!(!is_block_device(Path::new("/dev/null")));
     }
 
     #[test]

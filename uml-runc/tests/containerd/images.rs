@@ -44,6 +44,14 @@ pub fn import_dns(lab: &Lab, c: &Containerd) {
     save_and_import(lab, c, DNS, "dns-saved.oci.tar");
 }
 
+/// Builds our image of recipe `recipe` and imports it, as [`import_dns`] does; its name,
+/// `localhost/RECIPE:latest`.
+pub fn import_ours(lab: &Lab, c: &Containerd, recipe: &str) -> String {
+    let image = lab.load_image(recipe);
+    save_and_import(lab, c, &image, &format!("{recipe}-saved.oci.tar"));
+    image
+}
+
 /// Builds the foreign image with podman and imports it as [`FOREIGN`].
 pub fn import_foreign(lab: &Lab, c: &Containerd) {
     lab.build_foreign_image();

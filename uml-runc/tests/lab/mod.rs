@@ -22,6 +22,11 @@ pub const NETWORK: &str = "lab";
 /// The spec of the unclassed dnsmasq image, whose first file is its records.
 pub const DNSMASQ_SPEC: &str = "build-image/tests/lab/dnsmasq.json";
 
+/// For `dash -c` of the web image, as the syslog image's user (102): prints every log file
+/// the syslog image stored on its data disk.
+pub const PRINT_LOGS: &str =
+    "for f in /data/log/*/*.log; do while IFS= read -r l; do echo \"$l\"; done < \"$f\"; done";
+
 pub struct Lab {
     pub dir: TempDir,
     pub ns: NetNs,
@@ -134,27 +139,43 @@ impl Lab {
 
     /// Builds our DNS image and loads its OCI archive: `localhost/dns:latest`.
     pub fn load_dns_image(&self) {
-        let archive = self.dns_archive();
+        self.load_image("dns");
+    }
+
+    /// Builds the image of `build-image/recipes/RECIPE.json` and loads its OCI archive; its
+    /// name, `localhost/RECIPE:latest`.
+    pub fn load_image(&self, recipe: &str) -> String {
+        let archive = self.image_archive(recipe);
         self.podman_ok(&["load", "-i", archive.to_str().unwrap_or_default()]);
+        format!("localhost/{recipe}:latest")
     }
 
     /// Builds our DNS image with its OCI archive (`--oci-archive`); returns the archive.
     pub fn dns_archive(&self) -> PathBuf {
+        self.image_archive("dns")
+    }
+
+    /// Builds the image of recipe `recipe` with its OCI archive; returns the archive.
+    pub fn image_archive(&self, recipe: &str) -> PathBuf {
         let build = e2e::build_host("build-image", "build-image");
         let init = e2e::guest_init().expect("guest-init");
-        let recipe = e2e::workspace_root().join("build-image/recipes/dns.json");
-        let archive = self.join("dns.oci.tar");
+        let recipe_file = e2e::workspace_root().join(format!("build-image/recipes/{recipe}.json"));
+        let archive = self.join(&format!("{recipe}.oci.tar"));
         let out = Command::new(build)
-            .arg(&recipe)
+            .arg(&recipe_file)
             .arg("-o")
-            .arg(self.join("dns.img"))
+            .arg(self.join(&format!("{recipe}.img")))
             .arg("--init")
             .arg(&init)
             .arg("--oci-archive")
             .arg(&archive)
             .output()
             .expect("running build-image");
-        assert!(out.status.success(), "build-image: {}", shown(&out));
+        assert!(
+            out.status.success(),
+            "build-image {recipe}: {}",
+            shown(&out)
+        );
         archive
     }
 
@@ -254,6 +275,33 @@ impl Lab {
         }
     }
 
+    /// Sends one RFC 3164 message (host `podvol28`, tag `test`) over TCP to the syslog
+    /// appliance at `ip`, once it listens.
+    pub fn send_syslog(&self, ip: &str, text: &str) {
+        let script =
+            format!("printf '<14>Dec  7 12:00:00 podvol28 test: {text}\\n' > /dev/tcp/{ip}/514");
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = self.ns.output("bash", &["-c", &script]).expect("bash");
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < until, "syslog at {ip}: {}", shown(&out));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The address podman's IPAM gave container `name` on the lab's network. host-local's
+    /// leases are the host's, shared by every lab of that network's name: a test that asks
+    /// for none (no `--ip`) never collides with another test's.
+    pub fn ip_of(&self, name: &str) -> String {
+        let format = format!("{{{{.NetworkSettings.Networks.{NETWORK}.IPAddress}}}}");
+        let out = self.podman_ok(&["inspect", "--format", &format, name]);
+        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(ip.starts_with("192.0.2."), "{name}'s address: {ip:?}");
+        ip
+    }
+
     /// The container directories uml-runc has now.
     pub fn runtime_containers(&self) -> Vec<String> {
         std::fs::read_dir(&self.state)
@@ -292,6 +340,36 @@ impl Lab {
         let v: serde_json::Value = serde_json::from_slice(&text).expect("state JSON");
         let netns = v["net"]["netns"].as_str().expect("the container's netns");
         (v["uid"].as_u64().expect("uid") as u32, PathBuf::from(netns))
+    }
+}
+
+/// A loop device over a sparse file of its own, detached on drop (a failed test too).
+pub struct Loop {
+    pub dev: String,
+    _dir: e2e::TempDir,
+}
+
+impl Loop {
+    pub fn new(mib: u64) -> Loop {
+        let dir = e2e::TempDir::new("urunc-loop").expect("a temporary directory");
+        let file = dir.join("backing.img");
+        let f = std::fs::File::create(&file).expect("the loop device's file");
+        f.set_len(mib << 20).expect("sizing the loop device's file");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("running losetup");
+        assert!(out.status.success(), "losetup: {}", shown(&out));
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(dev.starts_with("/dev/loop"), "losetup: {dev:?}");
+        Loop { dev, _dir: dir }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
     }
 }
 
