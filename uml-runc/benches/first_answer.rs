@@ -56,7 +56,7 @@ fn podman_run(lab: &Lab, runtime: &Path, conf: &Path, extra: &[&str]) -> Command
         "--name",
         "bench-dns",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "--ip",
         GUEST,
         "-v",
@@ -84,7 +84,7 @@ fn host_launch_spec(lab: &Lab) -> PathBuf {
     let out = lab.podman_ok(&[
         "network",
         "inspect",
-        lab::NETWORK,
+        lab.network(),
         "--format",
         "{{.NetworkInterface}}",
     ]);

@@ -55,7 +55,7 @@ fn podman_runs_our_dns_image_as_a_vm() {
         "--name",
         "dns1",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "--ip",
         "192.0.2.53",
         "-v",
@@ -174,7 +174,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
         "--name",
         "web1",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "--ip",
         "192.0.2.80",
         "localhost/web-foreign",
@@ -203,7 +203,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
         "run",
         "--rm",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "localhost/web-foreign",
         "bash",
         "-c",
@@ -229,7 +229,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
         "run",
         "--rm",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "localhost/web-foreign",
         "sh",
         "-c",
@@ -246,7 +246,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
         "run",
         "--rm",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "localhost/web-foreign",
         "sh",
         "-c",
@@ -265,7 +265,7 @@ fn a_foreign_image_serves_and_its_exit_code_comes_back() {
         "--rm",
         "-t",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "--ulimit",
         "nofile=512:1024",
         "--user",
@@ -297,7 +297,7 @@ fn what_a_vm_cannot_do_is_refused_with_the_reason() {
         "--name",
         "vol1",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "-v",
         &volume,
         "localhost/dns:latest",
@@ -324,7 +324,7 @@ fn syslog_twice_then_read(lab: &Lab, disk: &[&str], busy: &str) -> (Vec<String>,
     let web = lab.load_image("web");
     let mut logs = Vec::new();
     for name in ["log1", "log2"] {
-        let mut run = vec!["run", "-d", "--name", name, "--network", lab::NETWORK];
+        let mut run = vec!["run", "-d", "--name", name, "--network", lab.network()];
         run.extend(disk);
         run.push(&syslog);
         lab.podman_ok(&run);
@@ -492,7 +492,7 @@ fn a_web_appliance_serves_the_site_its_volume_was_seeded_with() {
         "--name",
         "site1",
         "--network",
-        lab::NETWORK,
+        lab.network(),
         "-v",
         &volume,
         &web,

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 /// The lab network's subnet and the bridge's (gateway's) address.
 pub const SUBNET: &str = "192.0.2.0/24";
 pub const GATEWAY: &str = "192.0.2.1";
-pub const NETWORK: &str = "lab";
 /// The spec of the unclassed dnsmasq image, whose first file is its records.
 pub const DNSMASQ_SPEC: &str = "build-image/tests/lab/dnsmasq.json";
 
@@ -34,6 +33,10 @@ pub struct Lab {
     pub wrapper: PathBuf,
     /// uml-runc's `--root`.
     pub state: PathBuf,
+    /// The lab's podman network: a name of its own, since CNI's host-local keeps its leases
+    /// host-wide per network name (/var/lib/cni/networks/NAME), where a test running beside
+    /// this one could take the fixed address this one asks for.
+    network: String,
 }
 
 pub fn shown(o: &Output) -> String {
@@ -83,8 +86,10 @@ impl Lab {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
             .expect("chmod the wrapper");
+        let network = format!("lab-{}", ns.name());
         let lab = Lab {
             dir,
+            network,
             ns,
             conf,
             wrapper,
@@ -97,7 +102,7 @@ impl Lab {
             SUBNET,
             "--gateway",
             GATEWAY,
-            NETWORK,
+            &lab.network,
         ]);
         lab
     }
@@ -291,11 +296,17 @@ impl Lab {
         }
     }
 
-    /// The address podman's IPAM gave container `name` on the lab's network. host-local's
-    /// leases are the host's, shared by every lab of that network's name: a test that asks
-    /// for none (no `--ip`) never collides with another test's.
+    /// The lab's podman network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The address podman's IPAM gave container `name` on the lab's network.
     pub fn ip_of(&self, name: &str) -> String {
-        let format = format!("{{{{.NetworkSettings.Networks.{NETWORK}.IPAddress}}}}");
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            self.network
+        );
         let out = self.podman_ok(&["inspect", "--format", &format, name]);
         let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(ip.starts_with("192.0.2."), "{name}'s address: {ip:?}");
@@ -408,7 +419,8 @@ impl Drop for Lab {
                 .output();
         }
         let _ = self.podman(&["rmi", "-af"]);
-        let _ = self.podman(&["network", "rm", "-f", NETWORK]);
+        let _ = self.podman(&["network", "rm", "-f", &self.network]);
+        let _ = std::fs::remove_dir_all(Path::new("/var/lib/cni/networks").join(&self.network));
     }
 }
 
