@@ -182,6 +182,7 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
     );
     check(Step::Tmp, libc::c_long::from(rc))?;
     make_devices(c.jail.uid, c.jail.gid)?;
+    make_disk_nodes(&p.nodes, c.jail.uid, c.jail.gid)?;
     let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
     let rc = libc::mount(none, c".".as_ptr(), none, ro, std::ptr::null());
     check(Step::ReadOnlyRoot, libc::c_long::from(rc))?;
@@ -227,6 +228,24 @@ unsafe fn make_devices(uid: u32, gid: u32) -> Result<(), Failure> {
         Step::Devices,
         libc::c_long::from(libc::chown(c"dev/net/tun".as_ptr(), uid, gid)),
     )
+}
+
+/// Each block device given as a disk: a node of its own, only the VM's uid may open it.
+///
+/// # Safety
+/// Called in the child only, with the jail's root as the working directory.
+unsafe fn make_disk_nodes(nodes: &[jail::Node], uid: u32, gid: u32) -> Result<(), Failure> {
+    let old = libc::umask(0);
+    for n in nodes {
+        let rc = libc::mknod(n.target.as_ptr(), libc::S_IFBLK | n.mode, n.rdev);
+        check(Step::Devices, libc::c_long::from(rc))?;
+        check(
+            Step::Devices,
+            libc::c_long::from(libc::chown(n.target.as_ptr(), uid, gid)),
+        )?;
+    }
+    libc::umask(old);
+    Ok(())
 }
 
 /// Limits at the jail's values, never above the hard limits this process has (raising them

@@ -10,6 +10,7 @@
 //! | the kernel's host path (and its loader and libraries, if dynamic) | UML | read-only bind |
 //! | the root image's host path | the image | read-only bind, noexec |
 //! | each data disk's host path | the VM's disks | read-write bind, noexec |
+//! | a data disk that is a block device, at the path the operator named | that device only | a device node of its own (same major:minor), mode 0600, owned by the VM's uid; never the host's `/dev` |
 //! | the config device's host path | the contract | read-only bind, noexec |
 //! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
 //! | `/.uml-xstate-preload.so`, for a dynamically linked kernel | the `ptrace` wrapper ([`crate::preload`]) | read-only bind |
@@ -113,6 +114,15 @@ pub(crate) struct Bind {
     pub(crate) flags: libc::c_ulong,
 }
 
+/// A block device given to the VM: a node of its own in the jail (the host's node is never
+/// bound, nor chowned), owned by the VM's uid.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) target: CString,
+    pub(crate) mode: libc::mode_t,
+    pub(crate) rdev: libc::dev_t,
+}
+
 /// Everything the child needs, prepared before the clone: it may then only make system calls.
 pub(crate) struct JailSetup {
     pub(crate) root: CString,
@@ -121,6 +131,7 @@ pub(crate) struct JailSetup {
     pub(crate) tmp_options: CString,
     pub(crate) dirs: Vec<CString>,
     pub(crate) binds: Vec<Bind>,
+    pub(crate) nodes: Vec<Node>,
     pub(crate) netns: Option<OwnedFd>,
     pub(crate) taps: Vec<[u8; libc::IFNAMSIZ]>,
 }
@@ -151,6 +162,17 @@ pub enum JailError {
     JailsOwn(PathBuf),
     #[error("TAP device name {0:?} is not 1 to 15 bytes")]
     TapName(String),
+    #[error(
+        "{} is a character device; a VM's disk is a regular file or a block device",
+        .0.display()
+    )]
+    CharDevice(PathBuf),
+    #[error(
+        "{} is a block device, which a VM may use only as a disk (not as its kernel or \
+         libraries)",
+        .0.display()
+    )]
+    BlockNotDisk(PathBuf),
 }
 
 /// A file could not be given to the VM's uid.
@@ -205,11 +227,34 @@ fn ancestors(rel: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The device nodes the jail makes itself (see `child::make_devices`): no disk may take
+/// their place.
+const OWN_NODES: [&str; 4] = ["dev/null", "dev/random", "dev/urandom", "dev/net/tun"];
+
+/// The node of the block device `path` (device number `rdev`) at `rel` in the jail.
+fn block_node(path: &Path, rel: &Path, access: Access, rdev: u64) -> Result<Node, JailError> {
+    let mode = match access {
+        Access::ReadWrite => 0o600,
+        Access::ReadOnly => 0o400,
+        Access::Exec | Access::Preload => return Err(JailError::BlockNotDisk(path.into())),
+    };
+    if OWN_NODES.iter().any(|n| rel == Path::new(n)) {
+        return Err(JailError::JailsOwn(path.into()));
+    }
+    Ok(Node {
+        target: cstring(rel.as_os_str().as_bytes(), "a path")?,
+        mode,
+        rdev,
+    })
+}
+
 /// The set-up of `jail`: descriptors opened, every string made.
 pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
     let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
     let mut binds = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
     let files: Vec<(PathBuf, Access)> = jail
         .files
         .iter()
@@ -229,13 +274,32 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
         if files.iter().filter(|(p, _)| p == path).count() > 1 {
             return Err(JailError::Twice(path.clone()));
         }
-        if rel.starts_with(tmp) || rel.starts_with("dev") {
+        let meta = std::fs::metadata(&real).map_err(|source| JailError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let kind = meta.file_type();
+        if kind.is_char_device() {
+            return Err(JailError::CharDevice(path.clone()));
+        }
+        let block = kind.is_block_device();
+        // A device node may sit under the jail's /dev (its host path, e.g. /dev/vg0/data);
+        // a bound file may not.
+        if rel.starts_with(tmp) || (!block && rel.starts_with("dev")) {
             return Err(JailError::JailsOwn(path.clone()));
         }
         for a in ancestors(rel) {
             if !dirs.contains(&a) {
                 dirs.push(a);
             }
+        }
+        if block {
+            // Two names of one device (/dev/loop5, /dev/disk/by-...) are one disk.
+            if nodes.iter().any(|n| n.rdev == meta.rdev()) {
+                return Err(JailError::Twice(path.clone()));
+            }
+            nodes.push(block_node(path, rel, *access, meta.rdev())?);
+            continue;
         }
         let source = cstring(real.as_os_str().as_bytes(), "a path")?;
         binds.push(Bind {
@@ -273,6 +337,7 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
             .map(|d| cstring(d.as_os_str().as_bytes(), "a path"))
             .collect::<Result<_, _>>()?,
         binds,
+        nodes,
         netns,
         taps,
     })
@@ -312,7 +377,11 @@ mod tests {
     fn a_plan_refuses_what_the_jail_owns() {
         let mut j = Jail::sized("/nonexistent".into(), 7, 7, 32, 0);
         j.files.push(("/dev/null".into(), Access::ReadOnly));
-        assert!(setup(&j).err().unwrap().to_string().contains("jail's own"));
+        assert!(setup(&j)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("is a character device"));
 
         j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
         assert!(setup(&j)
@@ -332,6 +401,20 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("1 to 15 bytes"));
+    }
+
+    #[test]
+    fn a_block_device_gets_a_node_of_its_own_never_the_jails() {
+        let p = Path::new("/dev/vg0/data");
+        let n = block_node(p, Path::new("dev/vg0/data"), Access::ReadWrite, 7).unwrap();
+        assert_eq!((n.mode, n.rdev), (0o600, 7));
+        assert_eq!(n.target.as_bytes(), b"dev/vg0/data");
+        let ro = block_node(p, Path::new("dev/vg0/data"), Access::ReadOnly, 7).unwrap();
+        assert_eq!(ro.mode, 0o400);
+        let e = block_node(p, Path::new("dev/net/tun"), Access::ReadWrite, 7).unwrap_err();
+        assert!(e.to_string().contains("jail's own"), "{e}");
+        let e = block_node(p, Path::new("dev/vg0/data"), Access::Exec, 7).unwrap_err();
+        assert!(e.to_string().contains("only as a disk"), "{e}");
     }
 
     #[test]
