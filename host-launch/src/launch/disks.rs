@@ -96,19 +96,13 @@ fn inspect_one(
 }
 
 /// A disk file that does not exist yet: created with `size_mib` in a writable directory.
-/// Never under /dev: a missing device is the operator's to make, not a file to create there.
+/// Never in a directory of /dev: a missing device is the operator's to make, not a file to
+/// create there.
 fn plan_creation(
     at: &str,
     path: &Path,
     size_mib: Option<u64>,
 ) -> std::result::Result<Action, String> {
-    if path.starts_with("/dev") {
-        return Err(format!(
-            "{at}.file: the block device {} does not exist; host-launch creates disk files, \
-             not devices: make it first (e.g. `lvcreate`, `losetup`) or fix the path",
-            path.display()
-        ));
-    }
     let Some(size) = size_mib else {
         return Err(format!(
             "{at}.size_mib: {} does not exist, and without size_mib host-launch cannot create \
@@ -118,6 +112,11 @@ fn plan_creation(
     };
     let parent = path.parent().unwrap_or(Path::new("/"));
     match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() && path.starts_with("/dev") => Err(format!(
+            "{at}.file: the block device {} does not exist; host-launch creates disk files, \
+             not devices: make it first (e.g. `lvcreate`, `losetup`) or fix the path",
+            path.display()
+        )),
         Ok(m) if m.is_dir() => {
             if nix::unistd::access(parent, nix::unistd::AccessFlags::W_OK).is_err() {
                 return Err(format!(
@@ -251,7 +250,8 @@ mod tests {
                 .starts_with("disks[0].file: /dev/null is a character device"),
             "{e}"
         );
-        let e = inspect(&[("disks[0]".into(), "/dev/no-such-vg/lv".into(), Some(1))]).unwrap_err();
+        let e =
+            inspect(&[("disks[0]".into(), "/dev/no-such-lv-here".into(), Some(1))]).unwrap_err();
         assert!(e.message.contains("make it first"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
