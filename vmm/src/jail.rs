@@ -80,6 +80,11 @@ pub struct Jail {
     pub limits: Limits,
     /// Files bound in at their host paths.
     pub files: Vec<(PathBuf, Access)>,
+    /// A FIFO (the launcher's, root's) whose read end UML gets as
+    /// [`crate::cmdline::REQUESTS_FD`]: the host's requests to the guest (see
+    /// [`crate::cmdline::REQUESTS_CONSOLE`]). Opened read-write, so it never reads an end
+    /// of file when a writer goes.
+    pub requests: Option<PathBuf>,
 }
 
 impl Jail {
@@ -100,6 +105,7 @@ impl Jail {
                 file_size: tmp_bytes.max(largest_disk),
             },
             files: Vec::new(),
+            requests: None,
         }
     }
 }
@@ -133,6 +139,7 @@ pub(crate) struct JailSetup {
     pub(crate) binds: Vec<Bind>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) netns: Option<OwnedFd>,
+    pub(crate) requests: Option<OwnedFd>,
     pub(crate) taps: Vec<[u8; libc::IFNAMSIZ]>,
 }
 
@@ -193,10 +200,12 @@ fn relative(p: &Path) -> Result<&Path, JailError> {
         .map_err(|_| JailError::NotAbsolute(p.to_path_buf()))
 }
 
-fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, JailError> {
+/// Opens `p` for reading (and writing with `write`); `flags` beyond the access mode.
+fn open_path(p: &Path, write: bool, flags: libc::c_int) -> Result<OwnedFd, JailError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
+        .write(write)
         .custom_flags(flags)
         .open(p)
         .map(OwnedFd::from)
@@ -213,6 +222,22 @@ fn flags_for(access: Access) -> libc::c_ulong {
         Access::ReadOnly => base | libc::MS_RDONLY | libc::MS_NOEXEC,
         Access::ReadWrite => base | libc::MS_NOEXEC,
     }
+}
+
+/// `fd` moved to a number above the descriptors the child `dup2`s onto (0 to 4), so none of
+/// those overwrites it and its own `dup2` clears its close-on-exec flag.
+fn above_stdio(path: &Path, fd: OwnedFd) -> Result<OwnedFd, JailError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that only the OwnedFd below owns.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if n < 0 {
+        return Err(JailError::Open {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Every ancestor directory of `rel`, outermost first.
@@ -309,7 +334,16 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
         });
     }
     let netns = match &jail.netns {
-        Some(p) => Some(open_path(p, libc::O_RDONLY | libc::O_CLOEXEC)?),
+        Some(p) => Some(open_path(p, false, libc::O_CLOEXEC)?),
+        None => None,
+    };
+    let requests = match &jail.requests {
+        Some(p) => Some(above_stdio(
+            p,
+            // Read-write: UML's console takes a read of 0 (a FIFO without writers) for a
+            // hang-up and closes the line for good.
+            open_path(p, true, libc::O_NONBLOCK | libc::O_CLOEXEC)?,
+        )?),
         None => None,
     };
     let mut taps = Vec::new();
@@ -339,6 +373,7 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
         binds,
         nodes,
         netns,
+        requests,
         taps,
     })
 }
