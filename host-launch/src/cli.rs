@@ -230,6 +230,22 @@ pub enum Cmd {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Copy each data disk of a running appliance at one point in time: the guest freezes
+    /// its file systems for the copy (reflink where the file system has it, else a sparse
+    /// copy) and thaws after it, or by itself after the bound; a guest that does not answer
+    /// gets a crash-consistent copy, said so.
+    #[command(after_help = ENVIRONMENT)]
+    Snapshot {
+        name: String,
+        /// Where the copies go, as DIR/NAME-MILLISECONDS/diskN.img (default: the appliance's
+        /// state directory, snapshots/).
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// The longest the guest stays frozen if this command dies (1 to 60).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=60))]
+        bound: u64,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
     #[command(after_help = ENVIRONMENT)]

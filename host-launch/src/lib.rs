@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod disk_copy;
 pub mod error;
 pub mod events;
 pub mod exit;

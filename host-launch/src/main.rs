@@ -128,6 +128,9 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             follow,
             format,
         } => cmd::events::events(&name, follow, format.is_json()),
+        Cmd::Snapshot { name, to, bound } => {
+            cmd::snapshot::snapshot(&name, to, Duration::from_secs(bound))
+        }
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

@@ -9,6 +9,7 @@ pub mod list;
 pub mod logs;
 pub mod outdated;
 pub mod restart;
+pub mod snapshot;
 pub mod start;
 pub mod status;
 pub mod stop;
