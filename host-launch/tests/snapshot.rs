@@ -156,3 +156,120 @@ fn snapshots_of_a_writing_appliance_hold_a_prefix_and_thaw_after_the_bound() {
     assert_eq!(code, Some(0), "{all}");
     eprintln!("frozen per snapshot (guest's count, ms): {frozen:?}");
 }
+
+/// The events of appliance `name` from byte `from` of its events file on.
+fn events_from(state: &Path, name: &str, from: usize) -> Vec<serde_json::Value> {
+    let text = std::fs::read(state.join(name).join("events.jsonl")).unwrap_or_default();
+    String::from_utf8_lossy(text.get(from..).unwrap_or_default())
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn events_len(state: &Path, name: &str) -> usize {
+    std::fs::metadata(state.join(name).join("events.jsonl"))
+        .map(|m| m.len() as usize)
+        .unwrap_or(0)
+}
+
+/// `host-launch snapshot` killed with SIGKILL while it copies (the disk is 256 MiB of
+/// allocated blocks, so the copy takes a while): the guest thaws by itself at the bound.
+#[test]
+fn kill_9_of_snapshot_leaves_the_guest_thawed_within_the_bound() {
+    require_root_and_busybox();
+    let dir = temp_dir("snapkill");
+    let state = dir.join("state");
+    let writer = image(dir.path(), "writer", WRITER, "always");
+    let data = dir.join("data.img");
+    // Every block allocated (not zero), so a copy reads and writes all of it.
+    std::fs::write(&data, vec![0xa5u8; 256 << 20]).unwrap();
+    e2e::host::mkfs_ext4(&data, "256M");
+    let s = spec(dir.path(), "snapkill", &writer, &data);
+    let mut run = launch(&s, "snapkill", &state);
+    run.wait_ready(Duration::from_secs(60)).unwrap();
+    let from = events_len(&state, "snapkill");
+    let mut snap = host_launch(&state, &["snapshot", "snapkill", "--bound", "2", "--to"])
+        .arg(dir.join("snaps"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !events_from(&state, "snapkill", from)
+        .iter()
+        .any(|e| e["event"] == "frozen")
+    {
+        assert!(std::time::Instant::now() < deadline, "no frozen event");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    snap.kill().unwrap();
+    let status = snap.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        None,
+        "snapshot ended before the kill: {status}"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let events = events_from(&state, "snapkill", from);
+    let thawed = events
+        .iter()
+        .find(|e| e["event"] == "thawed")
+        .unwrap_or_else(|| panic!("not thawed 3.5 s after the kill: {events:?}"));
+    assert_eq!(thawed["by"], "bound", "{thawed}");
+    assert!(
+        (2000..3000).contains(&thawed["frozen_ms"].as_u64().unwrap()),
+        "{thawed}"
+    );
+    let (code, all) = run.stop();
+    assert_eq!(code, Some(0), "{all}");
+}
+
+/// A guest without the request channel (its init is a shell script, not guest-init) gets a
+/// crash-consistent copy, and the output says so.
+#[test]
+fn a_guest_without_the_channel_gets_a_crash_consistent_copy_said_so() {
+    require_root_and_busybox();
+    let dir = temp_dir("snapnone");
+    let state = dir.join("state");
+    let init = dir.join("init.sh");
+    std::fs::write(
+        &init,
+        "#!/bin/busybox sh\n\
+         /bin/busybox mount -t devtmpfs dev /dev\n\
+         /bin/busybox mount -t ext4 /dev/ubdb /data\n\
+         while :; do echo x >> /data/n; /bin/busybox sleep 0.01; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let image_path = dir.join("plain.img");
+    RootFs::new()
+        .init(&init)
+        .file("/bin/busybox", "/bin/busybox", 0o755)
+        .dir("/data", 0o755)
+        .build(&image_path)
+        .expect("root image");
+    std::fs::set_permissions(&image_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(
+        dir.join("plain.img.manifest.json"),
+        r#"{"contract_version":1,"name":"plain","service":{"argv":["/bin/busybox","true"]},
+            "disks":[{"mount_point":"/data"}]}"#,
+    )
+    .unwrap();
+    let data = dir.join("data.img");
+    e2e::host::mkfs_ext4(&data, "16M");
+    let s = spec(dir.path(), "snapnone", &image_path, &data);
+    let run = launch(&s, "snapnone", &state);
+    // No status event ever comes: wait until the script writes to its disk.
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, out) =
+        output_text(host_launch(&state, &["snapshot", "snapnone", "--to"]).arg(dir.join("snaps")));
+    drop(run); // the launcher killed, and its VM with it
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "snapshot of 'snapnone': crash-consistent: the guest did not answer the freeze \
+             request within 3 s"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("disk0.img (sparse copy, 16 MiB)"), "{out}");
+}
