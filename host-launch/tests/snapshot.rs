@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::writer::{image, spec, CHECKER, WRITER};
 use common::{host_launch, launch, require_root_and_busybox, temp_dir};
 use e2e::host::output_text;
 use e2e::RootFs;
@@ -17,45 +18,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// The writer: line N is N, appended for ever (a shell loop of busybox's sh).
-const WRITER: &str = "i=0; while :; do i=$((i+1)); echo $i >> /data/n; done";
-
-/// The checker: every line of the copy is its own number (a prefix, nothing torn).
-const CHECKER: &str =
-    "busybox awk '$0 != NR {bad=1} END {print (bad ? \"TORN\" : \"PREFIX\"), NR}' /data/n";
-
-/// An image whose service is `sh -c SCRIPT` as root, with a data disk on /data.
-fn image(dir: &Path, name: &str, script: &str, restart: &str) -> PathBuf {
-    let image = dir.join(format!("{name}.img"));
-    RootFs::new()
-        .file("/bin/busybox", "/bin/busybox", 0o755)
-        .dir("/data", 0o755)
-        .build(&image)
-        .expect("root image");
-    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let manifest = serde_json::json!({
-        "contract_version": 1, "name": name,
-        "service": {"argv": ["/bin/busybox", "sh", "-c", script], "uid": 0, "gid": 0,
-                    "restart": {"policy": restart}, "stop_timeout_ms": 2000},
-        "disks": [{"mount_point": "/data"}],
-    });
-    std::fs::write(
-        dir.join(format!("{name}.img.manifest.json")),
-        manifest.to_string(),
-    )
-    .unwrap();
-    image
-}
-
-fn spec(dir: &Path, name: &str, image: &Path, disk: &Path) -> PathBuf {
-    let path = dir.join(format!("{name}.json"));
-    let text = serde_json::json!({
-        "name": name, "image": image, "memory_mib": 48, "disks": [{"file": disk}],
-    });
-    std::fs::write(&path, text.to_string()).unwrap();
-    path
-}
 
 /// Runs the checker VM on `copy` (a copy of its own, given to the VM as a new appliance's
 /// disk): what its service printed.
