@@ -237,8 +237,8 @@ pub enum Cmd {
     #[command(after_help = ENVIRONMENT)]
     Snapshot {
         name: String,
-        /// Where the copies go, as DIR/NAME-MILLISECONDS/diskN.img (default: the appliance's
-        /// state directory, snapshots/).
+        /// Where the copies go, as DIR/NAME-MILLISECONDS/diskN.img (default: the current
+        /// directory).
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
         /// The longest the guest stays frozen if this command dies (1 to 60).

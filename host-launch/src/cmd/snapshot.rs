@@ -77,7 +77,7 @@ pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot
             "'{name}' has no data disk to snapshot"
         )));
     }
-    let dir = target_dir(&e.dir, name, to)?;
+    let dir = target_dir(name, to)?;
     let mut channel = Channel::open(&e.dir);
     let frozen = channel.as_mut().map(|c| c.freeze(bound));
     let (frozen_at, crash_consistent) = match frozen {
@@ -116,9 +116,10 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `DIR/NAME-SECONDS` (default DIR: the state directory's `snapshots`), made new.
-fn target_dir(state: &Dir, name: &str, to: Option<PathBuf>) -> Result<PathBuf> {
-    let base = to.unwrap_or_else(|| state.path.join("snapshots"));
+/// `DIR/NAME-MILLISECONDS` (default DIR: the current directory, never the state directory,
+/// which `forget` removes), made new.
+fn target_dir(name: &str, to: Option<PathBuf>) -> Result<PathBuf> {
+    let base = to.unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&base).io_context(|| format!("creating {}", base.display()))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
