@@ -186,15 +186,17 @@ fn rdev_name(dev: &Path) -> String {
     format!("{}:{}", libc::major(r), libc::minor(r))
 }
 
+/// A new sparse file of `len` zero bytes.
+fn blank_file(path: &Path, len: u64) -> PathBuf {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+    path.to_path_buf()
+}
+
 #[test]
 fn a_whole_disk_whose_partition_is_mounted_is_refused() {
     let Setup { dir, spec, ns, .. } = setup("blkpart", 64);
     let state = dir.join("state");
-    let file = dir.join("disk.img");
-    std::fs::File::create(&file)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
+    let file = blank_file(&dir.join("disk.img"), 32 << 20);
     let mut lo = LoopDevice::attach(&file).expect("a loop device (this test needs root)");
     let part = lo
         .add_partition(1, 2048, 63488, dir.path())
@@ -222,11 +224,7 @@ fn a_whole_disk_whose_partition_is_mounted_is_refused() {
 fn a_blank_device_is_formatted_by_no_one_without_format_if_blank() {
     let Setup { dir, spec, ns, .. } = setup("blkblank", 64);
     let state = dir.join("state");
-    let file = dir.join("blank.img");
-    std::fs::File::create(&file)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let file = blank_file(&dir.join("blank.img"), 16 << 20);
     let lo = LoopDevice::attach(&file).expect("a loop device (this test needs root)");
     let blank_spec = spec_with_disk(&spec, lo.path(), None, None);
     let (code, out) = output_text(host_launch(&state, &["run"]).arg(&blank_spec));
@@ -307,11 +305,7 @@ fn an_lvm_logical_volume_is_a_data_disk_and_its_physical_volume_is_held() {
         ..
     } = setup("blklvm", 64);
     let state = dir.join("state");
-    let backing = dir.join("pv.img");
-    std::fs::File::create(&backing)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let backing = blank_file(&dir.join("pv.img"), 64 << 20);
     let vg = VolumeGroup::new(&backing).expect("a volume group on a loop device");
     let lv = vg
         .lv("data", 16)
