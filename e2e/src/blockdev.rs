@@ -15,10 +15,11 @@ pub struct LoopDevice {
 }
 
 impl LoopDevice {
-    /// Attaches `file`.
+    /// Attaches `file` (with partition scanning, so that its detach drops the partitions
+    /// added to it even if deleting them failed).
     pub fn attach(file: &Path) -> Result<LoopDevice, String> {
         let out = Command::new("losetup")
-            .args(["--find", "--show"])
+            .args(["--find", "--show", "--partscan"])
             .arg(file)
             .output()
             .map_err(|e| format!("losetup (package mount): {e}"))?;
@@ -101,10 +102,17 @@ impl LoopDevice {
 impl Drop for LoopDevice {
     fn drop(&mut self) {
         for n in &self.partitions {
-            let _ = Command::new("delpart")
-                .arg(&self.path)
-                .arg(n.to_string())
-                .status();
+            // A partition just unmounted may be busy for a moment.
+            for _ in 0..20 {
+                let deleted = Command::new("delpart")
+                    .arg(&self.path)
+                    .arg(n.to_string())
+                    .output();
+                if deleted.is_ok_and(|o| o.status.success()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
         let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
     }
