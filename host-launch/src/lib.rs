@@ -19,6 +19,7 @@
     clippy::tests_outside_test_module
 )]
 
+pub mod backup_archive;
 pub mod cli;
 pub mod cmd;
 pub mod disk_copy;

@@ -131,6 +131,22 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
         Cmd::Snapshot { name, to, bound } => {
             cmd::snapshot::snapshot(&name, to, Duration::from_secs(bound))
         }
+        Cmd::Backup {
+            name,
+            to,
+            keep,
+            bound,
+        } => cmd::backup::backup(
+            &name,
+            &to,
+            usize::try_from(keep).unwrap_or(usize::MAX),
+            Duration::from_secs(bound),
+        ),
+        Cmd::Restore {
+            archive,
+            disk,
+            name,
+        } => cmd::restore::restore(&archive, &disk, name.as_deref()),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,
