@@ -52,6 +52,7 @@ fn a_backup_restored_into_a_new_file_boots_and_holds_what_was_written() {
         );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("backup of 'bk': consistent (frozen "), "{out}");
+        eprintln!("{out}");
         made.push(archives(&backups, "bk").last().cloned().unwrap());
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -129,6 +130,13 @@ fn a_backup_restored_into_a_new_file_boots_and_holds_what_was_written() {
     assert_eq!(
         std::fs::metadata(&restored).unwrap().len(),
         std::fs::metadata(&data).unwrap().len()
+    );
+    // Sparse: the disk's zero blocks stay holes in the restored file.
+    let allocated =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&restored).unwrap()) * 512;
+    assert!(
+        allocated < (32 << 20),
+        "{allocated} bytes allocated of 64 MiB"
     );
     let c = spec(dir.path(), "chk", &checker, &restored);
     let (code, out) = output_text(host_launch(&state, &["run", "-q"]).arg(&c));

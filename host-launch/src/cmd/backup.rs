@@ -33,7 +33,12 @@ pub fn backup(name: &str, to: &Path, keep: usize, bound: Duration) -> Result<i32
                 .unwrap_or_else(|| "?".into())
         ),
     }
-    println!("  {} (sha256 {hex})", archive.display());
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "  {} ({} KiB, sha256 {hex})",
+        archive.display(),
+        size.div_ceil(1024)
+    );
     for old in prune(to, name, keep)? {
         println!("  removed the older backup {}", old.display());
     }
