@@ -73,10 +73,23 @@ pub fn checksum_path(archive: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes the archive (via a temporary name, renamed when complete) and its checksum file.
+/// Writes the archive (via a temporary name, renamed when complete) and its checksum file;
+/// the checksum.
 pub fn write(archive: &Path, c: &Contents) -> Result<String> {
     let tmp = archive.with_extension("partial");
     let out = File::create(&tmp).map_err(io(&tmp, "creating"))?;
+    let (out, hex) = stream(out, c).map_err(io(&tmp, "writing"))?;
+    out.sync_all().map_err(io(&tmp, "syncing"))?;
+    std::fs::rename(&tmp, archive).map_err(io(archive, "renaming the finished archive to"))?;
+    let sums = checksum_path(archive);
+    let base = archive.file_name().unwrap_or_default().to_string_lossy();
+    std::fs::write(&sums, format!("{hex}  {base}\n")).map_err(io(&sums, "writing"))?;
+    Ok(hex)
+}
+
+/// Writes the archive to `out` (a file, a command's stdin): `out` back and the checksum of
+/// what was written.
+pub fn stream<W: Write>(out: W, c: &Contents) -> std::io::Result<(W, String)> {
     let hashing = HashWriter {
         inner: out,
         hash: Sha256::new(),
@@ -86,21 +99,14 @@ pub fn write(archive: &Path, c: &Contents) -> Result<String> {
     tar.sparse(true);
     tar.mode(tar::HeaderMode::Deterministic);
     for (name, file) in &c.disks {
-        tar.append_path_with_name(file, name)
-            .map_err(io(file, "archiving"))?;
+        tar.append_path_with_name(file, name).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("archiving {}: {e}", file.display()))
+        })?;
     }
-    append_bytes(&mut tar, SPEC_ENTRY, c.spec).map_err(io(&tmp, "writing"))?;
-    append_bytes(&mut tar, IMAGE_DIGEST_ENTRY, c.image_digest.as_bytes())
-        .map_err(io(&tmp, "writing"))?;
-    let gz = tar.into_inner().map_err(io(&tmp, "writing"))?;
-    let hashing = gz.finish().map_err(io(&tmp, "writing"))?;
-    hashing.inner.sync_all().map_err(io(&tmp, "syncing"))?;
-    let hex = hex(&hashing.hash.finalize());
-    std::fs::rename(&tmp, archive).map_err(io(archive, "renaming the finished archive to"))?;
-    let sums = checksum_path(archive);
-    let base = archive.file_name().unwrap_or_default().to_string_lossy();
-    std::fs::write(&sums, format!("{hex}  {base}\n")).map_err(io(&sums, "writing"))?;
-    Ok(hex)
+    append_bytes(&mut tar, SPEC_ENTRY, c.spec)?;
+    append_bytes(&mut tar, IMAGE_DIGEST_ENTRY, c.image_digest.as_bytes())?;
+    let hashing = tar.into_inner()?.finish()?;
+    Ok((hashing.inner, hex(&hashing.hash.finalize())))
 }
 
 fn append_bytes<W: Write>(

@@ -252,13 +252,19 @@ pub enum Cmd {
     #[command(after_help = ENVIRONMENT)]
     Backup {
         name: String,
-        /// The directory that holds the backups.
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
+        /// The directory that holds the backups (with --to-command: where the snapshot's
+        /// copies are made meanwhile, default the current directory).
+        #[arg(long, value_name = "DIR", required_unless_present = "to_command")]
+        to: Option<PathBuf>,
         /// How many backups of NAME to keep in DIR (the oldest are removed).
-        #[arg(long, value_name = "N", default_value_t = 7,
+        #[arg(long, value_name = "N", default_value_t = 7, conflicts_with = "to_command",
               value_parser = clap::value_parser!(u64).range(1..))]
         keep: u64,
+        /// Stream the archive to this shell command's stdin instead of a file (e.g.
+        /// 'restic backup --stdin --stdin-filename web.tar.gz'); $HOST_LAUNCH_BACKUP is the
+        /// archive's file name. The command keeps what it keeps: --keep does not apply.
+        #[arg(long, value_name = "COMMAND")]
+        to_command: Option<String>,
         /// The longest the guest stays frozen if this command dies (1 to 60).
         #[arg(long, value_name = "SECONDS", default_value_t = 10,
               value_parser = clap::value_parser!(u64).range(1..=60))]

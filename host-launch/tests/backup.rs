@@ -29,6 +29,27 @@ fn archives(dir: &Path, name: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Boots a checker appliance `name` on `disk`: how many numbered lines it holds (a prefix,
+/// nothing torn, at least one).
+fn lines_in_vm(dir: &Path, state: &Path, checker: &Path, disk: &Path, name: &str) -> u64 {
+    let c = spec(dir, name, checker, disk);
+    let (code, out) = output_text(host_launch(state, &["run", "-q"]).arg(&c));
+    let (_, console) = output_text(&mut host_launch(state, &["logs", name]));
+    assert_eq!(code, 0, "{out}\n{console}");
+    let line = console
+        .lines()
+        .find(|l| l.contains("PREFIX") || l.contains("TORN"))
+        .unwrap_or_else(|| panic!("the checker's answer in: {console}"));
+    assert!(line.contains("PREFIX"), "{console}");
+    let lines: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(lines > 0, "the restored disk holds no line: {line}");
+    lines
+}
+
 #[test]
 fn a_backup_restored_into_a_new_file_boots_and_holds_what_was_written() {
     require_root_and_busybox();
@@ -138,22 +159,107 @@ fn a_backup_restored_into_a_new_file_boots_and_holds_what_was_written() {
         allocated < (32 << 20),
         "{allocated} bytes allocated of 64 MiB"
     );
-    let c = spec(dir.path(), "chk", &checker, &restored);
-    let (code, out) = output_text(host_launch(&state, &["run", "-q"]).arg(&c));
-    let (_, console) = output_text(&mut host_launch(&state, &["logs", "chk"]));
-    assert_eq!(code, 0, "{out}\n{console}");
-    let line = console
-        .lines()
-        .find(|l| l.contains("PREFIX") || l.contains("TORN"))
-        .unwrap_or_else(|| panic!("the checker's answer in: {console}"));
-    assert!(line.contains("PREFIX"), "{console}");
-    let lines: u64 = line
-        .rsplit(' ')
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(lines > 0, "the restored disk holds no line: {line}");
+    let lines = lines_in_vm(dir.path(), &state, &checker, &restored, "chk");
     eprintln!("the restored disk holds lines 1..={lines}");
+    let (code, all) = run.stop();
+    assert_eq!(code, Some(0), "{all}");
+}
+
+/// `--to-command`: the archive streamed to Debian's restic (a repository in the test's
+/// directory, nothing leaves the machine), dumped back out of restic, checked against the
+/// checksum `backup` printed, restored and booted.
+#[test]
+fn a_backup_streamed_to_restic_comes_back_and_boots() {
+    require_root_and_busybox();
+    let dir = temp_dir("restic");
+    let state = dir.join("state");
+    let writer = image(dir.path(), "writer", WRITER, "always");
+    let checker = image(dir.path(), "checker", CHECKER, "never");
+    let data = dir.join("data.img");
+    e2e::host::mkfs_ext4(&data, "64M");
+    let repo = dir.join("repo");
+    let restic = |args: &[&str]| {
+        let mut c = Command::new("restic");
+        c.arg("--no-cache")
+            .arg("-r")
+            .arg(&repo)
+            .args(args)
+            .env("RESTIC_PASSWORD", "test-only");
+        c
+    };
+    let (code, out) = output_text(&mut restic(&["init"]));
+    assert_eq!(
+        code, 0,
+        "restic init (Debian's restic, scripts/setup): {out}"
+    );
+    let s = spec(dir.path(), "rs", &writer, &data);
+    let mut run = launch(&s, "rs", &state);
+    run.wait_ready(Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let command = format!(
+        "RESTIC_PASSWORD=test-only restic --no-cache -r {} backup --stdin --stdin-filename rs.tar.gz",
+        repo.display()
+    );
+    let scratch = dir.join("scratch");
+    let (code, out) = output_text(
+        host_launch(&state, &["backup", "rs", "--to-command", &command, "--to"]).arg(&scratch),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("backup of 'rs': consistent (frozen "), "{out}");
+    assert!(
+        out.contains("snapshot ") && out.contains(" saved"),
+        "restic's report: {out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "the snapshot's copies are removed once streamed"
+    );
+    let hex = out
+        .split(", sha256 ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the checksum in: {out}"))
+        .to_string();
+
+    // A failing command is an error, not a stored backup.
+    let (code, out) = output_text(
+        host_launch(
+            &state,
+            &[
+                "backup",
+                "rs",
+                "--to-command",
+                "cat > /dev/null; exit 3",
+                "--to",
+            ],
+        )
+        .arg(&scratch),
+    );
+    assert_eq!(code, 122, "{out}");
+    assert!(
+        out.contains("exited with exit status: 3; the backup is not stored"),
+        "{out}"
+    );
+
+    let back = dir.join("rs.tar.gz");
+    let dumped = std::fs::File::create(&back).unwrap();
+    let st = restic(&["dump", "latest", "rs.tar.gz"])
+        .stdout(dumped)
+        .status()
+        .unwrap();
+    assert!(st.success(), "restic dump");
+    std::fs::write(dir.join("rs.tar.gz.sha256"), format!("{hex}  rs.tar.gz\n")).unwrap();
+    let restored = dir.join("restored.img");
+    let (code, out) = output_text(
+        host_launch(&state, &["restore", "--disk"])
+            .arg(&restored)
+            .arg(&back),
+    );
+    assert_eq!(code, 0, "{out}");
+    let lines = lines_in_vm(dir.path(), &state, &checker, &restored, "rchk");
+    eprintln!("restored from restic: lines 1..={lines}");
     let (code, all) = run.stop();
     assert_eq!(code, Some(0), "{all}");
 }

@@ -2,8 +2,9 @@
 //! running appliance (the same freeze, copy and thaw), packed as one archive
 //! `DIR/NAME-MILLISECONDS.tar.gz` with its `.sha256` beside it (see
 //! [`crate::backup_archive`]); the snapshot's copies are removed once packed, and only the
-//! newest N backups of NAME in DIR are kept. The host copies the disks' bytes: it never
-//! mounts or reads the guest's file systems.
+//! newest N backups of NAME in DIR are kept. With `--to-command CMD` the archive is streamed
+//! to `sh -c CMD` instead (e.g. `restic backup --stdin`), which keeps what it keeps. The host
+//! copies the disks' bytes: it never mounts or reads the guest's file systems.
 
 use super::snapshot;
 use crate::backup_archive::{self, Contents};
@@ -11,19 +12,37 @@ use crate::error::{Error, IoContext, Result};
 use crate::lifecycle::known;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The most of a spec file packed into a backup (specs are small JSON files).
 const MAX_SPEC: u64 = 1 << 20;
 
+/// Where a backup goes.
+#[derive(Debug)]
+pub enum Target {
+    /// `DIR/NAME-MILLISECONDS.tar.gz`, the newest N kept.
+    Dir { dir: PathBuf, keep: usize },
+    /// The stdin of `sh -c CMD`; the snapshot's copies are made in `scratch` meanwhile.
+    Command { command: String, scratch: PathBuf },
+}
+
 /// `backup NAME`: prints the archive, its checksum and the backups removed.
-pub fn backup(name: &str, to: &Path, keep: usize, bound: Duration) -> Result<i32> {
+pub fn backup(name: &str, target: &Target, bound: Duration) -> Result<i32> {
     let (spec, digest) = identity(name)?;
-    let snap = snapshot::take(name, Some(to.to_path_buf()), bound)?;
-    let packed = pack(&snap, &spec, &digest);
+    let scratch = match target {
+        Target::Dir { dir, .. } => dir,
+        Target::Command { scratch, .. } => scratch,
+    };
+    let snap = snapshot::take(name, Some(scratch.clone()), bound)?;
+    let contents = contents(&snap, &spec, &digest);
+    let packed = match target {
+        Target::Dir { .. } => pack(&snap.dir, &contents),
+        Target::Command { command, .. } => send(&snap.dir, &contents, command),
+    };
     // The copies are scratch either way: the archive holds them, or the backup failed.
     let _ = std::fs::remove_dir_all(&snap.dir);
-    let (archive, hex) = packed?;
+    let (where_to, hex) = packed?;
     match &snap.crash_consistent {
         Some(why) => println!("backup of '{name}': crash-consistent: {why}"),
         None => println!(
@@ -33,14 +52,11 @@ pub fn backup(name: &str, to: &Path, keep: usize, bound: Duration) -> Result<i32
                 .unwrap_or_else(|| "?".into())
         ),
     }
-    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "  {} ({} KiB, sha256 {hex})",
-        archive.display(),
-        size.div_ceil(1024)
-    );
-    for old in prune(to, name, keep)? {
-        println!("  removed the older backup {}", old.display());
+    println!("  {where_to}, sha256 {hex}");
+    if let Target::Dir { dir, keep } = target {
+        for old in prune(dir, name, *keep)? {
+            println!("  removed the older backup {}", old.display());
+        }
     }
     Ok(0)
 }
@@ -67,11 +83,8 @@ fn identity(name: &str) -> Result<(Vec<u8>, String)> {
     Ok((spec, digest))
 }
 
-/// Packs a snapshot's copies as `DIR/NAME-MILLISECONDS.tar.gz` (the snapshot's own name).
-fn pack(snap: &snapshot::Snapshot, spec: &[u8], digest: &str) -> Result<(PathBuf, String)> {
-    let mut archive = snap.dir.clone().into_os_string();
-    archive.push(".tar.gz");
-    let archive = PathBuf::from(archive);
+/// What the archive of a snapshot holds.
+fn contents<'a>(snap: &snapshot::Snapshot, spec: &'a [u8], digest: &'a str) -> Contents<'a> {
     let disks = snap
         .disks
         .iter()
@@ -80,13 +93,71 @@ fn pack(snap: &snapshot::Snapshot, spec: &[u8], digest: &str) -> Result<(PathBuf
             Some((n, c.to.clone()))
         })
         .collect();
-    let contents = Contents {
+    Contents {
         disks,
         spec,
         image_digest: digest,
-    };
-    let hex = backup_archive::write(&archive, &contents).map_err(|e| Error::host(e.to_string()))?;
-    Ok((archive, hex))
+    }
+}
+
+/// `SNAPSHOT_DIR.tar.gz`: the archive's file name, the snapshot's own plus `.tar.gz`.
+fn archive_name(snap_dir: &Path) -> PathBuf {
+    let mut archive = snap_dir.as_os_str().to_owned();
+    archive.push(".tar.gz");
+    PathBuf::from(archive)
+}
+
+/// Packs a snapshot's copies as `DIR/NAME-MILLISECONDS.tar.gz`: where, and its checksum.
+fn pack(snap_dir: &Path, contents: &Contents) -> Result<(String, String)> {
+    let archive = archive_name(snap_dir);
+    let hex = backup_archive::write(&archive, contents).map_err(|e| Error::host(e.to_string()))?;
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    Ok((
+        format!("{} ({} KiB)", archive.display(), size.div_ceil(1024)),
+        hex,
+    ))
+}
+
+/// Streams the archive to `sh -c COMMAND` (its environment has `HOST_LAUNCH_BACKUP`, the
+/// archive's file name); an error unless the command read it all and exited 0.
+fn send(snap_dir: &Path, contents: &Contents, command: &str) -> Result<(String, String)> {
+    let file_name = archive_name(snap_dir)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("HOST_LAUNCH_BACKUP", &file_name)
+        .stdin(Stdio::piped())
+        .spawn()
+        .io_context(|| format!("--to-command: starting `{command}`"))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::host("--to-command: no stdin to write to"))?;
+    let streamed = backup_archive::stream(stdin, contents);
+    // The pipe closes here (or on the error), so the command sees the end either way.
+    let hex = streamed.map(|(stdin, hex)| {
+        drop(stdin);
+        hex
+    });
+    let status = child
+        .wait()
+        .io_context(|| format!("--to-command: waiting for `{command}`"))?;
+    let hex = hex.map_err(|e| {
+        Error::host(format!(
+            "--to-command: writing the archive to `{command}` failed ({e}); it exited with \
+             {status}: check the command on its own, e.g. `... < /dev/null`"
+        ))
+    })?;
+    if !status.success() {
+        return Err(Error::host(format!(
+            "--to-command: `{command}` exited with {status}; the backup is not stored: check \
+             the command (its output is above)"
+        )));
+    }
+    Ok((format!("{file_name} -> `{command}`"), hex))
 }
 
 /// Removes all but the newest `keep` backups of `name` in `dir` (archive and checksum); the
