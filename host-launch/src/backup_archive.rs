@@ -38,6 +38,16 @@ pub enum ArchiveError {
     #[error("{sums}: no checksum line for {archive}; it should read `HEX  NAME` as `sha256sum` writes it")]
     NoChecksum { archive: PathBuf, sums: PathBuf },
     #[error(
+        "--disk: the device holds {room} bytes, {name} of {archive} is {size}; give a device at \
+         least that large (or a file)"
+    )]
+    TooSmall {
+        archive: PathBuf,
+        name: String,
+        size: u64,
+        room: u64,
+    },
+    #[error(
         "{archive}: --name: no disk '{name}' in the archive (it holds: {held}); name one of those"
     )]
     NoDisk {
@@ -78,8 +88,12 @@ pub fn checksum_path(archive: &Path) -> PathBuf {
 pub fn write(archive: &Path, c: &Contents) -> Result<String> {
     let tmp = archive.with_extension("partial");
     let out = File::create(&tmp).map_err(io(&tmp, "creating"))?;
-    let (out, hex) = stream(out, c).map_err(io(&tmp, "writing"))?;
-    out.sync_all().map_err(io(&tmp, "syncing"))?;
+    let written = stream(out, c).and_then(|(out, hex)| out.sync_all().map(|()| hex));
+    let hex = written.map_err(|e| {
+        // A half-written archive is nobody's backup.
+        let _ = std::fs::remove_file(&tmp);
+        io(&tmp, "writing")(e)
+    })?;
     std::fs::rename(&tmp, archive).map_err(io(archive, "renaming the finished archive to"))?;
     let sums = checksum_path(archive);
     let base = archive.file_name().unwrap_or_default().to_string_lossy();
@@ -205,6 +219,22 @@ pub fn extract_disk(archive: &Path, name: &str, target: &mut File, is_file: bool
             continue;
         }
         let size = e.size();
+        if !is_file {
+            let room = target
+                .seek(SeekFrom::End(0))
+                .map_err(io(archive, "sizing the device for"))?;
+            target
+                .seek(SeekFrom::Start(0))
+                .map_err(io(archive, "restoring from"))?;
+            if room < size {
+                return Err(ArchiveError::TooSmall {
+                    archive: archive.to_path_buf(),
+                    name: name.to_string(),
+                    size,
+                    room,
+                });
+            }
+        }
         return write_blocks(&mut e, target, size, is_file).map_err(io(archive, "restoring from"));
     }
     Err(ArchiveError::NoDisk {

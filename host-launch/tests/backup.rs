@@ -2,7 +2,8 @@
 //! its data disk while `host-launch backup` packs snapshots of it (three backups, the newest
 //! two kept); the last archive's data disk is restored into a new file and a second
 //! appliance booted on it reads what the first wrote (a prefix of the numbers, nothing torn).
-//! A damaged archive and a target that a running appliance uses are refused.
+//! The same disk restored onto a loop device holds the same bytes; a damaged archive, a
+//! target that a running appliance uses and a device too small are refused.
 //!
 //! Needs root; fails, rather than skips, without it.
 
@@ -159,6 +160,40 @@ fn a_backup_restored_into_a_new_file_boots_and_holds_what_was_written() {
         allocated < (32 << 20),
         "{allocated} bytes allocated of 64 MiB"
     );
+    // Onto a block device: one too small is refused; one large enough gets the same bytes
+    // (compared before a VM mounts the file).
+    let small_file = dir.join("small.img");
+    std::fs::File::create(&small_file)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let small = e2e::blockdev::LoopDevice::attach(&small_file).expect("a loop device (root)");
+    let (code, out) = output_text(
+        host_launch(&state, &["restore", "--disk"])
+            .arg(small.path())
+            .arg(last),
+    );
+    assert_eq!(code, 122, "{out}");
+    assert!(
+        out.contains("--disk: the device holds 16777216 bytes"),
+        "{out}"
+    );
+    let big_file = dir.join("big.img");
+    std::fs::File::create(&big_file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let big = e2e::blockdev::LoopDevice::attach(&big_file).expect("a loop device (root)");
+    let (code, out) = output_text(
+        host_launch(&state, &["restore", "--disk"])
+            .arg(big.path())
+            .arg(last),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = output_text(Command::new("cmp").arg(big.path()).arg(&restored));
+    assert_eq!(code, 0, "the device holds the restored disk's bytes: {out}");
+    drop((small, big));
+
     let lines = lines_in_vm(dir.path(), &state, &checker, &restored, "chk");
     eprintln!("the restored disk holds lines 1..={lines}");
     let (code, all) = run.stop();
