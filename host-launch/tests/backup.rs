@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::writer::{image, spec, CHECKER, WRITER};
+use common::writer::{image, lines_in_vm, spec, CHECKER, WRITER};
 use common::{host_launch, launch, require_root_and_busybox, temp_dir};
 use e2e::host::output_text;
 use std::path::{Path, PathBuf};
@@ -28,27 +28,6 @@ fn archives(dir: &Path, name: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-/// Boots a checker appliance `name` on `disk`: how many numbered lines it holds (a prefix,
-/// nothing torn, at least one).
-fn lines_in_vm(dir: &Path, state: &Path, checker: &Path, disk: &Path, name: &str) -> u64 {
-    let c = spec(dir, name, checker, disk);
-    let (code, out) = output_text(host_launch(state, &["run", "-q"]).arg(&c));
-    let (_, console) = output_text(&mut host_launch(state, &["logs", name]));
-    assert_eq!(code, 0, "{out}\n{console}");
-    let line = console
-        .lines()
-        .find(|l| l.contains("PREFIX") || l.contains("TORN"))
-        .unwrap_or_else(|| panic!("the checker's answer in: {console}"));
-    assert!(line.contains("PREFIX"), "{console}");
-    let lines: u64 = line
-        .rsplit(' ')
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(lines > 0, "the restored disk holds no line: {line}");
-    lines
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::writer::{image, spec, CHECKER, WRITER};
+use common::writer::{image, lines_in_vm, spec, CHECKER, WRITER};
 use common::{host_launch, launch, require_root_and_busybox, temp_dir};
 use e2e::host::output_text;
 use e2e::RootFs;
@@ -18,17 +18,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// Runs the checker VM on `copy` (a copy of its own, given to the VM as a new appliance's
-/// disk): what its service printed.
-fn check_in_vm(dir: &Path, state: &Path, checker: &Path, copy: &Path, n: usize) -> String {
-    let name = format!("chk{n}");
-    let s = spec(dir, &name, checker, copy);
-    let (code, out) = output_text(host_launch(state, &["run", "-q"]).arg(&s));
-    let (_, console) = output_text(&mut host_launch(state, &["logs", &name]));
-    assert_eq!(code, 0, "{out}\n{console}");
-    console
-}
 
 #[test]
 fn snapshots_of_a_writing_appliance_hold_a_prefix_and_thaw_after_the_bound() {
@@ -79,18 +68,7 @@ fn snapshots_of_a_writing_appliance_hold_a_prefix_and_thaw_after_the_bound() {
         ));
         assert_eq!(code, 0, "e2fsck -fn of the copy: {fsck}");
         std::os::unix::fs::chown(&copy, Some(0), Some(0)).unwrap();
-        let console = check_in_vm(dir.path(), &state, &checker, &copy, n as usize);
-        let line = console
-            .lines()
-            .find(|l| l.contains("PREFIX") || l.contains("TORN"))
-            .unwrap_or_else(|| panic!("the checker's answer in: {console}"));
-        assert!(line.contains("PREFIX"), "{console}");
-        let lines: u64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        assert!(lines > 0, "the copy holds no line: {line}");
+        let lines = lines_in_vm(dir.path(), &state, &checker, &copy, &format!("chk{n}"));
         eprintln!("snapshot {n}: frozen {ms} ms, the copy holds lines 1..={lines}");
         std::fs::remove_file(&copy).unwrap();
     }

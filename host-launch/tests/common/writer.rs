@@ -1,5 +1,6 @@
-//! The snapshot test's and benchmark's appliances: a service that appends numbered lines to
-//! its data disk without pause, and one that checks a copy of such a disk.
+//! The snapshot and backup tests' and the snapshot benchmark's appliances: a service that
+//! appends numbered lines to its data disk without pause, and one that checks a copy of such a
+//! disk (booted on it by [`lines_in_vm`]).
 
 use e2e::RootFs;
 use std::os::unix::fs::PermissionsExt;
@@ -42,4 +43,25 @@ pub fn spec(dir: &Path, name: &str, image: &Path, disk: &Path) -> PathBuf {
     });
     std::fs::write(&path, text.to_string()).unwrap();
     path
+}
+
+/// Boots a checker appliance `name` on `disk`: how many numbered lines it holds (a prefix,
+/// nothing torn, at least one).
+pub fn lines_in_vm(dir: &Path, state: &Path, checker: &Path, disk: &Path, name: &str) -> u64 {
+    let c = spec(dir, name, checker, disk);
+    let (code, out) = e2e::host::output_text(super::host_launch(state, &["run", "-q"]).arg(&c));
+    let (_, console) = e2e::host::output_text(&mut super::host_launch(state, &["logs", name]));
+    assert_eq!(code, 0, "{out}\n{console}");
+    let line = console
+        .lines()
+        .find(|l| l.contains("PREFIX") || l.contains("TORN"))
+        .unwrap_or_else(|| panic!("the checker's answer in: {console}"));
+    assert!(line.contains("PREFIX"), "{console}");
+    let lines: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(lines > 0, "the disk holds no line: {line}");
+    lines
 }
