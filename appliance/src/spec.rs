@@ -106,14 +106,17 @@ fn default_memory_mib() -> u32 {
     DEFAULT_MEMORY_MIB
 }
 
-/// A data disk: a host file attached read-write.
+/// A data disk: a host file or block device attached read-write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskSpec {
     /// The host file, relative to the spec file's directory or absolute. Created sparse with
-    /// `size_mib` when absent; never overwritten or resized when present.
+    /// `size_mib` when absent; never overwritten or resized when present. Or a block device
+    /// (an LVM logical volume, a partition, a loop device) that is free on the host and at
+    /// least `size_mib`; the VM's jail gets a node of its own for it.
     pub file: String,
-    /// Size of the file to create when it does not exist yet.
+    /// Size of the file to create when it does not exist yet; for a block device, the least
+    /// size it must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_mib: Option<u64>,
     /// Where the guest mounts it; default the next disk the image's manifest declares.

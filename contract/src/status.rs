@@ -171,6 +171,22 @@ pub enum Event {
         #[serde(default)]
         threshold: u32,
     },
+    /// The data file systems are frozen (FIFREEZE, after a sync) at the host's request, for
+    /// a snapshot; thawed on the host's `thaw` or after `bound_ms` at the latest.
+    Frozen {
+        #[serde(default)]
+        mount_points: Vec<String>,
+        #[serde(default)]
+        bound_ms: u64,
+    },
+    /// The data file systems are thawed, `frozen_ms` after they froze; `by` is `request` or
+    /// `bound` (the host never asked in time), or `refused: WHY` when nothing froze.
+    Thawed {
+        #[serde(default)]
+        frozen_ms: u64,
+        #[serde(default)]
+        by: String,
+    },
     /// A stop was requested: the stop signal goes out, SIGKILL after `stop_timeout_ms`.
     ShuttingDown {
         reason: String,

@@ -26,6 +26,7 @@
     clippy::tests_outside_test_module
 )]
 
+pub mod blockdev;
 pub mod dns;
 pub mod host;
 mod kernels;

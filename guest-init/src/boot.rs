@@ -2,6 +2,7 @@
 //! then supervision, then a clean shutdown. Any fatal error is reported with the contract
 //! field at fault and ends in the same clean shutdown, so PID 1 never exits and never hangs.
 
+use crate::freeze::Freezer;
 use crate::log::{LogSink, Record, Severity, SinkConfig, Stream};
 use crate::mounts::{self, Unmounted};
 use crate::service::SpawnOptions;
@@ -218,7 +219,9 @@ pub fn run(started_us: u64) -> ! {
                 SpawnOptions::default(),
                 up.heartbeat,
             ) {
-                Ok(s) => s,
+                Ok(s) => s.with_freezer(Freezer::open(
+                    disks.iter().map(|d| d.mount_point.clone()).collect(),
+                )),
                 Err(e) => {
                     rep.fatal(&Fatal::new(
                         None,

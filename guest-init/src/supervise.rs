@@ -9,6 +9,7 @@
 //! Nothing here grows with the number of restarts: each run's pipes are owned by its
 //! [`Running`] and closed when it ends.
 
+use crate::freeze::Freezer;
 use crate::log::LineBuffer;
 use crate::service::liveness::{Checker, Verdict};
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
@@ -104,6 +105,8 @@ pub struct Supervisor<'a, O: Observer> {
     /// How often PID 1 tells the host it is alive (`contract::status::HEARTBEAT_PARAM`), and
     /// when the next [`Event::Heartbeat`] is due; `None`: the host asked for none.
     heartbeat: Option<(Duration, Instant)>,
+    /// The host's snapshot requests (freeze, thaw), if the guest has the channel.
+    freezer: Option<Freezer>,
 }
 
 impl<'a, O: Observer> Supervisor<'a, O> {
@@ -143,7 +146,14 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 .zip(typed.liveness.clone())
                 .map(|(l, target)| Checker::new(l, target, svc.uid, svc.gid)),
             heartbeat: heartbeat.map(|every| (every, Instant::now())),
+            freezer: None,
         })
+    }
+
+    /// Takes the host's snapshot requests from `freezer` while supervising.
+    pub fn with_freezer(mut self, freezer: Freezer) -> Self {
+        self.freezer = Some(freezer);
+        self
     }
 
     /// Orphans reaped so far (processes other than the service).
@@ -157,6 +167,8 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         self.start();
         loop {
             if let Some(end) = self.finished() {
+                // Never power off (or unmount) frozen.
+                self.thaw("shutdown");
                 return end;
             }
             self.wait_and_handle();
@@ -236,6 +248,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             probing.then_some(self.next_probe),
             self.heartbeat.map(|(_, next)| next),
             self.liveness.as_ref().and_then(Checker::deadline),
+            self.freezer.as_ref().and_then(Freezer::deadline),
         ];
         match deadlines.iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -248,8 +261,12 @@ impl<'a, O: Observer> Supervisor<'a, O> {
 
     fn wait_and_handle(&mut self) {
         let timeout = self.timeout();
-        let (sig, out, err, notify) = {
+        let (sig, out, err, notify, requests) = {
             let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            let requests_slot = self.freezer.as_ref().and_then(Freezer::fd).map(|fd| {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.len() - 1
+            });
             let mut slots = [None, None, None];
             if let Some(r) = &self.running {
                 let extra = [
@@ -280,8 +297,15 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 ready(slots[0]),
                 ready(slots[1]),
                 ready(slots[2]),
+                ready(requests_slot),
             )
         };
+        if requests {
+            let events = self.freezer.as_mut().map(Freezer::readable);
+            for e in events.into_iter().flatten() {
+                self.obs.event(e);
+            }
+        }
         if out {
             self.drain(false);
         }
@@ -412,6 +436,8 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         }
         self.end = Some(End::Requested(reason));
         self.restart_at = None;
+        // A frozen service could not finish its writes and stop.
+        self.thaw("shutdown");
         if let Some(l) = self.liveness.as_mut() {
             l.disarm();
         }
@@ -430,8 +456,20 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         }
     }
 
+    /// Thaws a freeze now (shutdown), reporting it.
+    fn thaw(&mut self, by: &str) {
+        let event = self.freezer.as_mut().and_then(|f| f.thaw_now(by));
+        if let Some(e) = event {
+            self.obs.event(e);
+        }
+    }
+
     fn handle_timers(&mut self) {
         let now = Instant::now();
+        let thawed = self.freezer.as_mut().and_then(|f| f.tick(now));
+        if let Some(e) = thawed {
+            self.obs.event(e);
+        }
         if self.kill_at.is_some_and(|t| t <= now) {
             self.kill_at = None;
             self.obs.event(Event::StopTimeout {

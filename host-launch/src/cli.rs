@@ -232,6 +232,59 @@ pub enum Cmd {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Copy each data disk of a running appliance at one point in time: the guest freezes
+    /// its file systems for the copy (reflink where the file system has it, else a sparse
+    /// copy) and thaws after it, or by itself after the bound; a guest that does not answer
+    /// gets a crash-consistent copy, said so.
+    #[command(after_help = ENVIRONMENT)]
+    Snapshot {
+        name: String,
+        /// Where the copies go, as DIR/NAME-MILLISECONDS/diskN.img (default: the current
+        /// directory).
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// The longest the guest stays frozen if this command dies (1 to 60).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=60))]
+        bound: u64,
+    },
+    /// Back up a running appliance: a snapshot (the same freeze, copy and thaw) packed as one
+    /// archive DIR/NAME-MILLISECONDS.tar.gz (its disks, sparse; its spec; its image digest)
+    /// with a SHA-256 checksum file beside it; only the newest N backups of NAME are kept.
+    #[command(after_help = ENVIRONMENT)]
+    Backup {
+        name: String,
+        /// The directory that holds the backups (with --to-command: where the snapshot's
+        /// copies are made meanwhile, default the current directory).
+        #[arg(long, value_name = "DIR", required_unless_present = "to_command")]
+        to: Option<PathBuf>,
+        /// How many backups of NAME to keep in DIR (the oldest are removed).
+        #[arg(long, value_name = "N", default_value_t = 7, conflicts_with = "to_command",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        keep: u64,
+        /// Stream the archive to this shell command's stdin instead of a file (e.g.
+        /// 'restic backup --stdin --stdin-filename web.tar.gz'); $HOST_LAUNCH_BACKUP is the
+        /// archive's file name. The command keeps what it keeps: --keep does not apply.
+        #[arg(long, value_name = "COMMAND")]
+        to_command: Option<String>,
+        /// The longest the guest stays frozen if this command dies (1 to 60).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=60))]
+        bound: u64,
+    },
+    /// Write one disk of a backup archive to a file or block device, after checking the
+    /// archive's checksum; a disk a running appliance uses is refused.
+    #[command(after_help = ENVIRONMENT)]
+    Restore {
+        /// The backup archive (NAME-MILLISECONDS.tar.gz, its .sha256 beside it).
+        archive: PathBuf,
+        /// The file (made if missing) or block device to write the disk to.
+        #[arg(long, value_name = "FILE|DEVICE")]
+        disk: PathBuf,
+        /// Which disk of the archive (disk0, disk1, ...); needed when it holds several.
+        #[arg(long, value_name = "DISKNAME")]
+        name: Option<String>,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
     #[command(after_help = ENVIRONMENT)]

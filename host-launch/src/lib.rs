@@ -19,8 +19,10 @@
     clippy::tests_outside_test_module
 )]
 
+pub mod backup_archive;
 pub mod cli;
 pub mod cmd;
+pub mod disk_copy;
 pub mod error;
 pub mod events;
 pub mod exit;

@@ -82,6 +82,12 @@ fn disk_lines(l: &Loaded, disk_files: &[DiskFile]) -> Vec<String> {
             crate::launch::disks::Action::Create(n) => {
                 format!("will be created sparse, {} MiB", n >> 20)
             }
+            crate::launch::disks::Action::Device(n) => {
+                format!(
+                    "block device, {} MiB, free on the host, used as it is",
+                    n >> 20
+                )
+            }
         };
         let mp = l
             .merged

@@ -128,6 +128,33 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             follow,
             format,
         } => cmd::events::events(&name, follow, format.is_json()),
+        Cmd::Snapshot { name, to, bound } => {
+            cmd::snapshot::snapshot(&name, to, Duration::from_secs(bound))
+        }
+        Cmd::Backup {
+            name,
+            to,
+            keep,
+            to_command,
+            bound,
+        } => {
+            let target = match (to_command, to) {
+                (Some(command), to) => cmd::backup::Target::Command {
+                    command,
+                    scratch: to.unwrap_or_else(|| PathBuf::from(".")),
+                },
+                (None, dir) => cmd::backup::Target::Dir {
+                    dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+                    keep: usize::try_from(keep).unwrap_or(usize::MAX),
+                },
+            };
+            cmd::backup::backup(&name, &target, Duration::from_secs(bound))
+        }
+        Cmd::Restore {
+            archive,
+            disk,
+            name,
+        } => cmd::restore::restore(&archive, &disk, name.as_deref()),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

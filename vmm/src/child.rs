@@ -5,7 +5,7 @@
 //! [`crate::jail::setup`] and [`crate::spawn::start`] prepared. A failed step is reported by
 //! number and errno on the set-up pipe.
 
-use crate::cmdline::STATUS_FD;
+use crate::cmdline::{REQUESTS_FD, STATUS_FD};
 use crate::jail::{self, Jail, JailSetup};
 use std::ffi::{c_char, CString};
 use std::os::fd::{AsRawFd, RawFd};
@@ -182,6 +182,7 @@ unsafe fn enter_jail(c: &Child) -> Result<(), Failure> {
     );
     check(Step::Tmp, libc::c_long::from(rc))?;
     make_devices(c.jail.uid, c.jail.gid)?;
+    make_disk_nodes(&p.nodes, c.jail.uid, c.jail.gid)?;
     let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
     let rc = libc::mount(none, c".".as_ptr(), none, ro, std::ptr::null());
     check(Step::ReadOnlyRoot, libc::c_long::from(rc))?;
@@ -227,6 +228,24 @@ unsafe fn make_devices(uid: u32, gid: u32) -> Result<(), Failure> {
         Step::Devices,
         libc::c_long::from(libc::chown(c"dev/net/tun".as_ptr(), uid, gid)),
     )
+}
+
+/// Each block device given as a disk: a node of its own, only the VM's uid may open it.
+///
+/// # Safety
+/// Called in the child only, with the jail's root as the working directory.
+unsafe fn make_disk_nodes(nodes: &[jail::Node], uid: u32, gid: u32) -> Result<(), Failure> {
+    let old = libc::umask(0);
+    for n in nodes {
+        let rc = libc::mknod(n.target.as_ptr(), libc::S_IFBLK | n.mode, n.rdev);
+        check(Step::Devices, libc::c_long::from(rc))?;
+        check(
+            Step::Devices,
+            libc::c_long::from(libc::chown(n.target.as_ptr(), uid, gid)),
+        )?;
+    }
+    libc::umask(old);
+    Ok(())
 }
 
 /// Limits at the jail's values, never above the hard limits this process has (raising them
@@ -303,8 +322,8 @@ unsafe fn drop_privileges(uid: u32, gid: u32) -> Result<(), Failure> {
     )
 }
 
-/// fd 0 is /dev/null, 1 and 2 the console pipe, 3 the status pipe; nothing else survives
-/// the exec.
+/// fd 0 is /dev/null, 1 and 2 the console pipe, 3 the status pipe, 4 the requests FIFO if
+/// the jail has one; nothing else survives the exec.
 ///
 /// # Safety
 /// Called in the child only, inside the jail.
@@ -319,9 +338,18 @@ unsafe fn wire_stdio(c: &Child) -> Result<(), Failure> {
     ] {
         check(Step::Stdio, libc::c_long::from(libc::dup2(from, to)))?;
     }
+    // The last descriptor kept (small non-negative constants: the conversions never fail).
+    let mut keep = libc::c_uint::try_from(STATUS_FD).unwrap_or(3);
+    if let Some(r) = &c.setup.requests {
+        check(
+            Step::Stdio,
+            libc::c_long::from(libc::dup2(r.as_raw_fd(), REQUESTS_FD)),
+        )?;
+        keep = libc::c_uint::try_from(REQUESTS_FD).unwrap_or(4);
+    }
     let rc = libc::syscall(
         libc::SYS_close_range,
-        STATUS_FD as libc::c_uint + 1,
+        keep + 1,
         libc::c_uint::MAX,
         CLOSE_RANGE_CLOEXEC,
     );

@@ -22,6 +22,15 @@ use std::path::{Path, PathBuf};
 /// The descriptor UML's status console writes to (the write end of the launcher's pipe).
 pub const STATUS_FD: i32 = 3;
 
+/// The descriptor the guest's request console (`/dev/tty2`) reads from: the launcher's
+/// requests FIFO ([`crate::jail::Jail::requests`]), when the VM has one.
+pub const REQUESTS_FD: i32 = 4;
+
+/// The argument that makes `/dev/tty2` the guest's request channel (input [`REQUESTS_FD`],
+/// output nowhere); a caller that sets [`crate::jail::Jail::requests`] adds it to the
+/// machine's `extra`.
+pub const REQUESTS_CONSOLE: &str = "con2=fd:4,null";
+
 /// The jail's private, VM-sized tmpfs: UML's memory file and its runtime directory (a name
 /// no host file the VM is given lives under).
 pub const JAIL_TMP: &str = "/.vmm";

@@ -9,7 +9,8 @@
 //! | --- | --- | --- |
 //! | the kernel's host path (and its loader and libraries, if dynamic) | UML | read-only bind |
 //! | the root image's host path | the image | read-only bind, noexec |
-//! | each data disk's host path | the VM's disks | read-write bind, noexec (a block device node without nodev) |
+//! | each data disk's host path | the VM's disks | read-write bind, noexec |
+//! | a data disk that is a block device, at the path the operator named | that device only | a device node of its own (same major:minor), mode 0600, owned by the VM's uid; never the host's `/dev` |
 //! | the config device's host path | the contract | read-only bind, noexec |
 //! | `/.vmm` | UML's memory file and runtime directory (mconsole socket) | its own tmpfs, sized to the VM, owned by the VM's uid, mode 0700 |
 //! | `/.uml-xstate-preload.so`, for a dynamically linked kernel | the `ptrace` wrapper ([`crate::preload`]) | read-only bind |
@@ -79,6 +80,11 @@ pub struct Jail {
     pub limits: Limits,
     /// Files bound in at their host paths.
     pub files: Vec<(PathBuf, Access)>,
+    /// A FIFO (the launcher's, root's) whose read end UML gets as
+    /// [`crate::cmdline::REQUESTS_FD`]: the host's requests to the guest (see
+    /// [`crate::cmdline::REQUESTS_CONSOLE`]). Opened read-write, so it never reads an end
+    /// of file when a writer goes.
+    pub requests: Option<PathBuf>,
 }
 
 impl Jail {
@@ -99,6 +105,7 @@ impl Jail {
                 file_size: tmp_bytes.max(largest_disk),
             },
             files: Vec::new(),
+            requests: None,
         }
     }
 }
@@ -113,6 +120,15 @@ pub(crate) struct Bind {
     pub(crate) flags: libc::c_ulong,
 }
 
+/// A block device given to the VM: a node of its own in the jail (the host's node is never
+/// bound, nor chowned), owned by the VM's uid.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) target: CString,
+    pub(crate) mode: libc::mode_t,
+    pub(crate) rdev: libc::dev_t,
+}
+
 /// Everything the child needs, prepared before the clone: it may then only make system calls.
 pub(crate) struct JailSetup {
     pub(crate) root: CString,
@@ -121,7 +137,9 @@ pub(crate) struct JailSetup {
     pub(crate) tmp_options: CString,
     pub(crate) dirs: Vec<CString>,
     pub(crate) binds: Vec<Bind>,
+    pub(crate) nodes: Vec<Node>,
     pub(crate) netns: Option<OwnedFd>,
+    pub(crate) requests: Option<OwnedFd>,
     pub(crate) taps: Vec<[u8; libc::IFNAMSIZ]>,
 }
 
@@ -151,6 +169,17 @@ pub enum JailError {
     JailsOwn(PathBuf),
     #[error("TAP device name {0:?} is not 1 to 15 bytes")]
     TapName(String),
+    #[error(
+        "{} is a character device; a VM's disk is a regular file or a block device",
+        .0.display()
+    )]
+    CharDevice(PathBuf),
+    #[error(
+        "{} is a block device, which a VM may use only as a disk (not as its kernel or \
+         libraries)",
+        .0.display()
+    )]
+    BlockNotDisk(PathBuf),
 }
 
 /// A file could not be given to the VM's uid.
@@ -171,10 +200,12 @@ fn relative(p: &Path) -> Result<&Path, JailError> {
         .map_err(|_| JailError::NotAbsolute(p.to_path_buf()))
 }
 
-fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, JailError> {
+/// Opens `p` for reading (and writing with `write`); `flags` beyond the access mode.
+fn open_path(p: &Path, write: bool, flags: libc::c_int) -> Result<OwnedFd, JailError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
+        .write(write)
         .custom_flags(flags)
         .open(p)
         .map(OwnedFd::from)
@@ -184,16 +215,8 @@ fn open_path(p: &Path, flags: libc::c_int) -> Result<OwnedFd, JailError> {
         })
 }
 
-/// The remount flags of a bind: `nodev` on all but a block device given as a data disk (a
-/// node of the launcher's making, for that device only, e.g. uml-runc's for a
-/// `linux.devices` entry), which UML could not open on a `nodev` mount.
-fn flags_for(access: Access, block_device: bool) -> libc::c_ulong {
-    let nodev = if block_device && matches!(access, Access::ReadWrite | Access::ReadOnly) {
-        0
-    } else {
-        libc::MS_NODEV
-    };
-    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | nodev;
+fn flags_for(access: Access) -> libc::c_ulong {
+    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
     match access {
         Access::Exec | Access::Preload => base | libc::MS_RDONLY,
         Access::ReadOnly => base | libc::MS_RDONLY | libc::MS_NOEXEC,
@@ -201,9 +224,20 @@ fn flags_for(access: Access, block_device: bool) -> libc::c_ulong {
     }
 }
 
-fn is_block_device(path: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+/// `fd` moved to a number above the descriptors the child `dup2`s onto (0 to 4), so none of
+/// those overwrites it and its own `dup2` clears its close-on-exec flag.
+fn above_stdio(path: &Path, fd: OwnedFd) -> Result<OwnedFd, JailError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that only the OwnedFd below owns.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if n < 0 {
+        return Err(JailError::Open {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Every ancestor directory of `rel`, outermost first.
@@ -218,11 +252,34 @@ fn ancestors(rel: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The device nodes the jail makes itself (see `child::make_devices`): no disk may take
+/// their place.
+const OWN_NODES: [&str; 4] = ["dev/null", "dev/random", "dev/urandom", "dev/net/tun"];
+
+/// The node of the block device `path` (device number `rdev`) at `rel` in the jail.
+fn block_node(path: &Path, rel: &Path, access: Access, rdev: u64) -> Result<Node, JailError> {
+    let mode = match access {
+        Access::ReadWrite => 0o600,
+        Access::ReadOnly => 0o400,
+        Access::Exec | Access::Preload => return Err(JailError::BlockNotDisk(path.into())),
+    };
+    if OWN_NODES.iter().any(|n| rel == Path::new(n)) {
+        return Err(JailError::JailsOwn(path.into()));
+    }
+    Ok(Node {
+        target: cstring(rel.as_os_str().as_bytes(), "a path")?,
+        mode,
+        rdev,
+    })
+}
+
 /// The set-up of `jail`: descriptors opened, every string made.
 pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let tmp = relative(Path::new(crate::cmdline::JAIL_TMP))?;
     let mut dirs: Vec<PathBuf> = vec![tmp.into(), "dev".into(), "dev/net".into()];
     let mut binds = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
     let files: Vec<(PathBuf, Access)> = jail
         .files
         .iter()
@@ -242,7 +299,18 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
         if files.iter().filter(|(p, _)| p == path).count() > 1 {
             return Err(JailError::Twice(path.clone()));
         }
-        if rel.starts_with(tmp) || rel.starts_with("dev") {
+        let meta = std::fs::metadata(&real).map_err(|source| JailError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let kind = meta.file_type();
+        if kind.is_char_device() {
+            return Err(JailError::CharDevice(path.clone()));
+        }
+        let block = kind.is_block_device();
+        // A device node may sit under the jail's /dev (its host path, e.g. /dev/vg0/data);
+        // a bound file may not.
+        if rel.starts_with(tmp) || (!block && rel.starts_with("dev")) {
             return Err(JailError::JailsOwn(path.clone()));
         }
         for a in ancestors(rel) {
@@ -250,15 +318,32 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
                 dirs.push(a);
             }
         }
+        if block {
+            // Two names of one device (/dev/loop5, /dev/disk/by-...) are one disk.
+            if nodes.iter().any(|n| n.rdev == meta.rdev()) {
+                return Err(JailError::Twice(path.clone()));
+            }
+            nodes.push(block_node(path, rel, *access, meta.rdev())?);
+            continue;
+        }
         let source = cstring(real.as_os_str().as_bytes(), "a path")?;
         binds.push(Bind {
             source,
             target: cstring(rel.as_os_str().as_bytes(), "a path")?,
-            flags: flags_for(*access, is_block_device(&real)),
+            flags: flags_for(*access),
         });
     }
     let netns = match &jail.netns {
-        Some(p) => Some(open_path(p, libc::O_RDONLY | libc::O_CLOEXEC)?),
+        Some(p) => Some(open_path(p, false, libc::O_CLOEXEC)?),
+        None => None,
+    };
+    let requests = match &jail.requests {
+        Some(p) => Some(above_stdio(
+            p,
+            // Read-write: UML's console takes a read of 0 (a FIFO without writers) for a
+            // hang-up and closes the line for good.
+            open_path(p, true, libc::O_NONBLOCK | libc::O_CLOEXEC)?,
+        )?),
         None => None,
     };
     let mut taps = Vec::new();
@@ -286,7 +371,9 @@ pub(crate) fn setup(jail: &Jail) -> Result<JailSetup, JailError> {
             .map(|d| cstring(d.as_os_str().as_bytes(), "a path"))
             .collect::<Result<_, _>>()?,
         binds,
+        nodes,
         netns,
+        requests,
         taps,
     })
 }
@@ -322,21 +409,14 @@ mod tests {
     }
 
     #[test]
-    fn only_a_block_device_disk_is_bound_without_nodev() {
-        let nodev = |a, b| flags_for(a, b) & libc::MS_NODEV != 0;
-        assert!(!nodev(Access::ReadWrite, true));
-        assert!(nodev(Access::ReadWrite, false));
-        assert!(nodev(Access::Exec, true));
-        assert!(nodev(Access::Preload, true));
-        assert!(is_block_device(Path::new("/dev/loop0")) || !Path::new("/dev/loop0").exists());
-        assert!(!is_block_device(Path::new("/dev/null")));
-    }
-
-    #[test]
     fn a_plan_refuses_what_the_jail_owns() {
         let mut j = Jail::sized("/nonexistent".into(), 7, 7, 32, 0);
         j.files.push(("/dev/null".into(), Access::ReadOnly));
-        assert!(setup(&j).err().unwrap().to_string().contains("jail's own"));
+        assert!(setup(&j)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("is a character device"));
 
         j.files = vec![("/no/such/file".into(), Access::ReadOnly)];
         assert!(setup(&j)
@@ -356,6 +436,20 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("1 to 15 bytes"));
+    }
+
+    #[test]
+    fn a_block_device_gets_a_node_of_its_own_never_the_jails() {
+        let p = Path::new("/dev/vg0/data");
+        let n = block_node(p, Path::new("dev/vg0/data"), Access::ReadWrite, 7).unwrap();
+        assert_eq!((n.mode, n.rdev), (0o600, 7));
+        assert_eq!(n.target.as_bytes(), b"dev/vg0/data");
+        let ro = block_node(p, Path::new("dev/vg0/data"), Access::ReadOnly, 7).unwrap();
+        assert_eq!(ro.mode, 0o400);
+        let e = block_node(p, Path::new("dev/net/tun"), Access::ReadWrite, 7).unwrap_err();
+        assert!(e.to_string().contains("jail's own"), "{e}");
+        let e = block_node(p, Path::new("dev/vg0/data"), Access::Exec, 7).unwrap_err();
+        assert!(e.to_string().contains("only as a disk"), "{e}");
     }
 
     #[test]

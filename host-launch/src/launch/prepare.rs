@@ -8,6 +8,7 @@
 //! is removed again ([`Undo`]); existing disks are never written by the host.
 
 use crate::error::{Error, IoContext, Result};
+use crate::launch::block;
 use crate::launch::disks::{self, DiskFile};
 use crate::launch::load::Loaded;
 use crate::launch::{nft, tap, vm};
@@ -472,7 +473,8 @@ fn write_config_device(l: &Loaded, dir: &Dir, uid: u32) -> Result<()> {
     write_private(&dir.config_image(), &img)?;
     vmm::jail::hand_over(&dir.config_image(), uid, uid, 0o400)
         .map_err(|e| Error::host(e.to_string()))?;
-    for f in &l.disk_files {
+    // A block device stays the host's as it is: the jail makes the VM's uid a node of its own.
+    for f in l.disk_files.iter().filter(|f| block::rdev_of(f).is_none()) {
         vmm::jail::hand_over(f, uid, uid, 0o600).map_err(|e| Error::host(e.to_string()))?;
     }
     Ok(())

@@ -42,7 +42,9 @@ pub fn machine(l: &Loaded, dir: &Dir, umid: String, kernel_log: bool) -> Machine
         umid,
         kernel_log,
         needs_raid6: needs_raid6(&l.merged.contract),
-        extra: Vec::new(),
+        // The guest's request channel (docs/contract.md): /dev/tty2 reads the FIFO that
+        // [`jail`] hands UML.
+        extra: vec![vmm::cmdline::REQUESTS_CONSOLE.to_string()],
     }
 }
 
@@ -114,9 +116,20 @@ pub fn jail(l: &Loaded, dir: &Dir, uid: u32, m: &Machine) -> Result<Jail> {
         j.netns = n.netns.as_ref().map(|ns| Path::new("/run/netns").join(ns));
         j.taps = vec![n.tap.clone()];
     }
+    j.requests = Some(requests_fifo(dir)?);
     if let Some(lim) = &l.spec.limits {
         j.limits.open_files = lim.open_files.unwrap_or(j.limits.open_files);
         j.limits.processes = lim.processes.unwrap_or(j.limits.processes);
     }
     Ok(j)
+}
+
+/// A new FIFO for the host's requests to the guest (see [`vmm::jail::Jail::requests`]),
+/// root's alone: only the launcher and `host-launch snapshot` write it.
+fn requests_fifo(dir: &Dir) -> Result<std::path::PathBuf> {
+    let path = dir.requests();
+    let _ = std::fs::remove_file(&path);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::host(format!("creating the request FIFO {}: {e}", path.display())))?;
+    Ok(path)
 }

@@ -46,6 +46,10 @@ impl Dir {
     pub fn config_image(&self) -> PathBuf {
         self.path.join("config.img")
     }
+    /// The FIFO of requests to the guest (`snapshot`'s freeze and thaw), root's, 0600.
+    pub fn requests(&self) -> PathBuf {
+        self.path.join("requests")
+    }
     pub fn jail(&self) -> PathBuf {
         self.path.join("jail")
     }

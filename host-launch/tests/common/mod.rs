@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod writer;
+
 #[allow(unused_imports)] // the boot benchmark uses it
 pub use e2e::host::memory_of;
 pub use e2e::launch::Launch;

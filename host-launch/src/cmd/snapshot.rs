@@ -1,0 +1,248 @@
+//! `snapshot NAME [--to DIR] [--bound SECONDS]`: a point-in-time copy of each data disk of a
+//! running appliance. The guest takes part through its request channel (docs/contract.md,
+//! "Requests from the host"): `freeze BOUND_MS` on the appliance's request FIFO, then the
+//! copy once the guest reports `frozen`, then `thaw`. A guest that does not answer in time
+//! (an image without the channel) gets a crash-consistent copy, and the output says so. If
+//! this command dies, the guest thaws by itself after the bound.
+
+use crate::disk_copy::{self, Method};
+use crate::error::{Error, IoContext, Result};
+use crate::lifecycle::known;
+use crate::state::Dir;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the guest has to answer a freeze before the copy is taken crash-consistent.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most of the events file read while waiting: the launcher caps it; a guest that
+/// floods its status channel only loses its own snapshot's consistency.
+const MAX_EVENTS_READ: u64 = 1 << 20;
+
+/// One copied disk.
+#[derive(Debug)]
+pub struct Copied {
+    pub from: String,
+    pub to: PathBuf,
+    pub method: Method,
+    pub bytes: u64,
+}
+
+/// What a snapshot did.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub dir: PathBuf,
+    pub disks: Vec<Copied>,
+    /// The guest's own count of the time frozen (its `thawed` event), if it froze.
+    pub frozen_ms: Option<u64>,
+    /// The host's: from `frozen` seen to `thaw` sent.
+    pub host_frozen_ms: Option<u64>,
+    /// Why the copy is only crash-consistent, if it is.
+    pub crash_consistent: Option<String>,
+}
+
+/// `snapshot NAME`: prints what was copied, how, and for how long the service was frozen.
+pub fn snapshot(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<i32> {
+    let s = take(name, to, bound)?;
+    match (&s.crash_consistent, s.frozen_ms) {
+        (Some(why), _) => println!("snapshot of '{name}': crash-consistent: {why}"),
+        (None, ms) => println!(
+            "snapshot of '{name}': consistent (frozen {} ms in the guest, {} ms seen by the host)",
+            ms.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
+            s.host_frozen_ms.unwrap_or(0)
+        ),
+    }
+    for c in &s.disks {
+        println!(
+            "  {} -> {} ({}, {} MiB)",
+            c.from,
+            c.to.display(),
+            c.method.as_str(),
+            c.bytes >> 20
+        );
+    }
+    Ok(0)
+}
+
+/// Takes the snapshot.
+pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot> {
+    let e = known(name)?;
+    let st =
+        e.state.as_ref().filter(|_| e.running).ok_or_else(|| {
+            Error::not_found(format!("'{name}' is not running; nothing to snapshot"))
+        })?;
+    if st.disks.is_empty() {
+        return Err(Error::invalid(format!(
+            "'{name}' has no data disk to snapshot"
+        )));
+    }
+    let dir = target_dir(name, to)?;
+    let mut channel = Channel::open(&e.dir);
+    let frozen = channel.as_mut().map(|c| c.freeze(bound));
+    let (frozen_at, crash_consistent) = match frozen {
+        None => (None, Some(no_channel())),
+        Some(Ok(at)) => (Some(at), None),
+        Some(Err(why)) => (None, Some(why)),
+    };
+    let copies = copy_disks(&st.disks, &dir);
+    let host_frozen_ms = frozen_at.map(|t| ms(t.elapsed()));
+    // A thaw also after a late or refused freeze: the guest never stays frozen for nothing.
+    let frozen_ms = match channel.as_mut() {
+        Some(c) if frozen_at.is_some() => c.thaw(),
+        Some(c) => {
+            let _ = c.fifo.write_all(b"thaw\n");
+            None
+        }
+        None => None,
+    };
+    let disks = copies?;
+    Ok(Snapshot {
+        dir,
+        disks,
+        frozen_ms,
+        host_frozen_ms,
+        crash_consistent,
+    })
+}
+
+fn no_channel() -> String {
+    "the appliance has no request channel (started by an older host-launch); the copy is what \
+     a power cut would leave"
+        .into()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `DIR/NAME-MILLISECONDS` (default DIR: the current directory, never the state directory,
+/// which `forget` removes), made new.
+fn target_dir(name: &str, to: Option<PathBuf>) -> Result<PathBuf> {
+    let base = to.unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&base).io_context(|| format!("creating {}", base.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let dir = base.join(format!("{name}-{stamp}"));
+    std::fs::create_dir(&dir).io_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn copy_disks(disks: &[String], dir: &Path) -> Result<Vec<Copied>> {
+    let mut out = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let to = dir.join(format!("disk{i}.img"));
+        let (method, bytes) =
+            disk_copy::copy(Path::new(d), &to).map_err(|e| Error::host(e.to_string()))?;
+        out.push(Copied {
+            from: d.clone(),
+            to,
+            method,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// The appliance's request FIFO and its events file, read from where they ended.
+struct Channel {
+    fifo: std::fs::File,
+    events: PathBuf,
+    read_to: u64,
+}
+
+impl Channel {
+    /// `None` when the appliance has no FIFO or nothing reads it.
+    fn open(dir: &Dir) -> Option<Channel> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let path = dir.requests();
+        if !std::fs::symlink_metadata(&path).ok()?.file_type().is_fifo() {
+            return None;
+        }
+        let fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .ok()?;
+        let events = dir.events();
+        let read_to = std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0);
+        Some(Channel {
+            fifo,
+            events,
+            read_to,
+        })
+    }
+
+    /// Asks the guest to freeze: when it said `frozen`, or why the copy is crash-consistent.
+    fn freeze(&mut self, bound: Duration) -> std::result::Result<Instant, String> {
+        let line = format!("freeze {}\n", ms(bound));
+        if let Err(e) = self.fifo.write_all(line.as_bytes()) {
+            return Err(format!("the freeze request could not be sent ({e})"));
+        }
+        match self.wait_for(&["frozen", "thawed"], ANSWER_TIMEOUT) {
+            Some((event, _)) if event == "frozen" => Ok(Instant::now()),
+            Some((_, v)) => Err(format!(
+                "the guest could not freeze ({}); the copy is what a power cut would leave",
+                v["by"].as_str().unwrap_or("no reason given")
+            )),
+            None => Err(format!(
+                "the guest did not answer the freeze request within {} s (an image without the \
+                 request channel of docs/contract.md); the copy is what a power cut would leave",
+                ANSWER_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Asks the guest to thaw: the time it says it was frozen.
+    fn thaw(&mut self) -> Option<u64> {
+        self.fifo.write_all(b"thaw\n").ok()?;
+        let (_, v) = self.wait_for(&["thawed"], Duration::from_secs(2))?;
+        v["frozen_ms"].as_u64()
+    }
+
+    /// Waits for the first of `names` among the events that arrive.
+    fn wait_for(
+        &mut self,
+        names: &[&str],
+        timeout: Duration,
+    ) -> Option<(String, serde_json::Value)> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = Vec::new();
+        loop {
+            pending.extend(self.read_new());
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                let event = v["event"].as_str().unwrap_or_default().to_string();
+                if names.contains(&event.as_str()) {
+                    return Some((event, v));
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The bytes appended to the events file since the last read (bounded).
+    fn read_new(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let Ok(mut f) = std::fs::File::open(&self.events) else {
+            return buf;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.read_to {
+            self.read_to = 0; // rotated
+        }
+        if f.seek(SeekFrom::Start(self.read_to)).is_ok() {
+            let _ = f.take(MAX_EVENTS_READ).read_to_end(&mut buf);
+        }
+        self.read_to += buf.len() as u64;
+        buf
+    }
+}
