@@ -230,6 +230,35 @@ pub enum Cmd {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Every appliance's metrics in the Prometheus text format: printed, written for
+    /// node_exporter's textfile collector (one file per appliance), or served at /metrics.
+    #[command(after_help = ENVIRONMENT)]
+    Metrics {
+        /// Serve GET /metrics on this address (e.g. 127.0.0.1:9847) until interrupted.
+        #[arg(long, value_name = "ADDR", conflicts_with = "textfile")]
+        listen: Option<std::net::SocketAddr>,
+        /// Write host-launch-NAME.prom into this directory, atomically (without DIR: Debian's
+        /// node_exporter's, /var/lib/prometheus/node-exporter).
+        #[arg(long, value_name = "DIR", num_args = 0..=1,
+              default_missing_value = crate::metrics::textfile::DEFAULT_DIR)]
+        textfile: Option<PathBuf>,
+        /// With --textfile: write them again every SECONDS until interrupted (0: once).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "0",
+            requires = "textfile"
+        )]
+        every: u64,
+    },
+    /// One snapshot of what each appliance uses (all when no name is given): CPU, memory,
+    /// network, disk, restarts.
+    #[command(after_help = ENVIRONMENT)]
+    Stats {
+        name: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
     #[command(after_help = ENVIRONMENT)]
@@ -263,8 +292,7 @@ pub enum Cmd {
 const HABITS: &[(&str, &str)] = &[
     ("ls", "list"),
     ("show", "status"),
-    ("top", "status"),
-    ("stats", "status"),
+    ("top", "stats"),
     ("kill", "stop"),
     ("remove", "forget"),
     ("rmi", "forget"),

@@ -128,6 +128,16 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             follow,
             format,
         } => cmd::events::events(&name, follow, format.is_json()),
+        Cmd::Metrics {
+            listen,
+            textfile,
+            every,
+        } => cmd::metrics::metrics(&cmd::metrics::Options {
+            listen,
+            textfile,
+            every: Duration::from_secs(every),
+        }),
+        Cmd::Stats { name, format } => cmd::stats::stats(name.as_deref(), format.is_json()),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

@@ -405,6 +405,8 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
         started_at_ms: state::now_ms(),
         ready: false,
         ready_after_ms: None,
+        booted_after_ms: None,
+        service: Default::default(),
         tap: None,
         policy: None,
         disks: l

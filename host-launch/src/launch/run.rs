@@ -11,7 +11,7 @@ use crate::launch::tap;
 use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::saver::Saver;
-use crate::state::{Phase, State};
+use crate::state::{Phase, ServiceCounts, State};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -469,12 +469,13 @@ fn handle_line(line: &str, f: &mut Follower) -> Heard {
 /// What one event changes in the state, sd_notify and what the run has seen.
 fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Follower) -> Heard {
     let st = &mut f.p.state;
+    let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    st.booted_after_ms.get_or_insert(after_ms);
+    count_service(&event, &mut st.service);
     match event {
         Event::Ready { .. } => {
             st.ready = true;
-            if st.ready_after_ms.is_none() {
-                st.ready_after_ms = Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
-            }
+            st.ready_after_ms.get_or_insert(after_ms);
             if st.phase == Phase::Booting {
                 st.phase = Phase::Ready;
             }
@@ -501,6 +502,21 @@ fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Fo
         _ => {}
     }
     Heard::Event
+}
+
+/// Counts the service's restarts, exits and failed liveness checks (for `metrics`).
+fn count_service(event: &Event, c: &mut ServiceCounts) {
+    match event {
+        Event::Restarting { .. } => c.restarts = c.restarts.saturating_add(1),
+        Event::Exited { code, signal, .. } => {
+            c.exits = c.exits.saturating_add(1);
+            c.last_exit_code = code.or(signal.map(|s| s.saturating_add(128)));
+        }
+        Event::LivenessFailed { .. } => {
+            c.liveness_failures = c.liveness_failures.saturating_add(1);
+        }
+        _ => {}
+    }
 }
 
 /// Removes the TAP device this run created and the jail's mount point, and records the end.

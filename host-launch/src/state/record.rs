@@ -78,6 +78,12 @@ pub struct State {
     pub ready: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_after_ms: Option<u64>,
+    /// When guest-init's first status event came, after the start: the kernel's boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted_after_ms: Option<u64>,
+    /// What the service did this run, as its events told (counted by the host).
+    #[serde(default)]
+    pub service: ServiceCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,18 @@ pub struct State {
     /// The service's stop timeout (the merged contract's), for `stop`'s default wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
+}
+
+/// The service's restarts, exits and failed liveness checks in this run: one per event the
+/// host received, so a guest cannot claim more than it sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub restarts: u64,
+    pub exits: u64,
+    pub liveness_failures: u64,
+    /// The last exit's code, or 128 + the signal that ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
 }
 
 /// What the bounds on a guest's output dropped.
