@@ -126,7 +126,7 @@ fn metrics_follow_real_appliances() {
         let mut s: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         // Nobody listens on 5300: each check fails, and one failure restarts the service.
-        s["liveness"] = json!({"type": "tcp", "port": 5300, "interval_ms": 500,
+        s["liveness"] = json!({"check": {"type": "tcp", "port": 5300}, "interval_ms": 500,
                                "timeout_ms": 200, "failure_threshold": 1});
         lab.write_spec(&s)
     };
@@ -253,7 +253,7 @@ fn textfiles_reach_node_exporter(lab: &Lab) {
 fn listen_serves_the_same(lab: &Lab) {
     let addr = "127.0.0.1:9847";
     let _server = Server(
-        lab.command(e2e::launch::host_launch_exe())
+        lab.command(e2e::launch::host_launch_exe().to_str().unwrap())
             .args(["metrics", "--listen", addr])
             .env("HOST_LAUNCH_STATE_DIR", lab.state_dir())
             .stdout(Stdio::null())

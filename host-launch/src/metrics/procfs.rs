@@ -21,7 +21,6 @@ pub struct Usage {
 impl Usage {
     fn add(&mut self, p: &Usage) {
         self.processes += p.processes;
-        self.cpu_seconds += p.cpu_seconds;
         self.memory_bytes = self.memory_bytes.saturating_add(p.memory_bytes);
         self.disk_read_bytes = self.disk_read_bytes.saturating_add(p.disk_read_bytes);
         self.disk_written_bytes = self.disk_written_bytes.saturating_add(p.disk_written_bytes);
@@ -45,6 +44,8 @@ pub struct Tap {
 /// /proc. A group with no process is absent.
 pub fn usage_by_group(groups: &[u32]) -> HashMap<u32, Usage> {
     let mut out: HashMap<u32, Usage> = HashMap::new();
+    // CPU in clock ticks per group, turned into seconds once (no rounding of the parts).
+    let mut ticks: HashMap<u32, u64> = HashMap::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
     };
@@ -61,8 +62,16 @@ pub fn usage_by_group(groups: &[u32]) -> HashMap<u32, Usage> {
         if !groups.contains(&fields.pgrp) {
             continue;
         }
-        let p = process_usage(pid, &fields);
-        out.entry(fields.pgrp).or_default().add(&p);
+        out.entry(fields.pgrp).or_default().add(&process_usage(pid));
+        let t = ticks.entry(fields.pgrp).or_default();
+        *t = t.saturating_add(fields.ticks);
+    }
+    for (group, u) in &mut out {
+        let t = ticks.get(group).copied().unwrap_or(0);
+        // Tick counts fit an f64 exactly far beyond any uptime.
+        #[allow(clippy::cast_precision_loss)]
+        let t = t as f64;
+        u.cpu_seconds = t / clock_ticks_per_second();
     }
     out
 }
@@ -89,16 +98,13 @@ fn stat_fields(stat: &str) -> Option<StatFields> {
     })
 }
 
-/// One process's usage: its stat fields, PSS and storage I/O.
-fn process_usage(pid: u32, fields: &StatFields) -> Usage {
+/// One process's usage but its CPU: PSS and storage I/O.
+fn process_usage(pid: u32) -> Usage {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    // Tick counts fit an f64 exactly far beyond any uptime.
-    #[allow(clippy::cast_precision_loss)]
-    let cpu_seconds = fields.ticks as f64 / clock_ticks_per_second();
     Usage {
         processes: 1,
-        cpu_seconds,
+        cpu_seconds: 0.0,
         memory_bytes: keyed(&rollup, "Pss:").map_or(0, |kb| kb.saturating_mul(1024)),
         disk_read_bytes: keyed(&io, "read_bytes:").unwrap_or(0),
         disk_written_bytes: keyed(&io, "write_bytes:").unwrap_or(0),
