@@ -10,9 +10,11 @@
 //!   prometheus-node-exporter (run by the test inside the test's namespace, on its loopback,
 //!   with only the textfile collector) serves without a scrape error;
 //! - `--listen` serves the same names at /metrics (inside the namespace too);
-//! - `stats --format json` gives one sample per appliance.
+//! - `stats --format json` gives one sample per appliance;
+//! - `top` draws its columns and both appliances in a real terminal (a tmux of the test's
+//!   own server socket), changes its order on a key and ends on `q`.
 //!
-//! Needs root, dig, promtool and prometheus-node-exporter (scripts/setup installs them).
+//! Needs root, dig, promtool, prometheus-node-exporter and tmux (scripts/setup installs them).
 
 mod lab;
 
@@ -185,6 +187,7 @@ fn metrics_follow_real_appliances() {
     );
     promtool_check(&flapped);
 
+    top_draws_in_tmux(&lab);
     textfiles_reach_node_exporter(&lab);
     listen_serves_the_same(&lab);
 
@@ -265,4 +268,107 @@ fn listen_serves_the_same(lab: &Lab) {
     promtool_check(&text);
     assert!(value(&text, "appliance_up", "mdns") == Some(1.0), "{text}");
     assert!(value(&text, "appliance_up", "mflap") == Some(1.0), "{text}");
+}
+
+/// A tmux server of the test's own (`-L`), killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("tmux (run scripts/setup)")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "top"]).stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// `host-launch top` in a 120x30 tmux window: the header, the columns, both appliances; `a`
+/// orders by name, `q` ends it.
+fn top_draws_in_tmux(lab: &Lab) {
+    let tmux = Tmux(format!("hl-top-{}", std::process::id()));
+    let state = format!("HOST_LAUNCH_STATE_DIR={}", lab.state_dir().display());
+    let exe = e2e::launch::host_launch_exe();
+    let o = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "-e",
+        &state,
+        exe.to_str().unwrap(),
+        "top",
+        "--interval",
+        "1",
+        "--sort",
+        "mem",
+    ]);
+    assert!(o.status.success(), "tmux new-session: {}", shown(&o));
+    // The second frame has rates: a CPU% figure on mdns's row.
+    let screen = wait_for(Duration::from_secs(15), || {
+        let s = tmux.screen();
+        let row = s.lines().find(|l| l.starts_with("mdns "))?;
+        (!row.split_whitespace().nth(3)?.starts_with('-')).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("top's rows with a CPU%: {}", tmux.screen()));
+    let header = screen
+        .lines()
+        .find(|l| l.starts_with("NAME "))
+        .expect("the columns");
+    let columns: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    for c in [
+        "NAME",
+        "STATE",
+        "READY",
+        "CPU%",
+        "MEM MiB",
+        "NET IN/s",
+        "NET OUT/s",
+        "RESTARTS",
+        "UPTIME",
+    ] {
+        assert!(header.contains(c), "column {c} in {columns:?}");
+    }
+    assert!(screen.contains("2 appliances, 2 running"), "{screen}");
+    assert!(screen.contains("sorted by mem"), "{screen}");
+    assert!(screen.lines().any(|l| l.starts_with("mflap ")), "{screen}");
+
+    tmux.cmd(&["send-keys", "-t", "top", "a"]);
+    let by_name = wait_for(Duration::from_secs(5), || {
+        let s = tmux.screen();
+        s.contains("sorted by name").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("after 'a': {}", tmux.screen()));
+    let rows: Vec<&str> = by_name
+        .lines()
+        .skip_while(|l| !l.starts_with("NAME "))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(rows, ["mdns", "mflap"], "{by_name}");
+
+    tmux.cmd(&["send-keys", "-t", "top", "q"]);
+    let ended = wait_for(Duration::from_secs(5), || {
+        (!tmux.cmd(&["has-session", "-t", "top"]).status.success()).then_some(())
+    });
+    assert!(ended.is_some(), "top did not end on q: {}", tmux.screen());
 }

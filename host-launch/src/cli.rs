@@ -40,6 +40,33 @@ pub enum Format {
     Json,
 }
 
+/// What `top` sorts by (biggest first; `name` in natural order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    Cpu,
+    Mem,
+    NetIn,
+    NetOut,
+    Restarts,
+    Uptime,
+    Name,
+}
+
+impl SortKey {
+    /// The key as the command line spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            SortKey::Cpu => "cpu",
+            SortKey::Mem => "mem",
+            SortKey::NetIn => "net-in",
+            SortKey::NetOut => "net-out",
+            SortKey::Restarts => "restarts",
+            SortKey::Uptime => "uptime",
+            SortKey::Name => "name",
+        }
+    }
+}
+
 /// `--format json` (or its alias `--json`).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct FormatArg {
@@ -259,6 +286,21 @@ pub enum Cmd {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// A live table of every appliance (state, ready, CPU %, memory, network rates, restarts,
+    /// uptime), refreshed; keys c m i o r u a change the order, q quits.
+    #[command(after_help = ENVIRONMENT)]
+    Top {
+        /// The order, biggest first.
+        #[arg(long, short, value_enum, default_value = "cpu")]
+        sort: SortKey,
+        /// Seconds between refreshes.
+        #[arg(long, short = 'd', value_name = "SECONDS", default_value = "2",
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// End after N refreshes (default: until q).
+        #[arg(long, short = 'n', value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
     #[command(after_help = ENVIRONMENT)]
@@ -292,7 +334,6 @@ pub enum Cmd {
 const HABITS: &[(&str, &str)] = &[
     ("ls", "list"),
     ("show", "status"),
-    ("top", "stats"),
     ("kill", "stop"),
     ("remove", "forget"),
     ("rmi", "forget"),

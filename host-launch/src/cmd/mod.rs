@@ -15,6 +15,7 @@ pub mod stats;
 pub mod status;
 pub mod stop;
 pub mod systemd;
+pub mod top;
 pub mod update;
 pub mod upgrade;
 pub mod view;

@@ -4,6 +4,7 @@
 //! file per appliance, and [`serve`] answers `GET /metrics` for a direct scrape.
 
 pub mod procfs;
+pub mod rates;
 pub mod sample;
 pub mod serve;
 pub mod text;

@@ -40,18 +40,33 @@ pub struct Sample {
 
 /// Each image's digest, hashed once per image file (path, inode, size and time), so a
 /// long-running `metrics --listen` or `top` hashes an image again only when it changed.
+/// [`Digests::none`] hashes nothing (for `top`, which shows no digest).
 #[derive(Debug, Default)]
-pub struct Digests(HashMap<String, ((u64, u64, i64), String)>);
+pub struct Digests {
+    skip: bool,
+    known: HashMap<String, ((u64, u64, i64), String)>,
+}
 
 impl Digests {
+    /// Digests that are never computed: every one is "".
+    pub fn none() -> Digests {
+        Digests {
+            skip: true,
+            known: HashMap::new(),
+        }
+    }
+
     /// The image's `sha256:...` digest (with its manifest), or "" when it cannot be read.
     pub fn of(&mut self, image: &str) -> String {
+        if self.skip {
+            return String::new();
+        }
         let path = Path::new(image);
         let Ok(m) = std::fs::metadata(path) else {
             return String::new();
         };
         let id = (m.ino(), m.size(), m.mtime());
-        if let Some((seen, d)) = self.0.get(image) {
+        if let Some((seen, d)) = self.known.get(image) {
             if *seen == id {
                 return d.clone();
             }
@@ -60,7 +75,7 @@ impl Digests {
         let d = crate::trust::digest(path, &manifest)
             .map(|d| d.to_string())
             .unwrap_or_default();
-        self.0.insert(image.to_string(), (id, d.clone()));
+        self.known.insert(image.to_string(), (id, d.clone()));
         d
     }
 }
