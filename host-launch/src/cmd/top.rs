@@ -257,31 +257,14 @@ mod tests {
     use super::*;
 
     fn sample(name: &str, mem: u64, restarts: u64) -> Sample {
-        Sample {
-            name: name.into(),
-            running: true,
-            state: "ready",
-            ready: true,
-            class: String::new(),
-            digest: String::new(),
-            kernel: String::new(),
-            started_at_ms: 0,
-            uptime_s: Some(61),
-            booted_after_ms: None,
-            ready_after_ms: None,
-            exit_code: None,
-            service: crate::state::ServiceCounts {
-                restarts,
-                ..Default::default()
-            },
-            dropped: Default::default(),
-            usage: Some(crate::metrics::procfs::Usage {
-                memory_bytes: mem,
-                ..Default::default()
-            }),
-            tap_name: None,
-            tap: None,
-        }
+        let mut s = crate::metrics::sample::test_sample(name);
+        s.service.restarts = restarts;
+        s.usage = Some(crate::metrics::procfs::Usage {
+            memory_bytes: mem,
+            ..Default::default()
+        });
+        s.tap = None;
+        s
     }
 
     #[test]

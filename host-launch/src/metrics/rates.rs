@@ -75,29 +75,16 @@ mod tests {
 
     fn sample(started: u64, cpu: f64, tx: u64) -> Sample {
         Sample {
-            name: "a".into(),
-            running: true,
-            state: "ready",
-            ready: true,
-            class: String::new(),
-            digest: String::new(),
-            kernel: String::new(),
             started_at_ms: started,
-            uptime_s: Some(1),
-            booted_after_ms: None,
-            ready_after_ms: None,
-            exit_code: None,
-            service: Default::default(),
-            dropped: Default::default(),
             usage: Some(Usage {
                 cpu_seconds: cpu,
                 ..Default::default()
             }),
-            tap_name: None,
             tap: Some(Tap {
                 tx_bytes: tx,
                 ..Default::default()
             }),
+            ..crate::metrics::sample::test_sample("a")
         }
     }
 

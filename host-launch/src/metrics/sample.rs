@@ -138,3 +138,28 @@ fn state_word(e: &Entry) -> &'static str {
         Some(s) => s.phase.as_str(),
     }
 }
+
+/// A running appliance's sample for the tests of what reads samples: ready, up 61 s,
+/// nothing used yet.
+#[cfg(test)]
+pub fn test_sample(name: &str) -> Sample {
+    Sample {
+        name: name.into(),
+        running: true,
+        state: "ready",
+        ready: true,
+        class: String::new(),
+        digest: String::new(),
+        kernel: String::new(),
+        started_at_ms: 0,
+        uptime_s: Some(61),
+        booted_after_ms: None,
+        ready_after_ms: None,
+        exit_code: None,
+        service: ServiceCounts::default(),
+        dropped: Dropped::default(),
+        usage: Some(Usage::default()),
+        tap_name: None,
+        tap: Some(Tap::default()),
+    }
+}

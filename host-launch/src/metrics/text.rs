@@ -275,20 +275,12 @@ mod tests {
 
     fn sample(name: &str) -> Sample {
         Sample {
-            name: name.into(),
-            running: true,
-            state: "ready",
-            ready: true,
             class: "dns v1".into(),
             digest: "sha256:ab".into(),
             kernel: "/k/linux (6.1 \"x\"\\y)".into(),
             started_at_ms: 1_700_000_000_500,
-            uptime_s: Some(5),
             booted_after_ms: Some(40),
             ready_after_ms: Some(57),
-            exit_code: None,
-            service: Default::default(),
-            dropped: Default::default(),
             usage: Some(Usage {
                 processes: 3,
                 cpu_seconds: 0.25,
@@ -302,6 +294,7 @@ mod tests {
                 tx_bytes: 20,
                 ..Default::default()
             }),
+            ..crate::metrics::sample::test_sample(name)
         }
     }
 

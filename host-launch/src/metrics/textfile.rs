@@ -59,3 +59,30 @@ fn remove_others(dir: &Path, samples: &[Sample]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::sample::test_sample;
+
+    #[test]
+    fn one_file_per_appliance_and_gone_ones_removed() {
+        let dir = std::env::temp_dir().join(format!("hl-textfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write_all(&dir, &[test_sample("d1"), test_sample("d2")]).unwrap();
+        std::fs::write(dir.join("node.prom"), "other 1\n").unwrap();
+        let d1 = std::fs::read_to_string(dir.join("host-launch-d1.prom")).unwrap();
+        assert!(d1.contains("appliance_up{appliance=\"d1\""), "{d1}");
+        assert!(!d1.contains("\"d2\""), "{d1}");
+        write_all(&dir, &[test_sample("d1")]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // d2's is gone, another collector's file stays, no temporary file is left.
+        assert_eq!(left, ["host-launch-d1.prom", "node.prom"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
