@@ -31,9 +31,12 @@ pub fn top(opts: &Options) -> Result<i32> {
     // `top` shows no digest: it hashes no image.
     let mut digests = Digests::none();
     let mut frames = 0u64;
+    let mut memory = Memory::default();
     loop {
         let entries = state::list(&state::base_dir());
-        let samples = metrics::collect(&entries, &mut digests);
+        let pss = memory.due();
+        let mut samples = metrics::sample::collect_with(&entries, &mut digests, pss);
+        memory.keep_or_fill(&mut samples, pss);
         let rates = previous.rates(&samples, last.elapsed());
         last = Instant::now();
         let (width, height) = term.as_ref().map_or((200, usize::MAX), Terminal::size);
@@ -50,6 +53,41 @@ pub fn top(opts: &Options) -> Result<i32> {
                 Key::None => {}
             },
             None => std::thread::sleep(opts.interval),
+        }
+    }
+}
+
+/// How often `top` reads the memory: a PSS costs the kernel a walk of every mapped page,
+/// and memory moves slowly beside CPU and network.
+const MEMORY_EVERY: Duration = Duration::from_secs(10);
+
+/// Each appliance's PSS as last read, by name and run, shown until the next read.
+#[derive(Debug, Default)]
+struct Memory {
+    read_at: Option<Instant>,
+    last: std::collections::HashMap<(String, u64), u64>,
+}
+
+impl Memory {
+    fn due(&self) -> bool {
+        self.read_at.is_none_or(|t| t.elapsed() >= MEMORY_EVERY)
+    }
+
+    /// Remembers the memory just read, or puts the last read one into samples without it.
+    fn keep_or_fill(&mut self, samples: &mut [Sample], read: bool) {
+        if read {
+            self.read_at = Some(Instant::now());
+            self.last = samples
+                .iter()
+                .filter_map(|s| Some(((s.name.clone(), s.started_at_ms), s.usage?.memory_bytes)))
+                .collect();
+            return;
+        }
+        for s in samples.iter_mut() {
+            let key = (s.name.clone(), s.started_at_ms);
+            if let (Some(u), Some(m)) = (s.usage.as_mut(), self.last.get(&key)) {
+                u.memory_bytes = *m;
+            }
         }
     }
 }
@@ -265,6 +303,18 @@ mod tests {
         });
         s.tap = None;
         s
+    }
+
+    #[test]
+    fn memory_is_read_now_and_then_and_shown_between() {
+        let mut m = Memory::default();
+        assert!(m.due());
+        m.keep_or_fill(&mut [sample("d1", 5 << 20, 0)], true);
+        assert!(!m.due());
+        let mut later = [sample("d1", 0, 0), sample("d2", 0, 0)];
+        m.keep_or_fill(&mut later, false);
+        assert_eq!(later[0].usage.unwrap().memory_bytes, 5 << 20);
+        assert_eq!(later[1].usage.unwrap().memory_bytes, 0, "not read yet");
     }
 
     #[test]

@@ -82,12 +82,17 @@ impl Digests {
 
 /// A snapshot of `entries`.
 pub fn collect(entries: &[Entry], digests: &mut Digests) -> Vec<Sample> {
+    collect_with(entries, digests, true)
+}
+
+/// [`collect`], the memory (PSS) only with `pss` (else 0: see `procfs::usage_by_group`).
+pub fn collect_with(entries: &[Entry], digests: &mut Digests, pss: bool) -> Vec<Sample> {
     let groups: Vec<u32> = entries
         .iter()
         .filter(|e| e.running)
         .filter_map(uml_pid)
         .collect();
-    let usage = procfs::usage_by_group(&groups);
+    let usage = procfs::usage_by_group(&groups, pss);
     entries.iter().map(|e| sample(e, &usage, digests)).collect()
 }
 
