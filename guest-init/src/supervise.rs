@@ -387,6 +387,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             code,
             signal,
             ran_ms: millis(ran),
+            // Only a SIGKILL can be the OOM killer's; other ends need no look at the log.
+            oom: kind == ExitKind::Signaled(nix::libc::SIGKILL)
+                && service::oom::killed_by_oom(pid.as_raw()),
         });
         if self.end.is_some() {
             return; // stopping: this was the expected end

@@ -508,8 +508,11 @@ fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Fo
 fn count_service(event: &Event, c: &mut ServiceCounts) {
     match event {
         Event::Restarting { .. } => c.restarts = c.restarts.saturating_add(1),
-        Event::Exited { code, signal, .. } => {
+        Event::Exited {
+            code, signal, oom, ..
+        } => {
             c.exits = c.exits.saturating_add(1);
+            c.oom_kills = c.oom_kills.saturating_add(u64::from(*oom));
             c.last_exit_code = code.or(signal.map(|s| s.saturating_add(128)));
         }
         Event::LivenessFailed { .. } => {
@@ -542,4 +545,28 @@ fn finish(p: &mut Prepared, outcome: &Outcome) {
     p.state.outcome = Some(outcome.describe());
     p.state.exit_code = Some(outcome.code());
     let _ = p.state.save(&p.dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(line: &str) -> Event {
+        contract::status::parse(line).expect("an event").event
+    }
+
+    #[test]
+    fn oom_kills_are_counted_from_the_exited_events_flag_only() {
+        let mut c = ServiceCounts::default();
+        let oom = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1,"oom":true}"#;
+        let kill = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1}"#;
+        // A forged flag of the wrong type makes the event unreadable as `exited`: not counted.
+        let forged = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1,"oom":99999}"#;
+        for line in [oom, kill, forged] {
+            count_service(&exited(line), &mut c);
+        }
+        assert_eq!(c.oom_kills, 1);
+        assert_eq!(c.exits, 2);
+        assert_eq!(c.last_exit_code, Some(137));
+    }
 }

@@ -160,6 +160,12 @@ const METRICS: &[Metric] = &[
         |s| Some(n(s.service.exits)),
     ),
     (
+        "service_oom_kills",
+        "Exits of the service by the guest's OOM killer this run (exited events with oom).",
+        Kind::Counter,
+        |s| Some(n(s.service.oom_kills)),
+    ),
+    (
         "service_last_exit_code",
         "The service's last exit code, or 128 + the signal that ended it.",
         Kind::Gauge,

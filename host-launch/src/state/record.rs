@@ -124,6 +124,10 @@ pub struct State {
 pub struct ServiceCounts {
     pub restarts: u64,
     pub exits: u64,
+    /// Exits the guest reported as its OOM killer's (`exited` with `oom`; absent in older
+    /// state files and from inits that do not tell).
+    #[serde(default)]
+    pub oom_kills: u64,
     pub liveness_failures: u64,
     /// The last exit's code, or 128 + the signal that ended it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
