@@ -181,6 +181,12 @@ fn metrics_follow_real_appliances() {
     .expect("mflap's service restarted twice within 60 s");
     assert!(value(&flapped, "appliance_liveness_failures_total", "mflap") >= Some(2.0));
     assert!(value(&flapped, "appliance_service_exits_total", "mflap") >= Some(2.0));
+    // Its exits are the liveness check's stops, not the guest's OOM killer's.
+    assert_eq!(
+        value(&flapped, "appliance_service_oom_kills_total", "mflap"),
+        Some(0.0),
+        "{flapped}"
+    );
     assert_eq!(
         value(&flapped, "appliance_service_restarts_total", "mdns"),
         Some(0.0)
