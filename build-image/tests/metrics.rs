@@ -153,6 +153,15 @@ fn metrics_follow_real_appliances() {
     let mem = value(&before, "appliance_memory_bytes", "mdns").expect("memory");
     assert!(mem > 8e6 && mem < 200e6, "PSS of a 48 MiB appliance: {mem}");
     assert!(value(&before, "appliance_ready_seconds", "mdns").is_some_and(|s| s > 0.0));
+    // The guest's own figures (its first figures event comes as supervision starts).
+    let total = value(&before, "appliance_guest_memory_total_bytes", "mdns").expect("guest's");
+    let available = value(&before, "appliance_guest_memory_available_bytes", "mdns");
+    assert!(
+        total > 16e6 && total <= 48.0 * 1048576.0,
+        "MemTotal of 48 MiB: {total}"
+    );
+    assert!(available.is_some_and(|a| a > 0.0 && a < total), "{before}");
+    assert!(value(&before, "appliance_guest_uptime_seconds", "mdns") > Some(0.0));
 
     // Traffic: 30 answered queries are at least 30 frames each way.
     for _ in 0..30 {

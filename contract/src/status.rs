@@ -161,6 +161,19 @@ pub enum Event {
         #[serde(default)]
         restarts: u64,
     },
+    /// The guest's own figures, at a low rate (guest-init: every 10 s): memory from
+    /// /proc/meminfo, the 1-minute load average, the uptime. Each is optional: absent when
+    /// the guest could not read it. A host clamps them: they are the guest's word.
+    Figures {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mem_total_kb: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mem_available_kb: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load1: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uptime_s: Option<f64>,
+    },
     /// The liveness check failed `failures` times in a row (`threshold` restarts the
     /// service); `check` says which check (`exec /bin/x`, `tcp ADDR`), `error` how it failed.
     LivenessFailed {

@@ -9,6 +9,7 @@
 //! Nothing here grows with the number of restarts: each run's pipes are owned by its
 //! [`Running`] and closed when it ends.
 
+use crate::figures;
 use crate::log::LineBuffer;
 use crate::service::liveness::{Checker, Verdict};
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
@@ -104,6 +105,8 @@ pub struct Supervisor<'a, O: Observer> {
     /// How often PID 1 tells the host it is alive (`contract::status::HEARTBEAT_PARAM`), and
     /// when the next [`Event::Heartbeat`] is due; `None`: the host asked for none.
     heartbeat: Option<(Duration, Instant)>,
+    /// When the next `figures` event is due (every [`figures::EVERY`], the first at once).
+    next_figures: Instant,
 }
 
 impl<'a, O: Observer> Supervisor<'a, O> {
@@ -143,6 +146,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 .zip(typed.liveness.clone())
                 .map(|(l, target)| Checker::new(l, target, svc.uid, svc.gid)),
             heartbeat: heartbeat.map(|every| (every, Instant::now())),
+            next_figures: Instant::now(),
         })
     }
 
@@ -235,6 +239,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.kill_at,
             probing.then_some(self.next_probe),
             self.heartbeat.map(|(_, next)| next),
+            Some(self.next_figures),
             self.liveness.as_ref().and_then(Checker::deadline),
         ];
         match deadlines.iter().flatten().min() {
@@ -453,6 +458,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 });
                 *next = now + *every;
             }
+        }
+        if self.next_figures <= now {
+            self.obs.event(figures::read());
+            self.next_figures = now + figures::EVERY;
         }
         let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
         if let Some(v) = verdict {

@@ -535,3 +535,20 @@ fn a_kill_9_of_the_service_is_not_an_oom_kill() {
     let exited = sigkilled_exit("killed", "echo bye; kill -9 $$");
     assert_eq!(exited.get("oom"), None, "{exited}");
 }
+
+#[test]
+fn the_guests_figures_come_at_once_and_say_its_memory() {
+    let (_dir, image) = image("figures");
+    let c = service_contract(json!({"name": "idle", "argv": ["/bin/sleep", "1000"]}));
+    let vm = spawn(Vm::new(&image).memory_mib(64).contract_cmdline(&c));
+    let f = wait_event(&vm, "figures", BOOT);
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let total = f.u64("mem_total_kb").expect("mem_total_kb");
+    let available = f.u64("mem_available_kb").expect("mem_available_kb");
+    // 64 MiB less the kernel's own share.
+    assert!((16 * 1024..=64 * 1024).contains(&total), "{:?}", f.json);
+    assert!(available > 0 && available < total, "{:?}", f.json);
+    assert!(f.json["uptime_s"].as_f64() > Some(0.0), "{:?}", f.json);
+    assert!(f.json["load1"].as_f64() >= Some(0.0), "{:?}", f.json);
+}

@@ -407,6 +407,7 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
         ready_after_ms: None,
         booted_after_ms: None,
         service: Default::default(),
+        guest: None,
         tap: None,
         policy: None,
         disks: l

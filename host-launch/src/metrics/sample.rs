@@ -2,7 +2,7 @@
 //! and what its processes and TAP device use now (the host's, [`super::procfs`]).
 
 use super::procfs::{self, Tap, Usage};
-use crate::state::{self, Dropped, Entry, ServiceCounts};
+use crate::state::{self, Dropped, Entry, GuestFigures, ServiceCounts};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -30,6 +30,8 @@ pub struct Sample {
     /// The VM's exit status, once it ended.
     pub exit_code: Option<i32>,
     pub service: ServiceCounts,
+    /// The guest's own last figures, while it runs.
+    pub guest: Option<GuestFigures>,
     pub dropped: Dropped,
     /// The VM's host processes, while it runs.
     pub usage: Option<Usage>,
@@ -126,6 +128,7 @@ fn sample(e: &Entry, usage: &HashMap<u32, Usage>, digests: &mut Digests) -> Samp
         ready_after_ms: st.and_then(|s| s.ready_after_ms),
         exit_code: st.and_then(|s| s.exit_code).filter(|_| !e.running),
         service: st.map(|s| s.service.clone()).unwrap_or_default(),
+        guest: st.and_then(|s| s.guest).filter(|_| e.running),
         dropped: st.map(|s| s.dropped.clone()).unwrap_or_default(),
         usage: pid.and_then(|p| usage.get(&p).copied()),
         tap: pid
@@ -162,6 +165,7 @@ pub fn test_sample(name: &str) -> Sample {
         ready_after_ms: None,
         exit_code: None,
         service: ServiceCounts::default(),
+        guest: None,
         dropped: Dropped::default(),
         usage: Some(Usage::default()),
         tap_name: None,

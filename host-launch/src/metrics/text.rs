@@ -178,6 +178,30 @@ const METRICS: &[Metric] = &[
         |s| Some(n(s.service.liveness_failures)),
     ),
     (
+        "guest_memory_total_bytes",
+        "The guest's MemTotal, as its last figures event said (clamped).",
+        Kind::Gauge,
+        |s| s.guest?.mem_total_kb.map(|k| n(k.saturating_mul(1024))),
+    ),
+    (
+        "guest_memory_available_bytes",
+        "The guest's MemAvailable, as its last figures event said (clamped).",
+        Kind::Gauge,
+        |s| s.guest?.mem_available_kb.map(|k| n(k.saturating_mul(1024))),
+    ),
+    (
+        "guest_load1",
+        "The guest's 1-minute load average, as its last figures event said (clamped).",
+        Kind::Gauge,
+        |s| s.guest?.load1,
+    ),
+    (
+        "guest_uptime_seconds",
+        "The guest kernel's uptime, as its last figures event said (clamped).",
+        Kind::Gauge,
+        |s| s.guest?.uptime_s,
+    ),
+    (
         "dropped_console_bytes",
         "Console bytes rotated out of console.log.",
         Kind::Counter,

@@ -40,7 +40,8 @@ pub use list::{entry, list, natural_cmp, Entry};
 pub use lock::{is_locked, try_flock, try_lock, Lock};
 pub use process::{is_uml_with_umid, kill_uml_group, pid_alive, process_group};
 pub use record::{
-    temp_path, Dropped, Phase, PolicyRecord, ServiceCounts, State, TapRecord, LAST_EVENTS,
+    temp_path, Dropped, GuestFigures, Phase, PolicyRecord, ServiceCounts, State, TapRecord,
+    LAST_EVENTS,
 };
 pub use systemd::{unit_of_cgroup, Systemd};
 
@@ -72,6 +73,7 @@ mod tests {
             ready_after_ms: None,
             booted_after_ms: None,
             service: Default::default(),
+            guest: None,
             tap: None,
             policy: None,
             disks: vec![],
