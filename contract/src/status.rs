@@ -143,6 +143,10 @@ pub enum Event {
         signal: Option<i32>,
         #[serde(default)]
         ran_ms: u64,
+        /// The guest's OOM killer ended it (its kernel log names the pid). Optional: absent
+        /// means no, or an init that does not tell.
+        #[serde(default, skip_serializing_if = "is_false")]
+        oom: bool,
     },
     /// The service is started again after `delay_ms`.
     Restarting {
@@ -156,6 +160,19 @@ pub enum Event {
     Heartbeat {
         #[serde(default)]
         restarts: u64,
+    },
+    /// The guest's own figures, at a low rate (guest-init: every 10 s): memory from
+    /// /proc/meminfo, the 1-minute load average, the uptime. Each is optional: absent when
+    /// the guest could not read it. A host clamps them: they are the guest's word.
+    Figures {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mem_total_kb: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mem_available_kb: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load1: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uptime_s: Option<f64>,
     },
     /// The liveness check failed `failures` times in a row (`threshold` restarts the
     /// service); `check` says which check (`exec /bin/x`, `tcp ADDR`), `error` how it failed.
@@ -291,6 +308,11 @@ impl Event {
 }
 
 /// The object of an event, its name under `event` (an `Other`'s fields as they came).
+/// For `skip_serializing_if`: an optional flag is written only when set.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn fields_of(ev: &Event) -> Map<String, Value> {
     let v = match ev {
         Event::Other { name, fields } => {
@@ -451,8 +473,20 @@ mod tests {
                     code: Some(3),
                     signal: None,
                     ran_ms: 9,
+                    oom: false,
                 },
                 r#""pid":7,"status":"exited with code 3","code":3,"signal":null,"ran_ms":9"#,
+            ),
+            (
+                Event::Exited {
+                    pid: 7,
+                    status: "killed by signal 9 (SIGKILL)".into(),
+                    code: None,
+                    signal: Some(9),
+                    ran_ms: 9,
+                    oom: true,
+                },
+                r#""pid":7,"status":"killed by signal 9 (SIGKILL)","code":null,"signal":9,"ran_ms":9,"oom":true"#,
             ),
             (
                 Event::Fatal {

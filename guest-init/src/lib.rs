@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod boot;
 pub mod console;
 pub mod errno;
+pub mod figures;
 pub mod freeze;
 pub mod kmod;
 pub mod load;

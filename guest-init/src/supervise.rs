@@ -9,6 +9,7 @@
 //! Nothing here grows with the number of restarts: each run's pipes are owned by its
 //! [`Running`] and closed when it ends.
 
+use crate::figures;
 use crate::freeze::Freezer;
 use crate::log::LineBuffer;
 use crate::service::liveness::{Checker, Verdict};
@@ -107,6 +108,8 @@ pub struct Supervisor<'a, O: Observer> {
     heartbeat: Option<(Duration, Instant)>,
     /// The host's snapshot requests (freeze, thaw), if the guest has the channel.
     freezer: Option<Freezer>,
+    /// When the next `figures` event is due (every [`figures::EVERY`], the first at once).
+    next_figures: Instant,
 }
 
 impl<'a, O: Observer> Supervisor<'a, O> {
@@ -147,6 +150,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 .map(|(l, target)| Checker::new(l, target, svc.uid, svc.gid)),
             heartbeat: heartbeat.map(|every| (every, Instant::now())),
             freezer: None,
+            next_figures: Instant::now(),
         })
     }
 
@@ -247,6 +251,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.kill_at,
             probing.then_some(self.next_probe),
             self.heartbeat.map(|(_, next)| next),
+            Some(self.next_figures),
             self.liveness.as_ref().and_then(Checker::deadline),
             self.freezer.as_ref().and_then(Freezer::deadline),
         ];
@@ -411,6 +416,9 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             code,
             signal,
             ran_ms: millis(ran),
+            // Only a SIGKILL can be the OOM killer's; other ends need no look at the log.
+            oom: kind == ExitKind::Signaled(nix::libc::SIGKILL)
+                && service::oom::killed_by_oom(pid.as_raw()),
         });
         if self.end.is_some() {
             return; // stopping: this was the expected end
@@ -488,6 +496,10 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 });
                 *next = now + *every;
             }
+        }
+        if self.next_figures <= now {
+            self.obs.event(figures::read());
+            self.next_figures = now + figures::EVERY;
         }
         let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
         if let Some(v) = verdict {

@@ -40,6 +40,33 @@ pub enum Format {
     Json,
 }
 
+/// What `top` sorts by (biggest first; `name` in natural order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    Cpu,
+    Mem,
+    NetIn,
+    NetOut,
+    Restarts,
+    Uptime,
+    Name,
+}
+
+impl SortKey {
+    /// The key as the command line spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            SortKey::Cpu => "cpu",
+            SortKey::Mem => "mem",
+            SortKey::NetIn => "net-in",
+            SortKey::NetOut => "net-out",
+            SortKey::Restarts => "restarts",
+            SortKey::Uptime => "uptime",
+            SortKey::Name => "name",
+        }
+    }
+}
+
 /// `--format json` (or its alias `--json`).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct FormatArg {
@@ -285,6 +312,50 @@ pub enum Cmd {
         #[arg(long, value_name = "DISKNAME")]
         name: Option<String>,
     },
+    /// Every appliance's metrics in the Prometheus text format: printed, written for
+    /// node_exporter's textfile collector (one file per appliance), or served at /metrics.
+    #[command(after_help = ENVIRONMENT)]
+    Metrics {
+        /// Serve GET /metrics on this address (e.g. 127.0.0.1:9847) until interrupted.
+        #[arg(long, value_name = "ADDR", conflicts_with = "textfile")]
+        listen: Option<std::net::SocketAddr>,
+        /// Write host-launch-NAME.prom into this directory, atomically (without DIR: Debian's
+        /// node_exporter's, /var/lib/prometheus/node-exporter).
+        #[arg(long, value_name = "DIR", num_args = 0..=1,
+              default_missing_value = crate::metrics::textfile::DEFAULT_DIR)]
+        textfile: Option<PathBuf>,
+        /// With --textfile: write them again every SECONDS until interrupted (0: once).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "0",
+            requires = "textfile"
+        )]
+        every: u64,
+    },
+    /// One snapshot of what each appliance uses (all when no name is given): CPU, memory,
+    /// network, disk, restarts.
+    #[command(after_help = ENVIRONMENT)]
+    Stats {
+        name: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// A live table of every appliance (state, ready, CPU %, memory, network rates, restarts,
+    /// uptime), refreshed; keys c m i o r u a change the order, q quits.
+    #[command(after_help = ENVIRONMENT)]
+    Top {
+        /// The order, biggest first.
+        #[arg(long, short, value_enum, default_value = "cpu")]
+        sort: SortKey,
+        /// Seconds between refreshes.
+        #[arg(long, short = 'd', value_name = "SECONDS", default_value = "2",
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// End after N refreshes (default: until q).
+        #[arg(long, short = 'n', value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Install the systemd template unit host-launch@.service and its generator (specs in
     /// /etc/host-launch/NAME.json become host-launch@NAME.service, started at boot).
     #[command(after_help = ENVIRONMENT)]
@@ -318,8 +389,6 @@ pub enum Cmd {
 const HABITS: &[(&str, &str)] = &[
     ("ls", "list"),
     ("show", "status"),
-    ("top", "status"),
-    ("stats", "status"),
     ("kill", "stop"),
     ("remove", "forget"),
     ("rmi", "forget"),

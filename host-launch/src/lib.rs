@@ -28,6 +28,7 @@ pub mod events;
 pub mod exit;
 pub mod launch;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod oci_image;
 pub mod output;

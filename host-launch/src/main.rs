@@ -155,6 +155,25 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             disk,
             name,
         } => cmd::restore::restore(&archive, &disk, name.as_deref()),
+        Cmd::Metrics {
+            listen,
+            textfile,
+            every,
+        } => cmd::metrics::metrics(&cmd::metrics::Options {
+            listen,
+            textfile,
+            every: Duration::from_secs(every),
+        }),
+        Cmd::Stats { name, format } => cmd::stats::stats(name.as_deref(), format.is_json()),
+        Cmd::Top {
+            sort,
+            interval,
+            iterations,
+        } => cmd::top::top(&cmd::top::Options {
+            sort,
+            interval: Duration::from_secs(interval),
+            iterations,
+        }),
         Cmd::InstallSystemd { root } => cmd::systemd::install(&root),
         Cmd::SystemdGenerator {
             spec_dir,

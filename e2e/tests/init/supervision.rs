@@ -501,3 +501,54 @@ fn a_tcp_liveness_check_restarts_a_service_whose_port_closed() {
     assert!(started.len() >= 2 && started[1].u64("restarts") == Some(1));
     assert!(service_lines(&outcome, "closer").contains(&"closed"));
 }
+
+/// The `exited` event of a `never`-restarted service whose script is `script`, after the VM
+/// powered off cleanly with that service's SIGKILL as the reason.
+fn sigkilled_exit(label: &str, script: &str) -> Value {
+    let (_dir, image) = image(label);
+    let c = service_contract(json!({
+        "name": label,
+        "argv": ["/bin/sh", "-c", script],
+        "restart": {"policy": "never"}
+    }));
+    let outcome = run(Vm::new(&image).contract_cmdline(&c));
+    outcome.assert_clean_poweroff();
+    let off = outcome.expect_event("power_off");
+    assert_eq!(off.str("reason"), Some("service ended"), "{:?}", off.json);
+    let exited = outcome.expect_event("exited");
+    assert_eq!(exited.i64("signal"), Some(9), "{}", outcome.report());
+    exited.json.clone()
+}
+
+#[test]
+fn a_service_the_guests_oom_killer_ends_is_reported_as_oom_killed() {
+    // The shell itself grows a string by 1 MiB a round past the guest's 64 MiB, so the OOM
+    // killer's victim is the service's own pid.
+    let script = "m=a; i=0; while [ $i -lt 20 ]; do m=$m$m; i=$((i+1)); done; \
+                  echo grown; s=; while :; do s=$s$m; done";
+    let exited = sigkilled_exit("oomer", script);
+    assert_eq!(exited["oom"], json!(true), "{exited}");
+}
+
+#[test]
+fn a_kill_9_of_the_service_is_not_an_oom_kill() {
+    let exited = sigkilled_exit("killed", "echo bye; kill -9 $$");
+    assert_eq!(exited.get("oom"), None, "{exited}");
+}
+
+#[test]
+fn the_guests_figures_come_at_once_and_say_its_memory() {
+    let (_dir, image) = image("figures");
+    let c = service_contract(json!({"name": "idle", "argv": ["/bin/sleep", "1000"]}));
+    let vm = spawn(Vm::new(&image).memory_mib(64).contract_cmdline(&c));
+    let f = wait_event(&vm, "figures", BOOT);
+    let outcome = cad_and_wait(vm);
+    outcome.assert_clean_poweroff();
+    let total = f.u64("mem_total_kb").expect("mem_total_kb");
+    let available = f.u64("mem_available_kb").expect("mem_available_kb");
+    // 64 MiB less the kernel's own share.
+    assert!((16 * 1024..=64 * 1024).contains(&total), "{:?}", f.json);
+    assert!(available > 0 && available < total, "{:?}", f.json);
+    assert!(f.json["uptime_s"].as_f64() > Some(0.0), "{:?}", f.json);
+    assert!(f.json["load1"].as_f64() >= Some(0.0), "{:?}", f.json);
+}

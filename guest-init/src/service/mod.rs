@@ -28,10 +28,12 @@
 //! | [`stop`] | the stop signal |
 //! | [`readiness`] | `tcp` and `notify` readiness |
 //! | [`liveness`] | the liveness check while the service runs |
+//! | [`oom`] | whether the guest's OOM killer ended it (the kernel log) |
 
 mod child;
 pub mod error;
 pub mod liveness;
+pub mod oom;
 mod prepared;
 pub mod readiness;
 mod report;

@@ -410,6 +410,9 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
         started_at_ms: state::now_ms(),
         ready: false,
         ready_after_ms: None,
+        booted_after_ms: None,
+        service: Default::default(),
+        guest: None,
         tap: None,
         policy: None,
         disks: l

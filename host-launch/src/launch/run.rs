@@ -11,7 +11,7 @@ use crate::launch::tap;
 use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::saver::Saver;
-use crate::state::{Phase, State};
+use crate::state::{GuestFigures, Phase, ServiceCounts, State};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -442,6 +442,13 @@ fn handle_line(line: &str, f: &mut Follower) -> Heard {
     if matches!(event, Event::Heartbeat { .. }) {
         return Heard::Event;
     }
+    // The guest's figures (one every 10 s) only update its own state, like heartbeats not
+    // kept in the logs or the last events.
+    if let Some(figures) = guest_figures(&event) {
+        f.p.state.guest = Some(figures);
+        f.saver.changed(&f.p.state, &f.p.dir, false, Instant::now());
+        return Heard::Event;
+    }
     let _ = f.log.write(format!("{ev}\n").as_bytes());
     let after = f.run.started.elapsed();
     let before = (f.p.state.phase, f.p.state.ready);
@@ -469,12 +476,13 @@ fn handle_line(line: &str, f: &mut Follower) -> Heard {
 /// What one event changes in the state, sd_notify and what the run has seen.
 fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Follower) -> Heard {
     let st = &mut f.p.state;
+    let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    st.booted_after_ms.get_or_insert(after_ms);
+    count_service(&event, &mut st.service);
     match event {
         Event::Ready { .. } => {
             st.ready = true;
-            if st.ready_after_ms.is_none() {
-                st.ready_after_ms = Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
-            }
+            st.ready_after_ms.get_or_insert(after_ms);
             if st.phase == Phase::Booting {
                 st.phase = Phase::Ready;
             }
@@ -503,6 +511,42 @@ fn apply_event(event: Event, ev: &serde_json::Value, after: Duration, f: &mut Fo
     Heard::Event
 }
 
+/// Counts the service's restarts, exits and failed liveness checks (for `metrics`).
+/// A `figures` event's figures, clamped.
+fn guest_figures(event: &Event) -> Option<GuestFigures> {
+    match *event {
+        Event::Figures {
+            mem_total_kb,
+            mem_available_kb,
+            load1,
+            uptime_s,
+        } => Some(GuestFigures::clamped(
+            mem_total_kb,
+            mem_available_kb,
+            load1,
+            uptime_s,
+        )),
+        _ => None,
+    }
+}
+
+fn count_service(event: &Event, c: &mut ServiceCounts) {
+    match event {
+        Event::Restarting { .. } => c.restarts = c.restarts.saturating_add(1),
+        Event::Exited {
+            code, signal, oom, ..
+        } => {
+            c.exits = c.exits.saturating_add(1);
+            c.oom_kills = c.oom_kills.saturating_add(u64::from(*oom));
+            c.last_exit_code = code.or(signal.map(|s| s.saturating_add(128)));
+        }
+        Event::LivenessFailed { .. } => {
+            c.liveness_failures = c.liveness_failures.saturating_add(1);
+        }
+        _ => {}
+    }
+}
+
 /// Removes the TAP device this run created and the jail's mount point, and records the end.
 fn finish(p: &mut Prepared, outcome: &Outcome) {
     // The policy goes first: chains whose TAP device is gone stay until they are deleted.
@@ -526,4 +570,40 @@ fn finish(p: &mut Prepared, outcome: &Outcome) {
     p.state.outcome = Some(outcome.describe());
     p.state.exit_code = Some(outcome.code());
     let _ = p.state.save(&p.dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(line: &str) -> Event {
+        contract::status::parse(line).expect("an event").event
+    }
+
+    #[test]
+    fn oom_kills_are_counted_from_the_exited_events_flag_only() {
+        let mut c = ServiceCounts::default();
+        let oom = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1,"oom":true}"#;
+        let kill = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1}"#;
+        // A forged flag of the wrong type makes the event unreadable as `exited`: not counted.
+        let forged = r#"{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":3,"status":"s","code":null,"signal":9,"ran_ms":1,"oom":99999}"#;
+        for line in [oom, kill, forged] {
+            count_service(&event(line), &mut c);
+        }
+        assert_eq!(c.oom_kills, 1);
+        assert_eq!(c.exits, 2);
+        assert_eq!(c.last_exit_code, Some(137));
+    }
+
+    #[test]
+    fn a_guests_forged_figures_are_clamped_and_other_events_carry_none() {
+        let forged = r#"{"event":"figures","ts_us":1,"boot_us":1,"init_us":1,"mem_total_kb":18446744073709551615,"mem_available_kb":18446744073709551615,"load1":-5,"uptime_s":1e300}"#;
+        let g = guest_figures(&event(forged)).expect("figures");
+        assert_eq!(g.mem_total_kb, Some(1 << 30));
+        assert_eq!(g.mem_available_kb, g.mem_total_kb);
+        assert_eq!(g.load1, Some(0.0));
+        assert_eq!(g.uptime_s, Some(1e9));
+        let ready = r#"{"event":"ready","ts_us":1,"boot_us":1,"init_us":1}"#;
+        assert_eq!(guest_figures(&event(ready)), None);
+    }
 }

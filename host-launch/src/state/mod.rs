@@ -39,7 +39,10 @@ pub use dir::{base_dir, Dir, DEFAULT_STATE_DIR, STATE_DIR_ENV};
 pub use list::{entry, list, natural_cmp, Entry};
 pub use lock::{is_locked, try_flock, try_lock, Lock};
 pub use process::{is_uml_with_umid, kill_uml_group, pid_alive, process_group};
-pub use record::{temp_path, Dropped, Phase, PolicyRecord, State, TapRecord, LAST_EVENTS};
+pub use record::{
+    temp_path, Dropped, GuestFigures, Phase, PolicyRecord, ServiceCounts, State, TapRecord,
+    LAST_EVENTS,
+};
 pub use systemd::{unit_of_cgroup, Systemd};
 
 #[cfg(test)]
@@ -68,6 +71,9 @@ mod tests {
             started_at_ms: 0,
             ready: false,
             ready_after_ms: None,
+            booted_after_ms: None,
+            service: Default::default(),
+            guest: None,
             tap: None,
             policy: None,
             disks: vec![],

@@ -78,6 +78,15 @@ pub struct State {
     pub ready: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_after_ms: Option<u64>,
+    /// When guest-init's first status event came, after the start: the kernel's boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted_after_ms: Option<u64>,
+    /// What the service did this run, as its events told (counted by the host).
+    #[serde(default)]
+    pub service: ServiceCounts,
+    /// The guest's own figures, from its last `figures` event (clamped: the guest's word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +119,63 @@ pub struct State {
     /// The service's stop timeout (the merged contract's), for `stop`'s default wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
+}
+
+/// The service's restarts, exits and failed liveness checks in this run: one per event the
+/// host received, so a guest cannot claim more than it sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub restarts: u64,
+    pub exits: u64,
+    /// Exits the guest reported as its OOM killer's (`exited` with `oom`; absent in older
+    /// state files and from inits that do not tell).
+    #[serde(default)]
+    pub oom_kills: u64,
+    pub liveness_failures: u64,
+    /// The last exit's code, or 128 + the signal that ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+}
+
+/// The guest's last `figures` event, clamped to what a VM can have: a guest may send any
+/// number, and these land in graphs and sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestFigures {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total_kb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_available_kb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<f64>,
+}
+
+/// 1 TiB in kB: more than any appliance has.
+const MAX_MEM_KB: u64 = 1 << 30;
+/// A load average or uptime (s, ~30 years) beyond these is a lie.
+const MAX_LOAD: f64 = 1e6;
+const MAX_UPTIME_S: f64 = 1e9;
+
+impl GuestFigures {
+    /// The figures as sent, each clamped; the available memory no more than the total.
+    pub fn clamped(
+        mem_total_kb: Option<u64>,
+        mem_available_kb: Option<u64>,
+        load1: Option<f64>,
+        uptime_s: Option<f64>,
+    ) -> GuestFigures {
+        let total = mem_total_kb.map(|t| t.min(MAX_MEM_KB));
+        let cap = total.unwrap_or(MAX_MEM_KB);
+        let within =
+            |v: Option<f64>, max: f64| v.filter(|v| v.is_finite()).map(|v| v.clamp(0.0, max));
+        GuestFigures {
+            mem_total_kb: total,
+            mem_available_kb: mem_available_kb.map(|a| a.min(cap)),
+            load1: within(load1, MAX_LOAD),
+            uptime_s: within(uptime_s, MAX_UPTIME_S),
+        }
+    }
 }
 
 /// What the bounds on a guest's output dropped.
@@ -164,4 +230,31 @@ impl State {
 pub fn temp_path(dir: &Dir) -> PathBuf {
     dir.path
         .join(format!("state.json.tmp.{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod guest_figures_tests {
+    use super::*;
+
+    #[test]
+    fn a_guests_figures_are_clamped() {
+        let f = GuestFigures::clamped(Some(u64::MAX), Some(u64::MAX), Some(-3.0), Some(f64::MAX));
+        assert_eq!(f.mem_total_kb, Some(MAX_MEM_KB));
+        assert_eq!(f.mem_available_kb, Some(MAX_MEM_KB));
+        assert_eq!(f.load1, Some(0.0));
+        assert_eq!(f.uptime_s, Some(MAX_UPTIME_S));
+        let f = GuestFigures::clamped(Some(60_000), Some(90_000), Some(f64::NAN), None);
+        assert_eq!(f.mem_available_kb, Some(60_000));
+        assert_eq!((f.load1, f.uptime_s), (None, None));
+        let f = GuestFigures::clamped(Some(60_000), Some(40_000), Some(0.5), Some(12.5));
+        assert_eq!(
+            f,
+            GuestFigures {
+                mem_total_kb: Some(60_000),
+                mem_available_kb: Some(40_000),
+                load1: Some(0.5),
+                uptime_s: Some(12.5)
+            }
+        );
+    }
 }
