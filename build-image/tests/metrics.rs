@@ -165,7 +165,7 @@ fn metrics_follow_real_appliances() {
 
     // Traffic: 30 answered queries are at least 30 frames each way.
     for _ in 0..30 {
-        assert_eq!(lab.dig("www.example.net", "A"), "192.0.2.80");
+        answer(&lab);
     }
     let after = metrics(&lab);
     for m in [
@@ -180,7 +180,17 @@ fn metrics_follow_real_appliances() {
     }
     let grew = |m: &str| value(&after, m, "mdns") > value(&before, m, "mdns");
     assert!(grew("appliance_network_receive_bytes_total"));
-    assert!(grew("appliance_cpu_seconds_total"), "{before}\n{after}");
+    // The kernel counts CPU time in ticks (10 ms): 30 answers may fit in one on a quiet
+    // host, so the queries go on, in rounds of 30, until it moves (never, if it is broken).
+    let cpu = |t: &str| value(t, "appliance_cpu_seconds_total", "mdns");
+    let busier = (0..40).find_map(|_| {
+        for _ in 0..30 {
+            answer(&lab);
+        }
+        let t = metrics(&lab);
+        (cpu(&t) > cpu(&before)).then_some(t)
+    });
+    assert!(busier.is_some(), "CPU seconds never grew: {before}");
 
     // The flapping service's restarts are its own.
     let flapped = wait_for(Duration::from_secs(60), || {
@@ -368,22 +378,36 @@ fn top_draws_in_tmux(lab: &Lab) {
     assert!(screen.lines().any(|l| l.starts_with("mflap ")), "{screen}");
 
     tmux.cmd(&["send-keys", "-t", "top", "a"]);
+    // The header comes first in a frame: the screen is taken again until the rows are
+    // there too (tmux may show a frame half drawn).
+    let rows = |s: &str| -> Vec<String> {
+        s.lines()
+            .skip_while(|l| !l.starts_with("NAME "))
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
     let by_name = wait_for(Duration::from_secs(5), || {
         let s = tmux.screen();
-        s.contains("sorted by name").then_some(s)
-    })
-    .unwrap_or_else(|| panic!("after 'a': {}", tmux.screen()));
-    let rows: Vec<&str> = by_name
-        .lines()
-        .skip_while(|l| !l.starts_with("NAME "))
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(rows, ["mdns", "mflap"], "{by_name}");
+        (s.contains("sorted by name") && rows(&s) == ["mdns", "mflap"]).then_some(s)
+    });
+    assert!(by_name.is_some(), "after 'a', by name: {}", tmux.screen());
 
     tmux.cmd(&["send-keys", "-t", "top", "q"]);
     let ended = wait_for(Duration::from_secs(5), || {
         (!tmux.cmd(&["has-session", "-t", "top"]).status.success()).then_some(())
     });
     assert!(ended.is_some(), "top did not end on q: {}", tmux.screen());
+}
+
+/// One answered query: dig tries up to three times (1 s each), since a 2-core host running
+/// other work may delay one reply past a second; what is counted here is the traffic.
+fn answer(lab: &Lab) {
+    let got = (0..3)
+        .map(|_| lab.dig("www.example.net", "A"))
+        .find(|a| a == "192.0.2.80");
+    assert!(
+        got.is_some(),
+        "mdns did not answer www.example.net in three tries"
+    );
 }
