@@ -4,7 +4,8 @@
 //! - a guest root service floods the console and the status channel (with over-long lines and
 //!   with valid events) for 20 s: the launcher's memory and the files on the host stay under
 //!   their caps, `status` shows what was dropped, the neighbour appliance keeps answering, and
-//!   the hostile VM still stops cleanly;
+//!   the hostile VM still stops cleanly; the figures and OOM kills it forges (naming the
+//!   neighbour) land clamped in its own metrics only, never in the neighbour's;
 //! - the state directory, its files and the config device are unreadable to another host
 //!   user, and a contract secret is on no command line.
 //!
@@ -24,6 +25,11 @@ const FLOOD: &str = r#"
 long=$(head -c 100000 /dev/zero | tr '\0' x)
 ( while :; do echo "$long" > $s; echo '{"event":"ready","ts_us":1,"boot_us":1,"init_us":1}' > $s; done ) &
 ( while :; do echo "flood flood flood flood flood flood flood flood flood flood flood" > /dev/console; done ) &
+( while :; do
+  echo '{"event":"figures","ts_us":1,"boot_us":1,"init_us":1,"mem_total_kb":18446744073709551615,"mem_available_kb":18446744073709551615,"load1":1e308,"uptime_s":-5,"appliance":"neighbour"}' > $s
+  echo '{"event":"exited","ts_us":1,"boot_us":1,"init_us":1,"pid":2,"status":"killed","signal":9,"oom":true,"appliance":"neighbour"}' > $s
+  sleep 1
+done ) &
 exec httpd -f -p 8080 -h /www
 "#;
 
@@ -31,7 +37,7 @@ exec httpd -f -p 8080 -h /www
 /// file `/run/flood.sh` from the spec.
 fn hostile_image(dir: &Path) -> PathBuf {
     let image = dir.join("hostile.img");
-    let applets = ["sh", "mknod", "head", "tr", "httpd"];
+    let applets = ["sh", "mknod", "head", "tr", "httpd", "sleep"];
     RootFs::new()
         .busybox(&applets)
         .bytes("/www/index.html", b"hostile\n".to_vec(), 0o644)
@@ -178,6 +184,8 @@ fn a_flooding_guest_is_bounded_and_its_state_is_private() {
         "no over-long status line was counted: {st}"
     );
 
+    forged_metrics_stay_the_hostiles(&state);
+
     // Private state, and the secret on no command line.
     let meta = std::fs::metadata(&vm_dir).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o700);
@@ -228,6 +236,51 @@ fn a_flooding_guest_is_bounded_and_its_state_is_private() {
     );
     let (code, all) = neighbour.stop();
     assert_eq!(code, Some(0), "{all}");
+}
+
+/// The value of `metric` for `appliance` in `host-launch metrics`' text.
+fn metric(text: &str, metric: &str, appliance: &str) -> Option<f64> {
+    let label = format!("appliance=\"{appliance}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The hostile guest's forged `figures` and OOM `exited` lines (which name the neighbour in
+/// a field of their own) count in its own series only, clamped; every series is one of the
+/// two appliances'.
+fn forged_metrics_stay_the_hostiles(state: &Path) {
+    let out = host_launch(state, &["metrics"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            l.contains("appliance=\"neighbour\"") || l.contains("appliance=\"hostile\""),
+            "a series of no appliance: {l}"
+        );
+    }
+    let oom = |a| metric(&text, "appliance_service_oom_kills_total", a);
+    assert!(
+        oom("hostile").is_some_and(|n| n > 0.0),
+        "no forged OOM kill reached the host: the test would prove nothing\n{text}"
+    );
+    assert_eq!(oom("neighbour"), Some(0.0), "{text}");
+    let total = |a| metric(&text, "appliance_guest_memory_total_bytes", a);
+    // The neighbour's own figure: its 64 MiB, not the hostile's forged 16 EiB.
+    assert!(
+        total("neighbour").is_some_and(|b| b <= 64.0 * 1048576.0),
+        "{text}"
+    );
+    // The hostile's, forged or not, within the clamp (1 TiB, a load of 1e6, no negative
+    // uptime).
+    assert!(
+        total("hostile").is_some_and(|b| b <= 1024.0 * 1073741824.0),
+        "{text}"
+    );
+    let load = metric(&text, "appliance_guest_load1", "hostile");
+    assert!(load.is_some_and(|l| (0.0..=1e6).contains(&l)), "{text}");
+    let up = metric(&text, "appliance_guest_uptime_seconds", "hostile");
+    assert!(up.is_none_or(|u| u >= 0.0), "{text}");
 }
 
 /// A data disk that another VM's uid owns belongs to that appliance: the launch is refused,
