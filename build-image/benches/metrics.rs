@@ -2,7 +2,9 @@
 //! 32 MiB each) on one bridge in a namespace the benchmark creates, then the release
 //! host-launch's own CPU and wall time for one `metrics` scrape (and its bytes, per
 //! appliance), one `stats --format json`, and `top` refreshing every 2 s for `--seconds`
-//! (its output to a pipe: the same collection a terminal gets) as a share of one CPU.
+//! (its output to a pipe: the same collection a terminal gets) as a share of one CPU; and the
+//! launchers' own CPU and RSS over `--seconds` with nothing scraping and with a scrape every
+//! 2 s.
 //!
 //! ```sh
 //! cargo bench -p build-image --bench metrics [-- --appliances 100 --rounds 5 --seconds 20]
@@ -70,6 +72,43 @@ fn timed(exe: &Path, state: &Path, args: &[&str]) -> (Output, Duration, f64) {
         .output()
         .expect("running host-launch");
     (out, t.elapsed(), children_cpu() - cpu)
+}
+
+/// The launchers' CPU seconds (user + system, from /proc/PID/stat) and their RSS in KiB,
+/// summed over `pids`.
+fn launchers(pids: &[u32]) -> (f64, u64) {
+    let tick = 100.0; // USER_HZ on Linux
+    pids.iter().fold((0.0, 0), |(cpu, rss), pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        let ticks = f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0u64);
+        (cpu + ticks / tick, rss + kib)
+    })
+}
+
+/// What the launchers themselves spend over `window`, as a share of one CPU, and their
+/// mean RSS: measured once with nothing looking at the fleet and once while `scrape` runs.
+fn launcher_cost(pids: &[u32], window: Duration, scrape: impl Fn()) -> (f64, u64) {
+    let (c0, _) = launchers(pids);
+    let t = Instant::now();
+    while t.elapsed() < window {
+        scrape();
+    }
+    let (c1, rss) = launchers(pids);
+    (
+        (c1 - c0) / t.elapsed().as_secs_f64() * 100.0,
+        rss / pids.len().max(1) as u64,
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -172,6 +211,28 @@ fn main() {
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
+    );
+
+    // The launchers' own cost, with nothing scraping and with a scrape every 2 s: metrics are
+    // read from /proc and state files by the scraping process, so the launchers should not
+    // notice; what they do pay for is the guests' figures events (every 10 s each).
+    let pids: Vec<u32> = (0..a.appliances)
+        .filter_map(|i| lab.state(&format!("m{i}"))["launcher_pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
+    let window = Duration::from_secs(a.seconds);
+    let (idle_cpu, idle_rss) = launcher_cost(&pids, window, || {
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let (scraped_cpu, scraped_rss) = launcher_cost(&pids, window, || {
+        let _ = timed(&exe, &state, &["metrics"]);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    println!(
+        "launchers ({} of them, over {} s): not scraped {idle_cpu:.2}% of one CPU in all, \
+         {idle_rss} KiB RSS each; scraped every 2 s {scraped_cpu:.2}%, {scraped_rss} KiB each",
+        pids.len(),
+        a.seconds
     );
 
     let (mut wall, mut cpu, mut size) = (Vec::new(), Vec::new(), 0);
