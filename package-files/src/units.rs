@@ -1,14 +1,14 @@
 //! The systemd template unit and generator for the packaged launcher, at Debian's policy
 //! paths under /usr/lib/systemd; `host-launch install-systemd` writes the same two under /etc
 //! for a launcher elsewhere (a checkout). Beside them the unattended update's service and
-//! timer templates (off by default: the package enables no instance; the script they run is
-//! installed by debian/rules in /usr/lib/host-launch).
+//! timer templates, and the scheduled backup's (all off by default: the package enables no
+//! instance; the update's script is installed by debian/rules in /usr/lib/host-launch).
 
 use crate::{File, BIN_DIR};
 use host_launch::systemd::{install::generator_script, install::GENERATOR_NAME, template_unit};
 use host_launch::systemd::{
     AUTO_UPDATE_SERVICE, AUTO_UPDATE_SERVICE_NAME, AUTO_UPDATE_TIMER, AUTO_UPDATE_TIMER_NAME,
-    TEMPLATE_NAME,
+    BACKUP_SERVICE, BACKUP_SERVICE_NAME, BACKUP_TIMER, BACKUP_TIMER_NAME, TEMPLATE_NAME,
 };
 
 /// systemd's directory for a package's units.
@@ -33,6 +33,10 @@ pub fn unit(exe: &str) -> String {
 pub const AUTO_UPDATE_DOCUMENTATION: &str =
     "Documentation=man:host-launch-update(1) man:build-image(1)";
 
+/// The man pages of the scheduled backup's units.
+pub const BACKUP_DOCUMENTATION: &str =
+    "Documentation=man:host-launch-backup(1) man:host-launch-restore(1)";
+
 /// `unit` with `doc` on the line after its `Description=` (the checkout's units name no man
 /// page: `systemd-analyze verify` fails on one that is not installed).
 fn documented(unit: &str, doc: &str) -> String {
@@ -48,7 +52,8 @@ fn documented(unit: &str, doc: &str) -> String {
     out
 }
 
-/// The template unit, the generator, and the unattended update's service and timer.
+/// The template unit, the generator, the unattended update's service and timer, and the
+/// scheduled backup's.
 pub fn files() -> Vec<File> {
     let exe = format!("{BIN_DIR}/host-launch");
     vec![
@@ -70,6 +75,16 @@ pub fn files() -> Vec<File> {
         File {
             path: format!("{UNIT_DIR}/{AUTO_UPDATE_TIMER_NAME}"),
             bytes: documented(AUTO_UPDATE_TIMER, AUTO_UPDATE_DOCUMENTATION).into_bytes(),
+            mode: 0o644,
+        },
+        File {
+            path: format!("{UNIT_DIR}/{BACKUP_SERVICE_NAME}"),
+            bytes: documented(BACKUP_SERVICE, BACKUP_DOCUMENTATION).into_bytes(),
+            mode: 0o644,
+        },
+        File {
+            path: format!("{UNIT_DIR}/{BACKUP_TIMER_NAME}"),
+            bytes: documented(BACKUP_TIMER, BACKUP_DOCUMENTATION).into_bytes(),
             mode: 0o644,
         },
     ]
@@ -120,5 +135,19 @@ mod tests {
         );
         let timer = String::from_utf8_lossy(&f[3].bytes);
         assert!(timer.contains(AUTO_UPDATE_DOCUMENTATION) && timer.contains("OnCalendar=daily"));
+        assert_eq!(
+            f[4].path,
+            "usr/lib/systemd/system/host-launch-backup@.service"
+        );
+        let backup = String::from_utf8_lossy(&f[4].bytes);
+        assert!(
+            backup.contains(BACKUP_DOCUMENTATION)
+                && backup.contains(
+                    "ExecStart=/usr/bin/host-launch backup %i --to /var/lib/host-launch/backups/%i"
+                ),
+            "{backup}"
+        );
+        let timer = String::from_utf8_lossy(&f[5].bytes);
+        assert!(timer.contains(BACKUP_DOCUMENTATION) && timer.contains("OnCalendar=daily"));
     }
 }

@@ -153,17 +153,23 @@ fn dig_answers(c: &Container, server: &str) {
     });
 }
 
-/// The unattended update where host-launch/README.md ("Fleet updates") says: its service and
-/// timer templates pass systemd's own reading as an instance (their man pages installed),
-/// the script they run is executable there, and no timer is enabled (off by default).
-fn auto_update_installed_off(c: &Container) {
+/// The unattended update and the scheduled backup where host-launch/README.md ("Fleet
+/// updates", "Backup and restore") says: their service and timer templates pass systemd's own
+/// reading as an instance (their man pages installed), the update's script is executable
+/// there, and no timer is enabled (off by default).
+fn timers_installed_off(c: &Container) {
     for unit in [
         "host-launch-auto-update@dns.service",
         "host-launch-auto-update@dns.timer",
+        "host-launch-backup@dns.service",
+        "host-launch-backup@dns.timer",
     ] {
         let v = c.sh(&format!("systemd-analyze verify {unit}"));
         let err = String::from_utf8_lossy(&v.stderr);
-        let ours: Vec<&str> = err.lines().filter(|l| l.contains("auto-update")).collect();
+        let ours: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("auto-update") || l.contains("backup"))
+            .collect();
         assert!(
             v.status.success() && ours.is_empty(),
             "verify {unit}:\n{err}"
@@ -182,8 +188,24 @@ fn auto_update_installed_off(c: &Container) {
         "disabled",
         "the auto-update timer is off until the operator enables it"
     );
+    let exec = c.prop("host-launch-backup@dns.service", "ExecStart");
+    assert!(
+        exec.contains(
+            "argv[]=/usr/bin/host-launch backup dns --to /var/lib/host-launch/backups/dns --keep 7"
+        ),
+        "{exec}"
+    );
+    let enabled = c.sh("systemctl is-enabled host-launch-backup@dns.timer");
+    assert_eq!(
+        String::from_utf8_lossy(&enabled.stdout).trim(),
+        "disabled",
+        "the backup timer is off until the operator enables it"
+    );
     let timers = c.ok("systemctl list-timers --all --no-legend");
-    assert!(!timers.contains("auto-update"), "{timers}");
+    assert!(
+        !timers.contains("auto-update") && !timers.contains("host-launch-backup"),
+        "{timers}"
+    );
 }
 
 /// Whether a file name is one of the project's (its programs, its directories, its unit;
@@ -266,6 +288,8 @@ fn install_serve_remove_purge() {
         "/usr/lib/systemd/system/host-launch-auto-update@.service",
         "/usr/lib/systemd/system/host-launch-auto-update@.timer",
         "/usr/lib/host-launch/host-launch-auto-update",
+        "/usr/lib/systemd/system/host-launch-backup@.service",
+        "/usr/lib/systemd/system/host-launch-backup@.timer",
         "/usr/share/man/man1/host-launch-run.1.gz",
         "/usr/share/bash-completion/completions/host-launch",
         "/usr/share/zsh/vendor-completions/_host-launch",
@@ -316,7 +340,7 @@ fn install_serve_remove_purge() {
     let err = String::from_utf8_lossy(&v.stderr);
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("host-launch")).collect();
     assert!(v.status.success() && ours.is_empty(), "verify:\n{err}");
-    auto_update_installed_off(&c);
+    timers_installed_off(&c);
     let status = c.ok("host-launch status dns1");
     assert!(
         status.contains("/usr/lib/host-launch/linux"),

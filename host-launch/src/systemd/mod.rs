@@ -29,6 +29,15 @@ pub const AUTO_UPDATE_TIMER: &str = include_str!("../../systemd/host-launch-auto
 pub const AUTO_UPDATE_SERVICE_NAME: &str = "host-launch-auto-update@.service";
 pub const AUTO_UPDATE_TIMER_NAME: &str = "host-launch-auto-update@.timer";
 
+/// Scheduled backups (host-launch/README.md, "Backup and restore"): the service template that
+/// runs `host-launch backup NAME` into /var/lib/host-launch/backups/NAME, and its daily timer
+/// (off until an operator enables one).
+pub const BACKUP_SERVICE: &str = include_str!("../../systemd/host-launch-backup@.service");
+pub const BACKUP_TIMER: &str = include_str!("../../systemd/host-launch-backup@.timer");
+/// Their file names.
+pub const BACKUP_SERVICE_NAME: &str = "host-launch-backup@.service";
+pub const BACKUP_TIMER_NAME: &str = "host-launch-backup@.timer";
+
 /// `host-launch@NAME.service`.
 pub fn unit_name(name: &str) -> String {
     format!("host-launch@{name}.service")
