@@ -28,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
         )),
         files,
         argv0: "/usr/sbin/dnsmasq".into(),
+        // A volume's disk is a host file or device uml-runc checks before it plans.
+        disks: Vec::new(),
     };
     if let Ok(t) = uml_runc::service::translate("0123456789abcdef", &config, &inputs) {
         let c = &t.merged.contract;
