@@ -254,27 +254,19 @@ fn write_blocks(
     size: u64,
     is_file: bool,
 ) -> std::io::Result<u64> {
-    const BLOCK: usize = 1 << 16;
-    let mut buf = vec![0u8; BLOCK];
-    let mut done = 0u64;
     if is_file {
+        // Emptied, then `size` of hole: the copy writes only what is not zero.
         to.set_len(0)?;
-    }
-    while done < size {
-        let want = usize::try_from((size - done).min(BLOCK as u64)).unwrap_or(BLOCK);
-        from.read_exact(&mut buf[..want])?;
-        if is_file && buf[..want].iter().all(|b| *b == 0) {
-            to.seek(SeekFrom::Current(want as i64))?;
-        } else {
-            to.write_all(&buf[..want])?;
-        }
-        done += want as u64;
-    }
-    if is_file {
         to.set_len(size)?;
+        crate::disk_copy::write_nonzero(from, to, size)?;
+    } else {
+        let copied = std::io::copy(&mut from.take(size), to)?;
+        if copied < size {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
     }
     to.sync_all()?;
-    Ok(done)
+    Ok(size)
 }
 
 /// The spec the archive holds (bounded).

@@ -142,12 +142,19 @@ fn copy_range(
 /// Copies a block device's blocks that are not all zero (the rest stay holes).
 fn copy_nonzero(src: &mut File, dst: &mut File, len: u64) -> std::io::Result<()> {
     src.seek(SeekFrom::Start(0))?;
+    write_nonzero(src, dst, len)
+}
+
+/// Writes `len` bytes read from `from` into `dst`, a regular file already `len` long and all
+/// hole: only the 4 KiB blocks that are not all zero, so the rest stay holes (a snapshot's
+/// copy, a restored backup).
+pub fn write_nonzero(from: &mut impl Read, dst: &mut File, len: u64) -> std::io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
     while pos < len {
         let n = usize::try_from((len - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
         let chunk = buf.get_mut(..n).unwrap_or_default();
-        src.read_exact(chunk)?;
+        from.read_exact(chunk)?;
         for (i, block) in chunk.chunks(4096).enumerate() {
             if block.iter().any(|b| *b != 0) {
                 dst.seek(SeekFrom::Start(pos + (i * 4096) as u64))?;

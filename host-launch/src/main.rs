@@ -137,19 +137,11 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             keep,
             to_command,
             bound,
-        } => {
-            let target = match (to_command, to) {
-                (Some(command), to) => cmd::backup::Target::Command {
-                    command,
-                    scratch: to.unwrap_or_else(|| PathBuf::from(".")),
-                },
-                (None, dir) => cmd::backup::Target::Dir {
-                    dir: dir.unwrap_or_else(|| PathBuf::from(".")),
-                    keep: usize::try_from(keep).unwrap_or(usize::MAX),
-                },
-            };
-            cmd::backup::backup(&name, &target, Duration::from_secs(bound))
-        }
+        } => cmd::backup::backup(
+            &name,
+            &cmd::backup::Target::new(to, keep, to_command),
+            Duration::from_secs(bound),
+        ),
         Cmd::Restore {
             archive,
             disk,

@@ -52,6 +52,15 @@ fn documented(unit: &str, doc: &str) -> String {
     out
 }
 
+/// Unit `name` (`text`, its man pages `doc` added) in the package's unit directory.
+fn unit_file(name: &str, text: &str, doc: &str) -> File {
+    File {
+        path: format!("{UNIT_DIR}/{name}"),
+        bytes: documented(text, doc).into_bytes(),
+        mode: 0o644,
+    }
+}
+
 /// The template unit, the generator, the unattended update's service and timer, and the
 /// scheduled backup's.
 pub fn files() -> Vec<File> {
@@ -67,26 +76,18 @@ pub fn files() -> Vec<File> {
             bytes: generator_script(&exe, &format!("/{UNIT_DIR}/{TEMPLATE_NAME}")).into_bytes(),
             mode: 0o755,
         },
-        File {
-            path: format!("{UNIT_DIR}/{AUTO_UPDATE_SERVICE_NAME}"),
-            bytes: documented(AUTO_UPDATE_SERVICE, AUTO_UPDATE_DOCUMENTATION).into_bytes(),
-            mode: 0o644,
-        },
-        File {
-            path: format!("{UNIT_DIR}/{AUTO_UPDATE_TIMER_NAME}"),
-            bytes: documented(AUTO_UPDATE_TIMER, AUTO_UPDATE_DOCUMENTATION).into_bytes(),
-            mode: 0o644,
-        },
-        File {
-            path: format!("{UNIT_DIR}/{BACKUP_SERVICE_NAME}"),
-            bytes: documented(BACKUP_SERVICE, BACKUP_DOCUMENTATION).into_bytes(),
-            mode: 0o644,
-        },
-        File {
-            path: format!("{UNIT_DIR}/{BACKUP_TIMER_NAME}"),
-            bytes: documented(BACKUP_TIMER, BACKUP_DOCUMENTATION).into_bytes(),
-            mode: 0o644,
-        },
+        unit_file(
+            AUTO_UPDATE_SERVICE_NAME,
+            AUTO_UPDATE_SERVICE,
+            AUTO_UPDATE_DOCUMENTATION,
+        ),
+        unit_file(
+            AUTO_UPDATE_TIMER_NAME,
+            AUTO_UPDATE_TIMER,
+            AUTO_UPDATE_DOCUMENTATION,
+        ),
+        unit_file(BACKUP_SERVICE_NAME, BACKUP_SERVICE, BACKUP_DOCUMENTATION),
+        unit_file(BACKUP_TIMER_NAME, BACKUP_TIMER, BACKUP_DOCUMENTATION),
     ]
 }
 

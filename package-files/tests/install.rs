@@ -182,12 +182,7 @@ fn timers_installed_off(c: &Container) {
             && exec.contains("/etc/host-launch/auto-update/dns.conf"),
         "{exec}"
     );
-    let enabled = c.sh("systemctl is-enabled host-launch-auto-update@dns.timer");
-    assert_eq!(
-        String::from_utf8_lossy(&enabled.stdout).trim(),
-        "disabled",
-        "the auto-update timer is off until the operator enables it"
-    );
+    assert_disabled(c, "host-launch-auto-update@dns.timer");
     let exec = c.prop("host-launch-backup@dns.service", "ExecStart");
     assert!(
         exec.contains(
@@ -195,16 +190,21 @@ fn timers_installed_off(c: &Container) {
         ),
         "{exec}"
     );
-    let enabled = c.sh("systemctl is-enabled host-launch-backup@dns.timer");
-    assert_eq!(
-        String::from_utf8_lossy(&enabled.stdout).trim(),
-        "disabled",
-        "the backup timer is off until the operator enables it"
-    );
+    assert_disabled(c, "host-launch-backup@dns.timer");
     let timers = c.ok("systemctl list-timers --all --no-legend");
     assert!(
         !timers.contains("auto-update") && !timers.contains("host-launch-backup"),
         "{timers}"
+    );
+}
+
+/// `timer` is off until the operator enables it.
+fn assert_disabled(c: &Container, timer: &str) {
+    let enabled = c.sh(&format!("systemctl is-enabled {timer}"));
+    assert_eq!(
+        String::from_utf8_lossy(&enabled.stdout).trim(),
+        "disabled",
+        "{timer} is off until the operator enables it"
     );
 }
 

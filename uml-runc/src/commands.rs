@@ -326,13 +326,12 @@ fn is_file(p: &str) -> Option<bool> {
 fn volumes(
     c: &crate::bundle::Config,
     data_paths: &[service::DataPath],
-    dir: &Dir,
     uid: u32,
     undo: &mut Undo,
 ) -> Result<crate::volume::Attached> {
     let planned = crate::volume::plan(c, data_paths, is_file)?;
     let new_mib = crate::volume::new_size_mib(c)?;
-    let attached = crate::volume::attach(&planned, new_mib, &dir.path, uid)?;
+    let attached = crate::volume::attach(&planned, new_mib, uid)?;
     undo.created.extend(attached.created.iter().cloned());
     Ok(attached)
 }
@@ -378,7 +377,7 @@ fn prepare(id: &str, bundle: &Bundle, dir: &Dir, undo: &mut Undo) -> Result<Prep
     let data_paths = service::data_paths(c)?;
     let files = mounted_files(c, &data_paths)?;
     let uid = pick_uid(id, dir)?;
-    let volumes = volumes(c, &data_paths, dir, uid, undo)?;
+    let volumes = volumes(c, &data_paths, uid, undo)?;
     let netns = guest_netns(bundle)?;
     let found = match &netns {
         Some(ns) => Some(crate::net::inspect(ns)?),

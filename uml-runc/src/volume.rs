@@ -205,20 +205,15 @@ pub struct Attached {
     pub held: Vec<File>,
 }
 
-/// Makes each planned disk usable by `uid`: image files created or checked, device nodes
-/// made in the container's directory `state_dir`. On failure nothing it created is left.
-pub fn attach(planned: &[Planned], new_mib: u64, state_dir: &Path, uid: u32) -> Result<Attached> {
+/// Makes each planned disk usable by `uid`: image files created or checked, devices
+/// claimed (the jail gives the VM a node of its own for each: `vmm::jail`). On failure
+/// nothing it created is left.
+pub fn attach(planned: &[Planned], new_mib: u64, uid: u32) -> Result<Attached> {
     let mut a = Attached::default();
-    for (n, p) in planned.iter().enumerate() {
+    for p in planned {
         let done = match &p.source {
             Source::Directory(dir) => image_file(p, dir, new_mib, uid, &mut a.created),
-            Source::Device { path, major, minor } => device_node(
-                p,
-                path,
-                (*major, *minor),
-                &state_dir.join(format!("data{n}.dev")),
-                uid,
-            ),
+            Source::Device { path, major, minor } => claim_device(p, path, (*major, *minor)),
         };
         match done {
             Ok((disk, held)) => {
@@ -363,14 +358,9 @@ fn disk(path: &Path, mib: u64, data: &DataPath) -> DiskSpec {
 }
 
 /// The block device `major:minor` claimed exclusively (so it is mounted nowhere and used by
-/// no other appliance), and a node of its own at `node` for the VM's uid.
-fn device_node(
-    p: &Planned,
-    path: &str,
-    (major, minor): (u64, u64),
-    node: &Path,
-    uid: u32,
-) -> Result<(DiskSpec, File)> {
+/// no other appliance) by its host node, which the disk names: the jail makes the VM a node
+/// of its own for it and never binds the host's.
+fn claim_device(p: &Planned, path: &str, (major, minor): (u64, u64)) -> Result<(DiskSpec, File)> {
     let at = format!("config.json: {}", p.at);
     let host = host_node(major, minor).map_err(|e| {
         Error::new(format!(
@@ -397,22 +387,7 @@ fn device_node(
     let bytes =
         device_bytes(&claim).map_err(io(format!("{at}: the size of {}", host.display())))?;
     check_size(p, &host, bytes >> 20)?;
-    let dev = libc::makedev(
-        u32::try_from(major).unwrap_or(u32::MAX),
-        u32::try_from(minor).unwrap_or(u32::MAX),
-    );
-    nix::sys::stat::mknod(
-        node,
-        nix::sys::stat::SFlag::S_IFBLK,
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-        dev,
-    )
-    .map_err(|e| Error::new(format!("{at}: making {}: {e}", node.display())))?;
-    std::os::unix::fs::chown(node, Some(uid), Some(uid)).map_err(io(format!(
-        "{at}: giving {} to the VM's uid",
-        node.display()
-    )))?;
-    Ok((disk(node, bytes >> 20, &p.data), claim))
+    Ok((disk(&host, bytes >> 20, &p.data), claim))
 }
 
 /// The host's node of a block device, from sysfs's `DEVNAME`, checked to be that device.
@@ -581,7 +556,7 @@ mod tests {
             data: data(&["/data"])[0].clone(),
         }];
         let uid = nix::unistd::getuid().as_raw();
-        let a = attach(&planned, 16, &dir, uid).unwrap();
+        let a = attach(&planned, 16, uid).unwrap();
         let img = dir.join(IMAGE_FILE);
         assert_eq!(a.created, std::slice::from_ref(&img));
         let m = std::fs::metadata(&img).unwrap();
@@ -591,21 +566,21 @@ mod tests {
         assert_eq!(a.disks[0].size_mib, Some(16));
         assert_eq!(a.disks[0].mount_point.as_deref(), Some("/data"));
         // While it is held, a second container cannot take it.
-        let e = attach(&planned, 16, &dir, uid).unwrap_err().0;
+        let e = attach(&planned, 16, uid).unwrap_err().0;
         assert!(e.contains("in use by another container"), "{e}");
         drop(a);
         // Used as it is after: the size of a new one does not apply, nothing is created.
-        let again = attach(&planned, 64, &dir, uid).unwrap();
+        let again = attach(&planned, 64, uid).unwrap();
         assert!(again.created.is_empty());
         assert_eq!(again.disks[0].size_mib, Some(16));
         drop(again);
         // Too small for the image: refused, and the new file it made is removed.
         std::fs::remove_file(&img).unwrap();
-        let e = attach(&planned, 4, &dir, uid).unwrap_err().0;
+        let e = attach(&planned, 4, uid).unwrap_err().0;
         assert!(e.contains("has 4 MiB, less than the 8 MiB"), "{e}");
         assert!(!img.exists(), "a refused new image file is removed");
         std::os::unix::fs::symlink("/etc/passwd", &img).unwrap();
-        let e = attach(&planned, 16, &dir, uid).unwrap_err().0;
+        let e = attach(&planned, 16, uid).unwrap_err().0;
         assert!(e.contains("symbolic link"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

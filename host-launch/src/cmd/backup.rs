@@ -27,6 +27,24 @@ pub enum Target {
     Command { command: String, scratch: PathBuf },
 }
 
+impl Target {
+    /// From the command line: `--to-command` streams (the copies made in `--to`, else here);
+    /// otherwise `--to DIR` (here by default) keeps the newest `keep`.
+    pub fn new(to: Option<PathBuf>, keep: u64, to_command: Option<String>) -> Target {
+        let here = || PathBuf::from(".");
+        match to_command {
+            Some(command) => Target::Command {
+                command,
+                scratch: to.unwrap_or_else(here),
+            },
+            None => Target::Dir {
+                dir: to.unwrap_or_else(here),
+                keep: usize::try_from(keep).unwrap_or(usize::MAX),
+            },
+        }
+    }
+}
+
 /// `backup NAME`: prints the archive, its checksum and the backups removed.
 pub fn backup(name: &str, target: &Target, bound: Duration) -> Result<i32> {
     let (spec, digest) = identity(name)?;
