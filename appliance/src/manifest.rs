@@ -207,14 +207,35 @@ mod tests {
 
     #[test]
     fn wrong_contract_version_is_refused_first() {
-        let e = parse(br#"{"contract_version":4,"whatever":true}"#)
+        let e = parse(br#"{"contract_version":5,"whatever":true}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("speaks host contract version 4"), "{e}");
+        assert!(e.contains("speaks host contract version 5"), "{e}");
         let e = parse(br#"{"service":{"argv":["/x"]}}"#)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("contract_version: missing"), "{e}");
+    }
+
+    #[test]
+    fn a_quiesce_command_is_read_with_its_default_timeout_and_typos_named() {
+        let m = parse(
+            br#"{"contract_version":4,"service":{"argv":["/x"],
+                 "quiesce":{"argv":["/bin/flush","--all"]}}}"#,
+        )
+        .unwrap();
+        let q = m.service.quiesce.unwrap();
+        assert_eq!(q.argv, ["/bin/flush", "--all"]);
+        assert_eq!(q.timeout_ms, 5000);
+        let e = parse(
+            br#"{"contract_version":4,"service":{"argv":["/x"],"quiesce":{"command":"/bin/flush"}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("service.quiesce.command: unknown field"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn resource_limits_need_a_version_2_manifest() {
     assert!(parse(with("manifest", &v2).as_bytes()).is_ok());
     let e = errors(&with(
         "manifest",
-        r#"{"contract_version":4,"service":{"argv":["/bin/true"]}}"#,
+        r#"{"contract_version":5,"service":{"argv":["/bin/true"]}}"#,
     ));
     assert!(e.iter().any(|l| l.contains("contract_version")), "{e:#?}");
 }

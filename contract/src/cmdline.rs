@@ -437,7 +437,7 @@ mod tests {
 
         let e = decode(&B64.encode("not json")).unwrap_err();
         assert!(matches!(e, DecodeError::Contract(ContractError::Syntax(_))));
-        let e = decode(&B64.encode(r#"{"version":4}"#)).unwrap_err();
+        let e = decode(&B64.encode(r#"{"version":5}"#)).unwrap_err();
         assert!(e.to_string().contains("version"), "{e}");
     }
     #[test]

@@ -1,7 +1,7 @@
-//! The JSON Schema of the contract (version 3, which also reads every version 1 and 2 document),
+//! The JSON Schema of the contract (version 4, which also reads every version 1 to 3 document),
 //! generated from the types so the two cannot drift apart.
 //!
-//! The checked-in copy, `contract/schema/contract-v3.schema.json`, is for people and tools
+//! The checked-in copy, `contract/schema/contract-v4.schema.json`, is for people and tools
 //! outside Rust; a test fails when it differs from what the types generate.
 
 use crate::types::Contract;
@@ -15,7 +15,7 @@ pub fn contract_schema() -> serde_json::Value {
 }
 
 /// Identifier of the schema, also its file name in `contract/schema/`.
-pub const SCHEMA_ID: &str = "contract-v3.schema.json";
+pub const SCHEMA_ID: &str = "contract-v4.schema.json";
 
 /// The schema as pretty JSON text with a trailing newline, exactly as checked in.
 pub fn contract_text() -> String {

@@ -190,11 +190,26 @@ pub enum Event {
     },
     /// The data file systems are frozen (FIFREEZE, after a sync) at the host's request, for
     /// a snapshot; thawed on the host's `thaw` or after `bound_ms` at the latest.
+    /// With a quiesce command (`service.quiesce`), `quiesce_ms` is how long it ran and
+    /// `quiesce_error` why it failed or was killed at its timeout, absent when it exited 0:
+    /// the file systems froze anyway, but the service's own data may be mid-write.
     Frozen {
         #[serde(default)]
         mount_points: Vec<String>,
         #[serde(default)]
         bound_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quiesce_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quiesce_error: Option<String>,
+    },
+    /// A `freeze` request started the quiesce command (`command`, at most `timeout_ms`); the
+    /// file systems freeze when it ends. The host waits that much longer for `frozen`.
+    Quiescing {
+        #[serde(default)]
+        command: String,
+        #[serde(default)]
+        timeout_ms: u64,
     },
     /// The data file systems are thawed, `frozen_ms` after they froze; `by` is `request` or
     /// `bound` (the host never asked in time), or `refused: WHY` when nothing froze.

@@ -1,6 +1,7 @@
 //! The host contract's serde types, for every version this crate speaks: version 2 is
 //! version 1 plus `service.rlimits`, version 3 is 2 plus `service.oom_score_adj` and
-//! `service.no_new_privileges`; a document cannot hold what only a later version has.
+//! `service.no_new_privileges`, version 4 is 3 plus `service.quiesce`; a document cannot
+//! hold what only a later version has.
 //!
 //! Every struct rejects unknown fields so that a typo on the host is an error, not a silently
 //! ignored setting. Values that need checking beyond their JSON shape (addresses, names, paths)
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The newest contract version these types describe.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The oldest contract version these types still describe (each later one only adds).
 pub const OLDEST_VERSION: u32 = 1;
@@ -26,9 +27,9 @@ pub fn speaks(v: u32) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
-    /// The contract version of this document: 1, 2 (adds `service.rlimits`) or 3 (adds
-    /// `service.oom_score_adj` and `service.no_new_privileges`). A host gives an image the
-    /// version its manifest declares.
+    /// The contract version of this document: 1, 2 (adds `service.rlimits`), 3 (adds
+    /// `service.oom_score_adj` and `service.no_new_privileges`) or 4 (adds
+    /// `service.quiesce`). A host gives an image the version its manifest declares.
     pub version: u32,
     /// The guest's hostname: one RFC 1123 label (letters, digits, '-'; 1 to 63 characters).
     pub hostname: String,
@@ -227,6 +228,29 @@ pub struct Service {
     /// only from contract version 3.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub no_new_privileges: bool,
+    /// A program of the image run before the data file systems freeze for a snapshot, so the
+    /// service's own files are complete on disk (see [`Quiesce`]). Contract version 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiesce: Option<Quiesce>,
+}
+
+/// `service.quiesce`: run on the host's `freeze` request before the sync and FIFREEZE, as
+/// the service's uid and gid, its output logged like the service's. Its failure or timeout
+/// does not stop the freeze: the copy is then consistent for the file system but only
+/// crash-consistent for the service, and the `frozen` event says why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quiesce {
+    /// Program and arguments; `argv[0]` an absolute path in the image.
+    pub argv: Vec<String>,
+    /// How long it may run before it is killed and the freeze goes ahead (1 to 30000).
+    #[serde(default = "default_quiesce_timeout_ms")]
+    #[schemars(range(min = 1, max = 30_000))]
+    pub timeout_ms: u64,
+}
+
+fn default_quiesce_timeout_ms() -> u64 {
+    5_000
 }
 
 fn yes() -> bool {
@@ -257,10 +281,15 @@ pub const RLIMITS_SINCE: u32 = 2;
 /// (the OCI runtime spec's `process.oomScoreAdj` and `process.noNewPrivileges`).
 pub const OOM_SCORE_SINCE: u32 = 3;
 
+/// The contract version that brought `service.quiesce` (the snapshot's quiesce command).
+pub const QUIESCE_SINCE: u32 = 4;
+
 impl Contract {
     /// The oldest contract version that can hold this contract.
     pub fn least_version(&self) -> u32 {
-        if self.version_3_field().is_some() {
+        if self.service.quiesce.is_some() {
+            QUIESCE_SINCE
+        } else if self.version_3_field().is_some() {
             OOM_SCORE_SINCE
         } else if !self.service.rlimits.is_empty() {
             RLIMITS_SINCE

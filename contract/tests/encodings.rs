@@ -320,6 +320,7 @@ fn service() -> impl Strategy<Value = Service> {
                     rlimits: BTreeMap::new(),
                     oom_score_adj: None,
                     no_new_privileges: true,
+                    quiesce: None,
                 }
             },
         )

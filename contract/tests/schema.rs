@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/contract-v3.schema.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/contract-v4.schema.json")
 }
 
 #[test]
@@ -14,10 +14,10 @@ fn checked_in_schema_matches_the_types() {
         std::fs::write(schema_path(), &generated).expect("write schema");
     }
     let on_disk = std::fs::read_to_string(schema_path())
-        .expect("read contract/schema/contract-v3.schema.json");
+        .expect("read contract/schema/contract-v4.schema.json");
     assert!(
         on_disk == generated,
-        "contract/schema/contract-v3.schema.json is out of date with contract/src/types.rs; \
+        "contract/schema/contract-v4.schema.json is out of date with contract/src/types.rs; \
          run `UPDATE_SCHEMA=1 cargo test -p contract --test schema` and commit the file"
     );
 }

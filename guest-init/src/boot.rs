@@ -219,9 +219,10 @@ pub fn run(started_us: u64) -> ! {
                 SpawnOptions::default(),
                 up.heartbeat,
             ) {
-                Ok(s) => s.with_freezer(Freezer::open(
-                    disks.iter().map(|d| d.mount_point.clone()).collect(),
-                )),
+                Ok(s) => s.with_freezer(
+                    Freezer::open(disks.iter().map(|d| d.mount_point.clone()).collect())
+                        .with_quiesce(crate::quiesce::Command::of(service)),
+                ),
                 Err(e) => {
                     rep.fatal(&Fatal::new(
                         None,

@@ -4,12 +4,20 @@
 //! the host's `thaw` or, so that a lost host never leaves the guest frozen, after the bound
 //! at the latest, and reports `thawed` with the time frozen.
 //!
+//! With a quiesce command (`service.quiesce`, [`crate::quiesce`]) a `freeze` first runs it
+//! (`quiescing`), and the sync and FIFREEZE follow when it ends, however it ends: a copy of
+//! frozen file systems is better than none even when the service could not be quiesced,
+//! and the `frozen` event says how the command went.
+//!
 //! The channel is optional: without `/dev/tty2` (a kernel or host without it) there is
 //! nothing to read and nothing happens.
 
 use crate::log::LineBuffer;
+use crate::quiesce::{self, Ended};
+use crate::service::ExitKind;
 use crate::status::Event;
 use nix::errno::Errno;
+use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -63,6 +71,16 @@ struct Frozen {
     dirs: Vec<OwnedFd>,
 }
 
+/// A freeze waiting for its quiesce command.
+#[derive(Debug)]
+struct Quiescing {
+    running: quiesce::Running,
+    bound: Duration,
+}
+
+/// Where a line of the quiesce command's output goes: (pid, stderr, line).
+pub type Emit<'a> = &'a mut dyn FnMut(Pid, bool, &str);
+
 /// The request channel and the freeze it may hold.
 #[derive(Debug)]
 pub struct Freezer {
@@ -70,6 +88,8 @@ pub struct Freezer {
     lines: LineBuffer,
     mount_points: Vec<String>,
     frozen: Option<Frozen>,
+    quiesce: Option<quiesce::Command>,
+    quiescing: Option<Quiescing>,
 }
 
 impl Freezer {
@@ -91,7 +111,44 @@ impl Freezer {
             lines: LineBuffer::new(MAX_LINE),
             mount_points,
             frozen: None,
+            quiesce: None,
+            quiescing: None,
         }
+    }
+
+    /// Runs `command` before each freeze.
+    pub fn with_quiesce(mut self, command: Option<quiesce::Command>) -> Self {
+        self.quiesce = command;
+        self
+    }
+
+    /// The running quiesce command's output pipes, to poll.
+    pub fn quiesce_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.quiescing
+            .as_ref()
+            .map(|q| q.running.fds())
+            .unwrap_or_default()
+    }
+
+    /// Passes on what the quiesce command wrote.
+    pub fn quiesce_output(&mut self, emit: Emit) {
+        if let Some(q) = self.quiescing.as_mut() {
+            q.running.drain(emit);
+        }
+    }
+
+    /// Whether `pid` is the running quiesce command.
+    pub fn is_quiesce(&self, pid: Pid) -> bool {
+        self.quiescing
+            .as_ref()
+            .is_some_and(|q| q.running.pid() == pid)
+    }
+
+    /// The quiesce command was reaped: the freeze follows.
+    pub fn quiesce_exited(&mut self, kind: ExitKind, emit: Emit) -> Option<Event> {
+        let q = self.quiescing.take()?;
+        let ended = q.running.exited(kind, emit);
+        self.freeze_now(q.bound, Some(ended))
     }
 
     /// The channel to poll, if there is one.
@@ -99,18 +156,19 @@ impl Freezer {
         self.tty.as_ref().map(|t| t.as_fd())
     }
 
-    /// When a freeze runs out.
+    /// When a freeze runs out, or a quiesce command's timeout passes.
     pub fn deadline(&self) -> Option<Instant> {
-        self.frozen.as_ref().map(|f| f.until)
+        let quiesce = self.quiescing.as_ref().map(|q| q.running.deadline());
+        self.frozen.as_ref().map(|f| f.until).or(quiesce)
     }
 
     /// Reads what the host wrote and acts on each request; the events to report.
-    pub fn readable(&mut self) -> Vec<Event> {
+    pub fn readable(&mut self, emit: Emit) -> Vec<Event> {
         let mut events = Vec::new();
         for line in self.read_lines() {
             match parse(&line) {
                 Some(Request::Freeze { bound }) => events.extend(self.freeze(bound)),
-                Some(Request::Thaw) => events.extend(self.thaw("request")),
+                Some(Request::Thaw) => events.extend(self.thaw("request", emit)),
                 None => events.push(Event::Warning {
                     reason: format!(
                         "request channel: ignored {:?} (expected `freeze MS` or `thaw`)",
@@ -123,14 +181,23 @@ impl Freezer {
     }
 
     /// Thaws a freeze at once (the VM stops): `by` says why.
-    pub fn thaw_now(&mut self, by: &str) -> Option<Event> {
-        self.thaw(by)
+    pub fn thaw_now(&mut self, by: &str, emit: Emit) -> Option<Event> {
+        self.thaw(by, emit)
     }
 
-    /// Thaws a freeze whose bound has passed.
-    pub fn tick(&mut self, now: Instant) -> Option<Event> {
+    /// Thaws a freeze whose bound has passed; freezes when a quiesce command's timeout has.
+    pub fn tick(&mut self, now: Instant, emit: Emit) -> Option<Event> {
         if self.frozen.as_ref().is_some_and(|f| f.until <= now) {
-            return self.thaw("bound");
+            return self.thaw("bound", emit);
+        }
+        if self
+            .quiescing
+            .as_ref()
+            .is_some_and(|q| q.running.deadline() <= now)
+        {
+            let q = self.quiescing.take()?;
+            let ended = q.running.kill(emit);
+            return self.freeze_now(q.bound, Some(ended));
         }
         None
     }
@@ -157,13 +224,42 @@ impl Freezer {
         }
     }
 
-    /// Syncs, then freezes each data file system; a second freeze only extends the bound.
+    /// Starts the quiesce command, or freezes at once without one; a second freeze only
+    /// extends the bound (or, while quiescing, the bound to come).
     fn freeze(&mut self, bound: Duration) -> Option<Event> {
-        let now = Instant::now();
         if let Some(f) = self.frozen.as_mut() {
-            f.until = now + bound;
-            return Some(self.frozen_event(bound));
+            f.until = Instant::now() + bound;
+            return Some(self.frozen_event(bound, None));
         }
+        if let Some(q) = self.quiescing.as_mut() {
+            q.bound = bound;
+            return None;
+        }
+        let Some(cmd) = &self.quiesce else {
+            return self.freeze_now(bound, None);
+        };
+        match cmd.start() {
+            Ok(running) => {
+                let event = Event::Quiescing {
+                    command: cmd.describe(),
+                    timeout_ms: u64::try_from(cmd.timeout().as_millis()).unwrap_or(u64::MAX),
+                };
+                self.quiescing = Some(Quiescing { running, bound });
+                Some(event)
+            }
+            Err(error) => self.freeze_now(
+                bound,
+                Some(Ended {
+                    ms: 0,
+                    error: Some(error),
+                }),
+            ),
+        }
+    }
+
+    /// Syncs, then freezes each data file system, all or none.
+    fn freeze_now(&mut self, bound: Duration, quiesced: Option<Ended>) -> Option<Event> {
+        let now = Instant::now();
         nix::unistd::sync();
         let mut dirs = Vec::new();
         for mp in &self.mount_points {
@@ -186,18 +282,31 @@ impl Freezer {
             until: now + bound,
             dirs,
         });
-        Some(self.frozen_event(bound))
+        Some(self.frozen_event(bound, quiesced))
     }
 
-    fn frozen_event(&self, bound: Duration) -> Event {
+    fn frozen_event(&self, bound: Duration, quiesced: Option<Ended>) -> Event {
         Event::Frozen {
             mount_points: self.mount_points.clone(),
             bound_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+            quiesce_ms: quiesced.as_ref().map(|q| q.ms),
+            quiesce_error: quiesced.and_then(|q| q.error),
         }
     }
 
-    /// Thaws what is frozen, if anything.
-    fn thaw(&mut self, by: &str) -> Option<Event> {
+    /// Thaws what is frozen, if anything; a quiesce command still running is killed and
+    /// nothing freezes.
+    fn thaw(&mut self, by: &str, emit: Emit) -> Option<Event> {
+        if let Some(q) = self.quiescing.take() {
+            let ended = q.running.kill(emit);
+            return Some(Event::Thawed {
+                frozen_ms: 0,
+                by: format!(
+                    "{by}: before the freeze, the quiesce command killed after {} ms",
+                    ended.ms
+                ),
+            });
+        }
         let f = self.frozen.take()?;
         let mut by = by.to_string();
         for d in &f.dirs {
@@ -286,10 +395,13 @@ mod tests {
             lines: LineBuffer::new(MAX_LINE),
             mount_points: vec!["/data".into()],
             frozen: None,
+            quiesce: None,
+            quiescing: None,
         };
+        let mut emit = |_: Pid, _: bool, _: &str| {};
         assert!(f.fd().is_none());
-        assert!(f.readable().is_empty());
+        assert!(f.readable(&mut emit).is_empty());
         assert_eq!(f.deadline(), None);
-        assert_eq!(f.tick(Instant::now()), None);
+        assert_eq!(f.tick(Instant::now(), &mut emit), None);
     }
 }

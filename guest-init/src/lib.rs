@@ -28,6 +28,7 @@ pub mod log;
 pub mod mounts;
 pub mod net;
 pub mod power;
+pub mod quiesce;
 pub mod runfs;
 pub mod service;
 pub mod settings;

@@ -272,6 +272,16 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let quiesce_from = fds.len();
+            for fd in self
+                .freezer
+                .as_ref()
+                .map(Freezer::quiesce_fds)
+                .unwrap_or_default()
+            {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let quiesce_slots = quiesce_from..fds.len();
             let mut slots = [None, None, None];
             if let Some(r) = &self.running {
                 let extra = [
@@ -302,13 +312,17 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 ready(slots[0]),
                 ready(slots[1]),
                 ready(slots[2]),
-                ready(requests_slot),
+                ready(requests_slot) || quiesce_slots.clone().any(|i| ready(Some(i))),
             )
         };
         if requests {
-            let events = self.freezer.as_mut().map(Freezer::readable);
-            for e in events.into_iter().flatten() {
-                self.obs.event(e);
+            let obs = self.obs;
+            let mut emit = |pid: Pid, stderr: bool, line: &str| obs.output(pid, stderr, line);
+            if let Some(f) = self.freezer.as_mut() {
+                f.quiesce_output(&mut emit);
+                for e in f.readable(&mut emit) {
+                    obs.event(e);
+                }
             }
         }
         if out {
@@ -383,9 +397,11 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                     let Some(pid) = status.pid() else { continue };
                     let is_service = self.running.as_ref().is_some_and(|r| r.pid == pid);
                     let is_probe = self.liveness.as_ref().is_some_and(|l| l.is_probe(pid));
+                    let is_quiesce = self.freezer.as_ref().is_some_and(|f| f.is_quiesce(pid));
                     match ExitKind::from_wait_status(status) {
                         Some(kind) if is_service => self.service_ended(kind),
                         Some(kind) if is_probe => self.probe_exited(kind),
+                        Some(kind) if is_quiesce => self.quiesce_exited(kind),
                         Some(_) => self.orphans_reaped += 1,
                         None => {}
                     }
@@ -466,17 +482,24 @@ impl<'a, O: Observer> Supervisor<'a, O> {
 
     /// Thaws a freeze now (shutdown), reporting it.
     fn thaw(&mut self, by: &str) {
-        let event = self.freezer.as_mut().and_then(|f| f.thaw_now(by));
+        let obs = self.obs;
+        let mut emit = |pid: Pid, stderr: bool, line: &str| obs.output(pid, stderr, line);
+        let event = self
+            .freezer
+            .as_mut()
+            .and_then(|f| f.thaw_now(by, &mut emit));
         if let Some(e) = event {
-            self.obs.event(e);
+            obs.event(e);
         }
     }
 
     fn handle_timers(&mut self) {
         let now = Instant::now();
-        let thawed = self.freezer.as_mut().and_then(|f| f.tick(now));
-        if let Some(e) = thawed {
-            self.obs.event(e);
+        let obs = self.obs;
+        let mut emit = |pid: Pid, stderr: bool, line: &str| obs.output(pid, stderr, line);
+        let ticked = self.freezer.as_mut().and_then(|f| f.tick(now, &mut emit));
+        if let Some(e) = ticked {
+            obs.event(e);
         }
         if self.kill_at.is_some_and(|t| t <= now) {
             self.kill_at = None;
@@ -504,6 +527,19 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
         if let Some(v) = verdict {
             self.liveness_verdict(v);
+        }
+    }
+
+    /// The quiesce command ended: the freeze it waited for follows.
+    fn quiesce_exited(&mut self, kind: ExitKind) {
+        let obs = self.obs;
+        let mut emit = |pid: Pid, stderr: bool, line: &str| obs.output(pid, stderr, line);
+        let frozen = self
+            .freezer
+            .as_mut()
+            .and_then(|f| f.quiesce_exited(kind, &mut emit));
+        if let Some(e) = frozen {
+            obs.event(e);
         }
     }
 

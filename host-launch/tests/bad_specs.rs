@@ -50,11 +50,11 @@ fn cases() -> Vec<Case> {
             "manifest: cannot read DIR/other.json",
         ),
         Case {
-            manifest: Some(r#"{"contract_version":4,"service":{"argv":["/x"]},"new":1}"#),
+            manifest: Some(r#"{"contract_version":5,"service":{"argv":["/x"]},"new":1}"#),
             ..c(
                 "manifest-contract-version",
                 r#"{"name":"bad","image":"root.img","disks":[{"file":"data.img","size_mib":8}]}"#,
-                "contract_version: the image speaks host contract version 4",
+                "contract_version: the image speaks host contract version 5",
             )
         },
         Case {

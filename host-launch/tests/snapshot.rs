@@ -3,7 +3,9 @@
 //! the disk; each copy is then checked by a VM of its own (its service reads the copy: a
 //! prefix of the numbers with no torn line) and by `e2fsck -fn` run as the VM's uid on the
 //! copy it owns (clean: no journal to replay). A freeze whose host never thaws (what a killed
-//! `host-launch snapshot` leaves) is thawed by the guest after the bound.
+//! `host-launch snapshot` leaves) is thawed by the guest after the bound. An image's quiesce
+//! command runs before the freeze (its marker is in the copy); its failure or timeout still
+//! freezes, said so.
 //!
 //! Needs root; fails, rather than skips, without it.
 
@@ -60,14 +62,7 @@ fn snapshots_of_a_writing_appliance_hold_a_prefix_and_thaw_after_the_bound() {
             std::fs::metadata(&data).unwrap().len()
         );
         // Checked by the VM's uid only, as the copy's owner; never by root on the host.
-        let uid = 1_610_600_000 + n;
-        std::os::unix::fs::chown(&copy, Some(uid), Some(uid)).unwrap();
-        let (code, fsck) = output_text(e2e::host::as_uid(
-            Command::new("e2fsck").arg("-fn").arg(&copy),
-            uid,
-        ));
-        assert_eq!(code, 0, "e2fsck -fn of the copy: {fsck}");
-        std::os::unix::fs::chown(&copy, Some(0), Some(0)).unwrap();
+        common::writer::assert_fsck_clean_as(&copy, 1_610_600_000 + n);
         let lines = lines_in_vm(dir.path(), &state, &checker, &copy, &format!("chk{n}"));
         eprintln!("snapshot {n}: frozen {ms} ms, the copy holds lines 1..={lines}");
         std::fs::remove_file(&copy).unwrap();
@@ -212,4 +207,139 @@ fn a_guest_without_the_channel_gets_a_crash_consistent_copy_said_so() {
         "{out}"
     );
     assert!(out.contains("disk0.img (sparse copy, 16 MiB)"), "{out}");
+}
+
+/// The quiesce command of a service that runs as uid 1000: its 1st run writes a marker (the
+/// line count it saw) to the data disk and exits 0, its 2nd exits 3, its 3rd hangs past its
+/// 1500 ms timeout. Each snapshot freezes all the same.
+const QUIESCE: &str = "b=/bin/busybox; n=$($b cat /data/q.count 2>/dev/null || echo 0); \
+     n=$((n+1)); echo $n > /data/q.count; \
+     case $n in \
+     1) echo \"quiesce $n: flushing\"; \
+        echo \"uid=$($b id -u) line=$($b wc -l < /data/n)\" > /data/quiesced; $b sleep 0.3;; \
+     2) echo \"quiesce $n: failing\" >&2; exit 3;; \
+     *) $b sleep 30;; \
+     esac";
+
+/// Runs `snapshot NAME` into `to`: its output and the copy's path.
+fn snapshot_into(state: &Path, name: &str, to: &Path) -> (String, PathBuf) {
+    let (code, out) = output_text(host_launch(state, &["snapshot", name, "--to"]).arg(to));
+    assert_eq!(code, 0, "{out}");
+    let copy = out
+        .lines()
+        .find_map(|l| l.trim().split(" -> ").nth(1))
+        .and_then(|r| r.split(" (").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the copy in: {out}"));
+    (out, copy)
+}
+
+/// The number after `key` in `text` (e.g. `quiesce ` in `(quiesce 312 ms, ...`).
+fn number_after(text: &str, key: &str) -> u64 {
+    text.split(key)
+        .nth(1)
+        .and_then(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("a number after {key:?} in: {text}"))
+}
+
+/// The manifest's quiesce command (contract version 4) runs as the service's uid before the
+/// freeze: its marker is in the copy, its output in the appliance's log, its time in the
+/// output; a quiesce that fails or times out still freezes, said crash-consistent for the
+/// service, and the guest goes on writing.
+#[test]
+fn the_quiesce_command_runs_before_the_freeze_and_its_failure_still_freezes() {
+    require_root_and_busybox();
+    let dir = temp_dir("snapq");
+    let state = dir.join("state");
+    let writer = common::writer::image_with(
+        dir.path(),
+        "qwriter",
+        4,
+        serde_json::json!({
+            "argv": ["/bin/busybox", "sh", "-c", WRITER], "uid": 1000, "gid": 1000,
+            "restart": {"policy": "always"}, "stop_timeout_ms": 2000,
+            "quiesce": {"argv": ["/bin/busybox", "sh", "-c", QUIESCE], "timeout_ms": 1500},
+        }),
+    );
+    let checker = image(
+        dir.path(),
+        "qchecker",
+        &format!("{CHECKER}; echo MARKER $(busybox cat /data/quiesced)"),
+        "never",
+    );
+    let data = dir.join("data.img");
+    let (code, out) = output_text(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", "root_owner=1000:1000"])
+            .arg(&data)
+            .arg("64M"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let s = spec(dir.path(), "snapq", &writer, &data);
+    let mut run = launch(&s, "snapq", &state);
+    run.wait_ready(Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let snaps = dir.join("snaps");
+
+    // 1: quiesced, then frozen; the marker the command wrote is in the copy.
+    let (out, copy) = snapshot_into(&state, "snapq", &snaps);
+    assert!(
+        out.contains("snapshot of 'snapq': consistent (quiesce "),
+        "{out}"
+    );
+    let quiesce_ms = number_after(&out, "(quiesce ");
+    assert!((300..1500).contains(&quiesce_ms), "{out}");
+    common::writer::assert_fsck_clean_as(&copy, 1_610_700_000);
+    let console = common::writer::checker_console(dir.path(), &state, &checker, &copy, "qchk");
+    let lines = common::writer::prefix_in(&console);
+    let marker = console
+        .lines()
+        .find(|l| l.contains("MARKER"))
+        .unwrap_or_else(|| panic!("no marker in the copy: {console}"));
+    assert!(marker.contains("MARKER uid=1000 line="), "{marker}");
+    let at = number_after(marker, "line=");
+    assert!(
+        at <= lines,
+        "the quiesce saw line {at}, the copy holds {lines}"
+    );
+    eprintln!("quiesce {quiesce_ms} ms; marker at line {at}; the copy holds 1..={lines}");
+    let (_, logs) = output_text(&mut host_launch(&state, &["logs", "snapq"]));
+    assert!(logs.contains("quiesce 1: flushing"), "{logs}");
+
+    // 2: the command fails; the freeze still happens, said so.
+    let (out, _) = snapshot_into(&state, "snapq", &snaps);
+    assert!(
+        out.contains("snapshot of 'snapq': crash-consistent (quiesce ")
+            && out.contains(
+                "the image's quiesce command failed (exited with code 3); the file systems were \
+                 frozen anyway"
+            ),
+        "{out}"
+    );
+    assert!(out.contains("ms in the guest"), "{out}");
+
+    // 3: the command hangs: killed at its timeout, then the freeze.
+    let from = events_len(&state, "snapq");
+    let (out, _) = snapshot_into(&state, "snapq", &snaps);
+    assert!(
+        out.contains("the image's quiesce command failed (timed out after 1500 ms (killed))"),
+        "{out}"
+    );
+    let q = number_after(&out, "(quiesce ");
+    assert!((1500..3000).contains(&q), "{out}");
+    let events = events_from(&state, "snapq", from);
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let at = |n: &str| names.iter().position(|e| *e == n);
+    assert!(
+        at("quiescing") < at("frozen") && at("frozen") < at("thawed") && at("quiescing").is_some(),
+        "{names:?}"
+    );
+    let (_, logs) = output_text(&mut host_launch(&state, &["logs", "snapq"]));
+    assert!(logs.contains("quiesce 2: failing"), "{logs}");
+    let (code, all) = run.stop();
+    assert_eq!(code, Some(0), "{all}");
 }

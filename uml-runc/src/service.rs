@@ -570,6 +570,7 @@ fn foreign_service(c: &Config, inputs: &Inputs) -> Result<Service> {
         rlimits: BTreeMap::new(),
         oom_score_adj: None,
         no_new_privileges: true,
+        quiesce: None,
     })
 }
 

@@ -60,25 +60,31 @@ pub fn problems(l: &Liveness, at: &str) -> Vec<(String, String)> {
                 push("check.address", m.to_string());
             }
         }
-        LivenessCheck::Exec { argv } => match argv.first() {
-            None => push(
-                "check.argv",
-                "must name a program of the image, e.g. [\"/bin/check\"]".into(),
-            ),
-            Some(a0) => {
-                if let Err(m) = super::check_abs_path(a0) {
-                    push("check.argv[0]", m.to_string());
-                }
-                for (i, a) in argv.iter().enumerate() {
-                    if a.contains('\0') {
-                        push(
-                            &format!("check.argv[{i}]"),
-                            "contains a NUL character".into(),
-                        );
-                    }
-                }
-            }
-        },
+        LivenessCheck::Exec { argv } => {
+            out.extend(program_problems(argv, &format!("{at}.check.argv")));
+        }
+    }
+    out
+}
+
+/// The problems of an `argv` that names a program of the image (a liveness or quiesce
+/// command), at the JSON path `at`.
+pub(super) fn program_problems(argv: &[String], at: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(a0) = argv.first() else {
+        out.push((
+            at.to_string(),
+            "must name a program of the image, e.g. [\"/bin/check\"]".into(),
+        ));
+        return out;
+    };
+    if let Err(m) = super::check_abs_path(a0) {
+        out.push((format!("{at}[0]"), m.to_string()));
+    }
+    for (i, a) in argv.iter().enumerate() {
+        if a.contains('\0') {
+            out.push((format!("{at}[{i}]"), "contains a NUL character".into()));
+        }
     }
     out
 }

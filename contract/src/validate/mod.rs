@@ -3,6 +3,7 @@
 
 mod liveness;
 mod network;
+mod quiesce;
 mod service;
 mod size;
 mod storage;
@@ -12,6 +13,7 @@ pub use liveness::{
     MIN_INTERVAL_MS,
 };
 pub use network::check_host_address;
+pub use quiesce::MAX_QUIESCE_TIMEOUT_MS;
 pub use service::NGROUPS_MAX;
 
 use crate::types::*;
@@ -92,6 +94,16 @@ pub fn validate(c: &Contract) -> Result<(), Problems> {
             format!(
                 "contract version {} is not supported; this software speaks versions \
                  {OLDEST_VERSION} to {VERSION}",
+                c.version
+            ),
+        );
+    } else if c.service.quiesce.is_some() && c.version < QUIESCE_SINCE {
+        ck.push(
+            "service.quiesce",
+            format!(
+                "needs contract version {QUIESCE_SINCE}, and this contract is version {} (the \
+                 image's): drop it, or use an image whose manifest declares contract_version \
+                 {QUIESCE_SINCE}",
                 c.version
             ),
         );

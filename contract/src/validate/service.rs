@@ -52,6 +52,11 @@ pub(super) fn check_service(ck: &mut Checker, s: &Service) {
             ck.push(path, message);
         }
     }
+    if let Some(q) = &s.quiesce {
+        for (path, message) in super::quiesce::problems(q, "service.quiesce") {
+            ck.push(path, message);
+        }
+    }
 }
 
 /// The program: its name in the log, argv, environment and working directory.

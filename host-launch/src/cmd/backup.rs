@@ -61,15 +61,7 @@ pub fn backup(name: &str, target: &Target, bound: Duration) -> Result<i32> {
     // The copies are scratch either way: the archive holds them, or the backup failed.
     let _ = std::fs::remove_dir_all(&snap.dir);
     let (where_to, hex) = packed?;
-    match &snap.crash_consistent {
-        Some(why) => println!("backup of '{name}': crash-consistent: {why}"),
-        None => println!(
-            "backup of '{name}': consistent (frozen {} ms in the guest)",
-            snap.frozen_ms
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| "?".into())
-        ),
-    }
+    println!("backup of '{name}': {}", snap.describe());
     println!("  {where_to}, sha256 {hex}");
     if let Target::Dir { dir, keep } = target {
         for old in prune(dir, name, *keep)? {

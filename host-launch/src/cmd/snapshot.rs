@@ -9,6 +9,7 @@ use crate::disk_copy::{self, Method};
 use crate::error::{Error, IoContext, Result};
 use crate::lifecycle::known;
 use crate::state::Dir;
+use contract::validate::MAX_QUIESCE_TIMEOUT_MS;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct Snapshot {
     pub frozen_ms: Option<u64>,
     /// The host's: from `frozen` seen to `thaw` sent.
     pub host_frozen_ms: Option<u64>,
+    /// How long the image's quiesce command ran, if it has one and the guest froze.
+    pub quiesce_ms: Option<u64>,
     /// Why the copy is only crash-consistent, if it is.
     pub crash_consistent: Option<String>,
 }
@@ -45,14 +48,7 @@ pub struct Snapshot {
 /// `snapshot NAME`: prints what was copied, how, and for how long the service was frozen.
 pub fn snapshot(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<i32> {
     let s = take(name, to, bound)?;
-    match (&s.crash_consistent, s.frozen_ms) {
-        (Some(why), _) => println!("snapshot of '{name}': crash-consistent: {why}"),
-        (None, ms) => println!(
-            "snapshot of '{name}': consistent (frozen {} ms in the guest, {} ms seen by the host)",
-            ms.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
-            s.host_frozen_ms.unwrap_or(0)
-        ),
-    }
+    println!("snapshot of '{name}': {}", s.describe());
     for c in &s.disks {
         println!(
             "  {} -> {} ({}, {} MiB)",
@@ -63,6 +59,34 @@ pub fn snapshot(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<i32>
         );
     }
     Ok(0)
+}
+
+impl Snapshot {
+    /// `consistent (quiesce 310 ms, frozen 20 ms in the guest, 11 ms seen by the host)`, or
+    /// `crash-consistent: WHY`, with the times when the guest froze.
+    pub fn describe(&self) -> String {
+        let mut times = Vec::new();
+        if let Some(q) = self.quiesce_ms {
+            times.push(format!("quiesce {q} ms"));
+        }
+        if self.host_frozen_ms.is_some() {
+            let guest = self.frozen_ms.map(|m| m.to_string());
+            times.push(format!(
+                "frozen {} ms in the guest, {} ms seen by the host",
+                guest.as_deref().unwrap_or("?"),
+                self.host_frozen_ms.unwrap_or(0)
+            ));
+        }
+        let times = if times.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", times.join(", "))
+        };
+        match &self.crash_consistent {
+            Some(why) => format!("crash-consistent{times}: {why}"),
+            None => format!("consistent{times}"),
+        }
+    }
 }
 
 /// Takes the snapshot.
@@ -80,10 +104,14 @@ pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot
     let dir = target_dir(name, to)?;
     let mut channel = Channel::open(&e.dir);
     let frozen = channel.as_mut().map(|c| c.freeze(bound));
-    let (frozen_at, crash_consistent) = match frozen {
-        None => (None, Some(no_channel())),
-        Some(Ok(at)) => (Some(at), None),
-        Some(Err(why)) => (None, Some(why)),
+    let (frozen_at, quiesce_ms, crash_consistent) = match frozen {
+        None => (None, None, Some(no_channel())),
+        Some(Ok(f)) => (
+            Some(f.at),
+            f.quiesce_ms,
+            f.quiesce_error.map(quiesce_failed),
+        ),
+        Some(Err(why)) => (None, None, Some(why)),
     };
     let copies = copy_disks(&st.disks, &dir);
     let host_frozen_ms = frozen_at.map(|t| ms(t.elapsed()));
@@ -102,8 +130,25 @@ pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot
         disks,
         frozen_ms,
         host_frozen_ms,
+        quiesce_ms,
         crash_consistent,
     })
+}
+
+/// A freeze after a quiesce command that failed: the file systems are whole, the service's
+/// data may not be; a copy is still better than none.
+fn quiesce_failed(error: String) -> String {
+    format!(
+        "the image's quiesce command failed ({error}); the file systems were frozen anyway, so \
+         the copy mounts cleanly, but the service's own files are what a power cut would leave"
+    )
+}
+
+/// What the guest said when it froze.
+struct Frozen {
+    at: Instant,
+    quiesce_ms: Option<u64>,
+    quiesce_error: Option<String>,
 }
 
 fn no_channel() -> String {
@@ -176,13 +221,31 @@ impl Channel {
     }
 
     /// Asks the guest to freeze: when it said `frozen`, or why the copy is crash-consistent.
-    fn freeze(&mut self, bound: Duration) -> std::result::Result<Instant, String> {
+    /// A guest that runs its quiesce command first (`quiescing`) gets that command's timeout
+    /// (at most [`MAX_QUIESCE_TIMEOUT_MS`], whatever it says) on top of the answer's.
+    fn freeze(&mut self, bound: Duration) -> std::result::Result<Frozen, String> {
         let line = format!("freeze {}\n", ms(bound));
         if let Err(e) = self.fifo.write_all(line.as_bytes()) {
             return Err(format!("the freeze request could not be sent ({e})"));
         }
-        match self.wait_for(&["frozen", "thawed"], ANSWER_TIMEOUT) {
-            Some((event, _)) if event == "frozen" => Ok(Instant::now()),
+        let mut answer = self.wait_for(&["frozen", "thawed", "quiescing"], ANSWER_TIMEOUT);
+        let mut waited = ANSWER_TIMEOUT;
+        if let Some((_, v)) = answer.as_ref().filter(|(e, _)| e == "quiescing") {
+            let quiesce = v["timeout_ms"]
+                .as_u64()
+                .unwrap_or(0)
+                .min(MAX_QUIESCE_TIMEOUT_MS);
+            waited = ANSWER_TIMEOUT + Duration::from_millis(quiesce);
+            answer = self.wait_for(&["frozen", "thawed"], waited);
+        }
+        match answer {
+            Some((event, v)) if event == "frozen" => Ok(Frozen {
+                at: Instant::now(),
+                quiesce_ms: v["quiesce_ms"].as_u64(),
+                quiesce_error: v["quiesce_error"]
+                    .as_str()
+                    .map(|e| e.chars().filter(|c| !c.is_control()).take(200).collect()),
+            }),
             Some((_, v)) => Err(format!(
                 "the guest could not freeze ({}); the copy is what a power cut would leave",
                 v["by"].as_str().unwrap_or("no reason given")
@@ -190,7 +253,7 @@ impl Channel {
             None => Err(format!(
                 "the guest did not answer the freeze request within {} s (an image without the \
                  request channel of docs/contract.md); the copy is what a power cut would leave",
-                ANSWER_TIMEOUT.as_secs()
+                waited.as_secs()
             )),
         }
     }
