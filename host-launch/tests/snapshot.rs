@@ -158,6 +158,52 @@ fn kill_9_of_snapshot_leaves_the_guest_thawed_within_the_bound() {
     assert_eq!(code, Some(0), "{all}");
 }
 
+/// A copy that outlasts the guest's bound (2 GiB of allocated blocks copied sparse, about
+/// 2 s here, under `--bound 1`): the guest thawed and wrote during it, so the output calls
+/// the copy crash-consistent and says to give a larger bound.
+#[test]
+fn a_copy_that_outlasts_the_bound_is_said_crash_consistent() {
+    require_root_and_busybox();
+    let dir = temp_dir("snapbound");
+    let state = dir.join("state");
+    let writer = image(dir.path(), "writer", WRITER, "always");
+    let data = dir.join("data.img");
+    {
+        // Every block allocated (not zero), so the copy reads and writes all of it.
+        let mut f = std::fs::File::create(&data).unwrap();
+        let block = vec![0xa5u8; 64 << 20];
+        for _ in 0..32 {
+            f.write_all(&block).unwrap();
+        }
+    }
+    // nodiscard: mkfs would otherwise punch the blocks out of the file again.
+    let (code, out) = output_text(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", "nodiscard"])
+            .arg(&data),
+    );
+    assert_eq!(code, 0, "{out}");
+    let s = spec(dir.path(), "snapbound", &writer, &data);
+    let mut run = launch(&s, "snapbound", &state);
+    run.wait_ready(Duration::from_secs(60)).unwrap();
+    let snaps = dir.join("snaps");
+    let (code, out) = output_text(
+        host_launch(&state, &["snapshot", "snapbound", "--bound", "1", "--to"]).arg(&snaps),
+    );
+    let _ = std::fs::remove_dir_all(&snaps);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("snapshot of 'snapbound': crash-consistent (frozen ")
+            && out.contains(
+                "the guest thawed by itself (bound) before the copy ended; the copy is what a \
+                 power cut would leave; give a larger --bound"
+            ),
+        "{out}"
+    );
+    let (code, all) = run.stop();
+    assert_eq!(code, Some(0), "{all}");
+}
+
 /// A guest without the request channel (its init is a shell script, not guest-init) gets a
 /// crash-consistent copy, and the output says so.
 #[test]

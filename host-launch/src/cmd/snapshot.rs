@@ -104,7 +104,7 @@ pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot
     let dir = target_dir(name, to)?;
     let mut channel = Channel::open(&e.dir);
     let frozen = channel.as_mut().map(|c| c.freeze(bound));
-    let (frozen_at, quiesce_ms, crash_consistent) = match frozen {
+    let (frozen_at, quiesce_ms, mut crash_consistent) = match frozen {
         None => (None, None, Some(no_channel())),
         Some(Ok(f)) => (
             Some(f.at),
@@ -117,7 +117,20 @@ pub fn take(name: &str, to: Option<PathBuf>, bound: Duration) -> Result<Snapshot
     let host_frozen_ms = frozen_at.map(|t| ms(t.elapsed()));
     // A thaw also after a late or refused freeze: the guest never stays frozen for nothing.
     let frozen_ms = match channel.as_mut() {
-        Some(c) if frozen_at.is_some() => c.thaw(),
+        Some(c) if frozen_at.is_some() => {
+            let (ms, by) = c.thaw().unzip();
+            // The guest thawed by itself (its bound) while the copy was being taken: the
+            // service wrote during the copy, so the copy is torn like a power cut's.
+            if by.as_deref().is_some_and(|b| b != "request") && crash_consistent.is_none() {
+                crash_consistent = Some(format!(
+                    "the guest thawed by itself ({}) before the copy ended; the copy is what a \
+                     power cut would leave; give a larger --bound (the copy took {} ms)",
+                    by.unwrap_or_default(),
+                    host_frozen_ms.unwrap_or(0)
+                ));
+            }
+            ms.flatten()
+        }
         Some(c) => {
             let _ = c.fifo.write_all(b"thaw\n");
             None
@@ -258,11 +271,19 @@ impl Channel {
         }
     }
 
-    /// Asks the guest to thaw: the time it says it was frozen.
-    fn thaw(&mut self) -> Option<u64> {
+    /// Asks the guest to thaw: the time it says it was frozen, and why it thawed (`request`,
+    /// or `bound` when it had thawed by itself first).
+    fn thaw(&mut self) -> Option<(Option<u64>, String)> {
         self.fifo.write_all(b"thaw\n").ok()?;
         let (_, v) = self.wait_for(&["thawed"], Duration::from_secs(2))?;
-        v["frozen_ms"].as_u64()
+        let by: String = v["by"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
+        Some((v["frozen_ms"].as_u64(), by))
     }
 
     /// Waits for the first of `names` among the events that arrive.
