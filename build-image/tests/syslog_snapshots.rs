@@ -14,7 +14,7 @@
 mod common;
 mod lab;
 
-use lab::Lab;
+use lab::{debugfs_as, Lab};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -47,21 +47,6 @@ fn syslog_spec(lab: &Lab, name: &str, disk: &Path, tap: &str, address: &str) -> 
         "disks": [{"file": disk}],
         "network": lab.network(tap, address),
     })
-}
-
-/// `request` of `debugfs` on `disk`, run as `uid`, which owns the file meanwhile.
-fn debugfs_as(disk: &Path, uid: u32, request: &str) -> String {
-    let (owner, group) = {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(disk).unwrap();
-        (m.uid(), m.gid())
-    };
-    std::os::unix::fs::chown(disk, Some(uid), Some(uid)).unwrap();
-    let out = e2e::host::as_uid(Command::new("debugfs").args(["-R", request]).arg(disk), uid)
-        .output()
-        .expect("debugfs");
-    std::os::unix::fs::chown(disk, Some(owner), Some(group)).unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `e2fsck -fn` of `disk` as `uid`: clean, nothing to replay.

@@ -254,6 +254,19 @@ pub fn disk_from_dir(disk: &Path, content: &Path) {
     assert!(ok, "mkfs.ext4 -d");
 }
 
+/// `request` of `debugfs` on `disk` (a guest-written file system), run as `uid`, which owns
+/// the file meanwhile: never root, so a crafted file system meets an unprivileged reader.
+pub fn debugfs_as(disk: &Path, uid: u32, request: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(disk).unwrap_or_else(|e| panic!("{}: {e}", disk.display()));
+    std::os::unix::fs::chown(disk, Some(uid), Some(uid)).unwrap();
+    let out = e2e::host::as_uid(Command::new("debugfs").args(["-R", request]).arg(disk), uid)
+        .output()
+        .expect("debugfs");
+    std::os::unix::fs::chown(disk, Some(m.uid()), Some(m.gid())).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Text of a host-launch run, for messages.
 pub fn shown(o: &Output) -> String {
     format!(
