@@ -448,17 +448,23 @@ fn check_accounts(lines: &[String], kind: Account, p: &mut Problems) {
 fn check_manifest(r: &Recipe, p: &mut Problems) {
     let m = &r.manifest;
     check_contract_version(m, p);
+    let shipped =
+        |path: &String| r.programs.contains(path) || r.symlinks.iter().any(|s| &s.path == path);
     match m.service.argv.first() {
         None => p.add("manifest.service.argv", "must name the program to run"),
-        Some(argv0) => {
-            let shipped = r.programs.contains(argv0) || r.symlinks.iter().any(|s| &s.path == argv0);
-            if !shipped {
-                p.add(
-                    "manifest.service.argv[0]",
-                    format!("'{argv0}' is not one of the recipe's programs"),
-                );
-            }
-        }
+        Some(argv0) if !shipped(argv0) => p.add(
+            "manifest.service.argv[0]",
+            format!("'{argv0}' is not one of the recipe's programs"),
+        ),
+        Some(_) => {}
+    }
+    // A quiesce program the image lacks would fail every snapshot's quiesce.
+    let quiesce0 = m.service.quiesce.as_ref().and_then(|q| q.argv.first());
+    if let Some(q0) = quiesce0.filter(|q0| !shipped(q0)) {
+        p.add(
+            "manifest.service.quiesce.argv[0]",
+            format!("'{q0}' is not one of the recipe's programs; add it to `programs`"),
+        );
     }
     for (i, d) in m.disks.iter().enumerate() {
         if let Err(e) = check_abs_path(&d.mount_point) {

@@ -172,6 +172,33 @@ fn a_manifest_guest_init_would_refuse_is_refused() {
 }
 
 #[test]
+fn a_quiesce_command_must_be_shipped_and_needs_contract_version_4() {
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":4,"service":{"argv":["/bin/true"],
+            "quiesce":{"argv":["/usr/bin/flush"]}}}"#,
+    ));
+    assert!(
+        e.iter().any(|l| {
+            l.starts_with(
+            "manifest.service.quiesce.argv[0]: '/usr/bin/flush' is not one of the recipe's programs"
+        )
+        }),
+        "{e:#?}"
+    );
+    let e = errors(&with(
+        "manifest",
+        r#"{"contract_version":3,"service":{"argv":["/bin/true"],
+            "quiesce":{"argv":["/bin/true"]}}}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|l| l.contains("service.quiesce: needs contract version 4")),
+        "{e:#?}"
+    );
+}
+
+#[test]
 fn a_class_claim_the_manifest_cannot_honour_is_refused() {
     let e = errors(&with(
         "manifest",
