@@ -384,6 +384,9 @@ fn bring_up_network(rep: &Reporter, c: &Checked) -> Result<(), Fatal> {
     let own = net.own_addresses();
     runfs::write_hosts(&runfs::hosts_text(&c.contract.hostname, &own))
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    for note in &report.notes {
+        crate::console::say(&format!("network: {note}"));
+    }
     rep.event(Event::NetworkUp {
         links: report.links,
         addresses: report.addresses,
