@@ -19,6 +19,7 @@ use std::net::IpAddr;
 
 mod announce;
 mod ipv6;
+pub use announce::Announcement;
 mod netlink;
 use netlink as nl;
 
@@ -34,6 +35,8 @@ pub struct Report {
     /// What did not stop the network but is worth a line on the console (an address that
     /// could not be announced).
     pub notes: Vec<String>,
+    /// Each interface's addresses, announced again once the service is ready.
+    pub announce: Vec<Announcement>,
 }
 
 impl fmt::Display for Report {
@@ -270,28 +273,28 @@ fn configure_interface(
     let req = nl::link_flags(link.index, libc::IFF_UP as u32);
     sock.request(req)
         .map_err(refused(Some(at), &format!("link up on {name}")))?;
-    advertise_ipv6(iface, link, report);
+    if let Some(mac) = iface.mac.or(link.mac) {
+        let all = Announcement {
+            name: name.clone(),
+            index: link.index,
+            mac,
+            addresses: iface.addresses.iter().map(|c| c.addr).collect(),
+        };
+        // The kernel announced the IPv4 addresses as the link went up (arp_notify).
+        let ipv6 = Announcement {
+            addresses: all
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv6())
+                .copied()
+                .collect(),
+            ..all.clone()
+        };
+        report.notes.extend(ipv6.send());
+        report.announce.push(all);
+    }
     report.links.push(line);
     Ok(())
-}
-
-/// Announces each of the interface's IPv6 addresses (see `announce.rs`); a failure costs a
-/// neighbour at most its retransmit time, so it is only noted.
-fn advertise_ipv6(iface: &Interface, link: &Link, report: &mut Report) {
-    let Some(mac) = iface.mac.or(link.mac) else {
-        return;
-    };
-    for cidr in &iface.addresses {
-        if let IpAddr::V6(addr) = cidr.addr {
-            if let Err(e) = announce::advertise(link.index, addr, mac) {
-                report.notes.push(format!(
-                    "{} {addr}: not announced: {}",
-                    iface.name,
-                    crate::errno::text(e)
-                ));
-            }
-        }
-    }
 }
 
 /// Sets the MAC address. Many drivers (UML's vector among them, via `eth_mac_addr`) refuse a
