@@ -66,14 +66,35 @@ fn hosts(addresses: &[&str]) -> Vec<IpAddr> {
 }
 
 /// Polls `probe` every 100 ms until it succeeds (15 s at most: a server may be ready on
-/// 127.0.0.1 a moment before it answers everywhere, NSD about a second); the last error
-/// otherwise.
-fn eventually(what: &str, probe: impl Fn() -> Result<(), String>) {
+/// 127.0.0.1 a moment before it answers everywhere, NSD about a second); otherwise fails with
+/// the last error, the namespace's neighbour table and the appliance's logs.
+fn eventually(lab: &Lab, r: &Round, what: &str, probe: impl Fn() -> Result<(), String>) {
     let end = Instant::now() + Duration::from_secs(15);
     loop {
         match probe() {
             Ok(()) => return,
-            Err(e) if Instant::now() > end => panic!("{what}: {e}"),
+            Err(e) if Instant::now() > end => {
+                let shown = |program: &str, args: &[&str]| {
+                    lab.ns.output(program, args).map_or_else(
+                        |e| e.to_string(),
+                        |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+                    )
+                };
+                let vms = std::process::Command::new("pgrep")
+                    .args(["-a", "-f", "umid="])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                panic!(
+                    "{}: {what}: {e}\n--- ip neigh:\n{}--- ip link:\n{}--- bridge fdb:\n{}\
+                     --- UML processes:\n{vms}\n{}",
+                    r.label,
+                    shown("ip", &["neigh", "show"]),
+                    shown("ip", &["-br", "link", "show"]),
+                    shown("bridge", &["fdb", "show", "dynamic"]),
+                    lab.appliance_logs(&r.name)
+                )
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -169,7 +190,7 @@ fn nsd_to_knot_and_back_on_both_kernels_and_every_family() {
         lab.start(&r.spec);
         let served = |vendor: &str| {
             for &a in &r.addrs {
-                eventually(&format!("{}: {vendor} on {a}", r.label), || {
+                eventually(&lab, &r, &format!("{vendor} on {a}"), || {
                     dns_answers(&lab, a)
                 });
             }
@@ -235,7 +256,7 @@ fn lighttpd_to_nginx_on_both_kernels_and_every_family() {
                 upgrade(&lab, &r.spec, image);
             }
             for &a in &r.addrs {
-                eventually(&format!("{}: {vendor} on {a}", r.label), || {
+                eventually(&lab, &r, &format!("{vendor} on {a}"), || {
                     web_answers(&lab, a)
                 });
             }
@@ -279,7 +300,7 @@ fn rsyslog_to_syslog_ng_on_both_kernels_and_every_family() {
             }
             for &a in &r.addrs {
                 let tag = format!("{vendor}-via-{a}");
-                eventually(&format!("{}: {vendor} on {a}", r.label), || {
+                eventually(&lab, &r, &format!("{vendor} on {a}"), || {
                     syslog_send(&lab, a, &tag)
                 });
                 tags.push(tag);

@@ -47,6 +47,8 @@ pub struct Reporter {
     early: RefCell<Vec<Record>>,
     /// Console drops already told to the host, and when last.
     drops_told: Cell<(u64, Option<Instant>)>,
+    /// The interfaces' addresses, announced again when the service is ready (`net/announce.rs`).
+    announce: RefCell<Vec<net::Announcement>>,
 }
 
 /// The status channel hears of console drops at most this often.
@@ -64,6 +66,7 @@ impl Reporter {
             app: String::from("service"),
             early: RefCell::new(Vec::new()),
             drops_told: Cell::new((0, None)),
+            announce: RefCell::new(Vec::new()),
         }
     }
 
@@ -128,6 +131,13 @@ impl Reporter {
 impl Observer for Reporter {
     fn event(&self, event: Event) {
         self.status.emit(&event);
+        if matches!(event, Event::Ready { .. }) {
+            for a in self.announce.borrow().iter() {
+                for note in a.send() {
+                    self.say(Severity::Warning, &format!("network: {note}"));
+                }
+            }
+        }
         // A heartbeat comes every second: drops at the end of a burst are told by the next.
         self.tell_drops(false);
         // Heartbeats are for the host alone: once a second on the console and the remote log
@@ -385,6 +395,10 @@ fn bring_up_network(rep: &Reporter, c: &Checked) -> Result<(), Fatal> {
     let own = net.own_addresses();
     runfs::write_hosts(&runfs::hosts_text(&c.contract.hostname, &own))
         .map_err(|e| Fatal::new(Some(&e.at), &e))?;
+    for note in &report.notes {
+        rep.say(Severity::Warning, &format!("network: {note}"));
+    }
+    rep.announce.replace(report.announce);
     rep.event(Event::NetworkUp {
         links: report.links,
         addresses: report.addresses,

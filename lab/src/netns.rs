@@ -19,6 +19,9 @@ static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
 pub const HOST_V4: &str = "192.0.2.1/24";
 /// The host side of [`NetNs::with_tap`]: IPv6 address with prefix (added with `nodad`).
 pub const HOST_V6: &str = "2001:db8::1/64";
+/// The MAC address of every bridge [`NetNs::add_bridge`] makes (scripts/netns's too; locally
+/// administered).
+pub const BRIDGE_MAC: &str = "02:b7:1d:9e:00:01";
 
 /// A network namespace `e2e-<pid>-<n>` (loopback up), deleted on drop.
 #[derive(Debug)]
@@ -73,9 +76,13 @@ impl NetNs {
     }
 
     /// Adds a bridge with these host-side (IPv4) addresses and brings it up; appliances whose
-    /// spec names it (`network.bridge`) join it, several in one subnet.
+    /// spec names it (`network.bridge`) join it, several in one subnet. It has a MAC address of
+    /// its own ([`BRIDGE_MAC`]), as an operator's should: one taken from its ports changes as
+    /// TAP devices join and leave, and each change flushes the namespace's neighbour entries.
     pub fn add_bridge(&self, bridge: &str, addresses: &[&str]) -> Result<()> {
-        self.ip(&["link", "add", bridge, "type", "bridge"])?;
+        self.ip(&[
+            "link", "add", bridge, "address", BRIDGE_MAC, "type", "bridge",
+        ])?;
         for a in addresses {
             self.ip(&["addr", "add", a, "dev", bridge])?;
         }

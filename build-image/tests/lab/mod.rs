@@ -193,9 +193,10 @@ impl Lab {
         let out = self.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
         assert!(
             out.status.success(),
-            "host-launch start {}: {}",
+            "host-launch start {}: {}\n{}",
             spec_name(spec),
-            shown(&out)
+            shown(&out),
+            self.appliance_logs(&spec_name(spec))
         );
     }
 
@@ -214,6 +215,23 @@ impl Lab {
         let log = std::fs::read_to_string(self.state_dir().join(name).join("launcher.log"))
             .unwrap_or_default();
         (v[0]["state"]["exit_code"].as_i64(), log)
+    }
+
+    /// The tails of an appliance's launcher log, events and console, for a failure message.
+    pub fn appliance_logs(&self, name: &str) -> String {
+        let dir = self.state_dir().join(name);
+        ["launcher.log", "events.jsonl", "console.log", "state.json"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read(dir.join(f)).unwrap_or_default();
+                let tail = &text[text.len().saturating_sub(6000)..];
+                format!(
+                    "--- {f} (last 6000 bytes):\n{}",
+                    String::from_utf8_lossy(tail)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `state.json` of an appliance (null when there is none).

@@ -7,8 +7,9 @@
 //! message when it gives one, e.g. "Nexthop has invalid gateway").
 //!
 //! Order matters and follows what drivers need: MAC (while the link is down), MTU, IPv6 policy
-//! (`ipv6.rs`, while the link is down), addresses, link up, and only then routes, whose gateways the kernel checks against the connected
-//! prefixes that exist only once the links are up.
+//! (`ipv6.rs`, while the link is down), addresses, the IPv4 announcement (`announce.rs`, before
+//! the link goes up), link up, the IPv6 announcements, and only then routes, whose gateways the
+//! kernel checks against the connected prefixes that exist only once the links are up.
 
 use contract::addr::Cidr;
 use contract::checked::{Interface, Network, Route};
@@ -16,7 +17,9 @@ use nix::errno::Errno;
 use std::fmt;
 use std::net::IpAddr;
 
+mod announce;
 mod ipv6;
+pub use announce::Announcement;
 mod netlink;
 use netlink as nl;
 
@@ -29,6 +32,11 @@ pub struct Report {
     pub addresses: Vec<String>,
     /// Routes, e.g. `0.0.0.0/0 via 192.0.2.1 dev vec0 metric 100`.
     pub routes: Vec<String>,
+    /// What did not stop the network but is worth a line on the console (an address that
+    /// could not be announced).
+    pub notes: Vec<String>,
+    /// Each interface's addresses, announced again once the service is ready.
+    pub announce: Vec<Announcement>,
 }
 
 impl fmt::Display for Report {
@@ -196,6 +204,7 @@ struct Link {
     index: u32,
     name: String,
     up: bool,
+    mac: Option<[u8; 6]>,
 }
 
 fn list_links(sock: &mut nl::Socket) -> Result<Vec<Link>, NetError> {
@@ -205,10 +214,11 @@ fn list_links(sock: &mut nl::Socket) -> Result<Vec<Link>, NetError> {
     Ok(replies
         .iter()
         .filter_map(|payload| nl::parse_link(payload))
-        .map(|(index, flags, name)| Link {
-            index,
-            name,
-            up: flags & libc::IFF_UP as u32 != 0,
+        .map(|l| Link {
+            index: l.index,
+            name: l.name,
+            up: l.flags & libc::IFF_UP as u32 != 0,
+            mac: l.mac,
         })
         .collect())
 }
@@ -257,9 +267,32 @@ fn configure_interface(
             .map_err(refused(Some(&path), &what))?;
         report.addresses.push(format!("{name} {cidr}"));
     }
+    if iface.addresses.iter().any(|a| !a.is_ipv6()) {
+        announce::arp_notify(at, name)?;
+    }
     let req = nl::link_flags(link.index, libc::IFF_UP as u32);
     sock.request(req)
         .map_err(refused(Some(at), &format!("link up on {name}")))?;
+    if let Some(mac) = iface.mac.or(link.mac) {
+        let all = Announcement {
+            name: name.clone(),
+            index: link.index,
+            mac,
+            addresses: iface.addresses.iter().map(|c| c.addr).collect(),
+        };
+        // The kernel announced the IPv4 addresses as the link went up (arp_notify).
+        let ipv6 = Announcement {
+            addresses: all
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv6())
+                .copied()
+                .collect(),
+            ..all.clone()
+        };
+        report.notes.extend(ipv6.send());
+        report.announce.push(all);
+    }
     report.links.push(line);
     Ok(())
 }

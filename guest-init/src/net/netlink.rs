@@ -267,14 +267,33 @@ pub fn new_route(r: &RouteSpec) -> Message {
     msg
 }
 
-/// (index, flags, name) from an RTM_NEWLINK payload; `None` if it is malformed.
-pub fn parse_link(payload: &[u8]) -> Option<(u32, u32, String)> {
+/// A link from an RTM_NEWLINK payload; `None` if it is malformed or has no name.
+pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
     let index = u32::from_ne_bytes(payload.get(4..8)?.try_into().ok()?);
     let flags = u32::from_ne_bytes(payload.get(8..12)?.try_into().ok()?);
-    let name = attrs(payload.get(16..)?)
+    let attrs = || attrs(payload.get(16..).unwrap_or_default());
+    let name = attrs()
         .find(|(kind, _)| *kind == IFLA_IFNAME)
         .map(|(_, data)| c_string(data))?;
-    Some((index, flags, name))
+    let mac = attrs()
+        .find(|(kind, _)| *kind == IFLA_ADDRESS)
+        .and_then(|(_, data)| <[u8; 6]>::try_from(data).ok());
+    Some(LinkInfo {
+        index,
+        flags,
+        name,
+        mac,
+    })
+}
+
+/// One link of an RTM_GETLINK dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub flags: u32,
+    pub name: String,
+    /// Its hardware address, when it is a 6-byte (Ethernet) one.
+    pub mac: Option<[u8; 6]>,
 }
 
 fn c_string(data: &[u8]) -> String {
@@ -510,6 +529,29 @@ mod tests {
         let bytes = new_route(&spec).finish(1);
         let kinds: Vec<_> = attrs(&bytes[28..]).map(|(k, _)| k).collect();
         assert_eq!(kinds, vec![RTA_GATEWAY]);
+    }
+
+    #[test]
+    fn a_link_is_read_with_its_mac() {
+        let mut p = vec![0u8; 16];
+        p[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        p[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        for (kind, data) in [
+            (IFLA_IFNAME, &b"vec0\0"[..]),
+            (IFLA_ADDRESS, &[2, 0, 0, 0, 0, 9]),
+        ] {
+            let len = 4 + data.len();
+            p.extend_from_slice(&u16::try_from(len).unwrap().to_ne_bytes());
+            p.extend_from_slice(&kind.to_ne_bytes());
+            p.extend_from_slice(data);
+            p.resize(align4(p.len()), 0);
+        }
+        let l = parse_link(&p).unwrap();
+        assert_eq!((l.index, l.flags, l.name.as_str()), (7, 1, "vec0"));
+        assert_eq!(l.mac, Some([2, 0, 0, 0, 0, 9]));
+        // Without the address attribute (or with one of another length): no MAC.
+        let cut = p.len() - 12;
+        assert_eq!(parse_link(&p[..cut]).unwrap().mac, None);
     }
 
     #[test]

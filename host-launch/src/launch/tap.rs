@@ -97,7 +97,7 @@ fn describe(net: &NetworkSpec, step: Step, e: &io::Error) -> String {
         Step::Bridge => {
             let b = net.bridge.as_deref().unwrap_or("");
             if e.raw_os_error() == Some(libc::ENODEV) || e.raw_os_error() == Some(libc::EINVAL) {
-                format!("the bridge \"{b}\" does not exist (or is not a bridge) in the VM's network namespace; create it (`ip link add {b} type bridge`) or fix network.bridge")
+                format!("the bridge \"{b}\" does not exist (or is not a bridge) in the VM's network namespace; create it (`ip link add {b} address 02:b7:1d:9e:00:01 type bridge`: a MAC of its own, see the README) or fix network.bridge")
             } else {
                 format!("joining {tap} to the bridge \"{b}\": {e}")
             }
