@@ -68,18 +68,8 @@ fn snapshot(lab: &Lab, name: &str, to: &Path) -> (u64, PathBuf) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "snapshot: {}", lab::shown(&out));
     assert!(text.contains(": consistent (frozen "), "{text}");
-    let frozen = text
-        .split("(frozen ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let copy = text
-        .lines()
-        .find_map(|l| l.trim().split(" -> ").nth(1))
-        .and_then(|r| r.split(" (").next())
-        .map(PathBuf::from)
-        .expect("the copy in the output");
+    let frozen = e2e::snapshot_output::frozen_ms(&text).unwrap_or(0);
+    let copy = e2e::snapshot_output::first_copy(&text).expect("the copy in the output");
     (frozen, copy)
 }
 

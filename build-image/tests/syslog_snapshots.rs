@@ -17,7 +17,7 @@ mod lab;
 use lab::{debugfs_as, Lab};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -171,32 +171,16 @@ fn snapshots_every_second_of_a_syslog_stream_hold_prefixes_and_the_10th_restores
         let text = lab::shown(&out);
         assert!(out.status.success(), "{verb} {i}: {text}");
         assert!(text.contains(": consistent (frozen "), "{verb} {i}: {text}");
-        let frozen: u64 = text
-            .split(": consistent (frozen ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|v| v.parse().ok())
+        let frozen = e2e::snapshot_output::frozen_ms(&text)
             .unwrap_or_else(|| panic!("the frozen time in: {text}"));
         if i == 10 {
-            let archive = text
-                .lines()
-                .find_map(|l| {
-                    l.trim()
-                        .split(" (")
-                        .next()
-                        .filter(|p| p.ends_with(".tar.gz"))
-                })
-                .map(PathBuf::from)
+            let archive = e2e::snapshot_output::archive(&text)
                 .unwrap_or_else(|| panic!("the archive in: {text}"));
             tenth = Some(archive);
             eprintln!("backup {i}: frozen {frozen} ms, {sent_before}+ sent");
             continue;
         }
-        let copy = text
-            .lines()
-            .find_map(|l| l.trim().split(" -> ").nth(1))
-            .and_then(|r| r.split(" (").next())
-            .map(PathBuf::from)
+        let copy = e2e::snapshot_output::first_copy(&text)
             .unwrap_or_else(|| panic!("the copy in: {text}"));
         let uid = 1_610_800_000 + i;
         assert_fsck_clean_as(&copy, uid);

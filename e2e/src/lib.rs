@@ -33,6 +33,7 @@ mod kernels;
 pub mod launch;
 pub mod nspawn;
 mod rootfs;
+pub mod snapshot_output;
 
 // The harness's VM, namespace, temp dirs and builds are the `lab` crate's (the conformance
 // kit shares them); the tests name them from here, beside the test images' builder.

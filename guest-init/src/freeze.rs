@@ -345,12 +345,7 @@ fn freeze_one(mount_point: &str) -> Result<OwnedFd, Errno> {
 fn ioctl(fd: &OwnedFd, request: libc::c_ulong) -> Result<(), Errno> {
     let mut zero: libc::c_int = 0;
     // SAFETY: FIFREEZE and FITHAW take a pointer to an int they do not keep.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut zero) };
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut zero) }).map(drop)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use common::writer::{image, spec, WRITER};
 use common::{host_launch, launch, require_root_and_busybox, temp_dir, Launch};
 use e2e::blockdev::LoopDevice;
 use e2e::host::output_text;
+use e2e::snapshot_output;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,20 +83,8 @@ fn measure(dir: &Path, state: &Path, name: &str, rounds: usize) -> (Vec<u64>, Ve
             eprintln!("snapshot failed: {out}");
             std::process::exit(1);
         }
-        let after = out
-            .split(": consistent (frozen ")
-            .nth(1)
-            .unwrap_or_default();
-        let mut words = after.split(' ');
-        guest.push(words.next().and_then(|v| v.parse().ok()).unwrap_or(0));
-        host.push(
-            after
-                .split("in the guest, ")
-                .nth(1)
-                .and_then(|r| r.split(' ').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-        );
+        guest.push(snapshot_output::frozen_ms(&out).unwrap_or(0));
+        host.push(snapshot_output::host_frozen_ms(&out).unwrap_or(0));
         method = out
             .lines()
             .nth(1)
@@ -167,16 +156,7 @@ fn backup_and_restore(dir: &Path, state: &Path, writer: &Path, disk: &Disk) {
             std::process::exit(1);
         }
         b_rate.push(size / secs);
-        let archive = out
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .split(" (")
-                    .next()
-                    .filter(|p| p.ends_with(".tar.gz"))
-            })
-            .map(PathBuf::from)
-            .expect("the archive in the output");
+        let archive = snapshot_output::archive(&out).expect("the archive in the output");
         archive_mib = mib(&archive);
         let target = dir.join(format!("restored{round}.img"));
         let t = Instant::now();

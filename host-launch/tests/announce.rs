@@ -52,8 +52,8 @@ const OTHER_MAC: &str = "02:00:5e:00:00:99";
 
 /// The test's directory and namespace: a bridge with both families' host addresses, kept up
 /// by another port as the other appliances on it would (so the host's requests go out, and go
-/// unanswered, before this VM's TAP device exists), its MAC its own, and a minute between the
-/// host's neighbour requests.
+/// unanswered, before this VM's TAP device exists), its MAC its own (`NetNs::add_bridge`), and
+/// a minute between the host's neighbour requests.
 fn lab(label: &str) -> (e2e::TempDir, e2e::NetNs) {
     require_root_and_busybox();
     let dir = temp_dir(label);
@@ -67,10 +67,6 @@ fn lab(label: &str) -> (e2e::TempDir, e2e::NetNs) {
     ns.ip(&["link", "set", "ann0", "master", "br0", "up"])
         .unwrap();
     ns.ip(&["link", "set", "ann1", "up"]).unwrap();
-    // One taken from its ports changes as TAP devices join, and each change flushes the
-    // host's neighbour entries on it.
-    ns.ip(&["link", "set", "br0", "address", "02:00:00:00:0b:01"])
-        .unwrap();
     for family in ["ipv4", "ipv6"] {
         let key = format!("net.{family}.neigh.br0.retrans_time_ms=60000");
         ns.run("sysctl", &["-qw", &key]).unwrap();

@@ -14,6 +14,7 @@ mod common;
 use common::writer::{image, lines_in_vm, spec, CHECKER, WRITER};
 use common::{host_launch, launch, require_root_and_busybox, temp_dir};
 use e2e::host::output_text;
+use e2e::snapshot_output;
 use e2e::RootFs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -44,19 +45,11 @@ fn snapshots_of_a_writing_appliance_hold_a_prefix_and_thaw_after_the_bound() {
             out.contains("snapshot of 'snap': consistent (frozen "),
             "{out}"
         );
-        let ms: u64 = out
-            .split("consistent (frozen ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("the frozen time in: {out}"));
+        let ms =
+            snapshot_output::frozen_ms(&out).unwrap_or_else(|| panic!("the frozen time in: {out}"));
         frozen.push(ms);
-        let copy = out
-            .lines()
-            .find_map(|l| l.trim().split(" -> ").nth(1))
-            .and_then(|r| r.split(" (").next())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("the copy in: {out}"));
+        let copy =
+            snapshot_output::first_copy(&out).unwrap_or_else(|| panic!("the copy in: {out}"));
         assert_eq!(
             std::fs::metadata(&copy).unwrap().len(),
             std::fs::metadata(&data).unwrap().len()
@@ -271,24 +264,13 @@ const QUIESCE: &str = "b=/bin/busybox; n=$($b cat /data/q.count 2>/dev/null || e
 fn snapshot_into(state: &Path, name: &str, to: &Path) -> (String, PathBuf) {
     let (code, out) = output_text(host_launch(state, &["snapshot", name, "--to"]).arg(to));
     assert_eq!(code, 0, "{out}");
-    let copy = out
-        .lines()
-        .find_map(|l| l.trim().split(" -> ").nth(1))
-        .and_then(|r| r.split(" (").next())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("the copy in: {out}"));
+    let copy = snapshot_output::first_copy(&out).unwrap_or_else(|| panic!("the copy in: {out}"));
     (out, copy)
 }
 
 /// The number after `key` in `text` (e.g. `quiesce ` in `(quiesce 312 ms, ...`).
 fn number_after(text: &str, key: &str) -> u64 {
-    text.split(key)
-        .nth(1)
-        .and_then(|r| {
-            r.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|v| v.parse().ok())
-        })
+    snapshot_output::number_after(text, key)
         .unwrap_or_else(|| panic!("a number after {key:?} in: {text}"))
 }
 

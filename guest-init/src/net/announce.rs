@@ -19,8 +19,10 @@
 
 use super::NetError;
 use nix::errno::Errno;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use nix::sys::socket::SockaddrIn6;
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 /// The per-interface IPv4 sysctls.
@@ -90,19 +92,13 @@ pub fn arp_announcement(addr: Ipv4Addr, mac: [u8; 6]) -> [u8; 28] {
 /// Broadcasts the ARP announcement of `addr` on the link `index` (a packet socket adds the
 /// Ethernet header).
 pub fn gratuitous_arp(index: u32, addr: Ipv4Addr, mac: [u8; 6]) -> Result<(), Errno> {
-    // SAFETY: socket(2) with constant arguments; the fd is owned from here on.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::c_int::from(ARP_PROTOCOL),
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Protocol 0: a socket that only sends (nix has no ETH_P_ARP protocol to name).
+    let fd = socket::socket(
+        AddressFamily::Packet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     // SAFETY: sockaddr_ll is plain data; all zero is a valid value.
     let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     to.sll_family = libc::sa_family_t::try_from(libc::AF_PACKET).unwrap_or_default();
@@ -111,21 +107,20 @@ pub fn gratuitous_arp(index: u32, addr: Ipv4Addr, mac: [u8; 6]) -> Result<(), Er
     to.sll_halen = 6;
     to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
     let packet = arp_announcement(addr, mac);
-    // SAFETY: `packet` and `to` are valid for the lengths given.
-    let sent = unsafe {
+    // SAFETY: `packet` and `to` are valid for the lengths given (nix's LinkAddr has no
+    // constructor to build a destination with).
+    Errno::result(unsafe {
         libc::sendto(
             fd.as_raw_fd(),
             packet.as_ptr().cast(),
             packet.len(),
             0,
             std::ptr::from_ref(&to).cast(),
-            socklen::<libc::sockaddr_ll>(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_ll>())
+                .unwrap_or(libc::socklen_t::MAX),
         )
-    };
-    if sent < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    })
+    .map(drop)
 }
 
 /// ICMPv6 type of a Neighbor Advertisement.
@@ -153,88 +148,26 @@ pub fn advertisement(target: Ipv6Addr, mac: [u8; 6]) -> [u8; 32] {
 /// Sends the advertisement of `target` (an address of the link `index`, whose hardware address
 /// is `mac`) to all nodes on that link.
 pub fn advertise(index: u32, target: Ipv6Addr, mac: [u8; 6]) -> Result<(), Errno> {
-    // SAFETY: socket(2) with constant arguments; the fd is owned from here on.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_int(&fd, libc::IPV6_MULTICAST_HOPS, ND_HOP_LIMIT)?;
-    let ifindex = libc::c_int::try_from(index).map_err(|_| Errno::EINVAL)?;
-    set_int(&fd, libc::IPV6_MULTICAST_IF, ifindex)?;
+    let fd = socket::socket(
+        AddressFamily::Inet6,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::IcmpV6,
+    )?;
+    socket::setsockopt(&fd, sockopt::Ipv6MulticastHops, &ND_HOP_LIMIT)?;
     // From the address itself: it is usable at once (no DAD), the link-local one may not be.
     let scope = if target.is_unicast_link_local() {
         index
     } else {
         0
     };
-    let from = sockaddr(target, scope);
-    // SAFETY: `from` is a valid sockaddr_in6 of the length given.
-    check(unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&from).cast(),
-            socklen::<libc::sockaddr_in6>(),
-        )
-    })?;
+    let from = SockaddrIn6::from(SocketAddrV6::new(target, 0, 0, scope));
+    socket::bind(fd.as_raw_fd(), &from)?;
+    // The scope of the link-local multicast destination names the link.
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let to = SockaddrIn6::from(SocketAddrV6::new(all_nodes, 0, 0, index));
     let packet = advertisement(target, mac);
-    let to = sockaddr(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), index);
-    // SAFETY: `packet` and `to` are valid for the lengths given.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            std::ptr::from_ref(&to).cast(),
-            socklen::<libc::sockaddr_in6>(),
-        )
-    };
-    if sent < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-fn sockaddr(addr: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
-    // SAFETY: sockaddr_in6 is plain data; all zero is a valid value.
-    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    sa.sin6_family = libc::sa_family_t::try_from(libc::AF_INET6).unwrap_or_default();
-    sa.sin6_addr.s6_addr = addr.octets();
-    sa.sin6_scope_id = scope;
-    sa
-}
-
-fn set_int(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> Result<(), Errno> {
-    // SAFETY: `value` is a c_int, valid for the length given.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            option,
-            std::ptr::from_ref(&value).cast(),
-            socklen::<libc::c_int>(),
-        )
-    })
-}
-
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(libc::socklen_t::MAX)
-}
-
-fn check(rc: libc::c_int) -> Result<(), Errno> {
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    socket::sendto(fd.as_raw_fd(), &packet, &to, MsgFlags::empty()).map(drop)
 }
 
 #[cfg(test)]
