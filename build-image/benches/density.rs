@@ -1,5 +1,6 @@
 //! Density and scale (root): N DNS appliances (the image of `recipes/dns.json`, 32 MiB each)
-//! at once on one bridge in a network namespace the benchmark creates, for each N and each
+//! at once in a network namespace the benchmark creates (on one bridge, or each on its own
+//! routed TAP device: `--layout`), for each N and each
 //! kernel (the project's and Debian's side by side). For each fleet it prints the time from
 //! the first `host-launch start` until every `state.json` says ready, the host memory per
 //! appliance (the drop of `MemAvailable` once all are ready and settled, and the PSS of each
@@ -12,11 +13,16 @@
 //!
 //! ```sh
 //! cargo bench -p build-image --bench density [-- 10 100 500 --kernels project,debian \
-//!     --memory-mib 32 --parallel 8]
+//!     --memory-mib 32 --parallel 8 --layout auto]
 //! ```
 //!
-//! The appliances are 198.18.x.y/16 (the benchmarking range) on the bridge, whose host side is
-//! 198.18.255.1; nothing leaves the namespace.
+//! `--layout bridge`: the appliances are 198.18.x.y/16 (the benchmarking range) on one bridge,
+//! whose host side is 198.18.255.1; a Linux bridge takes at most 1,024 ports, so N is at most
+//! 1,000 there. `--layout routed`: appliance i has the /30 block 198.18.0.0 + 4i to itself, the
+//! host side of its TAP device the block's first address and the guest the second, and no
+//! bridge: the layout host-launch/README.md ("More than 1,000 appliances") gives for large
+//! fleets. `auto` (the default) is the bridge up to 1,000 and routed above. Nothing leaves the
+//! namespace.
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -52,6 +58,34 @@ struct Args {
     kernels: String,
     memory_mib: u32,
     parallel: usize,
+    layout: String,
+}
+
+/// How a fleet of `n` is wired: on the lab's bridge, or each appliance on a routed TAP device.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Layout {
+    Bridge,
+    Routed,
+}
+
+/// The most ports the benchmark puts on one bridge (the kernel's limit is 1,024).
+const BRIDGE_MAX: usize = 1000;
+
+fn layout(wanted: &str, n: usize) -> Layout {
+    match wanted {
+        "bridge" => {
+            assert!(
+                n <= BRIDGE_MAX,
+                "--layout bridge: N={n} is over the {BRIDGE_MAX} ports the benchmark puts on one \
+                 bridge (a Linux bridge takes 1,024): use --layout routed or auto"
+            );
+            Layout::Bridge
+        }
+        "routed" => Layout::Routed,
+        "auto" if n <= BRIDGE_MAX => Layout::Bridge,
+        "auto" => Layout::Routed,
+        other => panic!("--layout {other}: bridge, routed or auto"),
+    }
 }
 
 fn args() -> Args {
@@ -60,6 +94,7 @@ fn args() -> Args {
         kernels: "project,debian".into(),
         memory_mib: 32,
         parallel: 8,
+        layout: "auto".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -68,6 +103,7 @@ fn args() -> Args {
             "--kernels" => a.kernels = value("--kernels"),
             "--memory-mib" => a.memory_mib = value("--memory-mib").parse().expect("--memory-mib N"),
             "--parallel" => a.parallel = value("--parallel").parse().expect("--parallel N"),
+            "--layout" => a.layout = value("--layout"),
             n if n.parse::<usize>().is_ok() => a.counts.push(n.parse().unwrap_or(0)),
             _ => {} // cargo passes --bench
         }
@@ -89,9 +125,37 @@ struct Member {
     address: String,
 }
 
-/// The address of appliance `i` (0-based) in 198.18.0.0/16.
+/// The address of appliance `i` (0-based) in 198.18.0.0/16, on the bridge.
 fn address(i: usize) -> String {
     format!("198.18.{}.{}", i / 200, i % 200 + 10)
+}
+
+/// Appliance `i`'s routed TAP device: (the host side, the guest's address), the first two
+/// addresses of the /30 block 198.18.0.0 + 4i (in 198.18.0.0/15: up to 32,768 appliances).
+fn routed_pair(i: usize) -> (String, String) {
+    let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + 4 * i as u32;
+    let at = |k: u32| std::net::Ipv4Addr::from(base + k).to_string();
+    (at(1), at(2))
+}
+
+/// The spec's `network` for appliance `i` in `layout`.
+fn network(lab: &Lab, layout: Layout, i: usize, tap: &str) -> (Value, String) {
+    match layout {
+        Layout::Bridge => {
+            let address = address(i);
+            let bridge = lab.bridge.clone().expect("the lab has a bridge");
+            let net = json!({"tap": tap, "netns": lab.ns.name(), "bridge": bridge,
+                             "addresses": [format!("{address}/16")]});
+            (net, address)
+        }
+        Layout::Routed => {
+            let (host, guest) = routed_pair(i);
+            let net = json!({"tap": tap, "netns": lab.ns.name(),
+                             "host_address": format!("{host}/30"),
+                             "addresses": [format!("{guest}/30")]});
+            (net, guest)
+        }
+    }
 }
 
 /// Runs `f` on every item with `parallel` threads; the results in the items' order.
@@ -215,12 +279,12 @@ fn events_have_ready(lab: &Lab, name: &str) -> bool {
 
 fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) -> Figures {
     let mut fig = Figures::default();
-    let bridge = lab.bridge.clone().expect("the lab has a bridge");
+    let layout = layout(&a.layout, n);
     let members: Vec<Member> = (0..n)
         .map(|i| {
             let name = format!("d{}{}{i}", std::process::id() % 1000, &label[..1]);
             let tap = format!("t{}{}{i}", std::process::id() % 1000, &label[..1]);
-            let address = address(i);
+            let (network, address) = network(lab, layout, i, &tap);
             let spec = lab.write_spec(&json!({
                 "name": name,
                 "image": lab.join("dns.img"),
@@ -228,8 +292,7 @@ fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) 
                 "memory_mib": a.memory_mib,
                 "files": [{"path": "/run/dnsmasq.conf", "mode": "0644",
                            "content": "local=/example.net/\nhost-record=www.example.net,192.0.2.80\n"}],
-                "network": {"tap": tap, "netns": lab.ns.name(), "bridge": bridge,
-                            "addresses": [format!("{address}/16")]},
+                "network": network,
             }));
             Member { name, spec, address }
         })
@@ -398,8 +461,9 @@ fn main() {
     let exe = release_host_launch();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "density: DNS appliances at {} MiB on one bridge, {} cores, load average before: {}",
+        "density: DNS appliances at {} MiB (--layout {}), {} cores, load average before: {}",
         a.memory_mib,
+        a.layout,
         cores(),
         load.trim()
     );
@@ -409,10 +473,11 @@ fn main() {
             let f = fleet(&lab, &exe, kernel, label, n, &a);
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
             println!(
-                "kernel {label}, N={n}: started {}/{n} (the last after {:.1} s), all ready after {}, ready {}/{n}; host \
+                "kernel {label}, N={n} ({:?}): started {}/{n} (the last after {:.1} s), all ready after {}, ready {}/{n}; host \
                  memory per appliance {:.1} MiB (MemAvailable drop), PSS {:.1} MiB (VM and launcher); idle fleet CPU {:.1}% of \
                  the machine over {} s (windows: {}); answered dig {}/{n}; stop all {:.1} s, clean {}/{n} \
                  (load average after: {})",
+                layout(&a.layout, n),
                 f.started,
                 f.all_started.as_secs_f64(),
                 f.all_ready
