@@ -379,8 +379,19 @@ fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) 
         if *ok {
             fig.answered += 1;
         } else {
-            fig.problems
-                .push(format!("{} ({}): no DNS answer", m.name, m.address));
+            // Slow or dead? Ask again once the others are done, and say what the guest said.
+            let later = dig(ns, &m.address);
+            fig.problems.push(format!(
+                "{} ({}): no DNS answer in 3 s; {}; its console ends: {}",
+                m.name,
+                m.address,
+                if later {
+                    "answered when asked again"
+                } else {
+                    "no answer again"
+                },
+                console_tail(lab, &m.name)
+            ));
         }
     }
     let t = Instant::now();
@@ -420,6 +431,14 @@ impl Drop for StopOnPanic<'_> {
             });
         }
     }
+}
+
+/// The last lines of an appliance's console log, on one line (for a failure's report).
+fn console_tail(lab: &Lab, name: &str) -> String {
+    let log = std::fs::read(lab.state_dir().join(name).join("console.log")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&log);
+    let lines: Vec<&str> = text.lines().rev().take(4).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 /// Whether the appliance answers `www.example.net` (3 tries of 1 s).
