@@ -134,7 +134,8 @@ fn boot(l: &Loaded, image: &Path, o: &Options) -> Result<Boot> {
     let name = &l.spec.name;
     let dir = Dir::new(&state::base_dir(), name);
     let started = Instant::now();
-    let mut child = crate::lifecycle::spawn_background(l, Some(image))?;
+    let mut child =
+        crate::lifecycle::spawn_background(l, Some(image), crate::timeline::Clocks::now())?;
     let pid = child.id();
     let deadline = started + o.ready_timeout;
     loop {

@@ -12,6 +12,7 @@ use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::saver::Saver;
 use crate::state::{GuestFigures, Phase, ServiceCounts, State};
+use crate::timeline::{Clocks, Timeline};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -71,14 +72,16 @@ pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
 }
 
 fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
+    let mut timeline = Timeline::new(Clocks::of_start());
     notify.status("checking the spec");
     let file = load::SpecFile::read(spec_path)?;
     let l = load::load_for_launch(&file, opts.image.as_deref())?;
+    timeline.mark("loaded");
     // Block the stop signals before any thread starts, so they wait in the signalfd.
     let mut stops = StopSignals::block(&STOP_SIGNALS)
         .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;
     notify.status("preparing the host");
-    let mut p = prepare(&l, opts)?;
+    let mut p = prepare(&l, opts, timeline)?;
     p.machine
         .extra
         .push(contract::status::heartbeat_arg(notify.heartbeat()));
@@ -260,6 +263,7 @@ fn boot_once(
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let (mut vm, console) =
         vmm::launch::launch(&p.machine, &p.jail).map_err(|e| Error::host(e.to_string()))?;
+    p.timeline.mark("uml_exec");
     let stamped = CappedLog::open(
         &p.dir.console_stamped(),
         bounds.console_bytes,
@@ -308,6 +312,7 @@ fn boot_once(
 fn booting(p: &mut Prepared, opts: &Options, run: &Run, uml_pid: u32) -> Result<()> {
     p.state.uml_pid = Some(uml_pid);
     p.state.phase = Phase::Booting;
+    p.state.host_steps = Some(p.timeline.record());
     p.state.save(&p.dir)?;
     run.notify.status(&format!("booting (UML pid {uml_pid})"));
     // Never remove the disks now.
