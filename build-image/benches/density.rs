@@ -12,8 +12,14 @@
 //!
 //! ```sh
 //! cargo bench -p build-image --bench density [-- 10 100 500 --kernels project,debian \
-//!     --memory-mib 32 --parallel 8]
+//!     --memory-mib 32 --parallel cpu|N --host-launch PATH]
 //! ```
+//!
+//! Starts: `--parallel cpu` (the default) starts the next appliance whenever the machine has
+//! a core to spare (the runnable tasks of /proc/stat's `procs_running` no more than the cores;
+//! never fewer than one start under way), so the CPU, not a fixed batch, sets the pace;
+//! `--parallel N` keeps N `start`s under way whatever the load (the earlier way, 8).
+//! `--host-launch PATH` times another build of host-launch (a change's before).
 //!
 //! The appliances are 198.18.x.y/16 (the benchmarking range) on the bridge, whose host side is
 //! 198.18.255.1; nothing leaves the namespace.
@@ -51,7 +57,10 @@ struct Args {
     counts: Vec<usize>,
     kernels: String,
     memory_mib: u32,
-    parallel: usize,
+    /// Starts under way at once; `None`: as many as the CPU has room for.
+    parallel: Option<usize>,
+    /// Another host-launch to time instead of this tree's release build.
+    host_launch: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -59,7 +68,8 @@ fn args() -> Args {
         counts: Vec::new(),
         kernels: "project,debian".into(),
         memory_mib: 32,
-        parallel: 8,
+        parallel: None,
+        host_launch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -67,7 +77,13 @@ fn args() -> Args {
         match x.as_str() {
             "--kernels" => a.kernels = value("--kernels"),
             "--memory-mib" => a.memory_mib = value("--memory-mib").parse().expect("--memory-mib N"),
-            "--parallel" => a.parallel = value("--parallel").parse().expect("--parallel N"),
+            "--parallel" => {
+                a.parallel = match value("--parallel").as_str() {
+                    "cpu" => None,
+                    n => Some(n.parse().expect("--parallel cpu|N")),
+                }
+            }
+            "--host-launch" => a.host_launch = Some(value("--host-launch").into()),
             n if n.parse::<usize>().is_ok() => a.counts.push(n.parse().unwrap_or(0)),
             _ => {} // cargo passes --bench
         }
@@ -104,6 +120,46 @@ fn parallel<T: Sync, R: Send>(items: &[T], parallel: usize, f: impl Fn(&T) -> R 
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
                 let r = f(item);
+                out.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    out.into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// The runnable tasks right now (`procs_running` of /proc/stat), this one's included.
+fn procs_running() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("procs_running "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `f` on every item, starting the next one whenever the machine has a core to spare
+/// (at most `cores() * 8` under way; one always may run); the results in the items' order.
+fn cpu_paced<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let running = AtomicUsize::new(0);
+    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = cores() as usize * 8;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                // Wait for a spare core (this thread is one of the runnable tasks).
+                while running.load(Ordering::SeqCst) > 0 && procs_running() > cores() + 1 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                running.fetch_add(1, Ordering::SeqCst);
+                let r = f(item);
+                running.fetch_sub(1, Ordering::SeqCst);
                 out.lock().unwrap()[i] = Some(r);
             });
         }
@@ -242,9 +298,11 @@ fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) 
     };
     let before = mem_available_kib();
     let t = Instant::now();
-    let starts = parallel(&members, a.parallel, |m| {
-        host_launch(exe, &state, &["start", m.spec.to_str().unwrap()])
-    });
+    let start = |m: &Member| host_launch(exe, &state, &["start", m.spec.to_str().unwrap()]);
+    let starts = match a.parallel {
+        Some(p) => parallel(&members, p, start),
+        None => cpu_paced(&members, start),
+    };
     fig.all_started = t.elapsed();
     for (m, o) in members.iter().zip(&starts) {
         if o.status.success() {
@@ -321,7 +379,7 @@ fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) 
         }
     }
     let t = Instant::now();
-    let stops = parallel(&members, a.parallel * 2, |m| {
+    let stops = parallel(&members, a.parallel.unwrap_or(8) * 2, |m| {
         host_launch(exe, &state, &["stop", &m.name, "--timeout", "120"])
     });
     fig.stop_time = t.elapsed();
@@ -395,12 +453,17 @@ fn main() {
         .expect("the bridge's benchmark address");
     let image = lab.image("dns");
     assert_eq!(image, lab.join("dns.img"));
-    let exe = release_host_launch();
+    let exe = a.host_launch.clone().unwrap_or_else(release_host_launch);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "density: DNS appliances at {} MiB on one bridge, {} cores, load average before: {}",
+        "density: DNS appliances at {} MiB on one bridge, {} cores, starts {} ({}), load \
+         average before: {}",
         a.memory_mib,
         cores(),
+        a.parallel
+            .map(|p| format!("{p} at a time"))
+            .unwrap_or_else(|| "paced by the CPU".into()),
+        exe.display(),
         load.trim()
     );
     let mut failed = false;
