@@ -118,7 +118,9 @@ fn boot(
             .io_context(|| format!("opening {}", p.dir.events().display()))?;
     let mut run = Run {
         name: l.spec.name.clone(),
-        started: Instant::now(),
+        // From the operator's `start` (or this launcher's start): "ready after" is what the
+        // operator waited, the host's steps included, not the guest's part alone.
+        started: p.timeline.start_instant(),
         seen: Seen::default(),
         events: 0,
         stopping: false,
