@@ -21,6 +21,11 @@
 //! stall sits): each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
 //! `boot_us` and `init_us`, so the host's clock at `start` places them on one line.
 //!
+//! Then the host's own steps, from the launcher's `host_steps` (state.json: `start`'s exec,
+//! the launcher's `main`, spec, lock, uid, TAP, nft, disks, jail, UML's exec, and on to the
+//! guest kernel's first instant), each one's median and worst; a build that does not record
+//! them (`--versus` an older one) shows none.
+//!
 //! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
 //! dnsmasq image `dns`): the images of class dns get the example zone (examples/dns.json) as
 //! their class input, the dnsmasq image its records; each runs at least at its manifest's

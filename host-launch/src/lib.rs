@@ -27,6 +27,7 @@ pub mod disk_copy;
 pub mod error;
 pub mod events;
 pub mod exit;
+pub mod identity_cache;
 pub mod kernel_version;
 pub mod launch;
 pub mod lifecycle;
