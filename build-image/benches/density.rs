@@ -114,23 +114,7 @@ fn address(i: usize) -> String {
 
 /// Runs `f` on every item with `parallel` threads; the results in the items' order.
 fn parallel<T: Sync, R: Send>(items: &[T], parallel: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..parallel.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                out.lock().unwrap()[i] = Some(r);
-            });
-        }
-    });
-    out.into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    paced(items, parallel, |_| true, f)
 }
 
 /// The runnable tasks right now (`procs_running` of /proc/stat), this one's included.
@@ -144,18 +128,29 @@ fn procs_running() -> u64 {
 }
 
 /// Runs `f` on every item, starting the next one whenever the machine has room (at most two
-/// runnable tasks per core)
-/// (at most `cores() * 8` under way; one always may run); the results in the items' order.
+/// runnable tasks per core; at most `cores() * 8` under way; one always may run); the
+/// results in the items' order.
 fn cpu_paced<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    // The waiting thread is one of the runnable tasks.
+    let room = |running: usize| running == 0 || procs_running() <= 2 * cores() + 1;
+    paced(items, cores() as usize * 8, room, f)
+}
+
+/// Runs `f` on every item with `workers` threads, each taking the next item once
+/// `room(items under way)` says so; the results in the items' order.
+fn paced<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    room: impl Fn(usize) -> bool + Sync,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let running = AtomicUsize::new(0);
     let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let workers = cores() as usize * 8;
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        for _ in 0..workers.max(1) {
             s.spawn(|| loop {
-                // Wait for room (this thread is one of the runnable tasks).
-                while running.load(Ordering::SeqCst) > 0 && procs_running() > 2 * cores() + 1 {
+                while !room(running.load(Ordering::SeqCst)) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
