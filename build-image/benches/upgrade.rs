@@ -10,11 +10,15 @@
 //!
 //! The timed `upgrade` is host-launch's release build, as an operator runs it; `--versus
 //! HOST_LAUNCH` alternates another build with it round by round (a change's before and after
-//! under the same load; each build's rounds summed up on their own).
+//! under the same load; each build's rounds summed up on their own). The builds take turns
+//! in pairs of rounds and only the second of a pair counts: in it the launcher that stops was
+//! started by the same build, which matters for what a stopping launcher leaves its successor
+//! (the TAP hand-over). `--host-launch HOST_LAUNCH` times another build in place of this
+//! tree's.
 //!
 //! ```sh
 //! cargo bench -p build-image --bench upgrade [-- --rounds 5 --period-ms 10 \
-//!     --kernels project,debian --versus /tmp/host-launch.before]
+//!     --kernels project,debian --versus /tmp/host-launch.before --host-launch PATH]
 //! ```
 
 #[path = "../tests/lab/mod.rs"]
@@ -34,6 +38,8 @@ struct Args {
     kernels: String,
     /// Another host-launch whose upgrades alternate with this tree's.
     versus: Option<PathBuf>,
+    /// A host-launch to time instead of this tree's release build.
+    host_launch: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -42,6 +48,7 @@ fn args() -> Args {
         period: Duration::from_millis(10),
         kernels: "project,debian".into(),
         versus: None,
+        host_launch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -56,6 +63,9 @@ fn args() -> Args {
             }
             "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
             "--versus" => a.versus = Some(it.next().expect("--versus HOST_LAUNCH").into()),
+            "--host-launch" => {
+                a.host_launch = Some(it.next().expect("--host-launch HOST_LAUNCH").into())
+            }
             _ => {} // cargo passes --bench
         }
     }
@@ -79,7 +89,7 @@ fn main() {
     let lab = Lab::new("bench", None);
     let v1 = lab.build(&dns_recipe("v1", |_| {}));
     let v2 = lab.build(&dns_recipe("v2", |_| {}));
-    let mut builds = vec![release_host_launch()];
+    let mut builds = vec![a.host_launch.clone().unwrap_or_else(release_host_launch)];
     builds.extend(a.versus.clone());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("upgrade: load average before: {}", load.trim());
@@ -101,7 +111,8 @@ fn host_launch(lab: &Lab, exe: &Path, args: &[&str]) -> Output {
 }
 
 /// The rounds on one kernel, with a data disk of its own; round `i` upgrades with
-/// `builds[i % builds.len()]`.
+/// `builds[(i / 2) % builds.len()]` when there are two (the first of each pair not counted),
+/// else with the one.
 fn bench(
     lab: &Lab,
     a: &Args,
@@ -142,7 +153,8 @@ fn bench(
             stop.clone(),
         );
         std::thread::sleep(Duration::from_millis(500));
-        let build = i % builds.len();
+        let build = (i / 2) % builds.len();
+        let counted = builds.len() == 1 || i % 2 == 1;
         let t = Instant::now();
         let o = host_launch(
             lab,
@@ -190,7 +202,11 @@ fn bench(
         println!(
             "kernel {label}{}: round {}: {} -> {}: downtime {:.3} s (last answer of {} to first answer of {}), \
              upgrade command {:.2} s, {} of {} queries unanswered",
-            if build == 1 { " (versus)" } else { "" },
+            match (build, counted) {
+                (_, false) => " (the build changed: not counted)",
+                (1, true) => " (versus)",
+                _ => "",
+            },
             i + 1,
             r.from,
             r.to,
@@ -201,7 +217,9 @@ fn bench(
             r.lost,
             r.queries
         );
-        rounds.push(r);
+        if counted {
+            rounds.push(r);
+        }
     }
     let o = lab.host_launch(&["stop", &name]);
     assert!(o.status.success(), "stop: {}", shown(&o));

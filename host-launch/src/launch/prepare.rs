@@ -329,7 +329,7 @@ fn prepare_locked(
     st.save(&dir)?;
     t.mark("uid");
     if let Some(n) = &l.spec.network {
-        attach_network(l, n, uid, &mut st, undo)?;
+        attach_network(l, &dir, n, uid, &mut st, undo)?;
         st.save(&dir)?;
         t.mark("tap");
         install_policy(l, n, &mut st, undo)?;
@@ -449,13 +449,19 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
 /// The TAP device: an existing one used as it is, else created for the VM's uid (root only).
 fn attach_network(
     l: &Loaded,
+    dir: &Dir,
     n: &appliance::spec::NetworkSpec,
     uid: u32,
     st: &mut State,
     undo: &mut Undo,
 ) -> Result<()> {
     let ns = n.netns.as_deref();
-    let created = if tap::exists(&n.tap, ns) {
+    // Left by the launcher an `upgrade` stopped: this launch owns it now (and removes it).
+    let handed_over = std::fs::remove_file(dir.tap_handover()).is_ok();
+    let created = if handed_over && tap::exists(&n.tap, ns) {
+        undo.tap = Some((n.tap.clone(), n.netns.clone()));
+        true
+    } else if tap::exists(&n.tap, ns) {
         say(
             &l.spec.name,
             &format!("using the existing TAP device {} as it is", n.tap),

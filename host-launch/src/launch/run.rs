@@ -556,14 +556,25 @@ fn count_service(event: &Event, c: &mut ServiceCounts) {
 
 /// Removes the TAP device this run created and the jail's mount point, and records the end.
 fn finish(p: &mut Prepared, outcome: &Outcome) {
+    // An upgrade's next launch takes the TAP device and its policy over: removing and making
+    // them again (the netdev's unregistering waits for RCU) would lengthen the downtime.
+    let handover = p.dir.tap_handover().exists()
+        && p.state.tap.as_ref().is_some_and(|t| t.created)
+        && p.state.policy.is_some();
+    if handover {
+        say(
+            &p.state.name,
+            "left the TAP device and its network policy to the upgrade's new image",
+        );
+    }
     // The policy goes first: chains whose TAP device is gone stay until they are deleted.
-    if let Some(pol) = &p.state.policy {
+    if let Some(pol) = p.state.policy.as_ref().filter(|_| !handover) {
         match crate::launch::nft::remove(&pol.table, &p.state.name, pol.netns.as_deref()) {
             Ok(_) => p.state.policy = None,
             Err(e) => say(&p.state.name, &format!("removing the network policy: {e}")),
         }
     }
-    if let Some(t) = &p.state.tap {
+    if let Some(t) = p.state.tap.as_ref().filter(|_| !handover) {
         if t.created {
             if let Err(e) = tap::delete(&t.name, t.netns.as_deref()) {
                 say(&p.state.name, &format!("removing the TAP device: {e}"));
