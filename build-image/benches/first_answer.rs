@@ -21,6 +21,11 @@
 //! stall sits): each carries the guest's wall clock (`ts_us`, UML's clock is the host's),
 //! `boot_us` and `init_us`, so the host's clock at `start` places them on one line.
 //!
+//! Then the host's own steps, from the launcher's `host_steps` (state.json: `start`'s exec,
+//! the launcher's `main`, spec, lock, uid, TAP, nft, disks, jail, UML's exec, and on to the
+//! guest kernel's first instant), each one's median and worst; a build that does not record
+//! them (`--versus` an older one) shows none.
+//!
 //! `--images dns,nsd,knot` measures each of these recipes' images side by side (default the
 //! dnsmasq image `dns`): the images of class dns get the example zone (examples/dns.json) as
 //! their class input, the dnsmasq image its records; each runs at least at its manifest's
@@ -154,6 +159,43 @@ fn launcher_started_us(lab: &Lab) -> Option<u64> {
     state["started_at_ms"].as_u64()?.checked_mul(1000)
 }
 
+/// The host's steps of the start, from the launcher's `host_steps` (state.json): the `start`
+/// process's own exec (the bench's clock to the start `start` recorded), each step the
+/// launcher marked (from the one before), and UML's exec to the guest kernel's first instant.
+/// `None` for a host-launch that does not record them (`--versus` an older build).
+fn host_steps(
+    lab: &Lab,
+    t0_us: u64,
+    events: &[serde_json::Value],
+) -> Option<Vec<(String, Duration)>> {
+    let state = std::fs::read(lab.state_dir().join(NAME).join("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+    let h = &state["host_steps"];
+    let start_us = h["start_us"].as_u64()?;
+    let mut out = vec![(
+        "start's exec".to_string(),
+        Duration::from_micros(start_us.saturating_sub(t0_us)),
+    )];
+    let mut last = 0;
+    for s in h["steps"].as_array()? {
+        let at = s["at_us"].as_u64()?;
+        out.push((
+            s["step"].as_str()?.to_string(),
+            Duration::from_micros(at.saturating_sub(last)),
+        ));
+        last = at;
+    }
+    let ready = events.iter().find(|e| e["event"] == "ready")?;
+    let kernel = ready["ts_us"]
+        .as_u64()?
+        .checked_sub(ready["boot_us"].as_u64()?)?;
+    out.push((
+        "-> guest kernel".to_string(),
+        Duration::from_micros(kernel.saturating_sub(start_us + last)),
+    ));
+    Some(out)
+}
+
 /// Microseconds since the Unix epoch, the clock of the events' `ts_us`.
 fn wall_us(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -166,6 +208,7 @@ struct Measured {
     answer: Duration,
     guest: Duration,
     steps: Option<Vec<Duration>>,
+    host: Option<Vec<(String, Duration)>>,
 }
 
 /// One round: start, query until the answer, stop; the time from start to the answer, the
@@ -229,6 +272,7 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<Measured, String> {
         answer,
         guest,
         steps,
+        host: host_steps(lab, wall_us(t0), &ev),
     })
 }
 
@@ -262,6 +306,8 @@ struct Series {
     steps: Vec<Vec<Duration>>,
     /// The round (from 1) each entry of `steps` is of.
     rounds: Vec<usize>,
+    /// Per round, the host's steps ([`host_steps`]).
+    host: Vec<Vec<(String, Duration)>>,
     failures: usize,
 }
 
@@ -293,6 +339,36 @@ fn print_timeline(c: &Case) {
         );
     }
     print_stalls(c, &medians);
+    print_host_steps(c);
+}
+
+/// The host's steps of a start (the launcher's `host_steps`), each one's median and worst
+/// over the rounds that have it, in the order of the first round.
+fn print_host_steps(c: &Case) {
+    let s = &c.series;
+    let Some(first) = s.host.first() else {
+        return;
+    };
+    println!(
+        "image {} kernel {}: the host's steps ({} rounds; each from the one before):",
+        c.image,
+        c.kernel,
+        s.host.len()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (name, _) in first {
+        let mut v: Vec<Duration> = s
+            .host
+            .iter()
+            .filter_map(|r| r.iter().find(|(n, _)| n == name).map(|(_, d)| *d))
+            .collect();
+        v.sort();
+        println!(
+            "  {name:<32} median {:>6.2} ms, worst {:>6.2} ms",
+            ms(v[v.len() / 2]),
+            ms(v[v.len() - 1])
+        );
+    }
 }
 
 /// A round whose first answer took more than this many times the median is a stall.
@@ -427,6 +503,7 @@ fn main() {
                     answer: d,
                     guest: g,
                     steps,
+                    host,
                 }) => {
                     eprintln!(
                         "image {} kernel {}: round {}/{}: first answer after {} ms (guest \
@@ -444,6 +521,7 @@ fn main() {
                         s.steps.push(steps);
                         s.rounds.push(i + 1);
                     }
+                    s.host.extend(host);
                 }
                 Err(e) => {
                     eprintln!(

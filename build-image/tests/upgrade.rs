@@ -8,6 +8,8 @@
 //! - an image whose service exits at once (restart never) and an image that never becomes
 //!   ready (readiness on a port nobody listens on) are rolled back: exit status 127, the
 //!   previous image answers again with the same data, the failed run's console is kept;
+//! - the upgrade hands the TAP device over: the new image runs on the same device (its
+//!   ifindex unchanged, the marker consumed), and the last stop removes it;
 //! - after all of it the data disk is clean under `e2fsck -fn` and holds the data.
 
 mod lab;
@@ -42,13 +44,30 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
 
+    // The TAP device's index in the namespace ("N: name: ..."), empty when it is not there.
+    let ifindex = || {
+        let o = Command::new("ip")
+            .args(["-n", lab.ns.name(), "-o", "link", "show", "dev", &tap])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.split(':').next().unwrap_or("").trim().to_string()
+    };
+
     ok(&["start", spec_s, "--wait-ready", "60"]);
     assert_eq!(lab.version(), "v1");
     assert_eq!(lab.dig(DATA_NAME, "A"), DATA_ADDRESS);
+    let before = ifindex();
+    assert!(!before.is_empty(), "no TAP device {tap}");
 
-    // v1 -> v2.
+    // v1 -> v2, on the same TAP device (handed over, not removed and made again).
     let out = ok(&["upgrade", spec_s, "--image", v2.to_str().unwrap()]);
     assert!(out.contains("the new image is ready"), "{out}");
+    assert_eq!(ifindex(), before, "the TAP device was made again: {out}");
+    assert!(
+        !lab.state_dir().join("updns/tap-handover").exists(),
+        "the hand-over marker was left"
+    );
     assert_eq!(lab.version(), "v2", "{out}");
     assert_eq!(
         lab.dig(DATA_NAME, "A"),
@@ -109,6 +128,7 @@ fn upgrade_keeps_the_data_and_rolls_back_images_that_fail() {
     assert_eq!(lab.version(), "v2");
     assert_eq!(lab.dig(DATA_NAME, "A"), DATA_ADDRESS);
     ok(&["stop", "updns"]);
+    assert!(!lab.ns.has_link(&tap), "the last stop left the TAP device");
 
     assert_fsck_clean(&disk);
     let hosts = Command::new("debugfs")

@@ -137,6 +137,10 @@ pub enum Cmd {
         /// Boot this root image (manifest beside it) instead of the spec's; used by `upgrade`.
         #[arg(long, value_name = "IMAGE", hide = true)]
         image: Option<PathBuf>,
+        /// Leave the caller's session first (setsid): `start` and `upgrade` run the launcher
+        /// so, which lets them start it without a fork (posix_spawn).
+        #[arg(long, hide = true)]
+        new_session: bool,
     },
     /// Validate a spec against its image; print the contract and the UML command line.
     #[command(after_help = ENVIRONMENT)]

@@ -8,7 +8,8 @@
 //! crate that starts it, `run` boots and supervises the VM (`saver`: when its `state.json` is written), and `exit` maps how it ended to
 //! the launcher's exit status. `cmd` holds one file per subcommand over `lifecycle`;
 //! `upgrade` replaces an appliance's image on the same data disks, rolling back when the new
-//! one fails. `trust` checks an image's signature against the host's policy before each boot.
+//! one fails. `trust` checks an image's signature against the host's policy before each boot;
+//! `timeline` records the host's steps of a start.
 
 #![deny(missing_debug_implementations)]
 #![deny(
@@ -26,6 +27,8 @@ pub mod disk_copy;
 pub mod error;
 pub mod events;
 pub mod exit;
+pub mod identity_cache;
+pub mod kernel_version;
 pub mod launch;
 pub mod lifecycle;
 pub mod metrics;
@@ -41,6 +44,7 @@ pub mod stamped;
 pub mod state;
 pub mod systemd;
 pub mod tail;
+pub mod timeline;
 pub mod trust;
 
 pub use error::{Error, Kind, Result};

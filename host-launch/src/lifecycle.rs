@@ -7,7 +7,7 @@ use crate::launch::disks::DiskFile;
 use crate::launch::load::{self, Loaded};
 use crate::launch::{run, vm};
 use crate::state::{self, Dir, Phase, State};
-use std::os::unix::process::CommandExt;
+use crate::timeline::{self, Clocks};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,8 +149,14 @@ fn network_lines(l: &Loaded) -> Vec<String> {
 }
 
 /// Starts `host-launch run SPEC [--image IMAGE]` in a new session, its output in the state
-/// directory's `launcher.log`. Refused (121) while a launcher runs the appliance.
-pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process::Child> {
+/// directory's `launcher.log`; `started` is when the operator's command began, for the
+/// launcher's timeline ([`crate::timeline`]). Refused (121) while a launcher runs the
+/// appliance.
+pub fn spawn_background(
+    l: &Loaded,
+    image: Option<&Path>,
+    started: Clocks,
+) -> Result<std::process::Child> {
     let base = state::base_dir();
     let dir = Dir::new(&base, &l.spec.name);
     if state::is_locked(&dir) {
@@ -175,22 +181,17 @@ pub fn spawn_background(l: &Loaded, image: Option<&Path>) -> Result<std::process
         .io_context(|| "duplicating a descriptor".to_string())?;
     let exe = std::env::current_exe().io_context(|| "finding this program".to_string())?;
     let mut cmd = Command::new(exe);
-    cmd.arg("run").arg(&l.spec_path);
+    // The launcher leaves this session itself (`--new-session`): with no code to run between
+    // fork and exec, std starts it by posix_spawn (vfork semantics: no copy of this process's
+    // page tables), not fork.
+    cmd.arg("run").arg("--new-session").arg(&l.spec_path);
     if let Some(i) = image {
         cmd.arg("--image").arg(i);
     }
-    cmd.stdin(Stdio::null())
+    cmd.env(timeline::START_ENV, started.to_env())
+        .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2));
-    // SAFETY: setsid between fork and exec is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.spawn()
         .io_context(|| "starting the background launcher".to_string())
 }

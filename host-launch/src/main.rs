@@ -77,7 +77,18 @@ fn dispatch(cmd: Cmd) -> host_launch::Result<i32> {
             kernel_log,
             quiet,
             image,
-        } => run_fg(&spec, kernel_log, quiet, image),
+            new_session,
+        } => {
+            if new_session {
+                // `start` spawned this launcher without a fork (no pre-exec hook), so the new
+                // session is made here, before anything else: the operator's terminal's
+                // signals and hangup must not reach it.
+                nix::unistd::setsid().map_err(|e| {
+                    host_launch::Error::host(format!("leaving the caller's session: {e}"))
+                })?;
+            }
+            run_fg(&spec, kernel_log, quiet, image)
+        }
         Cmd::Check { spec, contract } => cmd::check::check(&spec, contract),
         Cmd::Start { target, wait_ready } => {
             cmd::start::start_target(&target, wait_ready.map(Duration::from_secs))

@@ -134,8 +134,66 @@ pub fn load() -> Result<Option<Trust>> {
     }))
 }
 
-/// The digest of an image and its manifest (what a signature signs).
+/// The cache of image digests in the state base ([`crate::identity_cache`]).
+pub const DIGEST_CACHE: &str = ".image-digests.json";
+
+/// The digest of an image and its manifest (what a signature signs): hashed once per pair of
+/// files, then taken from the cache while both are the files that were hashed, so a start
+/// under a trust policy does not read the whole image (twice: `start` and its launcher).
 pub fn digest(image: &Path, manifest: &Path) -> Result<ImageDigest> {
+    digest_cached(
+        image,
+        manifest,
+        &crate::state::base_dir(),
+        crate::identity_cache::SETTLED,
+    )
+}
+
+/// [`digest`] with its cache in `cache_dir`, stored only for files that changed `settled` or
+/// longer ago.
+fn digest_cached(
+    image: &Path,
+    manifest: &Path,
+    cache_dir: &Path,
+    settled: std::time::Duration,
+) -> Result<ImageDigest> {
+    let mut failed = None;
+    let hex = crate::identity_cache::cached_after(
+        &cache_dir.join(DIGEST_CACHE),
+        &[image, manifest],
+        settled,
+        || match hash(image, manifest) {
+            Ok(d) => Some(d.to_string()),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        },
+    );
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match hex.as_deref().and_then(parse_digest) {
+        Some(d) => Ok(d),
+        None => hash(image, manifest),
+    }
+}
+
+/// `sha256:` and 64 hex digits, as [`ImageDigest`] prints itself.
+fn parse_digest(s: &str) -> Option<ImageDigest> {
+    let hex = s.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(ImageDigest(out))
+}
+
+/// Hashes the image and its manifest.
+fn hash(image: &Path, manifest: &Path) -> Result<ImageDigest> {
     let f = std::fs::File::open(image)
         .map_err(|e| Error::invalid(format!("{}: cannot read the image: {e}", image.display())))?;
     let len = f
@@ -278,5 +336,73 @@ pub fn describe(image: &Path, manifest: &Path) -> String {
             policy_path().display()
         ),
         Err(e) => format!("{d} (REFUSED: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "host-launch-digest-{tag}-{}-{}",
+            std::process::id(),
+            crate::state::now_ms()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_cached_digest_is_the_images_and_follows_a_change_in_place() {
+        let d = temp_dir("inplace");
+        let (image, manifest) = (d.join("root.img"), d.join("root.img.manifest.json"));
+        std::fs::write(&image, vec![7u8; 70_000]).unwrap();
+        std::fs::write(&manifest, b"{}").unwrap();
+        let first = digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap();
+        assert_eq!(first, hash(&image, &manifest).unwrap());
+        assert!(d.join(DIGEST_CACHE).is_file(), "nothing was cached");
+        assert_eq!(
+            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            first
+        );
+        // One byte of the image changed in place, the size and the inode the same (after a
+        // tick of the timestamps' clock).
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut bytes = std::fs::read(&image).unwrap();
+        bytes[12_345] ^= 1;
+        std::fs::write(&image, &bytes).unwrap();
+        let changed = digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap();
+        assert_ne!(changed, first, "a changed image kept its cached digest");
+        assert_eq!(changed, hash(&image, &manifest).unwrap());
+        // And the manifest alone.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::write(&manifest, b"[]").unwrap();
+        assert_eq!(
+            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            hash(&image, &manifest).unwrap()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_forged_cache_entry_for_other_files_is_not_taken() {
+        let d = temp_dir("forged");
+        let (image, manifest) = (d.join("root.img"), d.join("m.json"));
+        std::fs::write(&image, b"image").unwrap();
+        std::fs::write(&manifest, b"{}").unwrap();
+        std::fs::write(
+            d.join(DIGEST_CACHE),
+            b"[{\"ids\": [], \"value\": \"sha256:00\"}]",
+        )
+        .unwrap();
+        assert_eq!(
+            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            hash(&image, &manifest).unwrap()
+        );
+        assert_eq!(parse_digest("sha256:00"), None);
+        let d0 = hash(&image, &manifest).unwrap();
+        assert_eq!(parse_digest(&d0.to_string()), Some(d0));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -78,6 +78,7 @@ fn a_podman_users_first_commands() {
 
     let (code, out) = hl(&["start", spec_s, "--wait-ready", "60"]);
     assert_eq!(code, 0, "start SPEC: {out}");
+    started_launcher_is_its_own_and_timed(&state.join("habits/state.json"));
     let (code, out) = hl(&["ps"]);
     assert_eq!(code, 0, "{out}");
     let row = out.lines().find(|l| l.starts_with("habits ")).unwrap_or("");
@@ -201,4 +202,55 @@ fn a_podman_users_first_commands() {
     assert!(!state.join("habits").exists());
     let (code, out) = hl(&["start", "habits"]);
     assert_eq!(code, 126, "a forgotten name: {out}");
+}
+
+/// What `start` leaves in the state: a launcher in a session of its own (it calls setsid
+/// itself, `run --new-session`, since `start` spawns it without a fork), the host's steps
+/// in order up to UML's exec (`host_steps`, on the clock of `start`), and a readiness time
+/// counted from `start`, so no shorter than those steps.
+fn started_launcher_is_its_own_and_timed(state_file: &Path) {
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_file).unwrap()).unwrap();
+    let pid = st["launcher_pid"].as_u64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's closing parenthesis: state, ppid, pgrp, session.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[3], pid.to_string(), "the launcher's session: {stat}");
+    let steps: Vec<(String, u64)> = st["host_steps"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no host_steps in {st}"))
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_string(),
+                s["at_us"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "launcher", "loaded", "locked", "uid", "tap", "nft", "jail", "uml_exec",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert_eq!(names.last(), Some(&"uml_exec"), "{names:?}");
+    assert!(
+        steps.windows(2).all(|w| w[0].1 <= w[1].1),
+        "the steps are not in order: {steps:?}"
+    );
+    let start_us = st["host_steps"]["start_us"].as_u64().unwrap();
+    assert!(
+        start_us / 1000 <= st["started_at_ms"].as_u64().unwrap(),
+        "start_us is after the launcher's first state: {st}"
+    );
+    let uml_exec_ms = steps.last().unwrap().1 / 1000;
+    assert!(
+        st["ready_after_ms"].as_u64().unwrap() >= uml_exec_ms,
+        "ready_after_ms is not counted from start: {st}"
+    );
 }

@@ -73,8 +73,13 @@ pub fn version(kernel: &Path) -> Option<String> {
 /// The kernel, whose it is and its version, e.g. `/usr/bin/linux.uml (Debian's, 6.1.0)`: what
 /// host-launch's `check` and `status` and the conformance kit show.
 pub fn describe(kernel: &Path) -> String {
+    describe_as(kernel, version(kernel))
+}
+
+/// [`describe`] with the version already known (host-launch caches it per kernel file).
+pub fn describe_as(kernel: &Path, version: Option<String>) -> String {
     let which = whose(kernel);
-    match version(kernel) {
+    match version {
         Some(v) => format!("{} ({which}, {v})", kernel.display()),
         None => format!("{} ({which})", kernel.display()),
     }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::launch::{load, run};
 use crate::lifecycle::{self, spawn_background};
 use crate::state::{self, Dir, Phase, State};
+use crate::timeline::Clocks;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,12 +24,13 @@ pub fn start_target(target: &str, wait_ready: Option<Duration>) -> Result<i32> {
 /// session with its output in the state directory's `launcher.log`, and waits until UML runs
 /// (or, with `wait_ready`, until the service is ready).
 pub fn start(spec: &Path, wait_ready: Option<Duration>) -> Result<i32> {
+    let started = Clocks::now();
     // The checks `run` makes before it touches the host, so that a bad spec fails here with
     // its message; not `check`'s whole description (it runs the kernel for its version).
     let l = &load::load_for_launch(&load::SpecFile::read(spec)?, None)?;
     run::preflight(l)?;
     let dir = Dir::new(&state::base_dir(), &l.spec.name);
-    let mut child = spawn_background(l, None)?;
+    let mut child = spawn_background(l, None, started)?;
     let pid = child.id();
     let limit = Instant::now() + wait_ready.unwrap_or(Duration::from_secs(30));
     let mut seen = None;

@@ -3,13 +3,29 @@
 //! removed, summed up for `status`. What they say is [`appliance::netpolicy`]'s.
 
 use crate::error::{Error, Result};
+use crate::launch::nft_lib;
 use appliance::netpolicy;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// `nft`, or the program `$HOST_LAUNCH_NFT` names (tests make it fail on purpose).
+/// The environment variable naming another `nft` program (tests make it fail on purpose).
+const NFT_ENV: &str = "HOST_LAUNCH_NFT";
+
+/// `nft`, or the program `$HOST_LAUNCH_NFT` names.
 fn program() -> String {
-    std::env::var("HOST_LAUNCH_NFT").unwrap_or_else(|_| "nft".into())
+    std::env::var(NFT_ENV).unwrap_or_else(|_| "nft".into())
+}
+
+/// Runs a script (`nft -f -`) in the namespace: through libnftables in this process
+/// ([`nft_lib`]) unless `$HOST_LAUNCH_NFT` names a program or the library is missing, else
+/// by running `nft`.
+fn script(netns: Option<&str>, text: &str) -> std::io::Result<std::result::Result<String, String>> {
+    if std::env::var_os(NFT_ENV).is_none() {
+        if let Some(r) = crate::launch::tap::in_netns(netns, || nft_lib::run(text))? {
+            return Ok(r.map(|()| String::new()));
+        }
+    }
+    run(netns, &["-f", "-"], text)
 }
 
 fn where_(netns: Option<&str>) -> String {
@@ -51,7 +67,7 @@ fn run(
 }
 
 /// Installs `script` ([`appliance::netpolicy::render`]) in one transaction: all of it or nothing.
-pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
+pub fn install(table: &str, text: &str, netns: Option<&str>) -> Result<()> {
     let failed = |e: String| {
         Error::host(format!(
             "network policy: installing the appliance's chains in the nftables table {table}{} \
@@ -60,7 +76,7 @@ pub fn install(table: &str, script: &str, netns: Option<&str>) -> Result<()> {
             program()
         ))
     };
-    match run(netns, &["-f", "-"], script) {
+    match script(netns, text) {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(failed(e)),
         Err(e) => Err(failed(e.to_string())),
@@ -76,7 +92,7 @@ pub fn remove(table: &str, name: &str, netns: Option<&str>) -> Result<()> {
             where_(netns)
         ))
     };
-    match run(netns, &["-f", "-"], &netpolicy::removal(table, name)) {
+    match script(netns, &netpolicy::removal(table, name)) {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(failed(e)),
         Err(e) => Err(failed(e.to_string())),

@@ -15,6 +15,7 @@ use crate::launch::{nft, tap, vm};
 use crate::output::say;
 use crate::privs;
 use crate::state::{self, Dir, Phase, State, TapRecord};
+use crate::timeline::Timeline;
 use appliance::netpolicy;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -239,10 +240,13 @@ pub(crate) struct Prepared {
     pub(crate) machine: vmm::cmdline::Machine,
     pub(crate) jail: vmm::jail::Jail,
     pub(crate) undo: Undo,
+    /// The host's steps so far ([`crate::timeline`]).
+    pub(crate) timeline: Timeline,
 }
 
-pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
+pub(crate) fn prepare(l: &Loaded, opts: &Options, mut timeline: Timeline) -> Result<Prepared> {
     let disk_files = preflight(l)?;
+    timeline.mark("preflight");
     if !privs::is_root() {
         return Err(Error::host(
             "host-launch run needs root: it builds each VM's jail (namespaces, its own uid, \
@@ -270,7 +274,7 @@ pub(crate) fn prepare(l: &Loaded, opts: &Options) -> Result<Prepared> {
     // Private: the contract may hold secrets; nothing of a VM's state is another user's.
     std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o700))
         .io_context(|| format!("making {} private", dir.path.display()))?;
-    let result = prepare_locked(l, opts, &disk_files, dir.clone(), &mut undo);
+    let result = prepare_locked(l, opts, &disk_files, dir.clone(), &mut undo, timeline);
     if let Err(e) = &result {
         undo.run();
         record_refusal(&dir, e);
@@ -302,15 +306,18 @@ fn prepare_locked(
     disk_files: &[DiskFile],
     dir: Dir,
     undo: &mut Undo,
+    mut t: Timeline,
 ) -> Result<Prepared> {
     let name = &l.spec.name;
     let lock = take_lock(&dir, name)?;
     let old = State::load(&dir);
     clear_previous_run(&dir, name, old.as_ref());
+    t.mark("locked");
     // The state says "starting" from here on, so that a refusal below is recorded as one.
     let umid = new_umid(name);
     let mut st = starting_state(l, &umid);
     st.save(&dir)?;
+    t.mark("state");
     // One read of every other appliance's state for both checks.
     let others = state::list(&state::base_dir());
     collisions(l, &others)?;
@@ -320,11 +327,14 @@ fn prepare_locked(
     }
     st.uid = Some(uid);
     st.save(&dir)?;
+    t.mark("uid");
     if let Some(n) = &l.spec.network {
-        attach_network(l, n, uid, &mut st, undo)?;
+        attach_network(l, &dir, n, uid, &mut st, undo)?;
         st.save(&dir)?;
+        t.mark("tap");
         install_policy(l, n, &mut st, undo)?;
         st.save(&dir)?;
+        t.mark("nft");
     }
     undo.created_disks = disks::create(disk_files, Some((uid, uid)))?;
     for p in &undo.created_disks {
@@ -334,9 +344,11 @@ fn prepare_locked(
         );
     }
     write_config_device(l, &dir, uid)?;
+    t.mark("disks");
     let machine = vm::machine(l, &dir, umid, opts.kernel_log);
     vmm::cmdline::command_line(&machine).map_err(|e| Error::invalid(e.to_string()))?;
     let jail = vm::jail(l, &dir, uid, &machine)?;
+    t.mark("jail");
     Ok(Prepared {
         dir,
         _lock: lock,
@@ -344,6 +356,7 @@ fn prepare_locked(
         machine,
         jail,
         undo: Undo::default(),
+        timeline: t,
     })
 }
 
@@ -429,19 +442,26 @@ fn starting_state(l: &Loaded, umid: &str) -> State {
         dropped: Default::default(),
         systemd: state::Systemd::detect(),
         stop_timeout_ms: Some(l.merged.contract.service.stop_timeout_ms),
+        host_steps: None,
     }
 }
 
 /// The TAP device: an existing one used as it is, else created for the VM's uid (root only).
 fn attach_network(
     l: &Loaded,
+    dir: &Dir,
     n: &appliance::spec::NetworkSpec,
     uid: u32,
     st: &mut State,
     undo: &mut Undo,
 ) -> Result<()> {
     let ns = n.netns.as_deref();
-    let created = if tap::exists(&n.tap, ns) {
+    // Left by the launcher an `upgrade` stopped: this launch owns it now (and removes it).
+    let handed_over = std::fs::remove_file(dir.tap_handover()).is_ok();
+    let created = if handed_over && tap::exists(&n.tap, ns) {
+        undo.tap = Some((n.tap.clone(), n.netns.clone()));
+        true
+    } else if tap::exists(&n.tap, ns) {
         say(
             &l.spec.name,
             &format!("using the existing TAP device {} as it is", n.tap),
@@ -518,7 +538,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .io_context(|| format!("writing {}", path.display()))
 }
 
-/// The kernel and its version, as `check` and `status` show them.
+/// The kernel and its version, as `check` and `status` show them; the version run once per
+/// kernel file ([`crate::kernel_version`]).
 pub fn describe_kernel(kernel: &Path) -> String {
-    vmm::kernel::describe(kernel)
+    let version = crate::kernel_version::version(kernel, &state::base_dir());
+    vmm::kernel::describe_as(kernel, version)
 }

@@ -12,6 +12,7 @@ use crate::notify::Notifier;
 use crate::output::{say, shown_line, Printer};
 use crate::saver::Saver;
 use crate::state::{GuestFigures, Phase, ServiceCounts, State};
+use crate::timeline::{Clocks, Timeline};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -71,14 +72,16 @@ pub fn run(spec_path: &Path, opts: &Options) -> Result<Outcome> {
 }
 
 fn run_notifying(spec_path: &Path, opts: &Options, notify: &Rc<Notifier>) -> Result<Outcome> {
+    let mut timeline = Timeline::new(Clocks::of_start());
     notify.status("checking the spec");
     let file = load::SpecFile::read(spec_path)?;
     let l = load::load_for_launch(&file, opts.image.as_deref())?;
+    timeline.mark("loaded");
     // Block the stop signals before any thread starts, so they wait in the signalfd.
     let mut stops = StopSignals::block(&STOP_SIGNALS)
         .map_err(|e| Error::host(format!("creating a signalfd: {e}")))?;
     notify.status("preparing the host");
-    let mut p = prepare(&l, opts)?;
+    let mut p = prepare(&l, opts, timeline)?;
     p.machine
         .extra
         .push(contract::status::heartbeat_arg(notify.heartbeat()));
@@ -115,7 +118,9 @@ fn boot(
             .io_context(|| format!("opening {}", p.dir.events().display()))?;
     let mut run = Run {
         name: l.spec.name.clone(),
-        started: Instant::now(),
+        // From the operator's `start` (or this launcher's start): "ready after" is what the
+        // operator waited, the host's steps included, not the guest's part alone.
+        started: p.timeline.start_instant(),
         seen: Seen::default(),
         events: 0,
         stopping: false,
@@ -260,6 +265,7 @@ fn boot_once(
         .io_context(|| format!("opening {}", p.dir.console().display()))?;
     let (mut vm, console) =
         vmm::launch::launch(&p.machine, &p.jail).map_err(|e| Error::host(e.to_string()))?;
+    p.timeline.mark("uml_exec");
     let stamped = CappedLog::open(
         &p.dir.console_stamped(),
         bounds.console_bytes,
@@ -308,6 +314,7 @@ fn boot_once(
 fn booting(p: &mut Prepared, opts: &Options, run: &Run, uml_pid: u32) -> Result<()> {
     p.state.uml_pid = Some(uml_pid);
     p.state.phase = Phase::Booting;
+    p.state.host_steps = Some(p.timeline.record());
     p.state.save(&p.dir)?;
     run.notify.status(&format!("booting (UML pid {uml_pid})"));
     // Never remove the disks now.
@@ -549,14 +556,25 @@ fn count_service(event: &Event, c: &mut ServiceCounts) {
 
 /// Removes the TAP device this run created and the jail's mount point, and records the end.
 fn finish(p: &mut Prepared, outcome: &Outcome) {
+    // An upgrade's next launch takes the TAP device and its policy over: removing and making
+    // them again (the netdev's unregistering waits for RCU) would lengthen the downtime.
+    let handover = p.dir.tap_handover().exists()
+        && p.state.tap.as_ref().is_some_and(|t| t.created)
+        && p.state.policy.is_some();
+    if handover {
+        say(
+            &p.state.name,
+            "left the TAP device and its network policy to the upgrade's new image",
+        );
+    }
     // The policy goes first: chains whose TAP device is gone stay until they are deleted.
-    if let Some(pol) = &p.state.policy {
+    if let Some(pol) = p.state.policy.as_ref().filter(|_| !handover) {
         match crate::launch::nft::remove(&pol.table, &p.state.name, pol.netns.as_deref()) {
             Ok(_) => p.state.policy = None,
             Err(e) => say(&p.state.name, &format!("removing the network policy: {e}")),
         }
     }
-    if let Some(t) = &p.state.tap {
+    if let Some(t) = p.state.tap.as_ref().filter(|_| !handover) {
         if t.created {
             if let Err(e) = tap::delete(&t.name, t.netns.as_deref()) {
                 say(&p.state.name, &format!("removing the TAP device: {e}"));

@@ -59,4 +59,9 @@ impl Dir {
     pub fn upgraded(&self) -> PathBuf {
         self.path.join("upgraded.json")
     }
+    /// `upgrade`'s marker: the stopping launcher leaves its TAP device and policy for the
+    /// next launch of the appliance, which takes them over (see `cmd/upgrade.rs`).
+    pub fn tap_handover(&self) -> PathBuf {
+        self.path.join("tap-handover")
+    }
 }

@@ -86,6 +86,7 @@ mod tests {
             dropped: Default::default(),
             systemd: None,
             stop_timeout_ms: None,
+            host_steps: None,
         };
         for i in 0..20 {
             s.push_event(serde_json::json!({"n": i}));

@@ -119,6 +119,10 @@ pub struct State {
     /// The service's stop timeout (the merged contract's), for `stop`'s default wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_ms: Option<u64>,
+    /// The host's steps of this start up to UML's exec ([`crate::timeline`]), written with the
+    /// `booting` phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_steps: Option<crate::timeline::HostSteps>,
 }
 
 /// The service's restarts, exits and failed liveness checks in this run: one per event the
