@@ -34,3 +34,4 @@ pub mod service;
 pub mod settings;
 pub mod status;
 pub mod supervise;
+pub mod trim;
