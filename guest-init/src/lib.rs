@@ -34,4 +34,3 @@ pub mod service;
 pub mod settings;
 pub mod status;
 pub mod supervise;
-pub mod trim;

@@ -15,7 +15,6 @@ use crate::log::LineBuffer;
 use crate::service::liveness::{Checker, Verdict};
 use crate::service::{self, Backoff, Child, ExitKind, Notify, SpawnOptions};
 use crate::status::Event;
-use crate::trim::{self, Trim};
 use contract::checked;
 use contract::{Readiness, Service};
 use nix::errno::Errno;
@@ -111,8 +110,6 @@ pub struct Supervisor<'a, O: Observer> {
     freezer: Option<Freezer>,
     /// When the next `figures` event is due (every [`figures::EVERY`], the first at once).
     next_figures: Instant,
-    /// Giving back what the boot left in the page cache, once, after the first `ready`.
-    trim: Trim,
 }
 
 impl<'a, O: Observer> Supervisor<'a, O> {
@@ -154,7 +151,6 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             heartbeat: heartbeat.map(|every| (every, Instant::now())),
             freezer: None,
             next_figures: Instant::now(),
-            trim: Trim::default(),
         })
     }
 
@@ -238,7 +234,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 after_ms: 0,
                 via: None,
             });
-            self.became_ready();
+            self.arm_liveness();
         }
         self.next_probe = Instant::now();
         self.running = Some(run);
@@ -258,7 +254,6 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             Some(self.next_figures),
             self.liveness.as_ref().and_then(Checker::deadline),
             self.freezer.as_ref().and_then(Freezer::deadline),
-            self.trim.deadline(),
         ];
         match deadlines.iter().flatten().min() {
             None => PollTimeout::NONE,
@@ -372,7 +367,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                         after_ms: after,
                         via: Some("notify".into()),
                     });
-                    self.became_ready();
+                    self.arm_liveness();
                 }
             }
             Notify::Never => run.notify = None,
@@ -529,11 +524,6 @@ impl<'a, O: Observer> Supervisor<'a, O> {
             self.obs.event(figures::read());
             self.next_figures = now + figures::EVERY;
         }
-        if self.trim.take_due(now) {
-            if let Err(reason) = trim::drop_page_cache() {
-                self.obs.event(Event::Warning { reason });
-            }
-        }
         let verdict = self.liveness.as_mut().and_then(|l| l.tick(now));
         if let Some(v) = verdict {
             self.liveness_verdict(v);
@@ -551,12 +541,6 @@ impl<'a, O: Observer> Supervisor<'a, O> {
         if let Some(e) = frozen {
             obs.event(e);
         }
-    }
-
-    /// The service is ready: liveness checks start, and the boot's leftovers go later.
-    fn became_ready(&mut self) {
-        self.arm_liveness();
-        self.trim.on_ready(Instant::now());
     }
 
     fn arm_liveness(&mut self) {
@@ -625,7 +609,7 @@ impl<'a, O: Observer> Supervisor<'a, O> {
                 after_ms: after,
                 via: Some(format!("tcp {addr}")),
             });
-            self.became_ready();
+            self.arm_liveness();
         } else {
             // Probe often right after start, then back off so an idle wait costs little.
             let since = run.started.elapsed();
