@@ -5,7 +5,7 @@
 //! within a bounded time after the removal, while the file keeps its size. Then the guest
 //! writes random data into the memory it gave back, copies it and compares the copies: pages
 //! the host punched out hold what the guest writes into them afterwards. Without the patch
-//! (or on Debian's kernel) the allocation never drops. About 45 s.
+//! (or on Debian's kernel) the allocation never drops. About 32 s.
 
 use e2e::host::{uml_memory_file, MemoryFile};
 use e2e::{RootFs, RunningVm, TempDir, Vm};
