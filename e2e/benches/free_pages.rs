@@ -58,23 +58,9 @@ fn args() -> Args {
     a
 }
 
-/// Host CPU time (ms) of the VM's processes, all threads (`schedstat`).
+/// Host CPU time (ms) of the VM's processes, all threads.
 fn cpu_ms(uml_pid: u32) -> f64 {
-    let mut ns = 0u64;
-    for pid in e2e::host::vm_processes(uml_pid) {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    ns as f64 / 1e6
+    e2e::host::vm_cpu_ns(uml_pid) as f64 / 1e6
 }
 
 struct Sample {

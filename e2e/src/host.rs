@@ -89,6 +89,26 @@ pub fn vm_processes(uml_pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Host CPU time (ns) of the VM whose UML has host pid `uml_pid`: every thread of each of
+/// its [`vm_processes`] (`/proc/PID/task/TID/schedstat`'s first field).
+pub fn vm_cpu_ns(uml_pid: u32) -> u64 {
+    let mut total = 0;
+    for pid in vm_processes(uml_pid) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// RSS and PSS (`/proc/PID/smaps_rollup`) summed over the distinct address spaces of `pids`
 /// (UML starts its I/O helpers with `clone(CLONE_VM)`: each shows the whole VM's memory).
 pub fn memory_of(pids: &[u32]) -> Memory {
