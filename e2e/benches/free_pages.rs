@@ -13,7 +13,7 @@
 //! cargo bench -p e2e --bench free_pages [-- --orders off,2,3,5,7,9 --rounds 2 --settle 20]
 //! ```
 
-use e2e::{RootFs, TempDir, Vm};
+use e2e::{TempDir, Vm};
 use std::time::{Duration, Instant};
 
 const MEMORY_MIB: u32 = 32;
@@ -109,22 +109,12 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
 fn main() {
     let a = args();
     let dir = TempDir::new("free-pages-bench").unwrap();
-    let image = dir.join("root.img");
-    RootFs::new()
-        .busybox(&["sh", "cat", "dd", "rm", "sleep", "true", "echo", "["])
-        .bytes("/work.sh", SCRIPT, 0o755)
-        .dir("/scratch", 0o755)
-        .build(&image)
-        .unwrap();
-    let contract = contract::parse_json(
-        serde_json::json!({
-            "version": 1,
-            "hostname": "fpb",
-            "mounts": {"tmpfs": [{"mount_point": "/scratch", "size_mib": 8, "mode": "0777"}]},
-            "service": {"argv": ["/bin/sh", "/work.sh"], "restart": {"policy": "never"}}
-        })
-        .to_string()
-        .as_bytes(),
+    let guest = e2e::script_guest::script_guest(
+        &dir,
+        "fpb",
+        &["sh", "cat", "dd", "rm", "sleep", "true", "echo", "["],
+        SCRIPT,
+        8,
     )
     .unwrap();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -132,7 +122,7 @@ fn main() {
     let mut samples: Vec<Vec<Sample>> = a.orders.iter().map(|_| Vec::new()).collect();
     for r in 0..a.rounds {
         for (i, order) in a.orders.iter().enumerate() {
-            let s = one(&image, &contract, order, a.settle);
+            let s = one(&guest.image, &guest.contract, order, a.settle);
             eprintln!(
                 "round {}/{} order {order}: memory file {} KiB after 3 s, {} KiB after {} s; \
                  VM CPU {:.1} ms",

@@ -8,7 +8,7 @@
 //! (or on Debian's kernel) the allocation never drops. About 32 s.
 
 use e2e::host::{uml_memory_file, MemoryFile};
-use e2e::{RootFs, RunningVm, TempDir, Vm};
+use e2e::{RunningVm, TempDir, Vm};
 use std::time::{Duration, Instant};
 
 const MEMORY_MIB: u32 = 64;
@@ -52,29 +52,19 @@ fn mib(bytes: u64) -> f64 {
 fn memory_the_guest_frees_goes_back_to_the_host() {
     let (_, kernel) = e2e::bench_kernels("project").remove(0);
     let dir = TempDir::new("free-pages").unwrap();
-    let image = dir.join("root.img");
-    RootFs::new()
-        .busybox(&["sh", "dd", "rm", "sleep", "cp", "cmp", "echo"])
-        .bytes("/fill.sh", SCRIPT, 0o755)
-        .dir("/scratch", 0o755)
-        .build(&image)
-        .unwrap();
-    let contract = contract::parse_json(
-        serde_json::json!({
-            "version": 1,
-            "hostname": "free-pages",
-            "mounts": {"tmpfs": [{"mount_point": "/scratch", "size_mib": 24, "mode": "0777"}]},
-            "service": {"argv": ["/bin/sh", "/fill.sh"], "restart": {"policy": "never"}}
-        })
-        .to_string()
-        .as_bytes(),
+    let guest = e2e::script_guest::script_guest(
+        &dir,
+        "free-pages",
+        &["sh", "dd", "rm", "sleep", "cp", "cmp", "echo"],
+        SCRIPT,
+        24,
     )
     .unwrap();
-    let vm = Vm::new(&image)
+    let vm = Vm::new(&guest.image)
         .kernel(&kernel)
         .memory_mib(MEMORY_MIB)
         .kernel_log(true)
-        .contract_cmdline(&contract)
+        .contract_cmdline(&guest.contract)
         .spawn()
         .unwrap();
     vm.wait_for_console("free page reporting: blocks of", Duration::from_secs(30))
