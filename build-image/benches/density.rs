@@ -332,13 +332,22 @@ fn events_have_ready(lab: &Lab, name: &str) -> bool {
         .any(|e| e["event"] == "ready")
 }
 
+/// One letter for a kernel's label in names and TAPs: `p`roject, `d`ebian, or the first
+/// letter of another kernel's file name (`--kernels project,/tmp/linux-main`: `l`).
+fn tag(label: &str) -> char {
+    let file = label.rsplit('/').next().unwrap_or(label);
+    file.chars()
+        .find(char::is_ascii_alphanumeric)
+        .unwrap_or('k')
+}
+
 fn fleet(lab: &Lab, exe: &Path, kernel: &Path, label: &str, n: usize, a: &Args) -> Figures {
     let mut fig = Figures::default();
     let layout = layout(&a.layout, n);
     let members: Vec<Member> = (0..n)
         .map(|i| {
-            let name = format!("d{}{}{i}", std::process::id() % 1000, &label[..1]);
-            let tap = format!("t{}{}{i}", std::process::id() % 1000, &label[..1]);
+            let name = format!("d{}{}{i}", std::process::id() % 1000, tag(label));
+            let tap = format!("t{}{}{i}", std::process::id() % 1000, tag(label));
             let (network, address) = network(lab, layout, i, &tap);
             let spec = lab.write_spec(&json!({
                 "name": name,

@@ -23,25 +23,6 @@ fn seconds() -> u64 {
     20
 }
 
-/// Host CPU time (ns) of the VM's processes, all threads.
-fn cpu_ns(uml_pid: u32) -> u64 {
-    let mut total = 0;
-    for pid in e2e::host::vm_processes(uml_pid) {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
-}
-
 /// A counter in the service's console dump `n`: the number after `label` (`/proc/softirqs`,
 /// or an interrupt's number such as ` 0:`), or for an interrupt named `label` at the end of
 /// its `/proc/interrupts` line, the count after its number.
@@ -93,9 +74,9 @@ fn run(image: &std::path::Path, heartbeat: Option<&str>, secs: u64) -> Result<St
     // The CPU window stays a second clear of both dumps: each `cat` is an exec, which costs
     // more than the idle VM does in seconds.
     std::thread::sleep(Duration::from_secs(1));
-    let (t0, c0) = (Instant::now(), cpu_ns(uml));
+    let (t0, c0) = (Instant::now(), e2e::host::vm_cpu_ns(uml));
     std::thread::sleep(Duration::from_secs(secs.saturating_sub(2).max(1)));
-    let (t1, c1) = (Instant::now(), cpu_ns(uml));
+    let (t1, c1) = (Instant::now(), e2e::host::vm_cpu_ns(uml));
     let deadline = Instant::now() + Duration::from_secs(30);
     while vm.console().matches("DUMP").count() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -89,6 +89,26 @@ pub fn vm_processes(uml_pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Host CPU time (ns) of the VM whose UML has host pid `uml_pid`: every thread of each of
+/// its [`vm_processes`] (`/proc/PID/task/TID/schedstat`'s first field).
+pub fn vm_cpu_ns(uml_pid: u32) -> u64 {
+    let mut total = 0;
+    for pid in vm_processes(uml_pid) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// RSS and PSS (`/proc/PID/smaps_rollup`) summed over the distinct address spaces of `pids`
 /// (UML starts its I/O helpers with `clone(CLONE_VM)`: each shows the whole VM's memory).
 pub fn memory_of(pids: &[u32]) -> Memory {
@@ -108,6 +128,49 @@ pub fn memory_of(pids: &[u32]) -> Memory {
         m.pss_kib += rollup_field(&text, "Pss:");
     }
     m
+}
+
+/// UML's memory file as the host holds it: what the guest's memory occupies on the host's
+/// tmpfs and the file's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// Bytes the host has allocated for the file (`st_blocks` × 512).
+    pub allocated: u64,
+    /// The file's size: the guest's whole memory, allocated or not.
+    pub size: u64,
+}
+
+/// Whether an open file's link (`/proc/PID/fd/N`) is UML's memory file: an unlinked file it
+/// made in `TMPDIR` (`arch/um/os-Linux/mem.c`; the jail's `/.vmm`), `#INODE` when made with
+/// `O_TMPFILE`, else `vm_file-XXXXXX`.
+pub fn is_uml_memory_file(link: &str) -> bool {
+    let Some(path) = link.strip_suffix(" (deleted)") else {
+        return false;
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let tmpfile = name
+        .strip_prefix('#')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let named = name
+        .strip_prefix("vm_file-")
+        .is_some_and(|n| !n.is_empty() && !n.contains(' '));
+    path.starts_with('/') && (tmpfile || named)
+}
+
+/// The memory file of the UML whose kernel process is `uml_pid`, through its open
+/// descriptor (the file is unlinked and inside the jail's own tmpfs).
+pub fn uml_memory_file(uml_pid: u32) -> Option<MemoryFile> {
+    use std::os::unix::fs::MetadataExt;
+    let fds = std::fs::read_dir(format!("/proc/{uml_pid}/fd")).ok()?;
+    fds.flatten()
+        .find(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_str().is_some_and(is_uml_memory_file))
+        })
+        .and_then(|e| std::fs::metadata(e.path()).ok())
+        .map(|m| MemoryFile {
+            allocated: m.blocks() * 512,
+            size: m.size(),
+        })
 }
 
 /// Becomes `uid` (gid the same number, no supplementary groups): a non-root uid, so no
@@ -130,4 +193,22 @@ pub fn as_uid(cmd: &mut std::process::Command, uid: u32) -> &mut std::process::C
     use std::os::unix::process::CommandExt;
     // SAFETY: become_uid only makes system calls, as pre_exec requires.
     unsafe { cmd.pre_exec(move || become_uid(uid)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_uml_memory_file;
+
+    #[test]
+    fn the_memory_file_is_known_by_its_name_alone() {
+        assert!(is_uml_memory_file("/.vmm/#3 (deleted)"));
+        assert!(is_uml_memory_file("/.vmm/vm_file-Ab12Cd (deleted)"));
+        assert!(!is_uml_memory_file("/.vmm/vm_file-Ab12Cd"), "not unlinked");
+        assert!(!is_uml_memory_file("/.vmm/# (deleted)"));
+        assert!(!is_uml_memory_file("/.vmm/#3x (deleted)"));
+        assert!(!is_uml_memory_file("/.vmm/vm_file- (deleted)"));
+        assert!(!is_uml_memory_file("/.vmm/mconsole (deleted)"));
+        assert!(!is_uml_memory_file("socket:[1234]"));
+        assert!(!is_uml_memory_file("/tmp/root.img"));
+    }
 }

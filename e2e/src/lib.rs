@@ -33,6 +33,7 @@ mod kernels;
 pub mod launch;
 pub mod nspawn;
 mod rootfs;
+pub mod script_guest;
 pub mod snapshot_output;
 
 // The harness's VM, namespace, temp dirs and builds are the `lab` crate's (the conformance
