@@ -151,3 +151,20 @@ pub fn started_on<T>(cpu: Option<usize>, f: impl FnOnce() -> T) -> T {
         r
     }
 }
+
+/// The host CPU's model name (`/proc/cpuinfo`), which every benchmark prints with its figures.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .unwrap_or_default()
+}

@@ -201,19 +201,10 @@ fn spread(v: &[f64]) -> String {
 }
 
 fn print_context(when: &str) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            Some(
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)?
-                    .trim()
-                    .to_string(),
-            )
-        })
-        .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("bulk_tcp: CPU {cpu}; load average {when}: {}", load.trim());
+    println!(
+        "bulk_tcp: CPU {}; load average {when}: {}",
+        e2e::host::cpu_model(),
+        load.trim()
+    );
 }

@@ -185,17 +185,7 @@ pub fn site(lab: &Lab) -> std::path::PathBuf {
 
 /// The CPU and the load average, printed before and after the rounds.
 pub fn print_context() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split(':')
-                .nth(1)
-                .map(str::trim)
-                .map(String::from)
-        })
-        .unwrap_or_default();
+    let cpu = e2e::host::cpu_model();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "serving: CPU {cpu}, {} cores; load average {}",
