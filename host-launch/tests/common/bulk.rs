@@ -177,8 +177,18 @@ fn guest(port: u16) -> SocketAddr {
     SocketAddr::new(GUEST.parse().unwrap(), port)
 }
 
+/// Connects, trying again for 5 s while refused: readiness is the sink's port, and the
+/// service's other listeners start beside it.
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let end = Instant::now() + Duration::from_secs(5);
+    let s = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => break r?,
+        }
+    };
     s.set_read_timeout(Some(STALL))?;
     s.set_write_timeout(Some(STALL))?;
     Ok(s)
