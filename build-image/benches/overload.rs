@@ -100,19 +100,7 @@ fn main() {
     let name = spec["name"].as_str().unwrap().to_string();
     lab.start(&lab.write_spec(&spec));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            Some(
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)?
-                    .trim()
-                    .to_string(),
-            )
-        })
-        .unwrap_or_default();
+    let cpu = e2e::host::cpu_model();
     println!(
         "overload: {label} kernel, {} MiB, CPU {cpu}, load average {}",
         spec["memory_mib"],

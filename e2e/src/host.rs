@@ -1,6 +1,6 @@
 //! Host tools the tests run on disk images: `mkfs.ext4` for a data disk and `e2fsck -fn` after
 //! the VM stopped, with their output in the test's failure message; and the host memory of a
-//! running VM's processes, for the benchmarks.
+//! running VM's processes, and the host CPU the VMs a benchmark compares are started on.
 
 use std::path::Path;
 use std::process::Command;
@@ -193,6 +193,43 @@ pub fn as_uid(cmd: &mut std::process::Command, uid: u32) -> &mut std::process::C
     use std::os::unix::process::CommandExt;
     // SAFETY: become_uid only makes system calls, as pre_exec requires.
     unsafe { cmd.pre_exec(move || become_uid(uid)) }
+}
+
+/// Runs `f` with this thread (and so what it starts) allowed only on host CPU `cpu`, if
+/// given, then on the CPUs it had. vmm pins each VM to the least used core it may use, which
+/// for two sides of a comparison can be a loaded core and an idle one; a benchmark's `--cpu N`
+/// puts both on the same.
+pub fn started_on<T>(cpu: Option<usize>, f: impl FnOnce() -> T) -> T {
+    let Some(cpu) = cpu else { return f() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls read and write only the sets.
+    unsafe {
+        let mut before: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut before), 0);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0, "CPU {cpu}");
+        let r = f();
+        assert_eq!(libc::sched_setaffinity(0, size, &before), 0);
+        r
+    }
+}
+
+/// The host CPU's model name (`/proc/cpuinfo`), which every benchmark prints with its figures.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

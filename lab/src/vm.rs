@@ -196,7 +196,7 @@ impl Vm {
     /// exist in the VM's network namespace, see [`Vm::netns`]).
     pub fn tap(mut self, index: u32, tap: &str) -> Self {
         self.taps.push(tap.to_string());
-        self.arg(format!("vec{index}:transport=tap,ifname={tap}"))
+        self.arg(vmm::cmdline::tap_interface(index, tap))
     }
 
     /// [`Vm::netns`] plus `vec0` on the namespace's `tap0` (as [`NetNs::with_tap`] makes).

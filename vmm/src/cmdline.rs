@@ -14,6 +14,16 @@
 //! kernel boot). Appliances never use RAID-6 — only a multi-device btrfs would — so unless a
 //! data disk is btrfs the command line skips that initcall ([`SKIP_RAID6_BENCHMARK`]); a
 //! kernel without it ignores the parameter.
+//!
+//! Network: each TAP device is a vector interface ([`tap_interface`]) with `gro=1`. UML opens
+//! the TAP with vnet headers and offers TSO to the host, so the host hands the guest TCP
+//! frames of up to 64 KiB; the driver sizes its receive buffers once, when the interface is
+//! created, and only `gro=1` makes them 64 KiB. Without it every large frame was cut to
+//! the MTU ("Incoming GSO frames and GRO disabled on the interface" on the console) and
+//! dropped, and a host that sends faster than the guest reads stalled in retransmissions.
+//! The TAP transport reads one frame at a time into a buffer allocated for it (the driver's
+//! queues, whose `depth=` would multiply the buffers, are only for socket transports), so
+//! the larger buffer costs the guest no memory while idle.
 
 use contract::cmdline as wire;
 use contract::uml::{self, ubd_device, MAX_UBD};
@@ -146,7 +156,7 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, CmdlineError> {
         a.push(format!("ubd{}{flag}={}", d.ubd, ubd_path(&d.path)?));
     }
     if let Some(tap) = &m.tap {
-        a.push(format!("vec0:transport=tap,ifname={tap}"));
+        a.push(tap_interface(0, tap));
     }
     a.extend(
         [
@@ -177,6 +187,12 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, CmdlineError> {
         return Err(CmdlineError::TooLong(len));
     }
     Ok(a)
+}
+
+/// The guest's interface `vec<index>` on the host TAP device `tap`, taking the host's
+/// 64 KiB TCP frames (`gro=1`: see the module documentation).
+pub fn tap_interface(index: u32, tap: &str) -> String {
+    format!("vec{index}:transport=tap,ifname={tap},gro=1")
 }
 
 /// The mconsole socket inside the jail.
@@ -245,12 +261,22 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "mem=96M ubd0r=/img/root.img ubd1=/d/data.img ubd2=/d/logs.img \
-             ubd3r=/run/host-launch/dns1/config.img vec0:transport=tap,ifname=tap-dns1 \
+             ubd3r=/run/host-launch/dns1/config.img vec0:transport=tap,ifname=tap-dns1,gro=1 \
              root=/dev/ubda ro init=/sbin/init con=null con0=null,fd:1 con1=null,fd:3 ssl=null \
              umid=dns1-ab12 uml_dir=/.vmm quiet \
              initcall_blacklist=raid6_select_algo hostcontract_dev=/dev/ubdd"
         );
         assert_eq!(mconsole_in_jail("x-1"), Path::new("/.vmm/x-1/mconsole"));
+    }
+
+    #[test]
+    fn tap_interfaces_take_the_hosts_large_frames() {
+        // Without gro=1 the driver's receive buffers are the MTU's size and the host's
+        // 64 KiB TCP frames are cut and dropped (tests/bulk_tcp.rs of host-launch).
+        assert_eq!(
+            tap_interface(1, "tap-x"),
+            "vec1:transport=tap,ifname=tap-x,gro=1"
+        );
     }
 
     #[test]

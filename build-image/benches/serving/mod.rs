@@ -13,6 +13,10 @@ pub struct Args {
     pub rounds: usize,
     pub seconds: u32,
     pub kernels: String,
+    /// Another build of host-launch whose appliances are measured beside this tree's.
+    pub versus: Option<std::path::PathBuf>,
+    /// The host CPU every server (appliances and plain processes) is started on.
+    pub cpu: Option<usize>,
 }
 
 impl Args {
@@ -21,6 +25,8 @@ impl Args {
             rounds: 3,
             seconds: 5,
             kernels: "project,debian".into(),
+            versus: None,
+            cpu: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(x) = it.next() {
@@ -29,6 +35,8 @@ impl Args {
                 "--rounds" => a.rounds = value("N").parse().expect("--rounds N"),
                 "--seconds" => a.seconds = value("N").parse().expect("--seconds N"),
                 "--kernels" => a.kernels = value("project,debian"),
+                "--versus" => a.versus = Some(value("HOST_LAUNCH").into()),
+                "--cpu" => a.cpu = Some(value("N").parse().expect("--cpu N")),
                 _ => {} // cargo bench passes --bench
             }
         }
@@ -71,10 +79,12 @@ impl Target {
         }
     }
 
-    /// The Knot and lighttpd appliances on `kernel`, started with host-launch (the class
-    /// example specs, on the lab's bridge at 192.0.2.53+i and .80+i, no remote syslog).
+    /// The Knot and lighttpd appliances on `kernel`, started with host-launch `exe` (the
+    /// class example specs, on the lab's bridge at 192.0.2.53+i and .80+i, no remote syslog).
+    #[allow(clippy::too_many_arguments)]
     pub fn appliance(
         lab: &Lab,
+        exe: &Path,
         label: &str,
         kernel: &Path,
         i: u8,
@@ -99,7 +109,7 @@ impl Target {
         for s in [&mut d, &mut w] {
             s["kernel"] = kernel.to_str().unwrap().into();
             s.as_object_mut().unwrap().remove("syslog");
-            lab.start(&lab.write_spec(s));
+            lab.start_with(exe, &lab.write_spec(s));
         }
         Target::new(&format!("appliance, {label} kernel"), &dns, &www)
     }
@@ -175,17 +185,7 @@ pub fn site(lab: &Lab) -> std::path::PathBuf {
 
 /// The CPU and the load average, printed before and after the rounds.
 pub fn print_context() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split(':')
-                .nth(1)
-                .map(str::trim)
-                .map(String::from)
-        })
-        .unwrap_or_default();
+    let cpu = e2e::host::cpu_model();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "serving: CPU {cpu}, {} cores; load average {}",

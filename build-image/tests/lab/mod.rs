@@ -152,6 +152,11 @@ impl Lab {
     /// `host-launch ARGS` with the lab's state directory; the appliance of a `start` or
     /// `upgrade` is stopped on drop.
     pub fn host_launch(&self, args: &[&str]) -> Output {
+        self.host_launch_of(&host_launch_exe(), args)
+    }
+
+    /// [`Lab::host_launch`] with another build of host-launch (a benchmark's `--versus`).
+    pub fn host_launch_of(&self, exe: &Path, args: &[&str]) -> Output {
         if let ["start" | "upgrade", spec, ..] = args {
             let name = spec_name(Path::new(spec));
             let mut started = self.started.borrow_mut();
@@ -159,7 +164,7 @@ impl Lab {
                 started.push(name);
             }
         }
-        Command::new(host_launch_exe())
+        Command::new(exe)
             .args(args)
             .env("HOST_LAUNCH_STATE_DIR", self.state_dir())
             .env("HOST_LAUNCH_TRUST", self.trust_file())
@@ -190,7 +195,13 @@ impl Lab {
 
     /// `host-launch start SPEC --wait-ready 60`; the appliance is stopped on drop.
     pub fn start(&self, spec: &Path) {
-        let out = self.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
+        self.start_with(&host_launch_exe(), spec)
+    }
+
+    /// [`Lab::start`] with another build of host-launch.
+    pub fn start_with(&self, exe: &Path, spec: &Path) {
+        let args = ["start", spec.to_str().unwrap(), "--wait-ready", "60"];
+        let out = self.host_launch_of(exe, &args);
         assert!(
             out.status.success(),
             "host-launch start {}: {}\n{}",
