@@ -526,6 +526,14 @@ fn dig(ns: &e2e::NetNs, address: &str) -> bool {
 }
 
 fn main() {
+    // The lab (its namespace, its appliances) is dropped before the exit status is set.
+    if fleets_failed() {
+        std::process::exit(1);
+    }
+}
+
+/// Runs every fleet; whether any appliance failed any of it.
+fn fleets_failed() -> bool {
     let a = args();
     let kernels = bench_kernels(&a.kernels);
     let lab = Lab::new(
@@ -597,7 +605,5 @@ fn main() {
             failed |= !f.problems.is_empty();
         }
     }
-    if failed {
-        std::process::exit(1);
-    }
+    failed
 }
