@@ -3,7 +3,8 @@
 //! by the VM's uid while the host's node stays as it was; every refusal names its field and
 //! fix (mounted, a mounted partition of a whole disk, open exclusively, attached to another
 //! running appliance under another name, smaller than size_mib, a character device); a blank
-//! device is not formatted unless the contract says so, and the host never writes it.
+//! device is not formatted unless the contract says so, and the host never writes it; the
+//! guest's flushes reach the device under the loop device while it runs.
 //!
 //! Needs root (loop devices, network namespace, TAP device); fails, rather than skips,
 //! without it. The devices are detached on drop, also when a test fails.
@@ -161,10 +162,19 @@ fn a_loop_device_is_a_data_disk_and_each_refusal_names_its_field() {
         "{out}"
     );
 
+    // The guest's flushes reach the host (kernel patch 0010): ext4 flushed the superblock
+    // with the mount it counted, so the loop device's backing file holds it already, not
+    // only the device's page cache.
+    assert_eq!(
+        mount_count(&data),
+        mounts_before + 1,
+        "the guest's flush after its mount did not reach the backing file"
+    );
+
     let (code, all) = run.stop();
     assert_eq!(code, Some(0), "{all}");
     drop(lo);
-    // The guest mounted it (the file system counts one more mount) and left it clean.
+    // The guest unmounted it cleanly: still one more mount, and clean.
     assert_eq!(mount_count(&data), mounts_before + 1);
     assert_fsck_clean(&data);
 }
