@@ -501,8 +501,7 @@ impl Drop for StopOnPanic<'_> {
 
 /// The last lines of an appliance's console log, on one line (for a failure's report).
 fn console_tail(lab: &Lab, name: &str) -> String {
-    let log = std::fs::read(lab.state_dir().join(name).join("console.log")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&log);
+    let text = lab.state_file_tail(name, "console.log", 2000);
     let lines: Vec<&str> = text.lines().rev().take(4).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }

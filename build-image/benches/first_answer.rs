@@ -7,9 +7,10 @@
 //! (alternating kernels round by round, so both see the same load). Prints the median and
 //! the worst, and of the guest's share (the `ready` event's `boot_us`: guest kernel start to
 //! dnsmasq listening); then the host memory of the idle appliance (PSS and RSS of all of the
-//! VM's host processes, and what the host holds of its memory file, 3 s and 30 s after it
-//! became ready: free page reporting gives memory back in the seconds after boot). The timed `start` is host-launch's
-//! release build, as an operator runs it.
+//! VM's host processes, and what the host holds of its memory file, 3 s after it became
+//! ready, and with `--settle 30` again at 30 s: free page reporting gives memory back in the
+//! seconds after boot). The timed `start` is host-launch's release build, as an operator
+//! runs it.
 //!
 //! Where each round's time went (the timeline, medians over the rounds, each step's share of
 //! the first answer): the host's `start` to the launcher's first state (the spec loaded and
@@ -38,7 +39,8 @@
 //!
 //! ```sh
 //! cargo bench -p build-image --bench first_answer [-- --rounds 20 --memory-mib 32 \
-//!     --kernels project,debian --images dns,nsd,knot --versus /tmp/host-launch.before]
+//!     --kernels project,debian --images dns,nsd,knot --versus /tmp/host-launch.before \
+//!     --settle 30]
 //! ```
 
 #[path = "../tests/lab/mod.rs"]
@@ -63,6 +65,8 @@ struct Args {
     images: String,
     /// Another host-launch to time beside this tree's, round by round (A/B of a change).
     versus: Option<PathBuf>,
+    /// A second idle-memory sample this many seconds after ready (`--settle S`).
+    settle: Option<u64>,
 }
 
 fn args() -> Args {
@@ -72,6 +76,7 @@ fn args() -> Args {
         kernels: "project,debian".into(),
         images: "dns".into(),
         versus: None,
+        settle: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -86,6 +91,13 @@ fn args() -> Args {
             "--kernels" => a.kernels = it.next().expect("--kernels project,debian"),
             "--images" => a.images = it.next().expect("--images dns,nsd,knot"),
             "--versus" => a.versus = Some(it.next().expect("--versus HOST_LAUNCH").into()),
+            "--settle" => {
+                a.settle = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--settle SECONDS"),
+                )
+            }
             _ => {} // cargo passes --bench
         }
     }
@@ -277,20 +289,25 @@ fn round(lab: &Lab, exe: &Path, spec: &Path) -> Result<Measured, String> {
     })
 }
 
-/// When the idle appliance's memory is read, after it was ready: at 3 s, and at 30 s, when
-/// free page reporting (the project's kernel, patch 0009: 2 s after a large free, then a
-/// sixteenth of each free list per pass) has given back what boot left free.
-const IDLE_AFTER: [u64; 2] = [3, 30];
+/// When the idle appliance's memory is read, in seconds after it was ready: at 3 s, and with
+/// `--settle S` again at S, by when free page reporting (the project's kernel, patch 0009: 2 s
+/// after a large free, then a sixteenth of each free list per pass) has given back what boot
+/// left free (30 s suffice). Without it each case is 3 s, not 30 s, long.
+fn idle_after(settle: Option<u64>) -> Vec<u64> {
+    std::iter::once(3)
+        .chain(settle.filter(|s| *s > 3))
+        .collect()
+}
 
-/// The idle appliance's host memory at one of [`IDLE_AFTER`].
+/// The idle appliance's host memory at one of [`idle_after`]'s instants.
 struct Idle {
     after_s: u64,
     memory: e2e::host::Memory,
     file: Option<e2e::host::MemoryFile>,
 }
 
-/// Host memory of the appliance, idle, at each of [`IDLE_AFTER`].
-fn idle_memory(lab: &Lab, spec: &Path) -> Result<Vec<Idle>, String> {
+/// Host memory of the appliance, idle, at each of `after` (seconds after ready).
+fn idle_memory(lab: &Lab, spec: &Path, after: &[u64]) -> Result<Vec<Idle>, String> {
     let o = lab.host_launch(&["start", spec.to_str().unwrap(), "--wait-ready", "60"]);
     if !o.status.success() {
         return Err(format!("start: {}", shown(&o)));
@@ -303,7 +320,7 @@ fn idle_memory(lab: &Lab, spec: &Path) -> Result<Vec<Idle>, String> {
         .as_u64()
         .ok_or("no uml_pid in state.json")? as u32;
     let mut seen = Vec::new();
-    for after_s in IDLE_AFTER {
+    for &after_s in after {
         let at = Duration::from_secs(after_s);
         std::thread::sleep(at.saturating_sub(ready.elapsed()));
         seen.push(Idle {
@@ -601,7 +618,7 @@ fn measure() -> usize {
         print_timeline(c);
     }
     for c in &cases {
-        match idle_memory(&lab, &c.spec) {
+        match idle_memory(&lab, &c.spec, &idle_after(a.settle)) {
             Ok(seen) => {
                 for i in seen {
                     let m = i.memory;

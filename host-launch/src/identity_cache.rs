@@ -153,12 +153,8 @@ mod tests {
 
     #[test]
     fn a_file_changed_just_now_is_not_stored() {
-        let d = std::env::temp_dir().join(format!(
-            "host-launch-idcache-{}-{}",
-            std::process::id(),
-            crate::state::now_ms()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let f = d.join("file");
         std::fs::write(&f, b"x").unwrap();
         let cache = d.join("cache.json");
@@ -174,6 +170,5 @@ mod tests {
             "a value for a file changed a moment ago was stored"
         );
         assert!(!cache.exists());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -68,61 +68,52 @@ mod tests {
             .count()
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "host-launch-kver-{tag}-{}-{}",
-            std::process::id(),
-            crate::state::now_ms()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn runs_the_kernel_once_for_the_same_file() {
-        let d = temp_dir("once");
-        let k = fake_kernel(&d, "linux", "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
-        assert_eq!(runs(&d), 1, "the second start ran the kernel again");
-        std::fs::remove_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let k = fake_kernel(d, "linux", "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
+        assert_eq!(runs(d), 1, "the second start ran the kernel again");
     }
 
     #[test]
     fn a_kernel_written_in_place_is_run_again() {
-        let d = temp_dir("inplace");
-        let k = fake_kernel(&d, "linux", "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let k = fake_kernel(d, "linux", "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
         let ino = std::fs::metadata(&k).unwrap().ino();
         pause();
         // Same inode, same size (the version strings are as long), new bytes.
         let text = std::fs::read_to_string(&k).unwrap().replace("1-a", "1-b");
         std::fs::write(&k, text).unwrap();
         assert_eq!(std::fs::metadata(&k).unwrap().ino(), ino);
-        assert_eq!(seen(&k, &d), "6.1.1-b");
-        assert_eq!(runs(&d), 2);
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(seen(&k, d), "6.1.1-b");
+        assert_eq!(runs(d), 2);
     }
 
     #[test]
     fn a_kernel_replaced_by_a_rename_is_run_again() {
-        let d = temp_dir("rename");
-        let k = fake_kernel(&d, "linux", "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let k = fake_kernel(d, "linux", "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
         pause();
-        let new = fake_kernel(&d, "linux.new", "6.1.2-c");
+        let new = fake_kernel(d, "linux.new", "6.1.2-c");
         std::fs::rename(&new, &k).unwrap();
-        assert_eq!(seen(&k, &d), "6.1.2-c");
-        assert_eq!(runs(&d), 2);
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(seen(&k, d), "6.1.2-c");
+        assert_eq!(runs(d), 2);
     }
 
     #[test]
     fn a_touched_back_kernel_is_run_again() {
         // mtime set back to what it was: the ctime still moved.
-        let d = temp_dir("touch");
-        let k = fake_kernel(&d, "linux", "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let k = fake_kernel(d, "linux", "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
         let m = std::fs::metadata(&k).unwrap();
         pause();
         let text = std::fs::read_to_string(&k).unwrap().replace("1-a", "1-z");
@@ -130,18 +121,17 @@ mod tests {
         let f = std::fs::File::options().write(true).open(&k).unwrap();
         f.set_modified(m.modified().unwrap()).unwrap();
         drop(f);
-        assert_eq!(seen(&k, &d), "6.1.1-z");
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(seen(&k, d), "6.1.1-z");
     }
 
     #[test]
     fn a_cache_that_is_not_ours_is_ignored() {
-        let d = temp_dir("garbage");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         std::fs::write(d.join(CACHE_FILE), b"{\"not\": \"a list\"").unwrap();
-        let k = fake_kernel(&d, "linux", "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
-        assert_eq!(seen(&k, &d), "6.1.1-a");
-        assert_eq!(runs(&d), 1, "the garbage was not replaced by a good cache");
-        std::fs::remove_dir_all(&d).unwrap();
+        let k = fake_kernel(d, "linux", "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
+        assert_eq!(seen(&k, d), "6.1.1-a");
+        assert_eq!(runs(d), 1, "the garbage was not replaced by a good cache");
     }
 }

@@ -343,27 +343,18 @@ pub fn describe(image: &Path, manifest: &Path) -> String {
 mod digest_tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "host-launch-digest-{tag}-{}-{}",
-            std::process::id(),
-            crate::state::now_ms()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn the_cached_digest_is_the_images_and_follows_a_change_in_place() {
-        let d = temp_dir("inplace");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let (image, manifest) = (d.join("root.img"), d.join("root.img.manifest.json"));
         std::fs::write(&image, vec![7u8; 70_000]).unwrap();
         std::fs::write(&manifest, b"{}").unwrap();
-        let first = digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap();
+        let first = digest_cached(&image, &manifest, d, std::time::Duration::ZERO).unwrap();
         assert_eq!(first, hash(&image, &manifest).unwrap());
         assert!(d.join(DIGEST_CACHE).is_file(), "nothing was cached");
         assert_eq!(
-            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            digest_cached(&image, &manifest, d, std::time::Duration::ZERO).unwrap(),
             first
         );
         // One byte of the image changed in place, the size and the inode the same (after a
@@ -372,22 +363,22 @@ mod digest_tests {
         let mut bytes = std::fs::read(&image).unwrap();
         bytes[12_345] ^= 1;
         std::fs::write(&image, &bytes).unwrap();
-        let changed = digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap();
+        let changed = digest_cached(&image, &manifest, d, std::time::Duration::ZERO).unwrap();
         assert_ne!(changed, first, "a changed image kept its cached digest");
         assert_eq!(changed, hash(&image, &manifest).unwrap());
         // And the manifest alone.
         std::thread::sleep(std::time::Duration::from_millis(30));
         std::fs::write(&manifest, b"[]").unwrap();
         assert_eq!(
-            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            digest_cached(&image, &manifest, d, std::time::Duration::ZERO).unwrap(),
             hash(&image, &manifest).unwrap()
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_forged_cache_entry_for_other_files_is_not_taken() {
-        let d = temp_dir("forged");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let (image, manifest) = (d.join("root.img"), d.join("m.json"));
         std::fs::write(&image, b"image").unwrap();
         std::fs::write(&manifest, b"{}").unwrap();
@@ -397,12 +388,11 @@ mod digest_tests {
         )
         .unwrap();
         assert_eq!(
-            digest_cached(&image, &manifest, &d, std::time::Duration::ZERO).unwrap(),
+            digest_cached(&image, &manifest, d, std::time::Duration::ZERO).unwrap(),
             hash(&image, &manifest).unwrap()
         );
         assert_eq!(parse_digest("sha256:00"), None);
         let d0 = hash(&image, &manifest).unwrap();
         assert_eq!(parse_digest(&d0.to_string()), Some(d0));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -230,19 +230,21 @@ impl Lab {
 
     /// The tails of an appliance's launcher log, events and console, for a failure message.
     pub fn appliance_logs(&self, name: &str) -> String {
-        let dir = self.state_dir().join(name);
         ["launcher.log", "events.jsonl", "console.log", "state.json"]
             .iter()
             .map(|f| {
-                let text = std::fs::read(dir.join(f)).unwrap_or_default();
-                let tail = &text[text.len().saturating_sub(6000)..];
-                format!(
-                    "--- {f} (last 6000 bytes):\n{}",
-                    String::from_utf8_lossy(tail)
-                )
+                let tail = self.state_file_tail(name, f, 6000);
+                format!("--- {f} (last 6000 bytes):\n{tail}")
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The last `bytes` of the file `file` in an appliance's state directory (empty when it
+    /// has none).
+    pub fn state_file_tail(&self, name: &str, file: &str, bytes: usize) -> String {
+        let text = std::fs::read(self.state_dir().join(name).join(file)).unwrap_or_default();
+        String::from_utf8_lossy(&text[text.len().saturating_sub(bytes)..]).into_owned()
     }
 
     /// `state.json` of an appliance (null when there is none).

@@ -10,11 +10,12 @@
 //!
 //! When the library cannot be loaded, [`run`] says so and the caller runs `nft`.
 
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 /// The library's soname (Debian 12's libnftables1).
-const SONAME: &CStr = c"libnftables.so.1";
+const SONAME: &str = "libnftables.so.1";
 
 type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
 type CtxFree = unsafe extern "C" fn(*mut c_void);
@@ -22,8 +23,10 @@ type CtxBuffer = unsafe extern "C" fn(*mut c_void) -> c_int;
 type CtxGetBuffer = unsafe extern "C" fn(*mut c_void) -> *const c_char;
 type RunBuffer = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
 
-/// The functions of libnftables' API (`libnftables(3)`) that a script needs.
+/// The functions of libnftables' API (`libnftables(3)`) that a script needs, and the library
+/// that holds them (in a static: it stays loaded for the process's life).
 struct Lib {
+    _library: Library,
     ctx_new: CtxNew,
     ctx_free: CtxFree,
     buffer_output: CtxBuffer,
@@ -32,11 +35,6 @@ struct Lib {
     run_buffer: RunBuffer,
 }
 
-// SAFETY: plain function pointers into a library that stays loaded for the process's life.
-unsafe impl Send for Lib {}
-// SAFETY: as above; the functions keep no state outside the context they are given.
-unsafe impl Sync for Lib {}
-
 fn lib() -> Option<&'static Lib> {
     static LIB: OnceLock<Option<Lib>> = OnceLock::new();
     LIB.get_or_init(load).as_ref()
@@ -44,35 +42,24 @@ fn lib() -> Option<&'static Lib> {
 
 /// Loads the library and its symbols; `None` when it or one of them is missing.
 fn load() -> Option<Lib> {
-    // SAFETY: dlopen with a NUL-terminated name; the handle is never closed.
-    let h = unsafe { libc::dlopen(SONAME.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if h.is_null() {
-        return None;
-    }
-    let sym = |name: &CStr| {
-        // SAFETY: a symbol lookup in the handle just opened.
-        let p = unsafe { libc::dlsym(h, name.as_ptr()) };
-        (!p.is_null()).then_some(p)
-    };
-    // SAFETY: each symbol is transmuted to the type libnftables(3) gives it.
-    unsafe {
-        Some(Lib {
-            ctx_new: std::mem::transmute::<*mut c_void, CtxNew>(sym(c"nft_ctx_new")?),
-            ctx_free: std::mem::transmute::<*mut c_void, CtxFree>(sym(c"nft_ctx_free")?),
-            buffer_output: std::mem::transmute::<*mut c_void, CtxBuffer>(sym(
-                c"nft_ctx_buffer_output",
-            )?),
-            buffer_error: std::mem::transmute::<*mut c_void, CtxBuffer>(sym(
-                c"nft_ctx_buffer_error",
-            )?),
-            get_error: std::mem::transmute::<*mut c_void, CtxGetBuffer>(sym(
-                c"nft_ctx_get_error_buffer",
-            )?),
-            run_buffer: std::mem::transmute::<*mut c_void, RunBuffer>(sym(
-                c"nft_run_cmd_from_buffer",
-            )?),
-        })
-    }
+    // SAFETY: loading libnftables runs its initialisers, which have no preconditions.
+    let library = unsafe { Library::open(Some(SONAME), RTLD_NOW | RTLD_LOCAL) }.ok()?;
+    Some(Lib {
+        ctx_new: symbol(&library, b"nft_ctx_new\0")?,
+        ctx_free: symbol(&library, b"nft_ctx_free\0")?,
+        buffer_output: symbol(&library, b"nft_ctx_buffer_output\0")?,
+        buffer_error: symbol(&library, b"nft_ctx_buffer_error\0")?,
+        get_error: symbol(&library, b"nft_ctx_get_error_buffer\0")?,
+        run_buffer: symbol(&library, b"nft_run_cmd_from_buffer\0")?,
+        _library: library,
+    })
+}
+
+/// The function `name` of `library`, typed as the caller asks.
+fn symbol<T: Copy>(library: &Library, name: &[u8]) -> Option<T> {
+    // SAFETY: each caller names the type libnftables(3) gives the function; the pointer is
+    // used only while the library is loaded (it is kept in the same `Lib`, in a static).
+    unsafe { library.get::<T>(name) }.ok().map(|f| *f)
 }
 
 /// A context handed to the thread that frees it.
