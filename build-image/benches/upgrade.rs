@@ -124,10 +124,17 @@ fn bench(
 ) {
     let v1 = &v1.to_path_buf();
     let v2 = &v2.to_path_buf();
-    let disk = lab.data_disk(&format!("data-{label}.img"));
+    // A kernel given as a path (`--kernels project,/tmp/linux`) names files and an appliance:
+    // its label with anything but letters and digits made a dash, at most 20 characters.
+    let tag: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(20)
+        .collect();
+    let disk = lab.data_disk(&format!("data-{tag}.img"));
     let tap = format!("tub{}", std::process::id() % 100_000);
     // A name per kernel: the first kernel's last upgrade left its image pinned for its name.
-    let name = format!("bdns-{label}");
+    let name = format!("bdns-{tag}");
     let spec = lab.spec(&name, v1, &disk, &tap);
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
     v["kernel"] = kernel.to_str().unwrap().into();
