@@ -128,7 +128,7 @@ pub enum Cmd {
     #[command(after_help = ENVIRONMENT)]
     Run {
         spec: PathBuf,
-        /// Show the kernel's boot messages in the console log.
+        /// Show the kernel's boot messages, each with its time since boot, in the console log.
         #[arg(long)]
         kernel_log: bool,
         /// Do not print status events.

@@ -172,7 +172,11 @@ pub fn command_line(m: &Machine) -> Result<Vec<String>, CmdlineError> {
     a.push("ssl=null".into());
     a.push(format!("umid={}", m.umid));
     a.push(format!("uml_dir={JAIL_TMP}"));
-    if !m.kernel_log {
+    if m.kernel_log {
+        // Each message with its time since boot: what the log is asked for is mostly where a
+        // slow boot spends its time.
+        a.push("printk.time=1".into());
+    } else {
         a.push("quiet".into());
     }
     if !m.needs_raid6 {
@@ -288,6 +292,7 @@ mod tests {
         m.extra = vec!["hostcontract=abc".into()];
         let args = command_line(&m).unwrap().join(" ");
         assert!(!args.contains("vec0") && !args.contains("quiet"), "{args}");
+        assert!(args.contains("printk.time=1"), "{args}");
         assert!(args.ends_with("hostcontract=abc"), "{args}");
     }
 
