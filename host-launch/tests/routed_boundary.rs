@@ -15,7 +15,8 @@
 //!   with b's address as source; b and c answer the host every 250 ms meanwhile;
 //! - forging b's or the host's address as its source towards the host, or taking b's MAC,
 //!   gets nothing through (the host's listener sees only the control from the attacker's own
-//!   address); a gratuitous ARP for b's address moves nothing; the host's ports outside its
+//!   address); a gratuitous ARP for b's address moves nothing, a router advertisement gives
+//!   the namespace no route or address; the host's ports outside its
 //!   egress (7777, and 7778 on b's host side) are not reached, 7778 on its own is;
 //! - a stop removes the TAP device, its address and connected route and its chains, and the
 //!   others keep answering; after the last, nothing of the test is left in the namespace.
@@ -39,6 +40,8 @@ use std::time::{Duration, Instant};
 const ME_MAC: &str = "02:00:00:00:00:20";
 const ME: &str = "198.18.0.2";
 const ME_HOST: &str = "198.18.0.1";
+/// The attacker's link-local address (modified EUI-64 of [`ME_MAC`]).
+const ME_LL: &str = "fe80::ff:fe00:20";
 const B: &str = "198.18.0.6";
 const B_HOST: &str = "198.18.0.5";
 const C: &str = "198.18.0.10";
@@ -67,6 +70,7 @@ $A udp4 {ME_MAC} $HM {C} {B} 4000 {UDP} forged-c-to-b
 $A udp4 {ME_MAC} $HM {B_HOST} {B} 4000 {UDP} forged-host-to-b
 $A udp4 {ME_MAC} $HM {ME_HOST} {B} 4000 {UDP} forged-myhost-to-b
 $A --count 5 garp {ME_MAC} {B}
+$A ra {ME_MAC} {ME_LL} 2001:db8:bad::
 for t in "c {C} 8080" "c {C} 8081" "b {B} 8080" "b {B} 8081"; do
     set -- $t
     (case "$(echo GET / HTTP/1.0 | nc -w 3 $2 $3)" in
@@ -296,6 +300,20 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     assert!(
         neigh.contains(&format!("dev {tap_b} lladdr {b_mac}")) && !neigh.contains(ME_MAC),
         "a gratuitous ARP moved b's address: {neigh}"
+    );
+    // A router advertisement on the attacker's link (the namespace takes them: IPv6
+    // forwarding is off) gave no route or address.
+    let (routes, addrs) = (
+        sh(&ns, "ip", &["-6", "route", "show"]),
+        sh(&ns, "ip", &["-6", "addr", "show"]),
+    );
+    assert!(
+        !routes.contains("2001:db8:bad") && !routes.contains("proto ra"),
+        "a router advertisement was taken: {routes}"
+    );
+    assert!(
+        !addrs.contains("2001:db8:bad"),
+        "an RA gave an address: {addrs}"
     );
     stop.store(true, Ordering::Relaxed);
     prober.assert_all_answered(10, "at b and c during the attacks");
