@@ -22,13 +22,13 @@
 mod common;
 
 use common::boundary::{
-    attacker_image, get, neighbour_image, nft_ruleset, sh, tcp_listener, udp_listener,
-    wait_console, Prober,
+    assert_no_router_advertisement_taken, attacker_image, neighbour_image, nft_ruleset, sh,
+    udp_listener, wait_console, HostSide, Prober,
 };
-use common::{host_launch, launch, temp_dir};
+use common::{host_launch, http_get, launch, temp_dir};
 use e2e::NetNs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -163,7 +163,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     only6_run.wait_ready(Duration::from_secs(60)).unwrap();
     // The namespace knows the neighbour (ARP and NDP) before the attacks.
     for a in [format!("{NB4}:8080"), format!("[{NB6}]:8080")] {
-        let body = get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        let body = http_get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
         assert!(body.contains("neighbour v1"), "{a}: {body}");
     }
     let nb_mac = appliance::merge::derived_mac("nb");
@@ -171,19 +171,18 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     assert!(neigh4.contains(&nb_mac), "ARP before: {neigh4}");
 
     // Listeners of the host side, and the neighbour asked every 250 ms from here on.
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    udp_listener(&ns, "192.0.2.1:5555", got.clone(), stop.clone());
-    udp_listener(&ns, "[2001:db8::1]:5555", got.clone(), stop.clone());
+    let host = HostSide::listen(
+        &ns,
+        &["192.0.2.1:5555", "[2001:db8::1]:5555"],
+        "192.0.2.1:7778",
+        "192.0.2.1:7777",
+    );
     let dhcp = Arc::new(Mutex::new(Vec::new()));
-    udp_listener(&ns, "0.0.0.0:68", dhcp.clone(), stop.clone());
-    let (closed, open) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    tcp_listener(&ns, "192.0.2.1:7777", closed.clone(), stop.clone());
-    tcp_listener(&ns, "192.0.2.1:7778", open.clone(), stop.clone());
+    udp_listener(&ns, "0.0.0.0:68", dhcp.clone(), host.stop.clone());
     let prober = Prober::start(
         ns.clone(),
         vec![format!("{NB4}:8080"), format!("[{NB6}]:8080")],
-        stop.clone(),
+        host.stop.clone(),
     );
 
     let mut attacker_run = launch(&attacker, "attacker", &state);
@@ -192,7 +191,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     std::thread::sleep(Duration::from_millis(500));
 
     // Each attack failed; each control passed.
-    let got = got.lock().unwrap().clone();
+    let got = host.datagrams();
     assert!(
         got.iter()
             .any(|g| g.starts_with("control-v4 from 192.0.2.20")),
@@ -219,16 +218,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         neigh6.contains(&nb_mac),
         "an NA took the neighbour's IPv6 address: {neigh6}"
     );
-    let routes = sh(&ns, "ip", &["-6", "route", "show"]);
-    let addrs = sh(&ns, "ip", &["-6", "addr", "show", "dev", "br0"]);
-    assert!(
-        !routes.contains("2001:db8:bad") && !routes.contains("proto ra"),
-        "a router advertisement was taken: {routes}"
-    );
-    assert!(
-        !addrs.contains("2001:db8:bad"),
-        "an RA gave an address: {addrs}"
-    );
+    assert_no_router_advertisement_taken(&ns, "2001:db8:bad");
     assert!(
         dhcp.lock().unwrap().is_empty(),
         "a DHCP offer arrived: {:?}",
@@ -239,16 +229,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         console.contains("attack: neighbour 8081 failed"),
         "{console}"
     );
-    assert_eq!(
-        open.load(Ordering::Relaxed),
-        1,
-        "the egress port 7778 was not reached"
-    );
-    assert_eq!(
-        closed.load(Ordering::Relaxed),
-        0,
-        "the host port 7777 was reached"
-    );
+    host.assert_connections(1);
     let fdb = sh(&ns, "bridge", &["fdb", "show", "br", "br0"]);
     let nb_tap = common::tap_name("n");
     assert!(
@@ -261,12 +242,15 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     );
     // The host side is refused the undeclared port too; every appliance serves 8080 at once,
     // the IPv6-only one included.
-    assert!(get(&ns, &format!("{NB4}:8081")).is_err(), "8081 answered");
+    assert!(
+        http_get(&ns, &format!("{NB4}:8081")).is_err(),
+        "8081 answered"
+    );
     // (The attacker's IPv6 address went with its link's down and up to change the MAC.)
     for a in [format!("{ME4}:8080"), format!("[{ONLY6}]:8080")] {
-        get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        http_get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
     }
-    stop.store(true, Ordering::Relaxed);
+    host.stop.store(true, Ordering::Relaxed);
     prober.assert_all_answered(10, "at the neighbour during the attacks");
 
     // What is installed is visible: the chains, and status with its drops.
@@ -318,11 +302,11 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = nb_run.child.wait();
-    assert!(get(&ns, &format!("{NB4}:8080"))
+    assert!(http_get(&ns, &format!("{NB4}:8080"))
         .unwrap()
         .contains("neighbour v2"));
     assert!(
-        get(&ns, &format!("{NB4}:8081")).is_err(),
+        http_get(&ns, &format!("{NB4}:8081")).is_err(),
         "8081 answered after the upgrade"
     );
     assert!(nft_ruleset(&ns).contains("chain from_guest_nb {"));

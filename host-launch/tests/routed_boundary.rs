@@ -26,15 +26,15 @@
 mod common;
 
 use common::boundary::{
-    attacker_image, get, neighbour_image, nft_ruleset, sh, tcp_listener, udp_listener,
-    wait_console, Prober,
+    assert_no_router_advertisement_taken, attacker_image, neighbour_image, nft_ruleset, sh,
+    wait_console, HostSide, Prober,
 };
-use common::{host_launch, launch, temp_dir};
+use common::{host_launch, http_get, launch, temp_dir};
 use e2e::NetNs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ME_MAC: &str = "02:00:00:00:00:20";
@@ -211,13 +211,13 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     c_run.wait_ready(Duration::from_secs(60)).unwrap();
     // From the host side: the declared ports answer (TCP and UDP), the undeclared one not.
     for (name, addr, host) in [("b", B, B_HOST), ("c", C, C_HOST)] {
-        let body = get(&ns, &format!("{addr}:8080")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let body = http_get(&ns, &format!("{addr}:8080")).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             body.contains(&format!("neighbour {name}")),
             "{name}: {body}"
         );
         assert!(
-            get(&ns, &format!("{addr}:8081")).is_err(),
+            http_get(&ns, &format!("{addr}:8081")).is_err(),
             "{name}'s undeclared 8081 answered the host"
         );
         host_datagram_arrives(&ns, &state, name, addr, &format!("host-to-{name}"), host);
@@ -230,16 +230,17 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     );
 
     // The host side's listeners, and b and c asked every 250 ms from here on.
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    udp_listener(&ns, &format!("0.0.0.0:{UDP}"), got.clone(), stop.clone());
-    let (closed, open) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    tcp_listener(&ns, "0.0.0.0:7777", closed.clone(), stop.clone());
-    tcp_listener(&ns, "0.0.0.0:7778", open.clone(), stop.clone());
+    // (Listening on every address of the host side: the attacker also tries b's host side.)
+    let host = HostSide::listen(
+        &ns,
+        &[&format!("0.0.0.0:{UDP}")],
+        "0.0.0.0:7778",
+        "0.0.0.0:7777",
+    );
     let prober = Prober::start(
         ns.clone(),
         vec![format!("{B}:8080"), format!("{C}:8080")],
-        stop.clone(),
+        host.stop.clone(),
     );
 
     let mut attacker_run = launch(&attacker, "attacker", &state);
@@ -277,7 +278,7 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
         assert!(console_a.contains(want), "no {want:?}:\n{console_a}");
     }
     // The host's listener: the control only (no forged source, no stolen MAC).
-    let got = got.lock().unwrap().clone();
+    let got = host.datagrams();
     assert!(
         got.contains(&format!("control-host from {ME}")),
         "the control to the host did not arrive: {got:?}"
@@ -286,16 +287,8 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
         got.iter().all(|g| g == &format!("control-host from {ME}")),
         "a forged datagram reached the host: {got:?}"
     );
-    assert_eq!(
-        open.load(Ordering::Relaxed),
-        1,
-        "7778: the egress control on {ME_HOST} once, and never on {B_HOST}"
-    );
-    assert_eq!(
-        closed.load(Ordering::Relaxed),
-        0,
-        "the host's port 7777 was reached"
-    );
+    // 7778 on its own host side once (the control), never on b's (.5, not in its egress).
+    host.assert_connections(1);
     let neigh = sh(&ns, "ip", &["neigh", "show", B]);
     assert!(
         neigh.contains(&format!("dev {tap_b} lladdr {b_mac}")) && !neigh.contains(ME_MAC),
@@ -303,26 +296,15 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     );
     // A router advertisement on the attacker's link (the namespace takes them: IPv6
     // forwarding is off) gave no route or address.
-    let (routes, addrs) = (
-        sh(&ns, "ip", &["-6", "route", "show"]),
-        sh(&ns, "ip", &["-6", "addr", "show"]),
-    );
-    assert!(
-        !routes.contains("2001:db8:bad") && !routes.contains("proto ra"),
-        "a router advertisement was taken: {routes}"
-    );
-    assert!(
-        !addrs.contains("2001:db8:bad"),
-        "an RA gave an address: {addrs}"
-    );
-    stop.store(true, Ordering::Relaxed);
+    assert_no_router_advertisement_taken(&ns, "2001:db8:bad");
+    host.stop.store(true, Ordering::Relaxed);
     prober.assert_all_answered(10, "at b and c during the attacks");
 
     // The attacker too answers the host on its declared port only.
-    let body = get(&ns, &format!("{ME}:8080")).unwrap_or_else(|e| panic!("attacker: {e}"));
+    let body = http_get(&ns, &format!("{ME}:8080")).unwrap_or_else(|e| panic!("attacker: {e}"));
     assert!(body.contains("attacker"), "{body}");
     assert!(
-        get(&ns, &format!("{ME}:8081")).is_err(),
+        http_get(&ns, &format!("{ME}:8081")).is_err(),
         "the attacker's undeclared 8081 answered"
     );
 
@@ -346,7 +328,7 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
             rules.contains(&format!("chain from_guest_{name} {{")),
             "{name}: {rules}"
         );
-        let body = get(&ns, &format!("{addr}:8080")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let body = http_get(&ns, &format!("{addr}:8080")).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             body.contains(&format!("neighbour {name}")),
             "{name}: {body}"

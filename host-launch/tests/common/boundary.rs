@@ -3,8 +3,7 @@
 //! the host side's clients, listeners and views of the namespace.
 
 use e2e::{NetNs, RootFs};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -74,21 +73,6 @@ pub fn attacker_image(dir: &Path) -> PathBuf {
     image
 }
 
-/// An HTTP GET inside the namespace; `Err` when it does not answer within 2 s.
-pub fn get(ns: &NetNs, addr: &str) -> Result<String, String> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    ns.enter(move || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        Ok(body)
-    })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
-}
-
 /// A command's standard output inside the namespace.
 pub fn sh(ns: &NetNs, program: &str, args: &[&str]) -> String {
     let o = ns.output(program, args).expect(program);
@@ -116,6 +100,63 @@ pub fn wait_console(state: &Path, name: &str, text: &str, timeout: Duration) -> 
     }
 }
 
+/// The host side's ears during the attacks: the datagrams that reach its UDP addresses (as
+/// "PAYLOAD from IP"), and the connections to a TCP address the attacker may reach (its
+/// `network.egress`) and to one it may not, counted; all listen until `stop` is set.
+pub struct HostSide {
+    pub stop: Arc<AtomicBool>,
+    pub got: Arc<Mutex<Vec<String>>>,
+    pub allowed: Arc<AtomicU32>,
+    pub refused: Arc<AtomicU32>,
+}
+
+impl HostSide {
+    pub fn listen(ns: &NetNs, udp: &[&str], allowed: &str, refused: &str) -> HostSide {
+        let h = HostSide {
+            stop: Arc::new(AtomicBool::new(false)),
+            got: Arc::new(Mutex::new(Vec::new())),
+            allowed: Arc::new(AtomicU32::new(0)),
+            refused: Arc::new(AtomicU32::new(0)),
+        };
+        for a in udp {
+            udp_listener(ns, a, h.got.clone(), h.stop.clone());
+        }
+        tcp_listener(ns, allowed, h.allowed.clone(), h.stop.clone());
+        tcp_listener(ns, refused, h.refused.clone(), h.stop.clone());
+        h
+    }
+
+    /// The datagrams so far.
+    pub fn datagrams(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Fails unless the allowed TCP address was reached `times` times and the other never.
+    pub fn assert_connections(&self, times: u32) {
+        assert_eq!(
+            self.allowed.load(Ordering::Relaxed),
+            times,
+            "connections to the host's egress port (the control)"
+        );
+        assert_eq!(
+            self.refused.load(Ordering::Relaxed),
+            0,
+            "the host's port outside the attacker's egress was reached"
+        );
+    }
+}
+
+/// Fails if a router advertisement of `prefix` left a route or an address in the namespace.
+pub fn assert_no_router_advertisement_taken(ns: &NetNs, prefix: &str) {
+    let routes = sh(ns, "ip", &["-6", "route", "show"]);
+    let addrs = sh(ns, "ip", &["-6", "addr", "show"]);
+    assert!(
+        !routes.contains(prefix) && !routes.contains("proto ra"),
+        "a router advertisement was taken: {routes}"
+    );
+    assert!(!addrs.contains(prefix), "an RA gave an address: {addrs}");
+}
+
 /// Datagrams the host side receives on `addr`, as "PAYLOAD from IP", until `stop`.
 pub fn udp_listener(ns: &NetNs, addr: &str, got: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
     let sock: UdpSocket = ns.bind_udp(addr.parse().unwrap()).expect("bind");
@@ -135,7 +176,7 @@ pub fn udp_listener(ns: &NetNs, addr: &str, got: Arc<Mutex<Vec<String>>>, stop: 
 }
 
 /// Connections the host side accepts on `addr`, counted until `stop`.
-pub fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<AtomicBool>) {
+fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<AtomicBool>) {
     let l: TcpListener = ns.bind_tcp(addr.parse().unwrap()).expect("bind");
     l.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
@@ -148,7 +189,7 @@ pub fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<Ato
     });
 }
 
-/// Asks each of `addrs` (HTTP, from the namespace) every 250 ms until `stop`: how many asked,
+/// Asks each of `addrs` ([`super::http_get`]) every 250 ms until `stop`: how many asked,
 /// and the failures.
 pub struct Prober {
     pub asked: Arc<AtomicU32>,
@@ -166,7 +207,7 @@ impl Prober {
                 while !stop.load(Ordering::Relaxed) {
                     for a in &addrs {
                         asked.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = get(&ns, a) {
+                        if let Err(e) = super::http_get(&ns, a) {
                             failed.lock().unwrap().push(format!("{a}: {e}"));
                         }
                     }
