@@ -21,6 +21,11 @@
 //! - a stop removes the TAP device, its address and connected route and its chains, and the
 //!   others keep answering; after the last, nothing of the test is left in the namespace.
 //!
+//! Not asserted, because it does not hold (the filter is stateless, as on a bridge: README,
+//! "Network policy"): an appliance that declares a UDP port may send "replies" from it to
+//! anyone, so with forwarding on it reaches a neighbour's declared UDP port (measured: b's
+//! 5555 logged such datagrams from an attacker declaring 5555/udp).
+//!
 //! Needs root and busybox-static; fails, rather than skips, without them.
 
 mod common;
@@ -281,7 +286,7 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     let got = host.datagrams();
     assert!(
         got.contains(&format!("control-host from {ME}")),
-        "the control to the host did not arrive: {got:?}"
+        "the control to the host did not arrive: {got:?}\n{console_a}"
     );
     assert!(
         got.iter().all(|g| g == &format!("control-host from {ME}")),
