@@ -190,11 +190,13 @@ fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<AtomicB
 }
 
 /// Asks each of `addrs` ([`super::http_get`]) every 250 ms until `stop`: how many asked,
-/// and the failures.
+/// and the failures. Dropped, it stops and waits for its thread, so that a failing test lets go
+/// of the namespace (the thread holds it) and the namespace's drop removes it.
 pub struct Prober {
     pub asked: Arc<AtomicU32>,
     pub failed: Arc<Mutex<Vec<String>>>,
-    thread: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Prober {
@@ -202,7 +204,7 @@ impl Prober {
         let asked = Arc::new(AtomicU32::new(0));
         let failed = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (asked, failed) = (asked.clone(), failed.clone());
+            let (asked, failed, stop) = (asked.clone(), failed.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     for a in &addrs {
@@ -218,14 +220,21 @@ impl Prober {
         Prober {
             asked,
             failed,
-            thread,
+            stop,
+            thread: Some(thread),
         }
     }
 
-    /// Waits for the thread (after `stop` was set) and fails the test if any probe failed or
-    /// fewer than `min` were asked.
-    pub fn assert_all_answered(self, min: u32, during: &str) {
-        self.thread.join().unwrap();
+    fn end(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops asking, and fails the test if any probe failed or fewer than `min` were asked.
+    pub fn assert_all_answered(mut self, min: u32, during: &str) {
+        self.end();
         let failed = self.failed.lock().unwrap().clone();
         let asked = self.asked.load(Ordering::Relaxed);
         assert!(
@@ -234,5 +243,11 @@ impl Prober {
             failed.len(),
         );
         assert!(asked >= min, "only {asked} probes {during}");
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.end();
     }
 }
