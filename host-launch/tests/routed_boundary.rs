@@ -190,7 +190,8 @@ fn appliances_on_routed_tap_devices_cannot_reach_or_spoof_each_other() {
     let dir = temp_dir("routed-boundary");
     let state = dir.join("state");
     let ns = Arc::new(common::netns(false));
-    sh(&ns, "sysctl", &["-w", "net.ipv4.ip_forward=1"]);
+    ns.run("sysctl", &["-w", "net.ipv4.ip_forward=1"])
+        .expect("turning IPv4 forwarding on in the test's namespace");
     let (tap_a, tap_b, tap_c) = (
         common::tap_name("a"),
         common::tap_name("b"),
