@@ -21,15 +21,16 @@
 
 mod common;
 
-use common::{host_launch, launch, temp_dir};
-use e2e::{NetNs, RootFs};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
+use common::boundary::{
+    assert_no_router_advertisement_taken, attacker_image, neighbour_image, nft_ruleset, sh,
+    udp_listener, wait_console, HostSide, Prober,
+};
+use common::{host_launch, http_get, launch, temp_dir};
+use e2e::NetNs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HOST_MAC: &str = "02:00:00:00:00:01";
 const NB4: &str = "192.0.2.10";
@@ -40,58 +41,6 @@ const ME4: &str = "192.0.2.20";
 const ME6: &str = "2001:db8::20";
 /// The attacker's link-local address (modified EUI-64 of [`ME_MAC`]).
 const ME_LL: &str = "fe80::ff:fe00:20";
-
-/// The neighbour: busybox httpd on 8080 (declared) and on 8081 (not declared).
-fn neighbour_image(dir: &Path, file: &str, text: &str) -> PathBuf {
-    let image = dir.join(file);
-    RootFs::new()
-        .busybox(&["sh", "httpd"])
-        .ipv6_modules()
-        .expect("the UML kernel's IPv6 modules")
-        .bytes("/www/index.html", text.as_bytes().to_vec(), 0o644)
-        .build(&image)
-        .expect("root image");
-    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let manifest = serde_json::json!({
-        "contract_version": contract::VERSION, "name": "neighbour",
-        "service": {"argv": ["/bin/sh", "-c",
-                             "httpd -p 8081 -h /www && exec httpd -f -p 8080 -h /www"],
-                    "uid": 65534, "gid": 65534, "readiness": {"type": "tcp", "port": 8080},
-                    "stop_timeout_ms": 3000},
-        "ports": [{"port": 8080, "protocol": "tcp"}],
-    });
-    std::fs::write(
-        dir.join(format!("{file}.manifest.json")),
-        manifest.to_string(),
-    )
-    .unwrap();
-    image
-}
-
-/// The attacker: guest root with every capability, running `/run/attack.sh` of its spec; it
-/// also serves 8080 (declared, as the neighbour does).
-fn attacker_image(dir: &Path) -> PathBuf {
-    let image = dir.join("attacker.img");
-    let attack = e2e::build_static("e2e", "net-attack").expect("building net-attack");
-    RootFs::new()
-        .busybox(&["sh", "httpd", "ip", "nc", "sleep", "echo"])
-        .ipv6_modules()
-        .expect("the UML kernel's IPv6 modules")
-        .file("/bin/net-attack", attack, 0o755)
-        .bytes("/www/index.html", b"attacker\n".to_vec(), 0o644)
-        .build(&image)
-        .expect("root image");
-    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let manifest = serde_json::json!({
-        "contract_version": 1, "name": "attacker",
-        "service": {"argv": ["/bin/sh", "/run/attack.sh"], "uid": 0, "gid": 0,
-                    "capabilities": contract::names::CAPABILITIES,
-                    "readiness": {"type": "tcp", "port": 8080}, "stop_timeout_ms": 3000},
-        "ports": [{"port": 8080, "protocol": "tcp"}],
-    });
-    std::fs::write(dir.join("attacker.img.manifest.json"), manifest.to_string()).unwrap();
-    image
-}
 
 /// Each attack after its control; every line it prints reaches the console.
 fn attack_script(nb_mac: &str) -> String {
@@ -145,78 +94,6 @@ fn net(tap: &str, ns: &NetNs, addresses: &[&str]) -> serde_json::Value {
         "addresses": addresses})
 }
 
-/// An HTTP GET inside the namespace; `Err` when it does not answer within 2 s.
-fn get(ns: &NetNs, addr: &str) -> Result<String, String> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    ns.enter(move || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        Ok(body)
-    })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
-}
-
-fn sh(ns: &NetNs, program: &str, args: &[&str]) -> String {
-    let o = ns.output(program, args).expect(program);
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Waits for `text` in the appliance's console log.
-fn wait_console(state: &Path, name: &str, text: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let c = std::fs::read_to_string(state.join(name).join("console.log")).unwrap_or_default();
-        if c.contains(text) {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in {name}'s console within {timeout:?}:\n{c}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Datagrams the host side receives on port 5555 (IPv4 and IPv6), by payload.
-fn udp_listener(ns: &NetNs, addr: &str, got: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
-    let sock: UdpSocket = ns.bind_udp(addr.parse().unwrap()).expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                got.lock()
-                    .unwrap()
-                    .push(format!("{text} from {}", from.ip()));
-            }
-        }
-    });
-}
-
-/// Connections the host side accepts on `addr`.
-fn tcp_listener(ns: &NetNs, addr: &str, count: Arc<AtomicU32>, stop: Arc<AtomicBool>) {
-    let l: TcpListener = ns.bind_tcp(addr.parse().unwrap()).expect("bind");
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            if l.accept().is_ok() {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-}
-
-fn nft_ruleset(ns: &NetNs) -> String {
-    sh(ns, "nft", &["list", "ruleset"])
-}
-
 #[test]
 fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_answers() {
     common::require_root_and_busybox();
@@ -229,7 +106,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     // The host side takes router advertisements, so that one getting through would show.
     sh(&ns, "sysctl", &["-w", "net.ipv6.conf.br0.accept_ra=2"]);
 
-    let nb_image = neighbour_image(dir.path(), "nb.img", "neighbour v1\n");
+    let nb_image = neighbour_image(dir.path(), "nb.img", "neighbour v1\n", None);
     let nb = spec(
         dir.path(),
         "nb",
@@ -286,7 +163,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     only6_run.wait_ready(Duration::from_secs(60)).unwrap();
     // The namespace knows the neighbour (ARP and NDP) before the attacks.
     for a in [format!("{NB4}:8080"), format!("[{NB6}]:8080")] {
-        let body = get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        let body = http_get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
         assert!(body.contains("neighbour v1"), "{a}: {body}");
     }
     let nb_mac = appliance::merge::derived_mac("nb");
@@ -294,32 +171,19 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     assert!(neigh4.contains(&nb_mac), "ARP before: {neigh4}");
 
     // Listeners of the host side, and the neighbour asked every 250 ms from here on.
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    udp_listener(&ns, "192.0.2.1:5555", got.clone(), stop.clone());
-    udp_listener(&ns, "[2001:db8::1]:5555", got.clone(), stop.clone());
+    let host = HostSide::listen(
+        &ns,
+        &["192.0.2.1:5555", "[2001:db8::1]:5555"],
+        "192.0.2.1:7778",
+        "192.0.2.1:7777",
+    );
     let dhcp = Arc::new(Mutex::new(Vec::new()));
-    udp_listener(&ns, "0.0.0.0:68", dhcp.clone(), stop.clone());
-    let (closed, open) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    tcp_listener(&ns, "192.0.2.1:7777", closed.clone(), stop.clone());
-    tcp_listener(&ns, "192.0.2.1:7778", open.clone(), stop.clone());
-    let asked = Arc::new(AtomicU32::new(0));
-    let failed = Arc::new(Mutex::new(Vec::new()));
-    let prober = {
-        let (probe_ns, asked, failed, stop) =
-            (ns.clone(), asked.clone(), failed.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                for a in [format!("{NB4}:8080"), format!("[{NB6}]:8080")] {
-                    asked.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = get(&probe_ns, &a) {
-                        failed.lock().unwrap().push(format!("{a}: {e}"));
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    udp_listener(&ns, "0.0.0.0:68", dhcp.clone(), host.stop.clone());
+    let prober = Prober::start(
+        ns.clone(),
+        vec![format!("{NB4}:8080"), format!("[{NB6}]:8080")],
+        host.stop.clone(),
+    );
 
     let mut attacker_run = launch(&attacker, "attacker", &state);
     attacker_run.wait_ready(Duration::from_secs(60)).unwrap();
@@ -327,7 +191,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     std::thread::sleep(Duration::from_millis(500));
 
     // Each attack failed; each control passed.
-    let got = got.lock().unwrap().clone();
+    let got = host.datagrams();
     assert!(
         got.iter()
             .any(|g| g.starts_with("control-v4 from 192.0.2.20")),
@@ -354,16 +218,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         neigh6.contains(&nb_mac),
         "an NA took the neighbour's IPv6 address: {neigh6}"
     );
-    let routes = sh(&ns, "ip", &["-6", "route", "show"]);
-    let addrs = sh(&ns, "ip", &["-6", "addr", "show", "dev", "br0"]);
-    assert!(
-        !routes.contains("2001:db8:bad") && !routes.contains("proto ra"),
-        "a router advertisement was taken: {routes}"
-    );
-    assert!(
-        !addrs.contains("2001:db8:bad"),
-        "an RA gave an address: {addrs}"
-    );
+    assert_no_router_advertisement_taken(&ns, "2001:db8:bad");
     assert!(
         dhcp.lock().unwrap().is_empty(),
         "a DHCP offer arrived: {:?}",
@@ -374,16 +229,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         console.contains("attack: neighbour 8081 failed"),
         "{console}"
     );
-    assert_eq!(
-        open.load(Ordering::Relaxed),
-        1,
-        "the egress port 7778 was not reached"
-    );
-    assert_eq!(
-        closed.load(Ordering::Relaxed),
-        0,
-        "the host port 7777 was reached"
-    );
+    host.assert_connections(1);
     let fdb = sh(&ns, "bridge", &["fdb", "show", "br", "br0"]);
     let nb_tap = common::tap_name("n");
     assert!(
@@ -396,21 +242,16 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     );
     // The host side is refused the undeclared port too; every appliance serves 8080 at once,
     // the IPv6-only one included.
-    assert!(get(&ns, &format!("{NB4}:8081")).is_err(), "8081 answered");
+    assert!(
+        http_get(&ns, &format!("{NB4}:8081")).is_err(),
+        "8081 answered"
+    );
     // (The attacker's IPv6 address went with its link's down and up to change the MAC.)
     for a in [format!("{ME4}:8080"), format!("[{ONLY6}]:8080")] {
-        get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        http_get(&ns, &a).unwrap_or_else(|e| panic!("{a}: {e}"));
     }
-    stop.store(true, Ordering::Relaxed);
-    prober.join().unwrap();
-    let failed = failed.lock().unwrap().clone();
-    assert!(
-        failed.is_empty(),
-        "the neighbour missed {} of {} probes during the attacks: {failed:?}",
-        failed.len(),
-        asked.load(Ordering::Relaxed)
-    );
-    assert!(asked.load(Ordering::Relaxed) >= 10);
+    host.stop.store(true, Ordering::Relaxed);
+    prober.assert_all_answered(10, "at the neighbour during the attacks");
 
     // What is installed is visible: the chains, and status with its drops.
     let rules = nft_ruleset(&ns);
@@ -443,7 +284,7 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
     assert!(policy["dropped_from_guest"].as_u64() > Some(0), "{json}");
 
     // An upgrade keeps the policy: the new image serves 8080 and not 8081.
-    let v2 = neighbour_image(dir.path(), "nb2.img", "neighbour v2\n");
+    let v2 = neighbour_image(dir.path(), "nb2.img", "neighbour v2\n", None);
     let out = host_launch(
         &state,
         &[
@@ -461,11 +302,11 @@ fn a_hostile_appliance_cannot_spoof_or_reach_past_its_spec_while_its_neighbour_a
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = nb_run.child.wait();
-    assert!(get(&ns, &format!("{NB4}:8080"))
+    assert!(http_get(&ns, &format!("{NB4}:8080"))
         .unwrap()
         .contains("neighbour v2"));
     assert!(
-        get(&ns, &format!("{NB4}:8081")).is_err(),
+        http_get(&ns, &format!("{NB4}:8081")).is_err(),
         "8081 answered after the upgrade"
     );
     assert!(nft_ruleset(&ns).contains("chain from_guest_nb {"));
@@ -492,7 +333,7 @@ fn a_policy_that_cannot_be_installed_refuses_the_start_and_leaves_nothing() {
     let dir = temp_dir("netpolicy-fail");
     let state = dir.join("state");
     let ns = common::netns(true);
-    let image = neighbour_image(dir.path(), "nb.img", "x\n");
+    let image = neighbour_image(dir.path(), "nb.img", "x\n", None);
     let tap = common::tap_name("f");
     let spec = spec(
         dir.path(),

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod boundary;
 pub mod bulk;
 pub mod writer;
 
