@@ -31,8 +31,8 @@
 mod common;
 
 use common::boundary::{
-    assert_no_router_advertisement_taken, attacker_image, neighbour_image, nft_ruleset, sh,
-    wait_console, HostSide, Prober,
+    assert_no_router_advertisement_taken, attacker_image, console, neighbour_image, nft_ruleset,
+    sh, wait_console, HostSide, Prober,
 };
 use common::{host_launch, http_get, launch, temp_dir};
 use e2e::NetNs;
@@ -151,10 +151,6 @@ fn host_datagram_arrives(ns: &NetNs, state: &Path, name: &str, to: &str, text: &
             "{name} never logged {want:?}:\n{console}"
         );
     }
-}
-
-fn console(state: &Path, name: &str) -> String {
-    std::fs::read_to_string(state.join(name).join("console.log")).unwrap_or_default()
 }
 
 /// The datagrams `name`'s udp-log printed, as "TEXT from IP".

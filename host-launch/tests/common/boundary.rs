@@ -84,11 +84,16 @@ pub fn nft_ruleset(ns: &NetNs) -> String {
     sh(ns, "nft", &["list", "ruleset"])
 }
 
+/// The appliance's console log so far (empty before it has one).
+pub fn console(state: &Path, name: &str) -> String {
+    std::fs::read_to_string(state.join(name).join("console.log")).unwrap_or_default()
+}
+
 /// Waits for `text` in the appliance's console log, and returns the log.
 pub fn wait_console(state: &Path, name: &str, text: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
-        let c = std::fs::read_to_string(state.join(name).join("console.log")).unwrap_or_default();
+        let c = console(state, name);
         if c.contains(text) {
             return c;
         }
